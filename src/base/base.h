@@ -1,0 +1,89 @@
+/* base: status codes and error messages, random numbers, timing, overflow-checked sizes,
+ * durable file I/O and plots. Everything else in hearth stands on this module; it depends
+ * on libc only. */
+#ifndef HEARTH_BASE_H
+#define HEARTH_BASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Status codes: 0 is success, negatives are errors. Library code returns one of these and
+ * fills a base_err with a human message; it never prints or exits. */
+enum {
+    BASE_OK = 0,
+    BASE_EINVAL = -1,  /* bad argument or configuration */
+    BASE_EIO = -2,     /* a file could not be read or written */
+    BASE_ENOMEM = -3,  /* an allocation failed */
+    BASE_EFORMAT = -4, /* a file's content is malformed */
+    BASE_ENUM = -5,    /* a computation produced a non-finite value */
+};
+
+typedef struct base_err {
+    int code;
+    char msg[512];
+} base_err;
+
+/* Records code and a printf-style message into e (which may be NULL); returns code. */
+int base_fail(base_err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Bug checks: abort with file:line. Never for bad input, which gets a status code. */
+#define BASE_ASSERT(c)                                                                             \
+    do {                                                                                           \
+        if (!(c)) base_assert_fail(#c, __FILE__, __LINE__);                                        \
+    } while (0)
+void base_assert_fail(const char *what, const char *file, int line) __attribute__((noreturn));
+
+/* Overflow-checked size arithmetic: return 0 and set *out, or -1 on overflow. */
+int base_mul_size(size_t a, size_t b, size_t *out);
+int base_add_size(size_t a, size_t b, size_t *out);
+
+/* Allocation of a zeroed float buffer of n elements, 64-byte aligned; NULL on failure or
+ * overflow. Freed with free(). */
+float *base_alloc_floats(size_t n);
+
+/* ---- random numbers: xoshiro256** seeded through splitmix64. Deterministic on every
+ * platform; the whole state is the struct, so it can be saved and restored. */
+typedef struct base_rng {
+    uint64_t s[4];
+} base_rng;
+
+void base_rng_seed(base_rng *r, uint64_t seed);
+uint64_t base_rng_u64(base_rng *r);
+float base_rng_uniform(base_rng *r);                 /* [0, 1) */
+float base_rng_normal(base_rng *r);                  /* N(0, 1), Box-Muller */
+uint64_t base_rng_below(base_rng *r, uint64_t n);    /* uniform in [0, n), n > 0 */
+
+/* ---- time */
+double base_now(void); /* seconds on a monotonic clock */
+
+/* ---- files */
+/* Reads a whole file into a malloc'd buffer (caller frees); *len gets its size. */
+int base_read_file(const char *path, char **data, size_t *len, base_err *e);
+/* Creates a directory and its parents (mode 0755); fine if it already exists. */
+int base_mkdir_p(const char *path, base_err *e);
+/* Writes len bytes to path atomically: a temporary file beside it, fsync, rename over
+ * path, fsync the directory. A crash leaves the old file or the new one, never half. */
+int base_write_atomic(const char *path, const void *data, size_t len, base_err *e);
+
+/* ---- growable string buffer (for formats built in memory before an atomic write) */
+typedef struct base_buf {
+    char *data;
+    size_t len, cap;
+    int failed; /* an append ran out of memory; the buffer is unusable */
+} base_buf;
+void base_buf_printf(base_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void base_buf_free(base_buf *b);
+
+/* ---- plots */
+/* One line series for base_plot_svg: n points (x[i], y[i]). */
+typedef struct base_series {
+    const char *label;
+    const double *x, *y;
+    size_t n;
+} base_series;
+/* Writes an SVG line chart of the series (log-free, linear axes with ticks) atomically. */
+int base_plot_svg(const char *path, const char *title, const char *xlabel, const char *ylabel,
+                  const base_series *series, int nseries, base_err *e);
+
+#endif

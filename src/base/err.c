@@ -1,0 +1,43 @@
+/* base/err.c: error records, bug checks, overflow-checked sizes and aligned allocation. */
+#include "base.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int base_fail(base_err *e, int code, const char *fmt, ...) {
+    if (e) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+        e->code = code;
+    }
+    return code;
+}
+
+void base_assert_fail(const char *what, const char *file, int line) {
+    fprintf(stderr, "hearth: internal error: %s (%s:%d)\n", what, file, line);
+    abort();
+}
+
+int base_mul_size(size_t a, size_t b, size_t *out) {
+    if (a != 0 && b > SIZE_MAX / a) return -1;
+    *out = a * b;
+    return 0;
+}
+
+int base_add_size(size_t a, size_t b, size_t *out) {
+    if (b > SIZE_MAX - a) return -1;
+    *out = a + b;
+    return 0;
+}
+
+float *base_alloc_floats(size_t n) {
+    size_t bytes;
+    if (base_mul_size(n ? n : 1, sizeof(float), &bytes) != 0) return NULL;
+    bytes = (bytes + 63) & ~(size_t)63;
+    float *p = aligned_alloc(64, bytes);
+    if (p) memset(p, 0, bytes);
+    return p;
+}

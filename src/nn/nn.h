@@ -1,0 +1,145 @@
+/* nn: models built from the tensor kernels.
+ *  - nn_config: one transformer configuration for the GPT-2 family (LayerNorm, GELU, learned
+ *    positions, tied embeddings, biases) and the Llama family (RMSNorm, SwiGLU, RoPE,
+ *    grouped-query attention, untied head, no biases); named presets, field overrides.
+ *  - nn_model: the transformer. Parameters, gradients, activations and activation gradients
+ *    each live in one allocation; named tensors point into them (llm.c's layout, per-layer
+ *    tensors stacked on a leading L axis).
+ *  - nn_mlp: a multilayer perceptron on the same kernels (hearth digits).
+ * The model owns all its memory; pointers into it live until nn_model_free. */
+#ifndef HEARTH_NN_H
+#define HEARTH_NN_H
+
+#include "base/base.h"
+#include "tensor/tensor.h"
+
+typedef enum nn_family { NN_GPT2 = 0, NN_LLAMA = 1 } nn_family;
+
+typedef struct nn_config {
+    nn_family family;
+    int vocab_size; /* V */
+    int max_seq;    /* maxT: longest sequence (size of the position table / RoPE table) */
+    int n_layer;    /* L */
+    int n_head;     /* NH: query heads */
+    int n_kv_head;  /* NKV: key/value heads; NH % NKV == 0 (GPT-2: NKV = NH) */
+    int d_model;    /* C; head size HS = C / NH */
+    int d_ff;       /* F: MLP hidden width */
+    int tied;       /* the output head is the token embedding */
+    int bias;       /* linear layers and LayerNorms have biases */
+    float norm_eps;
+    float rope_theta;
+} nn_config;
+
+/* Fills c with a named preset: tiny, small, gpt2-124m (GPT-2 family) and llama-tiny,
+ * llama-small, llama-124m (Llama family). */
+int nn_config_preset(nn_config *c, const char *name, base_err *e);
+/* Sets one field by name ("n_layer", "d_model", "family", ...) from a string. */
+int nn_config_set(nn_config *c, const char *key, const char *value, base_err *e);
+/* The names nn_config_set accepts, NULL-terminated; and the preset names. */
+extern const char *const nn_config_fields[];
+extern const char *const nn_presets[];
+/* Checks that the config is buildable: positive sizes, heads dividing the width, ... */
+int nn_config_check(const nn_config *c, base_err *e);
+/* Writes the config as one JSON object (no newline) into b. */
+void nn_config_json(const nn_config *c, base_buf *b);
+/* Number of parameters the config has. */
+size_t nn_config_params(const nn_config *c);
+
+/* One named parameter tensor: a view into the model's parameter allocation. */
+typedef struct nn_tensor {
+    const char *name;
+    int ndim, shape[3];
+    size_t offset, numel; /* in floats from the start of params (and grads, m, v) */
+    int decay;            /* weight decay applies (matrices; not norms or biases) */
+} nn_tensor;
+
+#define NN_MAX_TENSORS 17
+
+/* Views of one activation set: every pointer is an offset into one buffer. Per-layer
+ * entries hold all L layers, laid out (L, ...). */
+typedef struct nn_acts {
+    float *encoded;                       /* (B,T,C) */
+    float *ln1, *ln1_mean, *ln1_rstd;     /* (L,B,T,C), (L,B,T), (L,B,T) */
+    float *qkv;                           /* (L,B,T,QKV) after RoPE */
+    float *att;                           /* (L,B,NH,T,T) softmax probabilities */
+    float *atty;                          /* (L,B,T,C) attention output */
+    float *attproj;                       /* (L,B,T,C) */
+    float *res2;                          /* (L,B,T,C) residual after attention */
+    float *ln2, *ln2_mean, *ln2_rstd;     /* (L,B,T,C), (L,B,T), (L,B,T) */
+    float *fch;                           /* (L,B,T,FCO): FCO = F (GELU) or 2F (SwiGLU) */
+    float *fch_act;                       /* (L,B,T,F) */
+    float *fcproj;                        /* (L,B,T,C) */
+    float *res3;                          /* (L,B,T,C) residual after the MLP */
+    float *lnf, *lnf_mean, *lnf_rstd;     /* (B,T,C), (B,T), (B,T) */
+    float *logits;                        /* (B,T,V) */
+    float *probs;                         /* (B,T,V) */
+    float *losses;                        /* (B,T) */
+} nn_acts;
+
+typedef struct nn_model {
+    nn_config cfg;
+    const tensor_ops *ops; /* kernels; tensor_fast_ops unless a test swaps in the reference */
+    int B, T;              /* the batch shape activations were allocated for */
+    size_t n_params, n_acts;
+    float *params, *grads; /* (n_params) each */
+    float *acts, *dacts;   /* (n_acts) each */
+    nn_tensor tensors[NN_MAX_TENSORS];
+    int n_tensors;
+    nn_acts a, da;
+    float *rope_cos, *rope_sin; /* (maxT, HS/2), Llama family only */
+    int *tokens, *targets;      /* (B,T) of the last forward; targets NULL-able */
+    int last_B, last_T, n_valid;
+    float loss; /* mean loss of the last forward with targets */
+} nn_model;
+
+/* Allocates a model for batches of up to B sequences of up to T tokens. Parameters are zero
+ * until nn_model_init. On failure *out is NULL and e says why. */
+int nn_model_create(nn_model **out, const nn_config *cfg, int B, int T, base_err *e);
+void nn_model_free(nn_model *m);
+/* GPT-2 initialisation from seed: matrices N(0, 0.02), residual output projections
+ * N(0, 0.02/sqrt(2L)), biases 0, norm weights 1. */
+void nn_model_init(nn_model *m, uint64_t seed);
+/* Finds a parameter tensor by name (NULL if the config has none). */
+const nn_tensor *nn_model_tensor(const nn_model *m, const char *name);
+
+/* Forward pass on tokens (B,T), B <= m->B, T <= m->T. With targets (B,T) (entries -1 are
+ * ignored) it also computes the loss into *loss. Fails on out-of-range tokens. */
+int nn_forward(nn_model *m, const int *tokens, const int *targets, int B, int T, float *loss,
+               base_err *e);
+/* Backward pass of the last forward (which had targets): ADDS d(scale * loss)/dparams into
+ * m->grads. scale = 1/k when accumulating k micro-batches. */
+void nn_backward(nn_model *m, float scale);
+void nn_zero_grad(nn_model *m);
+/* Logits (V) of sequence b at position t of the last forward. */
+const float *nn_logits_at(const nn_model *m, int b, int t);
+/* Forward FLOPs per token for a sequence of length T (matmuls and attention), for MFU. */
+double nn_flops_per_token(const nn_config *c, int T);
+
+/* ---- multilayer perceptron: inputs -> [linear -> GELU] x hidden -> linear -> softmax */
+#define NN_MLP_MAX_LAYERS 8
+typedef struct nn_mlp {
+    int n_layers, sizes[NN_MLP_MAX_LAYERS + 1]; /* sizes[0] inputs ... sizes[n_layers] classes */
+    int B;
+    size_t n_params;
+    float *params, *grads;
+    float *w[NN_MLP_MAX_LAYERS], *b[NN_MLP_MAX_LAYERS]; /* w[l] (sizes[l+1], sizes[l]) */
+    float *acts, *dacts;
+    float *pre[NN_MLP_MAX_LAYERS], *post[NN_MLP_MAX_LAYERS]; /* (B, sizes[l+1]) */
+    float *probs, *losses;
+    nn_tensor tensors[2 * NN_MLP_MAX_LAYERS];
+    int n_tensors;
+    const float *last_x;
+    const int *last_y;
+    int last_B;
+} nn_mlp;
+
+int nn_mlp_create(nn_mlp **out, const int *sizes, int n_layers, int B, base_err *e);
+void nn_mlp_free(nn_mlp *m);
+void nn_mlp_init(nn_mlp *m, uint64_t seed); /* He-style N(0, 1/fan_in) weights, zero biases */
+/* x (B, inputs); y (B) class ids or NULL. Returns mean loss (0 without y). */
+float nn_mlp_forward(nn_mlp *m, const float *x, const int *y, int B);
+void nn_mlp_backward(nn_mlp *m);
+/* Predicted class of row b of the last forward. */
+int nn_mlp_argmax(const nn_mlp *m, int b);
+
+#endif

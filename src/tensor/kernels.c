@@ -1,0 +1,437 @@
+/* tensor/kernels.c: the fast CPU kernels. Matrix products go through OpenBLAS sgemm (its
+ * OpenMP build, so BLAS and our loops share one thread pool); everything else is OpenMP over
+ * rows with SIMD inner loops. Reductions across rows (bias and norm-weight gradients, the
+ * embedding scatter) are split by column instead of by row, so no two threads write the same
+ * float and every sum runs in one fixed order: results do not depend on scheduling. */
+#include "tensor.h"
+
+#include "../base/base.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+void openblas_set_num_threads(int num_threads); /* from OpenBLAS; cblas.h may not declare it */
+
+void tensor_set_threads(int n) {
+    if (n < 1) n = 1;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+int tensor_threads(void) {
+    return omp_get_max_threads();
+}
+
+/* This thread's share [*c0, *c1) of the columns [0, C), in chunks of whole cache lines.
+ * Called inside a parallel region. */
+static void column_range(int C, int *c0, int *c1) {
+    int nt = omp_get_num_threads(), id = omp_get_thread_num();
+    int per = ((C + nt - 1) / nt + 15) / 16 * 16;
+    *c0 = id * per < C ? id * per : C;
+    *c1 = *c0 + per < C ? *c0 + per : C;
+}
+
+void tensor_embed_fwd(float *out, const int *tok, const float *wte, const float *wpe, int B, int T,
+                      int C) {
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            float *o = out + ((size_t)b * T + t) * C;
+            const float *e = wte + (size_t)tok[b * T + t] * C;
+            if (wpe) {
+                const float *p = wpe + (size_t)t * C;
+#pragma omp simd
+                for (int c = 0; c < C; c++) o[c] = e[c] + p[c];
+            } else {
+                memcpy(o, e, (size_t)C * sizeof(float));
+            }
+        }
+}
+
+void tensor_embed_bwd(float *dwte, float *dwpe, const float *dout, const int *tok, int B, int T,
+                      int C) {
+#pragma omp parallel
+    {
+        int c0, c1;
+        column_range(C, &c0, &c1);
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) {
+                const float *d = dout + ((size_t)b * T + t) * C;
+                float *e = dwte + (size_t)tok[b * T + t] * C;
+                float *p = dwpe ? dwpe + (size_t)t * C : NULL;
+#pragma omp simd
+                for (int c = c0; c < c1; c++) e[c] += d[c];
+                if (p) {
+#pragma omp simd
+                    for (int c = c0; c < c1; c++) p[c] += d[c];
+                }
+            }
+    }
+}
+
+void tensor_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                          const float *b, int N, int C, float eps) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        float m = 0, v = 0;
+#pragma omp simd reduction(+ : m)
+        for (int c = 0; c < C; c++) m += x[c];
+        m /= (float)C;
+#pragma omp simd reduction(+ : v)
+        for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
+        float s = 1.0f / sqrtf(v / (float)C + eps);
+        if (b) {
+#pragma omp simd
+            for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * w[c] + b[c];
+        } else {
+#pragma omp simd
+            for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * w[c];
+        }
+        mean[n] = m;
+        rstd[n] = s;
+    }
+}
+
+void tensor_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                          const float *w, const float *mean, const float *rstd, int N, int C) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+        float *di = dinp + (size_t)n * C;
+        float m = mean[n], s = rstd[n], a = 0, an = 0;
+#pragma omp simd reduction(+ : a, an)
+        for (int c = 0; c < C; c++) {
+            float dn = w[c] * d[c];
+            a += dn;
+            an += dn * (x[c] - m) * s;
+        }
+        a /= (float)C;
+        an /= (float)C;
+#pragma omp simd
+        for (int c = 0; c < C; c++) di[c] += (w[c] * d[c] - a - (x[c] - m) * s * an) * s;
+    }
+#pragma omp parallel
+    {
+        int c0, c1;
+        column_range(C, &c0, &c1);
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+            float m = mean[n], s = rstd[n];
+#pragma omp simd
+            for (int c = c0; c < c1; c++) dw[c] += (x[c] - m) * s * d[c];
+            if (db) {
+#pragma omp simd
+                for (int c = c0; c < c1; c++) db[c] += d[c];
+            }
+        }
+    }
+}
+
+void tensor_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int N, int C,
+                        float eps) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        float ss = 0;
+#pragma omp simd reduction(+ : ss)
+        for (int c = 0; c < C; c++) ss += x[c] * x[c];
+        float s = 1.0f / sqrtf(ss / (float)C + eps);
+#pragma omp simd
+        for (int c = 0; c < C; c++) o[c] = x[c] * s * w[c];
+        rstd[n] = s;
+    }
+}
+
+void tensor_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                        const float *rstd, int N, int C) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+        float *di = dinp + (size_t)n * C;
+        float s = rstd[n], dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int c = 0; c < C; c++) dot += d[c] * w[c] * x[c];
+        float k = s * s * s * dot / (float)C;
+#pragma omp simd
+        for (int c = 0; c < C; c++) di[c] += s * d[c] * w[c] - k * x[c];
+    }
+#pragma omp parallel
+    {
+        int c0, c1;
+        column_range(C, &c0, &c1);
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+            float s = rstd[n];
+#pragma omp simd
+            for (int c = c0; c < c1; c++) dw[c] += d[c] * x[c] * s;
+        }
+    }
+}
+
+void tensor_matmul_fwd(float *out, const float *inp, const float *w, const float *b, int N, int C,
+                       int OC) {
+    float beta = 0.0f;
+    if (b) {
+        /* Preload the bias so sgemm adds the product onto it. */
+#pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, b, (size_t)OC * sizeof(float));
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, beta, out,
+                OC);
+}
+
+void tensor_matmul_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                       const float *w, int N, int C, int OC) {
+    /* dinp (N,C) += dout (N,OC) @ w (OC,C);  dw (OC,C) += dout^T @ inp (N,C) */
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 1.0f,
+                    dinp, C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw,
+                C);
+    if (db) {
+#pragma omp parallel
+        {
+            int o0, o1;
+            column_range(OC, &o0, &o1);
+            for (int n = 0; n < N; n++) {
+                const float *d = dout + (size_t)n * OC;
+#pragma omp simd
+                for (int o = o0; o < o1; o++) db[o] += d[o];
+            }
+        }
+    }
+}
+
+static void rope_fast(float *x, int B, int T, int NH, int HS, int stride, int pos0,
+                      const float *cos_t, const float *sin_t, float dir) {
+    int half = HS / 2;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *c = cos_t + (size_t)(pos0 + t) * half,
+                        *s = sin_t + (size_t)(pos0 + t) * half;
+            for (int h = 0; h < NH; h++) {
+                float *v = x + ((size_t)b * T + t) * stride + (size_t)h * HS;
+#pragma omp simd
+                for (int i = 0; i < half; i++) {
+                    float x1 = v[i], x2 = v[i + half], sn = dir * s[i];
+                    v[i] = x1 * c[i] - x2 * sn;
+                    v[i + half] = x2 * c[i] + x1 * sn;
+                }
+            }
+        }
+}
+
+void tensor_rope_fwd(float *x, int B, int T, int NH, int HS, int stride, int pos0,
+                     const float *cos_t, const float *sin_t) {
+    rope_fast(x, B, T, NH, HS, stride, pos0, cos_t, sin_t, 1.0f);
+}
+
+void tensor_rope_bwd(float *dx, int B, int T, int NH, int HS, int stride, int pos0,
+                     const float *cos_t, const float *sin_t) {
+    rope_fast(dx, B, T, NH, HS, stride, pos0, cos_t, sin_t, -1.0f);
+}
+
+/* Attention per (batch, head) as three small sgemms on strided views of qkv. Inside the
+ * OpenMP loop OpenBLAS runs single-threaded (it sees it is nested), so the heads are the
+ * parallel dimension. The full T x T score matrix is computed and the upper triangle
+ * masked: twice the needed flops, but in sgemm that beats a triangular loop. */
+void tensor_attention_fwd(float *out, float *att, const float *qkv, int B, int T, int NH, int NKV,
+                          int HS) {
+    int row = (NH + 2 * NKV) * HS, group = NH / NKV, orow = NH * HS;
+    float scale = 1.0f / sqrtf((float)HS);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            int kvh = h / group;
+            const float *q = qkv + (size_t)b * T * row + (size_t)h * HS;
+            const float *k = qkv + (size_t)b * T * row + (size_t)(NH + kvh) * HS;
+            const float *v = qkv + (size_t)b * T * row + (size_t)(NH + NKV + kvh) * HS;
+            float *a = att + ((size_t)b * NH + h) * T * T;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, scale, q, row, k, row,
+                        0.0f, a, T);
+            for (int t = 0; t < T; t++) {
+                float *r = a + (size_t)t * T, mx = -INFINITY, sum = 0;
+                for (int u = 0; u <= t; u++) mx = r[u] > mx ? r[u] : mx;
+                for (int u = 0; u <= t; u++) {
+                    r[u] = expf(r[u] - mx);
+                    sum += r[u];
+                }
+                float inv = 1.0f / sum;
+#pragma omp simd
+                for (int u = 0; u <= t; u++) r[u] *= inv;
+                for (int u = t + 1; u < T; u++) r[u] = 0.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, 1.0f, a, T, v, row,
+                        0.0f, out + (size_t)b * T * orow + (size_t)h * HS, orow);
+        }
+}
+
+void tensor_attention_bwd(float *dqkv, float *datt, const float *dout, const float *qkv,
+                          const float *att, int B, int T, int NH, int NKV, int HS) {
+    int row = (NH + 2 * NKV) * HS, group = NH / NKV, orow = NH * HS;
+    float scale = 1.0f / sqrtf((float)HS);
+    /* Parallel over (batch, kv head): the query heads of one group write the same dk, dv, so
+     * they run in one thread, one after the other. */
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int kvh = 0; kvh < NKV; kvh++) {
+            const float *base = qkv + (size_t)b * T * row;
+            float *dbase = dqkv + (size_t)b * T * row;
+            const float *k = base + (size_t)(NH + kvh) * HS,
+                        *v = base + (size_t)(NH + NKV + kvh) * HS;
+            float *dk = dbase + (size_t)(NH + kvh) * HS,
+                  *dv = dbase + (size_t)(NH + NKV + kvh) * HS;
+            for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+                const float *q = base + (size_t)h * HS;
+                float *dq = dbase + (size_t)h * HS;
+                const float *a = att + ((size_t)b * NH + h) * T * T;
+                float *da = datt + ((size_t)b * NH + h) * T * T;
+                const float *d = dout + (size_t)b * T * orow + (size_t)h * HS;
+                /* dv (T,HS) += a^T (T,T) @ d (T,HS);  da (T,T) = d @ v^T */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, 1.0f, a, T, d, orow,
+                            1.0f, dv, row);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, 1.0f, d, orow, v,
+                            row, 0.0f, da, T);
+                /* softmax backward, row by row: ds = a * (da - sum(a * da)), masked entries 0 */
+                for (int t = 0; t < T; t++) {
+                    const float *ar = a + (size_t)t * T;
+                    float *dr = da + (size_t)t * T, dot = 0;
+#pragma omp simd reduction(+ : dot)
+                    for (int u = 0; u <= t; u++) dot += ar[u] * dr[u];
+#pragma omp simd
+                    for (int u = 0; u <= t; u++) dr[u] = ar[u] * (dr[u] - dot) * scale;
+                    for (int u = t + 1; u < T; u++) dr[u] = 0.0f;
+                }
+                /* dq (T,HS) += ds @ k;  dk (T,HS) += ds^T @ q */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, 1.0f, da, T, k,
+                            row, 1.0f, dq, row);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, 1.0f, da, T, q, row,
+                            1.0f, dk, row);
+            }
+        }
+}
+
+#define GELU_S 0.7978845608028654f /* sqrt(2/pi) */
+
+void tensor_gelu_fwd(float *out, const float *inp, size_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + tanhf(GELU_S * (x + 0.044715f * x * x * x)));
+    }
+}
+
+void tensor_gelu_bwd(float *dinp, const float *inp, const float *dout, size_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i], th = tanhf(GELU_S * (x + 0.044715f * x * x * x));
+        float du = GELU_S * (1.0f + 3.0f * 0.044715f * x * x);
+        dinp[i] += (0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du) * dout[i];
+    }
+}
+
+void tensor_swiglu_fwd(float *out, const float *inp, int N, int F) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *g = inp + (size_t)n * 2 * F, *u = g + F;
+        float *o = out + (size_t)n * F;
+#pragma omp simd
+        for (int f = 0; f < F; f++) o[f] = g[f] / (1.0f + expf(-g[f])) * u[f];
+    }
+}
+
+void tensor_swiglu_bwd(float *dinp, const float *inp, const float *dout, int N, int F) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *g = inp + (size_t)n * 2 * F, *u = g + F, *d = dout + (size_t)n * F;
+        float *dg = dinp + (size_t)n * 2 * F, *du = dg + F;
+#pragma omp simd
+        for (int f = 0; f < F; f++) {
+            float sg = 1.0f / (1.0f + expf(-g[f]));
+            dg[f] += d[f] * u[f] * sg * (1.0f + g[f] * (1.0f - sg));
+            du[f] += d[f] * g[f] * sg;
+        }
+    }
+}
+
+void tensor_residual_fwd(float *out, const float *a, const float *b, size_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void tensor_residual_bwd(float *da, float *db, const float *dout, size_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        da[i] += dout[i];
+        db[i] += dout[i];
+    }
+}
+
+float tensor_xent_fwd(float *probs, float *losses, const float *logits, const int *targets, int N,
+                      int V, int ignore_index, int *n_valid) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *l = logits + (size_t)n * V;
+        float *p = probs + (size_t)n * V;
+        float mx = -INFINITY, sum = 0;
+#pragma omp simd reduction(max : mx)
+        for (int v = 0; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+#pragma omp simd reduction(+ : sum)
+        for (int v = 0; v < V; v++) {
+            p[v] = expf(l[v] - mx);
+            sum += p[v];
+        }
+        float inv = 1.0f / sum;
+#pragma omp simd
+        for (int v = 0; v < V; v++) p[v] *= inv;
+        losses[n] = targets[n] == ignore_index ? 0.0f : logf(sum) + mx - l[targets[n]];
+    }
+    /* The mean is summed serially in row order so it is the same for any thread count. */
+    double total = 0;
+    int valid = 0;
+    for (int n = 0; n < N; n++)
+        if (targets[n] != ignore_index) total += losses[n], valid++;
+    *n_valid = valid;
+    return valid ? (float)(total / valid) : 0.0f;
+}
+
+void tensor_xent_bwd(float *dlogits, const float *probs, const int *targets, int N, int V,
+                     int ignore_index, float scale) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        if (targets[n] == ignore_index) continue;
+        float *d = dlogits + (size_t)n * V;
+        const float *p = probs + (size_t)n * V;
+#pragma omp simd
+        for (int v = 0; v < V; v++) d[v] += scale * p[v];
+        d[targets[n]] -= scale;
+    }
+}
+
+double tensor_sgemm_peak_gflops(int n, int reps) {
+    size_t nn = (size_t)n * n;
+    float *a = base_alloc_floats(nn), *b = base_alloc_floats(nn), *c = base_alloc_floats(nn);
+    double best = 0;
+    if (a && b && c) {
+        for (size_t i = 0; i < nn; i++) a[i] = b[i] = (float)(i % 7) * 0.1f;
+        for (int r = 0; r < reps; r++) {
+            double t0 = base_now();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c,
+                        n);
+            double g = 2.0 * n * n * (double)n / (base_now() - t0) * 1e-9;
+            best = g > best ? g : best;
+        }
+    }
+    free(a);
+    free(b);
+    free(c);
+    return best;
+}
