@@ -28,6 +28,8 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+$(BUILD)/tests/%.o: CFLAGS += -Itests
+
 $(BUILD)/libhearth.a: $(LIB_OBJ)
 	$(AR) rcs $@ $^
 

@@ -1,0 +1,107 @@
+/* tests/base/test_base.c: RNG, overflow checks, atomic writes, plots. */
+#include "test.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void test_rng(void **state) {
+    (void)state;
+    base_rng a, b;
+    base_rng_seed(&a, 42);
+    base_rng_seed(&b, 42);
+    for (int i = 0; i < 100; i++) assert_true(base_rng_u64(&a) == base_rng_u64(&b));
+    /* moments of the normal generator */
+    double s = 0, s2 = 0;
+    int n = 200000;
+    for (int i = 0; i < n; i++) {
+        double x = base_rng_normal(&a);
+        s += x;
+        s2 += x * x;
+    }
+    assert_true(fabs(s / n) < 0.01);
+    assert_true(fabs(s2 / n - 1.0) < 0.02);
+    for (int i = 0; i < 1000; i++) {
+        float u = base_rng_uniform(&a);
+        assert_true(u >= 0.0f && u < 1.0f);
+        assert_true(base_rng_below(&a, 7) < 7);
+    }
+}
+
+static void test_sizes(void **state) {
+    (void)state;
+    size_t out;
+    assert_int_equal(base_mul_size(1u << 20, 1u << 20, &out), 0);
+    assert_true(out == (size_t)1 << 40);
+    assert_int_equal(base_mul_size(SIZE_MAX / 2, 3, &out), -1);
+    assert_int_equal(base_add_size(SIZE_MAX, 1, &out), -1);
+    assert_null(base_alloc_floats(SIZE_MAX / 2));
+}
+
+static void test_atomic_write(void **state) {
+    (void)state;
+    char dir[] = "/tmp/hearth-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[512], sub[256];
+    snprintf(sub, sizeof sub, "%s/a/b/c", dir);
+    base_err e = {0};
+    assert_int_equal(base_mkdir_p(sub, &e), 0);
+    assert_int_equal(base_mkdir_p(sub, &e), 0); /* idempotent */
+    snprintf(path, sizeof path, "%s/f.txt", sub);
+    assert_int_equal(base_write_atomic(path, "hello", 5, &e), 0);
+    assert_int_equal(base_write_atomic(path, "world!", 6, &e), 0);
+    char *data;
+    size_t len;
+    assert_int_equal(base_read_file(path, &data, &len, &e), 0);
+    assert_int_equal(len, 6);
+    assert_memory_equal(data, "world!", 6);
+    free(data);
+    /* a missing file and an unwritable place give errors that name the path */
+    snprintf(path, sizeof path, "%s/missing", dir);
+    assert_int_equal(base_read_file(path, &data, &len, &e), BASE_EIO);
+    assert_non_null(strstr(e.msg, "missing"));
+    snprintf(path, sizeof path, "%s/nodir/x", dir);
+    assert_int_equal(base_write_atomic(path, "x", 1, &e), BASE_EIO);
+    assert_non_null(strstr(e.msg, "nodir"));
+    /* a file where a directory should be */
+    snprintf(path, sizeof path, "%s/a/b/c/f.txt/deeper", dir);
+    assert_int_not_equal(base_mkdir_p(path, &e), 0);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_plot(void **state) {
+    (void)state;
+    char path[] = "/tmp/hearth-plot-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    double x[50], y[50], vy[3] = {5, 4, 3.5}, vx[3] = {0, 24, 49};
+    for (int i = 0; i < 50; i++) x[i] = i, y[i] = 5.0 * exp(-i / 20.0);
+    y[7] = NAN; /* skipped, not drawn */
+    base_series s[2] = {{"train", x, y, 50}, {"val", vx, vy, 3}};
+    base_err e = {0};
+    assert_int_equal(base_plot_svg(path, "loss", "step", "loss", s, 2, &e), 0);
+    char *data;
+    size_t len;
+    assert_int_equal(base_read_file(path, &data, &len, &e), 0);
+    assert_non_null(strstr(data, "<svg"));
+    assert_non_null(strstr(data, "</svg>"));
+    assert_non_null(strstr(data, "val"));
+    assert_null(strstr(data, "nan"));
+    free(data);
+    unlink(path);
+}
+
+int test_base(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rng),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_atomic_write),
+        cmocka_unit_test(test_plot),
+    };
+    return cmocka_run_group_tests_name("base", tests, NULL, NULL);
+}

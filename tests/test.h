@@ -1,0 +1,40 @@
+/* tests/test.h: shared helpers for the cmocka suites. Each suite file defines one
+ * `int test_<module>(void)` that runs its group and returns the number of failures. */
+#ifndef HEARTH_TEST_H
+#define HEARTH_TEST_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "base/base.h"
+
+/* Fills x (n) with uniform values in [lo, hi) from rng. */
+void test_fill(base_rng *r, float *x, size_t n, float lo, float hi);
+/* max|a-b| / max(max|b|, floor): the relative error used throughout the tests. */
+double test_rel_err(const float *a, const float *b, size_t n, double floor);
+/* Asserts test_rel_err(a, b, n, 1e-6) <= tol, printing what and the error on failure. */
+#define assert_close(a, b, n, tol, what) test_assert_close(a, b, n, tol, what, __FILE__, __LINE__)
+void test_assert_close(const float *a, const float *b, size_t n, double tol, const char *what,
+                       const char *file, int line);
+
+/* Named tensors of an HFIX fixture file (see docs/FORMATS.md). */
+typedef struct test_fixture test_fixture;
+test_fixture *test_fixture_load(const char *path); /* NULL (and a message) on error */
+void test_fixture_free(test_fixture *f);
+/* Returns the data of entry `name` (float32 or int32), asserting it exists with n elements
+ * (n = 0: any size, stored in *numel if not NULL). */
+const void *test_fixture_get(const test_fixture *f, const char *name, size_t n, size_t *numel);
+
+/* The tests' directory (for fixtures): $HEARTH_TESTS or "tests". */
+const char *test_dir(void);
+
+int test_base(void);
+int test_tensor(void);
+int test_nn(void);
+int test_optim(void);
+int test_train(void);
+
+#endif
