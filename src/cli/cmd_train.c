@@ -1,0 +1,165 @@
+/* cli/cmd_train.c: `hearth train` — options, the live progress line, the closing sample. */
+#include "cli.h"
+
+#include "train/train.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void help(void) {
+    printf("usage: hearth train --data PATH --out DIR [options]\n\n"
+           "  --data PATH         training text (read as bytes; the last 10%% is held out)\n"
+           "  --out DIR           run directory: metrics.jsonl, loss.svg, config.json\n"
+           "  --preset NAME       tiny, small, gpt2-124m, llama-tiny, llama-small, llama-124m"
+           " (default tiny)\n"
+           "  --steps N           optimizer steps (default 100)\n"
+           "  --batch B           sequences per micro-batch (default 8)\n"
+           "  --seq T             tokens per sequence (default 128, at most max_seq)\n"
+           "  --accum K           micro-batches per step, gradient accumulation (default 1)\n"
+           "  --lr X              peak learning rate (default 1e-3)\n"
+           "  --min-lr X          final learning rate of the cosine decay (default lr/10)\n"
+           "  --warmup N          linear warmup steps (default 5%% of steps)\n"
+           "  --weight-decay X    AdamW decoupled weight decay on matrices (default 0.1)\n"
+           "  --clip X            global gradient-norm clipping, 0 = off (default 1.0)\n"
+           "  --eval-every N      held-out eval every N steps, and always at the end\n"
+           "  --eval-batches N    batches per eval (default 8)\n"
+           "  --seed S            seed of init, batches and sampling (default 1337)\n"
+           "  --threads N         threads for OpenMP and OpenBLAS (default 2)\n"
+           "  --sample N          tokens to generate at the end (default 200, 0 = none)\n"
+           "model fields (override the preset): --family gpt2|llama --vocab-size --max-seq\n"
+           "  --n-layer --n-head --n-kv-head --d-model --d-ff --tied 0|1 --bias 0|1\n"
+           "  --norm-eps --rope-theta\n");
+}
+
+static void fmt_eta(double s, char *buf, size_t n) {
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else if (t >= 60) snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(buf, n, "%lds", t);
+}
+
+typedef struct reporter {
+    int tty, every;
+} reporter;
+
+static void report(const train_progress *p, void *user) {
+    reporter *r = user;
+    char eta[32];
+    fmt_eta(p->eta_s, eta, sizeof eta);
+    if (p->is_eval) {
+        printf("%sstep %d/%d | val loss %.4f\n", r->tty ? "\r\033[K" : "", p->step, p->steps,
+               (double)p->val_loss);
+        fflush(stdout);
+        return;
+    }
+    if (!r->tty && p->step % r->every != 0 && p->step != 1 && p->step != p->steps) return;
+    printf("%sstep %d/%d | loss %.4f | lr %.2e | %.0f tok/s | %.1f%% of sgemm peak | ETA %s%s",
+           r->tty ? "\r\033[K" : "", p->step, p->steps, (double)p->loss, (double)p->lr,
+           p->tok_per_s, 100.0 * p->peak_frac, eta, r->tty ? "" : "\n");
+    fflush(stdout);
+}
+
+int cli_train(int argc, char **argv) {
+    train_opts o = {0};
+    const char *preset = "tiny";
+    /* model overrides are applied after the preset, in order */
+    const char *ovk[32], *ovv[32];
+    int nov = 0, kv_set = 0;
+    long v;
+    double x;
+    base_err e = {0};
+    train_opts_default(&o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *val;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            help();
+            return 0;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "hearth train: unexpected argument '%s' (see --help)\n", a);
+            return 2;
+        }
+        if (!(val = cli_value(argc, argv, &i))) return 2;
+        if (!strcmp(a, "--data")) o.data = val;
+        else if (!strcmp(a, "--out")) o.out_dir = val;
+        else if (!strcmp(a, "--preset")) preset = val;
+        else if (!strcmp(a, "--steps")) { if (cli_int(a, val, 1, 1L << 30, &v)) return 2; o.steps = (int)v; }
+        else if (!strcmp(a, "--batch")) { if (cli_int(a, val, 1, 1 << 16, &v)) return 2; o.batch = (int)v; }
+        else if (!strcmp(a, "--seq")) { if (cli_int(a, val, 1, 1 << 20, &v)) return 2; o.seq = (int)v; }
+        else if (!strcmp(a, "--accum")) { if (cli_int(a, val, 1, 1 << 16, &v)) return 2; o.accum = (int)v; }
+        else if (!strcmp(a, "--warmup")) { if (cli_int(a, val, 0, 1L << 30, &v)) return 2; o.warmup = (int)v; }
+        else if (!strcmp(a, "--eval-every")) { if (cli_int(a, val, 0, 1L << 30, &v)) return 2; o.eval_every = (int)v; }
+        else if (!strcmp(a, "--eval-batches")) { if (cli_int(a, val, 1, 1 << 20, &v)) return 2; o.eval_batches = (int)v; }
+        else if (!strcmp(a, "--threads")) { if (cli_int(a, val, 1, 1024, &v)) return 2; o.threads = (int)v; }
+        else if (!strcmp(a, "--sample")) { if (cli_int(a, val, 0, 1 << 20, &v)) return 2; o.sample_tokens = (int)v; }
+        else if (!strcmp(a, "--seed")) { if (cli_int(a, val, 0, 0x7fffffffffffffffL, &v)) return 2; o.seed = (uint64_t)v; }
+        else if (!strcmp(a, "--lr")) { if (cli_float(a, val, 1e-12, 10, &x)) return 2; o.lr = (float)x; }
+        else if (!strcmp(a, "--min-lr")) { if (cli_float(a, val, 0, 10, &x)) return 2; o.min_lr = (float)x; }
+        else if (!strcmp(a, "--weight-decay")) { if (cli_float(a, val, 0, 10, &x)) return 2; o.weight_decay = (float)x; }
+        else if (!strcmp(a, "--clip")) { if (cli_float(a, val, 0, 1e9, &x)) return 2; o.clip = (float)x; }
+        else {
+            /* a model field: --n-layer -> n_layer */
+            static char keys[32][64];
+            const char *k = a + 2;
+            size_t n = strlen(k);
+            if (n >= sizeof keys[0] || nov == 32) {
+                fprintf(stderr, "hearth train: unknown option '%s' (see --help)\n", a);
+                return 2;
+            }
+            for (size_t j = 0; j <= n; j++) keys[nov][j] = k[j] == '-' ? '_' : k[j];
+            int known = 0;
+            for (int j = 0; nn_config_fields[j]; j++) known |= !strcmp(nn_config_fields[j], keys[nov]);
+            if (!known) {
+                fprintf(stderr, "hearth train: unknown option '%s' (see --help)\n", a);
+                return 2;
+            }
+            kv_set |= !strcmp(keys[nov], "n_kv_head");
+            ovk[nov] = keys[nov];
+            ovv[nov++] = val;
+        }
+    }
+    if (!o.data || !o.out_dir) {
+        fprintf(stderr, "hearth train: --data PATH and --out DIR are required (see --help)\n");
+        return 2;
+    }
+    if (nn_config_preset(&o.cfg, preset, &e)) {
+        fprintf(stderr, "hearth train: %s\n", e.msg);
+        return 2;
+    }
+    /* Byte-level data: the vocabulary is the 256 byte values unless set explicitly. */
+    o.cfg.vocab_size = 256;
+    for (int j = 0; j < nov; j++)
+        if (nn_config_set(&o.cfg, ovk[j], ovv[j], &e)) {
+            fprintf(stderr, "hearth train: %s\n", e.msg);
+            return 2;
+        }
+    if (o.cfg.family == NN_GPT2 && !kv_set) o.cfg.n_kv_head = o.cfg.n_head; /* GPT-2: no GQA */
+    if (o.seq > o.cfg.max_seq && o.seq == 128) o.seq = o.cfg.max_seq; /* the default, shortened */
+
+    reporter r = {isatty(STDOUT_FILENO), o.steps / 20 > 0 ? o.steps / 20 : 1};
+    printf("hearth train: %s (%s family), %zu parameters, batch %dx%d, %d steps, %d threads\n",
+           preset, o.cfg.family == NN_GPT2 ? "GPT-2" : "Llama", nn_config_params(&o.cfg), o.batch,
+           o.seq, o.steps, o.threads);
+    fflush(stdout);
+    char *sample = NULL;
+    int rc = train_run(&o, report, &r, &sample, &e);
+    if (r.tty) printf("\n");
+    if (rc) {
+        fprintf(stderr, "hearth train: %s\n", e.msg);
+        free(sample);
+        return 1;
+    }
+    printf("run written to %s (metrics.jsonl, loss.svg, config.json)\n", o.out_dir);
+    if (sample) {
+        /* control bytes and bytes outside ASCII (a byte model may emit half a UTF-8
+         * character) are shown as '?' */
+        for (char *c = sample; *c; c++)
+            if (!isprint((unsigned char)*c) && *c != '\n' && *c != '\t') *c = '?';
+        printf("--- sample ---\n%s\n--------------\n", sample);
+        free(sample);
+    }
+    return 0;
+}

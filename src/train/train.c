@@ -1,0 +1,259 @@
+/* train/train.c: the training loop, eval, metrics log, loss plot and the closing sample. */
+#include "train.h"
+
+#include "data/data.h"
+#include "optim/optim.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void train_opts_default(train_opts *o) {
+    const char *data = o->data, *out = o->out_dir;
+    nn_config cfg = o->cfg;
+    memset(o, 0, sizeof *o);
+    o->data = data;
+    o->out_dir = out;
+    o->cfg = cfg;
+    o->batch = 8;
+    o->seq = 128;
+    o->steps = 100;
+    o->accum = 1;
+    o->eval_every = 0;
+    o->eval_batches = 8;
+    o->warmup = -1; /* default: 5% of steps */
+    o->lr = 1e-3f;
+    o->min_lr = -1; /* default: lr / 10 */
+    o->weight_decay = 0.1f;
+    o->clip = 1.0f;
+    o->seed = 1337;
+    o->threads = 2;
+    o->sample_tokens = 200;
+}
+
+static int check_opts(const train_opts *o, base_err *e) {
+    if (!o->data) return base_fail(e, BASE_EINVAL, "no training data given (--data PATH)");
+    if (!o->out_dir) return base_fail(e, BASE_EINVAL, "no run directory given (--out DIR)");
+    if (o->steps < 1) return base_fail(e, BASE_EINVAL, "the number of steps must be at least 1, got %d", o->steps);
+    if (o->batch < 1) return base_fail(e, BASE_EINVAL, "the batch size must be at least 1, got %d", o->batch);
+    if (o->seq < 1) return base_fail(e, BASE_EINVAL, "the sequence length must be at least 1, got %d", o->seq);
+    if (o->accum < 1) return base_fail(e, BASE_EINVAL, "gradient accumulation must be at least 1, got %d", o->accum);
+    if (o->eval_every < 0 || o->eval_batches < 1)
+        return base_fail(e, BASE_EINVAL, "eval needs eval_every >= 0 and eval_batches >= 1");
+    if (!(o->lr > 0) || !isfinite(o->lr)) return base_fail(e, BASE_EINVAL, "the learning rate must be a positive number");
+    if (!(o->weight_decay >= 0) || !(o->clip >= 0))
+        return base_fail(e, BASE_EINVAL, "weight decay and clipping must be non-negative");
+    if (o->threads < 1 || o->threads > 1024) return base_fail(e, BASE_EINVAL, "threads must be in [1, 1024]");
+    if (o->seq > o->cfg.max_seq)
+        return base_fail(e, BASE_EINVAL, "sequence length %d is longer than the model's maximum (max_seq %d)",
+                         o->seq, o->cfg.max_seq);
+    return nn_config_check(&o->cfg, e);
+}
+
+/* Mean loss over eval_batches held-out batches; the eval RNG restarts from the same seed each
+ * time so successive evals score the same windows. */
+static int evaluate(nn_model *m, const data_source *d, const train_opts *o, int *tok, int *tgt,
+                    float *out, base_err *e) {
+    base_rng r;
+    base_rng_seed(&r, o->seed ^ 0xe7a1u);
+    double sum = 0;
+    for (int i = 0; i < o->eval_batches; i++) {
+        data_batch(d, DATA_VAL, &r, o->batch, o->seq, tok, tgt);
+        float l;
+        int rc = nn_forward(m, tok, tgt, o->batch, o->seq, &l, e);
+        if (rc) return rc;
+        sum += l;
+    }
+    *out = (float)(sum / o->eval_batches);
+    return BASE_OK;
+}
+
+int train_generate(nn_model *m, const int *prompt, int np, int n, float temperature, base_rng *r,
+                   int *out, base_err *e) {
+    int V = m->cfg.vocab_size, W = m->T, len = np;
+    if (np < 1) return base_fail(e, BASE_EINVAL, "generation needs a prompt of at least one token");
+    int *ctx = malloc((size_t)(np + n) * sizeof(int));
+    double *p = malloc((size_t)V * sizeof(double));
+    if (!ctx || !p) {
+        free(ctx);
+        free(p);
+        return base_fail(e, BASE_ENOMEM, "out of memory");
+    }
+    memcpy(ctx, prompt, (size_t)np * sizeof(int));
+    int rc = BASE_OK;
+    for (int i = 0; i < n && rc == BASE_OK; i++) {
+        int w = len < W ? len : W;
+        rc = nn_forward(m, ctx + len - w, NULL, 1, w, NULL, e);
+        if (rc) break;
+        const float *lg = nn_logits_at(m, 0, w - 1);
+        double mx = -INFINITY, sum = 0;
+        for (int v = 0; v < V; v++) mx = fmax(mx, lg[v]);
+        for (int v = 0; v < V; v++) sum += p[v] = exp((lg[v] - mx) / temperature);
+        double u = base_rng_uniform(r) * sum, acc = 0;
+        int pick = V - 1;
+        for (int v = 0; v < V; v++)
+            if ((acc += p[v]) > u) {
+                pick = v;
+                break;
+            }
+        ctx[len++] = pick;
+        out[i] = pick;
+    }
+    free(ctx);
+    free(p);
+    return rc;
+}
+
+typedef struct run_log {
+    FILE *metrics;
+    double *x, *y, *vx, *vy; /* loss curve points: (step, loss) and (step, val_loss) */
+    size_t n, nv;
+    char svg[4096];
+} run_log;
+
+static void log_point(run_log *g, int eval, double step, double v) {
+    if (eval) g->vx[g->nv] = step, g->vy[g->nv++] = v;
+    else g->x[g->n] = step, g->y[g->n++] = v;
+}
+
+static int write_plot(run_log *g, base_err *e) {
+    base_series s[2] = {{"train", g->x, g->y, g->n}, {"val", g->vx, g->vy, g->nv}};
+    return base_plot_svg(g->svg, "hearth train: loss", "step", "loss (nats/token)", s, g->nv ? 2 : 1, e);
+}
+
+int train_run(const train_opts *o, train_report_fn report, void *user, char **sample, base_err *e) {
+    if (sample) *sample = NULL;
+    int rc = check_opts(o, e);
+    if (rc) return rc;
+    data_source d;
+    rc = data_open_bytes(&d, o->data, 0.1, o->seq, e);
+    if (rc) return rc;
+    if (o->cfg.vocab_size < d.vocab_size) {
+        data_close(&d);
+        return base_fail(e, BASE_EINVAL, "the model's vocabulary (%d) is smaller than the data's (%d)",
+                         o->cfg.vocab_size, d.vocab_size);
+    }
+    tensor_set_threads(o->threads);
+    nn_model *m = NULL;
+    optim_adamw opt = {0};
+    run_log g = {0};
+    size_t N = (size_t)o->batch * o->seq;
+    int *tok = malloc(N * sizeof(int)), *tgt = malloc(N * sizeof(int));
+    size_t npts = (size_t)o->steps + 2;
+    g.x = malloc(npts * sizeof(double)), g.y = malloc(npts * sizeof(double));
+    g.vx = malloc(npts * sizeof(double)), g.vy = malloc(npts * sizeof(double));
+    if (!tok || !tgt || !g.x || !g.y || !g.vx || !g.vy) {
+        rc = base_fail(e, BASE_ENOMEM, "out of memory");
+        goto done;
+    }
+    if ((rc = nn_model_create(&m, &o->cfg, o->batch, o->seq, e))) goto done;
+    if ((rc = optim_adamw_create(&opt, m->n_params, e))) goto done;
+    opt.weight_decay = o->weight_decay;
+    nn_model_init(m, o->seed);
+
+    /* Everything is valid: now the run directory. */
+    if ((rc = base_mkdir_p(o->out_dir, e))) goto done;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", o->out_dir);
+    base_buf cj = {0};
+    nn_config_json(&o->cfg, &cj);
+    base_buf_printf(&cj,
+                    "\n{\"batch\":%d,\"seq\":%d,\"steps\":%d,\"accum\":%d,\"lr\":%g,\"min_lr\":%g,"
+                    "\"warmup\":%d,\"weight_decay\":%g,\"clip\":%g,\"seed\":%llu,\"threads\":%d,"
+                    "\"data\":\"%s\"}\n",
+                    o->batch, o->seq, o->steps, o->accum, (double)o->lr, (double)o->min_lr,
+                    o->warmup, (double)o->weight_decay, (double)o->clip,
+                    (unsigned long long)o->seed, o->threads, o->data);
+    rc = cj.failed ? base_fail(e, BASE_ENOMEM, "out of memory") : base_write_atomic(path, cj.data, cj.len, e);
+    base_buf_free(&cj);
+    if (rc) goto done;
+    snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
+    if (!(g.metrics = fopen(path, "w"))) {
+        rc = base_fail(e, BASE_EIO, "cannot create %s: %s", path, strerror(errno));
+        goto done;
+    }
+    snprintf(g.svg, sizeof g.svg, "%s/loss.svg", o->out_dir);
+
+    train_progress p = {.steps = o->steps, .n_params = m->n_params};
+    p.peak_gflops = tensor_sgemm_peak_gflops(1024, 3);
+    int warmup = o->warmup >= 0 ? o->warmup : o->steps / 20;
+    float min_lr = o->min_lr >= 0 ? o->min_lr : o->lr / 10;
+    double flops_step = 3.0 * nn_flops_per_token(&o->cfg, o->seq) * (double)N * o->accum;
+    base_rng rng;
+    base_rng_seed(&rng, o->seed);
+    double t_start = base_now();
+    for (int step = 0; step < o->steps; step++) {
+        double t0 = base_now();
+        float lr = optim_lr_at(step, warmup, o->steps, o->lr, min_lr), loss = 0;
+        nn_zero_grad(m);
+        for (int a = 0; a < o->accum; a++) {
+            float l;
+            data_batch(&d, DATA_TRAIN, &rng, o->batch, o->seq, tok, tgt);
+            if ((rc = nn_forward(m, tok, tgt, o->batch, o->seq, &l, e))) goto done;
+            nn_backward(m, 1.0f / (float)o->accum);
+            loss += l / (float)o->accum;
+        }
+        float norm = optim_clip_grad_norm(m->grads, m->n_params, o->clip);
+        if (!isfinite(loss) || !isfinite(norm)) {
+            rc = base_fail(e, BASE_ENUM, "step %d: the %s is not finite (%g); stopping. Try a lower --lr.",
+                           step + 1, isfinite(loss) ? "gradient norm" : "loss", (double)(isfinite(loss) ? norm : loss));
+            goto done;
+        }
+        optim_adamw_step(&opt, m->params, m->grads, m->tensors, m->n_tensors, lr);
+        double dt = base_now() - t0;
+        p.step = step + 1;
+        p.is_eval = 0;
+        p.loss = loss;
+        p.lr = lr;
+        p.grad_norm = norm;
+        p.ms = dt * 1e3;
+        p.tok_per_s = (double)N * o->accum / dt;
+        p.peak_frac = p.peak_gflops > 0 ? flops_step / dt * 1e-9 / p.peak_gflops : 0;
+        p.eta_s = (base_now() - t_start) / (step + 1) * (o->steps - step - 1);
+        fprintf(g.metrics,
+                "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6g,\"ms\":%.3f,"
+                "\"tokens_per_s\":%.1f,\"peak_frac\":%.4f}\n",
+                p.step, (double)loss, (double)lr, (double)norm, p.ms, p.tok_per_s, p.peak_frac);
+        log_point(&g, 0, p.step, loss);
+        if (report) report(&p, user);
+        int last = step + 1 == o->steps;
+        if ((o->eval_every && p.step % o->eval_every == 0) || last) {
+            if ((rc = evaluate(m, &d, o, tok, tgt, &p.val_loss, e))) goto done;
+            p.is_eval = 1;
+            fprintf(g.metrics, "{\"step\":%d,\"val_loss\":%.6f}\n", p.step, (double)p.val_loss);
+            log_point(&g, 1, p.step, p.val_loss);
+            if ((rc = write_plot(&g, e))) goto done;
+            if (report) report(&p, user);
+        }
+        fflush(g.metrics);
+    }
+    if (sample && o->sample_tokens > 0) {
+        int n = o->sample_tokens, *out = malloc((size_t)n * sizeof(int));
+        char *text = malloc((size_t)n + 1);
+        int prompt = '\n';
+        base_rng sr;
+        base_rng_seed(&sr, o->seed + 1);
+        if (!out || !text) rc = base_fail(e, BASE_ENOMEM, "out of memory");
+        else rc = train_generate(m, &prompt, 1, n, 0.8f, &sr, out, e);
+        if (rc == BASE_OK) {
+            /* byte tokens; a NUL byte cannot live in a C string and becomes a space */
+            for (int i = 0; i < n; i++) text[i] = out[i] ? (char)out[i] : ' ';
+            text[n] = 0;
+            *sample = text;
+            text = NULL;
+        }
+        free(out);
+        free(text);
+    }
+done:
+    if (g.metrics && fclose(g.metrics) != 0 && rc == BASE_OK)
+        rc = base_fail(e, BASE_EIO, "cannot write the metrics log in %s", o->out_dir);
+    free(g.x), free(g.y), free(g.vx), free(g.vy);
+    free(tok);
+    free(tgt);
+    optim_adamw_free(&opt);
+    nn_model_free(m);
+    data_close(&d);
+    return rc;
+}

@@ -1,0 +1,51 @@
+/* train: the training loop. Builds the model, reads the data, runs AdamW with warmup +
+ * cosine decay, clipping and gradient accumulation, evaluates on held-out data, and writes
+ * the run directory: metrics.jsonl (one JSON object per step or eval), loss.svg (the loss
+ * curves) and config.json. Progress goes to a caller-supplied callback; nothing is printed. */
+#ifndef HEARTH_TRAIN_H
+#define HEARTH_TRAIN_H
+
+#include "base/base.h"
+#include "nn/nn.h"
+
+typedef struct train_opts {
+    const char *data;    /* text file (bytes) */
+    const char *out_dir; /* run directory, created if missing */
+    nn_config cfg;       /* vocab_size is checked against the data's */
+    int batch, seq, steps, accum;
+    int eval_every, eval_batches; /* eval_every 0: only at the end */
+    int warmup;                   /* LR warmup steps */
+    float lr, min_lr, weight_decay, clip;
+    uint64_t seed;
+    int threads;
+    int sample_tokens; /* length of the sample generated at the end (0: none) */
+} train_opts;
+
+/* Fills o with defaults (everything but data, out_dir and cfg). */
+void train_opts_default(train_opts *o);
+
+typedef struct train_progress {
+    int step, steps; /* step is 1-based */
+    int is_eval;     /* an eval report: val_loss is set, the rest of the step's fields too */
+    float loss, val_loss, lr, grad_norm;
+    double ms;          /* this step's wall time */
+    double tok_per_s;   /* tokens per second of this step */
+    double peak_frac;   /* achieved FLOP/s as a fraction of measured sgemm peak */
+    double eta_s;       /* estimated seconds left */
+    double peak_gflops; /* the sgemm peak measured at start */
+    size_t n_params;
+} train_progress;
+
+typedef void (*train_report_fn)(const train_progress *p, void *user);
+
+/* Runs training. Validates everything (config, data, sizes) before creating out_dir.
+ * *sample (if not NULL) receives a malloc'd NUL-terminated generated text, caller frees.
+ * Fails with BASE_ENUM if the loss or gradient becomes non-finite. */
+int train_run(const train_opts *o, train_report_fn report, void *user, char **sample, base_err *e);
+
+/* Generates n tokens after the prompt (np tokens) by temperature sampling from the model's
+ * last-position logits over a sliding window of at most m->T tokens. out gets the n tokens. */
+int train_generate(nn_model *m, const int *prompt, int np, int n, float temperature,
+                   base_rng *r, int *out, base_err *e);
+
+#endif
