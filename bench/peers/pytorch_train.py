@@ -86,7 +86,7 @@ class GPT(nn.Module):
         for block in self.h:
             x = block(x, self.mask)
         logits = self.lm_head(self.ln_f(x))
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
 
 
 def make_optimizer(model, kind):
