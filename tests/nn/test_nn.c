@@ -224,7 +224,9 @@ static void test_mlp(void **state) {
     assert_true(loss < 0.05f);
     nn_mlp_forward(m, x, y, 4);
     for (int b = 0; b < 4; b++) assert_int_equal(nn_mlp_argmax(m, b), y[b]);
-    assert_int_equal(nn_mlp_create(&m, sizes, 0, 4, &e), BASE_EINVAL);
+    nn_mlp *none;
+    assert_int_equal(nn_mlp_create(&none, sizes, 0, 4, &e), BASE_EINVAL);
+    assert_null(none);
     optim_adamw_free(&o);
     nn_mlp_free(m);
 }
