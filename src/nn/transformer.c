@@ -125,8 +125,9 @@ int nn_model_create(nn_model **out, const nn_config *cfg, int B, int T, base_err
     if (!m->params || !m->grads || !m->acts || !m->dacts || !m->tokens || !m->targets ||
         (cfg->family == NN_LLAMA && (!m->rope_cos || !m->rope_sin))) {
         nn_model_free(m);
-        return base_fail(e, BASE_ENOMEM, "out of memory allocating the model (%zu parameters, %zu activations)",
-                         cfg ? nn_config_params(cfg) : 0, (size_t)approx);
+        return base_fail(e, BASE_ENOMEM,
+                         "out of memory allocating the model (%zu parameters, ~%.0f MB of activations)",
+                         nn_config_params(cfg), approx * 8 / 1e6);
     }
     layout_acts(cfg, B, T, m->acts, &m->a);
     layout_acts(cfg, B, T, m->dacts, &m->da);
