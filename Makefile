@@ -5,7 +5,7 @@ BUILD   ?= build
 OPT     ?= -O3 -march=native
 CFLAGS  += -std=gnu11 $(OPT) -g -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter \
            -Wvla-larger-than=65536 -Isrc $(if $(CI),-Werror)
-LDLIBS  += -lopenblas -lz -lm -lpthread
+LDLIBS  += -lopenblas -lpcre2-8 -lz -lm -lpthread
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -14,14 +14,14 @@ OPT     := -O1 -march=native
 endif
 
 LIB_SRC  := $(wildcard src/base/*.c src/tensor/*.c src/nn/*.c src/optim/*.c src/data/*.c \
-                       src/ckpt/*.c src/train/*.c)
+                       src/ckpt/*.c src/train/*.c src/tokenizer/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/*.c tests/*/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test san bench demo deps help clean format
+.PHONY: all test san bench bench-tokenizer demo deps help clean format
 all: $(BUILD)/hearth $(BUILD)/libhearth.a
 
 $(BUILD)/%.o: %.c
@@ -42,18 +42,25 @@ $(BUILD)/test_hearth: $(TEST_OBJ) $(BUILD)/libhearth.a
 $(BUILD)/train_bench: bench/train_bench.c $(BUILD)/libhearth.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+$(BUILD)/tokenizer_bench: bench/tokenizer_bench.c $(BUILD)/libhearth.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 deps: ## install the Debian packages hearth needs to build and test (idempotent)
 	./tools/install-deps.sh
 
 test: $(BUILD)/test_hearth $(BUILD)/hearth ## build and run every test
 	OMP_NUM_THREADS=2 ./$(BUILD)/test_hearth
 	./tests/cli/test_cli.sh ./$(BUILD)/hearth
+	node tests/tokenizer/parity.mjs ./$(BUILD)/hearth
 
 san: ## the tests under AddressSanitizer + UndefinedBehaviorSanitizer
 	$(MAKE) SAN=1 test
 
-bench: $(BUILD)/train_bench $(BUILD)/hearth ## peer benchmarks (slow; results go in docs/BENCHMARKS.md)
+bench: bench-tokenizer $(BUILD)/train_bench $(BUILD)/hearth ## peer benchmarks (slow; results go in docs/BENCHMARKS.md)
 	./bench/train_bench.sh
+
+bench-tokenizer: $(BUILD)/tokenizer_bench $(BUILD)/hearth ## tokenizer encode MB/s vs tiktoken (npm), training time
+	BUILD=$(BUILD) ./bench/tokenizer_bench.sh
 
 demo: $(BUILD)/hearth ## train the small preset on a real corpus for a few minutes
 	./tools/demo.sh
@@ -65,6 +72,6 @@ clean:
 	rm -rf build build-san
 
 help: ## this list
-	@grep -E '^[a-z]+:.*## ' Makefile | sed 's/:.*## /\t/' | sort
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | sort
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

@@ -36,5 +36,7 @@ int test_tensor(void);
 int test_nn(void);
 int test_optim(void);
 int test_train(void);
+int test_tokenizer(void);
+int test_ckpt(void);
 
 #endif

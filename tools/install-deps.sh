@@ -9,6 +9,8 @@ pkgs=(
   zlib1g-dev               # reads the gzip'd digits set
   python3-sklearn          # ships the 8x8 handwritten digits (hearth digits)
   fortunes                 # a real English text corpus for the demo
+  libpcre2-dev             # PCRE2: the GPT-2 / cl100k pre-tokenizer regex (Unicode properties, JIT)
+  nodejs                   # runs the npm reference tokenizers (parity tests, tokenizer benchmark)
 )
 missing=()
 for p in "${pkgs[@]}"; do
@@ -20,4 +22,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# npm: nodesource's nodejs includes it; Debian's own nodejs needs the npm package.
+if ! command -v npm > /dev/null; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends npm
+fi
+# The npm reference tokenizers (js-tiktoken, tiktoken, llama-tokenizer-js) pinned by
+# package-lock.json, into node_modules/: only when it is missing or older than the lock file.
+cd "$(dirname "$0")/.."
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
 fi

@@ -4,6 +4,7 @@
 
 int cli_train(int argc, char **argv);
 int cli_digits(int argc, char **argv);
+int cli_tokenizer(int argc, char **argv);
 
 /* Parses an integer / number flag value, printing "hearth: FLAG ..." on error (returns -1). */
 int cli_int(const char *flag, const char *v, long lo, long hi, long *out);

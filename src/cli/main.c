@@ -11,6 +11,7 @@ static void usage(FILE *f) {
                "commands:\n"
                "  train    train a GPT-2- or Llama-style transformer on the CPU\n"
                "  digits   train a small MLP on the 8x8 handwritten digits (2, 4, 6, 8)\n"
+               "  tokenizer  train a BPE vocabulary; encode and decode text (train|encode|decode|import|info)\n"
                "  help     this message\n\n"
                "`hearth <command> --help` lists a command's options.\n");
 }
@@ -23,6 +24,7 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (!strcmp(cmd, "train")) return cli_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "digits")) return cli_digits(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenizer")) return cli_tokenizer(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

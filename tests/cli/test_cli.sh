@@ -60,5 +60,61 @@ if [ -f /usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz ]; th
 else
   bad "digits: python3-sklearn's digits.csv.gz is not installed (make deps)"
 fi
+# ---- hearth tokenizer: bad input first (each fails with a message, leaves no --out file)
+# expect_fail_in INPUT NAME PATTERN ARGS...: like expect_fail, with INPUT on stdin
+expect_fail_in() {
+  local input=$1; shift
+  local name=$1 pat=$2; shift 2
+  rm -rf "$T/run"
+  if printf '%s' "$input" | "$H" "$@" > "$T/out" 2> "$T/err"; then bad "$name: exited 0"; return; fi
+  grep -qiE -- "$pat" "$T/err" || { bad "$name: stderr lacks /$pat/: $(cat "$T/err")"; return; }
+  [ ! -e "$T/run" ] || { bad "$name: left $T/run behind"; return; }
+  ok
+}
+TC="$T/corpus.txt"
+expect_fail "tokenizer: no command" "usage" tokenizer
+expect_fail "tokenizer: unknown command" "unknown command 'frob'" tokenizer frob
+expect_fail "tokenizer: no --vocab" "--vocab FILE is required" tokenizer encode
+expect_fail "tokenizer: missing vocab" "cannot open.*nope.htok" tokenizer encode --vocab "$T/nope.htok"
+printf 'this is not a vocabulary' > "$T/garbage.htok"
+expect_fail "tokenizer: bad magic" "bad magic" tokenizer encode --vocab "$T/garbage.htok"
+: > "$T/empty.htok"
+expect_fail "tokenizer: empty vocab file" "empty" tokenizer decode --vocab "$T/empty.htok"
+printf 'GGUF\003\000\000\000\000\000\000\000\000\000\000\000\377\377\377\377\377\377\377\377' > "$T/bad.gguf"
+expect_fail "tokenizer: corrupt GGUF" "GGUF" tokenizer encode --vocab "$T/bad.gguf"
+expect_fail "tokenizer: vocab size too small" "--vocab-size must be an integer in \[256" tokenizer train --vocab-size 100 --out "$T/run" "$TC"
+expect_fail "tokenizer: train without files" "required" tokenizer train --vocab-size 300 --out "$T/run"
+expect_fail "tokenizer: train missing file" "cannot open.*nope.txt" tokenizer train --vocab-size 300 --out "$T/run" "$T/nope.txt"
+expect_fail "tokenizer: bad pattern" "--pattern must be gpt2 or cl100k" tokenizer train --vocab-size 300 --pattern o200k --out "$T/run" "$TC"
+expect_fail "tokenizer: unknown option" "unknown option '--frob'" tokenizer train --frob 1 --vocab-size 300 --out "$T/run" "$TC"
+expect_fail "tokenizer: special too many" "at least 256 \+ 2 special" tokenizer train --vocab-size 257 --special '<a>' --special '<b>' --out "$T/run" "$TC"
+printf 'QQ== 0\nnot base64!\n' > "$T/bad.tiktoken"
+expect_fail "tokenizer: bad tiktoken line" "bad.tiktoken:2: not a tiktoken line" tokenizer import --tiktoken "$T/bad.tiktoken" --out "$T/run"
+# the happy path: train (twice: the same file), encode, decode, specials, empty input
+if "$H" tokenizer train --vocab-size 270 --out "$T/v1.htok" "$TC" > "$T/out" 2>&1 &&
+   "$H" tokenizer train --vocab-size 270 --out "$T/v2.htok" "$TC" > /dev/null 2>&1; then
+  cmp -s "$T/v1.htok" "$T/v2.htok" && ok || bad "tokenizer train: two runs gave different files"
+  V="$T/v1.htok"
+  "$H" tokenizer info --vocab "$V" | grep -q "tokens: 270" && ok || bad "tokenizer info: wrong size"
+  { cat "$TC"; printf '\377\376 caf\351 \300\257 \355\240\200 <|endoftext|> end'; } > "$T/bytes.txt"
+  "$H" tokenizer encode --vocab "$V" < "$T/bytes.txt" > "$T/ids.txt" &&
+    "$H" tokenizer decode --vocab "$V" < "$T/ids.txt" > "$T/back.txt" &&
+    cmp -s "$T/bytes.txt" "$T/back.txt" && ok || bad "tokenizer: decode(encode(x)) != x"
+  [ "$(wc -w < "$T/ids.txt")" -lt "$(wc -c < "$T/bytes.txt")" ] && ok || bad "tokenizer: no compression"
+  [ "$(printf 'a<|endoftext|>b' | "$H" tokenizer encode --vocab "$V" --special)" = "97 269 98" ] && ok ||
+    bad "tokenizer: --special did not give the end-of-text id"
+  printf 'a<|endoftext|>b' | "$H" tokenizer encode --vocab "$V" | grep -qw 269 && bad "tokenizer: special without --special" || ok
+  [ "$(printf '' | "$H" tokenizer encode --vocab "$V")" = "" ] && ok || bad "tokenizer: empty input"
+  [ "$(printf '97 269 98' | "$H" tokenizer decode --vocab "$V" --skip-special)" = "ab" ] && ok || bad "tokenizer: --skip-special"
+  expect_fail_in "97 abc" "tokenizer: non-numeric id" "'abc' is not a token id" tokenizer decode --vocab "$V"
+  expect_fail_in "97 270" "tokenizer: id out of range" "270.*not in the vocabulary" tokenizer decode --vocab "$V"
+  head -c 200 "$V" > "$T/trunc.htok"
+  expect_fail "tokenizer: truncated vocab" "truncated" tokenizer encode --vocab "$T/trunc.htok"
+  : > "$T/empty.txt"
+  "$H" tokenizer train --vocab-size 300 --out "$T/e.htok" "$T/empty.txt" > /dev/null 2> "$T/err" &&
+    grep -q "ran out of pairs" "$T/err" && ok || bad "tokenizer: training on an empty file"
+else
+  bad "tokenizer train happy path failed: $(tail -3 "$T/out")"
+fi
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

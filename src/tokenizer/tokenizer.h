@@ -1,0 +1,156 @@
+/* tokenizer: text <-> token ids. Two kinds of vocabulary behind one handle:
+ *  - byte-level BPE (GPT-2 / tiktoken): the text is split into pieces by a regex (GPT-2's
+ *    pattern or cl100k's, through PCRE2 with JIT), each piece is encoded as bytes merged by
+ *    ranked pairs. Any byte string round-trips exactly, invalid UTF-8 included.
+ *  - SentencePiece-style (Llama, from GGUF): spaces become U+2581, a space is prefixed to the
+ *    text, characters are merged by token score, and characters with no token fall back to
+ *    <0xXX> byte tokens.
+ * Vocabularies come from hearth's own file (docs/FORMATS.md, "HTOK"), a GGUF file's
+ * tokenizer.ggml.* keys, a tiktoken ranks file, or tok_train().
+ *
+ * Ownership and lifetimes: every tok_vocab comes from tok_load, tok_parse, tok_load_gguf,
+ * tok_import_tiktoken or tok_train(er_finish) and is released with tok_free(). Pointers returned by
+ * queries (tok_identity, tok_token_text) point into the vocabulary and stay valid until tok_free().
+ * Output buffers (tok_ids, the text of tok_decode) belong to the caller.
+ *
+ * Threads: tok_encode() uses scratch space and a piece cache inside the handle, so one handle
+ * must not encode from two threads at once (load one handle per thread). Every other function
+ * taking a const tok_vocab is safe to call concurrently.
+ *
+ * Errors: functions return 0 or a negative BASE_E* code with a message in *e; nothing here
+ * prints or exits. Every count and length read from a file is bounds- and overflow-checked. */
+#ifndef HEARTH_TOKENIZER_H
+#define HEARTH_TOKENIZER_H
+
+#include "base/base.h"
+#include "ckpt/gguf.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tok_vocab tok_vocab;
+
+enum { TOK_KIND_BPE = 1, TOK_KIND_SPM = 2 };
+
+/* Pre-tokenizers (byte-level BPE only). */
+enum {
+    TOK_PRETOK_NONE = 0,   /* SentencePiece-style vocabularies */
+    TOK_PRETOK_GPT2 = 1,   /* GPT-2 / r50k / p50k */
+    TOK_PRETOK_CL100K = 2, /* cl100k_base, and Llama 3's "llama-bpe" */
+};
+
+/* Token types: GGUF's numbering. */
+enum {
+    TOK_TYPE_NORMAL = 1,
+    TOK_TYPE_UNKNOWN = 2,
+    TOK_TYPE_CONTROL = 3, /* special tokens such as <|endoftext|>, <s> */
+    TOK_TYPE_USER = 4,    /* user-defined: matched like specials */
+    TOK_TYPE_UNUSED = 5,  /* placeholders (holes in the id range); never produced */
+    TOK_TYPE_BYTE = 6,    /* SentencePiece byte fallback <0xXX> */
+};
+
+#define TOK_MAX_TOKENS (1 << 24)    /* vocabulary size limit */
+#define TOK_MAX_TOKEN_LEN (1 << 16) /* bytes in one token */
+
+/* ---- loading and saving */
+
+/* Loads a vocabulary file, recognised by its first bytes: hearth's HTOK or GGUF. */
+int tok_load(const char *path, tok_vocab **out, base_err *e);
+/* Parses an HTOK image in memory (data is not kept). */
+int tok_parse(const void *data, size_t len, tok_vocab **out, base_err *e);
+/* Builds the vocabulary described by an open GGUF file's tokenizer.ggml.* keys: model "gpt2"
+ * (byte-level BPE; pre "gpt-2"/"default" or "llama-bpe") or "llama" (SentencePiece-style). */
+int tok_load_gguf(const gguf_file *g, tok_vocab **out, base_err *e);
+
+/* A special token to add on import: its text and id (-1: the next free id). */
+typedef struct tok_special {
+    const char *text;
+    int32_t id;
+} tok_special;
+/* Imports a tiktoken ranks file (one "BASE64 RANK" line per token, as OpenAI's *.tiktoken
+ * files and tools/tiktoken_export.js write them) as byte-level BPE with the given pre-tokenizer.
+ * Token id = rank; merges are every split of a token into two tokens, ranked by the token's
+ * id (tiktoken's rule). Holes in the id range become UNUSED tokens. The first special becomes
+ * the end-of-text token. */
+int tok_import_tiktoken(const char *path, int pretok, const tok_special *specials,
+                        size_t n_specials, tok_vocab **out, base_err *e);
+
+/* Writes v as an HTOK file, atomically. */
+int tok_save(const tok_vocab *v, const char *path, base_err *e);
+void tok_free(tok_vocab *v); /* NULL is fine */
+
+/* ---- queries */
+int32_t tok_vocab_size(const tok_vocab *v);
+int tok_kind(const tok_vocab *v);       /* TOK_KIND_* */
+int tok_pretok(const tok_vocab *v);     /* TOK_PRETOK_* */
+int32_t tok_eot_id(const tok_vocab *v); /* end of text (<|endoftext|>, </s>), or -1 */
+int32_t tok_bos_id(const tok_vocab *v); /* beginning of text (<s>), or -1 */
+/* A stable identity: "KIND:PRETOK:SIZE:HASH", e.g. "bpe:gpt2:50257:0123456789abcdef", where
+ * HASH is the FNV-1a 64 of the vocabulary's HTOK serialization (docs/FORMATS.md). The same
+ * vocabulary gives the same string whatever file it came from; shards record it. */
+const char *tok_identity(const tok_vocab *v);
+/* The type of token id, or -1 if id is out of range. */
+int tok_token_type(const tok_vocab *v, int32_t id);
+/* The bytes token id decodes to (SentencePiece: U+2581 as a space, byte tokens as their byte;
+ * special tokens as their text). BASE_EINVAL if id is out of range. */
+int tok_token_text(const tok_vocab *v, int32_t id, const char **text, size_t *len, base_err *e);
+/* The id of the token whose stored text is exactly (text, len), or -1. */
+int32_t tok_find(const tok_vocab *v, const char *text, size_t len);
+
+/* ---- encoding */
+
+/* A growable array of token ids; zero-initialise it, free with tok_ids_free(). */
+typedef struct tok_ids {
+    int32_t *data;
+    size_t len, cap;
+} tok_ids;
+void tok_ids_free(tok_ids *ids);
+/* Appends one id (e.g. BOS or end-of-text around a document); BASE_ENOMEM on failure. */
+int tok_ids_push(tok_ids *ids, int32_t id);
+
+/* Encodes len bytes of text (any bytes: invalid UTF-8 is encoded byte-level, never rejected)
+ * and APPENDS the ids to *out. allow_special = 0: special-token text is ordinary text;
+ * 1: the text of CONTROL, USER and UNKNOWN tokens (e.g. "<|endoftext|>") becomes that token.
+ * SentencePiece-style vocabularies prefix a space to non-empty text (when the vocabulary says
+ * so) but never add BOS/EOS: the caller appends those. */
+int tok_encode(tok_vocab *v, const char *text, size_t len, int allow_special, tok_ids *out,
+               base_err *e);
+
+/* ---- decoding */
+enum { TOK_DECODE_SKIP_SPECIAL = 1 }; /* CONTROL tokens decode to nothing */
+/* Decodes n ids into a malloc'd buffer *text (NUL-terminated for convenience; *len excludes
+ * the NUL; caller frees). An id outside the vocabulary is BASE_EINVAL. For SentencePiece-style
+ * vocabularies the space that encoding prefixed is removed again, so decode(encode(x)) == x. */
+int tok_decode(const tok_vocab *v, const int32_t *ids, size_t n, int flags, char **text,
+               size_t *len, base_err *e);
+
+/* ---- training a byte-level BPE vocabulary
+ * The text is split by the pre-tokenizer; unique pieces are counted; then, starting from the
+ * 256 single bytes, the most frequent adjacent pair (within a piece) is merged repeatedly until
+ * vocab_size tokens exist. Ties go to the pair with the smaller left id, then the smaller right
+ * id, so the result depends only on the text (not on hashing or order of files). */
+typedef struct tok_train_opts {
+    int32_t vocab_size;          /* tokens wanted, specials included; >= 256 + n_specials */
+    int pretok;                  /* TOK_PRETOK_GPT2 or TOK_PRETOK_CL100K */
+    const char *const *specials; /* appended after the merges; the first is end-of-text */
+    size_t n_specials;
+    /* optional progress: stage "merge", done of total merges; NULL for none */
+    void (*progress)(void *ctx, const char *stage, size_t done, size_t total);
+    void *ctx;
+} tok_train_opts;
+
+typedef struct tok_trainer tok_trainer;
+int tok_trainer_create(const tok_train_opts *o, tok_trainer **out, base_err *e);
+/* Counts the pieces of one text (a file, a document). Occurrences of the specials' text are
+ * cut out and not counted. */
+int tok_trainer_add(tok_trainer *t, const char *text, size_t len, base_err *e);
+/* Pieces counted so far: all and distinct. */
+void tok_trainer_stats(const tok_trainer *t, uint64_t *pieces, uint64_t *unique);
+/* Runs the merges and builds the vocabulary. If the text runs out of pairs first, the
+ * vocabulary is smaller than asked (tok_vocab_size tells). The trainer may then be freed. */
+int tok_trainer_finish(tok_trainer *t, tok_vocab **out, base_err *e);
+void tok_trainer_free(tok_trainer *t); /* NULL is fine */
+/* One call: create, add text, finish, free. */
+int tok_train(const tok_train_opts *o, const char *text, size_t len, tok_vocab **out, base_err *e);
+
+#endif

@@ -1,0 +1,944 @@
+/* tokenizer/vocab.c: the vocabulary — building one token by token, the checks every source
+ * goes through (tok_vocab_finish), its lookup tables, the HTOK file (docs/FORMATS.md), and the
+ * importers: GGUF's tokenizer.ggml.* keys and tiktoken ranks files. */
+#include "tok_int.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define HTOK_VERSION 1u
+#define HTOK_HEADER 48u
+#define HTOK_MAX_MERGES (1u << 26)
+
+/* ---- hashing */
+
+uint64_t tok_fnv1a(const void *p, size_t n, uint64_t h) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static inline uint64_t mix64(uint64_t x) {
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ull;
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ull;
+    x ^= x >> 32;
+    return x;
+}
+
+/* A fast hash for table lookups (not stored anywhere): 8 bytes at a time. */
+uint64_t tok_hash(const void *p, size_t n) {
+    const uint8_t *b = p;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ (n * 0xff51afd7ed558ccdull);
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, b, 8);
+        h = (h ^ mix64(w)) * 0x9fb21c651e98df25ull;
+        b += 8;
+        n -= 8;
+    }
+    if (n) {
+        uint64_t w = 0;
+        memcpy(&w, b, n);
+        h = (h ^ mix64(w ^ ((uint64_t)n << 59))) * 0x9fb21c651e98df25ull;
+    }
+    return mix64(h);
+}
+
+static uint64_t get64(const uint8_t *p);
+
+/* ---- building */
+
+tok_vocab *tok_vocab_new(int kind, int pretok) {
+    tok_vocab *v = calloc(1, sizeof *v);
+    if (!v) return NULL;
+    v->kind = kind;
+    v->pretok = pretok;
+    v->eot = v->bos = v->unk = -1;
+    return v;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap : 64;
+    while (c < need) {
+        if (c > SIZE_MAX / 2) return -1;
+        c *= 2;
+    }
+    size_t bytes;
+    if (base_mul_size(c, elem, &bytes)) return -1;
+    void *q = realloc(*p, bytes);
+    if (!q) return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+int tok_vocab_add(tok_vocab *v, const char *text, size_t len, int type, float score, base_err *e) {
+    if (v->n >= TOK_MAX_TOKENS)
+        return base_fail(e, BASE_EFORMAT, "vocabulary has more than %d tokens", TOK_MAX_TOKENS);
+    if (len > TOK_MAX_TOKEN_LEN)
+        return base_fail(e, BASE_EFORMAT, "token %u is %zu bytes long (at most %d)", v->n, len,
+                         TOK_MAX_TOKEN_LEN);
+    if (v->n == v->cap) {
+        size_t c = v->cap ? v->cap * 2 : 1024;
+        uint32_t *off = realloc(v->off, c * sizeof *off);
+        if (off) v->off = off;
+        uint32_t *ln = realloc(v->len, c * sizeof *ln);
+        if (ln) v->len = ln;
+        uint8_t *ty = realloc(v->type, c);
+        if (ty) v->type = ty;
+        float *sc = realloc(v->score, c * sizeof *sc);
+        if (sc) v->score = sc;
+        if (!off || !ln || !ty || !sc) return base_fail(e, BASE_ENOMEM, "out of memory");
+        v->cap = c;
+    }
+    if (v->blob_len + len > UINT32_MAX)
+        return base_fail(e, BASE_EFORMAT, "vocabulary text exceeds 4 GiB");
+    if (grow((void **)&v->blob, &v->blob_cap, v->blob_len + len + 1, 1))
+        return base_fail(e, BASE_ENOMEM, "out of memory");
+    if (len) memcpy(v->blob + v->blob_len, text, len);
+    v->off[v->n] = (uint32_t)v->blob_len;
+    v->len[v->n] = (uint32_t)len;
+    v->type[v->n] = (uint8_t)(type >= 0 && type < 256 ? type : 0);
+    v->score[v->n] = score;
+    v->blob_len += len;
+    v->n++;
+    return 0;
+}
+
+int tok_vocab_add_merge(tok_vocab *v, uint32_t left, uint32_t right, uint32_t merged, uint32_t rank,
+                        base_err *e) {
+    if (v->n_merges >= HTOK_MAX_MERGES)
+        return base_fail(e, BASE_EFORMAT, "more than %u merges", HTOK_MAX_MERGES);
+    size_t cap = v->merges_cap;
+    if (grow((void **)&v->merges, &cap, (size_t)v->n_merges + 1, sizeof *v->merges))
+        return base_fail(e, BASE_ENOMEM, "out of memory");
+    v->merges_cap = (uint32_t)cap;
+    v->merges[v->n_merges++] = (tok_merge){left, right, merged, rank};
+    return 0;
+}
+
+static uint32_t pow2_at_least(uint64_t n) {
+    uint32_t c = 16;
+    while (c < n && c < (1u << 31)) c *= 2;
+    return c;
+}
+
+int tok_vocab_build_tmap(tok_vocab *v, base_err *e) {
+    free(v->tmap);
+    uint32_t size = pow2_at_least((uint64_t)v->n * 2);
+    v->tmap = malloc((size_t)size * sizeof *v->tmap);
+    if (!v->tmap) return base_fail(e, BASE_ENOMEM, "out of memory");
+    memset(v->tmap, 0xff, (size_t)size * sizeof *v->tmap);
+    v->tmap_mask = size - 1;
+    for (uint32_t id = 0; id < v->n; id++) tok_vocab_tmap_insert(v, id);
+    return 0;
+}
+
+void tok_vocab_tmap_insert(tok_vocab *v, uint32_t id) {
+    if (v->len[id] == 0) return; /* empty tokens are never matched */
+    const char *p = v->blob + v->off[id];
+    uint64_t h = tok_hash(p, v->len[id]);
+    for (uint32_t i = (uint32_t)h & v->tmap_mask;; i = (i + 1) & v->tmap_mask) {
+        tok_tmap_slot s = v->tmap[i];
+        if (s.id == UINT32_MAX) {
+            v->tmap[i] = (tok_tmap_slot){id, (uint32_t)h};
+            return;
+        }
+        if (s.id == id || (s.hash == (uint32_t)h && v->len[s.id] == v->len[id] &&
+                           memcmp(v->blob + v->off[s.id], p, v->len[id]) == 0))
+            return; /* a repeated text: the lower id keeps it */
+    }
+}
+
+static int parse_byte_token(const char *p, uint32_t n) {
+    if (n != 6 || memcmp(p, "<0x", 3) != 0 || p[5] != '>') return -1;
+    int v = 0;
+    for (int i = 3; i < 5; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                       : -1;
+        if (d < 0) return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+static int build_pmap(tok_vocab *v, base_err *e) {
+    uint32_t size = pow2_at_least((uint64_t)v->n_merges * 2);
+    v->pmap = malloc((size_t)size * sizeof *v->pmap);
+    if (!v->pmap) return base_fail(e, BASE_ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < size; i++) v->pmap[i].key = TOK_PAIR_EMPTY;
+    v->pmap_mask = size - 1;
+    for (uint32_t m = 0; m < v->n_merges; m++) {
+        const tok_merge *mg = &v->merges[m];
+        if (mg->left >= v->n || mg->right >= v->n || mg->merged >= v->n)
+            return base_fail(e, BASE_EFORMAT, "merge %u refers to a token outside the vocabulary",
+                             m);
+        uint32_t ll = v->len[mg->left], rl = v->len[mg->right];
+        if (ll == 0 || rl == 0 || v->len[mg->merged] != ll + rl ||
+            memcmp(v->blob + v->off[mg->merged], v->blob + v->off[mg->left], ll) != 0 ||
+            memcmp(v->blob + v->off[mg->merged] + ll, v->blob + v->off[mg->right], rl) != 0)
+            return base_fail(e, BASE_EFORMAT,
+                             "merge %u (%u + %u -> %u): the merged token is not the two joined", m,
+                             mg->left, mg->right, mg->merged);
+        uint64_t key = (uint64_t)mg->left << 32 | mg->right;
+        uint32_t i = (uint32_t)tok_pair_hash(key) & v->pmap_mask;
+        while (v->pmap[i].key != TOK_PAIR_EMPTY && v->pmap[i].key != key)
+            i = (i + 1) & v->pmap_mask;
+        if (v->pmap[i].key == key) { /* a repeated pair: the lower rank wins */
+            if (mg->rank < v->pmap[i].rank) {
+                v->pmap[i].rank = mg->rank;
+                v->pmap[i].merged = mg->merged;
+            }
+            continue;
+        }
+        v->pmap[i] = (tok_pair_slot){key, mg->rank, mg->merged};
+    }
+    return 0;
+}
+
+/* SentencePiece's decoded form: U+2581 -> ' ', byte tokens -> their byte. */
+static int build_decoded(tok_vocab *v, base_err *e) {
+    if (v->kind == TOK_KIND_BPE) {
+        v->doff = v->off;
+        v->dlen = v->len;
+        v->dblob = v->blob;
+        return 0;
+    }
+    v->doff = malloc((size_t)v->n * sizeof *v->doff);
+    v->dlen = malloc((size_t)v->n * sizeof *v->dlen);
+    v->dblob = malloc(v->blob_len + 1);
+    if (!v->doff || !v->dlen || !v->dblob) return base_fail(e, BASE_ENOMEM, "out of memory");
+    size_t o = 0;
+    for (uint32_t id = 0; id < v->n; id++) {
+        const char *p = v->blob + v->off[id];
+        uint32_t n = v->len[id];
+        v->doff[id] = (uint32_t)o;
+        int b = v->type[id] == TOK_TYPE_BYTE ? parse_byte_token(p, n) : -1;
+        if (b >= 0) {
+            v->dblob[o++] = (char)b;
+        } else {
+            for (uint32_t i = 0; i < n; i++) {
+                if (i + 2 < n && (uint8_t)p[i] == 0xE2 && (uint8_t)p[i + 1] == 0x96 &&
+                    (uint8_t)p[i + 2] == 0x81) {
+                    v->dblob[o++] = ' ';
+                    i += 2;
+                } else {
+                    v->dblob[o++] = p[i];
+                }
+            }
+        }
+        v->dlen[id] = (uint32_t)(o - v->doff[id]);
+    }
+    return 0;
+}
+
+static int spec_cmp_vocab_len_desc(const tok_vocab *v, int32_t a, int32_t b) {
+    if (v->len[a] != v->len[b]) return v->len[a] > v->len[b] ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+
+static int build_specials(tok_vocab *v, base_err *e) {
+    uint32_t n = 0;
+    for (uint32_t id = 0; id < v->n; id++) {
+        int t = v->type[id];
+        if ((t == TOK_TYPE_CONTROL || t == TOK_TYPE_USER || t == TOK_TYPE_UNKNOWN) && v->len[id])
+            n++;
+    }
+    v->specials = malloc((size_t)(n ? n : 1) * sizeof *v->specials);
+    if (!v->specials) return base_fail(e, BASE_ENOMEM, "out of memory");
+    v->n_specials = 0;
+    for (uint32_t id = 0; id < v->n; id++) {
+        int t = v->type[id];
+        if (!((t == TOK_TYPE_CONTROL || t == TOK_TYPE_USER || t == TOK_TYPE_UNKNOWN) && v->len[id]))
+            continue;
+        /* insertion sort, longest first: specials are few */
+        uint32_t j = v->n_specials++;
+        while (j > 0 && spec_cmp_vocab_len_desc(v, (int32_t)id, v->specials[j - 1]) < 0) {
+            v->specials[j] = v->specials[j - 1];
+            j--;
+        }
+        v->specials[j] = (int32_t)id;
+    }
+    return 0;
+}
+
+static const char *kind_name(int k) {
+    return k == TOK_KIND_BPE ? "bpe" : k == TOK_KIND_SPM ? "spm" : "?";
+}
+static const char *pretok_name(int p) {
+    return p == TOK_PRETOK_GPT2 ? "gpt2" : p == TOK_PRETOK_CL100K ? "cl100k" : "none";
+}
+
+int tok_vocab_finish(tok_vocab *v, base_err *e) {
+    if (v->kind == TOK_KIND_BPE && v->pretok != TOK_PRETOK_GPT2 && v->pretok != TOK_PRETOK_CL100K)
+        return base_fail(e, BASE_EFORMAT,
+                         "byte-level BPE needs the gpt2 or cl100k pre-tokenizer (got %d)",
+                         v->pretok);
+    if (v->kind == TOK_KIND_SPM && v->pretok != TOK_PRETOK_NONE)
+        return base_fail(e, BASE_EFORMAT, "SentencePiece-style vocabularies take no pre-tokenizer");
+    if (v->kind != TOK_KIND_BPE && v->kind != TOK_KIND_SPM)
+        return base_fail(e, BASE_EFORMAT, "unknown vocabulary kind %d", v->kind);
+    if (v->n == 0) return base_fail(e, BASE_EFORMAT, "the vocabulary has no tokens");
+    if (v->kind == TOK_KIND_SPM && v->n_merges)
+        return base_fail(e, BASE_EFORMAT,
+                         "SentencePiece-style vocabularies merge by score, not by a merge list");
+    if (v->flags & ~TOK_FLAG_SPACE_PREFIX)
+        return base_fail(e, BASE_EFORMAT, "unknown vocabulary flags 0x%x", v->flags);
+    for (uint32_t id = 0; id < v->n; id++) {
+        if (v->type[id] < TOK_TYPE_NORMAL || v->type[id] > TOK_TYPE_BYTE)
+            return base_fail(e, BASE_EFORMAT, "token %u has unknown type %u", id, v->type[id]);
+        if (!isfinite(v->score[id]))
+            return base_fail(e, BASE_EFORMAT, "token %u has a non-finite score", id);
+        if (v->len[id] == 0 && v->type[id] != TOK_TYPE_UNUSED && v->type[id] != TOK_TYPE_CONTROL)
+            return base_fail(e, BASE_EFORMAT, "token %u is empty", id);
+    }
+    int32_t ids[3] = {v->eot, v->bos, v->unk};
+    const char *names[3] = {"end-of-text", "beginning-of-text", "unknown"};
+    for (int i = 0; i < 3; i++)
+        if (ids[i] < -1 || ids[i] >= (int64_t)v->n)
+            return base_fail(e, BASE_EFORMAT, "the %s id %d is outside the vocabulary (%u tokens)",
+                             names[i], ids[i], v->n);
+    int rc = tok_vocab_build_tmap(v, e);
+    if (rc) return rc;
+    for (int b = 0; b < 256; b++) v->byte_id[b] = -1;
+    if (v->kind == TOK_KIND_BPE) {
+        for (int b = 0; b < 256; b++) {
+            char c = (char)b;
+            int32_t id = tok_lookup(v, &c, 1);
+            if (id < 0 || (v->type[id] != TOK_TYPE_NORMAL && v->type[id] != TOK_TYPE_BYTE))
+                return base_fail(e, BASE_EFORMAT,
+                                 "byte-level BPE vocabulary has no token for byte 0x%02X", b);
+            v->byte_id[b] = id;
+        }
+    } else {
+        int missing = 0;
+        for (uint32_t id = 0; id < v->n; id++) {
+            if (v->type[id] != TOK_TYPE_BYTE) continue;
+            int b = parse_byte_token(v->blob + v->off[id], v->len[id]);
+            if (b < 0)
+                return base_fail(e, BASE_EFORMAT, "byte token %u is not of the form <0xXX>", id);
+            if (v->byte_id[b] < 0) v->byte_id[b] = (int32_t)id;
+        }
+        for (int b = 0; b < 256; b++) missing += v->byte_id[b] < 0;
+        v->spm_newline_splits = 1;
+        for (uint32_t id = 0; id < v->n; id++)
+            if ((v->type[id] == TOK_TYPE_NORMAL || v->type[id] == TOK_TYPE_USER) && v->len[id] &&
+                memchr(v->blob + v->off[id], '\n', v->len[id]))
+                v->spm_newline_splits = 0;
+        if (missing && v->unk < 0)
+            return base_fail(e, BASE_EFORMAT,
+                             "the vocabulary lacks %d byte tokens and has no unknown token",
+                             missing);
+    }
+    if ((rc = build_pmap(v, e)) || (rc = build_decoded(v, e)) || (rc = build_specials(v, e)))
+        return rc;
+    if (v->kind == TOK_KIND_BPE && (rc = tok_re_create(v->pretok, &v->re, e))) return rc;
+    uint8_t *ser;
+    size_t n;
+    if ((rc = tok_serialize(v, &ser, &n, e))) return rc;
+    uint64_t h = get64(ser + n - 8); /* the file's checksum is the identity's hash */
+    free(ser);
+    snprintf(v->identity, sizeof v->identity, "%s:%s:%u:%016llx", kind_name(v->kind),
+             pretok_name(v->pretok), v->n, (unsigned long long)h);
+    return 0;
+}
+
+void tok_free(tok_vocab *v) {
+    if (!v) return;
+    if (v->dblob != v->blob) {
+        free(v->doff);
+        free(v->dlen);
+        free(v->dblob);
+    }
+    free(v->off);
+    free(v->len);
+    free(v->blob);
+    free(v->type);
+    free(v->score);
+    free(v->merges);
+    free(v->tmap);
+    free(v->pmap);
+    free(v->specials);
+    tok_re_free(v->re);
+    tok_cache_free(&v->cache);
+    free(v);
+}
+
+/* ---- queries */
+
+int32_t tok_vocab_size(const tok_vocab *v) {
+    return (int32_t)v->n;
+}
+int tok_kind(const tok_vocab *v) {
+    return v->kind;
+}
+int tok_pretok(const tok_vocab *v) {
+    return v->pretok;
+}
+int32_t tok_eot_id(const tok_vocab *v) {
+    return v->eot;
+}
+int32_t tok_bos_id(const tok_vocab *v) {
+    return v->bos;
+}
+const char *tok_identity(const tok_vocab *v) {
+    return v->identity;
+}
+
+int tok_token_type(const tok_vocab *v, int32_t id) {
+    return id >= 0 && (uint32_t)id < v->n ? v->type[id] : -1;
+}
+
+int tok_token_text(const tok_vocab *v, int32_t id, const char **text, size_t *len, base_err *e) {
+    if (id < 0 || (uint32_t)id >= v->n)
+        return base_fail(e, BASE_EINVAL, "token id %d is not in the vocabulary (%u tokens)", id,
+                         v->n);
+    *text = v->dblob + v->doff[id];
+    *len = v->dlen[id];
+    return 0;
+}
+
+int32_t tok_find(const tok_vocab *v, const char *text, size_t len) {
+    return tok_lookup(v, text, len);
+}
+
+/* ---- HTOK: serialization */
+
+static void put32(uint8_t *p, uint32_t x) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(x >> (8 * i));
+}
+static void put64(uint8_t *p, uint64_t x) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(x >> (8 * i));
+}
+static uint32_t get32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get64(const uint8_t *p) {
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+/* The exact size of an HTOK file with these counts, or 0 on overflow. */
+static size_t htok_size(uint64_t n, uint64_t blob, uint64_t m) {
+    size_t a, b, s;
+    if (n > SIZE_MAX || blob > SIZE_MAX || m > SIZE_MAX) return 0;
+    if (base_mul_size((size_t)n, 12, &a) || base_mul_size((size_t)m, 16, &b)) return 0;
+    if (base_add_size(HTOK_HEADER + 8, a, &s) || base_add_size(s, (size_t)blob, &s) ||
+        base_add_size(s, b, &s))
+        return 0;
+    return s;
+}
+
+int tok_serialize(const tok_vocab *v, uint8_t **data, size_t *len, base_err *e) {
+    *data = NULL;
+    size_t n = htok_size(v->n, v->blob_len, v->n_merges);
+    uint8_t *p = n ? malloc(n) : NULL;
+    if (!p) return base_fail(e, BASE_ENOMEM, "out of memory serializing the vocabulary");
+    memcpy(p, "HTOK", 4);
+    put32(p + 4, HTOK_VERSION);
+    put32(p + 8, (uint32_t)v->kind);
+    put32(p + 12, (uint32_t)v->pretok);
+    put32(p + 16, v->flags);
+    put32(p + 20, v->n);
+    put32(p + 24, v->n_merges);
+    put32(p + 28, (uint32_t)v->eot);
+    put32(p + 32, (uint32_t)v->bos);
+    put32(p + 36, (uint32_t)v->unk);
+    put64(p + 40, v->blob_len);
+    uint8_t *q = p + HTOK_HEADER;
+    for (uint32_t i = 0; i < v->n; i++, q += 12) {
+        uint32_t s;
+        memcpy(&s, &v->score[i], 4);
+        put32(q, v->len[i]);
+        put32(q + 4, v->type[i]);
+        put32(q + 8, s);
+    }
+    for (uint32_t i = 0; i < v->n; i++) { /* token bytes in id order (the blob may hold gaps) */
+        if (v->len[i]) memcpy(q, v->blob + v->off[i], v->len[i]);
+        q += v->len[i];
+    }
+    for (uint32_t i = 0; i < v->n_merges; i++, q += 16) {
+        put32(q, v->merges[i].left);
+        put32(q + 4, v->merges[i].right);
+        put32(q + 8, v->merges[i].merged);
+        put32(q + 12, v->merges[i].rank);
+    }
+    put64(q, tok_fnv1a(p, n - 8, TOK_FNV_BASIS));
+    *data = p;
+    *len = n;
+    return 0;
+}
+
+int tok_save(const tok_vocab *v, const char *path, base_err *e) {
+    uint8_t *data;
+    size_t n;
+    int rc = tok_serialize(v, &data, &n, e);
+    if (rc) return rc;
+    rc = base_write_atomic(path, data, n, e);
+    free(data);
+    return rc;
+}
+
+int tok_parse(const void *data, size_t len, tok_vocab **out, base_err *e) {
+    *out = NULL;
+    const uint8_t *p = data;
+    if (len < 4 || memcmp(p, "HTOK", 4) != 0)
+        return base_fail(e, BASE_EFORMAT, "not a hearth vocabulary (bad magic)");
+    if (len < HTOK_HEADER + 8)
+        return base_fail(e, BASE_EFORMAT, "vocabulary truncated: %zu bytes, the header alone is %u",
+                         len, HTOK_HEADER + 8);
+    uint32_t version = get32(p + 4);
+    if (version != HTOK_VERSION)
+        return base_fail(e, BASE_EFORMAT, "vocabulary version %u is not supported (only %u)",
+                         version, HTOK_VERSION);
+    uint32_t n = get32(p + 20), m = get32(p + 24);
+    uint64_t blob = get64(p + 40);
+    if (n == 0 || n > TOK_MAX_TOKENS)
+        return base_fail(e, BASE_EFORMAT, "vocabulary claims %u tokens (1..%d)", n, TOK_MAX_TOKENS);
+    if (m > HTOK_MAX_MERGES)
+        return base_fail(e, BASE_EFORMAT, "vocabulary claims %u merges (at most %u)", m,
+                         HTOK_MAX_MERGES);
+    size_t want = htok_size(n, blob, m);
+    if (want == 0 || want > len)
+        return base_fail(
+            e, BASE_EFORMAT,
+            "vocabulary truncated or corrupt: its counts need %s bytes, the file has %zu",
+            want ? "more" : "an overflowing number of", len);
+    if (want < len)
+        return base_fail(e, BASE_EFORMAT, "vocabulary corrupt: %zu bytes after its end",
+                         len - want);
+    if (tok_fnv1a(p, len - 8, TOK_FNV_BASIS) != get64(p + len - 8))
+        return base_fail(e, BASE_EFORMAT, "vocabulary corrupt: checksum mismatch");
+    tok_vocab *v = tok_vocab_new((int)get32(p + 8), (int)get32(p + 12));
+    if (!v) return base_fail(e, BASE_ENOMEM, "out of memory");
+    v->flags = get32(p + 16);
+    v->eot = (int32_t)get32(p + 28);
+    v->bos = (int32_t)get32(p + 32);
+    v->unk = (int32_t)get32(p + 36);
+    const uint8_t *rec = p + HTOK_HEADER, *text = rec + (size_t)n * 12;
+    uint64_t used = 0;
+    int rc = 0;
+    for (uint32_t i = 0; i < n && !rc; i++, rec += 12) {
+        uint32_t tl = get32(rec), ty = get32(rec + 4), sc = get32(rec + 8);
+        float score;
+        memcpy(&score, &sc, 4);
+        if (tl > blob - used) {
+            rc = base_fail(e, BASE_EFORMAT, "vocabulary corrupt: token %u runs past the text block",
+                           i);
+            break;
+        }
+        rc = tok_vocab_add(v, (const char *)text + used, tl, ty > 255 ? 0 : (int)ty, score, e);
+        used += tl;
+    }
+    if (!rc && used != blob)
+        rc = base_fail(e, BASE_EFORMAT, "vocabulary corrupt: token lengths sum to %llu, not %llu",
+                       (unsigned long long)used, (unsigned long long)blob);
+    const uint8_t *mg = text + blob;
+    for (uint32_t i = 0; i < m && !rc; i++, mg += 16)
+        rc = tok_vocab_add_merge(v, get32(mg), get32(mg + 4), get32(mg + 8), get32(mg + 12), e);
+    if (!rc) rc = tok_vocab_finish(v, e);
+    if (rc) {
+        tok_free(v);
+        return rc;
+    }
+    *out = v;
+    return 0;
+}
+
+/* ---- GGUF */
+
+/* GPT-2 stores byte-level tokens as text: each byte maps to a printable code point
+ * (bytes_to_unicode in GPT-2's encoder.py). cp_byte[cp] inverts it; -1 = not a mapped code point.
+ */
+static void gpt2_unmap_table(int16_t cp_byte[324]) {
+    for (int i = 0; i < 324; i++) cp_byte[i] = -1;
+    int extra = 0;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+        cp_byte[printable ? b : 256 + extra++] = (int16_t)b;
+    }
+}
+
+/* Decodes GPT-2's mapped text into bytes (out has room for len bytes); -1 if not mapped text. */
+static long gpt2_unmap(const int16_t cp_byte[324], const char *s, size_t len, char *out) {
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        uint8_t c = (uint8_t)s[i];
+        uint32_t cp;
+        if (c < 0x80) {
+            cp = c;
+            i += 1;
+        } else if ((c & 0xE0) == 0xC0 && i + 1 < len && ((uint8_t)s[i + 1] & 0xC0) == 0x80) {
+            cp = (uint32_t)(c & 0x1F) << 6 | ((uint8_t)s[i + 1] & 0x3F);
+            i += 2;
+        } else {
+            return -1; /* every mapped code point is below U+0800 */
+        }
+        if (cp >= 324 || cp_byte[cp] < 0) return -1;
+        out[o++] = (char)cp_byte[cp];
+    }
+    return (long)o;
+}
+
+static int gguf_opt_id(const gguf_file *g, const char *key, int32_t *out, base_err *e) {
+    if (gguf_find(g, key) < 0) return 0;
+    int64_t x;
+    if (gguf_get_int(g, key, &x, e)) return BASE_EFORMAT;
+    if (x < -1 || x > INT32_MAX)
+        return base_fail(e, BASE_EFORMAT, "GGUF: %s = %lld is out of range", key, (long long)x);
+    *out = (int32_t)x;
+    return 0;
+}
+
+int tok_load_gguf(const gguf_file *g, tok_vocab **out, base_err *e) {
+    *out = NULL;
+    gguf_str model;
+    if (gguf_get_str(g, "tokenizer.ggml.model", &model, e)) return BASE_EFORMAT;
+    int kind;
+    int pretok = TOK_PRETOK_NONE;
+    if (model.len == 4 && !memcmp(model.ptr, "gpt2", 4)) {
+        kind = TOK_KIND_BPE;
+        pretok = TOK_PRETOK_GPT2;
+        if (gguf_find(g, "tokenizer.ggml.pre") >= 0) {
+            gguf_str pre;
+            if (gguf_get_str(g, "tokenizer.ggml.pre", &pre, e)) return BASE_EFORMAT;
+#define IS(s) (pre.len == sizeof(s) - 1 && !memcmp(pre.ptr, s, sizeof(s) - 1))
+            if (IS("gpt-2") || IS("default"))
+                pretok = TOK_PRETOK_GPT2;
+            else if (IS("llama-bpe") || IS("llama3") || IS("llama-v3"))
+                pretok = TOK_PRETOK_CL100K;
+            else
+                return base_fail(e, BASE_EFORMAT,
+                                 "GGUF: pre-tokenizer '%.*s' is not supported (gpt-2, llama-bpe)",
+                                 (int)(pre.len > 64 ? 64 : pre.len), pre.ptr);
+#undef IS
+        }
+    } else if (model.len == 5 && !memcmp(model.ptr, "llama", 5)) {
+        kind = TOK_KIND_SPM;
+    } else {
+        return base_fail(e, BASE_EFORMAT,
+                         "GGUF: tokenizer model '%.*s' is not supported (gpt2, llama)",
+                         (int)(model.len > 64 ? 64 : model.len), model.ptr);
+    }
+    int64_t ti, yi = -1, si = -1, mi = -1;
+    uint64_t n, ny, ns, nm;
+    uint32_t ety;
+    if (gguf_get_arr(g, "tokenizer.ggml.tokens", GGUF_TYPE_STRING, &ti, NULL, &n, e))
+        return BASE_EFORMAT;
+    if (n == 0 || n > TOK_MAX_TOKENS)
+        return base_fail(e, BASE_EFORMAT, "GGUF: %llu tokens (1..%d)", (unsigned long long)n,
+                         TOK_MAX_TOKENS);
+    if (gguf_find(g, "tokenizer.ggml.token_type") >= 0) {
+        if (gguf_get_arr(g, "tokenizer.ggml.token_type", -1, &yi, &ety, &ny, e))
+            return BASE_EFORMAT;
+        if (ety == GGUF_TYPE_STRING || ety == GGUF_TYPE_FLOAT32 || ety == GGUF_TYPE_FLOAT64 ||
+            ety == GGUF_TYPE_BOOL)
+            return base_fail(e, BASE_EFORMAT, "GGUF: tokenizer.ggml.token_type is an array of %s",
+                             gguf_type_name(ety));
+        if (ny != n)
+            return base_fail(e, BASE_EFORMAT, "GGUF: %llu token types for %llu tokens",
+                             (unsigned long long)ny, (unsigned long long)n);
+    }
+    if (gguf_find(g, "tokenizer.ggml.scores") >= 0) {
+        if (gguf_get_arr(g, "tokenizer.ggml.scores", -1, &si, &ety, &ns, e)) return BASE_EFORMAT;
+        if (ety != GGUF_TYPE_FLOAT32 && ety != GGUF_TYPE_FLOAT64)
+            return base_fail(e, BASE_EFORMAT, "GGUF: tokenizer.ggml.scores is an array of %s",
+                             gguf_type_name(ety));
+        if (ns != n)
+            return base_fail(e, BASE_EFORMAT, "GGUF: %llu scores for %llu tokens",
+                             (unsigned long long)ns, (unsigned long long)n);
+    }
+    if (kind == TOK_KIND_BPE &&
+        gguf_get_arr(g, "tokenizer.ggml.merges", GGUF_TYPE_STRING, &mi, NULL, &nm, e))
+        return BASE_EFORMAT;
+    tok_vocab *v = tok_vocab_new(kind, pretok);
+    char *buf = malloc(TOK_MAX_TOKEN_LEN * 2 + 2);
+    if (!v || !buf) {
+        free(buf);
+        tok_free(v);
+        return base_fail(e, BASE_ENOMEM, "out of memory");
+    }
+    int16_t cp_byte[324];
+    gpt2_unmap_table(cp_byte);
+    int rc = 0;
+    for (uint64_t i = 0; i < n && !rc; i++) {
+        gguf_str s = gguf_arr_str(g, ti, i);
+        int64_t type = yi >= 0 ? gguf_arr_int(g, yi, i) : TOK_TYPE_NORMAL;
+        double score = si >= 0 ? gguf_arr_float(g, si, i) : 0.0;
+        if (type < TOK_TYPE_NORMAL || type > TOK_TYPE_BYTE) {
+            rc = base_fail(e, BASE_EFORMAT, "GGUF: token %llu has unknown type %lld",
+                           (unsigned long long)i, (long long)type);
+            break;
+        }
+        if (s.len > TOK_MAX_TOKEN_LEN) {
+            rc = base_fail(e, BASE_EFORMAT, "GGUF: token %llu is %llu bytes long",
+                           (unsigned long long)i, (unsigned long long)s.len);
+            break;
+        }
+        const char *text = s.ptr;
+        size_t len = (size_t)s.len;
+        if (kind == TOK_KIND_BPE && (type == TOK_TYPE_NORMAL || type == TOK_TYPE_BYTE)) {
+            long got = gpt2_unmap(cp_byte, s.ptr, len, buf);
+            if (got < 0) {
+                rc = base_fail(e, BASE_EFORMAT,
+                               "GGUF: token %llu is not in GPT-2's byte-to-text form",
+                               (unsigned long long)i);
+                break;
+            }
+            text = buf;
+            len = (size_t)got;
+        }
+        rc = tok_vocab_add(v, text, len, (int)type, (float)score, e);
+    }
+    if (!rc) rc = gguf_opt_id(g, "tokenizer.ggml.eos_token_id", &v->eot, e);
+    if (!rc) rc = gguf_opt_id(g, "tokenizer.ggml.bos_token_id", &v->bos, e);
+    if (!rc) rc = gguf_opt_id(g, "tokenizer.ggml.unknown_token_id", &v->unk, e);
+    if (!rc && kind == TOK_KIND_SPM) {
+        int sp = 1;
+        if (gguf_find(g, "tokenizer.ggml.add_space_prefix") >= 0)
+            rc = gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &sp, e);
+        if (sp) v->flags |= TOK_FLAG_SPACE_PREFIX;
+    }
+    if (!rc && kind == TOK_KIND_BPE) rc = tok_vocab_build_tmap(v, e);
+    for (uint64_t i = 0; !rc && kind == TOK_KIND_BPE && i < nm; i++) {
+        /* "LEFT RIGHT" in mapped text; mapped text has no spaces, so the split is unique */
+        gguf_str s = gguf_arr_str(g, mi, i);
+        const char *sp = s.len ? memchr(s.ptr, ' ', (size_t)s.len) : NULL;
+        long a = -1, b = -1;
+        if (sp && s.len <= TOK_MAX_TOKEN_LEN) {
+            a = gpt2_unmap(cp_byte, s.ptr, (size_t)(sp - s.ptr), buf);
+            if (a >= 0) b = gpt2_unmap(cp_byte, sp + 1, (size_t)(s.ptr + s.len - sp - 1), buf + a);
+        }
+        int32_t l = a > 0 ? tok_lookup(v, buf, (size_t)a) : -1;
+        int32_t r = b > 0 ? tok_lookup(v, buf + a, (size_t)b) : -1;
+        int32_t m = l >= 0 && r >= 0 ? tok_lookup(v, buf, (size_t)(a + b)) : -1;
+        if (m < 0) {
+            rc = base_fail(e, BASE_EFORMAT,
+                           "GGUF: merge %llu ('%.*s') does not join two tokens into a token",
+                           (unsigned long long)i, (int)(s.len > 60 ? 60 : s.len), s.ptr);
+            break;
+        }
+        rc = tok_vocab_add_merge(v, (uint32_t)l, (uint32_t)r, (uint32_t)m, (uint32_t)i, e);
+    }
+    free(buf);
+    if (!rc) rc = tok_vocab_finish(v, e);
+    if (rc) {
+        tok_free(v);
+        return rc;
+    }
+    *out = v;
+    return 0;
+}
+
+/* ---- tiktoken ranks */
+
+static int b64val(int c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+/* Decodes standard base64 (with '=' padding) into out; returns the byte count or -1. */
+static long b64decode(const char *s, size_t n, uint8_t *out, size_t cap) {
+    if (n % 4) return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        int v[4], pad = 0;
+        for (int k = 0; k < 4; k++) {
+            if (s[i + k] == '=' && i + 4 == n && k >= 2) {
+                v[k] = 0;
+                pad++;
+            } else if (pad || (v[k] = b64val((unsigned char)s[i + k])) < 0) {
+                return -1;
+            }
+        }
+        uint32_t w =
+            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+        int bytes = 3 - pad;
+        if (o + (size_t)bytes > cap) return -1;
+        for (int k = 0; k < bytes; k++) out[o++] = (uint8_t)(w >> (16 - 8 * k));
+    }
+    return (long)o;
+}
+
+int tok_import_tiktoken(const char *path, int pretok, const tok_special *specials,
+                        size_t n_specials, tok_vocab **out, base_err *e) {
+    *out = NULL;
+    if (pretok != TOK_PRETOK_GPT2 && pretok != TOK_PRETOK_CL100K)
+        return base_fail(e, BASE_EINVAL, "tiktoken import needs the gpt2 or cl100k pre-tokenizer");
+    char *data;
+    size_t len;
+    int rc = base_read_file(path, &data, &len, e);
+    if (rc) return rc;
+    /* pass 1: count lines and bytes; pass 2 decodes into one buffer */
+    size_t lines = 0;
+    for (size_t i = 0; i < len; i++) lines += data[i] == '\n';
+    lines++;
+    uint8_t *bytes = malloc(len + 1);
+    uint32_t *boff = malloc(lines * sizeof *boff), *blen = malloc(lines * sizeof *blen);
+    uint32_t *rank_of = malloc(lines * sizeof *rank_of), *by_rank = NULL;
+    int32_t *spec_id = NULL;
+    tok_vocab *v = NULL;
+    size_t nb = 0, count = 0;
+    uint32_t max_rank = 0;
+    if (!bytes || !boff || !blen || !rank_of)
+        rc = base_fail(e, BASE_ENOMEM, "out of memory reading %s", path);
+    size_t lineno = 0;
+    for (size_t i = 0; i < len && !rc;) {
+        size_t j = i;
+        while (j < len && data[j] != '\n') j++;
+        lineno++;
+        size_t k = j;
+        if (k > i && data[k - 1] == '\r') k--;
+        if (k > i) {
+            const char *sp = memchr(data + i, ' ', k - i);
+            long got =
+                sp ? b64decode(data + i, (size_t)(sp - (data + i)), bytes + nb, len - nb) : -1;
+            char *end = NULL;
+            unsigned long r = 0;
+            if (sp && sp + 1 < data + k && sp[1] >= '0' && sp[1] <= '9')
+                r = strtoul(sp + 1, &end, 10);
+            if (got <= 0 || !end || end != data + k || r >= TOK_MAX_TOKENS) {
+                rc = base_fail(e, BASE_EFORMAT, "%s:%zu: not a tiktoken line (BASE64 RANK)", path,
+                               lineno);
+                break;
+            }
+            boff[count] = (uint32_t)nb;
+            blen[count] = (uint32_t)got;
+            rank_of[count] = (uint32_t)r;
+            if (r > max_rank) max_rank = (uint32_t)r;
+            nb += (size_t)got;
+            count++;
+        }
+        i = j + 1;
+    }
+    if (!rc && count == 0) rc = base_fail(e, BASE_EFORMAT, "%s has no tokens", path);
+    /* ids: ranks, then the specials (explicit ids, or the next free ones) */
+    uint64_t n = count ? (uint64_t)max_rank + 1 : 0;
+    if (!rc) {
+        spec_id = malloc((n_specials ? n_specials : 1) * sizeof *spec_id);
+        if (!spec_id) rc = base_fail(e, BASE_ENOMEM, "out of memory");
+    }
+    for (size_t s = 0; !rc && s < n_specials; s++) {
+        size_t sl = specials[s].text ? strlen(specials[s].text) : 0;
+        if (sl == 0 || sl > TOK_MAX_TOKEN_LEN) {
+            rc = base_fail(e, BASE_EINVAL, "special token %zu has an empty or too long text", s);
+            break;
+        }
+        int64_t id = specials[s].id >= 0 ? specials[s].id : (int64_t)n;
+        if (id < (int64_t)max_rank + 1 || id >= TOK_MAX_TOKENS) {
+            rc = base_fail(e, BASE_EINVAL,
+                           "special token '%s' has id %lld, which a rank or limit takes",
+                           specials[s].text, (long long)id);
+            break;
+        }
+        for (size_t t = 0; t < s; t++)
+            if (spec_id[t] == id)
+                rc = base_fail(e, BASE_EINVAL, "two special tokens have id %lld", (long long)id);
+        spec_id[s] = (int32_t)id;
+        if ((uint64_t)id + 1 > n) n = (uint64_t)id + 1;
+    }
+    if (!rc && n > TOK_MAX_TOKENS) rc = base_fail(e, BASE_EFORMAT, "%s: too many tokens", path);
+    if (!rc) {
+        by_rank = malloc((size_t)(n ? n : 1) * sizeof *by_rank);
+        if (!by_rank)
+            rc = base_fail(e, BASE_ENOMEM, "out of memory");
+        else
+            memset(by_rank, 0xff, (size_t)n * sizeof *by_rank);
+    }
+    for (size_t i = 0; !rc && i < count; i++) {
+        if (by_rank[rank_of[i]] != UINT32_MAX)
+            rc = base_fail(e, BASE_EFORMAT, "%s: rank %u appears twice", path, rank_of[i]);
+        else
+            by_rank[rank_of[i]] = (uint32_t)i;
+    }
+    if (!rc && !(v = tok_vocab_new(TOK_KIND_BPE, pretok)))
+        rc = base_fail(e, BASE_ENOMEM, "out of memory");
+    for (uint64_t id = 0; !rc && id < n; id++) {
+        size_t s = 0;
+        while (s < n_specials && spec_id[s] != (int32_t)id) s++;
+        if (s < n_specials)
+            rc = tok_vocab_add(v, specials[s].text, strlen(specials[s].text), TOK_TYPE_CONTROL, 0,
+                               e);
+        else if (id <= max_rank && by_rank[id] != UINT32_MAX)
+            rc = tok_vocab_add(v, (const char *)bytes + boff[by_rank[id]], blen[by_rank[id]],
+                               TOK_TYPE_NORMAL, 0, e);
+        else
+            rc = tok_vocab_add(v, "", 0, TOK_TYPE_UNUSED, 0, e);
+    }
+    if (!rc && n_specials) v->eot = spec_id[0];
+    if (!rc) rc = tok_vocab_build_tmap(v, e);
+    for (uint32_t id = 0; !rc && id < v->n; id++) {
+        if (v->type[id] != TOK_TYPE_NORMAL) continue;
+        if (tok_lookup(v, v->blob + v->off[id], v->len[id]) != (int32_t)id) {
+            rc = base_fail(e, BASE_EFORMAT, "%s: token %u repeats an earlier token's bytes", path,
+                           id);
+            break;
+        }
+        /* tiktoken merges two adjacent parts whenever their bytes joined are a token, lowest
+         * rank first: every split of every token is a merge ranked by the token's id */
+        const char *p = v->blob + v->off[id];
+        for (uint32_t k = 1; !rc && k < v->len[id]; k++) {
+            int32_t l = tok_lookup(v, p, k), r = tok_lookup(v, p + k, v->len[id] - k);
+            if (l >= 0 && r >= 0 && v->type[l] == TOK_TYPE_NORMAL && v->type[r] == TOK_TYPE_NORMAL)
+                rc = tok_vocab_add_merge(v, (uint32_t)l, (uint32_t)r, id, id, e);
+        }
+    }
+    if (!rc) rc = tok_vocab_finish(v, e);
+    free(spec_id);
+    free(rank_of);
+    free(data);
+    free(bytes);
+    free(boff);
+    free(blen);
+    free(by_rank);
+    if (rc) {
+        tok_free(v);
+        return rc;
+    }
+    *out = v;
+    return 0;
+}
+
+/* ---- loading by magic */
+
+int tok_load(const char *path, tok_vocab **out, base_err *e) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return base_fail(e, BASE_EIO, "cannot open %s: %s", path, strerror(errno));
+    char magic[4] = {0};
+    size_t got = fread(magic, 1, 4, f);
+    fclose(f);
+    int rc;
+    if (got == 4 && !memcmp(magic, "GGUF", 4)) {
+        gguf_file *g;
+        if ((rc = gguf_open(path, &g, e))) return rc;
+        rc = tok_load_gguf(g, out, e);
+        gguf_close(g);
+    } else {
+        char *data;
+        size_t len;
+        if ((rc = base_read_file(path, &data, &len, e))) return rc;
+        rc = len == 0 ? base_fail(e, BASE_EFORMAT, "empty file") : tok_parse(data, len, out, e);
+        free(data);
+    }
+    if (rc && e && !strstr(e->msg, path)) {
+        char msg[sizeof e->msg];
+        snprintf(msg, sizeof msg, "%s", e->msg);
+        base_fail(e, rc, "%s: %s", path, msg);
+    }
+    return rc;
+}
