@@ -4,7 +4,7 @@ SAN     ?=
 BUILD   ?= build
 OPT     ?= -O3 -march=native
 CFLAGS  += -std=gnu11 $(OPT) -g -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter \
-           -Wvla-larger-than=65536 -Isrc $(if $(CI),-Werror)
+           -Wvla-larger-than=65536 -fno-math-errno -Isrc $(if $(CI),-Werror)
 LDLIBS  += -lopenblas -lpcre2-8 -lz -lm -lpthread
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -57,7 +57,7 @@ san: ## the tests under AddressSanitizer + UndefinedBehaviorSanitizer
 	$(MAKE) SAN=1 test
 
 bench: bench-tokenizer $(BUILD)/train_bench $(BUILD)/hearth ## peer benchmarks (slow; results go in docs/BENCHMARKS.md)
-	./bench/train_bench.sh
+	BUILD=$(BUILD) ./bench/train_bench.sh
 
 bench-tokenizer: $(BUILD)/tokenizer_bench $(BUILD)/hearth ## tokenizer encode MB/s vs tiktoken (npm), training time
 	BUILD=$(BUILD) ./bench/tokenizer_bench.sh

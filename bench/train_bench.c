@@ -52,8 +52,8 @@ static double mm_flops_fwd, mm_flops_bwd;
 WRAP_VOID(embed_fwd,
           (float *out, const int *tok, const float *wte, const float *wpe, int B, int T, int C),
           (out, tok, wte, wpe, B, T, C))
-WRAP_VOID(embed_bwd, (float *dwte, float *dwpe, const float *dout, const int *tok, int B, int T,
-                      int C),
+WRAP_VOID(embed_bwd,
+          (float *dwte, float *dwpe, const float *dout, const int *tok, int B, int T, int C),
           (dwte, dwpe, dout, tok, B, T, C))
 WRAP_VOID(layernorm_fwd,
           (float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
@@ -131,8 +131,8 @@ static void timed_matmul_fwd(float *out, const float *inp, const float *w, const
     }
 }
 
-static void timed_matmul_bwd(float *dinp, float *dw, float *db, const float *dout,
-                             const float *inp, const float *w, int N, int C, int OC) {
+static void timed_matmul_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                             const float *w, int N, int C, int OC) {
     double t0 = base_now();
     tensor_matmul_bwd(dinp, dw, db, dout, inp, w, N, C, OC);
     if (k_on) {
@@ -157,10 +157,9 @@ static float timed_xent_fwd(float *probs, float *losses, const float *logits, co
     return r;
 }
 
-static const tensor_ops timed_ops = {
-    .name = "fast+timed",
+static const tensor_ops timed_ops = {.name = "fast+timed",
 #define KFIELD(ret, name, args) .name = timed_##name,
-    TENSOR_KERNELS(KFIELD)
+                                     TENSOR_KERNELS(KFIELD)
 #undef KFIELD
 };
 
@@ -191,15 +190,24 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
-        if (!strcmp(a, "--preset") && has) preset = argv[++i];
-        else if (!strcmp(a, "--batch") && has) B = atoi(argv[++i]);
-        else if (!strcmp(a, "--seq") && has) T = atoi(argv[++i]);
-        else if (!strcmp(a, "--steps") && has) steps = atoi(argv[++i]);
-        else if (!strcmp(a, "--warmup") && has) warmup = atoi(argv[++i]);
-        else if (!strcmp(a, "--threads") && has) threads = atoi(argv[++i]);
-        else if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--profile")) profile = 1;
-        else if (!strcmp(a, "--no-peak")) peak = 0;
+        if (!strcmp(a, "--preset") && has)
+            preset = argv[++i];
+        else if (!strcmp(a, "--batch") && has)
+            B = atoi(argv[++i]);
+        else if (!strcmp(a, "--seq") && has)
+            T = atoi(argv[++i]);
+        else if (!strcmp(a, "--steps") && has)
+            steps = atoi(argv[++i]);
+        else if (!strcmp(a, "--warmup") && has)
+            warmup = atoi(argv[++i]);
+        else if (!strcmp(a, "--threads") && has)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--json"))
+            json = 1;
+        else if (!strcmp(a, "--profile"))
+            profile = 1;
+        else if (!strcmp(a, "--no-peak"))
+            peak = 0;
         else {
             usage();
             return 2;
@@ -278,7 +286,7 @@ int main(int argc, char **argv) {
         /* Same process, same thread count, after training (the pool is warm). */
         int sizes[] = {1536, 2048};
         for (int i = 0; i < 2; i++) {
-            double g = tensor_sgemm_peak_gflops(sizes[i], 4);
+            double g = tensor_sgemm_peak_gflops(sizes[i], 6);
             if (g > peak_g) {
                 peak_g = g;
                 peak_n = sizes[i];

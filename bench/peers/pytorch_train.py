@@ -162,7 +162,7 @@ def main():
             cand[k] = time_opt_only(model, o)
             del o
         kind = min(cand, key=cand.get)
-        note = "auto: opt.step() " + ", ".join("%s %.0f ms" % (k, v) for k, v in cand.items())
+        note = "auto: opt.step() " + " vs ".join("%s %.0f ms" % (k, v) for k, v in cand.items())
         torch.manual_seed(1337)
         model = GPT(use_sdpa=use_sdpa)  # fresh init so every run starts alike
     opt = make_optimizer(model, kind)

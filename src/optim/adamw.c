@@ -67,6 +67,7 @@ float optim_clip_grad_norm(float *grads, size_t n, float max_norm) {
             size_t per = (n + (size_t)nt - 1) / (size_t)nt, lo = (size_t)t * per;
             size_t hi = lo + per < n ? lo + per : n;
             double s = 0;
+#pragma omp simd reduction(+ : s)
             for (size_t i = lo; i < hi; i++) s += (double)grads[i] * grads[i];
             partial[t] = s;
         }
