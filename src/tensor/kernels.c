@@ -42,9 +42,9 @@ static void column_range(int C, int *c0, int *c1) {
  * range [-87, 88] (below -87 it returns ~e^-87 instead of a denormal or 0, which no softmax or
  * sigmoid here can tell apart). */
 static inline float vexpf(float x) {
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
-    float n = __builtin_rintf(x * 1.44269504088896341f);
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float c = fminf(fmaxf(x, -87.0f), 88.0f); /* NaN becomes -87 here, and is restored below */
+    float n = __builtin_rintf(c * 1.44269504088896341f);
+    float r = c - n * 0.693359375f + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
@@ -53,10 +53,10 @@ static inline float vexpf(float x) {
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
     union {
-        int32_t i;
+        uint32_t i;
         float f;
-    } scale = {.i = ((int32_t)n + 127) << 23};
-    return p * scale.f;
+    } scale = {.i = (uint32_t)((int32_t)n + 127) << 23};
+    return x != x ? x : p * scale.f;
 }
 
 /* tanh(u) = 1 - 2 / (e^(2u) + 1): absolute error ~1e-7, which is what GELU needs. */
