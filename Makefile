@@ -5,7 +5,7 @@ BUILD   ?= build
 OPT     ?= -O3 -march=native
 CFLAGS  += -std=gnu11 $(OPT) -g -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter \
            -Wvla-larger-than=65536 -fno-math-errno -Isrc $(if $(CI),-Werror)
-LDLIBS  += -lopenblas -lpcre2-8 -lz -lm -lpthread
+LDLIBS  += -lopenblas -lpcre2-8 -ljansson -lz -lm -lpthread
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined

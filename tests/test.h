@@ -38,5 +38,6 @@ int test_optim(void);
 int test_train(void);
 int test_tokenizer(void);
 int test_ckpt(void);
+int test_data(void);
 
 #endif

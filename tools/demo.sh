@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# make demo: trains the `small` preset (~10.7M parameters, GPT-2 family) for a few minutes on
-# a real English corpus that a Debian package ships (the `fortunes` quotations), with eval,
-# the live progress line, the loss plot and a generated sample at the end.
+# make demo: the whole data path on a real English corpus that a Debian package ships (the
+# `fortunes` quotations): a GPT-2-style BPE vocabulary trained on it, the quotations prepared as
+# token shards (one document each, deduplicated, 5% held out), then the `small` preset
+# (~12M parameters, GPT-2 family) trained on the shards for a few minutes, with eval, the live
+# progress line, the loss plot and a generated sample at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HEARTH=${HEARTH:-./build/hearth}
 RUN=${RUN:-runs/demo}
 STEPS=${STEPS:-150}
-corpus=runs/fortunes.txt
+corpus=runs/fortunes.txt      # all quotations, one text (for the tokenizer)
+docs=runs/fortunes.d          # one file per quotation (the documents)
+vocab=runs/fortunes-4096.htok
+shards=runs/fortunes-shards
 mkdir -p runs
 if [ ! -s "$corpus" ]; then
   src=/usr/share/games/fortunes
@@ -15,11 +20,22 @@ if [ ! -s "$corpus" ]; then
   find "$src" -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' | sort | xargs cat > "$corpus.tmp"
   mv "$corpus.tmp" "$corpus"
 fi
-echo "== corpus: $corpus ($(wc -c < "$corpus") bytes of Debian's fortunes)"
+if [ ! -d "$docs" ]; then
+  # quotations are separated by lines holding a single '%'
+  rm -rf "$docs.tmp" && mkdir -p "$docs.tmp"
+  awk -v d="$docs.tmp" 'BEGIN { RS = "\n%\n" } { f = sprintf("%s/%05d.txt", d, NR); printf "%s\n", $0 > f; close(f) }' "$corpus"
+  mv "$docs.tmp" "$docs"
+fi
+echo "== corpus: $corpus ($(wc -c < "$corpus") bytes of Debian's fortunes, $(ls "$docs" | wc -l) quotations)"
 echo "== hearth digits: neural network 101"
 "$HEARTH" digits | tail -2
-echo "== hearth train: the small preset for $STEPS steps"
+echo "== hearth tokenizer train: a 4096-token GPT-2-style vocabulary"
+"$HEARTH" tokenizer train --vocab-size 4096 --out "$vocab" "$corpus"
+echo "== hearth prepare: the quotations as token shards"
+rm -rf "$shards"
+"$HEARTH" prepare --vocab "$vocab" --out "$shards" --val-frac 0.05 "$docs"
+echo "== hearth train: the small preset on the shards for $STEPS steps"
 rm -rf "$RUN"
-"$HEARTH" train --data "$corpus" --out "$RUN" --preset small --steps "$STEPS" --batch 8 \
-  --seq 128 --lr 2e-3 --eval-every 50 --sample 300
+"$HEARTH" train --data "$shards" --out "$RUN" --preset small --steps "$STEPS" --batch 8 \
+  --seq 128 --lr 2e-3 --eval-every 50 --sample 120
 echo "== loss curve: $RUN/loss.svg   metrics: $RUN/metrics.jsonl"

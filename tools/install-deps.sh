@@ -10,6 +10,7 @@ pkgs=(
   python3-sklearn          # ships the 8x8 handwritten digits (hearth digits)
   fortunes                 # a real English text corpus for the demo
   libpcre2-dev             # PCRE2: the GPT-2 / cl100k pre-tokenizer regex (Unicode properties, JIT)
+  libjansson-dev           # jansson: JSON for hearth prepare (JSONL inputs, prepare.json)
   nodejs                   # runs the npm reference tokenizers (parity tests, tokenizer benchmark)
 )
 missing=()

@@ -66,6 +66,23 @@ int base_mkdir_p(const char *path, base_err *e);
  * path, fsync the directory. A crash leaves the old file or the new one, never half. */
 int base_write_atomic(const char *path, const void *data, size_t len, base_err *e);
 
+/* The same, streaming (files too large to build in memory, e.g. token shards): open creates
+ * PATH.tmp.PID; write appends; pwrite patches bytes already written (a header finalized at
+ * the end); commit fsyncs, renames over path and fsyncs the directory; abort removes the
+ * temporary. commit and abort free the handle (commit also on failure, removing the
+ * temporary). After a failed write the handle is broken: later writes and commit fail. */
+typedef struct base_afile base_afile;
+int base_afile_open(base_afile **out, const char *path, base_err *e);
+int base_afile_write(base_afile *f, const void *data, size_t len, base_err *e);
+int base_afile_pwrite(base_afile *f, uint64_t off, const void *data, size_t len, base_err *e);
+int base_afile_commit(base_afile *f, base_err *e);
+void base_afile_abort(base_afile *f); /* NULL is fine */
+
+/* ---- checksums */
+#define BASE_FNV64_BASIS 0xcbf29ce484222325ull
+/* FNV-1a 64 of n bytes, continuing from h (BASE_FNV64_BASIS to start). */
+uint64_t base_fnv1a64(const void *p, size_t n, uint64_t h);
+
 /* ---- growable string buffer (for formats built in memory before an atomic write) */
 typedef struct base_buf {
     char *data;

@@ -1,4 +1,5 @@
-/* base/err.c: error records, bug checks, overflow-checked sizes and aligned allocation. */
+/* base/err.c: error records, bug checks, overflow-checked sizes, aligned allocation and the
+ * FNV-1a checksum. */
 #include "base.h"
 
 #include <stdarg.h>
@@ -40,4 +41,10 @@ float *base_alloc_floats(size_t n) {
     float *p = aligned_alloc(64, bytes);
     if (p) memset(p, 0, bytes);
     return p;
+}
+
+uint64_t base_fnv1a64(const void *p, size_t n, uint64_t h) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
 }

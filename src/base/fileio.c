@@ -1,9 +1,9 @@
-/* base/fileio.c: whole-file reads, mkdir -p, and the durable atomic write every on-disk
- * format in hearth goes through (tmp + fsync + rename + fsync dir, as Redis saves). */
+/* base/fileio.c: whole-file reads, mkdir -p, and the one-shot durable atomic write every
+ * on-disk format in hearth goes through (tmp + fsync + rename + fsync dir, as Redis saves;
+ * the mechanism is base_afile in afile.c). */
 #include "base.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,55 +66,15 @@ int base_mkdir_p(const char *path, base_err *e) {
     return BASE_OK;
 }
 
-static int fsync_dir_of(const char *path) {
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash) {
-        strcpy(dir, ".");
-    } else {
-        size_t n = (size_t)(slash - path);
-        if (n == 0) n = 1;
-        if (n >= sizeof dir) return -1;
-        memcpy(dir, path, n);
-        dir[n] = 0;
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 int base_write_atomic(const char *path, const void *data, size_t len, base_err *e) {
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
-        return base_fail(e, BASE_EINVAL, "path too long: %s", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return base_fail(e, BASE_EIO, "cannot create %s: %s", tmp, strerror(errno));
-    const char *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) goto fail;
-        p += w;
-        left -= (size_t)w;
+    base_afile *f;
+    int rc = base_afile_open(&f, path, e);
+    if (rc) return rc;
+    if ((rc = base_afile_write(f, data, len, e))) {
+        base_afile_abort(f);
+        return rc;
     }
-    if (fsync(fd) != 0) goto fail;
-    if (close(fd) != 0) {
-        fd = -1;
-        goto fail;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0) goto fail;
-    if (fsync_dir_of(path) != 0)
-        return base_fail(e, BASE_EIO, "cannot sync directory of %s: %s", path, strerror(errno));
-    return BASE_OK;
-fail:;
-    int err = errno;
-    if (fd >= 0) close(fd);
-    unlink(tmp);
-    return base_fail(e, BASE_EIO, "cannot write %s: %s", path, strerror(err));
+    return base_afile_commit(f, e);
 }
 
 void base_buf_printf(base_buf *b, const char *fmt, ...) {

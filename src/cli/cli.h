@@ -2,14 +2,19 @@
 #ifndef HEARTH_CLI_H
 #define HEARTH_CLI_H
 
+#include <stddef.h>
+
 int cli_train(int argc, char **argv);
 int cli_digits(int argc, char **argv);
 int cli_tokenizer(int argc, char **argv);
+int cli_prepare(int argc, char **argv);
 
 /* Parses an integer / number flag value, printing "hearth: FLAG ..." on error (returns -1). */
 int cli_int(const char *flag, const char *v, long lo, long hi, long *out);
 int cli_float(const char *flag, const char *v, double lo, double hi, double *out);
 /* The value after argv[*i] for flag argv[*i], or NULL (with a message) if there is none. */
 const char *cli_value(int argc, char **argv, int *i);
+/* The length of the valid UTF-8 character at s (NUL-terminated), or 1 (ASCII, or not UTF-8). */
+size_t cli_utf8_len(const unsigned char *s);
 
 #endif

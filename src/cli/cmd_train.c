@@ -1,6 +1,7 @@
 /* cli/cmd_train.c: `hearth train` — options, the live progress line, the closing sample. */
 #include "cli.h"
 
+#include "data/data.h"
 #include "train/train.h"
 
 #include <ctype.h>
@@ -11,7 +12,8 @@
 
 static void help(void) {
     printf("usage: hearth train --data PATH --out DIR [options]\n\n"
-           "  --data PATH         training text (read as bytes; the last 10%% is held out)\n"
+           "  --data PATH         a `hearth prepare` directory (train and val shards), or a\n"
+           "                      text file read as bytes (the last 10%% is held out)\n"
            "  --out DIR           run directory: metrics.jsonl, loss.svg, config.json\n"
            "  --preset NAME       tiny, small, gpt2-124m, llama-tiny, llama-small, llama-124m"
            " (default tiny)\n"
@@ -29,7 +31,8 @@ static void help(void) {
            "  --seed S            seed of init, batches and sampling (default 1337)\n"
            "  --threads N         threads for OpenMP and OpenBLAS (default 2)\n"
            "  --sample N          tokens to generate at the end (default 200, 0 = none)\n"
-           "model fields (override the preset): --family gpt2|llama --vocab-size --max-seq\n"
+           "model fields (override the preset): --family gpt2|llama --vocab-size (default:\n"
+           "  the data's) --max-seq\n"
            "  --n-layer --n-head --n-kv-head --d-model --d-ff --tied 0|1 --bias 0|1\n"
            "  --norm-eps --rope-theta\n");
 }
@@ -129,8 +132,13 @@ int cli_train(int argc, char **argv) {
         fprintf(stderr, "hearth train: %s\n", e.msg);
         return 2;
     }
-    /* Byte-level data: the vocabulary is the 256 byte values unless set explicitly. */
-    o.cfg.vocab_size = 256;
+    /* The vocabulary is the data's (256 for bytes, the shards' otherwise) unless set. */
+    uint32_t data_vocab;
+    if (data_vocab_size(o.data, &data_vocab, &e)) {
+        fprintf(stderr, "hearth train: %s\n", e.msg);
+        return 1;
+    }
+    o.cfg.vocab_size = (int)data_vocab;
     for (int j = 0; j < nov; j++)
         if (nn_config_set(&o.cfg, ovk[j], ovv[j], &e)) {
             fprintf(stderr, "hearth train: %s\n", e.msg);
@@ -154,10 +162,17 @@ int cli_train(int argc, char **argv) {
     }
     printf("run written to %s (metrics.jsonl, loss.svg, config.json)\n", o.out_dir);
     if (sample) {
-        /* control bytes and bytes outside ASCII (a byte model may emit half a UTF-8
+        /* control bytes and bytes that are not UTF-8 (a byte model may emit half a
          * character) are shown as '?' */
-        for (char *c = sample; *c; c++)
-            if (!isprint((unsigned char)*c) && *c != '\n' && *c != '\t') *c = '?';
+        for (unsigned char *c = (unsigned char *)sample; *c;) {
+            size_t k = cli_utf8_len(c);
+            if (k > 1) {
+                c += k;
+                continue;
+            }
+            if (!isprint(*c) && *c != '\n' && *c != '\t') *c = '?';
+            c++;
+        }
         printf("--- sample ---\n%s\n--------------\n", sample);
         free(sample);
     }

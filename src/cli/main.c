@@ -12,6 +12,7 @@ static void usage(FILE *f) {
                "  train    train a GPT-2- or Llama-style transformer on the CPU\n"
                "  digits   train a small MLP on the 8x8 handwritten digits (2, 4, 6, 8)\n"
                "  tokenizer  train a BPE vocabulary; encode and decode text (train|encode|decode|import|info)\n"
+               "  prepare  text, directories or JSONL -> token shards for train --data DIR\n"
                "  help     this message\n\n"
                "`hearth <command> --help` lists a command's options.\n");
 }
@@ -25,6 +26,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) return cli_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "digits")) return cli_digits(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenizer")) return cli_tokenizer(argc - 1, argv + 1);
+    if (!strcmp(cmd, "prepare")) return cli_prepare(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;
@@ -64,4 +66,16 @@ const char *cli_value(int argc, char **argv, int *i) {
         return NULL;
     }
     return argv[++*i];
+}
+
+size_t cli_utf8_len(const unsigned char *s) {
+    unsigned c = s[0];
+    size_t k = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 1;
+    if (k == 1 || c > 0xF4) return 1;
+    for (size_t i = 1; i < k; i++)
+        if ((s[i] & 0xC0) != 0x80) return 1; /* also stops at the NUL */
+    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0) || (c == 0xF0 && s[1] < 0x90) ||
+        (c == 0xF4 && s[1] >= 0x90))
+        return 1;
+    return k;
 }

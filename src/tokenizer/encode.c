@@ -443,10 +443,11 @@ static int encode_segment(tok_vocab *v, const char *text, size_t len, int at_sta
     return 0;
 }
 
-int tok_encode(tok_vocab *v, const char *text, size_t len, int allow_special, tok_ids *out,
-               base_err *e) {
+int tok_encode(tok_vocab *v, const char *text, size_t len, int flags, tok_ids *out, base_err *e) {
     if (!text && len) return base_fail(e, BASE_EINVAL, "tok_encode: NULL text");
-    if (!allow_special || v->n_specials == 0) return encode_segment(v, text, len, 1, out, e);
+    int at_start = !(flags & TOK_ENCODE_CONTINUE);
+    if (!(flags & TOK_ENCODE_SPECIAL) || v->n_specials == 0)
+        return encode_segment(v, text, len, at_start, out, e);
     /* next[i]: where special i next occurs at or after the cursor (len: nowhere) */
     size_t *next = malloc(v->n_specials * sizeof *next);
     if (!next) return oom(e);
@@ -467,7 +468,7 @@ int tok_encode(tok_vocab *v, const char *text, size_t len, int allow_special, to
                 best_id = id;
             }
         }
-        rc = encode_segment(v, text + pos, best - pos, pos == 0, out, e);
+        rc = encode_segment(v, text + pos, best - pos, at_start && pos == 0, out, e);
         if (!rc && best_id >= 0) {
             if (tok_ids_push(out, best_id)) rc = oom(e);
             pos = best + v->len[best_id];
@@ -477,6 +478,43 @@ int tok_encode(tok_vocab *v, const char *text, size_t len, int allow_special, to
     }
     free(next);
     return rc;
+}
+
+/* Why these cuts are exact (the patterns are in docs/FORMATS.md; neither has a lookbehind, so
+ * a piece that starts at the cut is the same piece whether the subject starts there or not):
+ * - "X\nY", X and Y printable non-space ASCII: no piece of either pattern holds a non-space
+ *   followed by whitespace except cl100k's punctuation run with trailing newlines (" ?[^WS\p{L}
+ *   \p{N}]+[\r\n]*"), which stops before Y either way; the GPT-2 piece holding the newline is
+ *   "\n" alone, matched by WS+(?!NWS) at the end of the text and by WS+ before Y. (Whitespace
+ *   before the newline would join it at the end of the text but not before Y.)
+ * - "a| b", a an ASCII letter: the piece holding the letter is a letter run or a contraction,
+ *   which no alternative extends over a space, and the end of the text stops it just as the
+ *   space does.
+ * - SentencePiece: no merge crosses a newline when no mergeable token holds one; each part is
+ *   split into characters and merged on its own (the same reason encode_segment chunks). */
+static int printable_nonspace(unsigned char c) {
+    return c > 0x20 && c < 0x7f;
+}
+
+static int ascii_letter(unsigned char c) {
+    return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
+}
+
+size_t tok_stream_cut(const tok_vocab *v, const char *text, size_t len) {
+    const unsigned char *t = (const unsigned char *)text;
+    if (len < 2) return 0;
+    if (v->kind == TOK_KIND_SPM) {
+        if (!v->spm_newline_splits) return 0;
+        for (size_t c = len - 1; c >= 1; c--)
+            if (t[c - 1] == '\n') return c;
+        return 0;
+    }
+    for (size_t c = len - 1; c >= 1; c--) {
+        if (t[c - 1] == '\n' && c >= 2 && printable_nonspace(t[c - 2]) && printable_nonspace(t[c]))
+            return c;
+        if (t[c] == ' ' && ascii_letter(t[c - 1])) return c;
+    }
+    return 0;
 }
 
 int tok_decode(const tok_vocab *v, const int32_t *ids, size_t n, int flags, char **text,

@@ -108,13 +108,33 @@ void tok_ids_free(tok_ids *ids);
 /* Appends one id (e.g. BOS or end-of-text around a document); BASE_ENOMEM on failure. */
 int tok_ids_push(tok_ids *ids, int32_t id);
 
+/* Flags of tok_encode. */
+enum {
+    TOK_ENCODE_SPECIAL = 1,  /* special-token text becomes its token (see tok_encode) */
+    TOK_ENCODE_CONTINUE = 2, /* the text continues one encoded before, cut at tok_stream_cut:
+                                no SentencePiece space prefix */
+};
+
 /* Encodes len bytes of text (any bytes: invalid UTF-8 is encoded byte-level, never rejected)
- * and APPENDS the ids to *out. allow_special = 0: special-token text is ordinary text;
- * 1: the text of CONTROL, USER and UNKNOWN tokens (e.g. "<|endoftext|>") becomes that token.
- * SentencePiece-style vocabularies prefix a space to non-empty text (when the vocabulary says
- * so) but never add BOS/EOS: the caller appends those. */
-int tok_encode(tok_vocab *v, const char *text, size_t len, int allow_special, tok_ids *out,
-               base_err *e);
+ * and APPENDS the ids to *out. flags 0: special-token text is ordinary text;
+ * TOK_ENCODE_SPECIAL (1): the text of CONTROL, USER and UNKNOWN tokens (e.g. "<|endoftext|>")
+ * becomes that token. SentencePiece-style vocabularies prefix a space to non-empty text (when
+ * the vocabulary says so, and not with TOK_ENCODE_CONTINUE) but never add BOS/EOS: the caller
+ * appends those. */
+int tok_encode(tok_vocab *v, const char *text, size_t len, int flags, tok_ids *out, base_err *e);
+
+/* Streaming a long text: returns the last cut c in [1, len) such that encoding text[0, c)
+ * and then, with TOK_ENCODE_CONTINUE, everything after c gives exactly the ids of encoding
+ * the whole text at once (without TOK_ENCODE_SPECIAL) -- whatever bytes follow text[len). 0 if
+ * there is none. The cuts, which never split a UTF-8 character or a pre-tokenizer piece:
+ *  - byte-level BPE (GPT-2 and cl100k patterns): after "X\nY" with X and Y printable ASCII other
+ *    than space, i.e. between '\n' and Y; or before a space that follows an ASCII letter
+ *    ("word| next"). (After '\n' alone is not enough for GPT-2: "a \n" + "b" splits as
+ *    "a", " ", "\n", "b" whole but "a", " \n" when the text ends at the newline.)
+ *  - SentencePiece-style: after any '\n', when no mergeable token holds a newline (else none).
+ * A caller with a text of no cut at all (one huge line) must cut somewhere else, and accept
+ * that the ids near that cut may differ from a whole encoding. */
+size_t tok_stream_cut(const tok_vocab *v, const char *text, size_t len);
 
 /* ---- decoding */
 enum { TOK_DECODE_SKIP_SPECIAL = 1 }; /* CONTROL tokens decode to nothing */

@@ -3,6 +3,7 @@
 
 #include "data/data.h"
 #include "optim/optim.h"
+#include "tokenizer/tokenizer.h"
 
 #include <errno.h>
 #include <math.h>
@@ -48,25 +49,64 @@ static int check_opts(const train_opts *o, base_err *e) {
     if (o->seq > o->cfg.max_seq)
         return base_fail(e, BASE_EINVAL, "sequence length %d is longer than the model's maximum (max_seq %d)",
                          o->seq, o->cfg.max_seq);
-    return nn_config_check(&o->cfg, e);
+    return BASE_OK;
 }
 
-/* Mean loss over eval_batches held-out batches; the eval RNG restarts from the same seed each
- * time so successive evals score the same windows. */
-static int evaluate(nn_model *m, const data_source *d, const train_opts *o, int *tok, int *tgt,
+/* The eval windows do not depend on the run's seed, so val losses compare across runs. */
+#define EVAL_SEED 0
+
+/* Mean loss over eval_batches held-out batches. The val loader goes back to its start each
+ * time, so successive evals score the same windows. */
+static int evaluate(nn_model *m, data_loader *val, const train_opts *o, int *tok, int *tgt,
                     float *out, base_err *e) {
-    base_rng r;
-    base_rng_seed(&r, o->seed ^ 0xe7a1u);
+    data_pos start = {0, 0, 0};
+    int rc = data_loader_seek(val, &start, e);
     double sum = 0;
-    for (int i = 0; i < o->eval_batches; i++) {
-        data_batch(d, DATA_VAL, &r, o->batch, o->seq, tok, tgt);
+    for (int i = 0; i < o->eval_batches && !rc; i++) {
         float l;
-        int rc = nn_forward(m, tok, tgt, o->batch, o->seq, &l, e);
-        if (rc) return rc;
+        if ((rc = data_loader_next(val, tok, tgt, e)) ||
+            (rc = nn_forward(m, tok, tgt, o->batch, o->seq, &l, e)))
+            break;
         sum += l;
     }
     *out = (float)(sum / o->eval_batches);
-    return BASE_OK;
+    return rc;
+}
+
+/* The closing sample: n tokens from the prompt (the end-of-text token for shards, a newline
+ * for bytes), as text; a NUL byte cannot live in a C string and becomes a space. vocab: the
+ * shards' vocabulary, NULL for bytes. */
+static int sample_text(nn_model *m, const train_opts *o, const tok_vocab *vocab, int32_t eot,
+                       char **sample, base_err *e) {
+    int n = o->sample_tokens, prompt = vocab ? (eot >= 0 ? eot : 0) : '\n';
+    int *out = malloc((size_t)n * sizeof(int));
+    int32_t *ids = malloc((size_t)n * sizeof(int32_t));
+    base_rng sr;
+    base_rng_seed(&sr, o->seed + 1);
+    int rc = out && ids ? train_generate(m, &prompt, 1, n, 0.8f, &sr, out, e)
+                        : base_fail(e, BASE_ENOMEM, "out of memory");
+    char *text = NULL;
+    size_t len = 0;
+    if (!rc && vocab) {
+        /* a model wider than the vocabulary may pick an id no token has: dropped */
+        size_t k = 0;
+        for (int i = 0; i < n; i++)
+            if (out[i] < tok_vocab_size(vocab)) ids[k++] = out[i];
+        rc = tok_decode(vocab, ids, k, 0, &text, &len, e);
+    } else if (!rc) {
+        if (!(text = malloc((size_t)n + 1))) rc = base_fail(e, BASE_ENOMEM, "out of memory");
+        for (int i = 0; !rc && i < n; i++) text[i] = (char)out[i];
+        len = (size_t)n;
+    }
+    if (!rc) {
+        for (size_t i = 0; i < len; i++)
+            if (!text[i]) text[i] = ' ';
+        text[len] = 0;
+        *sample = text;
+    }
+    free(out);
+    free(ids);
+    return rc;
 }
 
 int train_generate(nn_model *m, const int *prompt, int np, int n, float temperature, base_rng *r,
@@ -126,20 +166,39 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
     if (sample) *sample = NULL;
     int rc = check_opts(o, e);
     if (rc) return rc;
-    data_source d;
-    rc = data_open_bytes(&d, o->data, 0.1, o->seq, e);
-    if (rc) return rc;
-    if (o->cfg.vocab_size < d.vocab_size) {
-        data_close(&d);
-        return base_fail(e, BASE_EINVAL, "the model's vocabulary (%d) is smaller than the data's (%d)",
-                         o->cfg.vocab_size, d.vocab_size);
-    }
-    tensor_set_threads(o->threads);
+    data_loader *train = NULL, *val = NULL;
+    tok_vocab *vocab = NULL;
     nn_model *m = NULL;
     optim_adamw opt = {0};
     run_log g = {0};
+    int *tok = NULL, *tgt = NULL;
+    nn_config cfg = o->cfg;
+    if ((rc = data_loader_open(&train, o->data, DATA_TRAIN, o->batch, o->seq, o->seed, e)) ||
+        (rc = data_loader_open(&val, o->data, DATA_VAL, o->batch, o->seq, EVAL_SEED, e)))
+        goto done;
+    int data_vocab = (int)data_loader_vocab_size(train);
+    if (cfg.vocab_size == 0) cfg.vocab_size = data_vocab; /* the data's */
+    if (cfg.vocab_size < data_vocab) {
+        rc = base_fail(e, BASE_EINVAL,
+                       "the model's vocabulary (%d) is smaller than the data's (%d)",
+                       cfg.vocab_size, data_vocab);
+        goto done;
+    }
+    if ((rc = nn_config_check(&cfg, e))) goto done;
+    if (strcmp(data_loader_identity(train), "bytes") != 0 && sample && o->sample_tokens > 0) {
+        /* shards: the sample is decoded with the vocabulary prepare stored beside them */
+        char vpath[4096];
+        snprintf(vpath, sizeof vpath, "%s/vocab.htok", o->data);
+        if ((rc = tok_load(vpath, &vocab, e))) goto done;
+        if (strcmp(tok_identity(vocab), data_loader_identity(train)) != 0) {
+            rc = base_fail(e, BASE_EFORMAT, "%s is not the shards' vocabulary (%s, %s)", vpath,
+                           tok_identity(vocab), data_loader_identity(train));
+            goto done;
+        }
+    }
+    tensor_set_threads(o->threads);
     size_t N = (size_t)o->batch * o->seq;
-    int *tok = malloc(N * sizeof(int)), *tgt = malloc(N * sizeof(int));
+    tok = malloc(N * sizeof(int)), tgt = malloc(N * sizeof(int));
     size_t npts = (size_t)o->steps + 2;
     g.x = malloc(npts * sizeof(double)), g.y = malloc(npts * sizeof(double));
     g.vx = malloc(npts * sizeof(double)), g.vy = malloc(npts * sizeof(double));
@@ -147,7 +206,7 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
         rc = base_fail(e, BASE_ENOMEM, "out of memory");
         goto done;
     }
-    if ((rc = nn_model_create(&m, &o->cfg, o->batch, o->seq, e))) goto done;
+    if ((rc = nn_model_create(&m, &cfg, o->batch, o->seq, e))) goto done;
     if ((rc = optim_adamw_create(&opt, m->n_params, e))) goto done;
     opt.weight_decay = o->weight_decay;
     nn_model_init(m, o->seed);
@@ -157,7 +216,7 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", o->out_dir);
     base_buf cj = {0};
-    nn_config_json(&o->cfg, &cj);
+    nn_config_json(&cfg, &cj);
     base_buf_printf(&cj,
                     "\n{\"batch\":%d,\"seq\":%d,\"steps\":%d,\"accum\":%d,\"lr\":%g,\"min_lr\":%g,"
                     "\"warmup\":%d,\"weight_decay\":%g,\"clip\":%g,\"seed\":%llu,\"threads\":%d,"
@@ -179,9 +238,7 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
     p.peak_gflops = tensor_sgemm_peak_gflops(1024, 3);
     int warmup = o->warmup >= 0 ? o->warmup : o->steps / 20;
     float min_lr = o->min_lr >= 0 ? o->min_lr : o->lr / 10;
-    double flops_step = 3.0 * nn_flops_per_token(&o->cfg, o->seq) * (double)N * o->accum;
-    base_rng rng;
-    base_rng_seed(&rng, o->seed);
+    double flops_step = 3.0 * nn_flops_per_token(&cfg, o->seq) * (double)N * o->accum;
     double t_start = base_now();
     for (int step = 0; step < o->steps; step++) {
         double t0 = base_now();
@@ -189,7 +246,7 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
         nn_zero_grad(m);
         for (int a = 0; a < o->accum; a++) {
             float l;
-            data_batch(&d, DATA_TRAIN, &rng, o->batch, o->seq, tok, tgt);
+            if ((rc = data_loader_next(train, tok, tgt, e))) goto done;
             if ((rc = nn_forward(m, tok, tgt, o->batch, o->seq, &l, e))) goto done;
             nn_backward(m, 1.0f / (float)o->accum);
             loss += l / (float)o->accum;
@@ -219,7 +276,7 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
         if (report) report(&p, user);
         int last = step + 1 == o->steps;
         if ((o->eval_every && p.step % o->eval_every == 0) || last) {
-            if ((rc = evaluate(m, &d, o, tok, tgt, &p.val_loss, e))) goto done;
+            if ((rc = evaluate(m, val, o, tok, tgt, &p.val_loss, e))) goto done;
             p.is_eval = 1;
             fprintf(g.metrics, "{\"step\":%d,\"val_loss\":%.6f}\n", p.step, (double)p.val_loss);
             log_point(&g, 1, p.step, p.val_loss);
@@ -228,24 +285,8 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
         }
         fflush(g.metrics);
     }
-    if (sample && o->sample_tokens > 0) {
-        int n = o->sample_tokens, *out = malloc((size_t)n * sizeof(int));
-        char *text = malloc((size_t)n + 1);
-        int prompt = '\n';
-        base_rng sr;
-        base_rng_seed(&sr, o->seed + 1);
-        if (!out || !text) rc = base_fail(e, BASE_ENOMEM, "out of memory");
-        else rc = train_generate(m, &prompt, 1, n, 0.8f, &sr, out, e);
-        if (rc == BASE_OK) {
-            /* byte tokens; a NUL byte cannot live in a C string and becomes a space */
-            for (int i = 0; i < n; i++) text[i] = out[i] ? (char)out[i] : ' ';
-            text[n] = 0;
-            *sample = text;
-            text = NULL;
-        }
-        free(out);
-        free(text);
-    }
+    if (sample && o->sample_tokens > 0)
+        rc = sample_text(m, o, vocab, data_loader_eot_id(train), sample, e);
 done:
     if (g.metrics && fclose(g.metrics) != 0 && rc == BASE_OK)
         rc = base_fail(e, BASE_EIO, "cannot write the metrics log in %s", o->out_dir);
@@ -254,6 +295,8 @@ done:
     free(tgt);
     optim_adamw_free(&opt);
     nn_model_free(m);
-    data_close(&d);
+    tok_free(vocab);
+    data_loader_free(train);
+    data_loader_free(val);
     return rc;
 }

@@ -1,4 +1,4 @@
-/* train: the training loop. Builds the model, reads the data, runs AdamW with warmup +
+/* train: the training loop. Builds the model, opens the data (src/data's loader), runs AdamW with warmup +
  * cosine decay, clipping and gradient accumulation, evaluates on held-out data, and writes
  * the run directory: metrics.jsonl (one JSON object per step or eval), loss.svg (the loss
  * curves) and config.json. Progress goes to a caller-supplied callback; nothing is printed. */
@@ -9,9 +9,10 @@
 #include "nn/nn.h"
 
 typedef struct train_opts {
-    const char *data;    /* text file (bytes) */
+    const char *data;    /* a `hearth prepare` directory (its train and val shards), or any
+                            other file read as bytes (vocabulary 256, the last 10% for val) */
     const char *out_dir; /* run directory, created if missing */
-    nn_config cfg;       /* vocab_size is checked against the data's */
+    nn_config cfg;       /* vocab_size 0: the data's; otherwise at least the data's */
     int batch, seq, steps, accum;
     int eval_every, eval_batches; /* eval_every 0: only at the end */
     int warmup;                   /* LR warmup steps */
@@ -39,7 +40,11 @@ typedef struct train_progress {
 typedef void (*train_report_fn)(const train_progress *p, void *user);
 
 /* Runs training. Validates everything (config, data, sizes) before creating out_dir.
- * *sample (if not NULL) receives a malloc'd NUL-terminated generated text, caller frees.
+ * Batches come from the data loader (src/data): every epoch visits each window of seq + 1
+ * tokens once, in an order drawn from the seed; evals read the val split's first
+ * eval_batches batches in an order fixed for every run. *sample (if not NULL) receives a
+ * malloc'd NUL-terminated generated text (decoded with the shards' vocab.htok, or bytes),
+ * caller frees.
  * Fails with BASE_ENUM if the loss or gradient becomes non-finite. */
 int train_run(const train_opts *o, train_report_fn report, void *user, char **sample, base_err *e);
 

@@ -1,4 +1,5 @@
-/* tests/base/test_base.c: RNG, overflow checks, atomic writes, plots. */
+/* tests/base/test_base.c: RNG, overflow checks, atomic writes (whole and streaming), FNV-1a,
+ * plots. */
 #include "test.h"
 
 #include <math.h>
@@ -73,6 +74,49 @@ static void test_atomic_write(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* The streaming atomic write: nothing at the path until commit; a patched header; abort and a
+ * failed write leave nothing behind. */
+static void test_afile(void **state) {
+    (void)state;
+    char dir[] = "/tmp/hearth-afile-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/f.bin", dir);
+    base_err e = {0};
+    base_afile *f;
+    assert_int_equal(base_afile_open(&f, path, &e), 0);
+    assert_int_equal(base_afile_write(f, "HEAD", 4, &e), 0);
+    assert_int_equal(base_afile_write(f, "body", 4, &e), 0);
+    assert_int_not_equal(access(path, F_OK), 0); /* not before commit */
+    assert_int_equal(base_afile_pwrite(f, 0, "head", 4, &e), 0);
+    assert_int_equal(base_afile_commit(f, &e), 0);
+    char *data;
+    size_t len;
+    assert_int_equal(base_read_file(path, &data, &len, &e), 0);
+    assert_int_equal(len, 8);
+    assert_memory_equal(data, "headbody", 8);
+    free(data);
+    /* abort: the old file stays, no temporary is left */
+    assert_int_equal(base_afile_open(&f, path, &e), 0);
+    assert_int_equal(base_afile_write(f, "new", 3, &e), 0);
+    base_afile_abort(f);
+    base_afile_abort(NULL);
+    assert_int_equal(base_read_file(path, &data, &len, &e), 0);
+    assert_int_equal(len, 8);
+    free(data);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "test $(ls -A %s | wc -l) -eq 1", dir);
+    assert_int_equal(system(cmd), 0);
+    /* a place that cannot be created */
+    snprintf(path, sizeof path, "%s/nodir/f.bin", dir);
+    assert_int_equal(base_afile_open(&f, path, &e), BASE_EIO);
+    assert_non_null(strstr(e.msg, "nodir"));
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    /* FNV-1a 64 of "a" (the published test vector) */
+    assert_true(base_fnv1a64("a", 1, BASE_FNV64_BASIS) == 0xaf63dc4c8601ec8cull);
+}
+
 static void test_plot(void **state) {
     (void)state;
     char path[] = "/tmp/hearth-plot-XXXXXX";
@@ -101,6 +145,7 @@ int test_base(void) {
         cmocka_unit_test(test_rng),
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_atomic_write),
+        cmocka_unit_test(test_afile),
         cmocka_unit_test(test_plot),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);

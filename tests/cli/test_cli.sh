@@ -116,5 +116,50 @@ if "$H" tokenizer train --vocab-size 270 --out "$T/v1.htok" "$TC" > "$T/out" 2>&
 else
   bad "tokenizer train happy path failed: $(tail -3 "$T/out")"
 fi
+# ---- hearth prepare, and train on its shards
+V="$T/v1.htok"
+P="$T/run" # expect_fail checks that a failed prepare leaves no output directory
+mkdir -p "$T/docs/sub"
+for i in $(seq 40); do echo "document $i: the lighthouse keeper wrote in her log, line $((i % 7))." > "$T/docs/d$i.txt"; done
+cp "$T/docs/d1.txt" "$T/docs/sub/copy.txt"                 # a duplicate
+: > "$T/docs/sub/empty.txt"
+printf '\377\376 invalid UTF-8 stays bytes\n' > "$T/docs/sub/bytes.txt"
+{ for i in $(seq 60); do echo "{\"text\": \"record $i of the jsonl file\", \"n\": $i}"; done
+  echo '{"text": "unterminated'; echo '{"body": "no text"}'; } > "$T/docs.jsonl"
+expect_fail "prepare: no inputs" "at least one input" prepare --vocab "$V" --out "$P"
+expect_fail "prepare: no --vocab" "--vocab FILE" prepare --out "$P" "$T/docs"
+expect_fail "prepare: missing input" "cannot open.*nope.txt" prepare --vocab "$V" --out "$P" "$T/nope.txt"
+expect_fail "prepare: garbage vocab" "bad magic" prepare --vocab "$T/garbage.htok" --out "$P" "$T/docs"
+expect_fail "prepare: bad val-frac" "--val-frac must be a number" prepare --vocab "$V" --out "$P" --val-frac 1.5 "$T/docs"
+expect_fail "prepare: unknown option" "unknown option '--frob'" prepare --frob 1 --vocab "$V" --out "$P" "$T/docs"
+mkdir -p "$T/nodocs"; : > "$T/nodocs/a.txt"
+expect_fail "prepare: only empty files" "no documents" prepare --vocab "$V" --out "$P" "$T/nodocs"
+"$H" tokenizer train --vocab-size 270 --no-special --out "$T/noeot.htok" "$TC" > /dev/null 2>&1
+expect_fail "prepare: vocab without EOT" "no end-of-text token" prepare --vocab "$T/noeot.htok" --out "$P" "$T/docs"
+expect_fail "train: dir without prepare.json" "no prepare.json" train --data "$T/docs" --out "$T/run"
+if "$H" prepare --vocab "$V" --out "$T/prep" --val-frac 0.2 --seed 3 "$T/docs" "$T/docs.jsonl" > "$T/out" 2> "$T/err"; then
+  grep -q "prepared $T/prep: 101 documents" "$T/out" && ok || bad "prepare: summary: $(cat "$T/out")"
+  grep -q "1 duplicates, 1 empty, 2 malformed" "$T/out" && ok || bad "prepare: counts: $(cat "$T/out")"
+  grep -q "docs.jsonl:61: malformed JSON" "$T/err" && grep -q 'docs.jsonl:62: no "text" field' "$T/err" && ok ||
+    bad "prepare: malformed-line warnings: $(cat "$T/err")"
+  for f in train_000000.bin val_000000.bin vocab.htok prepare.json; do [ -s "$T/prep/$f" ] || bad "prepare: $f missing"; done
+  [ "$(head -c 4 "$T/prep/train_000000.bin")" = "HSHD" ] && ok || bad "prepare: shard magic"
+  expect_fail "prepare: again into the same dir" "already holds" prepare --vocab "$V" --out "$T/prep" "$T/docs"
+  [ -s "$T/prep/prepare.json" ] && ok || bad "prepare: a refused run removed the earlier output"
+  if "$H" train --data "$T/prep" --out "$T/sr" --steps 4 --seq 16 --batch 2 --sample 12 > "$T/out" 2>&1; then
+    grep -q '"vocab_size":270' "$T/sr/config.json" && ok || bad "train on shards: vocab_size not the data's"
+    grep -q -- "--- sample ---" "$T/out" && grep -q "val loss" "$T/out" && ok || bad "train on shards: no sample or eval"
+  else
+    bad "train on shards failed: $(tail -3 "$T/out")"
+  fi
+  expect_fail "train: model vocab too small" "smaller than the data's" train --data "$T/prep" --out "$T/run" --vocab-size 256 --seq 16
+  cp -r "$T/prep" "$T/broken"
+  head -c 300 "$T/prep/train_000000.bin" > "$T/broken/train_000000.bin"
+  expect_fail "train: truncated shard" "truncated or corrupt" train --data "$T/broken" --out "$T/run" --seq 16
+  printf 'XXXX' | dd of="$T/broken/train_000000.bin" conv=notrunc 2> /dev/null
+  expect_fail "train: bad shard magic" "bad magic" train --data "$T/broken" --out "$T/run" --seq 16
+else
+  bad "prepare happy path failed: $(cat "$T/err")"
+fi
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
