@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 HEARTH=${HEARTH:-./build/hearth}
 RUN=${RUN:-runs/demo}
-STEPS=${STEPS:-150}
+STEPS=${STEPS:-300}
 corpus=runs/fortunes.txt      # all quotations, one text (for the tokenizer)
 docs=runs/fortunes.d          # one file per quotation (the documents)
 vocab=runs/fortunes-4096.htok

@@ -50,9 +50,9 @@ typedef struct base_rng {
 
 void base_rng_seed(base_rng *r, uint64_t seed);
 uint64_t base_rng_u64(base_rng *r);
-float base_rng_uniform(base_rng *r);                 /* [0, 1) */
-float base_rng_normal(base_rng *r);                  /* N(0, 1), Box-Muller */
-uint64_t base_rng_below(base_rng *r, uint64_t n);    /* uniform in [0, n), n > 0 */
+float base_rng_uniform(base_rng *r);              /* [0, 1) */
+float base_rng_normal(base_rng *r);               /* N(0, 1), Box-Muller */
+uint64_t base_rng_below(base_rng *r, uint64_t n); /* uniform in [0, n), n > 0 */
 
 /* ---- time */
 double base_now(void); /* seconds on a monotonic clock */

@@ -37,15 +37,21 @@ int cli_digits(int argc, char **argv) {
             return 0;
         }
         if (!(val = cli_value(argc, argv, &i))) return 2;
-        if (!strcmp(a, "--data")) path = val;
-        else if (!strcmp(a, "--steps")) { if (cli_int(a, val, 1, 1000000, &steps)) return 2; }
-        else if (!strcmp(a, "--seed")) { if (cli_int(a, val, 0, 1L << 62, &seed)) return 2; }
-        else if (!strcmp(a, "--lr")) { if (cli_float(a, val, 1e-9, 10, &lr)) return 2; }
-        else if (!strcmp(a, "--test-frac")) { if (cli_float(a, val, 0.05, 0.95, &test_frac)) return 2; }
-        else if (!strcmp(a, "--hidden")) {
+        if (!strcmp(a, "--data"))
+            path = val;
+        else if (!strcmp(a, "--steps")) {
+            if (cli_int(a, val, 1, 1000000, &steps)) return 2;
+        } else if (!strcmp(a, "--seed")) {
+            if (cli_int(a, val, 0, 1L << 62, &seed)) return 2;
+        } else if (!strcmp(a, "--lr")) {
+            if (cli_float(a, val, 1e-9, 10, &lr)) return 2;
+        } else if (!strcmp(a, "--test-frac")) {
+            if (cli_float(a, val, 0.05, 0.95, &test_frac)) return 2;
+        } else if (!strcmp(a, "--hidden")) {
             char *end;
             h1 = strtol(val, &end, 10);
-            if (*end != ',' || h1 < 1 || h1 > 4096 || (h2 = strtol(end + 1, &end, 10)) < 1 || h2 > 4096 || *end) {
+            if (*end != ',' || h1 < 1 || h1 > 4096 || (h2 = strtol(end + 1, &end, 10)) < 1 ||
+                h2 > 4096 || *end) {
                 fprintf(stderr, "hearth: --hidden must be two widths like 4,4, got '%s'\n", val);
                 return 2;
             }
@@ -59,7 +65,8 @@ int cli_digits(int argc, char **argv) {
     base_err e = {0};
     if (data_load_digits(path, &x, &y, &n, &e)) {
         fprintf(stderr, "hearth digits: %s\n", e.msg);
-        if (!strcmp(path, DIGITS_PATH)) fprintf(stderr, "  (install it with: apt-get install python3-sklearn)\n");
+        if (!strcmp(path, DIGITS_PATH))
+            fprintf(stderr, "  (install it with: apt-get install python3-sklearn)\n");
         return 1;
     }
     /* keep the four classes, relabelled 0..3, then shuffle and split */
@@ -86,7 +93,8 @@ int cli_digits(int argc, char **argv) {
     optim_adamw opt;
     if (n_train < 1 || n_test < 1 || nn_mlp_create(&net, sizes, 3, n_train, &e) ||
         optim_adamw_create(&opt, net->n_params, &e)) {
-        fprintf(stderr, "hearth digits: %s\n", n_train < 1 || n_test < 1 ? "too few samples" : e.msg);
+        fprintf(stderr, "hearth digits: %s\n",
+                n_train < 1 || n_test < 1 ? "too few samples" : e.msg);
         free(x), free(y);
         return 1;
     }
@@ -117,8 +125,8 @@ int cli_digits(int argc, char **argv) {
     }
     printf("confusion (rows: true digit, columns: predicted)\n      2    4    6    8\n");
     for (int c = 0; c < 4; c++)
-        printf("%d %4d %4d %4d %4d\n", classes[c], confusion[c][0], confusion[c][1], confusion[c][2],
-               confusion[c][3]);
+        printf("%d %4d %4d %4d %4d\n", classes[c], confusion[c][0], confusion[c][1],
+               confusion[c][2], confusion[c][3]);
     printf("test accuracy: %.2f%% (%d of %d)\n", 100.0 * correct / n_test, correct, n_test);
     optim_adamw_free(&opt);
     nn_mlp_free(net);

@@ -39,9 +39,12 @@ static void help(void) {
 
 static void fmt_eta(double s, char *buf, size_t n) {
     long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(buf, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
-    else if (t >= 60) snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
-    else snprintf(buf, n, "%lds", t);
+    if (t >= 3600)
+        snprintf(buf, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else if (t >= 60)
+        snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+    else
+        snprintf(buf, n, "%lds", t);
 }
 
 typedef struct reporter {
@@ -86,24 +89,55 @@ int cli_train(int argc, char **argv) {
             return 2;
         }
         if (!(val = cli_value(argc, argv, &i))) return 2;
-        if (!strcmp(a, "--data")) o.data = val;
-        else if (!strcmp(a, "--out")) o.out_dir = val;
-        else if (!strcmp(a, "--preset")) preset = val;
-        else if (!strcmp(a, "--steps")) { if (cli_int(a, val, 1, 1L << 30, &v)) return 2; o.steps = (int)v; }
-        else if (!strcmp(a, "--batch")) { if (cli_int(a, val, 1, 1 << 16, &v)) return 2; o.batch = (int)v; }
-        else if (!strcmp(a, "--seq")) { if (cli_int(a, val, 1, 1 << 20, &v)) return 2; o.seq = (int)v; }
-        else if (!strcmp(a, "--accum")) { if (cli_int(a, val, 1, 1 << 16, &v)) return 2; o.accum = (int)v; }
-        else if (!strcmp(a, "--warmup")) { if (cli_int(a, val, 0, 1L << 30, &v)) return 2; o.warmup = (int)v; }
-        else if (!strcmp(a, "--eval-every")) { if (cli_int(a, val, 0, 1L << 30, &v)) return 2; o.eval_every = (int)v; }
-        else if (!strcmp(a, "--eval-batches")) { if (cli_int(a, val, 1, 1 << 20, &v)) return 2; o.eval_batches = (int)v; }
-        else if (!strcmp(a, "--threads")) { if (cli_int(a, val, 1, 1024, &v)) return 2; o.threads = (int)v; }
-        else if (!strcmp(a, "--sample")) { if (cli_int(a, val, 0, 1 << 20, &v)) return 2; o.sample_tokens = (int)v; }
-        else if (!strcmp(a, "--seed")) { if (cli_int(a, val, 0, 0x7fffffffffffffffL, &v)) return 2; o.seed = (uint64_t)v; }
-        else if (!strcmp(a, "--lr")) { if (cli_float(a, val, 1e-12, 10, &x)) return 2; o.lr = (float)x; }
-        else if (!strcmp(a, "--min-lr")) { if (cli_float(a, val, 0, 10, &x)) return 2; o.min_lr = (float)x; }
-        else if (!strcmp(a, "--weight-decay")) { if (cli_float(a, val, 0, 10, &x)) return 2; o.weight_decay = (float)x; }
-        else if (!strcmp(a, "--clip")) { if (cli_float(a, val, 0, 1e9, &x)) return 2; o.clip = (float)x; }
-        else {
+        if (!strcmp(a, "--data"))
+            o.data = val;
+        else if (!strcmp(a, "--out"))
+            o.out_dir = val;
+        else if (!strcmp(a, "--preset"))
+            preset = val;
+        else if (!strcmp(a, "--steps")) {
+            if (cli_int(a, val, 1, 1L << 30, &v)) return 2;
+            o.steps = (int)v;
+        } else if (!strcmp(a, "--batch")) {
+            if (cli_int(a, val, 1, 1 << 16, &v)) return 2;
+            o.batch = (int)v;
+        } else if (!strcmp(a, "--seq")) {
+            if (cli_int(a, val, 1, 1 << 20, &v)) return 2;
+            o.seq = (int)v;
+        } else if (!strcmp(a, "--accum")) {
+            if (cli_int(a, val, 1, 1 << 16, &v)) return 2;
+            o.accum = (int)v;
+        } else if (!strcmp(a, "--warmup")) {
+            if (cli_int(a, val, 0, 1L << 30, &v)) return 2;
+            o.warmup = (int)v;
+        } else if (!strcmp(a, "--eval-every")) {
+            if (cli_int(a, val, 0, 1L << 30, &v)) return 2;
+            o.eval_every = (int)v;
+        } else if (!strcmp(a, "--eval-batches")) {
+            if (cli_int(a, val, 1, 1 << 20, &v)) return 2;
+            o.eval_batches = (int)v;
+        } else if (!strcmp(a, "--threads")) {
+            if (cli_int(a, val, 1, 1024, &v)) return 2;
+            o.threads = (int)v;
+        } else if (!strcmp(a, "--sample")) {
+            if (cli_int(a, val, 0, 1 << 20, &v)) return 2;
+            o.sample_tokens = (int)v;
+        } else if (!strcmp(a, "--seed")) {
+            if (cli_int(a, val, 0, 0x7fffffffffffffffL, &v)) return 2;
+            o.seed = (uint64_t)v;
+        } else if (!strcmp(a, "--lr")) {
+            if (cli_float(a, val, 1e-12, 10, &x)) return 2;
+            o.lr = (float)x;
+        } else if (!strcmp(a, "--min-lr")) {
+            if (cli_float(a, val, 0, 10, &x)) return 2;
+            o.min_lr = (float)x;
+        } else if (!strcmp(a, "--weight-decay")) {
+            if (cli_float(a, val, 0, 10, &x)) return 2;
+            o.weight_decay = (float)x;
+        } else if (!strcmp(a, "--clip")) {
+            if (cli_float(a, val, 0, 1e9, &x)) return 2;
+            o.clip = (float)x;
+        } else {
             /* a model field: --n-layer -> n_layer */
             static char keys[32][64];
             const char *k = a + 2;
@@ -114,7 +148,8 @@ int cli_train(int argc, char **argv) {
             }
             for (size_t j = 0; j <= n; j++) keys[nov][j] = k[j] == '-' ? '_' : k[j];
             int known = 0;
-            for (int j = 0; nn_config_fields[j]; j++) known |= !strcmp(nn_config_fields[j], keys[nov]);
+            for (int j = 0; nn_config_fields[j]; j++)
+                known |= !strcmp(nn_config_fields[j], keys[nov]);
             if (!known) {
                 fprintf(stderr, "hearth train: unknown option '%s' (see --help)\n", a);
                 return 2;

@@ -11,7 +11,8 @@ static void usage(FILE *f) {
                "commands:\n"
                "  train    train a GPT-2- or Llama-style transformer on the CPU\n"
                "  digits   train a small MLP on the 8x8 handwritten digits (2, 4, 6, 8)\n"
-               "  tokenizer  train a BPE vocabulary; encode and decode text (train|encode|decode|import|info)\n"
+               "  tokenizer  train a BPE vocabulary; encode and decode text "
+               "(train|encode|decode|import|info)\n"
                "  prepare  text, directories or JSONL -> token shards for train --data DIR\n"
                "  help     this message\n\n"
                "`hearth <command> --help` lists a command's options.\n");

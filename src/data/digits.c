@@ -31,15 +31,16 @@ int data_load_digits(const char *path, float **xo, int **yo, int *no, base_err *
             char *end;
             long v = strtol(p, &end, 10);
             int last = k == 64;
-            if (end == p || v < 0 || v > (last ? 9 : 16) ||
-                (!last && *end != ',') || (last && *end != '\n' && *end != '\r' && *end != 0)) {
-                rc = base_fail(e, BASE_EFORMAT,
-                               "%s:%d: field %d is not %s", path, lineno, k + 1,
+            if (end == p || v < 0 || v > (last ? 9 : 16) || (!last && *end != ',') ||
+                (last && *end != '\n' && *end != '\r' && *end != 0)) {
+                rc = base_fail(e, BASE_EFORMAT, "%s:%d: field %d is not %s", path, lineno, k + 1,
                                last ? "a label 0..9" : "a pixel value 0..16 followed by a comma");
                 break;
             }
-            if (last) y[n] = (int)v;
-            else x[(size_t)n * 64 + k] = (float)v / 16.0f;
+            if (last)
+                y[n] = (int)v;
+            else
+                x[(size_t)n * 64 + k] = (float)v / 16.0f;
             p = end + 1;
         }
         if (rc == BASE_OK) n++;

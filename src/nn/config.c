@@ -20,8 +20,8 @@ static const preset presets[] = {
     {"llama-124m", {NN_LLAMA, 32000, 1024, 12, 12, 4, 768, 2048, 0, 0, 1e-5f, 10000.0f}},
 };
 
-const char *const nn_presets[] = {"tiny",       "small",       "gpt2-124m",
-                                  "llama-tiny", "llama-small", "llama-124m", NULL};
+const char *const nn_presets[] = {"tiny",        "small",      "gpt2-124m", "llama-tiny",
+                                  "llama-small", "llama-124m", NULL};
 
 int nn_config_preset(nn_config *c, const char *name, base_err *e) {
     for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
@@ -35,18 +35,17 @@ int nn_config_preset(nn_config *c, const char *name, base_err *e) {
                      name);
 }
 
-const char *const nn_config_fields[] = {"family",  "vocab_size", "max_seq", "n_layer",
-                                        "n_head",  "n_kv_head",  "d_model", "d_ff",
-                                        "tied",    "bias",       "norm_eps", "rope_theta",
-                                        NULL};
+const char *const nn_config_fields[] = {"family",    "vocab_size", "max_seq", "n_layer", "n_head",
+                                        "n_kv_head", "d_model",    "d_ff",    "tied",    "bias",
+                                        "norm_eps",  "rope_theta", NULL};
 
 static int parse_int(const char *key, const char *v, int lo, int hi, int *out, base_err *e) {
     char *end;
     errno = 0;
     long x = strtol(v, &end, 10);
     if (errno || end == v || *end || x < lo || x > hi)
-        return base_fail(e, BASE_EINVAL, "%s must be an integer in [%d, %d], got '%s'", key, lo,
-                         hi, v);
+        return base_fail(e, BASE_EINVAL, "%s must be an integer in [%d, %d], got '%s'", key, lo, hi,
+                         v);
     *out = (int)x;
     return BASE_OK;
 }
@@ -64,9 +63,12 @@ static int parse_float(const char *key, const char *v, float *out, base_err *e) 
 int nn_config_set(nn_config *c, const char *key, const char *v, base_err *e) {
     const int big = 1 << 24;
     if (!strcmp(key, "family")) {
-        if (!strcmp(v, "gpt2")) c->family = NN_GPT2;
-        else if (!strcmp(v, "llama")) c->family = NN_LLAMA;
-        else return base_fail(e, BASE_EINVAL, "family must be gpt2 or llama, got '%s'", v);
+        if (!strcmp(v, "gpt2"))
+            c->family = NN_GPT2;
+        else if (!strcmp(v, "llama"))
+            c->family = NN_LLAMA;
+        else
+            return base_fail(e, BASE_EINVAL, "family must be gpt2 or llama, got '%s'", v);
         return BASE_OK;
     }
     if (!strcmp(key, "vocab_size")) return parse_int(key, v, 1, big, &c->vocab_size, e);
@@ -93,8 +95,8 @@ int nn_config_check(const nn_config *c, base_err *e) {
         return base_fail(e, BASE_EINVAL, "n_head (%d) does not divide d_model (%d)", c->n_head,
                          c->d_model);
     if (c->n_head % c->n_kv_head)
-        return base_fail(e, BASE_EINVAL, "n_kv_head (%d) does not divide n_head (%d)",
-                         c->n_kv_head, c->n_head);
+        return base_fail(e, BASE_EINVAL, "n_kv_head (%d) does not divide n_head (%d)", c->n_kv_head,
+                         c->n_head);
     if (c->family == NN_GPT2 && c->n_kv_head != c->n_head)
         return base_fail(e, BASE_EINVAL,
                          "the GPT-2 family has no grouped-query attention: n_kv_head (%d) must "
@@ -119,7 +121,7 @@ void nn_config_json(const nn_config *c, base_buf *b) {
                     "{\"family\":\"%s\",\"vocab_size\":%d,\"max_seq\":%d,\"n_layer\":%d,"
                     "\"n_head\":%d,\"n_kv_head\":%d,\"d_model\":%d,\"d_ff\":%d,\"tied\":%d,"
                     "\"bias\":%d,\"norm_eps\":%g,\"rope_theta\":%g}",
-                    c->family == NN_GPT2 ? "gpt2" : "llama", c->vocab_size, c->max_seq,
-                    c->n_layer, c->n_head, c->n_kv_head, c->d_model, c->d_ff, c->tied, c->bias,
+                    c->family == NN_GPT2 ? "gpt2" : "llama", c->vocab_size, c->max_seq, c->n_layer,
+                    c->n_head, c->n_kv_head, c->d_model, c->d_ff, c->tied, c->bias,
                     (double)c->norm_eps, (double)c->rope_theta);
 }

@@ -26,7 +26,8 @@ int nn_mlp_create(nn_mlp **out, const int *sizes, int n_layers, int B, base_err 
     size_t np = 0, na = 0;
     for (int l = 0; l < n_layers; l++) {
         size_t in = (size_t)sizes[l], o = (size_t)sizes[l + 1];
-        m->tensors[m->n_tensors++] = (nn_tensor){mlp_names[2 * l], 2, {(int)o, (int)in, 0}, np, o * in, 1};
+        m->tensors[m->n_tensors++] =
+            (nn_tensor){mlp_names[2 * l], 2, {(int)o, (int)in, 0}, np, o * in, 1};
         np += o * in;
         m->tensors[m->n_tensors++] = (nn_tensor){mlp_names[2 * l + 1], 1, {(int)o, 0, 0}, np, o, 0};
         np += o;
@@ -78,7 +79,9 @@ void nn_mlp_init(nn_mlp *m, uint64_t seed) {
 }
 
 /* Activation gradients live at the same offsets in dacts as the activations in acts. */
-static float *D(const nn_mlp *m, const float *act) { return m->dacts + (act - m->acts); }
+static float *D(const nn_mlp *m, const float *act) {
+    return m->dacts + (act - m->acts);
+}
 
 float nn_mlp_forward(nn_mlp *m, const float *x, const int *y, int B) {
     BASE_ASSERT(B >= 1 && B <= m->B);
@@ -103,11 +106,14 @@ void nn_mlp_backward(nn_mlp *m) {
     tensor_xent_bwd(D(m, m->pre[L - 1]), m->probs, m->last_y, B, m->sizes[L], -1, 1.0f / (float)B);
     for (int l = L - 1; l >= 0; l--) {
         if (l < L - 1)
-            tensor_gelu_bwd(D(m, m->pre[l]), m->pre[l], D(m, m->post[l]), (size_t)B * m->sizes[l + 1]);
+            tensor_gelu_bwd(D(m, m->pre[l]), m->pre[l], D(m, m->post[l]),
+                            (size_t)B * m->sizes[l + 1]);
         const float *in = l ? m->post[l - 1] : m->last_x;
         float *din = l ? D(m, m->post[l - 1]) : NULL;
-        float *dw = m->grads + m->tensors[2 * l].offset, *db = m->grads + m->tensors[2 * l + 1].offset;
-        tensor_matmul_bwd(din, dw, db, D(m, m->pre[l]), in, m->w[l], B, m->sizes[l], m->sizes[l + 1]);
+        float *dw = m->grads + m->tensors[2 * l].offset,
+              *db = m->grads + m->tensors[2 * l + 1].offset;
+        tensor_matmul_bwd(din, dw, db, D(m, m->pre[l]), in, m->w[l], B, m->sizes[l],
+                          m->sizes[l + 1]);
     }
 }
 

@@ -58,22 +58,22 @@ typedef struct nn_tensor {
 /* Views of one activation set: every pointer is an offset into one buffer. Per-layer
  * entries hold all L layers, laid out (L, ...). */
 typedef struct nn_acts {
-    float *encoded;                       /* (B,T,C) */
-    float *ln1, *ln1_mean, *ln1_rstd;     /* (L,B,T,C), (L,B,T), (L,B,T) */
-    float *qkv;                           /* (L,B,T,QKV) after RoPE */
-    float *att;                           /* (L,B,NH,T,T) softmax probabilities */
-    float *atty;                          /* (L,B,T,C) attention output */
-    float *attproj;                       /* (L,B,T,C) */
-    float *res2;                          /* (L,B,T,C) residual after attention */
-    float *ln2, *ln2_mean, *ln2_rstd;     /* (L,B,T,C), (L,B,T), (L,B,T) */
-    float *fch;                           /* (L,B,T,FCO): FCO = F (GELU) or 2F (SwiGLU) */
-    float *fch_act;                       /* (L,B,T,F) */
-    float *fcproj;                        /* (L,B,T,C) */
-    float *res3;                          /* (L,B,T,C) residual after the MLP */
-    float *lnf, *lnf_mean, *lnf_rstd;     /* (B,T,C), (B,T), (B,T) */
-    float *logits;                        /* (B,T,V) */
-    float *probs;                         /* (B,T,V) */
-    float *losses;                        /* (B,T) */
+    float *encoded;                   /* (B,T,C) */
+    float *ln1, *ln1_mean, *ln1_rstd; /* (L,B,T,C), (L,B,T), (L,B,T) */
+    float *qkv;                       /* (L,B,T,QKV) after RoPE */
+    float *att;                       /* (L,B,NH,T,T) softmax probabilities */
+    float *atty;                      /* (L,B,T,C) attention output */
+    float *attproj;                   /* (L,B,T,C) */
+    float *res2;                      /* (L,B,T,C) residual after attention */
+    float *ln2, *ln2_mean, *ln2_rstd; /* (L,B,T,C), (L,B,T), (L,B,T) */
+    float *fch;                       /* (L,B,T,FCO): FCO = F (GELU) or 2F (SwiGLU) */
+    float *fch_act;                   /* (L,B,T,F) */
+    float *fcproj;                    /* (L,B,T,C) */
+    float *res3;                      /* (L,B,T,C) residual after the MLP */
+    float *lnf, *lnf_mean, *lnf_rstd; /* (B,T,C), (B,T), (B,T) */
+    float *logits;                    /* (B,T,V) */
+    float *probs;                     /* (B,T,V) */
+    float *losses;                    /* (B,T) */
 } nn_acts;
 
 typedef struct nn_model {

@@ -9,7 +9,9 @@
 static int qkv_width(const nn_config *c) {
     return (c->n_head + 2 * c->n_kv_head) * (c->d_model / c->n_head);
 }
-static int fc_width(const nn_config *c) { return c->family == NN_LLAMA ? 2 * c->d_ff : c->d_ff; }
+static int fc_width(const nn_config *c) {
+    return c->family == NN_LLAMA ? 2 * c->d_ff : c->d_ff;
+}
 
 /* The parameter tensors in storage order. Fills t (if not NULL) and returns the count. */
 static int layout_params(const nn_config *c, nn_tensor *t, size_t *total) {
@@ -45,7 +47,7 @@ static int layout_params(const nn_config *c, nn_tensor *t, size_t *total) {
                        (spec[i].ndim > 2 ? (size_t)spec[i].s2 : 1);
         if (t)
             t[n] = (nn_tensor){spec[i].name, spec[i].ndim, {spec[i].s0, spec[i].s1, spec[i].s2},
-                               off, numel, spec[i].decay};
+                               off,          numel,        spec[i].decay};
         off += numel;
         n++;
     }
@@ -69,13 +71,13 @@ static size_t layout_acts(const nn_config *c, int B, int T, float *base, nn_acts
         float **p;
         size_t n;
     } spec[] = {
-        {&a->encoded, N * C},   {&a->ln1, L * N * C},      {&a->ln1_mean, L * N},
-        {&a->ln1_rstd, L * N},  {&a->qkv, L * N * Q},      {&a->att, L * B * NH * T * T},
-        {&a->atty, L * N * C},  {&a->attproj, L * N * C},  {&a->res2, L * N * C},
-        {&a->ln2, L * N * C},   {&a->ln2_mean, L * N},     {&a->ln2_rstd, L * N},
-        {&a->fch, L * N * FO},  {&a->fch_act, L * N * F},  {&a->fcproj, L * N * C},
-        {&a->res3, L * N * C},  {&a->lnf, N * C},          {&a->lnf_mean, N},
-        {&a->lnf_rstd, N},      {&a->logits, N * V},       {&a->probs, N * V},
+        {&a->encoded, N * C},  {&a->ln1, L * N * C},     {&a->ln1_mean, L * N},
+        {&a->ln1_rstd, L * N}, {&a->qkv, L * N * Q},     {&a->att, L * B * NH * T * T},
+        {&a->atty, L * N * C}, {&a->attproj, L * N * C}, {&a->res2, L * N * C},
+        {&a->ln2, L * N * C},  {&a->ln2_mean, L * N},    {&a->ln2_rstd, L * N},
+        {&a->fch, L * N * FO}, {&a->fch_act, L * N * F}, {&a->fcproj, L * N * C},
+        {&a->res3, L * N * C}, {&a->lnf, N * C},         {&a->lnf_mean, N},
+        {&a->lnf_rstd, N},     {&a->logits, N * V},      {&a->probs, N * V},
         {&a->losses, N},
     };
     size_t off = 0;
@@ -90,16 +92,19 @@ int nn_model_create(nn_model **out, const nn_config *cfg, int B, int T, base_err
     *out = NULL;
     int rc = nn_config_check(cfg, e);
     if (rc) return rc;
-    if (B < 1 || T < 1) return base_fail(e, BASE_EINVAL, "batch size and sequence length must be positive");
+    if (B < 1 || T < 1)
+        return base_fail(e, BASE_EINVAL, "batch size and sequence length must be positive");
     if (T > cfg->max_seq)
         return base_fail(e, BASE_EINVAL, "sequence length %d is longer than the model's max_seq %d",
                          T, cfg->max_seq);
     /* Bound the activation size in double before laying it out in size_t. */
-    double approx = (double)B * T * ((double)cfg->n_layer * (12.0 * cfg->d_model + 3.0 * cfg->d_ff +
-                                                              (double)cfg->n_head * T) +
-                                     2.0 * cfg->vocab_size);
+    double approx =
+        (double)B * T *
+        ((double)cfg->n_layer * (12.0 * cfg->d_model + 3.0 * cfg->d_ff + (double)cfg->n_head * T) +
+         2.0 * cfg->vocab_size);
     if (approx > 4e9)
-        return base_fail(e, BASE_EINVAL, "batch %d x %d needs more than 16 GB of activations", B, T);
+        return base_fail(e, BASE_EINVAL, "batch %d x %d needs more than 16 GB of activations", B,
+                         T);
     nn_model *m = calloc(1, sizeof *m);
     if (!m) return base_fail(e, BASE_ENOMEM, "out of memory");
     m->cfg = *cfg;
@@ -125,9 +130,10 @@ int nn_model_create(nn_model **out, const nn_config *cfg, int B, int T, base_err
     if (!m->params || !m->grads || !m->acts || !m->dacts || !m->tokens || !m->targets ||
         (cfg->family == NN_LLAMA && (!m->rope_cos || !m->rope_sin))) {
         nn_model_free(m);
-        return base_fail(e, BASE_ENOMEM,
-                         "out of memory allocating the model (%zu parameters, ~%.0f MB of activations)",
-                         nn_config_params(cfg), approx * 8 / 1e6);
+        return base_fail(
+            e, BASE_ENOMEM,
+            "out of memory allocating the model (%zu parameters, ~%.0f MB of activations)",
+            nn_config_params(cfg), approx * 8 / 1e6);
     }
     layout_acts(cfg, B, T, m->acts, &m->a);
     layout_acts(cfg, B, T, m->dacts, &m->da);
@@ -180,7 +186,9 @@ void nn_model_init(nn_model *m, uint64_t seed) {
     }
 }
 
-void nn_zero_grad(nn_model *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
+void nn_zero_grad(nn_model *m) {
+    memset(m->grads, 0, m->n_params * sizeof(float));
+}
 
 /* Per-layer slice of a stacked activation: l-th of L blocks of `each` floats. */
 #define LAYER(ptr, l, each) ((ptr) + (size_t)(l) * (each))
@@ -196,7 +204,8 @@ static void norm_fwd(const nn_model *m, float *out, float *mean, float *rstd, co
 }
 
 static void norm_bwd(const nn_model *m, float *dinp, float *dw, float *db, const float *dout,
-                     const float *inp, const float *w, const float *mean, const float *rstd, int N) {
+                     const float *inp, const float *w, const float *mean, const float *rstd,
+                     int N) {
     int C = m->cfg.d_model;
     if (m->cfg.family == NN_GPT2)
         m->ops->layernorm_bwd(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
@@ -215,11 +224,13 @@ int nn_forward(nn_model *m, const int *tokens, const int *targets, int B, int T,
     int Q = qkv_width(c), FO = fc_width(c), F = c->d_ff, N = B * T;
     for (int i = 0; i < N; i++) {
         if (tokens[i] < 0 || tokens[i] >= V)
-            return base_fail(e, BASE_EINVAL, "token %d at position %d is outside the vocabulary (%d)",
-                             tokens[i], i, V);
+            return base_fail(e, BASE_EINVAL,
+                             "token %d at position %d is outside the vocabulary (%d)", tokens[i], i,
+                             V);
         if (targets && targets[i] != -1 && (targets[i] < 0 || targets[i] >= V))
-            return base_fail(e, BASE_EINVAL, "target %d at position %d is outside the vocabulary (%d)",
-                             targets[i], i, V);
+            return base_fail(e, BASE_EINVAL,
+                             "target %d at position %d is outside the vocabulary (%d)", targets[i],
+                             i, V);
     }
     memcpy(m->tokens, tokens, (size_t)N * sizeof(int));
     if (targets) memcpy(m->targets, targets, (size_t)N * sizeof(int));

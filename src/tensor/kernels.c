@@ -60,7 +60,9 @@ static inline float vexpf(float x) {
 }
 
 /* tanh(u) = 1 - 2 / (e^(2u) + 1): absolute error ~1e-7, which is what GELU needs. */
-static inline float vtanhf(float u) { return 1.0f - 2.0f / (vexpf(2.0f * u) + 1.0f); }
+static inline float vtanhf(float u) {
+    return 1.0f - 2.0f / (vexpf(2.0f * u) + 1.0f);
+}
 
 void tensor_embed_fwd(float *out, const int *tok, const float *wte, const float *wpe, int B, int T,
                       int C) {

@@ -18,58 +18,67 @@
 /* Declares a kernel twice: tensor_NAME (fast) and tensor_ref_NAME (reference). */
 #define TENSOR_KERNELS(X)                                                                          \
     /* out (B,T,C) = wte[tok[b,t]] (V,C) + wpe[t] (maxT,C); wpe may be NULL (no positions) */      \
-    X(void, embed_fwd, (float *out, const int *tok, const float *wte, const float *wpe, int B,     \
-                        int T, int C))                                                             \
-    X(void, embed_bwd, (float *dwte, float *dwpe, const float *dout, const int *tok, int B, int T, \
-                        int C))                                                                    \
+    X(void, embed_fwd,                                                                             \
+      (float *out, const int *tok, const float *wte, const float *wpe, int B, int T, int C))       \
+    X(void, embed_bwd,                                                                             \
+      (float *dwte, float *dwpe, const float *dout, const int *tok, int B, int T, int C))          \
     /* out (N,C) = (inp - mean) * rstd * w + b; saves mean (N), rstd (N) */                        \
-    X(void, layernorm_fwd, (float *out, float *mean, float *rstd, const float *inp,                \
-                            const float *w, const float *b, int N, int C, float eps))              \
-    X(void, layernorm_bwd, (float *dinp, float *dw, float *db, const float *dout,                  \
-                            const float *inp, const float *w, const float *mean,                   \
-                            const float *rstd, int N, int C))                                      \
+    X(void, layernorm_fwd,                                                                         \
+      (float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,     \
+       int N, int C, float eps))                                                                   \
+    X(void, layernorm_bwd,                                                                         \
+      (float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,     \
+       const float *mean, const float *rstd, int N, int C))                                        \
     /* out (N,C) = inp * rstd * w, rstd = 1/sqrt(mean(inp^2) + eps); saves rstd (N) */             \
-    X(void, rmsnorm_fwd, (float *out, float *rstd, const float *inp, const float *w, int N, int C, \
-                          float eps))                                                              \
-    X(void, rmsnorm_bwd, (float *dinp, float *dw, const float *dout, const float *inp,             \
-                          const float *w, const float *rstd, int N, int C))                        \
-    /* out (N,OC) = inp (N,C) @ w^T, w (OC,C), + b (OC) */                                          \
-    X(void, matmul_fwd, (float *out, const float *inp, const float *w, const float *b, int N,      \
-                         int C, int OC))                                                           \
-    X(void, matmul_bwd, (float *dinp, float *dw, float *db, const float *dout, const float *inp,   \
-                         const float *w, int N, int C, int OC))                                    \
+    X(void, rmsnorm_fwd,                                                                           \
+      (float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps))        \
+    X(void, rmsnorm_bwd,                                                                           \
+      (float *dinp, float *dw, const float *dout, const float *inp, const float *w,                \
+       const float *rstd, int N, int C))                                                           \
+    /* out (N,OC) = inp (N,C) @ w^T, w (OC,C), + b (OC) */                                         \
+    X(void, matmul_fwd,                                                                            \
+      (float *out, const float *inp, const float *w, const float *b, int N, int C, int OC))        \
+    X(void, matmul_bwd,                                                                            \
+      (float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,     \
+       int N, int C, int OC))                                                                      \
     /* Rotary embedding, in place, rotate-half pairing (i, i + HS/2) as in Hugging Face Llama:     \
      * x rows (B,T) of `stride` floats, each starting with NH heads of HS; position of row (b,t)   \
-     * is pos0 + t. cos, sin (maxT, HS/2) from tensor_rope_table. bwd rotates the gradient back. */\
-    X(void, rope_fwd, (float *x, int B, int T, int NH, int HS, int stride, int pos0,               \
-                       const float *cos, const float *sin))                                        \
-    X(void, rope_bwd, (float *dx, int B, int T, int NH, int HS, int stride, int pos0,              \
-                       const float *cos, const float *sin))                                        \
-    /* Causal attention with grouped-query heads. qkv (B,T,(NH+2*NKV)*HS): per row NH query       \
+     * is pos0 + t. cos, sin (maxT, HS/2) from tensor_rope_table. bwd rotates the gradient back.   \
+     */                                                                                            \
+    X(void, rope_fwd,                                                                              \
+      (float *x, int B, int T, int NH, int HS, int stride, int pos0, const float *cos,             \
+       const float *sin))                                                                          \
+    X(void, rope_bwd,                                                                              \
+      (float *dx, int B, int T, int NH, int HS, int stride, int pos0, const float *cos,            \
+       const float *sin))                                                                          \
+    /* Causal attention with grouped-query heads. qkv (B,T,(NH+2*NKV)*HS): per row NH query        \
      * heads, then NKV key heads, then NKV value heads; query head h reads kv head h/(NH/NKV).     \
      * out (B,T,NH*HS); att (B,NH,T,T) keeps the softmax probabilities for backward. */            \
-    X(void, attention_fwd, (float *out, float *att, const float *qkv, int B, int T, int NH,        \
-                            int NKV, int HS))                                                      \
-    /* datt (B,NH,T,T) is scratch, overwritten (the gradient of the attention scores) */          \
-    X(void, attention_bwd, (float *dqkv, float *datt, const float *dout, const float *qkv,         \
-                            const float *att, int B, int T, int NH, int NKV, int HS))              \
-    /* GELU, tanh form: out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */                    \
+    X(void, attention_fwd,                                                                         \
+      (float *out, float *att, const float *qkv, int B, int T, int NH, int NKV, int HS))           \
+    /* datt (B,NH,T,T) is scratch, overwritten (the gradient of the attention scores) */           \
+    X(void, attention_bwd,                                                                         \
+      (float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B,     \
+       int T, int NH, int NKV, int HS))                                                            \
+    /* GELU, tanh form: out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */                   \
     X(void, gelu_fwd, (float *out, const float *inp, size_t n))                                    \
     X(void, gelu_bwd, (float *dinp, const float *inp, const float *dout, size_t n))                \
-    /* SwiGLU: inp (N,2F) holds [gate | up]; out (N,F) = silu(gate) * up */                         \
+    /* SwiGLU: inp (N,2F) holds [gate | up]; out (N,F) = silu(gate) * up */                        \
     X(void, swiglu_fwd, (float *out, const float *inp, int N, int F))                              \
     X(void, swiglu_bwd, (float *dinp, const float *inp, const float *dout, int N, int F))          \
     /* out (n) = a + b */                                                                          \
     X(void, residual_fwd, (float *out, const float *a, const float *b, size_t n))                  \
     X(void, residual_bwd, (float *da, float *db, const float *dout, size_t n))                     \
-    /* Softmax cross-entropy. logits (N,V) -> probs (N,V), losses (N) = -log probs[target];       \
-     * rows whose target is ignore_index get loss 0. Returns the mean loss over the other rows    \
+    /* Softmax cross-entropy. logits (N,V) -> probs (N,V), losses (N) = -log probs[target];        \
+     * rows whose target is ignore_index get loss 0. Returns the mean loss over the other rows     \
      * (0 if none) and stores their count in *n_valid. */                                          \
-    X(float, xent_fwd, (float *probs, float *losses, const float *logits, const int *targets,      \
-                        int N, int V, int ignore_index, int *n_valid))                             \
-    /* dlogits (N,V) += scale * (probs - onehot(target)) for rows not ignored */                    \
-    X(void, xent_bwd, (float *dlogits, const float *probs, const int *targets, int N, int V,       \
-                       int ignore_index, float scale))
+    X(float, xent_fwd,                                                                             \
+      (float *probs, float *losses, const float *logits, const int *targets, int N, int V,         \
+       int ignore_index, int *n_valid))                                                            \
+    /* dlogits (N,V) += scale * (probs - onehot(target)) for rows not ignored */                   \
+    X(void, xent_bwd,                                                                              \
+      (float *dlogits, const float *probs, const int *targets, int N, int V, int ignore_index,     \
+       float scale))
 
 #define TENSOR_DECLARE(ret, name, args)                                                            \
     ret tensor_##name args;                                                                        \

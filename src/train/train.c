@@ -36,18 +36,27 @@ void train_opts_default(train_opts *o) {
 static int check_opts(const train_opts *o, base_err *e) {
     if (!o->data) return base_fail(e, BASE_EINVAL, "no training data given (--data PATH)");
     if (!o->out_dir) return base_fail(e, BASE_EINVAL, "no run directory given (--out DIR)");
-    if (o->steps < 1) return base_fail(e, BASE_EINVAL, "the number of steps must be at least 1, got %d", o->steps);
-    if (o->batch < 1) return base_fail(e, BASE_EINVAL, "the batch size must be at least 1, got %d", o->batch);
-    if (o->seq < 1) return base_fail(e, BASE_EINVAL, "the sequence length must be at least 1, got %d", o->seq);
-    if (o->accum < 1) return base_fail(e, BASE_EINVAL, "gradient accumulation must be at least 1, got %d", o->accum);
+    if (o->steps < 1)
+        return base_fail(e, BASE_EINVAL, "the number of steps must be at least 1, got %d",
+                         o->steps);
+    if (o->batch < 1)
+        return base_fail(e, BASE_EINVAL, "the batch size must be at least 1, got %d", o->batch);
+    if (o->seq < 1)
+        return base_fail(e, BASE_EINVAL, "the sequence length must be at least 1, got %d", o->seq);
+    if (o->accum < 1)
+        return base_fail(e, BASE_EINVAL, "gradient accumulation must be at least 1, got %d",
+                         o->accum);
     if (o->eval_every < 0 || o->eval_batches < 1)
         return base_fail(e, BASE_EINVAL, "eval needs eval_every >= 0 and eval_batches >= 1");
-    if (!(o->lr > 0) || !isfinite(o->lr)) return base_fail(e, BASE_EINVAL, "the learning rate must be a positive number");
+    if (!(o->lr > 0) || !isfinite(o->lr))
+        return base_fail(e, BASE_EINVAL, "the learning rate must be a positive number");
     if (!(o->weight_decay >= 0) || !(o->clip >= 0))
         return base_fail(e, BASE_EINVAL, "weight decay and clipping must be non-negative");
-    if (o->threads < 1 || o->threads > 1024) return base_fail(e, BASE_EINVAL, "threads must be in [1, 1024]");
+    if (o->threads < 1 || o->threads > 1024)
+        return base_fail(e, BASE_EINVAL, "threads must be in [1, 1024]");
     if (o->seq > o->cfg.max_seq)
-        return base_fail(e, BASE_EINVAL, "sequence length %d is longer than the model's maximum (max_seq %d)",
+        return base_fail(e, BASE_EINVAL,
+                         "sequence length %d is longer than the model's maximum (max_seq %d)",
                          o->seq, o->cfg.max_seq);
     return BASE_OK;
 }
@@ -153,13 +162,16 @@ typedef struct run_log {
 } run_log;
 
 static void log_point(run_log *g, int eval, double step, double v) {
-    if (eval) g->vx[g->nv] = step, g->vy[g->nv++] = v;
-    else g->x[g->n] = step, g->y[g->n++] = v;
+    if (eval)
+        g->vx[g->nv] = step, g->vy[g->nv++] = v;
+    else
+        g->x[g->n] = step, g->y[g->n++] = v;
 }
 
 static int write_plot(run_log *g, base_err *e) {
     base_series s[2] = {{"train", g->x, g->y, g->n}, {"val", g->vx, g->vy, g->nv}};
-    return base_plot_svg(g->svg, "hearth train: loss", "step", "loss (nats/token)", s, g->nv ? 2 : 1, e);
+    return base_plot_svg(g->svg, "hearth train: loss", "step", "loss (nats/token)", s,
+                         g->nv ? 2 : 1, e);
 }
 
 int train_run(const train_opts *o, train_report_fn report, void *user, char **sample, base_err *e) {
@@ -179,9 +191,9 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
     int data_vocab = (int)data_loader_vocab_size(train);
     if (cfg.vocab_size == 0) cfg.vocab_size = data_vocab; /* the data's */
     if (cfg.vocab_size < data_vocab) {
-        rc = base_fail(e, BASE_EINVAL,
-                       "the model's vocabulary (%d) is smaller than the data's (%d)",
-                       cfg.vocab_size, data_vocab);
+        rc =
+            base_fail(e, BASE_EINVAL, "the model's vocabulary (%d) is smaller than the data's (%d)",
+                      cfg.vocab_size, data_vocab);
         goto done;
     }
     if ((rc = nn_config_check(&cfg, e))) goto done;
@@ -224,7 +236,8 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
                     o->batch, o->seq, o->steps, o->accum, (double)o->lr, (double)o->min_lr,
                     o->warmup, (double)o->weight_decay, (double)o->clip,
                     (unsigned long long)o->seed, o->threads, o->data);
-    rc = cj.failed ? base_fail(e, BASE_ENOMEM, "out of memory") : base_write_atomic(path, cj.data, cj.len, e);
+    rc = cj.failed ? base_fail(e, BASE_ENOMEM, "out of memory")
+                   : base_write_atomic(path, cj.data, cj.len, e);
     base_buf_free(&cj);
     if (rc) goto done;
     snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
@@ -253,8 +266,10 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
         }
         float norm = optim_clip_grad_norm(m->grads, m->n_params, o->clip);
         if (!isfinite(loss) || !isfinite(norm)) {
-            rc = base_fail(e, BASE_ENUM, "step %d: the %s is not finite (%g); stopping. Try a lower --lr.",
-                           step + 1, isfinite(loss) ? "gradient norm" : "loss", (double)(isfinite(loss) ? norm : loss));
+            rc = base_fail(e, BASE_ENUM,
+                           "step %d: the %s is not finite (%g); stopping. Try a lower --lr.",
+                           step + 1, isfinite(loss) ? "gradient norm" : "loss",
+                           (double)(isfinite(loss) ? norm : loss));
             goto done;
         }
         optim_adamw_step(&opt, m->params, m->grads, m->tensors, m->n_tensors, lr);

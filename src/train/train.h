@@ -1,5 +1,5 @@
-/* train: the training loop. Builds the model, opens the data (src/data's loader), runs AdamW with warmup +
- * cosine decay, clipping and gradient accumulation, evaluates on held-out data, and writes
+/* train: the training loop. Builds the model, opens the data (src/data's loader), runs AdamW with
+ * warmup + cosine decay, clipping and gradient accumulation, evaluates on held-out data, and writes
  * the run directory: metrics.jsonl (one JSON object per step or eval), loss.svg (the loss
  * curves) and config.json. Progress goes to a caller-supplied callback; nothing is printed. */
 #ifndef HEARTH_TRAIN_H
@@ -50,7 +50,7 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
 
 /* Generates n tokens after the prompt (np tokens) by temperature sampling from the model's
  * last-position logits over a sliding window of at most m->T tokens. out gets the n tokens. */
-int train_generate(nn_model *m, const int *prompt, int np, int n, float temperature,
-                   base_rng *r, int *out, base_err *e);
+int train_generate(nn_model *m, const int *prompt, int np, int n, float temperature, base_rng *r,
+                   int *out, base_err *e);
 
 #endif

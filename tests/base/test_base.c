@@ -142,10 +142,8 @@ static void test_plot(void **state) {
 
 int test_base(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rng),
-        cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_atomic_write),
-        cmocka_unit_test(test_afile),
+        cmocka_unit_test(test_rng),          cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_atomic_write), cmocka_unit_test(test_afile),
         cmocka_unit_test(test_plot),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);

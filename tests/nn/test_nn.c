@@ -22,9 +22,17 @@ static void parity(const char *file) {
     assert_non_null(f);
     const int *cf = test_fixture_get(f, "config", 12, NULL);
     const float *hy = test_fixture_get(f, "hyper", 7, NULL);
-    nn_config c = {.family = cf[0] ? NN_LLAMA : NN_GPT2, .vocab_size = cf[1], .max_seq = cf[2],
-                   .n_layer = cf[3], .n_head = cf[4], .n_kv_head = cf[5], .d_model = cf[6],
-                   .d_ff = cf[7], .tied = cf[8], .bias = cf[9], .norm_eps = hy[0],
+    nn_config c = {.family = cf[0] ? NN_LLAMA : NN_GPT2,
+                   .vocab_size = cf[1],
+                   .max_seq = cf[2],
+                   .n_layer = cf[3],
+                   .n_head = cf[4],
+                   .n_kv_head = cf[5],
+                   .d_model = cf[6],
+                   .d_ff = cf[7],
+                   .tied = cf[8],
+                   .bias = cf[9],
+                   .norm_eps = hy[0],
                    .rope_theta = hy[1]};
     int B = cf[10], T = cf[11];
     nn_model *m;

@@ -10,7 +10,18 @@
 
 /* One kernel under finite-difference test: loss(ctx) = sum(out .* R) after the reference
  * forward of `kind` on the current inputs. */
-enum { K_EMBED, K_LAYERNORM, K_RMSNORM, K_MATMUL, K_ROPE, K_ATTN, K_GELU, K_SWIGLU, K_RESID, K_XENT };
+enum {
+    K_EMBED,
+    K_LAYERNORM,
+    K_RMSNORM,
+    K_MATMUL,
+    K_ROPE,
+    K_ATTN,
+    K_GELU,
+    K_SWIGLU,
+    K_RESID,
+    K_XENT
+};
 typedef struct ctx {
     int kind, B, T, C, OC, NH, NKV, HS, V;
     float *x, *w, *b, *x2, *out, *R, *s1, *s2; /* inputs, output, weights R, scratch */
@@ -87,7 +98,8 @@ static void fd_check(const char *what, ctx *c, float *x, size_t n, const float *
         double fd = (lp - lm) / ((double)up - dn);
         worst = fmax(worst, fabs(fd - grad[i]) / gmax);
     }
-    if (!(worst <= 2e-2)) fail_msg("%s: finite-difference mismatch %.3g (of max |grad| %.3g)", what, worst, gmax);
+    if (!(worst <= 2e-2))
+        fail_msg("%s: finite-difference mismatch %.3g (of max |grad| %.3g)", what, worst, gmax);
 }
 
 static float *mk(base_rng *r, size_t n, float lo, float hi) {
@@ -117,7 +129,8 @@ static void test_embed(void **state) {
     tensor_ref_embed_bwd(g2, p2, R, tok, B, T, C);
     assert_close(g1, g2, (size_t)V * C, FAST_VS_REF_TOL, "embed bwd dwte");
     assert_close(p1, p2, (size_t)maxT * C, FAST_VS_REF_TOL, "embed bwd dwpe");
-    ctx c = {.kind = K_EMBED, .B = B, .T = T, .C = C, .w = wte, .b = wpe, .out = o2, .R = R, .tok = tok};
+    ctx c = {
+        .kind = K_EMBED, .B = B, .T = T, .C = C, .w = wte, .b = wpe, .out = o2, .R = R, .tok = tok};
     fd_check("embed dwte", &c, wte, (size_t)V * C, g2);
     fd_check("embed dwpe", &c, wpe, (size_t)maxT * C, p2);
     /* without positions (Llama) */
@@ -132,7 +145,8 @@ static void run_norm(int rms, int with_bias) {
     base_rng_seed(&r, 2);
     int N = 13, C = 37;
     size_t n = (size_t)N * C;
-    float *x = mk(&r, n, -2, 3), *w = mk(&r, (size_t)C, 0.5f, 1.5f), *b = with_bias ? mk(&r, (size_t)C, -1, 1) : NULL;
+    float *x = mk(&r, n, -2, 3), *w = mk(&r, (size_t)C, 0.5f, 1.5f),
+          *b = with_bias ? mk(&r, (size_t)C, -1, 1) : NULL;
     float *o1 = mk(NULL, n, 0, 0), *o2 = mk(NULL, n, 0, 0), *R = mk(&r, n, -1, 1);
     float *m1 = mk(NULL, (size_t)N, 0, 0), *s1 = mk(NULL, (size_t)N, 0, 0);
     float *m2 = mk(NULL, (size_t)N, 0, 0), *s2 = mk(NULL, (size_t)N, 0, 0);
@@ -156,8 +170,17 @@ static void run_norm(int rms, int with_bias) {
     assert_close(dx1, dx2, n, 1e-4, name);
     assert_close(dw1, dw2, (size_t)C, 1e-4, name);
     assert_close(db1, db2, (size_t)C, 1e-4, name);
-    ctx c = {.kind = rms ? K_RMSNORM : K_LAYERNORM, .B = N, .T = 1, .C = C, .x = x, .w = w, .b = b,
-             .out = o2, .R = R, .s1 = m2, .s2 = s2};
+    ctx c = {.kind = rms ? K_RMSNORM : K_LAYERNORM,
+             .B = N,
+             .T = 1,
+             .C = C,
+             .x = x,
+             .w = w,
+             .b = b,
+             .out = o2,
+             .R = R,
+             .s1 = m2,
+             .s2 = s2};
     if (rms) c.s1 = s2;
     fd_check(name, &c, x, n, dx2);
     fd_check(name, &c, w, (size_t)C, dw2);
@@ -195,7 +218,16 @@ static void run_matmul(int with_bias) {
     assert_close(dx1, dx2, (size_t)N * C, FAST_VS_REF_TOL, "matmul dinp");
     assert_close(dw1, dw2, (size_t)OC * C, FAST_VS_REF_TOL, "matmul dw");
     assert_close(db1, db2, (size_t)OC, FAST_VS_REF_TOL, "matmul db");
-    ctx c = {.kind = K_MATMUL, .B = N, .T = 1, .C = C, .OC = OC, .x = x, .w = w, .b = b, .out = o2, .R = R};
+    ctx c = {.kind = K_MATMUL,
+             .B = N,
+             .T = 1,
+             .C = C,
+             .OC = OC,
+             .x = x,
+             .w = w,
+             .b = b,
+             .out = o2,
+             .R = R};
     fd_check("matmul dinp", &c, x, (size_t)N * C, dx2);
     fd_check("matmul dw", &c, w, (size_t)OC * C, dw2);
     if (b) fd_check("matmul db", &c, b, (size_t)OC, db2);
@@ -217,7 +249,8 @@ static void test_rope(void **state) {
     size_t n = (size_t)B * T * C;
     float *cs = mk(NULL, (size_t)maxT * HS / 2, 0, 0), *sn = mk(NULL, (size_t)maxT * HS / 2, 0, 0);
     tensor_rope_table(cs, sn, maxT, HS, 10000.0f);
-    float *x = mk(&r, n, -1, 1), *a = mk(NULL, n, 0, 0), *b = mk(NULL, n, 0, 0), *R = mk(&r, n, -1, 1);
+    float *x = mk(&r, n, -1, 1), *a = mk(NULL, n, 0, 0), *b = mk(NULL, n, 0, 0),
+          *R = mk(&r, n, -1, 1);
     memcpy(a, x, n * sizeof(float));
     memcpy(b, x, n * sizeof(float));
     tensor_rope_fwd(a, B, T, NH, HS, C, 3, cs, sn);
@@ -231,7 +264,17 @@ static void test_rope(void **state) {
     tensor_rope_bwd(g1, B, T, NH, HS, C, 3, cs, sn);
     tensor_ref_rope_bwd(g2, B, T, NH, HS, C, 3, cs, sn);
     assert_close(g1, g2, n, FAST_VS_REF_TOL, "rope bwd");
-    ctx c = {.kind = K_ROPE, .B = B, .T = T, .C = C, .NH = NH, .HS = HS, .x = x, .out = b, .R = R, .cos = cs, .sin = sn};
+    ctx c = {.kind = K_ROPE,
+             .B = B,
+             .T = T,
+             .C = C,
+             .NH = NH,
+             .HS = HS,
+             .x = x,
+             .out = b,
+             .R = R,
+             .cos = cs,
+             .sin = sn};
     fd_check("rope", &c, x, n, g2);
     /* the rotation by angle pos * theta^(-2i/HS) on pair (i, i + HS/2), checked directly */
     float v[8] = {1, 0, 0, 0, 0, 0, 0, 0};
@@ -266,7 +309,16 @@ static void run_attention(int NH, int NKV) {
     tensor_attention_bwd(d1, scratch, R, qkv, a1, B, T, NH, NKV, HS);
     tensor_ref_attention_bwd(d2, NULL, R, qkv, a2, B, T, NH, NKV, HS);
     assert_close(d1, d2, nq, 1e-4, "attention dqkv");
-    ctx c = {.kind = K_ATTN, .B = B, .T = T, .NH = NH, .NKV = NKV, .HS = HS, .x = qkv, .out = o2, .R = R, .s1 = a2};
+    ctx c = {.kind = K_ATTN,
+             .B = B,
+             .T = T,
+             .NH = NH,
+             .NKV = NKV,
+             .HS = HS,
+             .x = qkv,
+             .out = o2,
+             .R = R,
+             .s1 = a2};
     fd_check("attention", &c, qkv, nq, d2);
     free(qkv), free(o1), free(o2), free(a1), free(a2), free(scratch), free(R), free(d1), free(d2);
 }
@@ -385,10 +437,10 @@ static void test_deterministic(void **state) {
 
 int test_tensor(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_embed),     cmocka_unit_test(test_layernorm),
-        cmocka_unit_test(test_rmsnorm),   cmocka_unit_test(test_matmul),
-        cmocka_unit_test(test_rope),      cmocka_unit_test(test_attention),
-        cmocka_unit_test(test_pointwise), cmocka_unit_test(test_xent),
+        cmocka_unit_test(test_embed),         cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_rmsnorm),       cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_rope),          cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_pointwise),     cmocka_unit_test(test_xent),
         cmocka_unit_test(test_deterministic),
     };
     return cmocka_run_group_tests_name("tensor", tests, NULL, NULL);

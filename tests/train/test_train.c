@@ -19,8 +19,10 @@ typedef struct seen {
 
 static void record(const train_progress *p, void *user) {
     seen *s = user;
-    if (p->is_eval) s->val = p->val_loss;
-    else if (s->n < 64) s->loss[s->n++] = p->loss;
+    if (p->is_eval)
+        s->val = p->val_loss;
+    else if (s->n < 64)
+        s->loss[s->n++] = p->loss;
 }
 
 static char dir[64];
@@ -29,7 +31,8 @@ static char dir[64];
 static void make_corpus(const char *path) {
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    for (int i = 0; i < 400; i++) fprintf(f, "the quick brown fox %d jumps over the lazy dog.\n", i % 10);
+    for (int i = 0; i < 400; i++)
+        fprintf(f, "the quick brown fox %d jumps over the lazy dog.\n", i % 10);
     fclose(f);
 }
 
