@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages hearth needs to build, test and run its demo. Idempotent:
 # packages already present are skipped, and apt-get runs only when something is missing.
+# With --bench it also installs the peers `make bench` compares against (PyTorch, NumPy).
 set -euo pipefail
 pkgs=(
   build-essential          # gcc 12, make
@@ -13,6 +14,9 @@ pkgs=(
   libjansson-dev           # jansson: JSON for hearth prepare (JSONL inputs, prepare.json)
   nodejs                   # runs the npm reference tokenizers (parity tests, tokenizer benchmark)
 )
+if [ "${1:-}" = "--bench" ]; then
+  pkgs+=(python3-torch python3-numpy) # the PyTorch peer of bench/train_bench.sh (and tools/gen_fixtures.py)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
