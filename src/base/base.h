@@ -42,6 +42,20 @@ int base_add_size(size_t a, size_t b, size_t *out);
  * overflow. Freed with free(). */
 float *base_alloc_floats(size_t n);
 
+/* ---- little-endian fields of on-disk formats, independent of the host's byte order */
+static inline void base_put_le32(uint8_t *p, uint32_t x) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(x >> (8 * i));
+}
+static inline void base_put_le64(uint8_t *p, uint64_t x) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(x >> (8 * i));
+}
+static inline uint32_t base_get_le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t base_get_le64(const uint8_t *p) {
+    return (uint64_t)base_get_le32(p) | (uint64_t)base_get_le32(p + 4) << 32;
+}
+
 /* ---- random numbers: xoshiro256** seeded through splitmix64. Deterministic on every
  * platform; the whole state is the struct, so it can be saved and restored. */
 typedef struct base_rng {

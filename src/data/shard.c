@@ -25,18 +25,6 @@ enum {
 };
 _Static_assert(H_ID + DATA_IDENTITY_MAX <= H_CHECKSUM, "identity overlaps the checksum");
 
-static void put32(uint8_t *p, uint32_t x) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(x >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t x) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(x >> (8 * i));
-}
-static uint32_t get32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get64(const uint8_t *p) {
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 int data_shard_parse(const void *data, size_t file_len, const char *name, data_shard_info *info,
                      base_err *e) {
@@ -48,18 +36,18 @@ int data_shard_parse(const void *data, size_t file_len, const char *name, data_s
     if (file_len < DATA_SHARD_HEADER)
         return base_fail(e, BASE_EFORMAT, "%s: truncated (%zu bytes, the header alone is %d)", name,
                          file_len, DATA_SHARD_HEADER);
-    uint32_t version = get32(p + H_VERSION);
+    uint32_t version = base_get_le32(p + H_VERSION);
     if (version != DATA_SHARD_VERSION)
         return base_fail(e, BASE_EFORMAT, "%s: shard version %u, this build reads version %d", name,
                          version, DATA_SHARD_VERSION);
-    if (base_fnv1a64(p, H_CHECKSUM, BASE_FNV64_BASIS) != get64(p + H_CHECKSUM))
+    if (base_fnv1a64(p, H_CHECKSUM, BASE_FNV64_BASIS) != base_get_le64(p + H_CHECKSUM))
         return base_fail(e, BASE_EFORMAT, "%s: header checksum mismatch (corrupt shard)", name);
-    info->token_bytes = get32(p + H_TOKEN_BYTES);
-    info->vocab_size = get32(p + H_VOCAB);
-    info->n_tokens = get64(p + H_TOKENS);
-    info->n_docs = get64(p + H_DOCS);
-    info->eot_id = (int32_t)get32(p + H_EOT);
-    uint32_t idlen = get32(p + H_IDLEN);
+    info->token_bytes = base_get_le32(p + H_TOKEN_BYTES);
+    info->vocab_size = base_get_le32(p + H_VOCAB);
+    info->n_tokens = base_get_le64(p + H_TOKENS);
+    info->n_docs = base_get_le64(p + H_DOCS);
+    info->eot_id = (int32_t)base_get_le32(p + H_EOT);
+    uint32_t idlen = base_get_le32(p + H_IDLEN);
     if (info->vocab_size < 1 || info->vocab_size > INT32_MAX)
         return base_fail(e, BASE_EFORMAT, "%s: vocabulary size %u out of range", name,
                          info->vocab_size);
@@ -206,16 +194,16 @@ uint64_t data_shard_tokens(const data_shard_writer *w) {
 int data_shard_commit(data_shard_writer *w, base_err *e) {
     uint8_t h[DATA_SHARD_HEADER] = {0};
     memcpy(h + H_MAGIC, DATA_SHARD_MAGIC, 4);
-    put32(h + H_VERSION, DATA_SHARD_VERSION);
-    put32(h + H_TOKEN_BYTES, w->token_bytes);
-    put32(h + H_VOCAB, w->vocab_size);
-    put64(h + H_TOKENS, w->n_tokens);
-    put64(h + H_DOCS, w->n_docs);
-    put32(h + H_EOT, (uint32_t)w->eot_id);
+    base_put_le32(h + H_VERSION, DATA_SHARD_VERSION);
+    base_put_le32(h + H_TOKEN_BYTES, w->token_bytes);
+    base_put_le32(h + H_VOCAB, w->vocab_size);
+    base_put_le64(h + H_TOKENS, w->n_tokens);
+    base_put_le64(h + H_DOCS, w->n_docs);
+    base_put_le32(h + H_EOT, (uint32_t)w->eot_id);
     size_t idlen = strlen(w->identity);
-    put32(h + H_IDLEN, (uint32_t)idlen);
+    base_put_le32(h + H_IDLEN, (uint32_t)idlen);
     memcpy(h + H_ID, w->identity, idlen);
-    put64(h + H_CHECKSUM, base_fnv1a64(h, H_CHECKSUM, BASE_FNV64_BASIS));
+    base_put_le64(h + H_CHECKSUM, base_fnv1a64(h, H_CHECKSUM, BASE_FNV64_BASIS));
     int rc = flush(w, e);
     if (!rc) rc = base_afile_pwrite(w->f, 0, h, sizeof h, e);
     if (rc) {

@@ -51,7 +51,6 @@ uint64_t tok_hash(const void *p, size_t n) {
     return mix64(h);
 }
 
-static uint64_t get64(const uint8_t *p);
 
 /* ---- building */
 
@@ -347,7 +346,7 @@ int tok_vocab_finish(tok_vocab *v, base_err *e) {
     uint8_t *ser;
     size_t n;
     if ((rc = tok_serialize(v, &ser, &n, e))) return rc;
-    uint64_t h = get64(ser + n - 8); /* the file's checksum is the identity's hash */
+    uint64_t h = base_get_le64(ser + n - 8); /* the file's checksum is the identity's hash */
     free(ser);
     snprintf(v->identity, sizeof v->identity, "%s:%s:%u:%016llx", kind_name(v->kind),
              pretok_name(v->pretok), v->n, (unsigned long long)h);
@@ -415,18 +414,6 @@ int32_t tok_find(const tok_vocab *v, const char *text, size_t len) {
 
 /* ---- HTOK: serialization */
 
-static void put32(uint8_t *p, uint32_t x) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(x >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t x) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(x >> (8 * i));
-}
-static uint32_t get32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get64(const uint8_t *p) {
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 /* The exact size of an HTOK file with these counts, or 0 on overflow. */
 static size_t htok_size(uint64_t n, uint64_t blob, uint64_t m) {
@@ -445,35 +432,35 @@ int tok_serialize(const tok_vocab *v, uint8_t **data, size_t *len, base_err *e) 
     uint8_t *p = n ? malloc(n) : NULL;
     if (!p) return base_fail(e, BASE_ENOMEM, "out of memory serializing the vocabulary");
     memcpy(p, "HTOK", 4);
-    put32(p + 4, HTOK_VERSION);
-    put32(p + 8, (uint32_t)v->kind);
-    put32(p + 12, (uint32_t)v->pretok);
-    put32(p + 16, v->flags);
-    put32(p + 20, v->n);
-    put32(p + 24, v->n_merges);
-    put32(p + 28, (uint32_t)v->eot);
-    put32(p + 32, (uint32_t)v->bos);
-    put32(p + 36, (uint32_t)v->unk);
-    put64(p + 40, v->blob_len);
+    base_put_le32(p + 4, HTOK_VERSION);
+    base_put_le32(p + 8, (uint32_t)v->kind);
+    base_put_le32(p + 12, (uint32_t)v->pretok);
+    base_put_le32(p + 16, v->flags);
+    base_put_le32(p + 20, v->n);
+    base_put_le32(p + 24, v->n_merges);
+    base_put_le32(p + 28, (uint32_t)v->eot);
+    base_put_le32(p + 32, (uint32_t)v->bos);
+    base_put_le32(p + 36, (uint32_t)v->unk);
+    base_put_le64(p + 40, v->blob_len);
     uint8_t *q = p + HTOK_HEADER;
     for (uint32_t i = 0; i < v->n; i++, q += 12) {
         uint32_t s;
         memcpy(&s, &v->score[i], 4);
-        put32(q, v->len[i]);
-        put32(q + 4, v->type[i]);
-        put32(q + 8, s);
+        base_put_le32(q, v->len[i]);
+        base_put_le32(q + 4, v->type[i]);
+        base_put_le32(q + 8, s);
     }
     for (uint32_t i = 0; i < v->n; i++) { /* token bytes in id order (the blob may hold gaps) */
         if (v->len[i]) memcpy(q, v->blob + v->off[i], v->len[i]);
         q += v->len[i];
     }
     for (uint32_t i = 0; i < v->n_merges; i++, q += 16) {
-        put32(q, v->merges[i].left);
-        put32(q + 4, v->merges[i].right);
-        put32(q + 8, v->merges[i].merged);
-        put32(q + 12, v->merges[i].rank);
+        base_put_le32(q, v->merges[i].left);
+        base_put_le32(q + 4, v->merges[i].right);
+        base_put_le32(q + 8, v->merges[i].merged);
+        base_put_le32(q + 12, v->merges[i].rank);
     }
-    put64(q, tok_fnv1a(p, n - 8, TOK_FNV_BASIS));
+    base_put_le64(q, tok_fnv1a(p, n - 8, TOK_FNV_BASIS));
     *data = p;
     *len = n;
     return 0;
@@ -497,12 +484,12 @@ int tok_parse(const void *data, size_t len, tok_vocab **out, base_err *e) {
     if (len < HTOK_HEADER + 8)
         return base_fail(e, BASE_EFORMAT, "vocabulary truncated: %zu bytes, the header alone is %u",
                          len, HTOK_HEADER + 8);
-    uint32_t version = get32(p + 4);
+    uint32_t version = base_get_le32(p + 4);
     if (version != HTOK_VERSION)
         return base_fail(e, BASE_EFORMAT, "vocabulary version %u is not supported (only %u)",
                          version, HTOK_VERSION);
-    uint32_t n = get32(p + 20), m = get32(p + 24);
-    uint64_t blob = get64(p + 40);
+    uint32_t n = base_get_le32(p + 20), m = base_get_le32(p + 24);
+    uint64_t blob = base_get_le64(p + 40);
     if (n == 0 || n > TOK_MAX_TOKENS)
         return base_fail(e, BASE_EFORMAT, "vocabulary claims %u tokens (1..%d)", n, TOK_MAX_TOKENS);
     if (m > HTOK_MAX_MERGES)
@@ -517,19 +504,19 @@ int tok_parse(const void *data, size_t len, tok_vocab **out, base_err *e) {
     if (want < len)
         return base_fail(e, BASE_EFORMAT, "vocabulary corrupt: %zu bytes after its end",
                          len - want);
-    if (tok_fnv1a(p, len - 8, TOK_FNV_BASIS) != get64(p + len - 8))
+    if (tok_fnv1a(p, len - 8, TOK_FNV_BASIS) != base_get_le64(p + len - 8))
         return base_fail(e, BASE_EFORMAT, "vocabulary corrupt: checksum mismatch");
-    tok_vocab *v = tok_vocab_new((int)get32(p + 8), (int)get32(p + 12));
+    tok_vocab *v = tok_vocab_new((int)base_get_le32(p + 8), (int)base_get_le32(p + 12));
     if (!v) return base_fail(e, BASE_ENOMEM, "out of memory");
-    v->flags = get32(p + 16);
-    v->eot = (int32_t)get32(p + 28);
-    v->bos = (int32_t)get32(p + 32);
-    v->unk = (int32_t)get32(p + 36);
+    v->flags = base_get_le32(p + 16);
+    v->eot = (int32_t)base_get_le32(p + 28);
+    v->bos = (int32_t)base_get_le32(p + 32);
+    v->unk = (int32_t)base_get_le32(p + 36);
     const uint8_t *rec = p + HTOK_HEADER, *text = rec + (size_t)n * 12;
     uint64_t used = 0;
     int rc = 0;
     for (uint32_t i = 0; i < n && !rc; i++, rec += 12) {
-        uint32_t tl = get32(rec), ty = get32(rec + 4), sc = get32(rec + 8);
+        uint32_t tl = base_get_le32(rec), ty = base_get_le32(rec + 4), sc = base_get_le32(rec + 8);
         float score;
         memcpy(&score, &sc, 4);
         if (tl > blob - used) {
@@ -545,7 +532,7 @@ int tok_parse(const void *data, size_t len, tok_vocab **out, base_err *e) {
                        (unsigned long long)used, (unsigned long long)blob);
     const uint8_t *mg = text + blob;
     for (uint32_t i = 0; i < m && !rc; i++, mg += 16)
-        rc = tok_vocab_add_merge(v, get32(mg), get32(mg + 4), get32(mg + 8), get32(mg + 12), e);
+        rc = tok_vocab_add_merge(v, base_get_le32(mg), base_get_le32(mg + 4), base_get_le32(mg + 8), base_get_le32(mg + 12), e);
     if (!rc) rc = tok_vocab_finish(v, e);
     if (rc) {
         tok_free(v);

@@ -741,14 +741,8 @@ static void test_prepare_bad_input(void **state) {
 
 /* ---- corrupt shards */
 
-static void put32(uint8_t *p, uint32_t x) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(x >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t x) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(x >> (8 * i));
-}
 static void reseal(uint8_t *p) {
-    put64(p + DATA_SHARD_HEADER - 8, base_fnv1a64(p, DATA_SHARD_HEADER - 8, BASE_FNV64_BASIS));
+    base_put_le64(p + DATA_SHARD_HEADER - 8, base_fnv1a64(p, DATA_SHARD_HEADER - 8, BASE_FNV64_BASIS));
 }
 
 /* The shard image must be refused by the parser and by the loader, with `what` in the message. */
@@ -832,16 +826,16 @@ static void test_corrupt_shards(void **state) {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         memcpy(p, good, n);
         if (cases[i].wide)
-            put64(p + cases[i].off, cases[i].val);
+            base_put_le64(p + cases[i].off, cases[i].val);
         else
-            put32(p + cases[i].off, (uint32_t)cases[i].val);
+            base_put_le32(p + cases[i].off, (uint32_t)cases[i].val);
         reseal(p);
         expect_bad(p, n, cases[i].what);
     }
     /* a valid header over an id outside the vocabulary: the loader says so when it reads it */
     memcpy(p, good, n);
-    put32(p + 12, 300); /* vocabulary 300, EOT 299; the ids go up to 595 */
-    put32(p + 32, 299);
+    base_put_le32(p + 12, 300); /* vocabulary 300, EOT 299; the ids go up to 595 */
+    base_put_le32(p + 32, 299);
     reseal(p);
     write_file("badid.bin", p, n);
     path_of(path, sizeof path, "badid.bin");

@@ -411,9 +411,6 @@ static void reseal(uint8_t *p, size_t n) {
     uint64_t h = tok_fnv1a(p, n - 8, TOK_FNV_BASIS);
     for (int i = 0; i < 8; i++) p[n - 8 + i] = (uint8_t)(h >> (8 * i));
 }
-static void put32(uint8_t *p, uint32_t x) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(x >> (8 * i));
-}
 
 static void expect_parse_fails(const uint8_t *p, size_t n, const char *what) {
     uint8_t *copy = malloc(n ? n : 1); /* exact size, so ASan sees any overread */
@@ -477,7 +474,7 @@ static void test_htok_file(void **state) {
     for (size_t k = 0; k < sizeof lies / sizeof *lies; k++) {
         uint8_t *q = malloc(n);
         memcpy(q, p, n);
-        put32(q + lies[k].at, lies[k].val);
+        base_put_le32(q + lies[k].at, lies[k].val);
         reseal(q, n);
         expect_parse_fails(q, n, lies[k].what);
         free(q);
@@ -485,8 +482,8 @@ static void test_htok_file(void **state) {
     /* sizes whose sum overflows */
     uint8_t *o = malloc(n);
     memcpy(o, p, n);
-    put32(o + 40, 0xfffffff0u);
-    put32(o + 44, 0xffffffffu);
+    base_put_le32(o + 40, 0xfffffff0u);
+    base_put_le32(o + 44, 0xffffffffu);
     reseal(o, n);
     expect_parse_fails(o, n, "overflowing");
     free(o);
@@ -496,11 +493,11 @@ static void test_htok_file(void **state) {
     size_t m0 = 48 + 12 * (size_t)nt + blob;
     uint8_t *q = malloc(n + 1);
     memcpy(q, p, n);
-    put32(q + m0, 5000);
+    base_put_le32(q + m0, 5000);
     reseal(q, n);
     expect_parse_fails(q, n, "outside");
     memcpy(q, p, n);
-    put32(q + m0 + 8, 'z');
+    base_put_le32(q + m0 + 8, 'z');
     reseal(q, n);
     expect_parse_fails(q, n, "joined");
     memcpy(q, p, n);
