@@ -30,6 +30,8 @@ const void *test_fixture_get(const test_fixture *f, const char *name, size_t n, 
 
 /* The tests' directory (for fixtures): $HEARTH_TESTS or "tests". */
 const char *test_dir(void);
+/* The varied tokenizer corpus, tests/tokenizer/corpus.txt (malloc'd; fails the test if absent). */
+char *test_read_corpus(size_t *len);
 
 int test_base(void);
 int test_tensor(void);

@@ -34,6 +34,15 @@ const char *test_dir(void) {
     return d ? d : "tests";
 }
 
+char *test_read_corpus(size_t *len) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/tokenizer/corpus.txt", test_dir());
+    char *d;
+    base_err e = {0};
+    if (base_read_file(path, &d, len, &e)) fail_msg("%s", e.msg);
+    return d;
+}
+
 typedef struct entry {
     char name[128];
     int dtype;

@@ -86,19 +86,10 @@ static char *gen_text(size_t n, uint64_t seed) {
     return s;
 }
 
-static char *read_corpus(size_t *len) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/tokenizer/corpus.txt", test_dir());
-    char *d;
-    base_err e = {0};
-    if (base_read_file(path, &d, len, &e)) fail_msg("%s", e.msg);
-    return d;
-}
-
 /* The parity corpus plus generated text: what the vocabularies here are trained on. */
 static char *train_text(size_t *len) {
     size_t cl;
-    char *c = read_corpus(&cl);
+    char *c = test_read_corpus(&cl);
     char *g = gen_text(60000, 7);
     size_t gl = strlen(g);
     char *all = malloc(cl + gl + 1);
@@ -339,7 +330,7 @@ static size_t chunked_equals_whole(tok_vocab *v, const char *text, size_t len, u
 static void test_stream_cut(void **state) {
     (void)state;
     size_t cl;
-    char *corpus = read_corpus(&cl);
+    char *corpus = test_read_corpus(&cl);
     char *gen = gen_text(40000, 3);
     tok_vocab *gpt2 = small_vocab, *cl100k = train_vocab(TOK_PRETOK_CL100K, 600, 1);
     tok_vocab *spm = spm_vocab(gpt2, 0), *spm_nl = spm_vocab(gpt2, 1);

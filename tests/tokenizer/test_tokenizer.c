@@ -52,15 +52,6 @@ static char *gen_text(size_t n, uint64_t seed) {
     return s;
 }
 
-static char *read_corpus(size_t *len) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/tokenizer/corpus.txt", test_dir());
-    char *d;
-    base_err e = {0};
-    if (base_read_file(path, &d, len, &e)) fail_msg("%s", e.msg);
-    return d;
-}
-
 static tok_vocab *train(const char *text, size_t len, int vocab_size, int pretok,
                         const char *const *specials, size_t ns) {
     tok_train_opts o = {
@@ -76,7 +67,7 @@ static const char *eot_specials[] = {"<|endoftext|>"};
 /* A vocabulary of 1000 trained on generated text plus the parity corpus. */
 static tok_vocab *train_default(void) {
     size_t cl;
-    char *c = read_corpus(&cl);
+    char *c = test_read_corpus(&cl);
     char *g = gen_text(200000, 1);
     size_t gl = strlen(g);
     char *all = malloc(gl + cl);
@@ -276,7 +267,7 @@ static void test_roundtrip(void **state) {
     (void)state;
     tok_vocab *v = train_default();
     size_t cl;
-    char *c = read_corpus(&cl);
+    char *c = test_read_corpus(&cl);
     roundtrip(v, c, cl, 0);
     roundtrip(v, c, cl, 1);
     free(c);
@@ -860,7 +851,7 @@ static void piece_ends(tok_re *r, const char *s, size_t n, size_t base, size_t *
 static void test_stream_cut_pieces(void **state) {
     (void)state;
     size_t cl;
-    char *corpus = read_corpus(&cl);
+    char *corpus = test_read_corpus(&cl);
     char *gen = gen_text(30000, 21);
     /* whitespace runs before and after newlines, CRLF, Unicode spaces, runs of newlines */
     const char *ws = "a \nb  \n\nc\t\nd\r\ne\n f\n\n  g.\n\nh!\n i\xC2\xA0\nj k\n"
