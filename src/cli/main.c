@@ -9,12 +9,12 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: hearth <command> [options]\n\n"
                "commands:\n"
-               "  train    train a GPT-2- or Llama-style transformer on the CPU\n"
-               "  digits   train a small MLP on the 8x8 handwritten digits (2, 4, 6, 8)\n"
-               "  tokenizer  train a BPE vocabulary; encode and decode text "
-               "(train|encode|decode|import|info)\n"
-               "  prepare  text, directories or JSONL -> token shards for train --data DIR\n"
-               "  help     this message\n\n"
+               "  tokenizer  train a BPE vocabulary; encode and decode text\n"
+               "             (train|encode|decode|import|info)\n"
+               "  prepare    text, directories or JSONL -> token shards for train --data DIR\n"
+               "  train      train a GPT-2- or Llama-style transformer on the CPU\n"
+               "  digits     train a small MLP on the 8x8 handwritten digits (2, 4, 6, 8)\n"
+               "  help       this message\n\n"
                "`hearth <command> --help` lists a command's options.\n");
 }
 
