@@ -40,6 +40,7 @@ int test_optim(void);
 int test_train(void);
 int test_tokenizer(void);
 int test_ckpt(void);
+int test_checkpoint(void);
 int test_data(void);
 
 #endif

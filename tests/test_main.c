@@ -8,9 +8,10 @@ int main(int argc, char **argv) {
     struct {
         const char *name;
         int (*run)(void);
-    } suites[] = {{"base", test_base},   {"tensor", test_tensor}, {"nn", test_nn},
-                  {"optim", test_optim}, {"train", test_train},   {"tokenizer", test_tokenizer},
-                  {"ckpt", test_ckpt},   {"data", test_data}};
+    } suites[] = {
+        {"base", test_base},   {"tensor", test_tensor},         {"nn", test_nn},
+        {"optim", test_optim}, {"train", test_train},           {"tokenizer", test_tokenizer},
+        {"ckpt", test_ckpt},   {"checkpoint", test_checkpoint}, {"data", test_data}};
     int failed = 0, ran = 0;
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
         if (argc > 1 && strcmp(argv[1], suites[i].name) != 0) continue;

@@ -31,6 +31,11 @@ static void help(void) {
            "  --seed S            seed of init, batches and sampling (default 1337)\n"
            "  --threads N         threads for OpenMP and OpenBLAS (default 2)\n"
            "  --sample N          tokens to generate at the end (default 200, 0 = none)\n"
+           "  --ckpt-every N      write a checkpoint DIR/step_NNNNNNNN every N steps\n"
+           "                      (default 0 = never)\n"
+           "  --resume PATH       resume from a checkpoint directory, or from the newest good\n"
+           "                      checkpoint of a run directory; without it, a --out DIR\n"
+           "                      holding checkpoints resumes from its newest good one\n"
            "model fields (override the preset): --family gpt2|llama --vocab-size (default:\n"
            "  the data's) --max-seq\n"
            "  --n-layer --n-head --n-kv-head --d-model --d-ff --tied 0|1 --bias 0|1\n"
@@ -50,6 +55,12 @@ static void fmt_eta(double s, char *buf, size_t n) {
 typedef struct reporter {
     int tty, every;
 } reporter;
+
+/* Checkpoint notes (one skipped as damaged, resuming from step N) go to stderr. */
+static void note(const char *msg, void *user) {
+    reporter *r = user;
+    fprintf(stderr, "%shearth train: %s\n", r->tty ? "\r\033[K" : "", msg);
+}
 
 static void report(const train_progress *p, void *user) {
     reporter *r = user;
@@ -122,6 +133,11 @@ int cli_train(int argc, char **argv) {
         } else if (!strcmp(a, "--sample")) {
             if (cli_int(a, val, 0, 1 << 20, &v)) return 2;
             o.sample_tokens = (int)v;
+        } else if (!strcmp(a, "--ckpt-every")) {
+            if (cli_int(a, val, 0, 1L << 30, &v)) return 2;
+            o.ckpt_every = (int)v;
+        } else if (!strcmp(a, "--resume")) {
+            o.resume = val;
         } else if (!strcmp(a, "--seed")) {
             if (cli_int(a, val, 0, 0x7fffffffffffffffL, &v)) return 2;
             o.seed = (uint64_t)v;
@@ -187,6 +203,7 @@ int cli_train(int argc, char **argv) {
            preset, o.cfg.family == NN_GPT2 ? "GPT-2" : "Llama", nn_config_params(&o.cfg), o.batch,
            o.seq, o.steps, o.threads);
     fflush(stdout);
+    o.note = note;
     char *sample = NULL;
     int rc = train_run(&o, report, &r, &sample, &e);
     if (r.tty) printf("\n");

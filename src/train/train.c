@@ -1,6 +1,7 @@
 /* train/train.c: the training loop, eval, metrics log, loss plot and the closing sample. */
 #include "train.h"
 
+#include "ckpt/ckpt.h"
 #include "data/data.h"
 #include "optim/optim.h"
 #include "tokenizer/tokenizer.h"
@@ -9,6 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void train_opts_default(train_opts *o) {
     const char *data = o->data, *out = o->out_dir;
@@ -46,6 +48,8 @@ static int check_opts(const train_opts *o, base_err *e) {
     if (o->accum < 1)
         return base_fail(e, BASE_EINVAL, "gradient accumulation must be at least 1, got %d",
                          o->accum);
+    if (o->ckpt_every < 0)
+        return base_fail(e, BASE_EINVAL, "ckpt_every must be >= 0, got %d", o->ckpt_every);
     if (o->eval_every < 0 || o->eval_batches < 1)
         return base_fail(e, BASE_EINVAL, "eval needs eval_every >= 0 and eval_batches >= 1");
     if (!(o->lr > 0) || !isfinite(o->lr))
@@ -168,6 +172,42 @@ static void log_point(run_log *g, int eval, double step, double v) {
         g->x[g->n] = step, g->y[g->n++] = v;
 }
 
+/* Resuming at step k: metrics.jsonl keeps its lines of steps <= k (a crashed run may have
+ * logged past its last checkpoint), rewritten atomically; their points go back on the plot. */
+static int trim_metrics(run_log *g, const char *path, long k, size_t npts, base_err *e) {
+    char *buf;
+    size_t len;
+    base_err ignored;
+    if (base_read_file(path, &buf, &len, &ignored) != BASE_OK) return BASE_OK; /* none yet */
+    size_t keep = 0;
+    for (size_t at = 0; at < len;) {
+        char *nl = memchr(buf + at, '\n', len - at);
+        if (!nl) break; /* a torn last line goes */
+        *nl = 0;
+        int step;
+        float v;
+        if (sscanf(buf + at, "{\"step\":%d", &step) != 1 || step > k) break;
+        if (sscanf(buf + at, "{\"step\":%d,\"loss\":%f", &step, &v) == 2 && g->n < npts)
+            log_point(g, 0, step, v);
+        else if (sscanf(buf + at, "{\"step\":%d,\"val_loss\":%f", &step, &v) == 2 && g->nv < npts)
+            log_point(g, 1, step, v);
+        *nl = '\n';
+        at = keep = (size_t)(nl - buf) + 1;
+    }
+    int rc = base_write_atomic(path, buf, keep, e);
+    free(buf);
+    return rc;
+}
+
+static void note(const train_opts *o, void *user, const char *msg) {
+    if (o->note) o->note(msg, user);
+}
+
+static void note_skip(const char *msg, void *user) {
+    void **ctx = user; /* (opts, user) */
+    note(ctx[0], ctx[1], msg);
+}
+
 static int write_plot(run_log *g, base_err *e) {
     base_series s[2] = {{"train", g->x, g->y, g->n}, {"val", g->vx, g->vy, g->nv}};
     return base_plot_svg(g->svg, "hearth train: loss", "step", "loss (nats/token)", s,
@@ -223,9 +263,48 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
     opt.weight_decay = o->weight_decay;
     nn_model_init(m, o->seed);
 
-    /* Everything is valid: now the run directory. */
-    if ((rc = base_mkdir_p(o->out_dir, e))) goto done;
+    /* A checkpoint to resume from (checked against these settings before anything is
+     * written), then the run directory. */
     char path[4096];
+    int warmup = o->warmup >= 0 ? o->warmup : o->steps / 20;
+    float min_lr = o->min_lr >= 0 ? o->min_lr : o->lr / 10;
+    /* the state a checkpoint holds, and the settings a resume must share */
+    ckpt_trainer ck = {.steps = o->steps,
+                       .warmup = warmup,
+                       .accum = o->accum,
+                       .batch = o->batch,
+                       .seq = o->seq,
+                       .lr = o->lr,
+                       .min_lr = min_lr,
+                       .weight_decay = o->weight_decay,
+                       .clip = o->clip,
+                       .seed = o->seed};
+    snprintf(ck.data_identity, sizeof ck.data_identity, "%s", data_loader_identity(train));
+    ck.data_windows = data_loader_windows(train);
+    char *from = NULL;
+    void *ctx[2] = {(void *)o, user};
+    int resume_ckpt = 0; /* o->resume names a checkpoint itself, not a run directory */
+    if (o->resume) {
+        snprintf(path, sizeof path, "%s/manifest.json", o->resume);
+        resume_ckpt = access(path, F_OK) == 0;
+    }
+    if (resume_ckpt) {
+        if (!(from = strdup(o->resume))) rc = base_fail(e, BASE_ENOMEM, "out of memory");
+    } else {
+        rc = ckpt_find_latest_good(o->resume ? o->resume : o->out_dir, &from, note_skip, ctx, e);
+        if (!rc && !from && o->resume)
+            rc = base_fail(e, BASE_EINVAL, "no checkpoint in %s verifies; nothing to resume",
+                           o->resume);
+    }
+    if (!rc && from) rc = ckpt_load(from, m, &opt, &ck, e);
+    if (!rc && from) rc = data_loader_seek(train, &ck.pos, e);
+    if (!rc && from) {
+        char msg[4200];
+        snprintf(msg, sizeof msg, "resuming from %s (step %ld)", from, ck.step);
+        note(o, user, msg);
+    }
+    free(from);
+    if (rc || (rc = base_mkdir_p(o->out_dir, e))) goto done;
     snprintf(path, sizeof path, "%s/config.json", o->out_dir);
     base_buf cj = {0};
     nn_config_json(&cfg, &cj);
@@ -240,8 +319,11 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
                    : base_write_atomic(path, cj.data, cj.len, e);
     base_buf_free(&cj);
     if (rc) goto done;
+
+    int start = (int)ck.step;
     snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
-    if (!(g.metrics = fopen(path, "w"))) {
+    if (start > 0 && (rc = trim_metrics(&g, path, start, npts, e))) goto done;
+    if (!(g.metrics = fopen(path, start > 0 ? "a" : "w"))) {
         rc = base_fail(e, BASE_EIO, "cannot create %s: %s", path, strerror(errno));
         goto done;
     }
@@ -249,11 +331,9 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
 
     train_progress p = {.steps = o->steps, .n_params = m->n_params};
     p.peak_gflops = tensor_sgemm_peak_gflops(1024, 3);
-    int warmup = o->warmup >= 0 ? o->warmup : o->steps / 20;
-    float min_lr = o->min_lr >= 0 ? o->min_lr : o->lr / 10;
     double flops_step = 3.0 * nn_flops_per_token(&cfg, o->seq) * (double)N * o->accum;
     double t_start = base_now();
-    for (int step = 0; step < o->steps; step++) {
+    for (int step = start; step < o->steps; step++) {
         double t0 = base_now();
         float lr = optim_lr_at(step, warmup, o->steps, o->lr, min_lr), loss = 0;
         nn_zero_grad(m);
@@ -282,7 +362,7 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
         p.ms = dt * 1e3;
         p.tok_per_s = (double)N * o->accum / dt;
         p.peak_frac = p.peak_gflops > 0 ? flops_step / dt * 1e-9 / p.peak_gflops : 0;
-        p.eta_s = (base_now() - t_start) / (step + 1) * (o->steps - step - 1);
+        p.eta_s = (base_now() - t_start) / (step + 1 - start) * (o->steps - step - 1);
         fprintf(g.metrics,
                 "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6g,\"ms\":%.3f,"
                 "\"tokens_per_s\":%.1f,\"peak_frac\":%.4f}\n",
@@ -299,6 +379,11 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
             if (report) report(&p, user);
         }
         fflush(g.metrics);
+        if (o->ckpt_every && p.step % o->ckpt_every == 0) {
+            ck.step = p.step;
+            data_loader_tell(train, &ck.pos);
+            if ((rc = ckpt_save(o->out_dir, m, &opt, &ck, e))) goto done;
+        }
     }
     if (sample && o->sample_tokens > 0)
         rc = sample_text(m, o, vocab, data_loader_eot_id(train), sample, e);

@@ -19,7 +19,13 @@ typedef struct train_opts {
     float lr, min_lr, weight_decay, clip;
     uint64_t seed;
     int threads;
-    int sample_tokens; /* length of the sample generated at the end (0: none) */
+    int sample_tokens;  /* length of the sample generated at the end (0: none) */
+    int ckpt_every;     /* write a checkpoint (src/ckpt) every N steps; 0: never */
+    const char *resume; /* a checkpoint directory, or a run directory whose newest good
+                           checkpoint to resume from; NULL: out_dir's newest good one, if any */
+    /* optional: notes the caller should show (a checkpoint skipped as damaged, resuming
+     * from step N); called with train_run's user pointer. */
+    void (*note)(const char *msg, void *user);
 } train_opts;
 
 /* Fills o with defaults (everything but data, out_dir and cfg). */
@@ -45,6 +51,10 @@ typedef void (*train_report_fn)(const train_progress *p, void *user);
  * eval_batches batches in an order fixed for every run. *sample (if not NULL) receives a
  * malloc'd NUL-terminated generated text (decoded with the shards' vocab.htok, or bytes),
  * caller frees.
+ * Resume: a run resumed from a checkpoint (o->resume, or out_dir holding one that verifies)
+ * continues at its step with its weights, AdamW state and data position, so its losses and
+ * final weights are bit-identical to an uninterrupted run's; metrics.jsonl keeps the lines
+ * up to that step and continues. Settings that differ from the checkpoint's are refused.
  * Fails with BASE_ENUM if the loss or gradient becomes non-finite. */
 int train_run(const train_opts *o, train_report_fn report, void *user, char **sample, base_err *e);
 

@@ -51,6 +51,23 @@ if "$H" train --data "$T/corpus.txt" --out "$T/ok1" --steps 6 --seq 32 --batch 4
 else
   bad "train happy path failed: $(tail -3 "$T/out1")"
 fi
+# checkpoints: the last one damaged, the run resumes from the one before, same losses as ok1
+if "$H" train --data "$T/corpus.txt" --out "$T/ck" --steps 6 --seq 32 --batch 4 --sample 20 --ckpt-every 3 > "$T/out3" 2>&1 &&
+   [ -f "$T/ck/step_00000003/manifest.json" ] && [ "$(cat "$T/ck/latest")" = step_00000006 ]; then
+  truncate -s -1 "$T/ck/step_00000006/model.safetensors"
+  if "$H" train --data "$T/corpus.txt" --out "$T/ck" --steps 6 --seq 32 --batch 4 --sample 20 --ckpt-every 3 --resume "$T/ck" > "$T/out4" 2>&1 &&
+     grep -q "skipping checkpoint .*step_00000006.*truncated" "$T/out4" && grep -q "resuming from .*step_00000003 (step 3)" "$T/out4"; then
+    a=$(grep -o '"loss":[0-9.]*' "$T/ok1/metrics.jsonl"); b=$(grep -o '"loss":[0-9.]*' "$T/ck/metrics.jsonl")
+    [ "$a" = "$b" ] && ok || bad "resume: losses differ from the uninterrupted run"
+  else
+    bad "resume failed: $(tail -3 "$T/out4")"
+  fi
+else
+  bad "train --ckpt-every failed: $(tail -3 "$T/out3")"
+fi
+expect_fail "resume with another seed" "different run setting: seed is 1337 there, 5 in this run" train --data "$T/corpus.txt" --out "$T/ck" --steps 6 --seq 32 --batch 4 --seed 5
+expect_fail "resume another config" "different model config: n_layer is 4 there, 3 in this run" train --data "$T/corpus.txt" --out "$T/ck" --steps 6 --seq 32 --batch 4 --n-layer 3
+expect_fail "resume nothing" "no checkpoint in .*nothing to resume" train --data "$T/corpus.txt" --out "$T/ck2" --resume "$T/ok1"
 if [ -f /usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz ]; then
   out=$("$H" digits 2>&1)
   acc=$(echo "$out" | sed -n 's/^test accuracy: \([0-9.]*\)%.*/\1/p')

@@ -1,0 +1,427 @@
+/* ckpt/ckpt.c: checkpoint save (temporary directory, fsync, rename, fsync, latest), verify
+ * (manifest sizes and CRC-32C), find the newest good one, and load with a settings check. */
+#include "ckpt.h"
+
+#include "crc32c.h"
+#include "safetensors.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MANIFEST_FORMAT "hearth-checkpoint"
+#define TRAINER_FORMAT "hearth-trainer"
+#define PATH_MAX_LEN 4096
+
+/* The files of a checkpoint, manifest.json aside, in writing order. */
+static const char *const ckpt_files[] = {"model.safetensors", "optimizer.safetensors",
+                                         "trainer.json"};
+#define N_FILES 3
+
+/* dir/name into out (PATH_MAX_LEN bytes); BASE_EINVAL if it does not fit. */
+static int path_join(char *out, const char *dir, const char *name, base_err *e) {
+    int n = snprintf(out, PATH_MAX_LEN, "%s/%s", dir, name);
+    if (n < 0 || n >= PATH_MAX_LEN)
+        return base_fail(e, BASE_EINVAL, "path too long: %s/%s", dir, name);
+    return BASE_OK;
+}
+
+static int fsync_dir(const char *path, base_err *e) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return base_fail(e, BASE_EIO, "cannot open %s: %s", path, strerror(errno));
+    int rc =
+        fsync(fd) ? base_fail(e, BASE_EIO, "cannot fsync %s: %s", path, strerror(errno)) : BASE_OK;
+    close(fd);
+    return rc;
+}
+
+/* Removes the directory path and the plain files in it (checkpoints hold nothing else). */
+static int remove_dir(const char *path, base_err *e) {
+    DIR *d = opendir(path);
+    if (!d) {
+        if (errno == ENOENT) return BASE_OK;
+        return base_fail(e, BASE_EIO, "cannot open %s: %s", path, strerror(errno));
+    }
+    struct dirent *de;
+    char p[PATH_MAX_LEN];
+    int rc = BASE_OK;
+    while (!rc && (de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        if (!(rc = path_join(p, path, de->d_name, e)) && unlink(p) != 0)
+            rc = base_fail(e, BASE_EIO, "cannot remove %s: %s", p, strerror(errno));
+    }
+    closedir(d);
+    if (!rc && rmdir(path) != 0)
+        rc = base_fail(e, BASE_EIO, "cannot remove %s: %s", path, strerror(errno));
+    return rc;
+}
+
+/* The settings a resumed run must share, as one JSON object: saved in trainer.json and
+ * compared field by field on load (floats with 9 significant digits round-trip exactly). */
+static void run_json(const ckpt_trainer *t, base_buf *b) {
+    base_buf_printf(b,
+                    "{\"batch\":%d,\"seq\":%d,\"accum\":%d,\"steps\":%d,\"warmup\":%d,"
+                    "\"lr\":%.9g,\"min_lr\":%.9g,\"weight_decay\":%.9g,\"clip\":%.9g,"
+                    "\"seed\":%" PRIu64 ",\"data_windows\":%" PRIu64 ",\"data\":",
+                    t->batch, t->seq, t->accum, t->steps, t->warmup, (double)t->lr,
+                    (double)t->min_lr, (double)t->weight_decay, (double)t->clip, t->seed,
+                    t->data_windows);
+    json_t *s = json_string(t->data_identity);
+    char *q = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+    base_buf_printf(b, "%s}", q ? q : "\"\"");
+    if (!q) b->failed = 1;
+    free(q);
+    json_decref(s);
+}
+
+static int add_file(json_t *files, const char *name, uint64_t size, uint32_t crc) {
+    char hex[9];
+    snprintf(hex, sizeof hex, "%08" PRIx32, crc);
+    return json_array_append_new(
+        files, json_pack("{sssIss}", "name", name, "size", (json_int_t)size, "crc32c", hex));
+}
+
+int ckpt_save(const char *run_dir, const nn_model *m, const optim_adamw *o, const ckpt_trainer *t,
+              base_err *e) {
+    char name[32], tmp[PATH_MAX_LEN], dst[PATH_MAX_LEN], p[PATH_MAX_LEN];
+    if (t->step < 0 || t->step > 99999999)
+        return base_fail(e, BASE_EINVAL, "checkpoint step %ld out of range", t->step);
+    snprintf(name, sizeof name, "step_%08ld", t->step);
+    char tname[40];
+    snprintf(tname, sizeof tname, ".tmp-%s", name);
+    int rc = path_join(tmp, run_dir, tname, e);
+    if (!rc) rc = path_join(dst, run_dir, name, e);
+    if (!rc) rc = remove_dir(tmp, e);
+    if (!rc && mkdir(tmp, 0755) != 0)
+        rc = base_fail(e, BASE_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    if (rc) return rc;
+    json_t *files = json_array();
+    uint64_t size[N_FILES];
+    uint32_t crc[N_FILES];
+    char steps[24], tt[24];
+    snprintf(steps, sizeof steps, "%ld", t->step);
+    snprintf(tt, sizeof tt, "%ld", o->t);
+    const char *mmeta[] = {"format", "hearth", "step", steps, NULL};
+    if (!rc) rc = path_join(p, tmp, ckpt_files[0], e);
+    if (!rc)
+        rc = files ? ckpt_st_write_model(p, m, mmeta, &size[0], &crc[0], e)
+                   : base_fail(e, BASE_ENOMEM, "out of memory");
+    /* optimizer: m.NAME and v.NAME laid out like the parameters, t in the metadata */
+    ckpt_st_tensor *ot = calloc(2 * (size_t)m->n_tensors + 1, sizeof *ot);
+    char(*on)[40] = calloc(2 * (size_t)m->n_tensors + 1, sizeof *on);
+    if (!rc && (!ot || !on)) rc = base_fail(e, BASE_ENOMEM, "out of memory");
+    for (int i = 0; !rc && i < 2 * m->n_tensors; i++) {
+        const nn_tensor *x = &m->tensors[i % m->n_tensors];
+        int is_v = i >= m->n_tensors;
+        snprintf(on[i], sizeof on[i], "%s.%s", is_v ? "v" : "m", x->name);
+        ot[i].name = on[i];
+        ot[i].ndim = x->ndim;
+        for (int d = 0; d < x->ndim; d++) ot[i].shape[d] = (uint64_t)x->shape[d];
+        ot[i].data = (is_v ? o->v : o->m) + x->offset;
+    }
+    if (!rc) {
+        const char *ometa[] = {"format", "hearth-adamw", "t", tt, NULL};
+        if (!(rc = path_join(p, tmp, ckpt_files[1], e)))
+            rc = ckpt_st_write(p, ot, 2 * m->n_tensors, ometa, &size[1], &crc[1], e);
+    }
+    free(ot);
+    free(on);
+    if (!rc) {
+        base_buf b = {0};
+        base_buf_printf(&b, "{\"format\":\"%s\",\"version\":%d,\"step\":%ld,\"config\":",
+                        TRAINER_FORMAT, CKPT_VERSION, t->step);
+        nn_config_json(&m->cfg, &b);
+        base_buf_printf(&b, ",\"run\":");
+        run_json(t, &b);
+        base_buf_printf(&b,
+                        ",\"data_pos\":{\"epoch\":%" PRIu64 ",\"shard\":%" PRIu64
+                        ",\"window\":%" PRIu64 "}}\n",
+                        t->pos.epoch, t->pos.shard, t->pos.window);
+        rc = b.failed ? base_fail(e, BASE_ENOMEM, "out of memory")
+                      : path_join(p, tmp, ckpt_files[2], e);
+        if (!rc) rc = base_write_atomic(p, b.data, b.len, e);
+        size[2] = b.len;
+        crc[2] = b.failed ? 0 : ckpt_crc32c(0, b.data, b.len);
+        base_buf_free(&b);
+    }
+    for (int i = 0; !rc && i < N_FILES; i++)
+        if (add_file(files, ckpt_files[i], size[i], crc[i]))
+            rc = base_fail(e, BASE_ENOMEM, "out of memory");
+    if (!rc) {
+        json_t *man = json_pack("{sssisIsO}", "format", MANIFEST_FORMAT, "version", CKPT_VERSION,
+                                "step", (json_int_t)t->step, "files", files);
+        char *s = man ? json_dumps(man, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
+        rc = s ? path_join(p, tmp, "manifest.json", e) : base_fail(e, BASE_ENOMEM, "out of memory");
+        if (!rc) rc = base_write_atomic(p, s, strlen(s), e);
+        free(s);
+        json_decref(man);
+    }
+    json_decref(files);
+    /* into place: an older directory of the same step (a run resumed before it) goes first */
+    if (!rc) rc = remove_dir(dst, e);
+    if (!rc && rename(tmp, dst) != 0)
+        rc = base_fail(e, BASE_EIO, "cannot rename %s to %s: %s", tmp, dst, strerror(errno));
+    if (!rc) rc = fsync_dir(run_dir, e);
+    if (!rc) {
+        char line[40];
+        int n = snprintf(line, sizeof line, "%s\n", name);
+        if (!(rc = path_join(p, run_dir, "latest", e)))
+            rc = base_write_atomic(p, line, (size_t)n, e);
+    }
+    if (rc) {
+        base_err ignored;
+        remove_dir(tmp, &ignored);
+    }
+    return rc;
+}
+
+/* Reads and checks dir/manifest.json. *man gets the parsed object. */
+static int read_manifest(const char *dir, json_t **man, base_err *e) {
+    char p[PATH_MAX_LEN];
+    *man = NULL;
+    int prc = path_join(p, dir, "manifest.json", e);
+    if (prc) return prc;
+    json_error_t je;
+    json_t *j = json_load_file(p, JSON_REJECT_DUPLICATES, &je);
+    *man = NULL;
+    if (!j) return base_fail(e, BASE_EFORMAT, "%s: unreadable (%s)", p, je.text);
+    const char *fmt = json_string_value(json_object_get(j, "format"));
+    json_t *ver = json_object_get(j, "version");
+    int rc = BASE_OK;
+    if (!fmt || strcmp(fmt, MANIFEST_FORMAT) != 0)
+        rc = base_fail(e, BASE_EFORMAT, "%s: not a hearth checkpoint manifest", p);
+    else if (!json_is_integer(ver) || json_integer_value(ver) != CKPT_VERSION)
+        rc = base_fail(
+            e, BASE_EFORMAT, "%s: checkpoint format version %lld; this hearth reads version %d", p,
+            json_is_integer(ver) ? (long long)json_integer_value(ver) : -1LL, CKPT_VERSION);
+    if (rc)
+        json_decref(j);
+    else
+        *man = j;
+    return rc;
+}
+
+int ckpt_verify(const char *dir, base_err *e) {
+    json_t *man;
+    int rc = read_manifest(dir, &man, e);
+    if (rc) return rc;
+    json_t *files = json_object_get(man, "files");
+    for (int i = 0; !rc && i < N_FILES; i++) {
+        json_t *f = NULL;
+        for (size_t k = 0; k < json_array_size(files); k++) {
+            const char *n = json_string_value(json_object_get(json_array_get(files, k), "name"));
+            if (n && strcmp(n, ckpt_files[i]) == 0) f = json_array_get(files, k);
+        }
+        json_t *js = json_object_get(f, "size");
+        const char *hex = json_string_value(json_object_get(f, "crc32c"));
+        char *end = NULL;
+        unsigned long want_crc = hex ? strtoul(hex, &end, 16) : 0;
+        if (!f || !json_is_integer(js) || !hex || strlen(hex) != 8 || *end) {
+            rc = base_fail(e, BASE_EFORMAT, "%s/manifest.json: no valid entry for %s", dir,
+                           ckpt_files[i]);
+            break;
+        }
+        char p[PATH_MAX_LEN], *buf;
+        size_t len;
+        if ((rc = path_join(p, dir, ckpt_files[i], e)) || (rc = base_read_file(p, &buf, &len, e)))
+            break;
+        uint32_t crc = ckpt_crc32c(0, buf, len);
+        free(buf);
+        if ((json_int_t)len != json_integer_value(js))
+            rc = base_fail(e, BASE_EFORMAT, "%s: %zu bytes, the manifest says %lld (truncated?)", p,
+                           len, (long long)json_integer_value(js));
+        else if (crc != want_crc)
+            rc = base_fail(e, BASE_EFORMAT, "%s: CRC-32C %08" PRIx32 ", the manifest says %s", p,
+                           crc, hex);
+    }
+    json_decref(man);
+    return rc;
+}
+
+static int step_of(const char *name, long *step) {
+    if (strncmp(name, "step_", 5) != 0 || strlen(name) != 13) return 0;
+    for (int i = 5; i < 13; i++)
+        if (name[i] < '0' || name[i] > '9') return 0;
+    *step = strtol(name + 5, NULL, 10);
+    return 1;
+}
+
+static int cmp_desc(const void *a, const void *b) {
+    long x = *(const long *)a, y = *(const long *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int ckpt_find_latest_good(const char *run_dir, char **dir, ckpt_warn_fn warn, void *user,
+                          base_err *e) {
+    *dir = NULL;
+    char p[PATH_MAX_LEN], *lat = NULL;
+    size_t ll = 0;
+    long first = -1, *steps = NULL;
+    size_t n = 0, cap = 0;
+    base_err ignored;
+    if (path_join(p, run_dir, "latest", e)) return e ? e->code : BASE_EINVAL;
+    if (base_read_file(p, &lat, &ll, &ignored) == BASE_OK) {
+        while (ll && (lat[ll - 1] == '\n' || lat[ll - 1] == '\r')) ll--;
+        lat[ll] = 0;
+        if (!step_of(lat, &first)) first = -1;
+        free(lat);
+    }
+    DIR *d = opendir(run_dir);
+    if (!d) {
+        if (errno == ENOENT) return BASE_OK;
+        return base_fail(e, BASE_EIO, "cannot open %s: %s", run_dir, strerror(errno));
+    }
+    struct dirent *de;
+    int rc = BASE_OK;
+    while (!rc && (de = readdir(d))) {
+        long s;
+        if (!step_of(de->d_name, &s) || s == first) continue;
+        if (n == cap) {
+            long *q = realloc(steps, (cap = cap ? 2 * cap : 16) * sizeof *q);
+            if (!q)
+                rc = base_fail(e, BASE_ENOMEM, "out of memory");
+            else
+                steps = q;
+        }
+        if (!rc) steps[n++] = s;
+    }
+    closedir(d);
+    if (!rc && n) qsort(steps, n, sizeof *steps, cmp_desc);
+    for (size_t i = 0; !rc && i < n + 1 && !*dir; i++) {
+        long s = i == 0 ? first : steps[i - 1];
+        if (s < 0) continue;
+        char sn[40];
+        snprintf(sn, sizeof sn, "step_%08ld", s);
+        if ((rc = path_join(p, run_dir, sn, e))) break;
+        base_err why;
+        if (ckpt_verify(p, &why) == BASE_OK) {
+            if (!(*dir = strdup(p))) rc = base_fail(e, BASE_ENOMEM, "out of memory");
+        } else if (warn) {
+            char msg[PATH_MAX_LEN + 600];
+            snprintf(msg, sizeof msg, "skipping checkpoint %s: %s", p, why.msg);
+            warn(msg, user);
+        }
+    }
+    free(steps);
+    return rc;
+}
+
+/* Compares the saved object `saved` with `now` key by key; names the first difference. */
+static int compare_obj(const char *what, json_t *saved, json_t *now, base_err *e) {
+    const char *k;
+    json_t *v;
+    if (!json_is_object(saved)) return base_fail(e, BASE_EFORMAT, "trainer.json: no %s", what);
+    json_object_foreach(now, k, v) {
+        json_t *s = json_object_get(saved, k);
+        if (s && json_equal(s, v)) continue;
+        char *a = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL, *b = json_dumps(v, JSON_ENCODE_ANY);
+        int rc = base_fail(e, BASE_EINVAL,
+                           "the checkpoint was made with a different %s: %s is %s there, %s in "
+                           "this run",
+                           what, k, a ? a : "absent", b ? b : "?");
+        free(a);
+        free(b);
+        return rc;
+    }
+    return BASE_OK;
+}
+
+static json_t *buf_json(base_buf *b) {
+    json_t *j = b->failed ? NULL : json_loadb(b->data, b->len, 0, NULL);
+    base_buf_free(b);
+    return j;
+}
+
+static int get_u64(json_t *o, const char *k, uint64_t *out) {
+    json_t *v = json_object_get(o, k);
+    if (!json_is_integer(v) || json_integer_value(v) < 0) return -1;
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+int ckpt_load(const char *dir, nn_model *m, optim_adamw *o, ckpt_trainer *t, base_err *e) {
+    int rc = ckpt_verify(dir, e);
+    if (rc) return rc;
+    char p[PATH_MAX_LEN];
+    if ((rc = path_join(p, dir, "trainer.json", e))) return rc;
+    json_error_t je;
+    json_t *tj = json_load_file(p, JSON_REJECT_DUPLICATES, &je), *cn = NULL, *rn = NULL;
+    ckpt_st *ms = NULL, *os = NULL;
+    if (!tj) return base_fail(e, BASE_EFORMAT, "%s: unreadable (%s)", p, je.text);
+    const char *fmt = json_string_value(json_object_get(tj, "format"));
+    json_t *ver = json_object_get(tj, "version"), *step = json_object_get(tj, "step");
+    if (!fmt || strcmp(fmt, TRAINER_FORMAT) != 0 || !json_is_integer(ver)) {
+        rc = base_fail(e, BASE_EFORMAT, "%s: not a hearth trainer state", p);
+        goto done;
+    }
+    if (json_integer_value(ver) != CKPT_VERSION) {
+        rc = base_fail(e, BASE_EFORMAT, "%s: trainer state version %lld; this hearth reads %d", p,
+                       (long long)json_integer_value(ver), CKPT_VERSION);
+        goto done;
+    }
+    base_buf b = {0};
+    nn_config_json(&m->cfg, &b);
+    cn = buf_json(&b);
+    b = (base_buf){0};
+    run_json(t, &b);
+    rn = buf_json(&b);
+    if (!cn || !rn) {
+        rc = base_fail(e, BASE_ENOMEM, "out of memory");
+        goto done;
+    }
+    if ((rc = compare_obj("model config", json_object_get(tj, "config"), cn, e)) ||
+        (rc = compare_obj("run setting", json_object_get(tj, "run"), rn, e)))
+        goto done;
+    json_t *pos = json_object_get(tj, "data_pos");
+    data_pos dp;
+    if (!json_is_integer(step) || json_integer_value(step) < 0 ||
+        json_integer_value(step) > t->steps || get_u64(pos, "epoch", &dp.epoch) ||
+        get_u64(pos, "shard", &dp.shard) || get_u64(pos, "window", &dp.window)) {
+        rc = base_fail(e, BASE_EFORMAT, "%s: bad step or data_pos", p);
+        goto done;
+    }
+    if ((rc = path_join(p, dir, "model.safetensors", e))) goto done;
+    if ((rc = ckpt_st_open(&ms, p, e)) || (rc = ckpt_st_read_model(ms, m, e))) {
+        if (ms && e) {
+            char why[sizeof e->msg];
+            memcpy(why, e->msg, sizeof why);
+            base_fail(e, rc, "%s: %s", p, why);
+        }
+        goto done;
+    }
+    if ((rc = path_join(p, dir, "optimizer.safetensors", e))) goto done;
+    if ((rc = ckpt_st_open(&os, p, e))) goto done;
+    const char *ts = ckpt_st_meta(os, "t");
+    char *end = NULL;
+    long ot = ts ? strtol(ts, &end, 10) : -1;
+    if (!ts || *end || ot < 0 || ckpt_st_count(os) != 2 * m->n_tensors) {
+        rc = base_fail(e, BASE_EFORMAT, "%s: not the optimizer state of this model", p);
+        goto done;
+    }
+    for (int i = 0; !rc && i < 2 * m->n_tensors; i++) {
+        const nn_tensor *x = &m->tensors[i % m->n_tensors];
+        int is_v = i >= m->n_tensors;
+        char name[40];
+        uint64_t shape[3];
+        snprintf(name, sizeof name, "%s.%s", is_v ? "v" : "m", x->name);
+        for (int d = 0; d < x->ndim; d++) shape[d] = (uint64_t)x->shape[d];
+        rc = ckpt_st_get_f32(os, name, x->ndim, shape, (is_v ? o->v : o->m) + x->offset, e);
+    }
+    if (rc) goto done;
+    o->t = ot;
+    t->step = (long)json_integer_value(step);
+    t->pos = dp;
+done:
+    ckpt_st_free(ms);
+    ckpt_st_free(os);
+    json_decref(cn);
+    json_decref(rn);
+    json_decref(tj);
+    return rc;
+}

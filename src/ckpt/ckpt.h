@@ -1,0 +1,55 @@
+/* ckpt: training checkpoints (docs/FORMATS.md). A checkpoint is a directory RUN/step_NNNNNNNN
+ * holding model.safetensors (Hugging Face names), optimizer.safetensors (AdamW m, v and t),
+ * trainer.json (step, run settings, data position, model config, data identity) and
+ * manifest.json (written last: each file's size and CRC-32C). It is built in
+ * RUN/.tmp-step_NNNNNNNN, every file fsync'd, renamed into place, RUN fsync'd, then RUN/latest
+ * (the directory's name) replaced atomically: after a crash at any instant a checkpoint
+ * directory is either complete or absent, and a damaged one fails its manifest.
+ * Nothing here prints; messages go into base_err or the caller's warn callback. */
+#ifndef HEARTH_CKPT_H
+#define HEARTH_CKPT_H
+
+#include "base/base.h"
+#include "data/data.h"
+#include "nn/nn.h"
+#include "optim/optim.h"
+
+#define CKPT_VERSION 1
+
+/* The trainer's state and the settings a resumed run must share with the saved one. The
+ * loop keeps no random state of its own across steps: the loader's shuffles are functions of
+ * (seed, epoch, shard), so seed + pos are its whole state. */
+typedef struct ckpt_trainer {
+    long step; /* optimizer steps done */
+    int steps, warmup, accum, batch, seq;
+    float lr, min_lr, weight_decay, clip; /* as the schedule uses them (defaults resolved) */
+    uint64_t seed;
+    data_pos pos;                              /* the training loader's next window */
+    char data_identity[DATA_IDENTITY_MAX + 1]; /* data_loader_identity */
+    uint64_t data_windows;                     /* data_loader_windows: a guard against
+                                                  other data of the same vocabulary */
+} ckpt_trainer;
+
+/* Writes RUN/step_NNNNNNNN (N = t->step) as above. A leftover temporary from a crashed save
+ * is removed first; an existing directory of the same step is replaced. */
+int ckpt_save(const char *run_dir, const nn_model *m, const optim_adamw *o, const ckpt_trainer *t,
+              base_err *e);
+
+/* Checks the checkpoint directory dir: its manifest's format and version, and each file's
+ * size and CRC-32C. */
+int ckpt_verify(const char *dir, base_err *e);
+
+typedef void (*ckpt_warn_fn)(const char *msg, void *user);
+/* The newest checkpoint of run_dir that verifies: the one `latest` names, then every
+ * step_NNNNNNNN newest first. Each one rejected is reported through warn (NULL: silent).
+ * *dir gets a malloc'd path (caller frees), or NULL when there is none (not an error). */
+int ckpt_find_latest_good(const char *run_dir, char **dir, ckpt_warn_fn warn, void *user,
+                          base_err *e);
+
+/* Loads the checkpoint dir (verifying it first) into m and o, which were created for the
+ * same config. t holds this run's settings: any difference from the saved ones (config
+ * field, batch, seed, data, ...) is refused with a message naming the field and both
+ * values; so is another format version. On success t->step and t->pos are the saved ones. */
+int ckpt_load(const char *dir, nn_model *m, optim_adamw *o, ckpt_trainer *t, base_err *e);
+
+#endif

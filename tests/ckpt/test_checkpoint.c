@@ -1,0 +1,540 @@
+/* tests/ckpt/test_checkpoint.c: CRC-32C against published vectors; safetensors round trip and
+ * malformed files; the model under Hugging Face names; checkpoint save/load, damaged
+ * checkpoints skipped for the previous good one, refused mismatches; bit-exact resume. */
+#include "test.h"
+
+#include "ckpt/ckpt.h"
+#include "ckpt/crc32c.h"
+#include "ckpt/safetensors.h"
+#include "train/train.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void rm_rf(const char *path) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_crc32c(void **state) {
+    (void)state;
+    unsigned char b[32];
+    assert_int_equal(ckpt_crc32c(0, "123456789", 9), 0xE3069283u);
+    memset(b, 0, 32);
+    assert_int_equal(ckpt_crc32c(0, b, 32), 0x8A9136AAu);
+    memset(b, 0xff, 32);
+    assert_int_equal(ckpt_crc32c(0, b, 32), 0x62A8AB43u);
+    for (int i = 0; i < 32; i++) b[i] = (unsigned char)i;
+    assert_int_equal(ckpt_crc32c(0, b, 32), 0x46DD794Eu);
+    for (int i = 0; i < 32; i++) b[i] = (unsigned char)(31 - i);
+    assert_int_equal(ckpt_crc32c(0, b, 32), 0x113FDB5Cu);
+    assert_int_equal(ckpt_crc32c(0, b, 0), 0u);
+    /* continuing in pieces of every split gives the whole CRC */
+    for (size_t k = 0; k <= 9; k++)
+        assert_int_equal(ckpt_crc32c(ckpt_crc32c(0, "123456789", k), "123456789" + k, 9 - k),
+                         0xE3069283u);
+}
+
+/* A small file image: header JSON hdr, then data bytes of zeros. */
+static int parse_image(const char *hdr, size_t data, uint64_t hlen_override, base_err *e) {
+    size_t hl = strlen(hdr), len = 8 + hl + data;
+    unsigned char *buf = calloc(1, len);
+    assert_non_null(buf);
+    uint64_t h = hlen_override ? hlen_override : hl;
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(h >> (8 * i));
+    memcpy(buf + 8, hdr, hl);
+    ckpt_st *st;
+    int rc = ckpt_st_parse(&st, buf, len, "image", e);
+    ckpt_st_free(st);
+    return rc;
+}
+
+static void test_safetensors(void **state) {
+    (void)state;
+    char dir[] = "/tmp/hearth-st-XXXXXX", path[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/a.safetensors", dir);
+    float a[6] = {1, 2, 3, 4, 5, 6}, s = 7.5f, z;
+    ckpt_st_tensor t[3] = {{"a", 2, {2, 3}, a}, {"scalar", 0, {0}, &s}, {"empty", 1, {0}, &z}};
+    const char *meta[] = {"k", "v \"quoted\"", NULL};
+    base_err e;
+    uint64_t size;
+    uint32_t crc;
+    assert_int_equal(ckpt_st_write(path, t, 3, meta, &size, &crc, &e), 0);
+    char *buf;
+    size_t len;
+    assert_int_equal(base_read_file(path, &buf, &len, &e), 0);
+    assert_int_equal(len, size);
+    assert_int_equal(ckpt_crc32c(0, buf, len), crc);
+    uint64_t hl = 0;
+    for (int i = 0; i < 8; i++) hl |= (uint64_t)(unsigned char)buf[i] << (8 * i);
+    assert_int_equal((8 + hl) % 8, 0); /* data aligned */
+    assert_int_equal(len, 8 + hl + 7 * 4);
+    free(buf);
+    ckpt_st *st;
+    assert_int_equal(ckpt_st_open(&st, path, &e), 0);
+    assert_int_equal(ckpt_st_count(st), 3);
+    assert_string_equal(ckpt_st_meta(st, "k"), "v \"quoted\"");
+    assert_null(ckpt_st_meta(st, "nope"));
+    const ckpt_st_entry *en = ckpt_st_find(st, "a");
+    assert_non_null(en);
+    assert_int_equal(en->ndim, 2);
+    assert_int_equal(en->shape[1], 3);
+    float back[6];
+    uint64_t shape[2] = {2, 3}, wrong[2] = {3, 2};
+    assert_int_equal(ckpt_st_get_f32(st, "a", 2, shape, back, &e), 0);
+    assert_memory_equal(back, a, sizeof a);
+    assert_int_equal(ckpt_st_get_f32(st, "a", 2, wrong, back, &e), BASE_EFORMAT);
+    assert_non_null(strstr(e.msg, "(2, 3)"));
+    assert_int_equal(ckpt_st_get_f32(st, "scalar", 0, shape, back, &e), 0);
+    assert_true(back[0] == 7.5f);
+    assert_int_equal(ckpt_st_get_f32(st, "missing", 0, shape, back, &e), BASE_EFORMAT);
+    ckpt_st_free(st);
+
+    /* malformed images */
+    const char *ok = "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+    assert_int_equal(parse_image(ok, 8, 0, &e), 0);
+    assert_int_equal(parse_image(ok, 4, 0, &e), BASE_EFORMAT); /* data truncated */
+    assert_non_null(strstr(e.msg, "data_offsets"));
+    assert_int_equal(parse_image(ok, 8, UINT64_MAX, &e), BASE_EFORMAT); /* length overflow */
+    assert_int_equal(parse_image(ok, 8, UINT64_MAX - 4, &e), BASE_EFORMAT);
+    assert_int_equal(parse_image(ok, 0, strlen(ok) + 1, &e), BASE_EFORMAT);
+    assert_int_equal(
+        parse_image("{\"x\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4, 0, &e),
+        BASE_EFORMAT);
+    assert_non_null(strstr(e.msg, "F16"));
+    assert_int_equal(
+        parse_image("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", 8, 0, &e),
+        BASE_EFORMAT); /* outside the file */
+    assert_int_equal(
+        parse_image("{\"x\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, 0, &e),
+        BASE_EFORMAT); /* size does not match the shape */
+    assert_int_equal(
+        parse_image("{\"x\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,0]}}", 8, 0, &e),
+        BASE_EFORMAT);
+    assert_int_equal(parse_image("{\"x\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,"
+                                 "4294967296],\"data_offsets\":[0,8]}}",
+                                 8, 0, &e),
+                     BASE_EFORMAT); /* numel overflow */
+    assert_int_equal(
+        parse_image("{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8, 0, &e),
+        BASE_EFORMAT);
+    assert_int_equal(parse_image("[1,2]", 0, 0, &e), BASE_EFORMAT);
+    assert_int_equal(parse_image("{\"x\":", 0, 0, &e), BASE_EFORMAT);
+    assert_int_equal(parse_image("{\"__metadata__\":{\"a\":1}}", 0, 0, &e), BASE_EFORMAT);
+    assert_int_equal(parse_image("{\"x\":{\"dtype\":\"F32\"}}", 0, 0, &e), BASE_EFORMAT);
+    /* mutated and truncated copies of a good file: an error or a parse, never a crash (the
+     * sanitizer build checks the reads) */
+    char *good;
+    size_t glen;
+    assert_int_equal(base_read_file(path, &good, &glen, &e), 0);
+    base_rng r;
+    base_rng_seed(&r, 11);
+    for (int it = 0; it < 3000; it++) {
+        size_t n = it % 3 == 0 ? (size_t)base_rng_below(&r, glen + 1) : glen;
+        unsigned char *m = malloc(glen + 1);
+        assert_non_null(m);
+        memcpy(m, good, glen);
+        for (int k = 0; k < 1 + it % 4 && n > 0; k++)
+            m[base_rng_below(&r, it % 2 ? n : (n < 120 ? n : 120))] =
+                (unsigned char)base_rng_below(&r, 256);
+        ckpt_st *ms;
+        int rc = ckpt_st_parse(&ms, m, n, "mutant", &e);
+        assert_true(rc == BASE_OK || rc == BASE_EFORMAT);
+        if (rc == BASE_OK) {
+            for (int i = 0; i < ckpt_st_count(ms); i++) {
+                const ckpt_st_entry *me = ckpt_st_entry_at(ms, i);
+                assert_true(me->data + me->numel * 4 <= (const unsigned char *)m + n);
+            }
+        }
+        ckpt_st_free(ms);
+    }
+    free(good);
+    unsigned char *tiny = malloc(4);
+    ckpt_st *st2;
+    assert_int_equal(ckpt_st_parse(&st2, tiny, 4, "tiny", &e), BASE_EFORMAT);
+    assert_null(st2);
+    rm_rf(dir);
+}
+
+static nn_model *make_model(const char *preset, uint64_t seed) {
+    nn_config c;
+    base_err e;
+    assert_int_equal(nn_config_preset(&c, preset, &e), 0);
+    c.vocab_size = 256;
+    nn_model *m;
+    assert_int_equal(nn_model_create(&m, &c, 2, 16, &e), 0);
+    nn_model_init(m, seed);
+    return m;
+}
+
+static void test_hf_names(void **state) {
+    (void)state;
+    char dir[] = "/tmp/hearth-hf-XXXXXX", path[128];
+    assert_non_null(mkdtemp(dir));
+    base_err e;
+    const char *presets[] = {"tiny", "llama-tiny"};
+    for (int k = 0; k < 2; k++) {
+        nn_model *a = make_model(presets[k], 1), *b = make_model(presets[k], 2);
+        snprintf(path, sizeof path, "%s/%s.safetensors", dir, presets[k]);
+        assert_int_equal(ckpt_st_write_model(path, a, NULL, NULL, NULL, &e), 0);
+        ckpt_st *st;
+        assert_int_equal(ckpt_st_open(&st, path, &e), 0);
+        const nn_config *c = &a->cfg;
+        int HS = c->d_model / c->n_head;
+        if (k == 0) {
+            assert_non_null(ckpt_st_find(st, "wte.weight"));
+            assert_non_null(ckpt_st_find(st, "wpe.weight"));
+            const ckpt_st_entry *q = ckpt_st_find(st, "h.1.attn.c_attn.weight");
+            assert_non_null(q);
+            assert_int_equal(q->shape[0], 3 * c->d_model);
+            assert_non_null(ckpt_st_find(st, "h.0.mlp.c_proj.bias"));
+            assert_non_null(ckpt_st_find(st, "ln_f.bias"));
+            /* layer 1's c_attn is the second block of hearth's qkvw */
+            const nn_tensor *t = nn_model_tensor(a, "qkvw");
+            size_t blk = (size_t)t->shape[1] * (size_t)t->shape[2];
+            assert_memory_equal(q->data, a->params + t->offset + blk, blk * 4);
+        } else {
+            const ckpt_st_entry *q = ckpt_st_find(st, "model.layers.0.self_attn.q_proj.weight"),
+                                *kk = ckpt_st_find(st, "model.layers.0.self_attn.k_proj.weight"),
+                                *g = ckpt_st_find(st, "model.layers.0.mlp.gate_proj.weight"),
+                                *u = ckpt_st_find(st, "model.layers.0.mlp.up_proj.weight");
+            assert_non_null(q);
+            assert_non_null(kk);
+            assert_non_null(ckpt_st_find(st, "model.layers.0.self_attn.v_proj.weight"));
+            assert_non_null(ckpt_st_find(st, "model.embed_tokens.weight"));
+            assert_non_null(ckpt_st_find(st, "model.norm.weight"));
+            assert_int_equal(q->shape[0], c->n_head * HS);
+            assert_int_equal(kk->shape[0], c->n_kv_head * HS);
+            /* k follows q in hearth's packed rows; up follows gate */
+            const nn_tensor *t = nn_model_tensor(a, "qkvw"), *f = nn_model_tensor(a, "fcw");
+            assert_memory_equal(kk->data,
+                                a->params + t->offset + (size_t)c->n_head * HS * c->d_model,
+                                (size_t)c->n_kv_head * HS * c->d_model * 4);
+            assert_int_equal(g->shape[0], c->d_ff);
+            assert_memory_equal(u->data, a->params + f->offset + (size_t)c->d_ff * c->d_model,
+                                (size_t)c->d_ff * c->d_model * 4);
+        }
+        assert_int_equal(ckpt_st_read_model(st, b, &e), 0);
+        assert_memory_equal(a->params, b->params, a->n_params * 4);
+        ckpt_st_free(st);
+        nn_model_free(a);
+        nn_model_free(b);
+    }
+    /* a GPT-2 file does not load into a Llama model */
+    nn_model *l = make_model("llama-tiny", 1);
+    ckpt_st *st;
+    snprintf(path, sizeof path, "%s/tiny.safetensors", dir);
+    assert_int_equal(ckpt_st_open(&st, path, &e), 0);
+    assert_int_equal(ckpt_st_read_model(st, l, &e), BASE_EFORMAT);
+    assert_non_null(strstr(e.msg, "missing"));
+    ckpt_st_free(st);
+    nn_model_free(l);
+    rm_rf(dir);
+}
+
+static void fill_trainer(ckpt_trainer *t) {
+    memset(t, 0, sizeof *t);
+    t->steps = 100, t->warmup = 5, t->accum = 1, t->batch = 2, t->seq = 16;
+    t->lr = 1e-3f, t->min_lr = 1e-4f, t->weight_decay = 0.1f, t->clip = 1.0f;
+    t->seed = 42;
+    snprintf(t->data_identity, sizeof t->data_identity, "bytes");
+}
+
+typedef struct warns {
+    int n;
+    char last[1024];
+} warns;
+
+static void on_warn(const char *msg, void *user) {
+    warns *w = user;
+    w->n++;
+    snprintf(w->last, sizeof w->last, "%s", msg);
+}
+
+/* Flips one byte at off (from the end if negative) or truncates by one byte. */
+static void damage(const char *path, long off, int truncate_it) {
+    char *buf;
+    size_t len;
+    base_err e;
+    assert_int_equal(base_read_file(path, &buf, &len, &e), 0);
+    if (truncate_it) {
+        assert_int_equal(truncate(path, (off_t)len - 1), 0);
+    } else {
+        FILE *f = fopen(path, "r+b");
+        assert_non_null(f);
+        size_t at = off < 0 ? len - (size_t)-off : (size_t)off;
+        fseek(f, (long)at, SEEK_SET);
+        fputc(buf[at] ^ 0x10, f);
+        fclose(f);
+    }
+    free(buf);
+}
+
+static void test_save_load(void **state) {
+    (void)state;
+    char dir[] = "/tmp/hearth-ck-XXXXXX", p[256];
+    assert_non_null(mkdtemp(dir));
+    base_err e;
+    nn_model *a = make_model("llama-tiny", 3);
+    optim_adamw oa = {0}, ob = {0};
+    assert_int_equal(optim_adamw_create(&oa, a->n_params, &e), 0);
+    assert_int_equal(optim_adamw_create(&ob, a->n_params, &e), 0);
+    base_rng r;
+    base_rng_seed(&r, 5);
+    test_fill(&r, oa.m, oa.n, -1, 1);
+    test_fill(&r, oa.v, oa.n, 0, 1);
+    oa.t = 10;
+    ckpt_trainer t;
+    fill_trainer(&t);
+    t.step = 10;
+    t.pos = (data_pos){1, 0, 7};
+    assert_int_equal(ckpt_save(dir, a, &oa, &t, &e), 0);
+    /* the second checkpoint: different weights */
+    a->params[0] += 1;
+    oa.t = 20;
+    t.step = 20;
+    t.pos = (data_pos){2, 0, 3};
+    assert_int_equal(ckpt_save(dir, a, &oa, &t, &e), 0);
+    snprintf(p, sizeof p, "%s/.tmp-step_00000020", dir);
+    assert_int_not_equal(access(p, F_OK), 0); /* no temporary left */
+    char *latest;
+    size_t ll;
+    snprintf(p, sizeof p, "%s/latest", dir);
+    assert_int_equal(base_read_file(p, &latest, &ll, &e), 0);
+    assert_string_equal(latest, "step_00000020\n");
+    free(latest);
+
+    char *found;
+    warns w = {0};
+    assert_int_equal(ckpt_find_latest_good(dir, &found, on_warn, &w, &e), 0);
+    assert_non_null(found);
+    assert_non_null(strstr(found, "step_00000020"));
+    assert_int_equal(w.n, 0);
+    nn_model *b = make_model("llama-tiny", 9);
+    ckpt_trainer tb;
+    fill_trainer(&tb);
+    assert_int_equal(ckpt_load(found, b, &ob, &tb, &e), 0);
+    assert_memory_equal(a->params, b->params, a->n_params * 4);
+    assert_memory_equal(oa.m, ob.m, oa.n * 4);
+    assert_memory_equal(oa.v, ob.v, oa.n * 4);
+    assert_int_equal(ob.t, 20);
+    assert_int_equal(tb.step, 20);
+    assert_int_equal(tb.pos.epoch, 2);
+    assert_int_equal(tb.pos.window, 3);
+
+    /* mismatches are refused, naming the field */
+    fill_trainer(&tb);
+    tb.seed = 43;
+    assert_int_equal(ckpt_load(found, b, &ob, &tb, &e), BASE_EINVAL);
+    assert_non_null(strstr(e.msg, "seed"));
+    fill_trainer(&tb);
+    tb.lr = 2e-3f;
+    assert_int_equal(ckpt_load(found, b, &ob, &tb, &e), BASE_EINVAL);
+    assert_non_null(strstr(e.msg, "lr"));
+    fill_trainer(&tb);
+    snprintf(tb.data_identity, sizeof tb.data_identity, "other");
+    assert_int_equal(ckpt_load(found, b, &ob, &tb, &e), BASE_EINVAL);
+    assert_non_null(strstr(e.msg, "data"));
+    nn_config c = b->cfg;
+    c.n_layer = 1;
+    nn_model *small;
+    assert_int_equal(nn_model_create(&small, &c, 2, 16, &e), 0);
+    optim_adamw os = {0};
+    assert_int_equal(optim_adamw_create(&os, small->n_params, &e), 0);
+    fill_trainer(&tb);
+    assert_int_equal(ckpt_load(found, small, &os, &tb, &e), BASE_EINVAL);
+    assert_non_null(strstr(e.msg, "n_layer"));
+    optim_adamw_free(&os);
+    nn_model_free(small);
+
+    /* each file damaged in turn: the newest is skipped (and reported), the older one used */
+    const char *files[] = {"model.safetensors", "optimizer.safetensors", "trainer.json",
+                           "manifest.json"};
+    for (int f = 0; f < 4; f++)
+        for (int how = 0; how < 3; how++) {
+            char keep[256], cp[600];
+            snprintf(keep, sizeof keep, "%s/keep", dir);
+            snprintf(cp, sizeof cp, "cp -r '%s' '%s'", found, keep);
+            assert_int_equal(system(cp), 0);
+            snprintf(p, sizeof p, "%s/%s", found, files[f]);
+            damage(p, how == 0 ? 3 : -2, how == 2);
+            char *g;
+            w.n = 0;
+            assert_int_equal(ckpt_find_latest_good(dir, &g, on_warn, &w, &e), 0);
+            assert_non_null(g);
+            assert_non_null(strstr(g, "step_00000010"));
+            assert_int_equal(w.n, 1);
+            assert_non_null(strstr(w.last, "step_00000020"));
+            free(g);
+            assert_int_not_equal(ckpt_load(found, b, &ob, &tb, &e), 0);
+            rm_rf(found);
+            snprintf(cp, sizeof cp, "mv '%s' '%s'", keep, found);
+            assert_int_equal(system(cp), 0);
+        }
+    /* an unknown version is refused, saying so */
+    snprintf(p, sizeof p, "%s/manifest.json", found);
+    char *mj;
+    size_t ml;
+    assert_int_equal(base_read_file(p, &mj, &ml, &e), 0);
+    char *v = strstr(mj, "\"version\": 1");
+    assert_non_null(v);
+    v[11] = '7';
+    assert_int_equal(base_write_atomic(p, mj, ml, &e), 0);
+    free(mj);
+    assert_int_equal(ckpt_verify(found, &e), BASE_EFORMAT);
+    assert_non_null(strstr(e.msg, "version 7"));
+    free(found);
+    /* no checkpoint at all: not an error, *dir NULL */
+    snprintf(p, sizeof p, "%s/empty", dir);
+    assert_int_equal(base_mkdir_p(p, &e), 0);
+    assert_int_equal(ckpt_find_latest_good(p, &found, NULL, NULL, &e), 0);
+    assert_null(found);
+    optim_adamw_free(&oa);
+    optim_adamw_free(&ob);
+    nn_model_free(a);
+    nn_model_free(b);
+    rm_rf(dir);
+}
+
+typedef struct run_seen {
+    float loss[32];
+    int step[32], n, notes;
+    char note[1024];
+} run_seen;
+
+static void on_step(const train_progress *p, void *user) {
+    run_seen *s = user;
+    if (!p->is_eval && s->n < 32) s->step[s->n] = p->step, s->loss[s->n++] = p->loss;
+}
+
+static void on_note(const char *msg, void *user) {
+    run_seen *s = user;
+    s->notes++;
+    if (strstr(msg, "skipping") || !s->note[0]) snprintf(s->note, sizeof s->note, "%s", msg);
+}
+
+static void train_opts_for(train_opts *o, const char *data, const char *out, int every) {
+    memset(o, 0, sizeof *o);
+    base_err e;
+    assert_int_equal(nn_config_preset(&o->cfg, "tiny", &e), 0);
+    train_opts_default(o);
+    o->data = data;
+    o->out_dir = out;
+    o->batch = 2;
+    o->seq = 16;
+    o->steps = 12;
+    o->eval_every = 5;
+    o->eval_batches = 1;
+    o->sample_tokens = 0;
+    o->ckpt_every = every;
+    o->note = on_note;
+}
+
+static void same_file(const char *a, const char *b) {
+    char *x, *y;
+    size_t nx, ny;
+    base_err e;
+    assert_int_equal(base_read_file(a, &x, &nx, &e), 0);
+    assert_int_equal(base_read_file(b, &y, &ny, &e), 0);
+    assert_int_equal(nx, ny);
+    assert_memory_equal(x, y, nx);
+    free(x);
+    free(y);
+}
+
+/* 12 steps straight vs. checkpoints every 4, the run "crashed" after step 9 (step 12's
+ * checkpoint gone, step 8's damaged), resumed from step 4: the same losses, byte-identical
+ * weights and optimizer state at the end. */
+static void test_resume_bit_exact(void **state) {
+    (void)state;
+    char dir[] = "/tmp/hearth-resume-XXXXXX", data[128], a[128], b[128], p[256], q[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(data, sizeof data, "%s/corpus.txt", dir);
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(b, sizeof b, "%s/b", dir);
+    FILE *f = fopen(data, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 300; i++) fprintf(f, "pack my box with %d dozen liquor jugs.\n", i % 7);
+    fclose(f);
+    train_opts o;
+    base_err e;
+    run_seen ra = {0}, rb = {0}, rc2 = {0};
+    train_opts_for(&o, data, a, 12);
+    assert_int_equal(train_run(&o, on_step, &ra, NULL, &e), 0);
+    assert_int_equal(ra.n, 12);
+    assert_int_equal(ra.notes, 0);
+    train_opts_for(&o, data, b, 4);
+    assert_int_equal(train_run(&o, on_step, &rb, NULL, &e), 0);
+    assert_memory_equal(ra.loss, rb.loss, sizeof ra.loss); /* checkpoints change nothing */
+    /* the crash: step 12 never written, step 8 damaged, a stale temporary left behind */
+    snprintf(p, sizeof p, "%s/step_00000012", b);
+    rm_rf(p);
+    snprintf(p, sizeof p, "%s/step_00000008/optimizer.safetensors", b);
+    damage(p, 100, 0);
+    snprintf(p, sizeof p, "%s/.tmp-step_00000012", b);
+    assert_int_equal(base_mkdir_p(p, &e), 0);
+    train_opts_for(&o, data, b, 4);
+    assert_int_equal(train_run(&o, on_step, &rc2, NULL, &e), 0);
+    assert_non_null(strstr(rc2.note, "step_00000008"));
+    assert_non_null(strstr(rc2.note, "CRC"));
+    assert_int_equal(rc2.n, 8);
+    assert_int_equal(rc2.step[0], 5);
+    assert_memory_equal(rc2.loss, ra.loss + 4, 8 * sizeof(float));
+    const char *files[] = {"model.safetensors", "optimizer.safetensors"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/step_00000012/%s", a, files[i]);
+        snprintf(q, sizeof q, "%s/step_00000012/%s", b, files[i]);
+        same_file(p, q);
+    }
+    /* metrics.jsonl: steps 1..12 once each, in order, the dropped lines not repeated */
+    snprintf(p, sizeof p, "%s/metrics.jsonl", b);
+    f = fopen(p, "r");
+    assert_non_null(f);
+    char line[512];
+    int want = 1;
+    while (fgets(line, sizeof line, f)) {
+        int s;
+        float v;
+        if (sscanf(line, "{\"step\":%d,\"loss\":%f", &s, &v) == 2) {
+            assert_int_equal(s, want);
+            want++;
+        }
+    }
+    fclose(f);
+    assert_int_equal(want, 13);
+    /* the same run directory with another seed: refused, naming it */
+    train_opts_for(&o, data, b, 4);
+    o.seed = 7;
+    assert_int_equal(train_run(&o, on_step, &rc2, NULL, &e), BASE_EINVAL);
+    assert_non_null(strstr(e.msg, "seed"));
+    /* an explicit --resume of a checkpoint directory, into a new run directory */
+    run_seen rd = {0};
+    train_opts_for(&o, data, a, 0);
+    snprintf(p, sizeof p, "%s/step_00000004", b);
+    snprintf(q, sizeof q, "%s/c", dir);
+    o.out_dir = q;
+    o.resume = p;
+    assert_int_equal(train_run(&o, on_step, &rd, NULL, &e), 0);
+    assert_int_equal(rd.n, 8);
+    assert_memory_equal(rd.loss, ra.loss + 4, 8 * sizeof(float));
+    /* --resume of a directory with nothing good in it is an error */
+    snprintf(p, sizeof p, "%s/nothing", dir);
+    assert_int_equal(base_mkdir_p(p, &e), 0);
+    o.resume = p;
+    assert_int_equal(train_run(&o, on_step, &rd, NULL, &e), BASE_EINVAL);
+    assert_non_null(strstr(e.msg, "nothing to resume"));
+    rm_rf(dir);
+}
+
+int test_checkpoint(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crc32c),           cmocka_unit_test(test_safetensors),
+        cmocka_unit_test(test_hf_names),         cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_resume_bit_exact),
+    };
+    return cmocka_run_group_tests_name("checkpoint", tests, NULL, NULL);
+}
