@@ -3,7 +3,8 @@
 # `fortunes` quotations): a GPT-2-style BPE vocabulary trained on it, the quotations prepared as
 # token shards (one document each, deduplicated, 5% held out), then the `small` preset
 # (~12M parameters, GPT-2 family) trained on the shards for a few minutes, with eval, the live
-# progress line, the loss plot and a generated sample at the end.
+# progress line, checkpoints, a crash (SIGKILL) and its resume, the loss plot and a generated
+# sample at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HEARTH=${HEARTH:-./build/hearth}
@@ -34,8 +35,22 @@ echo "== hearth tokenizer train: a 4096-token GPT-2-style vocabulary"
 echo "== hearth prepare: the quotations as token shards"
 rm -rf "$shards"
 "$HEARTH" prepare --vocab "$vocab" --out "$shards" --val-frac 0.05 "$docs"
-echo "== hearth train: the small preset on the shards for $STEPS steps"
+echo "== hearth train: the small preset on the shards for $STEPS steps, a checkpoint every 100"
 rm -rf "$RUN"
-"$HEARTH" train --data "$shards" --out "$RUN" --preset small --steps "$STEPS" --batch 8 \
-  --seq 128 --lr 2e-3 --eval-every 50 --sample 120
+train() {
+  "$HEARTH" train --data "$shards" --out "$RUN" --preset small --steps "$STEPS" --batch 8 \
+    --seq 128 --lr 2e-3 --eval-every 50 --ckpt-every 100 --sample 120
+}
+# A crash: the run is killed with SIGKILL a little after its first checkpoint is written...
+train &
+pid=$!
+while kill -0 "$pid" 2> /dev/null && [ ! -f "$RUN/latest" ]; do sleep 0.5; done
+sleep 4
+kill -9 "$pid" 2> /dev/null || true
+wait "$pid" 2> /dev/null || true
+echo
+echo "== killed (SIGKILL) after checkpoint $(cat "$RUN/latest" 2> /dev/null); the same command resumes from it"
+# ...and the same command picks the run up from its newest good checkpoint.
+train
+ls -d "$RUN"/step_* | sed 's/^/   checkpoint: /'
 echo "== loss curve: $RUN/loss.svg   metrics: $RUN/metrics.jsonl"
