@@ -21,7 +21,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test san bench bench-tokenizer demo deps help clean format
+.PHONY: all test san bench bench-tokenizer bench-ckpt demo deps help clean format
 all: $(BUILD)/hearth $(BUILD)/libhearth.a
 
 $(BUILD)/%.o: %.c
@@ -42,6 +42,9 @@ $(BUILD)/test_hearth: $(TEST_OBJ) $(BUILD)/libhearth.a
 $(BUILD)/train_bench: bench/train_bench.c $(BUILD)/libhearth.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+$(BUILD)/ckpt_bench: bench/ckpt_bench.c $(BUILD)/libhearth.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 $(BUILD)/tokenizer_bench: bench/tokenizer_bench.c $(BUILD)/libhearth.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
@@ -51,16 +54,20 @@ deps: ## install the Debian packages hearth needs to build and test (idempotent)
 test: $(BUILD)/test_hearth $(BUILD)/hearth ## build and run every test
 	OMP_NUM_THREADS=2 ./$(BUILD)/test_hearth
 	./tests/cli/test_cli.sh ./$(BUILD)/hearth
+	./tests/cli/test_tools.sh ./$(BUILD)/hearth
 	node tests/tokenizer/parity.mjs ./$(BUILD)/hearth
 
 san: ## the tests under AddressSanitizer + UndefinedBehaviorSanitizer
 	$(MAKE) SAN=1 test
 
-bench: bench-tokenizer $(BUILD)/train_bench $(BUILD)/hearth ## peer benchmarks (slow; results go in docs/BENCHMARKS.md)
+bench: bench-tokenizer bench-ckpt $(BUILD)/train_bench $(BUILD)/hearth ## peer benchmarks (slow; results go in docs/BENCHMARKS.md)
 	BUILD=$(BUILD) ./bench/train_bench.sh
 
 bench-tokenizer: $(BUILD)/tokenizer_bench $(BUILD)/hearth ## tokenizer encode MB/s vs tiktoken (npm), training time
 	BUILD=$(BUILD) ./bench/tokenizer_bench.sh
+
+bench-ckpt: $(BUILD)/ckpt_bench ## checkpoint write MB/s vs dd on the same disk; step time with one in flight
+	BUILD=$(BUILD) ./bench/ckpt_bench.sh
 
 demo: $(BUILD)/hearth ## train the small preset on a real corpus for a few minutes
 	./tools/demo.sh

@@ -425,3 +425,55 @@ done:
     json_decref(tj);
     return rc;
 }
+
+int ckpt_prune(const char *run_dir, int keep_last, int keep_every, int *removed, base_err *e) {
+    if (removed) *removed = 0;
+    if (keep_last <= 0) return BASE_OK;
+    char p[PATH_MAX_LEN], *lat = NULL;
+    size_t ll = 0, n = 0, cap = 0;
+    long latest = -1, *steps = NULL;
+    base_err ignored;
+    int rc = path_join(p, run_dir, "latest", e);
+    if (rc) return rc;
+    if (base_read_file(p, &lat, &ll, &ignored) == BASE_OK) {
+        while (ll && (lat[ll - 1] == '\n' || lat[ll - 1] == '\r')) ll--;
+        lat[ll] = 0;
+        if (!step_of(lat, &latest)) latest = -1;
+        free(lat);
+    }
+    DIR *d = opendir(run_dir);
+    if (!d) return base_fail(e, BASE_EIO, "cannot open %s: %s", run_dir, strerror(errno));
+    struct dirent *de;
+    while (!rc && (de = readdir(d))) {
+        long s;
+        if (!step_of(de->d_name, &s)) continue;
+        if (n == cap) {
+            long *q = realloc(steps, (cap = cap ? 2 * cap : 16) * sizeof *q);
+            if (!q)
+                rc = base_fail(e, BASE_ENOMEM, "out of memory");
+            else
+                steps = q;
+        }
+        if (!rc) steps[n++] = s;
+    }
+    closedir(d);
+    if (!rc && n) qsort(steps, n, sizeof *steps, cmp_desc);
+    /* newest first: the first keep_last that verify stay, and everything newer than the last
+     * of them; older ones go unless kept forever or named by `latest` */
+    int good = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        char sn[40];
+        snprintf(sn, sizeof sn, "step_%08ld", steps[i]);
+        if ((rc = path_join(p, run_dir, sn, e))) break;
+        if (good < keep_last) {
+            if (ckpt_verify(p, &ignored) == BASE_OK) good++;
+            continue;
+        }
+        if (steps[i] == latest || (keep_every > 0 && steps[i] % keep_every == 0)) continue;
+        if ((rc = remove_dir(p, e))) break;
+        if (removed) (*removed)++;
+    }
+    free(steps);
+    if (!rc) rc = fsync_dir(run_dir, e);
+    return rc;
+}

@@ -52,4 +52,42 @@ int ckpt_find_latest_good(const char *run_dir, char **dir, ckpt_warn_fn warn, vo
  * values; so is another format version. On success t->step and t->pos are the saved ones. */
 int ckpt_load(const char *dir, nn_model *m, optim_adamw *o, ckpt_trainer *t, base_err *e);
 
+/* Deletes step_NNNNNNNN directories of run_dir older than its newest keep_last good (verifying)
+ * ones, except steps that are multiples of keep_every (kept forever; 0: none) and the one
+ * `latest` names. keep_last 0: deletes nothing. Temporaries and damaged newer ones are left.
+ * *removed (NULL-able) gets how many were deleted. */
+int ckpt_prune(const char *run_dir, int keep_last, int keep_every, int *removed, base_err *e);
+
+/* An asynchronous checkpoint writer: one background pthread writes, with ckpt_save and then
+ * ckpt_prune, a snapshot (a memcpy of the parameters, AdamW m and v, and the trainer state
+ * into buffers the writer owns, allocated once at create and reused). At most one write is in
+ * flight: ckpt_writer_submit first waits for the previous one, so a checkpoint is never
+ * skipped and the newest state is always the one written. */
+typedef struct ckpt_writer ckpt_writer;
+
+/* The outcome of one background write. */
+typedef struct ckpt_write_result {
+    long step;          /* the checkpoint's step; -1: no write was pending */
+    int rc;             /* BASE_OK, or why ckpt_save failed (err says more) */
+    double snapshot_ms; /* the memcpy on the training thread */
+    double write_ms;    /* ckpt_save + ckpt_prune on the writer thread */
+    uint64_t bytes;     /* the checkpoint's files, manifest aside */
+    int pruned;         /* directories ckpt_prune deleted */
+    base_err err;
+} ckpt_write_result;
+
+/* A writer for models shaped like m (m->n_params parameters) into run_dir (copied). */
+int ckpt_writer_create(ckpt_writer **w, const char *run_dir, const nn_model *m, int keep_last,
+                       int keep_every, base_err *e);
+/* Waits for the write in flight (its result into *prev, NULL-able: then it is dropped),
+ * snapshots (m, o, t) and starts writing it. Fails only if the thread cannot start. */
+int ckpt_writer_submit(ckpt_writer *w, const nn_model *m, const optim_adamw *o,
+                       const ckpt_trainer *t, ckpt_write_result *prev, base_err *e);
+/* 1 if a write was started and has finished (ckpt_writer_wait will not block), else 0. */
+int ckpt_writer_done(ckpt_writer *w);
+/* Waits for the write in flight and gives its result (r->step -1 if there was none). */
+void ckpt_writer_wait(ckpt_writer *w, ckpt_write_result *r);
+/* Waits for the write in flight (its result is dropped) and frees w. NULL: nothing. */
+void ckpt_writer_free(ckpt_writer *w);
+
 #endif

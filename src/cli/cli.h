@@ -8,6 +8,8 @@ int cli_train(int argc, char **argv);
 int cli_digits(int argc, char **argv);
 int cli_tokenizer(int argc, char **argv);
 int cli_prepare(int argc, char **argv);
+int cli_export(int argc, char **argv);
+int cli_inspect(int argc, char **argv);
 
 /* Parses an integer / number flag value, printing "hearth: FLAG ..." on error (returns -1). */
 int cli_int(const char *flag, const char *v, long lo, long hi, long *out);

@@ -5,6 +5,7 @@
 #include "train/train.h"
 
 #include <ctype.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,18 @@ static void help(void) {
            "  --threads N         threads for OpenMP and OpenBLAS (default 2)\n"
            "  --sample N          tokens to generate at the end (default 200, 0 = none)\n"
            "  --ckpt-every N      write a checkpoint DIR/step_NNNNNNNN every N steps\n"
-           "                      (default 0 = never)\n"
+           "                      (default 0 = never). Written in the background: the state\n"
+           "                      is copied and training goes on; one due while the last is\n"
+           "                      still being written waits for it (none is skipped). Costs\n"
+           "                      (snapshot_ms, write_ms, bytes) go to metrics.jsonl; a failed\n"
+           "                      write is reported and training goes on\n"
+           "  --ckpt-every-min M  also a checkpoint every M minutes of wall clock (fractions\n"
+           "                      allowed; default 0 = never)\n"
+           "  --keep-last K       after each checkpoint, delete those older than the newest K\n"
+           "                      good ones (default 0 = keep all; `latest` is never deleted)\n"
+           "  --keep-every N      never delete checkpoints of steps that are multiples of N\n"
+           "  SIGINT/SIGTERM      finish the step, write a final checkpoint, exit 130/143;\n"
+           "                      rerun the same command to resume (a second signal kills)\n"
            "  --resume PATH       resume from a checkpoint directory, or from the newest good\n"
            "                      checkpoint of a run directory; without it, a --out DIR\n"
            "                      holding checkpoints resumes from its newest good one\n"
@@ -40,6 +52,13 @@ static void help(void) {
            "  the data's) --max-seq\n"
            "  --n-layer --n-head --n-kv-head --d-model --d-ff --tied 0|1 --bias 0|1\n"
            "  --norm-eps --rope-theta\n");
+}
+
+/* The signal that asked the run to stop (0: none); train_run polls it after each step. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) {
+    stop_signal = sig;
 }
 
 static void fmt_eta(double s, char *buf, size_t n) {
@@ -136,6 +155,15 @@ int cli_train(int argc, char **argv) {
         } else if (!strcmp(a, "--ckpt-every")) {
             if (cli_int(a, val, 0, 1L << 30, &v)) return 2;
             o.ckpt_every = (int)v;
+        } else if (!strcmp(a, "--ckpt-every-min")) {
+            if (cli_float(a, val, 0, 1e9, &x)) return 2;
+            o.ckpt_every_min = x;
+        } else if (!strcmp(a, "--keep-last")) {
+            if (cli_int(a, val, 0, 1L << 30, &v)) return 2;
+            o.keep_last = (int)v;
+        } else if (!strcmp(a, "--keep-every")) {
+            if (cli_int(a, val, 0, 1L << 30, &v)) return 2;
+            o.keep_every = (int)v;
         } else if (!strcmp(a, "--resume")) {
             o.resume = val;
         } else if (!strcmp(a, "--seed")) {
@@ -204,6 +232,14 @@ int cli_train(int argc, char **argv) {
            o.seq, o.steps, o.threads);
     fflush(stdout);
     o.note = note;
+    /* SIGINT/SIGTERM ask for a clean stop; SA_RESETHAND: a second one kills at once */
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    o.stop = &stop_signal;
     char *sample = NULL;
     int rc = train_run(&o, report, &r, &sample, &e);
     if (r.tty) printf("\n");
@@ -211,6 +247,15 @@ int cli_train(int argc, char **argv) {
         fprintf(stderr, "hearth train: %s\n", e.msg);
         free(sample);
         return 1;
+    }
+    if (stop_signal) {
+        int sig = stop_signal;
+        fprintf(stderr,
+                "hearth train: stopped by %s; the run in %s has a final checkpoint, rerun the "
+                "same command to resume\n",
+                sig == SIGINT ? "SIGINT" : "SIGTERM", o.out_dir);
+        free(sample);
+        return 128 + sig;
     }
     printf("run written to %s (metrics.jsonl, loss.svg, config.json)\n", o.out_dir);
     if (sample) {

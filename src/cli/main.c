@@ -13,6 +13,8 @@ static void usage(FILE *f) {
                "             (train|encode|decode|import|info)\n"
                "  prepare    text, directories or JSONL -> token shards for train --data DIR\n"
                "  train      train a GPT-2- or Llama-style transformer on the CPU\n"
+               "  export     a run's newest good checkpoint as one model file (safetensors)\n"
+               "  inspect    a checkpoint directory or safetensors file, checksums verified\n"
                "  digits     train a small MLP on the 8x8 handwritten digits (2, 4, 6, 8)\n"
                "  help       this message\n\n"
                "`hearth <command> --help` lists a command's options.\n");
@@ -28,6 +30,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "digits")) return cli_digits(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenizer")) return cli_tokenizer(argc - 1, argv + 1);
     if (!strcmp(cmd, "prepare")) return cli_prepare(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export")) return cli_export(argc - 1, argv + 1);
+    if (!strcmp(cmd, "inspect")) return cli_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;

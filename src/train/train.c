@@ -48,8 +48,9 @@ static int check_opts(const train_opts *o, base_err *e) {
     if (o->accum < 1)
         return base_fail(e, BASE_EINVAL, "gradient accumulation must be at least 1, got %d",
                          o->accum);
-    if (o->ckpt_every < 0)
-        return base_fail(e, BASE_EINVAL, "ckpt_every must be >= 0, got %d", o->ckpt_every);
+    if (o->ckpt_every < 0 || !(o->ckpt_every_min >= 0) || o->keep_last < 0 || o->keep_every < 0)
+        return base_fail(e, BASE_EINVAL,
+                         "ckpt_every, ckpt_every_min, keep_last and keep_every must be >= 0");
     if (o->eval_every < 0 || o->eval_batches < 1)
         return base_fail(e, BASE_EINVAL, "eval needs eval_every >= 0 and eval_batches >= 1");
     if (!(o->lr > 0) || !isfinite(o->lr))
@@ -208,6 +209,27 @@ static void note_skip(const char *msg, void *user) {
     note(ctx[0], ctx[1], msg);
 }
 
+/* A finished checkpoint write: a metrics.jsonl line with its costs; a failure is noted too. */
+static void log_write(const train_opts *o, void *user, run_log *g, const ckpt_write_result *r) {
+    if (r->step < 0) return;
+    if (r->rc == BASE_OK) {
+        fprintf(g->metrics,
+                "{\"step\":%ld,\"ckpt\":\"step_%08ld\",\"snapshot_ms\":%.3f,\"write_ms\":%.3f,"
+                "\"bytes\":%llu}\n",
+                r->step, r->step, r->snapshot_ms, r->write_ms, (unsigned long long)r->bytes);
+        fflush(g->metrics);
+        return;
+    }
+    fprintf(g->metrics, "{\"step\":%ld,\"ckpt\":\"step_%08ld\",\"failed\":true}\n", r->step,
+            r->step);
+    fflush(g->metrics);
+    char msg[sizeof r->err.msg + 200];
+    snprintf(msg, sizeof msg,
+             "checkpoint step_%08ld failed, training goes on and the previous one stays: %s",
+             r->step, r->err.msg);
+    note(o, user, msg);
+}
+
 static int write_plot(run_log *g, base_err *e) {
     base_series s[2] = {{"train", g->x, g->y, g->n}, {"val", g->vx, g->vy, g->nv}};
     return base_plot_svg(g->svg, "hearth train: loss", "step", "loss (nats/token)", s,
@@ -223,7 +245,8 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
     nn_model *m = NULL;
     optim_adamw opt = {0};
     run_log g = {0};
-    int *tok = NULL, *tgt = NULL;
+    int *tok = NULL, *tgt = NULL, stopping = 0;
+    ckpt_writer *w = NULL;
     nn_config cfg = o->cfg;
     if ((rc = data_loader_open(&train, o->data, DATA_TRAIN, o->batch, o->seq, o->seed, e)) ||
         (rc = data_loader_open(&val, o->data, DATA_VAL, o->batch, o->seq, EVAL_SEED, e)))
@@ -332,7 +355,10 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
     train_progress p = {.steps = o->steps, .n_params = m->n_params};
     p.peak_gflops = tensor_sgemm_peak_gflops(1024, 3);
     double flops_step = 3.0 * nn_flops_per_token(&cfg, o->seq) * (double)N * o->accum;
-    double t_start = base_now();
+    double t_start = base_now(), t_ckpt = t_start;
+    if ((o->ckpt_every || o->ckpt_every_min > 0) &&
+        (rc = ckpt_writer_create(&w, o->out_dir, m, o->keep_last, o->keep_every, e)))
+        goto done;
     for (int step = start; step < o->steps; step++) {
         double t0 = base_now();
         float lr = optim_lr_at(step, warmup, o->steps, o->lr, min_lr), loss = 0;
@@ -379,15 +405,49 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
             if (report) report(&p, user);
         }
         fflush(g.metrics);
-        if (o->ckpt_every && p.step % o->ckpt_every == 0) {
+        ckpt_write_result wr;
+        if (w && ckpt_writer_done(w)) {
+            ckpt_writer_wait(w, &wr);
+            log_write(o, user, &g, &wr);
+        }
+        int due = (o->ckpt_every && p.step % o->ckpt_every == 0) ||
+                  (o->ckpt_every_min > 0 && base_now() - t_ckpt >= o->ckpt_every_min * 60);
+        stopping = o->stop && *o->stop && !last;
+        if (due || stopping) {
             ck.step = p.step;
             data_loader_tell(train, &ck.pos);
-            if ((rc = ckpt_save(o->out_dir, m, &opt, &ck, e))) goto done;
+        }
+        if (due && !stopping) {
+            t_ckpt = base_now();
+            rc = ckpt_writer_submit(w, m, &opt, &ck, &wr, e);
+            log_write(o, user, &g, &wr);
+            if (rc) goto done;
+        }
+        if (stopping) {
+            /* the final checkpoint, synchronously, after the write in flight */
+            if (w) {
+                ckpt_writer_wait(w, &wr);
+                log_write(o, user, &g, &wr);
+            }
+            if (!(rc = ckpt_save(o->out_dir, m, &opt, &ck, e)))
+                rc = ckpt_prune(o->out_dir, o->keep_last, o->keep_every, NULL, e);
+            if (rc) goto done;
+            char msg[200];
+            snprintf(msg, sizeof msg, "stopped at step %d of %d; checkpoint step_%08d written",
+                     p.step, o->steps, p.step);
+            note(o, user, msg);
+            break;
         }
     }
-    if (sample && o->sample_tokens > 0)
+    if (w) {
+        ckpt_write_result wr;
+        ckpt_writer_wait(w, &wr);
+        log_write(o, user, &g, &wr);
+    }
+    if (sample && o->sample_tokens > 0 && !stopping)
         rc = sample_text(m, o, vocab, data_loader_eot_id(train), sample, e);
 done:
+    ckpt_writer_free(w); /* after an error: waits for the write in flight */
     if (g.metrics && fclose(g.metrics) != 0 && rc == BASE_OK)
         rc = base_fail(e, BASE_EIO, "cannot write the metrics log in %s", o->out_dir);
     free(g.x), free(g.y), free(g.vx), free(g.vy);

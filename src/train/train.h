@@ -8,6 +8,8 @@
 #include "base/base.h"
 #include "nn/nn.h"
 
+#include <signal.h>
+
 typedef struct train_opts {
     const char *data;    /* a `hearth prepare` directory (its train and val shards), or any
                             other file read as bytes (vocabulary 256, the last 10% for val) */
@@ -20,9 +22,22 @@ typedef struct train_opts {
     uint64_t seed;
     int threads;
     int sample_tokens;  /* length of the sample generated at the end (0: none) */
-    int ckpt_every;     /* write a checkpoint (src/ckpt) every N steps; 0: never */
     const char *resume; /* a checkpoint directory, or a run directory whose newest good
                            checkpoint to resume from; NULL: out_dir's newest good one, if any */
+    /* Checkpoints (src/ckpt) are written in the background (ckpt_writer): the state is copied
+     * and a thread writes it while training goes on. One due while the previous one is still
+     * being written waits for it (none is skipped). A failed write is reported through note
+     * and metrics.jsonl, and training goes on; the earlier checkpoints stay valid. */
+    int ckpt_every;        /* a checkpoint every N steps; 0: never */
+    double ckpt_every_min; /* also one when this many minutes (wall clock) have passed since
+                              the last one was started; 0: never */
+    /* after each written checkpoint, delete step_ directories older than the newest
+     * keep_last good ones (ckpt_prune; 0: keep all), except multiples of keep_every */
+    int keep_last, keep_every;
+    /* optional: when *stop becomes non-zero (the caller's signal handler sets it), the current
+     * step finishes, the write in flight is waited for, a final checkpoint is written
+     * synchronously, and train_run returns BASE_OK without the sample. */
+    volatile sig_atomic_t *stop;
     /* optional: notes the caller should show (a checkpoint skipped as damaged, resuming
      * from step N); called with train_run's user pointer. */
     void (*note)(const char *msg, void *user);

@@ -530,11 +530,140 @@ static void test_resume_bit_exact(void **state) {
     rm_rf(dir);
 }
 
+/* A background write that fails (its temporary's name taken by a file: ckpt_save cannot clear
+ * it) is reported; training goes on, the earlier checkpoint still verifies, the later ones are
+ * written, and the losses are those of a run without checkpoints. */
+static void test_async_write_failure(void **state) {
+    (void)state;
+    char dir[] = "/tmp/hearth-async-XXXXXX", data[128], a[128], b[128], p[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(data, sizeof data, "%s/corpus.txt", dir);
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(b, sizeof b, "%s/b", dir);
+    FILE *f = fopen(data, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 300; i++) fprintf(f, "pack my box with %d dozen liquor jugs.\n", i % 7);
+    fclose(f);
+    train_opts o;
+    base_err e;
+    run_seen ra = {0}, rb = {0};
+    train_opts_for(&o, data, a, 0);
+    assert_int_equal(train_run(&o, on_step, &ra, NULL, &e), 0);
+    assert_int_equal(base_mkdir_p(b, &e), 0);
+    snprintf(p, sizeof p, "%s/.tmp-step_00000008", b);
+    f = fopen(p, "w");
+    assert_non_null(f);
+    fclose(f);
+    train_opts_for(&o, data, b, 4);
+    assert_int_equal(train_run(&o, on_step, &rb, NULL, &e), 0);
+    assert_int_equal(rb.n, 12);
+    assert_memory_equal(ra.loss, rb.loss, sizeof ra.loss);
+    assert_non_null(strstr(rb.note, "checkpoint step_00000008 failed"));
+    snprintf(p, sizeof p, "%s/step_00000004", b);
+    assert_int_equal(ckpt_verify(p, &e), 0);
+    snprintf(p, sizeof p, "%s/step_00000012", b);
+    assert_int_equal(ckpt_verify(p, &e), 0);
+    snprintf(p, sizeof p, "%s/step_00000008", b);
+    assert_int_not_equal(access(p, F_OK), 0);
+    /* metrics.jsonl: a line per write, with its costs, and the failure */
+    char *m;
+    size_t len;
+    snprintf(p, sizeof p, "%s/metrics.jsonl", b);
+    assert_int_equal(base_read_file(p, &m, &len, &e), 0);
+    assert_non_null(strstr(m, "{\"step\":4,\"ckpt\":\"step_00000004\",\"snapshot_ms\":"));
+    assert_non_null(strstr(m, "\"write_ms\":"));
+    assert_non_null(strstr(m, "{\"step\":8,\"ckpt\":\"step_00000008\",\"failed\":true}"));
+    free(m);
+    /* the writer on its own: a run directory under a regular file cannot be written */
+    nn_model *mod;
+    optim_adamw opt = {0};
+    nn_config cfg;
+    assert_int_equal(nn_config_preset(&cfg, "tiny", &e), 0);
+    cfg.vocab_size = 256;
+    assert_int_equal(nn_model_create(&mod, &cfg, 1, 8, &e), 0);
+    assert_int_equal(optim_adamw_create(&opt, mod->n_params, &e), 0);
+    ckpt_writer *w;
+    snprintf(p, sizeof p, "%s/corpus.txt/run", dir);
+    assert_int_equal(ckpt_writer_create(&w, p, mod, 0, 0, &e), 0);
+    ckpt_trainer t = {.step = 1, .steps = 1, .batch = 1, .seq = 8};
+    ckpt_write_result r;
+    assert_int_equal(ckpt_writer_submit(w, mod, &opt, &t, &r, &e), 0);
+    assert_int_equal(r.step, -1); /* nothing was in flight */
+    ckpt_writer_wait(w, &r);
+    assert_int_equal(r.step, 1);
+    assert_int_not_equal(r.rc, 0);
+    assert_non_null(strstr(r.err.msg, "corpus.txt/run"));
+    ckpt_writer_wait(w, &r);
+    assert_int_equal(r.step, -1);
+    ckpt_writer_free(w);
+    optim_adamw_free(&opt);
+    nn_model_free(mod);
+    rm_rf(dir);
+}
+
+/* --keep-last, --keep-every, --ckpt-every-min. keep_last 2, keep_every 6 over 12 steps with a
+ * checkpoint every 2: steps 6, 10, 12 stay (6 forever, the newest two good ones); a damaged newest
+ * one is not counted among the good, and `latest` is never deleted. */
+static void test_keep_last(void **state) {
+    (void)state;
+    char dir[] = "/tmp/hearth-keep-XXXXXX", data[128], a[128], p[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(data, sizeof data, "%s/corpus.txt", dir);
+    snprintf(a, sizeof a, "%s/a", dir);
+    FILE *f = fopen(data, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 300; i++) fprintf(f, "pack my box with %d dozen liquor jugs.\n", i % 7);
+    fclose(f);
+    train_opts o;
+    base_err e;
+    run_seen ra = {0};
+    train_opts_for(&o, data, a, 2);
+    o.keep_last = 2;
+    o.keep_every = 6;
+    assert_int_equal(train_run(&o, on_step, &ra, NULL, &e), 0);
+    for (int s = 2; s <= 12; s += 2) {
+        snprintf(p, sizeof p, "%s/step_%08d", a, s);
+        int kept = s == 6 || s == 10 || s == 12;
+        assert_int_equal(access(p, F_OK) == 0, kept);
+        if (kept) assert_int_equal(ckpt_verify(p, &e), 0);
+    }
+    /* step 12 damaged: the good ones are 10 and 6, so nothing goes; with keep_last 1 and no
+     * keep_every, 10 stays as the good one, 12 as newer than it, and 6 goes */
+    snprintf(p, sizeof p, "%s/step_00000012/model.safetensors", a);
+    damage(p, 10, 0);
+    int removed = -1;
+    assert_int_equal(ckpt_prune(a, 2, 6, &removed, &e), 0);
+    assert_int_equal(removed, 0);
+    assert_int_equal(ckpt_prune(a, 1, 0, &removed, &e), 0);
+    assert_int_equal(removed, 1);
+    snprintf(p, sizeof p, "%s/step_00000006", a);
+    assert_int_not_equal(access(p, F_OK), 0);
+    snprintf(p, sizeof p, "%s/step_00000010", a);
+    assert_int_equal(access(p, F_OK), 0);
+    snprintf(p, sizeof p, "%s/step_00000012", a);
+    assert_int_equal(access(p, F_OK), 0);
+    assert_int_equal(ckpt_prune(a, 0, 0, &removed, &e), 0); /* 0: keep all */
+    assert_int_equal(removed, 0);
+    /* by wall clock: every 1e-6 minutes is after every step; the newest 3 stay */
+    run_seen rb = {0};
+    snprintf(a, sizeof a, "%s/b", dir);
+    train_opts_for(&o, data, a, 0);
+    o.ckpt_every_min = 1e-6;
+    o.keep_last = 3;
+    assert_int_equal(train_run(&o, on_step, &rb, NULL, &e), 0);
+    for (int s = 1; s <= 12; s++) {
+        snprintf(p, sizeof p, "%s/step_%08d", a, s);
+        assert_int_equal(access(p, F_OK) == 0, s >= 10);
+    }
+    rm_rf(dir);
+}
+
 int test_checkpoint(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32c),           cmocka_unit_test(test_safetensors),
         cmocka_unit_test(test_hf_names),         cmocka_unit_test(test_save_load),
-        cmocka_unit_test(test_resume_bit_exact),
+        cmocka_unit_test(test_resume_bit_exact), cmocka_unit_test(test_async_write_failure),
+        cmocka_unit_test(test_keep_last),
     };
     return cmocka_run_group_tests_name("checkpoint", tests, NULL, NULL);
 }

@@ -68,6 +68,38 @@ fi
 expect_fail "resume with another seed" "different run setting: seed is 1337 there, 5 in this run" train --data "$T/corpus.txt" --out "$T/ck" --steps 6 --seq 32 --batch 4 --seed 5
 expect_fail "resume another config" "different model config: n_layer is 4 there, 3 in this run" train --data "$T/corpus.txt" --out "$T/ck" --steps 6 --seq 32 --batch 4 --n-layer 3
 expect_fail "resume nothing" "no checkpoint in .*nothing to resume" train --data "$T/corpus.txt" --out "$T/ck2" --resume "$T/ok1"
+# SIGTERM: the step finishes, a final checkpoint is written, exit 143; the same command
+# resumes from it (ckpt_load verifies it first)
+# wait_step DIR: until DIR/metrics.jsonl has a step's loss (at most 60 s)
+wait_step() { for _ in $(seq 600); do grep -qs '"loss":' "$1/metrics.jsonl" && return; sleep 0.1; done; }
+SG=(train --data "$T/corpus.txt" --out "$T/sg" --steps 100000 --seq 32 --batch 4 --sample 0 --ckpt-every 1000)
+"$H" "${SG[@]}" > "$T/out5" 2> "$T/err5" & pid=$!
+wait_step "$T/sg"; kill -TERM $pid; wait $pid; st=$?
+lat=$(cat "$T/sg/latest" 2> /dev/null)
+if [ $st -eq 143 ] && grep -q "stopped by SIGTERM" "$T/err5" && [ -n "$lat" ] && [ -f "$T/sg/$lat/manifest.json" ]; then
+  "$H" "${SG[@]}" > "$T/out6" 2> "$T/err6" & pid=$!
+  for _ in $(seq 600); do grep -qs "resuming" "$T/err6" && break; sleep 0.1; done
+  kill -TERM $pid; wait $pid
+  grep -q "resuming from .*$lat (step $((10#${lat#step_})))" "$T/err6" && ok || bad "SIGTERM: no resume from $lat: $(cat "$T/err6")"
+else
+  bad "SIGTERM: status $st, latest '$lat': $(cat "$T/err5")"
+fi
+# SIGKILL at random points, then the same command again: the same losses and, byte for byte,
+# the same final weights as an uninterrupted run (tools/ckpt_soak.sh does this 50 times)
+KL=(train --data "$T/corpus.txt" --seq 32 --batch 4 --steps 12 --sample 0 --ckpt-every 2 --eval-every 5)
+if "$H" "${KL[@]}" --out "$T/kref" > /dev/null 2>&1; then
+  for k in 1 2 3; do
+    rm -rf "$T/kill"
+    "$H" "${KL[@]}" --out "$T/kill" > /dev/null 2>&1 & pid=$!
+    sleep "$((k - 1)).$((RANDOM % 10))"; kill -KILL $pid 2> /dev/null; wait $pid 2> /dev/null
+    if "$H" "${KL[@]}" --out "$T/kill" > /dev/null 2>&1 &&
+       [ "$(grep -o '"loss":[0-9.]*' "$T/kref/metrics.jsonl")" = "$(grep -o '"loss":[0-9.]*' "$T/kill/metrics.jsonl")" ] &&
+       cmp -s "$T/kref/step_00000012/model.safetensors" "$T/kill/step_00000012/model.safetensors"; then ok
+    else bad "SIGKILL $k: the resumed run differs from the uninterrupted one"; fi
+  done
+else
+  bad "SIGKILL: the reference run failed"
+fi
 if [ -f /usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz ]; then
   out=$("$H" digits 2>&1)
   acc=$(echo "$out" | sed -n 's/^test accuracy: \([0-9.]*\)%.*/\1/p')
