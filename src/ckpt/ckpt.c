@@ -257,45 +257,62 @@ static int cmp_desc(const void *a, const void *b) {
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-int ckpt_find_latest_good(const char *run_dir, char **dir, ckpt_warn_fn warn, void *user,
-                          base_err *e) {
-    *dir = NULL;
+/* The step `latest` names in run_dir, or -1 (missing, unreadable or not a step name). */
+static long latest_step(const char *run_dir) {
     char p[PATH_MAX_LEN], *lat = NULL;
     size_t ll = 0;
-    long first = -1, *steps = NULL;
-    size_t n = 0, cap = 0;
+    long step = -1;
     base_err ignored;
-    if (path_join(p, run_dir, "latest", e)) return e ? e->code : BASE_EINVAL;
-    if (base_read_file(p, &lat, &ll, &ignored) == BASE_OK) {
-        while (ll && (lat[ll - 1] == '\n' || lat[ll - 1] == '\r')) ll--;
-        lat[ll] = 0;
-        if (!step_of(lat, &first)) first = -1;
-        free(lat);
-    }
+    if (path_join(p, run_dir, "latest", &ignored) ||
+        base_read_file(p, &lat, &ll, &ignored) != BASE_OK)
+        return -1;
+    while (ll && (lat[ll - 1] == '\n' || lat[ll - 1] == '\r')) ll--;
+    lat[ll] = 0;
+    if (!step_of(lat, &step)) step = -1;
+    free(lat);
+    return step;
+}
+
+/* The steps of run_dir's step_NNNNNNNN entries, newest first, into *steps (malloc'd, caller
+ * frees; NULL when none). A missing run_dir has none. */
+static int list_steps(const char *run_dir, long **steps, size_t *n, base_err *e) {
+    *steps = NULL, *n = 0;
     DIR *d = opendir(run_dir);
     if (!d) {
         if (errno == ENOENT) return BASE_OK;
         return base_fail(e, BASE_EIO, "cannot open %s: %s", run_dir, strerror(errno));
     }
     struct dirent *de;
+    size_t cap = 0;
     int rc = BASE_OK;
     while (!rc && (de = readdir(d))) {
         long s;
-        if (!step_of(de->d_name, &s) || s == first) continue;
-        if (n == cap) {
-            long *q = realloc(steps, (cap = cap ? 2 * cap : 16) * sizeof *q);
+        if (!step_of(de->d_name, &s)) continue;
+        if (*n == cap) {
+            long *q = realloc(*steps, (cap = cap ? 2 * cap : 16) * sizeof *q);
             if (!q)
                 rc = base_fail(e, BASE_ENOMEM, "out of memory");
             else
-                steps = q;
+                *steps = q;
         }
-        if (!rc) steps[n++] = s;
+        if (!rc) (*steps)[(*n)++] = s;
     }
     closedir(d);
-    if (!rc && n) qsort(steps, n, sizeof *steps, cmp_desc);
+    if (!rc && *n) qsort(*steps, *n, sizeof **steps, cmp_desc);
+    if (rc) free(*steps), *steps = NULL, *n = 0;
+    return rc;
+}
+
+int ckpt_find_latest_good(const char *run_dir, char **dir, ckpt_warn_fn warn, void *user,
+                          base_err *e) {
+    *dir = NULL;
+    char p[PATH_MAX_LEN];
+    long first = latest_step(run_dir), *steps;
+    size_t n;
+    int rc = list_steps(run_dir, &steps, &n, e);
     for (size_t i = 0; !rc && i < n + 1 && !*dir; i++) {
         long s = i == 0 ? first : steps[i - 1];
-        if (s < 0) continue;
+        if (s < 0 || (i > 0 && s == first)) continue; /* `latest` was tried first */
         char sn[40];
         snprintf(sn, sizeof sn, "step_%08ld", s);
         if ((rc = path_join(p, run_dir, sn, e))) break;
@@ -429,35 +446,11 @@ done:
 int ckpt_prune(const char *run_dir, int keep_last, int keep_every, int *removed, base_err *e) {
     if (removed) *removed = 0;
     if (keep_last <= 0) return BASE_OK;
-    char p[PATH_MAX_LEN], *lat = NULL;
-    size_t ll = 0, n = 0, cap = 0;
-    long latest = -1, *steps = NULL;
+    char p[PATH_MAX_LEN];
+    size_t n;
+    long latest = latest_step(run_dir), *steps;
     base_err ignored;
-    int rc = path_join(p, run_dir, "latest", e);
-    if (rc) return rc;
-    if (base_read_file(p, &lat, &ll, &ignored) == BASE_OK) {
-        while (ll && (lat[ll - 1] == '\n' || lat[ll - 1] == '\r')) ll--;
-        lat[ll] = 0;
-        if (!step_of(lat, &latest)) latest = -1;
-        free(lat);
-    }
-    DIR *d = opendir(run_dir);
-    if (!d) return base_fail(e, BASE_EIO, "cannot open %s: %s", run_dir, strerror(errno));
-    struct dirent *de;
-    while (!rc && (de = readdir(d))) {
-        long s;
-        if (!step_of(de->d_name, &s)) continue;
-        if (n == cap) {
-            long *q = realloc(steps, (cap = cap ? 2 * cap : 16) * sizeof *q);
-            if (!q)
-                rc = base_fail(e, BASE_ENOMEM, "out of memory");
-            else
-                steps = q;
-        }
-        if (!rc) steps[n++] = s;
-    }
-    closedir(d);
-    if (!rc && n) qsort(steps, n, sizeof *steps, cmp_desc);
+    int rc = list_steps(run_dir, &steps, &n, e);
     /* newest first: the first keep_last that verify stay, and everything newer than the last
      * of them; older ones go unless kept forever or named by `latest` */
     int good = 0;
