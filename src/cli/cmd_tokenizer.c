@@ -193,33 +193,43 @@ done:
     return rc;
 }
 
-static int cmd_encode(int argc, char **argv) {
+/* The front encode and decode share: --help, --vocab FILE and one boolean option `flag`,
+ * then the vocabulary and all of stdin. Returns -1 to go on (*v and *in are the caller's to
+ * free), or the exit status. */
+static int open_stdin_job(const char *cmd, const char *flag, int argc, char **argv, int *flag_set,
+                          tok_vocab **v, char **in, size_t *len) {
     const char *path = NULL;
-    int special = 0;
+    *flag_set = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             help(stdout);
             return 0;
         }
-        if (!strcmp(a, "--special"))
-            special = 1;
+        if (!strcmp(a, flag))
+            *flag_set = 1;
         else if (!strcmp(a, "--vocab")) {
             if (!(path = cli_value(argc, argv, &i))) return 2;
         } else {
-            fprintf(stderr, "hearth tokenizer encode: unknown option '%s' (see --help)\n", a);
+            fprintf(stderr, "hearth tokenizer %s: unknown option '%s' (see --help)\n", cmd, a);
             return 2;
         }
     }
-    tok_vocab *v;
-    if (load(path, &v)) return path ? 1 : 2;
-    char *text;
-    size_t len;
-    if (read_stdin(&text, &len)) {
-        fprintf(stderr, "hearth tokenizer encode: cannot read stdin\n");
-        tok_free(v);
+    if (load(path, v)) return path ? 1 : 2;
+    if (read_stdin(in, len)) {
+        fprintf(stderr, "hearth tokenizer %s: cannot read stdin\n", cmd);
+        tok_free(*v);
         return 1;
     }
+    return -1;
+}
+
+static int cmd_encode(int argc, char **argv) {
+    tok_vocab *v;
+    char *text;
+    size_t len;
+    int special, st = open_stdin_job("encode", "--special", argc, argv, &special, &v, &text, &len);
+    if (st >= 0) return st;
     tok_ids ids = {0};
     base_err e = {0};
     int rc = tok_encode(v, text, len, special, &ids, &e);
@@ -248,32 +258,12 @@ static int cmd_encode(int argc, char **argv) {
 }
 
 static int cmd_decode(int argc, char **argv) {
-    const char *path = NULL;
-    int flags = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help(stdout);
-            return 0;
-        }
-        if (!strcmp(a, "--skip-special"))
-            flags |= TOK_DECODE_SKIP_SPECIAL;
-        else if (!strcmp(a, "--vocab")) {
-            if (!(path = cli_value(argc, argv, &i))) return 2;
-        } else {
-            fprintf(stderr, "hearth tokenizer decode: unknown option '%s' (see --help)\n", a);
-            return 2;
-        }
-    }
     tok_vocab *v;
-    if (load(path, &v)) return path ? 1 : 2;
     char *in;
     size_t len;
-    if (read_stdin(&in, &len)) {
-        fprintf(stderr, "hearth tokenizer decode: cannot read stdin\n");
-        tok_free(v);
-        return 1;
-    }
+    int skip, st = open_stdin_job("decode", "--skip-special", argc, argv, &skip, &v, &in, &len);
+    if (st >= 0) return st;
+    int flags = skip ? TOK_DECODE_SKIP_SPECIAL : 0;
     tok_ids ids = {0};
     int rc = 0;
     for (char *p = in; !rc;) {
