@@ -446,20 +446,27 @@ static void same_file(const char *a, const char *b) {
     free(y);
 }
 
+/* Makes the temporary directory dir (a mkdtemp template) with a small corpus in it: data gets
+ * its path, a and b (NULL-able) the paths of two run directories inside (not created). Each
+ * buffer holds 128 bytes. */
+static void test_run_dirs(char *dir, char *data, char *a, char *b) {
+    assert_non_null(mkdtemp(dir));
+    snprintf(data, 128, "%s/corpus.txt", dir);
+    snprintf(a, 128, "%s/a", dir);
+    if (b) snprintf(b, 128, "%s/b", dir);
+    FILE *f = fopen(data, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 300; i++) fprintf(f, "pack my box with %d dozen liquor jugs.\n", i % 7);
+    fclose(f);
+}
+
 /* 12 steps straight vs. checkpoints every 4, the run "crashed" after step 9 (step 12's
  * checkpoint gone, step 8's damaged), resumed from step 4: the same losses, byte-identical
  * weights and optimizer state at the end. */
 static void test_resume_bit_exact(void **state) {
     (void)state;
     char dir[] = "/tmp/hearth-resume-XXXXXX", data[128], a[128], b[128], p[256], q[256];
-    assert_non_null(mkdtemp(dir));
-    snprintf(data, sizeof data, "%s/corpus.txt", dir);
-    snprintf(a, sizeof a, "%s/a", dir);
-    snprintf(b, sizeof b, "%s/b", dir);
-    FILE *f = fopen(data, "w");
-    assert_non_null(f);
-    for (int i = 0; i < 300; i++) fprintf(f, "pack my box with %d dozen liquor jugs.\n", i % 7);
-    fclose(f);
+    test_run_dirs(dir, data, a, b);
     train_opts o;
     base_err e;
     run_seen ra = {0}, rb = {0}, rc2 = {0};
@@ -492,7 +499,7 @@ static void test_resume_bit_exact(void **state) {
     }
     /* metrics.jsonl: steps 1..12 once each, in order, the dropped lines not repeated */
     snprintf(p, sizeof p, "%s/metrics.jsonl", b);
-    f = fopen(p, "r");
+    FILE *f = fopen(p, "r");
     assert_non_null(f);
     char line[512];
     int want = 1;
@@ -536,14 +543,7 @@ static void test_resume_bit_exact(void **state) {
 static void test_async_write_failure(void **state) {
     (void)state;
     char dir[] = "/tmp/hearth-async-XXXXXX", data[128], a[128], b[128], p[256];
-    assert_non_null(mkdtemp(dir));
-    snprintf(data, sizeof data, "%s/corpus.txt", dir);
-    snprintf(a, sizeof a, "%s/a", dir);
-    snprintf(b, sizeof b, "%s/b", dir);
-    FILE *f = fopen(data, "w");
-    assert_non_null(f);
-    for (int i = 0; i < 300; i++) fprintf(f, "pack my box with %d dozen liquor jugs.\n", i % 7);
-    fclose(f);
+    test_run_dirs(dir, data, a, b);
     train_opts o;
     base_err e;
     run_seen ra = {0}, rb = {0};
@@ -551,7 +551,7 @@ static void test_async_write_failure(void **state) {
     assert_int_equal(train_run(&o, on_step, &ra, NULL, &e), 0);
     assert_int_equal(base_mkdir_p(b, &e), 0);
     snprintf(p, sizeof p, "%s/.tmp-step_00000008", b);
-    f = fopen(p, "w");
+    FILE *f = fopen(p, "w");
     assert_non_null(f);
     fclose(f);
     train_opts_for(&o, data, b, 4);
@@ -607,13 +607,7 @@ static void test_async_write_failure(void **state) {
 static void test_keep_last(void **state) {
     (void)state;
     char dir[] = "/tmp/hearth-keep-XXXXXX", data[128], a[128], p[256];
-    assert_non_null(mkdtemp(dir));
-    snprintf(data, sizeof data, "%s/corpus.txt", dir);
-    snprintf(a, sizeof a, "%s/a", dir);
-    FILE *f = fopen(data, "w");
-    assert_non_null(f);
-    for (int i = 0; i < 300; i++) fprintf(f, "pack my box with %d dozen liquor jugs.\n", i % 7);
-    fclose(f);
+    test_run_dirs(dir, data, a, NULL);
     train_opts o;
     base_err e;
     run_seen ra = {0};
