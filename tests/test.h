@@ -42,5 +42,9 @@ int test_tokenizer(void);
 int test_ckpt(void);
 int test_checkpoint(void);
 int test_data(void);
+int test_hnsw(void);
+int test_vstore(void);
+int test_infer(void);
+int test_server(void);
 
 #endif

@@ -12,10 +12,13 @@ pkgs=(
   fortunes                 # a real English text corpus for the demo
   libpcre2-dev             # PCRE2: the GPT-2 / cl100k pre-tokenizer regex (Unicode properties, JIT)
   libjansson-dev           # jansson: JSON for hearth prepare (JSONL inputs, prepare.json)
+  libsqlite3-dev           # SQLite (WAL, FTS5): the vector store's records, metadata and BM25 index
+  libmicrohttpd-dev        # HTTP server for hearth serve (OpenAI API, vector-store API, /metrics)
   nodejs                   # runs the npm reference tokenizers (parity tests, tokenizer benchmark)
 )
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(python3-torch python3-numpy) # the PyTorch peer of bench/train_bench.sh (and tools/gen_fixtures.py)
+  pkgs+=(python3-hnswlib python3-faiss dataset-fashion-mnist) # bench/ann_bench.sh: its peers and data
 fi
 missing=()
 for p in "${pkgs[@]}"; do

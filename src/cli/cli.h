@@ -10,6 +10,9 @@ int cli_tokenizer(int argc, char **argv);
 int cli_prepare(int argc, char **argv);
 int cli_export(int argc, char **argv);
 int cli_inspect(int argc, char **argv);
+int cli_generate(int argc, char **argv);
+int cli_serve(int argc, char **argv);
+int cli_vstore(int argc, char **argv);
 
 /* Parses an integer / number flag value, printing "hearth: FLAG ..." on error (returns -1). */
 int cli_int(const char *flag, const char *v, long lo, long hi, long *out);

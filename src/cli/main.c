@@ -15,6 +15,9 @@ static void usage(FILE *f) {
                "  train      train a GPT-2- or Llama-style transformer on the CPU\n"
                "  export     a run's newest good checkpoint as one model file (safetensors)\n"
                "  inspect    a checkpoint directory or safetensors file, checksums verified\n"
+               "  generate   stream a model's continuation of a prompt (TTFT, tokens/s)\n"
+               "  serve      OpenAI-compatible HTTP server; also the vector-store API\n"
+               "  vstore     vector-store collections and records on disk\n"
                "  digits     train a small MLP on the 8x8 handwritten digits (2, 4, 6, 8)\n"
                "  help       this message\n\n"
                "`hearth <command> --help` lists a command's options.\n");
@@ -32,6 +35,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "prepare")) return cli_prepare(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return cli_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect")) return cli_inspect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "generate")) return cli_generate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return cli_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "vstore")) return cli_vstore(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;
