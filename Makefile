@@ -22,7 +22,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test san bench bench-tokenizer bench-ckpt demo deps help clean format
+.PHONY: all test san bench bench-tokenizer bench-ckpt bench-ann bench-serve demo deps help clean format
 all: $(BUILD)/hearth $(BUILD)/libhearth.a
 
 $(BUILD)/%.o: %.c
@@ -46,6 +46,9 @@ $(BUILD)/train_bench: bench/train_bench.c $(BUILD)/libhearth.a
 $(BUILD)/ckpt_bench: bench/ckpt_bench.c $(BUILD)/libhearth.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+$(BUILD)/ann_bench: bench/ann_bench.c $(BUILD)/libhearth.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 $(BUILD)/tokenizer_bench: bench/tokenizer_bench.c $(BUILD)/libhearth.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
@@ -57,6 +60,8 @@ test: $(BUILD)/test_hearth $(BUILD)/hearth ## build and run every test
 	./tests/cli/test_cli.sh ./$(BUILD)/hearth
 	./tests/cli/test_tools.sh ./$(BUILD)/hearth
 	node tests/tokenizer/parity.mjs ./$(BUILD)/hearth
+	./tests/cli/test_vstore.sh ./$(BUILD)/hearth
+	./tests/server/test_serve.sh ./$(BUILD)/hearth
 
 san: ## the tests under AddressSanitizer + UndefinedBehaviorSanitizer
 	$(MAKE) SAN=1 test
@@ -69,6 +74,12 @@ bench-tokenizer: $(BUILD)/tokenizer_bench $(BUILD)/hearth ## tokenizer encode MB
 
 bench-ckpt: $(BUILD)/ckpt_bench ## checkpoint write MB/s vs dd on the same disk; step time with one in flight
 	BUILD=$(BUILD) ./bench/ckpt_bench.sh
+
+bench-ann: $(BUILD)/ann_bench ## HNSW recall/QPS/build time vs hnswlib and FAISS (fashion-mnist)
+	BUILD=$(BUILD) ./bench/ann_bench.sh
+
+bench-serve: $(BUILD)/hearth ## serving load test: TTFT, ITL, latency percentiles, throughput
+	BUILD=$(BUILD) ./bench/serve_bench.sh
 
 demo: $(BUILD)/hearth ## train the small preset on a real corpus for a few minutes
 	./tools/demo.sh

@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# placeholder, replaced by the module's tests
+exit 0
