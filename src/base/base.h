@@ -87,6 +87,9 @@ int base_write_atomic(const char *path, const void *data, size_t len, base_err *
  * temporary). After a failed write the handle is broken: later writes and commit fail. */
 typedef struct base_afile base_afile;
 int base_afile_open(base_afile **out, const char *path, base_err *e);
+/* The same for a file written once, front to back, and large (checkpoints): O_DIRECT through
+ * an aligned buffer, skipping the page cache; plain writes where O_DIRECT is refused. */
+int base_afile_open_direct(base_afile **out, const char *path, base_err *e);
 int base_afile_write(base_afile *f, const void *data, size_t len, base_err *e);
 int base_afile_pwrite(base_afile *f, uint64_t off, const void *data, size_t len, base_err *e);
 int base_afile_commit(base_afile *f, base_err *e);
