@@ -58,18 +58,21 @@ int ckpt_load(const char *dir, nn_model *m, optim_adamw *o, ckpt_trainer *t, bas
  * *removed (NULL-able) gets how many were deleted. */
 int ckpt_prune(const char *run_dir, int keep_last, int keep_every, int *removed, base_err *e);
 
-/* An asynchronous checkpoint writer: one background pthread writes, with ckpt_save and then
- * ckpt_prune, a snapshot (a memcpy of the parameters, AdamW m and v, and the trainer state
- * into buffers the writer owns, allocated once at create and reused). At most one write is in
- * flight: ckpt_writer_submit first waits for the previous one, so a checkpoint is never
- * skipped and the newest state is always the one written. */
+/* An asynchronous checkpoint writer: one background pthread snapshots the state (a memcpy of
+ * the parameters, AdamW m and v into buffers the writer owns, allocated and pre-faulted once at
+ * create) and then writes it with ckpt_save and ckpt_prune. The copy overlaps the caller's next
+ * forward/backward: after a submit, the caller must call ckpt_writer_snapshot_wait before it
+ * changes the parameters or the optimizer state (the optimizer step). At most one write is in
+ * flight: ckpt_writer_submit first waits for the previous one, so a checkpoint is never skipped
+ * and the newest state is always the one written. */
 typedef struct ckpt_writer ckpt_writer;
 
 /* The outcome of one background write. */
 typedef struct ckpt_write_result {
     long step;          /* the checkpoint's step; -1: no write was pending */
     int rc;             /* BASE_OK, or why ckpt_save failed (err says more) */
-    double snapshot_ms; /* the memcpy on the training thread */
+    double snapshot_ms; /* the memcpy, on the writer thread */
+    double wait_ms;     /* the caller's time in ckpt_writer_snapshot_wait for it */
     double write_ms;    /* ckpt_save + ckpt_prune on the writer thread */
     uint64_t bytes;     /* the checkpoint's files, manifest aside */
     int pruned;         /* directories ckpt_prune deleted */
@@ -79,10 +82,13 @@ typedef struct ckpt_write_result {
 /* A writer for models shaped like m (m->n_params parameters) into run_dir (copied). */
 int ckpt_writer_create(ckpt_writer **w, const char *run_dir, const nn_model *m, int keep_last,
                        int keep_every, base_err *e);
-/* Waits for the write in flight (its result into *prev, NULL-able: then it is dropped),
- * snapshots (m, o, t) and starts writing it. Fails only if the thread cannot start. */
+/* Waits for the write in flight (its result into *prev, NULL-able: then it is dropped), copies
+ * t and starts snapshotting and writing (m, o). Fails only if the thread cannot start. */
 int ckpt_writer_submit(ckpt_writer *w, const nn_model *m, const optim_adamw *o,
                        const ckpt_trainer *t, ckpt_write_result *prev, base_err *e);
+/* Waits until the snapshot of the write in flight is taken (at once if there is none); from
+ * then on the parameters and optimizer state may change. Returns the milliseconds waited. */
+double ckpt_writer_snapshot_wait(ckpt_writer *w);
 /* 1 if a write was started and has finished (ckpt_writer_wait will not block), else 0. */
 int ckpt_writer_done(ckpt_writer *w);
 /* Waits for the write in flight and gives its result (r->step -1 if there was none). */

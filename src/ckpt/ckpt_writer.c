@@ -1,6 +1,9 @@
-/* ckpt/ckpt_writer.c: asynchronous checkpoints. The training thread copies the state into
- * buffers owned here (the only cost it pays); one pthread per write runs ckpt_save and
- * ckpt_prune from that copy, and the training thread joins it before the next snapshot. */
+/* ckpt/ckpt_writer.c: asynchronous checkpoints. One pthread per write first copies the state
+ * into buffers owned here, then runs ckpt_save and ckpt_prune from that copy. The copy is taken
+ * while the training thread runs the next forward and backward passes, which only read the
+ * parameters and leave the optimizer state alone: the training thread waits for it only before
+ * it next changes them (ckpt_writer_snapshot_wait, before the optimizer step), and by then it is
+ * normally long done. The training thread joins the writer before the next submit. */
 #include "ckpt.h"
 
 #include <pthread.h>
@@ -8,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct ckpt_writer {
     char *run_dir;
@@ -16,18 +20,47 @@ struct ckpt_writer {
     float *params, *m, *v; /* (n) each: the snapshot */
     nn_model model;        /* a shallow copy of the model whose params point at the snapshot */
     optim_adamw opt;       /* likewise: m and v point at the snapshot */
+    const float *src_params, *src_m, *src_v; /* the live state the thread copies */
     ckpt_trainer t;
     pthread_t thread;
     int running; /* a thread was started and not yet joined */
     pthread_mutex_t mu;
+    pthread_cond_t copied_cv;
+    int copied;   /* under mu: the snapshot is taken; the live state may change */
     int finished; /* under mu: the running thread has stored its result */
     ckpt_write_result res;
 };
+
+/* Touches every page of the snapshot buffers once, so the first checkpoint's copy does not pay
+ * for faulting in a gigabyte and a half. Runs on its own thread right after create. */
+static void *prefault_main(void *arg) {
+    ckpt_writer *w = arg;
+    long page = sysconf(_SC_PAGESIZE);
+    size_t step = page > 0 ? (size_t)page / sizeof(float) : 1024;
+    float *bufs[] = {w->params, w->m, w->v};
+    for (int b = 0; b < 3; b++)
+        for (size_t i = 0; i < w->n; i += step) bufs[b][i] = 0;
+    pthread_mutex_lock(&w->mu);
+    w->copied = 1;
+    w->finished = 1;
+    pthread_mutex_unlock(&w->mu);
+    pthread_cond_broadcast(&w->copied_cv);
+    return NULL;
+}
 
 static void *writer_main(void *arg) {
     ckpt_writer *w = arg;
     ckpt_write_result *r = &w->res;
     double t0 = base_now();
+    memcpy(w->params, w->src_params, w->n * sizeof(float));
+    memcpy(w->m, w->src_m, w->n * sizeof(float));
+    memcpy(w->v, w->src_v, w->n * sizeof(float));
+    r->snapshot_ms = (base_now() - t0) * 1e3;
+    pthread_mutex_lock(&w->mu);
+    w->copied = 1;
+    pthread_mutex_unlock(&w->mu);
+    pthread_cond_broadcast(&w->copied_cv);
+    t0 = base_now();
     r->rc = ckpt_save(w->run_dir, &w->model, &w->opt, &w->t, &r->err);
     if (r->rc == BASE_OK) {
         static const char *const names[] = {"model.safetensors", "optimizer.safetensors",
@@ -68,8 +101,24 @@ int ckpt_writer_create(ckpt_writer **out, const char *run_dir, const nn_model *m
     w->keep_last = keep_last;
     w->keep_every = keep_every;
     pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->copied_cv, NULL);
+    /* joined like a write (ckpt_writer_wait), whose result it leaves as "none" */
+    memset(&w->res, 0, sizeof w->res);
+    w->res.step = -1;
+    if (pthread_create(&w->thread, NULL, prefault_main, w) == 0) w->running = 1;
     *out = w;
     return BASE_OK;
+}
+
+double ckpt_writer_snapshot_wait(ckpt_writer *w) {
+    if (!w->running) return 0;
+    double t0 = base_now();
+    pthread_mutex_lock(&w->mu);
+    while (!w->copied) pthread_cond_wait(&w->copied_cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    double ms = (base_now() - t0) * 1e3;
+    w->res.wait_ms += ms;
+    return ms;
 }
 
 int ckpt_writer_done(ckpt_writer *w) {
@@ -99,10 +148,9 @@ int ckpt_writer_submit(ckpt_writer *w, const nn_model *m, const optim_adamw *o,
     if (m->n_params != w->n || o->n != w->n)
         return base_fail(e, BASE_EINVAL, "checkpoint writer made for %zu parameters, not %zu", w->n,
                          m->n_params);
-    double t0 = base_now();
-    memcpy(w->params, m->params, w->n * sizeof(float));
-    memcpy(w->m, o->m, w->n * sizeof(float));
-    memcpy(w->v, o->v, w->n * sizeof(float));
+    w->src_params = m->params;
+    w->src_m = o->m;
+    w->src_v = o->v;
     w->model = *m;
     w->model.params = w->params;
     w->opt = *o;
@@ -111,7 +159,7 @@ int ckpt_writer_submit(ckpt_writer *w, const nn_model *m, const optim_adamw *o,
     w->t = *t;
     memset(&w->res, 0, sizeof w->res);
     w->res.step = t->step;
-    w->res.snapshot_ms = (base_now() - t0) * 1e3;
+    w->copied = 0;
     w->finished = 0;
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0)
         return base_fail(e, BASE_EIO, "cannot start the checkpoint writer thread");
@@ -123,6 +171,7 @@ void ckpt_writer_free(ckpt_writer *w) {
     if (!w) return;
     ckpt_writer_wait(w, NULL);
     pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->copied_cv);
     free(w->run_dir), free(w->params), free(w->m), free(w->v);
     free(w);
 }

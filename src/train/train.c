@@ -214,9 +214,10 @@ static void log_write(const train_opts *o, void *user, run_log *g, const ckpt_wr
     if (r->step < 0) return;
     if (r->rc == BASE_OK) {
         fprintf(g->metrics,
-                "{\"step\":%ld,\"ckpt\":\"step_%08ld\",\"snapshot_ms\":%.3f,\"write_ms\":%.3f,"
-                "\"bytes\":%llu}\n",
-                r->step, r->step, r->snapshot_ms, r->write_ms, (unsigned long long)r->bytes);
+                "{\"step\":%ld,\"ckpt\":\"step_%08ld\",\"snapshot_ms\":%.3f,\"wait_ms\":%.3f,"
+                "\"write_ms\":%.3f,\"bytes\":%llu}\n",
+                r->step, r->step, r->snapshot_ms, r->wait_ms, r->write_ms,
+                (unsigned long long)r->bytes);
         fflush(g->metrics);
         return;
     }
@@ -342,6 +343,24 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
                    : base_write_atomic(path, cj.data, cj.len, e);
     base_buf_free(&cj);
     if (rc) goto done;
+    if (strcmp(data_loader_identity(train), "bytes") != 0) {
+        /* The run keeps its tokenizer (RUN/tokenizer.htok) so `hearth generate` and `serve`
+         * need only the run directory: the shards' vocab.htok, checked to be theirs. */
+        char *vb = NULL;
+        size_t vlen = 0;
+        tok_vocab *tv = NULL;
+        snprintf(path, sizeof path, "%s/vocab.htok", o->data);
+        if (!(rc = base_read_file(path, &vb, &vlen, e)) && !(rc = tok_parse(vb, vlen, &tv, e))) {
+            if (strcmp(tok_identity(tv), data_loader_identity(train)) != 0)
+                rc = base_fail(e, BASE_EFORMAT, "%s is not the shards' vocabulary (%s, %s)", path,
+                               tok_identity(tv), data_loader_identity(train));
+            snprintf(path, sizeof path, "%s/tokenizer.htok", o->out_dir);
+            if (!rc) rc = base_write_atomic(path, vb, vlen, e);
+        }
+        tok_free(tv);
+        free(vb);
+        if (rc) goto done;
+    }
 
     int start = (int)ck.step;
     snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
@@ -378,6 +397,7 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
                            (double)(isfinite(loss) ? norm : loss));
             goto done;
         }
+        if (w) ckpt_writer_snapshot_wait(w); /* a checkpoint's copy of the state is taken */
         optim_adamw_step(&opt, m->params, m->grads, m->tensors, m->n_tensors, lr);
         double dt = base_now() - t0;
         p.step = step + 1;

@@ -612,6 +612,57 @@ static void test_async_write_failure(void **state) {
     rm_rf(dir);
 }
 
+/* The asynchronous snapshot's contract: once ckpt_writer_snapshot_wait returns, the state may
+ * change at once, and the checkpoint still holds the state as it was at the submit. The small
+ * preset (43 MB per buffer) makes the copy slow enough that a missing wait would be caught. */
+static void test_async_snapshot(void **state) {
+    (void)state;
+    char dir[] = "/tmp/hearth-snap-XXXXXX", p[256];
+    assert_non_null(mkdtemp(dir));
+    base_err e;
+    nn_model *a = make_model("small", 4), *b = make_model("small", 5);
+    optim_adamw oa = {0}, ob = {0};
+    assert_int_equal(optim_adamw_create(&oa, a->n_params, &e), 0);
+    assert_int_equal(optim_adamw_create(&ob, a->n_params, &e), 0);
+    base_rng r;
+    base_rng_seed(&r, 9);
+    test_fill(&r, oa.m, oa.n, -1, 1);
+    test_fill(&r, oa.v, oa.n, 0, 1);
+    oa.t = 3;
+    size_t bytes = a->n_params * sizeof(float);
+    float *p0 = malloc(bytes), *m0 = malloc(bytes), *v0 = malloc(bytes);
+    assert_true(p0 && m0 && v0);
+    memcpy(p0, a->params, bytes), memcpy(m0, oa.m, bytes), memcpy(v0, oa.v, bytes);
+    ckpt_writer *w;
+    assert_int_equal(ckpt_writer_create(&w, dir, a, 0, 0, &e), 0);
+    ckpt_trainer t;
+    fill_trainer(&t);
+    t.step = 3;
+    assert_int_equal(ckpt_writer_submit(w, a, &oa, &t, NULL, &e), 0);
+    assert_true(ckpt_writer_snapshot_wait(w) >= 0);
+    /* what an optimizer step would do next: every value changes */
+    for (size_t i = 0; i < a->n_params; i++) a->params[i] += 1, oa.m[i] += 1, oa.v[i] += 1;
+    ckpt_write_result res;
+    ckpt_writer_wait(w, &res);
+    assert_int_equal(res.rc, 0);
+    assert_int_equal(res.step, 3);
+    assert_true(res.snapshot_ms > 0 && res.wait_ms >= 0 && res.write_ms > 0);
+    assert_true(ckpt_writer_snapshot_wait(w) == 0); /* none in flight: no wait */
+    ckpt_writer_free(w);
+    snprintf(p, sizeof p, "%s/step_00000003", dir);
+    ckpt_trainer tb;
+    fill_trainer(&tb);
+    assert_int_equal(ckpt_load(p, b, &ob, &tb, &e), 0);
+    assert_memory_equal(b->params, p0, bytes);
+    assert_memory_equal(ob.m, m0, bytes);
+    assert_memory_equal(ob.v, v0, bytes);
+    assert_int_equal(ob.t, 3);
+    free(p0), free(m0), free(v0);
+    optim_adamw_free(&oa), optim_adamw_free(&ob);
+    nn_model_free(a), nn_model_free(b);
+    rm_rf(dir);
+}
+
 /* --keep-last, --keep-every, --ckpt-every-min. keep_last 2, keep_every 6 over 12 steps with a
  * checkpoint every 2: steps 6, 10, 12 stay (6 forever, the newest two good ones); a damaged newest
  * one is not counted among the good, and `latest` is never deleted. */
@@ -668,6 +719,7 @@ int test_checkpoint(void) {
         cmocka_unit_test(test_crc32c),           cmocka_unit_test(test_safetensors),
         cmocka_unit_test(test_hf_names),         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_resume_bit_exact), cmocka_unit_test(test_async_write_failure),
+        cmocka_unit_test(test_async_snapshot),
         cmocka_unit_test(test_keep_last),
     };
     return cmocka_run_group_tests_name("checkpoint", tests, NULL, NULL);
