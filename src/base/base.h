@@ -107,6 +107,7 @@ typedef struct base_buf {
     int failed; /* an append ran out of memory; the buffer is unusable */
 } base_buf;
 void base_buf_printf(base_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void base_buf_append(base_buf *b, const void *data, size_t n); /* any bytes; NUL kept after */
 void base_buf_free(base_buf *b);
 
 /* ---- plots */

@@ -105,6 +105,30 @@ void base_buf_printf(base_buf *b, const char *fmt, ...) {
     }
 }
 
+void base_buf_append(base_buf *b, const void *data, size_t n) {
+    if (b->failed) return;
+    if (b->cap - b->len < n + 1) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap - b->len < n + 1) {
+            if (cap > SIZE_MAX / 2) {
+                b->failed = 1;
+                return;
+            }
+            cap *= 2;
+        }
+        char *d = realloc(b->data, cap);
+        if (!d) {
+            b->failed = 1;
+            return;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    if (n) memcpy(b->data + b->len, data, n);
+    b->len += n;
+    b->data[b->len] = 0;
+}
+
 void base_buf_free(base_buf *b) {
     free(b->data);
     memset(b, 0, sizeof *b);

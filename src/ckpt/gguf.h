@@ -98,4 +98,26 @@ uint64_t gguf_data_offset(const gguf_file *g); /* where tensor data starts in th
 const uint8_t *gguf_data(const gguf_file *g);  /* the whole file's bytes */
 size_t gguf_size(const gguf_file *g);
 
+/* ---- writing (version 3, default alignment). Setters never fail on their own: running out of
+ * memory or a bad argument is remembered and reported by gguf_writer_save. */
+typedef struct gguf_writer gguf_writer;
+int gguf_writer_create(gguf_writer **out, base_err *e);
+void gguf_writer_free(gguf_writer *w); /* NULL is fine */
+void gguf_set_str(gguf_writer *w, const char *key, const char *val);
+void gguf_set_u32(gguf_writer *w, const char *key, uint32_t val);
+void gguf_set_i32(gguf_writer *w, const char *key, int32_t val);
+void gguf_set_f32(gguf_writer *w, const char *key, float val);
+void gguf_set_bool(gguf_writer *w, const char *key, int val);
+/* lens NULL: strlen of each */
+void gguf_set_arr_str(gguf_writer *w, const char *key, const char *const *s, const size_t *lens,
+                      size_t n);
+void gguf_set_arr_i32(gguf_writer *w, const char *key, const int32_t *x, size_t n);
+void gguf_set_arr_f32(gguf_writer *w, const char *key, const float *x, size_t n);
+/* A float32 tensor; dims in GGUF order (dims[0] is the contiguous row length). data is
+ * borrowed: it must stay valid until gguf_writer_save. */
+void gguf_add_tensor_f32(gguf_writer *w, const char *name, uint32_t n_dims, const uint64_t *dims,
+                         const float *data);
+/* Writes everything to path atomically (temporary, fsync, rename). */
+int gguf_writer_save(gguf_writer *w, const char *path, base_err *e);
+
 #endif

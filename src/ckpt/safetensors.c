@@ -1,7 +1,8 @@
-/* ckpt/safetensors.c: the safetensors writer and checked reader, and the table mapping hearth's
- * parameter tensors to Hugging Face names (one table, used by both directions). */
+/* ckpt/safetensors.c: the safetensors writer and checked reader, and the model under Hugging
+ * Face names (the mapping is ckpt_pieces, names.c, shared with GGUF).  */
 #include "safetensors.h"
 
+#include "ckpt_int.h"
 #include "crc32c.h"
 
 #include <inttypes.h>
@@ -269,115 +270,10 @@ int ckpt_st_get_f32(const ckpt_st *st, const char *name, int ndim, const uint64_
     return BASE_OK;
 }
 
-/* ---- Hugging Face names. Each hearth tensor maps to one name per family, or (Llama's packed
- * qkv and gate/up) to several, each a contiguous block of rows. "%d" is the layer. */
-
-enum { SPLIT_NONE, SPLIT_QKV, SPLIT_GATEUP };
-
-static const struct {
-    const char *hearth;
-    int layered;
-    const char *gpt2;
-    int llama_split;
-    const char *llama[3];
-} hf_names[] = {
-    {"wte", 0, "wte.weight", SPLIT_NONE, {"model.embed_tokens.weight"}},
-    {"wpe", 0, "wpe.weight", SPLIT_NONE, {"model.embed_positions.weight"}},
-    {"ln1w", 1, "h.%d.ln_1.weight", SPLIT_NONE, {"model.layers.%d.input_layernorm.weight"}},
-    {"ln1b", 1, "h.%d.ln_1.bias", SPLIT_NONE, {"model.layers.%d.input_layernorm.bias"}},
-    {"qkvw",
-     1,
-     "h.%d.attn.c_attn.weight",
-     SPLIT_QKV,
-     {"model.layers.%d.self_attn.q_proj.weight", "model.layers.%d.self_attn.k_proj.weight",
-      "model.layers.%d.self_attn.v_proj.weight"}},
-    {"qkvb",
-     1,
-     "h.%d.attn.c_attn.bias",
-     SPLIT_QKV,
-     {"model.layers.%d.self_attn.q_proj.bias", "model.layers.%d.self_attn.k_proj.bias",
-      "model.layers.%d.self_attn.v_proj.bias"}},
-    {"attprojw",
-     1,
-     "h.%d.attn.c_proj.weight",
-     SPLIT_NONE,
-     {"model.layers.%d.self_attn.o_proj.weight"}},
-    {"attprojb", 1, "h.%d.attn.c_proj.bias", SPLIT_NONE, {"model.layers.%d.self_attn.o_proj.bias"}},
-    {"ln2w",
-     1,
-     "h.%d.ln_2.weight",
-     SPLIT_NONE,
-     {"model.layers.%d.post_attention_layernorm.weight"}},
-    {"ln2b", 1, "h.%d.ln_2.bias", SPLIT_NONE, {"model.layers.%d.post_attention_layernorm.bias"}},
-    {"fcw",
-     1,
-     "h.%d.mlp.c_fc.weight",
-     SPLIT_GATEUP,
-     {"model.layers.%d.mlp.gate_proj.weight", "model.layers.%d.mlp.up_proj.weight"}},
-    {"fcb",
-     1,
-     "h.%d.mlp.c_fc.bias",
-     SPLIT_GATEUP,
-     {"model.layers.%d.mlp.gate_proj.bias", "model.layers.%d.mlp.up_proj.bias"}},
-    {"fcprojw", 1, "h.%d.mlp.c_proj.weight", SPLIT_NONE, {"model.layers.%d.mlp.down_proj.weight"}},
-    {"fcprojb", 1, "h.%d.mlp.c_proj.bias", SPLIT_NONE, {"model.layers.%d.mlp.down_proj.bias"}},
-    {"lnfw", 0, "ln_f.weight", SPLIT_NONE, {"model.norm.weight"}},
-    {"lnfb", 0, "ln_f.bias", SPLIT_NONE, {"model.norm.bias"}},
-    {"lm_head", 0, "lm_head.weight", SPLIT_NONE, {"lm_head.weight"}},
-};
-
-/* One named piece of the parameters: a contiguous block of numel floats at params + offset. */
-typedef struct hf_piece {
-    char name[96];
-    size_t offset;
-    int ndim;
-    uint64_t shape[2];
-} hf_piece;
-
-/* Fills *out (malloc'd) with the model's pieces in storage order; returns the count or -1. */
-static int hf_pieces(const nn_model *m, hf_piece **out) {
-    const nn_config *c = &m->cfg;
-    int L = c->n_layer, HS = c->d_model / c->n_head, max = 0;
-    for (int i = 0; i < m->n_tensors; i++) max += m->tensors[i].ndim > 1 ? 3 * L : 3;
-    hf_piece *p = calloc((size_t)max + 1, sizeof *p);
-    if (!p) return -1;
-    int n = 0, llama = c->family == NN_LLAMA;
-    for (int i = 0; i < m->n_tensors; i++) {
-        const nn_tensor *t = &m->tensors[i];
-        size_t row = 1;
-        int k = 0;
-        while (strcmp(hf_names[k].hearth, t->name) != 0) k++; /* every tensor is in the table */
-        int layered = hf_names[k].layered, split = llama ? hf_names[k].llama_split : SPLIT_NONE;
-        /* per layer: rows (shape[1] if layered else shape[0]) of `row` floats each */
-        int rows = layered ? t->shape[1] : t->shape[0], inner = t->ndim - (layered ? 2 : 1);
-        if (inner > 0) row = (size_t)t->shape[t->ndim - 1];
-        int blocks[3] = {rows, 0, 0}, nb = 1;
-        if (split == SPLIT_QKV)
-            blocks[0] = c->n_head * HS, blocks[1] = blocks[2] = c->n_kv_head * HS, nb = 3;
-        else if (split == SPLIT_GATEUP)
-            blocks[0] = blocks[1] = rows / 2, nb = 2;
-        for (int l = 0; l < (layered ? L : 1); l++) {
-            size_t off = t->offset + (size_t)l * (size_t)rows * row;
-            for (int b = 0; b < nb; b++) {
-                hf_piece *q = &p[n++];
-                const char *fmt = llama ? hf_names[k].llama[b] : hf_names[k].gpt2;
-                snprintf(q->name, sizeof q->name, fmt, l);
-                q->offset = off;
-                q->ndim = inner > 0 ? 2 : 1;
-                q->shape[0] = (uint64_t)blocks[b];
-                q->shape[1] = row;
-                off += (size_t)blocks[b] * row;
-            }
-        }
-    }
-    *out = p;
-    return n;
-}
-
 int ckpt_st_write_model(const char *path, const nn_model *m, const char *const *meta,
                         uint64_t *size, uint32_t *crc, base_err *e) {
-    hf_piece *p;
-    int n = hf_pieces(m, &p);
+    ckpt_piece *p;
+    int n = ckpt_pieces(m, CKPT_NAMES_HF, &p);
     ckpt_st_tensor *t = n >= 0 ? calloc((size_t)n + 1, sizeof *t) : NULL;
     if (!t) {
         if (n >= 0) free(p);
@@ -393,8 +289,8 @@ int ckpt_st_write_model(const char *path, const nn_model *m, const char *const *
 }
 
 int ckpt_st_read_model(const ckpt_st *st, nn_model *m, base_err *e) {
-    hf_piece *p;
-    int n = hf_pieces(m, &p);
+    ckpt_piece *p;
+    int n = ckpt_pieces(m, CKPT_NAMES_HF, &p);
     if (n < 0) return base_fail(e, BASE_ENOMEM, "out of memory");
     int rc = BASE_OK;
     for (int i = 0; !rc && i < n; i++)

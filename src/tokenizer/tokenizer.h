@@ -61,6 +61,8 @@ int tok_parse(const void *data, size_t len, tok_vocab **out, base_err *e);
 /* Builds the vocabulary described by an open GGUF file's tokenizer.ggml.* keys: model "gpt2"
  * (byte-level BPE; pre "gpt-2"/"default" or "llama-bpe") or "llama" (SentencePiece-style). */
 int tok_load_gguf(const gguf_file *g, tok_vocab **out, base_err *e);
+/* The inverse: v's tokenizer.ggml.* keys into a GGUF being written (llama.cpp reads them). */
+int tok_gguf_set(const tok_vocab *v, gguf_writer *w, base_err *e);
 
 /* A special token to add on import: its text and id (-1: the next free id). */
 typedef struct tok_special {

@@ -727,6 +727,95 @@ int tok_load_gguf(const gguf_file *g, tok_vocab **out, base_err *e) {
     return 0;
 }
 
+static int cmp_rank(const void *a, const void *b) {
+    uint32_t x = ((const tok_merge *)a)->rank, y = ((const tok_merge *)b)->rank;
+    return (x > y) - (x < y);
+}
+
+/* Appends GPT-2's mapped text of n bytes at s (the inverse of gpt2_unmap). */
+static void gpt2_map(base_buf *b, const uint8_t byte_cp[256][2], const uint8_t *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        base_buf_append(b, byte_cp[s[i]], byte_cp[s[i]][0] < 0x80 ? 1 : 2);
+}
+
+int tok_gguf_set(const tok_vocab *v, gguf_writer *w, base_err *e) {
+    int bpe = v->kind == TOK_KIND_BPE;
+    if (bpe && v->pretok != TOK_PRETOK_GPT2 && v->pretok != TOK_PRETOK_CL100K)
+        return base_fail(e, BASE_EINVAL, "this vocabulary's pre-tokenizer has no GGUF name");
+    /* byte -> its code point, as UTF-8 (every one is below U+0800: one or two bytes) */
+    uint8_t byte_cp[256][2];
+    int16_t cp_byte[324];
+    gpt2_unmap_table(cp_byte);
+    for (int cp = 0; cp < 324; cp++)
+        if (cp_byte[cp] >= 0) {
+            uint8_t *o = byte_cp[cp_byte[cp]];
+            if (cp < 0x80)
+                o[0] = (uint8_t)cp, o[1] = 0;
+            else
+                o[0] = (uint8_t)(0xC0 | cp >> 6), o[1] = (uint8_t)(0x80 | (cp & 0x3F));
+        }
+    /* every token's GGUF text into one buffer, then pointers into it */
+    base_buf text = {0};
+    size_t *off = malloc(((size_t)v->n + v->n_merges + 1) * sizeof *off);
+    size_t *len = malloc(((size_t)v->n + v->n_merges + 1) * sizeof *len);
+    int32_t *type = malloc(((size_t)v->n + 1) * sizeof *type);
+    tok_merge *mg = malloc(((size_t)v->n_merges + 1) * sizeof *mg);
+    const char **ptr = malloc(((size_t)v->n + v->n_merges + 1) * sizeof *ptr);
+    int rc = off && len && type && mg && ptr ? BASE_OK : base_fail(e, BASE_ENOMEM, "out of memory");
+    for (uint32_t i = 0; !rc && i < v->n; i++) {
+        const uint8_t *s = (const uint8_t *)v->blob + v->off[i];
+        off[i] = text.len;
+        if (bpe && (v->type[i] == TOK_TYPE_NORMAL || v->type[i] == TOK_TYPE_BYTE))
+            gpt2_map(&text, (const uint8_t(*)[2])byte_cp, s, v->len[i]);
+        else
+            base_buf_append(&text, s, v->len[i]);
+        len[i] = text.len - off[i];
+        type[i] = v->type[i];
+    }
+    size_t nm = bpe ? v->n_merges : 0;
+    if (!rc && nm) {
+        memcpy(mg, v->merges, nm * sizeof *mg);
+        qsort(mg, nm, sizeof *mg, cmp_rank);
+    }
+    for (size_t i = 0; !rc && i < nm; i++) {
+        size_t k = v->n + i;
+        off[k] = text.len;
+        gpt2_map(&text, (const uint8_t(*)[2])byte_cp, (const uint8_t *)v->blob + v->off[mg[i].left],
+                 v->len[mg[i].left]);
+        base_buf_append(&text, " ", 1);
+        gpt2_map(&text, (const uint8_t(*)[2])byte_cp, (const uint8_t *)v->blob + v->off[mg[i].right],
+                 v->len[mg[i].right]);
+        len[k] = text.len - off[k];
+    }
+    if (!rc && text.failed) rc = base_fail(e, BASE_ENOMEM, "out of memory");
+    if (!rc) {
+        for (size_t i = 0; i < v->n + nm; i++) ptr[i] = text.data + off[i];
+        gguf_set_str(w, "tokenizer.ggml.model", bpe ? "gpt2" : "llama");
+        if (bpe)
+            gguf_set_str(w, "tokenizer.ggml.pre",
+                         v->pretok == TOK_PRETOK_GPT2 ? "gpt-2" : "llama-bpe");
+        gguf_set_arr_str(w, "tokenizer.ggml.tokens", ptr, len, v->n);
+        gguf_set_arr_i32(w, "tokenizer.ggml.token_type", type, v->n);
+        if (bpe)
+            gguf_set_arr_str(w, "tokenizer.ggml.merges", ptr + v->n, len + v->n, nm);
+        else {
+            gguf_set_arr_f32(w, "tokenizer.ggml.scores", v->score, v->n);
+            gguf_set_bool(w, "tokenizer.ggml.add_space_prefix",
+                          (v->flags & TOK_FLAG_SPACE_PREFIX) != 0);
+        }
+        if (v->eot >= 0) gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)v->eot);
+        /* a byte-level BPE vocabulary of hearth's has no BOS: llama.cpp then starts from EOT,
+         * as GPT-2 does */
+        int32_t bos = v->bos >= 0 ? v->bos : v->eot;
+        if (bos >= 0) gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
+        if (v->unk >= 0) gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)v->unk);
+        gguf_set_bool(w, "tokenizer.ggml.add_bos_token", 0);
+    }
+    base_buf_free(&text);
+    free(off), free(len), free(type), free(mg), free(ptr);
+    return rc;
+}
+
 /* ---- tiktoken ranks */
 
 static int b64val(int c) {

@@ -1,11 +1,14 @@
 /* tests/ckpt/test_checkpoint.c: CRC-32C against published vectors; safetensors round trip and
  * malformed files; the model under Hugging Face names; checkpoint save/load, damaged
- * checkpoints skipped for the previous good one, refused mismatches; bit-exact resume. */
+ * checkpoints skipped for the previous good one, refused mismatches; bit-exact resume; models
+ * and vocabularies as GGUF (llama.cpp's names and layouts) and back. */
 #include "test.h"
 
 #include "ckpt/ckpt.h"
 #include "ckpt/crc32c.h"
+#include "ckpt/gguf_model.h"
 #include "ckpt/safetensors.h"
+#include "tokenizer/tokenizer.h"
 #include "train/train.h"
 
 #include <stdio.h>
@@ -663,6 +666,92 @@ static void test_async_snapshot(void **state) {
     rm_rf(dir);
 }
 
+/* A model and a vocabulary to GGUF and back, for both families: the same config, the same
+ * parameters bit for bit, the same encodings; Llama's q/k rows in llama.cpp's RoPE order in
+ * the file; a truncated file refused. */
+static void test_gguf_model(void **state) {
+    (void)state;
+    char dir[] = "/tmp/hearth-gguf-XXXXXX", p[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(p, sizeof p, "%s/m.gguf", dir);
+    base_err e;
+    size_t clen;
+    char *corpus = test_read_corpus(&clen);
+    const char *specials[] = {"<|endoftext|>"};
+    tok_train_opts to = {.vocab_size = 300, .pretok = TOK_PRETOK_GPT2, .specials = specials, .n_specials = 1};
+    tok_vocab *v;
+    assert_int_equal(tok_train(&to, corpus, clen, &v, &e), 0);
+    const char *presets[] = {"tiny", "llama-tiny"};
+    for (int f = 0; f < 2; f++) {
+        nn_model *a = make_model(presets[f], 11);
+        gguf_writer *w;
+        float *scratch;
+        assert_int_equal(gguf_writer_create(&w, &e), 0);
+        assert_int_equal(ckpt_gguf_add_model(w, a, "test model", &scratch, &e), 0);
+        assert_int_equal(tok_gguf_set(v, w, &e), 0);
+        assert_int_equal(gguf_writer_save(w, p, &e), 0);
+        gguf_writer_free(w);
+        free(scratch);
+        gguf_file *g;
+        assert_int_equal(gguf_open(p, &g, &e), 0);
+        nn_config c;
+        if (ckpt_gguf_config(g, &c, &e)) fail_msg("%s: %s", presets[f], e.msg);
+        assert_int_equal(c.family, a->cfg.family);
+        assert_int_equal(c.vocab_size, a->cfg.vocab_size);
+        assert_int_equal(c.max_seq, a->cfg.max_seq);
+        assert_int_equal(c.n_layer, a->cfg.n_layer);
+        assert_int_equal(c.n_head, a->cfg.n_head);
+        assert_int_equal(c.n_kv_head, a->cfg.n_kv_head);
+        assert_int_equal(c.d_model, a->cfg.d_model);
+        assert_int_equal(c.d_ff, a->cfg.d_ff);
+        assert_int_equal(c.tied, a->cfg.tied);
+        assert_int_equal(c.bias, a->cfg.bias);
+        assert_true(c.norm_eps == a->cfg.norm_eps && c.rope_theta == a->cfg.rope_theta);
+        nn_model *b;
+        assert_int_equal(nn_model_create(&b, &c, 1, 8, &e), 0);
+        if (ckpt_gguf_read_model(g, b, &e)) fail_msg("%s: %s", presets[f], e.msg);
+        assert_memory_equal(a->params, b->params, a->n_params * sizeof(float));
+        if (a->cfg.family == NN_LLAMA) { /* q row 1 of head 0 is hearth's row HS/2 */
+            int64_t idx = -1;
+            for (size_t i = 0; i < gguf_n_tensors(g); i++) {
+                const gguf_tensor *t = gguf_tensor_at(g, i);
+                if (t->name.len == 19 && !memcmp(t->name.ptr, "blk.0.attn_q.weight", 19)) idx = (int64_t)i;
+            }
+            assert_true(idx >= 0);
+            const gguf_tensor *t = gguf_tensor_at(g, (size_t)idx);
+            int C = a->cfg.d_model, HS = C / a->cfg.n_head;
+            const float *row1 = (const float *)(gguf_data(g) + gguf_data_offset(g) + t->offset) + C;
+            const float *q = a->params + nn_model_tensor(a, "qkvw")->offset;
+            assert_memory_equal(row1, q + (size_t)(HS / 2) * C, (size_t)C * sizeof(float));
+        }
+        tok_vocab *v2;
+        assert_int_equal(tok_load_gguf(g, &v2, &e), 0);
+        tok_ids x = {0}, y = {0};
+        assert_int_equal(tok_encode(v, corpus, clen, TOK_ENCODE_SPECIAL, &x, &e), 0);
+        assert_int_equal(tok_encode(v2, corpus, clen, TOK_ENCODE_SPECIAL, &y, &e), 0);
+        assert_int_equal(x.len, y.len);
+        assert_memory_equal(x.data, y.data, x.len * sizeof *x.data);
+        assert_int_equal(tok_eot_id(v2), tok_eot_id(v));
+        tok_ids_free(&x), tok_ids_free(&y);
+        tok_free(v2);
+        /* cut inside the tensor data: the config may still read, the weights may not */
+        size_t size = gguf_size(g);
+        gguf_close(g);
+        assert_int_equal(truncate(p, (off_t)(size - 100)), 0);
+        if (gguf_open(p, &g, &e) == 0) {
+            if (ckpt_gguf_config(g, &c, &e) == 0) {
+                assert_int_equal(ckpt_gguf_read_model(g, b, &e), BASE_EFORMAT);
+                assert_non_null(strstr(e.msg, "past the end"));
+            }
+            gguf_close(g);
+        }
+        nn_model_free(a), nn_model_free(b);
+    }
+    tok_free(v);
+    free(corpus);
+    rm_rf(dir);
+}
+
 /* --keep-last, --keep-every, --ckpt-every-min. keep_last 2, keep_every 6 over 12 steps with a
  * checkpoint every 2: steps 6, 10, 12 stay (6 forever, the newest two good ones); a damaged newest
  * one is not counted among the good, and `latest` is never deleted. */
@@ -720,6 +809,7 @@ int test_checkpoint(void) {
         cmocka_unit_test(test_hf_names),         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_resume_bit_exact), cmocka_unit_test(test_async_write_failure),
         cmocka_unit_test(test_async_snapshot),
+        cmocka_unit_test(test_gguf_model),
         cmocka_unit_test(test_keep_last),
     };
     return cmocka_run_group_tests_name("checkpoint", tests, NULL, NULL);

@@ -1,0 +1,280 @@
+/* ckpt/gguf_model.c: hearth's transformers <-> GGUF (see gguf_model.h). */
+#include "ckpt/gguf_model.h"
+
+#include "ckpt_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GGML_F32 0
+#define GGML_F16 1
+
+/* llama.cpp's Llama applies RoPE to adjacent pairs (x[2i], x[2i+1]); hearth, like Hugging
+ * Face, to halves (x[i], x[i + HS/2]). Row h*HS + 2i + j of the GGUF tensor is row
+ * h*HS + j*HS/2 + i of hearth's (j = 0, 1): the same permutation llama.cpp's converter applies
+ * to Hugging Face checkpoints. to_gguf chooses the direction. */
+static void rope_permute(float *dst, const float *src, int heads, int HS, size_t row, int to_gguf) {
+    for (int h = 0; h < heads; h++)
+        for (int i = 0; i < HS / 2; i++)
+            for (int j = 0; j < 2; j++) {
+                size_t g = (size_t)h * HS + 2 * (size_t)i + (size_t)j;
+                size_t r = (size_t)h * HS + (size_t)j * (HS / 2) + (size_t)i;
+                memcpy(dst + (to_gguf ? g : r) * row, src + (to_gguf ? r : g) * row,
+                       row * sizeof(float));
+            }
+}
+
+static const char *arch_name(const nn_config *c) { return c->family == NN_LLAMA ? "llama" : "gpt2"; }
+
+int ckpt_gguf_add_model(gguf_writer *w, const nn_model *m, const char *name, float **scratch,
+                        base_err *e) {
+    const nn_config *c = &m->cfg;
+    const char *a = arch_name(c);
+    int HS = c->d_model / c->n_head;
+    char k[96];
+    *scratch = NULL;
+    gguf_set_str(w, "general.architecture", a);
+    gguf_set_str(w, "general.name", name);
+    gguf_set_u32(w, "general.file_type", 0); /* all F32 */
+#define KEY(suffix) (snprintf(k, sizeof k, "%s.%s", a, suffix), k)
+    gguf_set_u32(w, KEY("context_length"), (uint32_t)c->max_seq);
+    gguf_set_u32(w, KEY("embedding_length"), (uint32_t)c->d_model);
+    gguf_set_u32(w, KEY("feed_forward_length"), (uint32_t)c->d_ff);
+    gguf_set_u32(w, KEY("block_count"), (uint32_t)c->n_layer);
+    gguf_set_u32(w, KEY("attention.head_count"), (uint32_t)c->n_head);
+    gguf_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->n_kv_head);
+    if (c->family == NN_LLAMA) {
+        gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), c->norm_eps);
+        gguf_set_f32(w, KEY("rope.freq_base"), c->rope_theta);
+        gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)HS);
+        gguf_set_u32(w, KEY("vocab_size"), (uint32_t)c->vocab_size);
+    } else {
+        gguf_set_f32(w, KEY("attention.layer_norm_epsilon"), c->norm_eps);
+    }
+#undef KEY
+    ckpt_piece *p;
+    int n = ckpt_pieces(m, CKPT_NAMES_GGUF, &p);
+    if (n < 0) return base_fail(e, BASE_ENOMEM, "out of memory");
+    size_t need = 0;
+    for (int i = 0; i < n; i++)
+        if (p[i].rope_heads) need += (size_t)(p[i].shape[0] * p[i].shape[1]);
+    float *s = need ? malloc(need * sizeof(float)) : NULL;
+    if (need && !s) {
+        free(p);
+        return base_fail(e, BASE_ENOMEM, "out of memory");
+    }
+    size_t used = 0;
+    for (int i = 0; i < n; i++) {
+        const float *data = m->params + p[i].offset;
+        if (p[i].rope_heads) {
+            rope_permute(s + used, data, p[i].rope_heads, HS, (size_t)p[i].shape[1], 1);
+            data = s + used;
+            used += (size_t)(p[i].shape[0] * p[i].shape[1]);
+        }
+        uint64_t dims[2] = {p[i].ndim == 2 ? p[i].shape[1] : p[i].shape[0], p[i].shape[0]};
+        gguf_add_tensor_f32(w, p[i].name, (uint32_t)p[i].ndim, dims, data);
+    }
+    /* llama.cpp's GPT-2 always reads an output matrix: a tied model repeats the embedding,
+     * as llama.cpp's own converter does */
+    if (c->family == NN_GPT2 && c->tied) {
+        const nn_tensor *wte = nn_model_tensor(m, "wte");
+        uint64_t dims[2] = {(uint64_t)c->d_model, (uint64_t)c->vocab_size};
+        gguf_add_tensor_f32(w, "output.weight", 2, dims, m->params + wte->offset);
+    }
+    free(p);
+    *scratch = s;
+    return BASE_OK;
+}
+
+/* An optional integer key (absent: def); present, it must be an integer in [1, 2^31). */
+static int opt_int(const gguf_file *g, const char *key, int64_t def, int *out, base_err *e) {
+    int64_t x = def;
+    if (gguf_find(g, key) >= 0 && gguf_get_int(g, key, &x, e)) return BASE_EFORMAT;
+    if (x < 1 || x > INT32_MAX)
+        return base_fail(e, BASE_EFORMAT, "GGUF: %s = %lld is out of range", key, (long long)x);
+    *out = (int)x;
+    return BASE_OK;
+}
+
+static const gguf_tensor *find_tensor(const gguf_file *g, const char *name) {
+    size_t n = strlen(name);
+    for (size_t i = 0; i < gguf_n_tensors(g); i++) {
+        const gguf_tensor *t = gguf_tensor_at(g, i);
+        if (t->name.len == n && memcmp(t->name.ptr, name, n) == 0) return t;
+    }
+    return NULL;
+}
+
+/* Whether t's data (F32 or F16, its dims' product) lies inside the file. */
+static int in_file(const gguf_file *g, const gguf_tensor *t) {
+    if (t->type != GGML_F32 && t->type != GGML_F16) return 0;
+    uint64_t numel = 1, esz = t->type == GGML_F16 ? 2 : 4, base = gguf_data_offset(g),
+             size = gguf_size(g);
+    for (uint32_t d = 0; d < t->n_dims; d++) {
+        if (t->dims[d] && numel > UINT64_MAX / t->dims[d]) return 0;
+        numel *= t->dims[d];
+    }
+    return t->offset <= size && numel <= (size - t->offset) / esz &&
+           base <= size - t->offset - numel * esz;
+}
+
+int ckpt_gguf_config(const gguf_file *g, nn_config *c, base_err *e) {
+    memset(c, 0, sizeof *c);
+    gguf_str arch;
+    if (gguf_get_str(g, "general.architecture", &arch, e)) return BASE_EFORMAT;
+    if (arch.len == 4 && !memcmp(arch.ptr, "gpt2", 4))
+        c->family = NN_GPT2;
+    else if (arch.len == 5 && !memcmp(arch.ptr, "llama", 5))
+        c->family = NN_LLAMA;
+    else
+        return base_fail(e, BASE_EFORMAT,
+                         "GGUF: architecture '%.*s' is not one hearth runs (gpt2, llama)",
+                         (int)(arch.len > 40 ? 40 : arch.len), arch.ptr);
+    const char *a = arch_name(c);
+    char k[96];
+#define KEY(suffix) (snprintf(k, sizeof k, "%s.%s", a, suffix), k)
+    int rc = opt_int(g, KEY("context_length"), -1, &c->max_seq, e);
+    if (!rc) rc = opt_int(g, KEY("embedding_length"), -1, &c->d_model, e);
+    if (!rc) rc = opt_int(g, KEY("feed_forward_length"), -1, &c->d_ff, e);
+    if (!rc) rc = opt_int(g, KEY("block_count"), -1, &c->n_layer, e);
+    if (!rc) rc = opt_int(g, KEY("attention.head_count"), -1, &c->n_head, e);
+    if (!rc) rc = opt_int(g, KEY("attention.head_count_kv"), c->n_head, &c->n_kv_head, e);
+    double eps = 0, theta = 10000;
+    if (!rc)
+        rc = gguf_get_float(g,
+                            c->family == NN_LLAMA ? KEY("attention.layer_norm_rms_epsilon")
+                                                  : KEY("attention.layer_norm_epsilon"),
+                            &eps, e);
+    if (!rc && c->family == NN_LLAMA && gguf_find(g, KEY("rope.freq_base")) >= 0)
+        rc = gguf_get_float(g, k, &theta, e);
+    if (rc) return rc;
+    if (c->n_head < 1 || c->d_model % c->n_head)
+        return base_fail(e, BASE_EFORMAT, "GGUF: %d heads do not divide the width %d", c->n_head,
+                         c->d_model);
+    int HS = c->d_model / c->n_head, rot = HS;
+    if (c->family == NN_LLAMA && (rc = opt_int(g, KEY("rope.dimension_count"), HS, &rot, e)))
+        return rc;
+    if (rot != HS)
+        return base_fail(e, BASE_EFORMAT,
+                         "GGUF: RoPE on %d of %d dimensions per head (partial rotary) is not "
+                         "supported",
+                         rot, HS);
+    if (c->family == NN_LLAMA && gguf_find(g, KEY("rope.scaling.type")) >= 0) {
+        gguf_str st;
+        if (gguf_get_str(g, k, &st, e)) return BASE_EFORMAT;
+        if (!(st.len == 4 && !memcmp(st.ptr, "none", 4)))
+            return base_fail(e, BASE_EFORMAT, "GGUF: RoPE scaling '%.*s' is not supported",
+                             (int)(st.len > 20 ? 20 : st.len), st.ptr);
+    }
+#undef KEY
+    c->norm_eps = (float)eps;
+    c->rope_theta = (float)theta;
+    const gguf_tensor *te = find_tensor(g, "token_embd.weight");
+    if (!te || te->n_dims != 2 || te->dims[1] > INT32_MAX || te->dims[0] != (uint64_t)c->d_model)
+        return base_fail(e, BASE_EFORMAT, "GGUF: no token_embd.weight of width %d", c->d_model);
+    c->vocab_size = (int)te->dims[1];
+    c->bias = find_tensor(g, c->family == NN_LLAMA ? "blk.0.attn_q.bias" : "blk.0.attn_qkv.bias") != NULL;
+    /* tied: no output matrix, or (GPT-2, whose GGUF always has one) the embedding's bytes */
+    const gguf_tensor *to = find_tensor(g, "output.weight");
+    c->tied = !to;
+    if (to && to->type == te->type && to->n_dims == 2 && to->dims[0] == te->dims[0] &&
+        to->dims[1] == te->dims[1]) {
+        size_t esz = te->type == GGML_F16 ? 2 : 4, bytes = (size_t)(te->dims[0] * te->dims[1]) * esz;
+        uint64_t base = gguf_data_offset(g);
+        if (in_file(g, te) && in_file(g, to) &&
+            !memcmp(gguf_data(g) + base + te->offset, gguf_data(g) + base + to->offset, bytes))
+            c->tied = 1;
+    }
+    base_err ce;
+    if (nn_config_check(c, &ce)) return base_fail(e, BASE_EFORMAT, "GGUF: %s", ce.msg);
+    return BASE_OK;
+}
+
+static float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h >> 15) << 31, ex = (h >> 10) & 0x1f, man = h & 0x3ff, u;
+    if (ex == 0) {
+        float f = ldexpf((float)man, -24); /* zero and subnormals */
+        return sign ? -f : f;
+    }
+    if (ex == 31)
+        u = sign | 0x7f800000u | man << 13;
+    else
+        u = sign | (ex + 112) << 23 | man << 13;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+int ckpt_gguf_read_model(const gguf_file *g, nn_model *m, base_err *e) {
+    const nn_config *c = &m->cfg;
+    int HS = c->d_model / c->n_head;
+    ckpt_piece *p;
+    int n = ckpt_pieces(m, CKPT_NAMES_GGUF, &p);
+    if (n < 0) return base_fail(e, BASE_ENOMEM, "out of memory");
+    float *tmp = NULL;
+    int rc = BASE_OK;
+    uint64_t base = gguf_data_offset(g);
+    for (int i = 0; !rc && i < n; i++) {
+        const gguf_tensor *t = find_tensor(g, p[i].name);
+        uint64_t want0 = p[i].ndim == 2 ? p[i].shape[1] : p[i].shape[0];
+        if (!t) {
+            rc = base_fail(e, BASE_EFORMAT, "GGUF: tensor %s is missing", p[i].name);
+            break;
+        }
+        if (t->type != GGML_F32 && t->type != GGML_F16) {
+            rc = base_fail(e, BASE_EFORMAT,
+                           "GGUF: tensor %s has ggml type %u; hearth reads F32 and F16 (quantized "
+                           "models are not supported)",
+                           p[i].name, t->type);
+            break;
+        }
+        if (t->n_dims != (uint32_t)p[i].ndim || t->dims[0] != want0 ||
+            (p[i].ndim == 2 && t->dims[1] != p[i].shape[0])) {
+            rc = base_fail(e, BASE_EFORMAT, "GGUF: tensor %s has the wrong shape for this config",
+                           p[i].name);
+            break;
+        }
+        size_t numel = (size_t)(p[i].shape[0] * p[i].shape[1]), esz = t->type == GGML_F16 ? 2 : 4;
+        if (!in_file(g, t)) {
+            rc = base_fail(e, BASE_EFORMAT, "GGUF: tensor %s runs past the end of the file",
+                           p[i].name);
+            break;
+        }
+        const uint8_t *src = gguf_data(g) + base + t->offset;
+        float *dst = m->params + p[i].offset;
+        if (p[i].rope_heads) {
+            if (!(tmp = malloc(numel * sizeof(float)))) {
+                rc = base_fail(e, BASE_ENOMEM, "out of memory");
+                break;
+            }
+        }
+        float *out = p[i].rope_heads ? tmp : dst;
+        if (esz == 4)
+            memcpy(out, src, numel * 4);
+        else
+            for (size_t j = 0; j < numel; j++)
+                out[j] = half_to_float((uint16_t)(src[2 * j] | src[2 * j + 1] << 8));
+        if (p[i].rope_heads) {
+            rope_permute(dst, tmp, p[i].rope_heads, HS, (size_t)p[i].shape[1], 0);
+            free(tmp);
+            tmp = NULL;
+        }
+    }
+    /* every tensor of the file has a place (a tied GPT-2's repeated output matrix aside) */
+    for (size_t i = 0; !rc && i < gguf_n_tensors(g); i++) {
+        const gguf_tensor *t = gguf_tensor_at(g, i);
+        int found = c->tied && t->name.len == 13 && !memcmp(t->name.ptr, "output.weight", 13);
+        for (int j = 0; !found && j < n; j++)
+            found = strlen(p[j].name) == t->name.len && !memcmp(p[j].name, t->name.ptr, t->name.len);
+        if (!found)
+            rc = base_fail(e, BASE_EFORMAT, "GGUF: tensor %.*s has no place in a hearth %s model",
+                           (int)(t->name.len > 80 ? 80 : t->name.len), t->name.ptr, arch_name(c));
+        else if (!in_file(g, t))
+            rc = base_fail(e, BASE_EFORMAT, "GGUF: tensor %.*s runs past the end of the file",
+                           (int)(t->name.len > 80 ? 80 : t->name.len), t->name.ptr);
+    }
+    free(p);
+    return rc;
+}
