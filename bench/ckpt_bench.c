@@ -2,9 +2,10 @@
  *   --mode save: times ckpt_save (model + optimizer, fsync'd) --reps times into DIR and prints
  *                the bytes written and MB/s (bench/ckpt_bench.sh compares with dd on the disk).
  *   --mode async: training step time (B=4, T=64) without a checkpoint, then with one in flight
- *                on ckpt_writer (the second checkpoint: the first touches the writer's
- *                buffers): the submit's snapshot stall and the steps that overlap the
- *                background write, as fractions of a plain step.
+ *                on ckpt_writer (the second checkpoint: the first waits for the writer's
+ *                pre-faulting of its buffers): the training thread's stall (the submit and the
+ *                wait for the snapshot copy before the optimizer step) and the steps that
+ *                overlap the background copy and write, as fractions of a plain step.
  * The last line of output is one JSON object.
  *
  *   ckpt_bench --dir DIR [--mode save|async] [--reps N] [--steps N] [--threads N] */

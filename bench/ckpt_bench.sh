@@ -3,8 +3,9 @@
 # (a) ckpt_save write throughput (every file fsync'd) against `dd conv=fdatasync` of the same
 #     size into the same directory, alternating, in the same run; MB/s (10^6 bytes) and ratio.
 # (b) training step time (B=4, T=64) with and without a checkpoint in flight on ckpt_writer:
-#     the submitting step's stall (snapshot) and the slowdown of the steps overlapping the
-#     background write, as fractions of a plain step.
+#     the training thread's stall (the submit, and its wait for the writer's snapshot copy
+#     before the next optimizer step) and the slowdown of the steps overlapping the background
+#     copy and write, as fractions of a plain step.
 # Results go in docs/BENCHMARKS.md.
 #
 #   bench/ckpt_bench.sh [--dir DIR] [--reps N] [--steps N] [--threads N] [--no-save] [--no-async]
@@ -79,7 +80,7 @@ if [ "$ASYNC" = 1 ]; then
   out=$("$BUILD/ckpt_bench" --dir "$work" --mode async --steps "$STEPS" --threads "$THREADS")
   sed '$d' <<<"$out" | sed 's/^/   /'
   J=$(tail -n1 <<<"$out")
-  echo "   stall at submit: $(awk -v f="$(jget "$J" stall_frac)" 'BEGIN { printf "%.1f", 100 * f }')% of a step" \
+  echo "   stall (the submit + waiting for the snapshot before the optimizer step): $(awk -v f="$(jget "$J" stall_frac)" 'BEGIN { printf "%.1f", 100 * f }')% of a step" \
     "(target <= 5%); all extra time for the checkpoint (submit + slower overlapping steps):" \
     "$(awk -v f="$(jget "$J" slowdown_total_frac)" 'BEGIN { printf "%.1f", 100 * f }')% of a step" \
     "(load $(cut -d' ' -f1 /proc/loadavg))"
