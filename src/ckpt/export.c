@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define PATH_MAX_LEN 4096
 
@@ -82,6 +83,40 @@ static int read_trainer(const char *dir, long *step, char **config, base_err *e)
     return rc;
 }
 
+/* The tokenizer stored with the run (RUN/tokenizer.htok, written by `hearth train` on shards)
+ * goes beside the export as FILE's stem + ".htok" (model.safetensors -> model.htok), where
+ * src/infer looks for it. A run without one (trained on bytes) removes a stale stem.htok so a
+ * file of another model is never taken for this one's tokenizer. */
+static int export_tokenizer(const char *ckpt_dir, const char *out_path, base_err *e) {
+    char run[PATH_MAX_LEN], src[PATH_MAX_LEN], dst[PATH_MAX_LEN];
+    snprintf(run, sizeof run, "%s", ckpt_dir);
+    size_t n = strlen(run);
+    while (n > 1 && run[n - 1] == '/') run[--n] = 0;
+    char *slash = strrchr(run, '/'); /* the run is the checkpoint's parent */
+    if (!slash)
+        snprintf(run, sizeof run, ".");
+    else
+        slash[slash == run ? 1 : 0] = 0;
+    size_t ol = strlen(out_path), el = strlen(".safetensors");
+    size_t stem = ol > el && strcmp(out_path + ol - el, ".safetensors") == 0 ? ol - el : ol;
+    int k = snprintf(src, sizeof src, "%s/tokenizer.htok", run);
+    int k2 = snprintf(dst, sizeof dst, "%.*s.htok", (int)stem, out_path);
+    if (k < 0 || k >= (int)sizeof src || k2 < 0 || k2 >= (int)sizeof dst)
+        return base_fail(e, BASE_EINVAL, "path too long: %s", out_path);
+    struct stat sb;
+    if (stat(src, &sb) != 0) {
+        if (unlink(dst) != 0 && errno != ENOENT)
+            return base_fail(e, BASE_EIO, "cannot remove the stale %s: %s", dst, strerror(errno));
+        return BASE_OK;
+    }
+    char *data = NULL;
+    size_t len = 0;
+    int rc = base_read_file(src, &data, &len, e);
+    if (!rc) rc = base_write_atomic(dst, data, len, e);
+    free(data);
+    return rc;
+}
+
 int ckpt_export(const char *src, const char *out_path, char **used, base_err *e) {
     char *dir = NULL, *config = NULL, p[PATH_MAX_LEN];
     ckpt_st *st = NULL;
@@ -121,6 +156,7 @@ int ckpt_export(const char *src, const char *out_path, char **used, base_err *e)
         const char *meta[] = {"format", "hearth", "step", sstep, "config", config, NULL};
         rc = ckpt_st_write(out_path, t, n, meta, NULL, NULL, e);
     }
+    if (!rc) rc = export_tokenizer(dir, out_path, e);
     for (int i = 0; copies && i < n; i++) free(copies[i]);
     free(copies);
     free(t);

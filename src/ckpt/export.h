@@ -10,6 +10,8 @@
 /* Writes out_path atomically from src: a checkpoint directory (it must verify), or a run
  * directory (its newest checkpoint that verifies, as ckpt_find_latest_good). "__metadata__"
  * is {"format": "hearth", "step": "N", "config": "<trainer.json's config as JSON>"}.
+ * The run's tokenizer (RUN/tokenizer.htok) is copied beside out_path as its stem + ".htok"; a
+ * stale one there is removed when the run has none.
  * OUT: *used (if not NULL) gets the checkpoint directory used, malloc'd (caller frees). */
 int ckpt_export(const char *src, const char *out_path, char **used, base_err *e);
 

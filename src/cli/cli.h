@@ -13,6 +13,8 @@ int cli_inspect(int argc, char **argv);
 int cli_generate(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_vstore(int argc, char **argv);
+/* `hearth export --format gguf` (cmd_export_gguf.c); returns the exit status. tokenizer NULL-able. */
+int cli_export_gguf(const char *src, const char *tokenizer, const char *out);
 
 /* Parses an integer / number flag value, printing "hearth: FLAG ..." on error (returns -1). */
 int cli_int(const char *flag, const char *v, long lo, long hi, long *out);

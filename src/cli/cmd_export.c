@@ -6,16 +6,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: hearth export RUN|RUN/step_NNNNNNNN --format safetensors -o FILE\n\n"
-               "Writes the model of the run's newest checkpoint that verifies (or of the given\n"
-               "checkpoint) to FILE, atomically: the tensors under Hugging Face names, and the\n"
-               "model config and step in the file's __metadata__.\n");
+    fprintf(f, "usage: hearth export RUN|RUN/step_NNNNNNNN --format safetensors -o FILE\n"
+               "       hearth export RUN|MODEL.safetensors --format gguf [--tokenizer F] -o FILE\n\n"
+               "safetensors: writes the model of the run's newest checkpoint that verifies (or of\n"
+               "the given checkpoint) to FILE, atomically: the tensors under Hugging Face names,\n"
+               "and the model config and step in the file's __metadata__.\n"
+               "gguf: the model and its tokenizer as one GGUF file for llama.cpp (architecture\n"
+               "gpt2 or llama, float32 tensors under llama.cpp's names).\n");
 }
 
 int cli_export(int argc, char **argv) {
-    const char *src = NULL, *fmt = NULL, *out = NULL;
+    const char *src = NULL, *fmt = NULL, *out = NULL, *tokenizer = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -23,6 +27,8 @@ int cli_export(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--format")) {
             if (!(fmt = cli_value(argc, argv, &i))) return 2;
+        } else if (!strcmp(a, "--tokenizer")) {
+            if (!(tokenizer = cli_value(argc, argv, &i))) return 2;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--out")) {
             if (!(out = cli_value(argc, argv, &i))) return 2;
         } else if (a[0] == '-' && a[1]) {
@@ -40,8 +46,13 @@ int cli_export(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    if (!strcmp(fmt, "gguf")) return cli_export_gguf(src, tokenizer, out);
     if (strcmp(fmt, "safetensors") != 0) {
-        fprintf(stderr, "hearth: export: unknown format '%s' (known: safetensors)\n", fmt);
+        fprintf(stderr, "hearth: export: unknown format '%s' (known: safetensors, gguf)\n", fmt);
+        return 2;
+    }
+    if (tokenizer) {
+        fprintf(stderr, "hearth: export: --tokenizer is for --format gguf\n");
         return 2;
     }
     base_err e = {0};
@@ -51,6 +62,13 @@ int cli_export(int argc, char **argv) {
         return 1;
     }
     printf("exported %s -> %s\n", used, out);
+    /* the run's tokenizer, when it has one, went beside it as the file's stem + .htok */
+    size_t ol = strlen(out), el = strlen(".safetensors");
+    int stem = (int)(ol > el && strcmp(out + ol - el, ".safetensors") == 0 ? ol - el : ol);
+    char tok[4200];
+    struct stat sb;
+    snprintf(tok, sizeof tok, "%.*s.htok", stem, out);
+    if (stat(tok, &sb) == 0) printf("tokenizer -> %s\n", tok);
     free(used);
     return 0;
 }

@@ -1,9 +1,261 @@
-/* cli/cmd_generate.c: placeholder, replaced by `hearth generate`. */
+/* cli/cmd_generate.c: `hearth generate` — one prompt through the inference engine (the same
+ * scheduler the server drives, with one slot), the text streamed to stdout as it comes, the
+ * timings to stderr at the end. */
 #include "cli.h"
 
+#include "infer/infer.h"
+
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void help(void) {
+    printf("usage: hearth generate --model PATH [options] \"prompt\"\n\n"
+           "  --model PATH          a run directory (its newest good checkpoint), a checkpoint\n"
+           "                        directory, or a file of `hearth export`\n"
+           "  --tokenizer F         an .htok or GGUF vocabulary (default: the one stored with\n"
+           "                        the model; a byte-level model needs none)\n"
+           "  --max-tokens N        tokens to generate at most (default 256; 0 = until the\n"
+           "                        context is full)\n"
+           "  --temperature T       0 = greedy (default 0.8)\n"
+           "  --top-k K             keep the K most likely tokens (default 40, 0 = off)\n"
+           "  --top-p P             keep the smallest set of probability >= P (default 0.95)\n"
+           "  --min-p P             drop tokens below P x the top probability (default 0.05)\n"
+           "  --repeat-penalty R    llama.cpp's repetition penalty (default 1 = off)\n"
+           "  --repeat-last-n N     tokens the penalty looks back on (default 64, -1 = all)\n"
+           "  --seed S              sampling seed: the same seed gives the same text (default 0)\n"
+           "  --stop STR            stop before this text (repeatable, at most %d)\n"
+           "  --ctx N               context length (default: the model's max_seq)\n"
+           "  --threads N           compute threads (default 2)\n"
+           "  --parallel N          N completions of the prompt at once, batched in N slots\n"
+           "                        (seeds S, S+1, ...): the first streams, the others follow\n"
+           "                        it; the timing line gives the aggregate tokens/s\n"
+           "The prompt is encoded without special tokens (a SentencePiece vocabulary gets its\n"
+           "BOS first); an empty prompt starts from the end-of-text token.\n",
+           INFER_MAX_STOP);
+}
+
+/* The completions in flight: all done once `done` reaches n. */
+typedef struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int n, done, write_failed;
+} waiter;
+
+typedef struct completion {
+    waiter *w;
+    int stream;   /* written to stdout as it comes (the first one) */
+    base_buf buf; /* the others' text, printed after */
+    infer_event last;
+} completion;
+
+static int on_event(void *ud, const infer_event *ev) {
+    completion *c = ud;
+    if (ev->kind == INFER_EV_TEXT) {
+        if (!c->stream) {
+            base_buf_printf(&c->buf, "%.*s", (int)ev->len, ev->text);
+            return c->buf.failed;
+        }
+        if (fwrite(ev->text, 1, ev->len, stdout) != ev->len || fflush(stdout) != 0) {
+            c->w->write_failed = 1;
+            return 1; /* stdout is gone (a closed pipe): stop generating */
+        }
+        return 0;
+    }
+    pthread_mutex_lock(&c->w->mu);
+    c->last = *ev;
+    c->w->done++;
+    pthread_cond_signal(&c->w->cv);
+    pthread_mutex_unlock(&c->w->mu);
+    return 0;
+}
 
 int cli_generate(int argc, char **argv) {
-    fprintf(stderr, "hearth generate: not built yet\n");
-    return 2;
+    const char *model = NULL, *tokenizer = NULL, *prompt = NULL;
+    infer_sampling sp;
+    infer_sampling_default(&sp);
+    sp.max_tokens = 256;
+    long threads = 2, ctx = 0, parallel = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *val;
+        long v;
+        double x;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            help();
+            return 0;
+        }
+        if (a[0] != '-' || a[1] == 0) {
+            if (prompt) {
+                fprintf(stderr, "hearth: generate: one prompt only (quote it): '%s'\n", a);
+                return 2;
+            }
+            prompt = a;
+            continue;
+        }
+        if (!strcmp(a, "--")) {
+            if (i + 1 < argc && !prompt) prompt = argv[++i];
+            if (i + 1 < argc) {
+                fprintf(stderr, "hearth: generate: one prompt only (quote it)\n");
+                return 2;
+            }
+            continue;
+        }
+        if (!(val = cli_value(argc, argv, &i))) return 2;
+        if (!strcmp(a, "--model")) {
+            model = val;
+        } else if (!strcmp(a, "--tokenizer")) {
+            tokenizer = val;
+        } else if (!strcmp(a, "--max-tokens")) {
+            if (cli_int(a, val, 0, 1 << 24, &v)) return 2;
+            sp.max_tokens = (int)v;
+        } else if (!strcmp(a, "--temperature")) {
+            if (cli_float(a, val, 0, 100, &x)) return 2;
+            sp.temperature = (float)x;
+        } else if (!strcmp(a, "--top-k")) {
+            if (cli_int(a, val, 0, 1 << 24, &v)) return 2;
+            sp.top_k = (int)v;
+        } else if (!strcmp(a, "--top-p")) {
+            if (cli_float(a, val, 1e-9, 1, &x)) return 2;
+            sp.top_p = (float)x;
+        } else if (!strcmp(a, "--min-p")) {
+            if (cli_float(a, val, 0, 1, &x)) return 2;
+            sp.min_p = (float)x;
+        } else if (!strcmp(a, "--repeat-penalty")) {
+            if (cli_float(a, val, 1e-6, 1e6, &x)) return 2;
+            sp.repeat_penalty = (float)x;
+        } else if (!strcmp(a, "--repeat-last-n")) {
+            if (cli_int(a, val, -1, 1 << 24, &v)) return 2;
+            sp.repeat_last_n = (int)v;
+        } else if (!strcmp(a, "--seed")) {
+            if (cli_int(a, val, 0, 0x7fffffffffffffffL, &v)) return 2;
+            sp.seed = (uint64_t)v;
+        } else if (!strcmp(a, "--stop")) {
+            if (sp.n_stop == INFER_MAX_STOP) {
+                fprintf(stderr, "hearth: generate: at most %d --stop strings\n", INFER_MAX_STOP);
+                return 2;
+            }
+            sp.stop[sp.n_stop++] = val;
+        } else if (!strcmp(a, "--ctx")) {
+            if (cli_int(a, val, 2, 1 << 24, &ctx)) return 2;
+        } else if (!strcmp(a, "--parallel")) {
+            if (cli_int(a, val, 1, 256, &parallel)) return 2;
+        } else if (!strcmp(a, "--threads")) {
+            if (cli_int(a, val, 1, 1024, &threads)) return 2;
+        } else {
+            fprintf(stderr, "hearth: generate: unknown option '%s' (see --help)\n", a);
+            return 2;
+        }
+    }
+    if (!model) {
+        fprintf(stderr, "hearth: generate: --model PATH is required (see --help)\n");
+        return 2;
+    }
+    if (!prompt) {
+        fprintf(stderr, "hearth: generate: no prompt given (an empty one is \"\")\n");
+        return 2;
+    }
+    tensor_set_threads((int)threads);
+    base_err e = {0};
+    infer_model *m = NULL;
+    infer_sched *s = NULL;
+    tok_ids ids = {0};
+    completion *cs = NULL;
+    int status = 1;
+    double t0 = base_now();
+    if (infer_model_load(&m, model, tokenizer, &e)) {
+        fprintf(stderr, "hearth: generate: %s\n", e.msg);
+        return 1;
+    }
+    double t_load = base_now() - t0;
+    tok_vocab *v = infer_model_vocab(m);
+    int rc = 0;
+    if (tok_kind(v) == TOK_KIND_SPM && tok_bos_id(v) >= 0) rc = tok_ids_push(&ids, tok_bos_id(v));
+    if (!rc) rc = tok_encode(v, prompt, strlen(prompt), 0, &ids, &e);
+    if (!rc && ids.len == 0) {
+        int32_t start = tok_eot_id(v) >= 0 ? tok_eot_id(v) : tok_bos_id(v);
+        if (start < 0) {
+            fprintf(stderr, "hearth: generate: the prompt is empty and the vocabulary has no "
+                            "end-of-text token to start from\n");
+            goto out;
+        }
+        rc = tok_ids_push(&ids, start);
+    }
+    if (rc) {
+        fprintf(stderr, "hearth: generate: encoding the prompt: %s\n",
+                rc == BASE_ENOMEM ? "out of memory" : e.msg);
+        goto out;
+    }
+    infer_sched_opts so = {.n_slots = (int)parallel,
+                           .ctx = (int)ctx,
+                           .max_queue = 0,
+                           .prefill_chunk = 256,
+                           .threads = (int)threads};
+    if (infer_sched_create(&s, m, &so, &e)) {
+        fprintf(stderr, "hearth: generate: %s\n", e.msg);
+        goto out;
+    }
+    waiter w = {
+        .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .n = (int)parallel};
+    cs = calloc((size_t)parallel, sizeof *cs);
+    if (!cs) {
+        fprintf(stderr, "hearth: generate: out of memory\n");
+        goto out;
+    }
+    double t_start = base_now();
+    for (int i = 0; i < parallel; i++) {
+        uint64_t id;
+        cs[i].w = &w;
+        cs[i].stream = i == 0;
+        infer_sampling spi = sp;
+        spi.seed = sp.seed + (uint64_t)i;
+        if (infer_sched_submit(s, ids.data, ids.len, &spi, on_event, &cs[i], &id, &e)) {
+            fprintf(stderr, "hearth: generate: %s\n", e.msg);
+            infer_sched_free(s); /* the ones submitted end cancelled */
+            s = NULL;
+            goto out;
+        }
+    }
+    pthread_mutex_lock(&w.mu);
+    while (w.done < w.n) pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    double wall = base_now() - t_start;
+    for (int i = 1; i < parallel; i++)
+        printf("\n--- completion %d (seed %llu) ---\n%.*s", i + 1,
+               (unsigned long long)(sp.seed + (uint64_t)i), (int)cs[i].buf.len,
+               cs[i].buf.data ? cs[i].buf.data : "");
+    fflush(stdout);
+    static const char *const why[] = {"stop", "length", "cancelled", "error"};
+    const infer_event *d = &cs[0].last;
+    double decode_s = d->total_s - d->ttft_s;
+    fprintf(stderr,
+            "\n\nload %.2f s, prompt %d tokens, generated %d tokens (%s), TTFT %.1f ms, "
+            "%.2f tokens/s decode (%.2f tokens/s overall)\n",
+            t_load, d->prompt_tokens, d->completion_tokens, why[d->finish], d->ttft_s * 1e3,
+            d->completion_tokens > 1 && decode_s > 0 ? (d->completion_tokens - 1) / decode_s : 0.0,
+            d->total_s > 0 ? d->completion_tokens / d->total_s : 0.0);
+    long total = 0;
+    int failed = 0;
+    for (int i = 0; i < parallel; i++) {
+        total += cs[i].last.completion_tokens;
+        failed |= cs[i].last.finish == INFER_FINISH_ERROR;
+    }
+    if (parallel > 1)
+        fprintf(stderr,
+                "%ld sequences batched: %ld tokens generated in %.2f s, %.2f tokens/s "
+                "aggregate\n",
+                parallel, total, wall, wall > 0 ? total / wall : 0.0);
+    if (w.write_failed)
+        fprintf(stderr, "hearth: generate: writing to stdout failed\n");
+    else if (failed)
+        fprintf(stderr, "hearth: generate: the forward failed\n");
+    else
+        status = 0;
+out:
+    infer_sched_free(s);
+    for (long i = 0; cs && i < parallel; i++) base_buf_free(&cs[i].buf);
+    free(cs);
+    tok_ids_free(&ids);
+    infer_model_free(m);
+    return status;
 }

@@ -14,15 +14,21 @@
 
 typedef struct infer_model infer_model;
 
-/* Loads a run directory (its newest checkpoint whose manifest verifies) or an exported
- * .safetensors model. tokenizer: an .htok path, or NULL to use the one stored with the model.
+/* Loads a run directory (its newest checkpoint whose manifest verifies), a checkpoint directory,
+ * or an exported .safetensors model. tokenizer: an .htok (or GGUF) path, or NULL to use the one
+ * stored with the model: RUN/tokenizer.htok, or the exported FILE's stem + ".htok"; a model of
+ * vocabulary 256 without one is byte-level (the 256 single bytes). Only the parameters are kept.
  * Config mismatches, missing tensors and bad shapes are BASE_EFORMAT naming what is wrong. */
 int infer_model_load(infer_model **out, const char *path, const char *tokenizer, base_err *e);
 void infer_model_free(infer_model *m); /* NULL is fine */
 const nn_config *infer_model_config(const infer_model *m);
+/* The model's tokenizer; lives until infer_model_free. tok_encode uses scratch space inside it, so
+ * callers on several threads must serialize encoding (or load their own handle with tok_load);
+ * the scheduler only calls the const queries (tok_token_text, tok_token_type). */
 tok_vocab *infer_model_vocab(const infer_model *m);
 const char *infer_model_name(const infer_model *m); /* e.g. the run directory's base name */
-nn_family infer_model_family(const infer_model *m); /* NN_GPT2 or NN_LLAMA: picks the chat template */
+/* NN_GPT2 or NN_LLAMA: picks the chat template */
+nn_family infer_model_family(const infer_model *m);
 
 /* ---- sampling ------------------------------------------------------------------------------- */
 
@@ -34,13 +40,15 @@ typedef struct {
     float top_p;          /* 1: off */
     float min_p;          /* 0: off */
     float repeat_penalty; /* 1: off (llama.cpp's: divides positive logits, multiplies negative) */
-    int repeat_last_n;    /* window of the penalty; default 64 */
-    uint64_t seed;        /* same seed, same prompt, same settings -> same text */
-    int max_tokens;       /* generated tokens at most; 0: until the context is full */
+    int repeat_last_n; /* window of the penalty (prompt included); default 64, -1: all, 0: none */
+    uint64_t seed;     /* same seed, same prompt, same settings -> same text */
+    int max_tokens;    /* generated tokens at most; 0: until the context is full */
     int n_stop;
     const char *stop[INFER_MAX_STOP]; /* stop sequences; the matched text is not emitted */
 } infer_sampling;
 
+/* llama.cpp's defaults: temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, repeat_penalty 1,
+ * repeat_last_n 64, seed 0, max_tokens 0, no stop. */
 void infer_sampling_default(infer_sampling *s);
 
 /* ---- scheduler (continuous batching) -------------------------------------------------------- */
@@ -51,6 +59,10 @@ typedef struct {
     int max_queue;     /* waiting requests beyond the slots; a full queue refuses */
     int prefill_chunk; /* prompt tokens prefilled per step per sequence */
     int threads;       /* compute threads */
+    int max_rows;      /* rows one step computes at most: every decoding sequence's row, then
+                          prompt chunks, oldest request first, while they fit (bounds a step's
+                          time, so running streams keep flowing while long prompts are read).
+                          0: n_slots * prefill_chunk (no limit); else at least n_slots */
 } infer_sched_opts;
 
 typedef enum { INFER_EV_TEXT, INFER_EV_DONE } infer_ev_kind;
@@ -72,8 +84,10 @@ typedef struct {
     double queue_s, ttft_s, total_s; /* seconds: waiting for a slot, to the first token, overall */
 } infer_event;
 
-/* Called on the scheduler's thread; must not block for long. Returning nonzero cancels the
- * request (its slot is freed before the next step). A DONE event is always the last one. */
+/* Called on the scheduler's thread, without its lock held (it may call infer_sched_submit or
+ * infer_sched_cancel, never infer_sched_free); must not block for long: every sequence waits.
+ * Returning nonzero cancels the request (its slot is freed before the next step). A DONE event is
+ * always the last one. TEXT pointers are valid during the call only. */
 typedef int (*infer_event_fn)(void *ud, const infer_event *ev);
 
 typedef struct infer_sched infer_sched;
@@ -92,5 +106,72 @@ typedef struct {
     int busy_slots, queued;
 } infer_sched_stats;
 void infer_sched_get_stats(infer_sched *s, infer_sched_stats *st);
+
+/* ---- engine internals: the batched forward and the sampler, for the scheduler, the tests and
+ * `hearth generate`'s measurements. ------------------------------------------------------------ */
+
+/* The parameters (read-only; they live until infer_model_free) and where they came from: the
+ * checkpoint directory or the exported file. */
+const nn_model *infer_model_nn(const infer_model *m);
+const char *infer_model_source(const infer_model *m);
+
+/* A KV cache of n_slots sequences of ctx positions each, plus the scratch of a forward of up to
+ * max_rows rows. Memory: 2 * L * n_slots * ctx * NKV * HS floats for the cache. */
+typedef struct infer_engine infer_engine;
+int infer_engine_create(infer_engine **out, const infer_model *m, int n_slots, int ctx,
+                        int max_rows, base_err *e);
+void infer_engine_free(infer_engine *g); /* NULL is fine */
+
+/* One forward over a ragged batch of n rows: row i is token tokens[i] of the sequence in slot
+ * slots[i] at position pos[i]. Its key and value enter the slot's cache at pos[i], and it attends
+ * to that slot's positions 0..pos[i] (earlier rows of the same call included, so a sequence's
+ * rows must come in increasing position). Each linear layer is one matrix product over the rows.
+ * The first n_decode rows are decode rows (a sequence's last sampled token) and the rest prompt
+ * rows: decode rows go through a product that reads each weight once without packing it (fast
+ * for few rows), prompt rows through sgemm; either way a row's result does not depend on what
+ * else is in the batch, so a sequence decodes to the same tokens batched or alone, as long as
+ * its prompt rows are always passed as prompt rows and its decode rows as decode rows.
+ * logits (n_out, V) get the logits of rows out_rows[0..n_out); decode rows first. */
+int infer_forward(infer_engine *g, const int32_t *tokens, const int *slots, const int *pos, int n,
+                  int n_decode, const int *out_rows, int n_out, float *logits, base_err *e);
+
+/* Sampling of one token from logits (V), modified in place. recent: the sequence so far (prompt
+ * included), of which the last sp->repeat_last_n get the repetition penalty. Filters run in
+ * llama.cpp's order: repetition penalty, top-k, top-p, min-p, then temperature and a draw from r.
+ * temperature <= 0: the argmax (after the penalty). scratch: V ints and V floats
+ * (infer_sampler_scratch). */
+typedef struct infer_sampler_scratch {
+    int *idx;
+    float *prob;
+} infer_sampler_scratch;
+int32_t infer_sample(float *logits, int V, const infer_sampling *sp, const int32_t *recent,
+                     int n_recent, base_rng *r, infer_sampler_scratch *s);
+/* The candidates left after the penalty, top-k, top-p and min-p: their ids (sorted by
+ * decreasing logit, ties by id; in id order when no filter is on) into s->idx and their
+ * renormalised probabilities at the sampling temperature into s->prob; returns how many. */
+int infer_sample_candidates(float *logits, int V, const infer_sampling *sp, const int32_t *recent,
+                            int n_recent, infer_sampler_scratch *s);
+/* llama.cpp's repetition penalty on logits (V): each distinct token of recent once. */
+void infer_repeat_penalty(float *logits, int V, float penalty, const int32_t *recent, int n_recent);
+
+/* The text of one sequence (text.c): token bytes in, complete UTF-8 characters out (invalid
+ * bytes become U+FFFD), the tail that may still turn into a stop sequence held back. Empty stop
+ * strings are ignored. The stop strings are not copied: they must outlive t. */
+typedef struct infer_text {
+    char *buf; /* all the text so far (valid UTF-8) */
+    size_t len, cap, emitted;
+    unsigned char pend[4]; /* an incomplete character */
+    int npend;
+    const char *stop[INFER_MAX_STOP];
+    int n_stop;
+} infer_text;
+void infer_text_init(infer_text *t, const char *const *stop, int n_stop);
+void infer_text_free(infer_text *t);
+/* Adds a token's bytes. *out, *out_len: the text now safe to emit (pointer valid until the next
+ * call). *stopped: a stop sequence matched (what preceded it is in *out; nothing follows). */
+int infer_text_push(infer_text *t, const char *bytes, size_t n, const char **out, size_t *out_len,
+                    int *stopped);
+/* The end of the sequence: what was held back (an incomplete character as U+FFFD). */
+int infer_text_flush(infer_text *t, const char **out, size_t *out_len);
 
 #endif

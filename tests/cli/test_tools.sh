@@ -62,7 +62,7 @@ head -c 1000 "$T/model.safetensors" > "$T/cut.safetensors"
 expect_fail "inspect truncated file" "BAD" inspect "$T/cut.safetensors"
 
 # bad arguments
-expect_fail "export: unknown format" "unknown format 'gguf'" export "$T/run" --format gguf -o "$T/x"
+expect_fail "export: unknown format" "unknown format 'onnx'" export "$T/run" --format onnx -o "$T/x"
 expect_fail "export: no -o" "required" export "$T/run" --format safetensors
 expect_fail "export: no run" "cannot open .*nope" export "$T/nope" --format safetensors -o "$T/x"
 expect_fail "export: empty dir" "no checkpoint" export "$T" --format safetensors -o "$T/x"

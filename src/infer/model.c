@@ -1,0 +1,301 @@
+/* infer/model.c: a model for inference: the weights of a run's newest good checkpoint or of an
+ * exported safetensors file, its config, and the tokenizer stored with it. Only the parameters
+ * are kept: the trainer's gradients and activations are freed right after the load. */
+#include "infer.h"
+
+#include "ckpt/ckpt.h"
+#include "ckpt/gguf_model.h"
+#include "ckpt/safetensors.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define PATH_LEN 4096
+
+struct infer_model {
+    nn_model *nn; /* parameters only (grads, acts, dacts freed) */
+    tok_vocab *vocab;
+    char name[256];
+    char source[PATH_LEN]; /* the checkpoint directory or file the weights came from */
+};
+
+/* nn_config from a JSON object of nn_config_json's fields, each through nn_config_set so the
+ * checks and messages are the ones of `hearth train --set`. Every field must be present. */
+static int config_from_json(nn_config *c, json_t *obj, const char *where, base_err *e) {
+    if (!json_is_object(obj))
+        return base_fail(e, BASE_EFORMAT, "%s: the config is not an object", where);
+    memset(c, 0, sizeof *c);
+    for (int i = 0; nn_config_fields[i]; i++) {
+        const char *k = nn_config_fields[i];
+        json_t *v = json_object_get(obj, k);
+        char s[64];
+        if (json_is_string(v))
+            snprintf(s, sizeof s, "%s", json_string_value(v));
+        else if (json_is_integer(v))
+            snprintf(s, sizeof s, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        else if (json_is_real(v))
+            snprintf(s, sizeof s, "%.9g", json_real_value(v));
+        else
+            return base_fail(e, BASE_EFORMAT, "%s: the config has no field '%s'", where, k);
+        base_err fe;
+        if (nn_config_set(c, k, s, &fe))
+            return base_fail(e, BASE_EFORMAT, "%s: config: %s", where, fe.msg);
+    }
+    base_err ce;
+    if (nn_config_check(c, &ce)) return base_fail(e, BASE_EFORMAT, "%s: config: %s", where, ce.msg);
+    return BASE_OK;
+}
+
+static int config_from_string(nn_config *c, const char *json, const char *where, base_err *e) {
+    json_error_t je;
+    json_t *j = json_loads(json, JSON_REJECT_DUPLICATES, &je);
+    if (!j) return base_fail(e, BASE_EFORMAT, "%s: config: %s", where, je.text);
+    int rc = config_from_json(c, j, where, e);
+    json_decref(j);
+    return rc;
+}
+
+static int join(char *out, const char *a, const char *b, base_err *e) {
+    int n = snprintf(out, PATH_LEN, "%s/%s", a, b);
+    if (n < 0 || n >= PATH_LEN) return base_fail(e, BASE_EINVAL, "path too long: %s/%s", a, b);
+    return BASE_OK;
+}
+
+static int file_exists(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* The last path component of p without a trailing slash and without ext (if it ends so). */
+static void base_name(char *out, size_t cap, const char *p, const char *ext) {
+    size_t n = strlen(p);
+    while (n > 1 && p[n - 1] == '/') n--;
+    size_t s = n;
+    while (s > 0 && p[s - 1] != '/') s--;
+    size_t len = n - s, el = ext ? strlen(ext) : 0;
+    if (el && len > el && memcmp(p + n - el, ext, el) == 0) len -= el;
+    if (len >= cap) len = cap - 1;
+    memcpy(out, p + s, len);
+    out[len] = 0;
+}
+
+/* A model of the config with parameters only: nn_model_create at batch 1x1 (the smallest
+ * activation set), then the gradient and activation buffers go. */
+static int params_only_model(nn_model **out, const nn_config *c, base_err *e) {
+    int rc = nn_model_create(out, c, 1, 1, e);
+    if (rc) return rc;
+    nn_model *m = *out;
+    free(m->grads);
+    free(m->acts);
+    free(m->dacts);
+    m->grads = m->acts = m->dacts = NULL;
+    memset(&m->a, 0, sizeof m->a);
+    memset(&m->da, 0, sizeof m->da);
+    return BASE_OK;
+}
+
+static int load_weights(infer_model *im, const char *st_path, const nn_config *c, base_err *e) {
+    /* the model first: its transient gradient buffer is gone before the file is read in */
+    ckpt_st *st = NULL;
+    int rc = params_only_model(&im->nn, c, e);
+    if (!rc) rc = ckpt_st_open(&st, st_path, e);
+    if (!rc) {
+        base_err re;
+        rc = ckpt_st_read_model(st, im->nn, &re);
+        if (rc) rc = base_fail(e, BASE_EFORMAT, "%s: %s", st_path, re.msg);
+    }
+    ckpt_st_free(st);
+    return rc;
+}
+
+/* A checkpoint directory's config: trainer.json's "config". */
+static int read_trainer_config(const char *dir, nn_config *c, base_err *e) {
+    char p[PATH_LEN];
+    int rc = join(p, dir, "trainer.json", e);
+    if (rc) return rc;
+    json_error_t je;
+    json_t *j = json_load_file(p, JSON_REJECT_DUPLICATES, &je);
+    if (!j) return base_fail(e, BASE_EFORMAT, "%s:%d: %s", p, je.line, je.text);
+    rc = config_from_json(c, json_object_get(j, "config"), p, e);
+    json_decref(j);
+    return rc;
+}
+
+/* Loads from a run directory (its newest good checkpoint) or a checkpoint directory. *tok_path
+ * gets where the stored tokenizer would be: RUN/tokenizer.htok. */
+static int load_dir(infer_model *im, const char *path, char *tok_path, base_err *e) {
+    char p[PATH_LEN], run[PATH_LEN];
+    char *dir = NULL;
+    int rc = join(p, path, "manifest.json", e);
+    if (rc) return rc;
+    if (file_exists(p)) { /* a checkpoint directory: its run is the parent */
+        if ((rc = ckpt_verify(path, e))) return rc;
+        dir = strdup(path);
+        if (!dir) return base_fail(e, BASE_ENOMEM, "out of memory");
+        snprintf(run, sizeof run, "%s", path);
+        size_t n = strlen(run);
+        while (n > 1 && run[n - 1] == '/') run[--n] = 0;
+        char *slash = strrchr(run, '/');
+        if (slash)
+            *slash = 0;
+        else
+            snprintf(run, sizeof run, ".");
+    } else {
+        if ((rc = ckpt_find_latest_good(path, &dir, NULL, NULL, e))) return rc;
+        if (!dir) return base_fail(e, BASE_EINVAL, "%s holds no checkpoint that verifies", path);
+        snprintf(run, sizeof run, "%s", path);
+    }
+    nn_config c;
+    rc = read_trainer_config(dir, &c, e);
+    if (!rc) rc = join(p, dir, "model.safetensors", e);
+    if (!rc) rc = load_weights(im, p, &c, e);
+    if (!rc) rc = join(tok_path, run, "tokenizer.htok", e);
+    if (!rc) {
+        snprintf(im->source, sizeof im->source, "%s", dir);
+        base_name(im->name, sizeof im->name, run, NULL);
+    }
+    free(dir);
+    return rc;
+}
+
+/* Loads an exported safetensors file: the config is its "__metadata__" "config". *tok_path gets
+ * FILE's stem + ".htok", where `hearth export` puts the tokenizer. */
+static int load_file(infer_model *im, const char *path, char *tok_path, base_err *e) {
+    ckpt_st *st = NULL;
+    int rc = ckpt_st_open(&st, path, e);
+    if (rc) return rc;
+    nn_config c;
+    const char *cj = ckpt_st_meta(st, "config");
+    if (!cj)
+        rc = base_fail(e, BASE_EFORMAT,
+                       "%s: no \"config\" in __metadata__ (not a file of `hearth export`)", path);
+    if (!rc) rc = config_from_string(&c, cj, path, e);
+    if (!rc) rc = params_only_model(&im->nn, &c, e);
+    if (!rc) {
+        base_err re;
+        rc = ckpt_st_read_model(st, im->nn, &re);
+        if (rc) rc = base_fail(e, BASE_EFORMAT, "%s: %s", path, re.msg);
+    }
+    ckpt_st_free(st);
+    if (rc) return rc;
+    size_t n = strlen(path);
+    const char *ext = ".safetensors";
+    size_t el = strlen(ext);
+    size_t stem = n > el && strcmp(path + n - el, ext) == 0 ? n - el : n;
+    if (stem + 6 >= PATH_LEN) return base_fail(e, BASE_EINVAL, "path too long: %s", path);
+    memcpy(tok_path, path, stem);
+    memcpy(tok_path + stem, ".htok", 6);
+    snprintf(im->source, sizeof im->source, "%s", path);
+    base_name(im->name, sizeof im->name, path, ext);
+    return BASE_OK;
+}
+
+/* Whether path starts with GGUF's magic. */
+static int is_gguf(const char *path) {
+    char m[4] = {0};
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(m, 1, 4, f) : 0;
+    if (f) fclose(f);
+    return n == 4 && !memcmp(m, "GGUF", 4);
+}
+
+/* Loads a GGUF model (llama.cpp's gpt2 and llama architectures, F32 or F16: what `hearth export
+ * --format gguf` writes, and such files from elsewhere): the config from its keys, the weights
+ * by llama.cpp's names, and its tokenizer.ggml vocabulary, when it has one, into im->vocab. */
+static int load_gguf(infer_model *im, const char *path, base_err *e) {
+    gguf_file *g = NULL;
+    int rc = gguf_open(path, &g, e);
+    if (rc) return rc;
+    nn_config c;
+    base_err ge;
+    if ((rc = ckpt_gguf_config(g, &c, &ge))) rc = base_fail(e, BASE_EFORMAT, "%s: %s", path, ge.msg);
+    if (!rc) rc = params_only_model(&im->nn, &c, e);
+    if (!rc && (rc = ckpt_gguf_read_model(g, im->nn, &ge)))
+        rc = base_fail(e, BASE_EFORMAT, "%s: %s", path, ge.msg);
+    if (!rc && gguf_find(g, "tokenizer.ggml.model") >= 0 && (rc = tok_load_gguf(g, &im->vocab, &ge)))
+        rc = base_fail(e, BASE_EFORMAT, "%s: %s", path, ge.msg);
+    gguf_close(g);
+    if (rc) return rc;
+    snprintf(im->source, sizeof im->source, "%s", path);
+    base_name(im->name, sizeof im->name, path, ".gguf");
+    return BASE_OK;
+}
+
+/* The byte-level vocabulary of a model trained on raw bytes (`hearth train --data FILE.txt`):
+ * the 256 single bytes, no merges, no end-of-text token. */
+static int byte_vocab(tok_vocab **out, base_err *e) {
+    tok_train_opts o = {.vocab_size = 256, .pretok = TOK_PRETOK_GPT2};
+    return tok_train(&o, "", 0, out, e);
+}
+
+int infer_model_load(infer_model **out, const char *path, const char *tokenizer, base_err *e) {
+    *out = NULL;
+    if (!path || !*path) return base_fail(e, BASE_EINVAL, "no model path given");
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return base_fail(e, BASE_EIO, "cannot open model %s: %s", path, strerror(errno));
+    infer_model *im = calloc(1, sizeof *im);
+    if (!im) return base_fail(e, BASE_ENOMEM, "out of memory");
+    char tok_path[PATH_LEN] = "";
+    int rc = S_ISDIR(sb.st_mode) ? load_dir(im, path, tok_path, e)
+             : is_gguf(path)      ? load_gguf(im, path, e)
+                                  : load_file(im, path, tok_path, e);
+    if (!rc) {
+        if (tokenizer) {
+            tok_free(im->vocab); /* a GGUF file's own, replaced */
+            im->vocab = NULL;
+            rc = tok_load(tokenizer, &im->vocab, e);
+        } else if (im->vocab) { /* the GGUF file's own */
+        } else if (tok_path[0] && file_exists(tok_path)) {
+            rc = tok_load(tok_path, &im->vocab, e);
+        } else if (im->nn->cfg.vocab_size == 256) {
+            rc = byte_vocab(&im->vocab, e);
+        } else {
+            rc = base_fail(e, BASE_EINVAL,
+                           "%s has no stored tokenizer%s%s%s and its vocabulary (%d) is not bytes: "
+                           "give one with --tokenizer",
+                           path, tok_path[0] ? " (" : "", tok_path, tok_path[0] ? ")" : "",
+                           im->nn->cfg.vocab_size);
+        }
+    }
+    if (!rc && tok_vocab_size(im->vocab) > im->nn->cfg.vocab_size)
+        rc = base_fail(e, BASE_EFORMAT,
+                       "the tokenizer has %d tokens but the model's vocabulary is %d",
+                       (int)tok_vocab_size(im->vocab), im->nn->cfg.vocab_size);
+    if (rc) {
+        infer_model_free(im);
+        return rc;
+    }
+    *out = im;
+    return BASE_OK;
+}
+
+void infer_model_free(infer_model *m) {
+    if (!m) return;
+    nn_model_free(m->nn);
+    tok_free(m->vocab);
+    free(m);
+}
+
+const nn_config *infer_model_config(const infer_model *m) {
+    return &m->nn->cfg;
+}
+tok_vocab *infer_model_vocab(const infer_model *m) {
+    return m->vocab;
+}
+const char *infer_model_name(const infer_model *m) {
+    return m->name;
+}
+nn_family infer_model_family(const infer_model *m) {
+    return m->nn->cfg.family;
+}
+const nn_model *infer_model_nn(const infer_model *m) {
+    return m->nn;
+}
+const char *infer_model_source(const infer_model *m) {
+    return m->source;
+}
