@@ -4,7 +4,8 @@
 # token shards (one document each, deduplicated, 5% held out), then the `small` preset
 # (~12M parameters, GPT-2 family) trained on the shards for a few minutes, with eval, the live
 # progress line, checkpoints, a crash (SIGKILL) and its resume, the loss plot and a generated
-# sample at the end.
+# sample; then the trained model served (`hearth serve`, the OpenAI API) and one streamed chat
+# answer through the official openai client.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HEARTH=${HEARTH:-./build/hearth}
@@ -54,3 +55,25 @@ echo "== killed (SIGKILL) after checkpoint $(cat "$RUN/latest" 2> /dev/null); th
 train
 ls -d "$RUN"/step_* | sed 's/^/   checkpoint: /'
 echo "== loss curve: $RUN/loss.svg   metrics: $RUN/metrics.jsonl"
+echo "== hearth serve: the trained model behind the OpenAI API; one streamed chat answer"
+# --port 0 takes a free port; the URL is read from the server's first line
+serve_log=runs/demo-serve.log
+"$HEARTH" serve --model "$RUN" --model-name demo --port 0 --slots 2 > "$serve_log" 2>&1 &
+serve_pid=$!
+trap 'kill "$serve_pid" 2> /dev/null || true' EXIT
+for _ in $(seq 300); do grep -q "ready" "$serve_log" && break; kill -0 "$serve_pid" 2> /dev/null || break; sleep 0.1; done
+grep -q "ready" "$serve_log" || { echo "demo: the server did not start: $(cat "$serve_log")" >&2; exit 1; }
+url=$(grep -o 'http://[^ ]*' "$serve_log" | head -1)
+echo "   $url/v1/chat/completions (stream) -- user: What is the secret of a happy life?"
+node --input-type=module -e '
+import OpenAI from "openai";
+const client = new OpenAI({ baseURL: process.argv[1] + "/v1", apiKey: "none" });
+const stream = await client.chat.completions.create({ model: "demo", stream: true, max_tokens: 80,
+  temperature: 0.8, seed: 1, messages: [{ role: "user", content: "What is the secret of a happy life?" }] });
+process.stdout.write("   assistant:");
+for await (const chunk of stream) process.stdout.write(chunk.choices[0]?.delta?.content ?? "");
+process.stdout.write("\n");' "$url"
+kill -INT "$serve_pid"
+wait "$serve_pid" || true
+trap - EXIT
+echo "== server stopped"

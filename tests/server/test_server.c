@@ -1,4 +1,383 @@
-/* tests/server/test_server.c: placeholder suite, replaced by the module's tests. */
+/* tests/server/test_server.c: the pure part of the HTTP server — request bodies parsed and
+ * validated (defaults, every sampling field, stop forms, malformed JSON with its position, wrong
+ * types and ranges naming the field, refused parameters), chat templates (exact prompts for each
+ * family; specials become ids, the same text inside a message does not), OpenAI's JSON shapes
+ * and SSE framing, invalid UTF-8 made safe, and the Prometheus histogram text. The server
+ * itself is driven over HTTP by tests/server/test_serve.sh. */
 #include "test.h"
 
-int test_server(void) { return 0; }
+#include "server/server.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int parse(server_req *r, server_endpoint ep, const char *body, server_error *er) {
+    memset(er, 0, sizeof *er);
+    return server_req_parse(r, ep, body, strlen(body), er);
+}
+
+/* Asserts body fails with 400 naming param (NULL: none) and a message containing needle. */
+static void expect_400(server_endpoint ep, const char *body, const char *param,
+                       const char *needle) {
+    server_req r;
+    server_error er;
+    if (parse(&r, ep, body, &er) == 0) fail_msg("accepted: %s", body);
+    assert_int_equal(er.status, 400);
+    assert_string_equal(er.type, "invalid_request_error");
+    if (param)
+        assert_string_equal(er.param, param);
+    else
+        assert_string_equal(er.param, "");
+    if (!strstr(er.message, needle)) fail_msg("message '%s' lacks '%s'", er.message, needle);
+}
+
+static void test_parse_defaults(void **state) {
+    server_req r;
+    server_error er;
+    assert_int_equal(parse(&r, SERVER_EP_COMPLETIONS, "{\"prompt\":\"hi\"}", &er), 0);
+    assert_string_equal(r.prompt, "hi");
+    assert_null(r.model);
+    assert_true(r.sp.temperature == 1.0f && r.sp.top_p == 1.0f); /* OpenAI's, not llama.cpp's */
+    assert_true(r.sp.top_k == 0 && r.sp.min_p == 0.0f && r.sp.repeat_penalty == 1.0f);
+    assert_int_equal(r.sp.max_tokens, 16); /* OpenAI's completions default */
+    assert_int_equal(r.sp.n_stop, 0);
+    assert_false(r.stream || r.seed_set || r.max_tokens_set);
+    server_req_free(&r);
+    server_req_free(&r); /* safe twice */
+    assert_int_equal(parse(&r, SERVER_EP_CHAT,
+                           "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+                           &er),
+                     0);
+    assert_int_equal(r.sp.max_tokens, 0); /* chat: until the context is full */
+    assert_string_equal(r.model, "m");
+    server_req_free(&r);
+}
+
+static void test_parse_fields(void **state) {
+    server_req r;
+    server_error er;
+    const char *body = "{\"model\":\"tiny\",\"prompt\":\"a\",\"temperature\":0.5,\"top_p\":0.9,"
+                       "\"top_k\":40,\"min_p\":0.05,\"repetition_penalty\":1.1,\"seed\":-3,"
+                       "\"max_completion_tokens\":7,\"stop\":[\"\\n\",\"END\"],\"stream\":true,"
+                       "\"stream_options\":{\"include_usage\":true},\"n\":1,\"user\":\"u\","
+                       "\"frequency_penalty\":0,\"logprobs\":null}";
+    assert_int_equal(parse(&r, SERVER_EP_COMPLETIONS, body, &er), 0);
+    assert_true(r.sp.temperature == 0.5f && r.sp.top_p == 0.9f && r.sp.min_p == 0.05f);
+    assert_int_equal(r.sp.top_k, 40);
+    assert_true(r.sp.repeat_penalty == 1.1f);
+    assert_int_equal(r.sp.seed, (uint64_t)-3);
+    assert_true(r.seed_set && r.max_tokens_set && r.stream && r.include_usage);
+    assert_int_equal(r.sp.max_tokens, 7);
+    assert_int_equal(r.sp.n_stop, 2);
+    assert_string_equal(r.sp.stop[0], "\n");
+    assert_string_equal(r.sp.stop[1], "END");
+    server_req_free(&r);
+    /* stop as one string; prompt as [string] or as token ids */
+    assert_int_equal(parse(&r, SERVER_EP_COMPLETIONS, "{\"prompt\":[\"p\"],\"stop\":\"x\"}", &er),
+                     0);
+    assert_string_equal(r.prompt, "p");
+    assert_int_equal(r.sp.n_stop, 1);
+    assert_string_equal(r.sp.stop[0], "x");
+    server_req_free(&r);
+    assert_int_equal(parse(&r, SERVER_EP_COMPLETIONS, "{\"prompt\":[5,0,255]}", &er), 0);
+    assert_null(r.prompt);
+    assert_int_equal(r.n_prompt_ids, 3);
+    assert_int_equal(r.prompt_ids[2], 255);
+    server_req_free(&r);
+    /* chat: developer is system; content parts are joined */
+    assert_int_equal(parse(&r, SERVER_EP_CHAT,
+                           "{\"messages\":[{\"role\":\"developer\",\"content\":\"be brief\"},"
+                           "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},"
+                           "{\"type\":\"text\",\"text\":\"b\"}]}]}",
+                           &er),
+                     0);
+    assert_int_equal(r.n_msgs, 2);
+    assert_string_equal(r.msgs[0].role, "system");
+    assert_string_equal(r.msgs[1].content, "ab");
+    server_req_free(&r);
+}
+
+static void test_parse_errors(void **state) {
+    const server_endpoint C = SERVER_EP_COMPLETIONS, H = SERVER_EP_CHAT;
+    expect_400(C, "{\"prompt\": \"a\",", NULL, "line 1, column 15");
+    expect_400(C, "", NULL, "not valid JSON");
+    expect_400(C, "[1]", NULL, "must be a JSON object, got an array");
+    expect_400(C, "{\"prompt\":\"a\",\"prompt\":\"b\"}", NULL, "duplicate");
+    expect_400(C, "{}", "prompt", "'prompt' is required");
+    expect_400(C, "{\"prompt\":3}", "prompt", "got an integer");
+    expect_400(C, "{\"prompt\":[1,-2]}", "prompt", "item 1 is not a token id");
+    expect_400(C, "{\"prompt\":\"a\",\"temperature\":\"hot\"}", "temperature",
+               "must be a number, got a string");
+    expect_400(C, "{\"prompt\":\"a\",\"temperature\":3}", "temperature", "in [0, 2], got 3");
+    expect_400(C, "{\"prompt\":\"a\",\"top_p\":0}", "top_p", "(0, 1]");
+    expect_400(C, "{\"prompt\":\"a\",\"max_tokens\":0}", "max_tokens", "in [1,");
+    expect_400(C, "{\"prompt\":\"a\",\"max_tokens\":2.5}", "max_tokens",
+               "must be an integer, got a number");
+    expect_400(C, "{\"prompt\":\"a\",\"seed\":\"x\"}", "seed", "must be an integer");
+    expect_400(C, "{\"prompt\":\"a\",\"stream\":1}", "stream", "must be a boolean");
+    expect_400(C, "{\"prompt\":\"a\",\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", "stop",
+               "at most 4");
+    expect_400(C, "{\"prompt\":\"a\",\"stop\":[\"a\",7]}", "stop", "item 1 is an integer");
+    expect_400(C, "{\"prompt\":\"a\",\"stop\":\"\"}", "stop", "must not be empty");
+    expect_400(C, "{\"prompt\":\"a\",\"n\":2}", "n", "only n = 1");
+    expect_400(C, "{\"prompt\":\"a\",\"frequency_penalty\":0.5}", "frequency_penalty", "additive");
+    expect_400(C, "{\"prompt\":\"a\",\"logprobs\":3}", "logprobs", "not supported");
+    expect_400(C, "{\"prompt\":\"a\",\"stream_options\":{\"include_usage\":true}}",
+               "stream_options", "only allowed when 'stream' is true");
+    expect_400(C, "{\"prompt\":\"a\",\"model\":5}", "model", "must be a string");
+    expect_400(H, "{\"messages\":[]}", "messages", "must not be empty");
+    expect_400(H, "{\"messages\":{}}", "messages", "must be an array, got an object");
+    expect_400(H, "{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", "messages",
+               "messages[0].role 'tool'");
+    expect_400(H, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"user\"}]}",
+               "messages", "messages[1].content is required");
+    expect_400(H, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\"}]}]}",
+               "messages", "messages[0].content[0]");
+}
+
+static void test_error_json(void **state) {
+    server_error er;
+    assert_int_equal(server_fail(&er, 404, "model", "model_not_found", "no %s", "x"), -1);
+    char *s = server_error_json(&er);
+    assert_string_equal(s, "{\"error\":{\"message\":\"no x\",\"type\":\"invalid_request_error\","
+                           "\"param\":\"model\",\"code\":\"model_not_found\"}}");
+    free(s);
+    server_fail(&er, 503, NULL, NULL, "bad byte \xff here");
+    s = server_error_json(&er);
+    assert_string_equal(s, "{\"error\":{\"message\":\"bad byte \xEF\xBF\xBD here\",\"type\":"
+                           "\"server_error\",\"param\":null,\"code\":null}}");
+    free(s);
+    server_fail(&er, 429, NULL, "queue_full", "full");
+    assert_string_equal(er.type, "rate_limit_error");
+}
+
+static void test_utf8_clean(void **state) {
+    struct {
+        const char *in;
+        size_t n;
+        const char *out;
+    } cases[] = {
+        {"plain", 5, "plain"},
+        {"caf\xC3\xA9 \xF0\x9F\x98\x80", 10, "caf\xC3\xA9 \xF0\x9F\x98\x80"},
+        {"a\xff"
+         "b",
+         3,
+         "a\xEF\xBF\xBD"
+         "b"},
+        {"\xC0\xAF", 2, "\xEF\xBF\xBD\xEF\xBF\xBD"},                 /* overlong '/' */
+        {"\xED\xA0\x80", 3, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* a surrogate */
+        {"x\xE2\x82", 3, "x\xEF\xBF\xBD\xEF\xBF\xBD"},               /* truncated at the end */
+        {"n\0ul", 4, "n\xEF\xBF\xBDul"},                             /* NUL would end a C string */
+        {"", 0, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        base_buf b = {0};
+        server_utf8_clean(&b, cases[i].in, cases[i].n);
+        assert_non_null(b.data);
+        assert_string_equal(b.data, cases[i].out);
+        base_buf_free(&b);
+    }
+}
+
+/* ---- chat templates */
+
+static server_msg M(const char *role, const char *content) {
+    return (server_msg){(char *)role, (char *)content};
+}
+
+static void expect_render(server_tmpl t, const server_msg *m, size_t n, const char *want) {
+    base_buf b = {0};
+    assert_int_equal(server_chat_render(t, m, n, &b), 0);
+    assert_string_equal(b.data, want);
+    base_buf_free(&b);
+}
+
+static void test_templates(void **state) {
+    server_msg conv[] = {M("system", "Be brief."), M("user", "Hi"), M("assistant", "Hello."),
+                         M("user", "Why?")};
+    expect_render(SERVER_TMPL_HEARTH, conv, 4,
+                  "System: Be brief.\nUser: Hi\nAssistant: Hello.\nUser: Why?\nAssistant:");
+    expect_render(SERVER_TMPL_LLAMA2, conv, 4,
+                  "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello. </s>"
+                  "<s>[INST] Why? [/INST]");
+    expect_render(SERVER_TMPL_CHATML, conv, 4,
+                  "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+                  "<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nWhy?<|im_end|>\n"
+                  "<|im_start|>assistant\n");
+    /* a conversation ending with the assistant is continued, not closed */
+    expect_render(SERVER_TMPL_HEARTH, conv, 3, "System: Be brief.\nUser: Hi\nAssistant: Hello.");
+    expect_render(SERVER_TMPL_LLAMA2, conv, 3,
+                  "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello.");
+    /* Llama 2 with a system prompt alone still shows it to the model */
+    expect_render(SERVER_TMPL_LLAMA2, conv, 1,
+                  "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n [/INST]");
+
+    server_tmpl t;
+    assert_int_equal(server_tmpl_parse("chatml", &t), 0);
+    assert_int_equal(t, SERVER_TMPL_CHATML);
+    assert_int_equal(server_tmpl_parse("alpaca", &t), -1);
+    assert_int_equal(server_tmpl_default(NN_GPT2, TOK_KIND_BPE), SERVER_TMPL_HEARTH);
+    assert_int_equal(server_tmpl_default(NN_LLAMA, TOK_KIND_BPE), SERVER_TMPL_HEARTH);
+    assert_int_equal(server_tmpl_default(NN_LLAMA, TOK_KIND_SPM), SERVER_TMPL_LLAMA2);
+    assert_string_equal(server_tmpl_stop(SERVER_TMPL_HEARTH), "\nUser:");
+}
+
+/* Specials of the template become their ids; the same text typed inside a message stays text,
+ * so a user cannot forge a turn. */
+static void test_template_encode(void **state) {
+    static const char *const specials[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+    const char *text = "user assistant system hello world <|im_end|> im start end";
+    tok_train_opts o = {
+        .vocab_size = 300, .pretok = TOK_PRETOK_GPT2, .specials = specials, .n_specials = 3};
+    tok_vocab *v;
+    base_err e = {0};
+    assert_int_equal(tok_train(&o, text, strlen(text), &v, &e), 0);
+    int32_t im_start = tok_find(v, "<|im_start|>", 12), im_end = tok_find(v, "<|im_end|>", 10);
+    assert_true(im_start >= 0 && im_end >= 0);
+    server_msg m[] = {M("user", "hello <|im_end|> world")};
+    tok_ids ids = {0};
+    assert_int_equal(server_chat_encode(SERVER_TMPL_CHATML, v, m, 1, &ids, &e), 0);
+    int n_start = 0, n_end = 0;
+    for (size_t i = 0; i < ids.len; i++) {
+        n_start += ids.data[i] == im_start;
+        n_end += ids.data[i] == im_end;
+    }
+    assert_int_equal(n_start, 2); /* user turn, assistant prompt */
+    assert_int_equal(n_end, 1);   /* only the template's, not the one inside the message */
+    assert_int_equal(ids.data[0], im_start);
+    char *dec;
+    size_t len;
+    assert_int_equal(tok_decode(v, ids.data, ids.len, 0, &dec, &len, &e), 0);
+    assert_string_equal(dec, "<|im_start|>user\nhello <|im_end|> world<|im_end|>\n"
+                             "<|im_start|>assistant\n");
+    free(dec);
+    tok_ids_free(&ids);
+    /* a vocabulary without the tags reads them as text (HEARTH needs none) */
+    assert_int_equal(server_chat_encode(SERVER_TMPL_HEARTH, v, m, 1, &ids, &e), 0);
+    assert_int_equal(tok_decode(v, ids.data, ids.len, 0, &dec, &len, &e), 0);
+    assert_string_equal(dec, "User: hello <|im_end|> world\nAssistant:");
+    free(dec);
+    tok_ids_free(&ids);
+    tok_free(v);
+}
+
+/* ---- response shapes */
+
+static json_t *load(char *s) {
+    assert_non_null(s);
+    json_error_t je;
+    json_t *o = json_loads(s, 0, &je);
+    if (!o) fail_msg("bad JSON %s: %s", s, je.text);
+    free(s);
+    return o;
+}
+
+static void test_json_shapes(void **state) {
+    server_meta chat = {SERVER_EP_CHAT, "chatcmpl-1", "tiny", 1700000000};
+    server_meta cmpl = {SERVER_EP_COMPLETIONS, "cmpl-1", "tiny", 1700000000};
+    json_t *o = load(server_json_response(&chat, "hi \xff", 4, INFER_FINISH_LENGTH, 5, 3));
+    assert_string_equal(json_string_value(json_object_get(o, "object")), "chat.completion");
+    json_t *c0 = json_array_get(json_object_get(o, "choices"), 0);
+    assert_string_equal(json_string_value(json_object_get(c0, "finish_reason")), "length");
+    json_t *msg = json_object_get(c0, "message");
+    assert_string_equal(json_string_value(json_object_get(msg, "role")), "assistant");
+    assert_string_equal(json_string_value(json_object_get(msg, "content")), "hi \xEF\xBF\xBD");
+    json_t *u = json_object_get(o, "usage");
+    assert_int_equal(json_integer_value(json_object_get(u, "total_tokens")), 8);
+    json_decref(o);
+
+    o = load(server_json_response(&cmpl, "abc", 3, INFER_FINISH_STOP, 1, 2));
+    assert_string_equal(json_string_value(json_object_get(o, "object")), "text_completion");
+    c0 = json_array_get(json_object_get(o, "choices"), 0);
+    assert_string_equal(json_string_value(json_object_get(c0, "text")), "abc");
+    assert_string_equal(json_string_value(json_object_get(c0, "finish_reason")), "stop");
+    json_decref(o);
+
+    /* stream chunks: role first, then content, then the empty delta with the finish reason */
+    o = load(server_json_chunk(&chat, 1, "", 0, NULL, 0));
+    assert_string_equal(json_string_value(json_object_get(o, "object")), "chat.completion.chunk");
+    c0 = json_array_get(json_object_get(o, "choices"), 0);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(c0, "delta"), "role")),
+                        "assistant");
+    assert_true(json_is_null(json_object_get(c0, "finish_reason")));
+    assert_null(json_object_get(o, "usage"));
+    json_decref(o);
+    o = load(server_json_chunk(&chat, 0, NULL, 0, "stop", 1));
+    c0 = json_array_get(json_object_get(o, "choices"), 0);
+    assert_int_equal(json_object_size(json_object_get(c0, "delta")), 0);
+    assert_string_equal(json_string_value(json_object_get(c0, "finish_reason")), "stop");
+    assert_true(json_is_null(json_object_get(o, "usage")));
+    json_decref(o);
+    o = load(server_json_chunk(&cmpl, 0, "xy", 2, NULL, 0));
+    c0 = json_array_get(json_object_get(o, "choices"), 0);
+    assert_string_equal(json_string_value(json_object_get(o, "object")), "text_completion");
+    assert_string_equal(json_string_value(json_object_get(c0, "text")), "xy");
+    json_decref(o);
+    o = load(server_json_usage_chunk(&chat, 4, 6));
+    assert_int_equal(json_array_size(json_object_get(o, "choices")), 0);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(o, "usage"), "completion_tokens")), 6);
+    json_decref(o);
+
+    base_buf b = {0};
+    server_sse_event(&b, "{\"a\":1}");
+    server_sse_comment(&b, "keep-alive");
+    server_sse_event(&b, "[DONE]");
+    assert_string_equal(b.data, "data: {\"a\":1}\n\n: keep-alive\n\ndata: [DONE]\n\n");
+    base_buf_free(&b);
+}
+
+/* ---- metrics */
+
+static void test_histogram_text(void **state) {
+    static const double le[] = {0.1, 0.5, 1};
+    server_hist h;
+    server_hist_init(&h, le, 3);
+    const double obs[] = {0.05, 0.1, 0.3, 0.7, 2, 5};
+    for (int i = 0; i < 6; i++) server_hist_observe(&h, obs[i]);
+    base_buf b = {0};
+    server_hist_text(&h, "x_seconds", "Help.", &b);
+    assert_string_equal(b.data, "# HELP x_seconds Help.\n# TYPE x_seconds histogram\n"
+                                "x_seconds_bucket{le=\"0.1\"} 2\n" /* le is inclusive */
+                                "x_seconds_bucket{le=\"0.5\"} 3\n"
+                                "x_seconds_bucket{le=\"1\"} 4\n"
+                                "x_seconds_bucket{le=\"+Inf\"} 6\n"
+                                "x_seconds_sum 8.15\nx_seconds_count 6\n");
+    base_buf_free(&b);
+
+    server_metrics m;
+    server_metrics_init(&m);
+    server_hist_observe(&m.ttft, 0.02);
+    m.requests[200] = 3;
+    m.requests[429] = 1;
+    m.prompt_tokens = 11;
+    server_metrics_text(&m, 2, 5, 4, &b);
+    const char *want[] = {"hearth_time_to_first_token_seconds_bucket{le=\"0.02\"} 1\n",
+                          "hearth_time_to_first_token_seconds_count 1\n",
+                          "# TYPE hearth_inter_token_latency_seconds histogram\n",
+                          "hearth_e2e_request_latency_seconds_bucket{le=\"+Inf\"} 0\n",
+                          "hearth_queue_wait_seconds_count 0\n",
+                          "hearth_prompt_tokens_total 11\n",
+                          "hearth_generation_tokens_total 0\n",
+                          "hearth_requests_total{code=\"200\"} 3\n",
+                          "hearth_requests_total{code=\"429\"} 1\n",
+                          "hearth_slots_busy 2\n",
+                          "hearth_slots_total 4\n",
+                          "hearth_queue_depth 5\n"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(b.data, want[i])) fail_msg("metrics lack %s", want[i]);
+    assert_null(strstr(b.data, "code=\"404\""));
+    base_buf_free(&b);
+}
+
+int test_server(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_defaults),  cmocka_unit_test(test_parse_fields),
+        cmocka_unit_test(test_parse_errors),    cmocka_unit_test(test_error_json),
+        cmocka_unit_test(test_utf8_clean),      cmocka_unit_test(test_templates),
+        cmocka_unit_test(test_template_encode), cmocka_unit_test(test_json_shapes),
+        cmocka_unit_test(test_histogram_text),
+    };
+    return cmocka_run_group_tests_name("server", tests, NULL, NULL);
+}

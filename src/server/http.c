@@ -1,0 +1,1024 @@
+/* server/http.c: the HTTP side of `hearth serve` — libmicrohttpd daemon, routing, API keys,
+ * bounded request bodies, the background model load, and the bridge between a request and the
+ * scheduler: a `gen` per generation that the scheduler's callback fills and the connection's
+ * thread drains (whole, or as server-sent events), cancelling the sequence as soon as the
+ * client's socket hangs up. */
+#define _GNU_SOURCE /* POLLRDHUP */
+#include "server/server.h"
+
+#include "vstore/vstore.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+/* How often a waiting connection thread looks at its socket and at shutdown: the bound on how
+ * long a vanished client keeps its slot. */
+#define WAIT_TICK_MS 20
+#define STREAM_BLOCK 4096
+
+struct server {
+    server_opts o;
+    char *host, *api_key, *model_path, *tokenizer, *model_id, *tmpl_name, *vstore_dir;
+    struct MHD_Daemon *d;
+    int port;
+    atomic_int state, stopping;
+    pthread_t loader;
+    int loader_started;
+    base_err load_err;
+    infer_model *model; /* set before state becomes SERVER_READY; constant after */
+    infer_sched *sched;
+    server_tmpl tmpl;
+    int ctx, n_vocab;
+    pthread_mutex_t tok_mu; /* tok_encode uses scratch inside the vocabulary */
+    vstore *vs;
+    pthread_mutex_t met_mu;
+    server_metrics met;
+    atomic_ullong next_id;
+    uint64_t salt;
+    long long created;
+};
+
+void server_opts_default(server_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->host = "127.0.0.1";
+    o->port = 8080;
+    o->slots = 4;
+    o->queue = 64;
+    o->prefill_chunk = 64;
+    o->body_limit = 1 << 20;
+    o->header_limit = 32 << 10;
+    o->timeout_s = 30;
+    o->max_conns = 256;
+}
+
+/* ---- per-request state */
+
+enum route {
+    R_NONE,
+    R_HEALTH,
+    R_METRICS,
+    R_MODELS,
+    R_MODEL,
+    R_COMPLETIONS,
+    R_CHAT,
+    R_TOKENIZE,
+    R_DETOKENIZE,
+    R_VSTORE
+};
+
+/* One HTTP request (libmicrohttpd's per-request context). */
+typedef struct conn {
+    char *query; /* raw query string after '?', or NULL */
+    int started, responded;
+    enum route route;
+    char *body;
+    size_t len, cap;
+} conn;
+
+/* One generation, shared by the connection thread and the scheduler thread: refs counts the
+ * two sides; the last to let go frees it. */
+typedef struct gen {
+    server *s;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;
+    base_buf pending; /* text not yet taken by the connection (valid UTF-8) */
+    int done;
+    infer_finish finish;
+    int prompt_tokens, completion_tokens;
+    atomic_int cancel; /* returned to the scheduler from the callback */
+    uint64_t sched_id;
+    /* scheduler thread only */
+    double t_arrival, t_last;
+    int n_text;
+    /* connection thread only */
+    int fd;
+    server_req req;
+    tok_ids ids;
+    char id[48];
+    server_meta meta;
+    int role_sent, finished_sent;
+    base_buf out;
+    size_t out_off;
+} gen;
+
+static void count_status(server *s, int status) {
+    pthread_mutex_lock(&s->met_mu);
+    if (status >= 0 && status < (int)(sizeof s->met.requests / sizeof s->met.requests[0]))
+        s->met.requests[status]++;
+    pthread_mutex_unlock(&s->met_mu);
+}
+
+/* ---- replies */
+
+static enum MHD_Result reply(server *s, struct MHD_Connection *c, conn *k, int status,
+                             const char *ctype, char *body, const char *extra_name,
+                             const char *extra_value) {
+    static char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\","
+                        "\"param\":null,\"code\":null}}";
+    struct MHD_Response *r;
+    if (body) {
+        r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    } else {
+        status = 500;
+        ctype = "application/json";
+        r = MHD_create_response_from_buffer(strlen(oom), oom, MHD_RESPMEM_PERSISTENT);
+    }
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (extra_name) MHD_add_response_header(r, extra_name, extra_value);
+    enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    if (k) k->responded = 1;
+    count_status(s, status);
+    return ok;
+}
+
+static enum MHD_Result reply_json(server *s, struct MHD_Connection *c, conn *k, int status,
+                                  json_t *o) {
+    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return reply(s, c, k, status, "application/json", body, NULL, NULL);
+}
+
+static enum MHD_Result reply_error(server *s, struct MHD_Connection *c, conn *k,
+                                   const server_error *er) {
+    const char *hname = NULL, *hval = NULL;
+    if (er->status == 429 || er->status == 503) hname = MHD_HTTP_HEADER_RETRY_AFTER, hval = "1";
+    return reply(s, c, k, er->status, "application/json", server_error_json(er), hname, hval);
+}
+
+/* ---- model state */
+
+/* 0 if the model can serve; else -1 with the error to answer. */
+static int need_model(server *s, server_error *er) {
+    switch (atomic_load(&s->state)) {
+    case SERVER_READY:
+        return 0;
+    case SERVER_LOADING:
+        return server_fail(er, 503, NULL, "model_loading",
+                           "the model is still loading; retry shortly");
+    case SERVER_FAILED:
+        return server_fail(er, 503, NULL, "model_load_failed", "the model failed to load: %s",
+                           s->load_err.msg);
+    default:
+        return server_fail(er, 404, NULL, "model_not_found",
+                           "this server has no model (start hearth serve with --model)");
+    }
+}
+
+static void *load_main(void *arg) {
+    server *s = arg;
+    infer_model *m = NULL;
+    infer_sched *sc = NULL;
+    base_err *e = &s->load_err;
+    if (infer_model_load(&m, s->model_path, s->tokenizer, e)) goto fail;
+    const nn_config *cfg = infer_model_config(m);
+    int ctx = s->o.ctx ? s->o.ctx : cfg->max_seq;
+    if (ctx > cfg->max_seq) {
+        base_fail(e, BASE_EINVAL, "--ctx %d is longer than the model's maximum sequence (%d)", ctx,
+                  cfg->max_seq);
+        goto fail;
+    }
+    server_tmpl t = server_tmpl_default(infer_model_family(m), tok_kind(infer_model_vocab(m)));
+    if (s->tmpl_name && server_tmpl_parse(s->tmpl_name, &t)) {
+        base_fail(e, BASE_EINVAL, "unknown chat template '%s' (hearth, llama2, chatml)",
+                  s->tmpl_name);
+        goto fail;
+    }
+    infer_sched_opts so = {.n_slots = s->o.slots,
+                           .ctx = ctx,
+                           .max_queue = s->o.queue,
+                           .prefill_chunk = s->o.prefill_chunk,
+                           .threads = s->o.threads,
+                           .max_rows = s->o.max_rows};
+    if (infer_sched_create(&sc, m, &so, e)) goto fail;
+    s->model = m;
+    s->sched = sc;
+    s->tmpl = t;
+    s->ctx = ctx;
+    s->n_vocab = tok_vocab_size(infer_model_vocab(m));
+    atomic_store(&s->state, SERVER_READY);
+    return NULL;
+fail:
+    infer_model_free(m);
+    atomic_store(&s->state, SERVER_FAILED);
+    return NULL;
+}
+
+/* ---- generation */
+
+static void gen_unref(gen *g) {
+    pthread_mutex_lock(&g->mu);
+    int last = --g->refs == 0;
+    pthread_mutex_unlock(&g->mu);
+    if (!last) return;
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+    base_buf_free(&g->pending);
+    base_buf_free(&g->out);
+    server_req_free(&g->req);
+    tok_ids_free(&g->ids);
+    free(g);
+}
+
+/* The scheduler's callback (its thread): text is queued for the connection, DONE records the
+ * outcome and the latency metrics. */
+static int on_event(void *ud, const infer_event *ev) {
+    gen *g = ud;
+    server *s = g->s;
+    double now = base_now();
+    if (ev->kind == INFER_EV_TEXT) {
+        if (g->n_text++ > 0) {
+            pthread_mutex_lock(&s->met_mu);
+            server_hist_observe(&s->met.itl, now - g->t_last);
+            pthread_mutex_unlock(&s->met_mu);
+        }
+        g->t_last = now;
+        pthread_mutex_lock(&g->mu);
+        server_utf8_clean(&g->pending, ev->text, ev->len);
+        pthread_cond_signal(&g->cv);
+        pthread_mutex_unlock(&g->mu);
+        return atomic_load(&g->cancel);
+    }
+    pthread_mutex_lock(&s->met_mu);
+    if (ev->finish != INFER_FINISH_CANCELLED && ev->finish != INFER_FINISH_ERROR) {
+        if (ev->completion_tokens > 0) server_hist_observe(&s->met.ttft, ev->ttft_s);
+        server_hist_observe(&s->met.queue, ev->queue_s);
+        server_hist_observe(&s->met.e2e, now - g->t_arrival);
+    }
+    s->met.prompt_tokens += (uint64_t)(ev->prompt_tokens > 0 ? ev->prompt_tokens : 0);
+    s->met.generation_tokens += (uint64_t)(ev->completion_tokens > 0 ? ev->completion_tokens : 0);
+    pthread_mutex_unlock(&s->met_mu);
+    pthread_mutex_lock(&g->mu);
+    g->done = 1;
+    g->finish = ev->finish;
+    g->prompt_tokens = ev->prompt_tokens;
+    g->completion_tokens = ev->completion_tokens;
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    gen_unref(g);
+    return 0;
+}
+
+/* The peer closed its end (or the socket failed): nobody will read the answer. */
+static int client_gone(int fd) {
+    if (fd < 0) return 0;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+static void gen_cancel(gen *g) {
+    atomic_store(&g->cancel, 1);
+    infer_sched_cancel(g->s->sched, g->sched_id);
+}
+
+/* Waits until g has text or is done: 0, or -1 (after cancelling it) if the client went away or
+ * the server is stopping, or 1 when max_s seconds passed without news (max_s <= 0: no limit).
+ * Called with g->mu held; returns with it held. */
+static int gen_wait_locked(gen *g, double max_s) {
+    double t0 = base_now();
+    while (!g->pending.len && !g->done) {
+        if (max_s > 0 && base_now() - t0 >= max_s) return 1;
+        if (atomic_load(&g->s->stopping) || client_gone(g->fd)) {
+            pthread_mutex_unlock(&g->mu);
+            gen_cancel(g);
+            pthread_mutex_lock(&g->mu);
+            return -1;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += WAIT_TICK_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+    }
+    return 0;
+}
+
+static void add_event(gen *g, char *json) {
+    if (!json) {
+        g->out.failed = 1;
+        return;
+    }
+    server_sse_event(&g->out, json);
+    free(json);
+}
+
+/* libmicrohttpd's content reader for a streamed answer: SSE events built from the text the
+ * scheduler queued; blocks (this connection's thread only) while none is there. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    gen *g = cls;
+    if (g->out_off >= g->out.len) {
+        if (g->finished_sent) return MHD_CONTENT_READER_END_OF_STREAM;
+        g->out.len = g->out_off = 0;
+        pthread_mutex_lock(&g->mu);
+        /* A request waiting in the queue sends nothing for a while; libmicrohttpd would close
+         * the connection as idle after --timeout. An SSE comment (ignored by clients) keeps it
+         * alive, at half the timeout and at least every 10 s for proxies. */
+        double keepalive = g->s->o.timeout_s / 2.0;
+        if (keepalive > 10) keepalive = 10;
+        int w = gen_wait_locked(g, keepalive);
+        if (w < 0) {
+            pthread_mutex_unlock(&g->mu);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (w > 0) {
+            pthread_mutex_unlock(&g->mu);
+            server_sse_comment(&g->out, "keep-alive");
+            if (g->out.failed) return MHD_CONTENT_READER_END_WITH_ERROR;
+            return stream_read(cls, pos, buf, max);
+        }
+        base_buf text = g->pending;
+        memset(&g->pending, 0, sizeof g->pending);
+        int done = g->done;
+        pthread_mutex_unlock(&g->mu);
+        const server_meta *m = &g->meta;
+        int usage_null = g->req.include_usage;
+        if (m->ep == SERVER_EP_CHAT && !g->role_sent) {
+            add_event(g, server_json_chunk(m, 1, "", 0, NULL, usage_null));
+            g->role_sent = 1;
+        }
+        if (text.len) add_event(g, server_json_chunk(m, 0, text.data, text.len, NULL, usage_null));
+        base_buf_free(&text);
+        if (done) {
+            if (g->finish == INFER_FINISH_ERROR) {
+                server_error er;
+                server_fail(&er, 500, NULL, NULL, "generation failed inside the engine");
+                add_event(g, server_error_json(&er));
+            } else {
+                add_event(
+                    g, server_json_chunk(m, 0, NULL, 0, server_finish_name(g->finish), usage_null));
+                if (g->req.include_usage)
+                    add_event(g,
+                              server_json_usage_chunk(m, g->prompt_tokens, g->completion_tokens));
+            }
+            server_sse_event(&g->out, "[DONE]");
+            g->finished_sent = 1;
+        }
+        if (g->out.failed) return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    size_t n = g->out.len - g->out_off;
+    if (n > max) n = max;
+    memcpy(buf, g->out.data + g->out_off, n);
+    g->out_off += n;
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls) {
+    gen *g = cls;
+    pthread_mutex_lock(&g->mu);
+    int done = g->done;
+    pthread_mutex_unlock(&g->mu);
+    if (!done) gen_cancel(g);
+    gen_unref(g);
+}
+
+/* The id that opens a document: BOS where the vocabulary has one, else the end-of-text token
+ * hearth's `prepare` puts before every document (what the model saw at each start). */
+static int32_t doc_start(tok_vocab *v) {
+    int32_t b = tok_bos_id(v);
+    return b >= 0 ? b : tok_eot_id(v);
+}
+
+static int encode_prompt(server *s, gen *g, server_error *er) {
+    tok_vocab *v = infer_model_vocab(s->model);
+    server_req *r = &g->req;
+    base_err e = {0};
+    int rc = 0;
+    if (r->prompt_ids) {
+        for (size_t i = 0; i < r->n_prompt_ids; i++)
+            if (r->prompt_ids[i] >= s->n_vocab)
+                return server_fail(er, 400, "prompt", "invalid_value",
+                                   "prompt token %zu is %d, outside the vocabulary (%d tokens)", i,
+                                   r->prompt_ids[i], s->n_vocab);
+        for (size_t i = 0; i < r->n_prompt_ids && !rc; i++)
+            rc = tok_ids_push(&g->ids, r->prompt_ids[i]);
+    } else {
+        int32_t start = doc_start(v);
+        if ((r->ep == SERVER_EP_COMPLETIONS || s->tmpl == SERVER_TMPL_HEARTH) && start >= 0)
+            rc = tok_ids_push(&g->ids, start);
+        pthread_mutex_lock(&s->tok_mu);
+        if (!rc) {
+            if (r->ep == SERVER_EP_CHAT)
+                rc = server_chat_encode(s->tmpl, v, r->msgs, r->n_msgs, &g->ids, &e);
+            else
+                rc = tok_encode(v, r->prompt, strlen(r->prompt), 0, &g->ids, &e);
+        }
+        pthread_mutex_unlock(&s->tok_mu);
+    }
+    if (rc) return server_fail(er, 500, NULL, NULL, "tokenizing the prompt failed: %s", e.msg);
+    if (g->ids.len == 0)
+        return server_fail(er, 400, "prompt", "invalid_value", "the prompt is empty");
+    size_t n = g->ids.len;
+    if (n >= (size_t)s->ctx)
+        return server_fail(er, 400, r->ep == SERVER_EP_CHAT ? "messages" : "prompt",
+                           "context_length_exceeded",
+                           "This model's maximum context length is %d tokens. However, your "
+                           "prompt is %zu tokens, leaving no room for the completion.",
+                           s->ctx, n);
+    if (r->max_tokens_set && n + (size_t)r->sp.max_tokens > (size_t)s->ctx)
+        return server_fail(er, 400, "max_tokens", "context_length_exceeded",
+                           "This model's maximum context length is %d tokens. However, you "
+                           "requested %zu tokens (%zu in the prompt, %d for the completion).",
+                           s->ctx, n + (size_t)r->sp.max_tokens, n, r->sp.max_tokens);
+    return 0;
+}
+
+static enum MHD_Result handle_generate(server *s, struct MHD_Connection *c, conn *k,
+                                       server_endpoint ep, double t_arrival) {
+    server_error er;
+    if (need_model(s, &er)) return reply_error(s, c, k, &er);
+    gen *g = calloc(1, sizeof *g);
+    if (!g) return reply(s, c, k, 500, "application/json", NULL, NULL, NULL);
+    pthread_mutex_init(&g->mu, NULL);
+    /* waits are timed on the monotonic clock: a wall-clock step must not stall them */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&g->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    g->s = s;
+    g->refs = 1;
+    g->t_arrival = t_arrival;
+    enum MHD_Result res;
+    if (server_req_parse(&g->req, ep, k->body ? k->body : "", k->len, &er)) goto fail;
+    server_req *r = &g->req;
+    if (r->model && strcmp(r->model, s->model_id) != 0) {
+        server_fail(&er, 404, "model", "model_not_found",
+                    "The model '%.200s' does not exist; this server serves '%.200s'", r->model,
+                    s->model_id);
+        goto fail;
+    }
+    if (encode_prompt(s, g, &er)) goto fail;
+    const char *ts = ep == SERVER_EP_CHAT ? server_tmpl_stop(s->tmpl) : NULL;
+    if (ts && r->sp.n_stop < INFER_MAX_STOP) r->sp.stop[r->sp.n_stop++] = ts;
+    if (!r->seed_set) {
+        base_rng rng;
+        base_rng_seed(&rng, s->salt ^ atomic_fetch_add(&s->next_id, 1) * 0x9E3779B97F4A7C15ull);
+        r->sp.seed = base_rng_u64(&rng);
+    }
+    unsigned long long n = atomic_fetch_add(&s->next_id, 1);
+    snprintf(g->id, sizeof g->id, "%s-%08llx%012llx", ep == SERVER_EP_CHAT ? "chatcmpl" : "cmpl",
+             (unsigned long long)(s->salt & 0xffffffffu), n);
+    g->meta = (server_meta){.ep = ep, .id = g->id, .model = s->model_id, .created = time(NULL)};
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    g->fd = ci ? ci->connect_fd : -1;
+    base_err e = {0};
+    g->refs = 2; /* the scheduler's callback may run before submit returns */
+    int rc = infer_sched_submit(s->sched, g->ids.data, g->ids.len, &r->sp, on_event, g,
+                                &g->sched_id, &e);
+    if (rc) {
+        g->refs = 1;
+        if (rc == INFER_EFULL)
+            server_fail(&er, 429, NULL, "queue_full",
+                        "the server is at capacity (every slot busy and the queue full); retry "
+                        "shortly");
+        else if (rc == BASE_EINVAL) /* the context was checked above: a sampling setting */
+            server_fail(&er, 400, NULL, "invalid_value", "%s", e.msg);
+        else
+            server_fail(&er, 500, NULL, NULL, "the scheduler refused the request: %s", e.msg);
+        goto fail;
+    }
+    if (r->stream) {
+        struct MHD_Response *resp = MHD_create_response_from_callback(
+            MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_read, g, stream_free);
+        if (!resp) {
+            gen_cancel(g);
+            gen_unref(g);
+            return MHD_NO;
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        res = MHD_queue_response(c, 200, resp);
+        MHD_destroy_response(resp);
+        k->responded = 1;
+        count_status(s, 200);
+        return res;
+    }
+    /* non-streaming: this connection's thread waits for the whole answer */
+    base_buf text = {0};
+    pthread_mutex_lock(&g->mu);
+    for (;;) {
+        if (gen_wait_locked(g, 0)) break;
+        if (g->pending.len) {
+            server_utf8_clean(&text, g->pending.data, g->pending.len);
+            g->pending.len = 0;
+        }
+        if (g->done) break;
+    }
+    int done = g->done;
+    infer_finish fin = g->finish;
+    int pt = g->prompt_tokens, ct = g->completion_tokens;
+    pthread_mutex_unlock(&g->mu);
+    if (!done) { /* the client left or the server stops: nobody to answer */
+        base_buf_free(&text);
+        gen_unref(g);
+        return MHD_NO;
+    }
+    if (fin == INFER_FINISH_ERROR || text.failed) {
+        base_buf_free(&text);
+        server_fail(&er, 500, NULL, NULL, "generation failed inside the engine");
+        goto fail;
+    }
+    char *body = server_json_response(&g->meta, text.data ? text.data : "", text.len, fin, pt, ct);
+    base_buf_free(&text);
+    gen_unref(g);
+    return reply(s, c, k, 200, "application/json", body, NULL, NULL);
+fail:
+    res = reply_error(s, c, k, &er);
+    gen_unref(g);
+    return res;
+}
+
+/* ---- the other routes */
+
+static json_t *model_json(server *s) {
+    json_t *o = json_pack("{s:s,s:s,s:I,s:s}", "id", s->model_id, "object", "model", "created",
+                          (json_int_t)s->created, "owned_by", "hearth");
+    if (o && atomic_load(&s->state) == SERVER_READY) {
+        const nn_config *cfg = infer_model_config(s->model);
+        json_object_set_new(o, "meta",
+                            json_pack("{s:s,s:i,s:i,s:s}", "family",
+                                      cfg->family == NN_LLAMA ? "llama" : "gpt2", "n_ctx", s->ctx,
+                                      "n_vocab", s->n_vocab, "chat_template",
+                                      server_tmpl_name(s->tmpl)));
+    }
+    return o;
+}
+
+static enum MHD_Result handle_models(server *s, struct MHD_Connection *c, conn *k,
+                                     const char *url) {
+    server_error er;
+    if (!s->model_id) {
+        if (k->route == R_MODELS)
+            return reply_json(s, c, k, 200, json_pack("{s:s,s:[]}", "object", "list", "data"));
+        server_fail(&er, 404, "model", "model_not_found", "this server has no model");
+        return reply_error(s, c, k, &er);
+    }
+    if (k->route == R_MODELS)
+        return reply_json(s, c, k, 200,
+                          json_pack("{s:s,s:[o]}", "object", "list", "data", model_json(s)));
+    const char *id = url + strlen("/v1/models/");
+    if (strcmp(id, s->model_id) != 0) {
+        server_fail(&er, 404, "model", "model_not_found",
+                    "The model '%.200s' does not exist; this server serves '%.200s'", id,
+                    s->model_id);
+        return reply_error(s, c, k, &er);
+    }
+    return reply_json(s, c, k, 200, model_json(s));
+}
+
+static enum MHD_Result handle_health(server *s, struct MHD_Connection *c, conn *k) {
+    server_error er;
+    int st = atomic_load(&s->state);
+    if (st == SERVER_READY || st == SERVER_NO_MODEL)
+        return reply_json(s, c, k, 200, json_pack("{s:s}", "status", "ok"));
+    need_model(s, &er);
+    return reply_error(s, c, k, &er);
+}
+
+static enum MHD_Result handle_metrics(server *s, struct MHD_Connection *c, conn *k) {
+    infer_sched_stats st = {0};
+    int n_slots = 0;
+    if (atomic_load(&s->state) == SERVER_READY) {
+        infer_sched_get_stats(s->sched, &st);
+        n_slots = s->o.slots;
+    }
+    base_buf b = {0};
+    pthread_mutex_lock(&s->met_mu);
+    server_metrics_text(&s->met, st.busy_slots, st.queued, n_slots, &b);
+    pthread_mutex_unlock(&s->met_mu);
+    if (b.failed) base_buf_free(&b);
+    return reply(s, c, k, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, NULL, NULL);
+}
+
+static json_t *parse_body(conn *k, server_error *er) {
+    json_error_t je;
+    json_t *o = json_loadb(k->body ? k->body : "", k->len, JSON_REJECT_DUPLICATES, &je);
+    if (!o) {
+        server_fail(er, 400, NULL, "invalid_json",
+                    "the request body is not valid JSON: %s (line %d, column %d)", je.text, je.line,
+                    je.column);
+        return NULL;
+    }
+    if (!json_is_object(o)) {
+        json_decref(o);
+        server_fail(er, 400, NULL, "invalid_json", "the request body must be a JSON object");
+        return NULL;
+    }
+    return o;
+}
+
+static enum MHD_Result handle_tokenize(server *s, struct MHD_Connection *c, conn *k) {
+    server_error er;
+    if (need_model(s, &er)) return reply_error(s, c, k, &er);
+    json_t *o = parse_body(k, &er), *content = o ? json_object_get(o, "content") : NULL;
+    if (!o) return reply_error(s, c, k, &er);
+    json_t *as = json_object_get(o, "add_special"), *wp = json_object_get(o, "with_pieces"),
+           *ps = json_object_get(o, "parse_special");
+    if (!json_is_string(content) || (as && !json_is_boolean(as)) || (wp && !json_is_boolean(wp)) ||
+        (ps && !json_is_boolean(ps))) {
+        json_decref(o);
+        server_fail(&er, 400, "content", "invalid_type",
+                    "/tokenize takes {\"content\": STRING, \"add_special\": BOOL, "
+                    "\"with_pieces\": BOOL, \"parse_special\": BOOL}");
+        return reply_error(s, c, k, &er);
+    }
+    tok_vocab *v = infer_model_vocab(s->model);
+    tok_ids ids = {0};
+    base_err e = {0};
+    int rc = 0;
+    if (json_is_true(as) && doc_start(v) >= 0) rc = tok_ids_push(&ids, doc_start(v));
+    pthread_mutex_lock(&s->tok_mu);
+    if (!rc)
+        rc = tok_encode(v, json_string_value(content), json_string_length(content),
+                        json_is_true(ps) ? TOK_ENCODE_SPECIAL : 0, &ids, &e);
+    pthread_mutex_unlock(&s->tok_mu);
+    json_decref(o);
+    json_t *arr = json_array();
+    for (size_t i = 0; !rc && arr && i < ids.len; i++) {
+        json_t *item = json_integer(ids.data[i]);
+        if (json_is_true(wp)) {
+            const char *t;
+            size_t len;
+            base_buf piece = {0};
+            if (tok_token_text(v, ids.data[i], &t, &len, &e) == 0)
+                server_utf8_clean(&piece, t, len);
+            item = json_pack("{s:o,s:s}", "id", item, "piece", piece.data ? piece.data : "");
+            base_buf_free(&piece);
+        }
+        json_array_append_new(arr, item);
+    }
+    tok_ids_free(&ids);
+    if (rc) {
+        json_decref(arr);
+        server_fail(&er, 500, NULL, NULL, "tokenizing failed: %s", e.msg);
+        return reply_error(s, c, k, &er);
+    }
+    return reply_json(s, c, k, 200, json_pack("{s:o}", "tokens", arr));
+}
+
+static enum MHD_Result handle_detokenize(server *s, struct MHD_Connection *c, conn *k) {
+    server_error er;
+    if (need_model(s, &er)) return reply_error(s, c, k, &er);
+    json_t *o = parse_body(k, &er);
+    if (!o) return reply_error(s, c, k, &er);
+    json_t *arr = json_object_get(o, "tokens");
+    if (!json_is_array(arr)) {
+        json_decref(o);
+        server_fail(&er, 400, "tokens", "invalid_type",
+                    "/detokenize takes {\"tokens\": [INTEGER, ...]}");
+        return reply_error(s, c, k, &er);
+    }
+    size_t n = json_array_size(arr);
+    int32_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    for (size_t i = 0; ids && i < n; i++) {
+        json_t *t = json_array_get(arr, i);
+        if (!json_is_integer(t) || json_integer_value(t) < 0 ||
+            json_integer_value(t) >= s->n_vocab) {
+            free(ids);
+            json_decref(o);
+            server_fail(&er, 400, "tokens", "invalid_value",
+                        "tokens[%zu] is not a token id of this vocabulary (0 to %d)", i,
+                        s->n_vocab - 1);
+            return reply_error(s, c, k, &er);
+        }
+        ids[i] = (int32_t)json_integer_value(t);
+    }
+    json_decref(o);
+    char *text = NULL;
+    size_t len = 0;
+    base_err e = {0};
+    int rc =
+        ids ? tok_decode(infer_model_vocab(s->model), ids, n, 0, &text, &len, &e) : BASE_ENOMEM;
+    free(ids);
+    if (rc) {
+        server_fail(&er, 500, NULL, NULL, "detokenizing failed: %s", e.msg);
+        return reply_error(s, c, k, &er);
+    }
+    base_buf b = {0};
+    server_utf8_clean(&b, text, len);
+    free(text);
+    json_t *out = b.failed ? NULL : json_pack("{s:s}", "content", b.data);
+    base_buf_free(&b);
+    return reply_json(s, c, k, 200, out);
+}
+
+static enum MHD_Result handle_vstore(server *s, struct MHD_Connection *c, conn *k, const char *url,
+                                     const char *method) {
+    int status = 500;
+    char *resp = NULL;
+    vstore_http(s->vs, method, url, k->query, k->body ? k->body : "", k->len, &status, &resp);
+    if (status < 100 || status > 599) status = 500;
+    if (!resp) {
+        server_error er;
+        server_fail(&er, 500, NULL, NULL, "the vector store gave no answer");
+        return reply_error(s, c, k, &er);
+    }
+    return reply(s, c, k, status, "application/json", resp, NULL, NULL);
+}
+
+/* ---- routing */
+
+/* The route of (url, method); *allow gets the methods the path accepts when the method is
+ * wrong (R_NONE with *allow set: 405; R_NONE without: 404). */
+static enum route route_of(server *s, const char *url, const char *method, const char **allow) {
+    static const struct {
+        const char *path, *method;
+        enum route r;
+    } table[] = {{"/health", "GET", R_HEALTH},
+                 {"/v1/health", "GET", R_HEALTH},
+                 {"/metrics", "GET", R_METRICS},
+                 {"/v1/models", "GET", R_MODELS},
+                 {"/v1/completions", "POST", R_COMPLETIONS},
+                 {"/v1/chat/completions", "POST", R_CHAT},
+                 {"/tokenize", "POST", R_TOKENIZE},
+                 {"/detokenize", "POST", R_DETOKENIZE}};
+    *allow = NULL;
+    if (s->vs && (!strcmp(url, "/api/v2") || !strncmp(url, "/api/v2/", 8))) return R_VSTORE;
+    if (!strncmp(url, "/v1/models/", 11) && url[11]) {
+        if (!strcmp(method, "GET")) return R_MODEL;
+        *allow = "GET";
+        return R_NONE;
+    }
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        if (strcmp(url, table[i].path) != 0) continue;
+        if (!strcmp(method, table[i].method)) return table[i].r;
+        *allow = table[i].method;
+        return R_NONE;
+    }
+    return R_NONE;
+}
+
+/* Constant-time comparison: the key's bytes must not leak through response timing. */
+static int key_equal(const char *a, const char *b) {
+    size_t na = strlen(a), nb = strlen(b);
+    unsigned char d = na != nb;
+    for (size_t i = 0; i < nb; i++) d |= (unsigned char)(a[i % (na ? na : 1)] ^ b[i]);
+    return d == 0;
+}
+
+static int authorized(server *s, struct MHD_Connection *c, enum route r) {
+    if (!s->api_key || r == R_HEALTH) return 1;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (h && !strncasecmp(h, "Bearer ", 7) && key_equal(h + 7, s->api_key)) return 1;
+    /* Chroma's clients send their token in this header */
+    const char *t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Chroma-Token");
+    return r == R_VSTORE && t && key_equal(t, s->api_key);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls) {
+    server *s = cls;
+    conn *k = *con_cls;
+    if (!k) return MHD_NO; /* the URI callback could not allocate */
+    server_error er;
+    if (k->responded) { /* answered early (e.g. 413): the rest of the body is dropped */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (!k->started) {
+        k->started = 1;
+        const char *allow;
+        k->route = route_of(s, url, method, &allow);
+        if (k->route == R_NONE) {
+            if (!allow) {
+                server_fail(&er, 404, NULL, "not_found", "no route %s %.200s", method, url);
+                return reply_error(s, c, k, &er);
+            }
+            server_fail(&er, 405, NULL, "method_not_allowed", "%s %.200s is not allowed (use %s)",
+                        method, url, allow);
+            return reply(s, c, k, 405, "application/json", server_error_json(&er),
+                         MHD_HTTP_HEADER_ALLOW, allow);
+        }
+        if (!authorized(s, c, k->route)) {
+            server_fail(&er, 401, NULL, "invalid_api_key",
+                        "missing or incorrect API key: send 'Authorization: Bearer KEY'");
+            return reply_error(s, c, k, &er);
+        }
+        const char *cl =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > s->o.body_limit) {
+            server_fail(&er, 413, NULL, "request_too_large",
+                        "the request body is %s bytes; this server accepts at most %zu", cl,
+                        s->o.body_limit);
+            return reply_error(s, c, k, &er);
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        if (n > s->o.body_limit - k->len) /* chunked and over the limit: drop the connection */
+            return MHD_NO;
+        if (k->len + n > k->cap) {
+            size_t cap = k->cap ? k->cap : 4096;
+            while (cap < k->len + n) cap *= 2;
+            if (cap > s->o.body_limit) cap = s->o.body_limit;
+            char *b = realloc(k->body, cap + 1);
+            if (!b) return MHD_NO;
+            k->body = b;
+            k->cap = cap;
+        }
+        memcpy(k->body + k->len, upload, n);
+        k->len += n;
+        k->body[k->len] = 0;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    double t_arrival = base_now();
+    switch (k->route) {
+    case R_HEALTH:
+        return handle_health(s, c, k);
+    case R_METRICS:
+        return handle_metrics(s, c, k);
+    case R_MODELS:
+    case R_MODEL:
+        return handle_models(s, c, k, url);
+    case R_COMPLETIONS:
+        return handle_generate(s, c, k, SERVER_EP_COMPLETIONS, t_arrival);
+    case R_CHAT:
+        return handle_generate(s, c, k, SERVER_EP_CHAT, t_arrival);
+    case R_TOKENIZE:
+        return handle_tokenize(s, c, k);
+    case R_DETOKENIZE:
+        return handle_detokenize(s, c, k);
+    case R_VSTORE:
+        return handle_vstore(s, c, k, url, method);
+    default:
+        return MHD_NO;
+    }
+}
+
+/* Called with the raw request line's URI before anything else: keeps the undecoded query
+ * string (the vector store parses its own), and creates the per-request context. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
+    conn *k = calloc(1, sizeof *k);
+    const char *q = uri ? strchr(uri, '?') : NULL;
+    if (k && q) k->query = strdup(q + 1);
+    return k;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode why) {
+    conn *k = *con_cls;
+    if (!k) return;
+    free(k->query);
+    free(k->body);
+    free(k);
+    *con_cls = NULL;
+}
+
+/* ---- lifecycle */
+
+static char *dup_or_null(const char *s) {
+    return s ? strdup(s) : NULL;
+}
+
+/* The id clients name: --model-name, else the path's last component without .safetensors. */
+static char *model_id_of(const char *path) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    size_t b = n;
+    while (b > 0 && path[b - 1] != '/') b--;
+    size_t len = n - b;
+    if (len > 12 && !strncmp(path + n - 12, ".safetensors", 12)) len -= 12;
+    char *id = malloc(len + 1);
+    if (id) {
+        memcpy(id, path + b, len);
+        id[len] = 0;
+    }
+    return id;
+}
+
+int server_start(server **out, const server_opts *o, base_err *e) {
+    *out = NULL;
+    if (o->slots < 1 || o->queue < 0 || o->ctx < 0 || o->body_limit < 64 || o->max_conns < 1 ||
+        o->port < 0 || o->port > 65535)
+        return base_fail(e, BASE_EINVAL, "bad server options (slots %d, queue %d, ctx %d, port %d)",
+                         o->slots, o->queue, o->ctx, o->port);
+    if (!o->model_path && !o->vstore_dir)
+        return base_fail(e, BASE_EINVAL, "nothing to serve: give a model, a vector store or both");
+    server_tmpl t;
+    if (o->chat_template && server_tmpl_parse(o->chat_template, &t))
+        return base_fail(e, BASE_EINVAL, "unknown chat template '%s' (hearth, llama2, chatml)",
+                         o->chat_template);
+    server *s = calloc(1, sizeof *s);
+    if (!s) return base_fail(e, BASE_ENOMEM, "out of memory");
+    s->o = *o;
+    s->host = dup_or_null(o->host ? o->host : "127.0.0.1");
+    s->api_key = o->api_key && o->api_key[0] ? strdup(o->api_key) : NULL;
+    s->model_path = dup_or_null(o->model_path);
+    s->tokenizer = dup_or_null(o->tokenizer);
+    s->tmpl_name = dup_or_null(o->chat_template);
+    s->vstore_dir = dup_or_null(o->vstore_dir);
+    if (o->model_path)
+        s->model_id = o->model_name ? strdup(o->model_name) : model_id_of(o->model_path);
+    pthread_mutex_init(&s->tok_mu, NULL);
+    pthread_mutex_init(&s->met_mu, NULL);
+    server_metrics_init(&s->met);
+    s->created = time(NULL);
+    s->salt = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)s ^ ((uint64_t)base_now() << 20);
+    atomic_store(&s->state, o->model_path ? SERVER_LOADING : SERVER_NO_MODEL);
+    int rc = 0;
+    if (!s->host || (o->model_path && !s->model_id)) {
+        rc = base_fail(e, BASE_ENOMEM, "out of memory");
+        goto fail;
+    }
+    /* the indexes are loaded (and repaired if need be) now, not by the first request */
+    if (s->vstore_dir &&
+        ((rc = vstore_open(&s->vs, s->vstore_dir, e)) || (rc = vstore_warm(s->vs, e))))
+        goto fail;
+
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE},
+                    *ai = NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%d", o->port);
+    int gai = getaddrinfo(s->host, port, &hints, &ai);
+    if (gai) {
+        rc = base_fail(e, BASE_EINVAL, "cannot resolve host '%s': %s", s->host, gai_strerror(gai));
+        goto fail;
+    }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+    s->d = MHD_start_daemon(
+        flags, (uint16_t)o->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_CONNECTION_LIMIT, o->max_conns, MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->header_limit, MHD_OPTION_THREAD_STACK_SIZE,
+        (size_t)(2u << 20), MHD_OPTION_END);
+    int err = errno;
+    freeaddrinfo(ai);
+    if (!s->d) {
+        rc = base_fail(e, BASE_EIO, "cannot listen on %s:%d: %s", s->host, o->port,
+                       err ? strerror(err) : "libmicrohttpd refused to start");
+        goto fail;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : o->port;
+    if (o->model_path) {
+        if (pthread_create(&s->loader, NULL, load_main, s)) {
+            rc = base_fail(e, BASE_ENOMEM, "cannot start the model-loading thread");
+            goto fail;
+        }
+        s->loader_started = 1;
+    }
+    *out = s;
+    return 0;
+fail:
+    server_stop(s);
+    return rc;
+}
+
+int server_port(const server *s) {
+    return s->port;
+}
+
+int server_state(server *s) {
+    return atomic_load(&s->state);
+}
+
+const base_err *server_load_error(server *s) {
+    return &s->load_err;
+}
+
+const char *server_vstore_notes(server *s) {
+    return s->vs ? vstore_notes(s->vs) : "";
+}
+
+void server_stop(server *s) {
+    if (!s) return;
+    atomic_store(&s->stopping, 1); /* waiting connection threads cancel and return */
+    if (s->d) MHD_stop_daemon(s->d);
+    if (s->loader_started) pthread_join(s->loader, NULL);
+    infer_sched_free(s->sched); /* every request left finishes as cancelled */
+    infer_model_free(s->model);
+    vstore_close(s->vs);
+    pthread_mutex_destroy(&s->tok_mu);
+    pthread_mutex_destroy(&s->met_mu);
+    free(s->host);
+    free(s->api_key);
+    free(s->model_path);
+    free(s->tokenizer);
+    free(s->model_id);
+    free(s->tmpl_name);
+    free(s->vstore_dir);
+    free(s);
+}

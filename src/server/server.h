@@ -1,0 +1,185 @@
+/* server/server.h: hearth's HTTP server — the OpenAI-compatible API (/v1/models, /v1/completions,
+ * /v1/chat/completions, streamed as server-sent events), /health, /tokenize, /detokenize,
+ * Prometheus /metrics, and the vector store's Chroma v2 API (/api/v2/...), on libmicrohttpd with
+ * JSON through jansson. The continuous batching lives in src/infer; this module turns HTTP
+ * requests into scheduler submissions and scheduler events into HTTP responses.
+ *
+ * Threads: libmicrohttpd runs one thread per connection (bounded by server_opts.max_conns);
+ * a request waiting for tokens blocks its own thread only. The model loads on a thread of its
+ * own so /health answers (503) while it loads.
+ *
+ * The second half of this header is the pure part of the server (request parsing and
+ * validation, chat templates, OpenAI JSON shapes, SSE framing, metrics), exposed for the unit
+ * tests in tests/server. */
+#ifndef HEARTH_SERVER_H
+#define HEARTH_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "infer/infer.h"
+#include "nn/nn.h"
+#include "tokenizer/tokenizer.h"
+
+/* ---- the server ------------------------------------------------------------------------------ */
+
+typedef struct server_opts {
+    const char *host;          /* address to bind; default "127.0.0.1" */
+    int port;                  /* 0: any free port (server_port tells which) */
+    const char *api_key;       /* NULL: no authentication; else "Authorization: Bearer KEY" */
+    const char *model_path;    /* run directory or .safetensors; NULL: no model (vstore only) */
+    const char *tokenizer;     /* .htok path, or NULL for the model's own */
+    const char *model_name;    /* the id clients name; NULL: the model's name */
+    const char *chat_template; /* "hearth", "llama2", "chatml"; NULL: chosen by the model */
+    const char *vstore_dir;    /* NULL: no /api/v2 routes */
+    int slots, ctx, queue, threads, prefill_chunk, max_rows; /* scheduler: infer_sched_opts */
+    size_t body_limit;   /* request body bytes at most (413 beyond) */
+    size_t header_limit; /* bytes of request line + headers per connection (libmicrohttpd pool) */
+    unsigned timeout_s;  /* a connection idle this long (stalled client) is closed */
+    unsigned max_conns;  /* simultaneous connections; more are refused at accept */
+} server_opts;
+
+void server_opts_default(server_opts *o);
+
+typedef struct server server;
+
+enum { SERVER_NO_MODEL = 0, SERVER_LOADING = 1, SERVER_READY = 2, SERVER_FAILED = 3 };
+
+/* Binds and starts listening (the model, if any, starts loading in the background); returns
+ * once connections are accepted. Errors: BASE_EINVAL (options), BASE_EIO (bind), and the
+ * vector store's open errors. */
+int server_start(server **out, const server_opts *o, base_err *e);
+int server_port(const server *s); /* the bound port */
+/* SERVER_NO_MODEL, SERVER_LOADING, SERVER_READY or SERVER_FAILED; after SERVER_FAILED, *e of
+ * server_load_error holds why. */
+int server_state(server *s);
+const base_err *server_load_error(server *s);
+/* What the vector store repaired when it was opened (vstore_notes), "" if nothing or no store. */
+const char *server_vstore_notes(server *s);
+/* Stops accepting, finishes every running request as cancelled, joins every thread, frees. */
+void server_stop(server *s); /* NULL is fine */
+
+/* ---- the pure part (exposed for tests) ------------------------------------------------------ */
+
+/* An OpenAI-shaped error: {"error":{"message","type","param","code"}} with an HTTP status. */
+typedef struct server_error {
+    int status;
+    const char *type; /* "invalid_request_error", "rate_limit_error", "server_error", ... */
+    const char *code; /* "model_not_found", ... or NULL (JSON null) */
+    char param[64];   /* the offending request field, "" for null */
+    char message[512];
+} server_error;
+/* Fills er; returns -1 (so parsers can `return server_fail(...)`). type follows from status. */
+int server_fail(server_error *er, int status, const char *param, const char *code, const char *fmt,
+                ...) __attribute__((format(printf, 5, 6)));
+/* The error's JSON text (malloc'd; NULL only when out of memory). */
+char *server_error_json(const server_error *er);
+
+typedef enum { SERVER_EP_COMPLETIONS = 0, SERVER_EP_CHAT = 1 } server_endpoint;
+
+typedef struct server_msg {
+    char *role; /* "system", "user" or "assistant" ("developer" is read as "system") */
+    char *content;
+} server_msg;
+
+/* A parsed and validated /v1/completions or /v1/chat/completions body. Strings are owned by the
+ * request (freed by server_req_free); sp.stop[] points into stops[]. */
+typedef struct server_req {
+    server_endpoint ep;
+    char *model; /* as sent; NULL if absent */
+    int stream, include_usage;
+    char *prompt;        /* completions: the text prompt, or NULL ... */
+    int32_t *prompt_ids; /* ... the prompt as token ids (an array of integers) */
+    size_t n_prompt_ids;
+    server_msg *msgs; /* chat */
+    size_t n_msgs;
+    infer_sampling sp;
+    char *stops[INFER_MAX_STOP];
+    int max_tokens_set; /* max_tokens / max_completion_tokens was given */
+    int seed_set;
+} server_req;
+
+/* Parses body (len bytes) as endpoint ep's request. 0, or -1 with a 400 in *er naming the field
+ * (malformed JSON: its line and column). Defaults: OpenAI's (temperature 1, top_p 1, completions
+ * max_tokens 16, chat until the context is full), seed random when absent (seed_set 0: the
+ * caller picks one). */
+int server_req_parse(server_req *r, server_endpoint ep, const char *body, size_t len,
+                     server_error *er);
+void server_req_free(server_req *r); /* zeroes; safe twice */
+
+/* Chat templates (docs: ARCHITECTURE.md, "server"). */
+typedef enum {
+    SERVER_TMPL_HEARTH =
+        0, /* "User: ...\nAssistant: ...": for hearth-trained (plain text) models */
+    SERVER_TMPL_LLAMA2 = 1, /* "<s>[INST] <<SYS>>\n...\n<</SYS>>\n\n... [/INST]" */
+    SERVER_TMPL_CHATML = 2, /* "<|im_start|>role\n...<|im_end|>\n" */
+} server_tmpl;
+int server_tmpl_parse(const char *name, server_tmpl *out); /* 0, or -1 for an unknown name */
+const char *server_tmpl_name(server_tmpl t);
+/* The template a model gets by default: LLAMA2 for Llama-family models with a SentencePiece
+ * vocabulary (Meta's), HEARTH otherwise (hearth trains on plain text). */
+server_tmpl server_tmpl_default(nn_family family, int tok_kind);
+/* A stop sequence the template implies (the next turn's tag), or NULL. */
+const char *server_tmpl_stop(server_tmpl t);
+/* The prompt as text, special tokens written as their text ("<s>"): for display and tests. */
+int server_chat_render(server_tmpl t, const server_msg *m, size_t n, base_buf *out);
+/* The prompt as token ids, APPENDED to *out: text pieces through tok_encode (special-token
+ * text inside messages stays text), the template's special tokens as their ids when v has them.
+ * Not thread-safe on v (tok_encode). */
+int server_chat_encode(server_tmpl t, tok_vocab *v, const server_msg *m, size_t n, tok_ids *out,
+                       base_err *e);
+
+/* Response JSON (malloc'd strings). meta: the fields every chunk repeats. */
+typedef struct server_meta {
+    server_endpoint ep;
+    const char *id, *model;
+    long long created;
+} server_meta;
+const char *server_finish_name(infer_finish f); /* "stop", "length", ... */
+/* A whole non-streaming response. */
+char *server_json_response(const server_meta *m, const char *text, size_t len, infer_finish f,
+                           int prompt_tokens, int completion_tokens);
+/* One streamed chunk: the assistant role (chat, first chunk: role_first), a piece of text, or
+ * (finish != NULL) the closing empty delta with its finish_reason. usage_null: add
+ * "usage":null (when stream_options.include_usage asked for a usage chunk at the end). */
+char *server_json_chunk(const server_meta *m, int role_first, const char *text, size_t len,
+                        const char *finish, int usage_null);
+/* The usage chunk: "choices":[] and the token counts. */
+char *server_json_usage_chunk(const server_meta *m, int prompt_tokens, int completion_tokens);
+/* Appends the SSE event "data: PAYLOAD\n\n" to b. */
+void server_sse_event(base_buf *b, const char *payload);
+/* Appends the SSE comment ": TEXT\n\n" (clients ignore it; it keeps an idle stream open). */
+void server_sse_comment(base_buf *b, const char *text);
+/* Appends s (n bytes) to b with every invalid UTF-8 sequence replaced by U+FFFD, so that JSON
+ * strings can always be built from model output. */
+void server_utf8_clean(base_buf *b, const char *s, size_t n);
+
+/* ---- metrics */
+
+#define SERVER_HIST_MAX 24
+typedef struct server_hist {
+    const double *le; /* upper bounds, increasing (seconds) */
+    int n;
+    uint64_t counts[SERVER_HIST_MAX]; /* per bucket, not cumulative; counts[n]: above the last */
+    uint64_t count;
+    double sum;
+} server_hist;
+void server_hist_init(server_hist *h, const double *le, int n); /* n < SERVER_HIST_MAX */
+void server_hist_observe(server_hist *h, double v);
+/* Appends the Prometheus text of h: # HELP, # TYPE histogram, cumulative _bucket{le=...}
+ * lines ending with le="+Inf", _sum and _count. */
+void server_hist_text(const server_hist *h, const char *name, const char *help, base_buf *out);
+
+/* Every metric of /metrics. Not locked: the server guards it with its own mutex. */
+typedef struct server_metrics {
+    server_hist ttft, itl, e2e, queue;
+    uint64_t prompt_tokens, generation_tokens;
+    uint64_t requests[600]; /* by HTTP status */
+} server_metrics;
+void server_metrics_init(server_metrics *m);
+/* The whole exposition text; the gauges come from the caller (scheduler stats). */
+void server_metrics_text(const server_metrics *m, int busy_slots, int queued, int n_slots,
+                         base_buf *out);
+
+#endif
