@@ -4,7 +4,9 @@
 // stream_options.include_usage, so output tokens are the server's own count.
 //   node serve_bench.mjs BASE_URL MODEL MODE N [PROMPT_WORDS] [MAX_TOKENS] [SEED]
 // MODE: "cN" (N requests, at most N in flight) or "rR" (Poisson arrivals at R requests/s).
-// Prints one JSON line of results.
+// Prints one JSON line of results. Requests carry llama.cpp's "ignore_eos" (hearth ignores the
+// field; its byte-level bench model has no end-of-text token), so every request generates
+// exactly MAX_TOKENS on both servers.
 import http from 'node:http';
 
 const [base, model, mode, nStr, pwStr = '24', mtStr = '64', seedStr = '1'] = process.argv.slice(2);
@@ -25,7 +27,7 @@ const prompts = Array.from({ length: N }, () => Array.from({ length: promptWords
 
 function one(prompt) {
   return new Promise((resolve) => {
-    const body = JSON.stringify({ model, prompt, max_tokens: maxTokens, temperature: 1, seed: 1, stream: true, stream_options: { include_usage: true } });
+    const body = JSON.stringify({ model, prompt, max_tokens: maxTokens, temperature: 1, seed: 1, stream: true, stream_options: { include_usage: true }, ignore_eos: true });
     const t0 = performance.now();
     const r = { ok: false, ttft: 0, e2e: 0, itl: [], out: 0, prompt: 0 };
     let last = 0, buf = '';
