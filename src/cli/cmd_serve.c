@@ -15,8 +15,9 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: hearth serve --model PATH [options]\n"
             "       hearth serve --vstore-dir DIR [options]\n\n"
-            "  --model PATH         a run directory (its newest good checkpoint) or .safetensors\n"
-            "  --tokenizer F        an .htok vocabulary (default: the model's own)\n"
+            "  --model PATH         a run directory (its newest good checkpoint), a checkpoint\n"
+            "                       directory, an exported .safetensors or a GGUF file\n"
+            "  --tokenizer F        an .htok or GGUF vocabulary (default: the model's own)\n"
             "  --model-name ID      the id clients send as \"model\" (default: PATH's name)\n"
             "  --chat-template T    hearth | llama2 | chatml (default: by model family)\n"
             "  --vstore-dir DIR     also serve the vector store (Chroma v2 API under /api/v2)\n"
