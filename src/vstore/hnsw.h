@@ -18,6 +18,16 @@ float vs_dist(vs_metric m, const float *a, const float *b, size_t d);
 float vs_dist_ref(vs_metric m, const float *a, const float *b, size_t d);
 const char *vs_metric_name(vs_metric m);
 int vs_metric_parse(const char *s, vs_metric *out); /* "l2" "ip" "cosine"; -1 if unknown */
+/* The instruction set vs_dist runs on: "avx512", "avx2" or "scalar". */
+const char *vs_dist_isa(void);
+/* Tests: caps the instruction set at level (0 scalar, 1 AVX2, 2 AVX-512; -1 the best the CPU
+ * has) and returns the level now in use (lower when the CPU lacks the one asked for). Not
+ * thread-safe against running searches. */
+int vs_dist_force_isa(int level);
+/* The index's raw kernel: squared l2 for VS_L2, 1 - <a,b> otherwise (the index stores cosine
+ * vectors normalized, so there cosine = ip). */
+typedef float (*vs_dist_fn)(const float *a, const float *b, size_t d);
+vs_dist_fn vs_dist_kernel(vs_metric m);
 
 typedef struct {
     int M;               /* neighbours per node on layers > 0 (2M on layer 0); default 16 */
@@ -26,12 +36,17 @@ typedef struct {
     uint64_t seed;       /* level generator */
 } hnsw_params;
 
+/* Threads: adds, removes and contains are safe against each other; searches are safe against
+ * other searches; a search, save or free must not overlap an add or remove (a store holds a
+ * read/write lock: searches shared, writes exclusive). */
 typedef struct hnsw hnsw;
 
 int hnsw_create(hnsw **out, size_t dim, vs_metric metric, const hnsw_params *p, base_err *e);
 void hnsw_free(hnsw *h); /* NULL is fine */
 
-/* Adds (or, for a label already present, replaces) a vector. Thread-safe against other adds. */
+/* Adds (or, for a label already present, replaces) a vector. Thread-safe against other adds.
+ * Re-adding a label's current vector unchanged leaves the graph as it is; NaN or infinite
+ * values are BASE_EINVAL. */
 int hnsw_add(hnsw *h, uint64_t label, const float *vec, base_err *e);
 /* Adds n vectors with `threads` threads (multi-threaded build). */
 int hnsw_add_batch(hnsw *h, const uint64_t *labels, const float *vecs, size_t n, int threads,
@@ -40,6 +55,11 @@ int hnsw_add_batch(hnsw *h, const uint64_t *labels, const float *vecs, size_t n,
  * BASE_EINVAL if the label is unknown. */
 int hnsw_remove(hnsw *h, uint64_t label, base_err *e);
 size_t hnsw_count(const hnsw *h); /* live (not deleted) labels */
+/* Nodes in the graph, deleted ones included: deletes and updates leave a routing node behind
+ * (an update is a delete plus an add), so a store may rebuild when this far exceeds count. */
+size_t hnsw_nodes(const hnsw *h);
+/* Whether label is live in the index. */
+bool hnsw_contains(const hnsw *h, uint64_t label);
 
 /* Keeps a label in a filtered search when it returns true. */
 typedef bool (*hnsw_filter_fn)(uint64_t label, void *ud);

@@ -1,0 +1,787 @@
+/* vstore/chroma.c: the Chroma v2 HTTP API (the paths, JSON shapes and status codes the chromadb
+ * clients use) as a pure function from request to response over the library API. Errors are
+ * {"error": kind, "message": text} with 400 (bad input), 404 (unknown), 409 (exists), 413
+ * (too large) or 500. */
+#include "vstore/vstore_int.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CHROMA_MAX_BODY ((size_t)256 << 20) /* bytes of a request body */
+/* "uris" in include: the store keeps none, so they come back as nulls; a bit of our own beside
+ * the library's VSTORE_INC_* bits. */
+#define INC_URIS 0x100u
+
+typedef struct {
+    int status;
+    json_t *body; /* owned */
+} reply;
+
+static void set_err(reply *r, int status, const char *kind, const char *msg) {
+    json_decref(r->body);
+    r->status = status;
+    r->body = json_pack("{s:s,s:s}", "error", kind, "message", msg);
+}
+
+static void set_fail(reply *r, int code, const base_err *e) {
+    switch (code) {
+    case VSTORE_ENOTFOUND: set_err(r, 404, "NotFoundError", e->msg); break;
+    case VSTORE_EEXISTS: set_err(r, 409, "UniqueConstraintError", e->msg); break;
+    case BASE_EINVAL: set_err(r, 400, "InvalidArgumentError", e->msg); break;
+    default: set_err(r, 500, "InternalError", e->msg); break;
+    }
+}
+
+static void set_ok(reply *r, int status, json_t *body) {
+    json_decref(r->body);
+    r->status = status;
+    r->body = body ? body : json_null();
+}
+
+/* ---- JSON → library arguments */
+
+/* A JSON text of v, or NULL for absent / null. */
+static char *dump_opt(const json_t *v) {
+    if (!v || json_is_null(v)) return NULL;
+    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* An array of strings (ids): *out borrows from v. */
+static int str_array(const json_t *v, const char *what, const char ***out, size_t *n,
+                     base_err *e) {
+    *out = NULL;
+    *n = 0;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_array(v)) return base_fail(e, BASE_EINVAL, "%s must be an array", what);
+    *n = json_array_size(v);
+    if (*n > VSTORE_MAX_BATCH)
+        return base_fail(e, BASE_EINVAL, "%s has %zu entries, above the limit %d", what, *n,
+                         VSTORE_MAX_BATCH);
+    *out = calloc(*n ? *n : 1, sizeof **out);
+    if (!*out) return base_fail(e, BASE_ENOMEM, "out of memory");
+    for (size_t i = 0; i < *n; i++) {
+        const json_t *s = json_array_get(v, i);
+        if (!json_is_string(s)) {
+            free(*out);
+            *out = NULL;
+            return base_fail(e, BASE_EINVAL, "%s[%zu] must be a string", what, i);
+        }
+        (*out)[i] = json_string_value(s);
+    }
+    return 0;
+}
+
+/* An array of n_expected (0: any) equal-length number arrays → a malloc'd n x dim matrix. */
+static int float_matrix(const json_t *v, const char *what, size_t n_expected, float **out,
+                        size_t *n, size_t *dim, base_err *e) {
+    *out = NULL;
+    *n = *dim = 0;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_array(v)) return base_fail(e, BASE_EINVAL, "%s must be an array of arrays", what);
+    *n = json_array_size(v);
+    if (n_expected && *n != n_expected)
+        return base_fail(e, BASE_EINVAL, "%s has %zu entries, ids has %zu", what, *n, n_expected);
+    if (*n == 0) return base_fail(e, BASE_EINVAL, "%s is empty", what);
+    if (*n > VSTORE_MAX_BATCH)
+        return base_fail(e, BASE_EINVAL, "%s has %zu entries, above the limit %d", what, *n,
+                         VSTORE_MAX_BATCH);
+    const json_t *row0 = json_array_get(v, 0);
+    if (!json_is_array(row0)) return base_fail(e, BASE_EINVAL, "%s[0] must be an array", what);
+    *dim = json_array_size(row0);
+    if (*dim == 0 || *dim > VSTORE_MAX_DIM)
+        return base_fail(e, BASE_EINVAL, "%s[0] has %zu values (1..%d allowed)", what, *dim,
+                         VSTORE_MAX_DIM);
+    size_t total;
+    if (base_mul_size(*n, *dim, &total) || !(*out = malloc(total * sizeof(float))))
+        return base_fail(e, BASE_ENOMEM, "out of memory for %s", what);
+    for (size_t i = 0; i < *n; i++) {
+        const json_t *row = json_array_get(v, i);
+        if (!json_is_array(row) || json_array_size(row) != *dim) {
+            free(*out);
+            *out = NULL;
+            return base_fail(e, BASE_EINVAL, "%s[%zu] must be an array of %zu numbers", what, i,
+                             *dim);
+        }
+        for (size_t j = 0; j < *dim; j++) {
+            const json_t *x = json_array_get(row, j);
+            if (!json_is_number(x)) {
+                free(*out);
+                *out = NULL;
+                return base_fail(e, BASE_EINVAL, "%s[%zu][%zu] is not a number", what, i, j);
+            }
+            (*out)[i * *dim + j] = (float)json_number_value(x); /* out of float range: inf,
+                                                                   refused by the store */
+        }
+    }
+    return 0;
+}
+
+static int parse_include(const json_t *v, unsigned def, unsigned *inc, json_t **echo,
+                         base_err *e) {
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = {{"documents", VSTORE_INC_DOCUMENTS},
+                 {"embeddings", VSTORE_INC_EMBEDDINGS},
+                 {"metadatas", VSTORE_INC_METADATAS},
+                 {"distances", VSTORE_INC_DISTANCES},
+                 {"uris", INC_URIS}};
+    *inc = 0;
+    *echo = json_array();
+    if (!v || json_is_null(v)) {
+        for (size_t k = 0; k < 5; k++)
+            if (def & names[k].bit) json_array_append_new(*echo, json_string(names[k].name));
+        *inc = def;
+        return 0;
+    }
+    if (!json_is_array(v)) return base_fail(e, BASE_EINVAL, "include must be an array");
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) {
+        const char *s = json_string_value(x);
+        size_t k = 0;
+        while (k < 5 && !(s && strcmp(s, names[k].name) == 0)) k++;
+        if (k == 5)
+            return base_fail(e, BASE_EINVAL,
+                             "include[%zu]: unknown field (known: documents embeddings metadatas "
+                             "distances uris)",
+                             i);
+        *inc |= names[k].bit;
+        json_array_append_new(*echo, json_string(s));
+    }
+    return 0;
+}
+
+/* ---- library results → JSON */
+
+static json_t *json_text_or_null(const char *s) {
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *json_meta_or_null(const char *s) {
+    json_t *m = s ? json_loads(s, 0, NULL) : NULL;
+    return m ? m : json_null();
+}
+
+/* The record columns of r as arrays, into obj (GetResponse) or appended to the per-query
+ * arrays already in obj (QueryResponse). */
+static void result_json(const vstore_result *r, unsigned inc, json_t *obj, bool nested) {
+    json_t *ids = json_array(), *docs = NULL, *metas = NULL, *embs = NULL, *dists = NULL,
+           *u = NULL;
+    if (inc & VSTORE_INC_DOCUMENTS) docs = json_array();
+    if (inc & VSTORE_INC_METADATAS) metas = json_array();
+    if (inc & VSTORE_INC_EMBEDDINGS) embs = json_array();
+    if (inc & VSTORE_INC_DISTANCES) dists = json_array();
+    if (inc & INC_URIS) u = json_array();
+    for (size_t i = 0; i < r->n; i++) {
+        json_array_append_new(ids, json_string(r->ids[i]));
+        if (docs) json_array_append_new(docs, json_text_or_null(r->documents[i]));
+        if (metas) json_array_append_new(metas, json_meta_or_null(r->metadatas[i]));
+        if (embs) {
+            json_t *v = json_array();
+            for (size_t j = 0; j < r->dim; j++)
+                json_array_append_new(v, json_real(r->embeddings[i * r->dim + j]));
+            json_array_append_new(embs, v);
+        }
+        if (dists) json_array_append_new(dists, json_real(r->distances[i]));
+        if (u) json_array_append_new(u, json_null());
+    }
+    struct {
+        const char *key;
+        json_t *v;
+    } cols[] = {{"ids", ids},         {"documents", docs}, {"metadatas", metas},
+                {"embeddings", embs}, {"distances", dists}, {"uris", u}};
+    for (size_t k = 0; k < sizeof cols / sizeof *cols; k++) {
+        if (!cols[k].v) {
+            if (!nested) json_object_set_new(obj, cols[k].key, json_null());
+            else if (!json_object_get(obj, cols[k].key))
+                json_object_set_new(obj, cols[k].key, json_null());
+            continue;
+        }
+        if (nested) {
+            json_t *outer = json_object_get(obj, cols[k].key);
+            if (!json_is_array(outer)) {
+                outer = json_array();
+                json_object_set_new(obj, cols[k].key, outer);
+            }
+            json_array_append_new(outer, cols[k].v);
+        } else {
+            json_object_set_new(obj, cols[k].key, cols[k].v);
+        }
+    }
+}
+
+static json_t *coll_json(const vstore_coll *c) {
+    json_t *hc = json_pack("{s:s,s:i,s:i,s:i}", "space", vs_metric_name(c->metric),
+                             "ef_construction", c->hnsw.ef_construction, "ef_search",
+                             c->hnsw.ef_search, "max_neighbors", c->hnsw.M);
+    json_t *conf = json_pack("{s:o,s:n,s:n}", "hnsw", hc, "spann", "embedding_function");
+    return json_pack("{s:s,s:s,s:o,s:o,s:o,s:s,s:s,s:i,s:i,s:n}", "id", c->id, "name", c->name,
+                     "configuration_json", conf, "metadata", json_meta_or_null(c->metadata),
+                     "dimension", c->dim ? json_integer((json_int_t)c->dim) : json_null(),
+                     "tenant", c->tenant, "database", c->database, "log_position", 0, "version",
+                     0, "schema");
+}
+
+/* ---- routes */
+
+static long query_long(const char *query, const char *key, long def) {
+    if (!query) return def;
+    size_t kl = strlen(key);
+    for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+        if (strncmp(p, key, kl) == 0 && p[kl] == '=') {
+            char *end;
+            long v = strtol(p + kl + 1, &end, 10);
+            if (end != p + kl + 1 && v >= 0) return v;
+            return -1;
+        }
+    }
+    return def;
+}
+
+static const char *jstr(const json_t *o, const char *k) {
+    return json_string_value(json_object_get(o, k));
+}
+
+static bool jnum_size(const json_t *o, const char *k, size_t *out, base_err *e) {
+    const json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v)) return true;
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        base_fail(e, BASE_EINVAL, "%s must be a non-negative integer", k);
+        return false;
+    }
+    *out = (size_t)json_integer_value(v);
+    return true;
+}
+
+static void do_create_collection(vstore *db, const char *t, const char *d, json_t *in, reply *r) {
+    base_err e = {0};
+    const char *name = jstr(in, "name");
+    if (!name) {
+        set_err(r, 400, "InvalidArgumentError", "name is required");
+        return;
+    }
+    vstore_coll_opts o = {0};
+    json_t *meta = json_object_get(in, "metadata");
+    /* Chroma's legacy metadata keys, then the configuration (which wins). */
+    const char *space = jstr(meta, "hnsw:space");
+    json_t *h = json_object_get(json_object_get(in, "configuration"), "hnsw");
+    if (jstr(h, "space")) space = jstr(h, "space");
+    if (space && vs_metric_parse(space, &o.metric) != 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "unknown space '%.40s' (known: l2 ip cosine)", space);
+        set_err(r, 400, "InvalidArgumentError", msg);
+        return;
+    }
+    static const struct {
+        const char *meta_key, *conf_key;
+        size_t off;
+    } ints[] = {{"hnsw:M", "max_neighbors", offsetof(hnsw_params, M)},
+                {"hnsw:construction_ef", "ef_construction",
+                 offsetof(hnsw_params, ef_construction)},
+                {"hnsw:search_ef", "ef_search", offsetof(hnsw_params, ef_search)}};
+    for (size_t k = 0; k < 3; k++) {
+        json_t *v = json_object_get(h, ints[k].conf_key);
+        if (!v || json_is_null(v)) v = json_object_get(meta, ints[k].meta_key);
+        if (!v || json_is_null(v)) continue;
+        if (!json_is_integer(v) || json_integer_value(v) <= 0 || json_integer_value(v) > 10000) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "%s must be an integer in 1..10000", ints[k].conf_key);
+            set_err(r, 400, "InvalidArgumentError", msg);
+            return;
+        }
+        *(int *)((char *)&o.hnsw + ints[k].off) = (int)json_integer_value(v);
+    }
+    char *mtext = dump_opt(meta);
+    o.metadata = mtext;
+    vstore_coll c = {0};
+    int rc = vstore_coll_create(db, t, d, name, &o, json_is_true(json_object_get(in, "get_or_create")),
+                                &c, &e);
+    free(mtext);
+    if (rc) set_fail(r, rc, &e);
+    else set_ok(r, 200, coll_json(&c));
+    vstore_coll_free(&c);
+}
+
+static void do_write(vstore *db, const vstore_coll *c, vstore_mode mode, json_t *in, reply *r) {
+    base_err e = {0};
+    const char **ids = NULL, **docs = NULL;
+    char **metas = NULL;
+    float *emb = NULL;
+    size_t n = 0, ne = 0, dim = 0;
+    int rc = str_array(json_object_get(in, "ids"), "ids", &ids, &n, &e);
+    if (!rc && !ids) rc = base_fail(&e, BASE_EINVAL, "ids are required");
+    if (!rc) rc = float_matrix(json_object_get(in, "embeddings"), "embeddings", n, &emb, &ne, &dim, &e);
+    json_t *jd = json_object_get(in, "documents"), *jm = json_object_get(in, "metadatas");
+    if (!rc && jd && !json_is_null(jd)) {
+        if (!json_is_array(jd) || json_array_size(jd) != n)
+            rc = base_fail(&e, BASE_EINVAL, "documents must be an array of %zu entries", n);
+        else if (!(docs = calloc(n ? n : 1, sizeof *docs)))
+            rc = base_fail(&e, BASE_ENOMEM, "out of memory");
+        for (size_t i = 0; !rc && i < n; i++) {
+            json_t *x = json_array_get(jd, i);
+            if (json_is_string(x)) docs[i] = json_string_value(x);
+            else if (!json_is_null(x))
+                rc = base_fail(&e, BASE_EINVAL, "documents[%zu] must be a string or null", i);
+        }
+    }
+    if (!rc && jm && !json_is_null(jm)) {
+        if (!json_is_array(jm) || json_array_size(jm) != n)
+            rc = base_fail(&e, BASE_EINVAL, "metadatas must be an array of %zu entries", n);
+        else if (!(metas = calloc(n ? n : 1, sizeof *metas)))
+            rc = base_fail(&e, BASE_ENOMEM, "out of memory");
+        for (size_t i = 0; !rc && i < n; i++) {
+            json_t *x = json_array_get(jm, i);
+            if (json_is_object(x)) metas[i] = json_dumps(x, JSON_COMPACT);
+            else if (!json_is_null(x))
+                rc = base_fail(&e, BASE_EINVAL, "metadatas[%zu] must be an object or null", i);
+        }
+    }
+    if (!rc) {
+        vstore_batch b = {n, ids, emb, docs, (const char *const *)metas};
+        rc = vstore_write(db, c->id, mode, &b, dim, &e);
+    }
+    if (rc) set_fail(r, rc, &e);
+    else set_ok(r, mode == VSTORE_ADD ? 201 : 200, json_object());
+    if (metas)
+        for (size_t i = 0; i < n; i++) free(metas[i]);
+    free(metas);
+    free(docs);
+    free(ids);
+    free(emb);
+}
+
+static void do_get(vstore *db, const vstore_coll *c, json_t *in, reply *r) {
+    base_err e = {0};
+    unsigned inc_all = 0;
+    vstore_get_req q = {0};
+    json_t *echo = NULL;
+    const char **ids = NULL;
+    char *where = dump_opt(json_object_get(in, "where"));
+    char *wdoc = dump_opt(json_object_get(in, "where_document"));
+    int rc = str_array(json_object_get(in, "ids"), "ids", &ids, &q.n_ids, &e);
+    if (!rc && !(jnum_size(in, "limit", &q.limit, &e) && jnum_size(in, "offset", &q.offset, &e)))
+        rc = BASE_EINVAL;
+    if (!rc)
+        rc = parse_include(json_object_get(in, "include"),
+                           VSTORE_INC_DOCUMENTS | VSTORE_INC_METADATAS, &inc_all, &echo, &e);
+    if (!rc && (inc_all & VSTORE_INC_DISTANCES))
+        rc = base_fail(&e, BASE_EINVAL, "include: distances is only for queries");
+    q.include = inc_all & ~INC_URIS;
+    q.ids = ids;
+    q.where = where;
+    q.where_document = wdoc;
+    vstore_result res = {0};
+    if (!rc) rc = vstore_get(db, c->id, &q, &res, &e);
+    if (rc) {
+        set_fail(r, rc, &e);
+    } else {
+        json_t *o = json_object();
+        result_json(&res, inc_all, o, false);
+        json_object_set_new(o, "include", echo);
+        echo = NULL;
+        set_ok(r, 200, o);
+    }
+    vstore_result_free(&res);
+    json_decref(echo);
+    free(ids);
+    free(where);
+    free(wdoc);
+}
+
+static void do_query(vstore *db, const vstore_coll *c, json_t *in, reply *r) {
+    base_err e = {0};
+    unsigned inc_all = 0;
+    vstore_query_req q = {0};
+    json_t *echo = NULL;
+    const char **ids = NULL;
+    float *qv = NULL;
+    char *where = dump_opt(json_object_get(in, "where"));
+    char *wdoc = dump_opt(json_object_get(in, "where_document"));
+    q.k = 10;
+    int rc = str_array(json_object_get(in, "ids"), "ids", &ids, &q.n_ids, &e);
+    if (!rc && !jnum_size(in, "n_results", &q.k, &e)) rc = BASE_EINVAL;
+    if (!rc)
+        rc = float_matrix(json_object_get(in, "query_embeddings"), "query_embeddings", 0, &qv,
+                          &q.nq, &q.dim, &e);
+    if (!rc && !qv) rc = base_fail(&e, BASE_EINVAL, "query_embeddings are required");
+    if (!rc)
+        rc = parse_include(json_object_get(in, "include"),
+                           VSTORE_INC_DOCUMENTS | VSTORE_INC_METADATAS | VSTORE_INC_DISTANCES,
+                           &inc_all, &echo, &e);
+    q.include = inc_all & ~INC_URIS;
+    q.queries = qv;
+    q.ids = ids;
+    q.where = where;
+    q.where_document = wdoc;
+    vstore_result *res = NULL;
+    if (!rc) rc = vstore_query(db, c->id, &q, &res, &e);
+    if (rc) {
+        set_fail(r, rc, &e);
+    } else {
+        json_t *o = json_object();
+        for (size_t i = 0; i < q.nq; i++) result_json(&res[i], inc_all, o, true);
+        json_object_set_new(o, "include", echo);
+        echo = NULL;
+        set_ok(r, 200, o);
+    }
+    if (res)
+        for (size_t i = 0; i < q.nq; i++) vstore_result_free(&res[i]);
+    free(res);
+    json_decref(echo);
+    free(ids);
+    free(qv);
+    free(where);
+    free(wdoc);
+}
+
+static void do_delete(vstore *db, const vstore_coll *c, json_t *in, reply *r) {
+    base_err e = {0};
+    const char **ids = NULL;
+    size_t n = 0, limit = 0, deleted = 0;
+    char *where = dump_opt(json_object_get(in, "where"));
+    char *wdoc = dump_opt(json_object_get(in, "where_document"));
+    int rc = str_array(json_object_get(in, "ids"), "ids", &ids, &n, &e);
+    if (!rc && !jnum_size(in, "limit", &limit, &e)) rc = BASE_EINVAL;
+    if (!rc) rc = vstore_delete(db, c->id, ids, n, where, wdoc, limit, &deleted, &e);
+    if (rc) set_fail(r, rc, &e);
+    else set_ok(r, 200, json_pack("{s:I}", "deleted", (json_int_t)deleted));
+    free(ids);
+    free(where);
+    free(wdoc);
+}
+
+/* new_configuration of a collection update: hnsw.ef_search may change (it is read per query);
+ * what the graph was built with (space, max_neighbors, ef_construction) may not. */
+static int modify_config(const json_t *conf, int *ef_search, base_err *e) {
+    *ef_search = 0;
+    if (!conf || json_is_null(conf)) return 0;
+    if (!json_is_object(conf)) return base_fail(e, BASE_EINVAL, "new_configuration must be an object");
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)conf, k, v) {
+        if (json_is_null(v)) continue;
+        if (strcmp(k, "hnsw") != 0 || !json_is_object(v))
+            return base_fail(e, BASE_EINVAL, "new_configuration: '%s' cannot be changed", k);
+        const char *hk;
+        json_t *hv;
+        json_object_foreach(v, hk, hv) {
+            if (json_is_null(hv)) continue;
+            if (strcmp(hk, "ef_search") != 0)
+                return base_fail(e, BASE_EINVAL,
+                                 "new_configuration: hnsw.%s cannot be changed after creation "
+                                 "(only ef_search can)",
+                                 hk);
+            if (!json_is_integer(hv) || json_integer_value(hv) < 1 ||
+                json_integer_value(hv) > 10000)
+                return base_fail(e, BASE_EINVAL, "hnsw.ef_search must be an integer in 1..10000");
+            *ef_search = (int)json_integer_value(hv);
+        }
+    }
+    return 0;
+}
+
+/* /tenants/{t}/databases/{d}/collections[/{c}[/verb]] and collections_count */
+static void route_collections(vstore *db, const char *method, const char *t, const char *d,
+                              char **seg, int nseg, const char *query, json_t *in, reply *r) {
+    base_err e = {0};
+    int rc = vstore_database_get(db, t, d, NULL, &e);
+    if (rc) {
+        set_fail(r, rc, &e);
+        return;
+    }
+    if (nseg == 0) { /* .../collections_count is handled by the caller */
+        if (!strcmp(method, "GET")) {
+            long limit = query_long(query, "limit", 0), offset = query_long(query, "offset", 0);
+            if (limit < 0 || offset < 0) {
+                set_err(r, 400, "InvalidArgumentError", "limit and offset must be integers >= 0");
+                return;
+            }
+            vstore_coll *cs = NULL;
+            size_t n = 0;
+            if ((rc = vstore_coll_list(db, t, d, (size_t)limit, (size_t)offset, &cs, &n, &e))) {
+                set_fail(r, rc, &e);
+                return;
+            }
+            json_t *a = json_array();
+            for (size_t i = 0; i < n; i++) {
+                json_array_append_new(a, coll_json(&cs[i]));
+                vstore_coll_free(&cs[i]);
+            }
+            free(cs);
+            set_ok(r, 200, a);
+        } else if (!strcmp(method, "POST")) {
+            do_create_collection(db, t, d, in, r);
+        } else {
+            set_err(r, 405, "MethodNotAllowed", "collections: GET or POST");
+        }
+        return;
+    }
+    const char *cid = seg[0];
+    if (nseg == 2 && !strcmp(seg[0], "by-id")) cid = seg[1], nseg = 1;
+    vstore_coll c = {0};
+    if ((rc = vstore_coll_get(db, t, d, cid, &c, &e))) {
+        set_fail(r, rc, &e);
+        return;
+    }
+    if (nseg == 1) {
+        if (!strcmp(method, "GET")) {
+            set_ok(r, 200, coll_json(&c));
+        } else if (!strcmp(method, "DELETE")) {
+            if ((rc = vstore_coll_delete(db, t, d, c.id, &e))) set_fail(r, rc, &e);
+            else set_ok(r, 200, json_object());
+        } else if (!strcmp(method, "PUT")) {
+            json_t *nm = json_object_get(in, "new_name"), *md = json_object_get(in, "new_metadata");
+            char *mtext = dump_opt(md);
+            int efs = 0;
+            if (nm && !json_is_null(nm) && !json_is_string(nm))
+                rc = base_fail(&e, BASE_EINVAL, "new_name must be a string");
+            else if (md && !json_is_null(md) && !json_is_object(md))
+                rc = base_fail(&e, BASE_EINVAL, "new_metadata must be an object");
+            else rc = modify_config(json_object_get(in, "new_configuration"), &efs, &e);
+            if (!rc) rc = vstore_coll_modify(db, c.id, json_string_value(nm), mtext, efs, &e);
+            free(mtext);
+            if (rc) set_fail(r, rc, &e);
+            else set_ok(r, 200, json_object());
+        } else {
+            set_err(r, 405, "MethodNotAllowed", "collection: GET, PUT or DELETE");
+        }
+    } else if (nseg == 2) {
+        const char *verb = seg[1];
+        bool post = !strcmp(method, "POST");
+        if (!strcmp(verb, "count") && !strcmp(method, "GET")) {
+            uint64_t n = 0;
+            if ((rc = vstore_count(db, c.id, &n, &e))) set_fail(r, rc, &e);
+            else set_ok(r, 200, json_integer((json_int_t)n));
+        } else if (post && !strcmp(verb, "add")) {
+            do_write(db, &c, VSTORE_ADD, in, r);
+        } else if (post && !strcmp(verb, "upsert")) {
+            do_write(db, &c, VSTORE_UPSERT, in, r);
+        } else if (post && !strcmp(verb, "update")) {
+            do_write(db, &c, VSTORE_UPDATE, in, r);
+        } else if (post && !strcmp(verb, "delete")) {
+            do_delete(db, &c, in, r);
+        } else if (post && !strcmp(verb, "get")) {
+            do_get(db, &c, in, r);
+        } else if (post && !strcmp(verb, "query")) {
+            do_query(db, &c, in, r);
+        } else {
+            set_err(r, 404, "NotFoundError", "unknown collection route");
+        }
+    } else {
+        set_err(r, 404, "NotFoundError", "unknown route");
+    }
+    vstore_coll_free(&c);
+}
+
+static void route(vstore *db, const char *method, char **seg, int nseg, const char *query,
+                  json_t *in, reply *r) {
+    base_err e = {0};
+    int rc;
+    bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+    if (nseg == 1 && get && !strcmp(seg[0], "heartbeat")) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        set_ok(r, 200, json_pack("{s:I}", "nanosecond heartbeat",
+                                 (json_int_t)ts.tv_sec * 1000000000 + ts.tv_nsec));
+    } else if (nseg == 1 && get && !strcmp(seg[0], "version")) {
+        set_ok(r, 200, json_string("1.0.0"));
+    } else if (nseg == 1 && get && !strcmp(seg[0], "healthcheck")) {
+        set_ok(r, 200, json_string("ok"));
+    } else if (nseg == 1 && get && !strcmp(seg[0], "pre-flight-checks")) {
+        set_ok(r, 200, json_pack("{s:i,s:b}", "max_batch_size", VSTORE_MAX_BATCH,
+                                 "supports_base64_encoding", 0));
+    } else if (nseg == 2 && get && !strcmp(seg[0], "auth") && !strcmp(seg[1], "identity")) {
+        set_ok(r, 200, json_pack("{s:s,s:s,s:[s]}", "user_id", "", "tenant", "default_tenant",
+                                 "databases", "default_database"));
+    } else if (nseg == 1 && post && !strcmp(seg[0], "reset")) {
+        set_err(r, 403, "ForbiddenError", "reset is disabled: delete collections one by one");
+    } else if (nseg == 2 && get && !strcmp(seg[0], "collections")) {
+        /* a Chroma resource name: tenant:database:collection */
+        char *crn = seg[1], *c1 = strchr(crn, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c1 || !c2 || strchr(c2 + 1, ':')) {
+            set_err(r, 400, "InvalidArgumentError",
+                    "a collection resource name is tenant:database:collection");
+            return;
+        }
+        *c1 = *c2 = 0;
+        vstore_coll c = {0};
+        if ((rc = vstore_coll_get(db, crn, c1 + 1, c2 + 1, &c, &e))) set_fail(r, rc, &e);
+        else if (strcmp(c.tenant, crn) || strcmp(c.database, c1 + 1))
+            set_err(r, 404, "NotFoundError", "no such collection in that tenant and database");
+        else set_ok(r, 200, coll_json(&c));
+        vstore_coll_free(&c);
+    } else if (nseg >= 1 && !strcmp(seg[0], "tenants")) {
+        if (nseg == 1 && post) {
+            const char *name = jstr(in, "name");
+            if (!name) set_err(r, 400, "InvalidArgumentError", "name is required");
+            else if ((rc = vstore_tenant_create(db, name, &e))) set_fail(r, rc, &e);
+            else set_ok(r, 200, json_object());
+            return;
+        }
+        if (nseg < 2) {
+            set_err(r, 405, "MethodNotAllowed", "tenants: POST");
+            return;
+        }
+        const char *t = seg[1];
+        bool yes = false;
+        if ((rc = vstore_tenant_exists(db, t, &yes, &e))) {
+            set_fail(r, rc, &e);
+            return;
+        }
+        if (!yes) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "tenant '%.500s' does not exist", t);
+            set_err(r, 404, "NotFoundError", msg);
+            return;
+        }
+        if (nseg == 2) {
+            if (get) set_ok(r, 200, json_pack("{s:s}", "name", t));
+            else set_err(r, 405, "MethodNotAllowed", "tenant: GET");
+            return;
+        }
+        if (strcmp(seg[2], "databases") != 0) {
+            set_err(r, 404, "NotFoundError", "unknown route");
+            return;
+        }
+        if (nseg == 3) {
+            if (get) {
+                char **names = NULL;
+                size_t n = 0;
+                if ((rc = vstore_database_list(db, t, &names, &n, &e))) {
+                    set_fail(r, rc, &e);
+                    return;
+                }
+                json_t *a = json_array();
+                for (size_t i = 0; i < n; i++) {
+                    char id[40] = "";
+                    vstore_database_get(db, t, names[i], id, NULL);
+                    json_array_append_new(a, json_pack("{s:s,s:s,s:s}", "id", id, "name",
+                                                       names[i], "tenant", t));
+                    free(names[i]);
+                }
+                free(names);
+                set_ok(r, 200, a);
+            } else if (post) {
+                const char *name = jstr(in, "name");
+                if (!name) set_err(r, 400, "InvalidArgumentError", "name is required");
+                else if ((rc = vstore_database_create(db, t, name, &e))) set_fail(r, rc, &e);
+                else set_ok(r, 200, json_object());
+            } else {
+                set_err(r, 405, "MethodNotAllowed", "databases: GET or POST");
+            }
+            return;
+        }
+        const char *d = seg[3];
+        if (nseg == 4) {
+            char id[40];
+            if (get) {
+                if ((rc = vstore_database_get(db, t, d, id, &e))) set_fail(r, rc, &e);
+                else set_ok(r, 200, json_pack("{s:s,s:s,s:s}", "id", id, "name", d, "tenant", t));
+            } else if (!strcmp(method, "DELETE")) {
+                if ((rc = vstore_database_delete(db, t, d, &e))) set_fail(r, rc, &e);
+                else set_ok(r, 200, json_object());
+            } else {
+                set_err(r, 405, "MethodNotAllowed", "database: GET or DELETE");
+            }
+            return;
+        }
+        if (nseg == 5 && !strcmp(seg[4], "collections_count") && get) {
+            uint64_t n = 0;
+            if ((rc = vstore_database_get(db, t, d, NULL, &e)) ||
+                (rc = vstore_coll_count(db, t, d, &n, &e)))
+                set_fail(r, rc, &e);
+            else set_ok(r, 200, json_integer((json_int_t)n));
+            return;
+        }
+        if (!strcmp(seg[4], "collections")) {
+            route_collections(db, method, t, d, seg + 5, nseg - 5, query, in, r);
+            return;
+        }
+        set_err(r, 404, "NotFoundError", "unknown route");
+    } else {
+        set_err(r, 404, "NotFoundError", "unknown route");
+    }
+}
+
+/* Percent-decodes s in place; false if an escape is malformed or decodes to NUL. */
+static bool url_decode(char *s) {
+    char *o = s;
+    for (char *p = s; *p; p++) {
+        if (*p == '%') {
+            int hi, lo;
+            char h = p[1], l = h ? p[2] : 0;
+            hi = h >= '0' && h <= '9' ? h - '0' : (h | 32) >= 'a' && (h | 32) <= 'f' ? (h | 32) - 'a' + 10 : -1;
+            lo = l >= '0' && l <= '9' ? l - '0' : (l | 32) >= 'a' && (l | 32) <= 'f' ? (l | 32) - 'a' + 10 : -1;
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return false;
+            *o++ = (char)(hi * 16 + lo);
+            p += 2;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = 0;
+    return true;
+}
+
+void vstore_http(vstore *db, const char *method, const char *path, const char *query,
+                 const char *body, size_t len, int *status, char **resp) {
+    reply r = {500, NULL};
+    json_t *in = NULL;
+    char *copy = NULL;
+    enum { MAX_SEG = 12 };
+    char *seg[MAX_SEG];
+    int nseg = 0;
+    static const char prefix[] = "/api/v2";
+    if (!method || !path || strncmp(path, prefix, sizeof prefix - 1) != 0) {
+        set_err(&r, 404, "NotFoundError", "not a /api/v2 path");
+        goto out;
+    }
+    if (len > CHROMA_MAX_BODY) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "request body of %zu bytes is above the limit of %zu", len,
+                 CHROMA_MAX_BODY);
+        set_err(&r, 413, "PayloadTooLarge", msg);
+        goto out;
+    }
+    if (body && len > 0) {
+        json_error_t je;
+        in = json_loadb(body, len, 0, &je);
+        if (!in || !json_is_object(in)) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "request body is not a JSON object%s%s",
+                     in ? "" : ": ", in ? "" : je.text);
+            set_err(&r, 400, "InvalidArgumentError", msg);
+            goto out;
+        }
+    } else {
+        in = json_object();
+    }
+    if (!(copy = vs_strdup(path + sizeof prefix - 1))) {
+        set_err(&r, 500, "InternalError", "out of memory");
+        goto out;
+    }
+    char *save = NULL;
+    for (char *p = strtok_r(copy, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
+        if (nseg == MAX_SEG || !url_decode(p)) {
+            set_err(&r, nseg == MAX_SEG ? 404 : 400, "NotFoundError", "bad path");
+            goto out;
+        }
+        seg[nseg++] = p;
+    }
+    route(db, method, seg, nseg, query, in, &r);
+out:
+    *status = r.status;
+    *resp = r.body ? json_dumps(r.body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    if (!*resp) {
+        *status = 500;
+        *resp = vs_strdup("{\"error\":\"InternalError\",\"message\":\"out of memory\"}");
+    }
+    json_decref(r.body);
+    json_decref(in);
+    free(copy);
+}
