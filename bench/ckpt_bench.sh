@@ -52,7 +52,7 @@ echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/
   "$(free -g | awk '/^Mem:/{print $2}') GiB; disk $(df -h "$work" | awk 'NR==2{print $1", "$2}')"
 if [ "$SAVE" = 1 ]; then
 echo "== (a) ckpt_save of gpt2-124m vs dd conv=fdatasync, $REPS times each, into $work"
-ck=() dd_mbs=() bytes=0
+ck=() dd_mbs=() ddd_mbs=() bytes=0
 for ((r = 1; r <= REPS; r++)); do
   wait_quiet; sync
   out=$("$BUILD/ckpt_bench" --dir "$work" --mode save --reps 1 --threads "$THREADS")
@@ -68,10 +68,21 @@ for ((r = 1; r <= REPS; r++)); do
   dd_mbs+=("$d")
   echo "   dd:        $((mib * 1048576)) bytes, $d MB/s"
   rm -f "$work/dd.bin"
+  # for reference, the disk without the page cache: what O_DIRECT (ckpt_save's path) can reach
+  sync
+  t0=$(date +%s.%N)
+  dd if=/dev/zero of="$work/dd.bin" bs=8M count="$(((mib + 7) / 8))" oflag=direct conv=fdatasync status=none
+  t1=$(date +%s.%N)
+  d=$(awk -v b="$(((mib + 7) / 8 * 8388608))" -v a="$t0" -v z="$t1" 'BEGIN { printf "%.1f", b / (z - a) / 1e6 }')
+  ddd_mbs+=("$d")
+  echo "   dd direct: $(((mib + 7) / 8 * 8388608)) bytes, $d MB/s (oflag=direct, reference only)"
+  rm -f "$work/dd.bin"
 done
 med() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 c=$(med "${ck[@]}"); d=$(med "${dd_mbs[@]}")
-echo "   median: ckpt_save $c MB/s, dd $d MB/s, ratio $(awk -v c="$c" -v d="$d" 'BEGIN { printf "%.2fx", c / d }') (target >= 0.9x)"
+dx=$(med "${ddd_mbs[@]}")
+echo "   median: ckpt_save $c MB/s, dd $d MB/s, ratio $(awk -v c="$c" -v d="$d" 'BEGIN { printf "%.2fx", c / d }') (target >= 0.9x);" \
+  "dd oflag=direct $dx MB/s (ckpt_save at $(awk -v c="$c" -v d="$dx" 'BEGIN { printf "%.2fx", c / d }') of it)"
 fi
 
 if [ "$ASYNC" = 1 ]; then
