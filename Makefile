@@ -22,7 +22,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test san bench bench-tokenizer bench-ckpt bench-ann bench-serve demo deps help clean format
+.PHONY: all test san bench bench-tokenizer bench-ckpt bench-ann bench-serve bench-infer demo deps help clean format
 all: $(BUILD)/hearth $(BUILD)/libhearth.a
 
 $(BUILD)/%.o: %.c
@@ -79,7 +79,10 @@ bench-ckpt: $(BUILD)/ckpt_bench ## checkpoint write MB/s vs dd on the same disk;
 bench-ann: $(BUILD)/ann_bench ## HNSW recall/QPS/build time vs hnswlib and FAISS (fashion-mnist)
 	BUILD=$(BUILD) ./bench/ann_bench.sh
 
-bench-serve: $(BUILD)/hearth ## serving load test: TTFT, ITL, latency percentiles, throughput
+bench-infer: $(BUILD)/hearth ## single-stream generation vs llama.cpp on the same GGUF file
+	BUILD=$(BUILD) ./bench/infer_bench.sh
+
+bench-serve: $(BUILD)/hearth ## serving load test vs llama-server: TTFT, ITL, latency percentiles, throughput
 	BUILD=$(BUILD) ./bench/serve_bench.sh
 
 demo: $(BUILD)/hearth ## train the small preset on a real corpus for a few minutes
