@@ -67,7 +67,7 @@ test: $(BUILD)/test_hearth $(BUILD)/hearth ## build and run every test
 san: ## the tests under AddressSanitizer + UndefinedBehaviorSanitizer
 	$(MAKE) SAN=1 test
 
-bench: bench-tokenizer bench-ckpt $(BUILD)/train_bench $(BUILD)/hearth ## peer benchmarks (slow; results go in docs/BENCHMARKS.md)
+bench: bench-tokenizer bench-ckpt bench-ann bench-infer bench-serve $(BUILD)/train_bench $(BUILD)/hearth ## peer benchmarks (slow; results go in docs/BENCHMARKS.md)
 	BUILD=$(BUILD) ./bench/train_bench.sh
 
 bench-tokenizer: $(BUILD)/tokenizer_bench $(BUILD)/hearth ## tokenizer encode MB/s vs tiktoken (npm), training time
