@@ -68,11 +68,22 @@ echo "   $url/v1/chat/completions (stream) -- user: What is the secret of a happ
 node --input-type=module -e '
 import OpenAI from "openai";
 const client = new OpenAI({ baseURL: process.argv[1] + "/v1", apiKey: "none" });
-const stream = await client.chat.completions.create({ model: "demo", stream: true, max_tokens: 80,
-  temperature: 0.8, seed: 1, messages: [{ role: "user", content: "What is the secret of a happy life?" }] });
-process.stdout.write("   assistant:");
-for await (const chunk of stream) process.stdout.write(chunk.choices[0]?.delta?.content ?? "");
-process.stdout.write("\n");' "$url"
+// A few minutes of quotations teach no dialogue: the model may end its turn at once. Then the
+// next seed is asked, a few times at most, and every attempt is shown.
+for (let seed = 1; seed <= 5; seed++) {
+  const stream = await client.chat.completions.create({ model: "demo", stream: true, max_tokens: 80,
+    temperature: 0.8, seed, messages: [{ role: "user", content: "What is the secret of a happy life?" }] });
+  process.stdout.write(`   assistant (seed ${seed}):`);
+  let text = "";
+  for await (const chunk of stream) {
+    const t = chunk.choices[0]?.delta?.content ?? "";
+    text += t;
+    process.stdout.write(t);
+  }
+  process.stdout.write("\n");
+  if (text.trim()) break;
+  console.log("   (an empty turn: the model ended it at once; asking again with another seed)");
+}' "$url"
 kill -INT "$serve_pid"
 wait "$serve_pid" || true
 trap - EXIT
