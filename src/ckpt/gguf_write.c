@@ -4,6 +4,7 @@
  * alignment, then each tensor's data at an aligned offset. */
 #include "gguf.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
