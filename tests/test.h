@@ -28,6 +28,9 @@ void test_fixture_free(test_fixture *f);
  * (n = 0: any size, stored in *numel if not NULL). */
 const void *test_fixture_get(const test_fixture *f, const char *name, size_t n, size_t *numel);
 
+/* Removes path and everything under it (rm -rf); returns 0 on success. */
+int test_rm_rf(const char *path);
+
 /* The tests' directory (for fixtures): $HEARTH_TESTS or "tests". */
 const char *test_dir(void);
 /* The varied tokenizer corpus, tests/tokenizer/corpus.txt (malloc'd; fails the test if absent). */

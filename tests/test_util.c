@@ -124,3 +124,10 @@ const void *test_fixture_get(const test_fixture *f, const char *name, size_t n, 
     fail_msg("fixture has no entry %s", name);
     return NULL;
 }
+
+int test_rm_rf(const char *path) {
+    char cmd[4200];
+    int n = snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    if (n < 0 || n >= (int)sizeof cmd || strchr(path, '\'')) return -1;
+    return system(cmd) == 0 ? 0 : -1;
+}
