@@ -26,7 +26,7 @@ static void help(void) {
            "  --repeat-last-n N     tokens the penalty looks back on (default 64, -1 = all)\n"
            "  --seed S              sampling seed: the same seed gives the same text (default 0)\n"
            "  --stop STR            stop before this text (repeatable, at most %d)\n"
-           "  --ctx N               context length (default: the model's max_seq)\n"
+           "  --ctx N               context length (default: the model's max_seq, at most 4096)\n"
            "  --threads N           compute threads (default 2)\n"
            "  --parallel N          N completions of the prompt at once, batched in N slots\n"
            "                        (seeds S, S+1, ...): the first streams, the others follow\n"

@@ -87,9 +87,14 @@ int infer_engine_create(infer_engine **out, const infer_model *m, int n_slots, i
     size_t cache_row = (size_t)g->NKV * (size_t)g->HS;
     size_t per_layer;
     int bad = base_mul_size((size_t)n_slots * (size_t)ctx, cache_row, &per_layer);
+    /* The caches are not zeroed by hand: every position is written before attention reads it,
+     * and calloc's fresh pages cost nothing until touched — a long context reserved for a
+     * short conversation is address space, not memory. */
+    size_t cache_floats = 0;
+    if (!bad) bad = base_mul_size((size_t)c->n_layer, per_layer, &cache_floats);
     if (!bad) {
-        g->kc = alloc3((size_t)c->n_layer, per_layer, 1);
-        g->vc = alloc3((size_t)c->n_layer, per_layer, 1);
+        g->kc = calloc(cache_floats ? cache_floats : 1, sizeof(float));
+        g->vc = calloc(cache_floats ? cache_floats : 1, sizeof(float));
     }
     g->x = alloc3(R, C, 1), g->ln = alloc3(R, C, 1), g->tmp = alloc3(R, C, 1);
     g->atty = alloc3(R, C, 1), g->mean = alloc3(R, 1, 1), g->rstd = alloc3(R, 1, 1);

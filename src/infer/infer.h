@@ -32,7 +32,7 @@ nn_family infer_model_family(const infer_model *m);
 
 /* ---- sampling ------------------------------------------------------------------------------- */
 
-#define INFER_MAX_STOP 4
+#define INFER_MAX_STOP 5 /* the OpenAI API's 4, and the end of turn a chat template adds */
 
 typedef struct {
     float temperature;    /* 0: greedy */
@@ -55,7 +55,8 @@ void infer_sampling_default(infer_sampling *s);
 
 typedef struct {
     int n_slots;       /* concurrent sequences in the running batch */
-    int ctx;           /* context per slot (tokens); <= the model's max_seq; 0: max_seq */
+    int ctx;           /* context per slot (tokens); <= the model's max_seq;
+                        * 0: max_seq, at most INFER_DEFAULT_CTX */
     int max_queue;     /* waiting requests beyond the slots; a full queue refuses */
     int prefill_chunk; /* prompt tokens prefilled per step per sequence */
     int threads;       /* compute threads */
@@ -64,6 +65,10 @@ typedef struct {
                           time, so running streams keep flowing while long prompts are read).
                           0: n_slots * prefill_chunk (no limit); else at least n_slots */
 } infer_sched_opts;
+
+/* The default context per slot when none is asked for: a model trained for 128K positions
+ * does not reserve 128K per slot unless told to. */
+#define INFER_DEFAULT_CTX 4096
 
 typedef enum { INFER_EV_TEXT, INFER_EV_DONE } infer_ev_kind;
 

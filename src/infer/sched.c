@@ -270,7 +270,7 @@ int infer_sched_create(infer_sched **out, infer_model *m, const infer_sched_opts
     *out = NULL;
     const nn_config *c = infer_model_config(m);
     infer_sched_opts op = *o;
-    if (op.ctx == 0) op.ctx = c->max_seq;
+    if (op.ctx == 0) op.ctx = c->max_seq < INFER_DEFAULT_CTX ? c->max_seq : INFER_DEFAULT_CTX;
     if (op.n_slots < 1 || op.n_slots > 1024)
         return base_fail(e, BASE_EINVAL, "slots must be in [1, 1024], got %d", op.n_slots);
     if (op.ctx < 2 || op.ctx > c->max_seq)

@@ -177,7 +177,7 @@ static int oom(server_error *er) {
     return server_fail(er, 500, NULL, NULL, "out of memory while parsing the request");
 }
 
-/* stop: a string or an array of at most INFER_MAX_STOP non-empty strings. */
+/* stop: a string or an array of at most API_MAX_STOP non-empty strings. */
 static int parse_stop(json_t *o, server_req *r, server_error *er) {
     json_t *v = json_object_get(o, "stop");
     if (!v || json_is_null(v)) return 0;
@@ -187,10 +187,10 @@ static int parse_stop(json_t *o, server_req *r, server_error *er) {
     json_t *arr[INFER_MAX_STOP];
     if (json_is_array(v)) {
         n = json_array_size(v);
-        if (n > INFER_MAX_STOP)
+        if (n > API_MAX_STOP)
             return server_fail(er, 400, "stop", "invalid_value",
                                "'stop' holds %zu sequences; at most %d are supported", n,
-                               INFER_MAX_STOP);
+                               API_MAX_STOP);
         for (size_t i = 0; i < n; i++) arr[i] = json_array_get(v, i);
         items = arr;
     }

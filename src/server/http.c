@@ -188,7 +188,9 @@ static void *load_main(void *arg) {
     base_err *e = &s->load_err;
     if (infer_model_load(&m, s->model_path, s->tokenizer, e)) goto fail;
     const nn_config *cfg = infer_model_config(m);
-    int ctx = s->o.ctx ? s->o.ctx : cfg->max_seq;
+    int ctx = s->o.ctx                            ? s->o.ctx
+              : cfg->max_seq < INFER_DEFAULT_CTX ? cfg->max_seq
+                                                 : INFER_DEFAULT_CTX;
     if (ctx > cfg->max_seq) {
         base_fail(e, BASE_EINVAL, "--ctx %d is longer than the model's maximum sequence (%d)", ctx,
                   cfg->max_seq);
@@ -465,7 +467,8 @@ static enum MHD_Result handle_generate(server *s, struct MHD_Connection *c, conn
     }
     if (encode_prompt(s, g, &er)) goto fail;
     const char *ts = ep == SERVER_EP_CHAT ? server_tmpl_stop(s->tmpl) : NULL;
-    if (ts && r->sp.n_stop < INFER_MAX_STOP) r->sp.stop[r->sp.n_stop++] = ts;
+    _Static_assert(API_MAX_STOP < INFER_MAX_STOP, "room for the template's stop");
+    if (ts) r->sp.stop[r->sp.n_stop++] = ts;
     if (!r->seed_set) {
         base_rng rng;
         base_rng_seed(&rng, s->salt ^ atomic_fetch_add(&s->next_id, 1) * 0x9E3779B97F4A7C15ull);

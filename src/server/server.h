@@ -22,6 +22,10 @@
 #include "nn/nn.h"
 #include "tokenizer/tokenizer.h"
 
+/* OpenAI's limit on a request's stop sequences. The engine holds one more: the end of turn a
+ * chat template adds (a request with all four keeps it). */
+#define API_MAX_STOP (INFER_MAX_STOP - 1)
+
 /* ---- the server ------------------------------------------------------------------------------ */
 
 typedef struct server_opts {
