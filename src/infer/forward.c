@@ -151,66 +151,11 @@ static inline float head_dot(const float *q, const float *k, int HS) {
     return s;
 }
 
-/* The dot product's 16 partial sums, added in lane order, then the tail and the bias. */
-static inline float finish16(v16 a, const float *x, const float *wr, int from, int C, float bias) {
-    float s = 0;
-    for (int j = 0; j < 16; j++) s += a[j];
-    for (int k = from; k < C; k++) s += x[k] * wr[k];
-    return s + bias;
-}
-
-/* out (N,OC) = inp (N,C) @ w^T + b (NULL: none). Every output element is one dot product in a
- * fixed order (16 lanes over C, then the lanes in order), so a row's result depends neither on N
- * nor on the thread count. Rows go four at a time against each weight row (four independent
- * accumulator chains, the weight row loaded once for the four), over blocks of 32 weight rows
- * that stay in cache while every group of four rows passes (16 rows: ~2x faster than one weight
- * row at a time, on par with sgemm). It reads w once per call without packing it: for the few
- * rows of a decode step several times faster than sgemm, which copies (packs) all of w on every
- * call whatever N is (gpt2-124m, one stream: 5.6 -> 22 tokens/s on the shared 2-core VM).
- * Prompt chunks, with many rows, stay on sgemm. */
-static void matmul_rows(float *out, const float *inp, const float *w, const float *b, int N, int C,
-                        int OC) {
-    enum { OB = 32 }; /* weight rows per block: reused from cache by every group of rows */
-    int C16 = C & ~15, nb = (OC + OB - 1) / OB;
-#pragma omp parallel for schedule(static)
-    for (int blk = 0; blk < nb; blk++) {
-        int o0 = blk * OB, o1 = o0 + OB < OC ? o0 + OB : OC, n = 0;
-        for (; n + 4 <= N; n += 4) {
-            const float *x0 = inp + (size_t)n * C, *x1 = x0 + C, *x2 = x1 + C, *x3 = x2 + C;
-            for (int o = o0; o < o1; o++) {
-                const float *wr = w + (size_t)o * C;
-                float bias = b ? b[o] : 0.0f;
-                v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-                for (int i = 0; i < C16; i += 16) {
-                    v16 wv = load16(wr + i);
-                    a0 += load16(x0 + i) * wv;
-                    a1 += load16(x1 + i) * wv;
-                    a2 += load16(x2 + i) * wv;
-                    a3 += load16(x3 + i) * wv;
-                }
-                out[(size_t)n * OC + o] = finish16(a0, x0, wr, C16, C, bias);
-                out[(size_t)(n + 1) * OC + o] = finish16(a1, x1, wr, C16, C, bias);
-                out[(size_t)(n + 2) * OC + o] = finish16(a2, x2, wr, C16, C, bias);
-                out[(size_t)(n + 3) * OC + o] = finish16(a3, x3, wr, C16, C, bias);
-            }
-        }
-        for (; n < N; n++) {
-            const float *x0 = inp + (size_t)n * C;
-            for (int o = o0; o < o1; o++) {
-                const float *wr = w + (size_t)o * C;
-                v16 a0 = {0};
-                for (int i = 0; i < C16; i += 16) a0 += load16(x0 + i) * load16(wr + i);
-                out[(size_t)n * OC + o] = finish16(a0, x0, wr, C16, C, b ? b[o] : 0.0f);
-            }
-        }
-    }
-}
-
 /* A linear layer over n rows whose first n_dec are decode rows (see infer_forward): those by
- * matmul_rows, the prompt rows by sgemm. */
+ * tensor_matmul_rows_fwd, the prompt rows by sgemm (tensor_matmul_fwd). */
 static void linear(float *out, const float *inp, const float *w, const float *b, int n, int n_dec,
                    int C, int OC) {
-    if (n_dec > 0) matmul_rows(out, inp, w, b, n_dec, C, OC);
+    if (n_dec > 0) tensor_matmul_rows_fwd(out, inp, w, b, n_dec, C, OC);
     if (n > n_dec)
         tensor_matmul_fwd(out + (size_t)n_dec * OC, inp + (size_t)n_dec * C, w, b, n - n_dec, C,
                           OC);
