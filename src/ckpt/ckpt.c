@@ -470,3 +470,40 @@ int ckpt_prune(const char *run_dir, int keep_last, int keep_every, int *removed,
     if (!rc) rc = fsync_dir(run_dir, e);
     return rc;
 }
+
+int ckpt_resolve(const char *src, char **dir, char **run, base_err *e) {
+    *dir = *run = NULL;
+    char p[PATH_MAX_LEN];
+    int rc = path_join(p, src, "manifest.json", e);
+    if (rc) return rc;
+    struct stat sb;
+    if (stat(src, &sb) != 0) return base_fail(e, BASE_EIO, "cannot open %s: %s", src, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return base_fail(e, BASE_EINVAL, "%s is not a run or checkpoint directory", src);
+    size_t n = strlen(src);
+    while (n > 1 && src[n - 1] == '/') n--;
+    if (stat(p, &sb) == 0) { /* a checkpoint directory: its run is the parent */
+        if ((rc = ckpt_verify(src, e))) return rc;
+        size_t k = n;
+        while (k > 0 && src[k - 1] != '/') k--;
+        *dir = strndup(src, n);
+        *run = k == 0 ? strdup(".") : strndup(src, k > 1 ? k - 1 : 1);
+    } else {
+        if ((rc = ckpt_find_latest_good(src, dir, NULL, NULL, e))) return rc;
+        if (!*dir) return base_fail(e, BASE_EINVAL, "no checkpoint in %s that verifies", src);
+        *run = strndup(src, n);
+    }
+    if (!*dir || !*run) {
+        free(*dir), free(*run);
+        *dir = *run = NULL;
+        return base_fail(e, BASE_ENOMEM, "out of memory");
+    }
+    return BASE_OK;
+}
+
+int ckpt_tokenizer_beside(const char *model_path, char *out, size_t cap) {
+    size_t n = strlen(model_path), el = strlen(".safetensors");
+    size_t stem = n > el && strcmp(model_path + n - el, ".safetensors") == 0 ? n - el : n;
+    int k = snprintf(out, cap, "%.*s.htok", (int)stem, model_path);
+    return k < 0 || (size_t)k >= cap ? -1 : 0;
+}

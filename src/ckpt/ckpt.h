@@ -46,6 +46,19 @@ typedef void (*ckpt_warn_fn)(const char *msg, void *user);
 int ckpt_find_latest_good(const char *run_dir, char **dir, ckpt_warn_fn warn, void *user,
                           base_err *e);
 
+/* The checkpoint directory src names — src itself when it holds a manifest (then verified),
+ * else the newest good checkpoint of the run directory src — and the run it belongs to (a
+ * checkpoint directory's parent). *dir and *run are malloc'd (caller frees). No checkpoint
+ * that verifies is BASE_EINVAL ("no checkpoint in SRC that verifies"). */
+int ckpt_resolve(const char *src, char **dir, char **run, base_err *e);
+
+/* The file in a run directory that holds the run's tokenizer (HTOK; `hearth train` copies the
+ * shards' vocabulary there), and the name of a model file's tokenizer beside it: model_path
+ * minus ".safetensors", plus ".htok" (`hearth export` writes it, the loader reads it). The
+ * latter returns 0, or -1 when it does not fit cap bytes. */
+#define CKPT_RUN_TOKENIZER "tokenizer.htok"
+int ckpt_tokenizer_beside(const char *model_path, char *out, size_t cap);
+
 /* Loads the checkpoint dir (verifying it first) into m and o, which were created for the
  * same config. t holds this run's settings: any difference from the saved ones (config
  * field, batch, seed, data, ...) is refused with a message naming the field and both

@@ -42,26 +42,6 @@ int ckpt_file_sum(const char *path, uint64_t *size, uint32_t *crc, base_err *e) 
     return rc;
 }
 
-/* The checkpoint directory src names: itself if it holds a manifest, else its newest good one. */
-static int pick_dir(const char *src, char **dir, base_err *e) {
-    char p[PATH_MAX_LEN];
-    int n = snprintf(p, sizeof p, "%s/manifest.json", src);
-    if (n < 0 || n >= (int)sizeof p) return base_fail(e, BASE_EINVAL, "path too long: %s", src);
-    struct stat sb;
-    if (stat(src, &sb) != 0) return base_fail(e, BASE_EIO, "cannot open %s: %s", src, strerror(errno));
-    if (!S_ISDIR(sb.st_mode))
-        return base_fail(e, BASE_EINVAL, "%s is not a run or checkpoint directory", src);
-    if (stat(p, &sb) == 0) {
-        int rc = ckpt_verify(src, e);
-        if (rc) return rc;
-        *dir = strdup(src);
-        return *dir ? BASE_OK : base_fail(e, BASE_ENOMEM, "out of memory");
-    }
-    int rc = ckpt_find_latest_good(src, dir, NULL, NULL, e);
-    if (!rc && !*dir) rc = base_fail(e, BASE_EINVAL, "no checkpoint in %s that verifies", src);
-    return rc;
-}
-
 /* trainer.json's step and config (as compact JSON, malloc'd). */
 static int read_trainer(const char *dir, long *step, char **config, base_err *e) {
     char p[PATH_MAX_LEN];
@@ -87,21 +67,10 @@ static int read_trainer(const char *dir, long *step, char **config, base_err *e)
  * goes beside the export as FILE's stem + ".htok" (model.safetensors -> model.htok), where
  * src/infer looks for it. A run without one (trained on bytes) removes a stale stem.htok so a
  * file of another model is never taken for this one's tokenizer. */
-static int export_tokenizer(const char *ckpt_dir, const char *out_path, base_err *e) {
-    char run[PATH_MAX_LEN], src[PATH_MAX_LEN], dst[PATH_MAX_LEN];
-    snprintf(run, sizeof run, "%s", ckpt_dir);
-    size_t n = strlen(run);
-    while (n > 1 && run[n - 1] == '/') run[--n] = 0;
-    char *slash = strrchr(run, '/'); /* the run is the checkpoint's parent */
-    if (!slash)
-        snprintf(run, sizeof run, ".");
-    else
-        slash[slash == run ? 1 : 0] = 0;
-    size_t ol = strlen(out_path), el = strlen(".safetensors");
-    size_t stem = ol > el && strcmp(out_path + ol - el, ".safetensors") == 0 ? ol - el : ol;
-    int k = snprintf(src, sizeof src, "%s/tokenizer.htok", run);
-    int k2 = snprintf(dst, sizeof dst, "%.*s.htok", (int)stem, out_path);
-    if (k < 0 || k >= (int)sizeof src || k2 < 0 || k2 >= (int)sizeof dst)
+static int export_tokenizer(const char *run, const char *out_path, base_err *e) {
+    char src[PATH_MAX_LEN], dst[PATH_MAX_LEN];
+    int k = snprintf(src, sizeof src, "%s/" CKPT_RUN_TOKENIZER, run);
+    if (k < 0 || k >= (int)sizeof src || ckpt_tokenizer_beside(out_path, dst, sizeof dst))
         return base_fail(e, BASE_EINVAL, "path too long: %s", out_path);
     struct stat sb;
     if (stat(src, &sb) != 0) {
@@ -118,12 +87,12 @@ static int export_tokenizer(const char *ckpt_dir, const char *out_path, base_err
 }
 
 int ckpt_export(const char *src, const char *out_path, char **used, base_err *e) {
-    char *dir = NULL, *config = NULL, p[PATH_MAX_LEN];
+    char *dir = NULL, *run = NULL, *config = NULL, p[PATH_MAX_LEN];
     ckpt_st *st = NULL;
     ckpt_st_tensor *t = NULL;
     float **copies = NULL;
     long step = 0;
-    int n = 0, rc = pick_dir(src, &dir, e);
+    int n = 0, rc = ckpt_resolve(src, &dir, &run, e);
     if (!rc) rc = read_trainer(dir, &step, &config, e);
     if (!rc) {
         int k = snprintf(p, sizeof p, "%s/model.safetensors", dir);
@@ -156,12 +125,13 @@ int ckpt_export(const char *src, const char *out_path, char **used, base_err *e)
         const char *meta[] = {"format", "hearth", "step", sstep, "config", config, NULL};
         rc = ckpt_st_write(out_path, t, n, meta, NULL, NULL, e);
     }
-    if (!rc) rc = export_tokenizer(dir, out_path, e);
+    if (!rc) rc = export_tokenizer(run, out_path, e);
     for (int i = 0; copies && i < n; i++) free(copies[i]);
     free(copies);
     free(t);
     ckpt_st_free(st);
     free(config);
+    free(run);
     if (!rc && used)
         *used = dir;
     else

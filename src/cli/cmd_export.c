@@ -1,5 +1,6 @@
 /* cli/cmd_export.c: `hearth export` — a run's newest good checkpoint (or a given one) as one
  * standalone model file (ckpt_export). */
+#include "ckpt/ckpt.h"
 #include "ckpt/export.h"
 #include "cli.h"
 
@@ -63,12 +64,10 @@ int cli_export(int argc, char **argv) {
     }
     printf("exported %s -> %s\n", used, out);
     /* the run's tokenizer, when it has one, went beside it as the file's stem + .htok */
-    size_t ol = strlen(out), el = strlen(".safetensors");
-    int stem = (int)(ol > el && strcmp(out + ol - el, ".safetensors") == 0 ? ol - el : ol);
     char tok[4200];
     struct stat sb;
-    snprintf(tok, sizeof tok, "%.*s.htok", stem, out);
-    if (stat(tok, &sb) == 0) printf("tokenizer -> %s\n", tok);
+    if (!ckpt_tokenizer_beside(out, tok, sizeof tok) && stat(tok, &sb) == 0)
+        printf("tokenizer -> %s\n", tok);
     free(used);
     return 0;
 }

@@ -128,37 +128,20 @@ static int read_trainer_config(const char *dir, nn_config *c, base_err *e) {
 /* Loads from a run directory (its newest good checkpoint) or a checkpoint directory. *tok_path
  * gets where the stored tokenizer would be: RUN/tokenizer.htok. */
 static int load_dir(infer_model *im, const char *path, char *tok_path, base_err *e) {
-    char p[PATH_LEN], run[PATH_LEN];
-    char *dir = NULL;
-    int rc = join(p, path, "manifest.json", e);
+    char p[PATH_LEN], *dir = NULL, *run = NULL;
+    int rc = ckpt_resolve(path, &dir, &run, e);
     if (rc) return rc;
-    if (file_exists(p)) { /* a checkpoint directory: its run is the parent */
-        if ((rc = ckpt_verify(path, e))) return rc;
-        dir = strdup(path);
-        if (!dir) return base_fail(e, BASE_ENOMEM, "out of memory");
-        snprintf(run, sizeof run, "%s", path);
-        size_t n = strlen(run);
-        while (n > 1 && run[n - 1] == '/') run[--n] = 0;
-        char *slash = strrchr(run, '/');
-        if (slash)
-            *slash = 0;
-        else
-            snprintf(run, sizeof run, ".");
-    } else {
-        if ((rc = ckpt_find_latest_good(path, &dir, NULL, NULL, e))) return rc;
-        if (!dir) return base_fail(e, BASE_EINVAL, "%s holds no checkpoint that verifies", path);
-        snprintf(run, sizeof run, "%s", path);
-    }
     nn_config c;
     rc = read_trainer_config(dir, &c, e);
     if (!rc) rc = join(p, dir, "model.safetensors", e);
     if (!rc) rc = load_weights(im, p, &c, e);
-    if (!rc) rc = join(tok_path, run, "tokenizer.htok", e);
+    if (!rc) rc = join(tok_path, run, CKPT_RUN_TOKENIZER, e);
     if (!rc) {
         snprintf(im->source, sizeof im->source, "%s", dir);
         base_name(im->name, sizeof im->name, run, NULL);
     }
     free(dir);
+    free(run);
     return rc;
 }
 
@@ -182,15 +165,10 @@ static int load_file(infer_model *im, const char *path, char *tok_path, base_err
     }
     ckpt_st_free(st);
     if (rc) return rc;
-    size_t n = strlen(path);
-    const char *ext = ".safetensors";
-    size_t el = strlen(ext);
-    size_t stem = n > el && strcmp(path + n - el, ext) == 0 ? n - el : n;
-    if (stem + 6 >= PATH_LEN) return base_fail(e, BASE_EINVAL, "path too long: %s", path);
-    memcpy(tok_path, path, stem);
-    memcpy(tok_path + stem, ".htok", 6);
+    if (ckpt_tokenizer_beside(path, tok_path, PATH_LEN))
+        return base_fail(e, BASE_EINVAL, "path too long: %s", path);
     snprintf(im->source, sizeof im->source, "%s", path);
-    base_name(im->name, sizeof im->name, path, ext);
+    base_name(im->name, sizeof im->name, path, ".safetensors");
     return BASE_OK;
 }
 

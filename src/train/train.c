@@ -354,7 +354,7 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
             if (strcmp(tok_identity(tv), data_loader_identity(train)) != 0)
                 rc = base_fail(e, BASE_EFORMAT, "%s is not the shards' vocabulary (%s, %s)", path,
                                tok_identity(tv), data_loader_identity(train));
-            snprintf(path, sizeof path, "%s/tokenizer.htok", o->out_dir);
+            snprintf(path, sizeof path, "%s/" CKPT_RUN_TOKENIZER, o->out_dir);
             if (!rc) rc = base_write_atomic(path, vb, vlen, e);
         }
         tok_free(tv);
