@@ -518,8 +518,8 @@ static enum MHD_Result handle_generate(server *s, struct MHD_Connection *c, conn
     pthread_mutex_lock(&g->mu);
     for (;;) {
         if (gen_wait_locked(g, 0)) break;
-        if (g->pending.len) {
-            server_utf8_clean(&text, g->pending.data, g->pending.len);
+        if (g->pending.len) { /* already clean: the event callback cleaned it */
+            base_buf_append(&text, g->pending.data, g->pending.len);
             g->pending.len = 0;
         }
         if (g->done) break;
