@@ -95,6 +95,11 @@ int base_afile_pwrite(base_afile *f, uint64_t off, const void *data, size_t len,
 int base_afile_commit(base_afile *f, base_err *e);
 void base_afile_abort(base_afile *f); /* NULL is fine */
 
+/* ---- text */
+/* The length of the valid UTF-8 character at s (n bytes available), or 0 when there is none:
+ * RFC 3629 strictly (no overlong forms, surrogates or code points above U+10FFFF). */
+size_t base_utf8_len(const unsigned char *s, size_t n);
+
 /* ---- checksums */
 #define BASE_FNV64_BASIS 0xcbf29ce484222325ull
 /* FNV-1a 64 of n bytes, continuing from h (BASE_FNV64_BASIS to start). */

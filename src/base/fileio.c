@@ -133,3 +133,17 @@ void base_buf_free(base_buf *b) {
     free(b->data);
     memset(b, 0, sizeof *b);
 }
+
+size_t base_utf8_len(const unsigned char *s, size_t n) {
+    if (n == 0) return 0;
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    size_t k = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
+    if (k == 0 || c > 0xF4 || n < k) return 0;
+    for (size_t i = 1; i < k; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0) || (c == 0xF0 && s[1] < 0x90) ||
+        (c == 0xF4 && s[1] >= 0x90))
+        return 0; /* overlong, surrogate, above U+10FFFF */
+    return k;
+}

@@ -21,7 +21,5 @@ int cli_int(const char *flag, const char *v, long lo, long hi, long *out);
 int cli_float(const char *flag, const char *v, double lo, double hi, double *out);
 /* The value after argv[*i] for flag argv[*i], or NULL (with a message) if there is none. */
 const char *cli_value(int argc, char **argv, int *i);
-/* The length of the valid UTF-8 character at s (NUL-terminated), or 1 (ASCII, or not UTF-8). */
-size_t cli_utf8_len(const unsigned char *s);
 
 #endif

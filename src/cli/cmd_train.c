@@ -263,7 +263,7 @@ int cli_train(int argc, char **argv) {
         /* control bytes and bytes that are not UTF-8 (a byte model may emit half a
          * character) are shown as '?' */
         for (unsigned char *c = (unsigned char *)sample; *c;) {
-            size_t k = cli_utf8_len(c);
+            size_t k = base_utf8_len(c, strnlen((const char *)c, 4));
             if (k > 1) {
                 c += k;
                 continue;

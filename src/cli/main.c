@@ -78,15 +78,3 @@ const char *cli_value(int argc, char **argv, int *i) {
     }
     return argv[++*i];
 }
-
-size_t cli_utf8_len(const unsigned char *s) {
-    unsigned c = s[0];
-    size_t k = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 1;
-    if (k == 1 || c > 0xF4) return 1;
-    for (size_t i = 1; i < k; i++)
-        if ((s[i] & 0xC0) != 0x80) return 1; /* also stops at the NUL */
-    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0) || (c == 0xF0 && s[1] < 0x90) ||
-        (c == 0xF4 && s[1] >= 0x90))
-        return 1;
-    return k;
-}

@@ -43,36 +43,11 @@ char *server_error_json(const server_error *er) {
 
 /* ---- UTF-8 */
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 if it is not one (overlong
- * forms, surrogates and code points above U+10FFFF are invalid, as jansson requires). */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    size_t k;
-    unsigned cp;
-    if (c >= 0xC2 && c <= 0xDF)
-        k = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF)
-        k = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4)
-        k = 4, cp = c & 0x07;
-    else
-        return 0;
-    if (n < k) return 0;
-    for (size_t i = 1; i < k; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    if ((k == 3 && cp < 0x800) || (k == 4 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;
-    if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
-    return k;
-}
-
 void server_utf8_clean(base_buf *b, const char *s, size_t n) {
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0, run = 0; /* run: start of the valid stretch being copied */
     while (i < n) {
-        size_t k = u[i] ? utf8_seq(u + i, n - i) : 0; /* NUL would end the C string */
+        size_t k = u[i] ? base_utf8_len(u + i, n - i) : 0; /* NUL would end the C string */
         if (k) {
             i += k;
             continue;
