@@ -55,7 +55,11 @@ $(BUILD)/tokenizer_bench: bench/tokenizer_bench.c $(BUILD)/libhearth.a
 deps: ## install the Debian packages hearth needs to build and test (idempotent)
 	./tools/install-deps.sh
 
-test: $(BUILD)/test_hearth $(BUILD)/hearth ## build and run every test
+# Every bench program is built by `make test` (not run): a kernel-table or API change that
+# breaks one fails CI instead of the next `make bench`.
+BENCH_BIN := $(BUILD)/train_bench $(BUILD)/ckpt_bench $(BUILD)/ann_bench $(BUILD)/tokenizer_bench
+
+test: $(BUILD)/test_hearth $(BUILD)/hearth $(BENCH_BIN) ## build and run every test
 	OMP_NUM_THREADS=2 ./$(BUILD)/test_hearth
 	./tests/cli/test_cli.sh ./$(BUILD)/hearth
 	./tests/cli/test_tools.sh ./$(BUILD)/hearth
