@@ -38,6 +38,17 @@ void base_assert_fail(const char *what, const char *file, int line) __attribute_
 int base_mul_size(size_t a, size_t b, size_t *out);
 int base_add_size(size_t a, size_t b, size_t *out);
 
+/* The one growth routine for arrays that grow as they fill (Redis's sdsMakeRoomFor, curl's
+ * dynbuf with its maximum). pp is the address of the array pointer (of any object type; NULL
+ * for none yet), *cap its capacity in elements of elem bytes. When need > *cap the array is
+ * reallocated to the larger of need and twice *cap (the first allocation holds at least
+ * BASE_GROW_FIRST bytes), but never to more than max elements (SIZE_MAX: no limit beyond
+ * PTRDIFF_MAX bytes). need <= *cap does nothing. Returns BASE_OK, or BASE_ENOMEM when need
+ * exceeds max, the size overflows or realloc fails; then *pp and *cap are unchanged and the
+ * old array stays valid (the caller still frees it). The new elements are uninitialized. */
+#define BASE_GROW_FIRST 256
+int base_grow(void *pp, size_t *cap, size_t need, size_t elem, size_t max);
+
 /* Allocation of a zeroed float buffer of n elements, 64-byte aligned; NULL on failure or
  * overflow. Freed with free(). */
 float *base_alloc_floats(size_t n);

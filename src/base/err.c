@@ -34,6 +34,25 @@ int base_add_size(size_t a, size_t b, size_t *out) {
     return 0;
 }
 
+int base_grow(void *pp, size_t *cap, size_t need, size_t elem, size_t max) {
+    BASE_ASSERT(elem > 0);
+    if (need <= *cap) return BASE_OK;
+    size_t lim = (size_t)PTRDIFF_MAX / elem; /* the most elements one object can hold */
+    if (max > lim) max = lim;
+    if (need > max) return BASE_ENOMEM;
+    size_t c = *cap <= max / 2 ? 2 * *cap : max;
+    if (c < BASE_GROW_FIRST / elem) c = BASE_GROW_FIRST / elem;
+    if (c < need) c = need;
+    if (c > max) c = max; /* still >= need: need <= max */
+    void *p;
+    memcpy(&p, pp, sizeof p); /* *pp is some T *: read and written as the bytes of a pointer */
+    void *q = realloc(p, c * elem);
+    if (!q) return BASE_ENOMEM;
+    memcpy(pp, &q, sizeof q);
+    *cap = c;
+    return BASE_OK;
+}
+
 float *base_alloc_floats(size_t n) {
     size_t bytes;
     if (base_mul_size(n ? n : 1, sizeof(float), &bytes) != 0) return NULL;

@@ -41,6 +41,60 @@ static void test_sizes(void **state) {
     assert_null(base_alloc_floats(SIZE_MAX / 2));
 }
 
+static void test_grow(void **state) {
+    (void)state;
+    /* growth: the first allocation holds BASE_GROW_FIRST bytes, then capacity doubles, and a
+     * need beyond twice the capacity is met exactly; the contents survive every move */
+    uint32_t *a = NULL;
+    size_t cap = 0;
+    assert_int_equal(base_grow(&a, &cap, 0, sizeof *a, SIZE_MAX), BASE_OK);
+    assert_null(a); /* nothing needed: nothing allocated */
+    assert_int_equal(base_grow(&a, &cap, 1, sizeof *a, SIZE_MAX), BASE_OK);
+    assert_non_null(a);
+    assert_int_equal(cap, BASE_GROW_FIRST / sizeof *a);
+    for (size_t i = 0; i < cap; i++) a[i] = (uint32_t)i;
+    size_t first = cap;
+    assert_int_equal(base_grow(&a, &cap, first + 1, sizeof *a, SIZE_MAX), BASE_OK);
+    assert_int_equal(cap, 2 * first);
+    assert_int_equal(base_grow(&a, &cap, 10 * first, sizeof *a, SIZE_MAX), BASE_OK);
+    assert_int_equal(cap, 10 * first);
+    for (size_t i = 0; i < first; i++) assert_int_equal(a[i], i);
+    uint32_t *same = a;
+    assert_int_equal(base_grow(&a, &cap, cap, sizeof *a, SIZE_MAX), BASE_OK);
+    assert_ptr_equal(a, same); /* need <= cap: untouched */
+
+    /* max: growth stops at max; a need beyond it fails and leaves the array as it was */
+    assert_int_equal(base_grow(&a, &cap, cap + 1, sizeof *a, cap + 5), BASE_OK);
+    assert_int_equal(cap, 10 * first + 5);
+    size_t before = cap;
+    same = a;
+    assert_int_equal(base_grow(&a, &cap, cap + 1, sizeof *a, cap), BASE_ENOMEM);
+    assert_int_equal(cap, before);
+    assert_ptr_equal(a, same);
+    assert_int_equal(a[first - 1], first - 1);
+
+    /* overflow: a need whose byte size overflows (or exceeds PTRDIFF_MAX) fails cleanly, and
+     * doubling near the limit is capped instead of wrapping */
+    assert_int_equal(base_grow(&a, &cap, SIZE_MAX / 2, sizeof *a, SIZE_MAX), BASE_ENOMEM);
+    assert_int_equal(base_grow(&a, &cap, SIZE_MAX, 1, SIZE_MAX), BASE_ENOMEM);
+    assert_int_equal(cap, before);
+    assert_ptr_equal(a, same);
+    free(a);
+    char *b = NULL;
+    size_t bcap = SIZE_MAX / 2 + 1; /* a (pretend) capacity whose double wraps */
+    assert_int_equal(base_grow(&b, &bcap, bcap + 1, 1, SIZE_MAX), BASE_ENOMEM);
+    assert_null(b);
+
+    /* elements larger than BASE_GROW_FIRST bytes: the first allocation is what is needed */
+    struct big {
+        char x[1000];
+    } *g = NULL;
+    size_t gcap = 0;
+    assert_int_equal(base_grow(&g, &gcap, 1, sizeof *g, SIZE_MAX), BASE_OK);
+    assert_int_equal(gcap, 1);
+    free(g);
+}
+
 static void test_atomic_write(void **state) {
     (void)state;
     char dir[] = "/tmp/hearth-test-XXXXXX";
@@ -220,6 +274,7 @@ static void test_plot(void **state) {
 int test_base(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rng),          cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_grow),
         cmocka_unit_test(test_atomic_write), cmocka_unit_test(test_afile),
         cmocka_unit_test(test_afile_direct), cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_plot),
