@@ -41,13 +41,17 @@ int base_add_size(size_t a, size_t b, size_t *out);
 /* The one growth routine for arrays that grow as they fill (Redis's sdsMakeRoomFor, curl's
  * dynbuf with its maximum). pp is the address of the array pointer (of any object type; NULL
  * for none yet), *cap its capacity in elements of elem bytes. When need > *cap the array is
- * reallocated to the larger of need and twice *cap (the first allocation holds at least
- * BASE_GROW_FIRST bytes), but never to more than max elements (SIZE_MAX: no limit beyond
- * PTRDIFF_MAX bytes). need <= *cap does nothing. Returns BASE_OK, or BASE_ENOMEM when need
- * exceeds max, the size overflows or realloc fails; then *pp and *cap are unchanged and the
- * old array stays valid (the caller still frees it). The new elements are uninitialized. */
-#define BASE_GROW_FIRST 256
-int base_grow(void *pp, size_t *cap, size_t need, size_t elem, size_t max);
+ * reallocated to the larger of need and twice *cap, and at least BASE_GROW_MIN elements (Lua's
+ * MINSIZEARRAY: small enough for the many short lists, such as one per BPE pair), but never
+ * to more than max elements (SIZE_MAX: no limit beyond PTRDIFF_MAX bytes). need <= *cap does
+ * nothing, inline (pushes call this on every element). Returns BASE_OK, or BASE_ENOMEM when
+ * need exceeds max, the size overflows or realloc fails; then *pp and *cap are unchanged and
+ * the old array stays valid (the caller still frees it). New elements are uninitialized. */
+#define BASE_GROW_MIN 4
+int base_grow_realloc(void *pp, size_t *cap, size_t need, size_t elem, size_t max);
+static inline int base_grow(void *pp, size_t *cap, size_t need, size_t elem, size_t max) {
+    return need <= *cap ? BASE_OK : base_grow_realloc(pp, cap, need, elem, max);
+}
 
 /* Allocation of a zeroed float buffer of n elements, 64-byte aligned; NULL on failure or
  * overflow. Freed with free(). */

@@ -34,14 +34,14 @@ int base_add_size(size_t a, size_t b, size_t *out) {
     return 0;
 }
 
-int base_grow(void *pp, size_t *cap, size_t need, size_t elem, size_t max) {
+int base_grow_realloc(void *pp, size_t *cap, size_t need, size_t elem, size_t max) {
     BASE_ASSERT(elem > 0);
     if (need <= *cap) return BASE_OK;
     size_t lim = (size_t)PTRDIFF_MAX / elem; /* the most elements one object can hold */
     if (max > lim) max = lim;
     if (need > max) return BASE_ENOMEM;
     size_t c = *cap <= max / 2 ? 2 * *cap : max;
-    if (c < BASE_GROW_FIRST / elem) c = BASE_GROW_FIRST / elem;
+    if (c < BASE_GROW_MIN) c = BASE_GROW_MIN;
     if (c < need) c = need;
     if (c > max) c = max; /* still >= need: need <= max */
     void *p;

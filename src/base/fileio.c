@@ -93,36 +93,18 @@ void base_buf_printf(base_buf *b, const char *fmt, ...) {
             b->len += (size_t)n;
             return;
         }
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->len + (size_t)n + 1) cap *= 2;
-        char *d = realloc(b->data, cap);
-        if (!d) {
+        if (base_grow(&b->data, &b->cap, b->len + (size_t)n + 1, 1, SIZE_MAX)) {
             b->failed = 1;
             return;
         }
-        b->data = d;
-        b->cap = cap;
     }
 }
 
 void base_buf_append(base_buf *b, const void *data, size_t n) {
     if (b->failed) return;
-    if (b->cap - b->len < n + 1) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap - b->len < n + 1) {
-            if (cap > SIZE_MAX / 2) {
-                b->failed = 1;
-                return;
-            }
-            cap *= 2;
-        }
-        char *d = realloc(b->data, cap);
-        if (!d) {
-            b->failed = 1;
-            return;
-        }
-        b->data = d;
-        b->cap = cap;
+    if (n > SIZE_MAX - 1 - b->len || base_grow(&b->data, &b->cap, b->len + n + 1, 1, SIZE_MAX)) {
+        b->failed = 1;
+        return;
     }
     if (n) memcpy(b->data + b->len, data, n);
     b->len += n;

@@ -288,13 +288,8 @@ static int list_steps(const char *run_dir, long **steps, size_t *n, base_err *e)
     while (!rc && (de = readdir(d))) {
         long s;
         if (!step_of(de->d_name, &s)) continue;
-        if (*n == cap) {
-            long *q = realloc(*steps, (cap = cap ? 2 * cap : 16) * sizeof *q);
-            if (!q)
-                rc = base_fail(e, BASE_ENOMEM, "out of memory");
-            else
-                *steps = q;
-        }
+        if (base_grow(steps, &cap, *n + 1, sizeof **steps, SIZE_MAX))
+            rc = base_fail(e, BASE_ENOMEM, "out of memory");
         if (!rc) (*steps)[(*n)++] = s;
     }
     closedir(d);

@@ -115,14 +115,9 @@ void gguf_add_tensor_f32(gguf_writer *w, const char *name, uint32_t n_dims, cons
         snprintf(w->why, sizeof w->why, "tensor %s: %u dimensions", name, n_dims);
         return;
     }
-    if (w->n_t == w->cap_t) {
-        size_t cap = w->cap_t ? 2 * w->cap_t : 64;
-        wtensor *t = realloc(w->t, cap * sizeof *t);
-        if (!t) {
-            w->failed = 1;
-            return;
-        }
-        w->t = t, w->cap_t = cap;
+    if (base_grow(&w->t, &w->cap_t, w->n_t + 1, sizeof *w->t, SIZE_MAX)) {
+        w->failed = 1;
+        return;
     }
     wtensor *t = &w->t[w->n_t];
     memset(t, 0, sizeof *t);

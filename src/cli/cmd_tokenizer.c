@@ -52,15 +52,12 @@ static int read_stdin(char **data, size_t *len) {
     char *buf = malloc(cap + 1);
     if (!buf) return -1;
     for (;;) {
-        if (n == cap) {
-            char *b = cap < SIZE_MAX / 4 ? realloc(buf, cap * 2 + 1) : NULL;
-            if (!b) {
-                free(buf);
-                return -1;
-            }
-            buf = b;
-            cap *= 2;
+        size_t room = cap + 1; /* cap bytes and the NUL */
+        if (base_grow(&buf, &room, n + 2, 1, SIZE_MAX)) {
+            free(buf);
+            return -1;
         }
+        cap = room - 1;
         size_t got = fread(buf + n, 1, cap - n, stdin);
         n += got;
         if (got == 0) break;

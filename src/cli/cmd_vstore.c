@@ -302,20 +302,16 @@ static int read_jsonl(const char *path, recs *r, int need_emb) {
             BAD("\"document\" must be a string");
         if (meta && !json_is_null(meta) && !json_is_object(meta))
             BAD("\"metadata\" must be an object");
-        if (r->n == r->cap) {
-            size_t nc = r->cap ? 2 * r->cap : 256;
-            char **a = realloc(r->ids, nc * sizeof *a), **b = a ? realloc(r->docs, nc * sizeof *b) : NULL;
-            if (a) r->ids = a;
-            if (b) r->docs = b;
-            char **c = b ? realloc(r->metas, nc * sizeof *c) : NULL;
-            if (c) r->metas = c;
-            if (!a || !b || !c) BAD("out of memory");
-            r->cap = nc;
-        }
+        /* parallel arrays grown from one capacity (one that grew before another failed is
+         * merely larger than r->cap says); an embedding row is one element of r->emb */
+        size_t ca = r->cap, cb = r->cap, cc = r->cap, ce = r->cap;
+        if (base_grow(&r->ids, &ca, r->n + 1, sizeof *r->ids, SIZE_MAX) ||
+            base_grow(&r->docs, &cb, r->n + 1, sizeof *r->docs, SIZE_MAX) ||
+            base_grow(&r->metas, &cc, r->n + 1, sizeof *r->metas, SIZE_MAX) ||
+            (r->has_emb && base_grow(&r->emb, &ce, r->n + 1, r->dim * sizeof *r->emb, SIZE_MAX)))
+            BAD("out of memory");
+        r->cap = ca;
         if (r->has_emb) {
-            float *g = realloc(r->emb, r->cap * r->dim * sizeof *g);
-            if (!g) BAD("out of memory");
-            r->emb = g;
             for (size_t j = 0; j < r->dim; j++) {
                 json_t *x = json_array_get(emb, j);
                 if (!json_is_number(x)) BAD("\"embedding\"[%zu] is not a number", j);

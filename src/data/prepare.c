@@ -102,13 +102,8 @@ static void flist_free(flist *f) {
 }
 
 static int flist_add(flist *f, const char *path, base_err *e) {
-    if (f->n == f->cap) {
-        size_t cap = f->cap ? f->cap * 2 : 64;
-        char **p = realloc(f->path, cap * sizeof *p);
-        if (!p) return base_fail(e, BASE_ENOMEM, "out of memory listing inputs");
-        f->path = p;
-        f->cap = cap;
-    }
+    if (base_grow(&f->path, &f->cap, f->n + 1, sizeof *f->path, SIZE_MAX))
+        return base_fail(e, BASE_ENOMEM, "out of memory listing inputs");
     if (!(f->path[f->n] = strdup(path))) return base_fail(e, BASE_ENOMEM, "out of memory");
     f->n++;
     return BASE_OK;
@@ -531,16 +526,9 @@ static int put_jsonl_file(prep *P, const char *path, int fd, base_err *e) {
                 n = 0;
             }
             if (!too_long && seg) {
-                if (n + seg > cap) {
-                    size_t c = cap ? cap : 1u << 16;
-                    while (c < n + seg) c *= 2;
-                    char *l2 = realloc(line, c);
-                    if (!l2) {
-                        rc = base_fail(e, BASE_ENOMEM, "out of memory reading %s", path);
-                        break;
-                    }
-                    line = l2;
-                    cap = c;
+                if (base_grow(&line, &cap, n + seg, 1, SIZE_MAX)) {
+                    rc = base_fail(e, BASE_ENOMEM, "out of memory reading %s", path);
+                    break;
                 }
                 memcpy(line + n, b + pos, seg);
                 n += seg;

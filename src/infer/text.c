@@ -22,16 +22,8 @@ void infer_text_free(infer_text *t) {
 }
 
 static int append(infer_text *t, const char *p, size_t n) {
-    if (t->len + n + 1 > t->cap) {
-        size_t cap = t->cap ? t->cap : 256;
-        while (cap < t->len + n + 1) {
-            if (cap > SIZE_MAX / 2) return BASE_ENOMEM;
-            cap *= 2;
-        }
-        char *b = realloc(t->buf, cap);
-        if (!b) return BASE_ENOMEM;
-        t->buf = b, t->cap = cap;
-    }
+    if (n > SIZE_MAX - 1 - t->len || base_grow(&t->buf, &t->cap, t->len + n + 1, 1, SIZE_MAX))
+        return BASE_ENOMEM;
     memcpy(t->buf + t->len, p, n);
     t->len += n;
     t->buf[t->len] = 0;

@@ -829,15 +829,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         size_t n = *upload_size;
         if (n > s->o.body_limit - k->len) /* chunked and over the limit: drop the connection */
             return MHD_NO;
-        if (k->len + n > k->cap) {
-            size_t cap = k->cap ? k->cap : 4096;
-            while (cap < k->len + n) cap *= 2;
-            if (cap > s->o.body_limit) cap = s->o.body_limit;
-            char *b = realloc(k->body, cap + 1);
-            if (!b) return MHD_NO;
-            k->body = b;
-            k->cap = cap;
-        }
+        if (base_grow(&k->body, &k->cap, k->len + n + 1, 1, s->o.body_limit + 1)) /* +1: NUL */
+            return MHD_NO;
         memcpy(k->body + k->len, upload, n);
         k->len += n;
         k->body[k->len] = 0;

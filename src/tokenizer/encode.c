@@ -19,14 +19,8 @@
 #define CACHE_IDS (1u << 18)
 
 int tok_ids_push(tok_ids *ids, int32_t id) {
-    if (ids->len == ids->cap) {
-        size_t c = ids->cap ? ids->cap * 2 : 256;
-        if (c > SIZE_MAX / sizeof *ids->data) return BASE_ENOMEM;
-        int32_t *d = realloc(ids->data, c * sizeof *d);
-        if (!d) return BASE_ENOMEM;
-        ids->data = d;
-        ids->cap = c;
-    }
+    if (base_grow(&ids->data, &ids->cap, ids->len + 1, sizeof *ids->data, SIZE_MAX))
+        return BASE_ENOMEM;
     ids->data[ids->len++] = id;
     return 0;
 }
@@ -306,13 +300,7 @@ typedef struct spm_heap {
 } spm_heap;
 
 static int spm_push(spm_heap *q, spm_ent x) {
-    if (q->n == q->cap) {
-        size_t c = q->cap ? q->cap * 2 : 64;
-        spm_ent *h = realloc(q->h, c * sizeof *h);
-        if (!h) return -1;
-        q->h = h;
-        q->cap = c;
-    }
+    if (base_grow(&q->h, &q->cap, q->n + 1, sizeof *q->h, SIZE_MAX)) return -1;
     size_t i = q->n++;
     while (i > 0) {
         size_t parent = (i - 1) / 2;

@@ -117,14 +117,7 @@ static int count_piece(tok_trainer *t, const uint8_t *p, size_t n) {
         }
     }
     if (n > UINT32_MAX) return -1;
-    if (t->arena_len + n > t->arena_cap) {
-        size_t c = t->arena_cap ? t->arena_cap : 1 << 20;
-        while (c < t->arena_len + n) c *= 2;
-        uint8_t *a = realloc(t->arena, c);
-        if (!a) return -1;
-        t->arena = a;
-        t->arena_cap = c;
-    }
+    if (base_grow(&t->arena, &t->arena_cap, t->arena_len + n, 1, SIZE_MAX)) return -1;
     memcpy(t->arena + t->arena_len, p, n);
     t->slots[i] = (piece_slot){h, 1, t->arena_len, (uint32_t)n};
     t->arena_len += n;
@@ -211,13 +204,7 @@ static int better(const heap_ent *x, const heap_ent *y) {
 }
 
 static int heap_push(merger *m, heap_ent x) {
-    if (m->n_heap == m->cap_heap) {
-        size_t c = m->cap_heap ? m->cap_heap * 2 : 1024;
-        heap_ent *h = realloc(m->heap, c * sizeof *h);
-        if (!h) return -1;
-        m->heap = h;
-        m->cap_heap = c;
-    }
+    if (base_grow(&m->heap, &m->cap_heap, m->n_heap + 1, sizeof *m->heap, SIZE_MAX)) return -1;
     size_t i = m->n_heap++;
     while (i > 0 && better(&x, &m->heap[(i - 1) / 2])) {
         m->heap[i] = m->heap[(i - 1) / 2];
@@ -272,13 +259,8 @@ static uint32_t pair_get(merger *m, uint32_t a, uint32_t b) {
         if (m->pairs[i].a == a && m->pairs[i].b == b) return i;
     }
     if (m->n_pairs >= UINT32_MAX - 1) return UINT32_MAX;
-    if (m->n_pairs == m->cap_pairs) {
-        size_t c = m->cap_pairs ? m->cap_pairs * 2 : 1 << 16;
-        pair_info *p = realloc(m->pairs, c * sizeof *p);
-        if (!p) return UINT32_MAX;
-        m->pairs = p;
-        m->cap_pairs = c;
-    }
+    if (base_grow(&m->pairs, &m->cap_pairs, m->n_pairs + 1, sizeof *m->pairs, SIZE_MAX))
+        return UINT32_MAX;
     uint32_t i = (uint32_t)m->n_pairs++;
     m->pairs[i] = (pair_info){.a = a, .b = b, .stamp = UINT32_MAX};
     m->pmap[j] = i;
@@ -293,24 +275,16 @@ static int pair_add(merger *m, uint32_t a, uint32_t b, int64_t delta, uint32_t w
     pair_info *p = &m->pairs[i];
     p->count += delta;
     if (delta > 0 && (p->n_where == 0 || p->where[p->n_where - 1] != w)) {
-        if (p->n_where == p->cap_where) {
-            uint32_t c = p->cap_where ? p->cap_where * 2 : 4;
-            uint32_t *x = realloc(p->where, (size_t)c * sizeof *x);
-            if (!x) return -1;
-            p->where = x;
-            p->cap_where = c;
-        }
+        size_t cap = p->cap_where; /* uint32_t: there is one of these per pair */
+        if (base_grow(&p->where, &cap, (size_t)p->n_where + 1, sizeof *p->where, UINT32_MAX))
+            return -1;
+        p->cap_where = (uint32_t)cap;
         p->where[p->n_where++] = w;
     }
     if (p->stamp != m->step) {
         p->stamp = m->step;
-        if (m->n_touched == m->cap_touched) {
-            size_t c = m->cap_touched ? m->cap_touched * 2 : 1024;
-            uint32_t *x = realloc(m->touched, c * sizeof *x);
-            if (!x) return -1;
-            m->touched = x;
-            m->cap_touched = c;
-        }
+        if (base_grow(&m->touched, &m->cap_touched, m->n_touched + 1, sizeof *m->touched, SIZE_MAX))
+            return -1;
         m->touched[m->n_touched++] = i;
     }
     return 0;

@@ -63,44 +63,24 @@ tok_vocab *tok_vocab_new(int kind, int pretok) {
     return v;
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return 0;
-    size_t c = *cap ? *cap : 64;
-    while (c < need) {
-        if (c > SIZE_MAX / 2) return -1;
-        c *= 2;
-    }
-    size_t bytes;
-    if (base_mul_size(c, elem, &bytes)) return -1;
-    void *q = realloc(*p, bytes);
-    if (!q) return -1;
-    *p = q;
-    *cap = c;
-    return 0;
-}
-
 int tok_vocab_add(tok_vocab *v, const char *text, size_t len, int type, float score, base_err *e) {
     if (v->n >= TOK_MAX_TOKENS)
         return base_fail(e, BASE_EFORMAT, "vocabulary has more than %d tokens", TOK_MAX_TOKENS);
     if (len > TOK_MAX_TOKEN_LEN)
         return base_fail(e, BASE_EFORMAT, "token %u is %zu bytes long (at most %d)", v->n, len,
                          TOK_MAX_TOKEN_LEN);
-    if (v->n == v->cap) {
-        size_t c = v->cap ? v->cap * 2 : 1024;
-        uint32_t *off = realloc(v->off, c * sizeof *off);
-        if (off) v->off = off;
-        uint32_t *ln = realloc(v->len, c * sizeof *ln);
-        if (ln) v->len = ln;
-        uint8_t *ty = realloc(v->type, c);
-        if (ty) v->type = ty;
-        float *sc = realloc(v->score, c * sizeof *sc);
-        if (sc) v->score = sc;
-        if (!off || !ln || !ty || !sc) return base_fail(e, BASE_ENOMEM, "out of memory");
-        v->cap = c;
-    }
+    /* four parallel arrays: each grows from the same capacity to the same one, and one that
+     * grew before another failed is merely larger than v->cap says */
+    size_t c0 = v->cap, c1 = v->cap, c2 = v->cap, c3 = v->cap, need = (size_t)v->n + 1;
+    if (base_grow(&v->off, &c0, need, sizeof *v->off, SIZE_MAX) ||
+        base_grow(&v->len, &c1, need, sizeof *v->len, SIZE_MAX) ||
+        base_grow(&v->type, &c2, need, sizeof *v->type, SIZE_MAX) ||
+        base_grow(&v->score, &c3, need, sizeof *v->score, SIZE_MAX))
+        return base_fail(e, BASE_ENOMEM, "out of memory");
+    v->cap = c0;
     if (v->blob_len + len > UINT32_MAX)
         return base_fail(e, BASE_EFORMAT, "vocabulary text exceeds 4 GiB");
-    if (grow((void **)&v->blob, &v->blob_cap, v->blob_len + len + 1, 1))
+    if (base_grow(&v->blob, &v->blob_cap, v->blob_len + len + 1, 1, SIZE_MAX))
         return base_fail(e, BASE_ENOMEM, "out of memory");
     if (len) memcpy(v->blob + v->blob_len, text, len);
     v->off[v->n] = (uint32_t)v->blob_len;
@@ -117,7 +97,7 @@ int tok_vocab_add_merge(tok_vocab *v, uint32_t left, uint32_t right, uint32_t me
     if (v->n_merges >= HTOK_MAX_MERGES)
         return base_fail(e, BASE_EFORMAT, "more than %u merges", HTOK_MAX_MERGES);
     size_t cap = v->merges_cap;
-    if (grow((void **)&v->merges, &cap, (size_t)v->n_merges + 1, sizeof *v->merges))
+    if (base_grow(&v->merges, &cap, (size_t)v->n_merges + 1, sizeof *v->merges, UINT32_MAX))
         return base_fail(e, BASE_ENOMEM, "out of memory");
     v->merges_cap = (uint32_t)cap;
     v->merges[v->n_merges++] = (tok_merge){left, right, merged, rank};

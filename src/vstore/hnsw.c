@@ -117,13 +117,7 @@ static uint64_t mix64(uint64_t x) {
 /* ---- heaps */
 
 static int heap_reserve(heap *hp, size_t n) {
-    if (n <= hp->cap) return 0;
-    size_t c = hp->cap ? hp->cap : 64;
-    while (c < n) c *= 2;
-    cand *a = realloc(hp->a, c * sizeof *a);
-    if (!a) return -1;
-    hp->a = a, hp->cap = c;
-    return 0;
+    return base_grow(&hp->a, &hp->cap, n, sizeof *hp->a, SIZE_MAX) ? -1 : 0;
 }
 
 /* Max-heap (farthest on top) when max, else min-heap. Pushing needs room (heap_reserve). */
@@ -512,11 +506,7 @@ static size_t select_heuristic(const hnsw *h, cand *cs, size_t n, size_t m) {
 }
 
 static int sel_reserve(search_ctx *c, size_t n) {
-    if (n <= c->selcap) return 0;
-    cand *s = realloc(c->sel, n * sizeof *s);
-    if (!s) return -1;
-    c->sel = s, c->selcap = n;
-    return 0;
+    return base_grow(&c->sel, &c->selcap, n, sizeof *c->sel, SIZE_MAX) ? -1 : 0;
 }
 
 /* Adds a link nb -> id at level l, re-selecting nb's links with the heuristic when full. */

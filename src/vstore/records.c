@@ -656,14 +656,9 @@ int vstore_delete(vstore *db, const char *coll_id, const char *const *ids, size_
         goto out;
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            sqlite3_int64 *g = realloc(rids, cap * sizeof *g);
-            if (!g) {
-                rc = base_fail(e, BASE_ENOMEM, "out of memory");
-                goto out;
-            }
-            rids = g;
+        if (base_grow(&rids, &cap, n + 1, sizeof *rids, SIZE_MAX)) {
+            rc = base_fail(e, BASE_ENOMEM, "out of memory");
+            goto out;
         }
         rids[n++] = sqlite3_column_int64(st, 0);
     }

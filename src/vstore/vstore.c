@@ -404,14 +404,9 @@ int vstore_database_list(vstore *db, const char *tenant, char ***names, size_t *
         size_t cap = 0;
         int s;
         while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-            if (*n == cap) {
-                cap = cap ? 2 * cap : 8;
-                char **g = realloc(*names, cap * sizeof *g);
-                if (!g) {
-                    rc = base_fail(e, BASE_ENOMEM, "out of memory");
-                    break;
-                }
-                *names = g;
+            if (base_grow(names, &cap, *n + 1, sizeof **names, SIZE_MAX)) {
+                rc = base_fail(e, BASE_ENOMEM, "out of memory");
+                break;
             }
             (*names)[(*n)++] = vs_strdup((const char *)sqlite3_column_text(st, 0));
         }
@@ -651,14 +646,9 @@ int vstore_coll_list(vstore *db, const char *tenant, const char *database, size_
         size_t cap = 0;
         int s;
         while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-            if (*n == cap) {
-                cap = cap ? 2 * cap : 8;
-                vstore_coll *g = realloc(*out, cap * sizeof *g);
-                if (!g) {
-                    rc = base_fail(e, BASE_ENOMEM, "out of memory");
-                    break;
-                }
-                *out = g;
+            if (base_grow(out, &cap, *n + 1, sizeof **out, SIZE_MAX)) {
+                rc = base_fail(e, BASE_ENOMEM, "out of memory");
+                break;
             }
             if ((rc = coll_from_row(st, &(*out)[*n], e))) break;
             (*n)++;
@@ -981,14 +971,9 @@ int vstore_warm(vstore *db, base_err *e) {
     char (*ids)[40] = NULL;
     size_t n = 0, cap = 0;
     while (!rc && sqlite3_step(st) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            char(*g)[40] = realloc(ids, cap * sizeof *g);
-            if (!g) {
-                rc = base_fail(e, BASE_ENOMEM, "out of memory");
-                break;
-            }
-            ids = g;
+        if (base_grow(&ids, &cap, n + 1, sizeof *ids, SIZE_MAX)) {
+            rc = base_fail(e, BASE_ENOMEM, "out of memory");
+            break;
         }
         snprintf(ids[n++], 40, "%s", (const char *)sqlite3_column_text(st, 0));
     }

@@ -43,7 +43,7 @@ static void test_sizes(void **state) {
 
 static void test_grow(void **state) {
     (void)state;
-    /* growth: the first allocation holds BASE_GROW_FIRST bytes, then capacity doubles, and a
+    /* growth: the first allocation holds BASE_GROW_MIN elements, then capacity doubles, and a
      * need beyond twice the capacity is met exactly; the contents survive every move */
     uint32_t *a = NULL;
     size_t cap = 0;
@@ -51,7 +51,7 @@ static void test_grow(void **state) {
     assert_null(a); /* nothing needed: nothing allocated */
     assert_int_equal(base_grow(&a, &cap, 1, sizeof *a, SIZE_MAX), BASE_OK);
     assert_non_null(a);
-    assert_int_equal(cap, BASE_GROW_FIRST / sizeof *a);
+    assert_int_equal(cap, BASE_GROW_MIN);
     for (size_t i = 0; i < cap; i++) a[i] = (uint32_t)i;
     size_t first = cap;
     assert_int_equal(base_grow(&a, &cap, first + 1, sizeof *a, SIZE_MAX), BASE_OK);
@@ -85,14 +85,15 @@ static void test_grow(void **state) {
     assert_int_equal(base_grow(&b, &bcap, bcap + 1, 1, SIZE_MAX), BASE_ENOMEM);
     assert_null(b);
 
-    /* elements larger than BASE_GROW_FIRST bytes: the first allocation is what is needed */
-    struct big {
-        char x[1000];
-    } *g = NULL;
-    size_t gcap = 0;
-    assert_int_equal(base_grow(&g, &gcap, 1, sizeof *g, SIZE_MAX), BASE_OK);
-    assert_int_equal(gcap, 1);
-    free(g);
+    /* the first allocation is at least what is needed, and max caps even that */
+    char *s = NULL;
+    size_t scap = 0;
+    assert_int_equal(base_grow(&s, &scap, 1000, 1, SIZE_MAX), BASE_OK);
+    assert_int_equal(scap, 1000);
+    free(s), s = NULL, scap = 0;
+    assert_int_equal(base_grow(&s, &scap, 2, 1, 3), BASE_OK);
+    assert_int_equal(scap, 3);
+    free(s);
 }
 
 static void test_atomic_write(void **state) {
