@@ -151,8 +151,10 @@ int ckpt_writer_submit(ckpt_writer *w, const nn_model *m, const optim_adamw *o,
     w->src_params = m->params;
     w->src_m = o->m;
     w->src_v = o->v;
-    w->model = *m;
+    w->model = *m; /* over the snapshot: its named tensors point there, it has no gradients */
     w->model.params = w->params;
+    w->model.grads = NULL;
+    nn_model_bind(&w->model);
     w->opt = *o;
     w->opt.m = w->m;
     w->opt.v = w->v;

@@ -79,9 +79,8 @@ int ckpt_gguf_add_model(gguf_writer *w, const nn_model *m, const char *name, flo
     /* llama.cpp's GPT-2 always reads an output matrix: a tied model repeats the embedding,
      * as llama.cpp's own converter does */
     if (c->family == NN_GPT2 && c->tied) {
-        const nn_tensor *wte = nn_model_tensor(m, "wte");
         uint64_t dims[2] = {(uint64_t)c->d_model, (uint64_t)c->vocab_size};
-        gguf_add_tensor_f32(w, "output.weight", 2, dims, m->params + wte->offset);
+        gguf_add_tensor_f32(w, "output.weight", 2, dims, m->pt.wte);
     }
     free(p);
     *scratch = s;

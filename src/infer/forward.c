@@ -30,13 +30,6 @@ static int qkv_width(const nn_config *c) {
     return (c->n_head + 2 * c->n_kv_head) * (c->d_model / c->n_head);
 }
 
-/* A parameter tensor's layer-l slice (NULL if the config has none). */
-static const float *P(const nn_model *m, const char *name, int l) {
-    const nn_tensor *t = nn_model_tensor(m, name);
-    if (!t) return NULL;
-    return m->params + t->offset + (size_t)l * (t->numel / (size_t)t->shape[0]);
-}
-
 void infer_engine_free(infer_engine *g) {
     if (!g) return;
     free(g->kc);
@@ -252,7 +245,8 @@ int infer_forward(infer_engine *g, const int32_t *tokens, const int *slots, cons
         else
             g->run_start[nr] = i, g->run_len[nr] = 1, nr++;
     }
-    const float *wte = P(m, "wte", 0), *wpe = P(m, "wpe", 0);
+    const nn_params *p = &m->pt;
+    const float *wte = p->wte, *wpe = p->wpe;
     for (int k = 0; k < nr; k++) {
         int r0 = g->run_start[k];
         tensor_embed_fwd(g->x + (size_t)r0 * C, g->tok + r0, wte,
@@ -260,8 +254,9 @@ int infer_forward(infer_engine *g, const int32_t *tokens, const int *slots, cons
     }
     size_t head_stride = (size_t)g->ctx * HS, layer_stride = (size_t)g->S * NKV * head_stride;
     for (int l = 0; l < g->c.n_layer; l++) {
-        norm(g, g->ln, g->x, P(m, "ln1w", l), P(m, "ln1b", l), n);
-        linear(g->qkv, g->ln, P(m, "qkvw", l), P(m, "qkvb", l), n, n_decode, C, Q);
+        nn_layer w = nn_params_layer(p, &g->c, l);
+        norm(g, g->ln, g->x, w.ln1w, w.ln1b, n);
+        linear(g->qkv, g->ln, w.qkvw, w.qkvb, n, n_decode, C, Q);
         if (g->c.family == NN_LLAMA) /* q and k heads are adjacent: rotate NH + NKV heads */
             for (int k = 0; k < nr; k++) {
                 int r0 = g->run_start[k];
@@ -277,23 +272,23 @@ int infer_forward(infer_engine *g, const int32_t *tokens, const int *slots, cons
                 memcpy(g->vc + at, row + (size_t)(NH + NKV + h) * HS, (size_t)HS * sizeof(float));
             }
         attend(g, l, slots, pos, n);
-        linear(g->tmp, g->atty, P(m, "attprojw", l), P(m, "attprojb", l), n, n_decode, C, C);
+        linear(g->tmp, g->atty, w.attprojw, w.attprojb, n, n_decode, C, C);
         tensor_residual_fwd(g->x, g->x, g->tmp, (size_t)n * C);
-        norm(g, g->ln, g->x, P(m, "ln2w", l), P(m, "ln2b", l), n);
-        linear(g->fch, g->ln, P(m, "fcw", l), P(m, "fcb", l), n, n_decode, C, g->FO);
+        norm(g, g->ln, g->x, w.ln2w, w.ln2b, n);
+        linear(g->fch, g->ln, w.fcw, w.fcb, n, n_decode, C, g->FO);
         if (g->c.family == NN_LLAMA)
             tensor_swiglu_fwd(g->fact, g->fch, n, g->F);
         else
             tensor_gelu_fwd(g->fact, g->fch, (size_t)n * g->F);
-        linear(g->tmp, g->fact, P(m, "fcprojw", l), P(m, "fcprojb", l), n, n_decode, g->F, C);
+        linear(g->tmp, g->fact, w.fcprojw, w.fcprojb, n, n_decode, g->F, C);
         tensor_residual_fwd(g->x, g->x, g->tmp, (size_t)n * C);
     }
     if (n_out < 1) return BASE_OK;
     /* The head only for the rows whose next token is wanted. */
     for (int i = 0; i < n_out; i++)
         memcpy(g->tmp + (size_t)i * C, g->x + (size_t)out_rows[i] * C, (size_t)C * sizeof(float));
-    norm(g, g->ln, g->tmp, P(m, "lnfw", 0), P(m, "lnfb", 0), n_out);
-    const float *head = g->c.tied ? wte : P(m, "lm_head", 0);
+    norm(g, g->ln, g->tmp, p->lnfw, p->lnfb, n_out);
+    const float *head = g->c.tied ? wte : p->lm_head;
     linear(logits, g->ln, head, NULL, n_out, out_dec, C, V);
     return BASE_OK;
 }

@@ -87,15 +87,8 @@ static void base_name(char *out, size_t cap, const char *p, const char *ext) {
  * activation set), then the gradient and activation buffers go. */
 static int params_only_model(nn_model **out, const nn_config *c, base_err *e) {
     int rc = nn_model_create(out, c, 1, 1, e);
-    if (rc) return rc;
-    nn_model *m = *out;
-    free(m->grads);
-    free(m->acts);
-    free(m->dacts);
-    m->grads = m->acts = m->dacts = NULL;
-    memset(&m->a, 0, sizeof m->a);
-    memset(&m->da, 0, sizeof m->da);
-    return BASE_OK;
+    if (!rc) nn_model_drop_training(*out);
+    return rc;
 }
 
 static int load_weights(infer_model *im, const char *st_path, const nn_config *c, base_err *e) {

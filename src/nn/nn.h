@@ -3,8 +3,10 @@
  *    positions, tied embeddings, biases) and the Llama family (RMSNorm, SwiGLU, RoPE,
  *    grouped-query attention, untied head, no biases); named presets, field overrides.
  *  - nn_model: the transformer. Parameters, gradients, activations and activation gradients
- *    each live in one allocation; named tensors point into them (llm.c's layout, per-layer
- *    tensors stacked on a leading L axis).
+ *    each live in one allocation; named pointers (nn_params, nn_acts) point into them, set
+ *    once when the model is built (llm.c's layout, per-layer tensors stacked on a leading L
+ *    axis). The table of names, shapes and offsets (nn_tensor) is for file I/O and the
+ *    optimizer, never for the forward or backward pass.
  *  - nn_mlp: a multilayer perceptron on the same kernels (hearth digits).
  * The model owns all its memory; pointers into it live until nn_model_free. */
 #ifndef HEARTH_NN_H
@@ -55,6 +57,31 @@ typedef struct nn_tensor {
 
 #define NN_MAX_TENSORS 17
 
+/* The parameter tensors by name (llm.c's ParameterTensors): pointers into one float buffer,
+ * the parameters or their gradients, resolved once when the model is built, so a misspelled
+ * name is a compile error rather than a NULL found at run time. A tensor the config lacks is
+ * NULL: wpe in the Llama family, the biases without `bias`, lm_head when tied (the head is
+ * wte). Per-layer tensors hold all L layers; nn_params_layer gives one layer's slices. */
+typedef struct nn_params {
+    float *wte;                 /* (V,C) */
+    float *wpe;                 /* (maxT,C) */
+    float *ln1w, *ln1b;         /* (L,C) */
+    float *qkvw, *qkvb;         /* (L,QKV,C), (L,QKV): QKV = (NH + 2 NKV) HS */
+    float *attprojw, *attprojb; /* (L,C,C), (L,C) */
+    float *ln2w, *ln2b;         /* (L,C) */
+    float *fcw, *fcb;           /* (L,FCO,C), (L,FCO): FCO = F (GELU) or 2F (SwiGLU) */
+    float *fcprojw, *fcprojb;   /* (L,C,F), (L,C) */
+    float *lnfw, *lnfb;         /* (C) */
+    float *lm_head;             /* (V,C) */
+} nn_params;
+
+/* Layer l's slice of each per-layer tensor of p (shapes without the L axis; NULL where p's is). */
+typedef struct nn_layer {
+    float *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb;
+    float *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
+} nn_layer;
+nn_layer nn_params_layer(const nn_params *p, const nn_config *c, int l);
+
 /* Views of one activation set: every pointer is an offset into one buffer. Per-layer
  * entries hold all L layers, laid out (L, ...). */
 typedef struct nn_acts {
@@ -83,8 +110,9 @@ typedef struct nn_model {
     size_t n_params, n_acts;
     float *params, *grads; /* (n_params) each */
     float *acts, *dacts;   /* (n_acts) each */
-    nn_tensor tensors[NN_MAX_TENSORS];
+    nn_tensor tensors[NN_MAX_TENSORS]; /* names, shapes, offsets: file I/O and the optimizer */
     int n_tensors;
+    nn_params pt, gt; /* the parameter tensors in params and in grads (all NULL without grads) */
     nn_acts a, da;
     float *rope_cos, *rope_sin; /* (maxT, HS/2), Llama family only */
     int *tokens, *targets;      /* (B,T) of the last forward; targets NULL-able */
@@ -96,10 +124,18 @@ typedef struct nn_model {
  * until nn_model_init. On failure *out is NULL and e says why. */
 int nn_model_create(nn_model **out, const nn_config *cfg, int B, int T, base_err *e);
 void nn_model_free(nn_model *m);
+/* Frees the gradients, activations and activation gradients of a model that will only run
+ * inference elsewhere (infer keeps its own activations); m->gt, m->a and m->da become NULL.
+ * nn_forward and nn_backward must not be called on it afterwards. */
+void nn_model_drop_training(nn_model *m);
+/* Points m->pt and m->gt at m->params and m->grads again, after either buffer was replaced
+ * (a copy of the model over a snapshot of the parameters; grads NULL: m->gt all NULL). */
+void nn_model_bind(nn_model *m);
 /* GPT-2 initialisation from seed: matrices N(0, 0.02), residual output projections
  * N(0, 0.02/sqrt(2L)), biases 0, norm weights 1. */
 void nn_model_init(nn_model *m, uint64_t seed);
-/* Finds a parameter tensor by name (NULL if the config has none). */
+/* Finds a parameter tensor by name (NULL if the config has none): for file I/O, where the
+ * names come from outside; the passes use m->pt. */
 const nn_tensor *nn_model_tensor(const nn_model *m, const char *name);
 
 /* Forward pass on tokens (B,T), B <= m->B, T <= m->T. With targets (B,T) (entries -1 are

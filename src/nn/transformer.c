@@ -3,6 +3,7 @@
 #include "nn.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,32 +14,36 @@ static int fc_width(const nn_config *c) {
     return c->family == NN_LLAMA ? 2 * c->d_ff : c->d_ff;
 }
 
-/* The parameter tensors in storage order. Fills t (if not NULL) and returns the count. */
-static int layout_params(const nn_config *c, nn_tensor *t, size_t *total) {
+/* The parameter tensors in storage order. Fills t and field (each if not NULL: the tensor's
+ * offsetof in nn_params) and returns the count. */
+static int layout_params(const nn_config *c, nn_tensor *t, size_t *field, size_t *total) {
     int V = c->vocab_size, C = c->d_model, L = c->n_layer, Q = qkv_width(c), FO = fc_width(c);
     int F = c->d_ff, gpt2 = c->family == NN_GPT2;
+#define F_(x) offsetof(nn_params, x), #x
     struct {
+        size_t field;
         const char *name;
         int present, ndim, s0, s1, s2, decay;
     } spec[NN_MAX_TENSORS] = {
-        {"wte", 1, 2, V, C, 0, 1},
-        {"wpe", gpt2, 2, c->max_seq, C, 0, 1},
-        {"ln1w", 1, 2, L, C, 0, 0},
-        {"ln1b", c->bias, 2, L, C, 0, 0},
-        {"qkvw", 1, 3, L, Q, C, 1},
-        {"qkvb", c->bias, 2, L, Q, 0, 0},
-        {"attprojw", 1, 3, L, C, C, 1},
-        {"attprojb", c->bias, 2, L, C, 0, 0},
-        {"ln2w", 1, 2, L, C, 0, 0},
-        {"ln2b", c->bias, 2, L, C, 0, 0},
-        {"fcw", 1, 3, L, FO, C, 1},
-        {"fcb", c->bias, 2, L, FO, 0, 0},
-        {"fcprojw", 1, 3, L, C, F, 1},
-        {"fcprojb", c->bias, 2, L, C, 0, 0},
-        {"lnfw", 1, 1, C, 0, 0, 0},
-        {"lnfb", c->bias, 1, C, 0, 0, 0},
-        {"lm_head", !c->tied, 2, V, C, 0, 1},
+        {F_(wte), 1, 2, V, C, 0, 1},
+        {F_(wpe), gpt2, 2, c->max_seq, C, 0, 1},
+        {F_(ln1w), 1, 2, L, C, 0, 0},
+        {F_(ln1b), c->bias, 2, L, C, 0, 0},
+        {F_(qkvw), 1, 3, L, Q, C, 1},
+        {F_(qkvb), c->bias, 2, L, Q, 0, 0},
+        {F_(attprojw), 1, 3, L, C, C, 1},
+        {F_(attprojb), c->bias, 2, L, C, 0, 0},
+        {F_(ln2w), 1, 2, L, C, 0, 0},
+        {F_(ln2b), c->bias, 2, L, C, 0, 0},
+        {F_(fcw), 1, 3, L, FO, C, 1},
+        {F_(fcb), c->bias, 2, L, FO, 0, 0},
+        {F_(fcprojw), 1, 3, L, C, F, 1},
+        {F_(fcprojb), c->bias, 2, L, C, 0, 0},
+        {F_(lnfw), 1, 1, C, 0, 0, 0},
+        {F_(lnfb), c->bias, 1, C, 0, 0, 0},
+        {F_(lm_head), !c->tied, 2, V, C, 0, 1},
     };
+#undef F_
     int n = 0;
     size_t off = 0;
     for (int i = 0; i < NN_MAX_TENSORS; i++) {
@@ -48,6 +53,7 @@ static int layout_params(const nn_config *c, nn_tensor *t, size_t *total) {
         if (t)
             t[n] = (nn_tensor){spec[i].name, spec[i].ndim, {spec[i].s0, spec[i].s1, spec[i].s2},
                                off,          numel,        spec[i].decay};
+        if (field) field[n] = spec[i].field;
         off += numel;
         n++;
     }
@@ -57,8 +63,44 @@ static int layout_params(const nn_config *c, nn_tensor *t, size_t *total) {
 
 size_t nn_config_params(const nn_config *c) {
     size_t total;
-    layout_params(c, NULL, &total);
+    layout_params(c, NULL, NULL, &total);
     return total;
+}
+
+/* Points each tensor of out present in the config at its place in base (NULL: all NULL). */
+static void bind_params(const nn_config *c, float *base, nn_params *out) {
+    nn_tensor t[NN_MAX_TENSORS];
+    size_t field[NN_MAX_TENSORS], total;
+    int n = layout_params(c, t, field, &total);
+    memset(out, 0, sizeof *out);
+    for (int i = 0; base && i < n; i++) {
+        float *p = base + t[i].offset;
+        memcpy((char *)out + field[i], &p, sizeof p); /* the member named t[i].name */
+    }
+}
+
+void nn_model_bind(nn_model *m) {
+    bind_params(&m->cfg, m->params, &m->pt);
+    bind_params(&m->cfg, m->grads, &m->gt);
+}
+
+nn_layer nn_params_layer(const nn_params *p, const nn_config *c, int l) {
+    size_t C = (size_t)c->d_model, Q = (size_t)qkv_width(c), FO = (size_t)fc_width(c);
+    size_t F = (size_t)c->d_ff, L = (size_t)l;
+#define AT(x, each) (p->x ? p->x + L * (each) : NULL)
+    return (nn_layer){.ln1w = AT(ln1w, C),
+                      .ln1b = AT(ln1b, C),
+                      .qkvw = AT(qkvw, Q * C),
+                      .qkvb = AT(qkvb, Q),
+                      .attprojw = AT(attprojw, C * C),
+                      .attprojb = AT(attprojb, C),
+                      .ln2w = AT(ln2w, C),
+                      .ln2b = AT(ln2b, C),
+                      .fcw = AT(fcw, FO * C),
+                      .fcb = AT(fcb, FO),
+                      .fcprojw = AT(fcprojw, C * F),
+                      .fcprojb = AT(fcprojb, C)};
+#undef AT
 }
 
 /* Lays out the activations for (B,T) in one buffer starting at base (NULL: count only).
@@ -111,7 +153,7 @@ int nn_model_create(nn_model **out, const nn_config *cfg, int B, int T, base_err
     m->ops = &tensor_fast_ops;
     m->B = B;
     m->T = T;
-    m->n_tensors = layout_params(cfg, m->tensors, &m->n_params);
+    m->n_tensors = layout_params(cfg, m->tensors, NULL, &m->n_params);
     m->n_acts = layout_acts(cfg, B, T, NULL, &m->a);
     m->params = base_alloc_floats(m->n_params);
     m->grads = base_alloc_floats(m->n_params);
@@ -137,6 +179,7 @@ int nn_model_create(nn_model **out, const nn_config *cfg, int B, int T, base_err
     }
     layout_acts(cfg, B, T, m->acts, &m->a);
     layout_acts(cfg, B, T, m->dacts, &m->da);
+    nn_model_bind(m);
     *out = m;
     return BASE_OK;
 }
@@ -154,33 +197,36 @@ void nn_model_free(nn_model *m) {
     free(m);
 }
 
+void nn_model_drop_training(nn_model *m) {
+    free(m->grads);
+    free(m->acts);
+    free(m->dacts);
+    m->grads = m->acts = m->dacts = NULL;
+    memset(&m->gt, 0, sizeof m->gt);
+    memset(&m->a, 0, sizeof m->a);
+    memset(&m->da, 0, sizeof m->da);
+}
+
 const nn_tensor *nn_model_tensor(const nn_model *m, const char *name) {
     for (int i = 0; i < m->n_tensors; i++)
         if (strcmp(m->tensors[i].name, name) == 0) return &m->tensors[i];
     return NULL;
 }
 
-/* Parameter or gradient pointer of a named tensor (NULL if absent), plus layer l's slice. */
-static float *P(const nn_model *m, float *base, const char *name, int l) {
-    const nn_tensor *t = nn_model_tensor(m, name);
-    if (!t) return NULL;
-    return base + t->offset + (size_t)l * (t->numel / (size_t)t->shape[0]);
-}
-
 void nn_model_init(nn_model *m, uint64_t seed) {
     base_rng r;
     base_rng_seed(&r, seed);
     float resid_std = 0.02f / sqrtf(2.0f * (float)m->cfg.n_layer);
-    for (int i = 0; i < m->n_tensors; i++) {
+    const nn_params *w = &m->pt;
+    for (int i = 0; i < m->n_tensors; i++) { /* in storage order: the order of the draws */
         const nn_tensor *t = &m->tensors[i];
         float *p = m->params + t->offset;
-        const char *n = t->name;
-        if (!strcmp(n, "ln1w") || !strcmp(n, "ln2w") || !strcmp(n, "lnfw")) {
+        if (p == w->ln1w || p == w->ln2w || p == w->lnfw) {
             for (size_t j = 0; j < t->numel; j++) p[j] = 1.0f;
         } else if (!t->decay) {
             memset(p, 0, t->numel * sizeof(float)); /* biases */
         } else {
-            float std = (!strcmp(n, "attprojw") || !strcmp(n, "fcprojw")) ? resid_std : 0.02f;
+            float std = (p == w->attprojw || p == w->fcprojw) ? resid_std : 0.02f;
             for (size_t j = 0; j < t->numel; j++) p[j] = std * base_rng_normal(&r);
         }
     }
@@ -241,9 +287,10 @@ int nn_forward(nn_model *m, const int *tokens, const int *targets, int B, int T,
     size_t NA = (size_t)m->B * m->T, sNC = NA * C, sN = NA, sQ = NA * Q, sFO = NA * FO, sF = NA * F;
     size_t sATT = (size_t)m->B * NH * m->T * m->T;
     nn_acts *a = &m->a;
-    float *p = m->params;
-    k->embed_fwd(a->encoded, tokens, P(m, p, "wte", 0), P(m, p, "wpe", 0), B, T, C);
+    const nn_params *p = &m->pt;
+    k->embed_fwd(a->encoded, tokens, p->wte, p->wpe, B, T, C);
     for (int l = 0; l < c->n_layer; l++) {
+        nn_layer w = nn_params_layer(p, c, l);
         const float *resid = l ? LAYER(a->res3, l - 1, sNC) : a->encoded;
         float *ln1 = LAYER(a->ln1, l, sNC), *qkv = LAYER(a->qkv, l, sQ);
         float *atty = LAYER(a->atty, l, sNC), *attproj = LAYER(a->attproj, l, sNC);
@@ -251,27 +298,27 @@ int nn_forward(nn_model *m, const int *tokens, const int *targets, int B, int T,
         float *fch = LAYER(a->fch, l, sFO), *fch_act = LAYER(a->fch_act, l, sF);
         float *fcproj = LAYER(a->fcproj, l, sNC), *res3 = LAYER(a->res3, l, sNC);
 
-        norm_fwd(m, ln1, LAYER(a->ln1_mean, l, sN), LAYER(a->ln1_rstd, l, sN), resid,
-                 P(m, p, "ln1w", l), P(m, p, "ln1b", l), N);
-        k->matmul_fwd(qkv, ln1, P(m, p, "qkvw", l), P(m, p, "qkvb", l), N, C, Q);
+        norm_fwd(m, ln1, LAYER(a->ln1_mean, l, sN), LAYER(a->ln1_rstd, l, sN), resid, w.ln1w,
+                 w.ln1b, N);
+        k->matmul_fwd(qkv, ln1, w.qkvw, w.qkvb, N, C, Q);
         if (c->family == NN_LLAMA) /* q and k heads are adjacent: rotate NH + NKV heads */
             k->rope_fwd(qkv, B, T, NH + NKV, HS, Q, 0, m->rope_cos, m->rope_sin);
         k->attention_fwd(atty, LAYER(a->att, l, sATT), qkv, B, T, NH, NKV, HS);
-        k->matmul_fwd(attproj, atty, P(m, p, "attprojw", l), P(m, p, "attprojb", l), N, C, C);
+        k->matmul_fwd(attproj, atty, w.attprojw, w.attprojb, N, C, C);
         k->residual_fwd(res2, resid, attproj, (size_t)N * C);
-        norm_fwd(m, ln2, LAYER(a->ln2_mean, l, sN), LAYER(a->ln2_rstd, l, sN), res2,
-                 P(m, p, "ln2w", l), P(m, p, "ln2b", l), N);
-        k->matmul_fwd(fch, ln2, P(m, p, "fcw", l), P(m, p, "fcb", l), N, C, FO);
+        norm_fwd(m, ln2, LAYER(a->ln2_mean, l, sN), LAYER(a->ln2_rstd, l, sN), res2, w.ln2w, w.ln2b,
+                 N);
+        k->matmul_fwd(fch, ln2, w.fcw, w.fcb, N, C, FO);
         if (c->family == NN_LLAMA)
             k->swiglu_fwd(fch_act, fch, N, F);
         else
             k->gelu_fwd(fch_act, fch, (size_t)N * F);
-        k->matmul_fwd(fcproj, fch_act, P(m, p, "fcprojw", l), P(m, p, "fcprojb", l), N, F, C);
+        k->matmul_fwd(fcproj, fch_act, w.fcprojw, w.fcprojb, N, F, C);
         k->residual_fwd(res3, res2, fcproj, (size_t)N * C);
     }
-    norm_fwd(m, a->lnf, a->lnf_mean, a->lnf_rstd, LAYER(a->res3, c->n_layer - 1, sNC),
-             P(m, p, "lnfw", 0), P(m, p, "lnfb", 0), N);
-    const float *head = c->tied ? P(m, p, "wte", 0) : P(m, p, "lm_head", 0);
+    norm_fwd(m, a->lnf, a->lnf_mean, a->lnf_rstd, LAYER(a->res3, c->n_layer - 1, sNC), p->lnfw,
+             p->lnfb, N);
+    const float *head = c->tied ? p->wte : p->lm_head;
     k->matmul_fwd(a->logits, a->lnf, head, NULL, N, C, V);
     m->loss = 0;
     m->n_valid = 0;
@@ -291,17 +338,18 @@ void nn_backward(nn_model *m, float scale) {
     size_t NA = (size_t)m->B * m->T, sNC = NA * C, sN = NA, sQ = NA * Q, sFO = NA * FO, sF = NA * F;
     size_t sATT = (size_t)m->B * NH * m->T * m->T;
     nn_acts *a = &m->a, *d = &m->da;
-    float *p = m->params, *g = m->grads;
+    const nn_params *p = &m->pt, *g = &m->gt;
     if (m->n_valid == 0) return; /* every target ignored: the loss is constant */
     memset(m->dacts, 0, m->n_acts * sizeof(float));
 
     k->xent_bwd(d->logits, a->probs, m->targets, N, V, -1, scale / (float)m->n_valid);
-    const float *head = c->tied ? P(m, p, "wte", 0) : P(m, p, "lm_head", 0);
-    float *dhead = c->tied ? P(m, g, "wte", 0) : P(m, g, "lm_head", 0);
+    const float *head = c->tied ? p->wte : p->lm_head;
+    float *dhead = c->tied ? g->wte : g->lm_head;
     k->matmul_bwd(d->lnf, dhead, NULL, d->logits, a->lnf, head, N, C, V);
-    norm_bwd(m, LAYER(d->res3, c->n_layer - 1, sNC), P(m, g, "lnfw", 0), P(m, g, "lnfb", 0), d->lnf,
-             LAYER(a->res3, c->n_layer - 1, sNC), P(m, p, "lnfw", 0), a->lnf_mean, a->lnf_rstd, N);
+    norm_bwd(m, LAYER(d->res3, c->n_layer - 1, sNC), g->lnfw, g->lnfb, d->lnf,
+             LAYER(a->res3, c->n_layer - 1, sNC), p->lnfw, a->lnf_mean, a->lnf_rstd, N);
     for (int l = c->n_layer - 1; l >= 0; l--) {
+        nn_layer w = nn_params_layer(p, c, l), dw = nn_params_layer(g, c, l);
         const float *resid = l ? LAYER(a->res3, l - 1, sNC) : a->encoded;
         float *dresid = l ? LAYER(d->res3, l - 1, sNC) : d->encoded;
         float *dres2 = LAYER(d->res2, l, sNC), *dfcproj = LAYER(d->fcproj, l, sNC);
@@ -311,29 +359,27 @@ void nn_backward(nn_model *m, float scale) {
         float *dln1 = LAYER(d->ln1, l, sNC);
 
         k->residual_bwd(dres2, dfcproj, LAYER(d->res3, l, sNC), (size_t)N * C);
-        k->matmul_bwd(dfch_act, P(m, g, "fcprojw", l), P(m, g, "fcprojb", l), dfcproj,
-                      LAYER(a->fch_act, l, sF), P(m, p, "fcprojw", l), N, F, C);
+        k->matmul_bwd(dfch_act, dw.fcprojw, dw.fcprojb, dfcproj, LAYER(a->fch_act, l, sF),
+                      w.fcprojw, N, F, C);
         if (c->family == NN_LLAMA)
             k->swiglu_bwd(dfch, LAYER(a->fch, l, sFO), dfch_act, N, F);
         else
             k->gelu_bwd(dfch, LAYER(a->fch, l, sFO), dfch_act, (size_t)N * F);
-        k->matmul_bwd(dln2, P(m, g, "fcw", l), P(m, g, "fcb", l), dfch, LAYER(a->ln2, l, sNC),
-                      P(m, p, "fcw", l), N, C, FO);
-        norm_bwd(m, dres2, P(m, g, "ln2w", l), P(m, g, "ln2b", l), dln2, LAYER(a->res2, l, sNC),
-                 P(m, p, "ln2w", l), LAYER(a->ln2_mean, l, sN), LAYER(a->ln2_rstd, l, sN), N);
+        k->matmul_bwd(dln2, dw.fcw, dw.fcb, dfch, LAYER(a->ln2, l, sNC), w.fcw, N, C, FO);
+        norm_bwd(m, dres2, dw.ln2w, dw.ln2b, dln2, LAYER(a->res2, l, sNC), w.ln2w,
+                 LAYER(a->ln2_mean, l, sN), LAYER(a->ln2_rstd, l, sN), N);
         k->residual_bwd(dresid, dattproj, dres2, (size_t)N * C);
-        k->matmul_bwd(datty, P(m, g, "attprojw", l), P(m, g, "attprojb", l), dattproj,
-                      LAYER(a->atty, l, sNC), P(m, p, "attprojw", l), N, C, C);
+        k->matmul_bwd(datty, dw.attprojw, dw.attprojb, dattproj, LAYER(a->atty, l, sNC), w.attprojw,
+                      N, C, C);
         k->attention_bwd(dqkv, LAYER(d->att, l, sATT), datty, LAYER(a->qkv, l, sQ),
                          LAYER(a->att, l, sATT), B, T, NH, NKV, HS);
         if (c->family == NN_LLAMA)
             k->rope_bwd(dqkv, B, T, NH + NKV, HS, Q, 0, m->rope_cos, m->rope_sin);
-        k->matmul_bwd(dln1, P(m, g, "qkvw", l), P(m, g, "qkvb", l), dqkv, LAYER(a->ln1, l, sNC),
-                      P(m, p, "qkvw", l), N, C, Q);
-        norm_bwd(m, dresid, P(m, g, "ln1w", l), P(m, g, "ln1b", l), dln1, resid, P(m, p, "ln1w", l),
-                 LAYER(a->ln1_mean, l, sN), LAYER(a->ln1_rstd, l, sN), N);
+        k->matmul_bwd(dln1, dw.qkvw, dw.qkvb, dqkv, LAYER(a->ln1, l, sNC), w.qkvw, N, C, Q);
+        norm_bwd(m, dresid, dw.ln1w, dw.ln1b, dln1, resid, w.ln1w, LAYER(a->ln1_mean, l, sN),
+                 LAYER(a->ln1_rstd, l, sN), N);
     }
-    k->embed_bwd(P(m, g, "wte", 0), P(m, g, "wpe", 0), d->encoded, m->tokens, B, T, C);
+    k->embed_bwd(g->wte, g->wpe, d->encoded, m->tokens, B, T, C);
 }
 
 const float *nn_logits_at(const nn_model *m, int b, int t) {

@@ -209,6 +209,85 @@ static void test_config_errors(void **state) {
     nn_model_free(m);
 }
 
+/* The named parameter tensors agree with the name table the files are read and written by:
+ * every member of m->pt (m->gt) is params (grads) + the offset of the tensor of its name, or
+ * NULL exactly when the config has no such tensor; layer slices step by a layer's size. */
+static void named_params(const char *preset, int tied, int bias) {
+    nn_config c;
+    base_err e = {0};
+    assert_int_equal(nn_config_preset(&c, preset, &e), 0);
+    c.tied = tied, c.bias = bias;
+    nn_model *m;
+    assert_int_equal(nn_model_create(&m, &c, 1, 4, &e), 0);
+    for (int pass = 0; pass < 2; pass++) {
+        const nn_params *v = pass ? &m->gt : &m->pt;
+        float *base = pass ? m->grads : m->params;
+        const struct {
+            const char *name;
+            float *p;
+        } mem[] = {{"wte", v->wte},           {"wpe", v->wpe},           {"ln1w", v->ln1w},
+                   {"ln1b", v->ln1b},         {"qkvw", v->qkvw},         {"qkvb", v->qkvb},
+                   {"attprojw", v->attprojw}, {"attprojb", v->attprojb}, {"ln2w", v->ln2w},
+                   {"ln2b", v->ln2b},         {"fcw", v->fcw},           {"fcb", v->fcb},
+                   {"fcprojw", v->fcprojw},   {"fcprojb", v->fcprojb},   {"lnfw", v->lnfw},
+                   {"lnfb", v->lnfb},         {"lm_head", v->lm_head}};
+        assert_int_equal(sizeof mem / sizeof mem[0], sizeof(nn_params) / sizeof(float *));
+        int present = 0;
+        for (size_t i = 0; i < sizeof mem / sizeof mem[0]; i++) {
+            const nn_tensor *t = nn_model_tensor(m, mem[i].name);
+            if (!t) {
+                assert_null(mem[i].p);
+                continue;
+            }
+            present++;
+            assert_ptr_equal(mem[i].p, base + t->offset);
+        }
+        assert_int_equal(present, m->n_tensors);
+        /* layer slices: layer l of each per-layer tensor starts l layers in */
+        int l = c.n_layer - 1;
+        nn_layer w = nn_params_layer(v, &c, l);
+        const struct {
+            const char *name;
+            float *p;
+        } lay[] = {{"ln1w", w.ln1w}, {"ln1b", w.ln1b},         {"qkvw", w.qkvw},
+                   {"qkvb", w.qkvb}, {"attprojw", w.attprojw}, {"attprojb", w.attprojb},
+                   {"ln2w", w.ln2w}, {"ln2b", w.ln2b},         {"fcw", w.fcw},
+                   {"fcb", w.fcb},   {"fcprojw", w.fcprojw},   {"fcprojb", w.fcprojb}};
+        assert_int_equal(sizeof lay / sizeof lay[0], sizeof(nn_layer) / sizeof(float *));
+        for (size_t i = 0; i < sizeof lay / sizeof lay[0]; i++) {
+            const nn_tensor *t = nn_model_tensor(m, lay[i].name);
+            if (!t) {
+                assert_null(lay[i].p);
+                continue;
+            }
+            assert_int_equal(t->shape[0], c.n_layer);
+            size_t each = t->numel / (size_t)c.n_layer;
+            assert_ptr_equal(lay[i].p, base + t->offset + (size_t)l * each);
+        }
+    }
+    /* without gradients the gradient views are gone; rebinding follows a replaced buffer */
+    nn_model_drop_training(m);
+    assert_null(m->gt.wte);
+    assert_null(m->gt.qkvw);
+    float *old = m->params, *copy = base_alloc_floats(m->n_params);
+    assert_non_null(copy);
+    m->params = copy;
+    nn_model_bind(m);
+    assert_ptr_equal(m->pt.wte, copy + nn_model_tensor(m, "wte")->offset);
+    assert_ptr_equal(m->pt.lnfw, copy + nn_model_tensor(m, "lnfw")->offset);
+    m->params = old;
+    free(copy);
+    nn_model_free(m);
+}
+
+static void test_named_params(void **state) {
+    (void)state;
+    named_params("tiny", 1, 1);       /* GPT-2: tied, biases, learned positions */
+    named_params("tiny", 0, 0);       /* an lm_head, no biases */
+    named_params("llama-tiny", 0, 0); /* no positions: RoPE */
+    named_params("llama-tiny", 1, 1);
+}
+
 static void test_mlp(void **state) {
     (void)state;
     /* learns XOR-like data: a check that backprop through the MLP trains */
@@ -244,6 +323,7 @@ int test_nn(void) {
         cmocka_unit_test(test_parity_gpt2),   cmocka_unit_test(test_parity_llama),
         cmocka_unit_test(test_fast_vs_ref),   cmocka_unit_test(test_presets),
         cmocka_unit_test(test_config_errors), cmocka_unit_test(test_mlp),
+        cmocka_unit_test(test_named_params),
     };
     return cmocka_run_group_tests_name("nn", tests, NULL, NULL);
 }
