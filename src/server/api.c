@@ -329,6 +329,21 @@ static int refuse_unsupported(json_t *o, server_error *er) {
                                "repeat_penalty)",
                                additive[i]);
     }
+    /* {"type": "text"} is what the engine does anyway; JSON modes would need constrained
+     * sampling, and silently answering free text to a client that asked for JSON is worse than
+     * a refusal */
+    json_t *rf = json_object_get(o, "response_format");
+    if (rf && !json_is_null(rf)) {
+        json_t *type = json_object_get(rf, "type");
+        if (!json_is_object(rf) || !json_is_string(type))
+            return server_fail(er, 400, "response_format", "invalid_type",
+                               "'response_format' must be an object with a string 'type'");
+        if (strcmp(json_string_value(type), "text") != 0)
+            return server_fail(er, 400, "response_format", "unsupported_parameter",
+                               "'response_format' type '%.40s' is not supported by this server "
+                               "(only 'text')",
+                               json_string_value(type));
+    }
     json_t *tools = json_object_get(o, "tools");
     if (tools && !json_is_null(tools) && !(json_is_array(tools) && json_array_size(tools) == 0))
         return server_fail(er, 400, "tools", "unsupported_parameter",

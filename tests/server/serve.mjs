@@ -159,6 +159,9 @@ await test('errors through the client', async () => {
   try { await client.completions.create({ model: modelId, prompt: 'x', temperature: 'hot' }); check(false, 'string temperature accepted'); } catch (e) { check(e instanceof OpenAI.BadRequestError && e.param === 'temperature', `wrong type: 400 naming temperature (${e})`); }
   try { await client.chat.completions.create({ model: modelId, messages: [{ role: 'wizard', content: 'x' }] }); check(false, 'bad role accepted'); } catch (e) { check(e instanceof OpenAI.BadRequestError && /messages\[0\]\.role/.test(e.message), `bad role: 400 (${e})`); }
   try { await client.chat.completions.create({ model: modelId, messages: chatMsgs, n: 2 }); check(false, 'n=2 accepted'); } catch (e) { check(e instanceof OpenAI.BadRequestError, `n=2: 400 (${e})`); }
+  try { await client.chat.completions.create({ model: modelId, messages: chatMsgs, response_format: { type: 'json_object' } }); check(false, 'json_object accepted'); } catch (e) { check(e instanceof OpenAI.BadRequestError && e.param === 'response_format', `response_format json_object: 400 naming it (${e})`); }
+  const txt = await client.chat.completions.create({ model: modelId, messages: chatMsgs, max_tokens: 2, response_format: { type: 'text' } });
+  check(txt.choices.length === 1, 'response_format text (the default) accepted');
 });
 
 await test('raw HTTP: malformed input, routes, limits', async () => {

@@ -61,7 +61,8 @@ static void test_parse_fields(void **state) {
                        "\"top_k\":40,\"min_p\":0.05,\"repetition_penalty\":1.1,\"seed\":-3,"
                        "\"max_completion_tokens\":7,\"stop\":[\"\\n\",\"END\"],\"stream\":true,"
                        "\"stream_options\":{\"include_usage\":true},\"n\":1,\"user\":\"u\","
-                       "\"frequency_penalty\":0,\"logprobs\":null}";
+                       "\"frequency_penalty\":0,\"logprobs\":null,"
+                       "\"response_format\":{\"type\":\"text\"}}";
     assert_int_equal(parse(&r, SERVER_EP_COMPLETIONS, body, &er), 0);
     assert_true(r.sp.temperature == 0.5f && r.sp.top_p == 0.9f && r.sp.min_p == 0.05f);
     assert_int_equal(r.sp.top_k, 40);
@@ -126,6 +127,16 @@ static void test_parse_errors(void **state) {
     expect_400(C, "{\"prompt\":\"a\",\"stream_options\":{\"include_usage\":true}}",
                "stream_options", "only allowed when 'stream' is true");
     expect_400(C, "{\"prompt\":\"a\",\"model\":5}", "model", "must be a string");
+    expect_400(H,
+               "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+               "\"response_format\":{\"type\":\"json_object\"}}",
+               "response_format", "type 'json_object' is not supported");
+    expect_400(H,
+               "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+               "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\"}}}",
+               "response_format", "type 'json_schema' is not supported");
+    expect_400(C, "{\"prompt\":\"a\",\"response_format\":\"json\"}", "response_format",
+               "must be an object");
     expect_400(H, "{\"messages\":[]}", "messages", "must not be empty");
     expect_400(H, "{\"messages\":{}}", "messages", "must be an array, got an object");
     expect_400(H, "{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", "messages",
