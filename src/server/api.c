@@ -41,6 +41,24 @@ char *server_error_json(const server_error *er) {
     return s;
 }
 
+char *server_error_json_chroma(const server_error *er) {
+    const char *kind = er->status == 400   ? "InvalidArgumentError"
+                       : er->status == 401 ? "AuthorizationError"
+                       : er->status == 404 ? "NotFoundError"
+                       : er->status == 405 ? "MethodNotAllowed"
+                       : er->status == 413 ? "RequestTooLargeError"
+                       : er->status == 429 ? "RateLimitError"
+                                           : "InternalError";
+    base_buf msg = {0};
+    server_utf8_clean(&msg, er->message, strlen(er->message));
+    json_t *o = json_pack("{s:s,s:s}", "error", kind, "message", msg.failed ? "" : msg.data);
+    base_buf_free(&msg);
+    if (!o) return NULL;
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
 /* ---- UTF-8 */
 
 void server_utf8_clean(base_buf *b, const char *s, size_t n) {

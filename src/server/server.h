@@ -79,6 +79,10 @@ int server_fail(server_error *er, int status, const char *param, const char *cod
                 ...) __attribute__((format(printf, 5, 6)));
 /* The error's JSON text (malloc'd; NULL only when out of memory). */
 char *server_error_json(const server_error *er);
+/* The same error in Chroma's shape, for the /api/v2 routes: {"error": KIND, "message": TEXT},
+ * KIND from the status (InvalidArgumentError, AuthorizationError, NotFoundError,
+ * MethodNotAllowed, RequestTooLargeError, RateLimitError, InternalError). */
+char *server_error_json_chroma(const server_error *er);
 
 typedef enum { SERVER_EP_COMPLETIONS = 0, SERVER_EP_CHAT = 1 } server_endpoint;
 

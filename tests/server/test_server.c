@@ -161,6 +161,24 @@ static void test_error_json(void **state) {
     free(s);
     server_fail(&er, 429, NULL, "queue_full", "full");
     assert_string_equal(er.type, "rate_limit_error");
+    /* the /api/v2 routes answer the HTTP layer's own errors in Chroma's shape */
+    const struct {
+        int status;
+        const char *json;
+    } chroma[] = {
+        {400, "{\"error\":\"InvalidArgumentError\",\"message\":\"m \xEF\xBF\xBD\"}"},
+        {401, "{\"error\":\"AuthorizationError\",\"message\":\"m \xEF\xBF\xBD\"}"},
+        {404, "{\"error\":\"NotFoundError\",\"message\":\"m \xEF\xBF\xBD\"}"},
+        {405, "{\"error\":\"MethodNotAllowed\",\"message\":\"m \xEF\xBF\xBD\"}"},
+        {413, "{\"error\":\"RequestTooLargeError\",\"message\":\"m \xEF\xBF\xBD\"}"},
+        {500, "{\"error\":\"InternalError\",\"message\":\"m \xEF\xBF\xBD\"}"},
+    };
+    for (size_t i = 0; i < sizeof chroma / sizeof chroma[0]; i++) {
+        server_fail(&er, chroma[i].status, "x", "code", "m \xff");
+        s = server_error_json_chroma(&er);
+        assert_string_equal(s, chroma[i].json);
+        free(s);
+    }
 }
 
 static void test_utf8_clean(void **state) {
