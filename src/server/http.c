@@ -26,6 +26,10 @@
  * long a vanished client keeps its slot. */
 #define WAIT_TICK_MS 20
 #define STREAM_BLOCK 4096
+/* A refused request's body is read and thrown away up to this many bytes, so that the client
+ * (which sends its whole body before reading) gets the answer: closing a socket with unread
+ * data resets the connection, and the client sees "connection reset" instead of the 413. */
+#define DISCARD_MAX ((uint64_t)64 << 20)
 
 struct server {
     server_opts o;
@@ -81,9 +85,16 @@ enum route {
 typedef struct conn {
     char *query; /* raw query string after '?', or NULL */
     int started, responded;
+    int chroma; /* under /api/v2: errors in Chroma's shape */
     enum route route;
     char *body;
     size_t len, cap;
+    /* an error decided before the body was read (401, 404, 405, 413): answered once the body
+     * has been read and thrown away (dropped bytes, at most DISCARD_MAX) */
+    int refused;
+    server_error refusal;
+    const char *allow; /* 405: the methods the path accepts */
+    uint64_t dropped;
 } conn;
 
 /* One generation, shared by the connection thread and the scheduler thread: refs counts the
@@ -155,11 +166,14 @@ static enum MHD_Result reply_json(server *s, struct MHD_Connection *c, conn *k, 
     return reply(s, c, k, status, "application/json", body, NULL, NULL);
 }
 
+/* An error in the shape of the route's API: Chroma's under /api/v2, else OpenAI's. */
 static enum MHD_Result reply_error(server *s, struct MHD_Connection *c, conn *k,
                                    const server_error *er) {
     const char *hname = NULL, *hval = NULL;
     if (er->status == 429 || er->status == 503) hname = MHD_HTTP_HEADER_RETRY_AFTER, hval = "1";
-    return reply(s, c, k, er->status, "application/json", server_error_json(er), hname, hval);
+    if (er->status == 405 && k && k->allow) hname = MHD_HTTP_HEADER_ALLOW, hval = k->allow;
+    char *body = k && k->chroma ? server_error_json_chroma(er) : server_error_json(er);
+    return reply(s, c, k, er->status, "application/json", body, hname, hval);
 }
 
 /* ---- model state */
@@ -738,6 +752,10 @@ static enum MHD_Result handle_vstore(server *s, struct MHD_Connection *c, conn *
 
 /* ---- routing */
 
+static int is_chroma_path(const char *url) {
+    return !strcmp(url, "/api/v2") || !strncmp(url, "/api/v2/", 8);
+}
+
 /* The route of (url, method); *allow gets the methods the path accepts when the method is
  * wrong (R_NONE with *allow set: 405; R_NONE without: 404). */
 static enum route route_of(server *s, const char *url, const char *method, const char **allow) {
@@ -753,7 +771,7 @@ static enum route route_of(server *s, const char *url, const char *method, const
                  {"/tokenize", "POST", R_TOKENIZE},
                  {"/detokenize", "POST", R_DETOKENIZE}};
     *allow = NULL;
-    if (s->vs && (!strcmp(url, "/api/v2") || !strncmp(url, "/api/v2/", 8))) return R_VSTORE;
+    if (s->vs && is_chroma_path(url)) return R_VSTORE;
     if (!strncmp(url, "/v1/models/", 11) && url[11]) {
         if (!strcmp(method, "GET")) return R_MODEL;
         *allow = "GET";
@@ -776,13 +794,117 @@ static int key_equal(const char *a, const char *b) {
     return d == 0;
 }
 
-static int authorized(server *s, struct MHD_Connection *c, enum route r) {
-    if (!s->api_key || r == R_HEALTH) return 1;
+/* By path alone, before routing: without the key, no route or method is told apart (a 404 or
+ * 405 would say which exist). /health is open to probes. */
+static int authorized(server *s, struct MHD_Connection *c, const char *url) {
+    if (!s->api_key || !strcmp(url, "/health") || !strcmp(url, "/v1/health")) return 1;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (h && !strncasecmp(h, "Bearer ", 7) && key_equal(h + 7, s->api_key)) return 1;
     /* Chroma's clients send their token in this header */
     const char *t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Chroma-Token");
-    return r == R_VSTORE && t && key_equal(t, s->api_key);
+    return is_chroma_path(url) && t && key_equal(t, s->api_key);
+}
+
+/* Content-Length headers: libmicrohttpd reads the body by the first one. Two that differ, or one
+ * beside Transfer-Encoding, frame the body ambiguously (request smuggling through a proxy that
+ * reads the other one). */
+typedef struct framing {
+    int n_cl, conflict, te;
+    uint64_t cl;
+} framing;
+
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value) {
+    framing *f = cls;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) f->te = 1;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0) return MHD_YES;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(value ? value : "", &end, 10);
+    int ok = value && value[0] >= '0' && value[0] <= '9' && !*end && errno == 0;
+    if (!ok || (f->n_cl && v != f->cl)) f->conflict = 1;
+    f->cl = v;
+    f->n_cl++;
+    return MHD_YES;
+}
+
+/* 1 when the client sent `Expect: 100-continue`: it waits for a go-ahead before its body, so a
+ * refusal is best answered at once. */
+static int expects_continue(struct MHD_Connection *c) {
+    const char *x = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+    return x && !strcasecmp(x, "100-continue");
+}
+
+/* The first call, with the headers: framing, the key, the route and the declared size, in that
+ * order. A refusal waits for the body to be read (and thrown away) unless the client waits for
+ * 100-continue or declared more than DISCARD_MAX bytes; ambiguous framing is answered at once
+ * (where the body ends is unknown), and libmicrohttpd closes the connection after an answer
+ * given before the body. */
+static enum MHD_Result on_headers(server *s, struct MHD_Connection *c, conn *k, const char *url,
+                                  const char *method) {
+    server_error *er = &k->refusal;
+    framing f = {0};
+    k->chroma = is_chroma_path(url);
+    MHD_get_connection_values(c, MHD_HEADER_KIND, framing_header, &f);
+    if (f.conflict || (f.n_cl && f.te)) {
+        server_fail(er, 400, NULL, "invalid_request",
+                    f.conflict ? "the request has Content-Length headers that disagree"
+                               : "the request has both Content-Length and Transfer-Encoding");
+        return reply_error(s, c, k, er);
+    }
+    const char *allow = NULL;
+    if (!authorized(s, c, url)) {
+        server_fail(er, 401, NULL, "invalid_api_key",
+                    "missing or incorrect API key: send 'Authorization: Bearer KEY'");
+    } else if ((k->route = route_of(s, url, method, &allow)) == R_NONE) {
+        if (!allow)
+            server_fail(er, 404, NULL, "not_found", "no route %s %.200s", method, url);
+        else
+            server_fail(er, 405, NULL, "method_not_allowed", "%s %.200s is not allowed (use %s)",
+                        method, url, allow);
+        k->allow = allow;
+    } else if (f.n_cl && f.cl > s->o.body_limit) {
+        server_fail(er, 413, NULL, "request_too_large",
+                    "the request body is %llu bytes; this server accepts at most %zu",
+                    (unsigned long long)f.cl, s->o.body_limit);
+    } else {
+        return MHD_YES;
+    }
+    k->refused = 1;
+    if (expects_continue(c) || (f.n_cl && f.cl > DISCARD_MAX)) return reply_error(s, c, k, er);
+    return MHD_YES;
+}
+
+/* A piece of the body: kept, or thrown away once refused. 0, or -1 to drop the connection (a
+ * refused body beyond DISCARD_MAX: an answer cannot be queued in the middle of an upload). */
+static int on_body(server *s, conn *k, const char *p, size_t n) {
+    if (!k->refused && n > s->o.body_limit - k->len) { /* chunked, and now over the limit */
+        server_fail(&k->refusal, 413, NULL, "request_too_large",
+                    "the request body is over %zu bytes; this server accepts at most %zu",
+                    s->o.body_limit, s->o.body_limit);
+        k->refused = 1;
+        k->dropped = k->len;
+        free(k->body);
+        k->body = NULL;
+        k->len = k->cap = 0;
+    }
+    if (k->refused) {
+        k->dropped += n;
+        return k->dropped <= DISCARD_MAX ? 0 : -1;
+    }
+    if (k->len + n > k->cap) {
+        size_t cap = k->cap ? k->cap : 4096;
+        while (cap < k->len + n) cap *= 2;
+        if (cap > s->o.body_limit) cap = s->o.body_limit;
+        char *b = realloc(k->body, cap + 1);
+        if (!b) return -1;
+        k->body = b;
+        k->cap = cap;
+    }
+    memcpy(k->body + k->len, p, n);
+    k->len += n;
+    k->body[k->len] = 0;
+    return 0;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -791,59 +913,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     server *s = cls;
     conn *k = *con_cls;
     if (!k) return MHD_NO; /* the URI callback could not allocate */
-    server_error er;
-    if (k->responded) { /* answered early (e.g. 413): the rest of the body is dropped */
+    if (k->responded) {    /* answered before the body (e.g. ambiguous framing): drop the rest */
         *upload_size = 0;
         return MHD_YES;
     }
     if (!k->started) {
         k->started = 1;
-        const char *allow;
-        k->route = route_of(s, url, method, &allow);
-        if (k->route == R_NONE) {
-            if (!allow) {
-                server_fail(&er, 404, NULL, "not_found", "no route %s %.200s", method, url);
-                return reply_error(s, c, k, &er);
-            }
-            server_fail(&er, 405, NULL, "method_not_allowed", "%s %.200s is not allowed (use %s)",
-                        method, url, allow);
-            return reply(s, c, k, 405, "application/json", server_error_json(&er),
-                         MHD_HTTP_HEADER_ALLOW, allow);
-        }
-        if (!authorized(s, c, k->route)) {
-            server_fail(&er, 401, NULL, "invalid_api_key",
-                        "missing or incorrect API key: send 'Authorization: Bearer KEY'");
-            return reply_error(s, c, k, &er);
-        }
-        const char *cl =
-            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > s->o.body_limit) {
-            server_fail(&er, 413, NULL, "request_too_large",
-                        "the request body is %s bytes; this server accepts at most %zu", cl,
-                        s->o.body_limit);
-            return reply_error(s, c, k, &er);
-        }
-        return MHD_YES;
+        return on_headers(s, c, k, url, method);
     }
     if (*upload_size) {
         size_t n = *upload_size;
-        if (n > s->o.body_limit - k->len) /* chunked and over the limit: drop the connection */
-            return MHD_NO;
-        if (k->len + n > k->cap) {
-            size_t cap = k->cap ? k->cap : 4096;
-            while (cap < k->len + n) cap *= 2;
-            if (cap > s->o.body_limit) cap = s->o.body_limit;
-            char *b = realloc(k->body, cap + 1);
-            if (!b) return MHD_NO;
-            k->body = b;
-            k->cap = cap;
-        }
-        memcpy(k->body + k->len, upload, n);
-        k->len += n;
-        k->body[k->len] = 0;
         *upload_size = 0;
-        return MHD_YES;
+        return on_body(s, k, upload, n) ? MHD_NO : MHD_YES;
     }
+    if (k->refused) return reply_error(s, c, k, &k->refusal);
     double t_arrival = base_now();
     switch (k->route) {
     case R_HEALTH:

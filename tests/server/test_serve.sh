@@ -2,7 +2,8 @@
 # tests/server/test_serve.sh: the real `hearth serve` on a tiny model trained here in a second,
 # driven by the official openai npm client and raw HTTP (tests/server/serve.mjs); then the
 # model-loading state (503 with Retry-After while the tokenizer file blocks, a clean exit with
-# the reason when the load fails), argument errors, and a clean SIGTERM shutdown.
+# the reason when the load fails), the HTTP layer against hostile clients (tests/server/limits.mjs,
+# on a vector-store-only server), argument errors, and a clean SIGTERM shutdown.
 # Usage: test_serve.sh PATH/TO/hearth
 set -u
 H=$(realpath "${1:?usage: test_serve.sh path/to/hearth}")
@@ -86,6 +87,14 @@ if start_server "$T/load.log" --model "$T/tiny" --tokenizer "$T/tok.fifo"; then
   [ $st -eq 1 ] && grep -q "not a regular file" "$T/load.log" && ok || bad "failed load: exit $st, log: $(cat "$T/load.log")"
 else
   bad "server (loading) did not start: $(cat "$T/load.log")"
+fi
+
+# the HTTP layer against careless and hostile clients; no model, so it starts at once
+if start_server "$T/limits.log" --vstore-dir "$T/vs" --api-key sekret --max-body 65536; then
+  if node "$DIR/limits.mjs" "http://127.0.0.1:$PORT" sekret; then ok; else bad "limits.mjs (server log: $(tail -5 "$T/limits.log"))"; fi
+  kill -TERM "$PID"; wait "$PID"; [ $? -eq 0 ] && ok || bad "limits server: non-zero exit on SIGTERM"
+else
+  bad "server (limits) did not start: $(cat "$T/limits.log")"
 fi
 
 # argument errors
