@@ -1,5 +1,6 @@
 /* server/http.c: the HTTP side of `hearth serve` — libmicrohttpd daemon, routing, API keys,
- * bounded request bodies, the background model load, and the bridge between a request and the
+ * bounded request bodies, deadlines for a request's arrival (a reaper thread closes connections
+ * that trickle), the background model load, and the bridge between a request and the
  * scheduler: a `gen` per generation that the scheduler's callback fills and the connection's
  * thread drains (whole, or as server-sent events), cancelling the sequence as soon as the
  * client's socket hangs up. */
@@ -26,10 +27,26 @@
  * long a vanished client keeps its slot. */
 #define WAIT_TICK_MS 20
 #define STREAM_BLOCK 4096
+/* How often the reaper looks for connections past their headers or body deadline. */
+#define REAP_TICK_MS 100
 /* A refused request's body is read and thrown away up to this many bytes, so that the client
  * (which sends its whole body before reading) gets the answer: closing a socket with unread
  * data resets the connection, and the client sees "connection reset" instead of the 413. */
 #define DISCARD_MAX ((uint64_t)64 << 20)
+
+/* One TCP connection (libmicrohttpd's socket context), listed so the reaper can close one whose
+ * request takes too long to arrive. Guarded by server.sock_mu; the fd is shut down only under
+ * that mutex, and the entry leaves the list (NOTIFY_CLOSED) before libmicrohttpd closes the fd,
+ * so the reaper never touches a reused descriptor. */
+enum { SOCK_HEADERS, SOCK_BODY, SOCK_BUSY };
+typedef struct sock {
+    struct sock *prev, *next;
+    int fd;
+    int phase;    /* SOCK_HEADERS: waiting for a request's line and headers; SOCK_BODY: for its
+                     body; SOCK_BUSY: answering (no deadline of ours) */
+    double since; /* base_now() when the phase began */
+    int cut;      /* shut down by the reaper */
+} sock;
 
 struct server {
     server_opts o;
@@ -48,6 +65,11 @@ struct server {
     vstore *vs;
     pthread_mutex_t met_mu;
     server_metrics met;
+    pthread_mutex_t sock_mu; /* guards socks; reap_cv wakes the reaper to stop */
+    pthread_cond_t reap_cv;
+    sock *socks;
+    pthread_t reaper;
+    int reaper_started;
     atomic_ullong next_id;
     uint64_t salt;
     long long created;
@@ -64,6 +86,9 @@ void server_opts_default(server_opts *o) {
     o->header_limit = 32 << 10;
     o->timeout_s = 30;
     o->max_conns = 256;
+    o->max_conns_per_ip = 64;
+    o->header_timeout_s = 10;
+    o->body_timeout_s = 60;
 }
 
 /* ---- per-request state */
@@ -835,6 +860,18 @@ static int expects_continue(struct MHD_Connection *c) {
     return x && !strcasecmp(x, "100-continue");
 }
 
+/* The connection's entry for the reaper, moved to a new phase. */
+static void sock_phase(server *s, struct MHD_Connection *c, int phase) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    sock *q = ci ? ci->socket_context : NULL;
+    if (!q) return;
+    pthread_mutex_lock(&s->sock_mu);
+    q->phase = phase;
+    q->since = base_now();
+    pthread_mutex_unlock(&s->sock_mu);
+}
+
 /* The first call, with the headers: framing, the key, the route and the declared size, in that
  * order. A refusal waits for the body to be read (and thrown away) unless the client waits for
  * 100-continue or declared more than DISCARD_MAX bytes; ambiguous framing is answered at once
@@ -919,6 +956,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (!k->started) {
         k->started = 1;
+        sock_phase(s, c, SOCK_BODY);
         return on_headers(s, c, k, url, method);
     }
     if (*upload_size) {
@@ -926,6 +964,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return on_body(s, k, upload, n) ? MHD_NO : MHD_YES;
     }
+    sock_phase(s, c, SOCK_BUSY);
     if (k->refused) return reply_error(s, c, k, &k->refusal);
     double t_arrival = base_now();
     switch (k->route) {
@@ -960,14 +999,81 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
     return k;
 }
 
+/* The request is over (answered, or the connection failed): a kept-alive connection waits for
+ * its next request's headers, under the headers deadline again. */
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode why) {
+    sock_phase(cls, c, SOCK_HEADERS);
     conn *k = *con_cls;
     if (!k) return;
     free(k->query);
     free(k->body);
     free(k);
     *con_cls = NULL;
+}
+
+/* ---- connection deadlines */
+
+/* libmicrohttpd's connection notifications: every connection is listed from accept to close. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        sock *q = ci ? calloc(1, sizeof *q) : NULL;
+        if (!q) return; /* out of memory: this connection has the idle timeout only */
+        q->fd = ci->connect_fd;
+        q->phase = SOCK_HEADERS;
+        q->since = base_now();
+        pthread_mutex_lock(&s->sock_mu);
+        q->next = s->socks;
+        if (s->socks) s->socks->prev = q;
+        s->socks = q;
+        pthread_mutex_unlock(&s->sock_mu);
+        *socket_context = q;
+        return;
+    }
+    sock *q = *socket_context; /* MHD_CONNECTION_NOTIFY_CLOSED: before the fd is closed */
+    if (!q) return;
+    pthread_mutex_lock(&s->sock_mu);
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        s->socks = q->next;
+    if (q->next) q->next->prev = q->prev;
+    pthread_mutex_unlock(&s->sock_mu);
+    free(q);
+    *socket_context = NULL;
+}
+
+/* The reaper: closes a connection whose request line and headers, or body, take longer than
+ * their deadline. libmicrohttpd's own timeout restarts with every byte, so a client sending a
+ * header line every few seconds would hold its connection (and, many times over, every
+ * connection) forever. shutdown() wakes the connection's thread, which sees the end of input
+ * and closes it. */
+static void *reap_main(void *arg) {
+    server *s = arg;
+    pthread_mutex_lock(&s->sock_mu);
+    while (!atomic_load(&s->stopping)) {
+        double now = base_now();
+        for (sock *q = s->socks; q; q = q->next) {
+            unsigned limit = q->phase == SOCK_HEADERS ? s->o.header_timeout_s
+                             : q->phase == SOCK_BODY  ? s->o.body_timeout_s
+                                                      : 0;
+            if (limit && !q->cut && now - q->since >= limit) {
+                shutdown(q->fd, SHUT_RDWR);
+                q->cut = 1;
+            }
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += REAP_TICK_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&s->reap_cv, &s->sock_mu, &ts);
+    }
+    pthread_mutex_unlock(&s->sock_mu);
+    return NULL;
 }
 
 /* ---- lifecycle */
@@ -1017,6 +1123,12 @@ int server_start(server **out, const server_opts *o, base_err *e) {
         s->model_id = o->model_name ? strdup(o->model_name) : model_id_of(o->model_path);
     pthread_mutex_init(&s->tok_mu, NULL);
     pthread_mutex_init(&s->met_mu, NULL);
+    pthread_mutex_init(&s->sock_mu, NULL);
+    pthread_condattr_t ca; /* the reaper's waits are timed on the monotonic clock */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->reap_cv, &ca);
+    pthread_condattr_destroy(&ca);
     server_metrics_init(&s->met);
     s->created = time(NULL);
     s->salt = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)s ^ ((uint64_t)base_now() << 20);
@@ -1047,9 +1159,10 @@ int server_start(server **out, const server_opts *o, base_err *e) {
     s->d = MHD_start_daemon(
         flags, (uint16_t)o->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_CONNECTION_LIMIT, o->max_conns, MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->header_limit, MHD_OPTION_THREAD_STACK_SIZE,
-        (size_t)(2u << 20), MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_LIMIT, o->max_conns,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_conns_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        o->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->header_limit,
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)(2u << 20), MHD_OPTION_END);
     int err = errno;
     freeaddrinfo(ai);
     if (!s->d) {
@@ -1059,6 +1172,11 @@ int server_start(server **out, const server_opts *o, base_err *e) {
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : o->port;
+    if (pthread_create(&s->reaper, NULL, reap_main, s)) {
+        rc = base_fail(e, BASE_ENOMEM, "cannot start the connection-deadline thread");
+        goto fail;
+    }
+    s->reaper_started = 1;
     if (o->model_path) {
         if (pthread_create(&s->loader, NULL, load_main, s)) {
             rc = base_fail(e, BASE_ENOMEM, "cannot start the model-loading thread");
@@ -1092,13 +1210,21 @@ const char *server_vstore_notes(server *s) {
 void server_stop(server *s) {
     if (!s) return;
     atomic_store(&s->stopping, 1); /* waiting connection threads cancel and return */
-    if (s->d) MHD_stop_daemon(s->d);
+    if (s->reaper_started) {
+        pthread_mutex_lock(&s->sock_mu);
+        pthread_cond_signal(&s->reap_cv);
+        pthread_mutex_unlock(&s->sock_mu);
+        pthread_join(s->reaper, NULL);
+    }
+    if (s->d) MHD_stop_daemon(s->d); /* closes every connection: the sock list empties */
     if (s->loader_started) pthread_join(s->loader, NULL);
     infer_sched_free(s->sched); /* every request left finishes as cancelled */
     infer_model_free(s->model);
     vstore_close(s->vs);
     pthread_mutex_destroy(&s->tok_mu);
     pthread_mutex_destroy(&s->met_mu);
+    pthread_mutex_destroy(&s->sock_mu);
+    pthread_cond_destroy(&s->reap_cv);
     free(s->host);
     free(s->api_key);
     free(s->model_path);

@@ -42,6 +42,12 @@ typedef struct server_opts {
     size_t header_limit; /* bytes of request line + headers per connection (libmicrohttpd pool) */
     unsigned timeout_s;  /* a connection idle this long (stalled client) is closed */
     unsigned max_conns;  /* simultaneous connections; more are refused at accept */
+    unsigned max_conns_per_ip; /* simultaneous connections from one address; 0: no limit */
+    /* A request's line and headers must arrive within header_timeout_s of the connection's
+     * opening (or of the previous answer on a kept-alive connection), its body within
+     * body_timeout_s of the headers; else the connection is closed. 0: no limit. Unlike
+     * timeout_s these are not reset by each byte, so a client trickling bytes is bounded. */
+    unsigned header_timeout_s, body_timeout_s;
 } server_opts;
 
 void server_opts_default(server_opts *o);

@@ -2,8 +2,10 @@
 // on a server with a vector store and no model (it starts at once): the API key checked before
 // any route or method is told apart; errors in Chroma's shape under /api/v2 and OpenAI's
 // elsewhere; bodies over --max-body answered 413 (declared or chunked, the chromadb client
-// seeing the answer rather than a reset); Content-Length headers that disagree. Started by
-// test_serve.sh with --max-body 65536:
+// seeing the answer rather than a reset); Content-Length headers that disagree; connections per
+// address; a client trickling its headers or its body cut at the deadline. Started by
+// test_serve.sh with --max-body 65536 --max-conns-per-ip 20 --header-timeout 1 --body-timeout 2
+// --timeout 5:
 //   node limits.mjs BASE_URL API_KEY
 import http from 'node:http';
 import net from 'node:net';
@@ -12,7 +14,7 @@ import { ChromaClient } from 'chromadb';
 const [base, key] = process.argv.slice(2);
 const url = new URL(base);
 const port = Number(url.port);
-const MAX_BODY = 65536;
+const PER_IP = 20, MAX_BODY = 65536;
 let pass = 0, fail = 0;
 
 function check(cond, what) {
@@ -120,6 +122,55 @@ await test('ambiguous framing: 400', async () => {
   check(line === 'HTTP/1.1 400 Bad Request', `two different Content-Length headers: 400 (${line})`);
   line = await rawBytes(`POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`);
   check(line === 'HTTP/1.1 400 Bad Request', `Content-Length with Transfer-Encoding: 400 (${line})`);
+});
+
+// n sockets that send a request line and then one header line every `every` ms, never ending
+// the headers; resolves each socket's {accepted, closedAfter} once all are closed or maxMs passed
+function trickle(n, every, maxMs, localAddress) {
+  return Array.from({ length: n }, () => new Promise((resolve) => {
+    const t0 = Date.now();
+    let data = false, timer = null;
+    const s = net.connect({ port, host: url.hostname, localAddress }, () => {
+      s.write('GET /health HTTP/1.1\r\nHost: x\r\n');
+      timer = setInterval(() => s.write(`X-Slow-${Date.now()}: 1\r\n`), every);
+    });
+    s.on('data', () => (data = true));
+    s.on('error', () => {});
+    s.on('close', () => { clearInterval(timer); resolve({ ms: Date.now() - t0, data }); });
+    setTimeout(() => s.destroy(), maxMs);
+  }));
+}
+
+await test('slowloris: one address holds at most its share; the headers deadline closes them', async () => {
+  const t0 = Date.now();
+  const slow = trickle(3 * PER_IP, 300, 8000);
+  await sleep(400);
+  // another address is served while they trickle (the whole 127/8 is loopback on Linux)
+  const other = await raw('GET', '/health', { localAddress: '127.0.0.2' });
+  check(other.status === 200, `another address is answered while one trickles (${other.status})`);
+  const done = await Promise.all(slow);
+  const refused = done.filter((d) => d.ms < 500).length;
+  const held = done.filter((d) => d.ms >= 500);
+  check(refused >= 2 * PER_IP && held.length <= PER_IP, `at most ${PER_IP} connections per address (${held.length} held, ${refused} refused at once)`);
+  check(held.length > 0 && held.every((d) => d.ms >= 900 && d.ms < 3500 && !d.data),
+    `the trickling ones closed at the 1 s headers deadline, not kept alive by their bytes (${held.map((d) => d.ms)})`);
+  const again = await raw('GET', '/health');
+  check(again.status === 200, `the address is served again once they are gone (${again.status}, ${Date.now() - t0} ms)`);
+});
+
+await test('a body trickling in is cut at the body deadline', async () => {
+  const t0 = Date.now();
+  const ms = await new Promise((resolve) => {
+    let timer = null;
+    const s = net.connect(port, url.hostname, () => {
+      s.write(`POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Length: 1000\r\n\r\n`);
+      timer = setInterval(() => s.write('a'), 300);
+    });
+    s.on('error', () => {});
+    s.on('close', () => { clearInterval(timer); resolve(Date.now() - t0); });
+    setTimeout(() => s.destroy(), 9000);
+  });
+  check(ms >= 1900 && ms < 4500, `closed at the 2 s body deadline although bytes kept coming, before the 5 s idle timeout (${ms} ms)`);
 });
 
 console.log(`limits.mjs: ${pass} passed, ${fail} failed`);
