@@ -61,6 +61,7 @@ struct server {
     infer_sched *sched;
     server_tmpl tmpl;
     int ctx, n_vocab;
+    size_t tok_bytes_max;   /* server_token_bytes_max of the model's vocabulary */
     pthread_mutex_t tok_mu; /* tok_encode uses scratch inside the vocabulary */
     vstore *vs;
     pthread_mutex_t met_mu;
@@ -253,6 +254,7 @@ static void *load_main(void *arg) {
     s->tmpl = t;
     s->ctx = ctx;
     s->n_vocab = tok_vocab_size(infer_model_vocab(m));
+    s->tok_bytes_max = server_token_bytes_max(infer_model_vocab(m));
     atomic_store(&s->state, SERVER_READY);
     return NULL;
 fail:
@@ -452,6 +454,23 @@ static int encode_prompt(server *s, gen *g, server_error *er) {
         int32_t start = doc_start(v);
         if ((r->ep == SERVER_EP_COMPLETIONS || s->tmpl == SERVER_TMPL_HEARTH) && start >= 0)
             rc = tok_ids_push(&g->ids, start);
+        /* No token covers more than tok_bytes_max bytes of the text, so a prompt that cannot
+         * fit even at that best is refused without tokenizing it (a 900 KB prompt would hold
+         * the tokenizer's lock for every other request meanwhile). */
+        size_t bytes = 0;
+        if (r->ep == SERVER_EP_CHAT)
+            for (size_t i = 0; i < r->n_msgs; i++) bytes += strlen(r->msgs[i].content);
+        else
+            bytes = strlen(r->prompt);
+        size_t least = g->ids.len + (bytes + s->tok_bytes_max - 1) / s->tok_bytes_max;
+        if (least >= (size_t)s->ctx)
+            return server_fail(er, 400, r->ep == SERVER_EP_CHAT ? "messages" : "prompt",
+                               "context_length_exceeded",
+                               "This model's maximum context length is %d tokens. However, your "
+                               "prompt is at least %zu tokens (%zu bytes of text; no token of "
+                               "this model is longer than %zu bytes), leaving no room for the "
+                               "completion.",
+                               s->ctx, least, bytes, s->tok_bytes_max);
         pthread_mutex_lock(&s->tok_mu);
         if (!rc) {
             if (r->ep == SERVER_EP_CHAT)

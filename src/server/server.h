@@ -144,6 +144,13 @@ int server_chat_render(server_tmpl t, const server_msg *m, size_t n, base_buf *o
 int server_chat_encode(server_tmpl t, tok_vocab *v, const server_msg *m, size_t n, tok_ids *out,
                        base_err *e);
 
+/* The most input bytes one token of v can stand for: its longest token text (tok_token_text),
+ * at least 1. Every token of an encoding covers at most that many bytes of the text (a
+ * byte-level token exactly its bytes; a SentencePiece token its text with U+2581 as one space,
+ * a byte-fallback or unknown token one byte), so a text of n bytes encodes to at least
+ * ceil(n / it) tokens: a bound that refuses an oversized prompt before tokenizing it. */
+size_t server_token_bytes_max(const tok_vocab *v);
+
 /* Response JSON (malloc'd strings). meta: the fields every chunk repeats. */
 typedef struct server_meta {
     server_endpoint ep;

@@ -291,6 +291,45 @@ static void test_template_encode(void **state) {
     tok_free(v);
 }
 
+/* The cheap lower bound on a prompt's tokens holds: no encoding has fewer than
+ * ceil(bytes / server_token_bytes_max) tokens, even a text made of the longest token. */
+static void test_token_bound(void **state) {
+    static const char *const specials[] = {"<|endoftext|>"};
+    const char *corpus = "the cat sat on the mat. the cat sat on the mat. the cat sat on the hat. "
+                         "the the the the the the cat cat cat mat mat mat sat sat sat";
+    tok_train_opts o = {
+        .vocab_size = 320, .pretok = TOK_PRETOK_GPT2, .specials = specials, .n_specials = 1};
+    tok_vocab *v;
+    base_err e = {0};
+    assert_int_equal(tok_train(&o, corpus, strlen(corpus), &v, &e), 0);
+    size_t most = server_token_bytes_max(v), longest = 0;
+    int32_t at = -1;
+    for (int32_t id = 0; id < tok_vocab_size(v); id++) {
+        const char *t;
+        size_t len;
+        assert_int_equal(tok_token_text(v, id, &t, &len, &e), 0);
+        if (tok_token_type(v, id) == TOK_TYPE_NORMAL && len > longest) longest = len, at = id;
+    }
+    assert_true(most >= longest && longest > 1); /* the special's text counts too */
+    const char *t;
+    size_t len;
+    tok_token_text(v, at, &t, &len, &e);
+    base_buf b = {0};
+    for (int i = 0; i < 50; i++) base_buf_append(&b, t, len); /* the best case for the bound */
+    const char *texts[] = {corpus, "x", "\xff\xfe invalid \xc3", b.data,
+                           "<|endoftext|> is text here"};
+    size_t lens[] = {strlen(corpus), 1, 14, b.len, 26};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        tok_ids ids = {0};
+        assert_int_equal(tok_encode(v, texts[i], lens[i], 0, &ids, &e), 0);
+        if (ids.len < (lens[i] + most - 1) / most)
+            fail_msg("text %zu: %zu bytes in %zu tokens, under the bound", i, lens[i], ids.len);
+        tok_ids_free(&ids);
+    }
+    base_buf_free(&b);
+    tok_free(v);
+}
+
 /* ---- response shapes */
 
 static json_t *load(char *s) {
@@ -405,8 +444,8 @@ int test_server(void) {
         cmocka_unit_test(test_parse_defaults),  cmocka_unit_test(test_parse_fields),
         cmocka_unit_test(test_parse_errors),    cmocka_unit_test(test_error_json),
         cmocka_unit_test(test_utf8_clean),      cmocka_unit_test(test_templates),
-        cmocka_unit_test(test_template_encode), cmocka_unit_test(test_json_shapes),
-        cmocka_unit_test(test_histogram_text),
+        cmocka_unit_test(test_template_encode), cmocka_unit_test(test_token_bound),
+        cmocka_unit_test(test_json_shapes),     cmocka_unit_test(test_histogram_text),
     };
     return cmocka_run_group_tests_name("server", tests, NULL, NULL);
 }
