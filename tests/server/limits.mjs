@@ -149,8 +149,9 @@ await test('slowloris: one address holds at most its share; the headers deadline
   const other = await raw('GET', '/health', { localAddress: '127.0.0.2' });
   check(other.status === 200, `another address is answered while one trickles (${other.status})`);
   const done = await Promise.all(slow);
-  const refused = done.filter((d) => d.ms < 500).length;
-  const held = done.filter((d) => d.ms >= 500);
+  // refused at accept: closed at once; held: until the 1 s deadline (nothing closes them sooner)
+  const refused = done.filter((d) => d.ms < 800).length;
+  const held = done.filter((d) => d.ms >= 800);
   check(refused >= 2 * PER_IP && held.length <= PER_IP, `at most ${PER_IP} connections per address (${held.length} held, ${refused} refused at once)`);
   check(held.length > 0 && held.every((d) => d.ms >= 900 && d.ms < 3500 && !d.data),
     `the trickling ones closed at the 1 s headers deadline, not kept alive by their bytes (${held.map((d) => d.ms)})`);
