@@ -35,7 +35,13 @@ static void usage(FILE *f) {
             "                       long prompts do not stall running streams (0: no limit)\n"
             "  --max-body BYTES     request body limit; larger gets 413 (default 1048576)\n"
             "  --max-conns N        simultaneous connections (default 256)\n"
-            "  --timeout S          close connections idle this long (default 30)\n");
+            "  --max-conns-per-ip N simultaneous connections from one address (default 64;\n"
+            "                       0: no limit, e.g. behind a reverse proxy)\n"
+            "  --timeout S          close connections idle this long (default 30)\n"
+            "  --header-timeout S   a request's line and headers must arrive within S seconds\n"
+            "                       (default 10; 0: no limit)\n"
+            "  --body-timeout S     a request's body must arrive within S seconds of its\n"
+            "                       headers (default 60; 0: no limit)\n");
 }
 
 static volatile sig_atomic_t stop_signal;
@@ -96,6 +102,12 @@ int cli_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--timeout")) {
             if (!(v = cli_value(argc, argv, &i)) || cli_int(a, v, 1, 86400, &x)) return 2;
             o.timeout_s = (unsigned)x;
+        } else if (!strcmp(a, "--max-conns-per-ip")) {
+            if (!(v = cli_value(argc, argv, &i)) || cli_int(a, v, 0, 65536, &x)) return 2;
+            o.max_conns_per_ip = (unsigned)x;
+        } else if (!strcmp(a, "--header-timeout") || !strcmp(a, "--body-timeout")) {
+            if (!(v = cli_value(argc, argv, &i)) || cli_int(a, v, 0, 86400, &x)) return 2;
+            *(a[2] == 'h' ? &o.header_timeout_s : &o.body_timeout_s) = (unsigned)x;
         } else {
             fprintf(stderr, "hearth serve: unknown option '%s'\n\n", a);
             usage(stderr);

@@ -96,8 +96,11 @@ static size_t held_back(const infer_text *t, size_t from) {
 
 int infer_text_push(infer_text *t, const char *bytes, size_t n, const char **out, size_t *out_len,
                     int *stopped) {
-    *out = NULL, *out_len = 0, *stopped = 0;
+    *out = "", *out_len = 0, *stopped = 0;
     if (feed(t, bytes, n)) return BASE_ENOMEM;
+    /* Nothing new to look at (half a character so far): no stop can match in no text, and buf
+     * may still be NULL, which memmem and pointer arithmetic must not see. */
+    if (t->len == t->emitted) return BASE_OK;
     /* A match starts at or after `emitted`: any earlier start would have been held back. */
     size_t end = t->len;
     for (int s = 0; s < t->n_stop; s++) {
@@ -114,11 +117,12 @@ int infer_text_push(infer_text *t, const char *bytes, size_t n, const char **out
 }
 
 int infer_text_flush(infer_text *t, const char **out, size_t *out_len) {
-    *out = NULL, *out_len = 0;
+    *out = "", *out_len = 0;
     if (t->npend) { /* the sequence ended inside a character */
         t->npend = 0;
         if (append(t, replacement, 3)) return BASE_ENOMEM;
     }
+    if (t->len == t->emitted) return BASE_OK; /* buf may be NULL: no text at all */
     *out = t->buf + t->emitted;
     *out_len = t->len - t->emitted;
     t->emitted = t->len;

@@ -41,6 +41,24 @@ char *server_error_json(const server_error *er) {
     return s;
 }
 
+char *server_error_json_chroma(const server_error *er) {
+    const char *kind = er->status == 400   ? "InvalidArgumentError"
+                       : er->status == 401 ? "AuthorizationError"
+                       : er->status == 404 ? "NotFoundError"
+                       : er->status == 405 ? "MethodNotAllowed"
+                       : er->status == 413 ? "RequestTooLargeError"
+                       : er->status == 429 ? "RateLimitError"
+                                           : "InternalError";
+    base_buf msg = {0};
+    server_utf8_clean(&msg, er->message, strlen(er->message));
+    json_t *o = json_pack("{s:s,s:s}", "error", kind, "message", msg.failed ? "" : msg.data);
+    base_buf_free(&msg);
+    if (!o) return NULL;
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
 /* ---- UTF-8 */
 
 void server_utf8_clean(base_buf *b, const char *s, size_t n) {
@@ -328,6 +346,21 @@ static int refuse_unsupported(json_t *o, server_error *er) {
                                "'repetition_penalty' (multiplicative, as llama.cpp's "
                                "repeat_penalty)",
                                additive[i]);
+    }
+    /* {"type": "text"} is what the engine does anyway; JSON modes would need constrained
+     * sampling, and silently answering free text to a client that asked for JSON is worse than
+     * a refusal */
+    json_t *rf = json_object_get(o, "response_format");
+    if (rf && !json_is_null(rf)) {
+        json_t *type = json_object_get(rf, "type");
+        if (!json_is_object(rf) || !json_is_string(type))
+            return server_fail(er, 400, "response_format", "invalid_type",
+                               "'response_format' must be an object with a string 'type'");
+        if (strcmp(json_string_value(type), "text") != 0)
+            return server_fail(er, 400, "response_format", "unsupported_parameter",
+                               "'response_format' type '%.40s' is not supported by this server "
+                               "(only 'text')",
+                               json_string_value(type));
     }
     json_t *tools = json_object_get(o, "tools");
     if (tools && !json_is_null(tools) && !(json_is_array(tools) && json_array_size(tools) == 0))

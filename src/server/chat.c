@@ -175,3 +175,16 @@ int server_chat_encode(server_tmpl t, tok_vocab *v, const server_msg *m, size_t 
     if (rc == BASE_ENOMEM) return base_fail(e, rc, "out of memory in the chat template");
     return rc < 0 ? (e && e->code ? e->code : rc) : 0;
 }
+
+/* ---- a lower bound on a prompt's tokens */
+
+size_t server_token_bytes_max(const tok_vocab *v) {
+    size_t best = 1;
+    int32_t n = tok_vocab_size(v);
+    for (int32_t id = 0; id < n; id++) {
+        const char *t;
+        size_t len;
+        if (tok_token_text(v, id, &t, &len, NULL) == 0 && len > best) best = len;
+    }
+    return best;
+}

@@ -1,5 +1,6 @@
 /* server/http.c: the HTTP side of `hearth serve` — libmicrohttpd daemon, routing, API keys,
- * bounded request bodies, the background model load, and the bridge between a request and the
+ * bounded request bodies, deadlines for a request's arrival (a reaper thread closes connections
+ * that trickle), the background model load, and the bridge between a request and the
  * scheduler: a `gen` per generation that the scheduler's callback fills and the connection's
  * thread drains (whole, or as server-sent events), cancelling the sequence as soon as the
  * client's socket hangs up. */
@@ -26,6 +27,26 @@
  * long a vanished client keeps its slot. */
 #define WAIT_TICK_MS 20
 #define STREAM_BLOCK 4096
+/* How often the reaper looks for connections past their headers or body deadline. */
+#define REAP_TICK_MS 100
+/* A refused request's body is read and thrown away up to this many bytes, so that the client
+ * (which sends its whole body before reading) gets the answer: closing a socket with unread
+ * data resets the connection, and the client sees "connection reset" instead of the 413. */
+#define DISCARD_MAX ((uint64_t)64 << 20)
+
+/* One TCP connection (libmicrohttpd's socket context), listed so the reaper can close one whose
+ * request takes too long to arrive. Guarded by server.sock_mu; the fd is shut down only under
+ * that mutex, and the entry leaves the list (NOTIFY_CLOSED) before libmicrohttpd closes the fd,
+ * so the reaper never touches a reused descriptor. */
+enum { SOCK_HEADERS, SOCK_BODY, SOCK_BUSY };
+typedef struct sock {
+    struct sock *prev, *next;
+    int fd;
+    int phase;    /* SOCK_HEADERS: waiting for a request's line and headers; SOCK_BODY: for its
+                     body; SOCK_BUSY: answering (no deadline of ours) */
+    double since; /* base_now() when the phase began */
+    int cut;      /* shut down by the reaper */
+} sock;
 
 struct server {
     server_opts o;
@@ -40,10 +61,16 @@ struct server {
     infer_sched *sched;
     server_tmpl tmpl;
     int ctx, n_vocab;
+    size_t tok_bytes_max;   /* server_token_bytes_max of the model's vocabulary */
     pthread_mutex_t tok_mu; /* tok_encode uses scratch inside the vocabulary */
     vstore *vs;
     pthread_mutex_t met_mu;
     server_metrics met;
+    pthread_mutex_t sock_mu; /* guards socks; reap_cv wakes the reaper to stop */
+    pthread_cond_t reap_cv;
+    sock *socks;
+    pthread_t reaper;
+    int reaper_started;
     atomic_ullong next_id;
     uint64_t salt;
     long long created;
@@ -60,6 +87,9 @@ void server_opts_default(server_opts *o) {
     o->header_limit = 32 << 10;
     o->timeout_s = 30;
     o->max_conns = 256;
+    o->max_conns_per_ip = 64;
+    o->header_timeout_s = 10;
+    o->body_timeout_s = 60;
 }
 
 /* ---- per-request state */
@@ -81,9 +111,16 @@ enum route {
 typedef struct conn {
     char *query; /* raw query string after '?', or NULL */
     int started, responded;
+    int chroma; /* under /api/v2: errors in Chroma's shape */
     enum route route;
     char *body;
     size_t len, cap;
+    /* an error decided before the body was read (401, 404, 405, 413): answered once the body
+     * has been read and thrown away (dropped bytes, at most DISCARD_MAX) */
+    int refused;
+    server_error refusal;
+    const char *allow; /* 405: the methods the path accepts */
+    uint64_t dropped;
 } conn;
 
 /* One generation, shared by the connection thread and the scheduler thread: refs counts the
@@ -155,11 +192,14 @@ static enum MHD_Result reply_json(server *s, struct MHD_Connection *c, conn *k, 
     return reply(s, c, k, status, "application/json", body, NULL, NULL);
 }
 
+/* An error in the shape of the route's API: Chroma's under /api/v2, else OpenAI's. */
 static enum MHD_Result reply_error(server *s, struct MHD_Connection *c, conn *k,
                                    const server_error *er) {
     const char *hname = NULL, *hval = NULL;
     if (er->status == 429 || er->status == 503) hname = MHD_HTTP_HEADER_RETRY_AFTER, hval = "1";
-    return reply(s, c, k, er->status, "application/json", server_error_json(er), hname, hval);
+    if (er->status == 405 && k && k->allow) hname = MHD_HTTP_HEADER_ALLOW, hval = k->allow;
+    char *body = k && k->chroma ? server_error_json_chroma(er) : server_error_json(er);
+    return reply(s, c, k, er->status, "application/json", body, hname, hval);
 }
 
 /* ---- model state */
@@ -214,6 +254,7 @@ static void *load_main(void *arg) {
     s->tmpl = t;
     s->ctx = ctx;
     s->n_vocab = tok_vocab_size(infer_model_vocab(m));
+    s->tok_bytes_max = server_token_bytes_max(infer_model_vocab(m));
     atomic_store(&s->state, SERVER_READY);
     return NULL;
 fail:
@@ -413,6 +454,23 @@ static int encode_prompt(server *s, gen *g, server_error *er) {
         int32_t start = doc_start(v);
         if ((r->ep == SERVER_EP_COMPLETIONS || s->tmpl == SERVER_TMPL_HEARTH) && start >= 0)
             rc = tok_ids_push(&g->ids, start);
+        /* No token covers more than tok_bytes_max bytes of the text, so a prompt that cannot
+         * fit even at that best is refused without tokenizing it (a 900 KB prompt would hold
+         * the tokenizer's lock for every other request meanwhile). */
+        size_t bytes = 0;
+        if (r->ep == SERVER_EP_CHAT)
+            for (size_t i = 0; i < r->n_msgs; i++) bytes += strlen(r->msgs[i].content);
+        else
+            bytes = strlen(r->prompt);
+        size_t least = g->ids.len + (bytes + s->tok_bytes_max - 1) / s->tok_bytes_max;
+        if (least >= (size_t)s->ctx)
+            return server_fail(er, 400, r->ep == SERVER_EP_CHAT ? "messages" : "prompt",
+                               "context_length_exceeded",
+                               "This model's maximum context length is %d tokens. However, your "
+                               "prompt is at least %zu tokens (%zu bytes of text; no token of "
+                               "this model is longer than %zu bytes), leaving no room for the "
+                               "completion.",
+                               s->ctx, least, bytes, s->tok_bytes_max);
         pthread_mutex_lock(&s->tok_mu);
         if (!rc) {
             if (r->ep == SERVER_EP_CHAT)
@@ -738,6 +796,10 @@ static enum MHD_Result handle_vstore(server *s, struct MHD_Connection *c, conn *
 
 /* ---- routing */
 
+static int is_chroma_path(const char *url) {
+    return !strcmp(url, "/api/v2") || !strncmp(url, "/api/v2/", 8);
+}
+
 /* The route of (url, method); *allow gets the methods the path accepts when the method is
  * wrong (R_NONE with *allow set: 405; R_NONE without: 404). */
 static enum route route_of(server *s, const char *url, const char *method, const char **allow) {
@@ -753,7 +815,7 @@ static enum route route_of(server *s, const char *url, const char *method, const
                  {"/tokenize", "POST", R_TOKENIZE},
                  {"/detokenize", "POST", R_DETOKENIZE}};
     *allow = NULL;
-    if (s->vs && (!strcmp(url, "/api/v2") || !strncmp(url, "/api/v2/", 8))) return R_VSTORE;
+    if (s->vs && is_chroma_path(url)) return R_VSTORE;
     if (!strncmp(url, "/v1/models/", 11) && url[11]) {
         if (!strcmp(method, "GET")) return R_MODEL;
         *allow = "GET";
@@ -776,13 +838,122 @@ static int key_equal(const char *a, const char *b) {
     return d == 0;
 }
 
-static int authorized(server *s, struct MHD_Connection *c, enum route r) {
-    if (!s->api_key || r == R_HEALTH) return 1;
+/* By path alone, before routing: without the key, no route or method is told apart (a 404 or
+ * 405 would say which exist). /health is open to probes. */
+static int authorized(server *s, struct MHD_Connection *c, const char *url) {
+    if (!s->api_key || !strcmp(url, "/health") || !strcmp(url, "/v1/health")) return 1;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (h && !strncasecmp(h, "Bearer ", 7) && key_equal(h + 7, s->api_key)) return 1;
     /* Chroma's clients send their token in this header */
     const char *t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Chroma-Token");
-    return r == R_VSTORE && t && key_equal(t, s->api_key);
+    return is_chroma_path(url) && t && key_equal(t, s->api_key);
+}
+
+/* Content-Length headers: libmicrohttpd reads the body by the first one. Two that differ, or one
+ * beside Transfer-Encoding, frame the body ambiguously (request smuggling through a proxy that
+ * reads the other one). */
+typedef struct framing {
+    int n_cl, conflict, te;
+    uint64_t cl;
+} framing;
+
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value) {
+    framing *f = cls;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) f->te = 1;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0) return MHD_YES;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(value ? value : "", &end, 10);
+    int ok = value && value[0] >= '0' && value[0] <= '9' && !*end && errno == 0;
+    if (!ok || (f->n_cl && v != f->cl)) f->conflict = 1;
+    f->cl = v;
+    f->n_cl++;
+    return MHD_YES;
+}
+
+/* 1 when the client sent `Expect: 100-continue`: it waits for a go-ahead before its body, so a
+ * refusal is best answered at once. */
+static int expects_continue(struct MHD_Connection *c) {
+    const char *x = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+    return x && !strcasecmp(x, "100-continue");
+}
+
+/* The connection's entry for the reaper, moved to a new phase. */
+static void sock_phase(server *s, struct MHD_Connection *c, int phase) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    sock *q = ci ? ci->socket_context : NULL;
+    if (!q) return;
+    pthread_mutex_lock(&s->sock_mu);
+    q->phase = phase;
+    q->since = base_now();
+    pthread_mutex_unlock(&s->sock_mu);
+}
+
+/* The first call, with the headers: framing, the key, the route and the declared size, in that
+ * order. A refusal waits for the body to be read (and thrown away) unless the client waits for
+ * 100-continue or declared more than DISCARD_MAX bytes; ambiguous framing is answered at once
+ * (where the body ends is unknown), and libmicrohttpd closes the connection after an answer
+ * given before the body. */
+static enum MHD_Result on_headers(server *s, struct MHD_Connection *c, conn *k, const char *url,
+                                  const char *method) {
+    server_error *er = &k->refusal;
+    framing f = {0};
+    k->chroma = is_chroma_path(url);
+    MHD_get_connection_values(c, MHD_HEADER_KIND, framing_header, &f);
+    if (f.conflict || (f.n_cl && f.te)) {
+        server_fail(er, 400, NULL, "invalid_request",
+                    f.conflict ? "the request has Content-Length headers that disagree"
+                               : "the request has both Content-Length and Transfer-Encoding");
+        return reply_error(s, c, k, er);
+    }
+    const char *allow = NULL;
+    if (!authorized(s, c, url)) {
+        server_fail(er, 401, NULL, "invalid_api_key",
+                    "missing or incorrect API key: send 'Authorization: Bearer KEY'");
+    } else if ((k->route = route_of(s, url, method, &allow)) == R_NONE) {
+        if (!allow)
+            server_fail(er, 404, NULL, "not_found", "no route %s %.200s", method, url);
+        else
+            server_fail(er, 405, NULL, "method_not_allowed", "%s %.200s is not allowed (use %s)",
+                        method, url, allow);
+        k->allow = allow;
+    } else if (f.n_cl && f.cl > s->o.body_limit) {
+        server_fail(er, 413, NULL, "request_too_large",
+                    "the request body is %llu bytes; this server accepts at most %zu",
+                    (unsigned long long)f.cl, s->o.body_limit);
+    } else {
+        return MHD_YES;
+    }
+    k->refused = 1;
+    if (expects_continue(c) || (f.n_cl && f.cl > DISCARD_MAX)) return reply_error(s, c, k, er);
+    return MHD_YES;
+}
+
+/* A piece of the body: kept, or thrown away once refused. 0, or -1 to drop the connection (a
+ * refused body beyond DISCARD_MAX: an answer cannot be queued in the middle of an upload). */
+static int on_body(server *s, conn *k, const char *p, size_t n) {
+    if (!k->refused && n > s->o.body_limit - k->len) { /* chunked, and now over the limit */
+        server_fail(&k->refusal, 413, NULL, "request_too_large",
+                    "the request body is over %zu bytes; this server accepts at most %zu",
+                    s->o.body_limit, s->o.body_limit);
+        k->refused = 1;
+        k->dropped = k->len;
+        free(k->body);
+        k->body = NULL;
+        k->len = k->cap = 0;
+    }
+    if (k->refused) {
+        k->dropped += n;
+        return k->dropped <= DISCARD_MAX ? 0 : -1;
+    }
+    if (base_grow(&k->body, &k->cap, k->len + n + 1, 1, s->o.body_limit + 1)) /* +1: NUL */
+        return -1;
+    memcpy(k->body + k->len, p, n);
+    k->len += n;
+    k->body[k->len] = 0;
+    return 0;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -791,52 +962,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     server *s = cls;
     conn *k = *con_cls;
     if (!k) return MHD_NO; /* the URI callback could not allocate */
-    server_error er;
-    if (k->responded) { /* answered early (e.g. 413): the rest of the body is dropped */
+    if (k->responded) {    /* answered before the body (e.g. ambiguous framing): drop the rest */
         *upload_size = 0;
         return MHD_YES;
     }
     if (!k->started) {
         k->started = 1;
-        const char *allow;
-        k->route = route_of(s, url, method, &allow);
-        if (k->route == R_NONE) {
-            if (!allow) {
-                server_fail(&er, 404, NULL, "not_found", "no route %s %.200s", method, url);
-                return reply_error(s, c, k, &er);
-            }
-            server_fail(&er, 405, NULL, "method_not_allowed", "%s %.200s is not allowed (use %s)",
-                        method, url, allow);
-            return reply(s, c, k, 405, "application/json", server_error_json(&er),
-                         MHD_HTTP_HEADER_ALLOW, allow);
-        }
-        if (!authorized(s, c, k->route)) {
-            server_fail(&er, 401, NULL, "invalid_api_key",
-                        "missing or incorrect API key: send 'Authorization: Bearer KEY'");
-            return reply_error(s, c, k, &er);
-        }
-        const char *cl =
-            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > s->o.body_limit) {
-            server_fail(&er, 413, NULL, "request_too_large",
-                        "the request body is %s bytes; this server accepts at most %zu", cl,
-                        s->o.body_limit);
-            return reply_error(s, c, k, &er);
-        }
-        return MHD_YES;
+        sock_phase(s, c, SOCK_BODY);
+        return on_headers(s, c, k, url, method);
     }
     if (*upload_size) {
         size_t n = *upload_size;
-        if (n > s->o.body_limit - k->len) /* chunked and over the limit: drop the connection */
-            return MHD_NO;
-        if (base_grow(&k->body, &k->cap, k->len + n + 1, 1, s->o.body_limit + 1)) /* +1: NUL */
-            return MHD_NO;
-        memcpy(k->body + k->len, upload, n);
-        k->len += n;
-        k->body[k->len] = 0;
         *upload_size = 0;
-        return MHD_YES;
+        return on_body(s, k, upload, n) ? MHD_NO : MHD_YES;
     }
+    sock_phase(s, c, SOCK_BUSY);
+    if (k->refused) return reply_error(s, c, k, &k->refusal);
     double t_arrival = base_now();
     switch (k->route) {
     case R_HEALTH:
@@ -870,14 +1011,81 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
     return k;
 }
 
+/* The request is over (answered, or the connection failed): a kept-alive connection waits for
+ * its next request's headers, under the headers deadline again. */
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode why) {
+    sock_phase(cls, c, SOCK_HEADERS);
     conn *k = *con_cls;
     if (!k) return;
     free(k->query);
     free(k->body);
     free(k);
     *con_cls = NULL;
+}
+
+/* ---- connection deadlines */
+
+/* libmicrohttpd's connection notifications: every connection is listed from accept to close. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        sock *q = ci ? calloc(1, sizeof *q) : NULL;
+        if (!q) return; /* out of memory: this connection has the idle timeout only */
+        q->fd = ci->connect_fd;
+        q->phase = SOCK_HEADERS;
+        q->since = base_now();
+        pthread_mutex_lock(&s->sock_mu);
+        q->next = s->socks;
+        if (s->socks) s->socks->prev = q;
+        s->socks = q;
+        pthread_mutex_unlock(&s->sock_mu);
+        *socket_context = q;
+        return;
+    }
+    sock *q = *socket_context; /* MHD_CONNECTION_NOTIFY_CLOSED: before the fd is closed */
+    if (!q) return;
+    pthread_mutex_lock(&s->sock_mu);
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        s->socks = q->next;
+    if (q->next) q->next->prev = q->prev;
+    pthread_mutex_unlock(&s->sock_mu);
+    free(q);
+    *socket_context = NULL;
+}
+
+/* The reaper: closes a connection whose request line and headers, or body, take longer than
+ * their deadline. libmicrohttpd's own timeout restarts with every byte, so a client sending a
+ * header line every few seconds would hold its connection (and, many times over, every
+ * connection) forever. shutdown() wakes the connection's thread, which sees the end of input
+ * and closes it. */
+static void *reap_main(void *arg) {
+    server *s = arg;
+    pthread_mutex_lock(&s->sock_mu);
+    while (!atomic_load(&s->stopping)) {
+        double now = base_now();
+        for (sock *q = s->socks; q; q = q->next) {
+            unsigned limit = q->phase == SOCK_HEADERS ? s->o.header_timeout_s
+                             : q->phase == SOCK_BODY  ? s->o.body_timeout_s
+                                                      : 0;
+            if (limit && !q->cut && now - q->since >= limit) {
+                shutdown(q->fd, SHUT_RDWR);
+                q->cut = 1;
+            }
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += REAP_TICK_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&s->reap_cv, &s->sock_mu, &ts);
+    }
+    pthread_mutex_unlock(&s->sock_mu);
+    return NULL;
 }
 
 /* ---- lifecycle */
@@ -927,6 +1135,12 @@ int server_start(server **out, const server_opts *o, base_err *e) {
         s->model_id = o->model_name ? strdup(o->model_name) : model_id_of(o->model_path);
     pthread_mutex_init(&s->tok_mu, NULL);
     pthread_mutex_init(&s->met_mu, NULL);
+    pthread_mutex_init(&s->sock_mu, NULL);
+    pthread_condattr_t ca; /* the reaper's waits are timed on the monotonic clock */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->reap_cv, &ca);
+    pthread_condattr_destroy(&ca);
     server_metrics_init(&s->met);
     s->created = time(NULL);
     s->salt = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)s ^ ((uint64_t)base_now() << 20);
@@ -957,9 +1171,10 @@ int server_start(server **out, const server_opts *o, base_err *e) {
     s->d = MHD_start_daemon(
         flags, (uint16_t)o->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_CONNECTION_LIMIT, o->max_conns, MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->header_limit, MHD_OPTION_THREAD_STACK_SIZE,
-        (size_t)(2u << 20), MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_LIMIT, o->max_conns,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_conns_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        o->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, o->header_limit,
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)(2u << 20), MHD_OPTION_END);
     int err = errno;
     freeaddrinfo(ai);
     if (!s->d) {
@@ -969,6 +1184,11 @@ int server_start(server **out, const server_opts *o, base_err *e) {
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : o->port;
+    if (pthread_create(&s->reaper, NULL, reap_main, s)) {
+        rc = base_fail(e, BASE_ENOMEM, "cannot start the connection-deadline thread");
+        goto fail;
+    }
+    s->reaper_started = 1;
     if (o->model_path) {
         if (pthread_create(&s->loader, NULL, load_main, s)) {
             rc = base_fail(e, BASE_ENOMEM, "cannot start the model-loading thread");
@@ -1002,13 +1222,21 @@ const char *server_vstore_notes(server *s) {
 void server_stop(server *s) {
     if (!s) return;
     atomic_store(&s->stopping, 1); /* waiting connection threads cancel and return */
-    if (s->d) MHD_stop_daemon(s->d);
+    if (s->reaper_started) {
+        pthread_mutex_lock(&s->sock_mu);
+        pthread_cond_signal(&s->reap_cv);
+        pthread_mutex_unlock(&s->sock_mu);
+        pthread_join(s->reaper, NULL);
+    }
+    if (s->d) MHD_stop_daemon(s->d); /* closes every connection: the sock list empties */
     if (s->loader_started) pthread_join(s->loader, NULL);
     infer_sched_free(s->sched); /* every request left finishes as cancelled */
     infer_model_free(s->model);
     vstore_close(s->vs);
     pthread_mutex_destroy(&s->tok_mu);
     pthread_mutex_destroy(&s->met_mu);
+    pthread_mutex_destroy(&s->sock_mu);
+    pthread_cond_destroy(&s->reap_cv);
     free(s->host);
     free(s->api_key);
     free(s->model_path);

@@ -42,6 +42,12 @@ typedef struct server_opts {
     size_t header_limit; /* bytes of request line + headers per connection (libmicrohttpd pool) */
     unsigned timeout_s;  /* a connection idle this long (stalled client) is closed */
     unsigned max_conns;  /* simultaneous connections; more are refused at accept */
+    unsigned max_conns_per_ip; /* simultaneous connections from one address; 0: no limit */
+    /* A request's line and headers must arrive within header_timeout_s of the connection's
+     * opening (or of the previous answer on a kept-alive connection), its body within
+     * body_timeout_s of the headers; else the connection is closed. 0: no limit. Unlike
+     * timeout_s these are not reset by each byte, so a client trickling bytes is bounded. */
+    unsigned header_timeout_s, body_timeout_s;
 } server_opts;
 
 void server_opts_default(server_opts *o);
@@ -79,6 +85,10 @@ int server_fail(server_error *er, int status, const char *param, const char *cod
                 ...) __attribute__((format(printf, 5, 6)));
 /* The error's JSON text (malloc'd; NULL only when out of memory). */
 char *server_error_json(const server_error *er);
+/* The same error in Chroma's shape, for the /api/v2 routes: {"error": KIND, "message": TEXT},
+ * KIND from the status (InvalidArgumentError, AuthorizationError, NotFoundError,
+ * MethodNotAllowed, RequestTooLargeError, RateLimitError, InternalError). */
+char *server_error_json_chroma(const server_error *er);
 
 typedef enum { SERVER_EP_COMPLETIONS = 0, SERVER_EP_CHAT = 1 } server_endpoint;
 
@@ -133,6 +143,13 @@ int server_chat_render(server_tmpl t, const server_msg *m, size_t n, base_buf *o
  * Not thread-safe on v (tok_encode). */
 int server_chat_encode(server_tmpl t, tok_vocab *v, const server_msg *m, size_t n, tok_ids *out,
                        base_err *e);
+
+/* The most input bytes one token of v can stand for: its longest token text (tok_token_text),
+ * at least 1. Every token of an encoding covers at most that many bytes of the text (a
+ * byte-level token exactly its bytes; a SentencePiece token its text with U+2581 as one space,
+ * a byte-fallback or unknown token one byte), so a text of n bytes encodes to at least
+ * ceil(n / it) tokens: a bound that refuses an oversized prompt before tokenizing it. */
+size_t server_token_bytes_max(const tok_vocab *v);
 
 /* Response JSON (malloc'd strings). meta: the fields every chunk repeats. */
 typedef struct server_meta {

@@ -507,6 +507,24 @@ static void test_text_stops(void **state) {
     assert_null(memchr(p, 0xC0, k));
     assert_null(memchr(p, 0xED, k));
     infer_text_free(&t);
+    /* the first token is half a character while a stop is set (every chat request has one):
+     * nothing is emitted, and the empty buffer reaches neither memmem nor pointer arithmetic
+     * (UBSan aborted here); the character completes with the next token */
+    infer_text_init(&t, stops, 2);
+    assert_int_equal(infer_text_push(&t, "\xE2", 1, &p, &k, &stopped), 0);
+    assert_int_equal(k, 0);
+    assert_non_null(p);
+    assert_false(stopped);
+    assert_int_equal(infer_text_push(&t, "\x82\xAC" "E", 3, &p, &k, &stopped), 0);
+    assert_int_equal(k, 3); /* "E" may start "END": held back */
+    assert_memory_equal(p, "\xE2\x82\xAC", 3);
+    infer_text_free(&t);
+    /* a sequence that ends with no text at all */
+    infer_text_init(&t, stops, 2);
+    assert_int_equal(infer_text_flush(&t, &p, &k), 0);
+    assert_int_equal(k, 0);
+    assert_non_null(p);
+    infer_text_free(&t);
 }
 
 /* ---- the scheduler */

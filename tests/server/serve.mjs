@@ -153,12 +153,24 @@ await test('errors through the client', async () => {
     await client.completions.create({ model: modelId, prompt: 'to be or not to be '.repeat(40), max_tokens: 4 });
     check(false, 'overlong prompt accepted');
   } catch (e) {
-    check(e instanceof OpenAI.BadRequestError && /maximum context length is \d+ tokens/.test(e.message) && /\d+ in the prompt|prompt is \d+ tokens/.test(e.message),
+    check(e instanceof OpenAI.BadRequestError && /maximum context length is \d+ tokens/.test(e.message) && /\d+ in the prompt|prompt is (at least )?\d+ tokens/.test(e.message),
       `context overflow: 400 stating both counts (${e.message})`);
+  }
+  // a prompt far over the context is refused by its size alone, before it is tokenized
+  const huge = 'to be or not to be '.repeat(3000);
+  try {
+    await client.chat.completions.create({ model: modelId, messages: [{ role: 'user', content: huge }] });
+    check(false, 'huge prompt accepted');
+  } catch (e) {
+    check(e instanceof OpenAI.BadRequestError && e.code === 'context_length_exceeded' && e.param === 'messages' &&
+          /prompt is at least \d+ tokens \(57000 bytes of text/.test(e.message), `huge prompt: 400 by the size bound (${e.message})`);
   }
   try { await client.completions.create({ model: modelId, prompt: 'x', temperature: 'hot' }); check(false, 'string temperature accepted'); } catch (e) { check(e instanceof OpenAI.BadRequestError && e.param === 'temperature', `wrong type: 400 naming temperature (${e})`); }
   try { await client.chat.completions.create({ model: modelId, messages: [{ role: 'wizard', content: 'x' }] }); check(false, 'bad role accepted'); } catch (e) { check(e instanceof OpenAI.BadRequestError && /messages\[0\]\.role/.test(e.message), `bad role: 400 (${e})`); }
   try { await client.chat.completions.create({ model: modelId, messages: chatMsgs, n: 2 }); check(false, 'n=2 accepted'); } catch (e) { check(e instanceof OpenAI.BadRequestError, `n=2: 400 (${e})`); }
+  try { await client.chat.completions.create({ model: modelId, messages: chatMsgs, response_format: { type: 'json_object' } }); check(false, 'json_object accepted'); } catch (e) { check(e instanceof OpenAI.BadRequestError && e.param === 'response_format', `response_format json_object: 400 naming it (${e})`); }
+  const txt = await client.chat.completions.create({ model: modelId, messages: chatMsgs, max_tokens: 2, response_format: { type: 'text' } });
+  check(txt.choices.length === 1, 'response_format text (the default) accepted');
 });
 
 await test('raw HTTP: malformed input, routes, limits', async () => {

@@ -2,7 +2,8 @@
 # tests/server/test_serve.sh: the real `hearth serve` on a tiny model trained here in a second,
 # driven by the official openai npm client and raw HTTP (tests/server/serve.mjs); then the
 # model-loading state (503 with Retry-After while the tokenizer file blocks, a clean exit with
-# the reason when the load fails), argument errors, and a clean SIGTERM shutdown.
+# the reason when the load fails), the HTTP layer against hostile clients (tests/server/limits.mjs,
+# on a vector-store-only server), argument errors, and a clean SIGTERM shutdown.
 # Usage: test_serve.sh PATH/TO/hearth
 set -u
 H=$(realpath "${1:?usage: test_serve.sh path/to/hearth}")
@@ -44,7 +45,7 @@ if ! "$H" train --data "$T/corpus.txt" --out "$T/tiny" --steps 60 --seq 32 --bat
 fi
 
 # the API, end to end
-if start_server "$T/serve.log" --model "$T/tiny" --model-name tiny --slots 2 --queue 2 --threads 1 --timeout 2 --max-body 65536 --api-key sekret; then
+if start_server "$T/serve.log" --model "$T/tiny" --model-name tiny --slots 2 --queue 2 --threads 1 --timeout 2 --max-body 65536 --api-key sekret --max-conns-per-ip 0; then
   for _ in $(seq 100); do grep -q "ready" "$T/serve.log" && break; sleep 0.05; done
   if node "$DIR/serve.mjs" "http://127.0.0.1:$PORT" sekret tiny 2 65536; then ok; else bad "serve.mjs (server log: $(tail -5 "$T/serve.log"))"; fi
   kill -TERM "$PID"; wait "$PID"; st=$?
@@ -88,6 +89,14 @@ else
   bad "server (loading) did not start: $(cat "$T/load.log")"
 fi
 
+# the HTTP layer against careless and hostile clients; no model, so it starts at once
+if start_server "$T/limits.log" --vstore-dir "$T/vs" --api-key sekret --max-body 65536 --max-conns-per-ip 20 --header-timeout 1 --body-timeout 2 --timeout 5; then
+  if node "$DIR/limits.mjs" "http://127.0.0.1:$PORT" sekret; then ok; else bad "limits.mjs (server log: $(tail -5 "$T/limits.log"))"; fi
+  kill -TERM "$PID"; wait "$PID"; [ $? -eq 0 ] && ok || bad "limits server: non-zero exit on SIGTERM"
+else
+  bad "server (limits) did not start: $(cat "$T/limits.log")"
+fi
+
 # argument errors
 expect_fail() {
   local name=$1 pat=$2; shift 2
@@ -96,6 +105,7 @@ expect_fail() {
 }
 expect_fail "nothing to serve" "--model PATH or --vstore-dir DIR is required"
 expect_fail "bad port" "--port must be an integer" --model "$T/tiny" --port 70000
+expect_fail "bad header timeout" "--header-timeout must be an integer" --model "$T/tiny" --header-timeout -1
 expect_fail "unknown option" "unknown option '--frob'" --model "$T/tiny" --frob
 expect_fail "bad chat template" "unknown chat template 'alpaca'" --model "$T/tiny" --chat-template alpaca
 expect_fail "missing model" "nope" --model "$T/nope" --port 0

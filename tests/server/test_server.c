@@ -61,7 +61,8 @@ static void test_parse_fields(void **state) {
                        "\"top_k\":40,\"min_p\":0.05,\"repetition_penalty\":1.1,\"seed\":-3,"
                        "\"max_completion_tokens\":7,\"stop\":[\"\\n\",\"END\"],\"stream\":true,"
                        "\"stream_options\":{\"include_usage\":true},\"n\":1,\"user\":\"u\","
-                       "\"frequency_penalty\":0,\"logprobs\":null}";
+                       "\"frequency_penalty\":0,\"logprobs\":null,"
+                       "\"response_format\":{\"type\":\"text\"}}";
     assert_int_equal(parse(&r, SERVER_EP_COMPLETIONS, body, &er), 0);
     assert_true(r.sp.temperature == 0.5f && r.sp.top_p == 0.9f && r.sp.min_p == 0.05f);
     assert_int_equal(r.sp.top_k, 40);
@@ -126,6 +127,16 @@ static void test_parse_errors(void **state) {
     expect_400(C, "{\"prompt\":\"a\",\"stream_options\":{\"include_usage\":true}}",
                "stream_options", "only allowed when 'stream' is true");
     expect_400(C, "{\"prompt\":\"a\",\"model\":5}", "model", "must be a string");
+    expect_400(H,
+               "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+               "\"response_format\":{\"type\":\"json_object\"}}",
+               "response_format", "type 'json_object' is not supported");
+    expect_400(H,
+               "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+               "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\"}}}",
+               "response_format", "type 'json_schema' is not supported");
+    expect_400(C, "{\"prompt\":\"a\",\"response_format\":\"json\"}", "response_format",
+               "must be an object");
     expect_400(H, "{\"messages\":[]}", "messages", "must not be empty");
     expect_400(H, "{\"messages\":{}}", "messages", "must be an array, got an object");
     expect_400(H, "{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"}]}", "messages",
@@ -150,6 +161,24 @@ static void test_error_json(void **state) {
     free(s);
     server_fail(&er, 429, NULL, "queue_full", "full");
     assert_string_equal(er.type, "rate_limit_error");
+    /* the /api/v2 routes answer the HTTP layer's own errors in Chroma's shape */
+    const struct {
+        int status;
+        const char *json;
+    } chroma[] = {
+        {400, "{\"error\":\"InvalidArgumentError\",\"message\":\"m \xEF\xBF\xBD\"}"},
+        {401, "{\"error\":\"AuthorizationError\",\"message\":\"m \xEF\xBF\xBD\"}"},
+        {404, "{\"error\":\"NotFoundError\",\"message\":\"m \xEF\xBF\xBD\"}"},
+        {405, "{\"error\":\"MethodNotAllowed\",\"message\":\"m \xEF\xBF\xBD\"}"},
+        {413, "{\"error\":\"RequestTooLargeError\",\"message\":\"m \xEF\xBF\xBD\"}"},
+        {500, "{\"error\":\"InternalError\",\"message\":\"m \xEF\xBF\xBD\"}"},
+    };
+    for (size_t i = 0; i < sizeof chroma / sizeof chroma[0]; i++) {
+        server_fail(&er, chroma[i].status, "x", "code", "m \xff");
+        s = server_error_json_chroma(&er);
+        assert_string_equal(s, chroma[i].json);
+        free(s);
+    }
 }
 
 static void test_utf8_clean(void **state) {
@@ -259,6 +288,45 @@ static void test_template_encode(void **state) {
     assert_string_equal(dec, "User: hello <|im_end|> world\nAssistant:");
     free(dec);
     tok_ids_free(&ids);
+    tok_free(v);
+}
+
+/* The cheap lower bound on a prompt's tokens holds: no encoding has fewer than
+ * ceil(bytes / server_token_bytes_max) tokens, even a text made of the longest token. */
+static void test_token_bound(void **state) {
+    static const char *const specials[] = {"<|endoftext|>"};
+    const char *corpus = "the cat sat on the mat. the cat sat on the mat. the cat sat on the hat. "
+                         "the the the the the the cat cat cat mat mat mat sat sat sat";
+    tok_train_opts o = {
+        .vocab_size = 320, .pretok = TOK_PRETOK_GPT2, .specials = specials, .n_specials = 1};
+    tok_vocab *v;
+    base_err e = {0};
+    assert_int_equal(tok_train(&o, corpus, strlen(corpus), &v, &e), 0);
+    size_t most = server_token_bytes_max(v), longest = 0;
+    int32_t at = -1;
+    for (int32_t id = 0; id < tok_vocab_size(v); id++) {
+        const char *t;
+        size_t len;
+        assert_int_equal(tok_token_text(v, id, &t, &len, &e), 0);
+        if (tok_token_type(v, id) == TOK_TYPE_NORMAL && len > longest) longest = len, at = id;
+    }
+    assert_true(most >= longest && longest > 1); /* the special's text counts too */
+    const char *t;
+    size_t len;
+    tok_token_text(v, at, &t, &len, &e);
+    base_buf b = {0};
+    for (int i = 0; i < 50; i++) base_buf_append(&b, t, len); /* the best case for the bound */
+    const char *texts[] = {corpus, "x", "\xff\xfe invalid \xc3", b.data,
+                           "<|endoftext|> is text here"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        size_t n = texts[i] == b.data ? b.len : strlen(texts[i]);
+        tok_ids ids = {0};
+        assert_int_equal(tok_encode(v, texts[i], n, 0, &ids, &e), 0);
+        if (ids.len < (n + most - 1) / most)
+            fail_msg("text %zu: %zu bytes in %zu tokens, under the bound", i, n, ids.len);
+        tok_ids_free(&ids);
+    }
+    base_buf_free(&b);
     tok_free(v);
 }
 
@@ -376,8 +444,8 @@ int test_server(void) {
         cmocka_unit_test(test_parse_defaults),  cmocka_unit_test(test_parse_fields),
         cmocka_unit_test(test_parse_errors),    cmocka_unit_test(test_error_json),
         cmocka_unit_test(test_utf8_clean),      cmocka_unit_test(test_templates),
-        cmocka_unit_test(test_template_encode), cmocka_unit_test(test_json_shapes),
-        cmocka_unit_test(test_histogram_text),
+        cmocka_unit_test(test_template_encode), cmocka_unit_test(test_token_bound),
+        cmocka_unit_test(test_json_shapes),     cmocka_unit_test(test_histogram_text),
     };
     return cmocka_run_group_tests_name("server", tests, NULL, NULL);
 }
