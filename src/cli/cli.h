@@ -16,6 +16,7 @@ int cli_prepare(int argc, char **argv);
 int cli_export(int argc, char **argv);
 int cli_inspect(int argc, char **argv);
 int cli_generate(int argc, char **argv);
+int cli_chat(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_vstore(int argc, char **argv);
 /* `hearth export --format gguf` (cmd_export_gguf.c); returns the exit status. tokenizer NULL-able. */

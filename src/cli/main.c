@@ -16,6 +16,7 @@ static void usage(FILE *f) {
                "  inspect    what a file or checkpoint is: checksums verified, GGUF and\n"
                "             safetensors metadata and tensors\n"
                "  generate   stream a model's continuation of a prompt (TTFT, tokens/s)\n"
+               "  chat       talk with a model in the terminal (its chat template, history)\n"
                "  serve      OpenAI-compatible HTTP server; also the vector-store API\n"
                "  vstore     vector-store collections and records on disk\n"
                "  digits     train a small MLP on the 8x8 handwritten digits (2, 4, 6, 8)\n"
@@ -36,6 +37,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "export")) return cli_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect")) return cli_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "generate")) return cli_generate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "chat")) return cli_chat(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return cli_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "vstore")) return cli_vstore(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
