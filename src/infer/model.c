@@ -172,13 +172,33 @@ static int load_file(infer_model *im, const char *path, char *tok_path, base_err
     return BASE_OK;
 }
 
-/* Whether path starts with GGUF's magic. */
-static int is_gguf(const char *path) {
-    char m[4] = {0};
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(m, 1, 4, f) : 0;
-    if (f) fclose(f);
-    return n == 4 && !memcmp(m, "GGUF", 4);
+/* A file that is no model (by its first bytes): the message says what it is instead, and
+ * where it belongs. BASE_OK for the two model formats, GGUF and safetensors. */
+static int check_model_file(const char *path, base_file_kind *kind, base_err *e) {
+    int rc = base_file_kind_of(path, kind, e);
+    if (rc || *kind == BASE_FILE_GGUF || *kind == BASE_FILE_SAFETENSORS) return rc;
+    const char *hint = "";
+    switch (*kind) {
+    case BASE_FILE_HTOK:
+        hint = "; pass it as --tokenizer";
+        break;
+    case BASE_FILE_HSHD:
+    case BASE_FILE_TEXT:
+    case BASE_FILE_JSON:
+        hint = "; it is training data for `hearth prepare` / `hearth train --data`";
+        break;
+    case BASE_FILE_PYTORCH:
+    case BASE_FILE_PICKLE:
+    case BASE_FILE_ONNX:
+        hint = "; hearth reads safetensors and GGUF models (convert it to one of those)";
+        break;
+    default:
+        break;
+    }
+    return base_fail(e, BASE_EFORMAT,
+                     "%s is %s, not a model (a safetensors or GGUF file, or a run or checkpoint "
+                     "directory)%s",
+                     path, base_file_kind_name(*kind), hint);
 }
 
 /* Loads a GGUF model (llama.cpp's gpt2 and llama architectures, F32 or F16: what `hearth export
@@ -219,9 +239,10 @@ int infer_model_load(infer_model **out, const char *path, const char *tokenizer,
     infer_model *im = calloc(1, sizeof *im);
     if (!im) return base_fail(e, BASE_ENOMEM, "out of memory");
     char tok_path[PATH_LEN] = "";
-    int rc = S_ISDIR(sb.st_mode) ? load_dir(im, path, tok_path, e)
-             : is_gguf(path)      ? load_gguf(im, path, e)
-                                  : load_file(im, path, tok_path, e);
+    base_file_kind kind = BASE_FILE_DIR;
+    int rc = S_ISDIR(sb.st_mode) ? load_dir(im, path, tok_path, e) : check_model_file(path, &kind, e);
+    if (!rc && !S_ISDIR(sb.st_mode))
+        rc = kind == BASE_FILE_GGUF ? load_gguf(im, path, e) : load_file(im, path, tok_path, e);
     if (!rc) {
         if (tokenizer) {
             tok_free(im->vocab); /* a GGUF file's own, replaced */
