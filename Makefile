@@ -61,6 +61,7 @@ test: $(BUILD)/test_hearth $(BUILD)/hearth ## build and run every test
 	./tests/cli/test_tools.sh ./$(BUILD)/hearth
 	node tests/tokenizer/parity.mjs ./$(BUILD)/hearth
 	./tests/cli/test_generate.sh ./$(BUILD)/hearth
+	./tests/cli/test_chat.sh ./$(BUILD)/hearth
 	./tests/cli/test_vstore.sh ./$(BUILD)/hearth
 	./tests/server/test_serve.sh ./$(BUILD)/hearth
 
