@@ -76,7 +76,14 @@ static int load(const char *path, tok_vocab **v) {
         return -1;
     }
     if (tok_load(path, v, &e)) {
-        fail(&e);
+        /* a file of another kind is named ("... bad magic; it is a GGUF file") */
+        base_file_kind k;
+        base_err ke = {0};
+        if (e.code == BASE_EFORMAT && !base_file_kind_of(path, &k, &ke) && k != BASE_FILE_HTOK &&
+            k != BASE_FILE_GGUF && k != BASE_FILE_UNKNOWN)
+            fprintf(stderr, "hearth tokenizer: %s; it is %s\n", e.msg, base_file_kind_name(k));
+        else
+            fail(&e);
         return -1;
     }
     return 0;

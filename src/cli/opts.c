@@ -3,6 +3,8 @@
  * and both state an option's allowed range from the same numbers. */
 #include "cli.h"
 
+#include "base/base.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -81,6 +83,7 @@ static int store(const cli_cmd *c, const cli_opt *o, const char *val) {
                     range_phrase(o, rg, sizeof rg), val);
             return 2;
         }
+        BASE_ASSERT(o->size == sizeof(long) || o->size == sizeof(int));
         if (o->size == sizeof(long))
             *(long *)o->dst = x;
         else
@@ -94,6 +97,7 @@ static int store(const cli_cmd *c, const cli_opt *o, const char *val) {
                     range_phrase(o, rg, sizeof rg), val);
             return 2;
         }
+        BASE_ASSERT(o->size == sizeof(double) || o->size == sizeof(float));
         if (o->size == sizeof(double))
             *(double *)o->dst = x;
         else

@@ -91,6 +91,7 @@ expect_fail "inspect empty" "empty.bin: an empty file" inspect "$T/empty.bin"
 # a text file that happens to be read as a safetensors length: named as text, not as a
 # header that runs past the file
 expect_fail "a text file as a model" "corpus.txt is a text file, not a model" generate --model "$T/corpus.txt" "x"
+expect_fail "a model as a vocabulary" "not a hearth vocabulary \(bad magic\); it is a safetensors file" tokenizer info --vocab "$T/model.safetensors"
 expect_fail "a vocabulary as a model" "v.htok is a hearth vocabulary \(HTOK\), not a model; pass it as --tokenizer" export "$T/v.htok" -o "$T/y.gguf"
 
 # bad arguments
