@@ -106,12 +106,13 @@ static int encode(server_tmpl t, tok_vocab *v, const history *h, tok_ids *ids, b
     return server_chat_encode(t, v, h->m, h->n, ids, e);
 }
 
-static const char chat_commands[] = "  /clear        forget the conversation (the system prompt stays)\n"
-                                    "  /history      show the conversation as the model reads it\n"
-                                    "  /bye, /quit   end the chat (so does end of input, Ctrl-D)\n"
-                                    "  /help         this list\n"
-                                    "  //text        send a message that starts with '/'\n"
-                                    "Ctrl-C stops an answer; at the prompt, it ends the chat.";
+#define CHAT_COMMANDS                                                                              \
+    "  /clear        forget the conversation (the system prompt stays)\n"                          \
+    "  /history      show the conversation as the model reads it\n"                                \
+    "  /bye, /quit   end the chat (so does end of input, Ctrl-D)\n"                                \
+    "  /help         this list\n"                                                                  \
+    "  //text        send a message that starts with '/'\n"                                        \
+    "Ctrl-C stops an answer; at the prompt, it ends the chat."
 
 int cli_chat(int argc, char **argv) {
     const char *model = NULL, *tokenizer = NULL, *tmpl_name = NULL, *system = NULL;
@@ -143,9 +144,9 @@ int cli_chat(int argc, char **argv) {
         .about = "A conversation with the model: each line on stdin is your turn, the answer\n"
                  "streams to stdout. The history goes to the model through its chat template;\n"
                  "when it no longer fits the context the oldest turns are dropped (with a note).\n"
-                 "Answer n uses seed S + n - 1. Commands:\n",
+                 "Answer n uses seed S + n - 1.",
         .opts = opts,
-        .notes = chat_commands};
+        .notes = "Commands (a line that starts with '/'):\n" CHAT_COMMANDS};
     int npos, pst = cli_parse(&cmd, argc, argv, &npos);
     if (pst >= 0) return pst;
     if (npos > 0)
@@ -221,7 +222,7 @@ int cli_chat(int argc, char **argv) {
                 history_drop(&h, h.first_turn, h.n - h.first_turn);
                 fprintf(stderr, "hearth chat: the conversation is cleared\n");
             } else if (!strcmp(line, "/help")) {
-                printf("%s\n", chat_commands);
+                printf("%s\n", CHAT_COMMANDS);
             } else if (!strcmp(line, "/history")) {
                 base_buf b = {0};
                 if (h.n && server_chat_render(tmpl, h.m, h.n, &b)) goto oom;
