@@ -83,6 +83,7 @@ static int history_add(history *h, const char *role, const char *content, size_t
 
 /* Drops messages [from, from + k). */
 static void history_drop(history *h, size_t from, size_t k) {
+    if (k == 0) return; /* h->m may still be NULL */
     for (size_t i = from; i < from + k; i++) {
         free(h->m[i].role);
         free(h->m[i].content);
