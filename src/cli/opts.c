@@ -17,9 +17,12 @@ static int is_end(const cli_opt *o) {
     return !o->name && !o->short_name;
 }
 
-/* The option's name as messages and --help show it: "--max-tokens", or "-k" without a long one. */
-static const char *opt_name(const cli_opt *o, char *buf, size_t cap) {
-    if (o->name)
+/* The option's name as messages show it: "--max-tokens", "-n/--max-tokens" when it was given
+ * as -n, or "-k" without a long one. */
+static const char *opt_name(const cli_opt *o, int as_short, char *buf, size_t cap) {
+    if (o->name && as_short)
+        snprintf(buf, cap, "-%c/--%s", o->short_name, o->name);
+    else if (o->name)
         snprintf(buf, cap, "--%s", o->name);
     else
         snprintf(buf, cap, "-%c", o->short_name);
@@ -55,9 +58,8 @@ int cli_usage_error(const cli_cmd *c, const char *fmt, ...) {
 }
 
 /* Stores val into o's destination; 0, or 2 after the message. */
-static int store(const cli_cmd *c, const cli_opt *o, const char *val) {
-    char nm[64], rg[96];
-    opt_name(o, nm, sizeof nm);
+static int store(const cli_cmd *c, const cli_opt *o, const char *nm, const char *val) {
+    char rg[96];
     char *end;
     errno = 0;
     switch (o->kind) {
@@ -140,7 +142,7 @@ int cli_parse(const cli_cmd *c, int argc, char **argv, int *npos) {
         }
         if (!o || is_end(o)) return cli_usage_error(c, "unknown option '%s'", a);
         char nm[64];
-        opt_name(o, nm, sizeof nm);
+        opt_name(o, a[1] != '-', nm, sizeof nm);
         const char *val = NULL;
         if (o->kind == CLI_FLAG) {
             if (inline_val) return cli_usage_error(c, "%s takes no value", nm);
@@ -152,7 +154,7 @@ int cli_parse(const cli_cmd *c, int argc, char **argv, int *npos) {
             fprintf(stderr, "hearth %s: %s needs a value\n", c->name, nm);
             return 2;
         }
-        if (store(c, o, val)) return 2;
+        if (store(c, o, nm, val)) return 2;
     }
     *npos = np;
     return -1;

@@ -141,6 +141,7 @@ run generate --model="$T/run" --max-tokens=5 --temperature=0 -c 64 -s 3 "to be" 
   { grep -q "generated 5 tokens (length)" "$T/err" && ok || bad "--max-tokens=5: $(cat "$T/err")"; }
 expect_fail "two prompts (-p and an argument)" "one prompt only" generate -m "$T/run" -p "a" "b"
 expect_fail "missing value" "--seed needs a value" generate -m "$T/run" "x" --seed
+expect_fail "a short option is named as given" "-c/--ctx must be an integer in \[2, 16777216\], got '1'" generate -m "$T/run" -c 1 "x"
 expect_fail "unknown short option" "unknown option '-x'" generate -m "$T/run" -x 1 "x"
 expect_fail "value of a flag-less range" "--seed must be an integer >= 0, got '-1'" generate -m "$T/run" --seed -1 "x"
 expect_fail "stop limit" "--stop is given at most 5 times" generate -m "$T/run" --stop a --stop b --stop c --stop d --stop e --stop f "x"
