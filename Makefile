@@ -65,6 +65,7 @@ test: $(BUILD)/test_hearth $(BUILD)/hearth $(BENCH_BIN) ## build and run every t
 	./tests/cli/test_tools.sh ./$(BUILD)/hearth
 	node tests/tokenizer/parity.mjs ./$(BUILD)/hearth
 	./tests/cli/test_generate.sh ./$(BUILD)/hearth
+	./tests/cli/test_chat.sh ./$(BUILD)/hearth
 	./tests/cli/test_vstore.sh ./$(BUILD)/hearth
 	./tests/server/test_serve.sh ./$(BUILD)/hearth
 

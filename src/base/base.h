@@ -110,6 +110,41 @@ int base_afile_pwrite(base_afile *f, uint64_t off, const void *data, size_t len,
 int base_afile_commit(base_afile *f, base_err *e);
 void base_afile_abort(base_afile *f); /* NULL is fine */
 
+/* ---- file kinds (filekind.c): what a path is, so a file given in the wrong place can be
+ * named ("a hearth vocabulary (HTOK)") rather than misread as another format. */
+typedef enum {
+    BASE_FILE_UNKNOWN = 0,
+    BASE_FILE_EMPTY,
+    BASE_FILE_DIR,          /* a directory none of the below */
+    BASE_FILE_CKPT_DIR,     /* holds manifest.json: RUN/step_NNNNNNNN */
+    BASE_FILE_RUN_DIR,      /* holds `latest` or step_* directories */
+    BASE_FILE_PREPARED_DIR, /* holds prepare.json */
+    BASE_FILE_GGUF,
+    BASE_FILE_SAFETENSORS,
+    BASE_FILE_HTOK,
+    BASE_FILE_HSHD,
+    BASE_FILE_HNSW,
+    BASE_FILE_HFIX,
+    BASE_FILE_PYTORCH, /* torch.save's zip (ARCHIVE/data.pkl) */
+    BASE_FILE_PICKLE,  /* a bare pickle: torch.save's legacy format */
+    BASE_FILE_ONNX,    /* by its first field and the .onnx name: ONNX has no magic */
+    BASE_FILE_ZIP,
+    BASE_FILE_GZIP,
+    BASE_FILE_SQLITE,
+    BASE_FILE_JSON,
+    BASE_FILE_TEXT, /* UTF-8 without NULs, as far as the sample goes */
+    BASE_FILE_N_KINDS
+} base_file_kind;
+#define BASE_FILE_SNIFF_BYTES 4096 /* how much of a file base_file_kind_of reads */
+/* The kind of path (a directory by the files in it, a file by its first bytes). BASE_EIO with a
+ * message if it cannot be opened or read. */
+int base_file_kind_of(const char *path, base_file_kind *out, base_err *e);
+/* The same from n bytes of a file's start (file_size bytes in all; name NULL-able, for ONNX). */
+base_file_kind base_file_kind_sniff(const void *head, size_t n, uint64_t file_size,
+                                    const char *name);
+/* "a hearth vocabulary (HTOK)", "a GGUF file", ...: static strings. */
+const char *base_file_kind_name(base_file_kind k);
+
 /* ---- text */
 /* The length of the valid UTF-8 character at s (n bytes available), or 0 when there is none:
  * RFC 3629 strictly (no overlong forms, surrogates or code points above U+10FFFF). */

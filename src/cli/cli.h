@@ -2,7 +2,12 @@
 #ifndef HEARTH_CLI_H
 #define HEARTH_CLI_H
 
+#include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
+
+/* `hearth --version` */
+#define HEARTH_VERSION "hearth 0.3.0"
 
 int cli_train(int argc, char **argv);
 int cli_digits(int argc, char **argv);
@@ -11,15 +16,97 @@ int cli_prepare(int argc, char **argv);
 int cli_export(int argc, char **argv);
 int cli_inspect(int argc, char **argv);
 int cli_generate(int argc, char **argv);
+int cli_chat(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_vstore(int argc, char **argv);
 /* `hearth export --format gguf` (cmd_export_gguf.c); returns the exit status. tokenizer NULL-able. */
 int cli_export_gguf(const char *src, const char *tokenizer, const char *out);
 
-/* Parses an integer / number flag value, printing "hearth: FLAG ..." on error (returns -1). */
-int cli_int(const char *flag, const char *v, long lo, long hi, long *out);
-int cli_float(const char *flag, const char *v, double lo, double hi, double *out);
-/* The value after argv[*i] for flag argv[*i], or NULL (with a message) if there is none. */
-const char *cli_value(int argc, char **argv, int *i);
+/* ---- options (opts.c): one table per command says every option's name, short letter, kind,
+ * destination, allowed range and help line. cli_parse reads argv against it and
+ * cli_help prints --help from it, so a limit is stated once, where it is enforced. */
+
+typedef enum {
+    CLI_FLAG,  /* no value; sets the int at dst to 1 */
+    CLI_INT,   /* an integer in [lo, hi] into the int or long at dst (size: sizeof it) */
+    CLI_FLOAT, /* a number in [flo, fhi] into the float or double at dst */
+    CLI_STR,   /* the value (argv's string, not copied) into the const char * at dst */
+    CLI_MULTI, /* repeatable: values into the const char *[hi] at dst, *count of them; hi
+                * LONG_MAX: no limit (dst has room for argc values: each takes an argument) */
+    CLI_CALL,  /* the value to fn(dst, opt, value), in command-line order */
+} cli_kind;
+
+typedef struct cli_opt cli_opt;
+/* A CALL option's handler: 0, or -1 after printing why the value is refused. */
+typedef int (*cli_opt_fn)(void *ud, const cli_opt *o, const char *val);
+
+struct cli_opt {
+    const char *name; /* long name without "--" ("max-tokens"), or NULL for a short-only one */
+    char short_name;  /* 'n' for -n, or 0. A table ends with an entry of neither. */
+    cli_kind kind;
+    void *dst;
+    size_t size;     /* sizeof *dst (INT: 4 or 8 bytes, FLOAT: float or double) */
+    long lo, hi;     /* INT: the allowed range; MULTI: hi is the capacity of dst */
+    double flo, fhi; /* FLOAT: the allowed range */
+    int *count;      /* MULTI: how many values dst holds */
+    cli_opt_fn fn;   /* CALL */
+    const char *arg; /* the value's name in --help ("N", "PATH") */
+    const char *help; /* '\n' separates lines; NULL: not listed in --help */
+};
+
+#define CLI_OPT_FLAG(n, s, d, h) {.name = n, .short_name = s, .kind = CLI_FLAG, .dst = d, \
+                                  .size = sizeof *(d), .help = h}
+#define CLI_OPT_INT(n, s, d, l, u, a, h) {.name = n, .short_name = s, .kind = CLI_INT, .dst = d, \
+                                          .size = sizeof *(d), .lo = l, .hi = u, .arg = a, \
+                                          .help = h}
+#define CLI_OPT_FLOAT(n, s, d, l, u, a, h) {.name = n, .short_name = s, .kind = CLI_FLOAT, \
+                                            .dst = d, .size = sizeof *(d), .flo = l, .fhi = u, \
+                                            .arg = a, .help = h}
+#define CLI_OPT_STR(n, s, d, a, h) {.name = n, .short_name = s, .kind = CLI_STR, .dst = d, \
+                                    .size = sizeof *(d), .arg = a, .help = h}
+#define CLI_OPT_MULTI(n, s, d, cnt, cap, a, h) {.name = n, .short_name = s, .kind = CLI_MULTI, \
+                                                .dst = d, .count = cnt, .hi = cap, .arg = a, \
+                                                .help = h}
+#define CLI_OPT_CALL(n, s, f, ud, a, h) {.name = n, .short_name = s, .kind = CLI_CALL, .fn = f, \
+                                         .dst = ud, .arg = a, .help = h}
+#define CLI_OPT_END {0}
+
+/* The sampling options of generate and chat, into an infer_sampling sp (src/infer). */
+#define CLI_SAMPLING_OPTS(sp)                                                                      \
+    CLI_OPT_FLOAT("temperature", 0, &(sp).temperature, 0, 100, "T", "0 = greedy (default 0.8)"),   \
+        CLI_OPT_INT("top-k", 0, &(sp).top_k, 0, 1 << 24, "K",                                      \
+                    "keep the K most likely tokens (default 40, 0 = off)"),                        \
+        CLI_OPT_FLOAT("top-p", 0, &(sp).top_p, 1e-9, 1, "P",                                       \
+                      "keep the smallest set of probability >= P (default 0.95)"),                 \
+        CLI_OPT_FLOAT("min-p", 0, &(sp).min_p, 0, 1, "P",                                          \
+                      "drop tokens below P x the top probability (default 0.05)"),                 \
+        CLI_OPT_FLOAT("repeat-penalty", 0, &(sp).repeat_penalty, 1e-6, 1e6, "R",                   \
+                      "llama.cpp's repetition penalty (default 1 = off)"),                         \
+        CLI_OPT_INT("repeat-last-n", 0, &(sp).repeat_last_n, -1, 1 << 24, "N",                     \
+                    "tokens the penalty looks back on (default 64, -1 = all)"),                    \
+        CLI_OPT_INT("seed", 's', &(sp).seed, 0, LONG_MAX, "S",                                     \
+                    "sampling seed: the same seed gives the same text (default 0)")
+
+typedef struct cli_cmd {
+    const char *name;  /* "generate", "tokenizer train": messages say "hearth NAME: ..." */
+    const char *usage; /* the synopsis, "usage: ..." lines */
+    const char *about; /* text between the synopsis and the options, or NULL */
+    const cli_opt *opts;
+    const char *notes; /* text after the options, or NULL */
+} cli_cmd;
+
+/* Reads argv[1..argc) against c->opts: "--name VALUE", "--name=VALUE", "-s VALUE", flags, and
+ * "-h"/"--help" (prints cli_help to stdout). Everything else is a positional argument ("-" is
+ * one; after "--" all are): on success they are moved to argv[1..*npos], in order. Returns -1 to
+ * go on, or the exit status: 0 after --help, 2 after an unknown option, a missing value or one
+ * out of range (the message, naming the option and the allowed range, is on stderr). */
+int cli_parse(const cli_cmd *c, int argc, char **argv, int *npos);
+/* The --help text: c->usage, c->about, one line (or more) per option with its range, c->notes. */
+void cli_help(const cli_cmd *c, FILE *f);
+/* "hearth NAME: MSG (see hearth NAME --help)" on stderr; returns 2 (a usage error's status). */
+int cli_usage_error(const cli_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Whether s ends with suffix, ignoring ASCII case (".GGUF" is ".gguf"). */
+int cli_ends_with(const char *s, const char *suffix);
 
 #endif

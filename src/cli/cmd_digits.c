@@ -16,50 +16,43 @@
 
 static const int classes[4] = {2, 4, 6, 8};
 
-static void help(void) {
-    printf("usage: hearth digits [options]\n\n"
-           "  --data PATH      digits.csv.gz (default: Debian python3-sklearn's copy)\n"
-           "  --hidden A,B     widths of the two hidden layers (default 4,4)\n"
-           "  --steps N        full-batch AdamW steps (default 600)\n"
-           "  --lr X           learning rate (default 0.03)\n"
-           "  --test-frac X    fraction held out for the test (default 0.25)\n"
-           "  --seed S         seed of the split and the initialisation (default 1)\n");
+/* --hidden A,B: the widths of the two hidden layers. */
+static int parse_hidden(void *ud, const cli_opt *o, const char *val) {
+    long *h = ud;
+    char *end;
+    h[0] = strtol(val, &end, 10);
+    if (*end != ',' || h[0] < 1 || h[0] > 4096 || (h[1] = strtol(end + 1, &end, 10)) < 1 ||
+        h[1] > 4096 || *end) {
+        fprintf(stderr, "hearth digits: --hidden must be two widths in [1, 4096] like 4,4, got "
+                        "'%s'\n",
+                val);
+        return -1;
+    }
+    return 0;
 }
 
 int cli_digits(int argc, char **argv) {
     const char *path = DIGITS_PATH;
-    long h1 = 4, h2 = 4, steps = 600, seed = 1;
+    long steps = 600, seed = 1;
     double lr = 0.03, test_frac = 0.25;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help();
-            return 0;
-        }
-        if (!(val = cli_value(argc, argv, &i))) return 2;
-        if (!strcmp(a, "--data"))
-            path = val;
-        else if (!strcmp(a, "--steps")) {
-            if (cli_int(a, val, 1, 1000000, &steps)) return 2;
-        } else if (!strcmp(a, "--seed")) {
-            if (cli_int(a, val, 0, 1L << 62, &seed)) return 2;
-        } else if (!strcmp(a, "--lr")) {
-            if (cli_float(a, val, 1e-9, 10, &lr)) return 2;
-        } else if (!strcmp(a, "--test-frac")) {
-            if (cli_float(a, val, 0.05, 0.95, &test_frac)) return 2;
-        } else if (!strcmp(a, "--hidden")) {
-            char *end;
-            h1 = strtol(val, &end, 10);
-            if (*end != ',' || h1 < 1 || h1 > 4096 || (h2 = strtol(end + 1, &end, 10)) < 1 ||
-                h2 > 4096 || *end) {
-                fprintf(stderr, "hearth: --hidden must be two widths like 4,4, got '%s'\n", val);
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "hearth digits: unknown option '%s' (see --help)\n", a);
-            return 2;
-        }
-    }
+    long hidden[2] = {4, 4};
+    const cli_opt opts[] = {
+        CLI_OPT_STR("data", 0, &path, "PATH",
+                    "digits.csv.gz (default: Debian python3-sklearn's copy)"),
+        CLI_OPT_CALL("hidden", 0, parse_hidden, hidden, "A,B",
+                     "widths of the two hidden layers (default 4,4)"),
+        CLI_OPT_INT("steps", 0, &steps, 1, 1000000, "N", "full-batch AdamW steps (default 600)"),
+        CLI_OPT_FLOAT("lr", 0, &lr, 1e-9, 10, "X", "learning rate (default 0.03)"),
+        CLI_OPT_FLOAT("test-frac", 0, &test_frac, 0.05, 0.95, "X",
+                      "fraction held out for the test (default 0.25)"),
+        CLI_OPT_INT("seed", 0, &seed, 0, 1L << 62, "S",
+                    "seed of the split and the initialisation (default 1)"),
+        CLI_OPT_END};
+    const cli_cmd cmd = {.name = "digits", .usage = "usage: hearth digits [options]", .opts = opts};
+    int npos, st = cli_parse(&cmd, argc, argv, &npos);
+    if (st >= 0) return st;
+    if (npos > 0) return cli_usage_error(&cmd, "unexpected argument '%s'", argv[1]);
+    long h1 = hidden[0], h2 = hidden[1];
     float *x;
     int *y, n;
     base_err e = {0};

@@ -9,44 +9,49 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: hearth export RUN|RUN/step_NNNNNNNN --format safetensors -o FILE\n"
-               "       hearth export RUN|MODEL.safetensors --format gguf [--tokenizer F] -o FILE\n\n"
-               "safetensors: writes the model of the run's newest checkpoint that verifies (or of\n"
-               "the given checkpoint) to FILE, atomically: the tensors under Hugging Face names,\n"
-               "and the model config and step in the file's __metadata__.\n"
-               "gguf: the model and its tokenizer as one GGUF file for llama.cpp (architecture\n"
-               "gpt2 or llama, float32 tensors under llama.cpp's names).\n");
+/* The format a file name asks for by its extension, or NULL. */
+static const char *format_of(const char *path) {
+    if (cli_ends_with(path, ".gguf")) return "gguf";
+    if (cli_ends_with(path, ".safetensors")) return "safetensors";
+    return NULL;
 }
 
 int cli_export(int argc, char **argv) {
-    const char *src = NULL, *fmt = NULL, *out = NULL, *tokenizer = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--format")) {
-            if (!(fmt = cli_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "--tokenizer")) {
-            if (!(tokenizer = cli_value(argc, argv, &i))) return 2;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--out")) {
-            if (!(out = cli_value(argc, argv, &i))) return 2;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "hearth: export: unknown option '%s'\n", a);
-            return 2;
-        } else if (!src) {
-            src = a;
-        } else {
-            fprintf(stderr, "hearth: export: one run or checkpoint directory only ('%s')\n", a);
-            return 2;
-        }
-    }
-    if (!src || !fmt || !out) {
-        fprintf(stderr, "hearth: export: RUN, --format and -o FILE are required\n");
-        usage(stderr);
-        return 2;
-    }
+    const char *fmt = NULL, *out = NULL, *tokenizer = NULL;
+    const cli_opt opts[] = {
+        CLI_OPT_STR("out", 'o', &out, "FILE", "the model file to write (atomically)"),
+        CLI_OPT_STR("format", 0, &fmt, "F",
+                    "safetensors or gguf (default: FILE's extension, .safetensors\n"
+                    "or .gguf)"),
+        CLI_OPT_STR("tokenizer", 0, &tokenizer, "F",
+                    "gguf: the vocabulary to store (default: the model's own)"),
+        CLI_OPT_END};
+    const cli_cmd cmd = {
+        .name = "export",
+        .usage = "usage: hearth export RUN|RUN/step_NNNNNNNN -o FILE.safetensors\n"
+                 "       hearth export RUN|MODEL.safetensors -o FILE.gguf [--tokenizer F]",
+        .about = "safetensors: writes the model of the run's newest checkpoint that verifies (or of\n"
+                 "the given checkpoint) to FILE, atomically: the tensors under Hugging Face names,\n"
+                 "and the model config and step in the file's __metadata__; the run's tokenizer\n"
+                 "goes beside it as FILE's stem + .htok.\n"
+                 "gguf: the model and its tokenizer as one GGUF file for llama.cpp (architecture\n"
+                 "gpt2 or llama, float32 tensors under llama.cpp's names).",
+        .opts = opts};
+    int npos, st = cli_parse(&cmd, argc, argv, &npos);
+    if (st >= 0) return st;
+    if (npos > 1)
+        return cli_usage_error(&cmd, "one run or checkpoint directory only ('%s')", argv[2]);
+    const char *src = npos ? argv[1] : NULL;
+    if (!src || !out) return cli_usage_error(&cmd, "RUN and -o FILE are required");
+    const char *by_name = format_of(out);
+    if (!fmt && !by_name)
+        return cli_usage_error(&cmd, "which format? -o %s has neither .safetensors nor .gguf at "
+                                     "its end: give --format safetensors|gguf",
+                               out);
+    if (!fmt) fmt = by_name;
+    if (by_name && strcmp(fmt, by_name) != 0 &&
+        (!strcmp(fmt, "gguf") || !strcmp(fmt, "safetensors")))
+        return cli_usage_error(&cmd, "--format %s but -o %s names a %s file", fmt, out, by_name);
     if (!strcmp(fmt, "gguf")) return cli_export_gguf(src, tokenizer, out);
     if (strcmp(fmt, "safetensors") != 0) {
         fprintf(stderr, "hearth: export: unknown format '%s' (known: safetensors, gguf)\n", fmt);

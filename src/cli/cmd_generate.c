@@ -10,32 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void help(void) {
-    printf("usage: hearth generate --model PATH [options] \"prompt\"\n\n"
-           "  --model PATH          a run directory (its newest good checkpoint), a checkpoint\n"
-           "                        directory, or a file of `hearth export`\n"
-           "  --tokenizer F         an .htok or GGUF vocabulary (default: the one stored with\n"
-           "                        the model; a byte-level model needs none)\n"
-           "  --max-tokens N        tokens to generate at most (default 256; 0 = until the\n"
-           "                        context is full)\n"
-           "  --temperature T       0 = greedy (default 0.8)\n"
-           "  --top-k K             keep the K most likely tokens (default 40, 0 = off)\n"
-           "  --top-p P             keep the smallest set of probability >= P (default 0.95)\n"
-           "  --min-p P             drop tokens below P x the top probability (default 0.05)\n"
-           "  --repeat-penalty R    llama.cpp's repetition penalty (default 1 = off)\n"
-           "  --repeat-last-n N     tokens the penalty looks back on (default 64, -1 = all)\n"
-           "  --seed S              sampling seed: the same seed gives the same text (default 0)\n"
-           "  --stop STR            stop before this text (repeatable, at most %d)\n"
-           "  --ctx N               context length (default: the model's max_seq, at most 4096)\n"
-           "  --threads N           compute threads (default 2)\n"
-           "  --parallel N          N completions of the prompt at once, batched in N slots\n"
-           "                        (seeds S, S+1, ...): the first streams, the others follow\n"
-           "                        it; the timing line gives the aggregate tokens/s\n"
-           "The prompt is encoded without special tokens (a SentencePiece vocabulary gets its\n"
-           "BOS first); an empty prompt starts from the end-of-text token.\n",
-           INFER_MAX_STOP);
-}
-
 /* The completions in flight: all done once `done` reaches n. */
 typedef struct waiter {
     pthread_mutex_t mu;
@@ -77,76 +51,41 @@ int cli_generate(int argc, char **argv) {
     infer_sampling_default(&sp);
     sp.max_tokens = 256;
     long threads = 2, ctx = 0, parallel = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val;
-        long v;
-        double x;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            help();
-            return 0;
-        }
-        if (a[0] != '-' || a[1] == 0) {
-            if (prompt) {
-                fprintf(stderr, "hearth: generate: one prompt only (quote it): '%s'\n", a);
-                return 2;
-            }
-            prompt = a;
-            continue;
-        }
-        if (!strcmp(a, "--")) {
-            if (i + 1 < argc && !prompt) prompt = argv[++i];
-            if (i + 1 < argc) {
-                fprintf(stderr, "hearth: generate: one prompt only (quote it)\n");
-                return 2;
-            }
-            continue;
-        }
-        if (!(val = cli_value(argc, argv, &i))) return 2;
-        if (!strcmp(a, "--model")) {
-            model = val;
-        } else if (!strcmp(a, "--tokenizer")) {
-            tokenizer = val;
-        } else if (!strcmp(a, "--max-tokens")) {
-            if (cli_int(a, val, 0, 1 << 24, &v)) return 2;
-            sp.max_tokens = (int)v;
-        } else if (!strcmp(a, "--temperature")) {
-            if (cli_float(a, val, 0, 100, &x)) return 2;
-            sp.temperature = (float)x;
-        } else if (!strcmp(a, "--top-k")) {
-            if (cli_int(a, val, 0, 1 << 24, &v)) return 2;
-            sp.top_k = (int)v;
-        } else if (!strcmp(a, "--top-p")) {
-            if (cli_float(a, val, 1e-9, 1, &x)) return 2;
-            sp.top_p = (float)x;
-        } else if (!strcmp(a, "--min-p")) {
-            if (cli_float(a, val, 0, 1, &x)) return 2;
-            sp.min_p = (float)x;
-        } else if (!strcmp(a, "--repeat-penalty")) {
-            if (cli_float(a, val, 1e-6, 1e6, &x)) return 2;
-            sp.repeat_penalty = (float)x;
-        } else if (!strcmp(a, "--repeat-last-n")) {
-            if (cli_int(a, val, -1, 1 << 24, &v)) return 2;
-            sp.repeat_last_n = (int)v;
-        } else if (!strcmp(a, "--seed")) {
-            if (cli_int(a, val, 0, 0x7fffffffffffffffL, &v)) return 2;
-            sp.seed = (uint64_t)v;
-        } else if (!strcmp(a, "--stop")) {
-            if (sp.n_stop == INFER_MAX_STOP) {
-                fprintf(stderr, "hearth: generate: at most %d --stop strings\n", INFER_MAX_STOP);
-                return 2;
-            }
-            sp.stop[sp.n_stop++] = val;
-        } else if (!strcmp(a, "--ctx")) {
-            if (cli_int(a, val, 2, 1 << 24, &ctx)) return 2;
-        } else if (!strcmp(a, "--parallel")) {
-            if (cli_int(a, val, 1, 256, &parallel)) return 2;
-        } else if (!strcmp(a, "--threads")) {
-            if (cli_int(a, val, 1, 1024, &threads)) return 2;
-        } else {
-            fprintf(stderr, "hearth: generate: unknown option '%s' (see --help)\n", a);
-            return 2;
-        }
-    }
+    const cli_opt opts[] = {
+        CLI_OPT_STR("model", 'm', &model, "PATH",
+                    "a run directory (its newest good checkpoint), a checkpoint\n"
+                    "directory, or a file of `hearth export` (safetensors or GGUF)"),
+        CLI_OPT_STR("tokenizer", 0, &tokenizer, "F",
+                    "an .htok or GGUF vocabulary (default: the one stored with\n"
+                    "the model; a byte-level model needs none). It must be the\n"
+                    "model's: one the run or file records otherwise is refused"),
+        CLI_OPT_STR("prompt", 'p', &prompt, "TEXT", "the prompt (or give it as the argument)"),
+        CLI_OPT_INT("max-tokens", 'n', &sp.max_tokens, 0, 1 << 24, "N",
+                    "tokens to generate at most (default 256; 0 = until the\n"
+                    "context is full)"),
+        CLI_SAMPLING_OPTS(sp),
+        CLI_OPT_MULTI("stop", 0, sp.stop, &sp.n_stop, INFER_MAX_STOP, "STR",
+                      "stop before this text"),
+        CLI_OPT_INT("ctx", 'c', &ctx, 2, 1 << 24, "N",
+                    "context length (default: the model's max_seq, at most 4096)"),
+        CLI_OPT_INT("threads", 't', &threads, 1, 1024, "N", "compute threads (default 2)"),
+        CLI_OPT_INT("parallel", 0, &parallel, 1, 256, "N",
+                    "N completions of the prompt at once, batched in N slots\n"
+                    "(seeds S, S+1, ...): the first streams, the others follow\n"
+                    "it; the timing line gives the aggregate tokens/s"),
+        CLI_OPT_END};
+    const cli_cmd cmd = {
+        .name = "generate",
+        .usage = "usage: hearth generate --model PATH [options] \"prompt\"",
+        .opts = opts,
+        .notes = "The prompt is encoded without special tokens (a SentencePiece vocabulary gets its\n"
+                 "BOS first); an empty prompt starts from the end-of-text token. The text goes to\n"
+                 "stdout as it comes, the timings to stderr at the end."};
+    int npos, st = cli_parse(&cmd, argc, argv, &npos);
+    if (st >= 0) return st;
+    if (npos + (prompt != NULL) > 1)
+        return cli_usage_error(&cmd, "one prompt only (quote it): '%s'", argv[npos]);
+    if (npos == 1) prompt = argv[1];
     if (!model) {
         fprintf(stderr, "hearth: generate: --model PATH is required (see --help)\n");
         return 2;

@@ -1,9 +1,12 @@
-/* cli/cmd_inspect.c: `hearth inspect PATH` — what a checkpoint directory or a safetensors file
- * holds, with every checksum verified. Exit status 1 when anything fails verification. */
+/* cli/cmd_inspect.c: `hearth inspect PATH` — what a file is and holds: a checkpoint directory
+ * with every checksum verified, a safetensors or GGUF file's metadata and tensors, a vocabulary;
+ * any other file is named by its kind. Exit status 1 when anything fails verification. */
 #include "ckpt/ckpt.h"
 #include "ckpt/export.h"
+#include "ckpt/gguf_model.h"
 #include "ckpt/safetensors.h"
 #include "cli.h"
+#include "tokenizer/tokenizer.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -12,13 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-static void usage(FILE *f) {
-    fprintf(f, "usage: hearth inspect PATH\n\n"
-               "PATH is a checkpoint directory (RUN/step_NNNNNNNN): its manifest, each file's\n"
-               "size and CRC-32C checked (OK/BAD), the trainer state and the model's tensors;\n"
-               "or a safetensors file: its metadata and tensors. Exits 1 if anything is BAD.\n");
-}
 
 static void print_shape(const ckpt_st_entry *en) {
     putchar('[');
@@ -159,32 +155,191 @@ static int inspect_dir(const char *dir) {
     return bad;
 }
 
+/* ---- GGUF */
+
+/* ggml's tensor types by id (ggml.h), for display; NULL: an id this table does not know */
+static const char *ggml_type_name(uint32_t t) {
+    static const char *const names[] = {
+        [0] = "F32",   [1] = "F16",   [2] = "Q4_0",  [3] = "Q4_1",  [6] = "Q5_0",
+        [7] = "Q5_1",  [8] = "Q8_0",  [9] = "Q8_1",  [10] = "Q2_K", [11] = "Q3_K",
+        [12] = "Q4_K", [13] = "Q5_K", [14] = "Q6_K", [15] = "Q8_K", [16] = "IQ2_XXS",
+        [17] = "IQ2_XS", [18] = "IQ3_XXS", [19] = "IQ1_S", [20] = "IQ4_NL", [21] = "IQ3_S",
+        [22] = "IQ2_S", [23] = "IQ4_XS", [24] = "I8", [25] = "I16", [26] = "I32", [27] = "I64",
+        [28] = "F64", [29] = "IQ1_M", [30] = "BF16"};
+    return t < sizeof names / sizeof names[0] ? names[t] : NULL;
+}
+
+/* One scalar value of type t at key (for arrays: element i of the array at idx). */
+static void print_gguf_scalar(const gguf_file *g, const char *key, int64_t idx, uint64_t i,
+                              uint32_t t) {
+    base_err e = {0};
+    if (t == GGUF_TYPE_STRING) {
+        gguf_str v = {0};
+        if (idx >= 0)
+            v = gguf_arr_str(g, idx, i);
+        else
+            gguf_get_str(g, key, &v, &e);
+        /* control bytes shown as '?', long strings cut */
+        putchar('"');
+        for (uint64_t j = 0; j < v.len && j < 60; j++)
+            putchar((unsigned char)v.ptr[j] < 0x20 ? '?' : v.ptr[j]);
+        printf("\"%s", v.len > 60 ? "..." : "");
+    } else if (t == GGUF_TYPE_FLOAT32 || t == GGUF_TYPE_FLOAT64) {
+        double x = 0;
+        if (idx >= 0)
+            x = gguf_arr_float(g, idx, i);
+        else
+            gguf_get_float(g, key, &x, &e);
+        printf("%g", x);
+    } else if (t == GGUF_TYPE_BOOL && idx < 0) {
+        int b = 0;
+        gguf_get_bool(g, key, &b, &e);
+        printf("%s", b ? "true" : "false");
+    } else {
+        int64_t x = 0;
+        if (idx >= 0)
+            x = gguf_arr_int(g, idx, i);
+        else
+            gguf_get_int(g, key, &x, &e);
+        printf("%lld", (long long)x);
+    }
+}
+
+static int inspect_gguf(const char *path) {
+    base_err e = {0};
+    gguf_file *g = NULL;
+    if (gguf_open(path, &g, &e)) {
+        printf("%s: BAD: %s\n", path, e.msg);
+        return 1;
+    }
+    printf("%s: GGUF version %u, %zu metadata keys, %zu tensors, alignment %u\n", path,
+           gguf_version(g), gguf_n_kv(g), gguf_n_tensors(g), gguf_alignment(g));
+    printf("metadata:%s\n", gguf_n_kv(g) ? "" : " (none)");
+    for (size_t i = 0; i < gguf_n_kv(g); i++) {
+        gguf_str k = gguf_kv_key(g, (int64_t)i);
+        char key[256];
+        snprintf(key, sizeof key, "%.*s", (int)(k.len < 255 ? k.len : 255), k.ptr);
+        uint32_t t = gguf_kv_type(g, (int64_t)i);
+        printf("  %s: ", key);
+        if (t == GGUF_TYPE_ARRAY) {
+            int64_t idx;
+            uint32_t et;
+            uint64_t n;
+            if (gguf_get_arr(g, key, -1, &idx, &et, &n, &e)) {
+                printf("?\n");
+                continue;
+            }
+            printf("[%s x %llu]", gguf_type_name(et), (unsigned long long)n);
+            if (et != GGUF_TYPE_ARRAY && et != GGUF_TYPE_BOOL) {
+                for (uint64_t j = 0; j < n && j < 4; j++) {
+                    printf("%s", j ? ", " : " ");
+                    print_gguf_scalar(g, key, idx, j, et);
+                }
+                printf("%s", n > 4 ? ", ..." : "");
+            }
+        } else {
+            print_gguf_scalar(g, key, -1, 0, t);
+        }
+        putchar('\n');
+    }
+    printf("tensors: %zu\n", gguf_n_tensors(g));
+    uint64_t total = 0;
+    for (size_t i = 0; i < gguf_n_tensors(g); i++) {
+        const gguf_tensor *te = gguf_tensor_at(g, i);
+        const char *tn = ggml_type_name(te->type);
+        printf("  %-44.*s ", (int)te->name.len, te->name.ptr);
+        if (tn)
+            printf("%s [", tn);
+        else
+            printf("type %u [", te->type);
+        uint64_t numel = 1;
+        for (uint32_t d = 0; d < te->n_dims; d++) {
+            printf("%s%llu", d ? ", " : "", (unsigned long long)te->dims[d]);
+            numel *= te->dims[d];
+        }
+        printf("]");
+        unsigned width = te->type == 0 ? 4 : te->type == 1 || te->type == 30 ? 2 : 0;
+        if (width) {
+            printf(" %llu bytes", (unsigned long long)(numel * width));
+            total += numel * width;
+        }
+        putchar('\n');
+    }
+    if (total) printf("tensor bytes (F32, F16, BF16): %llu\n", (unsigned long long)total);
+    /* whether hearth runs it: its architecture and shapes read as a model config */
+    nn_config c;
+    if (ckpt_gguf_config(g, &c, &e)) {
+        printf("model: hearth cannot run it: %s\n", e.msg);
+    } else {
+        base_buf b = {0};
+        nn_config_json(&c, &b);
+        printf("model: %s\n", b.data ? b.data : "?");
+        base_buf_free(&b);
+    }
+    printf("verify: OK (header, metadata and tensor table within the file)\n");
+    gguf_close(g);
+    return 0;
+}
+
+static int inspect_vocab(const char *path) {
+    base_err e = {0};
+    tok_vocab *v = NULL;
+    if (tok_load(path, &v, &e)) {
+        printf("%s: BAD: %s\n", path, e.msg);
+        return 1;
+    }
+    printf("%s: hearth vocabulary (HTOK)\nkind: %s\ntokens: %d\nend-of-text id: %d\n"
+           "beginning-of-text id: %d\nidentity: %s\nverify: OK\n",
+           path, tok_kind(v) == TOK_KIND_BPE ? "byte-level BPE" : "SentencePiece-style",
+           tok_vocab_size(v), tok_eot_id(v), tok_bos_id(v), tok_identity(v));
+    tok_free(v);
+    return 0;
+}
+
 int cli_inspect(int argc, char **argv) {
-    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        usage(stdout);
-        return 0;
-    }
-    if (argc != 2 || (argv[1][0] == '-' && argv[1][1])) {
-        fprintf(stderr, "hearth: inspect: expected one PATH%s%s%s\n", argc > 1 ? " (got '" : "",
-                argc > 1 ? argv[1] : "", argc > 1 ? "'...)" : "");
-        usage(stderr);
-        return 2;
-    }
+    const cli_opt opts[] = {CLI_OPT_END};
+    const cli_cmd cmd = {
+        .name = "inspect",
+        .usage = "usage: hearth inspect PATH",
+        .about = "PATH is a checkpoint directory (RUN/step_NNNNNNNN): its manifest, each file's\n"
+                 "size and CRC-32C checked (OK/BAD), the trainer state and the model's tensors;\n"
+                 "a safetensors or GGUF file: its metadata and tensors (and for GGUF, whether\n"
+                 "hearth runs it); or a vocabulary (.htok). Any other file is named by its kind\n"
+                 "(text, PyTorch, ONNX, a token shard, ...). Exits 1 if anything is BAD or the\n"
+                 "file is none of these.",
+        .opts = opts};
+    int npos, pst = cli_parse(&cmd, argc, argv, &npos);
+    if (pst >= 0) return pst;
+    if (npos != 1)
+        return cli_usage_error(&cmd, "expected one PATH%s%s%s", npos > 1 ? " (got '" : "",
+                               npos > 1 ? argv[1] : "", npos > 1 ? "'...)" : "");
     const char *path = argv[1];
-    struct stat sb;
-    if (stat(path, &sb) != 0) {
-        fprintf(stderr, "hearth: inspect: cannot open %s: %s\n", path, strerror(errno));
+    base_err e = {0};
+    base_file_kind kind;
+    if (base_file_kind_of(path, &kind, &e)) {
+        fprintf(stderr, "hearth inspect: %s\n", e.msg);
         return 2;
     }
-    if (!S_ISDIR(sb.st_mode)) return inspect_file(path);
-    char p[4096];
-    snprintf(p, sizeof p, "%s/manifest.json", path);
-    if (stat(p, &sb) != 0) {
+    switch (kind) {
+    case BASE_FILE_CKPT_DIR:
+        return inspect_dir(path);
+    case BASE_FILE_SAFETENSORS:
+        return inspect_file(path);
+    case BASE_FILE_GGUF:
+        return inspect_gguf(path);
+    case BASE_FILE_HTOK:
+        return inspect_vocab(path);
+    case BASE_FILE_RUN_DIR:
+    case BASE_FILE_DIR:
+    case BASE_FILE_PREPARED_DIR:
         fprintf(stderr,
-                "hearth: inspect: %s is not a checkpoint directory (no manifest.json; a run's "
+                "hearth inspect: %s is %s, not a checkpoint directory (no manifest.json; a run's "
                 "checkpoints are its step_NNNNNNNN directories)\n",
-                path);
+                path, base_file_kind_name(kind));
         return 2;
+    default:
+        printf("%s: %s: not a checkpoint, model or vocabulary that hearth reads\n", path,
+               base_file_kind_name(kind));
+        return 1;
     }
-    return inspect_dir(path);
 }

@@ -11,23 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static void help(FILE *f) {
-    fprintf(f, "usage: hearth prepare --vocab FILE --out DIR [options] INPUTS...\n\n"
-               "Encodes documents into token shards for `hearth train --data DIR`.\n"
-               "INPUTS: text files (each one document), directories (every file in them,\n"
-               "recursively, in sorted order; hidden entries skipped), and .jsonl files (one JSON\n"
-               "object per line; its --field string is a document).\n\n"
-               "  --vocab FILE        vocabulary (.htok or GGUF) with an end-of-text token\n"
-               "  --out DIR           output: train_NNNNNN.bin, val_NNNNNN.bin, vocab.htok,\n"
-               "                      prepare.json (DIR must not hold a prepared set already)\n"
-               "  --field NAME        the JSONL field holding the text (default text)\n"
-               "  --val-frac X        expected fraction of documents held out (default 0.01)\n"
-               "  --shard-tokens N    tokens per shard (default 100000000)\n"
-               "  --seed S            salts which documents go to val (default 1337)\n\n"
-               "Identical documents are kept once. Malformed JSONL lines are skipped with a\n"
-               "warning naming the line, and counted.\n");
-}
-
 typedef struct ui {
     int tty;
     int bar_shown;
@@ -85,42 +68,38 @@ int cli_prepare(int argc, char **argv) {
     const char *vocab_path = NULL;
     const char **inputs = calloc((size_t)argc + 1, sizeof *inputs);
     size_t ni = 0;
-    long v;
-    double x;
     if (!inputs) return 1;
     int rc = 2;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help(stdout);
-            rc = 0;
-            goto done;
-        }
-        if (strncmp(a, "--", 2) != 0) {
-            inputs[ni++] = a;
-            continue;
-        }
-        if (!(val = cli_value(argc, argv, &i))) goto done;
-        if (!strcmp(a, "--vocab"))
-            vocab_path = val;
-        else if (!strcmp(a, "--out"))
-            o.out_dir = val;
-        else if (!strcmp(a, "--field"))
-            o.field = val;
-        else if (!strcmp(a, "--val-frac")) {
-            if (cli_float(a, val, 0, 0.99, &x)) goto done;
-            o.val_frac = x;
-        } else if (!strcmp(a, "--shard-tokens")) {
-            if (cli_int(a, val, 1, 0x7fffffffffffffffL, &v)) goto done;
-            o.shard_tokens = (uint64_t)v;
-        } else if (!strcmp(a, "--seed")) {
-            if (cli_int(a, val, 0, 0x7fffffffffffffffL, &v)) goto done;
-            o.seed = (uint64_t)v;
-        } else {
-            fprintf(stderr, "hearth prepare: unknown option '%s' (see --help)\n", a);
-            goto done;
-        }
+    const cli_opt opts[] = {
+        CLI_OPT_STR("vocab", 0, &vocab_path, "FILE",
+                    "vocabulary (.htok or GGUF) with an end-of-text token"),
+        CLI_OPT_STR("out", 0, &o.out_dir, "DIR",
+                    "output: train_NNNNNN.bin, val_NNNNNN.bin, vocab.htok,\n"
+                    "prepare.json (DIR must not hold a prepared set already)"),
+        CLI_OPT_STR("field", 0, &o.field, "NAME", "the JSONL field holding the text (default text)"),
+        CLI_OPT_FLOAT("val-frac", 0, &o.val_frac, 0, 0.99, "X",
+                      "expected fraction of documents held out (default 0.01)"),
+        CLI_OPT_INT("shard-tokens", 0, &o.shard_tokens, 1, LONG_MAX, "N",
+                    "tokens per shard (default 100000000)"),
+        CLI_OPT_INT("seed", 0, &o.seed, 0, LONG_MAX, "S",
+                    "salts which documents go to val (default 1337)"),
+        CLI_OPT_END};
+    const cli_cmd cmd = {
+        .name = "prepare",
+        .usage = "usage: hearth prepare --vocab FILE --out DIR [options] INPUTS...",
+        .about = "Encodes documents into token shards for `hearth train --data DIR`.\n"
+                 "INPUTS: text files (each one document), directories (every file in them,\n"
+                 "recursively, in sorted order; hidden entries skipped), and .jsonl files (one JSON\n"
+                 "object per line; its --field string is a document).",
+        .opts = opts,
+        .notes = "Identical documents are kept once. Malformed JSONL lines are skipped with a\n"
+                 "warning naming the line, and counted."};
+    int npos, pst = cli_parse(&cmd, argc, argv, &npos);
+    if (pst >= 0) {
+        rc = pst;
+        goto done;
     }
+    for (int i = 0; i < npos; i++) inputs[ni++] = argv[1 + i];
     if (!vocab_path || !o.out_dir || ni == 0) {
         fprintf(stderr, "hearth prepare: --vocab FILE, --out DIR and at least one input are "
                         "required (see --help)\n");

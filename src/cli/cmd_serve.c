@@ -11,39 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: hearth serve --model PATH [options]\n"
-            "       hearth serve --vstore-dir DIR [options]\n\n"
-            "  --model PATH         a run directory (its newest good checkpoint), a checkpoint\n"
-            "                       directory, an exported .safetensors or a GGUF file\n"
-            "  --tokenizer F        an .htok or GGUF vocabulary (default: the model's own)\n"
-            "  --model-name ID      the id clients send as \"model\" (default: PATH's name)\n"
-            "  --chat-template T    hearth | llama2 | chatml (default: by model family)\n"
-            "  --vstore-dir DIR     also serve the vector store (Chroma v2 API under /api/v2)\n"
-            "  --host ADDR          address to bind (default 127.0.0.1)\n"
-            "  --port N             port (default 8080; 0 picks a free one)\n"
-            "  --api-key KEY        require 'Authorization: Bearer KEY' (not on /health);\n"
-            "                       default: $HEARTH_API_KEY (keeps the key out of `ps`)\n"
-            "  --slots N            sequences decoded together (default 4)\n"
-            "  --ctx N              context per slot in tokens (default: the model's maximum, at most\n"
-            "                       4096)\n"
-            "  --queue N            requests waiting beyond the slots; more get 429 (default 64)\n"
-            "  --threads N          compute threads (default: OpenMP's)\n"
-            "  --prefill-chunk N    prompt tokens prefilled per step (default 64)\n"
-            "  --max-rows N         rows one step computes at most, decode rows first, so\n"
-            "                       long prompts do not stall running streams (0: no limit)\n"
-            "  --max-body BYTES     request body limit; larger gets 413 (default 1048576)\n"
-            "  --max-conns N        simultaneous connections (default 256)\n"
-            "  --max-conns-per-ip N simultaneous connections from one address (default 64;\n"
-            "                       0: no limit, e.g. behind a reverse proxy)\n"
-            "  --timeout S          close connections idle this long (default 30)\n"
-            "  --header-timeout S   a request's line and headers must arrive within S seconds\n"
-            "                       (default 10; 0: no limit)\n"
-            "  --body-timeout S     a request's body must arrive within S seconds of its\n"
-            "                       headers (default 60; 0: no limit)\n");
-}
-
 static volatile sig_atomic_t stop_signal;
 
 static void on_signal(int sig) {
@@ -53,72 +20,62 @@ static void on_signal(int sig) {
 int cli_serve(int argc, char **argv) {
     server_opts o;
     server_opts_default(&o);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        long x;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        struct {
-            const char *flag;
-            const char **dst;
-        } strs[] = {{"--model", &o.model_path},      {"--tokenizer", &o.tokenizer},
-                    {"--model-name", &o.model_name}, {"--chat-template", &o.chat_template},
-                    {"--vstore-dir", &o.vstore_dir}, {"--host", &o.host},
-                    {"--api-key", &o.api_key}};
-        struct {
-            const char *flag;
-            long lo, hi;
-            int *dst;
-        } ints[] = {{"--port", 0, 65535, &o.port},
-                    {"--slots", 1, 256, &o.slots},
-                    {"--ctx", 1, 1 << 20, &o.ctx},
-                    {"--queue", 0, 1 << 16, &o.queue},
-                    {"--threads", 1, 1024, &o.threads},
-                    {"--prefill-chunk", 1, 1 << 16, &o.prefill_chunk},
-                    {"--max-rows", 0, 1 << 20, &o.max_rows}};
-        int found = 0;
-        for (size_t j = 0; j < sizeof strs / sizeof strs[0] && !found; j++) {
-            if (strcmp(a, strs[j].flag)) continue;
-            if (!(v = cli_value(argc, argv, &i))) return 2;
-            *strs[j].dst = v;
-            found = 1;
-        }
-        for (size_t j = 0; j < sizeof ints / sizeof ints[0] && !found; j++) {
-            if (strcmp(a, ints[j].flag)) continue;
-            if (!(v = cli_value(argc, argv, &i)) || cli_int(a, v, ints[j].lo, ints[j].hi, &x))
-                return 2;
-            *ints[j].dst = (int)x;
-            found = 1;
-        }
-        if (found) continue;
-        if (!strcmp(a, "--max-body")) {
-            if (!(v = cli_value(argc, argv, &i)) || cli_int(a, v, 64, 1L << 30, &x)) return 2;
-            o.body_limit = (size_t)x;
-        } else if (!strcmp(a, "--max-conns")) {
-            if (!(v = cli_value(argc, argv, &i)) || cli_int(a, v, 1, 65536, &x)) return 2;
-            o.max_conns = (unsigned)x;
-        } else if (!strcmp(a, "--timeout")) {
-            if (!(v = cli_value(argc, argv, &i)) || cli_int(a, v, 1, 86400, &x)) return 2;
-            o.timeout_s = (unsigned)x;
-        } else if (!strcmp(a, "--max-conns-per-ip")) {
-            if (!(v = cli_value(argc, argv, &i)) || cli_int(a, v, 0, 65536, &x)) return 2;
-            o.max_conns_per_ip = (unsigned)x;
-        } else if (!strcmp(a, "--header-timeout") || !strcmp(a, "--body-timeout")) {
-            if (!(v = cli_value(argc, argv, &i)) || cli_int(a, v, 0, 86400, &x)) return 2;
-            *(a[2] == 'h' ? &o.header_timeout_s : &o.body_timeout_s) = (unsigned)x;
-        } else {
-            fprintf(stderr, "hearth serve: unknown option '%s'\n\n", a);
-            usage(stderr);
-            return 2;
-        }
-    }
+    const cli_opt opts[] = {
+        CLI_OPT_STR("model", 'm', &o.model_path, "PATH",
+                    "a run directory (its newest good checkpoint), a checkpoint\n"
+                    "directory, an exported .safetensors or a GGUF file"),
+        CLI_OPT_STR("tokenizer", 0, &o.tokenizer, "F",
+                    "an .htok or GGUF vocabulary (default: the model's own)"),
+        CLI_OPT_STR("model-name", 0, &o.model_name, "ID",
+                    "the id clients send as \"model\" (default: PATH's name)"),
+        CLI_OPT_STR("chat-template", 0, &o.chat_template, "T",
+                    "hearth | llama2 | chatml (default: by model family)"),
+        CLI_OPT_STR("vstore-dir", 0, &o.vstore_dir, "DIR",
+                    "also serve the vector store (Chroma v2 API under /api/v2)"),
+        CLI_OPT_STR("host", 0, &o.host, "ADDR", "address to bind (default 127.0.0.1)"),
+        CLI_OPT_INT("port", 0, &o.port, 0, 65535, "N", "port (default 8080; 0 picks a free one)"),
+        CLI_OPT_STR("api-key", 0, &o.api_key, "KEY",
+                    "require 'Authorization: Bearer KEY' (not on /health);\n"
+                    "default: $HEARTH_API_KEY (keeps the key out of `ps`)"),
+        CLI_OPT_INT("slots", 0, &o.slots, 1, 256, "N", "sequences decoded together (default 4)"),
+        CLI_OPT_INT("ctx", 'c', &o.ctx, 1, 1 << 20, "N",
+                    "context per slot in tokens (default: the model's maximum,\n"
+                    "at most 4096)"),
+        CLI_OPT_INT("queue", 0, &o.queue, 0, 1 << 16, "N",
+                    "requests waiting beyond the slots; more get 429 (default 64)"),
+        CLI_OPT_INT("threads", 't', &o.threads, 1, 1024, "N",
+                    "compute threads (default: OpenMP's)"),
+        CLI_OPT_INT("prefill-chunk", 0, &o.prefill_chunk, 1, 1 << 16, "N",
+                    "prompt tokens prefilled per step (default 64)"),
+        CLI_OPT_INT("max-rows", 0, &o.max_rows, 0, 1 << 20, "N",
+                    "rows one step computes at most, decode rows first, so\n"
+                    "long prompts do not stall running streams (0: no limit)"),
+        CLI_OPT_INT("max-body", 0, &o.body_limit, 64, 1L << 30, "BYTES",
+                    "request body limit; larger gets 413 (default 1048576)"),
+        CLI_OPT_INT("max-conns", 0, &o.max_conns, 1, 65536, "N",
+                    "simultaneous connections (default 256)"),
+        CLI_OPT_INT("timeout", 0, &o.timeout_s, 1, 86400, "S",
+                    "close connections idle this long (default 30)"),
+        CLI_OPT_INT("max-conns-per-ip", 0, &o.max_conns_per_ip, 0, 65536, "N",
+                    "simultaneous connections from one address (default 64;\n"
+                    "0: no limit, e.g. behind a reverse proxy)"),
+        CLI_OPT_INT("header-timeout", 0, &o.header_timeout_s, 0, 86400, "S",
+                    "a request's line and headers must arrive within S seconds\n"
+                    "(default 10; 0: no limit)"),
+        CLI_OPT_INT("body-timeout", 0, &o.body_timeout_s, 0, 86400, "S",
+                    "a request's body must arrive within S seconds of its\n"
+                    "headers (default 60; 0: no limit)"),
+        CLI_OPT_END};
+    const cli_cmd cmd = {.name = "serve",
+                         .usage = "usage: hearth serve --model PATH [options]\n"
+                                  "       hearth serve --vstore-dir DIR [options]",
+                         .opts = opts};
+    int npos, pst = cli_parse(&cmd, argc, argv, &npos);
+    if (pst >= 0) return pst;
+    if (npos > 0) return cli_usage_error(&cmd, "unexpected argument '%s'", argv[1]);
     if (!o.api_key) o.api_key = getenv("HEARTH_API_KEY");
     if (!o.model_path && !o.vstore_dir) {
-        fprintf(stderr, "hearth serve: --model PATH or --vstore-dir DIR is required\n\n");
-        usage(stderr);
-        return 2;
+        return cli_usage_error(&cmd, "--model PATH or --vstore-dir DIR is required");
     }
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;

@@ -11,30 +11,19 @@
 #include <unistd.h>
 
 static void help(FILE *f) {
-    fprintf(
-        f, "usage: hearth tokenizer <command> [options]\n\n"
-           "  train --vocab-size N --out FILE [--pattern gpt2|cl100k] [--special TEXT]...\n"
-           "        [--no-special] FILES...\n"
-           "        learn a byte-level BPE vocabulary of N tokens (specials included) from FILES;\n"
-           "        the special tokens default to <|endoftext|>\n"
-           "  encode --vocab FILE [--special]\n"
-           "        read text on stdin, print its token ids separated by spaces; --special\n"
-           "        turns special-token text such as <|endoftext|> into its token\n"
-           "  decode --vocab FILE [--skip-special]\n"
-           "        read token ids on stdin, write the text they stand for\n"
-           "  import --tiktoken RANKS --out FILE [--pattern gpt2|cl100k] [--special TEXT[=ID]]...\n"
-           "        convert a tiktoken ranks file (BASE64 RANK per line) to hearth's format\n"
-           "  info --vocab FILE\n"
-           "        print the vocabulary's kind, size, special ids and identity\n\n"
-           "FILE for --vocab is hearth's vocabulary file (.htok) or a GGUF file.\n");
+    fprintf(f, "usage: hearth tokenizer <command> [options]\n\n"
+               "  train    learn a byte-level BPE vocabulary from text files\n"
+               "  encode   text on stdin -> token ids\n"
+               "  decode   token ids on stdin -> text\n"
+               "  import   a tiktoken ranks file -> hearth's format\n"
+               "  info     a vocabulary's kind, size, special ids and identity\n\n"
+               "`hearth tokenizer <command> --help` lists its options. FILE for --vocab is\n"
+               "hearth's vocabulary file (.htok) or a GGUF file.\n");
 }
 
-static int fail(const base_err *e) {
-    fprintf(stderr, "hearth tokenizer: %s\n", e->msg);
-    return 1;
-}
-
-static int parse_pattern(const char *v, int *out) {
+/* --pattern gpt2|cl100k */
+static int parse_pattern_opt(void *ud, const cli_opt *o, const char *v) {
+    int *out = ud;
     if (!strcmp(v, "gpt2"))
         *out = TOK_PRETOK_GPT2;
     else if (!strcmp(v, "cl100k"))
@@ -44,6 +33,11 @@ static int parse_pattern(const char *v, int *out) {
         return -1;
     }
     return 0;
+}
+
+static int fail(const base_err *e) {
+    fprintf(stderr, "hearth tokenizer: %s\n", e->msg);
+    return 1;
 }
 
 /* Reads all of stdin into a malloc'd buffer. */
@@ -79,7 +73,14 @@ static int load(const char *path, tok_vocab **v) {
         return -1;
     }
     if (tok_load(path, v, &e)) {
-        fail(&e);
+        /* a file of another kind is named ("... bad magic; it is a GGUF file") */
+        base_file_kind k;
+        base_err ke = {0};
+        if (e.code == BASE_EFORMAT && !base_file_kind_of(path, &k, &ke) && k != BASE_FILE_HTOK &&
+            k != BASE_FILE_GGUF && k != BASE_FILE_UNKNOWN)
+            fprintf(stderr, "hearth tokenizer: %s; it is %s\n", e.msg, base_file_kind_name(k));
+        else
+            fail(&e);
         return -1;
     }
     return 0;
@@ -98,36 +99,30 @@ static int cmd_train(int argc, char **argv) {
     const char **files = calloc((size_t)argc + 1, sizeof *files);
     size_t ns = 0, nf = 0;
     int rc = 2;
+    int n_special = 0;
+    const cli_opt opts[] = {
+        CLI_OPT_INT("vocab-size", 0, &vocab_size, 256, TOK_MAX_TOKENS, "N",
+                    "tokens in the vocabulary, specials included"),
+        CLI_OPT_STR("out", 0, &out, "FILE", "the .htok file to write"),
+        CLI_OPT_CALL("pattern", 0, parse_pattern_opt, &pattern, "gpt2|cl100k",
+                     "the pre-tokenizer's split pattern (default gpt2)"),
+        CLI_OPT_MULTI("special", 0, specials, &n_special, LONG_MAX, "TEXT",
+                      "a special token (default <|endoftext|>)"),
+        CLI_OPT_FLAG("no-special", 0, &no_special, "no special tokens at all"),
+        CLI_OPT_END};
+    const cli_cmd cmd = {.name = "tokenizer train",
+                         .usage = "usage: hearth tokenizer train --vocab-size N --out FILE [options] "
+                                  "FILES...",
+                         .about = "Learns a byte-level BPE vocabulary of N tokens from FILES.",
+                         .opts = opts};
     if (!specials || !files) goto done;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help(stdout);
-            rc = 0;
-            goto done;
-        }
-        if (!strcmp(a, "--no-special")) {
-            no_special = 1;
-            continue;
-        }
-        if (a[0] != '-' || !strcmp(a, "-")) {
-            files[nf++] = a;
-            continue;
-        }
-        if (!(val = cli_value(argc, argv, &i))) goto done;
-        if (!strcmp(a, "--vocab-size")) {
-            if (cli_int(a, val, 256, TOK_MAX_TOKENS, &vocab_size)) goto done;
-        } else if (!strcmp(a, "--out"))
-            out = val;
-        else if (!strcmp(a, "--pattern")) {
-            if (parse_pattern(val, &pattern)) goto done;
-        } else if (!strcmp(a, "--special"))
-            specials[ns++] = val;
-        else {
-            fprintf(stderr, "hearth tokenizer train: unknown option '%s' (see --help)\n", a);
-            goto done;
-        }
+    int npos, pst = cli_parse(&cmd, argc, argv, &npos);
+    if (pst >= 0) {
+        rc = pst;
+        goto done;
     }
+    ns = (size_t)n_special;
+    for (int i = 0; i < npos; i++) files[nf++] = argv[1 + i];
     if (!vocab_size || !out || nf == 0) {
         fprintf(stderr, "hearth tokenizer train: --vocab-size N, --out FILE and at least one input "
                         "file are required\n");
@@ -190,31 +185,27 @@ done:
     return rc;
 }
 
-/* The front encode and decode share: --help, --vocab FILE and one boolean option `flag`,
- * then the vocabulary and all of stdin. Returns -1 to go on (*v and *in are the caller's to
- * free), or the exit status. */
-static int open_stdin_job(const char *cmd, const char *flag, int argc, char **argv, int *flag_set,
-                          tok_vocab **v, char **in, size_t *len) {
+/* The front encode and decode share: --vocab FILE and one flag (flag, with its help), then
+ * the vocabulary and all of stdin. Returns -1 to go on (*v and *in are the caller's to free),
+ * or the exit status. */
+static int open_stdin_job(const char *cmd_name, const char *flag, const char *flag_help,
+                          const char *about, int argc, char **argv, int *flag_set, tok_vocab **v,
+                          char **in, size_t *len) {
     const char *path = NULL;
     *flag_set = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help(stdout);
-            return 0;
-        }
-        if (!strcmp(a, flag))
-            *flag_set = 1;
-        else if (!strcmp(a, "--vocab")) {
-            if (!(path = cli_value(argc, argv, &i))) return 2;
-        } else {
-            fprintf(stderr, "hearth tokenizer %s: unknown option '%s' (see --help)\n", cmd, a);
-            return 2;
-        }
-    }
+    char name[32], usage[160];
+    snprintf(name, sizeof name, "tokenizer %s", cmd_name);
+    snprintf(usage, sizeof usage, "usage: hearth tokenizer %s --vocab FILE [--%s]", cmd_name, flag);
+    const cli_opt opts[] = {
+        CLI_OPT_STR("vocab", 0, &path, "FILE", "hearth's vocabulary file (.htok) or a GGUF file"),
+        CLI_OPT_FLAG(flag, 0, flag_set, flag_help), CLI_OPT_END};
+    const cli_cmd cmd = {.name = name, .usage = usage, .about = about, .opts = opts};
+    int npos, pst = cli_parse(&cmd, argc, argv, &npos);
+    if (pst >= 0) return pst;
+    if (npos > 0) return cli_usage_error(&cmd, "unexpected argument '%s'", argv[1]);
     if (load(path, v)) return path ? 1 : 2;
     if (read_stdin(in, len)) {
-        fprintf(stderr, "hearth tokenizer %s: cannot read stdin\n", cmd);
+        fprintf(stderr, "hearth tokenizer %s: cannot read stdin\n", cmd_name);
         tok_free(*v);
         return 1;
     }
@@ -225,7 +216,11 @@ static int cmd_encode(int argc, char **argv) {
     tok_vocab *v;
     char *text;
     size_t len;
-    int special, st = open_stdin_job("encode", "--special", argc, argv, &special, &v, &text, &len);
+    int special, st = open_stdin_job(
+        "encode", "special",
+        "special-token text such as <|endoftext|> becomes its token\n(default: it is text)",
+        "Reads text on stdin, prints its token ids separated by spaces.", argc, argv, &special, &v,
+        &text, &len);
     if (st >= 0) return st;
     tok_ids ids = {0};
     base_err e = {0};
@@ -258,7 +253,9 @@ static int cmd_decode(int argc, char **argv) {
     tok_vocab *v;
     char *in;
     size_t len;
-    int skip, st = open_stdin_job("decode", "--skip-special", argc, argv, &skip, &v, &in, &len);
+    int skip, st = open_stdin_job("decode", "skip-special", "special tokens decode to nothing",
+                                  "Reads token ids on stdin, writes the text they stand for.", argc,
+                                  argv, &skip, &v, &in, &len);
     if (st >= 0) return st;
     int flags = skip ? TOK_DECODE_SKIP_SPECIAL : 0;
     tok_ids ids = {0};
@@ -294,6 +291,37 @@ static int cmd_decode(int argc, char **argv) {
     return rc;
 }
 
+/* import's --special TEXT or TEXT=ID (the last '=' followed by digits only). */
+typedef struct import_specials {
+    tok_special *sp;
+    char **texts; /* the TEXT parts, malloc'd */
+    size_t n;
+} import_specials;
+
+static int add_special(void *ud, const cli_opt *o, const char *val) {
+    import_specials *is = ud;
+    const char *eq = strrchr(val, '=');
+    long id = -1;
+    size_t tl = strlen(val);
+    if (eq && eq[1] && strspn(eq + 1, "0123456789") == strlen(eq + 1)) {
+        char *end;
+        id = strtol(eq + 1, &end, 10);
+        if (id >= TOK_MAX_TOKENS) {
+            fprintf(stderr,
+                    "hearth tokenizer import: --special id must be an integer in [0, %d], got "
+                    "'%s'\n",
+                    TOK_MAX_TOKENS - 1, eq + 1);
+            return -1;
+        }
+        tl = (size_t)(eq - val);
+    }
+    if (!(is->texts[is->n] = strndup(val, tl))) return -1;
+    is->sp[is->n].text = is->texts[is->n];
+    is->sp[is->n].id = (int32_t)id;
+    is->n++;
+    return 0;
+}
+
 static int cmd_import(int argc, char **argv) {
     const char *ranks = NULL, *out = NULL;
     int pattern = TOK_PRETOK_GPT2;
@@ -301,38 +329,30 @@ static int cmd_import(int argc, char **argv) {
     char **texts = calloc((size_t)argc + 1, sizeof *texts);
     size_t ns = 0;
     int rc = 2;
+    import_specials is = {sp, texts, 0};
+    const cli_opt opts[] = {
+        CLI_OPT_STR("tiktoken", 0, &ranks, "RANKS", "the ranks file (BASE64 RANK per line)"),
+        CLI_OPT_STR("out", 0, &out, "FILE", "the .htok file to write"),
+        CLI_OPT_CALL("pattern", 0, parse_pattern_opt, &pattern, "gpt2|cl100k",
+                     "the pre-tokenizer's split pattern (default gpt2)"),
+        CLI_OPT_CALL("special", 0, add_special, &is, "TEXT[=ID]",
+                     "a special token, at ID or the next free id (repeatable)"),
+        CLI_OPT_END};
+    const cli_cmd cmd = {
+        .name = "tokenizer import",
+        .usage = "usage: hearth tokenizer import --tiktoken RANKS --out FILE [options]",
+        .about = "Converts a tiktoken ranks file to hearth's format.",
+        .opts = opts};
     if (!sp || !texts) goto done;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help(stdout);
-            rc = 0;
-            goto done;
-        }
-        if (!(val = cli_value(argc, argv, &i))) goto done;
-        if (!strcmp(a, "--tiktoken"))
-            ranks = val;
-        else if (!strcmp(a, "--out"))
-            out = val;
-        else if (!strcmp(a, "--pattern")) {
-            if (parse_pattern(val, &pattern)) goto done;
-        } else if (!strcmp(a, "--special")) {
-            /* TEXT or TEXT=ID (the last '=' followed by digits only) */
-            const char *eq = strrchr(val, '=');
-            long id = -1;
-            size_t tl = strlen(val);
-            if (eq && eq[1] && strspn(eq + 1, "0123456789") == strlen(eq + 1)) {
-                if (cli_int("--special id", eq + 1, 0, TOK_MAX_TOKENS - 1, &id)) goto done;
-                tl = (size_t)(eq - val);
-            }
-            if (!(texts[ns] = strndup(val, tl))) goto done;
-            sp[ns].text = texts[ns];
-            sp[ns].id = (int32_t)id;
-            ns++;
-        } else {
-            fprintf(stderr, "hearth tokenizer import: unknown option '%s' (see --help)\n", a);
-            goto done;
-        }
+    int npos, pst = cli_parse(&cmd, argc, argv, &npos);
+    ns = is.n;
+    if (pst >= 0) {
+        rc = pst;
+        goto done;
+    }
+    if (npos > 0) {
+        rc = cli_usage_error(&cmd, "unexpected argument '%s'", argv[1]);
+        goto done;
     }
     if (!ranks || !out) {
         fprintf(stderr, "hearth tokenizer import: --tiktoken RANKS and --out FILE are required\n");
@@ -357,14 +377,16 @@ done:
 
 static int cmd_info(int argc, char **argv) {
     const char *path = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--vocab")) {
-            if (!(path = cli_value(argc, argv, &i))) return 2;
-        } else {
-            fprintf(stderr, "hearth tokenizer info: unknown option '%s' (see --help)\n", argv[i]);
-            return 2;
-        }
-    }
+    const cli_opt opts[] = {
+        CLI_OPT_STR("vocab", 0, &path, "FILE", "hearth's vocabulary file (.htok) or a GGUF file"),
+        CLI_OPT_END};
+    const cli_cmd cmd = {.name = "tokenizer info",
+                         .usage = "usage: hearth tokenizer info --vocab FILE",
+                         .about = "Prints the vocabulary's kind, size, special ids and identity.",
+                         .opts = opts};
+    int npos, pst = cli_parse(&cmd, argc, argv, &npos);
+    if (pst >= 0) return pst;
+    if (npos > 0) return cli_usage_error(&cmd, "unexpected argument '%s'", argv[1]);
     tok_vocab *v;
     if (load(path, &v)) return path ? 1 : 2;
     printf("kind: %s\ntokens: %d\nend-of-text id: %d\nbeginning-of-text id: %d\nidentity: %s\n",

@@ -11,50 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static void help(void) {
-    printf("usage: hearth train --data PATH --out DIR [options]\n\n"
-           "  --data PATH         a `hearth prepare` directory (train and val shards), or a\n"
-           "                      text file read as bytes (the last 10%% is held out)\n"
-           "  --out DIR           run directory: metrics.jsonl, loss.svg, config.json\n"
-           "  --preset NAME       tiny, small, gpt2-124m, llama-tiny, llama-small, llama-124m"
-           " (default tiny)\n"
-           "  --steps N           optimizer steps (default 100)\n"
-           "  --batch B           sequences per micro-batch (default 8)\n"
-           "  --seq T             tokens per sequence (default 128, at most max_seq)\n"
-           "  --accum K           micro-batches per step, gradient accumulation (default 1)\n"
-           "  --lr X              peak learning rate (default 1e-3)\n"
-           "  --min-lr X          final learning rate of the cosine decay (default lr/10)\n"
-           "  --warmup N          linear warmup steps (default 5%% of steps)\n"
-           "  --weight-decay X    AdamW decoupled weight decay on matrices (default 0.1)\n"
-           "  --clip X            global gradient-norm clipping, 0 = off (default 1.0)\n"
-           "  --eval-every N      held-out eval every N steps, and always at the end\n"
-           "  --eval-batches N    batches per eval (default 8)\n"
-           "  --seed S            seed of init, batches and sampling (default 1337)\n"
-           "  --threads N         threads for OpenMP and OpenBLAS (default 2)\n"
-           "  --sample N          tokens to generate at the end (default 200, 0 = none)\n"
-           "  --ckpt-every N      write a checkpoint DIR/step_NNNNNNNN every N steps\n"
-           "                      (default 0 = never). Written in the background: the state\n"
-           "                      is copied while the next step computes, then written; one\n"
-           "                      due while the last is still being written waits for it (none\n"
-           "                      is skipped). Costs (snapshot_ms, wait_ms, write_ms, bytes) go\n"
-           "                      to metrics.jsonl; a failed write is reported and training\n"
-           "                      goes on\n"
-           "  --ckpt-every-min M  also a checkpoint every M minutes of wall clock (fractions\n"
-           "                      allowed; default 0 = never)\n"
-           "  --keep-last K       after each checkpoint, delete those older than the newest K\n"
-           "                      good ones (default 0 = keep all; `latest` is never deleted)\n"
-           "  --keep-every N      never delete checkpoints of steps that are multiples of N\n"
-           "  SIGINT/SIGTERM      finish the step, write a final checkpoint, exit 130/143;\n"
-           "                      rerun the same command to resume (a second signal kills)\n"
-           "  --resume PATH       resume from a checkpoint directory, or from the newest good\n"
-           "                      checkpoint of a run directory; without it, a --out DIR\n"
-           "                      holding checkpoints resumes from its newest good one\n"
-           "model fields (override the preset): --family gpt2|llama --vocab-size (default:\n"
-           "  the data's) --max-seq\n"
-           "  --n-layer --n-head --n-kv-head --d-model --d-ff --tied 0|1 --bias 0|1\n"
-           "  --norm-eps --rope-theta\n");
-}
-
 /* The signal that asked the run to stop (0: none); train_run polls it after each step. */
 static volatile sig_atomic_t stop_signal;
 
@@ -99,111 +55,112 @@ static void report(const train_progress *p, void *user) {
     fflush(stdout);
 }
 
+/* The model fields given on the command line (--n-layer 6 -> "n_layer", "6"), applied after
+ * the preset in command-line order through nn_config_set, which checks them. */
+typedef struct overrides {
+    const char *key[32], *val[32];
+    int n, kv_set;
+} overrides;
+
+static int add_override(void *ud, const cli_opt *o, const char *val) {
+    overrides *ov = ud;
+    if (ov->n == 32) {
+        fprintf(stderr, "hearth train: more than 32 model fields given\n");
+        return -1;
+    }
+    ov->key[ov->n] = o->arg; /* the field's name, "n_layer" (see below) */
+    ov->val[ov->n++] = val;
+    ov->kv_set |= !strcmp(o->arg, "n_kv_head");
+    return 0;
+}
+
 int cli_train(int argc, char **argv) {
     train_opts o = {0};
     const char *preset = "tiny";
-    /* model overrides are applied after the preset, in order */
-    const char *ovk[32], *ovv[32];
-    int nov = 0, kv_set = 0;
-    long v;
-    double x;
+    overrides ov = {0};
     base_err e = {0};
     train_opts_default(&o);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help();
-            return 0;
-        }
-        if (strncmp(a, "--", 2) != 0) {
-            fprintf(stderr, "hearth train: unexpected argument '%s' (see --help)\n", a);
-            return 2;
-        }
-        if (!(val = cli_value(argc, argv, &i))) return 2;
-        if (!strcmp(a, "--data"))
-            o.data = val;
-        else if (!strcmp(a, "--out"))
-            o.out_dir = val;
-        else if (!strcmp(a, "--preset"))
-            preset = val;
-        else if (!strcmp(a, "--steps")) {
-            if (cli_int(a, val, 1, 1L << 30, &v)) return 2;
-            o.steps = (int)v;
-        } else if (!strcmp(a, "--batch")) {
-            if (cli_int(a, val, 1, 1 << 16, &v)) return 2;
-            o.batch = (int)v;
-        } else if (!strcmp(a, "--seq")) {
-            if (cli_int(a, val, 1, 1 << 20, &v)) return 2;
-            o.seq = (int)v;
-        } else if (!strcmp(a, "--accum")) {
-            if (cli_int(a, val, 1, 1 << 16, &v)) return 2;
-            o.accum = (int)v;
-        } else if (!strcmp(a, "--warmup")) {
-            if (cli_int(a, val, 0, 1L << 30, &v)) return 2;
-            o.warmup = (int)v;
-        } else if (!strcmp(a, "--eval-every")) {
-            if (cli_int(a, val, 0, 1L << 30, &v)) return 2;
-            o.eval_every = (int)v;
-        } else if (!strcmp(a, "--eval-batches")) {
-            if (cli_int(a, val, 1, 1 << 20, &v)) return 2;
-            o.eval_batches = (int)v;
-        } else if (!strcmp(a, "--threads")) {
-            if (cli_int(a, val, 1, 1024, &v)) return 2;
-            o.threads = (int)v;
-        } else if (!strcmp(a, "--sample")) {
-            if (cli_int(a, val, 0, 1 << 20, &v)) return 2;
-            o.sample_tokens = (int)v;
-        } else if (!strcmp(a, "--ckpt-every")) {
-            if (cli_int(a, val, 0, 1L << 30, &v)) return 2;
-            o.ckpt_every = (int)v;
-        } else if (!strcmp(a, "--ckpt-every-min")) {
-            if (cli_float(a, val, 0, 1e9, &x)) return 2;
-            o.ckpt_every_min = x;
-        } else if (!strcmp(a, "--keep-last")) {
-            if (cli_int(a, val, 0, 1L << 30, &v)) return 2;
-            o.keep_last = (int)v;
-        } else if (!strcmp(a, "--keep-every")) {
-            if (cli_int(a, val, 0, 1L << 30, &v)) return 2;
-            o.keep_every = (int)v;
-        } else if (!strcmp(a, "--resume")) {
-            o.resume = val;
-        } else if (!strcmp(a, "--seed")) {
-            if (cli_int(a, val, 0, 0x7fffffffffffffffL, &v)) return 2;
-            o.seed = (uint64_t)v;
-        } else if (!strcmp(a, "--lr")) {
-            if (cli_float(a, val, 1e-12, 10, &x)) return 2;
-            o.lr = (float)x;
-        } else if (!strcmp(a, "--min-lr")) {
-            if (cli_float(a, val, 0, 10, &x)) return 2;
-            o.min_lr = (float)x;
-        } else if (!strcmp(a, "--weight-decay")) {
-            if (cli_float(a, val, 0, 10, &x)) return 2;
-            o.weight_decay = (float)x;
-        } else if (!strcmp(a, "--clip")) {
-            if (cli_float(a, val, 0, 1e9, &x)) return 2;
-            o.clip = (float)x;
-        } else {
-            /* a model field: --n-layer -> n_layer */
-            static char keys[32][64];
-            const char *k = a + 2;
-            size_t n = strlen(k);
-            if (n >= sizeof keys[0] || nov == 32) {
-                fprintf(stderr, "hearth train: unknown option '%s' (see --help)\n", a);
-                return 2;
-            }
-            for (size_t j = 0; j <= n; j++) keys[nov][j] = k[j] == '-' ? '_' : k[j];
-            int known = 0;
-            for (int j = 0; nn_config_fields[j]; j++)
-                known |= !strcmp(nn_config_fields[j], keys[nov]);
-            if (!known) {
-                fprintf(stderr, "hearth train: unknown option '%s' (see --help)\n", a);
-                return 2;
-            }
-            kv_set |= !strcmp(keys[nov], "n_kv_head");
-            ovk[nov] = keys[nov];
-            ovv[nov++] = val;
-        }
+    const cli_opt fixed[] = {
+        CLI_OPT_STR("data", 0, &o.data, "PATH",
+                    "a `hearth prepare` directory (train and val shards), or a\n"
+                    "text file read as bytes (the last 10% is held out)"),
+        CLI_OPT_STR("out", 0, &o.out_dir, "DIR", "run directory: metrics.jsonl, loss.svg, config.json"),
+        CLI_OPT_STR("preset", 0, &preset, "NAME",
+                    "tiny, small, gpt2-124m, llama-tiny, llama-small, llama-124m\n"
+                    "(default tiny)"),
+        CLI_OPT_INT("steps", 0, &o.steps, 1, 1L << 30, "N", "optimizer steps (default 100)"),
+        CLI_OPT_INT("batch", 0, &o.batch, 1, 1 << 16, "B", "sequences per micro-batch (default 8)"),
+        CLI_OPT_INT("seq", 0, &o.seq, 1, 1 << 20, "T",
+                    "tokens per sequence (default 128, at most max_seq)"),
+        CLI_OPT_INT("accum", 0, &o.accum, 1, 1 << 16, "K",
+                    "micro-batches per step, gradient accumulation (default 1)"),
+        CLI_OPT_FLOAT("lr", 0, &o.lr, 1e-12, 10, "X", "peak learning rate (default 1e-3)"),
+        CLI_OPT_FLOAT("min-lr", 0, &o.min_lr, 0, 10, "X",
+                      "final learning rate of the cosine decay (default lr/10)"),
+        CLI_OPT_INT("warmup", 0, &o.warmup, 0, 1L << 30, "N",
+                    "linear warmup steps (default 5% of steps)"),
+        CLI_OPT_FLOAT("weight-decay", 0, &o.weight_decay, 0, 10, "X",
+                      "AdamW decoupled weight decay on matrices (default 0.1)"),
+        CLI_OPT_FLOAT("clip", 0, &o.clip, 0, 1e9, "X",
+                      "global gradient-norm clipping, 0 = off (default 1.0)"),
+        CLI_OPT_INT("eval-every", 0, &o.eval_every, 0, 1L << 30, "N",
+                    "held-out eval every N steps, and always at the end"),
+        CLI_OPT_INT("eval-batches", 0, &o.eval_batches, 1, 1 << 20, "N",
+                    "batches per eval (default 8)"),
+        CLI_OPT_INT("seed", 0, &o.seed, 0, LONG_MAX, "S",
+                    "seed of init, batches and sampling (default 1337)"),
+        CLI_OPT_INT("threads", 't', &o.threads, 1, 1024, "N",
+                    "threads for OpenMP and OpenBLAS (default 2)"),
+        CLI_OPT_INT("sample", 0, &o.sample_tokens, 0, 1 << 20, "N",
+                    "tokens to generate at the end (default 200, 0 = none)"),
+        CLI_OPT_INT("ckpt-every", 0, &o.ckpt_every, 0, 1L << 30, "N",
+                    "write a checkpoint DIR/step_NNNNNNNN every N steps\n"
+                    "(default 0 = never). Written in the background: the state\n"
+                    "is copied while the next step computes, then written; one\n"
+                    "due while the last is still being written waits for it (none\n"
+                    "is skipped). Costs (snapshot_ms, wait_ms, write_ms, bytes) go\n"
+                    "to metrics.jsonl; a failed write is reported and training\n"
+                    "goes on"),
+        CLI_OPT_FLOAT("ckpt-every-min", 0, &o.ckpt_every_min, 0, 1e9, "M",
+                      "also a checkpoint every M minutes of wall clock (fractions\n"
+                      "allowed; default 0 = never)"),
+        CLI_OPT_INT("keep-last", 0, &o.keep_last, 0, 1L << 30, "K",
+                    "after each checkpoint, delete those older than the newest K\n"
+                    "good ones (default 0 = keep all; `latest` is never deleted)"),
+        CLI_OPT_INT("keep-every", 0, &o.keep_every, 0, 1L << 30, "N",
+                    "never delete checkpoints of steps that are multiples of N"),
+        CLI_OPT_STR("resume", 0, &o.resume, "PATH",
+                    "resume from a checkpoint directory, or from the newest good\n"
+                    "checkpoint of a run directory; without it, a --out DIR\n"
+                    "holding checkpoints resumes from its newest good one"),
+    };
+    /* the table: the options above, then one per model field (nn_config_fields, the one list
+     * of them), hidden from the generated list and summed up in the notes */
+    enum { N_FIXED = sizeof fixed / sizeof fixed[0] };
+    cli_opt opts[N_FIXED + 32 + 1];
+    char names[32][64];
+    int n = N_FIXED;
+    memcpy(opts, fixed, sizeof fixed);
+    for (int j = 0; nn_config_fields[j] && j < 32; j++) {
+        snprintf(names[j], sizeof names[j], "%s", nn_config_fields[j]);
+        for (char *c = names[j]; *c; c++) *c = *c == '_' ? '-' : *c;
+        opts[n++] = (cli_opt)CLI_OPT_CALL(names[j], 0, add_override, &ov, nn_config_fields[j], NULL);
     }
+    opts[n] = (cli_opt)CLI_OPT_END;
+    const cli_cmd cmd = {
+        .name = "train",
+        .usage = "usage: hearth train --data PATH --out DIR [options]",
+        .opts = opts,
+        .notes = "SIGINT/SIGTERM: finish the step, write a final checkpoint, exit 130/143; rerun\n"
+                 "the same command to resume (a second signal kills).\n"
+                 "model fields (override the preset): --family gpt2|llama --vocab-size (default:\n"
+                 "  the data's) --max-seq\n"
+                 "  --n-layer --n-head --n-kv-head --d-model --d-ff --tied 0|1 --bias 0|1\n"
+                 "  --norm-eps --rope-theta"};
+    int npos, pst = cli_parse(&cmd, argc, argv, &npos);
+    if (pst >= 0) return pst;
+    if (npos > 0) return cli_usage_error(&cmd, "unexpected argument '%s'", argv[1]);
+    int kv_set = ov.kv_set;
     if (!o.data || !o.out_dir) {
         fprintf(stderr, "hearth train: --data PATH and --out DIR are required (see --help)\n");
         return 2;
@@ -219,8 +176,8 @@ int cli_train(int argc, char **argv) {
         return 1;
     }
     o.cfg.vocab_size = (int)data_vocab;
-    for (int j = 0; j < nov; j++)
-        if (nn_config_set(&o.cfg, ovk[j], ovv[j], &e)) {
+    for (int j = 0; j < ov.n; j++)
+        if (nn_config_set(&o.cfg, ov.key[j], ov.val[j], &e)) {
             fprintf(stderr, "hearth train: %s\n", e.msg);
             return 2;
         }

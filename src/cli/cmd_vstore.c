@@ -11,117 +11,80 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: hearth vstore --dir DIR VERB [ARGS]\n\n"
-            "Collections:\n"
-            "  create NAME [--metric l2|ip|cosine] [--dim N] [--M N] [--ef-construction N]\n"
-            "              [--ef-search N] [--metadata JSON] [--get-or-create]\n"
-            "  list | info NAME | delete NAME\n"
-            "  modify NAME [--name NEW] [--metadata JSON] [--ef-search N]\n"
-            "Records (JSONL: one {\"id\", \"embedding\", \"document\", \"metadata\"} per line):\n"
-            "  add|upsert|update NAME --file F.jsonl [--batch N] [--print-ids]\n"
-            "      each batch (default 100) is one transaction; the whole file is checked\n"
-            "      first, so a bad line writes nothing. --print-ids prints each id once its\n"
-            "      batch is durable.\n"
-            "  get NAME [--ids a,b] [--where JSON] [--where-document JSON] [--limit N]\n"
-            "           [--offset N] [--include documents,metadatas,embeddings]\n"
-            "  query NAME --vector JSON [-k N] [--where JSON] [--where-document JSON]\n"
-            "             [--include ...] [--ef N]\n"
-            "  query NAME --file Q.jsonl [-k N] [--where JSON] ...  (each line's embedding a\n"
-            "             query; prints {\"query\": its id, \"ids\": [...], \"distances\": [...]})\n"
-            "  text NAME TEXT [-k N] [--where JSON]                (BM25)\n"
-            "  hybrid NAME --vector JSON --text TEXT [-k N] [--where JSON] [--rrf-k K]\n"
-            "              [--w-dense W] [--w-text W]          (reciprocal rank fusion)\n"
-            "  count NAME\n"
-            "  remove NAME [--ids a,b] [--where JSON] [--where-document JSON]\n");
-}
-
 typedef struct {
-    const char *name, *metric, *metadata, *new_name, *file, *ids, *where, *where_doc, *include,
-        *vector, *text;
+    const char *dir, *verb, *name, *metric, *metadata, *new_name, *file, *ids, *where, *where_doc,
+        *include, *vector, *text;
     long dim, M, efc, efs, batch, limit, offset, k, ef;
     double rrf_k, w_dense, w_text;
     int get_or_create, print_ids;
 } opts;
 
+static const char vstore_usage[] =
+    "usage: hearth vstore --dir DIR VERB [ARGS]\n\n"
+    "Collections:\n"
+    "  create NAME [--metric l2|ip|cosine] [--dim N] [--M N] [--ef-construction N]\n"
+    "              [--ef-search N] [--metadata JSON] [--get-or-create]\n"
+    "  list | info NAME | delete NAME\n"
+    "  modify NAME [--name NEW] [--metadata JSON] [--ef-search N]\n"
+    "Records (JSONL: one {\"id\", \"embedding\", \"document\", \"metadata\"} per line):\n"
+    "  add|upsert|update NAME --file F.jsonl [--batch N] [--print-ids]\n"
+    "      each batch (default 100) is one transaction; the whole file is checked\n"
+    "      first, so a bad line writes nothing. --print-ids prints each id once its\n"
+    "      batch is durable.\n"
+    "  get NAME [--ids a,b] [--where JSON] [--where-document JSON] [--limit N]\n"
+    "           [--offset N] [--include documents,metadatas,embeddings]\n"
+    "  query NAME --vector JSON [-k N] [--where JSON] [--where-document JSON]\n"
+    "             [--include ...] [--ef N]\n"
+    "  query NAME --file Q.jsonl [-k N] [--where JSON] ...  (each line's embedding a\n"
+    "             query; prints {\"query\": its id, \"ids\": [...], \"distances\": [...]})\n"
+    "  text NAME TEXT [-k N] [--where JSON]                (BM25)\n"
+    "  hybrid NAME --vector JSON --text TEXT [-k N] [--where JSON] [--rrf-k K]\n"
+    "              [--w-dense W] [--w-text W]          (reciprocal rank fusion)\n"
+    "  count NAME\n"
+    "  remove NAME [--ids a,b] [--where JSON] [--where-document JSON]";
+
+/* Every option of every verb, in one table (a verb ignores the ones it has no use for). */
 static int parse(int argc, char **argv, opts *o) {
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = NULL;
-#define VAL() (v = cli_value(argc, argv, &i))
-        if (!strcmp(a, "--metric")) {
-            if (!VAL()) return -1;
-            o->metric = v;
-        } else if (!strcmp(a, "--metadata")) {
-            if (!VAL()) return -1;
-            o->metadata = v;
-        } else if (!strcmp(a, "--name")) {
-            if (!VAL()) return -1;
-            o->new_name = v;
-        } else if (!strcmp(a, "--file")) {
-            if (!VAL()) return -1;
-            o->file = v;
-        } else if (!strcmp(a, "--ids")) {
-            if (!VAL()) return -1;
-            o->ids = v;
-        } else if (!strcmp(a, "--where")) {
-            if (!VAL()) return -1;
-            o->where = v;
-        } else if (!strcmp(a, "--where-document")) {
-            if (!VAL()) return -1;
-            o->where_doc = v;
-        } else if (!strcmp(a, "--include")) {
-            if (!VAL()) return -1;
-            o->include = v;
-        } else if (!strcmp(a, "--vector")) {
-            if (!VAL()) return -1;
-            o->vector = v;
-        } else if (!strcmp(a, "--text")) {
-            if (!VAL()) return -1;
-            o->text = v;
-        } else if (!strcmp(a, "--dim")) {
-            if (!VAL() || cli_int(a, v, 1, VSTORE_MAX_DIM, &o->dim)) return -1;
-        } else if (!strcmp(a, "--M")) {
-            if (!VAL() || cli_int(a, v, 2, 256, &o->M)) return -1;
-        } else if (!strcmp(a, "--ef-construction")) {
-            if (!VAL() || cli_int(a, v, 1, 10000, &o->efc)) return -1;
-        } else if (!strcmp(a, "--ef-search")) {
-            if (!VAL() || cli_int(a, v, 1, 10000, &o->efs)) return -1;
-        } else if (!strcmp(a, "--batch")) {
-            if (!VAL() || cli_int(a, v, 1, VSTORE_MAX_BATCH, &o->batch)) return -1;
-        } else if (!strcmp(a, "--limit")) {
-            if (!VAL() || cli_int(a, v, 0, 1L << 40, &o->limit)) return -1;
-        } else if (!strcmp(a, "--offset")) {
-            if (!VAL() || cli_int(a, v, 0, 1L << 40, &o->offset)) return -1;
-        } else if (!strcmp(a, "-k")) {
-            if (!VAL() || cli_int(a, v, 1, VSTORE_MAX_RESULTS, &o->k)) return -1;
-        } else if (!strcmp(a, "--ef")) {
-            if (!VAL() || cli_int(a, v, 1, 100000, &o->ef)) return -1;
-        } else if (!strcmp(a, "--rrf-k")) {
-            if (!VAL() || cli_float(a, v, 0, 1e9, &o->rrf_k)) return -1;
-        } else if (!strcmp(a, "--w-dense")) {
-            if (!VAL() || cli_float(a, v, 0, 1e9, &o->w_dense)) return -1;
-        } else if (!strcmp(a, "--w-text")) {
-            if (!VAL() || cli_float(a, v, 0, 1e9, &o->w_text)) return -1;
-        } else if (!strcmp(a, "--get-or-create")) {
-            o->get_or_create = 1;
-        } else if (!strcmp(a, "--print-ids")) {
-            o->print_ids = 1;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "hearth: vstore: unknown option '%s'\n", a);
-            return -1;
-        } else if (!o->name) {
-            o->name = a;
-        } else if (!o->text) {
-            o->text = a; /* `text NAME TEXT` */
-        } else {
-            fprintf(stderr, "hearth: vstore: unexpected argument '%s'\n", a);
-            return -1;
-        }
-#undef VAL
-    }
-    return 0;
+    const cli_opt table[] = {
+        CLI_OPT_STR("dir", 0, &o->dir, "DIR", "the store's directory"),
+        CLI_OPT_STR("metric", 0, &o->metric, "M", "create: l2, ip or cosine"),
+        CLI_OPT_INT("dim", 0, &o->dim, 1, VSTORE_MAX_DIM, "N", "create: the embeddings' dimension"),
+        CLI_OPT_INT("M", 0, &o->M, 2, 256, "N", "create: HNSW links per node"),
+        CLI_OPT_INT("ef-construction", 0, &o->efc, 1, 10000, "N", "create: HNSW build beam"),
+        CLI_OPT_INT("ef-search", 0, &o->efs, 1, 10000, "N", "create, modify: HNSW search beam"),
+        CLI_OPT_STR("metadata", 0, &o->metadata, "JSON", "create, modify: the collection's metadata"),
+        CLI_OPT_FLAG("get-or-create", 0, &o->get_or_create, "create: an existing one is fine"),
+        CLI_OPT_STR("name", 0, &o->new_name, "NEW", "modify: the new name"),
+        CLI_OPT_STR("file", 0, &o->file, "F.jsonl", "add, upsert, update, query: the records"),
+        CLI_OPT_INT("batch", 0, &o->batch, 1, VSTORE_MAX_BATCH, "N",
+                    "add, upsert, update: records per transaction (default 100)"),
+        CLI_OPT_FLAG("print-ids", 0, &o->print_ids, "add, upsert, update: each id once durable"),
+        CLI_OPT_STR("ids", 0, &o->ids, "a,b", "get, remove: these ids"),
+        CLI_OPT_STR("where", 0, &o->where, "JSON", "a metadata filter"),
+        CLI_OPT_STR("where-document", 0, &o->where_doc, "JSON", "a document filter"),
+        CLI_OPT_INT("limit", 0, &o->limit, 0, 1L << 40, "N", "get: records at most"),
+        CLI_OPT_INT("offset", 0, &o->offset, 0, 1L << 40, "N", "get: records skipped"),
+        CLI_OPT_STR("include", 0, &o->include, "LIST",
+                    "documents,metadatas,embeddings,distances"),
+        CLI_OPT_STR("vector", 0, &o->vector, "JSON", "query, hybrid: the query embedding"),
+        CLI_OPT_STR("text", 0, &o->text, "TEXT", "hybrid: the query text"),
+        CLI_OPT_INT(NULL, 'k', &o->k, 1, VSTORE_MAX_RESULTS, "N", "results (default 10)"),
+        CLI_OPT_INT("ef", 0, &o->ef, 1, 100000, "N", "query: HNSW search beam"),
+        CLI_OPT_FLOAT("rrf-k", 0, &o->rrf_k, 0, 1e9, "K", "hybrid: reciprocal rank fusion's k"),
+        CLI_OPT_FLOAT("w-dense", 0, &o->w_dense, 0, 1e9, "W", "hybrid: the dense ranking's weight"),
+        CLI_OPT_FLOAT("w-text", 0, &o->w_text, 0, 1e9, "W", "hybrid: the text ranking's weight"),
+        CLI_OPT_END};
+    const cli_cmd cmd = {.name = "vstore", .usage = vstore_usage, .opts = table};
+    int npos, pst = cli_parse(&cmd, argc, argv, &npos);
+    if (pst >= 0) return pst;
+    /* VERB NAME, and `text NAME TEXT` */
+    if (npos > 0) o->verb = argv[1];
+    if (npos > 1) o->name = argv[2];
+    if (npos > 2 && !o->text) o->text = argv[3];
+    else if (npos > 2) return cli_usage_error(&cmd, "unexpected argument '%s'", argv[3]);
+    if (npos > 3) return cli_usage_error(&cmd, "unexpected argument '%s'", argv[4]);
+    if (!o->dir || !o->verb) return cli_usage_error(&cmd, "--dir DIR and a VERB are required");
+    return -1;
 }
 
 static int fail(const char *what, const base_err *e) {
@@ -575,8 +538,7 @@ static int run(vstore *db, const char *verb, const opts *o) {
             vstore_result_free(&res);
         }
     } else {
-        fprintf(stderr, "hearth: vstore: unknown verb '%s'\n", verb);
-        usage(stderr);
+        fprintf(stderr, "hearth: vstore: unknown verb '%s' (see hearth vstore --help)\n", verb);
         rc = 2;
     }
     vstore_coll_free(&c);
@@ -584,28 +546,10 @@ static int run(vstore *db, const char *verb, const opts *o) {
 }
 
 int cli_vstore(int argc, char **argv) {
-    const char *dir = NULL, *verb = NULL;
-    int i = 1;
-    for (; i < argc && !verb; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--dir")) {
-            if (!(dir = cli_value(argc, argv, &i))) return 2;
-        } else if (argv[i][0] == '-') {
-            fprintf(stderr, "hearth: vstore: unknown option '%s' before the verb\n", argv[i]);
-            return 2;
-        } else {
-            verb = argv[i];
-        }
-    }
-    if (!dir || !verb) {
-        fprintf(stderr, "hearth: vstore: --dir DIR and a VERB are required\n");
-        usage(stderr);
-        return 2;
-    }
     opts o = {0};
-    if (parse(argc - i, argv + i, &o)) return 2;
+    int st = parse(argc, argv, &o);
+    if (st >= 0) return st;
+    const char *dir = o.dir, *verb = o.verb;
     base_err e = {0};
     vstore *db = NULL;
     if (vstore_open(&db, dir, &e)) return fail(dir, &e);

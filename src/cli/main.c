@@ -1,7 +1,6 @@
 /* cli/main.c: `hearth` — dispatches to subcommands. */
 #include "cli.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,13 +12,15 @@ static void usage(FILE *f) {
                "             (train|encode|decode|import|info)\n"
                "  prepare    text, directories or JSONL -> token shards for train --data DIR\n"
                "  train      train a GPT-2- or Llama-style transformer on the CPU\n"
-               "  export     a run's newest good checkpoint as one model file (safetensors)\n"
-               "  inspect    a checkpoint directory or safetensors file, checksums verified\n"
+               "  export     a run's newest good checkpoint as one model file (safetensors, GGUF)\n"
+               "  inspect    what a file or checkpoint is: checksums verified, GGUF and\n"
+               "             safetensors metadata and tensors\n"
                "  generate   stream a model's continuation of a prompt (TTFT, tokens/s)\n"
+               "  chat       talk with a model in the terminal (its chat template, history)\n"
                "  serve      OpenAI-compatible HTTP server; also the vector-store API\n"
                "  vstore     vector-store collections and records on disk\n"
                "  digits     train a small MLP on the 8x8 handwritten digits (2, 4, 6, 8)\n"
-               "  help       this message\n\n"
+               "  help       this message (also -h, --help); --version: the version\n\n"
                "`hearth <command> --help` lists a command's options.\n");
 }
 
@@ -36,45 +37,18 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "export")) return cli_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect")) return cli_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "generate")) return cli_generate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "chat")) return cli_chat(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return cli_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "vstore")) return cli_vstore(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);
         return 0;
     }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V") || !strcmp(cmd, "version")) {
+        printf("%s\n", HEARTH_VERSION);
+        return 0;
+    }
     fprintf(stderr, "hearth: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;
-}
-
-int cli_int(const char *flag, const char *v, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "hearth: %s must be an integer in [%ld, %ld], got '%s'\n", flag, lo, hi, v);
-        return -1;
-    }
-    *out = x;
-    return 0;
-}
-
-int cli_float(const char *flag, const char *v, double lo, double hi, double *out) {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || end == v || *end || !(x >= lo && x <= hi)) {
-        fprintf(stderr, "hearth: %s must be a number in [%g, %g], got '%s'\n", flag, lo, hi, v);
-        return -1;
-    }
-    *out = x;
-    return 0;
-}
-
-const char *cli_value(int argc, char **argv, int *i) {
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "hearth: %s needs a value\n", argv[*i]);
-        return NULL;
-    }
-    return argv[++*i];
 }

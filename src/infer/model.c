@@ -21,6 +21,7 @@ struct infer_model {
     tok_vocab *vocab;
     char name[256];
     char source[PATH_LEN]; /* the checkpoint directory or file the weights came from */
+    char run_vocab[192];   /* the vocabulary identity the run trained on (trainer.json), or "" */
 };
 
 /* nn_config from a JSON object of nn_config_json's fields, each through nn_config_set so the
@@ -105,8 +106,10 @@ static int load_weights(infer_model *im, const char *st_path, const nn_config *c
     return rc;
 }
 
-/* A checkpoint directory's config: trainer.json's "config". */
-static int read_trainer_config(const char *dir, nn_config *c, base_err *e) {
+/* A checkpoint directory's config: trainer.json's "config"; *vocab (cap bytes) gets its
+ * "run"."data", the identity of the vocabulary trained on ("bytes" for raw bytes), or "". */
+static int read_trainer_config(const char *dir, nn_config *c, char *vocab, size_t cap,
+                               base_err *e) {
     char p[PATH_LEN];
     int rc = join(p, dir, "trainer.json", e);
     if (rc) return rc;
@@ -114,6 +117,8 @@ static int read_trainer_config(const char *dir, nn_config *c, base_err *e) {
     json_t *j = json_load_file(p, JSON_REJECT_DUPLICATES, &je);
     if (!j) return base_fail(e, BASE_EFORMAT, "%s:%d: %s", p, je.line, je.text);
     rc = config_from_json(c, json_object_get(j, "config"), p, e);
+    const char *d = json_string_value(json_object_get(json_object_get(j, "run"), "data"));
+    snprintf(vocab, cap, "%s", d ? d : "");
     json_decref(j);
     return rc;
 }
@@ -125,7 +130,7 @@ static int load_dir(infer_model *im, const char *path, char *tok_path, base_err 
     int rc = ckpt_resolve(path, &dir, &run, e);
     if (rc) return rc;
     nn_config c;
-    rc = read_trainer_config(dir, &c, e);
+    rc = read_trainer_config(dir, &c, im->run_vocab, sizeof im->run_vocab, e);
     if (!rc) rc = join(p, dir, "model.safetensors", e);
     if (!rc) rc = load_weights(im, p, &c, e);
     if (!rc) rc = join(tok_path, run, CKPT_RUN_TOKENIZER, e);
@@ -165,13 +170,32 @@ static int load_file(infer_model *im, const char *path, char *tok_path, base_err
     return BASE_OK;
 }
 
-/* Whether path starts with GGUF's magic. */
-static int is_gguf(const char *path) {
-    char m[4] = {0};
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(m, 1, 4, f) : 0;
-    if (f) fclose(f);
-    return n == 4 && !memcmp(m, "GGUF", 4);
+/* A file that is no model (by its first bytes): the message says what it is instead, and
+ * where it belongs. BASE_OK for the two model formats, GGUF and safetensors. */
+static int check_model_file(const char *path, base_file_kind *kind, base_err *e) {
+    int rc = base_file_kind_of(path, kind, e);
+    if (rc || *kind == BASE_FILE_GGUF || *kind == BASE_FILE_SAFETENSORS) return rc;
+    const char *hint = " (a model is a safetensors or GGUF file, or a run or checkpoint "
+                       "directory)";
+    switch (*kind) {
+    case BASE_FILE_HTOK:
+        hint = "; pass it as --tokenizer";
+        break;
+    case BASE_FILE_HSHD:
+    case BASE_FILE_TEXT:
+    case BASE_FILE_JSON:
+        hint = "; it is training data for `hearth prepare` / `hearth train --data`";
+        break;
+    case BASE_FILE_PYTORCH:
+    case BASE_FILE_PICKLE:
+    case BASE_FILE_ONNX:
+        hint = "; hearth reads safetensors and GGUF models (convert it to one of those)";
+        break;
+    default:
+        break;
+    }
+    return base_fail(e, BASE_EFORMAT, "%s is %s, not a model%s", path, base_file_kind_name(*kind),
+                     hint);
 }
 
 /* Loads a GGUF model (llama.cpp's gpt2 and llama architectures, F32 or F16: what `hearth export
@@ -203,6 +227,38 @@ static int byte_vocab(tok_vocab **out, base_err *e) {
     return tok_train(&o, "", 0, out, e);
 }
 
+/* The vocabulary the model was made with, when something records it: the GGUF file's own,
+ * the tokenizer stored with the run or beside the exported file (tok_path), the byte vocabulary
+ * of a run trained on bytes. *v NULL when none is: then *ident may still hold the identity the
+ * run's trainer.json records. */
+static int recorded_vocab(infer_model *im, const char *tok_path, tok_vocab **v, const char **ident,
+                          base_err *e) {
+    *v = NULL;
+    *ident = im->run_vocab;
+    if (im->vocab) { /* the GGUF file's own: handed over */
+        *v = im->vocab;
+        im->vocab = NULL;
+        return BASE_OK;
+    }
+    if (!strcmp(im->run_vocab, "bytes")) return byte_vocab(v, e);
+    if (tok_path[0] && file_exists(tok_path)) return tok_load(tok_path, v, e);
+    return BASE_OK;
+}
+
+/* Whether b is a's vocabulary: the same kind and size and every id the same token. (Not
+ * tok_identity: that also covers BOS/EOS choices a GGUF round trip changes.) */
+static int same_vocab(const tok_vocab *a, const tok_vocab *b) {
+    if (tok_kind(a) != tok_kind(b) || tok_vocab_size(a) != tok_vocab_size(b)) return 0;
+    for (int32_t i = 0; i < tok_vocab_size(a); i++) {
+        const char *ta, *tb;
+        size_t la, lb;
+        if (tok_token_text(a, i, &ta, &la, NULL) || tok_token_text(b, i, &tb, &lb, NULL) ||
+            la != lb || memcmp(ta, tb, la) != 0 || tok_token_type(a, i) != tok_token_type(b, i))
+            return 0;
+    }
+    return 1;
+}
+
 int infer_model_load(infer_model **out, const char *path, const char *tokenizer, base_err *e) {
     *out = NULL;
     if (!path || !*path) return base_fail(e, BASE_EINVAL, "no model path given");
@@ -212,14 +268,24 @@ int infer_model_load(infer_model **out, const char *path, const char *tokenizer,
     infer_model *im = calloc(1, sizeof *im);
     if (!im) return base_fail(e, BASE_ENOMEM, "out of memory");
     char tok_path[PATH_LEN] = "";
-    int rc = S_ISDIR(sb.st_mode) ? load_dir(im, path, tok_path, e)
-             : is_gguf(path)      ? load_gguf(im, path, e)
-                                  : load_file(im, path, tok_path, e);
+    base_file_kind kind = BASE_FILE_DIR;
+    int rc = S_ISDIR(sb.st_mode) ? load_dir(im, path, tok_path, e) : check_model_file(path, &kind, e);
+    if (!rc && !S_ISDIR(sb.st_mode))
+        rc = kind == BASE_FILE_GGUF ? load_gguf(im, path, e) : load_file(im, path, tok_path, e);
     if (!rc) {
         if (tokenizer) {
-            tok_free(im->vocab); /* a GGUF file's own, replaced */
-            im->vocab = NULL;
-            rc = tok_load(tokenizer, &im->vocab, e);
+            tok_vocab *own = NULL;
+            const char *ident;
+            rc = recorded_vocab(im, tok_path, &own, &ident, e);
+            if (!rc) rc = tok_load(tokenizer, &im->vocab, e);
+            if (!rc && (own ? !same_vocab(own, im->vocab)
+                            : ident[0] && strcmp(ident, tok_identity(im->vocab)) != 0))
+                rc = base_fail(e, BASE_EINVAL,
+                               "the tokenizer %s (%s) is not the model's: %s was made with the "
+                               "vocabulary %s (leave out --tokenizer to use it)",
+                               tokenizer, tok_identity(im->vocab), path,
+                               own ? tok_identity(own) : ident);
+            tok_free(own);
         } else if (im->vocab) { /* the GGUF file's own */
         } else if (tok_path[0] && file_exists(tok_path)) {
             rc = tok_load(tok_path, &im->vocab, e);

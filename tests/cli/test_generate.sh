@@ -92,7 +92,7 @@ run train --data "$T/bytes.txt" --out "$T/lrun" --preset llama-tiny --steps 10 -
 expect_fail "no model" "--model PATH is required" generate "hello"
 expect_fail "no prompt" "no prompt" generate --model "$T/run"
 expect_fail "missing model" "cannot open model .*nope" generate --model "$T/nope" "hello"
-expect_fail "not a model" "safetensors|header|malformed|short" generate --model "$T/bytes.txt" "hello"
+expect_fail "not a model" "bytes.txt is a text file, not a model" generate --model "$T/bytes.txt" "hello"
 expect_fail "no checkpoint" "no checkpoint" generate --model "$T/data" "hello"
 expect_fail "unknown option" "unknown option '--frob'" generate --model "$T/run" --frob 1 "hello"
 expect_fail "bad temperature" "--temperature must be a number" generate --model "$T/run" --temperature -1 "x"
@@ -103,6 +103,72 @@ expect_fail "prompt too long" "the prompt has [0-9]+ tokens but the context hold
   generate --model "$T/run" --ctx 4 "to be or not to be, that is the question"
 expect_fail "ctx too large" "context must be in \[2, 128\]" generate --model "$T/run" --ctx 4096 "x"
 expect_fail "missing tokenizer" "nope.htok" generate --model "$T/run" --tokenizer "$T/nope.htok" "x"
+
+# a file of the wrong kind as the model is named for what it is (not read as safetensors)
+expect_fail "vocabulary as model" "v.htok is a hearth vocabulary \(HTOK\), not a model; pass it as --tokenizer" generate --model "$T/v.htok" "x"
+shard=$(ls "$T/data"/train_*.bin | head -1)
+expect_fail "shard as model" "is a hearth token shard \(HSHD\), not a model" generate --model "$shard" "x"
+if python3 -c 'import zipfile, pickle, sys
+with zipfile.ZipFile(sys.argv[1] + "/model.pt", "w") as z:
+    z.writestr("archive/data.pkl", pickle.dumps({"w": 1}, protocol=2))
+open(sys.argv[1] + "/model.bin", "wb").write(pickle.dumps({"w": 1}, protocol=2))' "$T"; then
+  expect_fail "PyTorch zip as model" "model.pt is a PyTorch checkpoint .*not a model.*safetensors and GGUF" generate --model "$T/model.pt" "x"
+  expect_fail "pickle as model" "model.bin is a Python pickle" generate --model "$T/model.bin" "x"
+fi
+
+# --tokenizer: the model's own vocabulary is accepted (the same text); one that is not the
+# model's is refused, whether the run (trainer.json), the GGUF file or the tokenizer beside an
+# export records it, and so is one larger than the model's embedding
+for m in "$T/run" "$T/model.safetensors" "$T/model.gguf"; do
+  run generate --model "$m" --tokenizer "$T/v.htok" --max-tokens 24 --temperature 0 "to be" &&
+    { cmp -s "$T/out" "$T/g1" && ok || bad "--tokenizer with $(basename "$m")'s own vocabulary: other text"; }
+done
+run generate --model "$T/run" --tokenizer "$T/model.gguf" --max-tokens 24 --temperature 0 "to be" &&
+  { cmp -s "$T/out" "$T/g1" && ok || bad "--tokenizer the GGUF export's vocabulary: other text"; }
+run tokenizer train --vocab-size 300 --out "$T/other.htok" "$T/bytes.txt" &&
+  run tokenizer train --vocab-size 400 --out "$T/big.htok" "$T/corpus.jsonl" || bad "setup: other vocabularies"
+for m in "$T/run" "$T/run/step_00000030" "$T/model.safetensors" "$T/model.gguf"; do
+  expect_fail "another vocabulary for $(basename "$m")" "the tokenizer .*other.htok \(bpe:gpt2:[0-9]+:[0-9a-f]+\) is not the model's: .* was made with the vocabulary bpe:gpt2:300:" \
+    generate --model "$m" --tokenizer "$T/other.htok" "x"
+done
+expect_fail "a larger vocabulary" "is not the model's" generate --model "$T/run" --tokenizer "$T/big.htok" "x"
+# with nothing recorded (an export without its tokenizer beside it) the size still counts
+mkdir -p "$T/alone" && cp "$T/model.safetensors" "$T/alone/"
+expect_fail "a larger vocabulary, nothing recorded" "the tokenizer has 400 tokens but the model's vocabulary is 300" \
+  generate --model "$T/alone/model.safetensors" --tokenizer "$T/big.htok" "x"
+run generate --model "$T/alone/model.safetensors" --tokenizer "$T/v.htok" -n 24 --temperature 0 "to be" &&
+  { cmp -s "$T/out" "$T/g1" && ok || bad "an export without its tokenizer, given it: other text"; }
+expect_fail "a vocabulary for a byte run" "is not the model's: .* was made with the vocabulary bpe:gpt2:256:" generate --model "$T/brun" --tokenizer "$T/v.htok" "x"
+
+# llama.cpp's short options mean the same as the long ones; --name=value works too
+run generate -m "$T/run" -n 24 -t 2 --temperature 0 -p "to be" &&
+  { cmp -s "$T/out" "$T/g1" && ok || bad "-m -n -t -p: other text than the long options"; }
+run generate --model="$T/run" --max-tokens=5 --temperature=0 -c 64 -s 3 "to be" &&
+  { grep -q "generated 5 tokens (length)" "$T/err" && ok || bad "--max-tokens=5: $(cat "$T/err")"; }
+expect_fail "two prompts (-p and an argument)" "one prompt only" generate -m "$T/run" -p "a" "b"
+expect_fail "missing value" "--seed needs a value" generate -m "$T/run" "x" --seed
+expect_fail "a short option is named as given" "-c/--ctx must be an integer in \[2, 16777216\], got '1'" generate -m "$T/run" -c 1 "x"
+expect_fail "unknown short option" "unknown option '-x'" generate -m "$T/run" -x 1 "x"
+expect_fail "value of a flag-less range" "--seed must be an integer >= 0, got '-1'" generate -m "$T/run" --seed -1 "x"
+expect_fail "stop limit" "--stop is given at most 5 times" generate -m "$T/run" --stop a --stop b --stop c --stop d --stop e --stop f "x"
+# --help comes from the option table: each limit stated where it is enforced
+"$H" generate --help > "$T/out" 2>&1 && grep -qE -- "^  -n, --max-tokens N .*" "$T/out" &&
+  grep -qE -- "--top-p P .*\[1e-09, 1\]$" "$T/out" && grep -qE -- "--top-k K .*\[0, 16777216\]$" "$T/out" && ok ||
+  bad "generate --help: $(cat "$T/out")"
+for c in train prepare export inspect generate chat serve vstore digits "tokenizer train" "tokenizer encode" \
+         "tokenizer decode" "tokenizer import" "tokenizer info"; do
+  # shellcheck disable=SC2086
+  "$H" $c --help > "$T/out" 2>&1 && grep -q "^usage: hearth $c" "$T/out" && ok || bad "$c --help: $(head -3 "$T/out")"
+done
+"$H" --version > "$T/out" && grep -qE "^hearth [0-9]+\.[0-9]+\.[0-9]+$" "$T/out" && ok || bad "--version: $(cat "$T/out")"
+
+# export: the format from -o's extension; a name that says neither, or says the other, is refused
+run export "$T/run" -o "$T/byext.gguf" && run generate -m "$T/byext.gguf" -n 24 --temperature 0 "to be" &&
+  { cmp -s "$T/out" "$T/g1" && ok || bad "export -o x.gguf: not the same model"; }
+run export "$T/run" -o "$T/byext.safetensors" && head -c 8 "$T/byext.safetensors" | od -An -tu8 | grep -qE "^ +[0-9]+$" &&
+  run inspect "$T/byext.safetensors" && grep -q "safetensors" "$T/out" && ok || bad "export -o x.safetensors"
+expect_fail "export: no extension" "which format\? -o .*model.bin has neither .safetensors nor .gguf" export "$T/run" -o "$T/model.bin"
+expect_fail "export: format and name disagree" "--format safetensors but -o .*x.gguf names a gguf file" export "$T/run" --format safetensors -o "$T/x.gguf"
 
 echo "test_generate: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

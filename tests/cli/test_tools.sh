@@ -61,6 +61,39 @@ expect_fail "export a corrupt checkpoint" "crc|checksum|BAD" export "$C" --forma
 head -c 1000 "$T/model.safetensors" > "$T/cut.safetensors"
 expect_fail "inspect truncated file" "BAD" inspect "$T/cut.safetensors"
 
+# inspect a GGUF file: its metadata and tensors, whether hearth runs it, OK (not BAD); cut
+# short it is BAD
+if "$H" export "$T/run" -o "$T/model.gguf" > "$T/out" 2>&1 && "$H" inspect "$T/model.gguf" > "$T/out" 2>&1 &&
+   grep -q '^.*model.gguf: GGUF version 3, [0-9]* metadata keys, 53 tensors' "$T/out" &&
+   grep -q '^  general.architecture: "gpt2"$' "$T/out" && grep -q '^  gpt2.block_count: 4$' "$T/out" &&
+   grep -q '^  tokenizer.ggml.tokens: \[string x 256\]' "$T/out" &&
+   grep -qE '^  token_embd.weight +F32 \[64, 256\] 65536 bytes$' "$T/out" &&
+   grep -q '^model: {"family":"gpt2","vocab_size":256,' "$T/out" && grep -q '^verify: OK' "$T/out" &&
+   ! grep -q BAD "$T/out"; then ok; else bad "inspect GGUF: $(head -20 "$T/out")"; fi
+head -c 3000 "$T/model.gguf" > "$T/cut.gguf"
+expect_fail "inspect truncated GGUF" "cut.gguf: BAD" inspect "$T/cut.gguf"
+# a vocabulary: its size and identity
+if "$H" tokenizer train --vocab-size 270 --out "$T/v.htok" "$T/corpus.txt" > /dev/null 2>&1 &&
+   "$H" inspect "$T/v.htok" > "$T/out" 2>&1 && grep -q "v.htok: hearth vocabulary (HTOK)" "$T/out" &&
+   grep -q "^tokens: 270$" "$T/out" && grep -q "^identity: bpe:gpt2:270:" "$T/out"; then ok
+else bad "inspect HTOK: $(cat "$T/out")"; fi
+# any other file is named by its kind, and is not OK
+expect_fail "inspect text" "corpus.txt: a text file: not a checkpoint, model or vocabulary" inspect "$T/corpus.txt"
+printf '{"a": 1}\n' > "$T/x.json"
+expect_fail "inspect JSON" "x.json: a JSON file" inspect "$T/x.json"
+python3 -c 'import zipfile, sys; zipfile.ZipFile(sys.argv[1], "w").writestr("archive/data.pkl", b"\x80\x02}q\x00.")' "$T/m.pt" &&
+  expect_fail "inspect PyTorch" "m.pt: a PyTorch checkpoint" inspect "$T/m.pt"
+printf '\x08\x07\x12\x04test' > "$T/m.onnx"
+expect_fail "inspect ONNX" "m.onnx: an ONNX model" inspect "$T/m.onnx"
+: > "$T/empty.bin"
+expect_fail "inspect empty" "empty.bin: an empty file" inspect "$T/empty.bin"
+"$H" inspect "$T/model.safetensors" > /dev/null 2>&1 && ok || bad "inspect safetensors after the kinds"
+# a text file that happens to be read as a safetensors length: named as text, not as a
+# header that runs past the file
+expect_fail "a text file as a model" "corpus.txt is a text file, not a model" generate --model "$T/corpus.txt" "x"
+expect_fail "a model as a vocabulary" "not a hearth vocabulary \(bad magic\); it is a safetensors file" tokenizer info --vocab "$T/model.safetensors"
+expect_fail "a vocabulary as a model" "v.htok is a hearth vocabulary \(HTOK\), not a model; pass it as --tokenizer" export "$T/v.htok" -o "$T/y.gguf"
+
 # bad arguments
 expect_fail "export: unknown format" "unknown format 'onnx'" export "$T/run" --format onnx -o "$T/x"
 expect_fail "export: no -o" "required" export "$T/run" --format safetensors
@@ -68,6 +101,7 @@ expect_fail "export: no run" "cannot open .*nope" export "$T/nope" --format safe
 expect_fail "export: empty dir" "no checkpoint" export "$T" --format safetensors -o "$T/x"
 expect_fail "export: unknown option" "unknown option '--frob'" export "$T/run" --frob
 expect_fail "inspect: nothing" "expected one PATH" inspect
+expect_fail "inspect: two paths" "expected one PATH \(got '.*corpus.txt'" inspect "$T/corpus.txt" "$T/corpus.txt"
 expect_fail "inspect: missing" "cannot open .*nope" inspect "$T/nope"
 expect_fail "inspect: a run dir" "not a checkpoint directory" inspect "$T/run"
 [ ! -e "$T/x" ] && ok || bad "a failed export wrote its output"
