@@ -439,7 +439,7 @@ static int run(vstore *db, const char *verb, const opts *o) {
         for (size_t i = 0; i < n; i++) {
             uint64_t cnt = 0;
             vstore_count(db, cs[i].id, &cnt, NULL);
-            printf("%s\t%s\tdim=%zu\trecords=%llu\n", cs[i].name, vs_metric_name(cs[i].metric),
+            printf("%s\t%s\tdim=%zu\trecords=%llu\n", cs[i].name, vdist_metric_name(cs[i].metric),
                    cs[i].dim, (unsigned long long)cnt);
             vstore_coll_free(&cs[i]);
         }
@@ -452,7 +452,7 @@ static int run(vstore *db, const char *verb, const opts *o) {
     }
     if (!strcmp(verb, "create")) {
         vstore_coll_opts co = {0};
-        if (o->metric && vs_metric_parse(o->metric, &co.metric) != 0) {
+        if (o->metric && vdist_metric_parse(o->metric, &co.metric) != 0) {
             fprintf(stderr, "hearth: vstore: --metric '%s': known: l2, ip, cosine\n", o->metric);
             return 2;
         }
@@ -481,7 +481,7 @@ static int run(vstore *db, const char *verb, const opts *o) {
         else
             printf("name %s\nid %s\nmetric %s\ndim %zu\nM %d\nef_construction %d\nef_search %d\n"
                    "records %llu\nmetadata %s\n",
-                   c.name, c.id, vs_metric_name(c.metric), c.dim, c.hnsw.M,
+                   c.name, c.id, vdist_metric_name(c.metric), c.dim, c.hnsw.M,
                    c.hnsw.ef_construction, c.hnsw.ef_search, (unsigned long long)cnt,
                    c.metadata ? c.metadata : "null");
     } else if (!strcmp(verb, "modify")) {

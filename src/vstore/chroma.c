@@ -216,9 +216,9 @@ static void result_json(const vstore_result *r, unsigned inc, json_t *obj, bool 
 }
 
 static json_t *coll_json(const vstore_coll *c) {
-    json_t *hc = json_pack("{s:s,s:i,s:i,s:i}", "space", vs_metric_name(c->metric),
-                             "ef_construction", c->hnsw.ef_construction, "ef_search",
-                             c->hnsw.ef_search, "max_neighbors", c->hnsw.M);
+    json_t *hc = json_pack("{s:s,s:i,s:i,s:i}", "space", vdist_metric_name(c->metric),
+                           "ef_construction", c->hnsw.ef_construction, "ef_search",
+                           c->hnsw.ef_search, "max_neighbors", c->hnsw.M);
     json_t *conf = json_pack("{s:o,s:n,s:n}", "hnsw", hc, "spann", "embedding_function");
     return json_pack("{s:s,s:s,s:o,s:o,s:o,s:s,s:s,s:i,s:i,s:n}", "id", c->id, "name", c->name,
                      "configuration_json", conf, "metadata", json_meta_or_null(c->metadata),
@@ -271,7 +271,7 @@ static void do_create_collection(vstore *db, const char *t, const char *d, json_
     const char *space = jstr(meta, "hnsw:space");
     json_t *h = json_object_get(json_object_get(in, "configuration"), "hnsw");
     if (jstr(h, "space")) space = jstr(h, "space");
-    if (space && vs_metric_parse(space, &o.metric) != 0) {
+    if (space && vdist_metric_parse(space, &o.metric) != 0) {
         char msg[160];
         snprintf(msg, sizeof msg, "unknown space '%.40s' (known: l2 ip cosine)", space);
         set_err(r, 400, "InvalidArgumentError", msg);
@@ -761,7 +761,7 @@ void vstore_http(vstore *db, const char *method, const char *path, const char *q
     } else {
         in = json_object();
     }
-    if (!(copy = vs_strdup(path + sizeof prefix - 1))) {
+    if (!(copy = vstore_strdup(path + sizeof prefix - 1))) {
         set_err(&r, 500, "InternalError", "out of memory");
         goto out;
     }
@@ -779,7 +779,7 @@ out:
     *resp = r.body ? json_dumps(r.body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     if (!*resp) {
         *status = 500;
-        *resp = vs_strdup("{\"error\":\"InternalError\",\"message\":\"out of memory\"}");
+        *resp = vstore_strdup("{\"error\":\"InternalError\",\"message\":\"out of memory\"}");
     }
     json_decref(r.body);
     json_decref(in);

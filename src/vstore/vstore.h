@@ -57,14 +57,14 @@ typedef struct {
     char *name;       /* malloc'd */
     char *metadata;   /* JSON object text (malloc'd) or NULL */
     char *tenant, *database;
-    vs_metric metric;
+    vdist_metric metric;
     size_t dim;       /* 0 until fixed (at creation, or by the first add) */
     hnsw_params hnsw; /* M, ef_construction, ef_search */
 } vstore_coll;
 void vstore_coll_free(vstore_coll *c); /* frees the strings; NULL is fine */
 
 typedef struct {
-    vs_metric metric;     /* default VS_L2 */
+    vdist_metric metric;  /* default VDIST_L2 */
     size_t dim;           /* 0: fixed by the first add */
     hnsw_params hnsw;     /* zeros: defaults (16, 200, 64) */
     const char *metadata; /* JSON object or NULL */

@@ -11,40 +11,40 @@
 
 /* One collection's graph in memory: it contains every write up to `seq` (the store's sequence
  * number); `unsaved` counts changes since the file was last written. */
-typedef struct vs_index {
+typedef struct vstore_index {
     char id[40];
     hnsw *h;
     size_t dim;
     uint64_t seq;
     size_t unsaved;
-    struct vs_index *next;
-} vs_index;
+    struct vstore_index *next;
+} vstore_index;
 
 struct vstore {
     sqlite3 *db;
     char *dir, *path, *index_dir;
     pthread_mutex_t mu; /* every public call holds it */
-    vs_index *indexes;  /* loaded lazily, by collection */
+    vstore_index *indexes; /* loaded lazily, by collection */
     base_buf notes;     /* repairs, for vstore_notes */
 };
 
 /* SQLite helpers: status codes with the database path and SQLite's message. */
-int vs_sql_fail(vstore *db, base_err *e, const char *what);
-int vs_prepare(vstore *db, sqlite3_stmt **st, const char *sql, base_err *e);
-int vs_exec(vstore *db, const char *sql, base_err *e);
-int vs_begin(vstore *db, bool write, base_err *e);
-int vs_commit(vstore *db, base_err *e);
-void vs_rollback(vstore *db); /* no-op outside a transaction */
-int vs_seq_get(vstore *db, uint64_t *seq, base_err *e);
-int vs_seq_next(vstore *db, uint64_t *seq, base_err *e); /* in a write transaction */
+int vstore_sql_fail(vstore *db, base_err *e, const char *what);
+int vstore_prepare(vstore *db, sqlite3_stmt **st, const char *sql, base_err *e);
+int vstore_exec(vstore *db, const char *sql, base_err *e);
+int vstore_begin(vstore *db, bool write, base_err *e);
+int vstore_commit(vstore *db, base_err *e);
+void vstore_rollback(vstore *db); /* no-op outside a transaction */
+int vstore_seq_get(vstore *db, uint64_t *seq, base_err *e);
+int vstore_seq_next(vstore *db, uint64_t *seq, base_err *e); /* in a write transaction */
 
-char *vs_strdup(const char *s); /* NULL stays NULL */
-void vs_note(vstore *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int vs_check_meta_object(const char *json, const char *what, base_err *e);
+char *vstore_strdup(const char *s); /* NULL stays NULL */
+void vstore_note(vstore *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int vstore_check_meta_object(const char *json, const char *what, base_err *e);
 
 /* With the mutex held. */
-int vs_coll_load(vstore *db, const char *id, vstore_coll *c, base_err *e);
-int vs_coll_delete_locked(vstore *db, const char *id, base_err *e);
-int vs_index_get(vstore *db, const vstore_coll *c, vs_index **out, base_err *e);
+int vstore_coll_load(vstore *db, const char *id, vstore_coll *c, base_err *e);
+int vstore_coll_delete_locked(vstore *db, const char *id, base_err *e);
+int vstore_index_get(vstore *db, const vstore_coll *c, vstore_index **out, base_err *e);
 
 #endif

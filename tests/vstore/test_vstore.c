@@ -37,7 +37,7 @@ static vstore *open_store(const char *name) {
     return db;
 }
 
-static char *make_coll(vstore *db, const char *name, vs_metric m, int efc) {
+static char *make_coll(vstore *db, const char *name, vdist_metric m, int efc) {
     vstore_coll_opts o = {.metric = m};
     o.hnsw.ef_construction = efc;
     vstore_coll c;
@@ -81,14 +81,14 @@ static void test_collections(void **state) {
     (void)state;
     vstore *db = open_store("colls");
     base_err e = {0};
-    char *a = make_coll(db, "alpha", VS_COSINE, 0);
+    char *a = make_coll(db, "alpha", VDIST_COSINE, 0);
     vstore_coll c;
     assert_int_equal(vstore_coll_create(db, NULL, NULL, "alpha", NULL, false, &c, &e),
                      VSTORE_EEXISTS);
     assert_non_null(strstr(e.msg, "already exists"));
     assert_int_equal(vstore_coll_create(db, NULL, NULL, "alpha", NULL, true, &c, &e), 0);
     assert_string_equal(c.id, a);
-    assert_int_equal(c.metric, VS_COSINE);
+    assert_int_equal(c.metric, VDIST_COSINE);
     assert_int_equal(c.hnsw.M, 16);
     vstore_coll_free(&c);
     /* names: Chroma's rule */
@@ -180,7 +180,7 @@ static void get_ids(vstore *db, const char *cid, const vstore_get_req *g, vstore
 static void test_records(void **state) {
     (void)state;
     vstore *db = open_store("records");
-    char *cid = make_coll(db, "recs", VS_L2, 0);
+    char *cid = make_coll(db, "recs", VDIST_L2, 0);
     base_err e = {0};
     float v[4 * 3] = {1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1};
     const char *ids[] = {"a", "b", "c", "d"};
@@ -331,7 +331,7 @@ static void expect_refused(vstore *db, const char *cid, vstore_mode mode, const 
 static void test_bad_input(void **state) {
     (void)state;
     vstore *db = open_store("bad");
-    char *cid = make_coll(db, "bad", VS_L2, 0);
+    char *cid = make_coll(db, "bad", VDIST_L2, 0);
     base_err e = {0};
     float v[3 * 2] = {1, 2, 3, 4, 5, 6};
     const char *ids[] = {"a", "b", "c"};
@@ -518,7 +518,7 @@ static const struct {
 static void test_filters(void **state) {
     (void)state;
     vstore *db = open_store("filters");
-    char *cid = make_coll(db, "filt", VS_L2, 0);
+    char *cid = make_coll(db, "filt", VDIST_L2, 0);
     enum { N = 400, D = 4 };
     base_rng r;
     base_rng_seed(&r, 7);
@@ -577,13 +577,13 @@ static void test_filters(void **state) {
 /* ---- dense search */
 
 /* Exact top-k labels of q among n vectors (those with keep[i], if keep). */
-static size_t brute_topk(vs_metric mt, const float *v, size_t n, size_t d, const float *q, size_t k,
-                         const unsigned char *keep, size_t *out) {
+static size_t brute_topk(vdist_metric mt, const float *v, size_t n, size_t d, const float *q,
+                         size_t k, const unsigned char *keep, size_t *out) {
     float *best = malloc(k * sizeof *best);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         if (keep && !keep[i]) continue;
-        float dd = vs_dist_ref(mt, v + i * d, q, d);
+        float dd = vdist_ref(mt, v + i * d, q, d);
         size_t j = m < k ? m++ : k;
         if (j == k && dd >= best[k - 1]) continue;
         if (j == k) j = k - 1;
@@ -622,7 +622,7 @@ static void test_metrics(void **state) {
     float *v = malloc(N * D * sizeof *v), *q = malloc(Q * D * sizeof *q);
     test_fill(&r, v, N * D, -1, 1);
     test_fill(&r, q, Q * D, -1, 1);
-    vs_metric ms[] = {VS_L2, VS_IP, VS_COSINE};
+    vdist_metric ms[] = {VDIST_L2, VDIST_IP, VDIST_COSINE};
     const char *names[] = {"m-l2", "m-ip", "m-cos"};
     for (int mi = 0; mi < 3; mi++) {
         char *cid = make_coll(db, names[mi], ms[mi], 0);
@@ -639,7 +639,7 @@ static void test_metrics(void **state) {
             rec += recall_of(&res[i], truth, K);
             assert_int_equal(res[i].n, K);
             for (size_t j = 0; j < res[i].n; j++) { /* distances are the metric's, ascending */
-                float want = vs_dist_ref(ms[mi], res[i].embeddings + j * D, q + i * D, D);
+                float want = vdist_ref(ms[mi], res[i].embeddings + j * D, q + i * D, D);
                 assert_float_equal(res[i].distances[j], want, 1e-4);
                 if (j) assert_true(res[i].distances[j] >= res[i].distances[j - 1] - 1e-6);
             }
@@ -662,7 +662,7 @@ static void test_filtered_recall(void **state) {
     (void)state;
     vstore *db = open_store("filtered");
     enum { N = 8000, D = 16, K = 10, Q = 30 };
-    char *cid = make_coll(db, "filtered", VS_L2, 64);
+    char *cid = make_coll(db, "filtered", VDIST_L2, 64);
     base_rng r;
     base_rng_seed(&r, 5);
     float *v = malloc(N * D * sizeof *v), *q = malloc(Q * D * sizeof *q);
@@ -704,7 +704,7 @@ static void test_filtered_recall(void **state) {
         double rec = 0;
         for (int i = 0; i < Q; i++) {
             size_t truth[K];
-            size_t nt = brute_topk(VS_L2, v, N, D, q + i * D, K, keep, truth);
+            size_t nt = brute_topk(VDIST_L2, v, N, D, q + i * D, K, keep, truth);
             rec += recall_of(&res[i], truth, nt);
             for (size_t j = 0; j < res[i].n; j++) /* every result matches the filter */
                 assert_true(keep[atoi(res[i].ids[j] + 1)]);
@@ -755,7 +755,7 @@ static void test_durability(void **state) {
     float *v = malloc(2 * N * D * sizeof *v);
     test_fill(&r, v, 2 * N * D, -1, 1);
     vstore *db = open_store("durable");
-    char *cid = make_coll(db, "dur", VS_L2, 0);
+    char *cid = make_coll(db, "dur", VDIST_L2, 0);
     add_n(db, cid, 0, N, D, v, NULL, NULL);
     vstore_close(db); /* saves the index */
     char idx[512], dbfile[512];
@@ -860,7 +860,7 @@ static void test_durability(void **state) {
 static void test_text_hybrid(void **state) {
     (void)state;
     vstore *db = open_store("text");
-    char *cid = make_coll(db, "text", VS_L2, 0);
+    char *cid = make_coll(db, "text", VDIST_L2, 0);
     const char *docs[] = {
         "the lighthouse keeper lit the lamp",     /* p0 */
         "lighthouse lighthouse lighthouse storm", /* p1: most about lighthouse */
@@ -1087,7 +1087,7 @@ static void test_http(void **state) {
 static void test_http_fuzz(void **state) {
     (void)state;
     vstore *db = open_store("fuzz");
-    char *cid = make_coll(db, "fuzz", VS_COSINE, 0);
+    char *cid = make_coll(db, "fuzz", VDIST_COSINE, 0);
     char base[256];
     snprintf(base, sizeof base,
              "/api/v2/tenants/default_tenant/databases/default_database/collections/%s", cid);
@@ -1172,7 +1172,7 @@ static void *http_thread(void *p) {
 static void test_threads(void **state) {
     (void)state;
     vstore *db = open_store("threads");
-    char *cid = make_coll(db, "threads", VS_L2, 0);
+    char *cid = make_coll(db, "threads", VDIST_L2, 0);
     char base[256];
     snprintf(base, sizeof base,
              "/api/v2/tenants/default_tenant/databases/default_database/collections/%s", cid);
