@@ -29,8 +29,12 @@ static void set_err(reply *r, int status, const char *kind, const char *msg) {
 
 static void set_fail(reply *r, int code, const base_err *e) {
     switch (code) {
-    case VSTORE_ENOTFOUND: set_err(r, 404, "NotFoundError", e->msg); break;
-    case VSTORE_EEXISTS: set_err(r, 409, "UniqueConstraintError", e->msg); break;
+    case BASE_ENOTFOUND:
+        set_err(r, 404, "NotFoundError", e->msg);
+        break;
+    case BASE_EEXISTS:
+        set_err(r, 409, "UniqueConstraintError", e->msg);
+        break;
     case BASE_EINVAL: set_err(r, 400, "InvalidArgumentError", e->msg); break;
     default: set_err(r, 500, "InternalError", e->msg); break;
     }

@@ -579,10 +579,10 @@ int vstore_write(vstore *db, const char *coll_id, vstore_mode mode, const vstore
         sqlite3_reset(w.sel);
         if (rc) break;
         if (mode == VSTORE_ADD && rids[i])
-            rc = base_fail(e, VSTORE_EEXISTS, "record '%s' already exists in collection '%s'",
+            rc = base_fail(e, BASE_EEXISTS, "record '%s' already exists in collection '%s'",
                            b->ids[i], c.name);
         else if (mode == VSTORE_UPDATE && !rids[i])
-            rc = base_fail(e, VSTORE_ENOTFOUND, "record '%s' does not exist in collection '%s'",
+            rc = base_fail(e, BASE_ENOTFOUND, "record '%s' does not exist in collection '%s'",
                            b->ids[i], c.name);
     }
     uint64_t seq = 0;

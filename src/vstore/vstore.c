@@ -241,7 +241,7 @@ int vstore_open(vstore **out, const char *dir, base_err *e) {
     }
     /* The default namespace exists in every store, as in Chroma. */
     if ((rc = database_create(db, "default_tenant", "default_database", NULL)) &&
-        rc != VSTORE_EEXISTS) {
+        rc != BASE_EEXISTS) {
         vstore_close(db);
         return rc;
     }
@@ -309,7 +309,7 @@ int vstore_tenant_create(vstore *db, const char *name, base_err *e) {
         if (sqlite3_step(st) != SQLITE_DONE)
             rc = vstore_sql_fail(db, e, "create tenant");
         else if (sqlite3_changes(db->db) == 0)
-            rc = base_fail(e, VSTORE_EEXISTS, "tenant '%s' already exists", name);
+            rc = base_fail(e, BASE_EEXISTS, "tenant '%s' already exists", name);
         sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&db->mu);
@@ -343,7 +343,7 @@ static int database_create(vstore *db, const char *tenant, const char *name, bas
     if (rc) return rc;
     bool yes = false;
     if ((rc = tenant_exists(db, tenant, &yes, e))) return rc;
-    if (!yes) return base_fail(e, VSTORE_ENOTFOUND, "tenant '%s' does not exist", tenant);
+    if (!yes) return base_fail(e, BASE_ENOTFOUND, "tenant '%s' does not exist", tenant);
     char id[40];
     gen_uuid(id);
     sqlite3_stmt *st;
@@ -355,8 +355,8 @@ static int database_create(vstore *db, const char *tenant, const char *name, bas
     if (sqlite3_step(st) != SQLITE_DONE)
         rc = vstore_sql_fail(db, e, "create database");
     else if (sqlite3_changes(db->db) == 0)
-        rc = base_fail(e, VSTORE_EEXISTS, "database '%s' already exists in tenant '%s'", name,
-                       tenant);
+        rc =
+            base_fail(e, BASE_EEXISTS, "database '%s' already exists in tenant '%s'", name, tenant);
     sqlite3_finalize(st);
     return rc;
 }
@@ -379,7 +379,7 @@ static int database_get(vstore *db, const char *tenant, const char *name, char *
     if (s == SQLITE_ROW) {
         if (id) snprintf(id, 40, "%s", (const char *)sqlite3_column_text(st, 0));
     } else if (s == SQLITE_DONE) {
-        rc = base_fail(e, VSTORE_ENOTFOUND, "database '%s' does not exist in tenant '%s'", name,
+        rc = base_fail(e, BASE_ENOTFOUND, "database '%s' does not exist in tenant '%s'", name,
                        tenant);
     } else {
         rc = vstore_sql_fail(db, e, "read databases");
@@ -499,7 +499,7 @@ int vstore_coll_load(vstore *db, const char *id, vstore_coll *c, base_err *e) {
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW) rc = coll_from_row(st, c, e);
     else if (s == SQLITE_DONE)
-        rc = base_fail(e, VSTORE_ENOTFOUND, "collection '%s' does not exist", id);
+        rc = base_fail(e, BASE_ENOTFOUND, "collection '%s' does not exist", id);
     else
         rc = vstore_sql_fail(db, e, "read collections");
     sqlite3_finalize(st);
@@ -520,7 +520,7 @@ static int coll_find(vstore *db, const char *tenant, const char *database, const
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW) rc = coll_from_row(st, c, e);
     else if (s == SQLITE_DONE)
-        rc = base_fail(e, VSTORE_ENOTFOUND, "collection '%s' does not exist", name_or_id);
+        rc = base_fail(e, BASE_ENOTFOUND, "collection '%s' does not exist", name_or_id);
     else
         rc = vstore_sql_fail(db, e, "read collections");
     sqlite3_finalize(st);
@@ -600,8 +600,8 @@ int vstore_coll_create(vstore *db, const char *tenant, const char *database, con
         rc = coll_find(db, tenant, database, name, &c, e);
         if (rc == 0 && strcmp(c.name, name) == 0) {
             if (!get_or_create)
-                rc = base_fail(e, VSTORE_EEXISTS, "collection '%s' already exists", name);
-        } else if (rc == 0 || rc == VSTORE_ENOTFOUND) {
+                rc = base_fail(e, BASE_EEXISTS, "collection '%s' already exists", name);
+        } else if (rc == 0 || rc == BASE_ENOTFOUND) {
             vstore_coll_free(&c);
             uint64_t seq;
             sqlite3_stmt *st = NULL;
@@ -714,7 +714,7 @@ int vstore_coll_modify(vstore *db, const char *id, const char *new_name, const c
         if (new_name && strcmp(new_name, c.name) != 0 &&
             coll_find(db, c.tenant, c.database, new_name, &other, NULL) == 0 &&
             strcmp(other.name, new_name) == 0)
-            rc = base_fail(e, VSTORE_EEXISTS, "collection '%s' already exists", new_name);
+            rc = base_fail(e, BASE_EEXISTS, "collection '%s' already exists", new_name);
         vstore_coll_free(&other);
         sqlite3_stmt *st = NULL;
         if (!rc && !(rc = vstore_prepare(

@@ -22,12 +22,6 @@
 
 typedef struct vstore vstore;
 
-/* Status codes beyond base's, so callers (the HTTP layer) can tell these cases apart. */
-enum {
-    VSTORE_ENOTFOUND = -20, /* no such collection, record, tenant or database */
-    VSTORE_EEXISTS = -21,   /* the name or id is taken */
-};
-
 /* Limits on what one request may carry (oversized requests are refused, nothing written). */
 #define VSTORE_MAX_BATCH 50000        /* records per write */
 #define VSTORE_MAX_DIM 65536          /* embedding dimension */
@@ -71,12 +65,12 @@ typedef struct {
 } vstore_coll_opts;
 
 /* Creates a collection (get_or_create: returns the existing one if the name is taken, else
- * a name taken is VSTORE_EEXISTS). Names: 3-512 of [A-Za-z0-9._-], starting and
+ * a name taken is BASE_EEXISTS). Names: 3-512 of [A-Za-z0-9._-], starting and
  * ending with a letter or digit. out may be NULL. */
 int vstore_coll_create(vstore *db, const char *tenant, const char *database, const char *name,
                        const vstore_coll_opts *o, bool get_or_create, vstore_coll *out,
                        base_err *e);
-/* Finds a collection by id, or by name in (tenant, database). Unknown: VSTORE_ENOTFOUND. */
+/* Finds a collection by id, or by name in (tenant, database). Unknown: BASE_ENOTFOUND. */
 int vstore_coll_get(vstore *db, const char *tenant, const char *database, const char *name_or_id,
                     vstore_coll *out, base_err *e);
 /* Collections of a database ordered by creation; *out is a malloc'd array of *n (free each with

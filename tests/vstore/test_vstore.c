@@ -84,7 +84,7 @@ static void test_collections(void **state) {
     char *a = make_coll(db, "alpha", VDIST_COSINE, 0);
     vstore_coll c;
     assert_int_equal(vstore_coll_create(db, NULL, NULL, "alpha", NULL, false, &c, &e),
-                     VSTORE_EEXISTS);
+                     BASE_EEXISTS);
     assert_non_null(strstr(e.msg, "already exists"));
     assert_int_equal(vstore_coll_create(db, NULL, NULL, "alpha", NULL, true, &c, &e), 0);
     assert_string_equal(c.id, a);
@@ -111,7 +111,7 @@ static void test_collections(void **state) {
     assert_int_equal(vstore_coll_get(db, NULL, NULL, b, &c, &e), 0);
     assert_string_equal(c.name, "beta");
     vstore_coll_free(&c);
-    assert_int_equal(vstore_coll_get(db, NULL, NULL, "gamma", &c, &e), VSTORE_ENOTFOUND);
+    assert_int_equal(vstore_coll_get(db, NULL, NULL, "gamma", &c, &e), BASE_ENOTFOUND);
     assert_non_null(strstr(e.msg, "gamma"));
     /* list, count, paging */
     vstore_coll *cs;
@@ -131,7 +131,7 @@ static void test_collections(void **state) {
     assert_int_equal(vstore_coll_count(db, NULL, NULL, &cnt, &e), 0);
     assert_int_equal(cnt, 2);
     /* modify: rename, metadata, a taken name refused */
-    assert_int_equal(vstore_coll_modify(db, b, "alpha", NULL, 0, &e), VSTORE_EEXISTS);
+    assert_int_equal(vstore_coll_modify(db, b, "alpha", NULL, 0, &e), BASE_EEXISTS);
     assert_int_equal(vstore_coll_modify(db, b, "beta2", "{\"v\":2}", 0, &e), 0);
     assert_int_equal(vstore_coll_modify(db, b, NULL, NULL, 99, &e), 0);
     assert_int_equal(vstore_coll_modify(db, b, NULL, NULL, -1, &e), BASE_EINVAL);
@@ -147,9 +147,9 @@ static void test_collections(void **state) {
     assert_non_null(strstr(e.msg, "dimension"));
     /* namespaces */
     assert_int_equal(vstore_coll_create(db, "acme", "prod", "alpha", NULL, false, NULL, &e),
-                     VSTORE_ENOTFOUND);
+                     BASE_ENOTFOUND);
     assert_int_equal(vstore_tenant_create(db, "acme", &e), 0);
-    assert_int_equal(vstore_tenant_create(db, "acme", &e), VSTORE_EEXISTS);
+    assert_int_equal(vstore_tenant_create(db, "acme", &e), BASE_EEXISTS);
     assert_int_equal(vstore_database_create(db, "acme", "prod", &e), 0);
     assert_int_equal(vstore_coll_create(db, "acme", "prod", "alpha", NULL, false, &c, &e), 0);
     assert_string_not_equal(c.id, a); /* same name, another database */
@@ -157,10 +157,10 @@ static void test_collections(void **state) {
     assert_int_equal(vstore_coll_count(db, "acme", "prod", &cnt, &e), 0);
     assert_int_equal(cnt, 1);
     assert_int_equal(vstore_database_delete(db, "acme", "prod", &e), 0);
-    assert_int_equal(vstore_database_get(db, "acme", "prod", NULL, &e), VSTORE_ENOTFOUND);
+    assert_int_equal(vstore_database_get(db, "acme", "prod", NULL, &e), BASE_ENOTFOUND);
     /* delete */
     assert_int_equal(vstore_coll_delete(db, NULL, NULL, "alpha", &e), 0);
-    assert_int_equal(vstore_coll_delete(db, NULL, NULL, "alpha", &e), VSTORE_ENOTFOUND);
+    assert_int_equal(vstore_coll_delete(db, NULL, NULL, "alpha", &e), BASE_ENOTFOUND);
     assert_int_equal(vstore_coll_count(db, NULL, NULL, &cnt, &e), 0);
     assert_int_equal(cnt, 1);
     vstore_close(db);
@@ -354,10 +354,10 @@ static void test_bad_input(void **state) {
     expect_refused(db, cid, VSTORE_ADD, &bd, 2, BASE_EINVAL, "'n1' appears more than once");
     const char *exists[] = {"n1", "a"};
     vstore_batch be = {2, exists, v, NULL, NULL};
-    expect_refused(db, cid, VSTORE_ADD, &be, 2, VSTORE_EEXISTS, "record 'a' already exists");
+    expect_refused(db, cid, VSTORE_ADD, &be, 2, BASE_EEXISTS, "record 'a' already exists");
     const char *missing[] = {"a", "nope"};
     vstore_batch bu = {2, missing, v, NULL, NULL};
-    expect_refused(db, cid, VSTORE_UPDATE, &bu, 2, VSTORE_ENOTFOUND, "'nope' does not exist");
+    expect_refused(db, cid, VSTORE_UPDATE, &bu, 2, BASE_ENOTFOUND, "'nope' does not exist");
     const char *badmeta[] = {"{}", "{\"k\":[1,2]}"};
     vstore_batch bm = {2, ids2, v, NULL, badmeta};
     expect_refused(db, cid, VSTORE_ADD, &bm, 2, BASE_EINVAL, "'k' must be a string, number");
@@ -379,7 +379,7 @@ static void test_bad_input(void **state) {
     expect_refused(db, cid, VSTORE_ADD, &bh, 2, BASE_EINVAL, "document larger than");
     free(huge);
     assert_int_equal(vstore_write(db, "no-such-collection", VSTORE_ADD, &ok, 2, &e),
-                     VSTORE_ENOTFOUND);
+                     BASE_ENOTFOUND);
 
     /* malformed filters: a clear error, on get, query and delete alike */
     static const struct {
