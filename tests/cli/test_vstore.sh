@@ -124,6 +124,13 @@ for r in $(seq $ROUNDS); do
   "$H" vstore --dir "$T/db" add crash --file "$T/w$r.jsonl" --batch 4 --print-ids \
     > "$T/ack$r" 2> "$T/werr$r" &
   wp=$!
+  # the kill lands 50-490 ms after the first acknowledgement, not after the start: a slow
+  # start (the sanitizer build takes longer than that to open the store) must not turn every
+  # round into a kill before the first commit
+  for _ in $(seq 300); do
+    [ -s "$T/ack$r" ] || ! kill -0 $wp 2> /dev/null && break
+    sleep 0.02
+  done
   sleep "0.$(printf '%02d' $((RANDOM % 45 + 5)))"
   kill -9 $wp 2> /dev/null
   wait $wp 2> /dev/null
