@@ -712,26 +712,6 @@ static void route(vstore *db, const char *method, char **seg, int nseg, const ch
     }
 }
 
-/* Percent-decodes s in place; false if an escape is malformed or decodes to NUL. */
-static bool url_decode(char *s) {
-    char *o = s;
-    for (char *p = s; *p; p++) {
-        if (*p == '%') {
-            int hi, lo;
-            char h = p[1], l = h ? p[2] : 0;
-            hi = h >= '0' && h <= '9' ? h - '0' : (h | 32) >= 'a' && (h | 32) <= 'f' ? (h | 32) - 'a' + 10 : -1;
-            lo = l >= '0' && l <= '9' ? l - '0' : (l | 32) >= 'a' && (l | 32) <= 'f' ? (l | 32) - 'a' + 10 : -1;
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return false;
-            *o++ = (char)(hi * 16 + lo);
-            p += 2;
-        } else {
-            *o++ = *p;
-        }
-    }
-    *o = 0;
-    return true;
-}
-
 void vstore_http(vstore *db, const char *method, const char *path, const char *query,
                  const char *body, size_t len, int *status, char **resp) {
     reply r = {500, NULL};
@@ -771,8 +751,8 @@ void vstore_http(vstore *db, const char *method, const char *path, const char *q
     }
     char *save = NULL;
     for (char *p = strtok_r(copy, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
-        if (nseg == MAX_SEG || !url_decode(p)) {
-            set_err(&r, nseg == MAX_SEG ? 404 : 400, "NotFoundError", "bad path");
+        if (nseg == MAX_SEG) {
+            set_err(&r, 404, "NotFoundError", "bad path");
             goto out;
         }
         seg[nseg++] = p;

@@ -197,7 +197,9 @@ int vstore_hybrid(vstore *db, const char *coll_id, const vstore_hybrid_req *r, v
                   base_err *e);
 
 /* The Chroma v2 HTTP API (/api/v2/...) as a function from request to response: the server hands
- * every /api/v2/ request here. path excludes the query string (query: after '?', or NULL).
+ * every /api/v2/ request here. path is already percent-decoded (as libmicrohttpd hands it to
+ * its handler) and is not decoded again: /tenants/x%2541 on the wire is tenant "x%41". query is
+ * the raw query string after '?' (still encoded), or NULL.
  * *status is the HTTP status; *body a malloc'd JSON text the caller frees. Thread-safe. */
 void vstore_http(vstore *db, const char *method, const char *path, const char *query,
                  const char *body, size_t len, int *status, char **resp);

@@ -184,6 +184,14 @@ if [ -d "$ROOT/node_modules/chromadb" ] && command -v node > /dev/null; then
   if [ $up = 1 ]; then
     if (cd "$ROOT" && node tests/vstore/chroma_client.mjs "http://127.0.0.1:$port") > "$T/node.log" 2>&1; then ok
     else bad "chromadb client: $(tail -20 "$T/node.log")"; fi
+    # the path is percent-decoded once (by libmicrohttpd), not twice: x%2541 is tenant "x%41"
+    A="http://127.0.0.1:$port/api/v2"
+    curl -s -o /dev/null -X POST -d '{"name":"xA"}' "$A/tenants"
+    code=$(curl -s -o "$T/c" -w '%{http_code}' "$A/tenants/x%2541")
+    [ "$code" = 404 ] && ok || bad "x%2541 decoded twice: $code $(cat "$T/c")"
+    curl -s -o /dev/null -X POST -d '{"name":"x%41"}' "$A/tenants"
+    code=$(curl -s -o "$T/c" -w '%{http_code}' "$A/tenants/x%2541")
+    [ "$code" = 200 ] && grep -q '"name":"x%41"' "$T/c" && ok || bad "tenant x%41: $code $(cat "$T/c")"
   else
     bad "hearth serve --vstore-dir did not come up: $(cat "$T/serve.log")"
   fi
