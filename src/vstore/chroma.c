@@ -11,7 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-#define CHROMA_MAX_BODY ((size_t)256 << 20) /* bytes of a request body */
 /* "uris" in include: the store keeps none, so they come back as nulls; a bit of our own beside
  * the library's VSTORE_INC_* bits. */
 #define INC_URIS 0x100u
@@ -582,6 +581,27 @@ static void route_collections(vstore *db, const char *method, const char *t, con
     vstore_coll_free(&c);
 }
 
+void vstore_set_max_body(vstore *db, size_t bytes) {
+    pthread_mutex_lock(&db->mu);
+    db->max_body = bytes;
+    pthread_mutex_unlock(&db->mu);
+}
+
+static size_t max_body(vstore *db) {
+    pthread_mutex_lock(&db->mu);
+    size_t n = db->max_body;
+    pthread_mutex_unlock(&db->mu);
+    return n;
+}
+
+/* The most records one add can carry within the body limit: {"ids":["a"],"embeddings":[[0]]}
+ * is 32 bytes and each further record adds at least 8 (,"b" and ,[0]); at most the store's
+ * VSTORE_MAX_BATCH. The client refuses a larger batch before sending it. */
+static size_t max_batch(vstore *db) {
+    size_t b = max_body(db), n = b >= 32 ? (b - 24) / 8 : 0;
+    return n < VSTORE_MAX_BATCH ? n : VSTORE_MAX_BATCH;
+}
+
 static void route(vstore *db, const char *method, char **seg, int nseg, const char *query,
                   json_t *in, reply *r) {
     base_err e = {0};
@@ -597,7 +617,7 @@ static void route(vstore *db, const char *method, char **seg, int nseg, const ch
     } else if (nseg == 1 && get && !strcmp(seg[0], "healthcheck")) {
         set_ok(r, 200, json_string("ok"));
     } else if (nseg == 1 && get && !strcmp(seg[0], "pre-flight-checks")) {
-        set_ok(r, 200, json_pack("{s:i,s:b}", "max_batch_size", VSTORE_MAX_BATCH,
+        set_ok(r, 200, json_pack("{s:I,s:b}", "max_batch_size", (json_int_t)max_batch(db),
                                  "supports_base64_encoding", 0));
     } else if (nseg == 2 && get && !strcmp(seg[0], "auth") && !strcmp(seg[1], "identity")) {
         set_ok(r, 200, json_pack("{s:s,s:s,s:[s]}", "user_id", "", "tenant", "default_tenant",
@@ -725,11 +745,12 @@ void vstore_http(vstore *db, const char *method, const char *path, const char *q
         set_err(&r, 404, "NotFoundError", "not a /api/v2 path");
         goto out;
     }
-    if (len > CHROMA_MAX_BODY) {
+    size_t limit = max_body(db);
+    if (len > limit) {
         char msg[128];
         snprintf(msg, sizeof msg, "request body of %zu bytes is above the limit of %zu", len,
-                 CHROMA_MAX_BODY);
-        set_err(&r, 413, "PayloadTooLarge", msg);
+                 limit);
+        set_err(&r, 413, "PayloadTooLargeError", msg);
         goto out;
     }
     if (body && len > 0) {

@@ -194,6 +194,7 @@ int vstore_open(vstore **out, const char *dir, base_err *e) {
     vstore *db = calloc(1, sizeof *db);
     if (!db) return base_fail(e, BASE_ENOMEM, "out of memory");
     pthread_mutex_init(&db->mu, NULL);
+    db->max_body = VSTORE_HTTP_MAX_BODY;
     size_t dl = strlen(dir);
     db->dir = vstore_strdup(dir);
     db->path = malloc(dl + 16);

@@ -204,4 +204,11 @@ int vstore_hybrid(vstore *db, const char *coll_id, const vstore_hybrid_req *r, v
 void vstore_http(vstore *db, const char *method, const char *path, const char *query,
                  const char *body, size_t len, int *status, char **resp);
 
+/* The largest request body vstore_http accepts (413 beyond); pre-flight-checks' max_batch_size
+ * is the most records such a body can carry. The server passes its own body limit (hearth
+ * serve's --max-body) after vstore_open; until then it is VSTORE_HTTP_MAX_BODY, hearth serve's
+ * default. */
+#define VSTORE_HTTP_MAX_BODY ((size_t)1 << 20)
+void vstore_set_max_body(vstore *db, size_t bytes);
+
 #endif

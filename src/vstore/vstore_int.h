@@ -26,6 +26,7 @@ struct vstore {
     pthread_mutex_t mu; /* every public call holds it */
     vstore_index *indexes; /* loaded lazily, by collection */
     base_buf notes;     /* repairs, for vstore_notes */
+    size_t max_body;    /* vstore_http's body limit (vstore_set_max_body) */
 };
 
 /* SQLite helpers: status codes with the database path and SQLite's message. */

@@ -952,6 +952,29 @@ static void test_http(void **state) {
     j = http(db, "GET", "/api/v2/pre-flight-checks", NULL, 200);
     assert_int_equal(json_integer_value(json_object_get(j, "max_batch_size")), VSTORE_MAX_BATCH);
     json_decref(j);
+    /* max_batch_size follows the body limit: 64 KiB carries at most (65536 - 24) / 8 records
+     * (a one-byte id and a one-value embedding each); a larger body is 413 in Chroma's shape */
+    vstore_set_max_body(db, 64 << 10);
+    j = http(db, "GET", "/api/v2/pre-flight-checks", NULL, 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "max_batch_size")), (65536 - 24) / 8);
+    json_decref(j);
+    {
+        size_t n = 8189; /* the advertised batch at its smallest: it fits */
+        base_buf b = {0};
+        base_buf_printf(&b, "{\"ids\":[");
+        for (size_t i = 0; i < n; i++) base_buf_printf(&b, "%s\"%c\"", i ? "," : "", 'a');
+        base_buf_printf(&b, "],\"embeddings\":[");
+        for (size_t i = 0; i < n; i++) base_buf_printf(&b, "%s[0]", i ? "," : "");
+        base_buf_printf(&b, "]}");
+        assert_true(b.len <= 64 << 10);
+        while (b.len <= 64 << 10) base_buf_append(&b, " ", 1); /* one byte over */
+        j = http(db, "POST", "/api/v2/heartbeat", b.data, 413);
+        assert_string_equal(json_string_value(json_object_get(j, "error")), "PayloadTooLargeError");
+        assert_non_null(strstr(json_string_value(json_object_get(j, "message")), "65536"));
+        json_decref(j);
+        base_buf_free(&b);
+    }
+    vstore_set_max_body(db, VSTORE_HTTP_MAX_BODY);
     const char *C = "/api/v2/tenants/default_tenant/databases/default_database/collections";
     j = http(db, "POST", C,
              "{\"name\":\"docs\",\"configuration\":{\"hnsw\":{\"space\":\"ip\",\"ef_search\":50}},"
