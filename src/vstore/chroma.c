@@ -18,10 +18,13 @@
 typedef struct {
     int status;
     json_t *body; /* owned */
+    char *text;   /* owned: the body already as text (record answers), else NULL */
 } reply;
 
 static void set_err(reply *r, int status, const char *kind, const char *msg) {
     json_decref(r->body);
+    free(r->text);
+    r->text = NULL;
     r->status = status;
     r->body = json_pack("{s:s,s:s}", "error", kind, "message", msg);
 }
@@ -41,8 +44,23 @@ static void set_fail(reply *r, int code, const base_err *e) {
 
 static void set_ok(reply *r, int status, json_t *body) {
     json_decref(r->body);
+    free(r->text);
+    r->text = NULL;
     r->status = status;
     r->body = body ? body : json_null();
+}
+
+/* text: a JSON text (owned), or NULL when it could not be made (out of memory: 500). */
+static void set_text(reply *r, int status, char *text) {
+    if (!text) {
+        set_err(r, 500, "InternalError", "out of memory for the answer");
+        return;
+    }
+    json_decref(r->body);
+    free(r->text);
+    r->body = NULL;
+    r->status = status;
+    r->text = text;
 }
 
 /* ---- JSON → library arguments */
@@ -161,61 +179,120 @@ static int parse_include(const json_t *v, unsigned def, unsigned *inc, json_t **
 
 /* ---- library results → JSON */
 
-static json_t *json_text_or_null(const char *s) {
-    return s ? json_string(s) : json_null();
-}
-
 static json_t *json_meta_or_null(const char *s) {
     json_t *m = s ? json_loads(s, 0, NULL) : NULL;
     return m ? m : json_null();
 }
 
-/* The record columns of r as arrays, into obj (GetResponse) or appended to the per-query
- * arrays already in obj (QueryResponse). */
-static void result_json(const vstore_result *r, unsigned inc, json_t *obj, bool nested) {
-    json_t *ids = json_array(), *docs = NULL, *metas = NULL, *embs = NULL, *dists = NULL,
-           *u = NULL;
-    if (inc & VSTORE_INC_DOCUMENTS) docs = json_array();
-    if (inc & VSTORE_INC_METADATAS) metas = json_array();
-    if (inc & VSTORE_INC_EMBEDDINGS) embs = json_array();
-    if (inc & VSTORE_INC_DISTANCES) dists = json_array();
-    if (inc & INC_URIS) u = json_array();
-    for (size_t i = 0; i < r->n; i++) {
-        json_array_append_new(ids, json_string(r->ids[i]));
-        if (docs) json_array_append_new(docs, json_text_or_null(r->documents[i]));
-        if (metas) json_array_append_new(metas, json_meta_or_null(r->metadatas[i]));
-        if (embs) {
-            json_t *v = json_array();
-            for (size_t j = 0; j < r->dim; j++)
-                json_array_append_new(v, json_real(r->embeddings[i * r->dim + j]));
-            json_array_append_new(embs, v);
-        }
-        if (dists) json_array_append_new(dists, json_real(r->distances[i]));
-        if (u) json_array_append_new(u, json_null());
+/* Record answers are written straight as text: a tree of json_t costs about ten times the
+ * text it prints (a 16 MB answer took 208 MB). */
+
+/* s as a JSON string (null for NULL); bytes that are not UTF-8 become U+FFFD. */
+static void put_str(base_buf *b, const char *s) {
+    if (!s) {
+        base_buf_append(b, "null", 4);
+        return;
     }
-    struct {
-        const char *key;
-        json_t *v;
-    } cols[] = {{"ids", ids},         {"documents", docs}, {"metadatas", metas},
-                {"embeddings", embs}, {"distances", dists}, {"uris", u}};
-    for (size_t k = 0; k < sizeof cols / sizeof *cols; k++) {
-        if (!cols[k].v) {
-            if (!nested) json_object_set_new(obj, cols[k].key, json_null());
-            else if (!json_object_get(obj, cols[k].key))
-                json_object_set_new(obj, cols[k].key, json_null());
+    size_t n = strlen(s), run = 0;
+    base_buf_append(b, "\"", 1);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : base_utf8_len((const unsigned char *)s + i, n - i);
+        if (len > 0 && c >= 0x20 && c != '"' && c != '\\') {
+            i += len;
             continue;
         }
-        if (nested) {
-            json_t *outer = json_object_get(obj, cols[k].key);
-            if (!json_is_array(outer)) {
-                outer = json_array();
-                json_object_set_new(obj, cols[k].key, outer);
+        base_buf_append(b, s + run, i - run);
+        if (len == 0) base_buf_append(b, "\xef\xbf\xbd", 3);
+        else if (c == '"' || c == '\\') base_buf_printf(b, "\\%c", c);
+        else base_buf_printf(b, "\\u%04x", c);
+        i += len ? len : 1;
+        run = i;
+    }
+    base_buf_append(b, s + run, n - run);
+    base_buf_append(b, "\"", 1);
+}
+
+/* Stored metadata is JSON text the store wrote; anything that does not parse is null. */
+static void put_meta(base_buf *b, const char *s) {
+    json_t *m = s ? json_loads(s, 0, NULL) : NULL;
+    if (json_is_object(m)) base_buf_append(b, s, strlen(s));
+    else base_buf_append(b, "null", 4);
+    json_decref(m);
+}
+
+/* Floats print with 9 significant digits, enough to read back the same float. */
+static void put_float(base_buf *b, float x) {
+    base_buf_printf(b, "%.9g", (double)x);
+}
+
+enum { COL_IDS, COL_DOCS, COL_METAS, COL_EMBS, COL_DISTS, COL_URIS, N_COLS };
+static const struct {
+    const char *key;
+    unsigned bit; /* 0: always */
+} cols[N_COLS] = {{"ids", 0},
+                  {"documents", VSTORE_INC_DOCUMENTS},
+                  {"metadatas", VSTORE_INC_METADATAS},
+                  {"embeddings", VSTORE_INC_EMBEDDINGS},
+                  {"distances", VSTORE_INC_DISTANCES},
+                  {"uris", INC_URIS}};
+
+/* One column of r as a JSON array. */
+static void put_col(base_buf *b, const vstore_result *r, int col) {
+    base_buf_append(b, "[", 1);
+    for (size_t i = 0; i < r->n; i++) {
+        if (i) base_buf_append(b, ",", 1);
+        switch (col) {
+        case COL_IDS: put_str(b, r->ids[i]); break;
+        case COL_DOCS: put_str(b, r->documents ? r->documents[i] : NULL); break;
+        case COL_METAS: put_meta(b, r->metadatas ? r->metadatas[i] : NULL); break;
+        case COL_EMBS:
+            base_buf_append(b, "[", 1);
+            for (size_t j = 0; r->embeddings && j < r->dim; j++) {
+                if (j) base_buf_append(b, ",", 1);
+                put_float(b, r->embeddings[i * r->dim + j]);
             }
-            json_array_append_new(outer, cols[k].v);
-        } else {
-            json_object_set_new(obj, cols[k].key, cols[k].v);
+            base_buf_append(b, "]", 1);
+            break;
+        case COL_DISTS:
+            if (r->distances) put_float(b, r->distances[i]);
+            else base_buf_append(b, "null", 4);
+            break;
+        default: base_buf_append(b, "null", 4); break;
         }
     }
+    base_buf_append(b, "]", 1);
+}
+
+/* A GetResponse (one result, nested false) or a QueryResponse (one array per query) with the
+ * include list echo: its text (malloc'd), or NULL when out of memory. */
+static char *answer_text(const vstore_result *res, size_t nres, bool nested, unsigned inc,
+                         const json_t *echo) {
+    base_buf b = {0};
+    base_buf_append(&b, "{", 1);
+    for (int k = 0; k < N_COLS; k++) {
+        base_buf_printf(&b, "%s\"%s\":", k ? "," : "", cols[k].key);
+        if (cols[k].bit && !(inc & cols[k].bit)) {
+            base_buf_append(&b, "null", 4);
+        } else if (!nested) {
+            put_col(&b, &res[0], k);
+        } else {
+            base_buf_append(&b, "[", 1);
+            for (size_t q = 0; q < nres; q++) {
+                if (q) base_buf_append(&b, ",", 1);
+                put_col(&b, &res[q], k);
+            }
+            base_buf_append(&b, "]", 1);
+        }
+    }
+    char *e = json_dumps(echo, JSON_COMPACT);
+    if (e) base_buf_printf(&b, ",\"include\":%s}", e);
+    free(e);
+    if (!e || b.failed) {
+        base_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
 }
 
 static json_t *coll_json(const vstore_coll *c) {
@@ -383,11 +460,7 @@ static void do_get(vstore *db, const vstore_coll *c, json_t *in, reply *r) {
     if (rc) {
         set_fail(r, rc, &e);
     } else {
-        json_t *o = json_object();
-        result_json(&res, inc_all, o, false);
-        json_object_set_new(o, "include", echo);
-        echo = NULL;
-        set_ok(r, 200, o);
+        set_text(r, 200, answer_text(&res, 1, false, inc_all, echo));
     }
     vstore_result_free(&res);
     json_decref(echo);
@@ -426,11 +499,7 @@ static void do_query(vstore *db, const vstore_coll *c, json_t *in, reply *r) {
     if (rc) {
         set_fail(r, rc, &e);
     } else {
-        json_t *o = json_object();
-        for (size_t i = 0; i < q.nq; i++) result_json(&res[i], inc_all, o, true);
-        json_object_set_new(o, "include", echo);
-        echo = NULL;
-        set_ok(r, 200, o);
+        set_text(r, 200, answer_text(res, q.nq, true, inc_all, echo));
     }
     if (res)
         for (size_t i = 0; i < q.nq; i++) vstore_result_free(&res[i]);
@@ -734,7 +803,7 @@ static void route(vstore *db, const char *method, char **seg, int nseg, const ch
 
 void vstore_http(vstore *db, const char *method, const char *path, const char *query,
                  const char *body, size_t len, int *status, char **resp) {
-    reply r = {500, NULL};
+    reply r = {500, NULL, NULL};
     json_t *in = NULL;
     char *copy = NULL;
     enum { MAX_SEG = 12 };
@@ -781,7 +850,7 @@ void vstore_http(vstore *db, const char *method, const char *path, const char *q
     route(db, method, seg, nseg, query, in, &r);
 out:
     *status = r.status;
-    *resp = r.body ? json_dumps(r.body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    *resp = r.text ? r.text : r.body ? json_dumps(r.body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     if (!*resp) {
         *status = 500;
         *resp = vstore_strdup("{\"error\":\"InternalError\",\"message\":\"out of memory\"}");

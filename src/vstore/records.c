@@ -763,8 +763,38 @@ static int result_alloc(vstore_result *r, size_t n, size_t dim, unsigned inc, ba
     return 0;
 }
 
-/* Row i of r from columns (id, embedding, document, metadata) of st. */
-static int result_row(vstore_result *r, size_t i, sqlite3_stmt *st, int col, base_err *e) {
+/* What is left of one answer's VSTORE_MAX_ANSWER bytes: the size of its JSON text, about (the
+ * id, document and metadata as stored, 16 bytes per embedding value, 32 per row for the rest).
+ * Otherwise a query of a few hundred bytes could make the store read (holding the handle) and
+ * the server print gigabytes. */
+typedef struct {
+    size_t left;
+} answer_budget;
+
+static void answer_budget_init(answer_budget *b) {
+    b->left = VSTORE_MAX_ANSWER;
+}
+
+static int answer_charge(answer_budget *b, size_t bytes, base_err *e) {
+    if (bytes <= b->left) {
+        b->left -= bytes;
+        return 0;
+    }
+    return base_fail(e, BASE_EINVAL,
+                     "the answer would be larger than %u MiB: ask for fewer results or fields"
+                     " (embeddings, documents), or page with limit and offset",
+                     VSTORE_MAX_ANSWER >> 20);
+}
+
+/* Row i of r from columns (id, embedding, document, metadata) of st, charged to budget. */
+static int result_row(vstore_result *r, size_t i, sqlite3_stmt *st, int col, answer_budget *budget,
+                      base_err *e) {
+    size_t bytes = 32 + (size_t)sqlite3_column_bytes(st, col);
+    if (r->embeddings) bytes += 16 * r->dim;
+    if (r->documents) bytes += (size_t)sqlite3_column_bytes(st, col + 2);
+    if (r->metadatas) bytes += (size_t)sqlite3_column_bytes(st, col + 3);
+    int rc = answer_charge(budget, bytes, e);
+    if (rc) return rc;
     r->ids[i] = vstore_strdup((const char *)sqlite3_column_text(st, col));
     if (!r->ids[i]) return base_fail(e, BASE_ENOMEM, "out of memory");
     if (r->embeddings) {
@@ -783,7 +813,8 @@ static int result_row(vstore_result *r, size_t i, sqlite3_stmt *st, int col, bas
 
 /* Fills r with the records of rids (in that order), scores as distances. */
 static int result_fill(vstore *db, const vstore_coll *c, const uint64_t *rids, const float *scores,
-                       size_t n, unsigned inc, vstore_result *r, base_err *e) {
+                       size_t n, unsigned inc, answer_budget *budget, vstore_result *r,
+                       base_err *e) {
     int rc = result_alloc(r, n, c->dim, inc, e);
     if (rc) return rc;
     sqlite3_stmt *st;
@@ -797,7 +828,7 @@ static int result_fill(vstore *db, const vstore_coll *c, const uint64_t *rids, c
         sqlite3_bind_int64(st, 1, (sqlite3_int64)rids[i]);
         int s = sqlite3_step(st);
         if (s == SQLITE_ROW) { /* a label the index returned but SQLite lacks is skipped */
-            if (!(rc = result_row(r, o, st, 0, e))) {
+            if (!(rc = result_row(r, o, st, 0, budget, e))) {
                 if (r->distances) r->distances[o] = scores[i];
                 r->n = ++o;
             }
@@ -814,6 +845,9 @@ static int result_fill(vstore *db, const vstore_coll *c, const uint64_t *rids, c
 int vstore_get(vstore *db, const char *coll_id, const vstore_get_req *req, vstore_result *out,
                base_err *e) {
     memset(out, 0, sizeof *out);
+    if (req->limit > VSTORE_MAX_RESULTS)
+        return base_fail(e, BASE_EINVAL, "limit %zu is above the limit %d of one answer",
+                         req->limit, VSTORE_MAX_RESULTS);
     vstore_q q;
     q_init(&q);
     base_buf_printf(&q.sql, "SELECT r.id, r.embedding, r.document, r.metadata FROM records r"
@@ -826,16 +860,27 @@ int vstore_get(vstore *db, const char *coll_id, const vstore_get_req *req, vstor
         q_free(&q);
         return rc;
     }
-    base_buf_printf(&q.sql, " ORDER BY r.rid LIMIT %lld OFFSET %llu",
-                    req->limit ? (long long)req->limit : -1LL, (unsigned long long)req->offset);
+    /* Without a limit, one row more than an answer may hold tells "too many" from "all" */
+    base_buf_printf(&q.sql, " ORDER BY r.rid LIMIT %zu OFFSET %llu",
+                    req->limit ? req->limit : (size_t)VSTORE_MAX_RESULTS + 1,
+                    (unsigned long long)req->offset);
     pthread_mutex_lock(&db->mu);
     vstore_coll c = {0};
     sqlite3_stmt *st = NULL;
     size_t cap = 0;
+    answer_budget budget;
+    answer_budget_init(&budget);
     if ((rc = vstore_coll_load(db, coll_id, &c, e)) || (rc = q_prepare(db, &q, &st, e))) goto out;
     unsigned inc = req->include & ~(unsigned)VSTORE_INC_DISTANCES;
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->n == VSTORE_MAX_RESULTS) {
+            rc = base_fail(e, BASE_EINVAL,
+                           "more than %d records match, the most one answer holds: page with"
+                           " limit and offset",
+                           VSTORE_MAX_RESULTS);
+            goto out;
+        }
         if (out->n == cap) { /* grow by rebuilding: results are usually one allocation */
             size_t ncap = cap ? 2 * cap : 64;
             vstore_result g;
@@ -855,7 +900,7 @@ int vstore_get(vstore *db, const char *coll_id, const vstore_get_req *req, vstor
             *out = g;
             cap = ncap;
         }
-        if ((rc = result_row(out, out->n, st, 0, e))) goto out;
+        if ((rc = result_row(out, out->n, st, 0, &budget, e))) goto out;
         out->n++;
     }
     if (s != SQLITE_DONE) rc = vstore_sql_fail(db, e, "get records");
@@ -1011,6 +1056,12 @@ int vstore_query(vstore *db, const char *coll_id, const vstore_query_req *r,
     if (r->k == 0 || r->k > VSTORE_MAX_RESULTS)
         return base_fail(e, BASE_EINVAL, "n_results %zu is outside 1..%d", r->k,
                          VSTORE_MAX_RESULTS);
+    /* nq <= VSTORE_MAX_BATCH and k <= VSTORE_MAX_RESULTS: the product cannot overflow */
+    if (r->nq * r->k > VSTORE_MAX_RESULTS)
+        return base_fail(e, BASE_EINVAL,
+                         "%zu queries x %zu results is %zu rows, above the limit %d of one answer:"
+                         " send fewer queries per request or ask for fewer results",
+                         r->nq, r->k, r->nq * r->k, VSTORE_MAX_RESULTS);
     if (r->dim == 0 || r->dim > VSTORE_MAX_DIM)
         return base_fail(e, BASE_EINVAL, "query dimension %zu is outside 1..%d", r->dim,
                          VSTORE_MAX_DIM);
@@ -1034,6 +1085,8 @@ int vstore_query(vstore *db, const char *coll_id, const vstore_query_req *r,
     vstore_index *x = NULL;
     plan p = {0};
     size_t done = 0;
+    answer_budget budget;
+    answer_budget_init(&budget);
     if (!res || !labels || !dists) {
         rc = base_fail(e, BASE_ENOMEM, "out of memory");
         goto out;
@@ -1054,7 +1107,7 @@ int vstore_query(vstore *db, const char *coll_id, const vstore_query_req *r,
         size_t n = c.dim ? plan_search(&p, x, &c, r->queries + done * r->dim, r->k, labels,
                                        dists)
                          : 0;
-        rc = result_fill(db, &c, labels, dists, n, r->include, &res[done], e);
+        rc = result_fill(db, &c, labels, dists, n, r->include, &budget, &res[done], e);
     }
 out:
     pthread_mutex_unlock(&db->mu);
@@ -1143,7 +1196,10 @@ int vstore_text_search(vstore *db, const char *coll_id, const char *text, size_t
     size_t n = 0;
     int rc = vstore_coll_load(db, coll_id, &c, e);
     if (!rc) rc = text_rank(db, &c, text, k, where, rids, scores, &n, e);
-    if (!rc) rc = result_fill(db, &c, rids, scores, n, include | VSTORE_INC_DISTANCES, out, e);
+    answer_budget budget;
+    answer_budget_init(&budget);
+    if (!rc)
+        rc = result_fill(db, &c, rids, scores, n, include | VSTORE_INC_DISTANCES, &budget, out, e);
     pthread_mutex_unlock(&db->mu);
     vstore_coll_free(&c);
     free(rids);
@@ -1221,7 +1277,9 @@ int vstore_hybrid(vstore *db, const char *coll_id, const vstore_hybrid_req *r, v
         top[i] = f[i].rid;
         tops[i] = f[i].score;
     }
-    rc = result_fill(db, &c, top, tops, nf, r->include | VSTORE_INC_DISTANCES, out, e);
+    answer_budget budget;
+    answer_budget_init(&budget);
+    rc = result_fill(db, &c, top, tops, nf, r->include | VSTORE_INC_DISTANCES, &budget, out, e);
 out:
     pthread_mutex_unlock(&db->mu);
     vstore_coll_free(&c);

@@ -1116,6 +1116,114 @@ static void test_http(void **state) {
     vstore_close(db);
 }
 
+/* Peak resident memory since the last reset, in bytes, from /proc (0 when unavailable). */
+static size_t peak_rss_reset(bool reset) {
+    if (reset) {
+        FILE *f = fopen("/proc/self/clear_refs", "w");
+        if (!f) return 0;
+        fputs("5", f); /* 5: reset the peak RSS to the current RSS */
+        fclose(f);
+    }
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    size_t kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %zu kB", &kb) == 1) break;
+    fclose(f);
+    return kb * 1024;
+}
+
+/* One answer is bounded: queries x n_results rows (a 50 x 20,000 query was 1e6 rows from a
+ * 668-byte body), a get's rows, and its size (embeddings, documents); and an answer is printed
+ * straight as text, in under 3 times its size (through a tree of json_t: 4.1 times a text 1.7 times
+ * longer, floats printed with 17 digits). */
+static void test_answer_bounds(void **state) {
+    (void)state;
+    vstore *db = open_store("bounds");
+    char *cid = make_coll(db, "bounds", VDIST_L2, 0);
+    char p[256];
+    snprintf(p, sizeof p, "/api/v2/tenants/default_tenant/databases/default_database/"
+                          "collections/%s/", cid);
+    size_t d = 512, n = 2000;
+    float *v = malloc(n * d * sizeof *v);
+    base_rng rng;
+    base_rng_seed(&rng, 6);
+    for (size_t i = 0; i < n * d; i++) v[i] = base_rng_normal(&rng);
+    add_n(db, cid, 0, n, d, v, NULL, NULL);
+    /* rows: the request, refused before any work; the most rows allowed pass */
+    base_buf b = {0};
+    char url[320];
+    snprintf(url, sizeof url, "%squery", p);
+    base_buf_printf(&b, "{\"n_results\":20000,\"include\":[],\"query_embeddings\":[");
+    for (int q = 0; q < 50; q++) {
+        base_buf_printf(&b, "%s[", q ? "," : "");
+        for (size_t j = 0; j < d; j++) base_buf_printf(&b, "%s0", j ? "," : "");
+        base_buf_printf(&b, "]");
+    }
+    base_buf_printf(&b, "]}");
+    json_t *j = http(db, "POST", url, b.data, 400);
+    assert_non_null(strstr(json_string_value(json_object_get(j, "message")), "1000000 rows"));
+    json_decref(j);
+    memcpy(strstr(b.data, "20000"), " 2000", 5); /* 50 x 2,000 = 100,000: the limit */
+    j = http(db, "POST", url, b.data, 200);
+    assert_int_equal(json_array_size(json_object_get(j, "ids")), 50);
+    assert_true(json_array_size(json_array_get(json_object_get(j, "ids"), 49)) > n / 2);
+    json_decref(j);
+    base_buf_free(&b);
+    /* a get: limit above the rows of one answer refused */
+    snprintf(url, sizeof url, "%sget", p);
+    j = http(db, "POST", url, "{\"limit\":100001}", 400);
+    json_decref(j);
+    /* size: 2,000 x 512 embedding values (12.5 MB of text) come back in about twice that */
+    size_t peak0 = peak_rss_reset(true);
+    int status = 0;
+    char *resp = NULL;
+    vstore_http(db, "POST", url, NULL, "{\"include\":[\"embeddings\"]}", 26, &status, &resp);
+    size_t peak = peak_rss_reset(false);
+    assert_int_equal(status, 200);
+    size_t len = strlen(resp);
+    json_t *g = json_loads(resp, 0, NULL);
+    assert_int_equal(json_array_size(json_object_get(g, "embeddings")), n);
+    assert_float_equal(json_number_value(json_array_get(
+                           json_array_get(json_object_get(g, "embeddings"), 7), 3)),
+                       v[7 * d + 3], 0); /* 9 digits: the same float back */
+    json_decref(g);
+    free(resp);
+    printf("    a get of %zu x %zu values: %.1f MB of JSON, peak memory +%.1f MB\n", n, d,
+           (double)len / 1e6, (double)(peak - peak0) / 1e6);
+#if !defined(__SANITIZE_ADDRESS__)
+    if (peak0) assert_true(peak - peak0 < 3 * len); /* the json_t tree: 4.1x, 17 digits a float */
+#endif
+    free(v);
+    /* an answer above VSTORE_MAX_ANSWER (64 MiB at 16 bytes an embedding value) is refused:
+     * 65 records of 65,536 values with their embeddings; a page of them, or all of them without
+     * the embeddings, are fine */
+    char *big = make_coll(db, "bounds-wide", VDIST_L2, 0);
+    size_t wd = VSTORE_MAX_DIM, wn = (VSTORE_MAX_ANSWER / (16 * wd)) + 1;
+    float *w = calloc(wn * wd, sizeof *w);
+    for (size_t i = 0; i < wn; i++) w[i * wd + i] = 1;
+    add_n(db, big, 0, wn, wd, w, NULL, NULL);
+    free(w);
+    vstore_get_req gr = {.include = VSTORE_INC_EMBEDDINGS};
+    vstore_result res;
+    base_err e = {0};
+    assert_int_equal(vstore_get(db, big, &gr, &res, &e), BASE_EINVAL);
+    assert_non_null(strstr(e.msg, "larger than 64 MiB"));
+    gr.limit = wn / 2; /* a page of them fits */
+    assert_int_equal(vstore_get(db, big, &gr, &res, &e), 0);
+    assert_int_equal(res.n, wn / 2);
+    vstore_result_free(&res);
+    gr.include = VSTORE_INC_METADATAS; /* without the embeddings all of them fit */
+    gr.limit = 0;
+    assert_int_equal(vstore_get(db, big, &gr, &res, &e), 0);
+    assert_int_equal(res.n, wn);
+    vstore_result_free(&res);
+    free(big);
+    free(cid);
+    vstore_close(db);
+}
+
 /* Mutated requests (bytes flipped, inserted, cut) never crash the API and always get a JSON
  * answer with a status from the documented set. Under SAN=1 this is a small fuzzer. */
 static void test_http_fuzz(void **state) {
@@ -1246,7 +1354,8 @@ int test_vstore(void) {
         cmocka_unit_test(test_bad_input),   cmocka_unit_test(test_filters),
         cmocka_unit_test(test_metrics),     cmocka_unit_test(test_filtered_recall),
         cmocka_unit_test(test_durability),  cmocka_unit_test(test_text_hybrid),
-        cmocka_unit_test(test_http),        cmocka_unit_test(test_http_fuzz),
+        cmocka_unit_test(test_http),        cmocka_unit_test(test_answer_bounds),
+        cmocka_unit_test(test_http_fuzz),
         cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests_name("vstore", tests, setup, teardown);
