@@ -392,7 +392,8 @@ static int do_write(vstore *db, const vstore_coll *c, vstore_mode mode, const op
 }
 
 /* query --file: every line's embedding is a query; one output line per query:
- * {"query": its id, "ids": [...], "distances": [...]}. */
+ * {"query": its id, "ids": [...], "distances": [...]}. The queries go in chunks of at most
+ * VSTORE_MAX_RESULTS rows (queries x k), the most one answer holds. */
 static int query_file(vstore *db, const vstore_coll *c, const opts *o) {
     recs r = {0};
     if (read_jsonl(o->file, &r, 1)) {
@@ -400,22 +401,25 @@ static int query_file(vstore *db, const vstore_coll *c, const opts *o) {
         return 1;
     }
     base_err e = {0};
-    vstore_query_req q = {.queries = r.emb, .nq = r.n, .dim = r.dim,
-                          .k = o->k ? (size_t)o->k : 10, .where = o->where,
-                          .where_document = o->where_doc, .include = VSTORE_INC_DISTANCES,
-                          .ef = (int)o->ef};
-    vstore_result *res = NULL;
+    size_t k = o->k ? (size_t)o->k : 10, chunk = k < VSTORE_MAX_RESULTS ? VSTORE_MAX_RESULTS / k : 1;
     int rc = 0;
-    if (vstore_query(db, c->id, &q, &res, &e)) {
-        rc = fail("query", &e);
-    } else {
-        for (size_t i = 0; i < r.n; i++) {
+    for (size_t first = 0; first < r.n && !rc; first += chunk) {
+        size_t nq = r.n - first < chunk ? r.n - first : chunk;
+        vstore_query_req q = {.queries = r.emb + first * r.dim, .nq = nq, .dim = r.dim, .k = k,
+                              .where = o->where, .where_document = o->where_doc,
+                              .include = VSTORE_INC_DISTANCES, .ef = (int)o->ef};
+        vstore_result *res = NULL;
+        if (vstore_query(db, c->id, &q, &res, &e)) {
+            rc = fail("query", &e);
+            break;
+        }
+        for (size_t i = 0; i < nq; i++) {
             json_t *ids = json_array(), *d = json_array();
             for (size_t j = 0; j < res[i].n; j++) {
                 json_array_append_new(ids, json_string(res[i].ids[j]));
                 json_array_append_new(d, json_real(res[i].distances[j]));
             }
-            json_t *line = json_pack("{s:s,s:o,s:o}", "query", r.ids[i], "ids", ids,
+            json_t *line = json_pack("{s:s,s:o,s:o}", "query", r.ids[first + i], "ids", ids,
                                      "distances", d);
             char *text = json_dumps(line, JSON_COMPACT);
             if (text) printf("%s\n", text);
@@ -423,8 +427,8 @@ static int query_file(vstore *db, const vstore_coll *c, const opts *o) {
             json_decref(line);
             vstore_result_free(&res[i]);
         }
+        free(res);
     }
-    free(res);
     recs_free(&r);
     return rc;
 }

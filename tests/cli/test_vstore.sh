@@ -71,6 +71,10 @@ expect_out "upsert" "" upsert docs --file "$T/a.jsonl" --batch 64
 expect_out "count after upsert" "^500$" count docs
 expect_out "modify" "" modify docs --name docs2 --metadata '{"owner":"me"}'
 expect_out "renamed" "^docs2" list
+# 500 queries x 500 results is above the rows of one answer (100,000): the CLI sends chunks
+V query docs2 --file "$T/a.jsonl" -k 500 > "$T/out" 2> "$T/err"
+[ "$(wc -l < "$T/out")" = 500 ] && tail -1 "$T/out" | grep -q '^{"query":"r499","ids":\["r499"' \
+  && ok || bad "query --file in chunks: $(wc -l < "$T/out") lines $(head -c 300 "$T/err")"
 
 # ---- bad input: a clear error, nothing written
 V create small --dim 4 > /dev/null
