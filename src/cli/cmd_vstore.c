@@ -618,7 +618,10 @@ int cli_vstore(int argc, char **argv) {
     vstore *db = NULL;
     if (vstore_open(&db, dir, &e)) return fail(dir, &e);
     int rc = run(db, verb, &o);
+    /* The indexes that changed are saved here, where a failure can be reported (vstore_close
+     * cannot). The records are in SQLite either way: the next open replays them. */
+    if (vstore_flush(db, &e)) fprintf(stderr, "hearth: vstore: warning: %s\n", e.msg);
     print_notes(db); /* indexes are loaded (and repaired) lazily, during the verb */
-    vstore_close(db); /* saves the indexes that changed */
+    vstore_close(db);
     return rc;
 }

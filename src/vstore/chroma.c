@@ -1,7 +1,7 @@
 /* vstore/chroma.c: the Chroma v2 HTTP API (the paths, JSON shapes and status codes the chromadb
  * clients use) as a pure function from request to response over the library API. Errors are
  * {"error": kind, "message": text} with 400 (bad input), 404 (unknown), 409 (exists), 413
- * (too large) or 500. */
+ * (too large), 507 (the disk is full) or 500. */
 #include "vstore/vstore_int.h"
 
 #include <math.h>
@@ -38,6 +38,7 @@ static void set_fail(reply *r, int code, const base_err *e) {
         set_err(r, 409, "UniqueConstraintError", e->msg);
         break;
     case BASE_EINVAL: set_err(r, 400, "InvalidArgumentError", e->msg); break;
+    case BASE_ENOSPC: set_err(r, 507, "InsufficientStorageError", e->msg); break;
     default: set_err(r, 500, "InternalError", e->msg); break;
     }
 }

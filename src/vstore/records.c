@@ -560,7 +560,8 @@ int vstore_write(vstore *db, const char *coll_id, vstore_mode mode, const vstore
     }
     pthread_mutex_lock(&db->mu);
     locked = true;
-    if ((rc = vstore_coll_load(db, coll_id, &c, e))) goto out;
+    /* a write meets a full disk before a delete does */
+    if ((rc = vstore_reserve_keep(db, e)) || (rc = vstore_coll_load(db, coll_id, &c, e))) goto out;
     if (b->embeddings && c.dim && c.dim != dim) {
         rc = base_fail(e, BASE_EINVAL,
                        "embedding dimension %zu does not match collection '%s' (dimension %zu)",
@@ -632,6 +633,9 @@ static int ids_append(vstore_q *q, const char *const *ids, size_t n, base_err *e
     return 0;
 }
 
+static int delete_locked(vstore *db, const char *coll_id, vstore_q *q, size_t *deleted,
+                         base_err *e);
+
 int vstore_delete(vstore *db, const char *coll_id, const char *const *ids, size_t n_ids,
                   const char *where, const char *where_document, size_t limit, size_t *deleted,
                   base_err *e) {
@@ -652,13 +656,28 @@ int vstore_delete(vstore *db, const char *coll_id, const char *const *ids, size_
         return rc;
     }
     pthread_mutex_lock(&db->mu);
+    rc = delete_locked(db, coll_id, &q, deleted, e);
+    /* A full disk: the reserve goes back to the file system and the delete runs again. */
+    if (rc == BASE_ENOSPC && vstore_reserve_release(db)) {
+        rc = delete_locked(db, coll_id, &q, deleted, e);
+        vstore_reserve_done(db);
+    }
+    pthread_mutex_unlock(&db->mu);
+    q_free(&q);
+    return rc;
+}
+
+/* One try of vstore_delete, with the mutex held. */
+static int delete_locked(vstore *db, const char *coll_id, vstore_q *q, size_t *deleted,
+                         base_err *e) {
     vstore_coll c = {0};
     sqlite3_stmt *st = NULL, *del[4] = {0};
     sqlite3_int64 *rids = NULL;
     size_t n = 0, cap = 0;
     uint64_t seq = 0;
+    int rc;
     if ((rc = vstore_coll_load(db, coll_id, &c, e)) || (rc = vstore_begin(db, true, e)) ||
-        (rc = q_prepare(db, &q, &st, e)))
+        (rc = q_prepare(db, q, &st, e)))
         goto out;
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
@@ -702,10 +721,8 @@ out:
         if (deleted) *deleted = n;
         sync_index(db, &c);
     }
-    pthread_mutex_unlock(&db->mu);
     vstore_coll_free(&c);
     free(rids);
-    q_free(&q);
     return rc;
 }
 

@@ -54,10 +54,15 @@ static const char *SCHEMA =
 
 /* ---- SQLite helpers */
 
-int vstore_sql_fail(vstore *db, base_err *e, const char *what) {
+/* The status of SQLite's last error: a damaged file, a full disk, or another I/O failure. */
+static int sql_status(vstore *db) {
     int rc = sqlite3_errcode(db->db);
-    int code = (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) ? BASE_EFORMAT : BASE_EIO;
-    return base_fail(e, code, "%s: %s: %s", db->path, what, sqlite3_errmsg(db->db));
+    if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) return BASE_EFORMAT;
+    return rc == SQLITE_FULL ? BASE_ENOSPC : BASE_EIO;
+}
+
+int vstore_sql_fail(vstore *db, base_err *e, const char *what) {
+    return base_fail(e, sql_status(db), "%s: %s: %s", db->path, what, sqlite3_errmsg(db->db));
 }
 
 int vstore_prepare(vstore *db, sqlite3_stmt **st, const char *sql, base_err *e) {
@@ -71,8 +76,7 @@ int vstore_prepare(vstore *db, sqlite3_stmt **st, const char *sql, base_err *e) 
 int vstore_exec(vstore *db, const char *sql, base_err *e) {
     char *msg = NULL;
     if (sqlite3_exec(db->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        int rc = sqlite3_errcode(db->db);
-        int code = (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) ? BASE_EFORMAT : BASE_EIO;
+        int code = sql_status(db);
         base_fail(e, code, "%s: %s", db->path, msg ? msg : sqlite3_errmsg(db->db));
         sqlite3_free(msg);
         return code;
@@ -187,6 +191,32 @@ static int check_integrity(vstore *db, base_err *e) {
     return rc;
 }
 
+/* Opens db->path and sets it up (WAL, synchronous=FULL, integrity, schema); on failure the
+ * connection is closed again. */
+static int sqlite_setup(vstore *db, base_err *e) {
+    int rc;
+    if (sqlite3_open_v2(db->path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        rc = base_fail(e, BASE_EIO, "%s: cannot open: %s", db->path,
+                       db->db ? sqlite3_errmsg(db->db) : "out of memory");
+        sqlite3_close(db->db);
+        db->db = NULL;
+        return rc;
+    }
+    sqlite3_busy_timeout(db->db, 5000);
+    /* WAL + synchronous=FULL: a commit returns after the WAL is fsync'd, so an acknowledged
+     * write survives a process kill and a power cut. */
+    if ((rc = vstore_exec(db, "PRAGMA journal_mode=WAL", e)) ||
+        (rc = vstore_exec(db, "PRAGMA synchronous=FULL", e)) || (rc = check_integrity(db, e)) ||
+        (rc = vstore_exec(db, SCHEMA, e))) {
+        if (rc == BASE_EIO && sqlite3_errcode(db->db) == SQLITE_NOTADB) rc = BASE_EFORMAT;
+        if (e) e->code = rc;
+        sqlite3_close(db->db);
+        db->db = NULL;
+    }
+    return rc;
+}
+
 int vstore_open(vstore **out, const char *dir, base_err *e) {
     *out = NULL;
     int rc = base_mkdir_p(dir, e);
@@ -199,31 +229,25 @@ int vstore_open(vstore **out, const char *dir, base_err *e) {
     db->dir = vstore_strdup(dir);
     db->path = malloc(dl + 16);
     db->index_dir = malloc(dl + 16);
-    if (!db->dir || !db->path || !db->index_dir) {
+    db->reserve = malloc(dl + 16);
+    if (!db->dir || !db->path || !db->index_dir || !db->reserve) {
         vstore_close(db);
         return base_fail(e, BASE_ENOMEM, "out of memory");
     }
     snprintf(db->path, dl + 16, "%s/vstore.db", dir);
     snprintf(db->index_dir, dl + 16, "%s/index", dir);
+    snprintf(db->reserve, dl + 16, "%s/vstore.reserve", dir);
     if ((rc = base_mkdir_p(db->index_dir, e))) {
         vstore_close(db);
         return rc;
     }
-    if (sqlite3_open_v2(db->path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
-        rc = base_fail(e, BASE_EIO, "%s: cannot open: %s", db->path,
-                       db->db ? sqlite3_errmsg(db->db) : "out of memory");
-        vstore_close(db);
-        return rc;
-    }
-    sqlite3_busy_timeout(db->db, 5000);
-    /* WAL + synchronous=FULL: a commit returns after the WAL is fsync'd, so an acknowledged
-     * write survives a process kill and a power cut. */
-    if ((rc = vstore_exec(db, "PRAGMA journal_mode=WAL", e)) ||
-        (rc = vstore_exec(db, "PRAGMA synchronous=FULL", e)) || (rc = check_integrity(db, e)) ||
-        (rc = vstore_exec(db, SCHEMA, e))) {
-        if (rc == BASE_EIO && sqlite3_errcode(db->db) == SQLITE_NOTADB) rc = BASE_EFORMAT;
-        if (e) e->code = rc;
+    rc = sqlite_setup(db, e);
+    /* On a full disk SQLite cannot even make the WAL's shared-memory file: the reserve gives
+     * the room (a store must open to be emptied), and is not made again before a write. */
+    bool released = false;
+    if ((rc == BASE_EIO || rc == BASE_ENOSPC) && (released = vstore_reserve_release(db)))
+        rc = sqlite_setup(db, e);
+    if (rc) {
         vstore_close(db);
         return rc;
     }
@@ -246,9 +270,52 @@ int vstore_open(vstore **out, const char *dir, base_err *e) {
         vstore_close(db);
         return rc;
     }
+    if (!released) vstore_reserve_keep(db, NULL);
     if (e) e->code = 0;
     *out = db;
     return 0;
+}
+
+/* ---- the reserve (vstore_int.h) */
+
+int vstore_reserve_keep(vstore *db, base_err *e) {
+    if (db->reserved) return 0;
+    int fd = open(db->reserve, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    int err = fd < 0 ? errno : posix_fallocate(fd, 0, VSTORE_RESERVE);
+    if (fd >= 0) close(fd);
+    db->reserved = err == 0;
+    if (err == ENOSPC || err == EDQUOT)
+        return base_fail(e, BASE_ENOSPC,
+                         "%s: the disk is full: no room for the %u MiB kept so that deletes work;"
+                         " delete records or free space",
+                         db->dir, VSTORE_RESERVE >> 20);
+    return 0; /* another failure (a file system without the call): no reserve, no refusal */
+}
+
+bool vstore_reserve_release(vstore *db) {
+    db->reserved = false;
+    if (unlink(db->reserve) != 0) return false;
+    vstore_note(db, "the disk is full: %s (%u MiB) given back to make room", db->reserve,
+                VSTORE_RESERVE >> 20);
+    /* Writes that filled the disk may have left the WAL full of pages that extend the database
+     * (its checkpoints needed room too): with the reserve's room they go into the database now
+     * and the WAL is truncated, which gives back as much as the database grew. */
+    if (db->db) sqlite3_exec(db->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    return true;
+}
+
+void vstore_reserve_done(vstore *db) {
+    /* The WAL holds the delete; copied into the database and truncated, it frees its blocks. */
+    sqlite3_exec(db->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    if (vstore_reserve_keep(db, NULL) == 0 && db->reserved) return;
+    /* Still full (the delete freed pages inside the database, not on the disk): keep what there
+     * is room for, so the next delete has some room too; writes stay refused until all of it
+     * can be kept again. */
+    int fd = open(db->reserve, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    for (off_t n = VSTORE_RESERVE / 2; n >= 64 << 10; n /= 2)
+        if (posix_fallocate(fd, 0, n) == 0) break;
+    close(fd);
 }
 
 static void index_free(vstore_index *x) {
@@ -261,8 +328,11 @@ static int index_save(vstore *db, vstore_index *x, base_err *e);
 int vstore_flush(vstore *db, base_err *e) {
     pthread_mutex_lock(&db->mu);
     int rc = 0;
-    for (vstore_index *x = db->indexes; x; x = x->next)
-        if (x->unsaved && !rc) rc = index_save(db, x, e);
+    for (vstore_index *x = db->indexes; x; x = x->next) {
+        base_err le = {0};
+        int r = x->unsaved ? index_save(db, x, &le) : 0;
+        if (r && !rc) rc = base_fail(e, r, "%s", le.msg);
+    }
     pthread_mutex_unlock(&db->mu);
     return rc;
 }
@@ -285,6 +355,7 @@ void vstore_close(vstore *db) {
     free(db->dir);
     free(db->path);
     free(db->index_dir);
+    free(db->reserve);
     free(db);
 }
 
@@ -750,7 +821,18 @@ static void index_drop(vstore *db, const char *id) {
         }
 }
 
+static int coll_delete_once(vstore *db, const char *id, base_err *e);
+
 int vstore_coll_delete_locked(vstore *db, const char *id, base_err *e) {
+    int rc = coll_delete_once(db, id, e);
+    if (rc == BASE_ENOSPC && vstore_reserve_release(db)) { /* see vstore_reserve_keep */
+        rc = coll_delete_once(db, id, e);
+        vstore_reserve_done(db);
+    }
+    return rc;
+}
+
+static int coll_delete_once(vstore *db, const char *id, base_err *e) {
     static const char *const sqls[] = {
         "DELETE FROM fts WHERE rowid IN (SELECT rid FROM records WHERE coll=?1)",
         "DELETE FROM rmeta WHERE rid IN (SELECT rid FROM records WHERE coll=?1)",

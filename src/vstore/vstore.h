@@ -35,9 +35,13 @@ typedef struct vstore vstore;
 
 /* Opens (creating if absent) the store in directory dir. A damaged database is BASE_EFORMAT. */
 int vstore_open(vstore **out, const char *dir, base_err *e);
-/* Saves every index that has changes since it was last saved, then closes. NULL is fine. */
+/* Saves every index that has changes since it was last saved, then closes. NULL is fine. It
+ * cannot report a failed save: a caller that must (the CLI, a server shutting down) calls
+ * vstore_flush first. A failed save loses no record (SQLite holds them; the next open
+ * replays what the file lacks). */
 void vstore_close(vstore *db);
-/* Saves the changed indexes now (vstore_close does it too). */
+/* Saves the changed indexes now (vstore_close does it too): the first failure (a full disk:
+ * the message names the file and the reason), after trying every index. */
 int vstore_flush(vstore *db, base_err *e);
 /* Loads every collection's index now and catches it up (otherwise each is loaded at its first
  * use): a server calls it after vstore_open so repairs are reported, and paid for, at start. */

@@ -27,6 +27,8 @@ struct vstore {
     vstore_index *indexes; /* loaded lazily, by collection */
     base_buf notes;     /* repairs, for vstore_notes */
     size_t max_body;    /* vstore_http's body limit (vstore_set_max_body) */
+    char *reserve;      /* DIR/vstore.reserve */
+    bool reserved;      /* it holds VSTORE_RESERVE bytes */
 };
 
 /* SQLite helpers: status codes with the database path and SQLite's message. */
@@ -38,6 +40,16 @@ int vstore_commit(vstore *db, base_err *e);
 void vstore_rollback(vstore *db); /* no-op outside a transaction */
 int vstore_seq_get(vstore *db, uint64_t *seq, base_err *e);
 int vstore_seq_next(vstore *db, uint64_t *seq, base_err *e); /* in a write transaction */
+
+/* The reserve: VSTORE_RESERVE bytes allocated in DIR/vstore.reserve (posix_fallocate) and
+ * given back to the file system when a delete (or the open before it) meets a full disk, so the
+ * delete that frees space still commits (in WAL mode even a delete needs room to write). A write
+ * makes it again first and is refused (BASE_ENOSPC) when it cannot, so writes meet a full disk
+ * while deletes still have room. With the mutex held. */
+#define VSTORE_RESERVE (4u << 20)
+int vstore_reserve_keep(vstore *db, base_err *e); /* makes it when missing; BASE_ENOSPC if full */
+bool vstore_reserve_release(vstore *db); /* removes it, checkpoints; false when none */
+void vstore_reserve_done(vstore *db);    /* after the retry: checkpoint the WAL, keep it again */
 
 char *vstore_strdup(const char *s); /* NULL stays NULL */
 void vstore_note(vstore *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
