@@ -9,6 +9,7 @@
 #include "test.h"
 
 #include "vstore/vstore.h"
+#include "vstore/vstore_int.h" /* test_disk_full: the SQLite handle */
 
 #include <jansson.h>
 #include <math.h>
@@ -1116,6 +1117,60 @@ static void test_http(void **state) {
     vstore_close(db);
 }
 
+/* A full database (SQLITE_FULL, here from max_page_count; tests/cli/test_vstore.sh fills a real
+ * tmpfs) is BASE_ENOSPC, 507 over HTTP in Chroma's error shape; a delete still commits. */
+static void test_disk_full(void **state) {
+    (void)state;
+    vstore *db = open_store("full");
+    char *cid = make_coll(db, "full", VDIST_L2, 0);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db->db, "PRAGMA page_count", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count=%lld", sqlite3_column_int64(st, 0) + 40);
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_exec(db->db, sql, NULL, NULL, NULL), SQLITE_OK);
+    char url[256];
+    snprintf(url, sizeof url, "/api/v2/tenants/default_tenant/databases/default_database/"
+                              "collections/%s/add", cid);
+    base_buf b = {0};
+    int status = 0, added = 0;
+    for (int round = 0; round < 100 && status != 507; round++) {
+        b.len = 0;
+        base_buf_printf(&b, "{\"ids\":[");
+        for (int i = 0; i < 20; i++) base_buf_printf(&b, "%s\"r%d_%d\"", i ? "," : "", round, i);
+        base_buf_printf(&b, "],\"embeddings\":[");
+        for (int i = 0; i < 20; i++) base_buf_printf(&b, "%s[%d,1]", i ? "," : "", i);
+        base_buf_printf(&b, "],\"documents\":[");
+        for (int i = 0; i < 20; i++) base_buf_printf(&b, "%s\"%0500d\"", i ? "," : "", i);
+        base_buf_printf(&b, "]}");
+        char *resp = NULL;
+        vstore_http(db, "POST", url, NULL, b.data, b.len, &status, &resp);
+        if (status == 201) added += 20;
+        else {
+            assert_int_equal(status, 507);
+            json_t *j = json_loads(resp, 0, NULL);
+            assert_string_equal(json_string_value(json_object_get(j, "error")),
+                                "InsufficientStorageError");
+            assert_non_null(strstr(json_string_value(json_object_get(j, "message")), "full"));
+            json_decref(j);
+        }
+        free(resp);
+    }
+    base_buf_free(&b);
+    assert_int_equal(status, 507);
+    assert_true(added > 0);
+    assert_int_equal(count_of(db, cid), (uint64_t)added); /* the refused batch wrote nothing */
+    memcpy(strstr(url, "/add"), "/del", 4);
+    snprintf(url + strlen(url), sizeof url - strlen(url), "ete");
+    json_t *j = http(db, "POST", url, "{\"ids\":[\"r0_0\",\"r0_1\",\"r1_5\"]}", 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "deleted")), 3);
+    json_decref(j);
+    assert_int_equal(count_of(db, cid), (uint64_t)added - 3);
+    vstore_close(db);
+    free(cid);
+}
+
 /* Peak resident memory since the last reset, in bytes, from /proc (0 when unavailable). */
 static size_t peak_rss_reset(bool reset) {
     if (reset) {
@@ -1355,6 +1410,7 @@ int test_vstore(void) {
         cmocka_unit_test(test_metrics),     cmocka_unit_test(test_filtered_recall),
         cmocka_unit_test(test_durability),  cmocka_unit_test(test_text_hybrid),
         cmocka_unit_test(test_http),        cmocka_unit_test(test_answer_bounds),
+        cmocka_unit_test(test_disk_full),
         cmocka_unit_test(test_http_fuzz),
         cmocka_unit_test(test_threads),
     };
