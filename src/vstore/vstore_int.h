@@ -58,6 +58,15 @@ int vstore_check_meta_object(const char *json, const char *what, base_err *e);
 /* With the mutex held. */
 int vstore_coll_load(vstore *db, const char *id, vstore_coll *c, base_err *e);
 int vstore_coll_delete_locked(vstore *db, const char *id, base_err *e);
+
+/* ---- the index cache (index_cache.c), with the mutex held */
+/* The collection's index, loaded (or rebuilt) and caught up with everything committed; c->dim
+ * must be set. Valid until the next call that writes or drops indexes. */
 int vstore_index_get(vstore *db, const vstore_coll *c, vstore_index **out, base_err *e);
+/* Saves every index with unsaved changes: the first failure (e may be NULL), after all tried. */
+int vstore_index_save_all(vstore *db, base_err *e);
+/* Drops collection id's index from the cache and removes its file (a deleted collection). */
+void vstore_index_forget(vstore *db, const char *id);
+void vstore_index_free_all(vstore *db); /* at close, after the last save */
 
 #endif
