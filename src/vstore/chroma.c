@@ -21,6 +21,17 @@ typedef struct {
     char *text;   /* owned: the body already as text (record answers), else NULL */
 } reply;
 
+/* A request matched to a route: the path's parameters (borrowed from the split path), the
+ * collection it names (loaded by the dispatcher), the raw query string and the JSON body. */
+typedef struct {
+    const char *t, *d; /* tenant, database: {t} and {d} of the route, else NULL */
+    const char *param; /* {p}: a parameter no lookup goes with (a collection resource name) */
+    vstore_coll c;     /* {c}: the collection, by name or id */
+    const char *query;
+    json_t *in;
+    int arg; /* the route's own argument (a write's vstore_mode) */
+} req;
+
 static void set_err(reply *r, int status, const char *kind, const char *msg) {
     json_decref(r->body);
     free(r->text);
@@ -339,7 +350,9 @@ static bool jnum_size(const json_t *o, const char *k, size_t *out, base_err *e) 
     return true;
 }
 
-static void do_create_collection(vstore *db, const char *t, const char *d, json_t *in, reply *r) {
+static void do_create_collection(vstore *db, req *q, reply *r) {
+    const char *t = q->t, *d = q->d;
+    json_t *in = q->in;
     base_err e = {0};
     const char *name = jstr(in, "name");
     if (!name) {
@@ -388,7 +401,10 @@ static void do_create_collection(vstore *db, const char *t, const char *d, json_
     vstore_coll_free(&c);
 }
 
-static void do_write(vstore *db, const vstore_coll *c, vstore_mode mode, json_t *in, reply *r) {
+static void do_write(vstore *db, req *rq, reply *r) {
+    const vstore_coll *c = &rq->c;
+    vstore_mode mode = (vstore_mode)rq->arg;
+    json_t *in = rq->in;
     base_err e = {0};
     const char **ids = NULL, **docs = NULL;
     char **metas = NULL;
@@ -436,7 +452,9 @@ static void do_write(vstore *db, const vstore_coll *c, vstore_mode mode, json_t 
     free(emb);
 }
 
-static void do_get(vstore *db, const vstore_coll *c, json_t *in, reply *r) {
+static void do_get(vstore *db, req *rq, reply *r) {
+    const vstore_coll *c = &rq->c;
+    json_t *in = rq->in;
     base_err e = {0};
     unsigned inc_all = 0;
     vstore_get_req q = {0};
@@ -470,7 +488,9 @@ static void do_get(vstore *db, const vstore_coll *c, json_t *in, reply *r) {
     free(wdoc);
 }
 
-static void do_query(vstore *db, const vstore_coll *c, json_t *in, reply *r) {
+static void do_query(vstore *db, req *rq, reply *r) {
+    const vstore_coll *c = &rq->c;
+    json_t *in = rq->in;
     base_err e = {0};
     unsigned inc_all = 0;
     vstore_query_req q = {0};
@@ -512,7 +532,9 @@ static void do_query(vstore *db, const vstore_coll *c, json_t *in, reply *r) {
     free(wdoc);
 }
 
-static void do_delete(vstore *db, const vstore_coll *c, json_t *in, reply *r) {
+static void do_delete(vstore *db, req *rq, reply *r) {
+    const vstore_coll *c = &rq->c;
+    json_t *in = rq->in;
     base_err e = {0};
     const char **ids = NULL;
     size_t n = 0, limit = 0, deleted = 0;
@@ -558,99 +580,6 @@ static int modify_config(const json_t *conf, int *ef_search, base_err *e) {
     return 0;
 }
 
-/* /tenants/{t}/databases/{d}/collections[/{c}[/verb]] and collections_count */
-static void route_collections(vstore *db, const char *method, const char *t, const char *d,
-                              char **seg, int nseg, const char *query, json_t *in, reply *r) {
-    base_err e = {0};
-    int rc = vstore_database_get(db, t, d, NULL, &e);
-    if (rc) {
-        set_fail(r, rc, &e);
-        return;
-    }
-    if (nseg == 0) { /* .../collections_count is handled by the caller */
-        if (!strcmp(method, "GET")) {
-            long limit = query_long(query, "limit", 0), offset = query_long(query, "offset", 0);
-            if (limit < 0 || offset < 0) {
-                set_err(r, 400, "InvalidArgumentError", "limit and offset must be integers >= 0");
-                return;
-            }
-            vstore_coll *cs = NULL;
-            size_t n = 0;
-            if ((rc = vstore_coll_list(db, t, d, (size_t)limit, (size_t)offset, &cs, &n, &e))) {
-                set_fail(r, rc, &e);
-                return;
-            }
-            json_t *a = json_array();
-            for (size_t i = 0; i < n; i++) {
-                json_array_append_new(a, coll_json(&cs[i]));
-                vstore_coll_free(&cs[i]);
-            }
-            free(cs);
-            set_ok(r, 200, a);
-        } else if (!strcmp(method, "POST")) {
-            do_create_collection(db, t, d, in, r);
-        } else {
-            set_err(r, 405, "MethodNotAllowed", "collections: GET or POST");
-        }
-        return;
-    }
-    const char *cid = seg[0];
-    if (nseg == 2 && !strcmp(seg[0], "by-id")) cid = seg[1], nseg = 1;
-    vstore_coll c = {0};
-    if ((rc = vstore_coll_get(db, t, d, cid, &c, &e))) {
-        set_fail(r, rc, &e);
-        return;
-    }
-    if (nseg == 1) {
-        if (!strcmp(method, "GET")) {
-            set_ok(r, 200, coll_json(&c));
-        } else if (!strcmp(method, "DELETE")) {
-            if ((rc = vstore_coll_delete(db, t, d, c.id, &e))) set_fail(r, rc, &e);
-            else set_ok(r, 200, json_object());
-        } else if (!strcmp(method, "PUT")) {
-            json_t *nm = json_object_get(in, "new_name"), *md = json_object_get(in, "new_metadata");
-            char *mtext = dump_opt(md);
-            int efs = 0;
-            if (nm && !json_is_null(nm) && !json_is_string(nm))
-                rc = base_fail(&e, BASE_EINVAL, "new_name must be a string");
-            else if (md && !json_is_null(md) && !json_is_object(md))
-                rc = base_fail(&e, BASE_EINVAL, "new_metadata must be an object");
-            else rc = modify_config(json_object_get(in, "new_configuration"), &efs, &e);
-            if (!rc) rc = vstore_coll_modify(db, c.id, json_string_value(nm), mtext, efs, &e);
-            free(mtext);
-            if (rc) set_fail(r, rc, &e);
-            else set_ok(r, 200, json_object());
-        } else {
-            set_err(r, 405, "MethodNotAllowed", "collection: GET, PUT or DELETE");
-        }
-    } else if (nseg == 2) {
-        const char *verb = seg[1];
-        bool post = !strcmp(method, "POST");
-        if (!strcmp(verb, "count") && !strcmp(method, "GET")) {
-            uint64_t n = 0;
-            if ((rc = vstore_count(db, c.id, &n, &e))) set_fail(r, rc, &e);
-            else set_ok(r, 200, json_integer((json_int_t)n));
-        } else if (post && !strcmp(verb, "add")) {
-            do_write(db, &c, VSTORE_ADD, in, r);
-        } else if (post && !strcmp(verb, "upsert")) {
-            do_write(db, &c, VSTORE_UPSERT, in, r);
-        } else if (post && !strcmp(verb, "update")) {
-            do_write(db, &c, VSTORE_UPDATE, in, r);
-        } else if (post && !strcmp(verb, "delete")) {
-            do_delete(db, &c, in, r);
-        } else if (post && !strcmp(verb, "get")) {
-            do_get(db, &c, in, r);
-        } else if (post && !strcmp(verb, "query")) {
-            do_query(db, &c, in, r);
-        } else {
-            set_err(r, 404, "NotFoundError", "unknown collection route");
-        }
-    } else {
-        set_err(r, 404, "NotFoundError", "unknown route");
-    }
-    vstore_coll_free(&c);
-}
-
 void vstore_set_max_body(vstore *db, size_t bytes) {
     pthread_mutex_lock(&db->mu);
     db->max_body = bytes;
@@ -672,134 +601,280 @@ static size_t max_batch(vstore *db) {
     return n < VSTORE_MAX_BATCH ? n : VSTORE_MAX_BATCH;
 }
 
+/* ---- the routes: one handler each */
+
+static void h_heartbeat(vstore *db, req *q, reply *r) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    set_ok(r, 200, json_pack("{s:I}", "nanosecond heartbeat",
+                             (json_int_t)ts.tv_sec * 1000000000 + ts.tv_nsec));
+}
+
+static void h_version(vstore *db, req *q, reply *r) {
+    set_ok(r, 200, json_string("1.0.0"));
+}
+
+static void h_healthcheck(vstore *db, req *q, reply *r) {
+    set_ok(r, 200, json_string("ok"));
+}
+
+static void h_preflight(vstore *db, req *q, reply *r) {
+    set_ok(r, 200, json_pack("{s:I,s:b}", "max_batch_size", (json_int_t)max_batch(db),
+                             "supports_base64_encoding", 0));
+}
+
+static void h_identity(vstore *db, req *q, reply *r) {
+    set_ok(r, 200, json_pack("{s:s,s:s,s:[s]}", "user_id", "", "tenant", "default_tenant",
+                             "databases", "default_database"));
+}
+
+static void h_reset(vstore *db, req *q, reply *r) {
+    set_err(r, 403, "ForbiddenError", "reset is disabled: delete collections one by one");
+}
+
+/* A Chroma resource name: tenant:database:collection. */
+static void h_crn(vstore *db, req *q, reply *r) {
+    char crn[1600];
+    snprintf(crn, sizeof crn, "%s", q->param);
+    char *c1 = strchr(crn, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (strlen(q->param) >= sizeof crn || !c1 || !c2 || strchr(c2 + 1, ':')) {
+        set_err(r, 400, "InvalidArgumentError",
+                "a collection resource name is tenant:database:collection");
+        return;
+    }
+    *c1 = *c2 = 0;
+    base_err e = {0};
+    vstore_coll c = {0};
+    int rc = vstore_coll_get(db, crn, c1 + 1, c2 + 1, &c, &e);
+    if (rc) set_fail(r, rc, &e);
+    else if (strcmp(c.tenant, crn) || strcmp(c.database, c1 + 1))
+        set_err(r, 404, "NotFoundError", "no such collection in that tenant and database");
+    else set_ok(r, 200, coll_json(&c));
+    vstore_coll_free(&c);
+}
+
+static void h_tenant_create(vstore *db, req *q, reply *r) {
+    base_err e = {0};
+    const char *name = jstr(q->in, "name");
+    int rc;
+    if (!name) set_err(r, 400, "InvalidArgumentError", "name is required");
+    else if ((rc = vstore_tenant_create(db, name, &e))) set_fail(r, rc, &e);
+    else set_ok(r, 200, json_object());
+}
+
+static void h_tenant_get(vstore *db, req *q, reply *r) {
+    set_ok(r, 200, json_pack("{s:s}", "name", q->t));
+}
+
+static void h_db_list(vstore *db, req *q, reply *r) {
+    base_err e = {0};
+    char **names = NULL;
+    size_t n = 0;
+    int rc = vstore_database_list(db, q->t, &names, &n, &e);
+    if (rc) {
+        set_fail(r, rc, &e);
+        return;
+    }
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char id[40] = "";
+        vstore_database_get(db, q->t, names[i], id, NULL);
+        json_array_append_new(a, json_pack("{s:s,s:s,s:s}", "id", id, "name", names[i], "tenant",
+                                           q->t));
+        free(names[i]);
+    }
+    free(names);
+    set_ok(r, 200, a);
+}
+
+static void h_db_create(vstore *db, req *q, reply *r) {
+    base_err e = {0};
+    const char *name = jstr(q->in, "name");
+    int rc;
+    if (!name) set_err(r, 400, "InvalidArgumentError", "name is required");
+    else if ((rc = vstore_database_create(db, q->t, name, &e))) set_fail(r, rc, &e);
+    else set_ok(r, 200, json_object());
+}
+
+static void h_db_get(vstore *db, req *q, reply *r) {
+    base_err e = {0};
+    char id[40];
+    int rc = vstore_database_get(db, q->t, q->d, id, &e);
+    if (rc) set_fail(r, rc, &e);
+    else set_ok(r, 200, json_pack("{s:s,s:s,s:s}", "id", id, "name", q->d, "tenant", q->t));
+}
+
+static void h_db_delete(vstore *db, req *q, reply *r) {
+    base_err e = {0};
+    int rc = vstore_database_delete(db, q->t, q->d, &e);
+    if (rc) set_fail(r, rc, &e);
+    else set_ok(r, 200, json_object());
+}
+
+static void h_coll_count(vstore *db, req *q, reply *r) {
+    base_err e = {0};
+    uint64_t n = 0;
+    int rc = vstore_coll_count(db, q->t, q->d, &n, &e);
+    if (rc) set_fail(r, rc, &e);
+    else set_ok(r, 200, json_integer((json_int_t)n));
+}
+
+static void h_coll_list(vstore *db, req *q, reply *r) {
+    base_err e = {0};
+    long limit = query_long(q->query, "limit", 0), offset = query_long(q->query, "offset", 0);
+    if (limit < 0 || offset < 0) {
+        set_err(r, 400, "InvalidArgumentError", "limit and offset must be integers >= 0");
+        return;
+    }
+    vstore_coll *cs = NULL;
+    size_t n = 0;
+    int rc = vstore_coll_list(db, q->t, q->d, (size_t)limit, (size_t)offset, &cs, &n, &e);
+    if (rc) {
+        set_fail(r, rc, &e);
+        return;
+    }
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(a, coll_json(&cs[i]));
+        vstore_coll_free(&cs[i]);
+    }
+    free(cs);
+    set_ok(r, 200, a);
+}
+
+static void h_coll_get(vstore *db, req *q, reply *r) {
+    set_ok(r, 200, coll_json(&q->c));
+}
+
+static void h_coll_delete(vstore *db, req *q, reply *r) {
+    base_err e = {0};
+    int rc = vstore_coll_delete(db, q->t, q->d, q->c.id, &e);
+    if (rc) set_fail(r, rc, &e);
+    else set_ok(r, 200, json_object());
+}
+
+static void h_coll_modify(vstore *db, req *q, reply *r) {
+    base_err e = {0};
+    json_t *nm = json_object_get(q->in, "new_name"), *md = json_object_get(q->in, "new_metadata");
+    char *mtext = dump_opt(md);
+    int efs = 0, rc;
+    if (nm && !json_is_null(nm) && !json_is_string(nm))
+        rc = base_fail(&e, BASE_EINVAL, "new_name must be a string");
+    else if (md && !json_is_null(md) && !json_is_object(md))
+        rc = base_fail(&e, BASE_EINVAL, "new_metadata must be an object");
+    else rc = modify_config(json_object_get(q->in, "new_configuration"), &efs, &e);
+    if (!rc) rc = vstore_coll_modify(db, q->c.id, json_string_value(nm), mtext, efs, &e);
+    free(mtext);
+    if (rc) set_fail(r, rc, &e);
+    else set_ok(r, 200, json_object());
+}
+
+static void h_count(vstore *db, req *q, reply *r) {
+    base_err e = {0};
+    uint64_t n = 0;
+    int rc = vstore_count(db, q->c.id, &n, &e);
+    if (rc) set_fail(r, rc, &e);
+    else set_ok(r, 200, json_integer((json_int_t)n));
+}
+
+/* The route table, as http.c's: a path is the segments after /api/v2, each literal or one of
+ * {t} (a tenant: 404 unless it exists), {d} (a database of {t}: 404 unless it exists), {c} (a
+ * collection of {t}/{d} by name or id: 404 unless it exists, loaded for the handler) and {p}
+ * (any segment, no lookup). The first route whose path and method match runs; a path that
+ * matches with another method is 405. */
+#define COLLS "tenants/{t}/databases/{d}/collections"
+static const struct route {
+    const char *method, *path;
+    void (*fn)(vstore *db, req *q, reply *r);
+    int arg;
+} routes[] = {
+    {"GET", "heartbeat", h_heartbeat, 0},
+    {"GET", "version", h_version, 0},
+    {"GET", "healthcheck", h_healthcheck, 0},
+    {"GET", "pre-flight-checks", h_preflight, 0},
+    {"GET", "auth/identity", h_identity, 0},
+    {"POST", "reset", h_reset, 0},
+    {"GET", "collections/{p}", h_crn, 0},
+    {"POST", "tenants", h_tenant_create, 0},
+    {"GET", "tenants/{t}", h_tenant_get, 0},
+    {"GET", "tenants/{t}/databases", h_db_list, 0},
+    {"POST", "tenants/{t}/databases", h_db_create, 0},
+    {"GET", "tenants/{t}/databases/{d}", h_db_get, 0},
+    {"DELETE", "tenants/{t}/databases/{d}", h_db_delete, 0},
+    {"GET", "tenants/{t}/databases/{d}/collections_count", h_coll_count, 0},
+    {"GET", COLLS, h_coll_list, 0},
+    {"POST", COLLS, do_create_collection, 0},
+    {"GET", COLLS "/by-id/{c}", h_coll_get, 0},
+    {"PUT", COLLS "/by-id/{c}", h_coll_modify, 0},
+    {"DELETE", COLLS "/by-id/{c}", h_coll_delete, 0},
+    {"GET", COLLS "/{c}", h_coll_get, 0},
+    {"PUT", COLLS "/{c}", h_coll_modify, 0},
+    {"DELETE", COLLS "/{c}", h_coll_delete, 0},
+    {"GET", COLLS "/{c}/count", h_count, 0},
+    {"POST", COLLS "/{c}/add", do_write, VSTORE_ADD},
+    {"POST", COLLS "/{c}/upsert", do_write, VSTORE_UPSERT},
+    {"POST", COLLS "/{c}/update", do_write, VSTORE_UPDATE},
+    {"POST", COLLS "/{c}/delete", do_delete, 0},
+    {"POST", COLLS "/{c}/get", do_get, 0},
+    {"POST", COLLS "/{c}/query", do_query, 0},
+};
+#undef COLLS
+
+/* Whether the path pattern matches the segments; the parameters go into q. */
+static bool route_match(const char *path, char **seg, int nseg, req *q) {
+    int i = 0;
+    for (const char *p = path; *p; i++) {
+        size_t len = strcspn(p, "/");
+        if (i == nseg) return false;
+        if (p[0] == '{' && len == 3) {
+            if (p[1] == 't') q->t = seg[i];
+            else if (p[1] == 'd') q->d = seg[i];
+            else q->param = seg[i]; /* {c} and {p} */
+        } else if (strlen(seg[i]) != len || strncmp(p, seg[i], len) != 0) {
+            return false;
+        }
+        p += len + (p[len] == '/');
+    }
+    return i == nseg;
+}
+
 static void route(vstore *db, const char *method, char **seg, int nseg, const char *query,
                   json_t *in, reply *r) {
-    base_err e = {0};
-    int rc;
-    bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
-    if (nseg == 1 && get && !strcmp(seg[0], "heartbeat")) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        set_ok(r, 200, json_pack("{s:I}", "nanosecond heartbeat",
-                                 (json_int_t)ts.tv_sec * 1000000000 + ts.tv_nsec));
-    } else if (nseg == 1 && get && !strcmp(seg[0], "version")) {
-        set_ok(r, 200, json_string("1.0.0"));
-    } else if (nseg == 1 && get && !strcmp(seg[0], "healthcheck")) {
-        set_ok(r, 200, json_string("ok"));
-    } else if (nseg == 1 && get && !strcmp(seg[0], "pre-flight-checks")) {
-        set_ok(r, 200, json_pack("{s:I,s:b}", "max_batch_size", (json_int_t)max_batch(db),
-                                 "supports_base64_encoding", 0));
-    } else if (nseg == 2 && get && !strcmp(seg[0], "auth") && !strcmp(seg[1], "identity")) {
-        set_ok(r, 200, json_pack("{s:s,s:s,s:[s]}", "user_id", "", "tenant", "default_tenant",
-                                 "databases", "default_database"));
-    } else if (nseg == 1 && post && !strcmp(seg[0], "reset")) {
-        set_err(r, 403, "ForbiddenError", "reset is disabled: delete collections one by one");
-    } else if (nseg == 2 && get && !strcmp(seg[0], "collections")) {
-        /* a Chroma resource name: tenant:database:collection */
-        char *crn = seg[1], *c1 = strchr(crn, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-        if (!c1 || !c2 || strchr(c2 + 1, ':')) {
-            set_err(r, 400, "InvalidArgumentError",
-                    "a collection resource name is tenant:database:collection");
-            return;
+    const struct route *hit = NULL;
+    char allow[64] = "";
+    req q = {0};
+    for (size_t k = 0; k < sizeof routes / sizeof *routes && !hit; k++) {
+        req m = {.query = query, .in = in, .arg = routes[k].arg};
+        if (!route_match(routes[k].path, seg, nseg, &m)) continue;
+        if (!strcmp(method, routes[k].method)) {
+            hit = &routes[k];
+            q = m;
+        } else if (!strstr(allow, routes[k].method) && strlen(allow) + 8 < sizeof allow) {
+            snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s",
+                     allow[0] ? ", " : "", routes[k].method);
         }
-        *c1 = *c2 = 0;
-        vstore_coll c = {0};
-        if ((rc = vstore_coll_get(db, crn, c1 + 1, c2 + 1, &c, &e))) set_fail(r, rc, &e);
-        else if (strcmp(c.tenant, crn) || strcmp(c.database, c1 + 1))
-            set_err(r, 404, "NotFoundError", "no such collection in that tenant and database");
-        else set_ok(r, 200, coll_json(&c));
-        vstore_coll_free(&c);
-    } else if (nseg >= 1 && !strcmp(seg[0], "tenants")) {
-        if (nseg == 1 && post) {
-            const char *name = jstr(in, "name");
-            if (!name) set_err(r, 400, "InvalidArgumentError", "name is required");
-            else if ((rc = vstore_tenant_create(db, name, &e))) set_fail(r, rc, &e);
-            else set_ok(r, 200, json_object());
-            return;
-        }
-        if (nseg < 2) {
-            set_err(r, 405, "MethodNotAllowed", "tenants: POST");
-            return;
-        }
-        const char *t = seg[1];
-        bool yes = false;
-        if ((rc = vstore_tenant_exists(db, t, &yes, &e))) {
-            set_fail(r, rc, &e);
-            return;
-        }
-        if (!yes) {
-            char msg[600];
-            snprintf(msg, sizeof msg, "tenant '%.500s' does not exist", t);
-            set_err(r, 404, "NotFoundError", msg);
-            return;
-        }
-        if (nseg == 2) {
-            if (get) set_ok(r, 200, json_pack("{s:s}", "name", t));
-            else set_err(r, 405, "MethodNotAllowed", "tenant: GET");
-            return;
-        }
-        if (strcmp(seg[2], "databases") != 0) {
-            set_err(r, 404, "NotFoundError", "unknown route");
-            return;
-        }
-        if (nseg == 3) {
-            if (get) {
-                char **names = NULL;
-                size_t n = 0;
-                if ((rc = vstore_database_list(db, t, &names, &n, &e))) {
-                    set_fail(r, rc, &e);
-                    return;
-                }
-                json_t *a = json_array();
-                for (size_t i = 0; i < n; i++) {
-                    char id[40] = "";
-                    vstore_database_get(db, t, names[i], id, NULL);
-                    json_array_append_new(a, json_pack("{s:s,s:s,s:s}", "id", id, "name",
-                                                       names[i], "tenant", t));
-                    free(names[i]);
-                }
-                free(names);
-                set_ok(r, 200, a);
-            } else if (post) {
-                const char *name = jstr(in, "name");
-                if (!name) set_err(r, 400, "InvalidArgumentError", "name is required");
-                else if ((rc = vstore_database_create(db, t, name, &e))) set_fail(r, rc, &e);
-                else set_ok(r, 200, json_object());
-            } else {
-                set_err(r, 405, "MethodNotAllowed", "databases: GET or POST");
-            }
-            return;
-        }
-        const char *d = seg[3];
-        if (nseg == 4) {
-            char id[40];
-            if (get) {
-                if ((rc = vstore_database_get(db, t, d, id, &e))) set_fail(r, rc, &e);
-                else set_ok(r, 200, json_pack("{s:s,s:s,s:s}", "id", id, "name", d, "tenant", t));
-            } else if (!strcmp(method, "DELETE")) {
-                if ((rc = vstore_database_delete(db, t, d, &e))) set_fail(r, rc, &e);
-                else set_ok(r, 200, json_object());
-            } else {
-                set_err(r, 405, "MethodNotAllowed", "database: GET or DELETE");
-            }
-            return;
-        }
-        if (nseg == 5 && !strcmp(seg[4], "collections_count") && get) {
-            uint64_t n = 0;
-            if ((rc = vstore_database_get(db, t, d, NULL, &e)) ||
-                (rc = vstore_coll_count(db, t, d, &n, &e)))
-                set_fail(r, rc, &e);
-            else set_ok(r, 200, json_integer((json_int_t)n));
-            return;
-        }
-        if (!strcmp(seg[4], "collections")) {
-            route_collections(db, method, t, d, seg + 5, nseg - 5, query, in, r);
-            return;
-        }
-        set_err(r, 404, "NotFoundError", "unknown route");
-    } else {
-        set_err(r, 404, "NotFoundError", "unknown route");
     }
+    if (!hit) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "use %s", allow);
+        if (allow[0]) set_err(r, 405, "MethodNotAllowed", msg);
+        else set_err(r, 404, "NotFoundError", "unknown route");
+        return;
+    }
+    /* What the path names must exist: its tenant, its database, its collection. */
+    base_err e = {0};
+    int rc = 0;
+    bool coll = strstr(hit->path, "{c}") != NULL;
+    if (q.t) {
+        bool yes = false;
+        if ((rc = vstore_tenant_exists(db, q.t, &yes, &e)) == 0 && !yes)
+            rc = base_fail(&e, BASE_ENOTFOUND, "tenant '%.500s' does not exist", q.t);
+    }
+    if (!rc && q.d) rc = vstore_database_get(db, q.t, q.d, NULL, &e);
+    if (!rc && coll) rc = vstore_coll_get(db, q.t, q.d, q.param, &q.c, &e);
+    if (rc) set_fail(r, rc, &e);
+    else hit->fn(db, &q, r);
+    vstore_coll_free(&q.c);
 }
 
 void vstore_http(vstore *db, const char *method, const char *path, const char *query,

@@ -987,7 +987,7 @@ static void test_http(void **state) {
         json_string_value(json_object_get(
             json_object_get(json_object_get(j, "configuration_json"), "hnsw"), "space")),
         "ip");
-    char base[256], p[320];
+    char base[256], p[400];
     snprintf(base, sizeof base, "%s/%s", C, id);
     json_decref(j);
     j = http(db, "POST", C, "{\"name\":\"docs\"}", 409);
@@ -1113,6 +1113,36 @@ static void test_http(void **state) {
     assert_int_equal(json_integer_value(j), 0);
     json_decref(j);
     j = http(db, "GET", "/api/v2/nothing", NULL, 404);
+    json_decref(j);
+    /* the route table: a known path with another method is 405 naming the methods it takes,
+     * an unknown verb 404, what the path names must exist (404) */
+    j = http(db, "POST", C, "{\"name\":\"routes\"}", 200);
+    char rbase[256];
+    snprintf(rbase, sizeof rbase, "%s/%s", C, json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    j = http(db, "PATCH", rbase, NULL, 405);
+    assert_string_equal(json_string_value(json_object_get(j, "message")), "use GET, PUT, DELETE");
+    json_decref(j);
+    snprintf(p, sizeof p, "%s/add", rbase);
+    j = http(db, "GET", p, NULL, 405);
+    assert_string_equal(json_string_value(json_object_get(j, "message")), "use POST");
+    json_decref(j);
+    snprintf(p, sizeof p, "%s/frob", rbase);
+    j = http(db, "POST", p, "{}", 404);
+    json_decref(j);
+    j = http(db, "GET", "/api/v2/tenants", NULL, 405);
+    json_decref(j);
+    j = http(db, "GET", "/api/v2/tenants/nobody/databases", NULL, 404);
+    assert_non_null(strstr(json_string_value(json_object_get(j, "message")), "nobody"));
+    json_decref(j);
+    j = http(db, "GET", "/api/v2/tenants/default_tenant/databases/nodb/collections", NULL, 404);
+    json_decref(j);
+    snprintf(p, sizeof p, "%s/by-id/%s", C, rbase + strlen(C) + 1);
+    j = http(db, "GET", p, NULL, 200);
+    assert_string_equal(json_string_value(json_object_get(j, "name")), "routes");
+    json_decref(j);
+    snprintf(p, sizeof p, "%s/count/extra", rbase);
+    j = http(db, "GET", p, NULL, 404);
     json_decref(j);
     vstore_close(db);
 }
