@@ -401,13 +401,19 @@ static int query_file(vstore *db, const vstore_coll *c, const opts *o) {
         return 1;
     }
     base_err e = {0};
-    size_t k = o->k ? (size_t)o->k : 10, chunk = k < VSTORE_MAX_RESULTS ? VSTORE_MAX_RESULTS / k : 1;
+    size_t k = o->k ? (size_t)o->k : 10,
+           chunk = k < VSTORE_MAX_RESULTS ? VSTORE_MAX_RESULTS / k : 1;
     int rc = 0;
     for (size_t first = 0; first < r.n && !rc; first += chunk) {
         size_t nq = r.n - first < chunk ? r.n - first : chunk;
-        vstore_query_req q = {.queries = r.emb + first * r.dim, .nq = nq, .dim = r.dim, .k = k,
-                              .where = o->where, .where_document = o->where_doc,
-                              .include = VSTORE_INC_DISTANCES, .ef = (int)o->ef};
+        vstore_query_req q = {.queries = r.emb + first * r.dim,
+                              .nq = nq,
+                              .dim = r.dim,
+                              .k = k,
+                              .where = o->where,
+                              .where_document = o->where_doc,
+                              .include = VSTORE_INC_DISTANCES,
+                              .ef = (int)o->ef};
         vstore_result *res = NULL;
         if (vstore_query(db, c->id, &q, &res, &e)) {
             rc = fail("query", &e);
@@ -419,8 +425,8 @@ static int query_file(vstore *db, const vstore_coll *c, const opts *o) {
                 json_array_append_new(ids, json_string(res[i].ids[j]));
                 json_array_append_new(d, json_real(res[i].distances[j]));
             }
-            json_t *line = json_pack("{s:s,s:o,s:o}", "query", r.ids[first + i], "ids", ids,
-                                     "distances", d);
+            json_t *line =
+                json_pack("{s:s,s:o,s:o}", "query", r.ids[first + i], "ids", ids, "distances", d);
             char *text = json_dumps(line, JSON_COMPACT);
             if (text) printf("%s\n", text);
             free(text);

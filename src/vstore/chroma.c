@@ -49,7 +49,9 @@ static void set_fail(reply *r, int code, const base_err *e) {
         set_err(r, 409, "UniqueConstraintError", e->msg);
         break;
     case BASE_EINVAL: set_err(r, 400, "InvalidArgumentError", e->msg); break;
-    case BASE_ENOSPC: set_err(r, 507, "InsufficientStorageError", e->msg); break;
+    case BASE_ENOSPC:
+        set_err(r, 507, "InsufficientStorageError", e->msg);
+        break;
     default: set_err(r, 500, "InternalError", e->msg); break;
     }
 }
@@ -215,9 +217,12 @@ static void put_str(base_buf *b, const char *s) {
             continue;
         }
         base_buf_append(b, s + run, i - run);
-        if (len == 0) base_buf_append(b, "\xef\xbf\xbd", 3);
-        else if (c == '"' || c == '\\') base_buf_printf(b, "\\%c", c);
-        else base_buf_printf(b, "\\u%04x", c);
+        if (len == 0)
+            base_buf_append(b, "\xef\xbf\xbd", 3);
+        else if (c == '"' || c == '\\')
+            base_buf_printf(b, "\\%c", c);
+        else
+            base_buf_printf(b, "\\u%04x", c);
         i += len ? len : 1;
         run = i;
     }
@@ -228,8 +233,10 @@ static void put_str(base_buf *b, const char *s) {
 /* Stored metadata is JSON text the store wrote; anything that does not parse is null. */
 static void put_meta(base_buf *b, const char *s) {
     json_t *m = s ? json_loads(s, 0, NULL) : NULL;
-    if (json_is_object(m)) base_buf_append(b, s, strlen(s));
-    else base_buf_append(b, "null", 4);
+    if (json_is_object(m))
+        base_buf_append(b, s, strlen(s));
+    else
+        base_buf_append(b, "null", 4);
     json_decref(m);
 }
 
@@ -255,9 +262,15 @@ static void put_col(base_buf *b, const vstore_result *r, int col) {
     for (size_t i = 0; i < r->n; i++) {
         if (i) base_buf_append(b, ",", 1);
         switch (col) {
-        case COL_IDS: put_str(b, r->ids[i]); break;
-        case COL_DOCS: put_str(b, r->documents ? r->documents[i] : NULL); break;
-        case COL_METAS: put_meta(b, r->metadatas ? r->metadatas[i] : NULL); break;
+        case COL_IDS:
+            put_str(b, r->ids[i]);
+            break;
+        case COL_DOCS:
+            put_str(b, r->documents ? r->documents[i] : NULL);
+            break;
+        case COL_METAS:
+            put_meta(b, r->metadatas ? r->metadatas[i] : NULL);
+            break;
         case COL_EMBS:
             base_buf_append(b, "[", 1);
             for (size_t j = 0; r->embeddings && j < r->dim; j++) {
@@ -267,10 +280,14 @@ static void put_col(base_buf *b, const vstore_result *r, int col) {
             base_buf_append(b, "]", 1);
             break;
         case COL_DISTS:
-            if (r->distances) put_float(b, r->distances[i]);
-            else base_buf_append(b, "null", 4);
+            if (r->distances)
+                put_float(b, r->distances[i]);
+            else
+                base_buf_append(b, "null", 4);
             break;
-        default: base_buf_append(b, "null", 4); break;
+        default:
+            base_buf_append(b, "null", 4);
+            break;
         }
     }
     base_buf_append(b, "]", 1);
@@ -606,8 +623,9 @@ static size_t max_batch(vstore *db) {
 static void h_heartbeat(vstore *db, req *q, reply *r) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    set_ok(r, 200, json_pack("{s:I}", "nanosecond heartbeat",
-                             (json_int_t)ts.tv_sec * 1000000000 + ts.tv_nsec));
+    set_ok(r, 200,
+           json_pack("{s:I}", "nanosecond heartbeat",
+                     (json_int_t)ts.tv_sec * 1000000000 + ts.tv_nsec));
 }
 
 static void h_version(vstore *db, req *q, reply *r) {
@@ -619,13 +637,15 @@ static void h_healthcheck(vstore *db, req *q, reply *r) {
 }
 
 static void h_preflight(vstore *db, req *q, reply *r) {
-    set_ok(r, 200, json_pack("{s:I,s:b}", "max_batch_size", (json_int_t)max_batch(db),
-                             "supports_base64_encoding", 0));
+    set_ok(r, 200,
+           json_pack("{s:I,s:b}", "max_batch_size", (json_int_t)max_batch(db),
+                     "supports_base64_encoding", 0));
 }
 
 static void h_identity(vstore *db, req *q, reply *r) {
-    set_ok(r, 200, json_pack("{s:s,s:s,s:[s]}", "user_id", "", "tenant", "default_tenant",
-                             "databases", "default_database"));
+    set_ok(r, 200,
+           json_pack("{s:s,s:s,s:[s]}", "user_id", "", "tenant", "default_tenant", "databases",
+                     "default_database"));
 }
 
 static void h_reset(vstore *db, req *q, reply *r) {
@@ -646,10 +666,12 @@ static void h_crn(vstore *db, req *q, reply *r) {
     base_err e = {0};
     vstore_coll c = {0};
     int rc = vstore_coll_get(db, crn, c1 + 1, c2 + 1, &c, &e);
-    if (rc) set_fail(r, rc, &e);
+    if (rc)
+        set_fail(r, rc, &e);
     else if (strcmp(c.tenant, crn) || strcmp(c.database, c1 + 1))
         set_err(r, 404, "NotFoundError", "no such collection in that tenant and database");
-    else set_ok(r, 200, coll_json(&c));
+    else
+        set_ok(r, 200, coll_json(&c));
     vstore_coll_free(&c);
 }
 
@@ -657,9 +679,12 @@ static void h_tenant_create(vstore *db, req *q, reply *r) {
     base_err e = {0};
     const char *name = jstr(q->in, "name");
     int rc;
-    if (!name) set_err(r, 400, "InvalidArgumentError", "name is required");
-    else if ((rc = vstore_tenant_create(db, name, &e))) set_fail(r, rc, &e);
-    else set_ok(r, 200, json_object());
+    if (!name)
+        set_err(r, 400, "InvalidArgumentError", "name is required");
+    else if ((rc = vstore_tenant_create(db, name, &e)))
+        set_fail(r, rc, &e);
+    else
+        set_ok(r, 200, json_object());
 }
 
 static void h_tenant_get(vstore *db, req *q, reply *r) {
@@ -679,8 +704,8 @@ static void h_db_list(vstore *db, req *q, reply *r) {
     for (size_t i = 0; i < n; i++) {
         char id[40] = "";
         vstore_database_get(db, q->t, names[i], id, NULL);
-        json_array_append_new(a, json_pack("{s:s,s:s,s:s}", "id", id, "name", names[i], "tenant",
-                                           q->t));
+        json_array_append_new(
+            a, json_pack("{s:s,s:s,s:s}", "id", id, "name", names[i], "tenant", q->t));
         free(names[i]);
     }
     free(names);
@@ -691,32 +716,41 @@ static void h_db_create(vstore *db, req *q, reply *r) {
     base_err e = {0};
     const char *name = jstr(q->in, "name");
     int rc;
-    if (!name) set_err(r, 400, "InvalidArgumentError", "name is required");
-    else if ((rc = vstore_database_create(db, q->t, name, &e))) set_fail(r, rc, &e);
-    else set_ok(r, 200, json_object());
+    if (!name)
+        set_err(r, 400, "InvalidArgumentError", "name is required");
+    else if ((rc = vstore_database_create(db, q->t, name, &e)))
+        set_fail(r, rc, &e);
+    else
+        set_ok(r, 200, json_object());
 }
 
 static void h_db_get(vstore *db, req *q, reply *r) {
     base_err e = {0};
     char id[40];
     int rc = vstore_database_get(db, q->t, q->d, id, &e);
-    if (rc) set_fail(r, rc, &e);
-    else set_ok(r, 200, json_pack("{s:s,s:s,s:s}", "id", id, "name", q->d, "tenant", q->t));
+    if (rc)
+        set_fail(r, rc, &e);
+    else
+        set_ok(r, 200, json_pack("{s:s,s:s,s:s}", "id", id, "name", q->d, "tenant", q->t));
 }
 
 static void h_db_delete(vstore *db, req *q, reply *r) {
     base_err e = {0};
     int rc = vstore_database_delete(db, q->t, q->d, &e);
-    if (rc) set_fail(r, rc, &e);
-    else set_ok(r, 200, json_object());
+    if (rc)
+        set_fail(r, rc, &e);
+    else
+        set_ok(r, 200, json_object());
 }
 
 static void h_coll_count(vstore *db, req *q, reply *r) {
     base_err e = {0};
     uint64_t n = 0;
     int rc = vstore_coll_count(db, q->t, q->d, &n, &e);
-    if (rc) set_fail(r, rc, &e);
-    else set_ok(r, 200, json_integer((json_int_t)n));
+    if (rc)
+        set_fail(r, rc, &e);
+    else
+        set_ok(r, 200, json_integer((json_int_t)n));
 }
 
 static void h_coll_list(vstore *db, req *q, reply *r) {
@@ -749,8 +783,10 @@ static void h_coll_get(vstore *db, req *q, reply *r) {
 static void h_coll_delete(vstore *db, req *q, reply *r) {
     base_err e = {0};
     int rc = vstore_coll_delete(db, q->t, q->d, q->c.id, &e);
-    if (rc) set_fail(r, rc, &e);
-    else set_ok(r, 200, json_object());
+    if (rc)
+        set_fail(r, rc, &e);
+    else
+        set_ok(r, 200, json_object());
 }
 
 static void h_coll_modify(vstore *db, req *q, reply *r) {
@@ -762,19 +798,24 @@ static void h_coll_modify(vstore *db, req *q, reply *r) {
         rc = base_fail(&e, BASE_EINVAL, "new_name must be a string");
     else if (md && !json_is_null(md) && !json_is_object(md))
         rc = base_fail(&e, BASE_EINVAL, "new_metadata must be an object");
-    else rc = modify_config(json_object_get(q->in, "new_configuration"), &efs, &e);
+    else
+        rc = modify_config(json_object_get(q->in, "new_configuration"), &efs, &e);
     if (!rc) rc = vstore_coll_modify(db, q->c.id, json_string_value(nm), mtext, efs, &e);
     free(mtext);
-    if (rc) set_fail(r, rc, &e);
-    else set_ok(r, 200, json_object());
+    if (rc)
+        set_fail(r, rc, &e);
+    else
+        set_ok(r, 200, json_object());
 }
 
 static void h_count(vstore *db, req *q, reply *r) {
     base_err e = {0};
     uint64_t n = 0;
     int rc = vstore_count(db, q->c.id, &n, &e);
-    if (rc) set_fail(r, rc, &e);
-    else set_ok(r, 200, json_integer((json_int_t)n));
+    if (rc)
+        set_fail(r, rc, &e);
+    else
+        set_ok(r, 200, json_integer((json_int_t)n));
 }
 
 /* The route table, as http.c's: a path is the segments after /api/v2, each literal or one of
@@ -827,9 +868,12 @@ static bool route_match(const char *path, char **seg, int nseg, req *q) {
         size_t len = strcspn(p, "/");
         if (i == nseg) return false;
         if (p[0] == '{' && len == 3) {
-            if (p[1] == 't') q->t = seg[i];
-            else if (p[1] == 'd') q->d = seg[i];
-            else q->param = seg[i]; /* {c} and {p} */
+            if (p[1] == 't')
+                q->t = seg[i];
+            else if (p[1] == 'd')
+                q->d = seg[i];
+            else
+                q->param = seg[i]; /* {c} and {p} */
         } else if (strlen(seg[i]) != len || strncmp(p, seg[i], len) != 0) {
             return false;
         }
@@ -857,8 +901,10 @@ static void route(vstore *db, const char *method, char **seg, int nseg, const ch
     if (!hit) {
         char msg[128];
         snprintf(msg, sizeof msg, "use %s", allow);
-        if (allow[0]) set_err(r, 405, "MethodNotAllowed", msg);
-        else set_err(r, 404, "NotFoundError", "unknown route");
+        if (allow[0])
+            set_err(r, 405, "MethodNotAllowed", msg);
+        else
+            set_err(r, 404, "NotFoundError", "unknown route");
         return;
     }
     /* What the path names must exist: its tenant, its database, its collection. */
@@ -872,8 +918,10 @@ static void route(vstore *db, const char *method, char **seg, int nseg, const ch
     }
     if (!rc && q.d) rc = vstore_database_get(db, q.t, q.d, NULL, &e);
     if (!rc && coll) rc = vstore_coll_get(db, q.t, q.d, q.param, &q.c, &e);
-    if (rc) set_fail(r, rc, &e);
-    else hit->fn(db, &q, r);
+    if (rc)
+        set_fail(r, rc, &e);
+    else
+        hit->fn(db, &q, r);
     vstore_coll_free(&q.c);
 }
 

@@ -114,9 +114,10 @@ static int index_replay(vstore *db, vstore_index *x, uint64_t after, size_t *app
         if (s == SQLITE_ROW) {
             const void *b = sqlite3_column_blob(st, 1);
             if ((size_t)sqlite3_column_bytes(st, 1) != x->dim * sizeof(float) || !b) {
-                rc = base_fail(e, BASE_EFORMAT, "%s: record %lld has an embedding of %d bytes,"
-                               " the collection's dimension is %zu", db->path,
-                               (long long)sqlite3_column_int64(st, 0),
+                rc = base_fail(e, BASE_EFORMAT,
+                               "%s: record %lld has an embedding of %d bytes,"
+                               " the collection's dimension is %zu",
+                               db->path, (long long)sqlite3_column_int64(st, 0),
                                sqlite3_column_bytes(st, 1), x->dim);
                 break;
             }
@@ -242,8 +243,10 @@ int vstore_index_get(vstore *db, const vstore_coll *c, vstore_index **out, base_
     }
     vstore_rollback(db); /* ends the read transaction */
     if (rc) {
-        if (fresh) index_free(x);
-        else index_drop(db, x->id); /* half caught up: next time from the file again */
+        if (fresh)
+            index_free(x);
+        else
+            index_drop(db, x->id); /* half caught up: next time from the file again */
         return rc;
     }
     if (fresh) {
@@ -264,7 +267,7 @@ int vstore_warm(vstore *db, base_err *e) {
     sqlite3_stmt *st;
     int rc =
         vstore_prepare(db, &st, "SELECT id FROM collections WHERE dim > 0 ORDER BY created", e);
-    char (*ids)[40] = NULL;
+    char(*ids)[40] = NULL;
     size_t n = 0, cap = 0;
     while (!rc && sqlite3_step(st) == SQLITE_ROW) {
         if (n == cap) {

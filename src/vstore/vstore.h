@@ -29,8 +29,8 @@ typedef struct vstore vstore;
 #define VSTORE_MAX_DOC (4u << 20)     /* bytes of a document */
 #define VSTORE_MAX_META (256u << 10)  /* bytes of one metadata object as JSON */
 #define VSTORE_MAX_FILTER (256u << 10) /* bytes of a where / where_document */
-#define VSTORE_MAX_RESULTS 100000     /* rows of one answer: queries x n_results, or a get's */
-#define VSTORE_MAX_ANSWER (64u << 20) /* bytes of one answer's JSON text, about (see records.c) */
+#define VSTORE_MAX_RESULTS 100000      /* rows of one answer: queries x n_results, or a get's */
+#define VSTORE_MAX_ANSWER (64u << 20)  /* bytes of one answer's JSON text, about (see records.c) */
 #define VSTORE_EXACT_MAX 2000         /* filtered search: exact at or below this many matches */
 
 /* Opens (creating if absent) the store in directory dir. A damaged database is BASE_EFORMAT. */
@@ -175,10 +175,10 @@ typedef struct {
 } vstore_query_req;
 /* k nearest records to each query (out: nq results, nearest first; the caller frees each and
  * the array). nq x k is at most VSTORE_MAX_RESULTS and the answer at most VSTORE_MAX_ANSWER
- * bytes (BASE_EINVAL beyond). The filtered-search rule: with a filter, the matching set is counted in SQLite
- * first; at most exact_max matches, or at most 1/20 of the collection, are searched exactly
- * (their vectors read from SQLite); a larger set is searched in the graph with the filter as a
- * predicate and ef raised by the inverse selectivity (at most 20x), so the graph search still
+ * bytes (BASE_EINVAL beyond). The filtered-search rule: with a filter, the matching set is counted
+ * in SQLite first; at most exact_max matches, or at most 1/20 of the collection, are searched
+ * exactly (their vectors read from SQLite); a larger set is searched in the graph with the filter
+ * as a predicate and ef raised by the inverse selectivity (at most 20x), so the graph search still
  * visits about ef matching nodes. Either way recall stays near that of an unfiltered search. */
 int vstore_query(vstore *db, const char *coll_id, const vstore_query_req *r,
                  vstore_result **out, base_err *e);

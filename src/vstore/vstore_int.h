@@ -48,8 +48,8 @@ int vstore_seq_next(vstore *db, uint64_t *seq, base_err *e); /* in a write trans
  * while deletes still have room. With the mutex held. */
 #define VSTORE_RESERVE (4u << 20)
 int vstore_reserve_keep(vstore *db, base_err *e); /* makes it when missing; BASE_ENOSPC if full */
-bool vstore_reserve_release(vstore *db); /* removes it, checkpoints; false when none */
-void vstore_reserve_done(vstore *db);    /* after the retry: checkpoint the WAL, keep it again */
+bool vstore_reserve_release(vstore *db);          /* removes it, checkpoints; false when none */
+void vstore_reserve_done(vstore *db); /* after the retry: checkpoint the WAL, keep it again */
 
 char *vstore_strdup(const char *s); /* NULL stays NULL */
 void vstore_note(vstore *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

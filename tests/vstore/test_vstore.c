@@ -1161,8 +1161,10 @@ static void test_disk_full(void **state) {
     sqlite3_finalize(st);
     assert_int_equal(sqlite3_exec(db->db, sql, NULL, NULL, NULL), SQLITE_OK);
     char url[256];
-    snprintf(url, sizeof url, "/api/v2/tenants/default_tenant/databases/default_database/"
-                              "collections/%s/add", cid);
+    snprintf(url, sizeof url,
+             "/api/v2/tenants/default_tenant/databases/default_database/"
+             "collections/%s/add",
+             cid);
     base_buf b = {0};
     int status = 0, added = 0;
     for (int round = 0; round < 100 && status != 507; round++) {
@@ -1176,7 +1178,8 @@ static void test_disk_full(void **state) {
         base_buf_printf(&b, "]}");
         char *resp = NULL;
         vstore_http(db, "POST", url, NULL, b.data, b.len, &status, &resp);
-        if (status == 201) added += 20;
+        if (status == 201)
+            added += 20;
         else {
             assert_int_equal(status, 507);
             json_t *j = json_loads(resp, 0, NULL);
@@ -1228,8 +1231,10 @@ static void test_answer_bounds(void **state) {
     vstore *db = open_store("bounds");
     char *cid = make_coll(db, "bounds", VDIST_L2, 0);
     char p[256];
-    snprintf(p, sizeof p, "/api/v2/tenants/default_tenant/databases/default_database/"
-                          "collections/%s/", cid);
+    snprintf(p, sizeof p,
+             "/api/v2/tenants/default_tenant/databases/default_database/"
+             "collections/%s/",
+             cid);
     size_t d = 512, n = 2000;
     float *v = malloc(n * d * sizeof *v);
     base_rng rng;
@@ -1270,9 +1275,9 @@ static void test_answer_bounds(void **state) {
     size_t len = strlen(resp);
     json_t *g = json_loads(resp, 0, NULL);
     assert_int_equal(json_array_size(json_object_get(g, "embeddings")), n);
-    assert_float_equal(json_number_value(json_array_get(
-                           json_array_get(json_object_get(g, "embeddings"), 7), 3)),
-                       v[7 * d + 3], 0); /* 9 digits: the same float back */
+    assert_float_equal(
+        json_number_value(json_array_get(json_array_get(json_object_get(g, "embeddings"), 7), 3)),
+        v[7 * d + 3], 0); /* 9 digits: the same float back */
     json_decref(g);
     free(resp);
     printf("    a get of %zu x %zu values: %.1f MB of JSON, peak memory +%.1f MB\n", n, d,
@@ -1440,8 +1445,7 @@ int test_vstore(void) {
         cmocka_unit_test(test_metrics),     cmocka_unit_test(test_filtered_recall),
         cmocka_unit_test(test_durability),  cmocka_unit_test(test_text_hybrid),
         cmocka_unit_test(test_http),        cmocka_unit_test(test_answer_bounds),
-        cmocka_unit_test(test_disk_full),
-        cmocka_unit_test(test_http_fuzz),
+        cmocka_unit_test(test_disk_full),   cmocka_unit_test(test_http_fuzz),
         cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests_name("vstore", tests, setup, teardown);
