@@ -1231,6 +1231,11 @@ typedef struct {
     float score;
 } fused;
 
+static int cmp_fused_rid(const void *a, const void *b) {
+    const fused *x = a, *y = b;
+    return x->rid < y->rid ? -1 : x->rid > y->rid;
+}
+
 static int cmp_fused(const void *a, const void *b) {
     const fused *x = a, *y = b;
     if (x->score != y->score) return x->score > y->score ? -1 : 1;
@@ -1278,15 +1283,15 @@ int vstore_hybrid(vstore *db, const char *coll_id, const vstore_hybrid_req *r, v
                          &nd, NULL, e)) ||
         (rc = text_rank(db, &c, r->text, depth, r->where, rids + depth, sc + depth, &nt, e)))
         goto out;
-    /* Fuse: each ranking adds w / (k + rank); a record in both gets both. Rankings are short
-     * (<= depth), so a quadratic merge is fine. */
+    /* Fuse: each ranking adds w / (k + rank); a record in both gets both. The dense entries,
+     * sorted by rid, are found by binary search (rankings can hold 100,000 entries each). */
     for (size_t i = 0; i < nd; i++) f[nf++] = (fused){rids[i], (float)(wd / (rk + (double)i + 1))};
+    qsort(f, nd, sizeof *f, cmp_fused_rid);
     for (size_t i = 0; i < nt; i++) {
         float add = (float)(wt / (rk + (double)i + 1));
-        size_t j = 0;
-        while (j < nf && f[j].rid != rids[depth + i]) j++;
-        if (j < nf) f[j].score += add;
-        else f[nf++] = (fused){rids[depth + i], add};
+        fused key = {rids[depth + i], 0}, *hit = bsearch(&key, f, nd, sizeof *f, cmp_fused_rid);
+        if (hit) hit->score += add;
+        else f[nf++] = (fused){key.rid, add};
     }
     qsort(f, nf, sizeof *f, cmp_fused);
     if (nf > r->k) nf = r->k;
