@@ -1229,7 +1229,7 @@ static size_t peak_rss_reset(bool reset) {
 static void test_answer_bounds(void **state) {
     (void)state;
     vstore *db = open_store("bounds");
-    char *cid = make_coll(db, "bounds", VDIST_L2, 0);
+    char *cid = make_coll(db, "bounds", VDIST_L2, 10); /* a cheap graph: recall is not the point */
     char p[256];
     snprintf(p, sizeof p,
              "/api/v2/tenants/default_tenant/databases/default_database/"
@@ -1289,7 +1289,7 @@ static void test_answer_bounds(void **state) {
     /* an answer above VSTORE_MAX_ANSWER (64 MiB at 16 bytes an embedding value) is refused:
      * 65 records of 65,536 values with their embeddings; a page of them, or all of them without
      * the embeddings, are fine */
-    char *big = make_coll(db, "bounds-wide", VDIST_L2, 0);
+    char *big = make_coll(db, "bounds-wide", VDIST_L2, 10);
     size_t wd = VSTORE_MAX_DIM, wn = (VSTORE_MAX_ANSWER / (16 * wd)) + 1;
     float *w = calloc(wn * wd, sizeof *w);
     for (size_t i = 0; i < wn; i++) w[i * wd + i] = 1;
