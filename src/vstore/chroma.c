@@ -32,12 +32,27 @@ typedef struct {
     int arg; /* the route's own argument (a write's vstore_mode) */
 } req;
 
+static void put_str(base_buf *b, const char *s);
+
+/* Written as text, so a message quoting invalid UTF-8 from a path still makes valid JSON. */
+char *vstore_http_error(const char *kind, const char *message) {
+    base_buf b = {0};
+    base_buf_append(&b, "{\"error\":", 9);
+    put_str(&b, kind ? kind : "InternalError");
+    base_buf_append(&b, ",\"message\":", 11);
+    put_str(&b, message ? message : "");
+    base_buf_append(&b, "}", 1);
+    if (!b.failed) return b.data;
+    base_buf_free(&b);
+    return NULL;
+}
+
 static void set_err(reply *r, int status, const char *kind, const char *msg) {
     json_decref(r->body);
     free(r->text);
-    r->text = NULL;
+    r->body = NULL;
     r->status = status;
-    r->body = json_pack("{s:s,s:s}", "error", kind, "message", msg);
+    r->text = vstore_http_error(kind, msg);
 }
 
 static void set_fail(reply *r, int code, const base_err *e) {

@@ -219,4 +219,12 @@ void vstore_http(vstore *db, const char *method, const char *path, const char *q
 #define VSTORE_HTTP_MAX_BODY ((size_t)1 << 20)
 void vstore_set_max_body(vstore *db, size_t bytes);
 
+/* Chroma's error body, {"error": kind, "message": message}, as a malloc'd JSON text (NULL when
+ * out of memory): what the server answers to /api/v2 requests it refuses before vstore_http
+ * (401, 404, 405, 413), so the client reads them as it reads vstore_http's. The client shows
+ * message. kinds as vstore_http uses them: "InvalidArgumentError", "NotFoundError",
+ * "MethodNotAllowed", "PayloadTooLargeError", "InsufficientStorageError", "InternalError"; for
+ * 401 "AuthError". */
+char *vstore_http_error(const char *kind, const char *message);
+
 #endif

@@ -1114,6 +1114,14 @@ static void test_http(void **state) {
     json_decref(j);
     j = http(db, "GET", "/api/v2/nothing", NULL, 404);
     json_decref(j);
+    /* a message quoting bytes that are not UTF-8 is still JSON (it was a 500) */
+    j = http(db, "GET", "/api/v2/tenants/x\xffy", NULL, 404);
+    assert_non_null(strstr(json_string_value(json_object_get(j, "message")), "x\xef\xbf\xbdy"));
+    json_decref(j);
+    /* the same shape for what the server refuses before vstore_http */
+    char *et = vstore_http_error("AuthError", "missing \"token\"");
+    assert_string_equal(et, "{\"error\":\"AuthError\",\"message\":\"missing \\\"token\\\"\"}");
+    free(et);
     /* the route table: a known path with another method is 405 naming the methods it takes,
      * an unknown verb 404, what the path names must exist (404) */
     j = http(db, "POST", C, "{\"name\":\"routes\"}", 200);
