@@ -3,7 +3,7 @@
  * queries, l2). Builds with one thread (M and ef_construction as given), then for each ef runs
  * every query (best of --reps passes) and prints recall@10 against the exact ground truth and
  * queries per second of CPU time (qps; the wall-clock figure as qps_wall). Build time likewise
- * (build_s CPU, build_wall_s). The ground truth is computed here once with vs_exact_search and
+ * (build_s CPU, build_wall_s). The ground truth is computed here once with hnsw_exact_search and
  * cached (CACHE/fmnist-gt-N-NQ.bin: ids of the 10 nearest, int32, NQ x 10, after a 32-byte header)
  * for bench/peers/ann_peers.py, which runs hnswlib and FAISS on the same data.
  * One JSON object per line: {"lib":"hearth","build_s":...} then one per ef.
@@ -104,7 +104,7 @@ static int32_t *ground_truth(const char *cache, const float *xb, size_t n, const
     for (size_t q = 0; q < nq; q++) {
         uint64_t out[K];
         float d[K];
-        vs_exact_search(VS_L2, xb, ids, n, dim, xq + q * dim, K, NULL, NULL, out, d);
+        hnsw_exact_search(VDIST_L2, xb, ids, n, dim, xq + q * dim, K, NULL, NULL, out, d);
         for (int j = 0; j < K; j++) gt[q * K + (size_t)j] = (int32_t)out[j];
     }
     free(ids);
@@ -133,7 +133,7 @@ static int save_load(hnsw **h, const char *path, const float *xq, size_t nq, siz
     double t1 = base_now();
     hnsw *g;
     uint64_t seq;
-    if (hnsw_load(&g, path, dim, VS_L2, &seq, &e)) {
+    if (hnsw_load(&g, path, dim, VDIST_L2, &seq, &e)) {
         fprintf(stderr, "ann_bench: %s\n", e.msg);
         return -1;
     }
@@ -188,7 +188,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--reps"))
             reps = atoi(v);
         else if (!strcmp(a, "--isa"))
-            vs_dist_force_isa(atoi(v));
+            vdist_force_isa(atoi(v));
         else if (!strcmp(a, "--data"))
             dir = v;
         else if (!strcmp(a, "--cache"))
@@ -221,7 +221,7 @@ int main(int argc, char **argv) {
     hnsw_params prm = {M, efc, 10, 42};
     uint64_t *ids = malloc(n * sizeof *ids);
     for (size_t i = 0; i < n; i++) ids[i] = i;
-    if (hnsw_create(&h, dim, VS_L2, &prm, &e)) {
+    if (hnsw_create(&h, dim, VDIST_L2, &prm, &e)) {
         fprintf(stderr, "ann_bench: %s\n", e.msg);
         return 1;
     }
@@ -233,7 +233,7 @@ int main(int argc, char **argv) {
     double build_cpu = cpu_now() - c0, build_wall = base_now() - t0;
     printf("{\"lib\":\"hearth\",\"n\":%zu,\"nq\":%zu,\"dim\":%zu,\"M\":%d,\"efc\":%d,"
            "\"build_s\":%.3f,\"build_wall_s\":%.3f,\"isa\":\"%s\"}\n",
-           n, nq, dim, M, efc, build_cpu, build_wall, vs_dist_isa());
+           n, nq, dim, M, efc, build_cpu, build_wall, vdist_isa());
     fflush(stdout);
 
     uint64_t *res = malloc(nq * K * sizeof *res);

@@ -12,11 +12,14 @@
  * fills a base_err with a human message; it never prints or exits. */
 enum {
     BASE_OK = 0,
-    BASE_EINVAL = -1,  /* bad argument or configuration */
-    BASE_EIO = -2,     /* a file could not be read or written */
-    BASE_ENOMEM = -3,  /* an allocation failed */
-    BASE_EFORMAT = -4, /* a file's content is malformed */
-    BASE_ENUM = -5,    /* a computation produced a non-finite value */
+    BASE_EINVAL = -1,    /* bad argument or configuration */
+    BASE_EIO = -2,       /* a file could not be read or written */
+    BASE_ENOMEM = -3,    /* an allocation failed */
+    BASE_EFORMAT = -4,   /* a file's content is malformed */
+    BASE_ENUM = -5,      /* a computation produced a non-finite value */
+    BASE_ENOTFOUND = -6, /* no such thing (collection, record, tenant, database) */
+    BASE_EEXISTS = -7,   /* the name or id is taken */
+    BASE_ENOSPC = -8,    /* the disk (or quota) is full: a write could not be stored */
 };
 
 typedef struct base_err {

@@ -121,6 +121,9 @@ int cli_serve(int argc, char **argv) {
         printf("hearth serve: stopping (%s)\n", stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
         fflush(stdout);
     }
-    server_stop(s);
+    base_err se = {0};
+    if (server_stop(s, &se))
+        fprintf(stderr, "hearth serve: warning: %s (no record is lost: the next start catches"
+                        " the index up from the database)\n", se.msg);
     return rc;
 }

@@ -351,7 +351,8 @@ static int do_write(vstore *db, const vstore_coll *c, vstore_mode mode, const op
 }
 
 /* query --file: every line's embedding is a query; one output line per query:
- * {"query": its id, "ids": [...], "distances": [...]}. */
+ * {"query": its id, "ids": [...], "distances": [...]}. The queries go in chunks of at most
+ * VSTORE_MAX_RESULTS rows (queries x k), the most one answer holds. */
 static int query_file(vstore *db, const vstore_coll *c, const opts *o) {
     recs r = {0};
     if (read_jsonl(o->file, &r, 1)) {
@@ -359,31 +360,40 @@ static int query_file(vstore *db, const vstore_coll *c, const opts *o) {
         return 1;
     }
     base_err e = {0};
-    vstore_query_req q = {.queries = r.emb, .nq = r.n, .dim = r.dim,
-                          .k = o->k ? (size_t)o->k : 10, .where = o->where,
-                          .where_document = o->where_doc, .include = VSTORE_INC_DISTANCES,
-                          .ef = (int)o->ef};
-    vstore_result *res = NULL;
+    size_t k = o->k ? (size_t)o->k : 10,
+           chunk = k < VSTORE_MAX_RESULTS ? VSTORE_MAX_RESULTS / k : 1;
     int rc = 0;
-    if (vstore_query(db, c->id, &q, &res, &e)) {
-        rc = fail("query", &e);
-    } else {
-        for (size_t i = 0; i < r.n; i++) {
+    for (size_t first = 0; first < r.n && !rc; first += chunk) {
+        size_t nq = r.n - first < chunk ? r.n - first : chunk;
+        vstore_query_req q = {.queries = r.emb + first * r.dim,
+                              .nq = nq,
+                              .dim = r.dim,
+                              .k = k,
+                              .where = o->where,
+                              .where_document = o->where_doc,
+                              .include = VSTORE_INC_DISTANCES,
+                              .ef = (int)o->ef};
+        vstore_result *res = NULL;
+        if (vstore_query(db, c->id, &q, &res, &e)) {
+            rc = fail("query", &e);
+            break;
+        }
+        for (size_t i = 0; i < nq; i++) {
             json_t *ids = json_array(), *d = json_array();
             for (size_t j = 0; j < res[i].n; j++) {
                 json_array_append_new(ids, json_string(res[i].ids[j]));
                 json_array_append_new(d, json_real(res[i].distances[j]));
             }
-            json_t *line = json_pack("{s:s,s:o,s:o}", "query", r.ids[i], "ids", ids,
-                                     "distances", d);
+            json_t *line =
+                json_pack("{s:s,s:o,s:o}", "query", r.ids[first + i], "ids", ids, "distances", d);
             char *text = json_dumps(line, JSON_COMPACT);
             if (text) printf("%s\n", text);
             free(text);
             json_decref(line);
             vstore_result_free(&res[i]);
         }
+        free(res);
     }
-    free(res);
     recs_free(&r);
     return rc;
 }
@@ -398,7 +408,7 @@ static int run(vstore *db, const char *verb, const opts *o) {
         for (size_t i = 0; i < n; i++) {
             uint64_t cnt = 0;
             vstore_count(db, cs[i].id, &cnt, NULL);
-            printf("%s\t%s\tdim=%zu\trecords=%llu\n", cs[i].name, vs_metric_name(cs[i].metric),
+            printf("%s\t%s\tdim=%zu\trecords=%llu\n", cs[i].name, vdist_metric_name(cs[i].metric),
                    cs[i].dim, (unsigned long long)cnt);
             vstore_coll_free(&cs[i]);
         }
@@ -411,7 +421,7 @@ static int run(vstore *db, const char *verb, const opts *o) {
     }
     if (!strcmp(verb, "create")) {
         vstore_coll_opts co = {0};
-        if (o->metric && vs_metric_parse(o->metric, &co.metric) != 0) {
+        if (o->metric && vdist_metric_parse(o->metric, &co.metric) != 0) {
             fprintf(stderr, "hearth: vstore: --metric '%s': known: l2, ip, cosine\n", o->metric);
             return 2;
         }
@@ -440,7 +450,7 @@ static int run(vstore *db, const char *verb, const opts *o) {
         else
             printf("name %s\nid %s\nmetric %s\ndim %zu\nM %d\nef_construction %d\nef_search %d\n"
                    "records %llu\nmetadata %s\n",
-                   c.name, c.id, vs_metric_name(c.metric), c.dim, c.hnsw.M,
+                   c.name, c.id, vdist_metric_name(c.metric), c.dim, c.hnsw.M,
                    c.hnsw.ef_construction, c.hnsw.ef_search, (unsigned long long)cnt,
                    c.metadata ? c.metadata : "null");
     } else if (!strcmp(verb, "modify")) {
@@ -554,7 +564,10 @@ int cli_vstore(int argc, char **argv) {
     vstore *db = NULL;
     if (vstore_open(&db, dir, &e)) return fail(dir, &e);
     int rc = run(db, verb, &o);
+    /* The indexes that changed are saved here, where a failure can be reported (vstore_close
+     * cannot). The records are in SQLite either way: the next open replays them. */
+    if (vstore_flush(db, &e)) fprintf(stderr, "hearth: vstore: warning: %s\n", e.msg);
     print_notes(db); /* indexes are loaded (and repaired) lazily, during the verb */
-    vstore_close(db); /* saves the indexes that changed */
+    vstore_close(db);
     return rc;
 }

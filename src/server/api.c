@@ -2,6 +2,7 @@
  * responses and stream chunks built in OpenAI's exact shapes, the error object, SSE framing.
  * Pure functions: no sockets, no model. */
 #include "server/server.h"
+#include "vstore/vstore.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -49,14 +50,7 @@ char *server_error_json_chroma(const server_error *er) {
                        : er->status == 413 ? "RequestTooLargeError"
                        : er->status == 429 ? "RateLimitError"
                                            : "InternalError";
-    base_buf msg = {0};
-    server_utf8_clean(&msg, er->message, strlen(er->message));
-    json_t *o = json_pack("{s:s,s:s}", "error", kind, "message", msg.failed ? "" : msg.data);
-    base_buf_free(&msg);
-    if (!o) return NULL;
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    return s;
+    return vstore_http_error(kind, er->message);
 }
 
 /* ---- UTF-8 */

@@ -1154,6 +1154,7 @@ int server_start(server **out, const server_opts *o, base_err *e) {
     if (s->vstore_dir &&
         ((rc = vstore_open(&s->vs, s->vstore_dir, e)) || (rc = vstore_warm(s->vs, e))))
         goto fail;
+    if (s->vs) vstore_set_max_body(s->vs, s->o.body_limit);
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
@@ -1199,7 +1200,7 @@ int server_start(server **out, const server_opts *o, base_err *e) {
     *out = s;
     return 0;
 fail:
-    server_stop(s);
+    server_stop(s, NULL);
     return rc;
 }
 
@@ -1219,8 +1220,8 @@ const char *server_vstore_notes(server *s) {
     return s->vs ? vstore_notes(s->vs) : "";
 }
 
-void server_stop(server *s) {
-    if (!s) return;
+int server_stop(server *s, base_err *e) {
+    if (!s) return 0;
     atomic_store(&s->stopping, 1); /* waiting connection threads cancel and return */
     if (s->reaper_started) {
         pthread_mutex_lock(&s->sock_mu);
@@ -1232,6 +1233,7 @@ void server_stop(server *s) {
     if (s->loader_started) pthread_join(s->loader, NULL);
     infer_sched_free(s->sched); /* every request left finishes as cancelled */
     infer_model_free(s->model);
+    int rc = s->vs ? vstore_flush(s->vs, e) : 0;
     vstore_close(s->vs);
     pthread_mutex_destroy(&s->tok_mu);
     pthread_mutex_destroy(&s->met_mu);
@@ -1245,4 +1247,5 @@ void server_stop(server *s) {
     free(s->tmpl_name);
     free(s->vstore_dir);
     free(s);
+    return rc;
 }

@@ -67,8 +67,10 @@ int server_state(server *s);
 const base_err *server_load_error(server *s);
 /* What the vector store repaired when it was opened (vstore_notes), "" if nothing or no store. */
 const char *server_vstore_notes(server *s);
-/* Stops accepting, finishes every running request as cancelled, joins every thread, frees. */
-void server_stop(server *s); /* NULL is fine */
+/* Stops accepting, finishes every running request as cancelled, joins every thread, saves the
+ * vector store's indexes and frees. Returns 0, or the first failed index save (a full disk)
+ * with its message in *e: no record is lost (SQLite holds them; the next open catches up). */
+int server_stop(server *s, base_err *e); /* NULL is fine */
 
 /* ---- the pure part (exposed for tests) ------------------------------------------------------ */
 

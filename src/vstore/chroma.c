@@ -1,7 +1,7 @@
 /* vstore/chroma.c: the Chroma v2 HTTP API (the paths, JSON shapes and status codes the chromadb
  * clients use) as a pure function from request to response over the library API. Errors are
  * {"error": kind, "message": text} with 400 (bad input), 404 (unknown), 409 (exists), 413
- * (too large) or 500. */
+ * (too large), 507 (the disk is full) or 500. */
 #include "vstore/vstore_int.h"
 
 #include <math.h>
@@ -11,7 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-#define CHROMA_MAX_BODY ((size_t)256 << 20) /* bytes of a request body */
 /* "uris" in include: the store keeps none, so they come back as nulls; a bit of our own beside
  * the library's VSTORE_INC_* bits. */
 #define INC_URIS 0x100u
@@ -19,27 +18,78 @@
 typedef struct {
     int status;
     json_t *body; /* owned */
+    char *text;   /* owned: the body already as text (record answers), else NULL */
 } reply;
+
+/* A request matched to a route: the path's parameters (borrowed from the split path), the
+ * collection it names (loaded by the dispatcher), the raw query string and the JSON body. */
+typedef struct {
+    const char *t, *d; /* tenant, database: {t} and {d} of the route, else NULL */
+    const char *param; /* {p}: a parameter no lookup goes with (a collection resource name) */
+    vstore_coll c;     /* {c}: the collection, by name or id */
+    const char *query;
+    json_t *in;
+    int arg; /* the route's own argument (a write's vstore_mode) */
+} req;
+
+static void put_str(base_buf *b, const char *s);
+
+/* Written as text, so a message quoting invalid UTF-8 from a path still makes valid JSON. */
+char *vstore_http_error(const char *kind, const char *message) {
+    base_buf b = {0};
+    base_buf_append(&b, "{\"error\":", 9);
+    put_str(&b, kind ? kind : "InternalError");
+    base_buf_append(&b, ",\"message\":", 11);
+    put_str(&b, message ? message : "");
+    base_buf_append(&b, "}", 1);
+    if (!b.failed) return b.data;
+    base_buf_free(&b);
+    return NULL;
+}
 
 static void set_err(reply *r, int status, const char *kind, const char *msg) {
     json_decref(r->body);
+    free(r->text);
+    r->body = NULL;
     r->status = status;
-    r->body = json_pack("{s:s,s:s}", "error", kind, "message", msg);
+    r->text = vstore_http_error(kind, msg);
 }
 
 static void set_fail(reply *r, int code, const base_err *e) {
     switch (code) {
-    case VSTORE_ENOTFOUND: set_err(r, 404, "NotFoundError", e->msg); break;
-    case VSTORE_EEXISTS: set_err(r, 409, "UniqueConstraintError", e->msg); break;
+    case BASE_ENOTFOUND:
+        set_err(r, 404, "NotFoundError", e->msg);
+        break;
+    case BASE_EEXISTS:
+        set_err(r, 409, "UniqueConstraintError", e->msg);
+        break;
     case BASE_EINVAL: set_err(r, 400, "InvalidArgumentError", e->msg); break;
+    case BASE_ENOSPC:
+        set_err(r, 507, "InsufficientStorageError", e->msg);
+        break;
     default: set_err(r, 500, "InternalError", e->msg); break;
     }
 }
 
 static void set_ok(reply *r, int status, json_t *body) {
     json_decref(r->body);
+    free(r->text);
+    r->text = NULL;
     r->status = status;
     r->body = body ? body : json_null();
+}
+
+/* text: a JSON text (owned), or NULL when it could not be made (out of memory: 500). */
+static void set_text(reply *r, int status, char *text) {
+    if (!text) {
+        set_err(r, 500, "InternalError", "out of memory for the answer");
+        return;
+    }
+    json_decref(r->body);
+    free(r->text);
+    r->body = NULL;
+    r->status = status;
+    r->text = text;
 }
 
 /* ---- JSON → library arguments */
@@ -158,67 +208,141 @@ static int parse_include(const json_t *v, unsigned def, unsigned *inc, json_t **
 
 /* ---- library results → JSON */
 
-static json_t *json_text_or_null(const char *s) {
-    return s ? json_string(s) : json_null();
-}
-
 static json_t *json_meta_or_null(const char *s) {
     json_t *m = s ? json_loads(s, 0, NULL) : NULL;
     return m ? m : json_null();
 }
 
-/* The record columns of r as arrays, into obj (GetResponse) or appended to the per-query
- * arrays already in obj (QueryResponse). */
-static void result_json(const vstore_result *r, unsigned inc, json_t *obj, bool nested) {
-    json_t *ids = json_array(), *docs = NULL, *metas = NULL, *embs = NULL, *dists = NULL,
-           *u = NULL;
-    if (inc & VSTORE_INC_DOCUMENTS) docs = json_array();
-    if (inc & VSTORE_INC_METADATAS) metas = json_array();
-    if (inc & VSTORE_INC_EMBEDDINGS) embs = json_array();
-    if (inc & VSTORE_INC_DISTANCES) dists = json_array();
-    if (inc & INC_URIS) u = json_array();
-    for (size_t i = 0; i < r->n; i++) {
-        json_array_append_new(ids, json_string(r->ids[i]));
-        if (docs) json_array_append_new(docs, json_text_or_null(r->documents[i]));
-        if (metas) json_array_append_new(metas, json_meta_or_null(r->metadatas[i]));
-        if (embs) {
-            json_t *v = json_array();
-            for (size_t j = 0; j < r->dim; j++)
-                json_array_append_new(v, json_real(r->embeddings[i * r->dim + j]));
-            json_array_append_new(embs, v);
-        }
-        if (dists) json_array_append_new(dists, json_real(r->distances[i]));
-        if (u) json_array_append_new(u, json_null());
+/* Record answers are written straight as text: a tree of json_t costs about ten times the
+ * text it prints (a 16 MB answer took 208 MB). */
+
+/* s as a JSON string (null for NULL); bytes that are not UTF-8 become U+FFFD. */
+static void put_str(base_buf *b, const char *s) {
+    if (!s) {
+        base_buf_append(b, "null", 4);
+        return;
     }
-    struct {
-        const char *key;
-        json_t *v;
-    } cols[] = {{"ids", ids},         {"documents", docs}, {"metadatas", metas},
-                {"embeddings", embs}, {"distances", dists}, {"uris", u}};
-    for (size_t k = 0; k < sizeof cols / sizeof *cols; k++) {
-        if (!cols[k].v) {
-            if (!nested) json_object_set_new(obj, cols[k].key, json_null());
-            else if (!json_object_get(obj, cols[k].key))
-                json_object_set_new(obj, cols[k].key, json_null());
+    size_t n = strlen(s), run = 0;
+    base_buf_append(b, "\"", 1);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : base_utf8_len((const unsigned char *)s + i, n - i);
+        if (len > 0 && c >= 0x20 && c != '"' && c != '\\') {
+            i += len;
             continue;
         }
-        if (nested) {
-            json_t *outer = json_object_get(obj, cols[k].key);
-            if (!json_is_array(outer)) {
-                outer = json_array();
-                json_object_set_new(obj, cols[k].key, outer);
+        base_buf_append(b, s + run, i - run);
+        if (len == 0)
+            base_buf_append(b, "\xef\xbf\xbd", 3);
+        else if (c == '"' || c == '\\')
+            base_buf_printf(b, "\\%c", c);
+        else
+            base_buf_printf(b, "\\u%04x", c);
+        i += len ? len : 1;
+        run = i;
+    }
+    base_buf_append(b, s + run, n - run);
+    base_buf_append(b, "\"", 1);
+}
+
+/* Stored metadata is JSON text the store wrote; anything that does not parse is null. */
+static void put_meta(base_buf *b, const char *s) {
+    json_t *m = s ? json_loads(s, 0, NULL) : NULL;
+    if (json_is_object(m))
+        base_buf_append(b, s, strlen(s));
+    else
+        base_buf_append(b, "null", 4);
+    json_decref(m);
+}
+
+/* Floats print with 9 significant digits, enough to read back the same float. */
+static void put_float(base_buf *b, float x) {
+    base_buf_printf(b, "%.9g", (double)x);
+}
+
+enum { COL_IDS, COL_DOCS, COL_METAS, COL_EMBS, COL_DISTS, COL_URIS, N_COLS };
+static const struct {
+    const char *key;
+    unsigned bit; /* 0: always */
+} cols[N_COLS] = {{"ids", 0},
+                  {"documents", VSTORE_INC_DOCUMENTS},
+                  {"metadatas", VSTORE_INC_METADATAS},
+                  {"embeddings", VSTORE_INC_EMBEDDINGS},
+                  {"distances", VSTORE_INC_DISTANCES},
+                  {"uris", INC_URIS}};
+
+/* One column of r as a JSON array. */
+static void put_col(base_buf *b, const vstore_result *r, int col) {
+    base_buf_append(b, "[", 1);
+    for (size_t i = 0; i < r->n; i++) {
+        if (i) base_buf_append(b, ",", 1);
+        switch (col) {
+        case COL_IDS:
+            put_str(b, r->ids[i]);
+            break;
+        case COL_DOCS:
+            put_str(b, r->documents ? r->documents[i] : NULL);
+            break;
+        case COL_METAS:
+            put_meta(b, r->metadatas ? r->metadatas[i] : NULL);
+            break;
+        case COL_EMBS:
+            base_buf_append(b, "[", 1);
+            for (size_t j = 0; r->embeddings && j < r->dim; j++) {
+                if (j) base_buf_append(b, ",", 1);
+                put_float(b, r->embeddings[i * r->dim + j]);
             }
-            json_array_append_new(outer, cols[k].v);
-        } else {
-            json_object_set_new(obj, cols[k].key, cols[k].v);
+            base_buf_append(b, "]", 1);
+            break;
+        case COL_DISTS:
+            if (r->distances)
+                put_float(b, r->distances[i]);
+            else
+                base_buf_append(b, "null", 4);
+            break;
+        default:
+            base_buf_append(b, "null", 4);
+            break;
         }
     }
+    base_buf_append(b, "]", 1);
+}
+
+/* A GetResponse (one result, nested false) or a QueryResponse (one array per query) with the
+ * include list echo: its text (malloc'd), or NULL when out of memory. */
+static char *answer_text(const vstore_result *res, size_t nres, bool nested, unsigned inc,
+                         const json_t *echo) {
+    base_buf b = {0};
+    base_buf_append(&b, "{", 1);
+    for (int k = 0; k < N_COLS; k++) {
+        base_buf_printf(&b, "%s\"%s\":", k ? "," : "", cols[k].key);
+        if (cols[k].bit && !(inc & cols[k].bit)) {
+            base_buf_append(&b, "null", 4);
+        } else if (!nested) {
+            put_col(&b, &res[0], k);
+        } else {
+            base_buf_append(&b, "[", 1);
+            for (size_t q = 0; q < nres; q++) {
+                if (q) base_buf_append(&b, ",", 1);
+                put_col(&b, &res[q], k);
+            }
+            base_buf_append(&b, "]", 1);
+        }
+    }
+    char *e = json_dumps(echo, JSON_COMPACT);
+    if (e) base_buf_printf(&b, ",\"include\":%s}", e);
+    free(e);
+    if (!e || b.failed) {
+        base_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
 }
 
 static json_t *coll_json(const vstore_coll *c) {
-    json_t *hc = json_pack("{s:s,s:i,s:i,s:i}", "space", vs_metric_name(c->metric),
-                             "ef_construction", c->hnsw.ef_construction, "ef_search",
-                             c->hnsw.ef_search, "max_neighbors", c->hnsw.M);
+    json_t *hc = json_pack("{s:s,s:i,s:i,s:i}", "space", vdist_metric_name(c->metric),
+                           "ef_construction", c->hnsw.ef_construction, "ef_search",
+                           c->hnsw.ef_search, "max_neighbors", c->hnsw.M);
     json_t *conf = json_pack("{s:o,s:n,s:n}", "hnsw", hc, "spann", "embedding_function");
     return json_pack("{s:s,s:s,s:o,s:o,s:o,s:s,s:s,s:i,s:i,s:n}", "id", c->id, "name", c->name,
                      "configuration_json", conf, "metadata", json_meta_or_null(c->metadata),
@@ -258,7 +382,9 @@ static bool jnum_size(const json_t *o, const char *k, size_t *out, base_err *e) 
     return true;
 }
 
-static void do_create_collection(vstore *db, const char *t, const char *d, json_t *in, reply *r) {
+static void do_create_collection(vstore *db, req *q, reply *r) {
+    const char *t = q->t, *d = q->d;
+    json_t *in = q->in;
     base_err e = {0};
     const char *name = jstr(in, "name");
     if (!name) {
@@ -271,7 +397,7 @@ static void do_create_collection(vstore *db, const char *t, const char *d, json_
     const char *space = jstr(meta, "hnsw:space");
     json_t *h = json_object_get(json_object_get(in, "configuration"), "hnsw");
     if (jstr(h, "space")) space = jstr(h, "space");
-    if (space && vs_metric_parse(space, &o.metric) != 0) {
+    if (space && vdist_metric_parse(space, &o.metric) != 0) {
         char msg[160];
         snprintf(msg, sizeof msg, "unknown space '%.40s' (known: l2 ip cosine)", space);
         set_err(r, 400, "InvalidArgumentError", msg);
@@ -307,7 +433,10 @@ static void do_create_collection(vstore *db, const char *t, const char *d, json_
     vstore_coll_free(&c);
 }
 
-static void do_write(vstore *db, const vstore_coll *c, vstore_mode mode, json_t *in, reply *r) {
+static void do_write(vstore *db, req *rq, reply *r) {
+    const vstore_coll *c = &rq->c;
+    vstore_mode mode = (vstore_mode)rq->arg;
+    json_t *in = rq->in;
     base_err e = {0};
     const char **ids = NULL, **docs = NULL;
     char **metas = NULL;
@@ -355,7 +484,9 @@ static void do_write(vstore *db, const vstore_coll *c, vstore_mode mode, json_t 
     free(emb);
 }
 
-static void do_get(vstore *db, const vstore_coll *c, json_t *in, reply *r) {
+static void do_get(vstore *db, req *rq, reply *r) {
+    const vstore_coll *c = &rq->c;
+    json_t *in = rq->in;
     base_err e = {0};
     unsigned inc_all = 0;
     vstore_get_req q = {0};
@@ -380,11 +511,7 @@ static void do_get(vstore *db, const vstore_coll *c, json_t *in, reply *r) {
     if (rc) {
         set_fail(r, rc, &e);
     } else {
-        json_t *o = json_object();
-        result_json(&res, inc_all, o, false);
-        json_object_set_new(o, "include", echo);
-        echo = NULL;
-        set_ok(r, 200, o);
+        set_text(r, 200, answer_text(&res, 1, false, inc_all, echo));
     }
     vstore_result_free(&res);
     json_decref(echo);
@@ -393,7 +520,9 @@ static void do_get(vstore *db, const vstore_coll *c, json_t *in, reply *r) {
     free(wdoc);
 }
 
-static void do_query(vstore *db, const vstore_coll *c, json_t *in, reply *r) {
+static void do_query(vstore *db, req *rq, reply *r) {
+    const vstore_coll *c = &rq->c;
+    json_t *in = rq->in;
     base_err e = {0};
     unsigned inc_all = 0;
     vstore_query_req q = {0};
@@ -423,11 +552,7 @@ static void do_query(vstore *db, const vstore_coll *c, json_t *in, reply *r) {
     if (rc) {
         set_fail(r, rc, &e);
     } else {
-        json_t *o = json_object();
-        for (size_t i = 0; i < q.nq; i++) result_json(&res[i], inc_all, o, true);
-        json_object_set_new(o, "include", echo);
-        echo = NULL;
-        set_ok(r, 200, o);
+        set_text(r, 200, answer_text(res, q.nq, true, inc_all, echo));
     }
     if (res)
         for (size_t i = 0; i < q.nq; i++) vstore_result_free(&res[i]);
@@ -439,7 +564,9 @@ static void do_query(vstore *db, const vstore_coll *c, json_t *in, reply *r) {
     free(wdoc);
 }
 
-static void do_delete(vstore *db, const vstore_coll *c, json_t *in, reply *r) {
+static void do_delete(vstore *db, req *rq, reply *r) {
+    const vstore_coll *c = &rq->c;
+    json_t *in = rq->in;
     base_err e = {0};
     const char **ids = NULL;
     size_t n = 0, limit = 0, deleted = 0;
@@ -485,252 +612,337 @@ static int modify_config(const json_t *conf, int *ef_search, base_err *e) {
     return 0;
 }
 
-/* /tenants/{t}/databases/{d}/collections[/{c}[/verb]] and collections_count */
-static void route_collections(vstore *db, const char *method, const char *t, const char *d,
-                              char **seg, int nseg, const char *query, json_t *in, reply *r) {
+void vstore_set_max_body(vstore *db, size_t bytes) {
+    pthread_mutex_lock(&db->mu);
+    db->max_body = bytes;
+    pthread_mutex_unlock(&db->mu);
+}
+
+static size_t max_body(vstore *db) {
+    pthread_mutex_lock(&db->mu);
+    size_t n = db->max_body;
+    pthread_mutex_unlock(&db->mu);
+    return n;
+}
+
+/* The most records one add can carry within the body limit: {"ids":["a"],"embeddings":[[0]]}
+ * is 32 bytes and each further record adds at least 8 (,"b" and ,[0]); at most the store's
+ * VSTORE_MAX_BATCH. The client refuses a larger batch before sending it. */
+static size_t max_batch(vstore *db) {
+    size_t b = max_body(db), n = b >= 32 ? (b - 24) / 8 : 0;
+    return n < VSTORE_MAX_BATCH ? n : VSTORE_MAX_BATCH;
+}
+
+/* ---- the routes: one handler each */
+
+static void h_heartbeat(vstore *db, req *q, reply *r) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    set_ok(r, 200,
+           json_pack("{s:I}", "nanosecond heartbeat",
+                     (json_int_t)ts.tv_sec * 1000000000 + ts.tv_nsec));
+}
+
+static void h_version(vstore *db, req *q, reply *r) {
+    set_ok(r, 200, json_string("1.0.0"));
+}
+
+static void h_healthcheck(vstore *db, req *q, reply *r) {
+    set_ok(r, 200, json_string("ok"));
+}
+
+static void h_preflight(vstore *db, req *q, reply *r) {
+    set_ok(r, 200,
+           json_pack("{s:I,s:b}", "max_batch_size", (json_int_t)max_batch(db),
+                     "supports_base64_encoding", 0));
+}
+
+static void h_identity(vstore *db, req *q, reply *r) {
+    set_ok(r, 200,
+           json_pack("{s:s,s:s,s:[s]}", "user_id", "", "tenant", "default_tenant", "databases",
+                     "default_database"));
+}
+
+static void h_reset(vstore *db, req *q, reply *r) {
+    set_err(r, 403, "ForbiddenError", "reset is disabled: delete collections one by one");
+}
+
+/* A Chroma resource name: tenant:database:collection. */
+static void h_crn(vstore *db, req *q, reply *r) {
+    char crn[1600];
+    snprintf(crn, sizeof crn, "%s", q->param);
+    char *c1 = strchr(crn, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (strlen(q->param) >= sizeof crn || !c1 || !c2 || strchr(c2 + 1, ':')) {
+        set_err(r, 400, "InvalidArgumentError",
+                "a collection resource name is tenant:database:collection");
+        return;
+    }
+    *c1 = *c2 = 0;
     base_err e = {0};
-    int rc = vstore_database_get(db, t, d, NULL, &e);
+    vstore_coll c = {0};
+    int rc = vstore_coll_get(db, crn, c1 + 1, c2 + 1, &c, &e);
+    if (rc)
+        set_fail(r, rc, &e);
+    else if (strcmp(c.tenant, crn) || strcmp(c.database, c1 + 1))
+        set_err(r, 404, "NotFoundError", "no such collection in that tenant and database");
+    else
+        set_ok(r, 200, coll_json(&c));
+    vstore_coll_free(&c);
+}
+
+static void h_tenant_create(vstore *db, req *q, reply *r) {
+    base_err e = {0};
+    const char *name = jstr(q->in, "name");
+    int rc;
+    if (!name)
+        set_err(r, 400, "InvalidArgumentError", "name is required");
+    else if ((rc = vstore_tenant_create(db, name, &e)))
+        set_fail(r, rc, &e);
+    else
+        set_ok(r, 200, json_object());
+}
+
+static void h_tenant_get(vstore *db, req *q, reply *r) {
+    set_ok(r, 200, json_pack("{s:s}", "name", q->t));
+}
+
+static void h_db_list(vstore *db, req *q, reply *r) {
+    base_err e = {0};
+    char **names = NULL;
+    size_t n = 0;
+    int rc = vstore_database_list(db, q->t, &names, &n, &e);
     if (rc) {
         set_fail(r, rc, &e);
         return;
     }
-    if (nseg == 0) { /* .../collections_count is handled by the caller */
-        if (!strcmp(method, "GET")) {
-            long limit = query_long(query, "limit", 0), offset = query_long(query, "offset", 0);
-            if (limit < 0 || offset < 0) {
-                set_err(r, 400, "InvalidArgumentError", "limit and offset must be integers >= 0");
-                return;
-            }
-            vstore_coll *cs = NULL;
-            size_t n = 0;
-            if ((rc = vstore_coll_list(db, t, d, (size_t)limit, (size_t)offset, &cs, &n, &e))) {
-                set_fail(r, rc, &e);
-                return;
-            }
-            json_t *a = json_array();
-            for (size_t i = 0; i < n; i++) {
-                json_array_append_new(a, coll_json(&cs[i]));
-                vstore_coll_free(&cs[i]);
-            }
-            free(cs);
-            set_ok(r, 200, a);
-        } else if (!strcmp(method, "POST")) {
-            do_create_collection(db, t, d, in, r);
-        } else {
-            set_err(r, 405, "MethodNotAllowed", "collections: GET or POST");
-        }
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char id[40] = "";
+        vstore_database_get(db, q->t, names[i], id, NULL);
+        json_array_append_new(
+            a, json_pack("{s:s,s:s,s:s}", "id", id, "name", names[i], "tenant", q->t));
+        free(names[i]);
+    }
+    free(names);
+    set_ok(r, 200, a);
+}
+
+static void h_db_create(vstore *db, req *q, reply *r) {
+    base_err e = {0};
+    const char *name = jstr(q->in, "name");
+    int rc;
+    if (!name)
+        set_err(r, 400, "InvalidArgumentError", "name is required");
+    else if ((rc = vstore_database_create(db, q->t, name, &e)))
+        set_fail(r, rc, &e);
+    else
+        set_ok(r, 200, json_object());
+}
+
+static void h_db_get(vstore *db, req *q, reply *r) {
+    base_err e = {0};
+    char id[40];
+    int rc = vstore_database_get(db, q->t, q->d, id, &e);
+    if (rc)
+        set_fail(r, rc, &e);
+    else
+        set_ok(r, 200, json_pack("{s:s,s:s,s:s}", "id", id, "name", q->d, "tenant", q->t));
+}
+
+static void h_db_delete(vstore *db, req *q, reply *r) {
+    base_err e = {0};
+    int rc = vstore_database_delete(db, q->t, q->d, &e);
+    if (rc)
+        set_fail(r, rc, &e);
+    else
+        set_ok(r, 200, json_object());
+}
+
+static void h_coll_count(vstore *db, req *q, reply *r) {
+    base_err e = {0};
+    uint64_t n = 0;
+    int rc = vstore_coll_count(db, q->t, q->d, &n, &e);
+    if (rc)
+        set_fail(r, rc, &e);
+    else
+        set_ok(r, 200, json_integer((json_int_t)n));
+}
+
+static void h_coll_list(vstore *db, req *q, reply *r) {
+    base_err e = {0};
+    long limit = query_long(q->query, "limit", 0), offset = query_long(q->query, "offset", 0);
+    if (limit < 0 || offset < 0) {
+        set_err(r, 400, "InvalidArgumentError", "limit and offset must be integers >= 0");
         return;
     }
-    const char *cid = seg[0];
-    if (nseg == 2 && !strcmp(seg[0], "by-id")) cid = seg[1], nseg = 1;
-    vstore_coll c = {0};
-    if ((rc = vstore_coll_get(db, t, d, cid, &c, &e))) {
+    vstore_coll *cs = NULL;
+    size_t n = 0;
+    int rc = vstore_coll_list(db, q->t, q->d, (size_t)limit, (size_t)offset, &cs, &n, &e);
+    if (rc) {
         set_fail(r, rc, &e);
         return;
     }
-    if (nseg == 1) {
-        if (!strcmp(method, "GET")) {
-            set_ok(r, 200, coll_json(&c));
-        } else if (!strcmp(method, "DELETE")) {
-            if ((rc = vstore_coll_delete(db, t, d, c.id, &e))) set_fail(r, rc, &e);
-            else set_ok(r, 200, json_object());
-        } else if (!strcmp(method, "PUT")) {
-            json_t *nm = json_object_get(in, "new_name"), *md = json_object_get(in, "new_metadata");
-            char *mtext = dump_opt(md);
-            int efs = 0;
-            if (nm && !json_is_null(nm) && !json_is_string(nm))
-                rc = base_fail(&e, BASE_EINVAL, "new_name must be a string");
-            else if (md && !json_is_null(md) && !json_is_object(md))
-                rc = base_fail(&e, BASE_EINVAL, "new_metadata must be an object");
-            else rc = modify_config(json_object_get(in, "new_configuration"), &efs, &e);
-            if (!rc) rc = vstore_coll_modify(db, c.id, json_string_value(nm), mtext, efs, &e);
-            free(mtext);
-            if (rc) set_fail(r, rc, &e);
-            else set_ok(r, 200, json_object());
-        } else {
-            set_err(r, 405, "MethodNotAllowed", "collection: GET, PUT or DELETE");
-        }
-    } else if (nseg == 2) {
-        const char *verb = seg[1];
-        bool post = !strcmp(method, "POST");
-        if (!strcmp(verb, "count") && !strcmp(method, "GET")) {
-            uint64_t n = 0;
-            if ((rc = vstore_count(db, c.id, &n, &e))) set_fail(r, rc, &e);
-            else set_ok(r, 200, json_integer((json_int_t)n));
-        } else if (post && !strcmp(verb, "add")) {
-            do_write(db, &c, VSTORE_ADD, in, r);
-        } else if (post && !strcmp(verb, "upsert")) {
-            do_write(db, &c, VSTORE_UPSERT, in, r);
-        } else if (post && !strcmp(verb, "update")) {
-            do_write(db, &c, VSTORE_UPDATE, in, r);
-        } else if (post && !strcmp(verb, "delete")) {
-            do_delete(db, &c, in, r);
-        } else if (post && !strcmp(verb, "get")) {
-            do_get(db, &c, in, r);
-        } else if (post && !strcmp(verb, "query")) {
-            do_query(db, &c, in, r);
-        } else {
-            set_err(r, 404, "NotFoundError", "unknown collection route");
-        }
-    } else {
-        set_err(r, 404, "NotFoundError", "unknown route");
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(a, coll_json(&cs[i]));
+        vstore_coll_free(&cs[i]);
     }
-    vstore_coll_free(&c);
+    free(cs);
+    set_ok(r, 200, a);
+}
+
+static void h_coll_get(vstore *db, req *q, reply *r) {
+    set_ok(r, 200, coll_json(&q->c));
+}
+
+static void h_coll_delete(vstore *db, req *q, reply *r) {
+    base_err e = {0};
+    int rc = vstore_coll_delete(db, q->t, q->d, q->c.id, &e);
+    if (rc)
+        set_fail(r, rc, &e);
+    else
+        set_ok(r, 200, json_object());
+}
+
+static void h_coll_modify(vstore *db, req *q, reply *r) {
+    base_err e = {0};
+    json_t *nm = json_object_get(q->in, "new_name"), *md = json_object_get(q->in, "new_metadata");
+    char *mtext = dump_opt(md);
+    int efs = 0, rc;
+    if (nm && !json_is_null(nm) && !json_is_string(nm))
+        rc = base_fail(&e, BASE_EINVAL, "new_name must be a string");
+    else if (md && !json_is_null(md) && !json_is_object(md))
+        rc = base_fail(&e, BASE_EINVAL, "new_metadata must be an object");
+    else
+        rc = modify_config(json_object_get(q->in, "new_configuration"), &efs, &e);
+    if (!rc) rc = vstore_coll_modify(db, q->c.id, json_string_value(nm), mtext, efs, &e);
+    free(mtext);
+    if (rc)
+        set_fail(r, rc, &e);
+    else
+        set_ok(r, 200, json_object());
+}
+
+static void h_count(vstore *db, req *q, reply *r) {
+    base_err e = {0};
+    uint64_t n = 0;
+    int rc = vstore_count(db, q->c.id, &n, &e);
+    if (rc)
+        set_fail(r, rc, &e);
+    else
+        set_ok(r, 200, json_integer((json_int_t)n));
+}
+
+/* The route table, as http.c's: a path is the segments after /api/v2, each literal or one of
+ * {t} (a tenant: 404 unless it exists), {d} (a database of {t}: 404 unless it exists), {c} (a
+ * collection of {t}/{d} by name or id: 404 unless it exists, loaded for the handler) and {p}
+ * (any segment, no lookup). The first route whose path and method match runs; a path that
+ * matches with another method is 405. */
+#define COLLS "tenants/{t}/databases/{d}/collections"
+static const struct route {
+    const char *method, *path;
+    void (*fn)(vstore *db, req *q, reply *r);
+    int arg;
+} routes[] = {
+    {"GET", "heartbeat", h_heartbeat, 0},
+    {"GET", "version", h_version, 0},
+    {"GET", "healthcheck", h_healthcheck, 0},
+    {"GET", "pre-flight-checks", h_preflight, 0},
+    {"GET", "auth/identity", h_identity, 0},
+    {"POST", "reset", h_reset, 0},
+    {"GET", "collections/{p}", h_crn, 0},
+    {"POST", "tenants", h_tenant_create, 0},
+    {"GET", "tenants/{t}", h_tenant_get, 0},
+    {"GET", "tenants/{t}/databases", h_db_list, 0},
+    {"POST", "tenants/{t}/databases", h_db_create, 0},
+    {"GET", "tenants/{t}/databases/{d}", h_db_get, 0},
+    {"DELETE", "tenants/{t}/databases/{d}", h_db_delete, 0},
+    {"GET", "tenants/{t}/databases/{d}/collections_count", h_coll_count, 0},
+    {"GET", COLLS, h_coll_list, 0},
+    {"POST", COLLS, do_create_collection, 0},
+    {"GET", COLLS "/by-id/{c}", h_coll_get, 0},
+    {"PUT", COLLS "/by-id/{c}", h_coll_modify, 0},
+    {"DELETE", COLLS "/by-id/{c}", h_coll_delete, 0},
+    {"GET", COLLS "/{c}", h_coll_get, 0},
+    {"PUT", COLLS "/{c}", h_coll_modify, 0},
+    {"DELETE", COLLS "/{c}", h_coll_delete, 0},
+    {"GET", COLLS "/{c}/count", h_count, 0},
+    {"POST", COLLS "/{c}/add", do_write, VSTORE_ADD},
+    {"POST", COLLS "/{c}/upsert", do_write, VSTORE_UPSERT},
+    {"POST", COLLS "/{c}/update", do_write, VSTORE_UPDATE},
+    {"POST", COLLS "/{c}/delete", do_delete, 0},
+    {"POST", COLLS "/{c}/get", do_get, 0},
+    {"POST", COLLS "/{c}/query", do_query, 0},
+};
+#undef COLLS
+
+/* Whether the path pattern matches the segments; the parameters go into q. */
+static bool route_match(const char *path, char **seg, int nseg, req *q) {
+    int i = 0;
+    for (const char *p = path; *p; i++) {
+        size_t len = strcspn(p, "/");
+        if (i == nseg) return false;
+        if (p[0] == '{' && len == 3) {
+            if (p[1] == 't')
+                q->t = seg[i];
+            else if (p[1] == 'd')
+                q->d = seg[i];
+            else
+                q->param = seg[i]; /* {c} and {p} */
+        } else if (strlen(seg[i]) != len || strncmp(p, seg[i], len) != 0) {
+            return false;
+        }
+        p += len + (p[len] == '/');
+    }
+    return i == nseg;
 }
 
 static void route(vstore *db, const char *method, char **seg, int nseg, const char *query,
                   json_t *in, reply *r) {
-    base_err e = {0};
-    int rc;
-    bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
-    if (nseg == 1 && get && !strcmp(seg[0], "heartbeat")) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        set_ok(r, 200, json_pack("{s:I}", "nanosecond heartbeat",
-                                 (json_int_t)ts.tv_sec * 1000000000 + ts.tv_nsec));
-    } else if (nseg == 1 && get && !strcmp(seg[0], "version")) {
-        set_ok(r, 200, json_string("1.0.0"));
-    } else if (nseg == 1 && get && !strcmp(seg[0], "healthcheck")) {
-        set_ok(r, 200, json_string("ok"));
-    } else if (nseg == 1 && get && !strcmp(seg[0], "pre-flight-checks")) {
-        set_ok(r, 200, json_pack("{s:i,s:b}", "max_batch_size", VSTORE_MAX_BATCH,
-                                 "supports_base64_encoding", 0));
-    } else if (nseg == 2 && get && !strcmp(seg[0], "auth") && !strcmp(seg[1], "identity")) {
-        set_ok(r, 200, json_pack("{s:s,s:s,s:[s]}", "user_id", "", "tenant", "default_tenant",
-                                 "databases", "default_database"));
-    } else if (nseg == 1 && post && !strcmp(seg[0], "reset")) {
-        set_err(r, 403, "ForbiddenError", "reset is disabled: delete collections one by one");
-    } else if (nseg == 2 && get && !strcmp(seg[0], "collections")) {
-        /* a Chroma resource name: tenant:database:collection */
-        char *crn = seg[1], *c1 = strchr(crn, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-        if (!c1 || !c2 || strchr(c2 + 1, ':')) {
-            set_err(r, 400, "InvalidArgumentError",
-                    "a collection resource name is tenant:database:collection");
-            return;
+    const struct route *hit = NULL;
+    char allow[64] = "";
+    req q = {0};
+    for (size_t k = 0; k < sizeof routes / sizeof *routes && !hit; k++) {
+        req m = {.query = query, .in = in, .arg = routes[k].arg};
+        if (!route_match(routes[k].path, seg, nseg, &m)) continue;
+        if (!strcmp(method, routes[k].method)) {
+            hit = &routes[k];
+            q = m;
+        } else if (!strstr(allow, routes[k].method) && strlen(allow) + 8 < sizeof allow) {
+            snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s",
+                     allow[0] ? ", " : "", routes[k].method);
         }
-        *c1 = *c2 = 0;
-        vstore_coll c = {0};
-        if ((rc = vstore_coll_get(db, crn, c1 + 1, c2 + 1, &c, &e))) set_fail(r, rc, &e);
-        else if (strcmp(c.tenant, crn) || strcmp(c.database, c1 + 1))
-            set_err(r, 404, "NotFoundError", "no such collection in that tenant and database");
-        else set_ok(r, 200, coll_json(&c));
-        vstore_coll_free(&c);
-    } else if (nseg >= 1 && !strcmp(seg[0], "tenants")) {
-        if (nseg == 1 && post) {
-            const char *name = jstr(in, "name");
-            if (!name) set_err(r, 400, "InvalidArgumentError", "name is required");
-            else if ((rc = vstore_tenant_create(db, name, &e))) set_fail(r, rc, &e);
-            else set_ok(r, 200, json_object());
-            return;
-        }
-        if (nseg < 2) {
-            set_err(r, 405, "MethodNotAllowed", "tenants: POST");
-            return;
-        }
-        const char *t = seg[1];
-        bool yes = false;
-        if ((rc = vstore_tenant_exists(db, t, &yes, &e))) {
-            set_fail(r, rc, &e);
-            return;
-        }
-        if (!yes) {
-            char msg[600];
-            snprintf(msg, sizeof msg, "tenant '%.500s' does not exist", t);
-            set_err(r, 404, "NotFoundError", msg);
-            return;
-        }
-        if (nseg == 2) {
-            if (get) set_ok(r, 200, json_pack("{s:s}", "name", t));
-            else set_err(r, 405, "MethodNotAllowed", "tenant: GET");
-            return;
-        }
-        if (strcmp(seg[2], "databases") != 0) {
+    }
+    if (!hit) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "use %s", allow);
+        if (allow[0])
+            set_err(r, 405, "MethodNotAllowed", msg);
+        else
             set_err(r, 404, "NotFoundError", "unknown route");
-            return;
-        }
-        if (nseg == 3) {
-            if (get) {
-                char **names = NULL;
-                size_t n = 0;
-                if ((rc = vstore_database_list(db, t, &names, &n, &e))) {
-                    set_fail(r, rc, &e);
-                    return;
-                }
-                json_t *a = json_array();
-                for (size_t i = 0; i < n; i++) {
-                    char id[40] = "";
-                    vstore_database_get(db, t, names[i], id, NULL);
-                    json_array_append_new(a, json_pack("{s:s,s:s,s:s}", "id", id, "name",
-                                                       names[i], "tenant", t));
-                    free(names[i]);
-                }
-                free(names);
-                set_ok(r, 200, a);
-            } else if (post) {
-                const char *name = jstr(in, "name");
-                if (!name) set_err(r, 400, "InvalidArgumentError", "name is required");
-                else if ((rc = vstore_database_create(db, t, name, &e))) set_fail(r, rc, &e);
-                else set_ok(r, 200, json_object());
-            } else {
-                set_err(r, 405, "MethodNotAllowed", "databases: GET or POST");
-            }
-            return;
-        }
-        const char *d = seg[3];
-        if (nseg == 4) {
-            char id[40];
-            if (get) {
-                if ((rc = vstore_database_get(db, t, d, id, &e))) set_fail(r, rc, &e);
-                else set_ok(r, 200, json_pack("{s:s,s:s,s:s}", "id", id, "name", d, "tenant", t));
-            } else if (!strcmp(method, "DELETE")) {
-                if ((rc = vstore_database_delete(db, t, d, &e))) set_fail(r, rc, &e);
-                else set_ok(r, 200, json_object());
-            } else {
-                set_err(r, 405, "MethodNotAllowed", "database: GET or DELETE");
-            }
-            return;
-        }
-        if (nseg == 5 && !strcmp(seg[4], "collections_count") && get) {
-            uint64_t n = 0;
-            if ((rc = vstore_database_get(db, t, d, NULL, &e)) ||
-                (rc = vstore_coll_count(db, t, d, &n, &e)))
-                set_fail(r, rc, &e);
-            else set_ok(r, 200, json_integer((json_int_t)n));
-            return;
-        }
-        if (!strcmp(seg[4], "collections")) {
-            route_collections(db, method, t, d, seg + 5, nseg - 5, query, in, r);
-            return;
-        }
-        set_err(r, 404, "NotFoundError", "unknown route");
-    } else {
-        set_err(r, 404, "NotFoundError", "unknown route");
+        return;
     }
-}
-
-/* Percent-decodes s in place; false if an escape is malformed or decodes to NUL. */
-static bool url_decode(char *s) {
-    char *o = s;
-    for (char *p = s; *p; p++) {
-        if (*p == '%') {
-            int hi, lo;
-            char h = p[1], l = h ? p[2] : 0;
-            hi = h >= '0' && h <= '9' ? h - '0' : (h | 32) >= 'a' && (h | 32) <= 'f' ? (h | 32) - 'a' + 10 : -1;
-            lo = l >= '0' && l <= '9' ? l - '0' : (l | 32) >= 'a' && (l | 32) <= 'f' ? (l | 32) - 'a' + 10 : -1;
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return false;
-            *o++ = (char)(hi * 16 + lo);
-            p += 2;
-        } else {
-            *o++ = *p;
-        }
+    /* What the path names must exist: its tenant, its database, its collection. */
+    base_err e = {0};
+    int rc = 0;
+    bool coll = strstr(hit->path, "{c}") != NULL;
+    if (q.t) {
+        bool yes = false;
+        if ((rc = vstore_tenant_exists(db, q.t, &yes, &e)) == 0 && !yes)
+            rc = base_fail(&e, BASE_ENOTFOUND, "tenant '%.500s' does not exist", q.t);
     }
-    *o = 0;
-    return true;
+    if (!rc && q.d) rc = vstore_database_get(db, q.t, q.d, NULL, &e);
+    if (!rc && coll) rc = vstore_coll_get(db, q.t, q.d, q.param, &q.c, &e);
+    if (rc)
+        set_fail(r, rc, &e);
+    else
+        hit->fn(db, &q, r);
+    vstore_coll_free(&q.c);
 }
 
 void vstore_http(vstore *db, const char *method, const char *path, const char *query,
                  const char *body, size_t len, int *status, char **resp) {
-    reply r = {500, NULL};
+    reply r = {500, NULL, NULL};
     json_t *in = NULL;
     char *copy = NULL;
     enum { MAX_SEG = 12 };
@@ -741,11 +953,12 @@ void vstore_http(vstore *db, const char *method, const char *path, const char *q
         set_err(&r, 404, "NotFoundError", "not a /api/v2 path");
         goto out;
     }
-    if (len > CHROMA_MAX_BODY) {
+    size_t limit = max_body(db);
+    if (len > limit) {
         char msg[128];
         snprintf(msg, sizeof msg, "request body of %zu bytes is above the limit of %zu", len,
-                 CHROMA_MAX_BODY);
-        set_err(&r, 413, "PayloadTooLarge", msg);
+                 limit);
+        set_err(&r, 413, "RequestTooLargeError", msg);
         goto out;
     }
     if (body && len > 0) {
@@ -761,14 +974,14 @@ void vstore_http(vstore *db, const char *method, const char *path, const char *q
     } else {
         in = json_object();
     }
-    if (!(copy = vs_strdup(path + sizeof prefix - 1))) {
+    if (!(copy = vstore_strdup(path + sizeof prefix - 1))) {
         set_err(&r, 500, "InternalError", "out of memory");
         goto out;
     }
     char *save = NULL;
     for (char *p = strtok_r(copy, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
-        if (nseg == MAX_SEG || !url_decode(p)) {
-            set_err(&r, nseg == MAX_SEG ? 404 : 400, "NotFoundError", "bad path");
+        if (nseg == MAX_SEG) {
+            set_err(&r, 404, "NotFoundError", "bad path");
             goto out;
         }
         seg[nseg++] = p;
@@ -776,10 +989,10 @@ void vstore_http(vstore *db, const char *method, const char *path, const char *q
     route(db, method, seg, nseg, query, in, &r);
 out:
     *status = r.status;
-    *resp = r.body ? json_dumps(r.body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    *resp = r.text ? r.text : r.body ? json_dumps(r.body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     if (!*resp) {
         *status = 500;
-        *resp = vs_strdup("{\"error\":\"InternalError\",\"message\":\"out of memory\"}");
+        *resp = vstore_strdup("{\"error\":\"InternalError\",\"message\":\"out of memory\"}");
     }
     json_decref(r.body);
     json_decref(in);

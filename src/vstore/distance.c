@@ -8,30 +8,30 @@
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
-#define VS_X86 1
+#define VDIST_X86 1
 #include <immintrin.h>
 #endif
 
-const char *vs_metric_name(vs_metric m) {
+const char *vdist_metric_name(vdist_metric m) {
     switch (m) {
-    case VS_L2:
+    case VDIST_L2:
         return "l2";
-    case VS_IP:
+    case VDIST_IP:
         return "ip";
-    case VS_COSINE:
+    case VDIST_COSINE:
         return "cosine";
     }
     return "?";
 }
 
-int vs_metric_parse(const char *s, vs_metric *out) {
+int vdist_metric_parse(const char *s, vdist_metric *out) {
     if (!s) return -1;
     if (!strcmp(s, "l2"))
-        *out = VS_L2;
+        *out = VDIST_L2;
     else if (!strcmp(s, "ip"))
-        *out = VS_IP;
+        *out = VDIST_IP;
     else if (!strcmp(s, "cosine"))
-        *out = VS_COSINE;
+        *out = VDIST_COSINE;
     else
         return -1;
     return 0;
@@ -44,19 +44,19 @@ static float cosine_of(double dot, double na, double nb) {
     return (float)(1.0 - dot / (sqrt(na) * sqrt(nb)));
 }
 
-float vs_dist_ref(vs_metric m, const float *a, const float *b, size_t d) {
+float vdist_ref(vdist_metric m, const float *a, const float *b, size_t d) {
     double s = 0, na = 0, nb = 0;
     switch (m) {
-    case VS_L2:
+    case VDIST_L2:
         for (size_t i = 0; i < d; i++) {
             double t = (double)a[i] - (double)b[i];
             s += t * t;
         }
         return (float)s;
-    case VS_IP:
+    case VDIST_IP:
         for (size_t i = 0; i < d; i++) s += (double)a[i] * (double)b[i];
         return (float)(1.0 - s);
-    case VS_COSINE:
+    case VDIST_COSINE:
         for (size_t i = 0; i < d; i++) {
             s += (double)a[i] * (double)b[i];
             na += (double)a[i] * (double)a[i];
@@ -106,7 +106,7 @@ static void dot3_scalar(const float *a, const float *b, size_t d, float out[3]) 
     out[0] = s, out[1] = na, out[2] = nb;
 }
 
-#ifdef VS_X86
+#ifdef VDIST_X86
 /* ---- AVX2 + FMA: two 8-wide accumulators hide the FMA latency; the tail is masked loads */
 
 __attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v) {
@@ -182,9 +182,9 @@ __attribute__((target("avx2,fma"))) static void dot3_avx2(const float *a, const 
 
 /* ---- AVX-512: 16-wide, the tail in one masked step */
 
-#define VS_T512 __attribute__((target("avx512f")))
+#define VDIST_T512 __attribute__((target("avx512f")))
 
-VS_T512 static float l2_avx512(const float *a, const float *b, size_t d) {
+VDIST_T512 static float l2_avx512(const float *a, const float *b, size_t d) {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     size_t i = 0;
     for (; i + 32 <= d; i += 32) {
@@ -205,7 +205,7 @@ VS_T512 static float l2_avx512(const float *a, const float *b, size_t d) {
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
-VS_T512 static float dot_avx512(const float *a, const float *b, size_t d) {
+VDIST_T512 static float dot_avx512(const float *a, const float *b, size_t d) {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     size_t i = 0;
     for (; i + 32 <= d; i += 32) {
@@ -221,7 +221,7 @@ VS_T512 static float dot_avx512(const float *a, const float *b, size_t d) {
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
-VS_T512 static void dot3_avx512(const float *a, const float *b, size_t d, float out[3]) {
+VDIST_T512 static void dot3_avx512(const float *a, const float *b, size_t d, float out[3]) {
     __m512 s = _mm512_setzero_ps(), na = _mm512_setzero_ps(), nb = _mm512_setzero_ps();
     size_t i = 0;
     for (; i + 16 <= d; i += 16) {
@@ -254,17 +254,17 @@ typedef struct {
 } kernels;
 
 static const kernels k_scalar = {l2_scalar, dot_scalar, dot3_scalar, "scalar"};
-#ifdef VS_X86
+#ifdef VDIST_X86
 static const kernels k_avx2 = {l2_avx2, dot_avx2, dot3_avx2, "avx2"};
 static const kernels k_avx512 = {l2_avx512, dot_avx512, dot3_avx512, "avx512"};
 #endif
 
 static const kernels *_Atomic chosen;
-static int forced_level = -1; /* vs_dist_force_isa: tests pin a level; -1 = the best there is */
+static int forced_level = -1; /* vdist_force_isa: tests pin a level; -1 = the best there is */
 
 static const kernels *pick(void) {
     const kernels *k = &k_scalar;
-#ifdef VS_X86
+#ifdef VDIST_X86
     __builtin_cpu_init();
     int has512 = __builtin_cpu_supports("avx512f");
     int has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -286,26 +286,26 @@ static inline const kernels *K(void) {
     return k;
 }
 
-int vs_dist_force_isa(int level) {
+int vdist_force_isa(int level) {
     forced_level = level;
     const kernels *k = pick();
     atomic_store_explicit(&chosen, k, memory_order_release);
     return !strcmp(k->name, "avx512") ? 2 : !strcmp(k->name, "avx2") ? 1 : 0;
 }
 
-const char *vs_dist_isa(void) {
+const char *vdist_isa(void) {
     return K()->name;
 }
 
-float vs_dist(vs_metric m, const float *a, const float *b, size_t d) {
+float vdist(vdist_metric m, const float *a, const float *b, size_t d) {
     const kernels *k = K();
     float t[3];
     switch (m) {
-    case VS_L2:
+    case VDIST_L2:
         return k->l2(a, b, d);
-    case VS_IP:
+    case VDIST_IP:
         return 1.0f - k->dot(a, b, d);
-    case VS_COSINE:
+    case VDIST_COSINE:
         k->dot3(a, b, d, t);
         return cosine_of(t[0], t[1], t[2]);
     }
@@ -316,6 +316,6 @@ static float ip_dispatched(const float *a, const float *b, size_t d) {
     return 1.0f - K()->dot(a, b, d);
 }
 
-vs_dist_fn vs_dist_kernel(vs_metric m) {
-    return m == VS_L2 ? K()->l2 : ip_dispatched;
+vdist_fn vdist_kernel(vdist_metric m) {
+    return m == VDIST_L2 ? K()->l2 : ip_dispatched;
 }

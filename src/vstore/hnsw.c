@@ -56,11 +56,11 @@ typedef struct search_ctx {
 
 struct hnsw {
     size_t dim;
-    vs_metric metric;
+    vdist_metric metric;
     hnsw_params p;
     int M, M0; /* link capacity on upper layers and on layer 0 */
     double level_mult;
-    vs_dist_fn dist;
+    vdist_fn dist;
 
     size_t rec;     /* bytes per layer-0 record, a multiple of 64 */
     size_t vec_off; /* offset of the vector in a record, 64-byte aligned */
@@ -344,13 +344,13 @@ void hnsw_free(hnsw *h) {
     free(h);
 }
 
-int hnsw_create(hnsw **out, size_t dim, vs_metric metric, const hnsw_params *p, base_err *e) {
+int hnsw_create(hnsw **out, size_t dim, vdist_metric metric, const hnsw_params *p, base_err *e) {
     *out = NULL;
     hnsw_params q = {16, 200, 10, 42};
     if (p) q = *p;
     if (dim == 0 || dim > (1u << 20))
         return base_fail(e, BASE_EINVAL, "hnsw: dimension %zu out of range [1, %u]", dim, 1u << 20);
-    if (metric != VS_L2 && metric != VS_IP && metric != VS_COSINE)
+    if (metric != VDIST_L2 && metric != VDIST_IP && metric != VDIST_COSINE)
         return base_fail(e, BASE_EINVAL, "hnsw: unknown metric %d", (int)metric);
     if (q.M < 2 || q.M > MAX_M / 2)
         return base_fail(e, BASE_EINVAL, "hnsw: M = %d out of range [2, %d]", q.M, MAX_M / 2);
@@ -365,7 +365,7 @@ int hnsw_create(hnsw **out, size_t dim, vs_metric metric, const hnsw_params *p, 
     h->dim = dim, h->metric = metric, h->p = q;
     h->M = q.M, h->M0 = 2 * q.M;
     h->level_mult = 1.0 / log((double)q.M);
-    h->dist = vs_dist_kernel(metric);
+    h->dist = vdist_kernel(metric);
     h->vec_off = round64((size_t)(1 + h->M0) * sizeof(uint32_t));
     h->rec = h->vec_off + round64(dim * sizeof(float));
     h->entry = NONE, h->maxlevel = -1;
@@ -554,7 +554,7 @@ static int add_one(hnsw *h, uint64_t label, const float *vec, int *full, base_er
     /* the vector as the index keeps it: unit length under cosine, where cosine = 1 - dot */
     float *nv = c->qbuf;
     memcpy(nv, vec, h->dim * sizeof *nv);
-    if (h->metric == VS_COSINE) {
+    if (h->metric == VDIST_COSINE) {
         double s = 0;
         for (size_t i = 0; i < h->dim; i++) s += (double)nv[i] * nv[i];
         if (s > 0) {
@@ -775,7 +775,7 @@ size_t hnsw_search(const hnsw *h, const float *q, size_t k, int ef, hnsw_filter_
     if (efs < k) efs = k;
     search_ctx *c = ctx_get(h);
     if (!c) return 0;
-    if (h->metric == VS_COSINE) {
+    if (h->metric == VDIST_COSINE) {
         double s = 0;
         for (size_t i = 0; i < h->dim; i++) s += (double)q[i] * q[i];
         float inv = s > 0 ? (float)(1.0 / sqrt(s)) : 0.0f;
@@ -797,9 +797,9 @@ size_t hnsw_search(const hnsw *h, const float *q, size_t k, int ef, hnsw_filter_
     return n;
 }
 
-size_t vs_exact_search(vs_metric m, const float *vecs, const uint64_t *labels, size_t n, size_t dim,
-                       const float *q, size_t k, hnsw_filter_fn filter, void *ud,
-                       uint64_t *out_labels, float *out_dists) {
+size_t hnsw_exact_search(vdist_metric m, const float *vecs, const uint64_t *labels, size_t n,
+                         size_t dim, const float *q, size_t k, hnsw_filter_fn filter, void *ud,
+                         uint64_t *out_labels, float *out_dists) {
     if (k == 0 || n == 0) return 0;
     if (n > MAX_NODES) n = MAX_NODES; /* candidates carry 32-bit indices, as graph nodes do */
     /* a max-heap of the k best so far, on the stack for small k */
@@ -809,7 +809,7 @@ size_t vs_exact_search(vs_metric m, const float *vecs, const uint64_t *labels, s
     heap top = {a, 0, k};
     for (size_t i = 0; i < n; i++) {
         if (filter && !filter(labels[i], ud)) continue;
-        float d = vs_dist(m, q, vecs + i * dim, dim);
+        float d = vdist(m, q, vecs + i * dim, dim);
         if (isnan(d)) continue;
         if (top.n < k)
             heap_push(&top, (cand){d, (uint32_t)i}, 1);
@@ -942,7 +942,7 @@ static inline uint64_t r_u64(reader *r) {
     return x;
 }
 
-int hnsw_load(hnsw **out, const char *path, size_t dim, vs_metric metric, uint64_t *seq,
+int hnsw_load(hnsw **out, const char *path, size_t dim, vdist_metric metric, uint64_t *seq,
               base_err *e) {
     *out = NULL;
     /* Mapped, not read: the pages are the page cache's, so loading needs the index's memory
@@ -998,7 +998,8 @@ int hnsw_load(hnsw **out, const char *path, size_t dim, vs_metric metric, uint64
         BAD("%s: hnsw index version %u, this build reads %u", path, version, FILE_VERSION);
     if (fmetric != (uint32_t)metric)
         BAD("%s: index metric is %s, the collection's is %s", path,
-            fmetric <= 2 ? vs_metric_name((vs_metric)fmetric) : "unknown", vs_metric_name(metric));
+            fmetric <= 2 ? vdist_metric_name((vdist_metric)fmetric) : "unknown",
+            vdist_metric_name(metric));
     if (fdim != dim)
         BAD("%s: index dimension is %llu, the collection's is %zu", path, (unsigned long long)fdim,
             dim);

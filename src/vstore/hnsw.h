@@ -10,24 +10,24 @@
 
 #include "base/base.h"
 
-typedef enum { VS_L2 = 0, VS_IP = 1, VS_COSINE = 2 } vs_metric; /* l2 is squared */
+typedef enum { VDIST_L2 = 0, VDIST_IP = 1, VDIST_COSINE = 2 } vdist_metric; /* l2 is squared */
 
 /* Distances of dimension d: the fast (SIMD, chosen at run time) and the scalar reference.
  * ip = 1 - <a,b>; cosine = 1 - <a,b>/(|a||b|) (0 when either is the zero vector's). */
-float vs_dist(vs_metric m, const float *a, const float *b, size_t d);
-float vs_dist_ref(vs_metric m, const float *a, const float *b, size_t d);
-const char *vs_metric_name(vs_metric m);
-int vs_metric_parse(const char *s, vs_metric *out); /* "l2" "ip" "cosine"; -1 if unknown */
-/* The instruction set vs_dist runs on: "avx512", "avx2" or "scalar". */
-const char *vs_dist_isa(void);
+float vdist(vdist_metric m, const float *a, const float *b, size_t d);
+float vdist_ref(vdist_metric m, const float *a, const float *b, size_t d);
+const char *vdist_metric_name(vdist_metric m);
+int vdist_metric_parse(const char *s, vdist_metric *out); /* "l2" "ip" "cosine"; -1 if unknown */
+/* The instruction set vdist runs on: "avx512", "avx2" or "scalar". */
+const char *vdist_isa(void);
 /* Tests: caps the instruction set at level (0 scalar, 1 AVX2, 2 AVX-512; -1 the best the CPU
  * has) and returns the level now in use (lower when the CPU lacks the one asked for). Not
  * thread-safe against running searches. */
-int vs_dist_force_isa(int level);
-/* The index's raw kernel: squared l2 for VS_L2, 1 - <a,b> otherwise (the index stores cosine
+int vdist_force_isa(int level);
+/* The index's raw kernel: squared l2 for VDIST_L2, 1 - <a,b> otherwise (the index stores cosine
  * vectors normalized, so there cosine = ip). */
-typedef float (*vs_dist_fn)(const float *a, const float *b, size_t d);
-vs_dist_fn vs_dist_kernel(vs_metric m);
+typedef float (*vdist_fn)(const float *a, const float *b, size_t d);
+vdist_fn vdist_kernel(vdist_metric m);
 
 typedef struct {
     int M;               /* neighbours per node on layers > 0 (2M on layer 0); default 16 */
@@ -41,7 +41,7 @@ typedef struct {
  * read/write lock: searches shared, writes exclusive). */
 typedef struct hnsw hnsw;
 
-int hnsw_create(hnsw **out, size_t dim, vs_metric metric, const hnsw_params *p, base_err *e);
+int hnsw_create(hnsw **out, size_t dim, vdist_metric metric, const hnsw_params *p, base_err *e);
 void hnsw_free(hnsw *h); /* NULL is fine */
 
 /* Adds (or, for a label already present, replaces) a vector. Thread-safe against other adds.
@@ -72,12 +72,12 @@ size_t hnsw_search(const hnsw *h, const float *q, size_t k, int ef, hnsw_filter_
 /* Persistence: one file written atomically (base_afile), with a checksum; `seq` is the last
  * store sequence number the index contains. A damaged or mismatched file is BASE_EFORMAT. */
 int hnsw_save(const hnsw *h, const char *path, uint64_t seq, base_err *e);
-int hnsw_load(hnsw **out, const char *path, size_t dim, vs_metric metric, uint64_t *seq,
+int hnsw_load(hnsw **out, const char *path, size_t dim, vdist_metric metric, uint64_t *seq,
               base_err *e);
 
 /* Exact search over n vectors (row-major, n x dim) with their labels; same output contract. */
-size_t vs_exact_search(vs_metric m, const float *vecs, const uint64_t *labels, size_t n, size_t dim,
-                       const float *q, size_t k, hnsw_filter_fn filter, void *ud,
-                       uint64_t *out_labels, float *out_dists);
+size_t hnsw_exact_search(vdist_metric m, const float *vecs, const uint64_t *labels, size_t n,
+                         size_t dim, const float *q, size_t k, hnsw_filter_fn filter, void *ud,
+                         uint64_t *out_labels, float *out_dists);
 
 #endif

@@ -14,21 +14,21 @@
 typedef struct {
     base_buf sql;
     json_t *binds; /* values in order of their '?' */
-} vs_q;
+} vstore_q;
 
-static void q_init(vs_q *q) {
+static void q_init(vstore_q *q) {
     memset(q, 0, sizeof *q);
     q->binds = json_array();
 }
-static void q_free(vs_q *q) {
+static void q_free(vstore_q *q) {
     base_buf_free(&q->sql);
     json_decref(q->binds);
 }
-static void q_val(vs_q *q, json_t *v) { /* steals v */
+static void q_val(vstore_q *q, json_t *v) { /* steals v */
     base_buf_printf(&q->sql, "?");
     json_array_append_new(q->binds, v);
 }
-static int q_prepare(vstore *db, vs_q *q, sqlite3_stmt **st, base_err *e) {
+static int q_prepare(vstore *db, vstore_q *q, sqlite3_stmt **st, base_err *e) {
     if (q->sql.failed || !q->binds) return base_fail(e, BASE_ENOMEM, "out of memory");
     if (sqlite3_prepare_v2(db->db, q->sql.data, -1, st, NULL) != SQLITE_OK) {
         *st = NULL;
@@ -36,7 +36,7 @@ static int q_prepare(vstore *db, vs_q *q, sqlite3_stmt **st, base_err *e) {
          * deep, too many values) is bad input, not a storage failure. */
         if (sqlite3_errcode(db->db) == SQLITE_ERROR)
             return base_fail(e, BASE_EINVAL, "filter too complex: %s", sqlite3_errmsg(db->db));
-        return vs_sql_fail(db, e, "prepare");
+        return vstore_sql_fail(db, e, "prepare");
     }
     size_t i;
     json_t *v;
@@ -53,9 +53,9 @@ static int q_prepare(vstore *db, vs_q *q, sqlite3_stmt **st, base_err *e) {
 
 /* A statement over records r of collection coll: head, then "r.coll=?", then f's conditions
  * (and their values), then tail. */
-static int q_coll_prepare(vstore *db, const char *head, const char *coll, const vs_q *f,
+static int q_coll_prepare(vstore *db, const char *head, const char *coll, const vstore_q *f,
                           const char *tail, sqlite3_stmt **st, base_err *e) {
-    vs_q q;
+    vstore_q q;
     q_init(&q);
     base_buf_printf(&q.sql, "%s WHERE r.coll=", head);
     q_val(&q, json_string(coll));
@@ -82,7 +82,7 @@ static int isalnum_ascii(unsigned char c) {
 enum { T_STR = 0, T_NUM = 1, T_BOOL = 2 };
 /* Bounds that keep a filter inside SQLite's limits (32766 parameters, expression depth 1000):
  * values of one $in / $nin, conditions of one $and / $or, and an object's keys. */
-enum { VS_MAX_IN = 10000, VS_MAX_TERMS = 100 };
+enum { VSTORE_MAX_IN = 10000, VSTORE_MAX_TERMS = 100 };
 
 static int scalar_type(const json_t *v) {
     if (json_is_string(v)) return T_STR;
@@ -92,7 +92,7 @@ static int scalar_type(const json_t *v) {
 }
 
 /* rid IN (records whose `key` holds a value of v's type equal to v / ordered against v). */
-static void cond_cmp(vs_q *q, const char *key, const char *op, const json_t *v) {
+static void cond_cmp(vstore_q *q, const char *key, const char *op, const json_t *v) {
     base_buf_printf(&q->sql, "r.rid IN (SELECT rid FROM rmeta WHERE key=");
     q_val(q, json_string(key));
     base_buf_printf(&q->sql, " AND t=%d AND v%s", scalar_type(v), op);
@@ -100,14 +100,14 @@ static void cond_cmp(vs_q *q, const char *key, const char *op, const json_t *v) 
     base_buf_printf(&q->sql, ")");
 }
 
-static int where_expr(vs_q *q, json_t *w, int depth, base_err *e);
+static int where_expr(vstore_q *q, json_t *w, int depth, base_err *e);
 
-static int where_list(vs_q *q, const char *op, json_t *arr, int depth, base_err *e) {
+static int where_list(vstore_q *q, const char *op, json_t *arr, int depth, base_err *e) {
     if (!json_is_array(arr) || json_array_size(arr) == 0)
         return base_fail(e, BASE_EINVAL, "where: %s needs a non-empty array of conditions", op);
-    if (json_array_size(arr) > VS_MAX_TERMS)
+    if (json_array_size(arr) > VSTORE_MAX_TERMS)
         return base_fail(e, BASE_EINVAL, "where: %s has more than %d conditions", op,
-                         VS_MAX_TERMS);
+                         VSTORE_MAX_TERMS);
     base_buf_printf(&q->sql, "(");
     size_t i;
     json_t *c;
@@ -120,7 +120,7 @@ static int where_list(vs_q *q, const char *op, json_t *arr, int depth, base_err 
     return 0;
 }
 
-static int where_field(vs_q *q, const char *key, json_t *v, base_err *e) {
+static int where_field(vstore_q *q, const char *key, json_t *v, base_err *e) {
     if (key[0] == '\0') return base_fail(e, BASE_EINVAL, "where: empty metadata key");
     if (scalar_type(v) >= 0) {
         cond_cmp(q, key, "=", v);
@@ -166,9 +166,9 @@ static int where_field(vs_q *q, const char *key, json_t *v, base_err *e) {
             base_buf_printf(&q->sql, in ? "0" : "1");
             return 0;
         }
-        if (json_array_size(a) > VS_MAX_IN)
-            return base_fail(e, BASE_EINVAL, "where: %s on '%s' has more than %d values", op,
-                             key, VS_MAX_IN);
+        if (json_array_size(a) > VSTORE_MAX_IN)
+            return base_fail(e, BASE_EINVAL, "where: %s on '%s' has more than %d values", op, key,
+                             VSTORE_MAX_IN);
         /* One IN list per type, not an OR per value: SQLite's expression depth stays small. */
         base_buf_printf(&q->sql, "%sr.rid IN (SELECT rid FROM rmeta WHERE key=", nin ? "NOT " : "");
         q_val(q, json_string(key));
@@ -194,12 +194,13 @@ static int where_field(vs_q *q, const char *key, json_t *v, base_err *e) {
                      op, key);
 }
 
-static int where_expr(vs_q *q, json_t *w, int depth, base_err *e) {
+static int where_expr(vstore_q *q, json_t *w, int depth, base_err *e) {
     if (depth > 32) return base_fail(e, BASE_EINVAL, "where: nested deeper than 32");
     if (!json_is_object(w) || json_object_size(w) == 0)
         return base_fail(e, BASE_EINVAL, "where: each condition must be a non-empty object");
-    if (json_object_size(w) > VS_MAX_TERMS)
-        return base_fail(e, BASE_EINVAL, "where: an object has more than %d keys", VS_MAX_TERMS);
+    if (json_object_size(w) > VSTORE_MAX_TERMS)
+        return base_fail(e, BASE_EINVAL, "where: an object has more than %d keys",
+                         VSTORE_MAX_TERMS);
     /* Several keys in one object are all required (an implicit $and). */
     base_buf_printf(&q->sql, "(");
     const char *k;
@@ -217,7 +218,7 @@ static int where_expr(vs_q *q, json_t *w, int depth, base_err *e) {
     return 0;
 }
 
-static int doc_expr(vs_q *q, json_t *w, int depth, base_err *e) {
+static int doc_expr(vstore_q *q, json_t *w, int depth, base_err *e) {
     if (depth > 32) return base_fail(e, BASE_EINVAL, "where_document: nested deeper than 32");
     if (!json_is_object(w) || json_object_size(w) != 1)
         return base_fail(e, BASE_EINVAL, "where_document: each condition must be an object with "
@@ -227,9 +228,9 @@ static int doc_expr(vs_q *q, json_t *w, int depth, base_err *e) {
     if (strcmp(op, "$and") == 0 || strcmp(op, "$or") == 0) {
         if (!json_is_array(a) || json_array_size(a) == 0)
             return base_fail(e, BASE_EINVAL, "where_document: %s needs a non-empty array", op);
-        if (json_array_size(a) > VS_MAX_TERMS)
-            return base_fail(e, BASE_EINVAL, "where_document: %s has more than %d conditions",
-                             op, VS_MAX_TERMS);
+        if (json_array_size(a) > VSTORE_MAX_TERMS)
+            return base_fail(e, BASE_EINVAL, "where_document: %s has more than %d conditions", op,
+                             VSTORE_MAX_TERMS);
         base_buf_printf(&q->sql, "(");
         size_t i;
         json_t *c;
@@ -280,7 +281,7 @@ static json_t *parse_filter(const char *what, const char *text, base_err *e, int
 
 /* Appends " AND (where) AND (where_document)" for records aliased r; *any says whether there
  * was a filter at all. */
-static int filter_append(vs_q *q, const char *where, const char *where_doc, bool *any,
+static int filter_append(vstore_q *q, const char *where, const char *where_doc, bool *any,
                          base_err *e) {
     int rc;
     if (any) *any = false;
@@ -411,21 +412,23 @@ static void write_stmts_free(write_stmts *w) {
 
 static int write_stmts_prepare(vstore *db, write_stmts *w, base_err *e) {
     int rc;
-    if ((rc = vs_prepare(db, &w->sel,
-                         "SELECT rid, metadata FROM records WHERE coll=? AND id=?", e)) ||
-        (rc = vs_prepare(db, &w->ins,
-                         "INSERT INTO records(coll, id, embedding, document, metadata, seq, vseq)"
-                         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                         e)) ||
-        (rc = vs_prepare(db, &w->upd,
-                         "UPDATE records SET embedding=coalesce(?1, embedding),"
-                         " document=CASE WHEN ?2 THEN ?3 ELSE document END, metadata=?4,"
-                         " seq=?5, vseq=CASE WHEN ?1 IS NULL THEN vseq ELSE ?5 END WHERE rid=?6",
-                         e)) ||
-        (rc = vs_prepare(db, &w->meta_del, "DELETE FROM rmeta WHERE rid=?", e)) ||
-        (rc = vs_prepare(db, &w->meta_ins, "INSERT INTO rmeta VALUES(?, ?, ?, ?)", e)) ||
-        (rc = vs_prepare(db, &w->fts_del, "DELETE FROM fts WHERE rowid=?", e)) ||
-        (rc = vs_prepare(db, &w->fts_ins, "INSERT INTO fts(rowid, document) VALUES(?, ?)", e)))
+    if ((rc = vstore_prepare(db, &w->sel, "SELECT rid, metadata FROM records WHERE coll=? AND id=?",
+                             e)) ||
+        (rc = vstore_prepare(
+             db, &w->ins,
+             "INSERT INTO records(coll, id, embedding, document, metadata, seq, vseq)"
+             " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+             e)) ||
+        (rc =
+             vstore_prepare(db, &w->upd,
+                            "UPDATE records SET embedding=coalesce(?1, embedding),"
+                            " document=CASE WHEN ?2 THEN ?3 ELSE document END, metadata=?4,"
+                            " seq=?5, vseq=CASE WHEN ?1 IS NULL THEN vseq ELSE ?5 END WHERE rid=?6",
+                            e)) ||
+        (rc = vstore_prepare(db, &w->meta_del, "DELETE FROM rmeta WHERE rid=?", e)) ||
+        (rc = vstore_prepare(db, &w->meta_ins, "INSERT INTO rmeta VALUES(?, ?, ?, ?)", e)) ||
+        (rc = vstore_prepare(db, &w->fts_del, "DELETE FROM fts WHERE rowid=?", e)) ||
+        (rc = vstore_prepare(db, &w->fts_ins, "INSERT INTO fts(rowid, document) VALUES(?, ?)", e)))
         return rc;
     return 0;
 }
@@ -434,7 +437,7 @@ static int step_done(vstore *db, sqlite3_stmt *st, const char *what, base_err *e
     int s = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    return s == SQLITE_DONE ? 0 : vs_sql_fail(db, e, what);
+    return s == SQLITE_DONE ? 0 : vstore_sql_fail(db, e, what);
 }
 
 static int meta_index(vstore *db, write_stmts *w, sqlite3_int64 rid, json_t *m, base_err *e) {
@@ -534,9 +537,10 @@ out:
  * index that cannot follow (out of memory) is noted and caught up on a later call. */
 static void sync_index(vstore *db, const vstore_coll *c) {
     if (c->dim == 0) return;
-    vs_index *x;
+    vstore_index *x;
     base_err e = {0};
-    if (vs_index_get(db, c, &x, &e)) vs_note(db, "collection '%s': index: %s", c->name, e.msg);
+    if (vstore_index_get(db, c, &x, &e))
+        vstore_note(db, "collection '%s': index: %s", c->name, e.msg);
 }
 
 int vstore_write(vstore *db, const char *coll_id, vstore_mode mode, const vstore_batch *b,
@@ -556,42 +560,45 @@ int vstore_write(vstore *db, const char *coll_id, vstore_mode mode, const vstore
     }
     pthread_mutex_lock(&db->mu);
     locked = true;
-    if ((rc = vs_coll_load(db, coll_id, &c, e))) goto out;
+    /* a write meets a full disk before a delete does */
+    if ((rc = vstore_reserve_keep(db, e)) || (rc = vstore_coll_load(db, coll_id, &c, e))) goto out;
     if (b->embeddings && c.dim && c.dim != dim) {
         rc = base_fail(e, BASE_EINVAL,
                        "embedding dimension %zu does not match collection '%s' (dimension %zu)",
                        dim, c.name, c.dim);
         goto out;
     }
-    if ((rc = write_stmts_prepare(db, &w, e)) || (rc = vs_begin(db, true, e))) goto out;
+    if ((rc = write_stmts_prepare(db, &w, e)) || (rc = vstore_begin(db, true, e))) goto out;
     /* Everything is checked before the first row is written, so a refusal writes nothing. */
     for (size_t i = 0; i < b->n && !rc; i++) {
         sqlite3_bind_text(w.sel, 1, coll_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(w.sel, 2, b->ids[i], -1, SQLITE_STATIC);
         int s = sqlite3_step(w.sel);
         if (s == SQLITE_ROW) rids[i] = sqlite3_column_int64(w.sel, 0);
-        else if (s != SQLITE_DONE) rc = vs_sql_fail(db, e, "read records");
+        else if (s != SQLITE_DONE)
+            rc = vstore_sql_fail(db, e, "read records");
         sqlite3_reset(w.sel);
         if (rc) break;
         if (mode == VSTORE_ADD && rids[i])
-            rc = base_fail(e, VSTORE_EEXISTS, "record '%s' already exists in collection '%s'",
+            rc = base_fail(e, BASE_EEXISTS, "record '%s' already exists in collection '%s'",
                            b->ids[i], c.name);
         else if (mode == VSTORE_UPDATE && !rids[i])
-            rc = base_fail(e, VSTORE_ENOTFOUND, "record '%s' does not exist in collection '%s'",
+            rc = base_fail(e, BASE_ENOTFOUND, "record '%s' does not exist in collection '%s'",
                            b->ids[i], c.name);
     }
     uint64_t seq = 0;
-    if (!rc) rc = vs_seq_next(db, &seq, e);
+    if (!rc) rc = vstore_seq_next(db, &seq, e);
     for (size_t i = 0; i < b->n && !rc; i++)
         rc = write_one(db, &w, coll_id, b, i, dim, rids[i], metas[i], seq, e);
     if (!rc && b->embeddings && c.dim == 0) {
         char sql[160];
         snprintf(sql, sizeof sql, "UPDATE collections SET dim=%zu WHERE id='%s'", dim, c.id);
-        rc = vs_exec(db, sql, e); /* c.id is our own UUID text */
+        rc = vstore_exec(db, sql, e); /* c.id is our own UUID text */
         c.dim = dim;
     }
-    if (!rc) rc = vs_commit(db, e);
-    if (rc) vs_rollback(db);
+    if (!rc) rc = vstore_commit(db, e);
+    if (rc)
+        vstore_rollback(db);
     else if (b->embeddings) sync_index(db, &c);
 out:
     write_stmts_free(&w);
@@ -605,7 +612,7 @@ out:
 }
 
 /* " AND r.id IN (ids)" through json_each, so any number of ids is one parameter. */
-static int ids_append(vs_q *q, const char *const *ids, size_t n, base_err *e) {
+static int ids_append(vstore_q *q, const char *const *ids, size_t n, base_err *e) {
     if (n > VSTORE_MAX_BATCH)
         return base_fail(e, BASE_EINVAL, "%zu ids is above the limit %d", n, VSTORE_MAX_BATCH);
     json_t *a = json_array();
@@ -626,11 +633,14 @@ static int ids_append(vs_q *q, const char *const *ids, size_t n, base_err *e) {
     return 0;
 }
 
+static int delete_locked(vstore *db, const char *coll_id, vstore_q *q, size_t *deleted,
+                         base_err *e);
+
 int vstore_delete(vstore *db, const char *coll_id, const char *const *ids, size_t n_ids,
                   const char *where, const char *where_document, size_t limit, size_t *deleted,
                   base_err *e) {
     if (deleted) *deleted = 0;
-    vs_q q;
+    vstore_q q;
     q_init(&q);
     base_buf_printf(&q.sql, "SELECT r.rid FROM records r WHERE r.coll=");
     q_val(&q, json_string(coll_id));
@@ -646,13 +656,28 @@ int vstore_delete(vstore *db, const char *coll_id, const char *const *ids, size_
         return rc;
     }
     pthread_mutex_lock(&db->mu);
+    rc = delete_locked(db, coll_id, &q, deleted, e);
+    /* A full disk: the reserve goes back to the file system and the delete runs again. */
+    if (rc == BASE_ENOSPC && vstore_reserve_release(db)) {
+        rc = delete_locked(db, coll_id, &q, deleted, e);
+        vstore_reserve_done(db);
+    }
+    pthread_mutex_unlock(&db->mu);
+    q_free(&q);
+    return rc;
+}
+
+/* One try of vstore_delete, with the mutex held. */
+static int delete_locked(vstore *db, const char *coll_id, vstore_q *q, size_t *deleted,
+                         base_err *e) {
     vstore_coll c = {0};
     sqlite3_stmt *st = NULL, *del[4] = {0};
     sqlite3_int64 *rids = NULL;
     size_t n = 0, cap = 0;
     uint64_t seq = 0;
-    if ((rc = vs_coll_load(db, coll_id, &c, e)) || (rc = vs_begin(db, true, e)) ||
-        (rc = q_prepare(db, &q, &st, e)))
+    int rc;
+    if ((rc = vstore_coll_load(db, coll_id, &c, e)) || (rc = vstore_begin(db, true, e)) ||
+        (rc = q_prepare(db, q, &st, e)))
         goto out;
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
@@ -663,15 +688,15 @@ int vstore_delete(vstore *db, const char *coll_id, const char *const *ids, size_
         rids[n++] = sqlite3_column_int64(st, 0);
     }
     if (s != SQLITE_DONE) {
-        rc = vs_sql_fail(db, e, "select records to delete");
+        rc = vstore_sql_fail(db, e, "select records to delete");
         goto out;
     }
     if (n == 0) goto out;
-    if ((rc = vs_seq_next(db, &seq, e)) ||
-        (rc = vs_prepare(db, &del[0], "DELETE FROM fts WHERE rowid=?1", e)) ||
-        (rc = vs_prepare(db, &del[1], "DELETE FROM rmeta WHERE rid=?1", e)) ||
-        (rc = vs_prepare(db, &del[2], "DELETE FROM records WHERE rid=?1", e)) ||
-        (rc = vs_prepare(db, &del[3], "INSERT INTO tombstones VALUES(?2, ?1, ?3)", e)))
+    if ((rc = vstore_seq_next(db, &seq, e)) ||
+        (rc = vstore_prepare(db, &del[0], "DELETE FROM fts WHERE rowid=?1", e)) ||
+        (rc = vstore_prepare(db, &del[1], "DELETE FROM rmeta WHERE rid=?1", e)) ||
+        (rc = vstore_prepare(db, &del[2], "DELETE FROM records WHERE rid=?1", e)) ||
+        (rc = vstore_prepare(db, &del[3], "INSERT INTO tombstones VALUES(?2, ?1, ?3)", e)))
         goto out;
     for (size_t i = 0; i < n && !rc; i++)
         for (int k = 0; k < 4 && !rc; k++) {
@@ -685,16 +710,14 @@ int vstore_delete(vstore *db, const char *coll_id, const char *const *ids, size_
 out:
     sqlite3_finalize(st);
     for (int k = 0; k < 4; k++) sqlite3_finalize(del[k]);
-    if (!rc && n) rc = vs_commit(db, e);
-    if (rc || !n) vs_rollback(db);
+    if (!rc && n) rc = vstore_commit(db, e);
+    if (rc || !n) vstore_rollback(db);
     if (!rc && n) {
         if (deleted) *deleted = n;
         sync_index(db, &c);
     }
-    pthread_mutex_unlock(&db->mu);
     vstore_coll_free(&c);
     free(rids);
-    q_free(&q);
     return rc;
 }
 
@@ -702,11 +725,12 @@ int vstore_count(vstore *db, const char *coll_id, uint64_t *n, base_err *e) {
     pthread_mutex_lock(&db->mu);
     vstore_coll c = {0};
     sqlite3_stmt *st = NULL;
-    int rc = vs_coll_load(db, coll_id, &c, e);
-    if (!rc && !(rc = vs_prepare(db, &st, "SELECT count(*) FROM records WHERE coll=?", e))) {
+    int rc = vstore_coll_load(db, coll_id, &c, e);
+    if (!rc && !(rc = vstore_prepare(db, &st, "SELECT count(*) FROM records WHERE coll=?", e))) {
         sqlite3_bind_text(st, 1, coll_id, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) *n = (uint64_t)sqlite3_column_int64(st, 0);
-        else rc = vs_sql_fail(db, e, "count records");
+        else
+            rc = vstore_sql_fail(db, e, "count records");
     }
     sqlite3_finalize(st);
     vstore_coll_free(&c);
@@ -751,9 +775,39 @@ static int result_alloc(vstore_result *r, size_t n, size_t dim, unsigned inc, ba
     return 0;
 }
 
-/* Row i of r from columns (id, embedding, document, metadata) of st. */
-static int result_row(vstore_result *r, size_t i, sqlite3_stmt *st, int col, base_err *e) {
-    r->ids[i] = vs_strdup((const char *)sqlite3_column_text(st, col));
+/* What is left of one answer's VSTORE_MAX_ANSWER bytes: the size of its JSON text, about (the
+ * id, document and metadata as stored, 16 bytes per embedding value, 32 per row for the rest).
+ * Otherwise a query of a few hundred bytes could make the store read (holding the handle) and
+ * the server print gigabytes. */
+typedef struct {
+    size_t left;
+} answer_budget;
+
+static void answer_budget_init(answer_budget *b) {
+    b->left = VSTORE_MAX_ANSWER;
+}
+
+static int answer_charge(answer_budget *b, size_t bytes, base_err *e) {
+    if (bytes <= b->left) {
+        b->left -= bytes;
+        return 0;
+    }
+    return base_fail(e, BASE_EINVAL,
+                     "the answer would be larger than %u MiB: ask for fewer results or fields"
+                     " (embeddings, documents), or page with limit and offset",
+                     VSTORE_MAX_ANSWER >> 20);
+}
+
+/* Row i of r from columns (id, embedding, document, metadata) of st, charged to budget. */
+static int result_row(vstore_result *r, size_t i, sqlite3_stmt *st, int col, answer_budget *budget,
+                      base_err *e) {
+    size_t bytes = 32 + (size_t)sqlite3_column_bytes(st, col);
+    if (r->embeddings) bytes += 16 * r->dim;
+    if (r->documents) bytes += (size_t)sqlite3_column_bytes(st, col + 2);
+    if (r->metadatas) bytes += (size_t)sqlite3_column_bytes(st, col + 3);
+    int rc = answer_charge(budget, bytes, e);
+    if (rc) return rc;
+    r->ids[i] = vstore_strdup((const char *)sqlite3_column_text(st, col));
     if (!r->ids[i]) return base_fail(e, BASE_ENOMEM, "out of memory");
     if (r->embeddings) {
         const void *b = sqlite3_column_blob(st, col + 1);
@@ -762,19 +816,22 @@ static int result_row(vstore_result *r, size_t i, sqlite3_stmt *st, int col, bas
                              r->ids[i], sqlite3_column_bytes(st, col + 1), r->dim * sizeof(float));
         memcpy(r->embeddings + i * r->dim, b, r->dim * sizeof(float));
     }
-    if (r->documents) r->documents[i] = vs_strdup((const char *)sqlite3_column_text(st, col + 2));
-    if (r->metadatas) r->metadatas[i] = vs_strdup((const char *)sqlite3_column_text(st, col + 3));
+    if (r->documents)
+        r->documents[i] = vstore_strdup((const char *)sqlite3_column_text(st, col + 2));
+    if (r->metadatas)
+        r->metadatas[i] = vstore_strdup((const char *)sqlite3_column_text(st, col + 3));
     return 0;
 }
 
 /* Fills r with the records of rids (in that order), scores as distances. */
 static int result_fill(vstore *db, const vstore_coll *c, const uint64_t *rids, const float *scores,
-                       size_t n, unsigned inc, vstore_result *r, base_err *e) {
+                       size_t n, unsigned inc, answer_budget *budget, vstore_result *r,
+                       base_err *e) {
     int rc = result_alloc(r, n, c->dim, inc, e);
     if (rc) return rc;
     sqlite3_stmt *st;
-    if ((rc = vs_prepare(db, &st,
-                         "SELECT id, embedding, document, metadata FROM records WHERE rid=?", e))) {
+    if ((rc = vstore_prepare(
+             db, &st, "SELECT id, embedding, document, metadata FROM records WHERE rid=?", e))) {
         vstore_result_free(r);
         return rc;
     }
@@ -783,12 +840,12 @@ static int result_fill(vstore *db, const vstore_coll *c, const uint64_t *rids, c
         sqlite3_bind_int64(st, 1, (sqlite3_int64)rids[i]);
         int s = sqlite3_step(st);
         if (s == SQLITE_ROW) { /* a label the index returned but SQLite lacks is skipped */
-            if (!(rc = result_row(r, o, st, 0, e))) {
+            if (!(rc = result_row(r, o, st, 0, budget, e))) {
                 if (r->distances) r->distances[o] = scores[i];
                 r->n = ++o;
             }
         } else if (s != SQLITE_DONE) {
-            rc = vs_sql_fail(db, e, "read records");
+            rc = vstore_sql_fail(db, e, "read records");
         }
         sqlite3_reset(st);
     }
@@ -800,7 +857,10 @@ static int result_fill(vstore *db, const vstore_coll *c, const uint64_t *rids, c
 int vstore_get(vstore *db, const char *coll_id, const vstore_get_req *req, vstore_result *out,
                base_err *e) {
     memset(out, 0, sizeof *out);
-    vs_q q;
+    if (req->limit > VSTORE_MAX_RESULTS)
+        return base_fail(e, BASE_EINVAL, "limit %zu is above the limit %d of one answer",
+                         req->limit, VSTORE_MAX_RESULTS);
+    vstore_q q;
     q_init(&q);
     base_buf_printf(&q.sql, "SELECT r.id, r.embedding, r.document, r.metadata FROM records r"
                             " WHERE r.coll=");
@@ -812,16 +872,27 @@ int vstore_get(vstore *db, const char *coll_id, const vstore_get_req *req, vstor
         q_free(&q);
         return rc;
     }
-    base_buf_printf(&q.sql, " ORDER BY r.rid LIMIT %lld OFFSET %llu",
-                    req->limit ? (long long)req->limit : -1LL, (unsigned long long)req->offset);
+    /* Without a limit, one row more than an answer may hold tells "too many" from "all" */
+    base_buf_printf(&q.sql, " ORDER BY r.rid LIMIT %zu OFFSET %llu",
+                    req->limit ? req->limit : (size_t)VSTORE_MAX_RESULTS + 1,
+                    (unsigned long long)req->offset);
     pthread_mutex_lock(&db->mu);
     vstore_coll c = {0};
     sqlite3_stmt *st = NULL;
     size_t cap = 0;
-    if ((rc = vs_coll_load(db, coll_id, &c, e)) || (rc = q_prepare(db, &q, &st, e))) goto out;
+    answer_budget budget;
+    answer_budget_init(&budget);
+    if ((rc = vstore_coll_load(db, coll_id, &c, e)) || (rc = q_prepare(db, &q, &st, e))) goto out;
     unsigned inc = req->include & ~(unsigned)VSTORE_INC_DISTANCES;
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->n == VSTORE_MAX_RESULTS) {
+            rc = base_fail(e, BASE_EINVAL,
+                           "more than %d records match, the most one answer holds: page with"
+                           " limit and offset",
+                           VSTORE_MAX_RESULTS);
+            goto out;
+        }
         if (out->n == cap) { /* grow by rebuilding: results are usually one allocation */
             size_t ncap = cap ? 2 * cap : 64;
             vstore_result g;
@@ -841,10 +912,10 @@ int vstore_get(vstore *db, const char *coll_id, const vstore_get_req *req, vstor
             *out = g;
             cap = ncap;
         }
-        if ((rc = result_row(out, out->n, st, 0, e))) goto out;
+        if ((rc = result_row(out, out->n, st, 0, &budget, e))) goto out;
         out->n++;
     }
-    if (s != SQLITE_DONE) rc = vs_sql_fail(db, e, "get records");
+    if (s != SQLITE_DONE) rc = vstore_sql_fail(db, e, "get records");
     if (!rc && cap == 0) rc = result_alloc(out, 0, c.dim, inc, e);
 out:
     sqlite3_finalize(st);
@@ -888,8 +959,8 @@ static void plan_free(plan *p) {
     free(p->vecs);
 }
 
-static int plan_make(vstore *db, const vstore_coll *c, vs_index *x, vs_q *filter, size_t k, int ef,
-                     size_t exact_max, plan *p, base_err *e) {
+static int plan_make(vstore *db, const vstore_coll *c, vstore_index *x, vstore_q *filter, size_t k,
+                     int ef, size_t exact_max, plan *p, base_err *e) {
     memset(p, 0, sizeof *p);
     size_t total = hnsw_count(x->h);
     size_t base_ef = (size_t)(ef > 0 ? ef : c->hnsw.ef_search);
@@ -902,7 +973,8 @@ static int plan_make(vstore *db, const vstore_coll *c, vs_index *x, vs_q *filter
     int rc = q_coll_prepare(db, "SELECT count(*) FROM records r", c->id, filter, "", &st, e);
     if (rc) return rc;
     if (sqlite3_step(st) == SQLITE_ROW) p->n = (size_t)sqlite3_column_int64(st, 0);
-    else rc = vs_sql_fail(db, e, "count matches");
+    else
+        rc = vstore_sql_fail(db, e, "count matches");
     sqlite3_finalize(st);
     if (rc || p->n == 0) return rc;
     p->exact = p->n <= exact_max || p->n * 20 <= total;
@@ -928,7 +1000,7 @@ static int plan_make(vstore *db, const vstore_coll *c, vs_index *x, vs_q *filter
         }
         m++;
     }
-    if (!rc && s != SQLITE_DONE && s != SQLITE_ROW) rc = vs_sql_fail(db, e, "read matches");
+    if (!rc && s != SQLITE_DONE && s != SQLITE_ROW) rc = vstore_sql_fail(db, e, "read matches");
     sqlite3_finalize(st);
     p->n = m;
     if (!p->exact) {
@@ -942,13 +1014,13 @@ static int plan_make(vstore *db, const vstore_coll *c, vs_index *x, vs_q *filter
     return rc;
 }
 
-static size_t plan_search(const plan *p, vs_index *x, const vstore_coll *c, const float *q,
+static size_t plan_search(const plan *p, vstore_index *x, const vstore_coll *c, const float *q,
                           size_t k, uint64_t *labels, float *dists) {
     if (!p->filtered) return hnsw_search(x->h, q, k, p->ef, NULL, NULL, labels, dists);
     if (p->n == 0) return 0;
     if (p->exact)
-        return vs_exact_search(c->metric, p->vecs, p->rids, p->n, c->dim, q, k, NULL, NULL,
-                               labels, dists);
+        return hnsw_exact_search(c->metric, p->vecs, p->rids, p->n, c->dim, q, k, NULL, NULL,
+                                 labels, dists);
     rid_set s = {p->rids, p->n};
     return hnsw_search(x->h, q, k, p->ef, rid_set_has, &s, labels, dists);
 }
@@ -969,13 +1041,13 @@ static int dense_rank(vstore *db, const vstore_coll *c, const float *q, size_t k
                       uint64_t *rids, float *dists, size_t *n, int *used_exact, base_err *e) {
     *n = 0;
     if (c->dim == 0) return 0;
-    vs_q f;
+    vstore_q f;
     q_init(&f);
     bool any = false;
     int rc = filter_append(&f, where, where_doc, &any, e);
-    vs_index *x = NULL;
+    vstore_index *x = NULL;
     plan p = {0};
-    if (!rc) rc = vs_index_get(db, c, &x, e);
+    if (!rc) rc = vstore_index_get(db, c, &x, e);
     if (!rc) rc = plan_make(db, c, x, any ? &f : NULL, k, ef, exact_max, &p, e);
     if (!rc) {
         *n = plan_search(&p, x, c, q, k, rids, dists);
@@ -996,12 +1068,18 @@ int vstore_query(vstore *db, const char *coll_id, const vstore_query_req *r,
     if (r->k == 0 || r->k > VSTORE_MAX_RESULTS)
         return base_fail(e, BASE_EINVAL, "n_results %zu is outside 1..%d", r->k,
                          VSTORE_MAX_RESULTS);
+    /* nq <= VSTORE_MAX_BATCH and k <= VSTORE_MAX_RESULTS: the product cannot overflow */
+    if (r->nq * r->k > VSTORE_MAX_RESULTS)
+        return base_fail(e, BASE_EINVAL,
+                         "%zu queries x %zu results is %zu rows, above the limit %d of one answer:"
+                         " send fewer queries per request or ask for fewer results",
+                         r->nq, r->k, r->nq * r->k, VSTORE_MAX_RESULTS);
     if (r->dim == 0 || r->dim > VSTORE_MAX_DIM)
         return base_fail(e, BASE_EINVAL, "query dimension %zu is outside 1..%d", r->dim,
                          VSTORE_MAX_DIM);
     int rc = check_queries(r->queries, r->nq, r->dim, e);
     if (rc) return rc;
-    vs_q f;
+    vstore_q f;
     q_init(&f);
     bool any = false;
     if (r->ids) rc = ids_append(&f, r->ids, r->n_ids, e);
@@ -1016,21 +1094,23 @@ int vstore_query(vstore *db, const char *coll_id, const vstore_query_req *r,
     float *dists = malloc(r->k * sizeof *dists);
     pthread_mutex_lock(&db->mu);
     vstore_coll c = {0};
-    vs_index *x = NULL;
+    vstore_index *x = NULL;
     plan p = {0};
     size_t done = 0;
+    answer_budget budget;
+    answer_budget_init(&budget);
     if (!res || !labels || !dists) {
         rc = base_fail(e, BASE_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = vs_coll_load(db, coll_id, &c, e))) goto out;
+    if ((rc = vstore_coll_load(db, coll_id, &c, e))) goto out;
     if (c.dim && c.dim != r->dim) {
         rc = base_fail(e, BASE_EINVAL,
                        "query dimension %zu does not match collection '%s' (dimension %zu)",
                        r->dim, c.name, c.dim);
         goto out;
     }
-    if (c.dim && !(rc = vs_index_get(db, &c, &x, e)))
+    if (c.dim && !(rc = vstore_index_get(db, &c, &x, e)))
         rc = plan_make(db, &c, x, any ? &f : NULL, r->k, r->ef,
                        r->exact_max ? r->exact_max : VSTORE_EXACT_MAX, &p, e);
     if (rc) goto out;
@@ -1039,7 +1119,7 @@ int vstore_query(vstore *db, const char *coll_id, const vstore_query_req *r,
         size_t n = c.dim ? plan_search(&p, x, &c, r->queries + done * r->dim, r->k, labels,
                                        dists)
                          : 0;
-        rc = result_fill(db, &c, labels, dists, n, r->include, &res[done], e);
+        rc = result_fill(db, &c, labels, dists, n, r->include, &budget, &res[done], e);
     }
 out:
     pthread_mutex_unlock(&db->mu);
@@ -1083,7 +1163,7 @@ static int text_rank(vstore *db, const vstore_coll *c, const char *text, size_t 
     *n = 0;
     base_buf fq = {0};
     int rc = fts_query(text, &fq, e);
-    vs_q q;
+    vstore_q q;
     q_init(&q);
     /* FTS5's bm25() is negative, better when lower; reported negated (higher is better). */
     base_buf_printf(&q.sql, "SELECT r.rid, -bm25(fts) FROM fts JOIN records r ON r.rid=fts.rowid"
@@ -1103,7 +1183,7 @@ static int text_rank(vstore *db, const vstore_coll *c, const char *text, size_t 
         scores[*n] = (float)sqlite3_column_double(st, 1);
         (*n)++;
     }
-    if (!rc && s != SQLITE_DONE && s != SQLITE_ROW) rc = vs_sql_fail(db, e, "full-text search");
+    if (!rc && s != SQLITE_DONE && s != SQLITE_ROW) rc = vstore_sql_fail(db, e, "full-text search");
     sqlite3_finalize(st);
     q_free(&q);
     base_buf_free(&fq);
@@ -1126,9 +1206,12 @@ int vstore_text_search(vstore *db, const char *coll_id, const char *text, size_t
     pthread_mutex_lock(&db->mu);
     vstore_coll c = {0};
     size_t n = 0;
-    int rc = vs_coll_load(db, coll_id, &c, e);
+    int rc = vstore_coll_load(db, coll_id, &c, e);
     if (!rc) rc = text_rank(db, &c, text, k, where, rids, scores, &n, e);
-    if (!rc) rc = result_fill(db, &c, rids, scores, n, include | VSTORE_INC_DISTANCES, out, e);
+    answer_budget budget;
+    answer_budget_init(&budget);
+    if (!rc)
+        rc = result_fill(db, &c, rids, scores, n, include | VSTORE_INC_DISTANCES, &budget, out, e);
     pthread_mutex_unlock(&db->mu);
     vstore_coll_free(&c);
     free(rids);
@@ -1142,6 +1225,11 @@ typedef struct {
     uint64_t rid;
     float score;
 } fused;
+
+static int cmp_fused_rid(const void *a, const void *b) {
+    const fused *x = a, *y = b;
+    return x->rid < y->rid ? -1 : x->rid > y->rid;
+}
 
 static int cmp_fused(const void *a, const void *b) {
     const fused *x = a, *y = b;
@@ -1179,7 +1267,7 @@ int vstore_hybrid(vstore *db, const char *coll_id, const vstore_hybrid_req *r, v
     pthread_mutex_lock(&db->mu);
     vstore_coll c = {0};
     size_t nd = 0, nt = 0, nf = 0;
-    if ((rc = vs_coll_load(db, coll_id, &c, e))) goto out;
+    if ((rc = vstore_coll_load(db, coll_id, &c, e))) goto out;
     if (c.dim && c.dim != r->dim) {
         rc = base_fail(e, BASE_EINVAL,
                        "query dimension %zu does not match collection '%s' (dimension %zu)",
@@ -1190,15 +1278,15 @@ int vstore_hybrid(vstore *db, const char *coll_id, const vstore_hybrid_req *r, v
                          &nd, NULL, e)) ||
         (rc = text_rank(db, &c, r->text, depth, r->where, rids + depth, sc + depth, &nt, e)))
         goto out;
-    /* Fuse: each ranking adds w / (k + rank); a record in both gets both. Rankings are short
-     * (<= depth), so a quadratic merge is fine. */
+    /* Fuse: each ranking adds w / (k + rank); a record in both gets both. The dense entries,
+     * sorted by rid, are found by binary search (rankings can hold 100,000 entries each). */
     for (size_t i = 0; i < nd; i++) f[nf++] = (fused){rids[i], (float)(wd / (rk + (double)i + 1))};
+    qsort(f, nd, sizeof *f, cmp_fused_rid);
     for (size_t i = 0; i < nt; i++) {
         float add = (float)(wt / (rk + (double)i + 1));
-        size_t j = 0;
-        while (j < nf && f[j].rid != rids[depth + i]) j++;
-        if (j < nf) f[j].score += add;
-        else f[nf++] = (fused){rids[depth + i], add};
+        fused key = {rids[depth + i], 0}, *hit = bsearch(&key, f, nd, sizeof *f, cmp_fused_rid);
+        if (hit) hit->score += add;
+        else f[nf++] = (fused){key.rid, add};
     }
     qsort(f, nf, sizeof *f, cmp_fused);
     if (nf > r->k) nf = r->k;
@@ -1206,7 +1294,9 @@ int vstore_hybrid(vstore *db, const char *coll_id, const vstore_hybrid_req *r, v
         top[i] = f[i].rid;
         tops[i] = f[i].score;
     }
-    rc = result_fill(db, &c, top, tops, nf, r->include | VSTORE_INC_DISTANCES, out, e);
+    answer_budget budget;
+    answer_budget_init(&budget);
+    rc = result_fill(db, &c, top, tops, nf, r->include | VSTORE_INC_DISTANCES, &budget, out, e);
 out:
     pthread_mutex_unlock(&db->mu);
     vstore_coll_free(&c);

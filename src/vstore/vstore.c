@@ -1,7 +1,7 @@
-/* vstore/vstore.c: the store — SQLite schema and transactions, collections, namespaces, and the
- * index cache: each collection's HNSW graph loaded from DIR/index/<id>.hnsw, caught up from
- * SQLite by sequence number, rebuilt when missing or damaged, saved on close. Records, filters
- * and searches are in records.c; this file owns the handle both share (vstore_int.h). */
+/* vstore/vstore.c: the store — the handle, SQLite schema and transactions, collections,
+ * namespaces, and the reserve that lets deletes commit on a full disk. The index cache is in
+ * index_cache.c; records, filters and searches in records.c; the handle they share in
+ * vstore_int.h. */
 #include "vstore/vstore_int.h"
 
 #include <errno.h>
@@ -46,33 +46,33 @@ static const char *SCHEMA =
     "INSERT OR IGNORE INTO vs_meta VALUES('seq', 0);"
     "INSERT OR IGNORE INTO tenants VALUES('default_tenant');";
 
-#define VS_SCHEMA_VERSION 1
-#define VS_BUILD_THREADS 1 /* threads of index builds and catch-ups (see index_replay) */
-/* Changes applied to an index since it was saved before a save is forced: bounds the replay
- * after a crash of a long-running server. */
-#define VS_SAVE_EVERY 50000
+#define VSTORE_SCHEMA_VERSION 1
 
 /* ---- SQLite helpers */
 
-int vs_sql_fail(vstore *db, base_err *e, const char *what) {
+/* The status of SQLite's last error: a damaged file, a full disk, or another I/O failure. */
+static int sql_status(vstore *db) {
     int rc = sqlite3_errcode(db->db);
-    int code = (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) ? BASE_EFORMAT : BASE_EIO;
-    return base_fail(e, code, "%s: %s: %s", db->path, what, sqlite3_errmsg(db->db));
+    if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) return BASE_EFORMAT;
+    return rc == SQLITE_FULL ? BASE_ENOSPC : BASE_EIO;
 }
 
-int vs_prepare(vstore *db, sqlite3_stmt **st, const char *sql, base_err *e) {
+int vstore_sql_fail(vstore *db, base_err *e, const char *what) {
+    return base_fail(e, sql_status(db), "%s: %s: %s", db->path, what, sqlite3_errmsg(db->db));
+}
+
+int vstore_prepare(vstore *db, sqlite3_stmt **st, const char *sql, base_err *e) {
     if (sqlite3_prepare_v2(db->db, sql, -1, st, NULL) != SQLITE_OK) {
         *st = NULL;
-        return vs_sql_fail(db, e, "prepare");
+        return vstore_sql_fail(db, e, "prepare");
     }
     return 0;
 }
 
-int vs_exec(vstore *db, const char *sql, base_err *e) {
+int vstore_exec(vstore *db, const char *sql, base_err *e) {
     char *msg = NULL;
     if (sqlite3_exec(db->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        int rc = sqlite3_errcode(db->db);
-        int code = (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) ? BASE_EFORMAT : BASE_EIO;
+        int code = sql_status(db);
         base_fail(e, code, "%s: %s", db->path, msg ? msg : sqlite3_errmsg(db->db));
         sqlite3_free(msg);
         return code;
@@ -82,19 +82,19 @@ int vs_exec(vstore *db, const char *sql, base_err *e) {
 
 /* BEGIN IMMEDIATE takes the write lock up front, so a writer never fails half-way on
  * SQLITE_BUSY after its reads. */
-int vs_begin(vstore *db, bool write, base_err *e) {
-    return vs_exec(db, write ? "BEGIN IMMEDIATE" : "BEGIN", e);
+int vstore_begin(vstore *db, bool write, base_err *e) {
+    return vstore_exec(db, write ? "BEGIN IMMEDIATE" : "BEGIN", e);
 }
-int vs_commit(vstore *db, base_err *e) {
-    return vs_exec(db, "COMMIT", e);
+int vstore_commit(vstore *db, base_err *e) {
+    return vstore_exec(db, "COMMIT", e);
 }
-void vs_rollback(vstore *db) {
+void vstore_rollback(vstore *db) {
     if (!sqlite3_get_autocommit(db->db)) sqlite3_exec(db->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-int vs_seq_get(vstore *db, uint64_t *seq, base_err *e) {
+int vstore_seq_get(vstore *db, uint64_t *seq, base_err *e) {
     sqlite3_stmt *st;
-    int rc = vs_prepare(db, &st, "SELECT value FROM vs_meta WHERE key='seq'", e);
+    int rc = vstore_prepare(db, &st, "SELECT value FROM vs_meta WHERE key='seq'", e);
     if (rc) return rc;
     if (sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_finalize(st);
@@ -106,19 +106,19 @@ int vs_seq_get(vstore *db, uint64_t *seq, base_err *e) {
 }
 
 /* Inside a write transaction: the next sequence number, stored. */
-int vs_seq_next(vstore *db, uint64_t *seq, base_err *e) {
-    int rc = vs_seq_get(db, seq, e);
+int vstore_seq_next(vstore *db, uint64_t *seq, base_err *e) {
+    int rc = vstore_seq_get(db, seq, e);
     if (rc) return rc;
     (*seq)++;
     char sql[96];
     snprintf(sql, sizeof sql, "UPDATE vs_meta SET value=%llu WHERE key='seq'",
              (unsigned long long)*seq);
-    return vs_exec(db, sql, e);
+    return vstore_exec(db, sql, e);
 }
 
 /* ---- small helpers shared with records.c */
 
-char *vs_strdup(const char *s) {
+char *vstore_strdup(const char *s) {
     if (!s) return NULL;
     size_t n = strlen(s) + 1;
     char *d = malloc(n);
@@ -146,7 +146,7 @@ static void gen_uuid(char out[40]) {
              b[14], b[15]);
 }
 
-void vs_note(vstore *db, const char *fmt, ...) {
+void vstore_note(vstore *db, const char *fmt, ...) {
     char line[768];
     va_list ap;
     va_start(ap, fmt);
@@ -172,7 +172,7 @@ static int database_create(vstore *db, const char *tenant, const char *name, bas
 
 static int check_integrity(vstore *db, base_err *e) {
     sqlite3_stmt *st;
-    int rc = vs_prepare(db, &st, "PRAGMA quick_check", e);
+    int rc = vstore_prepare(db, &st, "PRAGMA quick_check", e);
     if (rc) return base_fail(e, BASE_EFORMAT, "%s: damaged (%s)", db->path, e ? e->msg : "");
     int step = sqlite3_step(st);
     if (step != SQLITE_ROW) {
@@ -187,6 +187,32 @@ static int check_integrity(vstore *db, base_err *e) {
     return rc;
 }
 
+/* Opens db->path and sets it up (WAL, synchronous=FULL, integrity, schema); on failure the
+ * connection is closed again. */
+static int sqlite_setup(vstore *db, base_err *e) {
+    int rc;
+    if (sqlite3_open_v2(db->path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        rc = base_fail(e, BASE_EIO, "%s: cannot open: %s", db->path,
+                       db->db ? sqlite3_errmsg(db->db) : "out of memory");
+        sqlite3_close(db->db);
+        db->db = NULL;
+        return rc;
+    }
+    sqlite3_busy_timeout(db->db, 5000);
+    /* WAL + synchronous=FULL: a commit returns after the WAL is fsync'd, so an acknowledged
+     * write survives a process kill and a power cut. */
+    if ((rc = vstore_exec(db, "PRAGMA journal_mode=WAL", e)) ||
+        (rc = vstore_exec(db, "PRAGMA synchronous=FULL", e)) || (rc = check_integrity(db, e)) ||
+        (rc = vstore_exec(db, SCHEMA, e))) {
+        if (rc == BASE_EIO && sqlite3_errcode(db->db) == SQLITE_NOTADB) rc = BASE_EFORMAT;
+        if (e) e->code = rc;
+        sqlite3_close(db->db);
+        db->db = NULL;
+    }
+    return rc;
+}
+
 int vstore_open(vstore **out, const char *dir, base_err *e) {
     *out = NULL;
     int rc = base_mkdir_p(dir, e);
@@ -194,96 +220,113 @@ int vstore_open(vstore **out, const char *dir, base_err *e) {
     vstore *db = calloc(1, sizeof *db);
     if (!db) return base_fail(e, BASE_ENOMEM, "out of memory");
     pthread_mutex_init(&db->mu, NULL);
+    db->max_body = VSTORE_HTTP_MAX_BODY;
     size_t dl = strlen(dir);
-    db->dir = vs_strdup(dir);
+    db->dir = vstore_strdup(dir);
     db->path = malloc(dl + 16);
     db->index_dir = malloc(dl + 16);
-    if (!db->dir || !db->path || !db->index_dir) {
+    db->reserve = malloc(dl + 16);
+    if (!db->dir || !db->path || !db->index_dir || !db->reserve) {
         vstore_close(db);
         return base_fail(e, BASE_ENOMEM, "out of memory");
     }
     snprintf(db->path, dl + 16, "%s/vstore.db", dir);
     snprintf(db->index_dir, dl + 16, "%s/index", dir);
+    snprintf(db->reserve, dl + 16, "%s/vstore.reserve", dir);
     if ((rc = base_mkdir_p(db->index_dir, e))) {
         vstore_close(db);
         return rc;
     }
-    if (sqlite3_open_v2(db->path, &db->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
-        rc = base_fail(e, BASE_EIO, "%s: cannot open: %s", db->path,
-                       db->db ? sqlite3_errmsg(db->db) : "out of memory");
-        vstore_close(db);
-        return rc;
-    }
-    sqlite3_busy_timeout(db->db, 5000);
-    /* WAL + synchronous=FULL: a commit returns after the WAL is fsync'd, so an acknowledged
-     * write survives a process kill and a power cut. */
-    if ((rc = vs_exec(db, "PRAGMA journal_mode=WAL", e)) ||
-        (rc = vs_exec(db, "PRAGMA synchronous=FULL", e)) || (rc = check_integrity(db, e)) ||
-        (rc = vs_exec(db, SCHEMA, e))) {
-        if (rc == BASE_EIO && sqlite3_errcode(db->db) == SQLITE_NOTADB) rc = BASE_EFORMAT;
-        if (e) e->code = rc;
+    rc = sqlite_setup(db, e);
+    /* On a full disk SQLite cannot even make the WAL's shared-memory file: the reserve gives
+     * the room (a store must open to be emptied), and is not made again before a write. */
+    bool released = false;
+    if ((rc == BASE_EIO || rc == BASE_ENOSPC) && (released = vstore_reserve_release(db)))
+        rc = sqlite_setup(db, e);
+    if (rc) {
         vstore_close(db);
         return rc;
     }
     sqlite3_stmt *st;
-    if ((rc = vs_prepare(db, &st, "SELECT value FROM vs_meta WHERE key='version'", e))) {
+    if ((rc = vstore_prepare(db, &st, "SELECT value FROM vs_meta WHERE key='version'", e))) {
         vstore_close(db);
         return rc;
     }
     long long ver = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
     sqlite3_finalize(st);
-    if (ver != VS_SCHEMA_VERSION) {
+    if (ver != VSTORE_SCHEMA_VERSION) {
         rc = base_fail(e, BASE_EFORMAT, "%s: schema version %lld, this hearth reads %d", db->path,
-                       ver, VS_SCHEMA_VERSION);
+                       ver, VSTORE_SCHEMA_VERSION);
         vstore_close(db);
         return rc;
     }
     /* The default namespace exists in every store, as in Chroma. */
     if ((rc = database_create(db, "default_tenant", "default_database", NULL)) &&
-        rc != VSTORE_EEXISTS) {
+        rc != BASE_EEXISTS) {
         vstore_close(db);
         return rc;
     }
+    if (!released) vstore_reserve_keep(db, NULL);
     if (e) e->code = 0;
     *out = db;
     return 0;
 }
 
-static void index_free(vs_index *x) {
-    hnsw_free(x->h);
-    free(x);
+/* ---- the reserve (vstore_int.h) */
+
+int vstore_reserve_keep(vstore *db, base_err *e) {
+    if (db->reserved) return 0;
+    int fd = open(db->reserve, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    int err = fd < 0 ? errno : posix_fallocate(fd, 0, VSTORE_RESERVE);
+    if (fd >= 0) close(fd);
+    db->reserved = err == 0;
+    if (err == ENOSPC || err == EDQUOT)
+        return base_fail(e, BASE_ENOSPC,
+                         "%s: the disk is full: no room for the %u MiB kept so that deletes work;"
+                         " delete records or free space",
+                         db->dir, VSTORE_RESERVE >> 20);
+    return 0; /* another failure (a file system without the call): no reserve, no refusal */
 }
 
-static int index_save(vstore *db, vs_index *x, base_err *e);
+bool vstore_reserve_release(vstore *db) {
+    db->reserved = false;
+    if (unlink(db->reserve) != 0) return false;
+    vstore_note(db, "the disk is full: %s (%u MiB) given back to make room", db->reserve,
+                VSTORE_RESERVE >> 20);
+    /* Writes that filled the disk may have left the WAL full of pages that extend the database
+     * (its checkpoints needed room too): with the reserve's room they go into the database now
+     * and the WAL is truncated, which gives back as much as the database grew. */
+    if (db->db) sqlite3_exec(db->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    return true;
+}
 
-int vstore_flush(vstore *db, base_err *e) {
-    pthread_mutex_lock(&db->mu);
-    int rc = 0;
-    for (vs_index *x = db->indexes; x; x = x->next)
-        if (x->unsaved && !rc) rc = index_save(db, x, e);
-    pthread_mutex_unlock(&db->mu);
-    return rc;
+void vstore_reserve_done(vstore *db) {
+    /* The WAL holds the delete; copied into the database and truncated, it frees its blocks. */
+    sqlite3_exec(db->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    if (vstore_reserve_keep(db, NULL) == 0 && db->reserved) return;
+    /* Still full (the delete freed pages inside the database, not on the disk): keep what there
+     * is room for, so the next delete has some room too; writes stay refused until all of it
+     * can be kept again. */
+    int fd = open(db->reserve, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    for (off_t n = VSTORE_RESERVE / 2; n >= 64 << 10; n /= 2)
+        if (posix_fallocate(fd, 0, n) == 0) break;
+    close(fd);
 }
 
 void vstore_close(vstore *db) {
     if (!db) return;
     if (db->db) {
-        base_err e = {0};
-        for (vs_index *x = db->indexes; x; x = x->next)
-            if (x->unsaved) index_save(db, x, &e); /* a failed save costs a replay, not data */
+        vstore_index_save_all(db, NULL); /* a failed save costs a replay, not data */
         sqlite3_close(db->db);
     }
-    while (db->indexes) {
-        vs_index *n = db->indexes->next;
-        index_free(db->indexes);
-        db->indexes = n;
-    }
+    vstore_index_free_all(db);
     base_buf_free(&db->notes);
     pthread_mutex_destroy(&db->mu);
     free(db->dir);
     free(db->path);
     free(db->index_dir);
+    free(db->reserve);
     free(db);
 }
 
@@ -304,11 +347,12 @@ int vstore_tenant_create(vstore *db, const char *name, base_err *e) {
     if (rc) return rc;
     pthread_mutex_lock(&db->mu);
     sqlite3_stmt *st;
-    if (!(rc = vs_prepare(db, &st, "INSERT OR IGNORE INTO tenants VALUES(?)", e))) {
+    if (!(rc = vstore_prepare(db, &st, "INSERT OR IGNORE INTO tenants VALUES(?)", e))) {
         sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sql_fail(db, e, "create tenant");
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = vstore_sql_fail(db, e, "create tenant");
         else if (sqlite3_changes(db->db) == 0)
-            rc = base_fail(e, VSTORE_EEXISTS, "tenant '%s' already exists", name);
+            rc = base_fail(e, BASE_EEXISTS, "tenant '%s' already exists", name);
         sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&db->mu);
@@ -317,13 +361,14 @@ int vstore_tenant_create(vstore *db, const char *name, base_err *e) {
 
 static int tenant_exists(vstore *db, const char *name, bool *yes, base_err *e) {
     sqlite3_stmt *st;
-    int rc = vs_prepare(db, &st, "SELECT 1 FROM tenants WHERE name=?", e);
+    int rc = vstore_prepare(db, &st, "SELECT 1 FROM tenants WHERE name=?", e);
     if (rc) return rc;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW) *yes = true;
     else if (s == SQLITE_DONE) *yes = false;
-    else rc = vs_sql_fail(db, e, "read tenants");
+    else
+        rc = vstore_sql_fail(db, e, "read tenants");
     sqlite3_finalize(st);
     return rc;
 }
@@ -341,19 +386,20 @@ static int database_create(vstore *db, const char *tenant, const char *name, bas
     if (rc) return rc;
     bool yes = false;
     if ((rc = tenant_exists(db, tenant, &yes, e))) return rc;
-    if (!yes) return base_fail(e, VSTORE_ENOTFOUND, "tenant '%s' does not exist", tenant);
+    if (!yes) return base_fail(e, BASE_ENOTFOUND, "tenant '%s' does not exist", tenant);
     char id[40];
     gen_uuid(id);
     sqlite3_stmt *st;
-    if ((rc = vs_prepare(db, &st, "INSERT OR IGNORE INTO databases VALUES(?, ?, ?)", e)))
+    if ((rc = vstore_prepare(db, &st, "INSERT OR IGNORE INTO databases VALUES(?, ?, ?)", e)))
         return rc;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, tenant, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, name, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sql_fail(db, e, "create database");
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = vstore_sql_fail(db, e, "create database");
     else if (sqlite3_changes(db->db) == 0)
-        rc = base_fail(e, VSTORE_EEXISTS, "database '%s' already exists in tenant '%s'", name,
-                       tenant);
+        rc =
+            base_fail(e, BASE_EEXISTS, "database '%s' already exists in tenant '%s'", name, tenant);
     sqlite3_finalize(st);
     return rc;
 }
@@ -368,7 +414,7 @@ int vstore_database_create(vstore *db, const char *tenant, const char *name, bas
 static int database_get(vstore *db, const char *tenant, const char *name, char *id,
                         base_err *e) {
     sqlite3_stmt *st;
-    int rc = vs_prepare(db, &st, "SELECT id FROM databases WHERE tenant=? AND name=?", e);
+    int rc = vstore_prepare(db, &st, "SELECT id FROM databases WHERE tenant=? AND name=?", e);
     if (rc) return rc;
     sqlite3_bind_text(st, 1, tenant, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
@@ -376,10 +422,10 @@ static int database_get(vstore *db, const char *tenant, const char *name, char *
     if (s == SQLITE_ROW) {
         if (id) snprintf(id, 40, "%s", (const char *)sqlite3_column_text(st, 0));
     } else if (s == SQLITE_DONE) {
-        rc = base_fail(e, VSTORE_ENOTFOUND, "database '%s' does not exist in tenant '%s'", name,
+        rc = base_fail(e, BASE_ENOTFOUND, "database '%s' does not exist in tenant '%s'", name,
                        tenant);
     } else {
-        rc = vs_sql_fail(db, e, "read databases");
+        rc = vstore_sql_fail(db, e, "read databases");
     }
     sqlite3_finalize(st);
     return rc;
@@ -398,7 +444,7 @@ int vstore_database_list(vstore *db, const char *tenant, char ***names, size_t *
     *n = 0;
     pthread_mutex_lock(&db->mu);
     sqlite3_stmt *st;
-    int rc = vs_prepare(db, &st, "SELECT name FROM databases WHERE tenant=? ORDER BY name", e);
+    int rc = vstore_prepare(db, &st, "SELECT name FROM databases WHERE tenant=? ORDER BY name", e);
     if (!rc) {
         sqlite3_bind_text(st, 1, tenant_or_default(tenant), -1, SQLITE_TRANSIENT);
         size_t cap = 0;
@@ -408,9 +454,9 @@ int vstore_database_list(vstore *db, const char *tenant, char ***names, size_t *
                 rc = base_fail(e, BASE_ENOMEM, "out of memory");
                 break;
             }
-            (*names)[(*n)++] = vs_strdup((const char *)sqlite3_column_text(st, 0));
+            (*names)[(*n)++] = vstore_strdup((const char *)sqlite3_column_text(st, 0));
         }
-        if (!rc && s != SQLITE_DONE) rc = vs_sql_fail(db, e, "list databases");
+        if (!rc && s != SQLITE_DONE) rc = vstore_sql_fail(db, e, "list databases");
         sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&db->mu);
@@ -424,9 +470,8 @@ int vstore_database_delete(vstore *db, const char *tenant, const char *name, bas
     /* Its collections go with it, one by one (each removes its records and index file). */
     while (!rc) {
         sqlite3_stmt *st;
-        if ((rc = vs_prepare(db, &st,
-                             "SELECT id FROM collections WHERE tenant=? AND database=? LIMIT 1",
-                             e)))
+        if ((rc = vstore_prepare(
+                 db, &st, "SELECT id FROM collections WHERE tenant=? AND database=? LIMIT 1", e)))
             break;
         sqlite3_bind_text(st, 1, tenant, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
@@ -435,14 +480,14 @@ int vstore_database_delete(vstore *db, const char *tenant, const char *name, bas
             snprintf(id, sizeof id, "%s", (const char *)sqlite3_column_text(st, 0));
         sqlite3_finalize(st);
         if (!id[0]) break;
-        rc = vs_coll_delete_locked(db, id, e);
+        rc = vstore_coll_delete_locked(db, id, e);
     }
     if (!rc) {
         sqlite3_stmt *st;
-        if (!(rc = vs_prepare(db, &st, "DELETE FROM databases WHERE tenant=? AND name=?", e))) {
+        if (!(rc = vstore_prepare(db, &st, "DELETE FROM databases WHERE tenant=? AND name=?", e))) {
             sqlite3_bind_text(st, 1, tenant, -1, SQLITE_TRANSIENT);
             sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
-            if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sql_fail(db, e, "delete database");
+            if (sqlite3_step(st) != SQLITE_DONE) rc = vstore_sql_fail(db, e, "delete database");
             sqlite3_finalize(st);
         }
     }
@@ -466,11 +511,11 @@ void vstore_coll_free(vstore_coll *c) {
 static int coll_from_row(sqlite3_stmt *st, vstore_coll *c, base_err *e) {
     memset(c, 0, sizeof *c);
     snprintf(c->id, sizeof c->id, "%s", (const char *)sqlite3_column_text(st, 0));
-    c->tenant = vs_strdup((const char *)sqlite3_column_text(st, 1));
-    c->database = vs_strdup((const char *)sqlite3_column_text(st, 2));
-    c->name = vs_strdup((const char *)sqlite3_column_text(st, 3));
-    c->metadata = vs_strdup((const char *)sqlite3_column_text(st, 4));
-    c->metric = (vs_metric)sqlite3_column_int(st, 5);
+    c->tenant = vstore_strdup((const char *)sqlite3_column_text(st, 1));
+    c->database = vstore_strdup((const char *)sqlite3_column_text(st, 2));
+    c->name = vstore_strdup((const char *)sqlite3_column_text(st, 3));
+    c->metadata = vstore_strdup((const char *)sqlite3_column_text(st, 4));
+    c->metric = (vdist_metric)sqlite3_column_int(st, 5);
     c->dim = (size_t)sqlite3_column_int64(st, 6);
     c->hnsw.M = sqlite3_column_int(st, 7);
     c->hnsw.ef_construction = sqlite3_column_int(st, 8);
@@ -484,16 +529,17 @@ static int coll_from_row(sqlite3_stmt *st, vstore_coll *c, base_err *e) {
     return 0;
 }
 
-int vs_coll_load(vstore *db, const char *id, vstore_coll *c, base_err *e) {
+int vstore_coll_load(vstore *db, const char *id, vstore_coll *c, base_err *e) {
     sqlite3_stmt *st;
-    int rc = vs_prepare(db, &st, "SELECT " COLL_COLS " FROM collections WHERE id=?", e);
+    int rc = vstore_prepare(db, &st, "SELECT " COLL_COLS " FROM collections WHERE id=?", e);
     if (rc) return rc;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW) rc = coll_from_row(st, c, e);
     else if (s == SQLITE_DONE)
-        rc = base_fail(e, VSTORE_ENOTFOUND, "collection '%s' does not exist", id);
-    else rc = vs_sql_fail(db, e, "read collections");
+        rc = base_fail(e, BASE_ENOTFOUND, "collection '%s' does not exist", id);
+    else
+        rc = vstore_sql_fail(db, e, "read collections");
     sqlite3_finalize(st);
     return rc;
 }
@@ -501,10 +547,10 @@ int vs_coll_load(vstore *db, const char *id, vstore_coll *c, base_err *e) {
 static int coll_find(vstore *db, const char *tenant, const char *database, const char *name_or_id,
                      vstore_coll *c, base_err *e) {
     sqlite3_stmt *st;
-    int rc = vs_prepare(db, &st,
-                        "SELECT " COLL_COLS " FROM collections WHERE id=?1 OR "
-                        "(tenant=?2 AND database=?3 AND name=?1) ORDER BY id=?1 DESC LIMIT 1",
-                        e);
+    int rc = vstore_prepare(db, &st,
+                            "SELECT " COLL_COLS " FROM collections WHERE id=?1 OR "
+                            "(tenant=?2 AND database=?3 AND name=?1) ORDER BY id=?1 DESC LIMIT 1",
+                            e);
     if (rc) return rc;
     sqlite3_bind_text(st, 1, name_or_id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, tenant_or_default(tenant), -1, SQLITE_TRANSIENT);
@@ -512,8 +558,9 @@ static int coll_find(vstore *db, const char *tenant, const char *database, const
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW) rc = coll_from_row(st, c, e);
     else if (s == SQLITE_DONE)
-        rc = base_fail(e, VSTORE_ENOTFOUND, "collection '%s' does not exist", name_or_id);
-    else rc = vs_sql_fail(db, e, "read collections");
+        rc = base_fail(e, BASE_ENOTFOUND, "collection '%s' does not exist", name_or_id);
+    else
+        rc = vstore_sql_fail(db, e, "read collections");
     sqlite3_finalize(st);
     return rc;
 }
@@ -545,7 +592,7 @@ static int check_coll_name(const char *s, base_err *e) {
     return 0;
 }
 
-int vs_check_meta_object(const char *json, const char *what, base_err *e) {
+int vstore_check_meta_object(const char *json, const char *what, base_err *e) {
     if (!json) return 0;
     if (strlen(json) > VSTORE_MAX_META)
         return base_fail(e, BASE_EINVAL, "%s: metadata larger than %u bytes", what,
@@ -568,7 +615,7 @@ int vstore_coll_create(vstore *db, const char *tenant, const char *database, con
     database = database_or_default(database);
     int rc = check_coll_name(name, e);
     if (rc) return rc;
-    if (o->metric != VS_L2 && o->metric != VS_IP && o->metric != VS_COSINE)
+    if (o->metric != VDIST_L2 && o->metric != VDIST_IP && o->metric != VDIST_COSINE)
         return base_fail(e, BASE_EINVAL, "unknown distance %d", (int)o->metric);
     if (o->dim > VSTORE_MAX_DIM)
         return base_fail(e, BASE_EINVAL, "dimension %zu is above the limit %d", o->dim,
@@ -583,7 +630,7 @@ int vstore_coll_create(vstore *db, const char *tenant, const char *database, con
                          "hnsw parameters out of range: M %d (2-256), ef_construction %d "
                          "(1-10000), ef_search %d (1-10000)",
                          p.M, p.ef_construction, p.ef_search);
-    if ((rc = vs_check_meta_object(o->metadata, "collection", e))) return rc;
+    if ((rc = vstore_check_meta_object(o->metadata, "collection", e))) return rc;
 
     pthread_mutex_lock(&db->mu);
     vstore_coll c = {0};
@@ -591,18 +638,19 @@ int vstore_coll_create(vstore *db, const char *tenant, const char *database, con
         rc = coll_find(db, tenant, database, name, &c, e);
         if (rc == 0 && strcmp(c.name, name) == 0) {
             if (!get_or_create)
-                rc = base_fail(e, VSTORE_EEXISTS, "collection '%s' already exists", name);
-        } else if (rc == 0 || rc == VSTORE_ENOTFOUND) {
+                rc = base_fail(e, BASE_EEXISTS, "collection '%s' already exists", name);
+        } else if (rc == 0 || rc == BASE_ENOTFOUND) {
             vstore_coll_free(&c);
             uint64_t seq;
             sqlite3_stmt *st = NULL;
             gen_uuid(c.id);
-            if (!(rc = vs_begin(db, true, e)) && !(rc = vs_seq_next(db, &seq, e)) &&
-                !(rc = vs_prepare(db, &st,
-                                  "INSERT INTO collections(id, tenant, database, name, metadata,"
-                                  " metric, dim, m, efc, efs, created)"
-                                  " VALUES(?,?,?,?,?,?,?,?,?,?,?)",
-                                  e))) {
+            if (!(rc = vstore_begin(db, true, e)) && !(rc = vstore_seq_next(db, &seq, e)) &&
+                !(rc =
+                      vstore_prepare(db, &st,
+                                     "INSERT INTO collections(id, tenant, database, name, metadata,"
+                                     " metric, dim, m, efc, efs, created)"
+                                     " VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                                     e))) {
                 sqlite3_bind_text(st, 1, c.id, -1, SQLITE_TRANSIENT);
                 sqlite3_bind_text(st, 2, tenant, -1, SQLITE_TRANSIENT);
                 sqlite3_bind_text(st, 3, database, -1, SQLITE_TRANSIENT);
@@ -614,12 +662,13 @@ int vstore_coll_create(vstore *db, const char *tenant, const char *database, con
                 sqlite3_bind_int(st, 9, p.ef_construction);
                 sqlite3_bind_int(st, 10, p.ef_search);
                 sqlite3_bind_int64(st, 11, (sqlite3_int64)seq);
-                if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sql_fail(db, e, "create collection");
+                if (sqlite3_step(st) != SQLITE_DONE)
+                    rc = vstore_sql_fail(db, e, "create collection");
             }
             sqlite3_finalize(st);
-            if (!rc) rc = vs_commit(db, e);
-            if (rc) vs_rollback(db);
-            if (!rc) rc = vs_coll_load(db, c.id, &c, e);
+            if (!rc) rc = vstore_commit(db, e);
+            if (rc) vstore_rollback(db);
+            if (!rc) rc = vstore_coll_load(db, c.id, &c, e);
         }
     }
     if (!rc && out) *out = c;
@@ -634,10 +683,10 @@ int vstore_coll_list(vstore *db, const char *tenant, const char *database, size_
     *n = 0;
     pthread_mutex_lock(&db->mu);
     sqlite3_stmt *st;
-    int rc = vs_prepare(db, &st,
-                        "SELECT " COLL_COLS " FROM collections WHERE tenant=? AND database=?"
-                        " ORDER BY created LIMIT ? OFFSET ?",
-                        e);
+    int rc = vstore_prepare(db, &st,
+                            "SELECT " COLL_COLS " FROM collections WHERE tenant=? AND database=?"
+                            " ORDER BY created LIMIT ? OFFSET ?",
+                            e);
     if (!rc) {
         sqlite3_bind_text(st, 1, tenant_or_default(tenant), -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 2, database_or_default(database), -1, SQLITE_TRANSIENT);
@@ -653,7 +702,7 @@ int vstore_coll_list(vstore *db, const char *tenant, const char *database, size_
             if ((rc = coll_from_row(st, &(*out)[*n], e))) break;
             (*n)++;
         }
-        if (!rc && s != SQLITE_DONE) rc = vs_sql_fail(db, e, "list collections");
+        if (!rc && s != SQLITE_DONE) rc = vstore_sql_fail(db, e, "list collections");
         sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&db->mu);
@@ -670,13 +719,14 @@ int vstore_coll_count(vstore *db, const char *tenant, const char *database, uint
                       base_err *e) {
     pthread_mutex_lock(&db->mu);
     sqlite3_stmt *st;
-    int rc = vs_prepare(db, &st,
-                        "SELECT count(*) FROM collections WHERE tenant=? AND database=?", e);
+    int rc = vstore_prepare(db, &st,
+                            "SELECT count(*) FROM collections WHERE tenant=? AND database=?", e);
     if (!rc) {
         sqlite3_bind_text(st, 1, tenant_or_default(tenant), -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 2, database_or_default(database), -1, SQLITE_TRANSIENT);
         if (sqlite3_step(st) == SQLITE_ROW) *n = (uint64_t)sqlite3_column_int64(st, 0);
-        else rc = vs_sql_fail(db, e, "count collections");
+        else
+            rc = vstore_sql_fail(db, e, "count collections");
         sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&db->mu);
@@ -689,27 +739,27 @@ int vstore_coll_modify(vstore *db, const char *id, const char *new_name, const c
     if (ef_search < 0 || ef_search > 10000)
         return base_fail(e, BASE_EINVAL, "ef_search %d is outside 1..10000", ef_search);
     if (new_name && (rc = check_coll_name(new_name, e))) return rc;
-    if ((rc = vs_check_meta_object(metadata, "collection", e))) return rc;
+    if ((rc = vstore_check_meta_object(metadata, "collection", e))) return rc;
     pthread_mutex_lock(&db->mu);
     vstore_coll c = {0};
-    if (!(rc = vs_coll_load(db, id, &c, e))) {
+    if (!(rc = vstore_coll_load(db, id, &c, e))) {
         vstore_coll other = {0};
         if (new_name && strcmp(new_name, c.name) != 0 &&
             coll_find(db, c.tenant, c.database, new_name, &other, NULL) == 0 &&
             strcmp(other.name, new_name) == 0)
-            rc = base_fail(e, VSTORE_EEXISTS, "collection '%s' already exists", new_name);
+            rc = base_fail(e, BASE_EEXISTS, "collection '%s' already exists", new_name);
         vstore_coll_free(&other);
         sqlite3_stmt *st = NULL;
-        if (!rc &&
-            !(rc = vs_prepare(db, &st,
-                              "UPDATE collections SET name=coalesce(?, name),"
-                              " metadata=coalesce(?, metadata), efs=coalesce(?, efs) WHERE id=?",
-                              e))) {
+        if (!rc && !(rc = vstore_prepare(
+                         db, &st,
+                         "UPDATE collections SET name=coalesce(?, name),"
+                         " metadata=coalesce(?, metadata), efs=coalesce(?, efs) WHERE id=?",
+                         e))) {
             if (new_name) sqlite3_bind_text(st, 1, new_name, -1, SQLITE_TRANSIENT);
             if (metadata) sqlite3_bind_text(st, 2, metadata, -1, SQLITE_TRANSIENT);
             if (ef_search) sqlite3_bind_int(st, 3, ef_search);
             sqlite3_bind_text(st, 4, id, -1, SQLITE_TRANSIENT);
-            if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sql_fail(db, e, "modify collection");
+            if (sqlite3_step(st) != SQLITE_DONE) rc = vstore_sql_fail(db, e, "modify collection");
         }
         sqlite3_finalize(st);
     }
@@ -718,21 +768,18 @@ int vstore_coll_modify(vstore *db, const char *id, const char *new_name, const c
     return rc;
 }
 
-static void index_path(vstore *db, const char *id, char *out, size_t n) {
-    snprintf(out, n, "%s/%s.hnsw", db->index_dir, id);
+static int coll_delete_once(vstore *db, const char *id, base_err *e);
+
+int vstore_coll_delete_locked(vstore *db, const char *id, base_err *e) {
+    int rc = coll_delete_once(db, id, e);
+    if (rc == BASE_ENOSPC && vstore_reserve_release(db)) { /* see vstore_reserve_keep */
+        rc = coll_delete_once(db, id, e);
+        vstore_reserve_done(db);
+    }
+    return rc;
 }
 
-static void index_drop(vstore *db, const char *id) {
-    for (vs_index **p = &db->indexes; *p; p = &(*p)->next)
-        if (strcmp((*p)->id, id) == 0) {
-            vs_index *x = *p;
-            *p = x->next;
-            index_free(x);
-            return;
-        }
-}
-
-int vs_coll_delete_locked(vstore *db, const char *id, base_err *e) {
+static int coll_delete_once(vstore *db, const char *id, base_err *e) {
     static const char *const sqls[] = {
         "DELETE FROM fts WHERE rowid IN (SELECT rid FROM records WHERE coll=?1)",
         "DELETE FROM rmeta WHERE rid IN (SELECT rid FROM records WHERE coll=?1)",
@@ -740,24 +787,22 @@ int vs_coll_delete_locked(vstore *db, const char *id, base_err *e) {
         "DELETE FROM tombstones WHERE coll=?1",
         "DELETE FROM collections WHERE id=?1",
     };
-    int rc = vs_begin(db, true, e);
+    int rc = vstore_begin(db, true, e);
     for (size_t i = 0; !rc && i < sizeof sqls / sizeof *sqls; i++) {
         sqlite3_stmt *st;
-        if ((rc = vs_prepare(db, &st, sqls[i], e))) break;
+        if ((rc = vstore_prepare(db, &st, sqls[i], e))) break;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sql_fail(db, e, "delete collection");
+        if (sqlite3_step(st) != SQLITE_DONE) rc = vstore_sql_fail(db, e, "delete collection");
         sqlite3_finalize(st);
     }
-    if (!rc) rc = vs_commit(db, e);
+    if (!rc) rc = vstore_commit(db, e);
     if (rc) {
-        vs_rollback(db);
+        vstore_rollback(db);
         return rc;
     }
-    index_drop(db, id);
-    char p[1024];
-    index_path(db, id, p, sizeof p);
-    unlink(p); /* after the commit: a crash in between leaves an orphan file, never a graph
-                  for a live collection without its records */
+    /* after the commit: a crash in between leaves an orphan file, never a graph for a live
+     * collection without its records */
+    vstore_index_forget(db, id);
     return 0;
 }
 
@@ -767,224 +812,8 @@ int vstore_coll_delete(vstore *db, const char *tenant, const char *database,
     pthread_mutex_lock(&db->mu);
     vstore_coll c = {0};
     int rc = coll_find(db, tenant, database, name_or_id, &c, e);
-    if (!rc) rc = vs_coll_delete_locked(db, c.id, e);
+    if (!rc) rc = vstore_coll_delete_locked(db, c.id, e);
     vstore_coll_free(&c);
-    pthread_mutex_unlock(&db->mu);
-    return rc;
-}
-
-/* ---- the index cache */
-
-static int index_save(vstore *db, vs_index *x, base_err *e) {
-    char p[1024];
-    index_path(db, x->id, p, sizeof p);
-    int rc = hnsw_save(x->h, p, x->seq, e);
-    if (rc) return rc;
-    x->unsaved = 0;
-    /* Tombstones at or below the saved seq are in the file now; a rebuild needs none. */
-    static const char *const sqls[] = {
-        "DELETE FROM tombstones WHERE coll=?1 AND seq<=?2",
-        "UPDATE collections SET saved_seq=?2 WHERE id=?1",
-    };
-    base_err le = {0};
-    rc = vs_begin(db, true, &le);
-    for (size_t i = 0; !rc && i < 2; i++) {
-        sqlite3_stmt *st;
-        if ((rc = vs_prepare(db, &st, sqls[i], &le))) break;
-        sqlite3_bind_text(st, 1, x->id, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)x->seq);
-        if (sqlite3_step(st) != SQLITE_DONE) rc = vs_sql_fail(db, &le, "record the index save");
-        sqlite3_finalize(st);
-    }
-    if (!rc) rc = vs_commit(db, &le);
-    if (rc) vs_rollback(db); /* the file is good; only old tombstones stay, harmlessly */
-    return 0;
-}
-
-static int index_replay(vstore *db, vs_index *x, uint64_t after, size_t *applied, base_err *e) {
-    sqlite3_stmt *st;
-    int rc = vs_prepare(db, &st, "SELECT rid, embedding FROM records WHERE coll=? AND vseq>?"
-                                 " ORDER BY rid",
-                        e);
-    if (rc) return rc;
-    sqlite3_bind_text(st, 1, x->id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)after);
-    enum { CHUNK = 4096 };
-    uint64_t *labels = malloc(CHUNK * sizeof *labels);
-    float *vecs = malloc(CHUNK * x->dim * sizeof *vecs);
-    size_t n = 0;
-    if (!labels || !vecs) rc = base_fail(e, BASE_ENOMEM, "out of memory");
-    int s = SQLITE_DONE;
-    while (!rc) {
-        s = sqlite3_step(st);
-        if (s == SQLITE_ROW) {
-            const void *b = sqlite3_column_blob(st, 1);
-            if ((size_t)sqlite3_column_bytes(st, 1) != x->dim * sizeof(float) || !b) {
-                rc = base_fail(e, BASE_EFORMAT, "%s: record %lld has an embedding of %d bytes,"
-                               " the collection's dimension is %zu", db->path,
-                               (long long)sqlite3_column_int64(st, 0),
-                               sqlite3_column_bytes(st, 1), x->dim);
-                break;
-            }
-            labels[n] = (uint64_t)sqlite3_column_int64(st, 0);
-            memcpy(vecs + n * x->dim, b, x->dim * sizeof(float));
-            n++;
-        } else if (s != SQLITE_DONE) {
-            rc = vs_sql_fail(db, e, "read records for the index");
-        }
-        if (!rc && n > 0 && (n == CHUNK || s == SQLITE_DONE)) {
-            /* One thread: concurrent inserts still leave a rare node (about 1 in 10,000 in
-             * tests/vstore's 2-thread builds; 0 with one thread) that a search for its own
-             * vector misses, and a store must find every record it acknowledged. */
-            rc = hnsw_add_batch(x->h, labels, vecs, n, VS_BUILD_THREADS, e);
-            *applied += n;
-            n = 0;
-        }
-        if (s != SQLITE_ROW) break;
-    }
-    sqlite3_finalize(st);
-    free(labels);
-    free(vecs);
-    if (rc) return rc;
-    if ((rc = vs_prepare(db, &st, "SELECT rid FROM tombstones WHERE coll=? AND seq>?", e)))
-        return rc;
-    sqlite3_bind_text(st, 1, x->id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)after);
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        /* A label the index never held (added and deleted between two saves) is fine. */
-        hnsw_remove(x->h, (uint64_t)sqlite3_column_int64(st, 0), NULL);
-        (*applied)++;
-    }
-    if (s != SQLITE_DONE) rc = vs_sql_fail(db, e, "read tombstones");
-    sqlite3_finalize(st);
-    return rc;
-}
-
-static int index_build(vstore *db, vs_index *x, const vstore_coll *c, uint64_t seq,
-                       base_err *e) {
-    hnsw_free(x->h);
-    x->h = NULL;
-    hnsw_params p = c->hnsw;
-    p.seed = base_fnv1a64(c->id, strlen(c->id), BASE_FNV64_BASIS);
-    int rc = hnsw_create(&x->h, c->dim, c->metric, &p, e);
-    if (rc) return rc;
-    size_t applied = 0;
-    if ((rc = index_replay(db, x, 0, &applied, e))) return rc;
-    x->seq = seq;
-    x->unsaved = applied ? applied : 1;
-    return 0;
-}
-
-/* The collection's index, loaded (or rebuilt) and caught up with everything committed. The
- * caller holds the mutex; c->dim must be set. */
-int vs_index_get(vstore *db, const vstore_coll *c, vs_index **out, base_err *e) {
-    vs_index *x = db->indexes;
-    while (x && strcmp(x->id, c->id) != 0) x = x->next;
-    bool fresh = !x, rebuilt = false;
-    if (fresh) {
-        if (!(x = calloc(1, sizeof *x))) return base_fail(e, BASE_ENOMEM, "out of memory");
-        snprintf(x->id, sizeof x->id, "%s", c->id);
-        x->dim = c->dim;
-    }
-    /* One read transaction: the seq and the rows replayed are of the same snapshot. */
-    int rc = vs_begin(db, false, e);
-    uint64_t seq = 0;
-    if (!rc) rc = vs_seq_get(db, &seq, e);
-    if (!rc && fresh) {
-        char p[1024];
-        index_path(db, c->id, p, sizeof p);
-        struct stat sb;
-        base_err le = {0};
-        uint64_t saved = 0;
-        if (stat(p, &sb) != 0) {
-            uint64_t nrec = 0, saved_seq = 0;
-            sqlite3_stmt *st;
-            if (!vs_prepare(db, &st,
-                            "SELECT (SELECT count(*) FROM records WHERE coll=?1),"
-                            " (SELECT saved_seq FROM collections WHERE id=?1)",
-                            NULL)) {
-                sqlite3_bind_text(st, 1, c->id, -1, SQLITE_TRANSIENT);
-                if (sqlite3_step(st) == SQLITE_ROW) {
-                    nrec = (uint64_t)sqlite3_column_int64(st, 0);
-                    saved_seq = (uint64_t)sqlite3_column_int64(st, 1);
-                }
-                sqlite3_finalize(st);
-            }
-            /* Never saved: the first use of the collection, nothing to report. */
-            rebuilt = saved_seq > 0;
-            if (rebuilt)
-                vs_note(db, "collection '%s': index file %s missing; rebuilt from %llu records",
-                        c->name, p, (unsigned long long)nrec);
-            rc = index_build(db, x, c, seq, e);
-        } else if (hnsw_load(&x->h, p, c->dim, c->metric, &saved, &le) != 0) {
-            vs_note(db, "collection '%s': index file damaged (%s); rebuilt from SQLite", c->name,
-                    le.msg);
-            rc = index_build(db, x, c, seq, e);
-            rebuilt = true;
-        } else if (saved > seq) {
-            vs_note(db, "collection '%s': index file is newer (seq %llu) than the database (seq"
-                        " %llu); rebuilt from SQLite", c->name, (unsigned long long)saved,
-                    (unsigned long long)seq);
-            rc = index_build(db, x, c, seq, e);
-            rebuilt = true;
-        } else {
-            x->seq = saved;
-        }
-    }
-    if (!rc && x->seq < seq) {
-        size_t applied = 0;
-        rc = index_replay(db, x, x->seq, &applied, e);
-        if (!rc) {
-            x->seq = seq;
-            x->unsaved += applied;
-        }
-        /* Deletes and updates leave routing nodes behind; once they outnumber the live ones
-         * the graph is rebuilt from SQLite, so memory and search time follow the live set. */
-        if (!rc && hnsw_nodes(x->h) > 2 * hnsw_count(x->h) + 1024) {
-            rc = index_build(db, x, c, seq, e);
-            rebuilt = !rc;
-        }
-    }
-    vs_rollback(db); /* ends the read transaction */
-    if (rc) {
-        if (fresh) index_free(x);
-        else index_drop(db, x->id); /* half caught up: next time from the file again */
-        return rc;
-    }
-    if (fresh) {
-        x->next = db->indexes;
-        db->indexes = x;
-    }
-    /* A rebuilt index is saved at once, so the next open does not rebuild it again. */
-    if (rebuilt || x->unsaved >= VS_SAVE_EVERY) {
-        base_err se = {0};
-        if (index_save(db, x, &se)) vs_note(db, "collection '%s': %s", c->name, se.msg);
-    }
-    *out = x;
-    return 0;
-}
-
-int vstore_warm(vstore *db, base_err *e) {
-    pthread_mutex_lock(&db->mu);
-    sqlite3_stmt *st;
-    int rc = vs_prepare(db, &st, "SELECT id FROM collections WHERE dim > 0 ORDER BY created", e);
-    char (*ids)[40] = NULL;
-    size_t n = 0, cap = 0;
-    while (!rc && sqlite3_step(st) == SQLITE_ROW) {
-        if (base_grow(&ids, &cap, n + 1, sizeof *ids, SIZE_MAX)) {
-            rc = base_fail(e, BASE_ENOMEM, "out of memory");
-            break;
-        }
-        snprintf(ids[n++], 40, "%s", (const char *)sqlite3_column_text(st, 0));
-    }
-    sqlite3_finalize(st);
-    for (size_t i = 0; i < n && !rc; i++) {
-        vstore_coll c = {0};
-        vs_index *x;
-        if (!(rc = vs_coll_load(db, ids[i], &c, e))) rc = vs_index_get(db, &c, &x, e);
-        vstore_coll_free(&c);
-    }
-    free(ids);
     pthread_mutex_unlock(&db->mu);
     return rc;
 }

@@ -22,12 +22,6 @@
 
 typedef struct vstore vstore;
 
-/* Status codes beyond base's, so callers (the HTTP layer) can tell these cases apart. */
-enum {
-    VSTORE_ENOTFOUND = -20, /* no such collection, record, tenant or database */
-    VSTORE_EEXISTS = -21,   /* the name or id is taken */
-};
-
 /* Limits on what one request may carry (oversized requests are refused, nothing written). */
 #define VSTORE_MAX_BATCH 50000        /* records per write */
 #define VSTORE_MAX_DIM 65536          /* embedding dimension */
@@ -35,14 +29,19 @@ enum {
 #define VSTORE_MAX_DOC (4u << 20)     /* bytes of a document */
 #define VSTORE_MAX_META (256u << 10)  /* bytes of one metadata object as JSON */
 #define VSTORE_MAX_FILTER (256u << 10) /* bytes of a where / where_document */
-#define VSTORE_MAX_RESULTS 100000     /* n_results of a query */
+#define VSTORE_MAX_RESULTS 100000      /* rows of one answer: queries x n_results, or a get's */
+#define VSTORE_MAX_ANSWER (64u << 20)  /* bytes of one answer's JSON text, about (see records.c) */
 #define VSTORE_EXACT_MAX 2000         /* filtered search: exact at or below this many matches */
 
 /* Opens (creating if absent) the store in directory dir. A damaged database is BASE_EFORMAT. */
 int vstore_open(vstore **out, const char *dir, base_err *e);
-/* Saves every index that has changes since it was last saved, then closes. NULL is fine. */
+/* Saves every index that has changes since it was last saved, then closes. NULL is fine. It
+ * cannot report a failed save: a caller that must (the CLI, a server shutting down) calls
+ * vstore_flush first. A failed save loses no record (SQLite holds them; the next open
+ * replays what the file lacks). */
 void vstore_close(vstore *db);
-/* Saves the changed indexes now (vstore_close does it too). */
+/* Saves the changed indexes now (vstore_close does it too): the first failure (a full disk:
+ * the message names the file and the reason), after trying every index. */
 int vstore_flush(vstore *db, base_err *e);
 /* Loads every collection's index now and catches it up (otherwise each is loaded at its first
  * use): a server calls it after vstore_open so repairs are reported, and paid for, at start. */
@@ -57,26 +56,26 @@ typedef struct {
     char *name;       /* malloc'd */
     char *metadata;   /* JSON object text (malloc'd) or NULL */
     char *tenant, *database;
-    vs_metric metric;
+    vdist_metric metric;
     size_t dim;       /* 0 until fixed (at creation, or by the first add) */
     hnsw_params hnsw; /* M, ef_construction, ef_search */
 } vstore_coll;
 void vstore_coll_free(vstore_coll *c); /* frees the strings; NULL is fine */
 
 typedef struct {
-    vs_metric metric;     /* default VS_L2 */
+    vdist_metric metric;  /* default VDIST_L2 */
     size_t dim;           /* 0: fixed by the first add */
     hnsw_params hnsw;     /* zeros: defaults (16, 200, 64) */
     const char *metadata; /* JSON object or NULL */
 } vstore_coll_opts;
 
 /* Creates a collection (get_or_create: returns the existing one if the name is taken, else
- * a name taken is VSTORE_EEXISTS). Names: 3-512 of [A-Za-z0-9._-], starting and
+ * a name taken is BASE_EEXISTS). Names: 3-512 of [A-Za-z0-9._-], starting and
  * ending with a letter or digit. out may be NULL. */
 int vstore_coll_create(vstore *db, const char *tenant, const char *database, const char *name,
                        const vstore_coll_opts *o, bool get_or_create, vstore_coll *out,
                        base_err *e);
-/* Finds a collection by id, or by name in (tenant, database). Unknown: VSTORE_ENOTFOUND. */
+/* Finds a collection by id, or by name in (tenant, database). Unknown: BASE_ENOTFOUND. */
 int vstore_coll_get(vstore *db, const char *tenant, const char *database, const char *name_or_id,
                     vstore_coll *out, base_err *e);
 /* Collections of a database ordered by creation; *out is a malloc'd array of *n (free each with
@@ -157,7 +156,9 @@ typedef struct {
     size_t limit, offset; /* limit 0: all */
     unsigned include;     /* VSTORE_INC_* (distances ignored) */
 } vstore_get_req;
-/* Records in insertion order (by id list order when ids are given and no filter). */
+/* Records in insertion order (by id list order when ids are given and no filter). At most
+ * VSTORE_MAX_RESULTS records and VSTORE_MAX_ANSWER bytes: more is BASE_EINVAL (page with limit
+ * and offset). */
 int vstore_get(vstore *db, const char *coll_id, const vstore_get_req *r, vstore_result *out,
                base_err *e);
 
@@ -173,10 +174,11 @@ typedef struct {
     int *used_exact;  /* OUT, optional: 1 if the exact path ran, 0 for the graph */
 } vstore_query_req;
 /* k nearest records to each query (out: nq results, nearest first; the caller frees each and
- * the array). The filtered-search rule: with a filter, the matching set is counted in SQLite
- * first; at most exact_max matches, or at most 1/20 of the collection, are searched exactly
- * (their vectors read from SQLite); a larger set is searched in the graph with the filter as a
- * predicate and ef raised by the inverse selectivity (at most 20x), so the graph search still
+ * the array). nq x k is at most VSTORE_MAX_RESULTS and the answer at most VSTORE_MAX_ANSWER
+ * bytes (BASE_EINVAL beyond). The filtered-search rule: with a filter, the matching set is counted
+ * in SQLite first; at most exact_max matches, or at most 1/20 of the collection, are searched
+ * exactly (their vectors read from SQLite); a larger set is searched in the graph with the filter
+ * as a predicate and ef raised by the inverse selectivity (at most 20x), so the graph search still
  * visits about ef matching nodes. Either way recall stays near that of an unfiltered search. */
 int vstore_query(vstore *db, const char *coll_id, const vstore_query_req *r,
                  vstore_result **out, base_err *e);
@@ -203,9 +205,26 @@ int vstore_hybrid(vstore *db, const char *coll_id, const vstore_hybrid_req *r, v
                   base_err *e);
 
 /* The Chroma v2 HTTP API (/api/v2/...) as a function from request to response: the server hands
- * every /api/v2/ request here. path excludes the query string (query: after '?', or NULL).
+ * every /api/v2/ request here. path is already percent-decoded (as libmicrohttpd hands it to
+ * its handler) and is not decoded again: /tenants/x%2541 on the wire is tenant "x%41". query is
+ * the raw query string after '?' (still encoded), or NULL.
  * *status is the HTTP status; *body a malloc'd JSON text the caller frees. Thread-safe. */
 void vstore_http(vstore *db, const char *method, const char *path, const char *query,
                  const char *body, size_t len, int *status, char **resp);
+
+/* The largest request body vstore_http accepts (413 beyond); pre-flight-checks' max_batch_size
+ * is the most records such a body can carry. The server passes its own body limit (hearth
+ * serve's --max-body) after vstore_open; until then it is VSTORE_HTTP_MAX_BODY, hearth serve's
+ * default. */
+#define VSTORE_HTTP_MAX_BODY ((size_t)1 << 20)
+void vstore_set_max_body(vstore *db, size_t bytes);
+
+/* Chroma's error body, {"error": kind, "message": message}, as a malloc'd JSON text (NULL when
+ * out of memory): what the server answers to /api/v2 requests it refuses before vstore_http
+ * (401, 404, 405, 413), so the client reads them as it reads vstore_http's. The client shows
+ * message. kinds as vstore_http uses them: "InvalidArgumentError", "NotFoundError",
+ * "MethodNotAllowed", "RequestTooLargeError", "InsufficientStorageError", "InternalError"; for
+ * 401 "AuthorizationError". */
+char *vstore_http_error(const char *kind, const char *message);
 
 #endif

@@ -13,6 +13,7 @@ T=$(mktemp -d)
 SERVER_PID=
 cleanup() {
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2> /dev/null && wait "$SERVER_PID" 2> /dev/null
+  mountpoint -q "$T/full" 2> /dev/null && umount "$T/full"
   rm -rf "$T"
 }
 trap cleanup EXIT
@@ -71,6 +72,10 @@ expect_out "upsert" "" upsert docs --file "$T/a.jsonl" --batch 64
 expect_out "count after upsert" "^500$" count docs
 expect_out "modify" "" modify docs --name docs2 --metadata '{"owner":"me"}'
 expect_out "renamed" "^docs2" list
+# 500 queries x 500 results is above the rows of one answer (100,000): the CLI sends chunks
+V query docs2 --file "$T/a.jsonl" -k 500 > "$T/out" 2> "$T/err"
+[ "$(wc -l < "$T/out")" = 500 ] && tail -1 "$T/out" | grep -q '^{"query":"r499","ids":\["r499"' \
+  && ok || bad "query --file in chunks: $(wc -l < "$T/out") lines $(head -c 300 "$T/err")"
 
 # ---- bad input: a clear error, nothing written
 V create small --dim 4 > /dev/null
@@ -124,6 +129,13 @@ for r in $(seq $ROUNDS); do
   "$H" vstore --dir "$T/db" add crash --file "$T/w$r.jsonl" --batch 4 --print-ids \
     > "$T/ack$r" 2> "$T/werr$r" &
   wp=$!
+  # the kill lands 50-490 ms after the first acknowledgement, not after the start: a slow
+  # start (the sanitizer build takes longer than that to open the store) must not turn every
+  # round into a kill before the first commit
+  for _ in $(seq 300); do
+    [ -s "$T/ack$r" ] || ! kill -0 $wp 2> /dev/null && break
+    sleep 0.02
+  done
   sleep "0.$(printf '%02d' $((RANDOM % 45 + 5)))"
   kill -9 $wp 2> /dev/null
   wait $wp 2> /dev/null
@@ -159,12 +171,13 @@ done
 [ "$missing" = 0 ] && ok || bad "kill -9: $missing acknowledged records not found by their own vector ($(head -3 "$T/qerr"))"
 echo "  kill -9: $ROUNDS kills ($midway mid-write), $nacked acknowledged records, each present and the top hit for its own vector"
 
-# ---- the chromadb npm client against hearth serve --vstore-dir
-if [ -d "$ROOT/node_modules/chromadb" ] && command -v node > /dev/null; then
+# serve DIR: starts hearth serve --vstore-dir DIR on a free port ($port, $SERVER_PID); up=1 once
+# it accepts connections
+serve() {
   up=0
   for _attempt in 1 2 3; do # a random port may be taken: try another
     port=$((20000 + RANDOM % 20000))
-    "$H" serve --vstore-dir "$T/chroma" --port $port > "$T/serve.log" 2>&1 &
+    "$H" serve --vstore-dir "$1" --port $port > "$T/serve.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 100); do
       kill -0 "$SERVER_PID" 2> /dev/null || break
@@ -174,9 +187,68 @@ if [ -d "$ROOT/node_modules/chromadb" ] && command -v node > /dev/null; then
     [ $up = 1 ] && break
     kill "$SERVER_PID" 2> /dev/null; wait "$SERVER_PID" 2> /dev/null; SERVER_PID=
   done
+}
+
+# ---- a full disk (an 8 MiB tmpfs): writes are refused (the CLI: exit 1 and "disk is full";
+# HTTP: 507 in Chroma's error shape), deletes still commit (the store's 4 MiB reserve), and an
+# index the disk has no room for is reported. Mounting needs root in a namespace that allows it.
+mkdir -p "$T/full"
+if mount -t tmpfs -o size=8m tmpfs "$T/full" 2> /dev/null; then
+  F() { "$H" vstore --dir "$T/full/db" "$@"; }
+  awk 'BEGIN { d = "w"; while (length(d) < 10000) d = d d;
+    for (i = 0; i < 2000; i++)
+      printf "{\"id\":\"f%d\",\"embedding\":[%d,1],\"document\":\"%s %d\",\"metadata\":{\"i\":%d}}\n", i, i, d, i, i }' > "$T/fill.jsonl"
+  F create fill > /dev/null
+  if F add fill --file "$T/fill.jsonl" --batch 50 > /dev/null 2> "$T/err"; then bad "full disk: add exited 0"
+  else grep -q "disk is full" "$T/err" && ok || bad "full disk: add: $(cat "$T/err")"; fi
+  grep -q "warning: .*\.hnsw.*No space left" "$T/err" && ok || bad "full disk: the failed index save is not reported: $(cat "$T/err")"
+  n=$(F count fill 2> /dev/null)
+  [ "${n:-0}" -ge 100 ] || bad "full disk: only ${n:-0} records stored before it filled"
+  # the disk is full to the last block: a delete must still commit
+  dd if=/dev/zero of="$T/full/filler" bs=4k 2> /dev/null
+  F remove fill --where '{"i":{"$lt":50}}' > "$T/out" 2> "$T/err" && [ "$(cat "$T/out")" = 50 ] \
+    && [ "$(F count fill 2> /dev/null)" = $((n - 50)) ] && ok \
+    || bad "full disk: remove: $(cat "$T/out") $(cat "$T/err")"
+  if F add fill --file "$T/fill.jsonl" --batch 50 > /dev/null 2> "$T/err"; then bad "full disk: a second add exited 0"
+  else grep -q "disk is full" "$T/err" && ok || bad "full disk: second add: $(cat "$T/err")"; fi
+  # through HTTP: 507 with {"error", "message"} for a write; a delete is 200
+  serve "$T/full/db"
+  if [ $up = 1 ]; then
+    A="http://127.0.0.1:$port/api/v2/tenants/default_tenant/databases/default_database/collections"
+    cid=$(curl -s "$A/fill" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+    awk 'BEGIN { d = "w"; while (length(d) < 10000) d = d d; n = 40
+      printf "{\"ids\":["; for (i = 0; i < n; i++) printf "%s\"h%d\"", i ? "," : "", i
+      printf "],\"embeddings\":["; for (i = 0; i < n; i++) printf "%s[%d,2]", i ? "," : "", i
+      printf "],\"documents\":["; for (i = 0; i < n; i++) printf "%s\"%s %d\"", i ? "," : "", d, i
+      printf "]}" }' > "$T/body.json"
+    code=$(curl -s -o "$T/c" -w '%{http_code}' -X POST --data-binary @"$T/body.json" "$A/$cid/add")
+    [ "$code" = 507 ] && grep -q '"error":"InsufficientStorageError","message":".*disk is full' "$T/c" && ok \
+      || bad "full disk: HTTP add: $code $(head -c 300 "$T/c")"
+    code=$(curl -s -o "$T/c" -w '%{http_code}' -X POST -d '{"where":{"i":{"$lt":80}}}' "$A/$cid/delete")
+    [ "$code" = 200 ] && grep -q '"deleted":30' "$T/c" && ok || bad "full disk: HTTP delete: $code $(cat "$T/c")"
+  else
+    bad "hearth serve on the full disk did not come up: $(cat "$T/serve.log")"
+  fi
+  kill "$SERVER_PID" 2> /dev/null; wait "$SERVER_PID" 2> /dev/null; SERVER_PID=
+  umount "$T/full"
+else
+  echo "note: the full-disk checks are skipped (no permission to mount a small tmpfs)"
+fi
+
+# ---- the chromadb npm client against hearth serve --vstore-dir
+if [ -d "$ROOT/node_modules/chromadb" ] && command -v node > /dev/null; then
+  serve "$T/chroma"
   if [ $up = 1 ]; then
     if (cd "$ROOT" && node tests/vstore/chroma_client.mjs "http://127.0.0.1:$port") > "$T/node.log" 2>&1; then ok
     else bad "chromadb client: $(tail -20 "$T/node.log")"; fi
+    # the path is percent-decoded once (by libmicrohttpd), not twice: x%2541 is tenant "x%41"
+    A="http://127.0.0.1:$port/api/v2"
+    curl -s -o /dev/null -X POST -d '{"name":"xA"}' "$A/tenants"
+    code=$(curl -s -o "$T/c" -w '%{http_code}' "$A/tenants/x%2541")
+    [ "$code" = 404 ] && ok || bad "x%2541 decoded twice: $code $(cat "$T/c")"
+    curl -s -o /dev/null -X POST -d '{"name":"x%41"}' "$A/tenants"
+    code=$(curl -s -o "$T/c" -w '%{http_code}' "$A/tenants/x%2541")
+    [ "$code" = 200 ] && grep -q '"name":"x%41"' "$T/c" && ok || bad "tenant x%41: $code $(cat "$T/c")"
   else
     bad "hearth serve --vstore-dir did not come up: $(cat "$T/serve.log")"
   fi

@@ -95,6 +95,16 @@ assert.equal(await col.count(), N + 1 - 3);
 await rejects(col.add({ ids: ['x'], embeddings: [[1, 2, 3]] }), /dimension/i, 'wrong dimension');
 await rejects(col.add({ ids: ['b3'], embeddings: [vec(3)] }), /exist/i, 'existing id');
 await rejects(col.get({ where: { year: { $foo: 1 } } }), /.+/, 'malformed where');
+// the client reads the error's message from Chroma's shape, {"error": kind, "message": text}
+await rejects(col.add({ ids: ['x'], embeddings: [[1, 2, 3]] }), /does not match collection 'books' \(dimension 8\)/, 'the message');
+// max_batch_size: the records a body within the server's limit (1 MiB by default) can carry;
+// the client refuses a larger batch itself
+assert.equal(await client.getMaxBatchSize(), 50000);
+await rejects(
+  col.add({ ids: Array.from({ length: 50001 }, (_, i) => `big${i}`), embeddings: Array.from({ length: 50001 }, () => [0]) }),
+  /exceeds max batch size 50000/,
+  'a batch above max_batch_size',
+);
 assert.equal(await col.count(), N + 1 - 3);
 
 // collections: list, count, modify, get, delete

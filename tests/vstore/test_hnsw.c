@@ -38,7 +38,7 @@ static uint64_t *iota_labels(size_t n, uint64_t base) {
     return l;
 }
 
-static hnsw *build(const float *x, const uint64_t *labels, size_t n, size_t dim, vs_metric m,
+static hnsw *build(const float *x, const uint64_t *labels, size_t n, size_t dim, vdist_metric m,
                    int efc, int threads) {
     hnsw *h;
     base_err e = {0};
@@ -51,14 +51,14 @@ static hnsw *build(const float *x, const uint64_t *labels, size_t n, size_t dim,
 
 /* Mean recall@k of the index against exact search over (x, labels), with an optional filter. */
 static double recall_at(const hnsw *h, const float *x, const uint64_t *labels, size_t n, size_t dim,
-                        vs_metric m, const float *qs, size_t nq, size_t k, int ef, hnsw_filter_fn f,
-                        void *ud) {
+                        vdist_metric m, const float *qs, size_t nq, size_t k, int ef,
+                        hnsw_filter_fn f, void *ud) {
     uint64_t got[64], want[64];
     float gd[64], wd[64];
     size_t hits = 0, total = 0;
     for (size_t i = 0; i < nq; i++) {
         const float *q = qs + i * dim;
-        size_t nw = vs_exact_search(m, x, labels, n, dim, q, k, f, ud, want, wd);
+        size_t nw = hnsw_exact_search(m, x, labels, n, dim, q, k, f, ud, want, wd);
         size_t ng = hnsw_search(h, q, k, ef, f, ud, got, gd);
         assert_true(ng <= nw);
         for (size_t j = 0; j < ng; j++) {
@@ -87,11 +87,11 @@ static void test_distance_kernels(void **state) {
     float *a = malloc((1536 + 1) * sizeof *a), *b = malloc((1536 + 1) * sizeof *b);
     assert_non_null(a);
     assert_non_null(b);
-    int best = vs_dist_force_isa(-1);
-    assert_string_equal(vs_dist_isa(), best == 2 ? "avx512" : best == 1 ? "avx2" : "scalar");
+    int best = vdist_force_isa(-1);
+    assert_string_equal(vdist_isa(), best == 2 ? "avx512" : best == 1 ? "avx2" : "scalar");
     size_t checked = 0;
     for (int lvl = 0; lvl <= best; lvl++) {
-        assert_int_equal(vs_dist_force_isa(lvl), lvl);
+        assert_int_equal(vdist_force_isa(lvl), lvl);
         for (size_t di = 0; di < sizeof dims / sizeof *dims; di++) {
             size_t d = dims[di];
             for (size_t si = 0; si < sizeof scales / sizeof *scales; si++)
@@ -100,48 +100,48 @@ static void test_distance_kernels(void **state) {
                     test_fill(&r, x, d, -s, s);
                     test_fill(&r, y, d, -s, s);
                     if (si == 0 && off == 1) x[d / 2] = y[d / 2]; /* an exact zero term */
-                    for (int m = VS_L2; m <= VS_COSINE; m++) {
-                        float ref = vs_dist_ref((vs_metric)m, x, y, d);
-                        float got = vs_dist((vs_metric)m, x, y, d);
+                    for (int m = VDIST_L2; m <= VDIST_COSINE; m++) {
+                        float ref = vdist_ref((vdist_metric)m, x, y, d);
+                        float got = vdist((vdist_metric)m, x, y, d);
                         /* float accumulation error, relative to the terms' magnitude */
                         double mag = 0;
                         for (size_t i = 0; i < d; i++)
-                            mag += m == VS_L2 ? (double)(x[i] - y[i]) * (x[i] - y[i])
-                                              : fabs((double)x[i] * y[i]);
-                        double tol = m == VS_COSINE ? 2e-5 : 1e-5 * mag + 1e-30;
-                        if (m == VS_IP) tol += 1e-6; /* 1 - dot rounds near 1 */
+                            mag += m == VDIST_L2 ? (double)(x[i] - y[i]) * (x[i] - y[i])
+                                                 : fabs((double)x[i] * y[i]);
+                        double tol = m == VDIST_COSINE ? 2e-5 : 1e-5 * mag + 1e-30;
+                        if (m == VDIST_IP) tol += 1e-6; /* 1 - dot rounds near 1 */
                         if (fabs((double)got - ref) > tol)
                             fail_msg("isa %d metric %s d %zu scale %g: %.9g vs ref %.9g", lvl,
-                                     vs_metric_name((vs_metric)m), d, (double)s, (double)got,
+                                     vdist_metric_name((vdist_metric)m), d, (double)s, (double)got,
                                      (double)ref);
                         checked++;
                     }
                 }
             /* identical vectors: distance 0 under l2 and cosine */
             test_fill(&r, a, d, -1, 1);
-            assert_true(vs_dist(VS_L2, a, a, d) == 0.0f);
-            assert_true(fabsf(vs_dist(VS_COSINE, a, a, d)) < 1e-5f);
+            assert_true(vdist(VDIST_L2, a, a, d) == 0.0f);
+            assert_true(fabsf(vdist(VDIST_COSINE, a, a, d)) < 1e-5f);
             /* the zero vector is orthogonal to everything: cosine distance 1 */
             memset(b, 0, d * sizeof *b);
-            assert_true(vs_dist(VS_COSINE, a, b, d) == 1.0f);
-            assert_true(vs_dist_ref(VS_COSINE, b, a, d) == 1.0f);
+            assert_true(vdist(VDIST_COSINE, a, b, d) == 1.0f);
+            assert_true(vdist_ref(VDIST_COSINE, b, a, d) == 1.0f);
         }
     }
     assert_true(checked > 400);
-    vs_dist_force_isa(-1);
+    vdist_force_isa(-1);
     free(a);
     free(b);
 
-    vs_metric m;
-    assert_int_equal(vs_metric_parse("cosine", &m), 0);
-    assert_int_equal(m, VS_COSINE);
-    assert_int_equal(vs_metric_parse("ip", &m), 0);
-    assert_int_equal(m, VS_IP);
-    assert_int_equal(vs_metric_parse("l2", &m), 0);
-    assert_int_equal(m, VS_L2);
-    assert_int_equal(vs_metric_parse("L2 ", &m), -1);
-    assert_int_equal(vs_metric_parse(NULL, &m), -1);
-    assert_string_equal(vs_metric_name(VS_IP), "ip");
+    vdist_metric m;
+    assert_int_equal(vdist_metric_parse("cosine", &m), 0);
+    assert_int_equal(m, VDIST_COSINE);
+    assert_int_equal(vdist_metric_parse("ip", &m), 0);
+    assert_int_equal(m, VDIST_IP);
+    assert_int_equal(vdist_metric_parse("l2", &m), 0);
+    assert_int_equal(m, VDIST_L2);
+    assert_int_equal(vdist_metric_parse("L2 ", &m), -1);
+    assert_int_equal(vdist_metric_parse(NULL, &m), -1);
+    assert_string_equal(vdist_metric_name(VDIST_IP), "ip");
 }
 
 /* ---- exact search */
@@ -159,22 +159,22 @@ static void test_exact(void **state) {
     float d[20];
     for (int i = 0; i < 10; i++) x[i] = (float)i, lab[i] = 100 + (uint64_t)i;
     float q = 3.2f;
-    assert_int_equal(vs_exact_search(VS_L2, x, lab, 10, 1, &q, 4, NULL, NULL, out, d), 4);
+    assert_int_equal(hnsw_exact_search(VDIST_L2, x, lab, 10, 1, &q, 4, NULL, NULL, out, d), 4);
     assert_int_equal(out[0], 103);
     assert_int_equal(out[1], 104);
     assert_int_equal(out[2], 102);
     assert_int_equal(out[3], 105);
     assert_float_equal(d[0], 0.04f, 1e-5);
     /* k beyond n: all of them, sorted */
-    assert_int_equal(vs_exact_search(VS_L2, x, lab, 10, 1, &q, 20, NULL, NULL, out, d), 10);
+    assert_int_equal(hnsw_exact_search(VDIST_L2, x, lab, 10, 1, &q, 20, NULL, NULL, out, d), 10);
     for (int i = 1; i < 10; i++) assert_true(d[i - 1] <= d[i]);
     /* a filter keeps odd labels only */
-    assert_int_equal(vs_exact_search(VS_L2, x, lab, 10, 1, &q, 3, odd_label, NULL, out, d), 3);
+    assert_int_equal(hnsw_exact_search(VDIST_L2, x, lab, 10, 1, &q, 3, odd_label, NULL, out, d), 3);
     assert_int_equal(out[0], 103);
     assert_int_equal(out[1], 105);
     assert_int_equal(out[2], 101);
-    assert_int_equal(vs_exact_search(VS_L2, x, lab, 0, 1, &q, 3, NULL, NULL, out, d), 0);
-    assert_int_equal(vs_exact_search(VS_L2, x, lab, 10, 1, &q, 0, NULL, NULL, out, d), 0);
+    assert_int_equal(hnsw_exact_search(VDIST_L2, x, lab, 0, 1, &q, 3, NULL, NULL, out, d), 0);
+    assert_int_equal(hnsw_exact_search(VDIST_L2, x, lab, 10, 1, &q, 0, NULL, NULL, out, d), 0);
 }
 
 /* ---- recall */
@@ -185,19 +185,19 @@ static void test_recall(void **state) {
     (void)state;
     float *x = gaussian(N, DIM, 1), *qs = gaussian(NQ, DIM, 2);
     uint64_t *lab = iota_labels(N, 5);
-    for (int m = VS_L2; m <= VS_COSINE; m += 2) { /* l2 and cosine */
-        hnsw *h = build(x, lab, N, DIM, (vs_metric)m, 200, 1);
-        double rc = recall_at(h, x, lab, N, DIM, (vs_metric)m, qs, NQ, 10, EF, NULL, NULL);
-        if (rc < 0.95) fail_msg("%s recall@10 at ef %d: %.3f < 0.95", vs_metric_name(m), EF, rc);
+    for (int m = VDIST_L2; m <= VDIST_COSINE; m += 2) { /* l2 and cosine */
+        hnsw *h = build(x, lab, N, DIM, (vdist_metric)m, 200, 1);
+        double rc = recall_at(h, x, lab, N, DIM, (vdist_metric)m, qs, NQ, 10, EF, NULL, NULL);
+        if (rc < 0.95) fail_msg("%s recall@10 at ef %d: %.3f < 0.95", vdist_metric_name(m), EF, rc);
         /* a larger ef is at least as good, and returned distances are the true ones */
-        double rc2 = recall_at(h, x, lab, N, DIM, (vs_metric)m, qs, NQ, 10, 200, NULL, NULL);
+        double rc2 = recall_at(h, x, lab, N, DIM, (vdist_metric)m, qs, NQ, 10, 200, NULL, NULL);
         assert_true(rc2 >= 0.99);
         uint64_t got[10];
         float gd[10];
         assert_int_equal(hnsw_search(h, qs, 10, EF, NULL, NULL, got, gd), 10);
         for (int j = 0; j < 10; j++) {
             size_t i = (got[j] - 5) / 7;
-            assert_true(fabsf(gd[j] - vs_dist_ref((vs_metric)m, qs, x + i * DIM, DIM)) <
+            assert_true(fabsf(gd[j] - vdist_ref((vdist_metric)m, qs, x + i * DIM, DIM)) <
                         1e-4f * (1 + gd[j]));
         }
         /* a vector of the index finds itself first at distance ~0 */
@@ -207,13 +207,13 @@ static void test_recall(void **state) {
         hnsw_free(h);
     }
     /* inner product: distances are 1 - <q, x> of the vectors as given (not normalized) */
-    hnsw *h = build(x, lab, N, DIM, VS_IP, 100, 1);
+    hnsw *h = build(x, lab, N, DIM, VDIST_IP, 100, 1);
     uint64_t got[5];
     float gd[5];
     assert_int_equal(hnsw_search(h, qs, 5, 100, NULL, NULL, got, gd), 5);
     for (int j = 0; j < 5; j++) {
         size_t i = (got[j] - 5) / 7;
-        assert_true(fabsf(gd[j] - vs_dist_ref(VS_IP, qs, x + i * DIM, DIM)) <
+        assert_true(fabsf(gd[j] - vdist_ref(VDIST_IP, qs, x + i * DIM, DIM)) <
                     1e-4f * (1 + fabsf(gd[j])));
     }
     hnsw_free(h);
@@ -226,7 +226,7 @@ static void test_deletes(void **state) {
     (void)state;
     float *x = gaussian(N, DIM, 3), *qs = gaussian(NQ, DIM, 4);
     uint64_t *lab = iota_labels(N, 0);
-    hnsw *h = build(x, lab, N, DIM, VS_L2, 200, 1);
+    hnsw *h = build(x, lab, N, DIM, VDIST_L2, 200, 1);
     base_err e = {0};
     /* delete every third label; the survivors are compacted for the exact reference */
     float *xl = malloc((size_t)N * DIM * sizeof *xl);
@@ -254,7 +254,7 @@ static void test_deletes(void **state) {
         assert_int_equal(ng, 10);
         for (size_t j = 0; j < ng; j++) assert_true((got[j] / 7) % 3 != 0);
     }
-    double rc = recall_at(h, xl, ll, nl, DIM, VS_L2, qs, NQ, 10, EF, NULL, NULL);
+    double rc = recall_at(h, xl, ll, nl, DIM, VDIST_L2, qs, NQ, 10, EF, NULL, NULL);
     if (rc < 0.95) fail_msg("recall@10 after deleting a third: %.3f", rc);
     /* re-adding a deleted label brings it back */
     assert_int_equal(hnsw_add(h, lab[3], x + 3 * DIM, &e), 0);
@@ -274,7 +274,7 @@ static void test_updates(void **state) {
     (void)state;
     float *x = gaussian(N, DIM, 5), *nx = gaussian(100, DIM, 6);
     uint64_t *lab = iota_labels(N, 1);
-    hnsw *h = build(x, lab, N, DIM, VS_L2, 200, 2);
+    hnsw *h = build(x, lab, N, DIM, VDIST_L2, 200, 2);
     base_err e = {0};
     /* labels 0..99 get new vectors, far from their old ones */
     for (size_t i = 0; i < 100; i++) {
@@ -319,11 +319,11 @@ static void test_filter(void **state) {
     (void)state;
     float *x = gaussian(N, DIM, 7), *qs = gaussian(NQ, DIM, 8);
     uint64_t *lab = iota_labels(N, 0);
-    hnsw *h = build(x, lab, N, DIM, VS_L2, 200, 1);
+    hnsw *h = build(x, lab, N, DIM, VDIST_L2, 200, 1);
     /* 30 of 3000 labels pass: the graph walk must reach them through the others */
-    double rc = recall_at(h, x, lab, N, DIM, VS_L2, qs, NQ, 10, EF, one_percent, NULL);
+    double rc = recall_at(h, x, lab, N, DIM, VDIST_L2, qs, NQ, 10, EF, one_percent, NULL);
     if (rc < 0.95) fail_msg("recall@10 with a 1%% filter: %.3f", rc);
-    double rcu = recall_at(h, x, lab, N, DIM, VS_L2, qs, NQ, 10, EF, NULL, NULL);
+    double rcu = recall_at(h, x, lab, N, DIM, VDIST_L2, qs, NQ, 10, EF, NULL, NULL);
     assert_true(rcu >= 0.95);
     uint64_t got[10];
     float gd[10];
@@ -338,10 +338,10 @@ static void test_threads(void **state) {
     (void)state;
     float *x = gaussian(N, DIM, 9), *qs = gaussian(NQ, DIM, 10);
     uint64_t *lab = iota_labels(N, 0);
-    hnsw *h1 = build(x, lab, N, DIM, VS_L2, 100, 1);
-    hnsw *h4 = build(x, lab, N, DIM, VS_L2, 100, 4);
-    double r1 = recall_at(h1, x, lab, N, DIM, VS_L2, qs, NQ, 10, 32, NULL, NULL);
-    double r4 = recall_at(h4, x, lab, N, DIM, VS_L2, qs, NQ, 10, 32, NULL, NULL);
+    hnsw *h1 = build(x, lab, N, DIM, VDIST_L2, 100, 1);
+    hnsw *h4 = build(x, lab, N, DIM, VDIST_L2, 100, 4);
+    double r1 = recall_at(h1, x, lab, N, DIM, VDIST_L2, qs, NQ, 10, 32, NULL, NULL);
+    double r4 = recall_at(h4, x, lab, N, DIM, VDIST_L2, qs, NQ, 10, 32, NULL, NULL);
     if (fabs(r1 - r4) > 0.03) fail_msg("recall 1 thread %.3f vs 4 threads %.3f", r1, r4);
     assert_true(r4 > 0.85);
     /* concurrent single adds (hnsw_add from several threads) keep every label */
@@ -383,7 +383,7 @@ static void test_concurrent_adds(void **state) {
     float *x = gaussian(n, DIM, 14);
     hnsw *h;
     base_err e = {0};
-    assert_int_equal(hnsw_create(&h, DIM, VS_L2, NULL, &e), 0);
+    assert_int_equal(hnsw_create(&h, DIM, VDIST_L2, NULL, &e), 0);
     adder a[T];
     pthread_t tid[T];
     for (int t = 0; t < T; t++) {
@@ -428,7 +428,7 @@ static void test_batch_self_reachable(void **state) {
         hnsw_params p = {16, 200, 64, 42};
         hnsw *h;
         base_err e = {0};
-        assert_int_equal(hnsw_create(&h, D, VS_L2, &p, &e), 0);
+        assert_int_equal(hnsw_create(&h, D, VDIST_L2, &p, &e), 0);
         assert_int_equal(hnsw_add_batch(h, lab, v, NV, 2, &e), 0);
         assert_int_equal(hnsw_add_batch(h, lab + NV, v + NV * D, NV, 2, &e), 0);
         for (int i = 0; i < 2 * NV; i++) {
@@ -453,8 +453,8 @@ static void test_save_load(void **state) {
     float *x = gaussian(n, DIM, 11), *qs = gaussian(NQ, DIM, 12);
     uint64_t *lab = iota_labels(n, 3);
     base_err e = {0};
-    for (int m = VS_L2; m <= VS_COSINE; m++) {
-        hnsw *h = build(x, lab, n, DIM, (vs_metric)m, 100, 2);
+    for (int m = VDIST_L2; m <= VDIST_COSINE; m++) {
+        hnsw *h = build(x, lab, n, DIM, (vdist_metric)m, 100, 2);
         for (size_t i = 0; i < n; i += 10) assert_int_equal(hnsw_remove(h, lab[i], &e), 0);
         assert_int_equal(hnsw_add(h, lab[1], x + 2 * DIM, &e), 0); /* an update */
         char p[512];
@@ -462,7 +462,7 @@ static void test_save_load(void **state) {
         if (hnsw_save(h, p, 987654321ull + (uint64_t)m, &e)) fail_msg("%s", e.msg);
         hnsw *g;
         uint64_t seq = 0;
-        if (hnsw_load(&g, p, DIM, (vs_metric)m, &seq, &e)) fail_msg("%s", e.msg);
+        if (hnsw_load(&g, p, DIM, (vdist_metric)m, &seq, &e)) fail_msg("%s", e.msg);
         assert_int_equal(seq, 987654321ull + (uint64_t)m);
         assert_int_equal(hnsw_count(g), hnsw_count(h));
         assert_int_equal(hnsw_nodes(g), hnsw_nodes(h));
@@ -482,23 +482,24 @@ static void test_save_load(void **state) {
         assert_true(hnsw_contains(g, 77777));
         uint64_t got[1];
         assert_int_equal(hnsw_search(g, qs, 1, 0, NULL, NULL, got, NULL), 1);
-        if (m != VS_IP) assert_int_equal(got[0], 77777);
+        if (m != VDIST_IP) assert_int_equal(got[0], 77777);
         hnsw_free(g);
         /* a mismatched collection is refused with a message naming the difference */
-        assert_int_equal(hnsw_load(&g, p, DIM + 1, (vs_metric)m, &seq, &e), BASE_EFORMAT);
+        assert_int_equal(hnsw_load(&g, p, DIM + 1, (vdist_metric)m, &seq, &e), BASE_EFORMAT);
         assert_non_null(strstr(e.msg, "dimension"));
         assert_null(g);
-        assert_int_equal(hnsw_load(&g, p, DIM, (vs_metric)((m + 1) % 3), &seq, &e), BASE_EFORMAT);
+        assert_int_equal(hnsw_load(&g, p, DIM, (vdist_metric)((m + 1) % 3), &seq, &e),
+                         BASE_EFORMAT);
         assert_non_null(strstr(e.msg, "metric"));
         hnsw_free(h);
     }
     /* an empty index round-trips too */
     hnsw *h, *g;
-    assert_int_equal(hnsw_create(&h, 3, VS_L2, NULL, &e), 0);
+    assert_int_equal(hnsw_create(&h, 3, VDIST_L2, NULL, &e), 0);
     char p[512];
     path_of(p, sizeof p, "empty.hnsw");
     assert_int_equal(hnsw_save(h, p, 0, &e), 0);
-    assert_int_equal(hnsw_load(&g, p, 3, VS_L2, NULL, &e), 0);
+    assert_int_equal(hnsw_load(&g, p, 3, VDIST_L2, NULL, &e), 0);
     assert_int_equal(hnsw_count(g), 0);
     uint64_t got[1];
     assert_int_equal(hnsw_search(g, qs, 1, 0, NULL, NULL, got, NULL), 0);
@@ -508,8 +509,8 @@ static void test_save_load(void **state) {
     hnsw_free(h);
     /* a missing file is an I/O error, not a format one */
     path_of(p, sizeof p, "missing.hnsw");
-    assert_int_equal(hnsw_load(&g, p, 3, VS_L2, NULL, &e), BASE_EIO);
-    assert_int_equal(hnsw_load(&g, root, 3, VS_L2, NULL, &e), BASE_EIO); /* a directory */
+    assert_int_equal(hnsw_load(&g, p, 3, VDIST_L2, NULL, &e), BASE_EIO);
+    assert_int_equal(hnsw_load(&g, root, 3, VDIST_L2, NULL, &e), BASE_EIO); /* a directory */
     assert_non_null(strstr(e.msg, "not a regular file"));
     free(x), free(qs), free(lab);
 }
@@ -529,7 +530,7 @@ static void reseal(uint8_t *d, size_t n) {
 static void expect_refused(const char *p, const char *needle) {
     hnsw *g = (hnsw *)1;
     base_err e = {0};
-    int rc = hnsw_load(&g, p, 4, VS_L2, NULL, &e);
+    int rc = hnsw_load(&g, p, 4, VDIST_L2, NULL, &e);
     if (rc != BASE_EFORMAT) fail_msg("load gave %d (%s), expected BASE_EFORMAT", rc, e.msg);
     assert_null(g);
     if (needle && !strstr(e.msg, needle)) fail_msg("message \"%s\" lacks \"%s\"", e.msg, needle);
@@ -543,7 +544,7 @@ static void test_damaged(void **state) {
     hnsw *h;
     base_err e = {0};
     hnsw_params prm = {4, 20, 10, 99}; /* small M: several levels in 40 nodes */
-    assert_int_equal(hnsw_create(&h, dim, VS_L2, &prm, &e), 0);
+    assert_int_equal(hnsw_create(&h, dim, VDIST_L2, &prm, &e), 0);
     assert_int_equal(hnsw_add_batch(h, lab, x, n, 1, &e), 0);
     assert_int_equal(hnsw_remove(h, lab[5], &e), 0);
     char p[512], q[512];
@@ -554,7 +555,7 @@ static void test_damaged(void **state) {
     size_t len;
     assert_int_equal(base_read_file(p, &data, &len, &e), 0);
     hnsw *g;
-    assert_int_equal(hnsw_load(&g, p, dim, VS_L2, NULL, &e), 0);
+    assert_int_equal(hnsw_load(&g, p, dim, VDIST_L2, NULL, &e), 0);
     hnsw_free(g);
     /* every truncation */
     for (size_t cut = 0; cut < len; cut++) {
@@ -618,15 +619,15 @@ static void test_bad_input(void **state) {
     (void)state;
     hnsw *h;
     base_err e = {0};
-    assert_int_equal(hnsw_create(&h, 0, VS_L2, NULL, &e), BASE_EINVAL);
+    assert_int_equal(hnsw_create(&h, 0, VDIST_L2, NULL, &e), BASE_EINVAL);
     assert_non_null(strstr(e.msg, "dimension"));
     hnsw_params p = {1, 200, 10, 1};
-    assert_int_equal(hnsw_create(&h, 4, VS_L2, &p, &e), BASE_EINVAL);
+    assert_int_equal(hnsw_create(&h, 4, VDIST_L2, &p, &e), BASE_EINVAL);
     assert_non_null(strstr(e.msg, "M = 1"));
     p = (hnsw_params){16, 0, 10, 1};
-    assert_int_equal(hnsw_create(&h, 4, VS_L2, &p, &e), BASE_EINVAL);
-    assert_int_equal(hnsw_create(&h, 4, (vs_metric)7, NULL, &e), BASE_EINVAL);
-    assert_int_equal(hnsw_create(&h, 4, VS_L2, NULL, &e), 0);
+    assert_int_equal(hnsw_create(&h, 4, VDIST_L2, &p, &e), BASE_EINVAL);
+    assert_int_equal(hnsw_create(&h, 4, (vdist_metric)7, NULL, &e), BASE_EINVAL);
+    assert_int_equal(hnsw_create(&h, 4, VDIST_L2, NULL, &e), 0);
     float v[4] = {1, 2, NAN, 4};
     assert_int_equal(hnsw_add(h, 9, v, &e), BASE_EINVAL);
     assert_non_null(strstr(e.msg, "index 2"));

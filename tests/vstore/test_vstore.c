@@ -9,6 +9,7 @@
 #include "test.h"
 
 #include "vstore/vstore.h"
+#include "vstore/vstore_int.h" /* test_disk_full: the SQLite handle */
 
 #include <jansson.h>
 #include <math.h>
@@ -37,7 +38,7 @@ static vstore *open_store(const char *name) {
     return db;
 }
 
-static char *make_coll(vstore *db, const char *name, vs_metric m, int efc) {
+static char *make_coll(vstore *db, const char *name, vdist_metric m, int efc) {
     vstore_coll_opts o = {.metric = m};
     o.hnsw.ef_construction = efc;
     vstore_coll c;
@@ -81,14 +82,14 @@ static void test_collections(void **state) {
     (void)state;
     vstore *db = open_store("colls");
     base_err e = {0};
-    char *a = make_coll(db, "alpha", VS_COSINE, 0);
+    char *a = make_coll(db, "alpha", VDIST_COSINE, 0);
     vstore_coll c;
     assert_int_equal(vstore_coll_create(db, NULL, NULL, "alpha", NULL, false, &c, &e),
-                     VSTORE_EEXISTS);
+                     BASE_EEXISTS);
     assert_non_null(strstr(e.msg, "already exists"));
     assert_int_equal(vstore_coll_create(db, NULL, NULL, "alpha", NULL, true, &c, &e), 0);
     assert_string_equal(c.id, a);
-    assert_int_equal(c.metric, VS_COSINE);
+    assert_int_equal(c.metric, VDIST_COSINE);
     assert_int_equal(c.hnsw.M, 16);
     vstore_coll_free(&c);
     /* names: Chroma's rule */
@@ -111,7 +112,7 @@ static void test_collections(void **state) {
     assert_int_equal(vstore_coll_get(db, NULL, NULL, b, &c, &e), 0);
     assert_string_equal(c.name, "beta");
     vstore_coll_free(&c);
-    assert_int_equal(vstore_coll_get(db, NULL, NULL, "gamma", &c, &e), VSTORE_ENOTFOUND);
+    assert_int_equal(vstore_coll_get(db, NULL, NULL, "gamma", &c, &e), BASE_ENOTFOUND);
     assert_non_null(strstr(e.msg, "gamma"));
     /* list, count, paging */
     vstore_coll *cs;
@@ -131,7 +132,7 @@ static void test_collections(void **state) {
     assert_int_equal(vstore_coll_count(db, NULL, NULL, &cnt, &e), 0);
     assert_int_equal(cnt, 2);
     /* modify: rename, metadata, a taken name refused */
-    assert_int_equal(vstore_coll_modify(db, b, "alpha", NULL, 0, &e), VSTORE_EEXISTS);
+    assert_int_equal(vstore_coll_modify(db, b, "alpha", NULL, 0, &e), BASE_EEXISTS);
     assert_int_equal(vstore_coll_modify(db, b, "beta2", "{\"v\":2}", 0, &e), 0);
     assert_int_equal(vstore_coll_modify(db, b, NULL, NULL, 99, &e), 0);
     assert_int_equal(vstore_coll_modify(db, b, NULL, NULL, -1, &e), BASE_EINVAL);
@@ -147,9 +148,9 @@ static void test_collections(void **state) {
     assert_non_null(strstr(e.msg, "dimension"));
     /* namespaces */
     assert_int_equal(vstore_coll_create(db, "acme", "prod", "alpha", NULL, false, NULL, &e),
-                     VSTORE_ENOTFOUND);
+                     BASE_ENOTFOUND);
     assert_int_equal(vstore_tenant_create(db, "acme", &e), 0);
-    assert_int_equal(vstore_tenant_create(db, "acme", &e), VSTORE_EEXISTS);
+    assert_int_equal(vstore_tenant_create(db, "acme", &e), BASE_EEXISTS);
     assert_int_equal(vstore_database_create(db, "acme", "prod", &e), 0);
     assert_int_equal(vstore_coll_create(db, "acme", "prod", "alpha", NULL, false, &c, &e), 0);
     assert_string_not_equal(c.id, a); /* same name, another database */
@@ -157,10 +158,10 @@ static void test_collections(void **state) {
     assert_int_equal(vstore_coll_count(db, "acme", "prod", &cnt, &e), 0);
     assert_int_equal(cnt, 1);
     assert_int_equal(vstore_database_delete(db, "acme", "prod", &e), 0);
-    assert_int_equal(vstore_database_get(db, "acme", "prod", NULL, &e), VSTORE_ENOTFOUND);
+    assert_int_equal(vstore_database_get(db, "acme", "prod", NULL, &e), BASE_ENOTFOUND);
     /* delete */
     assert_int_equal(vstore_coll_delete(db, NULL, NULL, "alpha", &e), 0);
-    assert_int_equal(vstore_coll_delete(db, NULL, NULL, "alpha", &e), VSTORE_ENOTFOUND);
+    assert_int_equal(vstore_coll_delete(db, NULL, NULL, "alpha", &e), BASE_ENOTFOUND);
     assert_int_equal(vstore_coll_count(db, NULL, NULL, &cnt, &e), 0);
     assert_int_equal(cnt, 1);
     vstore_close(db);
@@ -180,7 +181,7 @@ static void get_ids(vstore *db, const char *cid, const vstore_get_req *g, vstore
 static void test_records(void **state) {
     (void)state;
     vstore *db = open_store("records");
-    char *cid = make_coll(db, "recs", VS_L2, 0);
+    char *cid = make_coll(db, "recs", VDIST_L2, 0);
     base_err e = {0};
     float v[4 * 3] = {1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1};
     const char *ids[] = {"a", "b", "c", "d"};
@@ -331,7 +332,7 @@ static void expect_refused(vstore *db, const char *cid, vstore_mode mode, const 
 static void test_bad_input(void **state) {
     (void)state;
     vstore *db = open_store("bad");
-    char *cid = make_coll(db, "bad", VS_L2, 0);
+    char *cid = make_coll(db, "bad", VDIST_L2, 0);
     base_err e = {0};
     float v[3 * 2] = {1, 2, 3, 4, 5, 6};
     const char *ids[] = {"a", "b", "c"};
@@ -354,10 +355,10 @@ static void test_bad_input(void **state) {
     expect_refused(db, cid, VSTORE_ADD, &bd, 2, BASE_EINVAL, "'n1' appears more than once");
     const char *exists[] = {"n1", "a"};
     vstore_batch be = {2, exists, v, NULL, NULL};
-    expect_refused(db, cid, VSTORE_ADD, &be, 2, VSTORE_EEXISTS, "record 'a' already exists");
+    expect_refused(db, cid, VSTORE_ADD, &be, 2, BASE_EEXISTS, "record 'a' already exists");
     const char *missing[] = {"a", "nope"};
     vstore_batch bu = {2, missing, v, NULL, NULL};
-    expect_refused(db, cid, VSTORE_UPDATE, &bu, 2, VSTORE_ENOTFOUND, "'nope' does not exist");
+    expect_refused(db, cid, VSTORE_UPDATE, &bu, 2, BASE_ENOTFOUND, "'nope' does not exist");
     const char *badmeta[] = {"{}", "{\"k\":[1,2]}"};
     vstore_batch bm = {2, ids2, v, NULL, badmeta};
     expect_refused(db, cid, VSTORE_ADD, &bm, 2, BASE_EINVAL, "'k' must be a string, number");
@@ -379,7 +380,7 @@ static void test_bad_input(void **state) {
     expect_refused(db, cid, VSTORE_ADD, &bh, 2, BASE_EINVAL, "document larger than");
     free(huge);
     assert_int_equal(vstore_write(db, "no-such-collection", VSTORE_ADD, &ok, 2, &e),
-                     VSTORE_ENOTFOUND);
+                     BASE_ENOTFOUND);
 
     /* malformed filters: a clear error, on get, query and delete alike */
     static const struct {
@@ -518,7 +519,7 @@ static const struct {
 static void test_filters(void **state) {
     (void)state;
     vstore *db = open_store("filters");
-    char *cid = make_coll(db, "filt", VS_L2, 0);
+    char *cid = make_coll(db, "filt", VDIST_L2, 0);
     enum { N = 400, D = 4 };
     base_rng r;
     base_rng_seed(&r, 7);
@@ -577,13 +578,13 @@ static void test_filters(void **state) {
 /* ---- dense search */
 
 /* Exact top-k labels of q among n vectors (those with keep[i], if keep). */
-static size_t brute_topk(vs_metric mt, const float *v, size_t n, size_t d, const float *q, size_t k,
-                         const unsigned char *keep, size_t *out) {
+static size_t brute_topk(vdist_metric mt, const float *v, size_t n, size_t d, const float *q,
+                         size_t k, const unsigned char *keep, size_t *out) {
     float *best = malloc(k * sizeof *best);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         if (keep && !keep[i]) continue;
-        float dd = vs_dist_ref(mt, v + i * d, q, d);
+        float dd = vdist_ref(mt, v + i * d, q, d);
         size_t j = m < k ? m++ : k;
         if (j == k && dd >= best[k - 1]) continue;
         if (j == k) j = k - 1;
@@ -622,7 +623,7 @@ static void test_metrics(void **state) {
     float *v = malloc(N * D * sizeof *v), *q = malloc(Q * D * sizeof *q);
     test_fill(&r, v, N * D, -1, 1);
     test_fill(&r, q, Q * D, -1, 1);
-    vs_metric ms[] = {VS_L2, VS_IP, VS_COSINE};
+    vdist_metric ms[] = {VDIST_L2, VDIST_IP, VDIST_COSINE};
     const char *names[] = {"m-l2", "m-ip", "m-cos"};
     for (int mi = 0; mi < 3; mi++) {
         char *cid = make_coll(db, names[mi], ms[mi], 0);
@@ -639,7 +640,7 @@ static void test_metrics(void **state) {
             rec += recall_of(&res[i], truth, K);
             assert_int_equal(res[i].n, K);
             for (size_t j = 0; j < res[i].n; j++) { /* distances are the metric's, ascending */
-                float want = vs_dist_ref(ms[mi], res[i].embeddings + j * D, q + i * D, D);
+                float want = vdist_ref(ms[mi], res[i].embeddings + j * D, q + i * D, D);
                 assert_float_equal(res[i].distances[j], want, 1e-4);
                 if (j) assert_true(res[i].distances[j] >= res[i].distances[j - 1] - 1e-6);
             }
@@ -662,7 +663,7 @@ static void test_filtered_recall(void **state) {
     (void)state;
     vstore *db = open_store("filtered");
     enum { N = 8000, D = 16, K = 10, Q = 30 };
-    char *cid = make_coll(db, "filtered", VS_L2, 64);
+    char *cid = make_coll(db, "filtered", VDIST_L2, 64);
     base_rng r;
     base_rng_seed(&r, 5);
     float *v = malloc(N * D * sizeof *v), *q = malloc(Q * D * sizeof *q);
@@ -704,7 +705,7 @@ static void test_filtered_recall(void **state) {
         double rec = 0;
         for (int i = 0; i < Q; i++) {
             size_t truth[K];
-            size_t nt = brute_topk(VS_L2, v, N, D, q + i * D, K, keep, truth);
+            size_t nt = brute_topk(VDIST_L2, v, N, D, q + i * D, K, keep, truth);
             rec += recall_of(&res[i], truth, nt);
             for (size_t j = 0; j < res[i].n; j++) /* every result matches the filter */
                 assert_true(keep[atoi(res[i].ids[j] + 1)]);
@@ -755,7 +756,7 @@ static void test_durability(void **state) {
     float *v = malloc(2 * N * D * sizeof *v);
     test_fill(&r, v, 2 * N * D, -1, 1);
     vstore *db = open_store("durable");
-    char *cid = make_coll(db, "dur", VS_L2, 0);
+    char *cid = make_coll(db, "dur", VDIST_L2, 0);
     add_n(db, cid, 0, N, D, v, NULL, NULL);
     vstore_close(db); /* saves the index */
     char idx[512], dbfile[512];
@@ -860,7 +861,7 @@ static void test_durability(void **state) {
 static void test_text_hybrid(void **state) {
     (void)state;
     vstore *db = open_store("text");
-    char *cid = make_coll(db, "text", VS_L2, 0);
+    char *cid = make_coll(db, "text", VDIST_L2, 0);
     const char *docs[] = {
         "the lighthouse keeper lit the lamp",     /* p0 */
         "lighthouse lighthouse lighthouse storm", /* p1: most about lighthouse */
@@ -952,6 +953,29 @@ static void test_http(void **state) {
     j = http(db, "GET", "/api/v2/pre-flight-checks", NULL, 200);
     assert_int_equal(json_integer_value(json_object_get(j, "max_batch_size")), VSTORE_MAX_BATCH);
     json_decref(j);
+    /* max_batch_size follows the body limit: 64 KiB carries at most (65536 - 24) / 8 records
+     * (a one-byte id and a one-value embedding each); a larger body is 413 in Chroma's shape */
+    vstore_set_max_body(db, 64 << 10);
+    j = http(db, "GET", "/api/v2/pre-flight-checks", NULL, 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "max_batch_size")), (65536 - 24) / 8);
+    json_decref(j);
+    {
+        size_t n = 8189; /* the advertised batch at its smallest: it fits */
+        base_buf b = {0};
+        base_buf_printf(&b, "{\"ids\":[");
+        for (size_t i = 0; i < n; i++) base_buf_printf(&b, "%s\"%c\"", i ? "," : "", 'a');
+        base_buf_printf(&b, "],\"embeddings\":[");
+        for (size_t i = 0; i < n; i++) base_buf_printf(&b, "%s[0]", i ? "," : "");
+        base_buf_printf(&b, "]}");
+        assert_true(b.len <= 64 << 10);
+        while (b.len <= 64 << 10) base_buf_append(&b, " ", 1); /* one byte over */
+        j = http(db, "POST", "/api/v2/heartbeat", b.data, 413);
+        assert_string_equal(json_string_value(json_object_get(j, "error")), "RequestTooLargeError");
+        assert_non_null(strstr(json_string_value(json_object_get(j, "message")), "65536"));
+        json_decref(j);
+        base_buf_free(&b);
+    }
+    vstore_set_max_body(db, VSTORE_HTTP_MAX_BODY);
     const char *C = "/api/v2/tenants/default_tenant/databases/default_database/collections";
     j = http(db, "POST", C,
              "{\"name\":\"docs\",\"configuration\":{\"hnsw\":{\"space\":\"ip\",\"ef_search\":50}},"
@@ -963,7 +987,7 @@ static void test_http(void **state) {
         json_string_value(json_object_get(
             json_object_get(json_object_get(j, "configuration_json"), "hnsw"), "space")),
         "ip");
-    char base[256], p[320];
+    char base[256], p[400];
     snprintf(base, sizeof base, "%s/%s", C, id);
     json_decref(j);
     j = http(db, "POST", C, "{\"name\":\"docs\"}", 409);
@@ -1071,6 +1095,17 @@ static void test_http(void **state) {
     j = http(db, "GET", "/api/v2/tenants/t2/databases/d2", NULL, 200);
     assert_string_equal(json_string_value(json_object_get(j, "name")), "d2");
     json_decref(j);
+    /* The path arrives decoded once (libmicrohttpd): it is not decoded again. /x%2541 on the
+     * wire reaches here as /x%41 and names tenant "x%41", never "xA". */
+    j = http(db, "POST", "/api/v2/tenants", "{\"name\":\"xA\"}", 200);
+    json_decref(j);
+    j = http(db, "GET", "/api/v2/tenants/x%41", NULL, 404);
+    json_decref(j);
+    j = http(db, "POST", "/api/v2/tenants", "{\"name\":\"x%41\"}", 200);
+    json_decref(j);
+    j = http(db, "GET", "/api/v2/tenants/x%41", NULL, 200);
+    assert_string_equal(json_string_value(json_object_get(j, "name")), "x%41");
+    json_decref(j);
     j = http(db, "DELETE", base, NULL, 200);
     json_decref(j);
     j = http(db, "GET", "/api/v2/tenants/default_tenant/databases/default_database/collections_count",
@@ -1079,6 +1114,211 @@ static void test_http(void **state) {
     json_decref(j);
     j = http(db, "GET", "/api/v2/nothing", NULL, 404);
     json_decref(j);
+    /* a message quoting bytes that are not UTF-8 is still JSON (it was a 500) */
+    j = http(db, "GET", "/api/v2/tenants/x\xffy", NULL, 404);
+    assert_non_null(strstr(json_string_value(json_object_get(j, "message")), "x\xef\xbf\xbdy"));
+    json_decref(j);
+    /* the same shape for what the server refuses before vstore_http */
+    char *et = vstore_http_error("AuthError", "missing \"token\"");
+    assert_string_equal(et, "{\"error\":\"AuthError\",\"message\":\"missing \\\"token\\\"\"}");
+    free(et);
+    /* the route table: a known path with another method is 405 naming the methods it takes,
+     * an unknown verb 404, what the path names must exist (404) */
+    j = http(db, "POST", C, "{\"name\":\"routes\"}", 200);
+    char rbase[256];
+    snprintf(rbase, sizeof rbase, "%s/%s", C, json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    j = http(db, "PATCH", rbase, NULL, 405);
+    assert_string_equal(json_string_value(json_object_get(j, "message")), "use GET, PUT, DELETE");
+    json_decref(j);
+    snprintf(p, sizeof p, "%s/add", rbase);
+    j = http(db, "GET", p, NULL, 405);
+    assert_string_equal(json_string_value(json_object_get(j, "message")), "use POST");
+    json_decref(j);
+    snprintf(p, sizeof p, "%s/frob", rbase);
+    j = http(db, "POST", p, "{}", 404);
+    json_decref(j);
+    j = http(db, "GET", "/api/v2/tenants", NULL, 405);
+    json_decref(j);
+    j = http(db, "GET", "/api/v2/tenants/nobody/databases", NULL, 404);
+    assert_non_null(strstr(json_string_value(json_object_get(j, "message")), "nobody"));
+    json_decref(j);
+    j = http(db, "GET", "/api/v2/tenants/default_tenant/databases/nodb/collections", NULL, 404);
+    json_decref(j);
+    snprintf(p, sizeof p, "%s/by-id/%s", C, rbase + strlen(C) + 1);
+    j = http(db, "GET", p, NULL, 200);
+    assert_string_equal(json_string_value(json_object_get(j, "name")), "routes");
+    json_decref(j);
+    snprintf(p, sizeof p, "%s/count/extra", rbase);
+    j = http(db, "GET", p, NULL, 404);
+    json_decref(j);
+    vstore_close(db);
+}
+
+/* A full database (SQLITE_FULL, here from max_page_count; tests/cli/test_vstore.sh fills a real
+ * tmpfs) is BASE_ENOSPC, 507 over HTTP in Chroma's error shape; a delete still commits. */
+static void test_disk_full(void **state) {
+    (void)state;
+    vstore *db = open_store("full");
+    char *cid = make_coll(db, "full", VDIST_L2, 0);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db->db, "PRAGMA page_count", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count=%lld", sqlite3_column_int64(st, 0) + 40);
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_exec(db->db, sql, NULL, NULL, NULL), SQLITE_OK);
+    char url[256];
+    snprintf(url, sizeof url,
+             "/api/v2/tenants/default_tenant/databases/default_database/"
+             "collections/%s/add",
+             cid);
+    base_buf b = {0};
+    int status = 0, added = 0;
+    for (int round = 0; round < 100 && status != 507; round++) {
+        b.len = 0;
+        base_buf_printf(&b, "{\"ids\":[");
+        for (int i = 0; i < 20; i++) base_buf_printf(&b, "%s\"r%d_%d\"", i ? "," : "", round, i);
+        base_buf_printf(&b, "],\"embeddings\":[");
+        for (int i = 0; i < 20; i++) base_buf_printf(&b, "%s[%d,1]", i ? "," : "", i);
+        base_buf_printf(&b, "],\"documents\":[");
+        for (int i = 0; i < 20; i++) base_buf_printf(&b, "%s\"%0500d\"", i ? "," : "", i);
+        base_buf_printf(&b, "]}");
+        char *resp = NULL;
+        vstore_http(db, "POST", url, NULL, b.data, b.len, &status, &resp);
+        if (status == 201)
+            added += 20;
+        else {
+            assert_int_equal(status, 507);
+            json_t *j = json_loads(resp, 0, NULL);
+            assert_string_equal(json_string_value(json_object_get(j, "error")),
+                                "InsufficientStorageError");
+            assert_non_null(strstr(json_string_value(json_object_get(j, "message")), "full"));
+            json_decref(j);
+        }
+        free(resp);
+    }
+    base_buf_free(&b);
+    assert_int_equal(status, 507);
+    assert_true(added > 0);
+    assert_int_equal(count_of(db, cid), (uint64_t)added); /* the refused batch wrote nothing */
+    memcpy(strstr(url, "/add"), "/del", 4);
+    snprintf(url + strlen(url), sizeof url - strlen(url), "ete");
+    json_t *j = http(db, "POST", url, "{\"ids\":[\"r0_0\",\"r0_1\",\"r1_5\"]}", 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "deleted")), 3);
+    json_decref(j);
+    assert_int_equal(count_of(db, cid), (uint64_t)added - 3);
+    vstore_close(db);
+    free(cid);
+}
+
+/* Peak resident memory since the last reset, in bytes, from /proc (0 when unavailable). */
+static size_t peak_rss_reset(bool reset) {
+    if (reset) {
+        FILE *f = fopen("/proc/self/clear_refs", "w");
+        if (!f) return 0;
+        fputs("5", f); /* 5: reset the peak RSS to the current RSS */
+        fclose(f);
+    }
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    size_t kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %zu kB", &kb) == 1) break;
+    fclose(f);
+    return kb * 1024;
+}
+
+/* One answer is bounded: queries x n_results rows (a 50 x 20,000 query was 1e6 rows from a
+ * 668-byte body), a get's rows, and its size (embeddings, documents); and an answer is printed
+ * straight as text, in under 3 times its size (through a tree of json_t: 4.1 times a text 1.7 times
+ * longer, floats printed with 17 digits). */
+static void test_answer_bounds(void **state) {
+    (void)state;
+    vstore *db = open_store("bounds");
+    char *cid = make_coll(db, "bounds", VDIST_L2, 10); /* a cheap graph: recall is not the point */
+    char p[256];
+    snprintf(p, sizeof p,
+             "/api/v2/tenants/default_tenant/databases/default_database/"
+             "collections/%s/",
+             cid);
+    size_t d = 512, n = 2000;
+    float *v = malloc(n * d * sizeof *v);
+    base_rng rng;
+    base_rng_seed(&rng, 6);
+    for (size_t i = 0; i < n * d; i++) v[i] = base_rng_normal(&rng);
+    add_n(db, cid, 0, n, d, v, NULL, NULL);
+    /* rows: the request, refused before any work; the most rows allowed pass */
+    base_buf b = {0};
+    char url[320];
+    snprintf(url, sizeof url, "%squery", p);
+    base_buf_printf(&b, "{\"n_results\":20000,\"include\":[],\"query_embeddings\":[");
+    for (int q = 0; q < 50; q++) {
+        base_buf_printf(&b, "%s[", q ? "," : "");
+        for (size_t j = 0; j < d; j++) base_buf_printf(&b, "%s0", j ? "," : "");
+        base_buf_printf(&b, "]");
+    }
+    base_buf_printf(&b, "]}");
+    json_t *j = http(db, "POST", url, b.data, 400);
+    assert_non_null(strstr(json_string_value(json_object_get(j, "message")), "1000000 rows"));
+    json_decref(j);
+    memcpy(strstr(b.data, "20000"), " 2000", 5); /* 50 x 2,000 = 100,000: the limit */
+    j = http(db, "POST", url, b.data, 200);
+    assert_int_equal(json_array_size(json_object_get(j, "ids")), 50);
+    assert_true(json_array_size(json_array_get(json_object_get(j, "ids"), 49)) > n / 2);
+    json_decref(j);
+    base_buf_free(&b);
+    /* a get: limit above the rows of one answer refused */
+    snprintf(url, sizeof url, "%sget", p);
+    j = http(db, "POST", url, "{\"limit\":100001}", 400);
+    json_decref(j);
+    /* size: 2,000 x 512 embedding values (12.5 MB of text) come back in about twice that */
+    size_t peak0 = peak_rss_reset(true);
+    int status = 0;
+    char *resp = NULL;
+    vstore_http(db, "POST", url, NULL, "{\"include\":[\"embeddings\"]}", 26, &status, &resp);
+    size_t peak = peak_rss_reset(false);
+    assert_int_equal(status, 200);
+    size_t len = strlen(resp);
+    json_t *g = json_loads(resp, 0, NULL);
+    assert_int_equal(json_array_size(json_object_get(g, "embeddings")), n);
+    assert_float_equal(
+        json_number_value(json_array_get(json_array_get(json_object_get(g, "embeddings"), 7), 3)),
+        v[7 * d + 3], 0); /* 9 digits: the same float back */
+    json_decref(g);
+    free(resp);
+    printf("    a get of %zu x %zu values: %.1f MB of JSON, peak memory +%.1f MB\n", n, d,
+           (double)len / 1e6, (double)(peak - peak0) / 1e6);
+#if !defined(__SANITIZE_ADDRESS__)
+    if (peak0) assert_true(peak - peak0 < 3 * len); /* the json_t tree: 4.1x, 17 digits a float */
+#endif
+    free(v);
+    /* an answer above VSTORE_MAX_ANSWER (64 MiB at 16 bytes an embedding value) is refused:
+     * 65 records of 65,536 values with their embeddings; a page of them, or all of them without
+     * the embeddings, are fine */
+    char *big = make_coll(db, "bounds-wide", VDIST_L2, 10);
+    size_t wd = VSTORE_MAX_DIM, wn = (VSTORE_MAX_ANSWER / (16 * wd)) + 1;
+    float *w = calloc(wn * wd, sizeof *w);
+    for (size_t i = 0; i < wn; i++) w[i * wd + i] = 1;
+    add_n(db, big, 0, wn, wd, w, NULL, NULL);
+    free(w);
+    vstore_get_req gr = {.include = VSTORE_INC_EMBEDDINGS};
+    vstore_result res;
+    base_err e = {0};
+    assert_int_equal(vstore_get(db, big, &gr, &res, &e), BASE_EINVAL);
+    assert_non_null(strstr(e.msg, "larger than 64 MiB"));
+    gr.limit = wn / 2; /* a page of them fits */
+    assert_int_equal(vstore_get(db, big, &gr, &res, &e), 0);
+    assert_int_equal(res.n, wn / 2);
+    vstore_result_free(&res);
+    gr.include = VSTORE_INC_METADATAS; /* without the embeddings all of them fit */
+    gr.limit = 0;
+    assert_int_equal(vstore_get(db, big, &gr, &res, &e), 0);
+    assert_int_equal(res.n, wn);
+    vstore_result_free(&res);
+    free(big);
+    free(cid);
     vstore_close(db);
 }
 
@@ -1087,7 +1327,7 @@ static void test_http(void **state) {
 static void test_http_fuzz(void **state) {
     (void)state;
     vstore *db = open_store("fuzz");
-    char *cid = make_coll(db, "fuzz", VS_COSINE, 0);
+    char *cid = make_coll(db, "fuzz", VDIST_COSINE, 0);
     char base[256];
     snprintf(base, sizeof base,
              "/api/v2/tenants/default_tenant/databases/default_database/collections/%s", cid);
@@ -1172,7 +1412,7 @@ static void *http_thread(void *p) {
 static void test_threads(void **state) {
     (void)state;
     vstore *db = open_store("threads");
-    char *cid = make_coll(db, "threads", VS_L2, 0);
+    char *cid = make_coll(db, "threads", VDIST_L2, 0);
     char base[256];
     snprintf(base, sizeof base,
              "/api/v2/tenants/default_tenant/databases/default_database/collections/%s", cid);
@@ -1212,7 +1452,8 @@ int test_vstore(void) {
         cmocka_unit_test(test_bad_input),   cmocka_unit_test(test_filters),
         cmocka_unit_test(test_metrics),     cmocka_unit_test(test_filtered_recall),
         cmocka_unit_test(test_durability),  cmocka_unit_test(test_text_hybrid),
-        cmocka_unit_test(test_http),        cmocka_unit_test(test_http_fuzz),
+        cmocka_unit_test(test_http),        cmocka_unit_test(test_answer_bounds),
+        cmocka_unit_test(test_disk_full),   cmocka_unit_test(test_http_fuzz),
         cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests_name("vstore", tests, setup, teardown);
