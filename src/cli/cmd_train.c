@@ -241,15 +241,22 @@ int cli_train(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     o.stop = &stop_signal;
-    char *sample = NULL;
-    int rc = train_run(&o, report, &r, &sample, &e);
-    if (r.tty) printf("\n");
+    train_result res;
+    int rc = train_run(&o, report, &r, &res, &e);
+    char *sample = res.sample;
+    if (r.tty && !res.complete) printf("\n");
     if (rc) {
         fprintf(stderr, "hearth train: %s\n", e.msg);
-        free(sample);
         return 1;
     }
-    if (stop_signal) {
+    if (res.complete) {
+        printf("the run in %s is already complete (step %ld of %d, checkpoint step_%08ld); "
+               "nothing was written. `hearth generate --model %s` uses it; a new run needs "
+               "another --out\n",
+               o.out_dir, res.step, o.steps, res.step, o.out_dir);
+        return 0;
+    }
+    if (res.stopped) {
         int sig = stop_signal;
         fprintf(stderr,
                 "hearth train: stopped by %s; the run in %s has a final checkpoint, rerun the "
@@ -258,7 +265,9 @@ int cli_train(int argc, char **argv) {
         free(sample);
         return 128 + sig;
     }
-    printf("run written to %s (metrics.jsonl, loss.svg, config.json)\n", o.out_dir);
+    printf("run written to %s (metrics.jsonl, loss.svg, config.json, final checkpoint "
+           "step_%08ld)\n",
+           o.out_dir, res.step);
     if (sample) {
         /* control bytes and bytes that are not UTF-8 (a byte model may emit half a
          * character) are shown as '?' */

@@ -97,6 +97,12 @@ typedef struct data_prepare_stats {
  * grow with the size of a document or of the input. */
 int data_prepare(const data_prepare_opts *o, data_prepare_stats *st, base_err *e);
 
+/* A path as written in the JSON files hearth makes (prepare.json's inputs, a run's
+ * config.json): a new JSON string (jansson; caller json_decref's it; NULL when out of memory),
+ * bytes that are not UTF-8 (a file name can hold any) shown as '?'. */
+struct json_t;
+struct json_t *data_json_string(const char *s);
+
 /* ---- the loader */
 
 /* A position in the loader's stream: the epoch, the shard's index in that epoch's shard
@@ -137,6 +143,13 @@ int32_t data_loader_eot_id(const data_loader *l); /* -1 for bytes */
 const char *data_loader_identity(const data_loader *l);
 uint64_t data_loader_windows(const data_loader *l); /* windows per epoch */
 size_t data_loader_shards(const data_loader *l);
+
+/* Whether the file at path (training data read as bytes) looks like something other than text:
+ * a NUL byte, or more than 1% of bytes that are neither UTF-8 nor ordinary whitespace, in its
+ * first DATA_SNIFF_BYTES. Returns 1 and a short reason in why (cap bytes), else 0 (also when
+ * the file cannot be read: opening it reports that). */
+#define DATA_SNIFF_BYTES 65536
+int data_file_looks_binary(const char *path, char *why, size_t cap);
 
 /* The vocabulary size of the data at path (as data_loader_open reads it), without opening
  * the shards: 256 for a file, prepare.json's for a directory. */

@@ -564,8 +564,7 @@ static int put_jsonl_file(prep *P, const char *path, int fd, base_err *e) {
 
 /* ---- prepare.json */
 
-/* A JSON string of s; bytes that are not UTF-8 (a file name can hold any) become '?'. */
-static json_t *jstr(const char *s) {
+json_t *data_json_string(const char *s) {
     json_t *j = json_string(s);
     if (j) return j;
     size_t n = strlen(s);
@@ -590,7 +589,7 @@ static int write_manifest(prep *P, base_err *e) {
     json_t *j = json_object(), *in = json_array();
     int ok = j && in;
     for (size_t i = 0; ok && i < o->n_inputs; i++)
-        ok = !json_array_append_new(in, jstr(o->inputs[i]));
+        ok = !json_array_append_new(in, data_json_string(o->inputs[i]));
 #define SET(k, v) ok = ok && !json_object_set_new(j, k, v)
     SET("format", json_string("hearth-prepare"));
     SET("version", json_integer(1));
@@ -598,7 +597,7 @@ static int write_manifest(prep *P, base_err *e) {
     SET("vocab_size", json_integer(P->vocab_size));
     SET("token_bytes", json_integer(P->vocab_size <= 65536 ? 2 : 4));
     SET("eot_id", json_integer(P->eot));
-    SET("field", jstr(o->field));
+    SET("field", data_json_string(o->field));
     SET("val_frac", json_real(o->val_frac));
     SET("seed", json_integer((json_int_t)o->seed));
     SET("shard_tokens", json_integer((json_int_t)P->shard_tokens));

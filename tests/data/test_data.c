@@ -1058,12 +1058,12 @@ static void test_train_on_shards(void **state) {
     o.batch = 4, o.seq = 32, o.steps = 10, o.eval_every = 5, o.eval_batches = 2,
     o.sample_tokens = 20;
     float loss[10], loss2[10];
-    char *sample = NULL;
-    if (train_run(&o, record, loss, &sample, &e)) fail_msg("%s", e.msg);
+    train_result res;
+    if (train_run(&o, record, loss, &res, &e)) fail_msg("%s", e.msg);
     assert_true(loss[9] < loss[0] - 0.5f);
-    assert_non_null(sample);
-    assert_true(strlen(sample) > 0);
-    free(sample);
+    assert_non_null(res.sample);
+    assert_true(strlen(res.sample) > 0);
+    free(res.sample);
     o.out_dir = NULL;
     char run2[512];
     path_of(run2, sizeof run2, "run2");
