@@ -67,7 +67,9 @@ typedef struct data_prepare_opts {
     const char *const *inputs; /* files, directories (recursed, sorted), *.jsonl files */
     size_t n_inputs;
     const char *field;     /* the JSONL field holding the text (NULL: "text") */
-    double val_frac;       /* [0, 1): the expected fraction of documents in val */
+    double val_frac;       /* [0, 1): the expected fraction of documents in val; when the
+                              inputs are one text file (one document), the fraction of its
+                              bytes at its end that go to val (llm.c's and nanoGPT's split) */
     uint64_t shard_tokens; /* tokens per shard (0: DATA_SHARD_TOKENS) */
     uint64_t seed;         /* salts the split: which documents go to val */
     /* optional: progress about every 0.2 s and once at the end; warnings (a malformed JSONL
@@ -87,6 +89,8 @@ typedef struct data_prepare_stats {
     uint64_t empty;        /* empty documents skipped */
     uint64_t bad_lines;    /* malformed JSONL lines skipped */
     uint64_t forced_cuts;  /* places a document with no safe cut was cut anyway */
+    uint64_t position_cut; /* one text file split by position: the bytes of its train part (the
+                              rest is val); 0: documents split by hash */
     uint64_t split_docs[2], split_tokens[2], split_shards[2]; /* [DATA_TRAIN], [DATA_VAL] */
 } data_prepare_stats;
 

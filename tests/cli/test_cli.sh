@@ -257,5 +257,15 @@ if "$H" prepare --vocab "$V" --out "$T/prep" --val-frac 0.2 --seed 3 "$T/docs" "
 else
   bad "prepare happy path failed: $(cat "$T/err")"
 fi
+# one text file is one document: split by position, both splits get shards, train accepts it
+for i in $(seq 2000); do echo "line $i of one long book about the lighthouse keeper and her log"; done > "$T/book.txt"
+if "$H" prepare --vocab "$V" --out "$T/book" --val-frac 0.1 "$T/book.txt" > "$T/out" 2> "$T/err"; then
+  grep -q "split by position" "$T/out" && [ -s "$T/book/train_000000.bin" ] && [ -s "$T/book/val_000000.bin" ] && ok ||
+    bad "prepare of one text file: not split by position: $(cat "$T/out")"
+  "$H" train --data "$T/book" --out "$T/bookrun" --steps 2 --seq 32 --batch 2 --sample 0 > "$T/out" 2>&1 &&
+    grep -q "val loss" "$T/out" && ok || bad "train on one prepared text file: $(tail -3 "$T/out")"
+else
+  bad "prepare of one text file failed: $(cat "$T/err")"
+fi
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
