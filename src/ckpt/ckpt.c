@@ -329,6 +329,19 @@ static int same_setting(json_t *saved, json_t *now) {
     return json_equal(saved, now);
 }
 
+/* A setting as a message shows it (malloc'd): a real as the shortest decimal that reads back as
+ * its float32 ("0.001", not "0.00100000005"). */
+static char *setting_text(json_t *v) {
+    if (!json_is_real(v)) return json_dumps(v, JSON_ENCODE_ANY);
+    float f = (float)json_real_value(v);
+    char b[32];
+    for (int p = 1; p <= 9; p++) {
+        snprintf(b, sizeof b, "%.*g", p, (double)f);
+        if (strtof(b, NULL) == f) break;
+    }
+    return strdup(b);
+}
+
 int ckpt_compare_settings(const char *where, const char *what, json_t *saved, json_t *now,
                           base_err *e) {
     const char *k;
@@ -337,8 +350,7 @@ int ckpt_compare_settings(const char *where, const char *what, json_t *saved, js
     json_object_foreach(now, k, v) {
         json_t *s = json_object_get(saved, k);
         if (s && same_setting(s, v)) continue;
-        size_t f = JSON_ENCODE_ANY | JSON_REAL_PRECISION(9);
-        char *a = s ? json_dumps(s, f) : NULL, *b = json_dumps(v, f);
+        char *a = s ? setting_text(s) : NULL, *b = setting_text(v);
         int rc = base_fail(e, BASE_EINVAL, "%s was made with a different %s: %s is %s there, %s in "
                            "this run", where, what, k, a ? a : "absent", b ? b : "?");
         free(a);
