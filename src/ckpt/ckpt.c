@@ -68,9 +68,8 @@ json_t *ckpt_run_json(const ckpt_trainer *t) {
     return json_pack("{s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:f,s:f,s:I,s:I,s:s}", "batch", t->batch, "seq",
                      t->seq, "accum", t->accum, "steps", t->steps, "warmup", t->warmup, "lr",
                      (double)t->lr, "min_lr", (double)t->min_lr, "weight_decay",
-                     (double)t->weight_decay, "clip", (double)t->clip, "seed",
-                     (json_int_t)t->seed, "data_windows", (json_int_t)t->data_windows, "data",
-                     t->data_identity);
+                     (double)t->weight_decay, "clip", (double)t->clip, "seed", (json_int_t)t->seed,
+                     "data_windows", (json_int_t)t->data_windows, "data", t->data_identity);
 }
 
 static int add_file(json_t *files, const char *name, uint64_t size, uint32_t crc) {
@@ -126,12 +125,11 @@ int ckpt_save(const char *run_dir, const nn_model *m, const optim_adamw *o, cons
     free(ot);
     free(on);
     if (!rc) {
-        json_t *tj = json_pack("{s:s,s:i,s:I,s:o,s:o,s:{s:I,s:I,s:I}}", "format",
-                               TRAINER_FORMAT, "version", CKPT_VERSION, "step",
-                               (json_int_t)t->step, "config", nn_config_json(&m->cfg), "run",
-                               ckpt_run_json(t), "data_pos", "epoch", (json_int_t)t->pos.epoch,
-                               "shard", (json_int_t)t->pos.shard, "window",
-                               (json_int_t)t->pos.window);
+        json_t *tj =
+            json_pack("{s:s,s:i,s:I,s:o,s:o,s:{s:I,s:I,s:I}}", "format", TRAINER_FORMAT, "version",
+                      CKPT_VERSION, "step", (json_int_t)t->step, "config", nn_config_json(&m->cfg),
+                      "run", ckpt_run_json(t), "data_pos", "epoch", (json_int_t)t->pos.epoch,
+                      "shard", (json_int_t)t->pos.shard, "window", (json_int_t)t->pos.window);
         char *s = tj ? json_dumps(tj, CKPT_JSON_FLAGS) : NULL;
         size_t n = s ? strlen(s) : 0;
         if (s) s[n++] = '\n'; /* json_dumps's NUL becomes the closing newline */
@@ -351,8 +349,10 @@ int ckpt_compare_settings(const char *where, const char *what, json_t *saved, js
         json_t *s = json_object_get(saved, k);
         if (s && same_setting(s, v)) continue;
         char *a = s ? setting_text(s) : NULL, *b = setting_text(v);
-        int rc = base_fail(e, BASE_EINVAL, "%s was made with a different %s: %s is %s there, %s in "
-                           "this run", where, what, k, a ? a : "absent", b ? b : "?");
+        int rc = base_fail(e, BASE_EINVAL,
+                           "%s was made with a different %s: %s is %s there, %s in "
+                           "this run",
+                           where, what, k, a ? a : "absent", b ? b : "?");
         free(a);
         free(b);
         return rc;
@@ -395,8 +395,8 @@ int ckpt_load(const char *dir, nn_model *m, optim_adamw *o, ckpt_trainer *t, bas
     }
     if ((rc = ckpt_compare_settings("the checkpoint", "model config", json_object_get(tj, "config"),
                                     cn, e)) ||
-        (rc = ckpt_compare_settings("the checkpoint", "run setting", json_object_get(tj, "run"),
-                                    rn, e)))
+        (rc = ckpt_compare_settings("the checkpoint", "run setting", json_object_get(tj, "run"), rn,
+                                    e)))
         goto done;
     json_t *pos = json_object_get(tj, "data_pos");
     data_pos dp;

@@ -357,8 +357,7 @@ static int encode_range(prep *P, int side, const char *path, int fd, uint64_t be
             continue;
         }
         if (eof) break;
-        if ((rc = read_some(fd, path, P->pend + n, left < READ_BLOCK ? left : READ_BLOCK, &got,
-                            e)))
+        if ((rc = read_some(fd, path, P->pend + n, left < READ_BLOCK ? left : READ_BLOCK, &got, e)))
             return rc;
         n += got;
         left -= got;
@@ -682,8 +681,7 @@ static int write_manifest(prep *P, base_err *e) {
     snprintf(v15, sizeof v15, "%.15g", o->val_frac);
     size_t prec = strtod(v15, NULL) == o->val_frac ? 15 : 17;
     char *text =
-        ok ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(prec))
-           : NULL;
+        ok ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(prec)) : NULL;
     json_decref(j);
     json_decref(in);
     if (!text) return base_fail(e, BASE_ENOMEM, "out of memory writing prepare.json");

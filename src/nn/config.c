@@ -120,8 +120,7 @@ int nn_config_check(const nn_config *c, base_err *e) {
 json_t *nn_config_json(const nn_config *c) {
     return json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f}", "family",
                      c->family == NN_GPT2 ? "gpt2" : "llama", "vocab_size", c->vocab_size,
-                     "max_seq", c->max_seq, "n_layer", c->n_layer, "n_head", c->n_head,
-                     "n_kv_head", c->n_kv_head, "d_model", c->d_model, "d_ff", c->d_ff, "tied",
-                     c->tied, "bias", c->bias, "norm_eps", (double)c->norm_eps, "rope_theta",
-                     (double)c->rope_theta);
+                     "max_seq", c->max_seq, "n_layer", c->n_layer, "n_head", c->n_head, "n_kv_head",
+                     c->n_kv_head, "d_model", c->d_model, "d_ff", c->d_ff, "tied", c->tied, "bias",
+                     c->bias, "norm_eps", (double)c->norm_eps, "rope_theta", (double)c->rope_theta);
 }

@@ -78,8 +78,8 @@ static void put(train_log *g, json_t *j) {
 void train_log_step(train_log *g, const train_progress *p) {
     put(g, json_pack("{s:i,s:f,s:f,s:f,s:f,s:f,s:f}", "step", p->step, "loss", (double)p->loss,
                      "lr", (double)p->lr, "grad_norm", (double)p->grad_norm, "ms",
-                     (double)(float)p->ms, "tokens_per_s", (double)(float)p->tok_per_s,
-                     "peak_frac", (double)(float)p->peak_frac));
+                     (double)(float)p->ms, "tokens_per_s", (double)(float)p->tok_per_s, "peak_frac",
+                     (double)(float)p->peak_frac));
     add_point(g, 0, p->step, p->loss);
 }
 
@@ -95,8 +95,8 @@ void train_log_ckpt(train_log *g, const ckpt_write_result *r, int final) {
     if (r->rc != BASE_OK)
         j = json_pack("{s:I,s:s,s:b}", "step", (json_int_t)r->step, "ckpt", name, "failed", 1);
     else if (final)
-        j = json_pack("{s:I,s:s,s:f,s:b}", "step", (json_int_t)r->step, "ckpt", name,
-                      "write_ms", (double)(float)r->write_ms, "final", 1);
+        j = json_pack("{s:I,s:s,s:f,s:b}", "step", (json_int_t)r->step, "ckpt", name, "write_ms",
+                      (double)(float)r->write_ms, "final", 1);
     else
         j = json_pack("{s:I,s:s,s:f,s:f,s:f,s:I}", "step", (json_int_t)r->step, "ckpt", name,
                       "snapshot_ms", (double)(float)r->snapshot_ms, "wait_ms",

@@ -254,8 +254,7 @@ static int build(run *R, base_err *e) {
                            .weight_decay = o->weight_decay,
                            .clip = o->clip,
                            .seed = o->seed};
-    snprintf(R->ck.data_identity, sizeof R->ck.data_identity, "%s",
-             data_loader_identity(R->train));
+    snprintf(R->ck.data_identity, sizeof R->ck.data_identity, "%s", data_loader_identity(R->train));
     R->ck.data_windows = data_loader_windows(R->train);
     return BASE_OK;
 }
@@ -491,7 +490,8 @@ done:
         free(out.sample);
         out.sample = NULL;
     }
-    if (res) *res = out;
+    if (res)
+        *res = out;
     else
         free(out.sample);
     return rc;

@@ -272,7 +272,7 @@ static void test_json_files(void **state) {
     opts(&o, data, run);
     o.steps = 3;
     o.sample_tokens = 0;
-    o.lr = 1.2345678e-3f;   /* 8 digits: %g's 6 would not round-trip */
+    o.lr = 1.2345678e-3f; /* 8 digits: %g's 6 would not round-trip */
     o.cfg.norm_eps = 3.3333333e-6f;
     seen s = {0};
     base_err e = {0};
@@ -343,7 +343,8 @@ static void test_final_ckpt_failure(void **state) {
     assert_int_not_equal(access(p, F_OK), 0);
     size_t len;
     char *m = slurp(run, "metrics.jsonl", &len);
-    assert_non_null(strstr(m, "{\"step\":3,\"ckpt\":\"step_00000003\",\"failed\":true,\"final\":true}"));
+    assert_non_null(
+        strstr(m, "{\"step\":3,\"ckpt\":\"step_00000003\",\"failed\":true,\"final\":true}"));
     free(m);
 }
 
@@ -428,9 +429,12 @@ static void test_bad_input(void **state) {
 
 int test_train(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_run),        cmocka_unit_test(test_rerun),
-        cmocka_unit_test(test_lock),       cmocka_unit_test(test_json_files),
-        cmocka_unit_test(test_final_ckpt_failure), cmocka_unit_test(test_binary_data),
+        cmocka_unit_test(test_run),
+        cmocka_unit_test(test_rerun),
+        cmocka_unit_test(test_lock),
+        cmocka_unit_test(test_json_files),
+        cmocka_unit_test(test_final_ckpt_failure),
+        cmocka_unit_test(test_binary_data),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests_name("train", tests, NULL, NULL);
