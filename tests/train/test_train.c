@@ -315,6 +315,36 @@ static void test_json_files(void **state) {
     free(text);
 }
 
+/* Settings read back compare by value at float32 precision: a file from before jansson spelled
+ * norm_eps "1e-05" and rope_theta as the integer 10000; a real difference is named with the
+ * shortest decimals of both floats. */
+static void test_compare_settings(void **state) {
+    (void)state;
+    nn_config c;
+    base_err e = {0};
+    assert_int_equal(nn_config_preset(&c, "tiny", &e), 0);
+    json_t *now = nn_config_json(&c);
+    assert_non_null(now);
+    char *text = json_dumps(now, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    json_t *back = json_loads(text, 0, NULL);
+    assert_int_equal(ckpt_compare_settings("x", "model config", back, now, &e), 0);
+    json_decref(back);
+    free(text);
+    json_t *old =
+        json_loads("{\"family\":\"gpt2\",\"vocab_size\":256,\"max_seq\":128,\"n_layer\":4,"
+                   "\"n_head\":4,\"n_kv_head\":4,\"d_model\":64,\"d_ff\":256,\"tied\":1,"
+                   "\"bias\":1,\"norm_eps\":1e-05,\"rope_theta\":10000}",
+                   0, NULL);
+    assert_non_null(old);
+    assert_int_equal(ckpt_compare_settings("x", "model config", old, now, &e), 0);
+    json_object_set_new(old, "norm_eps", json_real(2e-5));
+    assert_int_equal(ckpt_compare_settings("the run", "model config", old, now, &e), BASE_EINVAL);
+    assert_string_equal(e.msg, "the run was made with a different model config: norm_eps is 2e-05 "
+                               "there, 1e-05 in this run");
+    json_decref(old);
+    json_decref(now);
+}
+
 /* The final checkpoint cannot be written: the run fails with that reason, once (no note
  * besides), and says nothing of a run written. */
 static void test_final_ckpt_failure(void **state) {
@@ -433,6 +463,7 @@ int test_train(void) {
         cmocka_unit_test(test_rerun),
         cmocka_unit_test(test_lock),
         cmocka_unit_test(test_json_files),
+        cmocka_unit_test(test_compare_settings),
         cmocka_unit_test(test_final_ckpt_failure),
         cmocka_unit_test(test_binary_data),
         cmocka_unit_test(test_bad_input),
