@@ -38,12 +38,12 @@ rm -rf "$shards"
 "$HEARTH" prepare --vocab "$vocab" --out "$shards" --val-frac 0.05 "$docs"
 echo "== hearth train: the small preset on the shards for $STEPS steps, a checkpoint every 100"
 rm -rf "$RUN"
-train() {
-  "$HEARTH" train --data "$shards" --out "$RUN" --preset small --steps "$STEPS" --batch 8 \
-    --seq 128 --lr 2e-3 --eval-every 50 --ckpt-every 100 --sample 120
-}
-# A crash: the run is killed with SIGKILL a little after its first checkpoint is written...
-train &
+TRAIN=(train --data "$shards" --out "$RUN" --preset small --steps "$STEPS" --batch 8 --seq 128
+  --lr 2e-3 --eval-every 50 --ckpt-every 100 --sample 120)
+# A crash: the trainer is killed with SIGKILL a little after its first checkpoint is written.
+# It runs as a direct child, so $! is the trainer itself (a shell function in the background
+# would be a subshell: killing it would leave the trainer running).
+"$HEARTH" "${TRAIN[@]}" &
 pid=$!
 while kill -0 "$pid" 2> /dev/null && [ ! -f "$RUN/latest" ]; do sleep 0.5; done
 sleep 4
@@ -51,8 +51,9 @@ kill -9 "$pid" 2> /dev/null || true
 wait "$pid" 2> /dev/null || true
 echo
 echo "== killed (SIGKILL) after checkpoint $(cat "$RUN/latest" 2> /dev/null); the same command resumes from it"
-# ...and the same command picks the run up from its newest good checkpoint.
-train
+# ...and the same command picks the run up from its newest good checkpoint (the run directory's
+# lock died with the killed trainer; a trainer still running would make this one refuse).
+"$HEARTH" "${TRAIN[@]}"
 ls -d "$RUN"/step_* | sed 's/^/   checkpoint: /'
 echo "== loss curve: $RUN/loss.svg   metrics: $RUN/metrics.jsonl"
 echo "== hearth serve: the trained model behind the OpenAI API; one streamed chat answer"

@@ -18,6 +18,8 @@
 #define MANIFEST_FORMAT "hearth-checkpoint"
 #define TRAINER_FORMAT "hearth-trainer"
 #define PATH_MAX_LEN 4096
+/* trainer.json: one line; its reals are float32 values, which 9 significant digits round-trip */
+#define CKPT_JSON_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9))
 
 /* The files of a checkpoint, manifest.json aside, in writing order. */
 static const char *const ckpt_files[] = {"model.safetensors", "optimizer.safetensors",
@@ -62,22 +64,12 @@ static int remove_dir(const char *path, base_err *e) {
     return rc;
 }
 
-/* The settings a resumed run must share, as one JSON object: saved in trainer.json and
- * compared field by field on load (floats with 9 significant digits round-trip exactly). */
-static void run_json(const ckpt_trainer *t, base_buf *b) {
-    base_buf_printf(b,
-                    "{\"batch\":%d,\"seq\":%d,\"accum\":%d,\"steps\":%d,\"warmup\":%d,"
-                    "\"lr\":%.9g,\"min_lr\":%.9g,\"weight_decay\":%.9g,\"clip\":%.9g,"
-                    "\"seed\":%" PRIu64 ",\"data_windows\":%" PRIu64 ",\"data\":",
-                    t->batch, t->seq, t->accum, t->steps, t->warmup, (double)t->lr,
-                    (double)t->min_lr, (double)t->weight_decay, (double)t->clip, t->seed,
-                    t->data_windows);
-    json_t *s = json_string(t->data_identity);
-    char *q = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
-    base_buf_printf(b, "%s}", q ? q : "\"\"");
-    if (!q) b->failed = 1;
-    free(q);
-    json_decref(s);
+json_t *ckpt_run_json(const ckpt_trainer *t) {
+    return json_pack("{s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:f,s:f,s:I,s:I,s:s}", "batch", t->batch, "seq",
+                     t->seq, "accum", t->accum, "steps", t->steps, "warmup", t->warmup, "lr",
+                     (double)t->lr, "min_lr", (double)t->min_lr, "weight_decay",
+                     (double)t->weight_decay, "clip", (double)t->clip, "seed", (json_int_t)t->seed,
+                     "data_windows", (json_int_t)t->data_windows, "data", t->data_identity);
 }
 
 static int add_file(json_t *files, const char *name, uint64_t size, uint32_t crc) {
@@ -133,22 +125,20 @@ int ckpt_save(const char *run_dir, const nn_model *m, const optim_adamw *o, cons
     free(ot);
     free(on);
     if (!rc) {
-        base_buf b = {0};
-        base_buf_printf(&b, "{\"format\":\"%s\",\"version\":%d,\"step\":%ld,\"config\":",
-                        TRAINER_FORMAT, CKPT_VERSION, t->step);
-        nn_config_json(&m->cfg, &b);
-        base_buf_printf(&b, ",\"run\":");
-        run_json(t, &b);
-        base_buf_printf(&b,
-                        ",\"data_pos\":{\"epoch\":%" PRIu64 ",\"shard\":%" PRIu64
-                        ",\"window\":%" PRIu64 "}}\n",
-                        t->pos.epoch, t->pos.shard, t->pos.window);
-        rc = b.failed ? base_fail(e, BASE_ENOMEM, "out of memory")
-                      : path_join(p, tmp, ckpt_files[2], e);
-        if (!rc) rc = base_write_atomic(p, b.data, b.len, e);
-        size[2] = b.len;
-        crc[2] = b.failed ? 0 : ckpt_crc32c(0, b.data, b.len);
-        base_buf_free(&b);
+        json_t *tj =
+            json_pack("{s:s,s:i,s:I,s:o,s:o,s:{s:I,s:I,s:I}}", "format", TRAINER_FORMAT, "version",
+                      CKPT_VERSION, "step", (json_int_t)t->step, "config", nn_config_json(&m->cfg),
+                      "run", ckpt_run_json(t), "data_pos", "epoch", (json_int_t)t->pos.epoch,
+                      "shard", (json_int_t)t->pos.shard, "window", (json_int_t)t->pos.window);
+        char *s = tj ? json_dumps(tj, CKPT_JSON_FLAGS) : NULL;
+        size_t n = s ? strlen(s) : 0;
+        if (s) s[n++] = '\n'; /* json_dumps's NUL becomes the closing newline */
+        rc = s ? path_join(p, tmp, ckpt_files[2], e) : base_fail(e, BASE_ENOMEM, "out of memory");
+        if (!rc) rc = base_write_atomic(p, s, n, e);
+        size[2] = n;
+        crc[2] = s ? ckpt_crc32c(0, s, n) : 0;
+        free(s);
+        json_decref(tj);
     }
     for (int i = 0; !rc && i < N_FILES; i++)
         if (add_file(files, ckpt_files[i], size[i], crc[i]))
@@ -324,30 +314,45 @@ int ckpt_find_latest_good(const char *run_dir, char **dir, ckpt_warn_fn warn, vo
     return rc;
 }
 
-/* Compares the saved object `saved` with `now` key by key; names the first difference. */
-static int compare_obj(const char *what, json_t *saved, json_t *now, base_err *e) {
+/* Numbers compare by value, a real at float32 precision: every real setting is a float32, and
+ * a file may spell one in fewer digits ("1e-05") or as an integer ("10000"). */
+static int same_setting(json_t *saved, json_t *now) {
+    if (json_is_number(saved) && json_is_number(now) && (json_is_real(saved) || json_is_real(now)))
+        return (float)json_number_value(saved) == (float)json_number_value(now);
+    return json_equal(saved, now);
+}
+
+/* A setting as a message shows it (malloc'd): a real as the shortest decimal that reads back as
+ * its float32 ("0.001", not "0.00100000005"). */
+static char *setting_text(json_t *v) {
+    if (!json_is_real(v)) return json_dumps(v, JSON_ENCODE_ANY);
+    float f = (float)json_real_value(v);
+    char b[32];
+    for (int p = 1; p <= 9; p++) {
+        snprintf(b, sizeof b, "%.*g", p, (double)f);
+        if (strtof(b, NULL) == f) break;
+    }
+    return strdup(b);
+}
+
+int ckpt_compare_settings(const char *where, const char *what, json_t *saved, json_t *now,
+                          base_err *e) {
     const char *k;
     json_t *v;
-    if (!json_is_object(saved)) return base_fail(e, BASE_EFORMAT, "trainer.json: no %s", what);
+    if (!json_is_object(saved)) return base_fail(e, BASE_EFORMAT, "%s: no %s", where, what);
     json_object_foreach(now, k, v) {
         json_t *s = json_object_get(saved, k);
-        if (s && json_equal(s, v)) continue;
-        char *a = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL, *b = json_dumps(v, JSON_ENCODE_ANY);
+        if (s && same_setting(s, v)) continue;
+        char *a = s ? setting_text(s) : NULL, *b = setting_text(v);
         int rc = base_fail(e, BASE_EINVAL,
-                           "the checkpoint was made with a different %s: %s is %s there, %s in "
+                           "%s was made with a different %s: %s is %s there, %s in "
                            "this run",
-                           what, k, a ? a : "absent", b ? b : "?");
+                           where, what, k, a ? a : "absent", b ? b : "?");
         free(a);
         free(b);
         return rc;
     }
     return BASE_OK;
-}
-
-static json_t *buf_json(base_buf *b) {
-    json_t *j = b->failed ? NULL : json_loadb(b->data, b->len, 0, NULL);
-    base_buf_free(b);
-    return j;
 }
 
 static int get_u64(json_t *o, const char *k, uint64_t *out) {
@@ -377,18 +382,16 @@ int ckpt_load(const char *dir, nn_model *m, optim_adamw *o, ckpt_trainer *t, bas
                        (long long)json_integer_value(ver), CKPT_VERSION);
         goto done;
     }
-    base_buf b = {0};
-    nn_config_json(&m->cfg, &b);
-    cn = buf_json(&b);
-    b = (base_buf){0};
-    run_json(t, &b);
-    rn = buf_json(&b);
+    cn = nn_config_json(&m->cfg);
+    rn = ckpt_run_json(t);
     if (!cn || !rn) {
         rc = base_fail(e, BASE_ENOMEM, "out of memory");
         goto done;
     }
-    if ((rc = compare_obj("model config", json_object_get(tj, "config"), cn, e)) ||
-        (rc = compare_obj("run setting", json_object_get(tj, "run"), rn, e)))
+    if ((rc = ckpt_compare_settings("the checkpoint", "model config", json_object_get(tj, "config"),
+                                    cn, e)) ||
+        (rc = ckpt_compare_settings("the checkpoint", "run setting", json_object_get(tj, "run"), rn,
+                                    e)))
         goto done;
     json_t *pos = json_object_get(tj, "data_pos");
     data_pos dp;

@@ -65,6 +65,20 @@ int ckpt_tokenizer_beside(const char *model_path, char *out, size_t cap);
  * values; so is another format version. On success t->step and t->pos are the saved ones. */
 int ckpt_load(const char *dir, nn_model *m, optim_adamw *o, ckpt_trainer *t, base_err *e);
 
+/* The settings a resumed run must share (trainer.json's "run": batch, seq, accum, steps, warmup,
+ * lr, min_lr, weight_decay, clip, seed, data_windows, data) as a new JSON object (caller
+ * json_decref's it; NULL when out of memory). The floats are reals holding float32 values. */
+struct json_t;
+struct json_t *ckpt_run_json(const ckpt_trainer *t);
+
+/* Compares saved settings (an object read from a file) with this run's (now), key by key over
+ * now's keys: numbers by value, a real at float32 precision (every real setting is a float32).
+ * The first difference, or a key saved lacks, is BASE_EINVAL "WHERE was made with a different
+ * WHAT: KEY is A there, B in this run". ckpt_load uses it; so does `hearth train` for a run
+ * directory's config.json. */
+int ckpt_compare_settings(const char *where, const char *what, struct json_t *saved,
+                          struct json_t *now, base_err *e);
+
 /* Deletes step_NNNNNNNN directories of run_dir older than its newest keep_last good (verifying)
  * ones, except steps that are multiples of keep_every (kept forever; 0: none) and the one
  * `latest` names. keep_last 0: deletes nothing. Temporaries and damaged newer ones are left.

@@ -271,10 +271,11 @@ static int inspect_gguf(const char *path) {
     if (ckpt_gguf_config(g, &c, &e)) {
         printf("model: hearth cannot run it: %s\n", e.msg);
     } else {
-        base_buf b = {0};
-        nn_config_json(&c, &b);
-        printf("model: %s\n", b.data ? b.data : "?");
-        base_buf_free(&b);
+        json_t *j = nn_config_json(&c);
+        char *t = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) : NULL;
+        printf("model: %s\n", t ? t : "?");
+        free(t);
+        json_decref(j);
     }
     printf("verify: OK (header, metadata and tensor table within the file)\n");
     gguf_close(g);

@@ -141,6 +141,10 @@ int cli_prepare(int argc, char **argv) {
                s ? "val:" : "train:", (unsigned long long)st.split_docs[s],
                (unsigned long long)st.split_tokens[s], (unsigned long long)st.split_shards[s],
                st.split_shards[s] == 1 ? "" : "s");
+    if (st.position_cut)
+        printf("  one text, split by position: its first %llu bytes train, the last %llu val\n",
+               (unsigned long long)st.position_cut,
+               (unsigned long long)(st.bytes - st.position_cut));
     printf("  vocabulary %s (%s ids)\n", tok_identity(vocab),
            tok_vocab_size(vocab) <= 65536 ? "uint16" : "uint32");
     if (st.forced_cuts)

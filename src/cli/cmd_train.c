@@ -84,7 +84,9 @@ int cli_train(int argc, char **argv) {
         CLI_OPT_STR("data", 0, &o.data, "PATH",
                     "a `hearth prepare` directory (train and val shards), or a\n"
                     "text file read as bytes (the last 10% is held out)"),
-        CLI_OPT_STR("out", 0, &o.out_dir, "DIR", "run directory: metrics.jsonl, loss.svg, config.json"),
+        CLI_OPT_STR("out", 0, &o.out_dir, "DIR",
+                    "run directory: metrics.jsonl, loss.svg, config.json and\n"
+                    "a final checkpoint; one trainer at a time (DIR/lock)"),
         CLI_OPT_STR("preset", 0, &preset, "NAME",
                     "tiny, small, gpt2-124m, llama-tiny, llama-small, llama-124m\n"
                     "(default tiny)"),
@@ -115,7 +117,8 @@ int cli_train(int argc, char **argv) {
                     "tokens to generate at the end (default 200, 0 = none)"),
         CLI_OPT_INT("ckpt-every", 0, &o.ckpt_every, 0, 1L << 30, "N",
                     "write a checkpoint DIR/step_NNNNNNNN every N steps\n"
-                    "(default 0 = never). Written in the background: the state\n"
+                    "(default 0: only the final one, which every run writes).\n"
+                    "Written in the background: the state\n"
                     "is copied while the next step computes, then written; one\n"
                     "due while the last is still being written waits for it (none\n"
                     "is skipped). Costs (snapshot_ms, wait_ms, write_ms, bytes) go\n"
@@ -198,15 +201,22 @@ int cli_train(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     o.stop = &stop_signal;
-    char *sample = NULL;
-    int rc = train_run(&o, report, &r, &sample, &e);
-    if (r.tty) printf("\n");
+    train_result res;
+    int rc = train_run(&o, report, &r, &res, &e);
+    char *sample = res.sample;
+    if (r.tty && !res.complete) printf("\n");
     if (rc) {
         fprintf(stderr, "hearth train: %s\n", e.msg);
-        free(sample);
         return 1;
     }
-    if (stop_signal) {
+    if (res.complete) {
+        printf("the run in %s is already complete (step %ld of %d, checkpoint step_%08ld); "
+               "nothing was written. `hearth generate --model %s` uses it; a new run needs "
+               "another --out\n",
+               o.out_dir, res.step, o.steps, res.step, o.out_dir);
+        return 0;
+    }
+    if (res.stopped) {
         int sig = stop_signal;
         fprintf(stderr,
                 "hearth train: stopped by %s; the run in %s has a final checkpoint, rerun the "
@@ -215,7 +225,9 @@ int cli_train(int argc, char **argv) {
         free(sample);
         return 128 + sig;
     }
-    printf("run written to %s (metrics.jsonl, loss.svg, config.json)\n", o.out_dir);
+    printf("run written to %s (metrics.jsonl, loss.svg, config.json, final checkpoint "
+           "step_%08ld)\n",
+           o.out_dir, res.step);
     if (sample) {
         /* control bytes and bytes that are not UTF-8 (a byte model may emit half a
          * character) are shown as '?' */

@@ -67,7 +67,9 @@ typedef struct data_prepare_opts {
     const char *const *inputs; /* files, directories (recursed, sorted), *.jsonl files */
     size_t n_inputs;
     const char *field;     /* the JSONL field holding the text (NULL: "text") */
-    double val_frac;       /* [0, 1): the expected fraction of documents in val */
+    double val_frac;       /* [0, 1): the expected fraction of documents in val; when the
+                              inputs are one text file (one document), the fraction of its
+                              bytes at its end that go to val (llm.c's and nanoGPT's split) */
     uint64_t shard_tokens; /* tokens per shard (0: DATA_SHARD_TOKENS) */
     uint64_t seed;         /* salts the split: which documents go to val */
     /* optional: progress about every 0.2 s and once at the end; warnings (a malformed JSONL
@@ -87,6 +89,8 @@ typedef struct data_prepare_stats {
     uint64_t empty;        /* empty documents skipped */
     uint64_t bad_lines;    /* malformed JSONL lines skipped */
     uint64_t forced_cuts;  /* places a document with no safe cut was cut anyway */
+    uint64_t position_cut; /* one text file split by position: the bytes of its train part (the
+                              rest is val); 0: documents split by hash */
     uint64_t split_docs[2], split_tokens[2], split_shards[2]; /* [DATA_TRAIN], [DATA_VAL] */
 } data_prepare_stats;
 
@@ -96,6 +100,12 @@ typedef struct data_prepare_stats {
  * the dedup set, 21..43 bytes per distinct document (up to 64 while it grows); it does not
  * grow with the size of a document or of the input. */
 int data_prepare(const data_prepare_opts *o, data_prepare_stats *st, base_err *e);
+
+/* A path as written in the JSON files hearth makes (prepare.json's inputs, a run's
+ * config.json): a new JSON string (jansson; caller json_decref's it; NULL when out of memory),
+ * bytes that are not UTF-8 (a file name can hold any) shown as '?'. */
+struct json_t;
+struct json_t *data_json_string(const char *s);
 
 /* ---- the loader */
 
@@ -137,6 +147,13 @@ int32_t data_loader_eot_id(const data_loader *l); /* -1 for bytes */
 const char *data_loader_identity(const data_loader *l);
 uint64_t data_loader_windows(const data_loader *l); /* windows per epoch */
 size_t data_loader_shards(const data_loader *l);
+
+/* Whether the file at path (training data read as bytes) looks like something other than text:
+ * a NUL byte, or more than 1% of bytes that are neither UTF-8 nor ordinary whitespace, in its
+ * first DATA_SNIFF_BYTES. Returns 1 and a short reason in why (cap bytes), else 0 (also when
+ * the file cannot be read: opening it reports that). */
+#define DATA_SNIFF_BYTES 65536
+int data_file_looks_binary(const char *path, char *why, size_t cap);
 
 /* The vocabulary size of the data at path (as data_loader_open reads it), without opening
  * the shards: 256 for a file, prepare.json's for a directory. */

@@ -192,6 +192,31 @@ fail:
     return rc;
 }
 
+int data_file_looks_binary(const char *path, char *why, size_t cap) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    unsigned char *b = malloc(DATA_SNIFF_BYTES);
+    ssize_t n = b ? read(fd, b, DATA_SNIFF_BYTES) : -1;
+    close(fd);
+    size_t nul = 0, odd = 0, len = n > 0 ? (size_t)n : 0;
+    for (size_t i = 0; i < len;) {
+        size_t k = base_utf8_len(b + i, len - i);
+        if (k == 0 && len - i < 4 && len == DATA_SNIFF_BYTES) break; /* a character cut short */
+        if (b[i] == 0)
+            nul++;
+        else if (k == 0 || (b[i] < 0x20 && !strchr("\t\n\r\f\v\033", b[i])) || b[i] == 0x7f)
+            odd++;
+        i += k ? k : 1;
+    }
+    free(b);
+    if (nul)
+        snprintf(why, cap, "%zu NUL bytes in its first %zu", nul, len);
+    else if (odd * 100 > len)
+        snprintf(why, cap, "%zu of its first %zu bytes are neither UTF-8 text nor whitespace", odd,
+                 len);
+    return nul || odd * 100 > len;
+}
+
 /* A text file as bytes: the last DATA_BYTES_VAL_FRAC is val. */
 static int open_bytes(data_loader **out, const char *path, int split, int B, int T, uint64_t seed,
                       base_err *e) {

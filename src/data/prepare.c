@@ -2,8 +2,9 @@
  * Streaming: a text file is read in blocks and encoded in chunks cut where tok_stream_cut says
  * the ids are those of a whole encoding; a JSONL line is one document. Each distinct document
  * (by a 128-bit hash of its bytes) goes, after the end-of-text token, to the train or the val
- * split by a function of that hash, so its side does not depend on input order. Memory: the
- * buffers here (a few MB), the largest JSONL line, and the dedup set. */
+ * split by a function of that hash, so its side does not depend on input order. When the inputs
+ * are one text file, that one document is split by position instead: its end goes to val.
+ * Memory: the buffers here (a few MB), the largest JSONL line, and the dedup set. */
 #define _GNU_SOURCE /* memrchr */
 #include "data.h"
 
@@ -168,6 +169,7 @@ typedef struct prep {
     uint8_t *block;
     data_prepare_progress pr;
     double t0, last_report;
+    int by_position; /* the inputs are one text file: split it by position */
 } prep;
 
 static const char *split_name(int side) {
@@ -331,8 +333,67 @@ static int read_some(int fd, const char *path, void *buf, size_t n, size_t *got,
     }
 }
 
+/* Encodes bytes [begin, end) of the file fd as one text into the split side, read in blocks
+ * and cut where encode_step says. */
+static int encode_range(prep *P, int side, const char *path, int fd, uint64_t begin, uint64_t end,
+                        base_err *e) {
+    if (lseek(fd, (off_t)begin, SEEK_SET) != (off_t)begin)
+        return base_fail(e, BASE_EIO, "cannot rewind %s: %s", path, strerror(errno));
+    size_t n = 0; /* bytes in P->pend */
+    uint64_t left = end - begin;
+    int eof = left == 0, first = 1, rc;
+    for (;;) {
+        size_t used, got;
+        if ((rc = encode_step(P, side, P->pend, n, eof, &first, &used, e))) return rc;
+        if (used) {
+            P->pr.bytes_done += used;
+            memmove(P->pend, P->pend + used, n - used);
+            n -= used;
+            continue;
+        }
+        if (eof) break;
+        if ((rc = read_some(fd, path, P->pend + n, left < READ_BLOCK ? left : READ_BLOCK, &got, e)))
+            return rc;
+        n += got;
+        left -= got;
+        eof = got == 0 || left == 0;
+    }
+    return BASE_OK;
+}
+
+/* Where a text of size bytes splits by position: the last val_frac of it (at least one byte)
+ * goes to val, from the start of the line that holds the cut point when that line begins in the
+ * 4 KiB before it, else from the start of the UTF-8 character there. *cut: bytes of the train
+ * part, in [1, size). */
+static int position_cut(prep *P, const char *path, int fd, uint64_t size, uint64_t *cut,
+                        base_err *e) {
+    uint64_t val = (uint64_t)((double)size * P->o->val_frac + 0.999999);
+    uint64_t c = size - (val < 1 ? 1 : val > size - 1 ? size - 1 : val);
+    uint64_t lo = c > 4096 ? c - 4096 : 0;
+    unsigned char buf[4097];
+    size_t got = 0;
+    if (lseek(fd, (off_t)lo, SEEK_SET) != (off_t)lo)
+        return base_fail(e, BASE_EIO, "cannot seek in %s: %s", path, strerror(errno));
+    for (size_t want = (size_t)(c - lo) + 1; got < want;) { /* the cut point's byte too */
+        size_t k;
+        int rc = read_some(fd, path, buf + got, want - got, &k, e);
+        if (rc) return rc;
+        if (k == 0) return base_fail(e, BASE_EIO, "%s changed while it was read", path);
+        got += k;
+    }
+    size_t at = got - 1; /* buf[at] is the byte at c */
+    const unsigned char *nl = at > 0 ? memrchr(buf, '\n', at) : NULL;
+    if (nl)
+        c = lo + (uint64_t)(nl - buf) + 1;
+    else
+        for (int k = 0; k < 3 && c > 1 && (buf[at] & 0xC0) == 0x80; k++) at--, c--;
+    *cut = c;
+    return BASE_OK;
+}
+
 /* A text file, one document: read once to hash it (its split must be known before its first
- * token is written), then again to encode it in chunks. */
+ * token is written), then again to encode it. By position (the only input): the train part,
+ * then the val part, each after an end-of-text token. */
 static int put_text_file(prep *P, const char *path, int fd, base_err *e) {
     hash128 h;
     h128_init(&h);
@@ -345,31 +406,28 @@ static int put_text_file(prep *P, const char *path, int fd, base_err *e) {
         size += got;
     } while (got > 0);
     P->st->bytes += size;
+    if (P->by_position && size >= 2) {
+        uint64_t cut = 0;
+        if ((rc = position_cut(P, path, fd, size, &cut, e))) return rc;
+        P->st->position_cut = cut;
+        P->st->docs++;
+        P->pr.docs++;
+        for (int side = 0; side < 2; side++) {
+            P->st->split_docs[side]++;
+            if ((rc = put_ids(P, side, &P->eot, 1, e)) ||
+                (rc = encode_range(P, side, path, fd, side == DATA_TRAIN ? 0 : cut,
+                                   side == DATA_TRAIN ? cut : size, e)))
+                return rc;
+        }
+        return BASE_OK;
+    }
     int side;
     if ((rc = admit(P, h.h, size, &side, e))) return rc;
     if (side < 0) {
         P->pr.bytes_done += size;
         return BASE_OK;
     }
-    if (lseek(fd, 0, SEEK_SET) != 0)
-        return base_fail(e, BASE_EIO, "cannot rewind %s: %s", path, strerror(errno));
-    size_t n = 0; /* bytes in P->pend */
-    int eof = 0, first = 1;
-    for (;;) {
-        size_t used;
-        if ((rc = encode_step(P, side, P->pend, n, eof, &first, &used, e))) return rc;
-        if (used) {
-            P->pr.bytes_done += used;
-            memmove(P->pend, P->pend + used, n - used);
-            n -= used;
-            continue;
-        }
-        if (eof) break;
-        if ((rc = read_some(fd, path, P->pend + n, READ_BLOCK, &got, e))) return rc;
-        n += got;
-        eof = got == 0;
-    }
-    return BASE_OK;
+    return encode_range(P, side, path, fd, 0, size, e);
 }
 
 /* ---- JSONL */
@@ -552,8 +610,7 @@ static int put_jsonl_file(prep *P, const char *path, int fd, base_err *e) {
 
 /* ---- prepare.json */
 
-/* A JSON string of s; bytes that are not UTF-8 (a file name can hold any) become '?'. */
-static json_t *jstr(const char *s) {
+json_t *data_json_string(const char *s) {
     json_t *j = json_string(s);
     if (j) return j;
     size_t n = strlen(s);
@@ -578,7 +635,7 @@ static int write_manifest(prep *P, base_err *e) {
     json_t *j = json_object(), *in = json_array();
     int ok = j && in;
     for (size_t i = 0; ok && i < o->n_inputs; i++)
-        ok = !json_array_append_new(in, jstr(o->inputs[i]));
+        ok = !json_array_append_new(in, data_json_string(o->inputs[i]));
 #define SET(k, v) ok = ok && !json_object_set_new(j, k, v)
     SET("format", json_string("hearth-prepare"));
     SET("version", json_integer(1));
@@ -586,7 +643,7 @@ static int write_manifest(prep *P, base_err *e) {
     SET("vocab_size", json_integer(P->vocab_size));
     SET("token_bytes", json_integer(P->vocab_size <= 65536 ? 2 : 4));
     SET("eot_id", json_integer(P->eot));
-    SET("field", jstr(o->field));
+    SET("field", data_json_string(o->field));
     SET("val_frac", json_real(o->val_frac));
     SET("seed", json_integer((json_int_t)o->seed));
     SET("shard_tokens", json_integer((json_int_t)P->shard_tokens));
@@ -597,6 +654,8 @@ static int write_manifest(prep *P, base_err *e) {
     SET("empty", json_integer((json_int_t)s->empty));
     SET("bad_lines", json_integer((json_int_t)s->bad_lines));
     SET("forced_cuts", json_integer((json_int_t)s->forced_cuts));
+    SET("split", json_string(s->position_cut ? "position" : "hash"));
+    if (s->position_cut) SET("position_cut", json_integer((json_int_t)s->position_cut));
     for (int side = 0; side < 2; side++)
         SET(split_name(side), json_pack("{s:I,s:I,s:I}", "docs", (json_int_t)s->split_docs[side],
                                         "tokens", (json_int_t)s->split_tokens[side], "shards",
@@ -604,8 +663,13 @@ static int write_manifest(prep *P, base_err *e) {
     SET("inputs", in);
     in = NULL;
 #undef SET
+    /* val_frac, the one real: 15 significant digits when they read back as the same double
+     * (0.1 stays "0.1"), else 17, which always do */
+    char v15[32];
+    snprintf(v15, sizeof v15, "%.15g", o->val_frac);
+    size_t prec = strtod(v15, NULL) == o->val_frac ? 15 : 17;
     char *text =
-        ok ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12)) : NULL;
+        ok ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(prec)) : NULL;
     json_decref(j);
     json_decref(in);
     if (!text) return base_fail(e, BASE_ENOMEM, "out of memory writing prepare.json");
@@ -684,6 +748,7 @@ int data_prepare(const data_prepare_opts *o, data_prepare_stats *st, base_err *e
     }
 
     prep P = {.o = o, .st = st, .v = o->vocab, .eot = eot};
+    P.by_position = files.n == 1 && !ends_with(files.path[0], ".jsonl") && o->val_frac > 0;
     P.vocab_size = (uint32_t)tok_vocab_size(o->vocab);
     P.identity = tok_identity(o->vocab);
     P.shard_tokens = o->shard_tokens;

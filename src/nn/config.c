@@ -2,6 +2,7 @@
 #include "nn.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,12 +117,10 @@ int nn_config_check(const nn_config *c, base_err *e) {
     return BASE_OK;
 }
 
-void nn_config_json(const nn_config *c, base_buf *b) {
-    base_buf_printf(b,
-                    "{\"family\":\"%s\",\"vocab_size\":%d,\"max_seq\":%d,\"n_layer\":%d,"
-                    "\"n_head\":%d,\"n_kv_head\":%d,\"d_model\":%d,\"d_ff\":%d,\"tied\":%d,"
-                    "\"bias\":%d,\"norm_eps\":%g,\"rope_theta\":%g}",
-                    c->family == NN_GPT2 ? "gpt2" : "llama", c->vocab_size, c->max_seq, c->n_layer,
-                    c->n_head, c->n_kv_head, c->d_model, c->d_ff, c->tied, c->bias,
-                    (double)c->norm_eps, (double)c->rope_theta);
+json_t *nn_config_json(const nn_config *c) {
+    return json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f}", "family",
+                     c->family == NN_GPT2 ? "gpt2" : "llama", "vocab_size", c->vocab_size,
+                     "max_seq", c->max_seq, "n_layer", c->n_layer, "n_head", c->n_head, "n_kv_head",
+                     c->n_kv_head, "d_model", c->d_model, "d_ff", c->d_ff, "tied", c->tied, "bias",
+                     c->bias, "norm_eps", (double)c->norm_eps, "rope_theta", (double)c->rope_theta);
 }

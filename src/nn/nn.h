@@ -42,8 +42,11 @@ extern const char *const nn_config_fields[];
 extern const char *const nn_presets[];
 /* Checks that the config is buildable: positive sizes, heads dividing the width, ... */
 int nn_config_check(const nn_config *c, base_err *e);
-/* Writes the config as one JSON object (no newline) into b. */
-void nn_config_json(const nn_config *c, base_buf *b);
+/* The config as a new JSON object (jansson; the caller json_decref's it; NULL when out of
+ * memory). norm_eps and rope_theta are reals holding the float32 values: dumped with
+ * JSON_REAL_PRECISION(9) they read back as the same floats. */
+struct json_t;
+struct json_t *nn_config_json(const nn_config *c);
 /* Number of parameters the config has. */
 size_t nn_config_params(const nn_config *c);
 

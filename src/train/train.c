@@ -1,15 +1,18 @@
-/* train/train.c: the training loop, eval, metrics log, loss plot and the closing sample. */
-#include "train.h"
+/* train/train.c: a training run: options, the data and the model, where it starts (a
+ * checkpoint to resume, or a run that is already complete), the loop with eval and background
+ * checkpoints, the final checkpoint and the closing sample. The run directory's files are
+ * run_dir.c's and metrics.c's. */
+#include "train_int.h"
 
-#include "ckpt/ckpt.h"
 #include "data/data.h"
 #include "optim/optim.h"
 #include "tokenizer/tokenizer.h"
 
-#include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void train_opts_default(train_opts *o) {
@@ -159,246 +162,214 @@ int train_generate(nn_model *m, const int *prompt, int np, int n, float temperat
     return rc;
 }
 
-typedef struct run_log {
-    FILE *metrics;
-    double *x, *y, *vx, *vy; /* loss curve points: (step, loss) and (step, val_loss) */
-    size_t n, nv;
-    char svg[4096];
-} run_log;
+/* One run's state, from its data to its run directory. */
+typedef struct run {
+    const train_opts *o;
+    train_report_fn report;
+    void *user;
+    data_loader *train, *val;
+    tok_vocab *vocab; /* the shards' vocabulary, to decode the sample; NULL: bytes or none */
+    nn_config cfg;    /* o->cfg with the data's vocabulary filled in */
+    nn_model *m;
+    optim_adamw opt;
+    ckpt_trainer ck; /* the settings a checkpoint holds, and the state of the last one made */
+    int *tok, *tgt;  /* (B,T) each */
+    train_log log;
+    ckpt_writer *w; /* the background writer (NULL: no periodic checkpoints) */
+    int lock;       /* the run directory's lock, -1 until taken */
+} run;
 
-static void log_point(run_log *g, int eval, double step, double v) {
-    if (eval)
-        g->vx[g->nv] = step, g->vy[g->nv++] = v;
-    else
-        g->x[g->n] = step, g->y[g->n++] = v;
-}
-
-/* Resuming at step k: metrics.jsonl keeps its lines of steps <= k (a crashed run may have
- * logged past its last checkpoint), rewritten atomically; their points go back on the plot. */
-static int trim_metrics(run_log *g, const char *path, long k, size_t npts, base_err *e) {
-    char *buf;
-    size_t len;
-    base_err ignored;
-    if (base_read_file(path, &buf, &len, &ignored) != BASE_OK) return BASE_OK; /* none yet */
-    size_t keep = 0;
-    for (size_t at = 0; at < len;) {
-        char *nl = memchr(buf + at, '\n', len - at);
-        if (!nl) break; /* a torn last line goes */
-        *nl = 0;
-        int step;
-        float v;
-        if (sscanf(buf + at, "{\"step\":%d", &step) != 1 || step > k) break;
-        if (sscanf(buf + at, "{\"step\":%d,\"loss\":%f", &step, &v) == 2 && g->n < npts)
-            log_point(g, 0, step, v);
-        else if (sscanf(buf + at, "{\"step\":%d,\"val_loss\":%f", &step, &v) == 2 && g->nv < npts)
-            log_point(g, 1, step, v);
-        *nl = '\n';
-        at = keep = (size_t)(nl - buf) + 1;
-    }
-    int rc = base_write_atomic(path, buf, keep, e);
-    free(buf);
-    return rc;
-}
-
-static void note(const train_opts *o, void *user, const char *msg) {
-    if (o->note) o->note(msg, user);
+static void note(const run *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(const run *R, const char *fmt, ...) {
+    if (!R->o->note) return;
+    char msg[TRAIN_PATH_MAX + 1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    R->o->note(msg, R->user);
 }
 
 static void note_skip(const char *msg, void *user) {
-    void **ctx = user; /* (opts, user) */
-    note(ctx[0], ctx[1], msg);
+    note(user, "%s", msg); /* user: the run */
 }
 
-/* A finished checkpoint write: a metrics.jsonl line with its costs; a failure is noted too. */
-static void log_write(const train_opts *o, void *user, run_log *g, const ckpt_write_result *r) {
-    if (r->step < 0) return;
-    if (r->rc == BASE_OK) {
-        fprintf(g->metrics,
-                "{\"step\":%ld,\"ckpt\":\"step_%08ld\",\"snapshot_ms\":%.3f,\"wait_ms\":%.3f,"
-                "\"write_ms\":%.3f,\"bytes\":%llu}\n",
-                r->step, r->step, r->snapshot_ms, r->wait_ms, r->write_ms,
-                (unsigned long long)r->bytes);
-        fflush(g->metrics);
-        return;
-    }
-    fprintf(g->metrics, "{\"step\":%ld,\"ckpt\":\"step_%08ld\",\"failed\":true}\n", r->step,
-            r->step);
-    fflush(g->metrics);
-    char msg[sizeof r->err.msg + 200];
-    snprintf(msg, sizeof msg,
-             "checkpoint step_%08ld failed, training goes on and the previous one stays: %s",
-             r->step, r->err.msg);
-    note(o, user, msg);
-}
-
-static int write_plot(run_log *g, base_err *e) {
-    base_series s[2] = {{"train", g->x, g->y, g->n}, {"val", g->vx, g->vy, g->nv}};
-    return base_plot_svg(g->svg, "hearth train: loss", "step", "loss (nats/token)", s,
-                         g->nv ? 2 : 1, e);
-}
-
-int train_run(const train_opts *o, train_report_fn report, void *user, char **sample, base_err *e) {
-    if (sample) *sample = NULL;
-    int rc = check_opts(o, e);
-    if (rc) return rc;
-    data_loader *train = NULL, *val = NULL;
-    tok_vocab *vocab = NULL;
-    nn_model *m = NULL;
-    optim_adamw opt = {0};
-    run_log g = {0};
-    int *tok = NULL, *tgt = NULL, stopping = 0;
-    ckpt_writer *w = NULL;
-    nn_config cfg = o->cfg;
-    if ((rc = data_loader_open(&train, o->data, DATA_TRAIN, o->batch, o->seq, o->seed, e)) ||
-        (rc = data_loader_open(&val, o->data, DATA_VAL, o->batch, o->seq, EVAL_SEED, e)))
-        goto done;
-    int data_vocab = (int)data_loader_vocab_size(train);
-    if (cfg.vocab_size == 0) cfg.vocab_size = data_vocab; /* the data's */
-    if (cfg.vocab_size < data_vocab) {
-        rc =
-            base_fail(e, BASE_EINVAL, "the model's vocabulary (%d) is smaller than the data's (%d)",
-                      cfg.vocab_size, data_vocab);
-        goto done;
-    }
-    if ((rc = nn_config_check(&cfg, e))) goto done;
-    if (strcmp(data_loader_identity(train), "bytes") != 0 && sample && o->sample_tokens > 0) {
+/* The data (train and val loaders), the model's vocabulary from it, and the shards' vocabulary
+ * for the sample. Nothing is written. */
+static int open_data(run *R, int want_sample, base_err *e) {
+    const train_opts *o = R->o;
+    int rc;
+    if ((rc = data_loader_open(&R->train, o->data, DATA_TRAIN, o->batch, o->seq, o->seed, e)) ||
+        (rc = data_loader_open(&R->val, o->data, DATA_VAL, o->batch, o->seq, EVAL_SEED, e)))
+        return rc;
+    int data_vocab = (int)data_loader_vocab_size(R->train);
+    R->cfg = o->cfg;
+    if (R->cfg.vocab_size == 0) R->cfg.vocab_size = data_vocab; /* the data's */
+    if (R->cfg.vocab_size < data_vocab)
+        return base_fail(e, BASE_EINVAL,
+                         "the model's vocabulary (%d) is smaller than the data's (%d)",
+                         R->cfg.vocab_size, data_vocab);
+    if ((rc = nn_config_check(&R->cfg, e))) return rc;
+    const char *identity = data_loader_identity(R->train);
+    if (strcmp(identity, "bytes") == 0) {
+        char why[256];
+        if (data_file_looks_binary(o->data, why, sizeof why))
+            note(R,
+                 "warning: %s does not look like text (%s); it is trained on as bytes anyway. "
+                 "Text data is a text file or a `hearth prepare` directory",
+                 o->data, why);
+    } else if (want_sample) {
         /* shards: the sample is decoded with the vocabulary prepare stored beside them */
-        char vpath[4096];
+        char vpath[TRAIN_PATH_MAX];
         snprintf(vpath, sizeof vpath, "%s/vocab.htok", o->data);
-        if ((rc = tok_load(vpath, &vocab, e))) goto done;
-        if (strcmp(tok_identity(vocab), data_loader_identity(train)) != 0) {
-            rc = base_fail(e, BASE_EFORMAT, "%s is not the shards' vocabulary (%s, %s)", vpath,
-                           tok_identity(vocab), data_loader_identity(train));
-            goto done;
-        }
+        if ((rc = tok_load(vpath, &R->vocab, e))) return rc;
+        if (strcmp(tok_identity(R->vocab), identity) != 0)
+            return base_fail(e, BASE_EFORMAT, "%s is not the shards' vocabulary (%s, %s)", vpath,
+                             tok_identity(R->vocab), identity);
     }
+    return BASE_OK;
+}
+
+/* The model (initialised from the seed), AdamW, the batch buffers, and the settings a
+ * checkpoint holds, defaults resolved. */
+static int build(run *R, base_err *e) {
+    const train_opts *o = R->o;
     tensor_set_threads(o->threads);
     size_t N = (size_t)o->batch * o->seq;
-    tok = malloc(N * sizeof(int)), tgt = malloc(N * sizeof(int));
-    size_t npts = (size_t)o->steps + 2;
-    g.x = malloc(npts * sizeof(double)), g.y = malloc(npts * sizeof(double));
-    g.vx = malloc(npts * sizeof(double)), g.vy = malloc(npts * sizeof(double));
-    if (!tok || !tgt || !g.x || !g.y || !g.vx || !g.vy) {
-        rc = base_fail(e, BASE_ENOMEM, "out of memory");
-        goto done;
-    }
-    if ((rc = nn_model_create(&m, &cfg, o->batch, o->seq, e))) goto done;
-    if ((rc = optim_adamw_create(&opt, m->n_params, e))) goto done;
-    opt.weight_decay = o->weight_decay;
-    nn_model_init(m, o->seed);
+    R->tok = malloc(N * sizeof(int)), R->tgt = malloc(N * sizeof(int));
+    if (!R->tok || !R->tgt) return base_fail(e, BASE_ENOMEM, "out of memory");
+    int rc;
+    if ((rc = nn_model_create(&R->m, &R->cfg, o->batch, o->seq, e)) ||
+        (rc = optim_adamw_create(&R->opt, R->m->n_params, e)))
+        return rc;
+    R->opt.weight_decay = o->weight_decay;
+    nn_model_init(R->m, o->seed);
+    R->ck = (ckpt_trainer){.steps = o->steps,
+                           .warmup = o->warmup >= 0 ? o->warmup : o->steps / 20,
+                           .accum = o->accum,
+                           .batch = o->batch,
+                           .seq = o->seq,
+                           .lr = o->lr,
+                           .min_lr = o->min_lr >= 0 ? o->min_lr : o->lr / 10,
+                           .weight_decay = o->weight_decay,
+                           .clip = o->clip,
+                           .seed = o->seed};
+    snprintf(R->ck.data_identity, sizeof R->ck.data_identity, "%s", data_loader_identity(R->train));
+    R->ck.data_windows = data_loader_windows(R->train);
+    return BASE_OK;
+}
 
-    /* A checkpoint to resume from (checked against these settings before anything is
-     * written), then the run directory. */
-    char path[4096];
-    int warmup = o->warmup >= 0 ? o->warmup : o->steps / 20;
-    float min_lr = o->min_lr >= 0 ? o->min_lr : o->lr / 10;
-    /* the state a checkpoint holds, and the settings a resume must share */
-    ckpt_trainer ck = {.steps = o->steps,
-                       .warmup = warmup,
-                       .accum = o->accum,
-                       .batch = o->batch,
-                       .seq = o->seq,
-                       .lr = o->lr,
-                       .min_lr = min_lr,
-                       .weight_decay = o->weight_decay,
-                       .clip = o->clip,
-                       .seed = o->seed};
-    snprintf(ck.data_identity, sizeof ck.data_identity, "%s", data_loader_identity(train));
-    ck.data_windows = data_loader_windows(train);
-    char *from = NULL;
-    void *ctx[2] = {(void *)o, user};
-    int resume_ckpt = 0; /* o->resume names a checkpoint itself, not a run directory */
+/* 1 if paths a and b name one directory. */
+static int same_dir(const char *a, const char *b) {
+    struct stat x, y;
+    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+/* Loads the checkpoint dir (its settings checked against this run's) and seeks the loader. */
+static int load(run *R, const char *dir, base_err *e) {
+    int rc = ckpt_load(dir, R->m, &R->opt, &R->ck, e);
+    return rc ? rc : data_loader_seek(R->train, &R->ck.pos, e);
+}
+
+/* Where the run starts; the run directory made and locked:
+ *  - o->resume: that checkpoint directory, or that run directory's newest good checkpoint,
+ *    loaded before out_dir is made (a refusal leaves nothing behind);
+ *  - out_dir is made if missing and locked before anything in it is read;
+ *  - no o->resume: out_dir's newest good checkpoint, if any;
+ *  - unless the checkpoint is out_dir's own, out_dir's config.json (if any) must hold this
+ *    run's settings: a run that crashed before its first checkpoint starts again at step 0,
+ *    another run's directory is refused;
+ *  - a checkpoint at the last step: out_dir's own means the run is complete (*complete);
+ *    another directory's has nothing to train and is refused (before out_dir is made).
+ * Nothing but the lock file is written. */
+static int choose_start(run *R, int *complete, base_err *e) {
+    const train_opts *o = R->o;
+    char *from = NULL, path[TRAIN_PATH_MAX];
+    int rc = BASE_OK, own = 0, found = 0;
+    *complete = 0;
     if (o->resume) {
         snprintf(path, sizeof path, "%s/manifest.json", o->resume);
-        resume_ckpt = access(path, F_OK) == 0;
+        if (access(path, F_OK) == 0) { /* a checkpoint directory: its run is the parent */
+            snprintf(path, sizeof path, "%s/..", o->resume);
+            own = same_dir(path, o->out_dir);
+            if (!(from = strdup(o->resume))) rc = base_fail(e, BASE_ENOMEM, "out of memory");
+        } else {
+            own = same_dir(o->resume, o->out_dir);
+            rc = ckpt_find_latest_good(o->resume, &from, note_skip, R, e);
+            if (!rc && !from)
+                rc = base_fail(e, BASE_EINVAL, "no checkpoint in %s verifies; nothing to resume",
+                               o->resume);
+        }
+        if (!rc) rc = load(R, from, e);
+        if (!rc && !own && R->ck.step == o->steps)
+            rc = base_fail(e, BASE_EINVAL,
+                           "%s is at the last step of its run (%d); resuming it has nothing to "
+                           "train",
+                           from, o->steps);
     }
-    if (resume_ckpt) {
-        if (!(from = strdup(o->resume))) rc = base_fail(e, BASE_ENOMEM, "out of memory");
-    } else {
-        rc = ckpt_find_latest_good(o->resume ? o->resume : o->out_dir, &from, note_skip, ctx, e);
-        if (!rc && !from && o->resume)
-            rc = base_fail(e, BASE_EINVAL, "no checkpoint in %s verifies; nothing to resume",
-                           o->resume);
+    if (!rc) rc = base_mkdir_p(o->out_dir, e);
+    if (!rc) rc = train_lock(o->out_dir, &R->lock, e);
+    if (!rc && !o->resume) {
+        own = 1;
+        rc = ckpt_find_latest_good(o->out_dir, &from, note_skip, R, e);
+        if (!rc && from) rc = load(R, from, e);
     }
-    if (!rc && from) rc = ckpt_load(from, m, &opt, &ck, e);
-    if (!rc && from) rc = data_loader_seek(train, &ck.pos, e);
-    if (!rc && from) {
-        char msg[4200];
-        snprintf(msg, sizeof msg, "resuming from %s (step %ld)", from, ck.step);
-        note(o, user, msg);
+    if (!rc && !(from && own)) rc = train_config_check(o->out_dir, &R->cfg, &R->ck, &found, e);
+    if (!rc && !from && found)
+        note(R, "%s holds no checkpoint that verifies: its run starts again from step 0",
+             o->out_dir);
+    if (!rc && from && R->ck.step == o->steps) {
+        *complete = 1; /* out_dir's own checkpoint: another's was refused above */
+    } else if (!rc && from) {
+        note(R, "resuming from %s (step %ld)", from, R->ck.step);
     }
     free(from);
-    if (rc || (rc = base_mkdir_p(o->out_dir, e))) goto done;
-    snprintf(path, sizeof path, "%s/config.json", o->out_dir);
-    base_buf cj = {0};
-    nn_config_json(&cfg, &cj);
-    base_buf_printf(&cj,
-                    "\n{\"batch\":%d,\"seq\":%d,\"steps\":%d,\"accum\":%d,\"lr\":%g,\"min_lr\":%g,"
-                    "\"warmup\":%d,\"weight_decay\":%g,\"clip\":%g,\"seed\":%llu,\"threads\":%d,"
-                    "\"data\":\"%s\"}\n",
-                    o->batch, o->seq, o->steps, o->accum, (double)o->lr, (double)o->min_lr,
-                    o->warmup, (double)o->weight_decay, (double)o->clip,
-                    (unsigned long long)o->seed, o->threads, o->data);
-    rc = cj.failed ? base_fail(e, BASE_ENOMEM, "out of memory")
-                   : base_write_atomic(path, cj.data, cj.len, e);
-    base_buf_free(&cj);
-    if (rc) goto done;
-    if (strcmp(data_loader_identity(train), "bytes") != 0) {
-        /* The run keeps its tokenizer (RUN/tokenizer.htok) so `hearth generate` and `serve`
-         * need only the run directory: the shards' vocab.htok, checked to be theirs. */
-        char *vb = NULL;
-        size_t vlen = 0;
-        tok_vocab *tv = NULL;
-        snprintf(path, sizeof path, "%s/vocab.htok", o->data);
-        if (!(rc = base_read_file(path, &vb, &vlen, e)) && !(rc = tok_parse(vb, vlen, &tv, e))) {
-            if (strcmp(tok_identity(tv), data_loader_identity(train)) != 0)
-                rc = base_fail(e, BASE_EFORMAT, "%s is not the shards' vocabulary (%s, %s)", path,
-                               tok_identity(tv), data_loader_identity(train));
-            snprintf(path, sizeof path, "%s/" CKPT_RUN_TOKENIZER, o->out_dir);
-            if (!rc) rc = base_write_atomic(path, vb, vlen, e);
-        }
-        tok_free(tv);
-        free(vb);
-        if (rc) goto done;
-    }
+    return rc;
+}
 
-    int start = (int)ck.step;
-    snprintf(path, sizeof path, "%s/metrics.jsonl", o->out_dir);
-    if (start > 0 && (rc = trim_metrics(&g, path, start, npts, e))) goto done;
-    if (!(g.metrics = fopen(path, start > 0 ? "a" : "w"))) {
-        rc = base_fail(e, BASE_EIO, "cannot create %s: %s", path, strerror(errno));
-        goto done;
-    }
-    snprintf(g.svg, sizeof g.svg, "%s/loss.svg", o->out_dir);
+/* A finished background write: its metrics line, and a note when it failed (training goes on;
+ * the earlier checkpoints stay). */
+static void log_write(run *R, const ckpt_write_result *r) {
+    if (r->step < 0) return;
+    train_log_ckpt(&R->log, r, 0);
+    if (r->rc != BASE_OK)
+        note(R, "checkpoint step_%08ld failed, training goes on and the previous one stays: %s",
+             r->step, r->err.msg);
+}
 
-    train_progress p = {.steps = o->steps, .n_params = m->n_params};
+/* Trains from the checkpoint's step (R->ck.step) until the last step, or until *o->stop
+ * (*stopped). *step gets the steps done. */
+static int train_loop(run *R, long *step_done, int *stopped, base_err *e) {
+    const train_opts *o = R->o;
+    const ckpt_trainer *ck = &R->ck;
+    int start = (int)ck->step, rc = BASE_OK;
+    size_t N = (size_t)o->batch * o->seq;
+    train_progress p = {.steps = o->steps, .n_params = R->m->n_params};
     p.peak_gflops = tensor_sgemm_peak_gflops(1024, 3);
-    double flops_step = 3.0 * nn_flops_per_token(&cfg, o->seq) * (double)N * o->accum;
+    double flops_step = 3.0 * nn_flops_per_token(&R->cfg, o->seq) * (double)N * o->accum;
     double t_start = base_now(), t_ckpt = t_start;
-    if ((o->ckpt_every || o->ckpt_every_min > 0) &&
-        (rc = ckpt_writer_create(&w, o->out_dir, m, o->keep_last, o->keep_every, e)))
-        goto done;
+    *stopped = 0;
+    *step_done = start;
     for (int step = start; step < o->steps; step++) {
         double t0 = base_now();
-        float lr = optim_lr_at(step, warmup, o->steps, o->lr, min_lr), loss = 0;
-        nn_zero_grad(m);
+        float lr = optim_lr_at(step, ck->warmup, o->steps, o->lr, ck->min_lr), loss = 0;
+        nn_zero_grad(R->m);
         for (int a = 0; a < o->accum; a++) {
             float l;
-            if ((rc = data_loader_next(train, tok, tgt, e))) goto done;
-            if ((rc = nn_forward(m, tok, tgt, o->batch, o->seq, &l, e))) goto done;
-            nn_backward(m, 1.0f / (float)o->accum);
+            if ((rc = data_loader_next(R->train, R->tok, R->tgt, e)) ||
+                (rc = nn_forward(R->m, R->tok, R->tgt, o->batch, o->seq, &l, e)))
+                return rc;
+            nn_backward(R->m, 1.0f / (float)o->accum);
             loss += l / (float)o->accum;
         }
-        float norm = optim_clip_grad_norm(m->grads, m->n_params, o->clip);
-        if (!isfinite(loss) || !isfinite(norm)) {
-            rc = base_fail(e, BASE_ENUM,
-                           "step %d: the %s is not finite (%g); stopping. Try a lower --lr.",
-                           step + 1, isfinite(loss) ? "gradient norm" : "loss",
-                           (double)(isfinite(loss) ? norm : loss));
-            goto done;
-        }
-        if (w) ckpt_writer_snapshot_wait(w); /* a checkpoint's copy of the state is taken */
-        optim_adamw_step(&opt, m->params, m->grads, m->tensors, m->n_tensors, lr);
+        float norm = optim_clip_grad_norm(R->m->grads, R->m->n_params, o->clip);
+        if (!isfinite(loss) || !isfinite(norm))
+            return base_fail(e, BASE_ENUM,
+                             "step %d: the %s is not finite (%g); stopping. Try a lower --lr.",
+                             step + 1, isfinite(loss) ? "gradient norm" : "loss",
+                             (double)(isfinite(loss) ? norm : loss));
+        if (R->w) ckpt_writer_snapshot_wait(R->w); /* a checkpoint's copy of the state is taken */
+        optim_adamw_step(&R->opt, R->m->params, R->m->grads, R->m->tensors, R->m->n_tensors, lr);
         double dt = base_now() - t0;
         p.step = step + 1;
         p.is_eval = 0;
@@ -409,74 +380,119 @@ int train_run(const train_opts *o, train_report_fn report, void *user, char **sa
         p.tok_per_s = (double)N * o->accum / dt;
         p.peak_frac = p.peak_gflops > 0 ? flops_step / dt * 1e-9 / p.peak_gflops : 0;
         p.eta_s = (base_now() - t_start) / (step + 1 - start) * (o->steps - step - 1);
-        fprintf(g.metrics,
-                "{\"step\":%d,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6g,\"ms\":%.3f,"
-                "\"tokens_per_s\":%.1f,\"peak_frac\":%.4f}\n",
-                p.step, (double)loss, (double)lr, (double)norm, p.ms, p.tok_per_s, p.peak_frac);
-        log_point(&g, 0, p.step, loss);
-        if (report) report(&p, user);
-        int last = step + 1 == o->steps;
+        *step_done = p.step;
+        train_log_step(&R->log, &p);
+        if (R->report) R->report(&p, R->user);
+        int last = p.step == o->steps;
         if ((o->eval_every && p.step % o->eval_every == 0) || last) {
-            if ((rc = evaluate(m, val, o, tok, tgt, &p.val_loss, e))) goto done;
+            if ((rc = evaluate(R->m, R->val, o, R->tok, R->tgt, &p.val_loss, e))) return rc;
             p.is_eval = 1;
-            fprintf(g.metrics, "{\"step\":%d,\"val_loss\":%.6f}\n", p.step, (double)p.val_loss);
-            log_point(&g, 1, p.step, p.val_loss);
-            if ((rc = write_plot(&g, e))) goto done;
-            if (report) report(&p, user);
+            train_log_eval(&R->log, &p);
+            if ((rc = train_log_plot(&R->log, e))) return rc;
+            if (R->report) R->report(&p, R->user);
         }
-        fflush(g.metrics);
         ckpt_write_result wr;
-        if (w && ckpt_writer_done(w)) {
-            ckpt_writer_wait(w, &wr);
-            log_write(o, user, &g, &wr);
+        if (R->w && ckpt_writer_done(R->w)) {
+            ckpt_writer_wait(R->w, &wr);
+            log_write(R, &wr);
         }
-        int due = (o->ckpt_every && p.step % o->ckpt_every == 0) ||
-                  (o->ckpt_every_min > 0 && base_now() - t_ckpt >= o->ckpt_every_min * 60);
-        stopping = o->stop && *o->stop && !last;
-        if (due || stopping) {
-            ck.step = p.step;
-            data_loader_tell(train, &ck.pos);
-        }
-        if (due && !stopping) {
-            t_ckpt = base_now();
-            rc = ckpt_writer_submit(w, m, &opt, &ck, &wr, e);
-            log_write(o, user, &g, &wr);
-            if (rc) goto done;
-        }
-        if (stopping) {
-            /* the final checkpoint, synchronously, after the write in flight */
-            if (w) {
-                ckpt_writer_wait(w, &wr);
-                log_write(o, user, &g, &wr);
-            }
-            if (!(rc = ckpt_save(o->out_dir, m, &opt, &ck, e)))
-                rc = ckpt_prune(o->out_dir, o->keep_last, o->keep_every, NULL, e);
-            if (rc) goto done;
-            char msg[200];
-            snprintf(msg, sizeof msg, "stopped at step %d of %d; checkpoint step_%08d written",
-                     p.step, o->steps, p.step);
-            note(o, user, msg);
+        if (last) break; /* the final checkpoint is the caller's */
+        if (o->stop && *o->stop) {
+            *stopped = 1;
             break;
         }
+        if (R->w && ((o->ckpt_every && p.step % o->ckpt_every == 0) ||
+                     (o->ckpt_every_min > 0 && base_now() - t_ckpt >= o->ckpt_every_min * 60))) {
+            R->ck.step = p.step;
+            data_loader_tell(R->train, &R->ck.pos);
+            t_ckpt = base_now();
+            rc = ckpt_writer_submit(R->w, R->m, &R->opt, &R->ck, &wr, e);
+            log_write(R, &wr);
+            if (rc) return rc;
+        }
     }
-    if (w) {
-        ckpt_write_result wr;
-        ckpt_writer_wait(w, &wr);
-        log_write(o, user, &g, &wr);
+    return BASE_OK;
+}
+
+/* The checkpoint of the run's final state (step), written synchronously after the write in
+ * flight: every run ends with one, so generate, export and serve have weights to read. Its
+ * failure is the run's error, reported once (the caller prints it; no note). */
+static int final_checkpoint(run *R, long step, base_err *e) {
+    ckpt_write_result wr;
+    if (R->w) {
+        ckpt_writer_wait(R->w, &wr);
+        log_write(R, &wr);
     }
-    if (sample && o->sample_tokens > 0 && !stopping)
-        rc = sample_text(m, o, vocab, data_loader_eot_id(train), sample, e);
+    R->ck.step = step;
+    data_loader_tell(R->train, &R->ck.pos);
+    memset(&wr, 0, sizeof wr);
+    wr.step = step;
+    double t0 = base_now();
+    wr.rc = ckpt_save(R->o->out_dir, R->m, &R->opt, &R->ck, &wr.err);
+    if (wr.rc == BASE_OK)
+        wr.rc = ckpt_prune(R->o->out_dir, R->o->keep_last, R->o->keep_every, NULL, &wr.err);
+    wr.write_ms = (base_now() - t0) * 1e3;
+    train_log_ckpt(&R->log, &wr, 1);
+    if (wr.rc != BASE_OK)
+        return base_fail(e, wr.rc, "the final checkpoint step_%08ld could not be written: %s", step,
+                         wr.err.msg);
+    return BASE_OK;
+}
+
+int train_run(const train_opts *o, train_report_fn report, void *user, train_result *res,
+              base_err *e) {
+    train_result out = {0};
+    if (res) *res = out;
+    int rc = check_opts(o, e), complete = 0;
+    if (rc) return rc;
+    int want_sample = res && o->sample_tokens > 0;
+    run R = {.o = o, .report = report, .user = user, .lock = -1};
+    if ((rc = open_data(&R, want_sample, e)) || (rc = build(&R, e)) ||
+        (rc = choose_start(&R, &complete, e)))
+        goto done;
+    if (complete) { /* nothing to do: nothing is written */
+        out.complete = 1;
+        out.step = R.ck.step;
+        goto done;
+    }
+    if ((rc = train_config_write(o->out_dir, &R.cfg, &R.ck, o, e))) goto done;
+    /* The run keeps its tokenizer (RUN/tokenizer.htok) so `hearth generate` and `serve` need
+     * only the run directory: the shards' vocab.htok, checked to be theirs. */
+    const char *identity = data_loader_identity(R.train);
+    if (strcmp(identity, "bytes") != 0 &&
+        (rc = train_copy_tokenizer(o->data, identity, o->out_dir, e)))
+        goto done;
+    if ((rc = train_log_open(&R.log, o->out_dir, R.ck.step, o->steps, e))) goto done;
+    if ((o->ckpt_every || o->ckpt_every_min > 0) &&
+        (rc = ckpt_writer_create(&R.w, o->out_dir, R.m, o->keep_last, o->keep_every, e)))
+        goto done;
+    if ((rc = train_loop(&R, &out.step, &out.stopped, e)) ||
+        (rc = final_checkpoint(&R, out.step, e)))
+        goto done;
+    if (out.stopped)
+        note(&R, "stopped at step %ld of %d; checkpoint step_%08ld written", out.step, o->steps,
+             out.step);
+    else if (want_sample)
+        rc = sample_text(R.m, o, R.vocab, data_loader_eot_id(R.train), &out.sample, e);
 done:
-    ckpt_writer_free(w); /* after an error: waits for the write in flight */
-    if (g.metrics && fclose(g.metrics) != 0 && rc == BASE_OK)
-        rc = base_fail(e, BASE_EIO, "cannot write the metrics log in %s", o->out_dir);
-    free(g.x), free(g.y), free(g.vx), free(g.vy);
-    free(tok);
-    free(tgt);
-    optim_adamw_free(&opt);
-    nn_model_free(m);
-    tok_free(vocab);
-    data_loader_free(train);
-    data_loader_free(val);
+    ckpt_writer_free(R.w); /* after an error: waits for the write in flight */
+    int lrc = train_log_close(&R.log, rc ? NULL : e);
+    if (!rc) rc = lrc;
+    train_unlock(R.lock);
+    free(R.tok);
+    free(R.tgt);
+    optim_adamw_free(&R.opt);
+    nn_model_free(R.m);
+    tok_free(R.vocab);
+    data_loader_free(R.train);
+    data_loader_free(R.val);
+    if (rc) {
+        free(out.sample);
+        out.sample = NULL;
+    }
+    if (res)
+        *res = out;
+    else
+        free(out.sample);
     return rc;
 }

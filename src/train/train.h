@@ -1,7 +1,10 @@
 /* train: the training loop. Builds the model, opens the data (src/data's loader), runs AdamW with
  * warmup + cosine decay, clipping and gradient accumulation, evaluates on held-out data, and writes
  * the run directory: metrics.jsonl (one JSON object per step or eval), loss.svg (the loss
- * curves) and config.json. Progress goes to a caller-supplied callback; nothing is printed. */
+ * curves), config.json, checkpoints (src/ckpt) and always a final one, under a lock (RUN/lock)
+ * that keeps a second trainer out. Progress goes to a caller-supplied callback; nothing is
+ * printed. Files: train.c (the run and its loop), run_dir.c (lock, config.json, tokenizer),
+ * metrics.c (metrics.jsonl, loss.svg); train_int.h is private to them. */
 #ifndef HEARTH_TRAIN_H
 #define HEARTH_TRAIN_H
 
@@ -27,7 +30,9 @@ typedef struct train_opts {
     /* Checkpoints (src/ckpt) are written in the background (ckpt_writer): the state is copied
      * and a thread writes it while training goes on. One due while the previous one is still
      * being written waits for it (none is skipped). A failed write is reported through note
-     * and metrics.jsonl, and training goes on; the earlier checkpoints stay valid. */
+     * and metrics.jsonl, and training goes on; the earlier checkpoints stay valid. Whatever
+     * these say, a run ends with a checkpoint of its final state, written synchronously; when
+     * that one fails, train_run fails. */
     int ckpt_every;        /* a checkpoint every N steps; 0: never */
     double ckpt_every_min; /* also one when this many minutes (wall clock) have passed since
                               the last one was started; 0: never */
@@ -35,11 +40,12 @@ typedef struct train_opts {
      * keep_last good ones (ckpt_prune; 0: keep all), except multiples of keep_every */
     int keep_last, keep_every;
     /* optional: when *stop becomes non-zero (the caller's signal handler sets it), the current
-     * step finishes, the write in flight is waited for, a final checkpoint is written
-     * synchronously, and train_run returns BASE_OK without the sample. */
+     * step finishes, the write in flight is waited for, the final checkpoint is written,
+     * and train_run returns BASE_OK (res->stopped) without the sample. */
     volatile sig_atomic_t *stop;
     /* optional: notes the caller should show (a checkpoint skipped as damaged, resuming
-     * from step N); called with train_run's user pointer. */
+     * from step N, data that does not look like text: "warning: ..."); called with
+     * train_run's user pointer. */
     void (*note)(const char *msg, void *user);
 } train_opts;
 
@@ -60,18 +66,35 @@ typedef struct train_progress {
 
 typedef void (*train_report_fn)(const train_progress *p, void *user);
 
-/* Runs training. Validates everything (config, data, sizes) before creating out_dir.
- * Batches come from the data loader (src/data): every epoch visits each window of seq + 1
- * tokens once, in an order drawn from the seed; evals read the val split's first
- * eval_batches batches in an order fixed for every run. *sample (if not NULL) receives a
- * malloc'd NUL-terminated generated text (decoded with the shards' vocab.htok, or bytes),
- * caller frees.
+/* What a train_run did. */
+typedef struct train_result {
+    char *sample; /* the closing sample, malloc'd NUL-terminated text (caller frees); NULL: none */
+    long step;    /* optimizer steps done: the step of the run's final checkpoint */
+    int stopped;  /* stopped on request (o->stop) before the last step */
+    int complete; /* out_dir already held this run's final checkpoint (same settings): nothing
+                     was trained or written */
+} train_result;
+
+/* Runs training. Validates everything (config, data, sizes) before creating out_dir, then
+ * takes out_dir's lock: a run directory another process is training in is refused
+ * (BASE_EINVAL naming its pid). Batches come from the data loader (src/data): every epoch
+ * visits each window of seq + 1 tokens once, in an order drawn from the seed; evals read the
+ * val split's first eval_batches batches in an order fixed for every run. The run ends with
+ * a checkpoint of its final state (RUN/step_NNNNNNNN, NNNNNNNN = steps, or the step it stopped
+ * at), which `hearth generate`, `export` and `serve` read.
+ * res (NULL-able) gets what was done; res->sample a generated text (decoded with the shards'
+ * vocab.htok, or bytes) when o->sample_tokens > 0.
  * Resume: a run resumed from a checkpoint (o->resume, or out_dir holding one that verifies)
  * continues at its step with its weights, AdamW state and data position, so its losses and
  * final weights are bit-identical to an uninterrupted run's; metrics.jsonl keeps the lines
- * up to that step and continues. Settings that differ from the checkpoint's are refused.
+ * up to that step and continues. Settings that differ from the checkpoint's are refused, by
+ * name; so are settings that differ from out_dir's config.json when it has no checkpoint. A
+ * run directory whose newest good checkpoint is at the last step is complete: res->complete,
+ * BASE_OK, nothing written. Resuming another directory's checkpoint at its last step has
+ * nothing to train and is refused.
  * Fails with BASE_ENUM if the loss or gradient becomes non-finite. */
-int train_run(const train_opts *o, train_report_fn report, void *user, char **sample, base_err *e);
+int train_run(const train_opts *o, train_report_fn report, void *user, train_result *res,
+              base_err *e);
 
 /* Generates n tokens after the prompt (np tokens) by temperature sampling from the model's
  * last-position logits over a sliding window of at most m->T tokens. out gets the n tokens. */

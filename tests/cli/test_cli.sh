@@ -48,9 +48,28 @@ if "$H" train --data "$T/corpus.txt" --out "$T/ok1" --steps 6 --seq 32 --batch 4
   a=$(grep -o '"loss":[0-9.]*' "$T/ok1/metrics.jsonl"); b=$(grep -o '"loss":[0-9.]*' "$T/ok2/metrics.jsonl")
   [ -n "$a" ] && [ "$a" = "$b" ] || bad "train: same seed gave different losses"
   ok
+  # no --ckpt-every, and the run still ends with a checkpoint that generate reads
+  [ "$(cat "$T/ok1/latest")" = step_00000006 ] && "$H" generate --model "$T/ok1" --max-tokens 8 "to be" > "$T/gen" 2>&1 &&
+    ok || bad "train without --ckpt-every: no final checkpoint to generate from: $(cat "$T/gen")"
+  # the same command on the finished run: complete, nothing rewritten; other settings refused
+  cp "$T/ok1/metrics.jsonl" "$T/ok1.metrics"; cp "$T/ok1/config.json" "$T/ok1.config"
+  "$H" train --data "$T/corpus.txt" --out "$T/ok1" --steps 6 --seq 32 --batch 4 --sample 20 > "$T/out" 2>&1 &&
+    grep -q "already complete (step 6 of 6" "$T/out" && ! grep -q "run written" "$T/out" && ok ||
+    bad "train on a finished run: not 'already complete': $(cat "$T/out")"
+  if "$H" train --data "$T/corpus.txt" --out "$T/ok1" --steps 6 --seq 32 --batch 4 --lr 2e-3 > "$T/out" 2>&1; then
+    bad "train on a finished run with another --lr: exited 0"
+  else grep -q "lr is 0.001 there, 0.002 in this run" "$T/out" && ok || bad "finished run, another --lr: $(cat "$T/out")"; fi
+  "$H" train --data "$T/corpus.txt" --out "$T/ok1" --steps 9 --seq 32 --batch 4 > "$T/out" 2>&1 &&
+    bad "train on a finished run with more --steps: exited 0"
+  grep -q "steps is 6 there, 9 in this run" "$T/out" && ok || bad "finished run, more --steps: $(cat "$T/out")"
+  cmp -s "$T/ok1/metrics.jsonl" "$T/ok1.metrics" && cmp -s "$T/ok1/config.json" "$T/ok1.config" && ok ||
+    bad "a rerun on a finished run rewrote metrics.jsonl or config.json"
 else
   bad "train happy path failed: $(tail -3 "$T/out1")"
 fi
+# data that is not text (here an executable): a warning, and the run goes on
+"$H" train --data "$H" --out "$T/binrun" --steps 1 --seq 32 --batch 2 --sample 0 > "$T/out" 2> "$T/err" &&
+  grep -q "warning: .* does not look like text" "$T/err" && ok || bad "train on a binary file: no warning: $(cat "$T/err")"
 # checkpoints: the last one damaged, the run resumes from the one before, same losses as ok1
 if "$H" train --data "$T/corpus.txt" --out "$T/ck" --steps 6 --seq 32 --batch 4 --sample 20 --ckpt-every 3 > "$T/out3" 2>&1 &&
    [ -f "$T/ck/step_00000003/manifest.json" ] && [ "$(cat "$T/ck/latest")" = step_00000006 ]; then
@@ -67,7 +86,9 @@ else
 fi
 expect_fail "resume with another seed" "different run setting: seed is 1337 there, 5 in this run" train --data "$T/corpus.txt" --out "$T/ck" --steps 6 --seq 32 --batch 4 --seed 5
 expect_fail "resume another config" "different model config: n_layer is 4 there, 3 in this run" train --data "$T/corpus.txt" --out "$T/ck" --steps 6 --seq 32 --batch 4 --n-layer 3
-expect_fail "resume nothing" "no checkpoint in .*nothing to resume" train --data "$T/corpus.txt" --out "$T/ck2" --resume "$T/ok1"
+mkdir -p "$T/nock"
+expect_fail "resume nothing" "no checkpoint in .*nothing to resume" train --data "$T/corpus.txt" --out "$T/run" --resume "$T/nock"
+expect_fail "resume a finished run elsewhere" "at the last step of its run.*nothing to train" train --data "$T/corpus.txt" --out "$T/run" --steps 6 --seq 32 --batch 4 --resume "$T/ok1"
 # SIGTERM: the step finishes, a final checkpoint is written, exit 143; the same command
 # resumes from it (ckpt_load verifies it first)
 # wait_step DIR: until DIR/metrics.jsonl has a step's loss (at most 60 s)
@@ -84,6 +105,12 @@ if [ $st -eq 143 ] && grep -q "stopped by SIGTERM" "$T/err5" && [ -n "$lat" ] &&
 else
   bad "SIGTERM: status $st, latest '$lat': $(cat "$T/err5")"
 fi
+# two trainers on one run directory: the second is refused, naming the first one's pid
+"$H" "${SG[@]}" > "$T/out7" 2> "$T/err7" & pid=$!
+for _ in $(seq 600); do grep -qs "resuming" "$T/err7" && break; sleep 0.1; done
+if "$H" "${SG[@]}" > "$T/out8" 2> "$T/err8"; then bad "lock: a second trainer on the run exited 0"
+else grep -q "in use: another hearth train (pid $pid)" "$T/err8" && ok || bad "lock: $(cat "$T/err8")"; fi
+kill -TERM $pid; wait $pid
 # SIGKILL at random points, then the same command again: the same losses and, byte for byte,
 # the same final weights as an uninterrupted run (tools/ckpt_soak.sh does this 50 times)
 KL=(train --data "$T/corpus.txt" --seq 32 --batch 4 --steps 12 --sample 0 --ckpt-every 2 --eval-every 5)
@@ -104,14 +131,18 @@ fi
 # (2.7 MB) and not a second; training goes on, each failure is reported, the first stays valid.
 # (tmpfs also refuses O_DIRECT: the plain-write fallback is what runs.) Mounting needs root in a
 # container that allows it; elsewhere the check is skipped with a note.
+# The final checkpoint (step 6) cannot be written either: the run fails, exit 1, saying so once.
 mkdir -p "$T/full"
 if mount -t tmpfs -o size=4m tmpfs "$T/full" 2> /dev/null; then
-  if "$H" train --data "$T/corpus.txt" --out "$T/full/run" --steps 6 --seq 32 --batch 4 --sample 0 \
-       --ckpt-every 2 > "$T/outf" 2>&1 &&
-     grep -q "checkpoint step_00000004 failed.*No space left on device" "$T/outf" &&
+  "$H" train --data "$T/corpus.txt" --out "$T/full/run" --steps 6 --seq 32 --batch 4 --sample 0 \
+       --ckpt-every 2 > "$T/outf" 2>&1; st=$?
+  if [ $st -eq 1 ] && grep -q "checkpoint step_00000004 failed.*No space left on device" "$T/outf" &&
+     [ "$(grep -c "final checkpoint step_00000006 could not be written.*No space left on device" "$T/outf")" = 1 ] &&
+     [ "$(grep -c "step_00000006" "$T/outf")" = 1 ] && ! grep -q "run written" "$T/outf" &&
      "$H" inspect "$T/full/run/step_00000002" > /dev/null 2>&1 && [ ! -e "$T/full/run/step_00000004" ] &&
+     [ ! -e "$T/full/run/step_00000006" ] &&
      [ "$(grep -c '"loss":' "$T/full/run/metrics.jsonl")" = 6 ] && ! ls -d "$T"/full/run/.tmp* 2> /dev/null; then ok
-  else bad "ENOSPC: $(tail -3 "$T/outf")"; fi
+  else bad "ENOSPC: exit $st: $(tail -3 "$T/outf")"; fi
   umount "$T/full"
 else
   echo "note: the ENOSPC check is skipped (no permission to mount a small tmpfs)"
@@ -225,6 +256,16 @@ if "$H" prepare --vocab "$V" --out "$T/prep" --val-frac 0.2 --seed 3 "$T/docs" "
   expect_fail "train: bad shard magic" "bad magic" train --data "$T/broken" --out "$T/run" --seq 16
 else
   bad "prepare happy path failed: $(cat "$T/err")"
+fi
+# one text file is one document: split by position, both splits get shards, train accepts it
+for i in $(seq 2000); do echo "line $i of one long book about the lighthouse keeper and her log"; done > "$T/book.txt"
+if "$H" prepare --vocab "$V" --out "$T/book" --val-frac 0.1 "$T/book.txt" > "$T/out" 2> "$T/err"; then
+  grep -q "split by position" "$T/out" && [ -s "$T/book/train_000000.bin" ] && [ -s "$T/book/val_000000.bin" ] && ok ||
+    bad "prepare of one text file: not split by position: $(cat "$T/out")"
+  "$H" train --data "$T/book" --out "$T/bookrun" --steps 2 --seq 32 --batch 2 --sample 0 > "$T/out" 2>&1 &&
+    grep -q "val loss" "$T/out" && ok || bad "train on one prepared text file: $(tail -3 "$T/out")"
+else
+  bad "prepare of one text file failed: $(cat "$T/err")"
 fi
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

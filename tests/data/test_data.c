@@ -491,6 +491,66 @@ static void test_forced_cut(void **state) {
     tok_ids_free(&got);
 }
 
+/* One text file is one document: split by position, its last val_frac to val (from a line
+ * start), each part after an end-of-text token and decoding to exactly its bytes; both splits
+ * open. Two files, or val_frac 0, are split by document as before. */
+static void test_split_by_position(void **state) {
+    (void)state;
+    size_t n = 1500000; /* the train part spans more than one encoding chunk (1 MiB) */
+    char *s = gen_text(n, 11);
+    write_file("book.txt", s, n);
+    data_prepare_stats st;
+    base_err e = {0};
+    const char *in[] = {"book.txt"};
+    assert_int_equal(prepare(small_vocab, in, 1, 0.1, 0, 1, NULL, NULL, &st, &e), 0);
+    assert_int_equal(st.docs, 1);
+    assert_int_equal(st.split_docs[DATA_TRAIN], 1);
+    assert_int_equal(st.split_docs[DATA_VAL], 1);
+    uint64_t cut = st.position_cut;
+    assert_true(cut <= n - n / 10 && cut + 4096 > n - n / 10);
+    assert_int_equal(s[cut - 1], '\n');
+    char out[512];
+    path_of(out, sizeof out, "out");
+    int32_t eot = tok_eot_id(small_vocab);
+    for (int side = 0; side < 2; side++) {
+        tok_ids got = split_ids(out, side == DATA_TRAIN ? "train" : "val");
+        assert_true(got.len > 1);
+        assert_int_equal(got.data[0], eot);
+        char *text;
+        size_t tl;
+        assert_int_equal(tok_decode(small_vocab, got.data + 1, got.len - 1, 0, &text, &tl, &e), 0);
+        size_t lo = side == DATA_TRAIN ? 0 : cut, hi = side == DATA_TRAIN ? cut : n;
+        assert_int_equal(tl, hi - lo);
+        assert_memory_equal(text, s + lo, tl);
+        free(text);
+        tok_ids_free(&got);
+    }
+    char pj[600], *m;
+    size_t ml;
+    snprintf(pj, sizeof pj, "%s/prepare.json", out);
+    assert_int_equal(base_read_file(pj, &m, &ml, &e), 0);
+    assert_non_null(strstr(m, "\"split\": \"position\""));
+    assert_non_null(strstr(m, "\"val_frac\": 0.1,"));
+    free(m);
+    data_loader *l;
+    for (int side = 0; side < 2; side++) {
+        assert_int_equal(data_loader_open(&l, out, side, 4, 64, 1, &e), 0);
+        data_loader_free(l);
+    }
+    /* val_frac 0: all of it in train */
+    assert_int_equal(prepare(small_vocab, in, 1, 0, 0, 1, NULL, NULL, &st, &e), 0);
+    assert_int_equal(st.position_cut, 0);
+    assert_int_equal(st.split_shards[DATA_VAL], 0);
+    /* two files: two documents, each to one side by its hash */
+    write_file("book2.txt", s, n / 2);
+    const char *two[] = {"book.txt", "book2.txt"};
+    assert_int_equal(prepare(small_vocab, two, 2, 0.1, 0, 1, NULL, NULL, &st, &e), 0);
+    assert_int_equal(st.position_cut, 0);
+    assert_int_equal(st.docs, 2);
+    assert_int_equal(st.split_docs[DATA_TRAIN] + st.split_docs[DATA_VAL], 2);
+    free(s);
+}
+
 static void test_uint32_shards(void **state) {
     (void)state;
     char p[512];
@@ -1058,12 +1118,12 @@ static void test_train_on_shards(void **state) {
     o.batch = 4, o.seq = 32, o.steps = 10, o.eval_every = 5, o.eval_batches = 2,
     o.sample_tokens = 20;
     float loss[10], loss2[10];
-    char *sample = NULL;
-    if (train_run(&o, record, loss, &sample, &e)) fail_msg("%s", e.msg);
+    train_result res;
+    if (train_run(&o, record, loss, &res, &e)) fail_msg("%s", e.msg);
     assert_true(loss[9] < loss[0] - 0.5f);
-    assert_non_null(sample);
-    assert_true(strlen(sample) > 0);
-    free(sample);
+    assert_non_null(res.sample);
+    assert_true(strlen(res.sample) > 0);
+    free(res.sample);
     o.out_dir = NULL;
     char run2[512];
     path_of(run2, sizeof run2, "run2");
@@ -1091,6 +1151,7 @@ int test_data(void) {
         cmocka_unit_test(test_prepare_bad_input), cmocka_unit_test(test_corrupt_shards),
         cmocka_unit_test(test_loader_order),      cmocka_unit_test(test_tell_seek),
         cmocka_unit_test(test_bytes_loader),      cmocka_unit_test(test_train_on_shards),
+        cmocka_unit_test(test_split_by_position),
     };
     return cmocka_run_group_tests_name("data", tests, setup, teardown);
 }
