@@ -105,13 +105,21 @@ await test('bodies over --max-body: 413 in the route\'s shape, the client sees i
   // the chromadb client: a bulk add over the limit is an answer, not "Failed to connect"
   const client = new ChromaClient({ host: url.hostname, port, ssl: false, headers: { 'x-chroma-token': key } });
   const c = await client.getOrCreateCollection({ name: 'limits', embeddingFunction: null });
-  // ~10 MB: the size at which the client saw "Failed to connect to chromadb" (a reset) before
-  const n = 20000, emb = Array.from({ length: 32 }, (_, j) => j / 7);
+  // ~10 MB in fewer records than pre-flight's max_batch_size, so the client sends it: the size
+  // at which the client saw "Failed to connect to chromadb" (a reset) before
+  const n = 5000, emb = Array.from({ length: 128 }, (_, j) => j / 7);
   try {
     await c.add({ ids: Array.from({ length: n }, (_, i) => `r${i}`), embeddings: Array.from({ length: n }, () => emb) });
     check(false, 'chromadb: an add over --max-body was accepted');
   } catch (e) {
     check(e.name !== 'ChromaConnectionError' && /at most 65536/.test(e.message), `chromadb: a bulk add over --max-body says why (${e.name}: ${e.message})`);
+  }
+  // more records than the body limit can carry: the client itself refuses, by pre-flight's figure
+  try {
+    await c.add({ ids: Array.from({ length: 20000 }, (_, i) => `r${i}`), embeddings: Array.from({ length: 20000 }, () => [1, 0, 0]) });
+    check(false, 'chromadb: 20,000 records over a 64 KiB body limit were accepted');
+  } catch (e) {
+    check(/max batch size 8189/.test(e.message), `chromadb: a batch over pre-flight's max_batch_size is refused by the client (${e.name}: ${e.message})`);
   }
   await c.add({ ids: ['a'], embeddings: [[1, 0, 0]] });
   check((await c.count()) === 1, 'chromadb: a small add afterwards works');
