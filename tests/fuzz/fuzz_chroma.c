@@ -1,7 +1,8 @@
 /* tests/fuzz/fuzz_chroma.c: a Chroma v2 API request (vstore_http) against a store in a private
  * temporary directory. The input is "METHOD PATH[?QUERY]\n" and then the body; "{cid}" in the
  * path stands for the id of the collection "fuzz" (3-dimensional, a few records), recreated
- * whenever a request deleted it. The store persists across inputs, as a server's does. */
+ * (with the default tenant and database) whenever a request deleted it. The store persists
+ * across inputs, as a server's does. */
 #include "fuzz.h"
 
 #include "vstore/vstore.h"
@@ -22,7 +23,13 @@ static void ensure_collection(void) {
         return;
     }
     vstore_coll_opts o = {.metric = VS_L2, .dim = 3};
-    if (vstore_coll_create(db, NULL, NULL, "fuzz", &o, true, &c, &e)) fuzz_die("collection", e.msg);
+    if (vstore_coll_create(db, NULL, NULL, "fuzz", &o, true, &c, &e)) {
+        /* a request deleted the default database or tenant (the API allows it): back again */
+        vstore_tenant_create(db, "default_tenant", &e);
+        vstore_database_create(db, "default_tenant", "default_database", &e);
+        if (vstore_coll_create(db, NULL, NULL, "fuzz", &o, true, &c, &e))
+            fuzz_die("collection", e.msg);
+    }
     memcpy(cid, c.id, sizeof cid);
     vstore_coll_free(&c);
     const char *ids[3] = {"a", "b", "c"};
