@@ -17,12 +17,12 @@ LIB_SRC  := $(wildcard src/base/*.c src/tensor/*.c src/nn/*.c src/optim/*.c src/
                        src/ckpt/*.c src/train/*.c src/tokenizer/*.c src/infer/*.c \
                        src/vstore/*.c src/server/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
-TEST_SRC := $(wildcard tests/*.c tests/*/*.c)
+TEST_SRC := $(filter-out tests/fuzz/%,$(wildcard tests/*.c tests/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test san bench bench-tokenizer bench-ckpt bench-ann bench-serve bench-infer demo deps help clean format
+.PHONY: all test san fuzz fuzz-build fuzz-replay bench bench-tokenizer bench-ckpt bench-ann bench-serve bench-infer demo deps help clean format
 all: $(BUILD)/hearth $(BUILD)/libhearth.a
 
 $(BUILD)/%.o: %.c
@@ -59,7 +59,7 @@ deps: ## install the Debian packages hearth needs to build and test (idempotent)
 # breaks one fails CI instead of the next `make bench`.
 BENCH_BIN := $(BUILD)/train_bench $(BUILD)/ckpt_bench $(BUILD)/ann_bench $(BUILD)/tokenizer_bench
 
-test: $(BUILD)/test_hearth $(BUILD)/hearth $(BENCH_BIN) ## build and run every test
+test: $(BUILD)/test_hearth $(BUILD)/hearth $(BENCH_BIN) fuzz-replay ## build and run every test
 	OMP_NUM_THREADS=2 ./$(BUILD)/test_hearth
 	./tests/cli/test_cli.sh ./$(BUILD)/hearth
 	./tests/cli/test_tools.sh ./$(BUILD)/hearth
@@ -71,6 +71,49 @@ test: $(BUILD)/test_hearth $(BUILD)/hearth $(BENCH_BIN) ## build and run every t
 
 san: ## the tests under AddressSanitizer + UndefinedBehaviorSanitizer
 	$(MAKE) SAN=1 test
+
+# ---- fuzzing (tests/fuzz; docs/ARCHITECTURE.md, "Fuzzing"). One libFuzzer target per parser
+# of outside input, built with clang into build-fuzz/ over the library compiled there with the
+# fuzzer's instrumentation and ASan + UBSan. `make test` needs no clang: it builds the same
+# targets with $(CC) and a plain main (tests/fuzz/replay.c) and replays each over its seeds and
+# the committed reproducers (tests/fuzz/regress/<target>/).
+FUZZ_TARGETS := gguf safetensors htok shard manifest trainer openai chroma where
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS  := -std=gnu11 -g -O1 -march=native -fopenmp -fno-math-errno -fno-omit-frame-pointer \
+                -fsanitize=address,undefined -fno-sanitize-recover=undefined -Wno-pass-failed \
+                -Isrc -Itests/fuzz
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_COMMON  := tests/fuzz/fuzz_util.c
+
+$(FUZZ_BUILD)/src/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/libhearth.a: $(FUZZ_LIB_OBJ)
+	$(AR) rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_COMMON) tests/fuzz/fuzz.h $(FUZZ_BUILD)/libhearth.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(filter %.c,$^) $(FUZZ_BUILD)/libhearth.a \
+	    $(LDLIBS) -o $@
+
+$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c $(FUZZ_COMMON) tests/fuzz/replay.c tests/fuzz/fuzz.h \
+                        $(BUILD)/libhearth.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/fuzz $(LDFLAGS) $(filter %.c,$^) $(BUILD)/libhearth.a $(LDLIBS) -o $@
+
+fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+
+fuzz: fuzz-build $(BUILD)/hearth ## run every fuzz target FUZZ_SECONDS (60) on seeds hearth writes; fails on a finding
+	./tests/fuzz/run.sh $(BUILD)/hearth $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-replay: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/replay_%) $(BUILD)/hearth ## every fuzz target once over its seeds and reproducers (no clang)
+	./tests/fuzz/seeds.sh $(BUILD)/hearth $(BUILD)/fuzz/seeds
+	for t in $(FUZZ_TARGETS); do \
+	    ./$(BUILD)/fuzz/replay_$$t $(BUILD)/fuzz/seeds/$$t \
+	        $$(ls -d tests/fuzz/regress/$$t 2>/dev/null) || exit 1; \
+	done
 
 bench: bench-tokenizer bench-ckpt bench-ann bench-infer bench-serve $(BUILD)/train_bench $(BUILD)/hearth ## peer benchmarks (slow; results go in docs/BENCHMARKS.md)
 	BUILD=$(BUILD) ./bench/train_bench.sh
@@ -94,12 +137,12 @@ demo: $(BUILD)/hearth ## train the small preset on a real corpus for a few minut
 	./tools/demo.sh
 
 format: ## clang-format every C file
-	clang-format -i $(LIB_SRC) $(CLI_SRC) $(TEST_SRC) src/*/*.h
+	clang-format -i $(LIB_SRC) $(CLI_SRC) $(TEST_SRC) src/*/*.h tests/fuzz/*.[ch]
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/' | sort
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(FUZZ_LIB_OBJ:.o=.d)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages hearth needs to build, test and run its demo. Idempotent:
 # packages already present are skipped, and apt-get runs only when something is missing.
-# With --bench it also installs the peers `make bench` compares against (PyTorch, NumPy).
+# With --bench it also installs the peers `make bench` compares against (PyTorch, NumPy); with
+# --fuzz, clang and libFuzzer for `make fuzz` (`make test` needs neither).
 set -euo pipefail
 pkgs=(
   build-essential          # gcc 12, make
@@ -16,10 +17,17 @@ pkgs=(
   libmicrohttpd-dev        # HTTP server for hearth serve (OpenAI API, vector-store API, /metrics)
   nodejs                   # runs the npm reference tokenizers (parity tests, tokenizer benchmark)
 )
-if [ "${1:-}" = "--bench" ]; then
-  pkgs+=(python3-torch python3-numpy) # the PyTorch peer of bench/train_bench.sh (and tools/gen_fixtures.py)
-  pkgs+=(python3-hnswlib python3-faiss dataset-fashion-mnist) # bench/ann_bench.sh: its peers and data
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --bench)
+      pkgs+=(python3-torch python3-numpy) # the PyTorch peer of bench/train_bench.sh (and tools/gen_fixtures.py)
+      pkgs+=(python3-hnswlib python3-faiss dataset-fashion-mnist) # bench/ann_bench.sh: its peers and data
+      ;;
+    --fuzz)
+      pkgs+=(clang libclang-rt-dev libomp-dev) # make fuzz: clang, libFuzzer + sanitizer runtimes, OpenMP
+      ;;
+  esac
+done
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

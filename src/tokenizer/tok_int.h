@@ -107,8 +107,6 @@ int tok_serialize(const tok_vocab *v, uint8_t **data, size_t *len, base_err *e);
 
 /* ---- hashing */
 uint64_t tok_hash(const void *p, size_t n);
-uint64_t tok_fnv1a(const void *p, size_t n, uint64_t h); /* h: FNV offset basis to start */
-#define TOK_FNV_BASIS 0xcbf29ce484222325ull
 
 /* The id of the token whose stored text is (p, n) with hash h = tok_hash(p, n), or -1. */
 static inline int32_t tok_lookup_h(const tok_vocab *v, const void *p, size_t n, uint64_t h) {

@@ -12,17 +12,6 @@
 #define HTOK_HEADER 48u
 #define HTOK_MAX_MERGES (1u << 26)
 
-/* ---- hashing */
-
-uint64_t tok_fnv1a(const void *p, size_t n, uint64_t h) {
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 static inline uint64_t mix64(uint64_t x) {
     x ^= x >> 32;
     x *= 0xd6e8feb86659fd93ull;
@@ -440,7 +429,7 @@ int tok_serialize(const tok_vocab *v, uint8_t **data, size_t *len, base_err *e) 
         base_put_le32(q + 8, v->merges[i].merged);
         base_put_le32(q + 12, v->merges[i].rank);
     }
-    base_put_le64(q, tok_fnv1a(p, n - 8, TOK_FNV_BASIS));
+    base_put_le64(q, base_fnv1a64(p, n - 8, BASE_FNV64_BASIS));
     *data = p;
     *len = n;
     return 0;
@@ -484,7 +473,7 @@ int tok_parse(const void *data, size_t len, tok_vocab **out, base_err *e) {
     if (want < len)
         return base_fail(e, BASE_EFORMAT, "vocabulary corrupt: %zu bytes after its end",
                          len - want);
-    if (tok_fnv1a(p, len - 8, TOK_FNV_BASIS) != base_get_le64(p + len - 8))
+    if (base_fnv1a64(p, len - 8, BASE_FNV64_BASIS) != base_get_le64(p + len - 8))
         return base_fail(e, BASE_EFORMAT, "vocabulary corrupt: checksum mismatch");
     tok_vocab *v = tok_vocab_new((int)base_get_le32(p + 8), (int)base_get_le32(p + 12));
     if (!v) return base_fail(e, BASE_ENOMEM, "out of memory");

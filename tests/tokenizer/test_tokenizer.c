@@ -399,7 +399,7 @@ static void test_specials(void **state) {
 /* ---- files */
 
 static void reseal(uint8_t *p, size_t n) {
-    uint64_t h = tok_fnv1a(p, n - 8, TOK_FNV_BASIS);
+    uint64_t h = base_fnv1a64(p, n - 8, BASE_FNV64_BASIS);
     for (int i = 0; i < 8; i++) p[n - 8 + i] = (uint8_t)(h >> (8 * i));
 }
 
