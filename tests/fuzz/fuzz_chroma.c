@@ -22,7 +22,7 @@ static void ensure_collection(void) {
         vstore_coll_free(&c);
         return;
     }
-    vstore_coll_opts o = {.metric = VS_L2, .dim = 3};
+    vstore_coll_opts o = {.metric = VDIST_L2, .dim = 3};
     if (vstore_coll_create(db, NULL, NULL, "fuzz", &o, true, &c, &e)) {
         /* a request deleted the default database or tenant (the API allows it): back again */
         vstore_tenant_create(db, "default_tenant", &e);

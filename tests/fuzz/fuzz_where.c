@@ -16,7 +16,7 @@ static void init(void) {
     base_err e;
     if (vstore_open(&db, fuzz_path("store"), &e)) fuzz_die("vstore_open", e.msg);
     vstore_coll c;
-    vstore_coll_opts o = {.metric = VS_COSINE, .dim = 2};
+    vstore_coll_opts o = {.metric = VDIST_COSINE, .dim = 2};
     if (vstore_coll_create(db, NULL, NULL, "where", &o, true, &c, &e)) fuzz_die("coll", e.msg);
     memcpy(cid, c.id, sizeof cid);
     vstore_coll_free(&c);
