@@ -1,0 +1,311 @@
+/* dot_avx2.c: AVX2 + FMA + F16C dot products, the same sums as dot.c's references (integer sums
+ * per block, exact), scaled and accumulated in eight float lanes and summed across them at the
+ * end: the order of float additions differs from the reference's, so results agree to rounding
+ * (tests/quant states the tolerance), not bit for bit. Compiled for these extensions by a
+ * target pragma whatever the build's -march; quant_isa_best calls them only where cpuid says
+ * they run. */
+#include "quant/quant_int.h"
+
+#include <immintrin.h>
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+static inline float h2f(uint16_t h) {
+    return _cvtsh_ss(h);
+}
+
+/* 8 int32 sums of 4 products each of 32 signed bytes a and b; a's values in -128..127, b's in
+ * -127..127 (the activations never hold -128, so negating b by a's sign cannot overflow). */
+static inline __m256i dot_i8(__m256i a, __m256i b) {
+    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+/* The same for unsigned a (0..127) and signed b. */
+static inline __m256i dot_u8(__m256i a, __m256i b) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));
+}
+/* 32 nibbles of 16 bytes: the low ones as bytes 0..15, the high ones as bytes 16..31. */
+static inline __m256i nibbles(const uint8_t *p) {
+    __m128i b = _mm_loadu_si128((const __m128i *)p), m = _mm_set1_epi8(0xF);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), m), _mm_and_si128(b, m));
+}
+/* Byte i (0..31) = 0xFF where bit i of x is set, 0 elsewhere. */
+static inline __m256i bits_to_bytes(uint32_t x) {
+    const __m256i spread = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                             0x0101010101010101, 0x0000000000000000);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), spread);
+    v = _mm256_or_si256(v, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)); /* byte k: all bits but k */
+    return _mm256_cmpeq_epi8(v, _mm256_set1_epi8(-1));
+}
+
+static float dot_f32(int K, const void *w, const void *x) {
+    const float *a = w, *b = x;
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+    for (; i + 32 <= K; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+    }
+    for (; i + 8 <= K; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    float s = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < K; i++) s += a[i] * b[i];
+    return s;
+}
+static inline __m256 load_h8(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+static float dot_f16(int K, const void *w, const void *x) {
+    const uint16_t *a = w;
+    const float *b = x;
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+    for (; i + 32 <= K; i += 32) {
+        s0 = _mm256_fmadd_ps(load_h8(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(load_h8(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+        s2 = _mm256_fmadd_ps(load_h8(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+        s3 = _mm256_fmadd_ps(load_h8(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+    }
+    for (; i + 8 <= K; i += 8) s0 = _mm256_fmadd_ps(load_h8(a + i), _mm256_loadu_ps(b + i), s0);
+    float s = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < K; i++) s += h2f(a[i]) * b[i];
+    return s;
+}
+static inline __m256 load_bf8(const uint16_t *p) {
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+static float dot_bf16(int K, const void *w, const void *x) {
+    const uint16_t *a = w;
+    const float *b = x;
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int i = 0;
+    for (; i + 32 <= K; i += 32) {
+        s0 = _mm256_fmadd_ps(load_bf8(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(load_bf8(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+        s2 = _mm256_fmadd_ps(load_bf8(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+        s3 = _mm256_fmadd_ps(load_bf8(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+    }
+    for (; i + 8 <= K; i += 8) s0 = _mm256_fmadd_ps(load_bf8(a + i), _mm256_loadu_ps(b + i), s0);
+    float s = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < K; i++) s += quant_bf16_to_f32(a[i]) * b[i];
+    return s;
+}
+
+static float dot_q8_0(int K, const void *w, const void *x) {
+    const quant_block_q8_0 *a = w, *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < K / QUANT_QK; i++) {
+        __m256i p = dot_i8(_mm256_loadu_si256((const __m256i *)a[i].qs),
+                           _mm256_loadu_si256((const __m256i *)b[i].qs));
+        acc =
+            _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[i].d) * h2f(b[i].d)), _mm256_cvtepi32_ps(p), acc);
+    }
+    return hsum8(acc);
+}
+static float dot_q4_0(int K, const void *w, const void *x) {
+    const quant_block_q4_0 *a = w;
+    const quant_block_q8_0 *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < K / QUANT_QK; i++) {
+        __m256i q = _mm256_sub_epi8(nibbles(a[i].qs), _mm256_set1_epi8(8));
+        __m256i p = dot_i8(q, _mm256_loadu_si256((const __m256i *)b[i].qs));
+        acc =
+            _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[i].d) * h2f(b[i].d)), _mm256_cvtepi32_ps(p), acc);
+    }
+    return hsum8(acc);
+}
+static float dot_q5_0(int K, const void *w, const void *x) {
+    const quant_block_q5_0 *a = w;
+    const quant_block_q8_0 *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < K / QUANT_QK; i++) {
+        __m256i hb = _mm256_and_si256(bits_to_bytes(base_get_le32(a[i].qh)), _mm256_set1_epi8(16));
+        __m256i q = _mm256_sub_epi8(_mm256_or_si256(nibbles(a[i].qs), hb), _mm256_set1_epi8(16));
+        __m256i p = dot_i8(q, _mm256_loadu_si256((const __m256i *)b[i].qs));
+        acc =
+            _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[i].d) * h2f(b[i].d)), _mm256_cvtepi32_ps(p), acc);
+    }
+    return hsum8(acc);
+}
+static float dot_q4_1(int K, const void *w, const void *x) {
+    const quant_block_q4_1 *a = w;
+    const quant_block_q8_1 *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    float ms = 0;
+    for (int i = 0; i < K / QUANT_QK; i++) {
+        __m256i p = dot_u8(nibbles(a[i].qs), _mm256_loadu_si256((const __m256i *)b[i].qs));
+        acc =
+            _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[i].d) * h2f(b[i].d)), _mm256_cvtepi32_ps(p), acc);
+        ms += h2f(a[i].m) * h2f(b[i].s);
+    }
+    return hsum8(acc) + ms;
+}
+static float dot_q5_1(int K, const void *w, const void *x) {
+    const quant_block_q5_1 *a = w;
+    const quant_block_q8_1 *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    float ms = 0;
+    for (int i = 0; i < K / QUANT_QK; i++) {
+        __m256i hb = _mm256_and_si256(bits_to_bytes(base_get_le32(a[i].qh)), _mm256_set1_epi8(16));
+        __m256i p = dot_u8(_mm256_or_si256(nibbles(a[i].qs), hb),
+                           _mm256_loadu_si256((const __m256i *)b[i].qs));
+        acc =
+            _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[i].d) * h2f(b[i].d)), _mm256_cvtepi32_ps(p), acc);
+        ms += h2f(a[i].m) * h2f(b[i].s);
+    }
+    return hsum8(acc) + ms;
+}
+
+/* Q4_K: per 64-element chunk, 32 bytes give the low nibbles (sub-block 2c) and the high ones
+ * (2c + 1); maddubs pairs stay within int16 (15 * 128 * 2); the mins come from bsums. */
+static float dot_q4_k(int K, const void *w, const void *x) {
+    const quant_block_q4_k *a = w;
+    const quant_block_q8_k *b = x;
+    const __m256i m4 = _mm256_set1_epi8(0xF);
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    for (int i = 0; i < K / QUANT_QK_K; i++) {
+        int sc[8], mn[8], msum = 0;
+        for (int j = 0; j < 8; j++) {
+            quant_scale_min_k4(j, a[i].scales, &sc[j], &mn[j]);
+            msum += mn[j] * (b[i].bsums[2 * j] + b[i].bsums[2 * j + 1]);
+        }
+        __m256i sumi = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i qb = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
+            __m256i lo = _mm256_and_si256(qb, m4),
+                    hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), m4);
+            __m256i p0 =
+                _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c)));
+            __m256i p1 = _mm256_maddubs_epi16(
+                hi, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c + 32)));
+            p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16((short)sc[2 * c]));
+            p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16((short)sc[2 * c + 1]));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+        }
+        float d = b[i].d * h2f(a[i].d);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        accm += b[i].d * h2f(a[i].dmin) * (float)msum;
+    }
+    return hsum8(acc) - accm;
+}
+static float dot_q5_k(int K, const void *w, const void *x) {
+    const quant_block_q5_k *a = w;
+    const quant_block_q8_k *b = x;
+    const __m256i m4 = _mm256_set1_epi8(0xF), m16 = _mm256_set1_epi8(16);
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    for (int i = 0; i < K / QUANT_QK_K; i++) {
+        int sc[8], mn[8], msum = 0;
+        for (int j = 0; j < 8; j++) {
+            quant_scale_min_k4(j, a[i].scales, &sc[j], &mn[j]);
+            msum += mn[j] * (b[i].bsums[2 * j] + b[i].bsums[2 * j + 1]);
+        }
+        __m256i qh = _mm256_loadu_si256((const __m256i *)a[i].qh), sumi = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i qb = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
+            /* bit 2c of qh byte l is the fifth bit of element l, bit 2c + 1 that of 32 + l */
+            __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * c), 4), m16);
+            __m256i h1 =
+                _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * c + 1), 4), m16);
+            __m256i lo = _mm256_or_si256(_mm256_and_si256(qb, m4), h0);
+            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4), h1);
+            __m256i p0 =
+                _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c)));
+            __m256i p1 = _mm256_maddubs_epi16(
+                hi, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c + 32)));
+            p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16((short)sc[2 * c]));
+            p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16((short)sc[2 * c + 1]));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+        }
+        float d = b[i].d * h2f(a[i].d);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        accm += b[i].d * h2f(a[i].dmin) * (float)msum;
+    }
+    return hsum8(acc) - accm;
+}
+/* Q6_K: unsigned q (0..63) times y by maddubs, the 32 offset taken off through bsums. One
+ * 32-element vector spans two scales: the low 128-bit lane takes the first, the high the next. */
+static float dot_q6_k(int K, const void *w, const void *x) {
+    const quant_block_q6_k *a = w;
+    const quant_block_q8_k *b = x;
+    const __m256i m4 = _mm256_set1_epi8(0xF), m3 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < K / QUANT_QK_K; i++) {
+        const int8_t *sc = a[i].scales;
+        int msum = 0;
+        for (int j = 0; j < 16; j++) msum += sc[j] * b[i].bsums[j];
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h));
+            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+            q[1] = _mm256_or_si256(
+                _mm256_and_si256(ql1, m4),
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+            q[2] = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+            q[3] = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+            for (int j = 0; j < 4; j++) {
+                const int8_t *s = sc + 8 * h + 2 * j;
+                __m256i p = _mm256_maddubs_epi16(
+                    q[j], _mm256_loadu_si256((const __m256i *)(b[i].qs + 128 * h + 32 * j)));
+                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(s[1]), _mm_set1_epi16(s[0]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scv));
+            }
+        }
+        float d = b[i].d * h2f(a[i].d);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d),
+                              _mm256_cvtepi32_ps(_mm256_sub_epi32(
+                                  sumi, _mm256_setr_epi32(32 * msum, 0, 0, 0, 0, 0, 0, 0))),
+                              acc);
+    }
+    return hsum8(acc);
+}
+
+#pragma GCC pop_options
+
+quant_dot_fn quant_dot_avx2(int wtype) {
+    switch (wtype) {
+    case QUANT_F32:
+        return dot_f32;
+    case QUANT_F16:
+        return dot_f16;
+    case QUANT_BF16:
+        return dot_bf16;
+    case QUANT_Q8_0:
+        return dot_q8_0;
+    case QUANT_Q4_0:
+        return dot_q4_0;
+    case QUANT_Q4_1:
+        return dot_q4_1;
+    case QUANT_Q5_0:
+        return dot_q5_0;
+    case QUANT_Q5_1:
+        return dot_q5_1;
+    case QUANT_Q4_K:
+        return dot_q4_k;
+    case QUANT_Q5_K:
+        return dot_q5_k;
+    case QUANT_Q6_K:
+        return dot_q6_k;
+    default:
+        return NULL;
+    }
+}
