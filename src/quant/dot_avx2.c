@@ -166,6 +166,70 @@ static float dot_q5_1(int K, const void *w, const void *x) {
     return hsum8(acc) + ms;
 }
 
+/* 32 unsigned values u (0..127) times 32 activations, as 8 int32 sums, the first 16 products
+ * scaled by s0 and the last 16 by s1 (the K-quants' sub-blocks of 16). */
+static inline __m256i dot_u8_scaled(__m256i u, const int8_t *y, int s0, int s1) {
+    __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)y));
+    return _mm256_madd_epi16(
+        p, _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0)));
+}
+
+/* Q2_K: element 128 h + 32 j + l is bits 2j of qs[32 h + l]; mins through bsums. */
+static float dot_q2_k(int K, const void *w, const void *x) {
+    const quant_block_q2_k *a = w;
+    const quant_block_q8_k *b = x;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    for (int i = 0; i < K / QUANT_QK_K; i++) {
+        const uint8_t *sc = a[i].scales;
+        int msum = 0;
+        for (int j = 0; j < 16; j++) msum += (sc[j] >> 4) * b[i].bsums[j];
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i qs = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * h));
+            for (int j = 0; j < 4; j++) {
+                __m256i u = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), m3);
+                int s = 8 * h + 2 * j;
+                sumi = _mm256_add_epi32(sumi, dot_u8_scaled(u, b[i].qs + 128 * h + 32 * j,
+                                                            sc[s] & 0xF, sc[s + 1] & 0xF));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * h2f(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+        accm += b[i].d * h2f(a[i].dmin) * (float)msum;
+    }
+    return hsum8(acc) - accm;
+}
+/* Q3_K: u = low 2 bits + 4 * high bit (0..7) and q = u - 4, the 4 taken off through bsums. */
+static float dot_q3_k(int K, const void *w, const void *x) {
+    const quant_block_q3_k *a = w;
+    const quant_block_q8_k *b = x;
+    const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < K / QUANT_QK_K; i++) {
+        int sc[16], msum = 0;
+        for (int j = 0; j < 16; j++) {
+            sc[j] = quant_scale_q3_k(j, a[i].scales);
+            msum += sc[j] * b[i].bsums[j];
+        }
+        __m256i hm = _mm256_loadu_si256((const __m256i *)a[i].hmask), sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i qs = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * h));
+            for (int j = 0; j < 4; j++) {
+                __m256i lo = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), m3);
+                __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + j), m1);
+                __m256i u = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 2));
+                int s = 8 * h + 2 * j;
+                sumi = _mm256_add_epi32(
+                    sumi, dot_u8_scaled(u, b[i].qs + 128 * h + 32 * j, sc[s], sc[s + 1]));
+            }
+        }
+        sumi = _mm256_sub_epi32(sumi, _mm256_setr_epi32(4 * msum, 0, 0, 0, 0, 0, 0, 0));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * h2f(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum8(acc);
+}
+
 /* Q4_K: per 64-element chunk, 32 bytes give the low nibbles (sub-block 2c) and the high ones
  * (2c + 1); maddubs pairs stay within int16 (15 * 128 * 2); the mins come from bsums. */
 static float dot_q4_k(int K, const void *w, const void *x) {
@@ -299,6 +363,10 @@ quant_dot_fn quant_dot_avx2(int wtype) {
         return dot_q5_0;
     case QUANT_Q5_1:
         return dot_q5_1;
+    case QUANT_Q2_K:
+        return dot_q2_k;
+    case QUANT_Q3_K:
+        return dot_q3_k;
     case QUANT_Q4_K:
         return dot_q4_k;
     case QUANT_Q5_K:
