@@ -293,23 +293,32 @@ void quant_matmul_isa(float *Y, const float *X, const void *W, int wtype, int M,
                                (size_t)K);
         xa = scratch;
     }
-    quant_dot_fn dot = quant_dot_for(wtype, isa, NULL);
+    quant_isa used;
+    quant_dot_fn dot = quant_dot_for(wtype, isa, &used);
+    /* four rows of X per weight row where the kernel's ISA has that form (bit-identical) */
+    quant_dot4_fn dot4 = used == QUANT_ISA_SCALAR ? NULL : quant_dot4_avx2(wtype);
     const uint8_t *w8 = W;
     int nchunks = (N + QUANT_NCHUNK - 1) / QUANT_NCHUNK;
     /* Few rows (decoding): each weight row is read from memory once and dotted with every row
      * of X while it sits in L1. Many rows (prefill): a chunk of weight rows stays in L2 while
-     * the rows of X pass over it, one at a time in L1. */
+     * the rows of X pass over it, four at a time. */
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int c = 0; c < nchunks; c++) {
         int n0 = c * QUANT_NCHUNK, n1 = n0 + QUANT_NCHUNK < N ? n0 + QUANT_NCHUNK : N;
-        if (M <= 8) {
-            for (int n = n0; n < n1; n++)
-                for (int m = 0; m < M; m++)
-                    Y[(size_t)m * N + n] = dot(K, w8 + (size_t)n * wrb, xa + (size_t)m * xrb);
-        } else {
-            for (int m = 0; m < M; m++)
-                for (int n = n0; n < n1; n++)
-                    Y[(size_t)m * N + n] = dot(K, w8 + (size_t)n * wrb, xa + (size_t)m * xrb);
+        int mt = M <= 8 ? M : 4; /* rows of X per pass over the chunk */
+        for (int m0 = 0; m0 < M; m0 += mt) {
+            int m1 = m0 + mt < M ? m0 + mt : M;
+            for (int n = n0; n < n1; n++) {
+                const uint8_t *wr = w8 + (size_t)n * wrb;
+                int m = m0;
+                if (dot4)
+                    for (; m + 4 <= m1; m += 4) {
+                        float o[4];
+                        dot4(K, wr, xa + (size_t)m * xrb, xrb, o);
+                        for (int r = 0; r < 4; r++) Y[(size_t)(m + r) * N + n] = o[r];
+                    }
+                for (; m < m1; m++) Y[(size_t)m * N + n] = dot(K, wr, xa + (size_t)m * xrb);
+            }
         }
     }
 }

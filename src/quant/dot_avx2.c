@@ -45,85 +45,113 @@ static inline __m256i bits_to_bytes(uint32_t x) {
     return _mm256_cmpeq_epi8(v, _mm256_set1_epi8(-1));
 }
 
-static float dot_f32(int K, const void *w, const void *x) {
-    const float *a = w, *b = x;
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    int i = 0;
-    for (; i + 32 <= K; i += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+/* Each kernel below is written once for R activation rows (R = 1: quant_dot_fn, R = 4:
+ * quant_dot4_fn): the weight block is loaded and unpacked once for all R rows, and each row
+ * goes through exactly the operations it would alone, so a row's result does not depend on
+ * which kernel computed it. */
+#define ROWS static inline __attribute__((always_inline))
+
+#define FLOAT_ROWS(NAME, T, LOAD, CONV)                                                            \
+    ROWS void NAME##_rows(int K, const T *a, const float *x, size_t xs, int R, float *out) {       \
+        __m256 s0[4], s1[4];                                                                       \
+        for (int r = 0; r < R; r++) s0[r] = s1[r] = _mm256_setzero_ps();                           \
+        int i = 0;                                                                                 \
+        for (; i + 16 <= K; i += 16) {                                                             \
+            __m256 w0 = LOAD(a + i), w1 = LOAD(a + i + 8);                                         \
+            for (int r = 0; r < R; r++) {                                                          \
+                s0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + r * xs + i), s0[r]);               \
+                s1[r] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + r * xs + i + 8), s1[r]);           \
+            }                                                                                      \
+        }                                                                                          \
+        for (; i + 8 <= K; i += 8) {                                                               \
+            __m256 w0 = LOAD(a + i);                                                               \
+            for (int r = 0; r < R; r++)                                                            \
+                s0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + r * xs + i), s0[r]);               \
+        }                                                                                          \
+        for (int r = 0; r < R; r++) {                                                              \
+            float s = hsum8(_mm256_add_ps(s0[r], s1[r]));                                          \
+            for (int k = i; k < K; k++) s += CONV(a[k]) * x[r * xs + k];                           \
+            out[r] = s;                                                                            \
+        }                                                                                          \
+    }                                                                                              \
+    static float dot_##NAME(int K, const void *w, const void *x) {                                 \
+        float out;                                                                                 \
+        NAME##_rows(K, w, x, 0, 1, &out);                                                          \
+        return out;                                                                                \
+    }                                                                                              \
+    static void dot4_##NAME(int K, const void *w, const void *x, size_t xs, float *out) {          \
+        NAME##_rows(K, w, x, xs / sizeof(float), 4, out);                                          \
     }
-    for (; i + 8 <= K; i += 8)
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    float s = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-    for (; i < K; i++) s += a[i] * b[i];
-    return s;
+
+static inline __m256 load_f8(const float *p) {
+    return _mm256_loadu_ps(p);
+}
+static inline float conv_f32(float v) {
+    return v;
 }
 static inline __m256 load_h8(const uint16_t *p) {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-}
-static float dot_f16(int K, const void *w, const void *x) {
-    const uint16_t *a = w;
-    const float *b = x;
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    int i = 0;
-    for (; i + 32 <= K; i += 32) {
-        s0 = _mm256_fmadd_ps(load_h8(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(load_h8(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-        s2 = _mm256_fmadd_ps(load_h8(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
-        s3 = _mm256_fmadd_ps(load_h8(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
-    }
-    for (; i + 8 <= K; i += 8) s0 = _mm256_fmadd_ps(load_h8(a + i), _mm256_loadu_ps(b + i), s0);
-    float s = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-    for (; i < K; i++) s += h2f(a[i]) * b[i];
-    return s;
 }
 static inline __m256 load_bf8(const uint16_t *p) {
     __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
     return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
-static float dot_bf16(int K, const void *w, const void *x) {
-    const uint16_t *a = w;
-    const float *b = x;
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    int i = 0;
-    for (; i + 32 <= K; i += 32) {
-        s0 = _mm256_fmadd_ps(load_bf8(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(load_bf8(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-        s2 = _mm256_fmadd_ps(load_bf8(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
-        s3 = _mm256_fmadd_ps(load_bf8(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
-    }
-    for (; i + 8 <= K; i += 8) s0 = _mm256_fmadd_ps(load_bf8(a + i), _mm256_loadu_ps(b + i), s0);
-    float s = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-    for (; i < K; i++) s += quant_bf16_to_f32(a[i]) * b[i];
-    return s;
-}
+FLOAT_ROWS(f32, float, load_f8, conv_f32)
+FLOAT_ROWS(f16, uint16_t, load_h8, h2f)
+FLOAT_ROWS(bf16, uint16_t, load_bf8, quant_bf16_to_f32)
 
-static float dot_q8_0(int K, const void *w, const void *x) {
-    const quant_block_q8_0 *a = w, *b = x;
-    __m256 acc = _mm256_setzero_ps();
-    for (int i = 0; i < K / QUANT_QK; i++) {
-        __m256i p = dot_i8(_mm256_loadu_si256((const __m256i *)a[i].qs),
-                           _mm256_loadu_si256((const __m256i *)b[i].qs));
-        acc =
-            _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[i].d) * h2f(b[i].d)), _mm256_cvtepi32_ps(p), acc);
+/* Defines dot_NAME and dot4_NAME from NAME_rows. */
+#define ROWS_ENTRIES(NAME)                                                                         \
+    static float dot_##NAME(int K, const void *w, const void *x) {                                 \
+        float out;                                                                                 \
+        NAME##_rows(K, w, x, 0, 1, &out);                                                          \
+        return out;                                                                                \
+    }                                                                                              \
+    static void dot4_##NAME(int K, const void *w, const void *x, size_t xs, float *out) {          \
+        NAME##_rows(K, w, x, xs, 4, out);                                                          \
     }
-    return hsum8(acc);
+
+/* Q8_0 and Q4_0 against Q8_0 rows: the weight's 32 signed values (Q4_0: nibbles - 8) once,
+ * their magnitudes and signs applied to each row (dot_i8). */
+ROWS void q8_0_rows(int K, const quant_block_q8_0 *a, const uint8_t *x, size_t xs, int R,
+                    float *out) {
+    __m256 acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    for (int i = 0; i < K / QUANT_QK; i++) {
+        __m256i q = _mm256_loadu_si256((const __m256i *)a[i].qs), aq = _mm256_sign_epi8(q, q);
+        float d = h2f(a[i].d);
+        for (int r = 0; r < R; r++) {
+            const quant_block_q8_0 *b = (const quant_block_q8_0 *)(x + r * xs) + i;
+            __m256i p = _mm256_maddubs_epi16(
+                aq, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)b->qs), q));
+            p = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * h2f(b->d)), _mm256_cvtepi32_ps(p), acc[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]);
 }
-static float dot_q4_0(int K, const void *w, const void *x) {
-    const quant_block_q4_0 *a = w;
-    const quant_block_q8_0 *b = x;
-    __m256 acc = _mm256_setzero_ps();
+ROWS_ENTRIES(q8_0)
+
+ROWS void q4_0_rows(int K, const quant_block_q4_0 *a, const uint8_t *x, size_t xs, int R,
+                    float *out) {
+    __m256 acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
     for (int i = 0; i < K / QUANT_QK; i++) {
         __m256i q = _mm256_sub_epi8(nibbles(a[i].qs), _mm256_set1_epi8(8));
-        __m256i p = dot_i8(q, _mm256_loadu_si256((const __m256i *)b[i].qs));
-        acc =
-            _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[i].d) * h2f(b[i].d)), _mm256_cvtepi32_ps(p), acc);
+        __m256i aq = _mm256_sign_epi8(q, q);
+        float d = h2f(a[i].d);
+        for (int r = 0; r < R; r++) {
+            const quant_block_q8_0 *b = (const quant_block_q8_0 *)(x + r * xs) + i;
+            __m256i p = _mm256_maddubs_epi16(
+                aq, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)b->qs), q));
+            p = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * h2f(b->d)), _mm256_cvtepi32_ps(p), acc[r]);
+        }
     }
-    return hsum8(acc);
+    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]);
 }
+ROWS_ENTRIES(q4_0)
+
 static float dot_q5_0(int K, const void *w, const void *x) {
     const quant_block_q5_0 *a = w;
     const quant_block_q8_0 *b = x;
@@ -232,37 +260,46 @@ static float dot_q3_k(int K, const void *w, const void *x) {
 
 /* Q4_K: per 64-element chunk, 32 bytes give the low nibbles (sub-block 2c) and the high ones
  * (2c + 1); maddubs pairs stay within int16 (15 * 128 * 2); the mins come from bsums. */
-static float dot_q4_k(int K, const void *w, const void *x) {
-    const quant_block_q4_k *a = w;
-    const quant_block_q8_k *b = x;
+ROWS void q4_k_rows(int K, const quant_block_q4_k *a, const uint8_t *x, size_t xs, int R,
+                    float *out) {
     const __m256i m4 = _mm256_set1_epi8(0xF);
-    __m256 acc = _mm256_setzero_ps();
-    float accm = 0;
+    __m256 acc[4];
+    float accm[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), accm[r] = 0;
     for (int i = 0; i < K / QUANT_QK_K; i++) {
-        int sc[8], mn[8], msum = 0;
-        for (int j = 0; j < 8; j++) {
-            quant_scale_min_k4(j, a[i].scales, &sc[j], &mn[j]);
-            msum += mn[j] * (b[i].bsums[2 * j] + b[i].bsums[2 * j + 1]);
-        }
-        __m256i sumi = _mm256_setzero_si256();
+        int sc[8], mn[8];
+        for (int j = 0; j < 8; j++) quant_scale_min_k4(j, a[i].scales, &sc[j], &mn[j]);
+        __m256i sumi[4];
+        for (int r = 0; r < R; r++) sumi[r] = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
             __m256i qb = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
-            __m256i lo = _mm256_and_si256(qb, m4),
-                    hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), m4);
-            __m256i p0 =
-                _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c)));
-            __m256i p1 = _mm256_maddubs_epi16(
-                hi, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c + 32)));
-            p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16((short)sc[2 * c]));
-            p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16((short)sc[2 * c + 1]));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+            __m256i lo = _mm256_and_si256(qb, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), m4);
+            __m256i s0 = _mm256_set1_epi16((short)sc[2 * c]),
+                    s1 = _mm256_set1_epi16((short)sc[2 * c + 1]);
+            for (int r = 0; r < R; r++) {
+                const int8_t *y = ((const quant_block_q8_k *)(x + r * xs) + i)->qs + 64 * c;
+                __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)y));
+                __m256i p1 =
+                    _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y + 32)));
+                p0 = _mm256_madd_epi16(p0, s0);
+                p1 = _mm256_madd_epi16(p1, s1);
+                sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(p0, p1));
+            }
         }
-        float d = b[i].d * h2f(a[i].d);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        accm += b[i].d * h2f(a[i].dmin) * (float)msum;
+        float d = h2f(a[i].d), dmin = h2f(a[i].dmin);
+        for (int r = 0; r < R; r++) {
+            const quant_block_q8_k *b = (const quant_block_q8_k *)(x + r * xs) + i;
+            int msum = 0;
+            for (int j = 0; j < 8; j++) msum += mn[j] * (b->bsums[2 * j] + b->bsums[2 * j + 1]);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(b->d * d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+            accm[r] += b->d * dmin * (float)msum;
+        }
     }
-    return hsum8(acc) - accm;
+    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]) - accm[r];
 }
+ROWS_ENTRIES(q4_k)
+
 static float dot_q5_k(int K, const void *w, const void *x) {
     const quant_block_q5_k *a = w;
     const quant_block_q8_k *b = x;
@@ -300,16 +337,15 @@ static float dot_q5_k(int K, const void *w, const void *x) {
 }
 /* Q6_K: unsigned q (0..63) times y by maddubs, the 32 offset taken off through bsums. One
  * 32-element vector spans two scales: the low 128-bit lane takes the first, the high the next. */
-static float dot_q6_k(int K, const void *w, const void *x) {
-    const quant_block_q6_k *a = w;
-    const quant_block_q8_k *b = x;
+ROWS void q6_k_rows(int K, const quant_block_q6_k *a, const uint8_t *x, size_t xs, int R,
+                    float *out) {
     const __m256i m4 = _mm256_set1_epi8(0xF), m3 = _mm256_set1_epi8(3);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
     for (int i = 0; i < K / QUANT_QK_K; i++) {
         const int8_t *sc = a[i].scales;
-        int msum = 0;
-        for (int j = 0; j < 16; j++) msum += sc[j] * b[i].bsums[j];
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi[4];
+        for (int r = 0; r < R; r++) sumi[r] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             __m256i ql0 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h));
             __m256i ql1 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h + 32));
@@ -328,20 +364,28 @@ static float dot_q6_k(int K, const void *w, const void *x) {
                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
             for (int j = 0; j < 4; j++) {
                 const int8_t *s = sc + 8 * h + 2 * j;
-                __m256i p = _mm256_maddubs_epi16(
-                    q[j], _mm256_loadu_si256((const __m256i *)(b[i].qs + 128 * h + 32 * j)));
                 __m256i scv = _mm256_set_m128i(_mm_set1_epi16(s[1]), _mm_set1_epi16(s[0]));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scv));
+                for (int r = 0; r < R; r++) {
+                    const int8_t *y =
+                        ((const quant_block_q8_k *)(x + r * xs) + i)->qs + 128 * h + 32 * j;
+                    __m256i p = _mm256_maddubs_epi16(q[j], _mm256_loadu_si256((const __m256i *)y));
+                    sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(p, scv));
+                }
             }
         }
-        float d = b[i].d * h2f(a[i].d);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d),
-                              _mm256_cvtepi32_ps(_mm256_sub_epi32(
-                                  sumi, _mm256_setr_epi32(32 * msum, 0, 0, 0, 0, 0, 0, 0))),
-                              acc);
+        float d = h2f(a[i].d);
+        for (int r = 0; r < R; r++) {
+            const quant_block_q8_k *b = (const quant_block_q8_k *)(x + r * xs) + i;
+            int msum = 0;
+            for (int j = 0; j < 16; j++) msum += sc[j] * b->bsums[j];
+            __m256i v =
+                _mm256_sub_epi32(sumi[r], _mm256_setr_epi32(32 * msum, 0, 0, 0, 0, 0, 0, 0));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(b->d * d), _mm256_cvtepi32_ps(v), acc[r]);
+        }
     }
-    return hsum8(acc);
+    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]);
 }
+ROWS_ENTRIES(q6_k)
 
 #pragma GCC pop_options
 
@@ -373,6 +417,27 @@ quant_dot_fn quant_dot_avx2(int wtype) {
         return dot_q5_k;
     case QUANT_Q6_K:
         return dot_q6_k;
+    default:
+        return NULL;
+    }
+}
+
+quant_dot4_fn quant_dot4_avx2(int wtype) {
+    switch (wtype) {
+    case QUANT_F32:
+        return dot4_f32;
+    case QUANT_F16:
+        return dot4_f16;
+    case QUANT_BF16:
+        return dot4_bf16;
+    case QUANT_Q8_0:
+        return dot4_q8_0;
+    case QUANT_Q4_0:
+        return dot4_q4_0;
+    case QUANT_Q4_K:
+        return dot4_q4_k;
+    case QUANT_Q6_K:
+        return dot4_q6_k;
     default:
         return NULL;
     }

@@ -105,6 +105,12 @@ typedef enum { QUANT_ISA_SCALAR, QUANT_ISA_AVX2, QUANT_ISA_AVX512, QUANT_N_ISA }
  * (K elements of its act_type, or floats for float weights). */
 typedef float (*quant_dot_fn)(int K, const void *w, const void *x);
 
+/* The dot products of one weight row with the 4 activation rows at x, x + xs, x + 2 xs and
+ * x + 3 xs (xs in bytes) into out[0..3], each bit-identical to the same ISA's quant_dot_fn on
+ * that row alone (the weight block is unpacked once for the four: prefill's reuse). */
+typedef void (*quant_dot4_fn)(int K, const void *w, const void *x, size_t xs, float *out);
+quant_dot4_fn quant_dot4_avx2(int wtype); /* NULL where the type has none */
+
 /* The dot product of wtype on isa, or NULL if that ISA has no kernel of its own for it. */
 quant_dot_fn quant_dot_scalar(int wtype);
 quant_dot_fn quant_dot_avx2(int wtype);
