@@ -296,7 +296,9 @@ void quant_matmul_isa(float *Y, const float *X, const void *W, int wtype, int M,
     quant_isa used;
     quant_dot_fn dot = quant_dot_for(wtype, isa, &used);
     /* four rows of X per weight row where the kernel's ISA has that form (bit-identical) */
-    quant_dot4_fn dot4 = used == QUANT_ISA_SCALAR ? NULL : quant_dot4_avx2(wtype);
+    quant_dot4_fn dot4 = used == QUANT_ISA_AVX512 ? quant_dot4_avx512(wtype)
+                         : used == QUANT_ISA_AVX2 ? quant_dot4_avx2(wtype)
+                                                  : NULL;
     const uint8_t *w8 = W;
     int nchunks = (N + QUANT_NCHUNK - 1) / QUANT_NCHUNK;
     /* Few rows (decoding): each weight row is read from memory once and dotted with every row

@@ -110,6 +110,7 @@ typedef float (*quant_dot_fn)(int K, const void *w, const void *x);
  * that row alone (the weight block is unpacked once for the four: prefill's reuse). */
 typedef void (*quant_dot4_fn)(int K, const void *w, const void *x, size_t xs, float *out);
 quant_dot4_fn quant_dot4_avx2(int wtype); /* NULL where the type has none */
+quant_dot4_fn quant_dot4_avx512(int wtype);
 
 /* The dot product of wtype on isa, or NULL if that ISA has no kernel of its own for it. */
 quant_dot_fn quant_dot_scalar(int wtype);
