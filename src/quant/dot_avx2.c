@@ -107,12 +107,31 @@ static float dot_q5_1(int K, const void *w, const void *x) {
     return hsum8(acc) + ms;
 }
 
-/* 32 unsigned values u (0..127) times 32 activations, as 8 int32 sums, the first 16 products
- * scaled by s0 and the last 16 by s1 (the K-quants' sub-blocks of 16). */
-static inline __m256i dot_u8_scaled(__m256i u, const int8_t *y, int s0, int s1) {
-    __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)y));
-    return _mm256_madd_epi16(
-        p, _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0)));
+/* The 2- and 3-bit K-quants have 16 scales, one per 16 elements; sc8 holds them as bytes. */
+static inline int hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+/* sum_j v[j] * bsums[j] for 16 signed bytes v. */
+static inline int dot_bsums(__m128i v, const int16_t *bsums) {
+    __m256i b = _mm256_loadu_si256((const __m256i *)bsums);
+    return hsum_i32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(v), b));
+}
+/* The int16 scales of half h (lanes: sc[8h..8h+7] in both) from sc8. */
+static inline __m256i half_scales(__m128i sc8, int h) {
+    __m256i s16 = _mm256_cvtepi8_epi16(sc8);
+    return h ? _mm256_permute2x128_si256(s16, s16, 0x11)
+             : _mm256_permute2x128_si256(s16, s16, 0x00);
+}
+/* Plane j's scale vector from half_scales: sc[8h + 2j] in the low lane (elements l < 16), and
+ * sc[8h + 2j + 1] in the high lane, by one byte shuffle. */
+static inline __m256i plane_scales(__m256i half, int j) {
+    __m256i idx = _mm256_add_epi16(_mm256_set1_epi16(0x0100),
+                                   _mm256_set_m128i(_mm_set1_epi16((short)((4 * j + 2) * 0x0101)),
+                                                    _mm_set1_epi16((short)(4 * j * 0x0101))));
+    return _mm256_shuffle_epi8(half, idx);
 }
 
 /* Q2_K: element 128 h + 32 j + l is bits 2j of qs[32 h + l]; mins through bsums. */
@@ -120,20 +139,22 @@ static float dot_q2_k(int K, const void *w, const void *x) {
     const quant_block_q2_k *a = w;
     const quant_block_q8_k *b = x;
     const __m256i m3 = _mm256_set1_epi8(3);
+    const __m128i m4 = _mm_set1_epi8(0xF);
     __m256 acc = _mm256_setzero_ps();
     float accm = 0;
     for (int i = 0; i < K / QUANT_QK_K; i++) {
-        const uint8_t *sc = a[i].scales;
-        int msum = 0;
-        for (int j = 0; j < 16; j++) msum += (sc[j] >> 4) * b[i].bsums[j];
+        __m128i raw = _mm_loadu_si128((const __m128i *)a[i].scales);
+        __m128i sc8 = _mm_and_si128(raw, m4), mn8 = _mm_and_si128(_mm_srli_epi16(raw, 4), m4);
+        int msum = dot_bsums(mn8, b[i].bsums);
         __m256i sumi = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             __m256i qs = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * h));
+            __m256i hs = half_scales(sc8, h);
             for (int j = 0; j < 4; j++) {
                 __m256i u = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), m3);
-                int s = 8 * h + 2 * j;
-                sumi = _mm256_add_epi32(sumi, dot_u8_scaled(u, b[i].qs + 128 * h + 32 * j,
-                                                            sc[s] & 0xF, sc[s + 1] & 0xF));
+                __m256i p = _mm256_maddubs_epi16(
+                    u, _mm256_loadu_si256((const __m256i *)(b[i].qs + 128 * h + 32 * j)));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, plane_scales(hs, j)));
             }
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * h2f(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
@@ -141,28 +162,35 @@ static float dot_q2_k(int K, const void *w, const void *x) {
     }
     return hsum8(acc) - accm;
 }
-/* Q3_K: u = low 2 bits + 4 * high bit (0..7) and q = u - 4, the 4 taken off through bsums. */
+/* Q3_K: u = low 2 bits + 4 * high bit (0..7) and q = u - 4, the 4 taken off through bsums.
+ * The 16 six-bit scales are unpacked as bytes at once: low nibbles from bytes 0..7 (scales 0..7
+ * the low ones, 8..15 the high ones), top 2 bits from bytes 8..11 shifted by 0, 2, 4, 6. */
 static float dot_q3_k(int K, const void *w, const void *x) {
     const quant_block_q3_k *a = w;
     const quant_block_q8_k *b = x;
     const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
+    const __m128i m4 = _mm_set1_epi8(0xF), m2 = _mm_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < K / QUANT_QK_K; i++) {
-        int sc[16], msum = 0;
-        for (int j = 0; j < 16; j++) {
-            sc[j] = quant_scale_q3_k(j, a[i].scales);
-            msum += sc[j] * b[i].bsums[j];
-        }
+        __m128i lo8 = _mm_loadl_epi64((const __m128i *)a[i].scales);
+        __m128i low =
+            _mm_unpacklo_epi64(_mm_and_si128(lo8, m4), _mm_and_si128(_mm_srli_epi16(lo8, 4), m4));
+        int u32 = (int)base_get_le32(a[i].scales + 8);
+        __m128i top =
+            _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32(u32), _mm_setr_epi32(0, 2, 4, 6)), m2);
+        __m128i sc8 = _mm_sub_epi8(_mm_or_si128(low, _mm_slli_epi16(top, 4)), _mm_set1_epi8(32));
+        int msum = dot_bsums(sc8, b[i].bsums);
         __m256i hm = _mm256_loadu_si256((const __m256i *)a[i].hmask), sumi = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             __m256i qs = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * h));
+            __m256i hs = half_scales(sc8, h);
             for (int j = 0; j < 4; j++) {
                 __m256i lo = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), m3);
                 __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + j), m1);
                 __m256i u = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 2));
-                int s = 8 * h + 2 * j;
-                sumi = _mm256_add_epi32(
-                    sumi, dot_u8_scaled(u, b[i].qs + 128 * h + 32 * j, sc[s], sc[s + 1]));
+                __m256i p = _mm256_maddubs_epi16(
+                    u, _mm256_loadu_si256((const __m256i *)(b[i].qs + 128 * h + 32 * j)));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, plane_scales(hs, j)));
             }
         }
         sumi = _mm256_sub_epi32(sumi, _mm256_setr_epi32(4 * msum, 0, 0, 0, 0, 0, 0, 0));
