@@ -206,11 +206,9 @@ static float dot_q5_k(int K, const void *w, const void *x) {
     __m256 acc = _mm256_setzero_ps();
     float accm = 0;
     for (int i = 0; i < K / QUANT_QK_K; i++) {
-        int sc[8], mn[8], msum = 0;
-        for (int j = 0; j < 8; j++) {
-            quant_scale_min_k4(j, a[i].scales, &sc[j], &mn[j]);
-            msum += mn[j] * (b[i].bsums[2 * j] + b[i].bsums[2 * j + 1]);
-        }
+        uint8_t sc[8], mn[8];
+        k4_unpack(a[i].scales, sc, mn);
+        int msum = k4_msum(mn, b[i].bsums);
         __m256i qh = _mm256_loadu_si256((const __m256i *)a[i].qh), sumi = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
             __m256i qb = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
@@ -224,8 +222,8 @@ static float dot_q5_k(int K, const void *w, const void *x) {
                 _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c)));
             __m256i p1 = _mm256_maddubs_epi16(
                 hi, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c + 32)));
-            p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16((short)sc[2 * c]));
-            p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16((short)sc[2 * c + 1]));
+            p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * c]));
+            p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * c + 1]));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
         }
         float d = b[i].d * h2f(a[i].d);

@@ -102,6 +102,29 @@ ROWS void q4_0_rows(int K, const quant_block_q4_0 *a, const uint8_t *x, size_t x
     for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]);
 }
 ROWS_ENTRIES(q4_0)
+/* The 8 six-bit scales and mins of a Q4_K/Q5_K block's 12 scale bytes (the layout
+ * quant_scale_min_k4 reads one at a time) with four-byte words: w0 = bytes 0..3, w1 = 4..7,
+ * w2 = 8..11. Scales 0..3 are w0's low 6 bits, mins 0..3 w1's; scales 4..7 are w2's low nibbles
+ * topped by w0's 2 high bits, mins 4..7 w2's high nibbles topped by w1's. */
+static inline void k4_unpack(const uint8_t *q, uint8_t sc[8], uint8_t mn[8]) {
+    uint32_t w0 = base_get_le32(q), w1 = base_get_le32(q + 4), w2 = base_get_le32(q + 8);
+    uint32_t s0 = w0 & 0x3F3F3F3Fu, m0 = w1 & 0x3F3F3F3Fu;
+    uint32_t s1 = (w2 & 0x0F0F0F0Fu) | ((w0 >> 6) & 0x03030303u) << 4;
+    uint32_t m1 = ((w2 >> 4) & 0x0F0F0F0Fu) | ((w1 >> 6) & 0x03030303u) << 4;
+    base_put_le32(sc, s0), base_put_le32(sc + 4, s1);
+    base_put_le32(mn, m0), base_put_le32(mn + 4, m1);
+}
+/* sum_j mn[j] * (bsums[2j] + bsums[2j + 1]): the mins of 8 sub-blocks of 32 against Q8_K's
+ * sums of 16 (a pair's sum fits int16: 2 * 16 * 128). */
+static inline int k4_msum(const uint8_t mn[8], const int16_t *bsums) {
+    __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bsums),
+                                   _mm_loadu_si128((const __m128i *)(bsums + 8)));
+    __m128i p = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn)), pairs);
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4E));
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xB1));
+    return _mm_cvtsi128_si32(p);
+}
+
 /* Q4_K: per 64-element chunk, 32 bytes give the low nibbles (sub-block 2c) and the high ones
  * (2c + 1); maddubs pairs stay within int16 (15 * 128 * 2); the mins come from bsums. */
 ROWS void q4_k_rows(int K, const quant_block_q4_k *a, const uint8_t *x, size_t xs, int R,
@@ -111,31 +134,27 @@ ROWS void q4_k_rows(int K, const quant_block_q4_k *a, const uint8_t *x, size_t x
     float accm[4];
     for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), accm[r] = 0;
     for (int i = 0; i < K / QUANT_QK_K; i++) {
-        int sc[8], mn[8];
-        for (int j = 0; j < 8; j++) quant_scale_min_k4(j, a[i].scales, &sc[j], &mn[j]);
+        uint8_t sc[8], mn[8];
+        k4_unpack(a[i].scales, sc, mn);
         __m256i sumi[4];
         for (int r = 0; r < R; r++) sumi[r] = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
             __m256i qb = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
             __m256i lo = _mm256_and_si256(qb, m4);
             __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), m4);
-            __m256i s0 = _mm256_set1_epi16((short)sc[2 * c]),
-                    s1 = _mm256_set1_epi16((short)sc[2 * c + 1]);
+            __m256i s0 = _mm256_set1_epi16(sc[2 * c]), s1 = _mm256_set1_epi16(sc[2 * c + 1]);
             for (int r = 0; r < R; r++) {
                 const int8_t *y = ((const quant_block_q8_k *)(x + r * xs) + i)->qs + 64 * c;
                 __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)y));
                 __m256i p1 =
                     _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y + 32)));
-                p0 = _mm256_madd_epi16(p0, s0);
-                p1 = _mm256_madd_epi16(p1, s1);
-                sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(p0, p1));
+                sumi[r] = QDOT_I16(QDOT_I16(sumi[r], p0, s0), p1, s1);
             }
         }
         float d = h2f(a[i].d), dmin = h2f(a[i].dmin);
         for (int r = 0; r < R; r++) {
             const quant_block_q8_k *b = (const quant_block_q8_k *)(x + r * xs) + i;
-            int msum = 0;
-            for (int j = 0; j < 8; j++) msum += mn[j] * (b->bsums[2 * j] + b->bsums[2 * j + 1]);
+            int msum = k4_msum(mn, b->bsums);
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(b->d * d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
             accm[r] += b->d * dmin * (float)msum;
         }
