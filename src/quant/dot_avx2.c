@@ -240,14 +240,14 @@ ROWS void q6_k_rows(int K, const quant_block_q6_k *a, const uint8_t *x, size_t x
     __m256 acc[4];
     for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
     for (int i = 0; i < K / QUANT_QK_K; i++) {
-        const int8_t *sc = a[i].scales;
+        __m128i sc8 = _mm_loadu_si128((const __m128i *)a[i].scales);
         __m256i sumi[4];
         for (int r = 0; r < R; r++) sumi[r] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             __m256i ql0 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h));
             __m256i ql1 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h + 32));
             __m256i qh = _mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h));
-            __m256i q[4];
+            __m256i hs = half_scales(sc8, h), q[4];
             q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4),
                                    _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
             q[1] = _mm256_or_si256(
@@ -260,8 +260,7 @@ ROWS void q6_k_rows(int K, const quant_block_q6_k *a, const uint8_t *x, size_t x
                 _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
             for (int j = 0; j < 4; j++) {
-                const int8_t *s = sc + 8 * h + 2 * j;
-                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(s[1]), _mm_set1_epi16(s[0]));
+                __m256i scv = plane_scales(hs, j);
                 for (int r = 0; r < R; r++) {
                     const int8_t *y =
                         ((const quant_block_q8_k *)(x + r * xs) + i)->qs + 128 * h + 32 * j;
@@ -273,8 +272,7 @@ ROWS void q6_k_rows(int K, const quant_block_q6_k *a, const uint8_t *x, size_t x
         float d = h2f(a[i].d);
         for (int r = 0; r < R; r++) {
             const quant_block_q8_k *b = (const quant_block_q8_k *)(x + r * xs) + i;
-            int msum = 0;
-            for (int j = 0; j < 16; j++) msum += sc[j] * b->bsums[j];
+            int msum = dot_bsums(sc8, b->bsums);
             __m256i v =
                 _mm256_sub_epi32(sumi[r], _mm256_setr_epi32(32 * msum, 0, 0, 0, 0, 0, 0, 0));
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(b->d * d), _mm256_cvtepi32_ps(v), acc[r]);
