@@ -6,7 +6,9 @@
  *
  * The weights are Gaussian rows quantized by quant_quantize_row; timings are the best of
  * repeated runs filling at least 0.3 s (0.1 s for the scalar ones); decoding cycles through
- * copies of the matrix filling 256 MiB so that weights come from memory. */
+ * copies of the matrix filling 256 MiB so that weights come from memory. On a machine shared
+ * with other jobs, run with OMP_WAIT_POLICY=passive (libgomp spin-waits otherwise, and a
+ * descheduled thread stalls every product). */
 #include "base/base.h"
 #include "quant/quant_int.h"
 

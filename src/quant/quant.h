@@ -100,7 +100,9 @@ size_t quant_matmul_scratch_bytes(int wtype, int M, int K);
  * quant_matmul uses the fastest kernels this CPU runs (AVX-512, AVX2 or scalar, chosen at run
  * time); quant_ref_matmul the scalar reference (single-threaded) they are tested against.
  * Requires: quant_type_supported(wtype), K % block == 0, M, N, K > 0, scratch at least
- * quant_matmul_scratch_bytes(wtype, M, K) bytes (NULL if that is 0). */
+ * quant_matmul_scratch_bytes(wtype, M, K) bytes (NULL if that is 0), W 2-byte aligned (4 for
+ * F32; GGUF's tensor data is 32-byte aligned), X and Y float-aligned. X is only read; W is only
+ * read (a read-only mmap will do). */
 void quant_matmul(float *Y, const float *X, const void *W, int wtype, int M, int N, int K,
                   void *scratch);
 void quant_ref_matmul(float *Y, const float *X, const void *W, int wtype, int M, int N, int K,
