@@ -79,7 +79,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     enum { MP = 512 };
-    const int NP = 256, NP_SCALAR = 32; /* prefill columns (the scalar kernels are slow) */
+    const int NP = 1024, NP_SCALAR = 32; /* prefill columns (the scalar kernels are slow) */
     base_rng rng;
     base_rng_seed(&rng, 1);
     float *row = xmalloc(sizeof(float) * (size_t)K), *X = xmalloc(sizeof(float) * MP * (size_t)K);

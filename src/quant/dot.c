@@ -287,10 +287,17 @@ void quant_matmul_isa(float *Y, const float *X, const void *W, int wtype, int M,
     const uint8_t *xa = (const uint8_t *)X;
     if (t->act_type != QUANT_F32) {
         BASE_ASSERT(scratch != NULL);
+        quant_act_fn act = isa >= QUANT_ISA_AVX2 && quant_isa_best() >= QUANT_ISA_AVX2
+                               ? quant_act_avx2(t->act_type)
+                               : NULL;
 #pragma omp parallel for schedule(static) num_threads(nt) if (M > 1)
-        for (int m = 0; m < M; m++)
-            quant_quantize_row(t->act_type, X + (size_t)m * K, (uint8_t *)scratch + (size_t)m * xrb,
-                               (size_t)K);
+        for (int m = 0; m < M; m++) {
+            uint8_t *dst = (uint8_t *)scratch + (size_t)m * xrb;
+            if (act)
+                act(X + (size_t)m * K, dst, K);
+            else
+                quant_quantize_row(t->act_type, X + (size_t)m * K, dst, (size_t)K);
+        }
         xa = scratch;
     }
     quant_isa used;

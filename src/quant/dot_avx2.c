@@ -7,6 +7,8 @@
 #include "quant/quant_int.h"
 
 #include <immintrin.h>
+#include <math.h>
+#include <string.h>
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
@@ -288,6 +290,91 @@ static float dot_q6_k(int K, const void *w, const void *x) {
     return out;
 }
 
+/* ---- activation quantizers: quant_quantize_row's bytes for Q8_0, Q8_1 and Q8_K, eight floats
+ * at a time (the same operations: max of |x|, one division, one product and the same rounding
+ * per element — roundf's half away from zero for Q8_0/Q8_1, nearbyintf's half to even for Q8_K
+ * — so the same bytes; tests/quant checks it on ties). */
+static inline float hmax8(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+/* roundf: truncate, then step away from zero where the fraction is at least one half. */
+static inline __m256i round_away(__m256 t) {
+    __m256 r = _mm256_round_ps(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m256 frac = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(t, r));
+    __m256 step = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(t, _mm256_set1_ps(-0.0f)));
+    r = _mm256_add_ps(r,
+                      _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), step));
+    return _mm256_cvttps_epi32(r);
+}
+/* 32 int32 in four vectors -> 32 int8 in order (saturating at -128, 127). */
+static inline void pack32(__m256i a, __m256i b, __m256i c, __m256i d, int8_t *out) {
+    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)out, p);
+}
+/* One block of 32 as Q8_0's scale and values; returns the scale as float. */
+static inline float act_block32(const float *x, int8_t *qs, uint16_t *dh) {
+    const __m256 nz = _mm256_set1_ps(-0.0f);
+    __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16),
+           v3 = _mm256_loadu_ps(x + 24);
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(nz, v0), _mm256_andnot_ps(nz, v1)),
+                             _mm256_max_ps(_mm256_andnot_ps(nz, v2), _mm256_andnot_ps(nz, v3)));
+    float d = hmax8(m) / 127, id = d ? 1 / d : 0;
+    __m256 s = _mm256_set1_ps(id);
+    pack32(round_away(_mm256_mul_ps(v0, s)), round_away(_mm256_mul_ps(v1, s)),
+           round_away(_mm256_mul_ps(v2, s)), round_away(_mm256_mul_ps(v3, s)), qs);
+    *dh = quant_f32_to_f16(d);
+    return d;
+}
+static void act_q8_0(const float *x, void *dst, int K) {
+    quant_block_q8_0 *b = dst;
+    for (int i = 0; i < K / QUANT_QK; i++) act_block32(x + QUANT_QK * i, b[i].qs, &b[i].d);
+}
+static void act_q8_1(const float *x, void *dst, int K) {
+    quant_block_q8_1 *b = dst;
+    for (int i = 0; i < K / QUANT_QK; i++) {
+        float d = act_block32(x + QUANT_QK * i, b[i].qs, &b[i].d);
+        int sum = 0;
+        for (int j = 0; j < QUANT_QK; j++) sum += b[i].qs[j];
+        b[i].s = quant_f32_to_f16((float)sum * d);
+    }
+}
+static void act_q8_k(const float *x, void *dst, int K) {
+    quant_block_q8_k *b = dst;
+    const __m256 nz = _mm256_set1_ps(-0.0f);
+    for (int i = 0; i < K / QUANT_QK_K; i++, x += QUANT_QK_K) {
+        __m256 m = _mm256_setzero_ps();
+        for (int j = 0; j < QUANT_QK_K; j += 8)
+            m = _mm256_max_ps(m, _mm256_andnot_ps(nz, _mm256_loadu_ps(x + j)));
+        float amax = hmax8(m), mx = 0;
+        if (amax == 0) {
+            memset(&b[i], 0, sizeof b[i]);
+            continue;
+        }
+        for (int j = 0; j < QUANT_QK_K; j++) /* the first element of that magnitude, as the */
+            if (fabsf(x[j]) == amax) {       /* scalar scan keeps */
+                mx = x[j];
+                break;
+            }
+        float iscale = -128.f / mx;
+        __m256 s = _mm256_set1_ps(iscale);
+        for (int j = 0; j < QUANT_QK_K; j += 32)
+            pack32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j), s)),
+                   _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8), s)),
+                   _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 16), s)),
+                   _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 24), s)), b[i].qs + j);
+        for (int j = 0; j < QUANT_QK_K / 16; j++) {
+            int sum = 0;
+            for (int l = 0; l < 16; l++) sum += b[i].qs[16 * j + l];
+            b[i].bsums[j] = (int16_t)sum;
+        }
+        b[i].d = 1 / iscale;
+    }
+}
+
 #pragma GCC pop_options
 
 quant_dot_fn quant_dot_avx2(int wtype) {
@@ -337,6 +424,19 @@ quant_dot4_fn quant_dot4_avx2(int wtype) {
         return dot4_q4_0;
     case QUANT_Q4_K:
         return dot4_q4_k;
+    default:
+        return NULL;
+    }
+}
+
+quant_act_fn quant_act_avx2(int act_type) {
+    switch (act_type) {
+    case QUANT_Q8_0:
+        return act_q8_0;
+    case QUANT_Q8_1:
+        return act_q8_1;
+    case QUANT_Q8_K:
+        return act_q8_k;
     default:
         return NULL;
     }
