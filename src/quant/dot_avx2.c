@@ -67,48 +67,6 @@ FLOAT_ROWS(f32, float, load_f8, conv_f32)
 FLOAT_ROWS(f16, uint16_t, load_h8, h2f)
 FLOAT_ROWS(bf16, uint16_t, load_bf8, quant_bf16_to_f32)
 
-static float dot_q5_0(int K, const void *w, const void *x) {
-    const quant_block_q5_0 *a = w;
-    const quant_block_q8_0 *b = x;
-    __m256 acc = _mm256_setzero_ps();
-    for (int i = 0; i < K / QUANT_QK; i++) {
-        __m256i hb = _mm256_and_si256(bits_to_bytes(base_get_le32(a[i].qh)), _mm256_set1_epi8(16));
-        __m256i q = _mm256_sub_epi8(_mm256_or_si256(nibbles(a[i].qs), hb), _mm256_set1_epi8(16));
-        __m256i p = dot_i8(q, _mm256_loadu_si256((const __m256i *)b[i].qs));
-        acc =
-            _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[i].d) * h2f(b[i].d)), _mm256_cvtepi32_ps(p), acc);
-    }
-    return hsum8(acc);
-}
-static float dot_q4_1(int K, const void *w, const void *x) {
-    const quant_block_q4_1 *a = w;
-    const quant_block_q8_1 *b = x;
-    __m256 acc = _mm256_setzero_ps();
-    float ms = 0;
-    for (int i = 0; i < K / QUANT_QK; i++) {
-        __m256i p = dot_u8(nibbles(a[i].qs), _mm256_loadu_si256((const __m256i *)b[i].qs));
-        acc =
-            _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[i].d) * h2f(b[i].d)), _mm256_cvtepi32_ps(p), acc);
-        ms += h2f(a[i].m) * h2f(b[i].s);
-    }
-    return hsum8(acc) + ms;
-}
-static float dot_q5_1(int K, const void *w, const void *x) {
-    const quant_block_q5_1 *a = w;
-    const quant_block_q8_1 *b = x;
-    __m256 acc = _mm256_setzero_ps();
-    float ms = 0;
-    for (int i = 0; i < K / QUANT_QK; i++) {
-        __m256i hb = _mm256_and_si256(bits_to_bytes(base_get_le32(a[i].qh)), _mm256_set1_epi8(16));
-        __m256i p = dot_u8(_mm256_or_si256(nibbles(a[i].qs), hb),
-                           _mm256_loadu_si256((const __m256i *)b[i].qs));
-        acc =
-            _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[i].d) * h2f(b[i].d)), _mm256_cvtepi32_ps(p), acc);
-        ms += h2f(a[i].m) * h2f(b[i].s);
-    }
-    return hsum8(acc) + ms;
-}
-
 /* The 2- and 3-bit K-quants have 16 scales, one per 16 elements; sc8 holds them as bytes. */
 static inline int hsum_i32(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -201,39 +159,6 @@ static float dot_q3_k(int K, const void *w, const void *x) {
     return hsum8(acc);
 }
 
-static float dot_q5_k(int K, const void *w, const void *x) {
-    const quant_block_q5_k *a = w;
-    const quant_block_q8_k *b = x;
-    const __m256i m4 = _mm256_set1_epi8(0xF), m16 = _mm256_set1_epi8(16);
-    __m256 acc = _mm256_setzero_ps();
-    float accm = 0;
-    for (int i = 0; i < K / QUANT_QK_K; i++) {
-        uint8_t sc[8], mn[8];
-        k4_unpack(a[i].scales, sc, mn);
-        int msum = k4_msum(mn, b[i].bsums);
-        __m256i qh = _mm256_loadu_si256((const __m256i *)a[i].qh), sumi = _mm256_setzero_si256();
-        for (int c = 0; c < 4; c++) {
-            __m256i qb = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
-            /* bit 2c of qh byte l is the fifth bit of element l, bit 2c + 1 that of 32 + l */
-            __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * c), 4), m16);
-            __m256i h1 =
-                _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * c + 1), 4), m16);
-            __m256i lo = _mm256_or_si256(_mm256_and_si256(qb, m4), h0);
-            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4), h1);
-            __m256i p0 =
-                _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c)));
-            __m256i p1 = _mm256_maddubs_epi16(
-                hi, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c + 32)));
-            p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * c]));
-            p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * c + 1]));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
-        }
-        float d = b[i].d * h2f(a[i].d);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        accm += b[i].d * h2f(a[i].dmin) * (float)msum;
-    }
-    return hsum8(acc) - accm;
-}
 /* Q6_K: unsigned q (0..63) times y by maddubs, the 32 offset taken off through bsums. One
  * 32-element vector spans two scales: the low 128-bit lane takes the first, the high the next. */
 ROWS void q6_k_rows(int K, const quant_block_q6_k *a, const uint8_t *x, size_t xs, int R,
@@ -424,6 +349,14 @@ quant_dot4_fn quant_dot4_avx2(int wtype) {
         return dot4_q4_0;
     case QUANT_Q4_K:
         return dot4_q4_k;
+    case QUANT_Q5_0:
+        return dot4_q5_0;
+    case QUANT_Q4_1:
+        return dot4_q4_1;
+    case QUANT_Q5_1:
+        return dot4_q5_1;
+    case QUANT_Q5_K:
+        return dot4_q5_k;
     default:
         return NULL;
     }

@@ -102,6 +102,70 @@ ROWS void q4_0_rows(int K, const quant_block_q4_0 *a, const uint8_t *x, size_t x
     for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]);
 }
 ROWS_ENTRIES(q4_0)
+/* Q5_0 against Q8_0 rows: nibbles with the fifth bits of qh, less 16, as Q4_0. */
+ROWS void q5_0_rows(int K, const quant_block_q5_0 *a, const uint8_t *x, size_t xs, int R,
+                    float *out) {
+    __m256 acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    for (int i = 0; i < K / QUANT_QK; i++) {
+        __m256i hb = _mm256_and_si256(bits_to_bytes(base_get_le32(a[i].qh)), _mm256_set1_epi8(16));
+        __m256i q = _mm256_sub_epi8(_mm256_or_si256(nibbles(a[i].qs), hb), _mm256_set1_epi8(16));
+        __m256i aq = _mm256_sign_epi8(q, q);
+        float d = h2f(a[i].d);
+        for (int r = 0; r < R; r++) {
+            const quant_block_q8_0 *b = (const quant_block_q8_0 *)(x + r * xs) + i;
+            __m256i p = QDOT_U8S8(_mm256_setzero_si256(), aq,
+                                  _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)b->qs), q));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * h2f(b->d)), _mm256_cvtepi32_ps(p), acc[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]);
+}
+ROWS_ENTRIES(q5_0)
+
+/* Q4_1 and Q5_1 against Q8_1 rows: unsigned values straight into the u8 x s8 product; the min
+ * term m * (dy * sum qy) comes from the activation block's s. */
+ROWS void q4_1_rows(int K, const quant_block_q4_1 *a, const uint8_t *x, size_t xs, int R,
+                    float *out) {
+    __m256 acc[4];
+    float ms[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), ms[r] = 0;
+    for (int i = 0; i < K / QUANT_QK; i++) {
+        __m256i u = nibbles(a[i].qs);
+        float d = h2f(a[i].d), m = h2f(a[i].m);
+        for (int r = 0; r < R; r++) {
+            const quant_block_q8_1 *b = (const quant_block_q8_1 *)(x + r * xs) + i;
+            __m256i p =
+                QDOT_U8S8(_mm256_setzero_si256(), u, _mm256_loadu_si256((const __m256i *)b->qs));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * h2f(b->d)), _mm256_cvtepi32_ps(p), acc[r]);
+            ms[r] += m * h2f(b->s);
+        }
+    }
+    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]) + ms[r];
+}
+ROWS_ENTRIES(q4_1)
+
+ROWS void q5_1_rows(int K, const quant_block_q5_1 *a, const uint8_t *x, size_t xs, int R,
+                    float *out) {
+    __m256 acc[4];
+    float ms[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), ms[r] = 0;
+    for (int i = 0; i < K / QUANT_QK; i++) {
+        __m256i hb = _mm256_and_si256(bits_to_bytes(base_get_le32(a[i].qh)), _mm256_set1_epi8(16));
+        __m256i u = _mm256_or_si256(nibbles(a[i].qs), hb);
+        float d = h2f(a[i].d), m = h2f(a[i].m);
+        for (int r = 0; r < R; r++) {
+            const quant_block_q8_1 *b = (const quant_block_q8_1 *)(x + r * xs) + i;
+            __m256i p =
+                QDOT_U8S8(_mm256_setzero_si256(), u, _mm256_loadu_si256((const __m256i *)b->qs));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * h2f(b->d)), _mm256_cvtepi32_ps(p), acc[r]);
+            ms[r] += m * h2f(b->s);
+        }
+    }
+    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]) + ms[r];
+}
+ROWS_ENTRIES(q5_1)
+
 /* The 8 six-bit scales and mins of a Q4_K/Q5_K block's 12 scale bytes (the layout
  * quant_scale_min_k4 reads one at a time) with four-byte words: w0 = bytes 0..3, w1 = 4..7,
  * w2 = 8..11. Scales 0..3 are w0's low 6 bits, mins 0..3 w1's; scales 4..7 are w2's low nibbles
@@ -162,4 +226,45 @@ ROWS void q4_k_rows(int K, const quant_block_q4_k *a, const uint8_t *x, size_t x
     for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]) - accm[r];
 }
 ROWS_ENTRIES(q4_k)
+
+/* Q5_K: Q4_K's nibbles with a fifth bit: bit 2c of qh byte l for element 64c + l, bit 2c + 1
+ * for 64c + 32 + l. */
+ROWS void q5_k_rows(int K, const quant_block_q5_k *a, const uint8_t *x, size_t xs, int R,
+                    float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0xF), m16 = _mm256_set1_epi8(16);
+    __m256 acc[4];
+    float accm[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), accm[r] = 0;
+    for (int i = 0; i < K / QUANT_QK_K; i++) {
+        uint8_t sc[8], mn[8];
+        k4_unpack(a[i].scales, sc, mn);
+        __m256i qh = _mm256_loadu_si256((const __m256i *)a[i].qh), sumi[4];
+        for (int r = 0; r < R; r++) sumi[r] = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i qb = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
+            __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * c), 4), m16);
+            __m256i h1 =
+                _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * c + 1), 4), m16);
+            __m256i lo = _mm256_or_si256(_mm256_and_si256(qb, m4), h0);
+            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4), h1);
+            __m256i s0 = _mm256_set1_epi16(sc[2 * c]), s1 = _mm256_set1_epi16(sc[2 * c + 1]);
+            for (int r = 0; r < R; r++) {
+                const int8_t *y = ((const quant_block_q8_k *)(x + r * xs) + i)->qs + 64 * c;
+                __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)y));
+                __m256i p1 =
+                    _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y + 32)));
+                sumi[r] = QDOT_I16(QDOT_I16(sumi[r], p0, s0), p1, s1);
+            }
+        }
+        float d = h2f(a[i].d), dmin = h2f(a[i].dmin);
+        for (int r = 0; r < R; r++) {
+            const quant_block_q8_k *b = (const quant_block_q8_k *)(x + r * xs) + i;
+            int msum = k4_msum(mn, b->bsums);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(b->d * d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+            accm[r] += b->d * dmin * (float)msum;
+        }
+    }
+    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]) - accm[r];
+}
+ROWS_ENTRIES(q5_k)
 #endif
