@@ -174,24 +174,19 @@ ROWS void q6_k_rows(int K, const quant_block_q6_k *a, const uint8_t *x, size_t x
             __m256i ql0 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h));
             __m256i ql1 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h + 32));
             __m256i qh = _mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h));
-            __m256i hs = half_scales(sc8, h), q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
-            q[1] = _mm256_or_si256(
-                _mm256_and_si256(ql1, m4),
-                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
-            q[2] = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
-            q[3] = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+            __m256i hs = half_scales(sc8, h);
             for (int j = 0; j < 4; j++) {
+                /* element 128 h + 32 j + l: low 4 bits from ql0 (j even) or ql1 (j odd), the
+                 * low nibble for j < 2; top 2 bits at bits 2j of qh */
+                __m256i lo = j & 1 ? ql1 : ql0;
+                if (j >= 2) lo = _mm256_srli_epi16(lo, 4);
+                __m256i hb = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), m3);
+                __m256i qj = _mm256_or_si256(_mm256_and_si256(lo, m4), _mm256_slli_epi16(hb, 4));
                 __m256i scv = plane_scales(hs, j);
                 for (int r = 0; r < R; r++) {
                     const int8_t *y =
                         ((const quant_block_q8_k *)(x + r * xs) + i)->qs + 128 * h + 32 * j;
-                    __m256i p = _mm256_maddubs_epi16(q[j], _mm256_loadu_si256((const __m256i *)y));
+                    __m256i p = _mm256_maddubs_epi16(qj, _mm256_loadu_si256((const __m256i *)y));
                     sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(p, scv));
                 }
             }
@@ -207,13 +202,7 @@ ROWS void q6_k_rows(int K, const quant_block_q6_k *a, const uint8_t *x, size_t x
     }
     for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]);
 }
-/* One row only: the four-row form measured slower (33 vs 43 GFLOP/s prefill), its 4 x 4
- * planes of sums outgrowing the 16 registers. */
-static float dot_q6_k(int K, const void *w, const void *x) {
-    float out;
-    q6_k_rows(K, w, x, 0, 1, &out);
-    return out;
-}
+ROWS_ENTRIES(q6_k)
 
 /* ---- activation quantizers: quant_quantize_row's bytes for Q8_0, Q8_1 and Q8_K, eight floats
  * at a time (the same operations: max of |x|, one division, one product and the same rounding
@@ -357,6 +346,8 @@ quant_dot4_fn quant_dot4_avx2(int wtype) {
         return dot4_q5_1;
     case QUANT_Q5_K:
         return dot4_q5_k;
+    case QUANT_Q6_K:
+        return dot4_q6_k;
     default:
         return NULL;
     }
