@@ -95,42 +95,53 @@ static inline __m256i plane_scales(__m256i half, int j) {
 }
 
 /* Q2_K: element 128 h + 32 j + l is bits 2j of qs[32 h + l]; mins through bsums. */
-static float dot_q2_k(int K, const void *w, const void *x) {
-    const quant_block_q2_k *a = w;
-    const quant_block_q8_k *b = x;
+ROWS void q2_k_rows(int K, const quant_block_q2_k *a, const uint8_t *x, size_t xs, int R,
+                    float *out) {
     const __m256i m3 = _mm256_set1_epi8(3);
     const __m128i m4 = _mm_set1_epi8(0xF);
-    __m256 acc = _mm256_setzero_ps();
-    float accm = 0;
+    __m256 acc[4];
+    float accm[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), accm[r] = 0;
     for (int i = 0; i < K / QUANT_QK_K; i++) {
         __m128i raw = _mm_loadu_si128((const __m128i *)a[i].scales);
         __m128i sc8 = _mm_and_si128(raw, m4), mn8 = _mm_and_si128(_mm_srli_epi16(raw, 4), m4);
-        int msum = dot_bsums(mn8, b[i].bsums);
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi[4];
+        for (int r = 0; r < R; r++) sumi[r] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             __m256i qs = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * h));
             __m256i hs = half_scales(sc8, h);
             for (int j = 0; j < 4; j++) {
                 __m256i u = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), m3);
-                __m256i p = _mm256_maddubs_epi16(
-                    u, _mm256_loadu_si256((const __m256i *)(b[i].qs + 128 * h + 32 * j)));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, plane_scales(hs, j)));
+                __m256i scv = plane_scales(hs, j);
+                for (int r = 0; r < R; r++) {
+                    const int8_t *y =
+                        ((const quant_block_q8_k *)(x + r * xs) + i)->qs + 128 * h + 32 * j;
+                    __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)y));
+                    sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(p, scv));
+                }
             }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * h2f(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
-        accm += b[i].d * h2f(a[i].dmin) * (float)msum;
+        float d = h2f(a[i].d), dmin = h2f(a[i].dmin);
+        for (int r = 0; r < R; r++) {
+            const quant_block_q8_k *b = (const quant_block_q8_k *)(x + r * xs) + i;
+            int msum = dot_bsums(mn8, b->bsums);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(b->d * d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+            accm[r] += b->d * dmin * (float)msum;
+        }
     }
-    return hsum8(acc) - accm;
+    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]) - accm[r];
 }
+ROWS_ENTRIES(q2_k)
+
 /* Q3_K: u = low 2 bits + 4 * high bit (0..7) and q = u - 4, the 4 taken off through bsums.
  * The 16 six-bit scales are unpacked as bytes at once: low nibbles from bytes 0..7 (scales 0..7
  * the low ones, 8..15 the high ones), top 2 bits from bytes 8..11 shifted by 0, 2, 4, 6. */
-static float dot_q3_k(int K, const void *w, const void *x) {
-    const quant_block_q3_k *a = w;
-    const quant_block_q8_k *b = x;
+ROWS void q3_k_rows(int K, const quant_block_q3_k *a, const uint8_t *x, size_t xs, int R,
+                    float *out) {
     const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
     const __m128i m4 = _mm_set1_epi8(0xF), m2 = _mm_set1_epi8(3);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
     for (int i = 0; i < K / QUANT_QK_K; i++) {
         __m128i lo8 = _mm_loadl_epi64((const __m128i *)a[i].scales);
         __m128i low =
@@ -139,8 +150,8 @@ static float dot_q3_k(int K, const void *w, const void *x) {
         __m128i top =
             _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32(u32), _mm_setr_epi32(0, 2, 4, 6)), m2);
         __m128i sc8 = _mm_sub_epi8(_mm_or_si128(low, _mm_slli_epi16(top, 4)), _mm_set1_epi8(32));
-        int msum = dot_bsums(sc8, b[i].bsums);
-        __m256i hm = _mm256_loadu_si256((const __m256i *)a[i].hmask), sumi = _mm256_setzero_si256();
+        __m256i hm = _mm256_loadu_si256((const __m256i *)a[i].hmask), sumi[4];
+        for (int r = 0; r < R; r++) sumi[r] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             __m256i qs = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * h));
             __m256i hs = half_scales(sc8, h);
@@ -148,16 +159,26 @@ static float dot_q3_k(int K, const void *w, const void *x) {
                 __m256i lo = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), m3);
                 __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + j), m1);
                 __m256i u = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 2));
-                __m256i p = _mm256_maddubs_epi16(
-                    u, _mm256_loadu_si256((const __m256i *)(b[i].qs + 128 * h + 32 * j)));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, plane_scales(hs, j)));
+                __m256i scv = plane_scales(hs, j);
+                for (int r = 0; r < R; r++) {
+                    const int8_t *y =
+                        ((const quant_block_q8_k *)(x + r * xs) + i)->qs + 128 * h + 32 * j;
+                    __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)y));
+                    sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(p, scv));
+                }
             }
         }
-        sumi = _mm256_sub_epi32(sumi, _mm256_setr_epi32(4 * msum, 0, 0, 0, 0, 0, 0, 0));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * h2f(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+        float d = h2f(a[i].d);
+        for (int r = 0; r < R; r++) {
+            const quant_block_q8_k *b = (const quant_block_q8_k *)(x + r * xs) + i;
+            int msum = dot_bsums(sc8, b->bsums);
+            __m256i v = _mm256_sub_epi32(sumi[r], _mm256_setr_epi32(4 * msum, 0, 0, 0, 0, 0, 0, 0));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(b->d * d), _mm256_cvtepi32_ps(v), acc[r]);
+        }
     }
-    return hsum8(acc);
+    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]);
 }
+ROWS_ENTRIES(q3_k)
 
 /* Q6_K: unsigned q (0..63) times y by maddubs, the 32 offset taken off through bsums. One
  * 32-element vector spans two scales: the low 128-bit lane takes the first, the high the next. */
@@ -348,6 +369,10 @@ quant_dot4_fn quant_dot4_avx2(int wtype) {
         return dot4_q5_k;
     case QUANT_Q6_K:
         return dot4_q6_k;
+    case QUANT_Q2_K:
+        return dot4_q2_k;
+    case QUANT_Q3_K:
+        return dot4_q3_k;
     default:
         return NULL;
     }
