@@ -22,7 +22,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test san fuzz fuzz-build fuzz-replay bench bench-tokenizer bench-ckpt bench-ann bench-serve bench-infer demo deps help clean format
+.PHONY: all test san fuzz fuzz-build fuzz-replay bench bench-tokenizer bench-ckpt bench-ann bench-serve bench-infer demo deps help clean format format-check
 all: $(BUILD)/hearth $(BUILD)/libhearth.a
 
 $(BUILD)/%.o: %.c
@@ -140,8 +140,14 @@ bench-serve: $(BUILD)/hearth ## serving load test vs llama-server: TTFT, ITL, la
 demo: $(BUILD)/hearth ## train the small preset on a real corpus for a few minutes
 	./tools/demo.sh
 
+FORMAT_SRC = $(sort $(LIB_SRC) $(CLI_SRC) $(TEST_SRC) $(wildcard src/*/*.h tests/*.h tests/*/*.h \
+                    bench/*.c))
+
 format: ## clang-format every C file
-	clang-format -i $(LIB_SRC) $(CLI_SRC) $(TEST_SRC) src/*/*.h tests/fuzz/*.[ch]
+	clang-format -i $(FORMAT_SRC)
+
+format-check: ## fail if any C file is not as clang-format writes it (CI runs it)
+	clang-format --dry-run --Werror $(FORMAT_SRC)
 
 clean:
 	rm -rf build build-san build-fuzz
