@@ -1,4 +1,4 @@
-/* ckpt/gguf_write.c: a GGUF (version 3) writer — metadata built in memory, tensor data streamed
+/* gguf/gguf_write.c: a GGUF (version 3) writer — metadata built in memory, tensor data streamed
  * from the caller's buffers into an atomic file (base_afile_open_direct). The layout is the one
  * gguf.c reads (docs/FORMATS.md, "GGUF"): header, key/values, tensor infos, padding to the
  * alignment, then each tensor's data at an aligned offset. */

@@ -1,4 +1,4 @@
-/* ckpt/gguf: a reader for GGUF files (llama.cpp's model format), versions 2 and 3: the header,
+/* gguf/gguf: a reader for GGUF files (llama.cpp's model format), versions 2 and 3: the header,
  * every metadata key/value (all scalar types, arrays of scalars, arrays of strings) and the
  * tensor-info table. Tensor data is not interpreted here; the model-format work builds on
  * gguf_tensor_at() and gguf_data(). Layout: docs/FORMATS.md, "GGUF (read)".
@@ -11,8 +11,8 @@
  * mapping lives until gguf_close(); gguf_parse() borrows the caller's buffer, which must outlive
  * the gguf_file. Every gguf_str and pointer returned points into the file's bytes and stays
  * valid until gguf_close(). */
-#ifndef HEARTH_GGUF_H
-#define HEARTH_GGUF_H
+#ifndef HEARTH_GGUF_GGUF_H
+#define HEARTH_GGUF_GGUF_H
 
 #include "base/base.h"
 

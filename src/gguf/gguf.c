@@ -1,4 +1,4 @@
-/* ckpt/gguf.c: the GGUF metadata and tensor-info reader. One pass over the header with a
+/* gguf/gguf.c: the GGUF metadata and tensor-info reader. One pass over the header with a
  * bounds-checked cursor records where each value lives; string arrays get an offset table so
  * element i is O(1); keys are sorted once for binary-search lookup (and to reject repeats). */
 #include "gguf.h"
