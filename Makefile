@@ -15,7 +15,7 @@ endif
 
 LIB_SRC  := $(wildcard src/base/*.c src/tensor/*.c src/nn/*.c src/optim/*.c src/data/*.c \
                        src/gguf/*.c src/ckpt/*.c src/train/*.c src/tokenizer/*.c src/infer/*.c \
-                       src/vstore/*.c src/server/*.c)
+                       src/vstore/*.c src/server/*.c src/quant/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/*.c tests/*/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -52,12 +52,16 @@ $(BUILD)/ann_bench: bench/ann_bench.c $(BUILD)/libhearth.a
 $(BUILD)/tokenizer_bench: bench/tokenizer_bench.c $(BUILD)/libhearth.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+$(BUILD)/quant_bench: bench/quant_bench.c $(BUILD)/libhearth.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 deps: ## install the Debian packages hearth needs to build and test (idempotent)
 	./tools/install-deps.sh
 
 # Every bench program is built by `make test` (not run): a kernel-table or API change that
 # breaks one fails CI instead of the next `make bench`.
-BENCH_BIN := $(BUILD)/train_bench $(BUILD)/ckpt_bench $(BUILD)/ann_bench $(BUILD)/tokenizer_bench
+BENCH_BIN := $(BUILD)/train_bench $(BUILD)/ckpt_bench $(BUILD)/ann_bench $(BUILD)/tokenizer_bench \
+             $(BUILD)/quant_bench
 
 test: $(BUILD)/test_hearth $(BUILD)/hearth $(BENCH_BIN) ## build and run every test
 	OMP_NUM_THREADS=2 ./$(BUILD)/test_hearth

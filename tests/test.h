@@ -49,5 +49,6 @@ int test_hnsw(void);
 int test_vstore(void);
 int test_infer(void);
 int test_server(void);
+int test_quant(void);
 
 #endif

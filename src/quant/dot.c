@@ -1,0 +1,336 @@
+/* dot.c: the scalar reference dot products (weight row . activation row, integer sums per block
+ * scaled in float, in element order), the run-time choice of kernels, and the matmul driver
+ * that quantizes activations once per row and splits output columns over threads. */
+#include "quant/quant_int.h"
+
+#include <omp.h>
+#include <string.h>
+
+#define F16(h) quant_f16_to_f32(h)
+
+static float dot_f32(int K, const void *w, const void *x) {
+    const float *a = w, *b = x;
+    float s = 0;
+    for (int i = 0; i < K; i++) s += a[i] * b[i];
+    return s;
+}
+static float dot_f16(int K, const void *w, const void *x) {
+    const uint16_t *a = w;
+    const float *b = x;
+    float s = 0;
+    for (int i = 0; i < K; i++) s += F16(a[i]) * b[i];
+    return s;
+}
+static float dot_bf16(int K, const void *w, const void *x) {
+    const uint16_t *a = w;
+    const float *b = x;
+    float s = 0;
+    for (int i = 0; i < K; i++) s += quant_bf16_to_f32(a[i]) * b[i];
+    return s;
+}
+static float dot_q8_0(int K, const void *w, const void *x) {
+    const quant_block_q8_0 *a = w, *b = x;
+    float s = 0;
+    for (int i = 0; i < K / QUANT_QK; i++) {
+        int sum = 0;
+        for (int j = 0; j < QUANT_QK; j++) sum += a[i].qs[j] * b[i].qs[j];
+        s += F16(a[i].d) * F16(b[i].d) * (float)sum;
+    }
+    return s;
+}
+static float dot_q4_0(int K, const void *w, const void *x) {
+    const quant_block_q4_0 *a = w;
+    const quant_block_q8_0 *b = x;
+    float s = 0;
+    for (int i = 0; i < K / QUANT_QK; i++) {
+        int sum = 0;
+        for (int j = 0; j < 16; j++)
+            sum +=
+                ((a[i].qs[j] & 0xF) - 8) * b[i].qs[j] + ((a[i].qs[j] >> 4) - 8) * b[i].qs[j + 16];
+        s += F16(a[i].d) * F16(b[i].d) * (float)sum;
+    }
+    return s;
+}
+static float dot_q5_0(int K, const void *w, const void *x) {
+    const quant_block_q5_0 *a = w;
+    const quant_block_q8_0 *b = x;
+    float s = 0;
+    for (int i = 0; i < K / QUANT_QK; i++) {
+        uint32_t qh = base_get_le32(a[i].qh);
+        int sum = 0;
+        for (int j = 0; j < 16; j++) {
+            int lo = (int)((a[i].qs[j] & 0xF) | ((qh >> j) & 1) << 4) - 16;
+            int hi = (int)((a[i].qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - 16;
+            sum += lo * b[i].qs[j] + hi * b[i].qs[j + 16];
+        }
+        s += F16(a[i].d) * F16(b[i].d) * (float)sum;
+    }
+    return s;
+}
+/* Q4_1/Q5_1 . Q8_1: sum (d q + m) (dx qx) = d dx sum q qx + m (dx sum qx), the last factor
+ * being the activation block's s. */
+static float dot_q4_1(int K, const void *w, const void *x) {
+    const quant_block_q4_1 *a = w;
+    const quant_block_q8_1 *b = x;
+    float s = 0;
+    for (int i = 0; i < K / QUANT_QK; i++) {
+        int sum = 0;
+        for (int j = 0; j < 16; j++)
+            sum += (a[i].qs[j] & 0xF) * b[i].qs[j] + (a[i].qs[j] >> 4) * b[i].qs[j + 16];
+        s += F16(a[i].d) * F16(b[i].d) * (float)sum + F16(a[i].m) * F16(b[i].s);
+    }
+    return s;
+}
+static float dot_q5_1(int K, const void *w, const void *x) {
+    const quant_block_q5_1 *a = w;
+    const quant_block_q8_1 *b = x;
+    float s = 0;
+    for (int i = 0; i < K / QUANT_QK; i++) {
+        uint32_t qh = base_get_le32(a[i].qh);
+        int sum = 0;
+        for (int j = 0; j < 16; j++) {
+            int lo = (int)((a[i].qs[j] & 0xF) | ((qh >> j) & 1) << 4);
+            int hi = (int)((a[i].qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4);
+            sum += lo * b[i].qs[j] + hi * b[i].qs[j + 16];
+        }
+        s += F16(a[i].d) * F16(b[i].d) * (float)sum + F16(a[i].m) * F16(b[i].s);
+    }
+    return s;
+}
+/* K-quants . Q8_K: per super-block dx (d sum_j sc_j sum q y - dmin sum_j m_j sum y), the sums
+ * of y coming from the activation's bsums. */
+static float dot_q2_k(int K, const void *w, const void *x) {
+    const quant_block_q2_k *a = w;
+    const quant_block_q8_k *b = x;
+    float s = 0;
+    for (int i = 0; i < K / QUANT_QK_K; i++) {
+        int isum = 0, msum = 0;
+        for (int e = 0; e < QUANT_QK_K; e++) {
+            int q = (a[i].qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+            isum += (a[i].scales[e / 16] & 0xF) * q * b[i].qs[e];
+        }
+        for (int j = 0; j < 16; j++) msum += (a[i].scales[j] >> 4) * b[i].bsums[j];
+        s += b[i].d * (F16(a[i].d) * (float)isum - F16(a[i].dmin) * (float)msum);
+    }
+    return s;
+}
+static float dot_q3_k(int K, const void *w, const void *x) {
+    const quant_block_q3_k *a = w;
+    const quant_block_q8_k *b = x;
+    float s = 0;
+    for (int i = 0; i < K / QUANT_QK_K; i++) {
+        int isum = 0;
+        for (int e = 0; e < QUANT_QK_K; e++) {
+            int h = e / 128, j = (e % 128) / 32, l = e % 32;
+            int q = (a[i].qs[32 * h + l] >> (2 * j)) & 3;
+            if (!(a[i].hmask[l] & (1 << (4 * h + j)))) q -= 4;
+            isum += quant_scale_q3_k(e / 16, a[i].scales) * q * b[i].qs[e];
+        }
+        s += b[i].d * F16(a[i].d) * (float)isum;
+    }
+    return s;
+}
+static float dot_q4_k(int K, const void *w, const void *x) {
+    const quant_block_q4_k *a = w;
+    const quant_block_q8_k *b = x;
+    float s = 0;
+    for (int i = 0; i < K / QUANT_QK_K; i++) {
+        int isum = 0, msum = 0;
+        for (int j = 0; j < 8; j++) {
+            int sc, m, sub = 0;
+            quant_scale_min_k4(j, a[i].scales, &sc, &m);
+            const uint8_t *qs = a[i].qs + 32 * (j / 2);
+            for (int l = 0; l < 32; l++)
+                sub += (j & 1 ? qs[l] >> 4 : qs[l] & 0xF) * b[i].qs[32 * j + l];
+            isum += sc * sub;
+            msum += m * (b[i].bsums[2 * j] + b[i].bsums[2 * j + 1]);
+        }
+        s += b[i].d * (F16(a[i].d) * (float)isum - F16(a[i].dmin) * (float)msum);
+    }
+    return s;
+}
+static float dot_q5_k(int K, const void *w, const void *x) {
+    const quant_block_q5_k *a = w;
+    const quant_block_q8_k *b = x;
+    float s = 0;
+    for (int i = 0; i < K / QUANT_QK_K; i++) {
+        int isum = 0, msum = 0;
+        for (int j = 0; j < 8; j++) {
+            int sc, m, sub = 0;
+            quant_scale_min_k4(j, a[i].scales, &sc, &m);
+            const uint8_t *qs = a[i].qs + 32 * (j / 2);
+            for (int l = 0; l < 32; l++) {
+                int q = (j & 1 ? qs[l] >> 4 : qs[l] & 0xF) | ((a[i].qh[l] >> j) & 1) << 4;
+                sub += q * b[i].qs[32 * j + l];
+            }
+            isum += sc * sub;
+            msum += m * (b[i].bsums[2 * j] + b[i].bsums[2 * j + 1]);
+        }
+        s += b[i].d * (F16(a[i].d) * (float)isum - F16(a[i].dmin) * (float)msum);
+    }
+    return s;
+}
+static float dot_q6_k(int K, const void *w, const void *x) {
+    const quant_block_q6_k *a = w;
+    const quant_block_q8_k *b = x;
+    float s = 0;
+    for (int i = 0; i < K / QUANT_QK_K; i++) {
+        int isum = 0;
+        for (int e = 0; e < QUANT_QK_K; e++) {
+            int h = e / 128, j = (e % 128) / 32, l = e % 32;
+            int lo = a[i].ql[64 * h + l + 32 * (j & 1)];
+            lo = j < 2 ? lo & 0xF : lo >> 4;
+            int q = (lo | ((a[i].qh[32 * h + l] >> (2 * j)) & 3) << 4) - 32;
+            isum += a[i].scales[e / 16] * q * b[i].qs[e];
+        }
+        s += b[i].d * F16(a[i].d) * (float)isum;
+    }
+    return s;
+}
+
+quant_dot_fn quant_dot_scalar(int wtype) {
+    switch (wtype) {
+    case QUANT_F32:
+        return dot_f32;
+    case QUANT_F16:
+        return dot_f16;
+    case QUANT_BF16:
+        return dot_bf16;
+    case QUANT_Q8_0:
+        return dot_q8_0;
+    case QUANT_Q4_0:
+        return dot_q4_0;
+    case QUANT_Q4_1:
+        return dot_q4_1;
+    case QUANT_Q5_0:
+        return dot_q5_0;
+    case QUANT_Q5_1:
+        return dot_q5_1;
+    case QUANT_Q2_K:
+        return dot_q2_k;
+    case QUANT_Q3_K:
+        return dot_q3_k;
+    case QUANT_Q4_K:
+        return dot_q4_k;
+    case QUANT_Q5_K:
+        return dot_q5_k;
+    case QUANT_Q6_K:
+        return dot_q6_k;
+    default:
+        return NULL;
+    }
+}
+
+quant_isa quant_isa_best(void) {
+    static int best = -1; /* a benign race: every thread computes the same value */
+    if (best < 0) {
+        __builtin_cpu_init();
+        int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                   __builtin_cpu_supports("f16c");
+        int avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
+                     __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                     __builtin_cpu_supports("avx512vnni");
+        best = avx512 ? QUANT_ISA_AVX512 : avx2 ? QUANT_ISA_AVX2 : QUANT_ISA_SCALAR;
+    }
+    return (quant_isa)best;
+}
+
+quant_dot_fn quant_dot_for(int wtype, quant_isa isa, quant_isa *used) {
+    quant_dot_fn f = NULL;
+    int i = (int)isa;
+    for (; i > QUANT_ISA_SCALAR && !f; i--) {
+        f = i == QUANT_ISA_AVX512 ? quant_dot_avx512(wtype) : quant_dot_avx2(wtype);
+        if (f) break;
+    }
+    if (!f) f = quant_dot_scalar(wtype), i = QUANT_ISA_SCALAR;
+    if (used) *used = (quant_isa)i;
+    return f;
+}
+
+const char *quant_kernel_name(int wtype) {
+    static const char *names[QUANT_N_ISA] = {"scalar", "avx2", "avx512"};
+    quant_isa used;
+    if (!quant_type_supported(wtype)) return "none";
+    quant_dot_for(wtype, quant_isa_best(), &used);
+    return names[used];
+}
+
+static size_t act_row_bytes(int wtype, int K) {
+    const quant_traits *t = quant_traits_of(wtype);
+    size_t n;
+    BASE_ASSERT(t && t->weight && K > 0);
+    if (t->act_type == QUANT_F32) return (size_t)K * sizeof(float);
+    BASE_ASSERT(quant_row_bytes(t->act_type, (size_t)K, &n, NULL) == BASE_OK);
+    return n;
+}
+
+size_t quant_matmul_scratch_bytes(int wtype, int M, int K) {
+    const quant_traits *t = quant_traits_of(wtype);
+    BASE_ASSERT(t && t->weight && M > 0);
+    if (t->act_type == QUANT_F32) return 0;
+    size_t n;
+    BASE_ASSERT(base_mul_size(act_row_bytes(wtype, K), (size_t)M, &n) == 0);
+    return n;
+}
+
+/* Output columns per chunk: a thread's unit of work. Fixed, so that which thread computes an
+ * output never changes how (each output is one dot call whatever the split). */
+#define QUANT_NCHUNK 16
+
+void quant_matmul_isa(float *Y, const float *X, const void *W, int wtype, int M, int N, int K,
+                      void *scratch, quant_isa isa, int threads) {
+    const quant_traits *t = quant_traits_of(wtype);
+    BASE_ASSERT(t && t->weight && M > 0 && N > 0 && K > 0 && K % t->block == 0);
+    size_t wrb, xrb = act_row_bytes(wtype, K);
+    BASE_ASSERT(quant_row_bytes(wtype, (size_t)K, &wrb, NULL) == BASE_OK);
+    int nt = threads > 0 ? threads : omp_get_max_threads();
+    const uint8_t *xa = (const uint8_t *)X;
+    if (t->act_type != QUANT_F32) {
+        BASE_ASSERT(scratch != NULL);
+#pragma omp parallel for schedule(static) num_threads(nt) if (M > 1)
+        for (int m = 0; m < M; m++)
+            quant_quantize_row(t->act_type, X + (size_t)m * K, (uint8_t *)scratch + (size_t)m * xrb,
+                               (size_t)K);
+        xa = scratch;
+    }
+    quant_isa used;
+    quant_dot_fn dot = quant_dot_for(wtype, isa, &used);
+    /* four rows of X per weight row where the kernel's ISA has that form (bit-identical) */
+    quant_dot4_fn dot4 = used == QUANT_ISA_AVX512 ? quant_dot4_avx512(wtype)
+                         : used == QUANT_ISA_AVX2 ? quant_dot4_avx2(wtype)
+                                                  : NULL;
+    const uint8_t *w8 = W;
+    int nchunks = (N + QUANT_NCHUNK - 1) / QUANT_NCHUNK;
+    /* Few rows (decoding): each weight row is read from memory once and dotted with every row
+     * of X while it sits in L1. Many rows (prefill): a chunk of weight rows stays in L2 while
+     * the rows of X pass over it, four at a time. */
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int c = 0; c < nchunks; c++) {
+        int n0 = c * QUANT_NCHUNK, n1 = n0 + QUANT_NCHUNK < N ? n0 + QUANT_NCHUNK : N;
+        int mt = M <= 8 ? M : 4; /* rows of X per pass over the chunk */
+        for (int m0 = 0; m0 < M; m0 += mt) {
+            int m1 = m0 + mt < M ? m0 + mt : M;
+            for (int n = n0; n < n1; n++) {
+                const uint8_t *wr = w8 + (size_t)n * wrb;
+                int m = m0;
+                if (dot4)
+                    for (; m + 4 <= m1; m += 4) {
+                        float o[4];
+                        dot4(K, wr, xa + (size_t)m * xrb, xrb, o);
+                        for (int r = 0; r < 4; r++) Y[(size_t)(m + r) * N + n] = o[r];
+                    }
+                for (; m < m1; m++) Y[(size_t)m * N + n] = dot(K, wr, xa + (size_t)m * xrb);
+            }
+        }
+    }
+}
+
+void quant_matmul(float *Y, const float *X, const void *W, int wtype, int M, int N, int K,
+                  void *scratch) {
+    quant_matmul_isa(Y, X, W, wtype, M, N, K, scratch, quant_isa_best(), 0);
+}
+
+void quant_ref_matmul(float *Y, const float *X, const void *W, int wtype, int M, int N, int K,
+                      void *scratch) {
+    quant_matmul_isa(Y, X, W, wtype, M, N, K, scratch, QUANT_ISA_SCALAR, 1);
+}

@@ -1,0 +1,112 @@
+/* quant: the weight types of GGUF files (F32, F16, BF16, the legacy Q4_0..Q8_0 blocks and the
+ * K-quants Q2_K..Q6_K) as a self-contained module: a traits table keyed by ggml's type id,
+ * reference dequantizers and quantizers, and matrix products whose weights stay in their
+ * stored type. Depends on src/base only. Every block format is described byte by byte in
+ * docs/FORMATS.md ("Quantized weight types").
+ *
+ * Conventions:
+ *  - A type is the ggml/GGUF type id (an int, so a loader maps a tensor's id directly; ids
+ *    hearth does not know or cannot compute are answered, never trusted: quant_traits_of gives
+ *    NULL for an id outside the table, `supported` is 0 for one hearth cannot compute).
+ *  - A row of n elements of type t is n / block elements' blocks back to back, row_bytes long;
+ *    a matrix is rows back to back (what GGUF stores, what an mmapped tensor is).
+ *  - The kernels never allocate and never fail: their preconditions (a supported type, K a
+ *    multiple of the block, scratch large enough) are the caller's to check with the functions
+ *    below and are asserted (a violation is a bug, it aborts with file:line).
+ *  - quant_matmul's results are bit-for-bit the same for any thread count and any M: each
+ *    output element is one dot product computed by one thread in a fixed order. */
+#ifndef HEARTH_QUANT_H
+#define HEARTH_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+
+/* ggml type ids (GGUF's tensor info `type`), the ones hearth computes with. */
+enum {
+    QUANT_F32 = 0,
+    QUANT_F16 = 1,
+    QUANT_Q4_0 = 2,
+    QUANT_Q4_1 = 3,
+    QUANT_Q5_0 = 6,
+    QUANT_Q5_1 = 7,
+    QUANT_Q8_0 = 8,
+    QUANT_Q8_1 = 9, /* activations only: the products of Q4_1 and Q5_1 weights */
+    QUANT_Q2_K = 10,
+    QUANT_Q3_K = 11,
+    QUANT_Q4_K = 12,
+    QUANT_Q5_K = 13,
+    QUANT_Q6_K = 14,
+    QUANT_Q8_K = 15, /* activations only: the products of the K-quants */
+    QUANT_BF16 = 30,
+    QUANT_N_IDS = 39 /* ids 0..38 have names (ggml c392e509's GGML_TYPE_COUNT) */
+};
+
+#define QUANT_QK 32    /* elements per block of the legacy types */
+#define QUANT_QK_K 256 /* elements per super-block of the K-quants */
+
+typedef struct quant_traits {
+    const char *name; /* "Q4_K", as llama.cpp and gguf-py spell it */
+    int block;        /* elements per block (1 for F32/F16/BF16) */
+    int block_bytes;  /* bytes per block */
+    int weight;       /* 1: supported as a weight type (dequantize, quantize, quant_matmul) */
+    int act_type;     /* the type quant_matmul quantizes activations to (QUANT_F32: none) */
+} quant_traits;
+
+/* The traits of a known type id, or NULL (an id < 0 or not in the table: removed or unknown
+ * ids such as 4, 5, or a future one). The pointer is to static data. Types known by name but
+ * not computed (IQ2_XS, TQ1_0, ...) have block sizes and weight = 0. */
+const quant_traits *quant_traits_of(int type);
+/* The name of any id: "Q4_K", "IQ2_XS", or "unknown" (static strings, never NULL). */
+const char *quant_type_name(int type);
+/* 1 if hearth can compute with weights of this type, 0 otherwise (including unknown ids). */
+int quant_type_supported(int type);
+/* The bytes of a row of n elements of type: BASE_OK and *out, or BASE_EINVAL with a message
+ * when the type is unknown or has no block size, n is not a multiple of its block, or the size
+ * overflows size_t. Works for every id with a known layout (so a loader can walk a file's
+ * tensors, supported or not). */
+int quant_row_bytes(int type, size_t n, size_t *out, base_err *e);
+
+/* ---- conversion (reference: plain C, one row at a time; n a multiple of the block) */
+
+/* dst (n floats) = the values the n elements at src stand for. Every type with a layout
+ * here: the weight types and the activation types Q8_0, Q8_1, Q8_K. */
+void quant_dequantize_row(int type, const void *src, float *dst, size_t n);
+/* dst (row_bytes(type, n)) = src (n floats) in type: round to nearest for the legacy types
+ * and Q8_*, a scale search per block for the K-quants (good quality; not bit-identical to
+ * llama-quantize, whose files hearth reads all the same). Every weight type and Q8_0/Q8_1/
+ * Q8_K. Values must be finite. */
+void quant_quantize_row(int type, const float *src, void *dst, size_t n);
+
+/* IEEE half and bfloat16 conversions (round to nearest even; NaN kept a NaN). */
+float quant_f16_to_f32(uint16_t h);
+uint16_t quant_f32_to_f16(float f);
+float quant_bf16_to_f32(uint16_t h);
+uint16_t quant_f32_to_bf16(float f);
+
+/* ---- matrix products */
+
+/* Bytes of scratch quant_matmul needs for M rows of K activations against weights of type
+ * wtype (the activations quantized once per row), 0 when none is needed (float weights). The
+ * caller allocates it once per (M, K) bound and reuses it; any alignment will do. */
+size_t quant_matmul_scratch_bytes(int wtype, int M, int K);
+
+/* Y (M,N) = X (M,K) . W (N,K)^T, W's rows stored in wtype (row_bytes(wtype, K) each, back to
+ * back), X and Y float row-major. Quantized weights: each row of X is quantized to wtype's
+ * act_type into scratch, then each output is an integer dot product per block scaled in float
+ * (llama.cpp's scheme, so results match its CPU backend up to float summation order). Float
+ * weights (F32/F16/BF16): float dot products. OpenMP threads split N into fixed chunks.
+ * quant_matmul uses the fastest kernels this CPU runs (AVX-512, AVX2 or scalar, chosen at run
+ * time); quant_ref_matmul the scalar reference (single-threaded) they are tested against.
+ * Requires: quant_type_supported(wtype), K % block == 0, M, N, K > 0, scratch at least
+ * quant_matmul_scratch_bytes(wtype, M, K) bytes (NULL if that is 0). */
+void quant_matmul(float *Y, const float *X, const void *W, int wtype, int M, int N, int K,
+                  void *scratch);
+void quant_ref_matmul(float *Y, const float *X, const void *W, int wtype, int M, int N, int K,
+                      void *scratch);
+
+/* The instruction set quant_matmul uses on this CPU for wtype: "avx512", "avx2" or "scalar". */
+const char *quant_kernel_name(int wtype);
+
+#endif

@@ -1,0 +1,128 @@
+/* quant_int.h: what src/quant's files and its tests share: the block layouts as C structs
+ * (sizes asserted against docs/FORMATS.md), the per-ISA dot-product tables, and the matmul
+ * driver with an explicit ISA so tests can run every kernel against the reference. */
+#ifndef HEARTH_QUANT_INT_H
+#define HEARTH_QUANT_INT_H
+
+#include "quant/quant.h"
+
+/* fp16 fields are stored as raw uint16_t bits; every struct is packed by construction (only
+ * 1- and 2-byte members, float only first in Q8_K). */
+typedef struct {
+    uint16_t d;
+    int8_t qs[QUANT_QK];
+} quant_block_q8_0;
+typedef struct {
+    uint16_t d, s;
+    int8_t qs[QUANT_QK];
+} quant_block_q8_1;
+typedef struct {
+    uint16_t d;
+    uint8_t qs[QUANT_QK / 2];
+} quant_block_q4_0;
+typedef struct {
+    uint16_t d, m;
+    uint8_t qs[QUANT_QK / 2];
+} quant_block_q4_1;
+typedef struct {
+    uint16_t d;
+    uint8_t qh[4];
+    uint8_t qs[QUANT_QK / 2];
+} quant_block_q5_0;
+typedef struct {
+    uint16_t d, m;
+    uint8_t qh[4];
+    uint8_t qs[QUANT_QK / 2];
+} quant_block_q5_1;
+typedef struct {
+    uint8_t scales[QUANT_QK_K / 16]; /* low nibble scale, high nibble min, per 16 */
+    uint8_t qs[QUANT_QK_K / 4];
+    uint16_t d, dmin;
+} quant_block_q2_k;
+typedef struct {
+    uint8_t hmask[QUANT_QK_K / 8];
+    uint8_t qs[QUANT_QK_K / 4];
+    uint8_t scales[12];
+    uint16_t d;
+} quant_block_q3_k;
+typedef struct {
+    uint16_t d, dmin;
+    uint8_t scales[12];
+    uint8_t qs[QUANT_QK_K / 2];
+} quant_block_q4_k;
+typedef struct {
+    uint16_t d, dmin;
+    uint8_t scales[12];
+    uint8_t qh[QUANT_QK_K / 8];
+    uint8_t qs[QUANT_QK_K / 2];
+} quant_block_q5_k;
+typedef struct {
+    uint8_t ql[QUANT_QK_K / 2];
+    uint8_t qh[QUANT_QK_K / 4];
+    int8_t scales[QUANT_QK_K / 16];
+    uint16_t d;
+} quant_block_q6_k;
+typedef struct {
+    float d;
+    int8_t qs[QUANT_QK_K];
+    int16_t bsums[QUANT_QK_K / 16]; /* sum of each 16 qs */
+} quant_block_q8_k;
+
+_Static_assert(sizeof(quant_block_q8_0) == 34, "q8_0");
+_Static_assert(sizeof(quant_block_q8_1) == 36, "q8_1");
+_Static_assert(sizeof(quant_block_q4_0) == 18, "q4_0");
+_Static_assert(sizeof(quant_block_q4_1) == 20, "q4_1");
+_Static_assert(sizeof(quant_block_q5_0) == 22, "q5_0");
+_Static_assert(sizeof(quant_block_q5_1) == 24, "q5_1");
+_Static_assert(sizeof(quant_block_q2_k) == 84, "q2_k");
+_Static_assert(sizeof(quant_block_q3_k) == 110, "q3_k");
+_Static_assert(sizeof(quant_block_q4_k) == 144, "q4_k");
+_Static_assert(sizeof(quant_block_q5_k) == 176, "q5_k");
+_Static_assert(sizeof(quant_block_q6_k) == 210, "q6_k");
+_Static_assert(sizeof(quant_block_q8_k) == 292, "q8_k");
+
+/* The 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K block's 12 scale bytes. */
+static inline void quant_scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+/* The signed 6-bit scale (-32..31) of sub-block j (0..15) of a Q3_K block. */
+static inline int quant_scale_q3_k(int j, const uint8_t *s) {
+    int lo = j < 8 ? s[j] & 0xF : s[j - 8] >> 4;
+    int hi = (s[8 + (j & 3)] >> (2 * (j >> 2))) & 3;
+    return (lo | hi << 4) - 32;
+}
+
+/* The kernel sets, best last. */
+typedef enum { QUANT_ISA_SCALAR, QUANT_ISA_AVX2, QUANT_ISA_AVX512, QUANT_N_ISA } quant_isa;
+
+/* One dot product of a weight row (K elements of the weight type) with an activation row
+ * (K elements of its act_type, or floats for float weights). */
+typedef float (*quant_dot_fn)(int K, const void *w, const void *x);
+
+/* The dot products of one weight row with the 4 activation rows at x, x + xs, x + 2 xs and
+ * x + 3 xs (xs in bytes) into out[0..3], each bit-identical to the same ISA's quant_dot_fn on
+ * that row alone (the weight block is unpacked once for the four: prefill's reuse). */
+typedef void (*quant_dot4_fn)(int K, const void *w, const void *x, size_t xs, float *out);
+quant_dot4_fn quant_dot4_avx2(int wtype); /* NULL where the type has none */
+quant_dot4_fn quant_dot4_avx512(int wtype);
+
+/* The dot product of wtype on isa, or NULL if that ISA has no kernel of its own for it. */
+quant_dot_fn quant_dot_scalar(int wtype);
+quant_dot_fn quant_dot_avx2(int wtype);
+quant_dot_fn quant_dot_avx512(int wtype);
+/* The best ISA this CPU runs (cpuid, cached). */
+quant_isa quant_isa_best(void);
+/* The dot product quant_matmul uses for wtype at most at isa (falling back to lower ones). */
+quant_dot_fn quant_dot_for(int wtype, quant_isa isa, quant_isa *used);
+
+/* quant_matmul with the kernels of at most isa; threads = 0: OpenMP's count, 1: one thread. */
+void quant_matmul_isa(float *Y, const float *X, const void *W, int wtype, int M, int N, int K,
+                      void *scratch, quant_isa isa, int threads);
+
+#endif
