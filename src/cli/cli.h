@@ -71,6 +71,13 @@ struct cli_opt {
                                          .dst = ud, .arg = a, .help = h}
 #define CLI_OPT_END {0}
 
+/* --kv-type f16|f32 into an infer_kv_type (generate, chat, serve). */
+int cli_opt_kv_type(void *ud, const cli_opt *o, const char *val);
+#define CLI_KV_TYPE_OPT(d)                                                                         \
+    CLI_OPT_CALL("kv-type", 0, cli_opt_kv_type, d, "f16|f32",                                      \
+                 "the KV cache's element type (default f16, as llama.cpp's:\n"                     \
+                 "half the memory of f32)")
+
 /* The sampling options of generate and chat, into an infer_sampling sp (src/infer). */
 #define CLI_SAMPLING_OPTS(sp)                                                                      \
     CLI_OPT_FLOAT("temperature", 0, &(sp).temperature, 0, 100, "T", "0 = greedy (default 0.8)"),   \
