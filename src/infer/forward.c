@@ -12,6 +12,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct infer_engine {
     const infer_weights *w;
@@ -114,16 +115,6 @@ int infer_engine_create(infer_engine **out, const infer_model *m, int n_slots, i
     size_t cache_elems = 0, esz = kv_type == INFER_KV_F32 ? sizeof(float) : sizeof(uint16_t);
     g->kv = kv_type;
     if (!bad) bad = base_mul_size((size_t)c->n_layer, per_layer, &cache_elems);
-    if (!bad) {
-        g->kc = calloc(cache_elems ? cache_elems : 1, esz);
-        g->vc = calloc(cache_elems ? cache_elems : 1, esz);
-    }
-    g->x = alloc3(R, C, 1), g->ln = alloc3(R, C, 1), g->tmp = alloc3(R, C, 1);
-    g->atty = alloc3(R, C, 1), g->mean = alloc3(R, 1, 1), g->rstd = alloc3(R, 1, 1);
-    g->qkv = alloc3(R, (size_t)g->Q, 1), g->fch = alloc3(R, (size_t)g->FO, 1);
-    g->fact = alloc3(R, (size_t)g->F, 1);
-    g->tok = calloc(R, sizeof(int)), g->run_start = calloc(R, sizeof(int));
-    g->run_len = calloc(R, sizeof(int));
     /* the quantized activations of the widest input, for the most demanding weight type; the
      * rows of the widest matrix of a layer split into several */
     size_t qs = quant_matmul_scratch_bytes(w->head.type, max_rows, g->C), widest = 1;
@@ -138,6 +129,39 @@ int infer_engine_create(infer_engine **out, const infer_model *m, int n_slots, i
                     if ((size_t)ls[k]->w[i].rows > widest) widest = (size_t)ls[k]->w[i].rows;
             }
     }
+    /* What cannot fit this machine's memory at all is refused by its size before anything is
+     * reserved (calloc would succeed lazily and the kernel kill the process later). */
+    double cache_mb =
+        2.0 * c->n_layer * (double)n_slots * ctx * (double)cache_row * (double)esz / 1e6;
+    double scratch_mb =
+        ((double)R *
+             (4.0 * (double)C + 2 + (double)g->Q + (double)g->FO + (double)g->F + (double)widest) *
+             4 +
+         (double)qs) /
+        1e6;
+    const char *less =
+        kv_type == INFER_KV_F32 ? ", a shorter context or --kv-type f16" : " or a shorter context";
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    double phys_mb = pages > 0 && psize > 0 ? (double)pages * (double)psize / 1e6 : 0;
+    if (bad || (phys_mb > 0 && cache_mb + scratch_mb > phys_mb)) {
+        infer_engine_free(g);
+        return base_fail(e, BASE_ENOMEM,
+                         "the model needs %.0f MB for the %s KV cache of %d slots x %d positions "
+                         "and %.0f MB of scratch for %d rows, more than this machine's %.0f MB "
+                         "(its weights are mapped from the file): fewer slots%s need less",
+                         cache_mb, kv_type == INFER_KV_F32 ? "F32" : "F16", n_slots, ctx,
+                         scratch_mb, max_rows, phys_mb, less);
+    }
+    {
+        g->kc = calloc(cache_elems ? cache_elems : 1, esz);
+        g->vc = calloc(cache_elems ? cache_elems : 1, esz);
+    }
+    g->x = alloc3(R, C, 1), g->ln = alloc3(R, C, 1), g->tmp = alloc3(R, C, 1);
+    g->atty = alloc3(R, C, 1), g->mean = alloc3(R, 1, 1), g->rstd = alloc3(R, 1, 1);
+    g->qkv = alloc3(R, (size_t)g->Q, 1), g->fch = alloc3(R, (size_t)g->FO, 1);
+    g->fact = alloc3(R, (size_t)g->F, 1);
+    g->tok = calloc(R, sizeof(int)), g->run_start = calloc(R, sizeof(int));
+    g->run_len = calloc(R, sizeof(int));
     g->qscratch = qs ? malloc(qs) : NULL;
     g->part = alloc3(R, widest, 1);
     if (c->family == NN_LLAMA) {
@@ -152,21 +176,13 @@ int infer_engine_create(infer_engine **out, const infer_model *m, int n_slots, i
         !g->qkv || !g->fch || !g->fact || !g->tok || !g->run_start || !g->run_len ||
         (qs && !g->qscratch) || !g->part ||
         (c->family == NN_LLAMA && (!g->rope_cos || !g->rope_sin))) {
-        double mb =
-            2.0 * c->n_layer * (double)n_slots * ctx * (double)cache_row * (double)esz / 1e6;
-        double smb = ((double)R *
-                          (4.0 * (double)C + 2 + (double)g->Q + (double)g->FO + (double)g->F +
-                           (double)widest) *
-                          4 +
-                      (double)qs) /
-                     1e6;
         infer_engine_free(g);
-        return base_fail(
-            e, BASE_ENOMEM,
-            "out of memory: the model needs %.0f MB for the %s KV cache of %d slots x "
-            "%d positions and %.0f MB of scratch for %d rows (its weights are mapped "
-            "from the file); fewer slots, a shorter context or --kv-type f16 need less",
-            mb, kv_type == INFER_KV_F32 ? "F32" : "F16", n_slots, ctx, smb, max_rows);
+        return base_fail(e, BASE_ENOMEM,
+                         "out of memory: the model needs %.0f MB for the %s KV cache of %d slots x "
+                         "%d positions and %.0f MB of scratch for %d rows (its weights are mapped "
+                         "from the file): fewer slots%s need less",
+                         cache_mb, kv_type == INFER_KV_F32 ? "F32" : "F16", n_slots, ctx,
+                         scratch_mb, max_rows, less);
     }
     *out = g;
     return BASE_OK;

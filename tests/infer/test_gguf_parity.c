@@ -269,10 +269,29 @@ static void test_refusals(void **state) {
     /* truncated: the last tensor's data runs past the end */
     spit(path, b, n - 1000);
     expect_refusal(path, "runs past the end of the file", "truncated");
-    /* and the intact file loads */
+    /* a context no machine holds: the engine says what it needs before reserving anything */
+    const char *key = "llama.context_length";
+    size_t kl = strlen(key), ki = 0;
+    while (ki + kl + 8 < n && memcmp(b + ki, key, kl) != 0) ki++;
+    uint32_t vt, ctx0, huge = 1u << 22; /* max_seq x width stays under 2^31 */
+    memcpy(&vt, b + ki + kl, 4);
+    assert_int_equal(vt, 4); /* uint32 */
+    memcpy(&ctx0, b + ki + kl + 4, 4);
+    memcpy(b + ki + kl + 4, &huge, 4);
     spit(path, b, n);
     infer_model *m = NULL;
     base_err e = {0};
+    assert_int_equal(infer_model_load(&m, path, NULL, &e), 0);
+    infer_engine *g = NULL;
+    assert_int_equal(infer_engine_create(&g, m, 4096, 1 << 22, 64, INFER_KV_F16, &e), BASE_ENOMEM);
+    assert_null(g);
+    if (!strstr(e.msg, "MB for the F16 KV cache of 4096 slots x 4194304 positions") ||
+        !strstr(e.msg, "more than this machine's"))
+        fail_msg("message: %s", e.msg);
+    infer_model_free(m);
+    memcpy(b + ki + kl + 4, &ctx0, 4);
+    /* and the intact file loads */
+    spit(path, b, n);
     assert_int_equal(infer_model_load(&m, path, NULL, &e), 0);
     size_t mapped, alloc;
     infer_model_bytes(m, &mapped, &alloc);
