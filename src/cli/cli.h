@@ -19,6 +19,7 @@ int cli_generate(int argc, char **argv);
 int cli_chat(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_vstore(int argc, char **argv);
+int cli_quantize(int argc, char **argv);
 /* `hearth export --format gguf` (cmd_export_gguf.c); returns the exit status. tokenizer NULL-able. */
 int cli_export_gguf(const char *src, const char *tokenizer, const char *out);
 
