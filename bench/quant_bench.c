@@ -6,7 +6,9 @@
  *
  * The weights are Gaussian rows quantized by quant_quantize_row; timings are the best of
  * repeated runs filling at least 0.3 s (0.1 s for the scalar ones); decoding cycles through
- * copies of the matrix filling 256 MiB so that weights come from memory. */
+ * copies of the matrix filling 256 MiB so that weights come from memory. On a machine shared
+ * with other jobs, run with OMP_WAIT_POLICY=passive (libgomp spin-waits otherwise, and a
+ * descheduled thread stalls every product). */
 #include "base/base.h"
 #include "quant/quant_int.h"
 
@@ -77,7 +79,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     enum { MP = 512 };
-    const int NP = 256, NP_SCALAR = 32; /* prefill columns (the scalar kernels are slow) */
+    const int NP = 1024, NP_SCALAR = 32; /* prefill columns (the scalar kernels are slow) */
     base_rng rng;
     base_rng_seed(&rng, 1);
     float *row = xmalloc(sizeof(float) * (size_t)K), *X = xmalloc(sizeof(float) * MP * (size_t)K);

@@ -222,17 +222,20 @@ quant_dot_fn quant_dot_scalar(int wtype) {
 }
 
 quant_isa quant_isa_best(void) {
-    static int best = -1; /* a benign race: every thread computes the same value */
-    if (best < 0) {
+    /* computed once; relaxed atomics: every thread that races here computes the same value */
+    static int best = -1;
+    int b = __atomic_load_n(&best, __ATOMIC_RELAXED);
+    if (b < 0) {
         __builtin_cpu_init();
         int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                    __builtin_cpu_supports("f16c");
         int avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                      __builtin_cpu_supports("avx512vnni");
-        best = avx512 ? QUANT_ISA_AVX512 : avx2 ? QUANT_ISA_AVX2 : QUANT_ISA_SCALAR;
+        b = avx512 ? QUANT_ISA_AVX512 : avx2 ? QUANT_ISA_AVX2 : QUANT_ISA_SCALAR;
+        __atomic_store_n(&best, b, __ATOMIC_RELAXED);
     }
-    return (quant_isa)best;
+    return (quant_isa)b;
 }
 
 quant_dot_fn quant_dot_for(int wtype, quant_isa isa, quant_isa *used) {
@@ -287,10 +290,17 @@ void quant_matmul_isa(float *Y, const float *X, const void *W, int wtype, int M,
     const uint8_t *xa = (const uint8_t *)X;
     if (t->act_type != QUANT_F32) {
         BASE_ASSERT(scratch != NULL);
+        quant_act_fn act = isa >= QUANT_ISA_AVX2 && quant_isa_best() >= QUANT_ISA_AVX2
+                               ? quant_act_avx2(t->act_type)
+                               : NULL;
 #pragma omp parallel for schedule(static) num_threads(nt) if (M > 1)
-        for (int m = 0; m < M; m++)
-            quant_quantize_row(t->act_type, X + (size_t)m * K, (uint8_t *)scratch + (size_t)m * xrb,
-                               (size_t)K);
+        for (int m = 0; m < M; m++) {
+            uint8_t *dst = (uint8_t *)scratch + (size_t)m * xrb;
+            if (act)
+                act(X + (size_t)m * K, dst, K);
+            else
+                quant_quantize_row(t->act_type, X + (size_t)m * K, dst, (size_t)K);
+        }
         xa = scratch;
     }
     quant_isa used;

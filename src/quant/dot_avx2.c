@@ -7,6 +7,8 @@
 #include "quant/quant_int.h"
 
 #include <immintrin.h>
+#include <math.h>
+#include <string.h>
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
@@ -65,147 +67,119 @@ FLOAT_ROWS(f32, float, load_f8, conv_f32)
 FLOAT_ROWS(f16, uint16_t, load_h8, h2f)
 FLOAT_ROWS(bf16, uint16_t, load_bf8, quant_bf16_to_f32)
 
-static float dot_q5_0(int K, const void *w, const void *x) {
-    const quant_block_q5_0 *a = w;
-    const quant_block_q8_0 *b = x;
-    __m256 acc = _mm256_setzero_ps();
-    for (int i = 0; i < K / QUANT_QK; i++) {
-        __m256i hb = _mm256_and_si256(bits_to_bytes(base_get_le32(a[i].qh)), _mm256_set1_epi8(16));
-        __m256i q = _mm256_sub_epi8(_mm256_or_si256(nibbles(a[i].qs), hb), _mm256_set1_epi8(16));
-        __m256i p = dot_i8(q, _mm256_loadu_si256((const __m256i *)b[i].qs));
-        acc =
-            _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[i].d) * h2f(b[i].d)), _mm256_cvtepi32_ps(p), acc);
-    }
-    return hsum8(acc);
+/* The 2- and 3-bit K-quants have 16 scales, one per 16 elements; sc8 holds them as bytes. */
+static inline int hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
 }
-static float dot_q4_1(int K, const void *w, const void *x) {
-    const quant_block_q4_1 *a = w;
-    const quant_block_q8_1 *b = x;
-    __m256 acc = _mm256_setzero_ps();
-    float ms = 0;
-    for (int i = 0; i < K / QUANT_QK; i++) {
-        __m256i p = dot_u8(nibbles(a[i].qs), _mm256_loadu_si256((const __m256i *)b[i].qs));
-        acc =
-            _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[i].d) * h2f(b[i].d)), _mm256_cvtepi32_ps(p), acc);
-        ms += h2f(a[i].m) * h2f(b[i].s);
-    }
-    return hsum8(acc) + ms;
+/* sum_j v[j] * bsums[j] for 16 signed bytes v. */
+static inline int dot_bsums(__m128i v, const int16_t *bsums) {
+    __m256i b = _mm256_loadu_si256((const __m256i *)bsums);
+    return hsum_i32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(v), b));
 }
-static float dot_q5_1(int K, const void *w, const void *x) {
-    const quant_block_q5_1 *a = w;
-    const quant_block_q8_1 *b = x;
-    __m256 acc = _mm256_setzero_ps();
-    float ms = 0;
-    for (int i = 0; i < K / QUANT_QK; i++) {
-        __m256i hb = _mm256_and_si256(bits_to_bytes(base_get_le32(a[i].qh)), _mm256_set1_epi8(16));
-        __m256i p = dot_u8(_mm256_or_si256(nibbles(a[i].qs), hb),
-                           _mm256_loadu_si256((const __m256i *)b[i].qs));
-        acc =
-            _mm256_fmadd_ps(_mm256_set1_ps(h2f(a[i].d) * h2f(b[i].d)), _mm256_cvtepi32_ps(p), acc);
-        ms += h2f(a[i].m) * h2f(b[i].s);
-    }
-    return hsum8(acc) + ms;
+/* The int16 scales of half h (lanes: sc[8h..8h+7] in both) from sc8. */
+static inline __m256i half_scales(__m128i sc8, int h) {
+    __m256i s16 = _mm256_cvtepi8_epi16(sc8);
+    return h ? _mm256_permute2x128_si256(s16, s16, 0x11)
+             : _mm256_permute2x128_si256(s16, s16, 0x00);
 }
-
-/* 32 unsigned values u (0..127) times 32 activations, as 8 int32 sums, the first 16 products
- * scaled by s0 and the last 16 by s1 (the K-quants' sub-blocks of 16). */
-static inline __m256i dot_u8_scaled(__m256i u, const int8_t *y, int s0, int s1) {
-    __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)y));
-    return _mm256_madd_epi16(
-        p, _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0)));
+/* Plane j's scale vector from half_scales: sc[8h + 2j] in the low lane (elements l < 16), and
+ * sc[8h + 2j + 1] in the high lane, by one byte shuffle. */
+static inline __m256i plane_scales(__m256i half, int j) {
+    __m256i idx = _mm256_add_epi16(_mm256_set1_epi16(0x0100),
+                                   _mm256_set_m128i(_mm_set1_epi16((short)((4 * j + 2) * 0x0101)),
+                                                    _mm_set1_epi16((short)(4 * j * 0x0101))));
+    return _mm256_shuffle_epi8(half, idx);
 }
 
 /* Q2_K: element 128 h + 32 j + l is bits 2j of qs[32 h + l]; mins through bsums. */
-static float dot_q2_k(int K, const void *w, const void *x) {
-    const quant_block_q2_k *a = w;
-    const quant_block_q8_k *b = x;
+ROWS void q2_k_rows(int K, const quant_block_q2_k *a, const uint8_t *x, size_t xs, int R,
+                    float *out) {
     const __m256i m3 = _mm256_set1_epi8(3);
-    __m256 acc = _mm256_setzero_ps();
-    float accm = 0;
+    const __m128i m4 = _mm_set1_epi8(0xF);
+    __m256 acc[4];
+    float accm[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), accm[r] = 0;
     for (int i = 0; i < K / QUANT_QK_K; i++) {
-        const uint8_t *sc = a[i].scales;
-        int msum = 0;
-        for (int j = 0; j < 16; j++) msum += (sc[j] >> 4) * b[i].bsums[j];
-        __m256i sumi = _mm256_setzero_si256();
+        __m128i raw = _mm_loadu_si128((const __m128i *)a[i].scales);
+        __m128i sc8 = _mm_and_si128(raw, m4), mn8 = _mm_and_si128(_mm_srli_epi16(raw, 4), m4);
+        __m256i sumi[4];
+        for (int r = 0; r < R; r++) sumi[r] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             __m256i qs = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * h));
+            __m256i hs = half_scales(sc8, h);
             for (int j = 0; j < 4; j++) {
                 __m256i u = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), m3);
-                int s = 8 * h + 2 * j;
-                sumi = _mm256_add_epi32(sumi, dot_u8_scaled(u, b[i].qs + 128 * h + 32 * j,
-                                                            sc[s] & 0xF, sc[s + 1] & 0xF));
+                __m256i scv = plane_scales(hs, j);
+                for (int r = 0; r < R; r++) {
+                    const int8_t *y =
+                        ((const quant_block_q8_k *)(x + r * xs) + i)->qs + 128 * h + 32 * j;
+                    __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)y));
+                    sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(p, scv));
+                }
             }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * h2f(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
-        accm += b[i].d * h2f(a[i].dmin) * (float)msum;
-    }
-    return hsum8(acc) - accm;
-}
-/* Q3_K: u = low 2 bits + 4 * high bit (0..7) and q = u - 4, the 4 taken off through bsums. */
-static float dot_q3_k(int K, const void *w, const void *x) {
-    const quant_block_q3_k *a = w;
-    const quant_block_q8_k *b = x;
-    const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
-    __m256 acc = _mm256_setzero_ps();
-    for (int i = 0; i < K / QUANT_QK_K; i++) {
-        int sc[16], msum = 0;
-        for (int j = 0; j < 16; j++) {
-            sc[j] = quant_scale_q3_k(j, a[i].scales);
-            msum += sc[j] * b[i].bsums[j];
+        float d = h2f(a[i].d), dmin = h2f(a[i].dmin);
+        for (int r = 0; r < R; r++) {
+            const quant_block_q8_k *b = (const quant_block_q8_k *)(x + r * xs) + i;
+            int msum = dot_bsums(mn8, b->bsums);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(b->d * d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+            accm[r] += b->d * dmin * (float)msum;
         }
-        __m256i hm = _mm256_loadu_si256((const __m256i *)a[i].hmask), sumi = _mm256_setzero_si256();
+    }
+    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]) - accm[r];
+}
+ROWS_ENTRIES(q2_k)
+
+/* Q3_K: u = low 2 bits + 4 * high bit (0..7) and q = u - 4, the 4 taken off through bsums.
+ * The 16 six-bit scales are unpacked as bytes at once: low nibbles from bytes 0..7 (scales 0..7
+ * the low ones, 8..15 the high ones), top 2 bits from bytes 8..11 shifted by 0, 2, 4, 6. */
+ROWS void q3_k_rows(int K, const quant_block_q3_k *a, const uint8_t *x, size_t xs, int R,
+                    float *out) {
+    const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
+    const __m128i m4 = _mm_set1_epi8(0xF), m2 = _mm_set1_epi8(3);
+    __m256 acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    for (int i = 0; i < K / QUANT_QK_K; i++) {
+        __m128i lo8 = _mm_loadl_epi64((const __m128i *)a[i].scales);
+        __m128i low =
+            _mm_unpacklo_epi64(_mm_and_si128(lo8, m4), _mm_and_si128(_mm_srli_epi16(lo8, 4), m4));
+        int u32 = (int)base_get_le32(a[i].scales + 8);
+        __m128i top =
+            _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32(u32), _mm_setr_epi32(0, 2, 4, 6)), m2);
+        __m128i sc8 = _mm_sub_epi8(_mm_or_si128(low, _mm_slli_epi16(top, 4)), _mm_set1_epi8(32));
+        __m256i hm = _mm256_loadu_si256((const __m256i *)a[i].hmask), sumi[4];
+        for (int r = 0; r < R; r++) sumi[r] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             __m256i qs = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * h));
+            __m256i hs = half_scales(sc8, h);
             for (int j = 0; j < 4; j++) {
                 __m256i lo = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), m3);
                 __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + j), m1);
                 __m256i u = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 2));
-                int s = 8 * h + 2 * j;
-                sumi = _mm256_add_epi32(
-                    sumi, dot_u8_scaled(u, b[i].qs + 128 * h + 32 * j, sc[s], sc[s + 1]));
+                __m256i scv = plane_scales(hs, j);
+                for (int r = 0; r < R; r++) {
+                    const int8_t *y =
+                        ((const quant_block_q8_k *)(x + r * xs) + i)->qs + 128 * h + 32 * j;
+                    __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)y));
+                    sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(p, scv));
+                }
             }
         }
-        sumi = _mm256_sub_epi32(sumi, _mm256_setr_epi32(4 * msum, 0, 0, 0, 0, 0, 0, 0));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(b[i].d * h2f(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+        float d = h2f(a[i].d);
+        for (int r = 0; r < R; r++) {
+            const quant_block_q8_k *b = (const quant_block_q8_k *)(x + r * xs) + i;
+            int msum = dot_bsums(sc8, b->bsums);
+            __m256i v = _mm256_sub_epi32(sumi[r], _mm256_setr_epi32(4 * msum, 0, 0, 0, 0, 0, 0, 0));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(b->d * d), _mm256_cvtepi32_ps(v), acc[r]);
+        }
     }
-    return hsum8(acc);
+    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]);
 }
+ROWS_ENTRIES(q3_k)
 
-static float dot_q5_k(int K, const void *w, const void *x) {
-    const quant_block_q5_k *a = w;
-    const quant_block_q8_k *b = x;
-    const __m256i m4 = _mm256_set1_epi8(0xF), m16 = _mm256_set1_epi8(16);
-    __m256 acc = _mm256_setzero_ps();
-    float accm = 0;
-    for (int i = 0; i < K / QUANT_QK_K; i++) {
-        int sc[8], mn[8], msum = 0;
-        for (int j = 0; j < 8; j++) {
-            quant_scale_min_k4(j, a[i].scales, &sc[j], &mn[j]);
-            msum += mn[j] * (b[i].bsums[2 * j] + b[i].bsums[2 * j + 1]);
-        }
-        __m256i qh = _mm256_loadu_si256((const __m256i *)a[i].qh), sumi = _mm256_setzero_si256();
-        for (int c = 0; c < 4; c++) {
-            __m256i qb = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
-            /* bit 2c of qh byte l is the fifth bit of element l, bit 2c + 1 that of 32 + l */
-            __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * c), 4), m16);
-            __m256i h1 =
-                _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * c + 1), 4), m16);
-            __m256i lo = _mm256_or_si256(_mm256_and_si256(qb, m4), h0);
-            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4), h1);
-            __m256i p0 =
-                _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c)));
-            __m256i p1 = _mm256_maddubs_epi16(
-                hi, _mm256_loadu_si256((const __m256i *)(b[i].qs + 64 * c + 32)));
-            p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16((short)sc[2 * c]));
-            p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16((short)sc[2 * c + 1]));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
-        }
-        float d = b[i].d * h2f(a[i].d);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        accm += b[i].d * h2f(a[i].dmin) * (float)msum;
-    }
-    return hsum8(acc) - accm;
-}
 /* Q6_K: unsigned q (0..63) times y by maddubs, the 32 offset taken off through bsums. One
  * 32-element vector spans two scales: the low 128-bit lane takes the first, the high the next. */
 ROWS void q6_k_rows(int K, const quant_block_q6_k *a, const uint8_t *x, size_t xs, int R,
@@ -214,32 +188,26 @@ ROWS void q6_k_rows(int K, const quant_block_q6_k *a, const uint8_t *x, size_t x
     __m256 acc[4];
     for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
     for (int i = 0; i < K / QUANT_QK_K; i++) {
-        const int8_t *sc = a[i].scales;
+        __m128i sc8 = _mm_loadu_si128((const __m128i *)a[i].scales);
         __m256i sumi[4];
         for (int r = 0; r < R; r++) sumi[r] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             __m256i ql0 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h));
             __m256i ql1 = _mm256_loadu_si256((const __m256i *)(a[i].ql + 64 * h + 32));
             __m256i qh = _mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h));
-            __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
-            q[1] = _mm256_or_si256(
-                _mm256_and_si256(ql1, m4),
-                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
-            q[2] = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
-            q[3] = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+            __m256i hs = half_scales(sc8, h);
             for (int j = 0; j < 4; j++) {
-                const int8_t *s = sc + 8 * h + 2 * j;
-                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(s[1]), _mm_set1_epi16(s[0]));
+                /* element 128 h + 32 j + l: low 4 bits from ql0 (j even) or ql1 (j odd), the
+                 * low nibble for j < 2; top 2 bits at bits 2j of qh */
+                __m256i lo = j & 1 ? ql1 : ql0;
+                if (j >= 2) lo = _mm256_srli_epi16(lo, 4);
+                __m256i hb = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), m3);
+                __m256i qj = _mm256_or_si256(_mm256_and_si256(lo, m4), _mm256_slli_epi16(hb, 4));
+                __m256i scv = plane_scales(hs, j);
                 for (int r = 0; r < R; r++) {
                     const int8_t *y =
                         ((const quant_block_q8_k *)(x + r * xs) + i)->qs + 128 * h + 32 * j;
-                    __m256i p = _mm256_maddubs_epi16(q[j], _mm256_loadu_si256((const __m256i *)y));
+                    __m256i p = _mm256_maddubs_epi16(qj, _mm256_loadu_si256((const __m256i *)y));
                     sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(p, scv));
                 }
             }
@@ -247,8 +215,7 @@ ROWS void q6_k_rows(int K, const quant_block_q6_k *a, const uint8_t *x, size_t x
         float d = h2f(a[i].d);
         for (int r = 0; r < R; r++) {
             const quant_block_q8_k *b = (const quant_block_q8_k *)(x + r * xs) + i;
-            int msum = 0;
-            for (int j = 0; j < 16; j++) msum += sc[j] * b->bsums[j];
+            int msum = dot_bsums(sc8, b->bsums);
             __m256i v =
                 _mm256_sub_epi32(sumi[r], _mm256_setr_epi32(32 * msum, 0, 0, 0, 0, 0, 0, 0));
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(b->d * d), _mm256_cvtepi32_ps(v), acc[r]);
@@ -256,12 +223,91 @@ ROWS void q6_k_rows(int K, const quant_block_q6_k *a, const uint8_t *x, size_t x
     }
     for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]);
 }
-/* One row only: the four-row form measured slower (33 vs 43 GFLOP/s prefill), its 4 x 4
- * planes of sums outgrowing the 16 registers. */
-static float dot_q6_k(int K, const void *w, const void *x) {
-    float out;
-    q6_k_rows(K, w, x, 0, 1, &out);
-    return out;
+ROWS_ENTRIES(q6_k)
+
+/* ---- activation quantizers: quant_quantize_row's bytes for Q8_0, Q8_1 and Q8_K, eight floats
+ * at a time (the same operations: max of |x|, one division, one product and the same rounding
+ * per element — roundf's half away from zero for Q8_0/Q8_1, nearbyintf's half to even for Q8_K
+ * — so the same bytes; tests/quant checks it on ties). */
+static inline float hmax8(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+/* roundf: truncate, then step away from zero where the fraction is at least one half. */
+static inline __m256i round_away(__m256 t) {
+    __m256 r = _mm256_round_ps(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m256 frac = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(t, r));
+    __m256 step = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(t, _mm256_set1_ps(-0.0f)));
+    r = _mm256_add_ps(r,
+                      _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), step));
+    return _mm256_cvttps_epi32(r);
+}
+/* 32 int32 in four vectors -> 32 int8 in order (saturating at -128, 127). */
+static inline void pack32(__m256i a, __m256i b, __m256i c, __m256i d, int8_t *out) {
+    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)out, p);
+}
+/* One block of 32 as Q8_0's scale and values; returns the scale as float. */
+static inline float act_block32(const float *x, int8_t *qs, uint16_t *dh) {
+    const __m256 nz = _mm256_set1_ps(-0.0f);
+    __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16),
+           v3 = _mm256_loadu_ps(x + 24);
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(nz, v0), _mm256_andnot_ps(nz, v1)),
+                             _mm256_max_ps(_mm256_andnot_ps(nz, v2), _mm256_andnot_ps(nz, v3)));
+    float d = hmax8(m) / 127, id = d ? 1 / d : 0;
+    __m256 s = _mm256_set1_ps(id);
+    pack32(round_away(_mm256_mul_ps(v0, s)), round_away(_mm256_mul_ps(v1, s)),
+           round_away(_mm256_mul_ps(v2, s)), round_away(_mm256_mul_ps(v3, s)), qs);
+    *dh = quant_f32_to_f16(d);
+    return d;
+}
+static void act_q8_0(const float *x, void *dst, int K) {
+    quant_block_q8_0 *b = dst;
+    for (int i = 0; i < K / QUANT_QK; i++) act_block32(x + QUANT_QK * i, b[i].qs, &b[i].d);
+}
+static void act_q8_1(const float *x, void *dst, int K) {
+    quant_block_q8_1 *b = dst;
+    for (int i = 0; i < K / QUANT_QK; i++) {
+        float d = act_block32(x + QUANT_QK * i, b[i].qs, &b[i].d);
+        int sum = 0;
+        for (int j = 0; j < QUANT_QK; j++) sum += b[i].qs[j];
+        b[i].s = quant_f32_to_f16((float)sum * d);
+    }
+}
+static void act_q8_k(const float *x, void *dst, int K) {
+    quant_block_q8_k *b = dst;
+    const __m256 nz = _mm256_set1_ps(-0.0f);
+    for (int i = 0; i < K / QUANT_QK_K; i++, x += QUANT_QK_K) {
+        __m256 m = _mm256_setzero_ps();
+        for (int j = 0; j < QUANT_QK_K; j += 8)
+            m = _mm256_max_ps(m, _mm256_andnot_ps(nz, _mm256_loadu_ps(x + j)));
+        float amax = hmax8(m), mx = 0;
+        if (amax == 0) {
+            memset(&b[i], 0, sizeof b[i]);
+            continue;
+        }
+        for (int j = 0; j < QUANT_QK_K; j++) /* the first element of that magnitude, as the */
+            if (fabsf(x[j]) == amax) {       /* scalar scan keeps */
+                mx = x[j];
+                break;
+            }
+        float iscale = -128.f / mx;
+        __m256 s = _mm256_set1_ps(iscale);
+        for (int j = 0; j < QUANT_QK_K; j += 32)
+            pack32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j), s)),
+                   _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8), s)),
+                   _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 16), s)),
+                   _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 24), s)), b[i].qs + j);
+        for (int j = 0; j < QUANT_QK_K / 16; j++) {
+            int sum = 0;
+            for (int l = 0; l < 16; l++) sum += b[i].qs[16 * j + l];
+            b[i].bsums[j] = (int16_t)sum;
+        }
+        b[i].d = 1 / iscale;
+    }
 }
 
 #pragma GCC pop_options
@@ -313,6 +359,33 @@ quant_dot4_fn quant_dot4_avx2(int wtype) {
         return dot4_q4_0;
     case QUANT_Q4_K:
         return dot4_q4_k;
+    case QUANT_Q5_0:
+        return dot4_q5_0;
+    case QUANT_Q4_1:
+        return dot4_q4_1;
+    case QUANT_Q5_1:
+        return dot4_q5_1;
+    case QUANT_Q5_K:
+        return dot4_q5_k;
+    case QUANT_Q6_K:
+        return dot4_q6_k;
+    case QUANT_Q2_K:
+        return dot4_q2_k;
+    case QUANT_Q3_K:
+        return dot4_q3_k;
+    default:
+        return NULL;
+    }
+}
+
+quant_act_fn quant_act_avx2(int act_type) {
+    switch (act_type) {
+    case QUANT_Q8_0:
+        return act_q8_0;
+    case QUANT_Q8_1:
+        return act_q8_1;
+    case QUANT_Q8_K:
+        return act_q8_k;
     default:
         return NULL;
     }

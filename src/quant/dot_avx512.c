@@ -23,6 +23,14 @@ quant_dot_fn quant_dot_avx512(int wtype) {
         return dot_q4_0;
     case QUANT_Q4_K:
         return dot_q4_k;
+    case QUANT_Q5_0:
+        return dot_q5_0;
+    case QUANT_Q4_1:
+        return dot_q4_1;
+    case QUANT_Q5_1:
+        return dot_q5_1;
+    case QUANT_Q5_K:
+        return dot_q5_k;
     default:
         return NULL;
     }
@@ -36,6 +44,14 @@ quant_dot4_fn quant_dot4_avx512(int wtype) {
         return dot4_q4_0;
     case QUANT_Q4_K:
         return dot4_q4_k;
+    case QUANT_Q5_0:
+        return dot4_q5_0;
+    case QUANT_Q4_1:
+        return dot4_q4_1;
+    case QUANT_Q5_1:
+        return dot4_q5_1;
+    case QUANT_Q5_K:
+        return dot4_q5_k;
     default:
         return NULL;
     }

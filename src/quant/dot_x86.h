@@ -12,6 +12,7 @@
 #include "quant/quant_int.h"
 
 #include <immintrin.h>
+#include <string.h>
 
 static inline float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -64,6 +65,25 @@ static inline __m256i bits_to_bytes(uint32_t x) {
         NAME##_rows(K, w, x, xs, 4, out);                                                          \
     }
 
+/* d times the f16 field at byte off of each of the R activation rows' block (rows xs bytes
+ * apart), as lanes 0..R-1: one conversion for the four rows instead of one each (that scalar
+ * chain was a third of a Q8_0 product's time). Each lane is the same float product as
+ * d * h2f(field), so the results keep their bits. */
+ROWS __m256 row_scales(const uint8_t *x, size_t xs, int R, size_t off, float d) {
+    uint64_t h = 0;
+    for (int r = 0; r < R; r++) {
+        uint16_t v;
+        memcpy(&v, x + r * xs + off, 2);
+        h |= (uint64_t)v << (16 * r);
+    }
+    __m128 f = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi64_si128((long long)h)), _mm_set1_ps(d));
+    return _mm256_castps128_ps256(f);
+}
+/* Lane r of v in all eight lanes. */
+static inline __m256 lane_of(__m256 v, int r) {
+    return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(r));
+}
+
 /* Q8_0 and Q4_0 against Q8_0 rows: the weight's 32 signed values (Q4_0: nibbles - 8) once,
  * their magnitudes and signs applied to each row (dot_i8). */
 ROWS void q8_0_rows(int K, const quant_block_q8_0 *a, const uint8_t *x, size_t xs, int R,
@@ -72,12 +92,12 @@ ROWS void q8_0_rows(int K, const quant_block_q8_0 *a, const uint8_t *x, size_t x
     for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
     for (int i = 0; i < K / QUANT_QK; i++) {
         __m256i q = _mm256_loadu_si256((const __m256i *)a[i].qs), aq = _mm256_sign_epi8(q, q);
-        float d = h2f(a[i].d);
+        __m256 ds = row_scales(x, xs, R, sizeof(quant_block_q8_0) * (size_t)i, h2f(a[i].d));
         for (int r = 0; r < R; r++) {
             const quant_block_q8_0 *b = (const quant_block_q8_0 *)(x + r * xs) + i;
             __m256i p = QDOT_U8S8(_mm256_setzero_si256(), aq,
                                   _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)b->qs), q));
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * h2f(b->d)), _mm256_cvtepi32_ps(p), acc[r]);
+            acc[r] = _mm256_fmadd_ps(lane_of(ds, r), _mm256_cvtepi32_ps(p), acc[r]);
         }
     }
     for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]);
@@ -91,17 +111,108 @@ ROWS void q4_0_rows(int K, const quant_block_q4_0 *a, const uint8_t *x, size_t x
     for (int i = 0; i < K / QUANT_QK; i++) {
         __m256i q = _mm256_sub_epi8(nibbles(a[i].qs), _mm256_set1_epi8(8));
         __m256i aq = _mm256_sign_epi8(q, q);
-        float d = h2f(a[i].d);
+        __m256 ds = row_scales(x, xs, R, sizeof(quant_block_q8_0) * (size_t)i, h2f(a[i].d));
         for (int r = 0; r < R; r++) {
             const quant_block_q8_0 *b = (const quant_block_q8_0 *)(x + r * xs) + i;
             __m256i p = QDOT_U8S8(_mm256_setzero_si256(), aq,
                                   _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)b->qs), q));
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * h2f(b->d)), _mm256_cvtepi32_ps(p), acc[r]);
+            acc[r] = _mm256_fmadd_ps(lane_of(ds, r), _mm256_cvtepi32_ps(p), acc[r]);
         }
     }
     for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]);
 }
 ROWS_ENTRIES(q4_0)
+/* Q5_0 against Q8_0 rows: nibbles with the fifth bits of qh, less 16, as Q4_0. */
+ROWS void q5_0_rows(int K, const quant_block_q5_0 *a, const uint8_t *x, size_t xs, int R,
+                    float *out) {
+    __m256 acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    for (int i = 0; i < K / QUANT_QK; i++) {
+        __m256i hb = _mm256_and_si256(bits_to_bytes(base_get_le32(a[i].qh)), _mm256_set1_epi8(16));
+        __m256i q = _mm256_sub_epi8(_mm256_or_si256(nibbles(a[i].qs), hb), _mm256_set1_epi8(16));
+        __m256i aq = _mm256_sign_epi8(q, q);
+        __m256 ds = row_scales(x, xs, R, sizeof(quant_block_q8_0) * (size_t)i, h2f(a[i].d));
+        for (int r = 0; r < R; r++) {
+            const quant_block_q8_0 *b = (const quant_block_q8_0 *)(x + r * xs) + i;
+            __m256i p = QDOT_U8S8(_mm256_setzero_si256(), aq,
+                                  _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)b->qs), q));
+            acc[r] = _mm256_fmadd_ps(lane_of(ds, r), _mm256_cvtepi32_ps(p), acc[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]);
+}
+ROWS_ENTRIES(q5_0)
+
+/* Q4_1 and Q5_1 against Q8_1 rows: unsigned values straight into the u8 x s8 product; the min
+ * term m * (dy * sum qy) comes from the activation block's s. */
+ROWS void q4_1_rows(int K, const quant_block_q4_1 *a, const uint8_t *x, size_t xs, int R,
+                    float *out) {
+    __m256 acc[4];
+    float ms[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), ms[r] = 0;
+    for (int i = 0; i < K / QUANT_QK; i++) {
+        __m256i u = nibbles(a[i].qs);
+        size_t off = sizeof(quant_block_q8_1) * (size_t)i;
+        __m256 ds = row_scales(x, xs, R, off, h2f(a[i].d));
+        __m256 ms4 = row_scales(x, xs, R, off + 2, h2f(a[i].m));
+        for (int r = 0; r < R; r++) {
+            const quant_block_q8_1 *b = (const quant_block_q8_1 *)(x + r * xs) + i;
+            __m256i p =
+                QDOT_U8S8(_mm256_setzero_si256(), u, _mm256_loadu_si256((const __m256i *)b->qs));
+            acc[r] = _mm256_fmadd_ps(lane_of(ds, r), _mm256_cvtepi32_ps(p), acc[r]);
+            ms[r] += _mm256_cvtss_f32(lane_of(ms4, r));
+        }
+    }
+    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]) + ms[r];
+}
+ROWS_ENTRIES(q4_1)
+
+ROWS void q5_1_rows(int K, const quant_block_q5_1 *a, const uint8_t *x, size_t xs, int R,
+                    float *out) {
+    __m256 acc[4];
+    float ms[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), ms[r] = 0;
+    for (int i = 0; i < K / QUANT_QK; i++) {
+        __m256i hb = _mm256_and_si256(bits_to_bytes(base_get_le32(a[i].qh)), _mm256_set1_epi8(16));
+        __m256i u = _mm256_or_si256(nibbles(a[i].qs), hb);
+        size_t off = sizeof(quant_block_q8_1) * (size_t)i;
+        __m256 ds = row_scales(x, xs, R, off, h2f(a[i].d));
+        __m256 ms4 = row_scales(x, xs, R, off + 2, h2f(a[i].m));
+        for (int r = 0; r < R; r++) {
+            const quant_block_q8_1 *b = (const quant_block_q8_1 *)(x + r * xs) + i;
+            __m256i p =
+                QDOT_U8S8(_mm256_setzero_si256(), u, _mm256_loadu_si256((const __m256i *)b->qs));
+            acc[r] = _mm256_fmadd_ps(lane_of(ds, r), _mm256_cvtepi32_ps(p), acc[r]);
+            ms[r] += _mm256_cvtss_f32(lane_of(ms4, r));
+        }
+    }
+    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]) + ms[r];
+}
+ROWS_ENTRIES(q5_1)
+
+/* The 8 six-bit scales and mins of a Q4_K/Q5_K block's 12 scale bytes (the layout
+ * quant_scale_min_k4 reads one at a time) with four-byte words: w0 = bytes 0..3, w1 = 4..7,
+ * w2 = 8..11. Scales 0..3 are w0's low 6 bits, mins 0..3 w1's; scales 4..7 are w2's low nibbles
+ * topped by w0's 2 high bits, mins 4..7 w2's high nibbles topped by w1's. */
+static inline void k4_unpack(const uint8_t *q, uint8_t sc[8], uint8_t mn[8]) {
+    uint32_t w0 = base_get_le32(q), w1 = base_get_le32(q + 4), w2 = base_get_le32(q + 8);
+    uint32_t s0 = w0 & 0x3F3F3F3Fu, m0 = w1 & 0x3F3F3F3Fu;
+    uint32_t s1 = (w2 & 0x0F0F0F0Fu) | ((w0 >> 6) & 0x03030303u) << 4;
+    uint32_t m1 = ((w2 >> 4) & 0x0F0F0F0Fu) | ((w1 >> 6) & 0x03030303u) << 4;
+    base_put_le32(sc, s0), base_put_le32(sc + 4, s1);
+    base_put_le32(mn, m0), base_put_le32(mn + 4, m1);
+}
+/* sum_j mn[j] * (bsums[2j] + bsums[2j + 1]): the mins of 8 sub-blocks of 32 against Q8_K's
+ * sums of 16 (a pair's sum fits int16: 2 * 16 * 128). */
+static inline int k4_msum(const uint8_t mn[8], const int16_t *bsums) {
+    __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bsums),
+                                   _mm_loadu_si128((const __m128i *)(bsums + 8)));
+    __m128i p = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn)), pairs);
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4E));
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xB1));
+    return _mm_cvtsi128_si32(p);
+}
+
 /* Q4_K: per 64-element chunk, 32 bytes give the low nibbles (sub-block 2c) and the high ones
  * (2c + 1); maddubs pairs stay within int16 (15 * 128 * 2); the mins come from bsums. */
 ROWS void q4_k_rows(int K, const quant_block_q4_k *a, const uint8_t *x, size_t xs, int R,
@@ -111,31 +222,27 @@ ROWS void q4_k_rows(int K, const quant_block_q4_k *a, const uint8_t *x, size_t x
     float accm[4];
     for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), accm[r] = 0;
     for (int i = 0; i < K / QUANT_QK_K; i++) {
-        int sc[8], mn[8];
-        for (int j = 0; j < 8; j++) quant_scale_min_k4(j, a[i].scales, &sc[j], &mn[j]);
+        uint8_t sc[8], mn[8];
+        k4_unpack(a[i].scales, sc, mn);
         __m256i sumi[4];
         for (int r = 0; r < R; r++) sumi[r] = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
             __m256i qb = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
             __m256i lo = _mm256_and_si256(qb, m4);
             __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), m4);
-            __m256i s0 = _mm256_set1_epi16((short)sc[2 * c]),
-                    s1 = _mm256_set1_epi16((short)sc[2 * c + 1]);
+            __m256i s0 = _mm256_set1_epi16(sc[2 * c]), s1 = _mm256_set1_epi16(sc[2 * c + 1]);
             for (int r = 0; r < R; r++) {
                 const int8_t *y = ((const quant_block_q8_k *)(x + r * xs) + i)->qs + 64 * c;
                 __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)y));
                 __m256i p1 =
                     _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y + 32)));
-                p0 = _mm256_madd_epi16(p0, s0);
-                p1 = _mm256_madd_epi16(p1, s1);
-                sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(p0, p1));
+                sumi[r] = QDOT_I16(QDOT_I16(sumi[r], p0, s0), p1, s1);
             }
         }
         float d = h2f(a[i].d), dmin = h2f(a[i].dmin);
         for (int r = 0; r < R; r++) {
             const quant_block_q8_k *b = (const quant_block_q8_k *)(x + r * xs) + i;
-            int msum = 0;
-            for (int j = 0; j < 8; j++) msum += mn[j] * (b->bsums[2 * j] + b->bsums[2 * j + 1]);
+            int msum = k4_msum(mn, b->bsums);
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(b->d * d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
             accm[r] += b->d * dmin * (float)msum;
         }
@@ -143,4 +250,45 @@ ROWS void q4_k_rows(int K, const quant_block_q4_k *a, const uint8_t *x, size_t x
     for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]) - accm[r];
 }
 ROWS_ENTRIES(q4_k)
+
+/* Q5_K: Q4_K's nibbles with a fifth bit: bit 2c of qh byte l for element 64c + l, bit 2c + 1
+ * for 64c + 32 + l. */
+ROWS void q5_k_rows(int K, const quant_block_q5_k *a, const uint8_t *x, size_t xs, int R,
+                    float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0xF), m16 = _mm256_set1_epi8(16);
+    __m256 acc[4];
+    float accm[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), accm[r] = 0;
+    for (int i = 0; i < K / QUANT_QK_K; i++) {
+        uint8_t sc[8], mn[8];
+        k4_unpack(a[i].scales, sc, mn);
+        __m256i qh = _mm256_loadu_si256((const __m256i *)a[i].qh), sumi[4];
+        for (int r = 0; r < R; r++) sumi[r] = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i qb = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
+            __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * c), 4), m16);
+            __m256i h1 =
+                _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * c + 1), 4), m16);
+            __m256i lo = _mm256_or_si256(_mm256_and_si256(qb, m4), h0);
+            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4), h1);
+            __m256i s0 = _mm256_set1_epi16(sc[2 * c]), s1 = _mm256_set1_epi16(sc[2 * c + 1]);
+            for (int r = 0; r < R; r++) {
+                const int8_t *y = ((const quant_block_q8_k *)(x + r * xs) + i)->qs + 64 * c;
+                __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)y));
+                __m256i p1 =
+                    _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y + 32)));
+                sumi[r] = QDOT_I16(QDOT_I16(sumi[r], p0, s0), p1, s1);
+            }
+        }
+        float d = h2f(a[i].d), dmin = h2f(a[i].dmin);
+        for (int r = 0; r < R; r++) {
+            const quant_block_q8_k *b = (const quant_block_q8_k *)(x + r * xs) + i;
+            int msum = k4_msum(mn, b->bsums);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(b->d * d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+            accm[r] += b->d * dmin * (float)msum;
+        }
+    }
+    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]) - accm[r];
+}
+ROWS_ENTRIES(q5_k)
 #endif

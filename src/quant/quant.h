@@ -95,12 +95,17 @@ size_t quant_matmul_scratch_bytes(int wtype, int M, int K);
 /* Y (M,N) = X (M,K) . W (N,K)^T, W's rows stored in wtype (row_bytes(wtype, K) each, back to
  * back), X and Y float row-major. Quantized weights: each row of X is quantized to wtype's
  * act_type into scratch, then each output is an integer dot product per block scaled in float
- * (llama.cpp's scheme, so results match its CPU backend up to float summation order). Float
+ * (llama.cpp's scheme, so results match its CPU backend up to float summation order and the
+ * rare rounding tie its vector quantizer breaks to even where its reference does not). Float
  * weights (F32/F16/BF16): float dot products. OpenMP threads split N into fixed chunks.
  * quant_matmul uses the fastest kernels this CPU runs (AVX-512, AVX2 or scalar, chosen at run
  * time); quant_ref_matmul the scalar reference (single-threaded) they are tested against.
  * Requires: quant_type_supported(wtype), K % block == 0, M, N, K > 0, scratch at least
- * quant_matmul_scratch_bytes(wtype, M, K) bytes (NULL if that is 0). */
+ * quant_matmul_scratch_bytes(wtype, M, K) bytes (NULL if that is 0), W 2-byte aligned (4 for
+ * F32; GGUF's tensor data is 32-byte aligned), X and Y float-aligned. X is only read; W is only
+ * read (a read-only mmap will do). Calls may run concurrently with distinct Y and scratch; called
+ * inside an OpenMP parallel region, a call runs on its own thread (libgomp nests no parallelism by
+ * default). */
 void quant_matmul(float *Y, const float *X, const void *W, int wtype, int M, int N, int K,
                   void *scratch);
 void quant_ref_matmul(float *Y, const float *X, const void *W, int wtype, int M, int N, int K,

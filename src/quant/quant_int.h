@@ -112,6 +112,11 @@ typedef void (*quant_dot4_fn)(int K, const void *w, const void *x, size_t xs, fl
 quant_dot4_fn quant_dot4_avx2(int wtype); /* NULL where the type has none */
 quant_dot4_fn quant_dot4_avx512(int wtype);
 
+/* Quantizes K floats to an activation type (Q8_0, Q8_1, Q8_K): the bytes of
+ * quant_quantize_row, faster. NULL for other types. */
+typedef void (*quant_act_fn)(const float *x, void *dst, int K);
+quant_act_fn quant_act_avx2(int act_type);
+
 /* The dot product of wtype on isa, or NULL if that ISA has no kernel of its own for it. */
 quant_dot_fn quant_dot_scalar(int wtype);
 quant_dot_fn quant_dot_avx2(int wtype);

@@ -323,12 +323,46 @@ static void test_matmul_extremes(void **state) {
     }
 }
 
+/* The vector activation quantizers give quant_quantize_row's bytes, rounding ties included. */
+static void test_act_quantizers(void **state) {
+    (void)state;
+    if (quant_isa_best() < QUANT_ISA_AVX2) skip();
+    enum { K = 1024 };
+    static const int acts[] = {QUANT_Q8_0, QUANT_Q8_1, QUANT_Q8_K};
+    base_rng r;
+    base_rng_seed(&r, 9);
+    float *x = xmalloc(sizeof(float) * K);
+    uint8_t *a = xmalloc(2 * K), *b = xmalloc(2 * K);
+    for (int rep = 0; rep < 4; rep++) {
+        if (rep < 2)
+            gaussian(&r, x, K);
+        else /* halves: amax 127 or -128 makes the scale 1, every other value a tie */
+            for (int i = 0; i < K; i++)
+                x[i] = i % 32 == 0 ? (rep == 2 ? 127.f : -128.f)
+                                   : (float)((int)base_rng_below(&r, 250) - 125) + 0.5f;
+        if (rep == 1) x[5] = 50, x[7] = -50; /* equal magnitudes: the first is the signed max */
+        for (size_t t = 0; t < sizeof acts / sizeof *acts; t++) {
+            size_t rb = row_bytes(acts[t], K);
+            quant_quantize_row(acts[t], x, a, K);
+            quant_act_avx2(acts[t])(x, b, K);
+            assert_memory_equal(a, b, rb);
+        }
+    }
+    for (int i = 0; i < K; i++) x[i] = 0;
+    for (size_t t = 0; t < sizeof acts / sizeof *acts; t++) {
+        quant_quantize_row(acts[t], x, a, K);
+        quant_act_avx2(acts[t])(x, b, K);
+        assert_memory_equal(a, b, row_bytes(acts[t], K));
+    }
+    free(x), free(a), free(b);
+}
+
 int test_quant(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_traits),           cmocka_unit_test(test_half),
         cmocka_unit_test(test_dequantize_llama), cmocka_unit_test(test_quantize_llama),
         cmocka_unit_test(test_roundtrip),        cmocka_unit_test(test_matmul),
-        cmocka_unit_test(test_matmul_extremes),
+        cmocka_unit_test(test_matmul_extremes),  cmocka_unit_test(test_act_quantizers),
     };
     return cmocka_run_group_tests_name("quant", tests, NULL, NULL);
 }
