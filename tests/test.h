@@ -50,5 +50,6 @@ int test_vstore(void);
 int test_infer(void);
 int test_server(void);
 int test_quant(void);
+int test_gguf_parity(void);
 
 #endif

@@ -6,7 +6,7 @@
 #ifndef HEARTH_CKPT_GGUF_MODEL_H
 #define HEARTH_CKPT_GGUF_MODEL_H
 
-#include "ckpt/gguf.h"
+#include "gguf/gguf.h"
 #include "nn/nn.h"
 
 /* Adds m's architecture keys and tensors to w under general.name `name`. Llama's q and k rows

@@ -19,6 +19,7 @@ int cli_generate(int argc, char **argv);
 int cli_chat(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_vstore(int argc, char **argv);
+int cli_quantize(int argc, char **argv);
 /* `hearth export --format gguf` (cmd_export_gguf.c); returns the exit status. tokenizer NULL-able. */
 int cli_export_gguf(const char *src, const char *tokenizer, const char *out);
 
@@ -70,6 +71,13 @@ struct cli_opt {
 #define CLI_OPT_CALL(n, s, f, ud, a, h) {.name = n, .short_name = s, .kind = CLI_CALL, .fn = f, \
                                          .dst = ud, .arg = a, .help = h}
 #define CLI_OPT_END {0}
+
+/* --kv-type f16|f32 into an infer_kv_type (generate, chat, serve). */
+int cli_opt_kv_type(void *ud, const cli_opt *o, const char *val);
+#define CLI_KV_TYPE_OPT(d)                                                                         \
+    CLI_OPT_CALL("kv-type", 0, cli_opt_kv_type, d, "f16|f32",                                      \
+                 "the KV cache's element type (default f16, as llama.cpp's:\n"                     \
+                 "half the memory of f32)")
 
 /* The sampling options of generate and chat, into an infer_sampling sp (src/infer). */
 #define CLI_SAMPLING_OPTS(sp)                                                                      \

@@ -121,6 +121,7 @@ int cli_chat(int argc, char **argv) {
     infer_sampling_default(&sp);
     sp.max_tokens = 512;
     long threads = 2, ctx = 0;
+    infer_kv_type kv_type = INFER_KV_F16;
     const cli_opt opts[] = {
         CLI_OPT_STR("model", 'm', &model, "PATH",
                     "a run directory, a checkpoint directory, or a file of\n"
@@ -138,6 +139,7 @@ int cli_chat(int argc, char **argv) {
         CLI_OPT_INT("ctx", 'c', &ctx, 2, 1 << 24, "N",
                     "context length (default: the model's max_seq, at most 4096)"),
         CLI_OPT_INT("threads", 't', &threads, 1, 1024, "N", "compute threads (default 2)"),
+        CLI_KV_TYPE_OPT(&kv_type),
         CLI_OPT_END};
     const cli_cmd cmd = {
         .name = "chat",
@@ -179,7 +181,8 @@ int cli_chat(int argc, char **argv) {
                            .ctx = (int)ctx,
                            .max_queue = 0,
                            .prefill_chunk = 256,
-                           .threads = (int)threads};
+                           .threads = (int)threads,
+                           .kv_type = kv_type};
     if (infer_sched_create(&s, m, &so, &e)) {
         fprintf(stderr, "hearth chat: %s\n", e.msg);
         goto out;

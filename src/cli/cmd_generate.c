@@ -51,6 +51,7 @@ int cli_generate(int argc, char **argv) {
     infer_sampling_default(&sp);
     sp.max_tokens = 256;
     long threads = 2, ctx = 0, parallel = 1;
+    infer_kv_type kv_type = INFER_KV_F16;
     const cli_opt opts[] = {
         CLI_OPT_STR("model", 'm', &model, "PATH",
                     "a run directory (its newest good checkpoint), a checkpoint\n"
@@ -69,6 +70,7 @@ int cli_generate(int argc, char **argv) {
         CLI_OPT_INT("ctx", 'c', &ctx, 2, 1 << 24, "N",
                     "context length (default: the model's max_seq, at most 4096)"),
         CLI_OPT_INT("threads", 't', &threads, 1, 1024, "N", "compute threads (default 2)"),
+        CLI_KV_TYPE_OPT(&kv_type),
         CLI_OPT_INT("parallel", 0, &parallel, 1, 256, "N",
                     "N completions of the prompt at once, batched in N slots\n"
                     "(seeds S, S+1, ...): the first streams, the others follow\n"
@@ -78,9 +80,10 @@ int cli_generate(int argc, char **argv) {
         .name = "generate",
         .usage = "usage: hearth generate --model PATH [options] \"prompt\"",
         .opts = opts,
-        .notes = "The prompt is encoded without special tokens (a SentencePiece vocabulary gets its\n"
-                 "BOS first); an empty prompt starts from the end-of-text token. The text goes to\n"
-                 "stdout as it comes, the timings to stderr at the end."};
+        .notes =
+            "The prompt is encoded without special tokens (a SentencePiece vocabulary gets its\n"
+            "BOS first); an empty prompt starts from the end-of-text token. The text goes to\n"
+            "stdout as it comes, the timings to stderr at the end."};
     int npos, st = cli_parse(&cmd, argc, argv, &npos);
     if (st >= 0) return st;
     if (npos + (prompt != NULL) > 1)
@@ -129,7 +132,8 @@ int cli_generate(int argc, char **argv) {
                            .ctx = (int)ctx,
                            .max_queue = 0,
                            .prefill_chunk = 256,
-                           .threads = (int)threads};
+                           .threads = (int)threads,
+                           .kv_type = kv_type};
     if (infer_sched_create(&s, m, &so, &e)) {
         fprintf(stderr, "hearth: generate: %s\n", e.msg);
         goto out;

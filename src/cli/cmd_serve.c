@@ -45,6 +45,7 @@ int cli_serve(int argc, char **argv) {
                     "requests waiting beyond the slots; more get 429 (default 64)"),
         CLI_OPT_INT("threads", 't', &o.threads, 1, 1024, "N",
                     "compute threads (default: OpenMP's)"),
+        CLI_KV_TYPE_OPT(&o.kv_type),
         CLI_OPT_INT("prefill-chunk", 0, &o.prefill_chunk, 1, 1 << 16, "N",
                     "prompt tokens prefilled per step (default 64)"),
         CLI_OPT_INT("max-rows", 0, &o.max_rows, 0, 1 << 20, "N",
@@ -123,7 +124,9 @@ int cli_serve(int argc, char **argv) {
     }
     base_err se = {0};
     if (server_stop(s, &se))
-        fprintf(stderr, "hearth serve: warning: %s (no record is lost: the next start catches"
-                        " the index up from the database)\n", se.msg);
+        fprintf(stderr,
+                "hearth serve: warning: %s (no record is lost: the next start catches"
+                " the index up from the database)\n",
+                se.msg);
     return rc;
 }

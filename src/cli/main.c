@@ -13,6 +13,7 @@ static void usage(FILE *f) {
                "  prepare    text, directories or JSONL -> token shards for train --data DIR\n"
                "  train      train a GPT-2- or Llama-style transformer on the CPU\n"
                "  export     a run's newest good checkpoint as one model file (safetensors, GGUF)\n"
+               "  quantize   a float GGUF model to Q8_0, Q4_K, ... (llama.cpp's types)\n"
                "  inspect    what a file or checkpoint is: checksums verified, GGUF and\n"
                "             safetensors metadata and tensors\n"
                "  generate   stream a model's continuation of a prompt (TTFT, tokens/s)\n"
@@ -36,6 +37,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "prepare")) return cli_prepare(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return cli_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect")) return cli_inspect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "quantize")) return cli_quantize(argc - 1, argv + 1);
     if (!strcmp(cmd, "generate")) return cli_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "chat")) return cli_chat(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return cli_serve(argc - 1, argv + 1);

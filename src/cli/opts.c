@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include "base/base.h"
+#include "infer/infer.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -213,4 +214,17 @@ void cli_help(const cli_cmd *c, FILE *f) {
 int cli_ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
     return n >= k && !strcasecmp(s + n - k, suffix);
+}
+
+int cli_opt_kv_type(void *ud, const cli_opt *o, const char *val) {
+    infer_kv_type *t = ud;
+    if (!strcmp(val, "f16"))
+        *t = INFER_KV_F16;
+    else if (!strcmp(val, "f32"))
+        *t = INFER_KV_F32;
+    else {
+        fprintf(stderr, "hearth: --%s must be f16 or f32, got '%s'\n", o->name, val);
+        return 1;
+    }
+    return 0;
 }

@@ -1,21 +1,26 @@
 /* infer/forward.c: the batched forward of inference. One call processes a ragged batch of rows
  * (a decoding sequence contributes 1 row, a prefilling one a chunk of its prompt), each row with
- * its own (slot, position): the linear layers run as one matrix product over all rows on the
- * tensor kernels (OpenBLAS sgemm), attention runs per (row, head) over the row's slot of the KV
- * cache. Nothing here keeps activations beyond one layer: inference needs no backward. */
+ * its own (slot, position): the linear layers run as one matrix product over all rows with the
+ * weights in their stored types (quant_matmul), attention runs per (row, head) over the row's
+ * slot of the KV cache. Nothing here keeps activations beyond one layer: inference needs no
+ * backward. */
 #include "infer.h"
+#include "quant/quant.h"
 
+#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct infer_engine {
-    const nn_model *nn;
+    const infer_weights *w;
     nn_config c;
     int S, ctx, R; /* slots, positions per slot, rows per forward at most */
     int C, NH, NKV, HS, Q, FO, F;
-    float *kc, *vc;             /* (L, S, NKV, ctx, HS) each */
+    infer_kv_type kv;           /* the cache's element type */
+    void *kc, *vc;              /* (L, S, NKV, ctx, HS) each, of floats or halves */
     float *x, *ln, *tmp, *atty; /* (R, C) */
     float *mean, *rstd;         /* (R) */
     float *qkv;                 /* (R, Q) */
@@ -24,6 +29,9 @@ struct infer_engine {
     int *run_start, *run_len;   /* (R): rows grouped into runs of one slot, consecutive positions */
     float *att;                 /* (att_threads, ctx) attention scores, one row per thread */
     int att_threads;
+    float *rope_cos, *rope_sin; /* (ctx, HS/2), Llama */
+    float *part;                /* (R, the widest matrix of a split linear layer) */
+    void *qscratch;             /* quant_matmul's quantized activations, (R, max K) */
 };
 
 static int qkv_width(const nn_config *c) {
@@ -47,6 +55,10 @@ void infer_engine_free(infer_engine *g) {
     free(g->run_start);
     free(g->run_len);
     free(g->att);
+    free(g->rope_cos);
+    free(g->rope_sin);
+    free(g->part);
+    free(g->qscratch);
     free(g);
 }
 
@@ -57,11 +69,28 @@ static float *alloc3(size_t n1, size_t n2, size_t n3) {
     return base_alloc_floats(b ? b : 1);
 }
 
+/* llama.cpp's RoPE angles: theta_i = pos * base^(-2i/HS), the ratio a float and the powers
+ * made by repeated float multiplication; cosf and sinf of them. (Hearth's tensor_rope_table
+ * computes each power in double: at position 100 the two differ by about 1e-4 radians, enough
+ * to turn a close greedy choice.) */
+static void rope_table_ggml(float *cos_t, float *sin_t, int maxT, int HS, float base) {
+    int half = HS / 2;
+    float ratio = powf(base, -2.0f / (float)HS);
+    for (int t = 0; t < maxT; t++) {
+        float theta = (float)t;
+        for (int i = 0; i < half; i++) {
+            cos_t[(size_t)t * half + i] = cosf(theta);
+            sin_t[(size_t)t * half + i] = sinf(theta);
+            theta *= ratio;
+        }
+    }
+}
+
 int infer_engine_create(infer_engine **out, const infer_model *m, int n_slots, int ctx,
-                        int max_rows, base_err *e) {
+                        int max_rows, infer_kv_type kv_type, base_err *e) {
     *out = NULL;
-    const nn_model *nn = infer_model_nn(m);
-    const nn_config *c = &nn->cfg;
+    const infer_weights *w = infer_model_weights(m);
+    const nn_config *c = &w->cfg;
     if (n_slots < 1 || n_slots > 4096)
         return base_fail(e, BASE_EINVAL, "slots must be in [1, 4096], got %d", n_slots);
     if (ctx < 1 || ctx > c->max_seq)
@@ -71,7 +100,7 @@ int infer_engine_create(infer_engine **out, const infer_model *m, int n_slots, i
         return base_fail(e, BASE_EINVAL, "rows per step must be in [1, 2^20], got %d", max_rows);
     infer_engine *g = calloc(1, sizeof *g);
     if (!g) return base_fail(e, BASE_ENOMEM, "out of memory");
-    g->nn = nn;
+    g->w = w;
     g->c = *c;
     g->S = n_slots, g->ctx = ctx, g->R = max_rows;
     g->C = c->d_model, g->NH = c->n_head, g->NKV = c->n_kv_head, g->HS = c->d_model / c->n_head;
@@ -83,11 +112,49 @@ int infer_engine_create(infer_engine **out, const infer_model *m, int n_slots, i
     /* The caches are not zeroed by hand: every position is written before attention reads it,
      * and calloc's fresh pages cost nothing until touched — a long context reserved for a
      * short conversation is address space, not memory. */
-    size_t cache_floats = 0;
-    if (!bad) bad = base_mul_size((size_t)c->n_layer, per_layer, &cache_floats);
-    if (!bad) {
-        g->kc = calloc(cache_floats ? cache_floats : 1, sizeof(float));
-        g->vc = calloc(cache_floats ? cache_floats : 1, sizeof(float));
+    size_t cache_elems = 0, esz = kv_type == INFER_KV_F32 ? sizeof(float) : sizeof(uint16_t);
+    g->kv = kv_type;
+    if (!bad) bad = base_mul_size((size_t)c->n_layer, per_layer, &cache_elems);
+    /* the quantized activations of the widest input, for the most demanding weight type; the
+     * rows of the widest matrix of a layer split into several */
+    size_t qs = quant_matmul_scratch_bytes(w->head.type, max_rows, g->C), widest = 1;
+    for (int l = 0; l < c->n_layer; l++) {
+        const infer_linear *ls[4] = {&w->layers[l].qkv, &w->layers[l].attproj, &w->layers[l].fc,
+                                     &w->layers[l].fcproj};
+        for (int k = 0; k < 4; k++)
+            for (int i = 0; i < ls[k]->n; i++) {
+                size_t b = quant_matmul_scratch_bytes(ls[k]->w[i].type, max_rows, ls[k]->w[i].cols);
+                if (b > qs) qs = b;
+                if (ls[k]->n > 1 || ls[k]->rope_heads[0])
+                    if ((size_t)ls[k]->w[i].rows > widest) widest = (size_t)ls[k]->w[i].rows;
+            }
+    }
+    /* What cannot fit this machine's memory at all is refused by its size before anything is
+     * reserved (calloc would succeed lazily and the kernel kill the process later). */
+    double cache_mb =
+        2.0 * c->n_layer * (double)n_slots * ctx * (double)cache_row * (double)esz / 1e6;
+    double scratch_mb =
+        ((double)R *
+             (4.0 * (double)C + 2 + (double)g->Q + (double)g->FO + (double)g->F + (double)widest) *
+             4 +
+         (double)qs) /
+        1e6;
+    const char *less =
+        kv_type == INFER_KV_F32 ? ", a shorter context or --kv-type f16" : " or a shorter context";
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    double phys_mb = pages > 0 && psize > 0 ? (double)pages * (double)psize / 1e6 : 0;
+    if (bad || (phys_mb > 0 && cache_mb + scratch_mb > phys_mb)) {
+        infer_engine_free(g);
+        return base_fail(e, BASE_ENOMEM,
+                         "the model needs %.0f MB for the %s KV cache of %d slots x %d positions "
+                         "and %.0f MB of scratch for %d rows, more than this machine's %.0f MB "
+                         "(its weights are mapped from the file): fewer slots%s need less",
+                         cache_mb, kv_type == INFER_KV_F32 ? "F32" : "F16", n_slots, ctx,
+                         scratch_mb, max_rows, phys_mb, less);
+    }
+    {
+        g->kc = calloc(cache_elems ? cache_elems : 1, esz);
+        g->vc = calloc(cache_elems ? cache_elems : 1, esz);
     }
     g->x = alloc3(R, C, 1), g->ln = alloc3(R, C, 1), g->tmp = alloc3(R, C, 1);
     g->atty = alloc3(R, C, 1), g->mean = alloc3(R, 1, 1), g->rstd = alloc3(R, 1, 1);
@@ -95,14 +162,27 @@ int infer_engine_create(infer_engine **out, const infer_model *m, int n_slots, i
     g->fact = alloc3(R, (size_t)g->F, 1);
     g->tok = calloc(R, sizeof(int)), g->run_start = calloc(R, sizeof(int));
     g->run_len = calloc(R, sizeof(int));
+    g->qscratch = qs ? malloc(qs) : NULL;
+    g->part = alloc3(R, widest, 1);
+    if (c->family == NN_LLAMA) {
+        g->rope_cos = alloc3((size_t)ctx, (size_t)g->HS / 2, 1);
+        g->rope_sin = alloc3((size_t)ctx, (size_t)g->HS / 2, 1);
+        if (g->rope_cos && g->rope_sin && w->rope_ggml)
+            rope_table_ggml(g->rope_cos, g->rope_sin, ctx, g->HS, c->rope_theta);
+        else if (g->rope_cos && g->rope_sin)
+            tensor_rope_table(g->rope_cos, g->rope_sin, ctx, g->HS, c->rope_theta);
+    }
     if (bad || !g->kc || !g->vc || !g->x || !g->ln || !g->tmp || !g->atty || !g->mean || !g->rstd ||
-        !g->qkv || !g->fch || !g->fact || !g->tok || !g->run_start || !g->run_len) {
-        double mb = 2.0 * c->n_layer * (double)n_slots * ctx * (double)cache_row * 4 / 1e6;
+        !g->qkv || !g->fch || !g->fact || !g->tok || !g->run_start || !g->run_len ||
+        (qs && !g->qscratch) || !g->part ||
+        (c->family == NN_LLAMA && (!g->rope_cos || !g->rope_sin))) {
         infer_engine_free(g);
         return base_fail(e, BASE_ENOMEM,
-                         "out of memory for the KV cache of %d slots x %d positions (%.0f MB) and "
-                         "%d rows of scratch",
-                         n_slots, ctx, mb, max_rows);
+                         "out of memory: the model needs %.0f MB for the %s KV cache of %d slots x "
+                         "%d positions and %.0f MB of scratch for %d rows (its weights are mapped "
+                         "from the file): fewer slots%s need less",
+                         cache_mb, kv_type == INFER_KV_F32 ? "F32" : "F16", n_slots, ctx,
+                         scratch_mb, max_rows, less);
     }
     *out = g;
     return BASE_OK;
@@ -144,14 +224,37 @@ static inline float head_dot(const float *q, const float *k, int HS) {
     return s;
 }
 
-/* A linear layer over n rows whose first n_dec are decode rows (see infer_forward): those by
- * tensor_matmul_rows_fwd, the prompt rows by sgemm (tensor_matmul_fwd). */
-static void linear(float *out, const float *inp, const float *w, const float *b, int n, int n_dec,
-                   int C, int OC) {
-    if (n_dec > 0) tensor_matmul_rows_fwd(out, inp, w, b, n_dec, C, OC);
-    if (n > n_dec)
-        tensor_matmul_fwd(out + (size_t)n_dec * OC, inp + (size_t)n_dec * C, w, b, n - n_dec, C,
-                          OC);
+/* A linear layer over n rows: out (n, L->out) = inp (n, K) . [W0 | W1 | W2]^T + b, each matrix
+ * in its stored type (quant_matmul: every output one dot product, whatever n is). A split
+ * layer's matrices go through g->part, where a GGUF file's q and k rows (llama.cpp's RoPE
+ * order) are put back into hearth's. */
+static void linear(infer_engine *g, float *out, const float *inp, const infer_linear *L, int n) {
+    if (L->n == 1 && !L->rope_heads[0]) {
+        const infer_mat *w = &L->w[0];
+        quant_matmul(out, inp, w->data, w->type, n, w->rows, w->cols, g->qscratch);
+        if (L->b)
+            for (int r = 0; r < n; r++)
+                for (int j = 0; j < L->out; j++) out[(size_t)r * L->out + j] += L->b[j];
+        return;
+    }
+    int col = 0, HS = g->HS, half = HS / 2;
+    for (int i = 0; i < L->n; i++) {
+        const infer_mat *w = &L->w[i];
+        quant_matmul(g->part, inp, w->data, w->type, n, w->rows, w->cols, g->qscratch);
+        for (int r = 0; r < n; r++) {
+            const float *src = g->part + (size_t)r * w->rows;
+            float *dst = out + (size_t)r * L->out + col;
+            const float *b = L->b ? L->b + col : NULL;
+            if (L->rope_heads[i]) /* row h*HS + 2k + j of the file is hearth's h*HS + j*HS/2 + k */
+                for (int j = 0; j < w->rows; j++) {
+                    int h = j / HS, k = (j % HS) / 2, jj = j % 2;
+                    dst[h * HS + jj * half + k] = src[j] + (b ? b[j] : 0.0f);
+                }
+            else
+                for (int j = 0; j < w->rows; j++) dst[j] = src[j] + (b ? b[j] : 0.0f);
+        }
+        col += w->rows;
+    }
 }
 
 static void norm(const infer_engine *g, float *out, const float *inp, const float *w,
@@ -162,28 +265,67 @@ static void norm(const infer_engine *g, float *out, const float *inp, const floa
         tensor_rmsnorm_fwd(out, g->rstd, inp, w, N, g->C, g->c.norm_eps);
 }
 
+/* Halves to floats and back: F16C where the CPU has it (every x86 with AVX2), else quant's. */
+static inline void f16_to_f32_n(float *dst, const uint16_t *src, int n) {
+    int i = 0;
+#ifdef __F16C__
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+#endif
+    for (; i < n; i++) dst[i] = quant_f16_to_f32(src[i]);
+}
+static inline void f32_to_f16_n(uint16_t *dst, const float *src, int n) {
+    int i = 0;
+#ifdef __F16C__
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+    for (; i < n; i++) dst[i] = quant_f32_to_f16(src[i]);
+}
+static inline float f16_round(float x) {
+    return quant_f16_to_f32(quant_f32_to_f16(x));
+}
+
 /* Causal attention of every row over its slot's cache (positions 0..pos), layer l. The keys
- * and values of this call's rows are already in the cache. out (n, C). */
+ * and values of this call's rows are already in the cache. out (n, C). An F16 cache is read as
+ * llama.cpp's CPU backend reads one: the query rounded to F16 for q.k, the attention weights
+ * rounded to F16 for the sum of values (its products convert their float operand to the
+ * cache's type), both then computed in float. */
 static void attend(infer_engine *g, int l, const int *slots, const int *pos, int n) {
     int NH = g->NH, NKV = g->NKV, HS = g->HS, Q = g->Q, ctx = g->ctx, group = NH / NKV;
+    int f16 = g->kv == INFER_KV_F16;
     float scale = 1.0f / sqrtf((float)HS);
     size_t head_stride = (size_t)ctx * HS, layer_stride = (size_t)g->S * NKV * head_stride;
     int nt = omp_get_max_threads(); /* the scratch holds att_threads rows, at least this many */
     if (nt > g->att_threads) nt = g->att_threads;
 #pragma omp parallel num_threads(nt)
     {
-        float *sc = g->att + (size_t)omp_get_thread_num() * ctx;
+        /* scores (ctx), then the query rounded and one widened key or value row (HS each) */
+        float *sc = g->att + (size_t)omp_get_thread_num() * (ctx + 2 * (size_t)HS);
+        float *qh = sc + ctx, *row = qh + HS;
 #pragma omp for schedule(dynamic, 1)
         for (int i = 0; i < n * NH; i++) {
             int r = i / NH, h = i % NH, kvh = h / group, P = pos[r];
             const float *q = g->qkv + (size_t)r * Q + (size_t)h * HS;
             size_t base = (size_t)l * layer_stride + ((size_t)slots[r] * NKV + kvh) * head_stride;
-            const float *K = g->kc + base, *V = g->vc + base;
             float mx = -INFINITY;
-            for (int t = 0; t <= P; t++) {
-                float s = head_dot(q, K + (size_t)t * HS, HS) * scale;
-                sc[t] = s;
-                if (s > mx) mx = s;
+            if (f16) {
+                for (int d = 0; d < HS; d++) qh[d] = f16_round(q[d]);
+                const uint16_t *K = (const uint16_t *)g->kc + base;
+                for (int t = 0; t <= P; t++) {
+                    f16_to_f32_n(row, K + (size_t)t * HS, HS);
+                    float s = head_dot(qh, row, HS) * scale;
+                    sc[t] = s;
+                    if (s > mx) mx = s;
+                }
+            } else {
+                const float *K = (const float *)g->kc + base;
+                for (int t = 0; t <= P; t++) {
+                    float s = head_dot(q, K + (size_t)t * HS, HS) * scale;
+                    sc[t] = s;
+                    if (s > mx) mx = s;
+                }
             }
             float sum = 0;
             for (int t = 0; t <= P; t++) {
@@ -192,10 +334,20 @@ static void attend(infer_engine *g, int l, const int *slots, const int *pos, int
             }
             float inv = 1.0f / sum, *o = g->atty + (size_t)r * g->C + (size_t)h * HS;
             memset(o, 0, (size_t)HS * sizeof(float));
-            for (int t = 0; t <= P; t++) {
-                const float *v = V + (size_t)t * HS;
-                float w = sc[t] * inv;
-                for (int d = 0; d < HS; d++) o[d] += w * v[d];
+            if (f16) {
+                const uint16_t *V = (const uint16_t *)g->vc + base;
+                for (int t = 0; t <= P; t++) {
+                    f16_to_f32_n(row, V + (size_t)t * HS, HS);
+                    float w = f16_round(sc[t] * inv);
+                    for (int d = 0; d < HS; d++) o[d] += w * row[d];
+                }
+            } else {
+                const float *V = (const float *)g->vc + base;
+                for (int t = 0; t <= P; t++) {
+                    const float *v = V + (size_t)t * HS;
+                    float w = sc[t] * inv;
+                    for (int d = 0; d < HS; d++) o[d] += w * v[d];
+                }
             }
         }
     }
@@ -203,7 +355,6 @@ static void attend(infer_engine *g, int l, const int *slots, const int *pos, int
 
 int infer_forward(infer_engine *g, const int32_t *tokens, const int *slots, const int *pos, int n,
                   int n_decode, const int *out_rows, int n_out, float *logits, base_err *e) {
-    const nn_model *m = g->nn;
     int V = g->c.vocab_size, C = g->C, Q = g->Q, HS = g->HS, NH = g->NH, NKV = g->NKV;
     if (n < 1 || n > g->R)
         return base_fail(e, BASE_EINVAL, "a forward of %d rows (at most %d)", n, g->R);
@@ -230,7 +381,7 @@ int infer_forward(infer_engine *g, const int32_t *tokens, const int *slots, cons
     }
     int nt = omp_get_max_threads();
     if (nt > g->att_threads) {
-        float *a = alloc3((size_t)nt, (size_t)g->ctx, 1);
+        float *a = alloc3((size_t)nt, (size_t)g->ctx + 2 * (size_t)g->HS, 1);
         if (!a) return base_fail(e, BASE_ENOMEM, "out of memory for attention scores");
         free(g->att);
         g->att = a;
@@ -245,50 +396,58 @@ int infer_forward(infer_engine *g, const int32_t *tokens, const int *slots, cons
         else
             g->run_start[nr] = i, g->run_len[nr] = 1, nr++;
     }
-    const nn_params *p = &m->pt;
-    const float *wte = p->wte, *wpe = p->wpe;
-    for (int k = 0; k < nr; k++) {
-        int r0 = g->run_start[k];
-        tensor_embed_fwd(g->x + (size_t)r0 * C, g->tok + r0, wte,
-                         wpe ? wpe + (size_t)pos[r0] * C : NULL, 1, g->run_len[k], C);
+    const infer_weights *W = g->w;
+    for (int i = 0; i < n; i++) { /* the embedding: one row of wte in its type, + wpe */
+        float *x = g->x + (size_t)i * C;
+        quant_dequantize_row(W->wte.type,
+                             (const uint8_t *)W->wte.data + (size_t)g->tok[i] * W->wte.row_bytes, x,
+                             (size_t)C);
+        if (W->wpe)
+            for (int c = 0; c < C; c++) x[c] += W->wpe[(size_t)pos[i] * C + c];
     }
     size_t head_stride = (size_t)g->ctx * HS, layer_stride = (size_t)g->S * NKV * head_stride;
     for (int l = 0; l < g->c.n_layer; l++) {
-        nn_layer w = nn_params_layer(p, &g->c, l);
-        norm(g, g->ln, g->x, w.ln1w, w.ln1b, n);
-        linear(g->qkv, g->ln, w.qkvw, w.qkvb, n, n_decode, C, Q);
+        const infer_layer *w = &W->layers[l];
+        norm(g, g->ln, g->x, w->ln1w, w->ln1b, n);
+        linear(g, g->qkv, g->ln, &w->qkv, n);
         if (g->c.family == NN_LLAMA) /* q and k heads are adjacent: rotate NH + NKV heads */
             for (int k = 0; k < nr; k++) {
                 int r0 = g->run_start[k];
                 tensor_rope_fwd(g->qkv + (size_t)r0 * Q, 1, g->run_len[k], NH + NKV, HS, Q, pos[r0],
-                                m->rope_cos, m->rope_sin);
+                                g->rope_cos, g->rope_sin);
             }
         for (int r = 0; r < n; r++) /* keys and values into the cache */
             for (int h = 0; h < NKV; h++) {
                 size_t at = (size_t)l * layer_stride + ((size_t)slots[r] * NKV + h) * head_stride +
                             (size_t)pos[r] * HS;
                 const float *row = g->qkv + (size_t)r * Q;
-                memcpy(g->kc + at, row + (size_t)(NH + h) * HS, (size_t)HS * sizeof(float));
-                memcpy(g->vc + at, row + (size_t)(NH + NKV + h) * HS, (size_t)HS * sizeof(float));
+                if (g->kv == INFER_KV_F16) {
+                    f32_to_f16_n((uint16_t *)g->kc + at, row + (size_t)(NH + h) * HS, HS);
+                    f32_to_f16_n((uint16_t *)g->vc + at, row + (size_t)(NH + NKV + h) * HS, HS);
+                } else {
+                    memcpy((float *)g->kc + at, row + (size_t)(NH + h) * HS,
+                           (size_t)HS * sizeof(float));
+                    memcpy((float *)g->vc + at, row + (size_t)(NH + NKV + h) * HS,
+                           (size_t)HS * sizeof(float));
+                }
             }
         attend(g, l, slots, pos, n);
-        linear(g->tmp, g->atty, w.attprojw, w.attprojb, n, n_decode, C, C);
+        linear(g, g->tmp, g->atty, &w->attproj, n);
         tensor_residual_fwd(g->x, g->x, g->tmp, (size_t)n * C);
-        norm(g, g->ln, g->x, w.ln2w, w.ln2b, n);
-        linear(g->fch, g->ln, w.fcw, w.fcb, n, n_decode, C, g->FO);
+        norm(g, g->ln, g->x, w->ln2w, w->ln2b, n);
+        linear(g, g->fch, g->ln, &w->fc, n);
         if (g->c.family == NN_LLAMA)
             tensor_swiglu_fwd(g->fact, g->fch, n, g->F);
         else
             tensor_gelu_fwd(g->fact, g->fch, (size_t)n * g->F);
-        linear(g->tmp, g->fact, w.fcprojw, w.fcprojb, n, n_decode, g->F, C);
+        linear(g, g->tmp, g->fact, &w->fcproj, n);
         tensor_residual_fwd(g->x, g->x, g->tmp, (size_t)n * C);
     }
     if (n_out < 1) return BASE_OK;
     /* The head only for the rows whose next token is wanted. */
     for (int i = 0; i < n_out; i++)
         memcpy(g->tmp + (size_t)i * C, g->x + (size_t)out_rows[i] * C, (size_t)C * sizeof(float));
-    norm(g, g->ln, g->tmp, p->lnfw, p->lnfb, n_out);
-    const float *head = g->c.tied ? wte : p->lm_head;
-    linear(logits, g->ln, head, NULL, n_out, out_dec, C, V);
+    norm(g, g->ln, g->tmp, W->lnfw, W->lnfb, n_out);
+    quant_matmul(logits, g->ln, W->head.data, W->head.type, n_out, V, C, g->qscratch);
     return BASE_OK;
 }

@@ -53,17 +53,21 @@ void infer_sampling_default(infer_sampling *s);
 
 /* ---- scheduler (continuous batching) -------------------------------------------------------- */
 
+/* The KV cache's element type: F16 (the default: half the memory, what llama.cpp keeps) or F32. */
+typedef enum { INFER_KV_F16 = 0, INFER_KV_F32 = 1 } infer_kv_type;
+
 typedef struct {
-    int n_slots;       /* concurrent sequences in the running batch */
-    int ctx;           /* context per slot (tokens); <= the model's max_seq;
-                        * 0: max_seq, at most INFER_DEFAULT_CTX */
-    int max_queue;     /* waiting requests beyond the slots; a full queue refuses */
-    int prefill_chunk; /* prompt tokens prefilled per step per sequence */
-    int threads;       /* compute threads */
-    int max_rows;      /* rows one step computes at most: every decoding sequence's row, then
-                          prompt chunks, oldest request first, while they fit (bounds a step's
-                          time, so running streams keep flowing while long prompts are read).
-                          0: n_slots * prefill_chunk (no limit); else at least n_slots */
+    int n_slots;           /* concurrent sequences in the running batch */
+    int ctx;               /* context per slot (tokens); <= the model's max_seq;
+                            * 0: max_seq, at most INFER_DEFAULT_CTX */
+    int max_queue;         /* waiting requests beyond the slots; a full queue refuses */
+    int prefill_chunk;     /* prompt tokens prefilled per step per sequence */
+    int threads;           /* compute threads */
+    int max_rows;          /* rows one step computes at most: every decoding sequence's row, then
+                              prompt chunks, oldest request first, while they fit (bounds a step's
+                              time, so running streams keep flowing while long prompts are read).
+                              0: n_slots * prefill_chunk (no limit); else at least n_slots */
+    infer_kv_type kv_type; /* the KV cache's elements (0: F16) */
 } infer_sched_opts;
 
 /* The default context per slot when none is asked for: a model trained for 128K positions
@@ -115,16 +119,69 @@ void infer_sched_get_stats(infer_sched *s, infer_sched_stats *st);
 /* ---- engine internals: the batched forward and the sampler, for the scheduler, the tests and
  * `hearth generate`'s measurements. ------------------------------------------------------------ */
 
-/* The parameters (read-only; they live until infer_model_free) and where they came from: the
- * checkpoint directory or the exported file. */
+/* The weights as the engine computes with them. Every matrix stays in the type it is stored in
+ * (a ggml type id of quant.h: F32, F16, BF16, Q8_0, ..., Q6_K), read-only: a GGUF file's tensors
+ * are views into its memory mapping (never copied or widened), a run's, checkpoint's or
+ * safetensors file's are F32 views into the nn_model parameters the loader read. Norm weights
+ * and biases are small F32 copies (or views). Products go through quant_matmul. */
+typedef struct infer_mat {
+    const void *data; /* rows back to back, row_bytes each */
+    int type;         /* ggml type id (QUANT_F32, QUANT_Q4_K, ...) */
+    int rows, cols;   /* W (rows, cols): y (rows) = W x (cols) */
+    size_t row_bytes;
+} infer_mat;
+
+/* A linear layer whose outputs are the outputs of up to three matrices side by side, plus a
+ * bias: Llama's q, k and v (or gate and up) as GGUF stores them, separately, or one fused
+ * matrix (hearth's qkvw, GPT-2's attn_qkv). rope_heads[i] > 0: w[i]'s rows are in llama.cpp's
+ * RoPE order (adjacent pairs, a GGUF file's q and k), turned back into hearth's (halves) for
+ * that many heads as the outputs are stored; the bias is in w's row order. */
+#define INFER_MAX_PARTS 3
+typedef struct infer_linear {
+    int n;                        /* matrices, 1..INFER_MAX_PARTS */
+    infer_mat w[INFER_MAX_PARTS]; /* all with the same cols */
+    int rope_heads[INFER_MAX_PARTS];
+    const float *b; /* (out) or NULL */
+    int out;        /* the rows of all matrices */
+} infer_linear;
+
+typedef struct infer_layer {
+    const float *ln1w, *ln1b, *ln2w, *ln2b; /* (C); the b's NULL without biases */
+    infer_linear qkv;                       /* (NH + 2 NKV) HS outputs: q | k | v */
+    infer_linear attproj;                   /* C */
+    infer_linear fc;                        /* F (GELU) or 2F (SwiGLU: gate | up) */
+    infer_linear fcproj;                    /* C */
+} infer_layer;
+
+typedef struct infer_weights {
+    nn_config cfg;
+    infer_mat wte;            /* (V, C): one row dequantized per token */
+    const float *wpe;         /* (maxT, C) or NULL (Llama) */
+    infer_layer *layers;      /* (L) */
+    const float *lnfw, *lnfb; /* (C) */
+    infer_mat head;           /* (V, C): the output matrix, or wte when tied */
+    int rope_ggml; /* RoPE angles as llama.cpp computes them (a GGUF file's model): pos times a
+                    * float ratio raised by repeated multiplication, not hearth's double pow */
+} infer_weights;
+
+/* The weights (they live until infer_model_free). */
+const infer_weights *infer_model_weights(const infer_model *m);
+/* The F32 parameters in hearth's training layout, for a model loaded from a run, a checkpoint
+ * or a safetensors file (what `hearth export` writes out); NULL for a GGUF file's model, whose
+ * weights are only its typed, mapped tensors. */
 const nn_model *infer_model_nn(const infer_model *m);
+/* Where the weights came from: the checkpoint directory or the file. */
 const char *infer_model_source(const infer_model *m);
+/* Bytes of the weights: mapped from the file (GGUF) and allocated (F32 parameters, norms,
+ * biases). */
+void infer_model_bytes(const infer_model *m, size_t *mapped, size_t *allocated);
 
 /* A KV cache of n_slots sequences of ctx positions each, plus the scratch of a forward of up to
- * max_rows rows. Memory: 2 * L * n_slots * ctx * NKV * HS floats for the cache. */
+ * max_rows rows. Memory: 2 * L * n_slots * ctx * NKV * HS elements for the cache, halves
+ * (INFER_KV_F16, the default, as llama.cpp's) or floats. */
 typedef struct infer_engine infer_engine;
 int infer_engine_create(infer_engine **out, const infer_model *m, int n_slots, int ctx,
-                        int max_rows, base_err *e);
+                        int max_rows, infer_kv_type kv_type, base_err *e);
 void infer_engine_free(infer_engine *g); /* NULL is fine */
 
 /* One forward over a ragged batch of n rows: row i is token tokens[i] of the sequence in slot

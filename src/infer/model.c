@@ -1,7 +1,8 @@
-/* infer/model.c: a model for inference: the weights of a run's newest good checkpoint or of an
- * exported safetensors file, its config, and the tokenizer stored with it. Only the parameters
- * are kept: the trainer's gradients and activations are freed right after the load. */
-#include "infer.h"
+/* infer/model.c: a model for inference: the weights of a run's newest good checkpoint, of an
+ * exported safetensors file (F32 parameters; the trainer's gradients and activations are freed
+ * right after the load) or of a GGUF file (its tensors in their stored types, mapped, never
+ * copied), its config, and the tokenizer stored with it. */
+#include "infer_int.h"
 
 #include "ckpt/ckpt.h"
 #include "ckpt/gguf_model.h"
@@ -17,7 +18,11 @@
 #define PATH_LEN 4096
 
 struct infer_model {
-    nn_model *nn; /* parameters only (grads, acts, dacts freed) */
+    nn_model *nn;         /* F32 parameters only (grads, acts, dacts freed); NULL for GGUF */
+    gguf_file *gguf;      /* the mapped GGUF file the weights point into, or NULL */
+    infer_weights w;      /* what the engine computes with */
+    float *small;         /* GGUF: the norms and biases widened to F32 */
+    size_t mapped, alloc; /* bytes of weights mapped from the file and allocated */
     tok_vocab *vocab;
     char name[256];
     char source[PATH_LEN]; /* the checkpoint directory or file the weights came from */
@@ -198,22 +203,25 @@ static int check_model_file(const char *path, base_file_kind *kind, base_err *e)
                      hint);
 }
 
-/* Loads a GGUF model (llama.cpp's gpt2 and llama architectures, F32 or F16: what `hearth export
- * --format gguf` writes, and such files from elsewhere): the config from its keys, the weights
- * by llama.cpp's names, and its tokenizer.ggml vocabulary, when it has one, into im->vocab. */
+/* Loads a GGUF model (llama.cpp's gpt2 and llama architectures: what `hearth export --format
+ * gguf` writes, and such files from elsewhere, in every type quant.h computes with): the config
+ * from its keys, the weights by llama.cpp's names as views into the mapped file, and its
+ * tokenizer.ggml vocabulary, when it has one, into im->vocab. */
 static int load_gguf(infer_model *im, const char *path, base_err *e) {
     gguf_file *g = NULL;
     int rc = gguf_open(path, &g, e);
     if (rc) return rc;
+    im->gguf = g;
     nn_config c;
     base_err ge;
-    if ((rc = ckpt_gguf_config(g, &c, &ge))) rc = base_fail(e, BASE_EFORMAT, "%s: %s", path, ge.msg);
-    if (!rc) rc = params_only_model(&im->nn, &c, e);
-    if (!rc && (rc = ckpt_gguf_read_model(g, im->nn, &ge)))
+    if ((rc = ckpt_gguf_config(g, &c, &ge)))
         rc = base_fail(e, BASE_EFORMAT, "%s: %s", path, ge.msg);
-    if (!rc && gguf_find(g, "tokenizer.ggml.model") >= 0 && (rc = tok_load_gguf(g, &im->vocab, &ge)))
+    if (!rc &&
+        (rc = infer_weights_from_gguf(&im->w, g, &c, &im->small, &im->mapped, &im->alloc, &ge)))
+        rc = base_fail(e, rc, "%s: %s", path, ge.msg);
+    if (!rc && gguf_find(g, "tokenizer.ggml.model") >= 0 &&
+        (rc = tok_load_gguf(g, &im->vocab, &ge)))
         rc = base_fail(e, BASE_EFORMAT, "%s: %s", path, ge.msg);
-    gguf_close(g);
     if (rc) return rc;
     snprintf(im->source, sizeof im->source, "%s", path);
     base_name(im->name, sizeof im->name, path, ".gguf");
@@ -269,9 +277,14 @@ int infer_model_load(infer_model **out, const char *path, const char *tokenizer,
     if (!im) return base_fail(e, BASE_ENOMEM, "out of memory");
     char tok_path[PATH_LEN] = "";
     base_file_kind kind = BASE_FILE_DIR;
-    int rc = S_ISDIR(sb.st_mode) ? load_dir(im, path, tok_path, e) : check_model_file(path, &kind, e);
+    int rc =
+        S_ISDIR(sb.st_mode) ? load_dir(im, path, tok_path, e) : check_model_file(path, &kind, e);
     if (!rc && !S_ISDIR(sb.st_mode))
         rc = kind == BASE_FILE_GGUF ? load_gguf(im, path, e) : load_file(im, path, tok_path, e);
+    if (!rc && im->nn) {
+        rc = infer_weights_from_nn(&im->w, im->nn, e);
+        im->alloc = im->nn->n_params * sizeof(float);
+    }
     if (!rc) {
         if (tokenizer) {
             tok_vocab *own = NULL;
@@ -289,20 +302,20 @@ int infer_model_load(infer_model **out, const char *path, const char *tokenizer,
         } else if (im->vocab) { /* the GGUF file's own */
         } else if (tok_path[0] && file_exists(tok_path)) {
             rc = tok_load(tok_path, &im->vocab, e);
-        } else if (im->nn->cfg.vocab_size == 256) {
+        } else if (im->w.cfg.vocab_size == 256) {
             rc = byte_vocab(&im->vocab, e);
         } else {
             rc = base_fail(e, BASE_EINVAL,
                            "%s has no stored tokenizer%s%s%s and its vocabulary (%d) is not bytes: "
                            "give one with --tokenizer",
                            path, tok_path[0] ? " (" : "", tok_path, tok_path[0] ? ")" : "",
-                           im->nn->cfg.vocab_size);
+                           im->w.cfg.vocab_size);
         }
     }
-    if (!rc && tok_vocab_size(im->vocab) > im->nn->cfg.vocab_size)
+    if (!rc && tok_vocab_size(im->vocab) > im->w.cfg.vocab_size)
         rc = base_fail(e, BASE_EFORMAT,
                        "the tokenizer has %d tokens but the model's vocabulary is %d",
-                       (int)tok_vocab_size(im->vocab), im->nn->cfg.vocab_size);
+                       (int)tok_vocab_size(im->vocab), im->w.cfg.vocab_size);
     if (rc) {
         infer_model_free(im);
         return rc;
@@ -314,12 +327,15 @@ int infer_model_load(infer_model **out, const char *path, const char *tokenizer,
 void infer_model_free(infer_model *m) {
     if (!m) return;
     nn_model_free(m->nn);
+    free(m->w.layers);
+    free(m->small);
+    gguf_close(m->gguf);
     tok_free(m->vocab);
     free(m);
 }
 
 const nn_config *infer_model_config(const infer_model *m) {
-    return &m->nn->cfg;
+    return &m->w.cfg;
 }
 tok_vocab *infer_model_vocab(const infer_model *m) {
     return m->vocab;
@@ -328,11 +344,18 @@ const char *infer_model_name(const infer_model *m) {
     return m->name;
 }
 nn_family infer_model_family(const infer_model *m) {
-    return m->nn->cfg.family;
+    return m->w.cfg.family;
 }
 const nn_model *infer_model_nn(const infer_model *m) {
     return m->nn;
 }
 const char *infer_model_source(const infer_model *m) {
     return m->source;
+}
+const infer_weights *infer_model_weights(const infer_model *m) {
+    return &m->w;
+}
+void infer_model_bytes(const infer_model *m, size_t *mapped, size_t *allocated) {
+    *mapped = m->mapped;
+    *allocated = m->alloc;
 }

@@ -298,7 +298,7 @@ int infer_sched_create(infer_sched **out, infer_model *m, const infer_sched_opts
     s->vocab_n = tok_vocab_size(infer_model_vocab(m));
     s->next_id = 1;
     int rows = op.max_rows;
-    int rc = infer_engine_create(&s->g, m, op.n_slots, op.ctx, rows, e);
+    int rc = infer_engine_create(&s->g, m, op.n_slots, op.ctx, rows, op.kv_type, e);
     if (rc) {
         free(s);
         return rc;

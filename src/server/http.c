@@ -247,7 +247,8 @@ static void *load_main(void *arg) {
                            .max_queue = s->o.queue,
                            .prefill_chunk = s->o.prefill_chunk,
                            .threads = s->o.threads,
-                           .max_rows = s->o.max_rows};
+                           .max_rows = s->o.max_rows,
+                           .kv_type = s->o.kv_type};
     if (infer_sched_create(&sc, m, &so, e)) goto fail;
     s->model = m;
     s->sched = sc;

@@ -38,6 +38,7 @@ typedef struct server_opts {
     const char *chat_template; /* "hearth", "llama2", "chatml"; NULL: chosen by the model */
     const char *vstore_dir;    /* NULL: no /api/v2 routes */
     int slots, ctx, queue, threads, prefill_chunk, max_rows; /* scheduler: infer_sched_opts */
+    infer_kv_type kv_type;                                   /* the KV cache's elements */
     size_t body_limit;   /* request body bytes at most (413 beyond) */
     size_t header_limit; /* bytes of request line + headers per connection (libmicrohttpd pool) */
     unsigned timeout_s;  /* a connection idle this long (stalled client) is closed */

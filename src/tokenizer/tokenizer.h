@@ -23,7 +23,7 @@
 #define HEARTH_TOKENIZER_H
 
 #include "base/base.h"
-#include "ckpt/gguf.h"
+#include "gguf/gguf.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /* tests/ckpt/gguf_write.c: the in-memory GGUF builder of gguf_write.h. */
 #include "gguf_write.h"
 
-#include "ckpt/gguf.h"
+#include "gguf/gguf.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
 #include "test.h"
 
 #include "../ckpt/gguf_write.h"
-#include "ckpt/gguf.h"
+#include "gguf/gguf.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -64,6 +64,20 @@ run export "$T/run" --format gguf -o "$T/model.gguf" &&
   { cmp -s "$T/out" "$T/g1" && ok || bad "the GGUF export generates other text"; }
 head -c 5000 "$T/model.gguf" > "$T/cut.gguf"
 expect_fail "generate: truncated GGUF" "cut.gguf.*(corrupt|past the end|truncated)" generate --model "$T/cut.gguf" "to be"
+# the KV cache in F32 gives the same greedy text here; a kv type hearth has not is refused;
+# exporting a GGUF model again is refused (its weights are typed, not hearth's F32 parameters)
+run generate --model "$T/model.gguf" --max-tokens 24 --temperature 0 --kv-type f32 "to be" &&
+  { cmp -s "$T/out" "$T/g1" && ok || bad "--kv-type f32 generates other text"; }
+expect_fail "generate: --kv-type q8" "--kv-type must be f16 or f32, got 'q8'" generate --model "$T/model.gguf" --kv-type q8 "to be"
+expect_fail "export: a GGUF model" "is a GGUF file already" export "$T/model.gguf" --format gguf -o "$T/again.gguf"
+# hearth quantize: the F32 GGUF export to Q8_0 and Q4_K (rows that do not fit 256 fall back, named),
+# each of which hearth loads and runs; types hearth does not write are refused by name
+run quantize "$T/model.gguf" "$T/q8.gguf" q8_0 &&
+  run generate --model "$T/q8.gguf" --max-tokens 8 --temperature 0 "to be" && ok
+run quantize "$T/model.gguf" "$T/q4k.gguf" Q4_K &&
+  run generate --model "$T/q4k.gguf" --max-tokens 8 --temperature 0 "to be" && ok
+expect_fail "quantize: IQ2_XS" "IQ2_XS is not supported" quantize "$T/model.gguf" "$T/x.gguf" iq2_xs
+expect_fail "quantize: a quantized input" "is Q8_0: quantize starts from F32, F16 or BF16" quantize "$T/q8.gguf" "$T/x.gguf" q4_0
 expect_fail "export: unknown format" "unknown format 'onnx' \(known: safetensors, gguf\)" export "$T/run" --format onnx -o "$T/x"
 # a stop string: the text ends before its first occurrence
 first=$(head -c 200 "$T/g1" | tr -d '\n' | cut -c3-4)

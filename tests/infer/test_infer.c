@@ -103,7 +103,7 @@ static void kv_parity(const char *run, const char *preset) {
     for (int i = 0; i < T; i++) itok[i] = tok[i];
     assert_int_equal(nn_forward(ref, itok, NULL, 1, T, NULL, &e), 0);
     infer_engine *g;
-    assert_int_equal(infer_engine_create(&g, im, 3, T, 16, &e), 0);
+    assert_int_equal(infer_engine_create(&g, im, 3, T, 16, INFER_KV_F32, &e), 0);
     float *lg = malloc((size_t)16 * V * sizeof(float));
     int32_t bt[16];
     int bs[16], bp[16], orow[16];
@@ -161,7 +161,7 @@ static void test_decode_rows_exact(void **state) {
     infer_model *im = load(run_gpt2);
     int V = infer_model_config(im)->vocab_size;
     infer_engine *g;
-    assert_int_equal(infer_engine_create(&g, im, 8, 32, 64, &e), 0);
+    assert_int_equal(infer_engine_create(&g, im, 8, 32, 64, INFER_KV_F16, &e), 0);
     int32_t p[8];
     prompt_tokens(p, 8, 3);
     int32_t bt[8];
@@ -207,7 +207,7 @@ static void greedy_alone(const infer_model *im, const int32_t *p, int n, int32_t
     base_err e;
     infer_engine *g;
     int V = infer_model_config(im)->vocab_size;
-    assert_int_equal(infer_engine_create(&g, im, 1, 64, 64, &e), 0);
+    assert_int_equal(infer_engine_create(&g, im, 1, 64, 64, INFER_KV_F16, &e), 0);
     float *lg = malloc((size_t)V * sizeof(float));
     int32_t t[64];
     int s[64] = {0}, pos[64], last;
@@ -236,7 +236,7 @@ static void batched_vs_alone(const char *run) {
         greedy_alone(im, p[i], plen[i], alone[i]);
     }
     infer_engine *g;
-    assert_int_equal(infer_engine_create(&g, im, NSEQ, 64, 64, &e), 0);
+    assert_int_equal(infer_engine_create(&g, im, NSEQ, 64, 64, INFER_KV_F16, &e), 0);
     float *lg = malloc((size_t)NSEQ * V * sizeof(float));
     int past[NSEQ] = {0}, ngot[NSEQ] = {0}, chunk = 4;
     for (int st = 0;; st++) {

@@ -1,4 +1,4 @@
-/* ckpt/gguf.c: the GGUF metadata and tensor-info reader. One pass over the header with a
+/* gguf/gguf.c: the GGUF metadata and tensor-info reader. One pass over the header with a
  * bounds-checked cursor records where each value lives; string arrays get an offset table so
  * element i is O(1); keys are sorted once for binary-search lookup (and to reject repeats). */
 #include "gguf.h"
@@ -543,4 +543,18 @@ const uint8_t *gguf_data(const gguf_file *g) {
 }
 size_t gguf_size(const gguf_file *g) {
     return g->size;
+}
+
+int gguf_kv_raw(const gguf_file *g, int64_t i, const uint8_t **p, size_t *n, base_err *e) {
+    BASE_ASSERT(i >= 0 && (size_t)i < g->n_kv);
+    const uint8_t *start = (const uint8_t *)g->kv[i].key.ptr - 8, *end;
+    if ((size_t)i + 1 < g->n_kv)
+        end = (const uint8_t *)g->kv[i + 1].key.ptr - 8;
+    else if (g->n_tensors)
+        end = (const uint8_t *)g->tensors[0].name.ptr - 8;
+    else
+        return base_fail(e, BASE_EFORMAT, "GGUF: the last key of a file without tensors");
+    *p = start;
+    *n = (size_t)(end - start);
+    return BASE_OK;
 }

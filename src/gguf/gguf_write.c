@@ -1,4 +1,4 @@
-/* ckpt/gguf_write.c: a GGUF (version 3) writer — metadata built in memory, tensor data streamed
+/* gguf/gguf_write.c: a GGUF (version 3) writer — metadata built in memory, tensor data streamed
  * from the caller's buffers into an atomic file (base_afile_open_direct). The layout is the one
  * gguf.c reads (docs/FORMATS.md, "GGUF"): header, key/values, tensor infos, padding to the
  * alignment, then each tensor's data at an aligned offset. */
@@ -14,8 +14,9 @@ typedef struct wtensor {
     char *name;
     uint32_t n_dims;
     uint64_t dims[GGUF_MAX_DIMS];
-    const float *data;
-    uint64_t numel;
+    uint32_t type;
+    const void *data;
+    uint64_t nbytes;
 } wtensor;
 
 struct gguf_writer {
@@ -107,8 +108,20 @@ void gguf_set_arr_f32(gguf_writer *w, const char *k, const float *x, size_t n) {
     }
 }
 
+void gguf_add_kv_raw(gguf_writer *w, const void *p, size_t n) {
+    base_buf_append(&w->kv, p, n);
+    w->n_kv++;
+}
+
 void gguf_add_tensor_f32(gguf_writer *w, const char *name, uint32_t n_dims, const uint64_t *dims,
                          const float *data) {
+    uint64_t numel = 1;
+    for (uint32_t d = 0; d < n_dims && d < GGUF_MAX_DIMS; d++) numel *= dims[d];
+    gguf_add_tensor(w, name, n_dims, dims, 0, data, numel * 4);
+}
+
+void gguf_add_tensor(gguf_writer *w, const char *name, uint32_t n_dims, const uint64_t *dims,
+                     uint32_t type, const void *data, uint64_t nbytes) {
     if (w->failed) return;
     if (n_dims < 1 || n_dims > GGUF_MAX_DIMS) {
         w->failed = 1;
@@ -126,8 +139,9 @@ void gguf_add_tensor_f32(gguf_writer *w, const char *name, uint32_t n_dims, cons
         return;
     }
     t->n_dims = n_dims;
-    t->numel = 1;
-    for (uint32_t d = 0; d < n_dims; d++) t->dims[d] = dims[d], t->numel *= dims[d];
+    for (uint32_t d = 0; d < n_dims; d++) t->dims[d] = dims[d];
+    t->type = type;
+    t->nbytes = nbytes;
     t->data = data;
     w->n_t++;
 }
@@ -150,9 +164,9 @@ int gguf_writer_save(gguf_writer *w, const char *path, base_err *e) {
         put_str(&h, t->name, strlen(t->name));
         put_u32(&h, t->n_dims);
         for (uint32_t d = 0; d < t->n_dims; d++) put_u64(&h, t->dims[d]);
-        put_u32(&h, 0); /* GGML_TYPE_F32 */
+        put_u32(&h, t->type);
         put_u64(&h, off);
-        off = pad_to(off + t->numel * 4);
+        off = pad_to(off + t->nbytes);
     }
     static const char zeros[ALIGN];
     base_buf_append(&h, zeros, pad_to(h.len) - h.len);
@@ -164,7 +178,7 @@ int gguf_writer_save(gguf_writer *w, const char *path, base_err *e) {
     int rc = base_afile_open_direct(&f, path, e);
     if (!rc) rc = base_afile_write(f, h.data, h.len, e);
     for (size_t i = 0; !rc && i < w->n_t; i++) {
-        size_t n = (size_t)w->t[i].numel * 4;
+        size_t n = (size_t)w->t[i].nbytes;
         rc = base_afile_write(f, w->t[i].data, n, e);
         if (!rc) rc = base_afile_write(f, zeros, pad_to(n) - n, e);
     }

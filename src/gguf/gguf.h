@@ -1,4 +1,4 @@
-/* ckpt/gguf: a reader for GGUF files (llama.cpp's model format), versions 2 and 3: the header,
+/* gguf/gguf: a reader for GGUF files (llama.cpp's model format), versions 2 and 3: the header,
  * every metadata key/value (all scalar types, arrays of scalars, arrays of strings) and the
  * tensor-info table. Tensor data is not interpreted here; the model-format work builds on
  * gguf_tensor_at() and gguf_data(). Layout: docs/FORMATS.md, "GGUF (read)".
@@ -11,8 +11,8 @@
  * mapping lives until gguf_close(); gguf_parse() borrows the caller's buffer, which must outlive
  * the gguf_file. Every gguf_str and pointer returned points into the file's bytes and stays
  * valid until gguf_close(). */
-#ifndef HEARTH_GGUF_H
-#define HEARTH_GGUF_H
+#ifndef HEARTH_GGUF_GGUF_H
+#define HEARTH_GGUF_GGUF_H
 
 #include "base/base.h"
 
@@ -71,6 +71,10 @@ int64_t gguf_find(const gguf_file *g, const char *key); /* index, or -1 if absen
 gguf_str gguf_kv_key(const gguf_file *g, int64_t i);
 uint32_t gguf_kv_type(const gguf_file *g, int64_t i);
 
+/* The bytes of entry i as the file stores it (key, type, value), to copy it into a writer
+ * (gguf_add_kv_raw). BASE_EFORMAT when its end cannot be told (a file without tensors). */
+int gguf_kv_raw(const gguf_file *g, int64_t i, const uint8_t **p, size_t *n, base_err *e);
+
 /* Typed getters by key. A missing key or a value of another type gives BASE_EFORMAT and a
  * message naming the key. get_int accepts every integer type (and fails if the value does not
  * fit an int64); get_float accepts float32 and float64. */
@@ -113,6 +117,12 @@ void gguf_set_arr_str(gguf_writer *w, const char *key, const char *const *s, con
                       size_t n);
 void gguf_set_arr_i32(gguf_writer *w, const char *key, const int32_t *x, size_t n);
 void gguf_set_arr_f32(gguf_writer *w, const char *key, const float *x, size_t n);
+/* An entry as gguf_kv_raw gives it (copied). */
+void gguf_add_kv_raw(gguf_writer *w, const void *p, size_t n);
+/* A tensor of any ggml type: nbytes of data (its rows back to back), borrowed until
+ * gguf_writer_save. */
+void gguf_add_tensor(gguf_writer *w, const char *name, uint32_t n_dims, const uint64_t *dims,
+                     uint32_t type, const void *data, uint64_t nbytes);
 /* A float32 tensor; dims in GGUF order (dims[0] is the contiguous row length). data is
  * borrowed: it must stay valid until gguf_writer_save. */
 void gguf_add_tensor_f32(gguf_writer *w, const char *name, uint32_t n_dims, const uint64_t *dims,

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# tools/gguf_parity_fixtures.sh: the GGUF fixtures of tests/fixtures/gguf and llama.cpp's greedy
+# tokens on them, which tests/infer checks hearth against (make test, no llama.cpp needed).
+#
+#   tools/gguf_parity_fixtures.sh [OUT_DIR]      (default tests/fixtures/gguf)
+#
+# Two models, quantized by llama.cpp's own llama-quantize:
+#  - stories260K (karpathy's llama2.c model, ../shared/data/models/stories260K) converted by
+#    llama-convert-llama2c-to-ggml: a real pretrained Llama, in F16 and BF16. Its other types
+#    cannot be made: ffn_down's rows are 172 long, no multiple of 32, and this llama-quantize
+#    refuses the file rather than falling back ("Unsupported tensor size encountered");
+#  - tools/gguf_random_llama.py's random Llama of width 256 (stories260K's vocabulary), every
+#    matrix rows of 256, in each quantized type with --pure (every matrix, token_embd included,
+#    in that type): Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K.
+# For each file and prompt, llama-cli decodes 64 tokens greedily (--temp 0, 1 thread,
+# --ignore-eos: the end-of-text token, 2 here, is never chosen, so every run is 64 tokens long)
+# with -lv 1, whose "eval: [ 'piece':id, ... ]" log lines give the prompt's ids (the first) and
+# each sampled token (the next ones).
+# expected.tsv: file, prompt, prompt ids, generated ids (tab-separated; ids space-separated).
+#
+# Environment: LLAMA_DIR (default ~/.cache/hearth-peers/llama.cpp, built: bin/ and gguf-py/),
+# LLAMA_COMMIT (the commit it was built from, recorded in expected.tsv; default c392e509),
+# DATA (default ../shared/data: run it from the repository root of a checkout beside shared/).
+set -euo pipefail
+OUT=${1:-tests/fixtures/gguf}
+LLAMA_DIR=${LLAMA_DIR:-$HOME/.cache/hearth-peers/llama.cpp}
+B=$LLAMA_DIR/build/bin
+LLAMA_COMMIT=${LLAMA_COMMIT:-c392e509}
+DATA=${DATA:-../shared/data}
+N=64
+mkdir -p "$OUT"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+S=$DATA/models/stories260K
+"$B/llama-convert-llama2c-to-ggml" --copy-vocab-from-model "$S/tok512.bin" \
+  --llama2c-model "$S/stories260K.bin" --llama2c-output-model "$T/stories.gguf" > /dev/null 2>&1
+PYTHONPATH=$LLAMA_DIR/gguf-py /usr/bin/python3 "$(dirname "$0")/gguf_random_llama.py" \
+  "$T/stories.gguf" "$T/random.gguf" 1
+files=()
+for t in F16 BF16; do
+  "$B/llama-quantize" "$T/stories.gguf" "$OUT/stories260K-$t.gguf" "$t" 1 > "$T/q.log" 2>&1
+  files+=("stories260K-$t.gguf")
+done
+for t in Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K; do
+  "$B/llama-quantize" --pure "$T/random.gguf" "$OUT/random256-$t.gguf" "$t" 1 > "$T/q.log" 2>&1
+  files+=("random256-$t.gguf")
+done
+prompts=("Once upon a time" "The little dog" "Lily wanted to" "One day, a big")
+{
+  printf '# llama.cpp %s: llama-cli -m FILE -p PROMPT -n %d --temp 0 --ignore-eos -no-cnv --no-warmup -t 1 -lv 1\n' \
+    "$LLAMA_COMMIT" $((N + 1))
+  printf '# file\tprompt\tprompt ids\tgenerated ids (greedy, %d at most)\n' $N
+  for f in "${files[@]}"; do
+    for p in "${prompts[@]}"; do
+      out=$("$B/llama-cli" -m "$OUT/$f" -p "$p" -n $((N + 1)) --temp 0 --ignore-eos -no-cnv \
+              --no-warmup -t 1 -lv 1 2>&1 > "$T/stdout")
+      # each id follows its quoted piece: "':ID" before ", '" or " ]"
+      ids=$(printf '%s\n' "$out" | grep '^eval: \[' |
+              while IFS= read -r l; do grep -oP "':\K[0-9]+(?=, '| \]$)" <<< "$l" | tr '\n' ' '; echo; done)
+      prompt_ids=$(printf '%s\n' "$ids" | head -1)
+      gen=$(printf '%s\n' "$ids" | tail -n +2 | head -n $N | tr '\n' ' ')
+      printf '%s\t%s\t%s\t%s\n' "$f" "$p" "$prompt_ids" "$(echo $gen)"
+    done
+  done
+} > "$OUT/expected.tsv"
+ls -l "$OUT"
