@@ -4,7 +4,7 @@
  * (ckpt_gguf_read_model). */
 #include "fuzz.h"
 
-#include "ckpt/gguf.h"
+#include "gguf/gguf.h"
 #include "ckpt/gguf_model.h"
 #include "nn/nn.h"
 #include "tokenizer/tokenizer.h"
