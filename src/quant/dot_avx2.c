@@ -294,7 +294,7 @@ static void act_q8_k(const float *x, void *dst, int K) {
                 mx = x[j];
                 break;
             }
-        float iscale = -128.f / mx;
+        float iscale = -127.f / mx;
         __m256 s = _mm256_set1_ps(iscale);
         for (int j = 0; j < QUANT_QK_K; j += 32)
             pack32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j), s)),

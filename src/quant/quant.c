@@ -364,15 +364,16 @@ static void q_q5_1(const float *x, quant_block_q5_1 *b) {
     }
     base_put_le32(b->qh, qh);
 }
-/* Q8_K: the activations of the K-quant products. The value of largest magnitude maps to -128,
- * d is a float, and the sums of each 16 are kept for the K-quants' mins. */
+/* Q8_K: the activations of the K-quant products. The value of largest magnitude maps to -127
+ * (ggml's scale, so products match its CPU backend; the values stay within -127..127), d is a
+ * float, and the sums of each 16 are kept for the K-quants' mins. */
 static void q_q8_k(const float *x, quant_block_q8_k *b) {
     float mx;
     if (amax_of(x, QUANT_QK_K, &mx) == 0) {
         memset(b, 0, sizeof *b);
         return;
     }
-    float iscale = -128.f / mx;
+    float iscale = -127.f / mx;
     for (int i = 0; i < QUANT_QK_K; i++) {
         int v = (int)nearbyintf(iscale * x[i]);
         b->qs[i] = (int8_t)(v > 127 ? 127 : v);
