@@ -140,7 +140,7 @@ bench-serve: $(BUILD)/hearth ## serving load test vs llama-server: TTFT, ITL, la
 demo: $(BUILD)/hearth ## train the small preset on a real corpus for a few minutes
 	./tools/demo.sh
 
-FORMAT_SRC = $(sort $(LIB_SRC) $(CLI_SRC) $(TEST_SRC) $(wildcard src/*/*.h tests/*.h tests/*/*.h \
+FORMAT_SRC = $(sort $(LIB_SRC) $(CLI_SRC) $(TEST_SRC) $(wildcard src/*/*.h tests/*.h tests/*/*.h tests/fuzz/*.c \
                     bench/*.c))
 
 format: ## clang-format every C file

@@ -38,7 +38,8 @@ static unsigned long long dir_bytes(const char *dir) {
     struct stat sb;
     while (d && (de = readdir(d))) {
         int k = snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        if (k > 0 && k < (int)sizeof p && stat(p, &sb) == 0 && S_ISREG(sb.st_mode)) n += (unsigned long long)sb.st_size;
+        if (k > 0 && k < (int)sizeof p && stat(p, &sb) == 0 && S_ISREG(sb.st_mode))
+            n += (unsigned long long)sb.st_size;
     }
     if (d) closedir(d);
     return n;
@@ -56,7 +57,8 @@ typedef struct bench {
 /* One training step on a fresh random batch; returns its milliseconds. */
 static double step(bench *b) {
     int N = b->B * b->T;
-    for (int i = 0; i <= N; i++) b->tok[i] = (int)base_rng_below(&b->rng, (uint64_t)b->c.vocab_size);
+    for (int i = 0; i <= N; i++)
+        b->tok[i] = (int)base_rng_below(&b->rng, (uint64_t)b->c.vocab_size);
     memcpy(b->tgt, b->tok + 1, (size_t)N * sizeof(int));
     double t0 = base_now();
     float loss;
@@ -113,8 +115,15 @@ int main(int argc, char **argv) {
     if (!b.tok || !b.tgt) return 1;
     step(&b); /* AdamW moments become non-zero, as in a real run */
 
-    ckpt_trainer t = {.step = 1, .steps = 1000, .batch = b.B, .seq = b.T, .accum = 1,
-                      .lr = 3e-4f, .min_lr = 3e-5f, .weight_decay = 0.1f, .clip = 1.0f,
+    ckpt_trainer t = {.step = 1,
+                      .steps = 1000,
+                      .batch = b.B,
+                      .seq = b.T,
+                      .accum = 1,
+                      .lr = 3e-4f,
+                      .min_lr = 3e-5f,
+                      .weight_decay = 0.1f,
+                      .clip = 1.0f,
                       .seed = 1337};
     snprintf(t.data_identity, sizeof t.data_identity, "bench");
     if (!strcmp(mode, "save")) {

@@ -16,8 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define DIRECT_ALIGN 4096u        /* covers 512-byte and 4 KiB logical blocks */
-#define DIRECT_BUF (8u << 20)     /* bytes per O_DIRECT write */
+#define DIRECT_ALIGN 4096u    /* covers 512-byte and 4 KiB logical blocks */
+#define DIRECT_BUF (8u << 20) /* bytes per O_DIRECT write */
 
 struct base_afile {
     int fd;

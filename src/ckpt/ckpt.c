@@ -475,7 +475,8 @@ int ckpt_resolve(const char *src, char **dir, char **run, base_err *e) {
     int rc = path_join(p, src, "manifest.json", e);
     if (rc) return rc;
     struct stat sb;
-    if (stat(src, &sb) != 0) return base_fail(e, BASE_EIO, "cannot open %s: %s", src, strerror(errno));
+    if (stat(src, &sb) != 0)
+        return base_fail(e, BASE_EIO, "cannot open %s: %s", src, strerror(errno));
     if (!S_ISDIR(sb.st_mode))
         return base_fail(e, BASE_EINVAL, "%s is not a run or checkpoint directory", src);
     size_t n = strlen(src);

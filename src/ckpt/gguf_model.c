@@ -26,7 +26,9 @@ static void rope_permute(float *dst, const float *src, int heads, int HS, size_t
             }
 }
 
-static const char *arch_name(const nn_config *c) { return c->family == NN_LLAMA ? "llama" : "gpt2"; }
+static const char *arch_name(const nn_config *c) {
+    return c->family == NN_LLAMA ? "llama" : "gpt2";
+}
 
 int ckpt_gguf_add_model(gguf_writer *w, const nn_model *m, const char *name, float **scratch,
                         base_err *e) {
@@ -174,13 +176,15 @@ int ckpt_gguf_config(const gguf_file *g, nn_config *c, base_err *e) {
     if (!te || te->n_dims != 2 || te->dims[1] > INT32_MAX || te->dims[0] != (uint64_t)c->d_model)
         return base_fail(e, BASE_EFORMAT, "GGUF: no token_embd.weight of width %d", c->d_model);
     c->vocab_size = (int)te->dims[1];
-    c->bias = find_tensor(g, c->family == NN_LLAMA ? "blk.0.attn_q.bias" : "blk.0.attn_qkv.bias") != NULL;
+    c->bias =
+        find_tensor(g, c->family == NN_LLAMA ? "blk.0.attn_q.bias" : "blk.0.attn_qkv.bias") != NULL;
     /* tied: no output matrix, or (GPT-2, whose GGUF always has one) the embedding's bytes */
     const gguf_tensor *to = find_tensor(g, "output.weight");
     c->tied = !to;
     if (to && to->type == te->type && to->n_dims == 2 && to->dims[0] == te->dims[0] &&
         to->dims[1] == te->dims[1]) {
-        size_t esz = te->type == GGML_F16 ? 2 : 4, bytes = (size_t)(te->dims[0] * te->dims[1]) * esz;
+        size_t esz = te->type == GGML_F16 ? 2 : 4,
+               bytes = (size_t)(te->dims[0] * te->dims[1]) * esz;
         uint64_t base = gguf_data_offset(g);
         if (in_file(g, te) && in_file(g, to) &&
             !memcmp(gguf_data(g) + base + te->offset, gguf_data(g) + base + to->offset, bytes))
@@ -266,7 +270,8 @@ int ckpt_gguf_read_model(const gguf_file *g, nn_model *m, base_err *e) {
         const gguf_tensor *t = gguf_tensor_at(g, i);
         int found = c->tied && t->name.len == 13 && !memcmp(t->name.ptr, "output.weight", 13);
         for (int j = 0; !found && j < n; j++)
-            found = strlen(p[j].name) == t->name.len && !memcmp(p[j].name, t->name.ptr, t->name.len);
+            found =
+                strlen(p[j].name) == t->name.len && !memcmp(p[j].name, t->name.ptr, t->name.len);
         if (!found)
             rc = base_fail(e, BASE_EFORMAT, "GGUF: tensor %.*s has no place in a hearth %s model",
                            (int)(t->name.len > 80 ? 80 : t->name.len), t->name.ptr, arch_name(c));

@@ -20,7 +20,8 @@ int cli_chat(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_vstore(int argc, char **argv);
 int cli_quantize(int argc, char **argv);
-/* `hearth export --format gguf` (cmd_export_gguf.c); returns the exit status. tokenizer NULL-able. */
+/* `hearth export --format gguf` (cmd_export_gguf.c); returns the exit status. tokenizer NULL-able.
+ */
 int cli_export_gguf(const char *src, const char *tokenizer, const char *out);
 
 /* ---- options (opts.c): one table per command says every option's name, short letter, kind,
@@ -46,31 +47,41 @@ struct cli_opt {
     char short_name;  /* 'n' for -n, or 0. A table ends with an entry of neither. */
     cli_kind kind;
     void *dst;
-    size_t size;     /* sizeof *dst (INT: 4 or 8 bytes, FLOAT: float or double) */
-    long lo, hi;     /* INT: the allowed range; MULTI: hi is the capacity of dst */
-    double flo, fhi; /* FLOAT: the allowed range */
-    int *count;      /* MULTI: how many values dst holds */
-    cli_opt_fn fn;   /* CALL */
-    const char *arg; /* the value's name in --help ("N", "PATH") */
+    size_t size;      /* sizeof *dst (INT: 4 or 8 bytes, FLOAT: float or double) */
+    long lo, hi;      /* INT: the allowed range; MULTI: hi is the capacity of dst */
+    double flo, fhi;  /* FLOAT: the allowed range */
+    int *count;       /* MULTI: how many values dst holds */
+    cli_opt_fn fn;    /* CALL */
+    const char *arg;  /* the value's name in --help ("N", "PATH") */
     const char *help; /* '\n' separates lines; NULL: not listed in --help */
 };
 
-#define CLI_OPT_FLAG(n, s, d, h) {.name = n, .short_name = s, .kind = CLI_FLAG, .dst = d, \
-                                  .size = sizeof *(d), .help = h}
-#define CLI_OPT_INT(n, s, d, l, u, a, h) {.name = n, .short_name = s, .kind = CLI_INT, .dst = d, \
-                                          .size = sizeof *(d), .lo = l, .hi = u, .arg = a, \
-                                          .help = h}
-#define CLI_OPT_FLOAT(n, s, d, l, u, a, h) {.name = n, .short_name = s, .kind = CLI_FLOAT, \
-                                            .dst = d, .size = sizeof *(d), .flo = l, .fhi = u, \
-                                            .arg = a, .help = h}
-#define CLI_OPT_STR(n, s, d, a, h) {.name = n, .short_name = s, .kind = CLI_STR, .dst = d, \
-                                    .size = sizeof *(d), .arg = a, .help = h}
-#define CLI_OPT_MULTI(n, s, d, cnt, cap, a, h) {.name = n, .short_name = s, .kind = CLI_MULTI, \
-                                                .dst = d, .count = cnt, .hi = cap, .arg = a, \
-                                                .help = h}
-#define CLI_OPT_CALL(n, s, f, ud, a, h) {.name = n, .short_name = s, .kind = CLI_CALL, .fn = f, \
-                                         .dst = ud, .arg = a, .help = h}
-#define CLI_OPT_END {0}
+#define CLI_OPT_FLAG(n, s, d, h)                                                                   \
+    { .name = n, .short_name = s, .kind = CLI_FLAG, .dst = d, .size = sizeof *(d), .help = h }
+#define CLI_OPT_INT(n, s, d, l, u, a, h)                                                           \
+    {                                                                                              \
+        .name = n, .short_name = s, .kind = CLI_INT, .dst = d, .size = sizeof *(d), .lo = l,       \
+        .hi = u, .arg = a, .help = h                                                               \
+    }
+#define CLI_OPT_FLOAT(n, s, d, l, u, a, h)                                                         \
+    {                                                                                              \
+        .name = n, .short_name = s, .kind = CLI_FLOAT, .dst = d, .size = sizeof *(d), .flo = l,    \
+        .fhi = u, .arg = a, .help = h                                                              \
+    }
+#define CLI_OPT_STR(n, s, d, a, h)                                                                 \
+    {                                                                                              \
+        .name = n, .short_name = s, .kind = CLI_STR, .dst = d, .size = sizeof *(d), .arg = a,      \
+        .help = h                                                                                  \
+    }
+#define CLI_OPT_MULTI(n, s, d, cnt, cap, a, h)                                                     \
+    {                                                                                              \
+        .name = n, .short_name = s, .kind = CLI_MULTI, .dst = d, .count = cnt, .hi = cap,          \
+        .arg = a, .help = h                                                                        \
+    }
+#define CLI_OPT_CALL(n, s, f, ud, a, h)                                                            \
+    { .name = n, .short_name = s, .kind = CLI_CALL, .fn = f, .dst = ud, .arg = a, .help = h }
+#define CLI_OPT_END                                                                                \
+    { 0 }
 
 /* --kv-type f16|f32 into an infer_kv_type (generate, chat, serve). */
 int cli_opt_kv_type(void *ud, const cli_opt *o, const char *val);

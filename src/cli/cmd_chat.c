@@ -279,11 +279,16 @@ int cli_chat(int argc, char **argv) {
         printf("\n");
         fflush(stdout);
         int failed = a.write_failed || a.text.failed || a.last.finish == INFER_FINISH_ERROR;
-        if (a.write_failed) fprintf(stderr, "hearth chat: writing to stdout failed\n");
-        else if (a.text.failed) fprintf(stderr, "hearth chat: out of memory\n");
-        else if (a.last.finish == INFER_FINISH_ERROR) fprintf(stderr, "hearth chat: the forward failed\n");
-        else if (a.last.finish == INFER_FINISH_CANCELLED) fprintf(stderr, "hearth chat: (stopped)\n");
-        int rc = failed ? 0 : history_add(&h, "assistant", a.text.data ? a.text.data : "", a.text.len);
+        if (a.write_failed)
+            fprintf(stderr, "hearth chat: writing to stdout failed\n");
+        else if (a.text.failed)
+            fprintf(stderr, "hearth chat: out of memory\n");
+        else if (a.last.finish == INFER_FINISH_ERROR)
+            fprintf(stderr, "hearth chat: the forward failed\n");
+        else if (a.last.finish == INFER_FINISH_CANCELLED)
+            fprintf(stderr, "hearth chat: (stopped)\n");
+        int rc =
+            failed ? 0 : history_add(&h, "assistant", a.text.data ? a.text.data : "", a.text.len);
         base_buf_free(&a.text);
         if (failed) goto out;
         if (rc) goto oom;

@@ -23,8 +23,9 @@ static int parse_hidden(void *ud, const cli_opt *o, const char *val) {
     h[0] = strtol(val, &end, 10);
     if (*end != ',' || h[0] < 1 || h[0] > 4096 || (h[1] = strtol(end + 1, &end, 10)) < 1 ||
         h[1] > 4096 || *end) {
-        fprintf(stderr, "hearth digits: --hidden must be two widths in [1, 4096] like 4,4, got "
-                        "'%s'\n",
+        fprintf(stderr,
+                "hearth digits: --hidden must be two widths in [1, 4096] like 4,4, got "
+                "'%s'\n",
                 val);
         return -1;
     }

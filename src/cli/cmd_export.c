@@ -30,12 +30,13 @@ int cli_export(int argc, char **argv) {
         .name = "export",
         .usage = "usage: hearth export RUN|RUN/step_NNNNNNNN -o FILE.safetensors\n"
                  "       hearth export RUN|MODEL.safetensors -o FILE.gguf [--tokenizer F]",
-        .about = "safetensors: writes the model of the run's newest checkpoint that verifies (or of\n"
-                 "the given checkpoint) to FILE, atomically: the tensors under Hugging Face names,\n"
-                 "and the model config and step in the file's __metadata__; the run's tokenizer\n"
-                 "goes beside it as FILE's stem + .htok.\n"
-                 "gguf: the model and its tokenizer as one GGUF file for llama.cpp (architecture\n"
-                 "gpt2 or llama, float32 tensors under llama.cpp's names).",
+        .about =
+            "safetensors: writes the model of the run's newest checkpoint that verifies (or of\n"
+            "the given checkpoint) to FILE, atomically: the tensors under Hugging Face names,\n"
+            "and the model config and step in the file's __metadata__; the run's tokenizer\n"
+            "goes beside it as FILE's stem + .htok.\n"
+            "gguf: the model and its tokenizer as one GGUF file for llama.cpp (architecture\n"
+            "gpt2 or llama, float32 tensors under llama.cpp's names).",
         .opts = opts};
     int npos, st = cli_parse(&cmd, argc, argv, &npos);
     if (st >= 0) return st;
@@ -45,8 +46,9 @@ int cli_export(int argc, char **argv) {
     if (!src || !out) return cli_usage_error(&cmd, "RUN and -o FILE are required");
     const char *by_name = format_of(out);
     if (!fmt && !by_name)
-        return cli_usage_error(&cmd, "which format? -o %s has neither .safetensors nor .gguf at "
-                                     "its end: give --format safetensors|gguf",
+        return cli_usage_error(&cmd,
+                               "which format? -o %s has neither .safetensors nor .gguf at "
+                               "its end: give --format safetensors|gguf",
                                out);
     if (!fmt) fmt = by_name;
     if (by_name && strcmp(fmt, by_name) != 0 &&

@@ -131,9 +131,12 @@ static int inspect_dir(const char *dir) {
         printf("trainer: BAD: %s\n", je.text);
         bad = 1;
     } else {
-        char *c = json_dumps(json_object_get(tj, "config"), JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
-        char *r = json_dumps(json_object_get(tj, "run"), JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
-        char *d = json_dumps(json_object_get(tj, "data_pos"), JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+        char *c = json_dumps(json_object_get(tj, "config"),
+                             JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+        char *r = json_dumps(json_object_get(tj, "run"),
+                             JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+        char *d = json_dumps(json_object_get(tj, "data_pos"),
+                             JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
         printf("trainer: step %" JSON_INTEGER_FORMAT "\n  config: %s\n  run: %s\n  data_pos: %s\n",
                json_integer_value(json_object_get(tj, "step")), c ?: "?", r ?: "?", d ?: "?");
         free(c);
@@ -160,12 +163,12 @@ static int inspect_dir(const char *dir) {
 /* ggml's tensor types by id (ggml.h), for display; NULL: an id this table does not know */
 static const char *ggml_type_name(uint32_t t) {
     static const char *const names[] = {
-        [0] = "F32",   [1] = "F16",   [2] = "Q4_0",  [3] = "Q4_1",  [6] = "Q5_0",
-        [7] = "Q5_1",  [8] = "Q8_0",  [9] = "Q8_1",  [10] = "Q2_K", [11] = "Q3_K",
-        [12] = "Q4_K", [13] = "Q5_K", [14] = "Q6_K", [15] = "Q8_K", [16] = "IQ2_XXS",
+        [0] = "F32",     [1] = "F16",      [2] = "Q4_0",   [3] = "Q4_1",    [6] = "Q5_0",
+        [7] = "Q5_1",    [8] = "Q8_0",     [9] = "Q8_1",   [10] = "Q2_K",   [11] = "Q3_K",
+        [12] = "Q4_K",   [13] = "Q5_K",    [14] = "Q6_K",  [15] = "Q8_K",   [16] = "IQ2_XXS",
         [17] = "IQ2_XS", [18] = "IQ3_XXS", [19] = "IQ1_S", [20] = "IQ4_NL", [21] = "IQ3_S",
-        [22] = "IQ2_S", [23] = "IQ4_XS", [24] = "I8", [25] = "I16", [26] = "I32", [27] = "I64",
-        [28] = "F64", [29] = "IQ1_M", [30] = "BF16"};
+        [22] = "IQ2_S",  [23] = "IQ4_XS",  [24] = "I8",    [25] = "I16",    [26] = "I32",
+        [27] = "I64",    [28] = "F64",     [29] = "IQ1_M", [30] = "BF16"};
     return t < sizeof names / sizeof names[0] ? names[t] : NULL;
 }
 
@@ -272,7 +275,8 @@ static int inspect_gguf(const char *path) {
         printf("model: hearth cannot run it: %s\n", e.msg);
     } else {
         json_t *j = nn_config_json(&c);
-        char *t = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) : NULL;
+        char *t =
+            j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) : NULL;
         printf("model: %s\n", t ? t : "?");
         free(t);
         json_decref(j);

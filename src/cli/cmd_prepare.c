@@ -70,27 +70,28 @@ int cli_prepare(int argc, char **argv) {
     size_t ni = 0;
     if (!inputs) return 1;
     int rc = 2;
-    const cli_opt opts[] = {
-        CLI_OPT_STR("vocab", 0, &vocab_path, "FILE",
-                    "vocabulary (.htok or GGUF) with an end-of-text token"),
-        CLI_OPT_STR("out", 0, &o.out_dir, "DIR",
-                    "output: train_NNNNNN.bin, val_NNNNNN.bin, vocab.htok,\n"
-                    "prepare.json (DIR must not hold a prepared set already)"),
-        CLI_OPT_STR("field", 0, &o.field, "NAME", "the JSONL field holding the text (default text)"),
-        CLI_OPT_FLOAT("val-frac", 0, &o.val_frac, 0, 0.99, "X",
-                      "expected fraction of documents held out (default 0.01)"),
-        CLI_OPT_INT("shard-tokens", 0, &o.shard_tokens, 1, LONG_MAX, "N",
-                    "tokens per shard (default 100000000)"),
-        CLI_OPT_INT("seed", 0, &o.seed, 0, LONG_MAX, "S",
-                    "salts which documents go to val (default 1337)"),
-        CLI_OPT_END};
+    const cli_opt opts[] = {CLI_OPT_STR("vocab", 0, &vocab_path, "FILE",
+                                        "vocabulary (.htok or GGUF) with an end-of-text token"),
+                            CLI_OPT_STR("out", 0, &o.out_dir, "DIR",
+                                        "output: train_NNNNNN.bin, val_NNNNNN.bin, vocab.htok,\n"
+                                        "prepare.json (DIR must not hold a prepared set already)"),
+                            CLI_OPT_STR("field", 0, &o.field, "NAME",
+                                        "the JSONL field holding the text (default text)"),
+                            CLI_OPT_FLOAT("val-frac", 0, &o.val_frac, 0, 0.99, "X",
+                                          "expected fraction of documents held out (default 0.01)"),
+                            CLI_OPT_INT("shard-tokens", 0, &o.shard_tokens, 1, LONG_MAX, "N",
+                                        "tokens per shard (default 100000000)"),
+                            CLI_OPT_INT("seed", 0, &o.seed, 0, LONG_MAX, "S",
+                                        "salts which documents go to val (default 1337)"),
+                            CLI_OPT_END};
     const cli_cmd cmd = {
         .name = "prepare",
         .usage = "usage: hearth prepare --vocab FILE --out DIR [options] INPUTS...",
-        .about = "Encodes documents into token shards for `hearth train --data DIR`.\n"
-                 "INPUTS: text files (each one document), directories (every file in them,\n"
-                 "recursively, in sorted order; hidden entries skipped), and .jsonl files (one JSON\n"
-                 "object per line; its --field string is a document).",
+        .about =
+            "Encodes documents into token shards for `hearth train --data DIR`.\n"
+            "INPUTS: text files (each one document), directories (every file in them,\n"
+            "recursively, in sorted order; hidden entries skipped), and .jsonl files (one JSON\n"
+            "object per line; its --field string is a document).",
         .opts = opts,
         .notes = "Identical documents are kept once. Malformed JSONL lines are skipped with a\n"
                  "warning naming the line, and counted."};

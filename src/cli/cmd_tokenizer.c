@@ -100,19 +100,19 @@ static int cmd_train(int argc, char **argv) {
     size_t ns = 0, nf = 0;
     int rc = 2;
     int n_special = 0;
-    const cli_opt opts[] = {
-        CLI_OPT_INT("vocab-size", 0, &vocab_size, 256, TOK_MAX_TOKENS, "N",
-                    "tokens in the vocabulary, specials included"),
-        CLI_OPT_STR("out", 0, &out, "FILE", "the .htok file to write"),
-        CLI_OPT_CALL("pattern", 0, parse_pattern_opt, &pattern, "gpt2|cl100k",
-                     "the pre-tokenizer's split pattern (default gpt2)"),
-        CLI_OPT_MULTI("special", 0, specials, &n_special, LONG_MAX, "TEXT",
-                      "a special token (default <|endoftext|>)"),
-        CLI_OPT_FLAG("no-special", 0, &no_special, "no special tokens at all"),
-        CLI_OPT_END};
+    const cli_opt opts[] = {CLI_OPT_INT("vocab-size", 0, &vocab_size, 256, TOK_MAX_TOKENS, "N",
+                                        "tokens in the vocabulary, specials included"),
+                            CLI_OPT_STR("out", 0, &out, "FILE", "the .htok file to write"),
+                            CLI_OPT_CALL("pattern", 0, parse_pattern_opt, &pattern, "gpt2|cl100k",
+                                         "the pre-tokenizer's split pattern (default gpt2)"),
+                            CLI_OPT_MULTI("special", 0, specials, &n_special, LONG_MAX, "TEXT",
+                                          "a special token (default <|endoftext|>)"),
+                            CLI_OPT_FLAG("no-special", 0, &no_special, "no special tokens at all"),
+                            CLI_OPT_END};
     const cli_cmd cmd = {.name = "tokenizer train",
-                         .usage = "usage: hearth tokenizer train --vocab-size N --out FILE [options] "
-                                  "FILES...",
+                         .usage =
+                             "usage: hearth tokenizer train --vocab-size N --out FILE [options] "
+                             "FILES...",
                          .about = "Learns a byte-level BPE vocabulary of N tokens from FILES.",
                          .opts = opts};
     if (!specials || !files) goto done;
@@ -216,11 +216,12 @@ static int cmd_encode(int argc, char **argv) {
     tok_vocab *v;
     char *text;
     size_t len;
-    int special, st = open_stdin_job(
-        "encode", "special",
-        "special-token text such as <|endoftext|> becomes its token\n(default: it is text)",
-        "Reads text on stdin, prints its token ids separated by spaces.", argc, argv, &special, &v,
-        &text, &len);
+    int special,
+        st = open_stdin_job(
+            "encode", "special",
+            "special-token text such as <|endoftext|> becomes its token\n(default: it is text)",
+            "Reads text on stdin, prints its token ids separated by spaces.", argc, argv, &special,
+            &v, &text, &len);
     if (st >= 0) return st;
     tok_ids ids = {0};
     base_err e = {0};
@@ -338,11 +339,11 @@ static int cmd_import(int argc, char **argv) {
         CLI_OPT_CALL("special", 0, add_special, &is, "TEXT[=ID]",
                      "a special token, at ID or the next free id (repeatable)"),
         CLI_OPT_END};
-    const cli_cmd cmd = {
-        .name = "tokenizer import",
-        .usage = "usage: hearth tokenizer import --tiktoken RANKS --out FILE [options]",
-        .about = "Converts a tiktoken ranks file to hearth's format.",
-        .opts = opts};
+    const cli_cmd cmd = {.name = "tokenizer import",
+                         .usage =
+                             "usage: hearth tokenizer import --tiktoken RANKS --out FILE [options]",
+                         .about = "Converts a tiktoken ranks file to hearth's format.",
+                         .opts = opts};
     if (!sp || !texts) goto done;
     int npos, pst = cli_parse(&cmd, argc, argv, &npos);
     ns = is.n;

@@ -147,7 +147,8 @@ int cli_train(int argc, char **argv) {
     for (int j = 0; nn_config_fields[j] && j < 32; j++) {
         snprintf(names[j], sizeof names[j], "%s", nn_config_fields[j]);
         for (char *c = names[j]; *c; c++) *c = *c == '_' ? '-' : *c;
-        opts[n++] = (cli_opt)CLI_OPT_CALL(names[j], 0, add_override, &ov, nn_config_fields[j], NULL);
+        opts[n++] =
+            (cli_opt)CLI_OPT_CALL(names[j], 0, add_override, &ov, nn_config_fields[j], NULL);
     }
     opts[n] = (cli_opt)CLI_OPT_END;
     const cli_cmd cmd = {

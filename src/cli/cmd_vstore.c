@@ -52,7 +52,8 @@ static int parse(int argc, char **argv, opts *o) {
         CLI_OPT_INT("M", 0, &o->M, 2, 256, "N", "create: HNSW links per node"),
         CLI_OPT_INT("ef-construction", 0, &o->efc, 1, 10000, "N", "create: HNSW build beam"),
         CLI_OPT_INT("ef-search", 0, &o->efs, 1, 10000, "N", "create, modify: HNSW search beam"),
-        CLI_OPT_STR("metadata", 0, &o->metadata, "JSON", "create, modify: the collection's metadata"),
+        CLI_OPT_STR("metadata", 0, &o->metadata, "JSON",
+                    "create, modify: the collection's metadata"),
         CLI_OPT_FLAG("get-or-create", 0, &o->get_or_create, "create: an existing one is fine"),
         CLI_OPT_STR("name", 0, &o->new_name, "NEW", "modify: the new name"),
         CLI_OPT_STR("file", 0, &o->file, "F.jsonl", "add, upsert, update, query: the records"),
@@ -64,8 +65,7 @@ static int parse(int argc, char **argv, opts *o) {
         CLI_OPT_STR("where-document", 0, &o->where_doc, "JSON", "a document filter"),
         CLI_OPT_INT("limit", 0, &o->limit, 0, 1L << 40, "N", "get: records at most"),
         CLI_OPT_INT("offset", 0, &o->offset, 0, 1L << 40, "N", "get: records skipped"),
-        CLI_OPT_STR("include", 0, &o->include, "LIST",
-                    "documents,metadatas,embeddings,distances"),
+        CLI_OPT_STR("include", 0, &o->include, "LIST", "documents,metadatas,embeddings,distances"),
         CLI_OPT_STR("vector", 0, &o->vector, "JSON", "query, hybrid: the query embedding"),
         CLI_OPT_STR("text", 0, &o->text, "TEXT", "hybrid: the query text"),
         CLI_OPT_INT(NULL, 'k', &o->k, 1, VSTORE_MAX_RESULTS, "N", "results (default 10)"),
@@ -80,8 +80,10 @@ static int parse(int argc, char **argv, opts *o) {
     /* VERB NAME, and `text NAME TEXT` */
     if (npos > 0) o->verb = argv[1];
     if (npos > 1) o->name = argv[2];
-    if (npos > 2 && !o->text) o->text = argv[3];
-    else if (npos > 2) return cli_usage_error(&cmd, "unexpected argument '%s'", argv[3]);
+    if (npos > 2 && !o->text)
+        o->text = argv[3];
+    else if (npos > 2)
+        return cli_usage_error(&cmd, "unexpected argument '%s'", argv[3]);
     if (npos > 3) return cli_usage_error(&cmd, "unexpected argument '%s'", argv[4]);
     if (!o->dir || !o->verb) return cli_usage_error(&cmd, "--dir DIR and a VERB are required");
     return -1;
@@ -129,13 +131,19 @@ static int parse_include(const char *s, unsigned def, unsigned *out) {
     if (!c) return -1;
     int rc = 0;
     for (char *t = strtok_r(c, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (!strcmp(t, "documents")) *out |= VSTORE_INC_DOCUMENTS;
-        else if (!strcmp(t, "metadatas")) *out |= VSTORE_INC_METADATAS;
-        else if (!strcmp(t, "embeddings")) *out |= VSTORE_INC_EMBEDDINGS;
-        else if (!strcmp(t, "distances")) *out |= VSTORE_INC_DISTANCES;
+        if (!strcmp(t, "documents"))
+            *out |= VSTORE_INC_DOCUMENTS;
+        else if (!strcmp(t, "metadatas"))
+            *out |= VSTORE_INC_METADATAS;
+        else if (!strcmp(t, "embeddings"))
+            *out |= VSTORE_INC_EMBEDDINGS;
+        else if (!strcmp(t, "distances"))
+            *out |= VSTORE_INC_DISTANCES;
         else {
-            fprintf(stderr, "hearth: vstore: --include: unknown field '%s' (known: documents, "
-                            "metadatas, embeddings, distances)\n", t);
+            fprintf(stderr,
+                    "hearth: vstore: --include: unknown field '%s' (known: documents, "
+                    "metadatas, embeddings, distances)\n",
+                    t);
             rc = -1;
         }
     }
@@ -256,13 +264,13 @@ static int read_jsonl(const char *path, recs *r, int need_emb) {
             size_t d = json_array_size(emb);
             if (r->n == 0) r->dim = d;
             if (d != r->dim || (r->n > 0 && !r->has_emb))
-                BAD("\"embedding\" has %zu values, earlier records %zu", d, r->has_emb ? r->dim : 0);
+                BAD("\"embedding\" has %zu values, earlier records %zu", d,
+                    r->has_emb ? r->dim : 0);
             r->has_emb = 1;
         } else if (need_emb || r->has_emb) {
             BAD("\"embedding\" is required");
         }
-        if (doc && !json_is_null(doc) && !json_is_string(doc))
-            BAD("\"document\" must be a string");
+        if (doc && !json_is_null(doc) && !json_is_string(doc)) BAD("\"document\" must be a string");
         if (meta && !json_is_null(meta) && !json_is_object(meta))
             BAD("\"metadata\" must be an object");
         /* parallel arrays grown from one capacity (one that grew before another failed is
@@ -446,7 +454,8 @@ static int run(vstore *db, const char *verb, const opts *o) {
     rc = 0;
     if (!strcmp(verb, "info")) {
         uint64_t cnt = 0;
-        if (vstore_count(db, c.id, &cnt, &e)) rc = fail("info", &e);
+        if (vstore_count(db, c.id, &cnt, &e))
+            rc = fail("info", &e);
         else
             printf("name %s\nid %s\nmetric %s\ndim %zu\nM %d\nef_construction %d\nef_search %d\n"
                    "records %llu\nmetadata %s\n",
@@ -462,14 +471,17 @@ static int run(vstore *db, const char *verb, const opts *o) {
             rc = fail("modify", &e);
         }
     } else if (!strcmp(verb, "add") || !strcmp(verb, "upsert") || !strcmp(verb, "update")) {
-        rc = do_write(db, &c, verb[0] == 'a' ? VSTORE_ADD : verb[1] == 'p' && verb[2] == 's'
-                                                                ? VSTORE_UPSERT
-                                                                : VSTORE_UPDATE,
+        rc = do_write(db, &c,
+                      verb[0] == 'a'                     ? VSTORE_ADD
+                      : verb[1] == 'p' && verb[2] == 's' ? VSTORE_UPSERT
+                                                         : VSTORE_UPDATE,
                       o);
     } else if (!strcmp(verb, "count")) {
         uint64_t cnt = 0;
-        if (vstore_count(db, c.id, &cnt, &e)) rc = fail("count", &e);
-        else printf("%llu\n", (unsigned long long)cnt);
+        if (vstore_count(db, c.id, &cnt, &e))
+            rc = fail("count", &e);
+        else
+            printf("%llu\n", (unsigned long long)cnt);
     } else if (!strcmp(verb, "get") || !strcmp(verb, "remove")) {
         size_t n = 0;
         char *copy = NULL, **ids = o->ids ? split_ids(o->ids, &n, &copy) : NULL;
@@ -481,16 +493,19 @@ static int run(vstore *db, const char *verb, const opts *o) {
             if (vstore_delete(db, c.id, (const char *const *)ids, n, o->where, o->where_doc, 0,
                               &deleted, &e))
                 rc = fail("remove", &e);
-            else printf("%zu\n", deleted);
+            else
+                printf("%zu\n", deleted);
         } else {
-            vstore_get_req g = {(const char *const *)ids, n, o->where, o->where_doc,
-                                (size_t)o->limit, (size_t)o->offset, 0};
+            vstore_get_req g = {
+                (const char *const *)ids, n, o->where, o->where_doc, (size_t)o->limit,
+                (size_t)o->offset,        0};
             vstore_result res = {0};
-            if (parse_include(o->include, VSTORE_INC_DOCUMENTS | VSTORE_INC_METADATAS,
-                              &g.include))
+            if (parse_include(o->include, VSTORE_INC_DOCUMENTS | VSTORE_INC_METADATAS, &g.include))
                 rc = 2;
-            else if (vstore_get(db, c.id, &g, &res, &e)) rc = fail("get", &e);
-            else print_result(&res, "distance");
+            else if (vstore_get(db, c.id, &g, &res, &e))
+                rc = fail("get", &e);
+            else
+                print_result(&res, "distance");
             vstore_result_free(&res);
         }
         free(ids);
@@ -511,24 +526,35 @@ static int run(vstore *db, const char *verb, const opts *o) {
                                  &inc)) {
             rc = 2;
         } else if (verb[0] == 'q') {
-            vstore_query_req q = {.queries = v, .nq = 1, .dim = dim,
-                                  .k = o->k ? (size_t)o->k : 10, .where = o->where,
-                                  .where_document = o->where_doc, .include = inc,
+            vstore_query_req q = {.queries = v,
+                                  .nq = 1,
+                                  .dim = dim,
+                                  .k = o->k ? (size_t)o->k : 10,
+                                  .where = o->where,
+                                  .where_document = o->where_doc,
+                                  .include = inc,
                                   .ef = (int)o->ef};
             vstore_result *res = NULL;
-            if (vstore_query(db, c.id, &q, &res, &e)) rc = fail("query", &e);
-            else print_result(&res[0], "distance");
+            if (vstore_query(db, c.id, &q, &res, &e))
+                rc = fail("query", &e);
+            else
+                print_result(&res[0], "distance");
             if (res) vstore_result_free(&res[0]);
             free(res);
         } else if (!o->text) {
             fprintf(stderr, "hearth: vstore: hybrid: --text TEXT is required\n");
             rc = 2;
         } else {
-            vstore_hybrid_req h = {v, dim, o->text, o->k ? (size_t)o->k : 10, o->where,
-                                   inc | VSTORE_INC_DISTANCES, o->rrf_k, o->w_dense, o->w_text};
+            vstore_hybrid_req h = {v,        dim,
+                                   o->text,  o->k ? (size_t)o->k : 10,
+                                   o->where, inc | VSTORE_INC_DISTANCES,
+                                   o->rrf_k, o->w_dense,
+                                   o->w_text};
             vstore_result res = {0};
-            if (vstore_hybrid(db, c.id, &h, &res, &e)) rc = fail("hybrid", &e);
-            else print_result(&res, "score");
+            if (vstore_hybrid(db, c.id, &h, &res, &e))
+                rc = fail("hybrid", &e);
+            else
+                print_result(&res, "score");
             vstore_result_free(&res);
         }
         free(v);
@@ -544,7 +570,8 @@ static int run(vstore *db, const char *verb, const opts *o) {
             if (vstore_text_search(db, c.id, o->text, o->k ? (size_t)o->k : 10, o->where,
                                    inc | VSTORE_INC_DISTANCES, &res, &e))
                 rc = fail("text", &e);
-            else print_result(&res, "score");
+            else
+                print_result(&res, "score");
             vstore_result_free(&res);
         }
     } else {

@@ -25,7 +25,6 @@ enum {
 };
 _Static_assert(H_ID + DATA_IDENTITY_MAX <= H_CHECKSUM, "identity overlaps the checksum");
 
-
 int data_shard_parse(const void *data, size_t file_len, const char *name, data_shard_info *info,
                      base_err *e) {
     const uint8_t *p = data;

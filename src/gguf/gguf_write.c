@@ -146,7 +146,9 @@ void gguf_add_tensor(gguf_writer *w, const char *name, uint32_t n_dims, const ui
     w->n_t++;
 }
 
-static uint64_t pad_to(uint64_t x) { return (x + ALIGN - 1) / ALIGN * ALIGN; }
+static uint64_t pad_to(uint64_t x) {
+    return (x + ALIGN - 1) / ALIGN * ALIGN;
+}
 
 int gguf_writer_save(gguf_writer *w, const char *path, base_err *e) {
     if (w->failed || w->kv.failed)

@@ -111,8 +111,8 @@ typedef struct nn_model {
     const tensor_ops *ops; /* kernels; tensor_fast_ops unless a test swaps in the reference */
     int B, T;              /* the batch shape activations were allocated for */
     size_t n_params, n_acts;
-    float *params, *grads; /* (n_params) each */
-    float *acts, *dacts;   /* (n_acts) each */
+    float *params, *grads;             /* (n_params) each */
+    float *acts, *dacts;               /* (n_acts) each */
     nn_tensor tensors[NN_MAX_TENSORS]; /* names, shapes, offsets: file I/O and the optimizer */
     int n_tensors;
     nn_params pt, gt; /* the parameter tensors in params and in grads (all NULL without grads) */

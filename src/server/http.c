@@ -228,7 +228,7 @@ static void *load_main(void *arg) {
     base_err *e = &s->load_err;
     if (infer_model_load(&m, s->model_path, s->tokenizer, e)) goto fail;
     const nn_config *cfg = infer_model_config(m);
-    int ctx = s->o.ctx                            ? s->o.ctx
+    int ctx = s->o.ctx                           ? s->o.ctx
               : cfg->max_seq < INFER_DEFAULT_CTX ? cfg->max_seq
                                                  : INFER_DEFAULT_CTX;
     if (ctx > cfg->max_seq) {

@@ -107,8 +107,8 @@ void tensor_ref_matmul_fwd(float *out, const float *inp, const float *w, const f
         }
 }
 
-void tensor_ref_matmul_rows_fwd(float *out, const float *inp, const float *w, const float *b,
-                                int N, int C, int OC) {
+void tensor_ref_matmul_rows_fwd(float *out, const float *inp, const float *w, const float *b, int N,
+                                int C, int OC) {
     tensor_ref_matmul_fwd(out, inp, w, b, N, C, OC); /* the same product */
 }
 

@@ -38,10 +38,10 @@
     /* out (N,OC) = inp (N,C) @ w^T, w (OC,C), + b (OC) */                                         \
     X(void, matmul_fwd,                                                                            \
       (float *out, const float *inp, const float *w, const float *b, int N, int C, int OC))        \
-    /* The same product for a few rows (decoding: one per sequence): each weight row is read   \
-     * once for all rows instead of the whole matrix being packed per call as sgemm does, and   \
-     * every output element is one dot product in a fixed order, so a row's result does not     \
-     * depend on N, on the other rows or on the thread count. */                                \
+    /* The same product for a few rows (decoding: one per sequence): each weight row is read       \
+     * once for all rows instead of the whole matrix being packed per call as sgemm does, and      \
+     * every output element is one dot product in a fixed order, so a row's result does not        \
+     * depend on N, on the other rows or on the thread count. */                                   \
     X(void, matmul_rows_fwd,                                                                       \
       (float *out, const float *inp, const float *w, const float *b, int N, int C, int OC))        \
     X(void, matmul_bwd,                                                                            \

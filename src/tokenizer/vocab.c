@@ -40,7 +40,6 @@ uint64_t tok_hash(const void *p, size_t n) {
     return mix64(h);
 }
 
-
 /* ---- building */
 
 tok_vocab *tok_vocab_new(int kind, int pretok) {
@@ -383,7 +382,6 @@ int32_t tok_find(const tok_vocab *v, const char *text, size_t len) {
 
 /* ---- HTOK: serialization */
 
-
 /* The exact size of an HTOK file with these counts, or 0 on overflow. */
 static size_t htok_size(uint64_t n, uint64_t blob, uint64_t m) {
     size_t a, b, s;
@@ -501,7 +499,8 @@ int tok_parse(const void *data, size_t len, tok_vocab **out, base_err *e) {
                        (unsigned long long)used, (unsigned long long)blob);
     const uint8_t *mg = text + blob;
     for (uint32_t i = 0; i < m && !rc; i++, mg += 16)
-        rc = tok_vocab_add_merge(v, base_get_le32(mg), base_get_le32(mg + 4), base_get_le32(mg + 8), base_get_le32(mg + 12), e);
+        rc = tok_vocab_add_merge(v, base_get_le32(mg), base_get_le32(mg + 4), base_get_le32(mg + 8),
+                                 base_get_le32(mg + 12), e);
     if (!rc) rc = tok_vocab_finish(v, e);
     if (rc) {
         tok_free(v);
@@ -752,8 +751,8 @@ int tok_gguf_set(const tok_vocab *v, gguf_writer *w, base_err *e) {
         gpt2_map(&text, (const uint8_t(*)[2])byte_cp, (const uint8_t *)v->blob + v->off[mg[i].left],
                  v->len[mg[i].left]);
         base_buf_append(&text, " ", 1);
-        gpt2_map(&text, (const uint8_t(*)[2])byte_cp, (const uint8_t *)v->blob + v->off[mg[i].right],
-                 v->len[mg[i].right]);
+        gpt2_map(&text, (const uint8_t(*)[2])byte_cp,
+                 (const uint8_t *)v->blob + v->off[mg[i].right], v->len[mg[i].right]);
         len[k] = text.len - off[k];
     }
     if (!rc && text.failed) rc = base_fail(e, BASE_ENOMEM, "out of memory");

@@ -63,11 +63,15 @@ static void set_fail(reply *r, int code, const base_err *e) {
     case BASE_EEXISTS:
         set_err(r, 409, "UniqueConstraintError", e->msg);
         break;
-    case BASE_EINVAL: set_err(r, 400, "InvalidArgumentError", e->msg); break;
+    case BASE_EINVAL:
+        set_err(r, 400, "InvalidArgumentError", e->msg);
+        break;
     case BASE_ENOSPC:
         set_err(r, 507, "InsufficientStorageError", e->msg);
         break;
-    default: set_err(r, 500, "InternalError", e->msg); break;
+    default:
+        set_err(r, 500, "InternalError", e->msg);
+        break;
     }
 }
 
@@ -101,8 +105,7 @@ static char *dump_opt(const json_t *v) {
 }
 
 /* An array of strings (ids): *out borrows from v. */
-static int str_array(const json_t *v, const char *what, const char ***out, size_t *n,
-                     base_err *e) {
+static int str_array(const json_t *v, const char *what, const char ***out, size_t *n, base_err *e) {
     *out = NULL;
     *n = 0;
     if (!v || json_is_null(v)) return 0;
@@ -170,8 +173,7 @@ static int float_matrix(const json_t *v, const char *what, size_t n_expected, fl
     return 0;
 }
 
-static int parse_include(const json_t *v, unsigned def, unsigned *inc, json_t **echo,
-                         base_err *e) {
+static int parse_include(const json_t *v, unsigned def, unsigned *inc, json_t **echo, base_err *e) {
     static const struct {
         const char *name;
         unsigned bit;
@@ -346,9 +348,8 @@ static json_t *coll_json(const vstore_coll *c) {
     json_t *conf = json_pack("{s:o,s:n,s:n}", "hnsw", hc, "spann", "embedding_function");
     return json_pack("{s:s,s:s,s:o,s:o,s:o,s:s,s:s,s:i,s:i,s:n}", "id", c->id, "name", c->name,
                      "configuration_json", conf, "metadata", json_meta_or_null(c->metadata),
-                     "dimension", c->dim ? json_integer((json_int_t)c->dim) : json_null(),
-                     "tenant", c->tenant, "database", c->database, "log_position", 0, "version",
-                     0, "schema");
+                     "dimension", c->dim ? json_integer((json_int_t)c->dim) : json_null(), "tenant",
+                     c->tenant, "database", c->database, "log_position", 0, "version", 0, "schema");
 }
 
 /* ---- routes */
@@ -407,8 +408,7 @@ static void do_create_collection(vstore *db, req *q, reply *r) {
         const char *meta_key, *conf_key;
         size_t off;
     } ints[] = {{"hnsw:M", "max_neighbors", offsetof(hnsw_params, M)},
-                {"hnsw:construction_ef", "ef_construction",
-                 offsetof(hnsw_params, ef_construction)},
+                {"hnsw:construction_ef", "ef_construction", offsetof(hnsw_params, ef_construction)},
                 {"hnsw:search_ef", "ef_search", offsetof(hnsw_params, ef_search)}};
     for (size_t k = 0; k < 3; k++) {
         json_t *v = json_object_get(h, ints[k].conf_key);
@@ -425,11 +425,13 @@ static void do_create_collection(vstore *db, req *q, reply *r) {
     char *mtext = dump_opt(meta);
     o.metadata = mtext;
     vstore_coll c = {0};
-    int rc = vstore_coll_create(db, t, d, name, &o, json_is_true(json_object_get(in, "get_or_create")),
-                                &c, &e);
+    int rc = vstore_coll_create(db, t, d, name, &o,
+                                json_is_true(json_object_get(in, "get_or_create")), &c, &e);
     free(mtext);
-    if (rc) set_fail(r, rc, &e);
-    else set_ok(r, 200, coll_json(&c));
+    if (rc)
+        set_fail(r, rc, &e);
+    else
+        set_ok(r, 200, coll_json(&c));
     vstore_coll_free(&c);
 }
 
@@ -444,7 +446,8 @@ static void do_write(vstore *db, req *rq, reply *r) {
     size_t n = 0, ne = 0, dim = 0;
     int rc = str_array(json_object_get(in, "ids"), "ids", &ids, &n, &e);
     if (!rc && !ids) rc = base_fail(&e, BASE_EINVAL, "ids are required");
-    if (!rc) rc = float_matrix(json_object_get(in, "embeddings"), "embeddings", n, &emb, &ne, &dim, &e);
+    if (!rc)
+        rc = float_matrix(json_object_get(in, "embeddings"), "embeddings", n, &emb, &ne, &dim, &e);
     json_t *jd = json_object_get(in, "documents"), *jm = json_object_get(in, "metadatas");
     if (!rc && jd && !json_is_null(jd)) {
         if (!json_is_array(jd) || json_array_size(jd) != n)
@@ -453,7 +456,8 @@ static void do_write(vstore *db, req *rq, reply *r) {
             rc = base_fail(&e, BASE_ENOMEM, "out of memory");
         for (size_t i = 0; !rc && i < n; i++) {
             json_t *x = json_array_get(jd, i);
-            if (json_is_string(x)) docs[i] = json_string_value(x);
+            if (json_is_string(x))
+                docs[i] = json_string_value(x);
             else if (!json_is_null(x))
                 rc = base_fail(&e, BASE_EINVAL, "documents[%zu] must be a string or null", i);
         }
@@ -465,7 +469,8 @@ static void do_write(vstore *db, req *rq, reply *r) {
             rc = base_fail(&e, BASE_ENOMEM, "out of memory");
         for (size_t i = 0; !rc && i < n; i++) {
             json_t *x = json_array_get(jm, i);
-            if (json_is_object(x)) metas[i] = json_dumps(x, JSON_COMPACT);
+            if (json_is_object(x))
+                metas[i] = json_dumps(x, JSON_COMPACT);
             else if (!json_is_null(x))
                 rc = base_fail(&e, BASE_EINVAL, "metadatas[%zu] must be an object or null", i);
         }
@@ -474,8 +479,10 @@ static void do_write(vstore *db, req *rq, reply *r) {
         vstore_batch b = {n, ids, emb, docs, (const char *const *)metas};
         rc = vstore_write(db, c->id, mode, &b, dim, &e);
     }
-    if (rc) set_fail(r, rc, &e);
-    else set_ok(r, mode == VSTORE_ADD ? 201 : 200, json_object());
+    if (rc)
+        set_fail(r, rc, &e);
+    else
+        set_ok(r, mode == VSTORE_ADD ? 201 : 200, json_object());
     if (metas)
         for (size_t i = 0; i < n; i++) free(metas[i]);
     free(metas);
@@ -575,8 +582,10 @@ static void do_delete(vstore *db, req *rq, reply *r) {
     int rc = str_array(json_object_get(in, "ids"), "ids", &ids, &n, &e);
     if (!rc && !jnum_size(in, "limit", &limit, &e)) rc = BASE_EINVAL;
     if (!rc) rc = vstore_delete(db, c->id, ids, n, where, wdoc, limit, &deleted, &e);
-    if (rc) set_fail(r, rc, &e);
-    else set_ok(r, 200, json_pack("{s:I}", "deleted", (json_int_t)deleted));
+    if (rc)
+        set_fail(r, rc, &e);
+    else
+        set_ok(r, 200, json_pack("{s:I}", "deleted", (json_int_t)deleted));
     free(ids);
     free(where);
     free(wdoc);
@@ -587,7 +596,8 @@ static void do_delete(vstore *db, req *rq, reply *r) {
 static int modify_config(const json_t *conf, int *ef_search, base_err *e) {
     *ef_search = 0;
     if (!conf || json_is_null(conf)) return 0;
-    if (!json_is_object(conf)) return base_fail(e, BASE_EINVAL, "new_configuration must be an object");
+    if (!json_is_object(conf))
+        return base_fail(e, BASE_EINVAL, "new_configuration must be an object");
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)conf, k, v) {
@@ -966,8 +976,8 @@ void vstore_http(vstore *db, const char *method, const char *path, const char *q
         in = json_loadb(body, len, 0, &je);
         if (!in || !json_is_object(in)) {
             char msg[300];
-            snprintf(msg, sizeof msg, "request body is not a JSON object%s%s",
-                     in ? "" : ": ", in ? "" : je.text);
+            snprintf(msg, sizeof msg, "request body is not a JSON object%s%s", in ? "" : ": ",
+                     in ? "" : je.text);
             set_err(&r, 400, "InvalidArgumentError", msg);
             goto out;
         }

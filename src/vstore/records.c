@@ -42,11 +42,16 @@ static int q_prepare(vstore *db, vstore_q *q, sqlite3_stmt **st, base_err *e) {
     json_t *v;
     json_array_foreach(q->binds, i, v) {
         int k = (int)i + 1;
-        if (json_is_string(v)) sqlite3_bind_text(*st, k, json_string_value(v), -1, SQLITE_STATIC);
-        else if (json_is_integer(v)) sqlite3_bind_int64(*st, k, json_integer_value(v));
-        else if (json_is_real(v)) sqlite3_bind_double(*st, k, json_real_value(v));
-        else if (json_is_boolean(v)) sqlite3_bind_int(*st, k, json_is_true(v));
-        else sqlite3_bind_null(*st, k);
+        if (json_is_string(v))
+            sqlite3_bind_text(*st, k, json_string_value(v), -1, SQLITE_STATIC);
+        else if (json_is_integer(v))
+            sqlite3_bind_int64(*st, k, json_integer_value(v));
+        else if (json_is_real(v))
+            sqlite3_bind_double(*st, k, json_real_value(v));
+        else if (json_is_boolean(v))
+            sqlite3_bind_int(*st, k, json_is_true(v));
+        else
+            sqlite3_bind_null(*st, k);
     }
     return 0;
 }
@@ -146,8 +151,8 @@ static int where_field(vstore_q *q, const char *key, json_t *v, base_err *e) {
     bool eq = strcmp(op, "$eq") == 0, ne = strcmp(op, "$ne") == 0;
     if (eq || ne) {
         if (scalar_type(a) < 0)
-            return base_fail(e, BASE_EINVAL, "where: %s on '%s' needs a string, number or bool",
-                             op, key);
+            return base_fail(e, BASE_EINVAL, "where: %s on '%s' needs a string, number or bool", op,
+                             key);
         /* $ne is the complement of $eq: records without the key match it too. */
         if (ne) base_buf_printf(&q->sql, "NOT ");
         cond_cmp(q, key, "=", a);
@@ -180,7 +185,8 @@ static int where_field(vstore_q *q, const char *key, json_t *v, base_err *e) {
                 if (scalar_type(x) != t) continue;
                 if (!any++)
                     base_buf_printf(&q->sql, "%s(t=%d AND v IN (", groups++ ? " OR " : "", t);
-                else base_buf_printf(&q->sql, ",");
+                else
+                    base_buf_printf(&q->sql, ",");
                 q_val(q, json_deep_copy(x));
             }
             if (any) base_buf_printf(&q->sql, "))");
@@ -208,10 +214,12 @@ static int where_expr(vstore_q *q, json_t *w, int depth, base_err *e) {
     int i = 0, rc = 0;
     json_object_foreach(w, k, v) {
         if (i++) base_buf_printf(&q->sql, " AND ");
-        if (strcmp(k, "$and") == 0 || strcmp(k, "$or") == 0) rc = where_list(q, k, v, depth, e);
+        if (strcmp(k, "$and") == 0 || strcmp(k, "$or") == 0)
+            rc = where_list(q, k, v, depth, e);
         else if (k[0] == '$')
             rc = base_fail(e, BASE_EINVAL, "where: unknown operator '%s' (known: $and $or)", k);
-        else rc = where_field(q, k, v, e);
+        else
+            rc = where_field(q, k, v, e);
         if (rc) return rc;
     }
     base_buf_printf(&q->sql, ")");
@@ -221,8 +229,9 @@ static int where_expr(vstore_q *q, json_t *w, int depth, base_err *e) {
 static int doc_expr(vstore_q *q, json_t *w, int depth, base_err *e) {
     if (depth > 32) return base_fail(e, BASE_EINVAL, "where_document: nested deeper than 32");
     if (!json_is_object(w) || json_object_size(w) != 1)
-        return base_fail(e, BASE_EINVAL, "where_document: each condition must be an object with "
-                                         "one operator");
+        return base_fail(e, BASE_EINVAL,
+                         "where_document: each condition must be an object with "
+                         "one operator");
     const char *op = json_object_iter_key(json_object_iter(w));
     json_t *a = json_object_iter_value(json_object_iter(w));
     if (strcmp(op, "$and") == 0 || strcmp(op, "$or") == 0) {
@@ -268,8 +277,7 @@ static json_t *parse_filter(const char *what, const char *text, base_err *e, int
     json_error_t je;
     json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
     if (!j) {
-        *rc = base_fail(e, BASE_EINVAL, "%s is not JSON: %s (column %d)", what, je.text,
-                        je.column);
+        *rc = base_fail(e, BASE_EINVAL, "%s is not JSON: %s (column %d)", what, je.text, je.column);
         return NULL;
     }
     if (json_is_null(j) || (json_is_object(j) && json_object_size(j) == 0)) {
@@ -390,8 +398,8 @@ static int check_batch(vstore_mode mode, const vstore_batch *b, size_t dim, json
     int rc = 0;
     for (size_t i = 1; i < b->n && !rc; i++)
         if (strcmp(sorted[i - 1], sorted[i]) == 0)
-            rc = base_fail(e, BASE_EINVAL, "id '%s' appears more than once in the batch",
-                           sorted[i]);
+            rc =
+                base_fail(e, BASE_EINVAL, "id '%s' appears more than once in the batch", sorted[i]);
     free(sorted);
     return rc;
 }
@@ -449,10 +457,14 @@ static int meta_index(vstore *db, write_stmts *w, sqlite3_int64 rid, json_t *m, 
         sqlite3_bind_int64(w->meta_ins, 1, rid);
         sqlite3_bind_text(w->meta_ins, 2, k, -1, SQLITE_STATIC);
         sqlite3_bind_int(w->meta_ins, 3, t);
-        if (t == T_STR) sqlite3_bind_text(w->meta_ins, 4, json_string_value(v), -1, SQLITE_STATIC);
-        else if (json_is_integer(v)) sqlite3_bind_int64(w->meta_ins, 4, json_integer_value(v));
-        else if (json_is_real(v)) sqlite3_bind_double(w->meta_ins, 4, json_real_value(v));
-        else sqlite3_bind_int(w->meta_ins, 4, json_is_true(v));
+        if (t == T_STR)
+            sqlite3_bind_text(w->meta_ins, 4, json_string_value(v), -1, SQLITE_STATIC);
+        else if (json_is_integer(v))
+            sqlite3_bind_int64(w->meta_ins, 4, json_integer_value(v));
+        else if (json_is_real(v))
+            sqlite3_bind_double(w->meta_ins, 4, json_real_value(v));
+        else
+            sqlite3_bind_int(w->meta_ins, 4, json_is_true(v));
         int rc = step_done(db, w->meta_ins, "index metadata", e);
         if (rc) return rc;
     }
@@ -469,9 +481,8 @@ static char *meta_dump(json_t *m) {
     return json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
 }
 
-static int write_one(vstore *db, write_stmts *w, const char *coll, const vstore_batch *b,
-                     size_t i, size_t dim, sqlite3_int64 rid, json_t *meta, uint64_t seq,
-                     base_err *e) {
+static int write_one(vstore *db, write_stmts *w, const char *coll, const vstore_batch *b, size_t i,
+                     size_t dim, sqlite3_int64 rid, json_t *meta, uint64_t seq, base_err *e) {
     const char *doc = b->documents ? b->documents[i] : NULL;
     const float *vec = b->embeddings ? b->embeddings + i * dim : NULL;
     int rc = 0;
@@ -574,7 +585,8 @@ int vstore_write(vstore *db, const char *coll_id, vstore_mode mode, const vstore
         sqlite3_bind_text(w.sel, 1, coll_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(w.sel, 2, b->ids[i], -1, SQLITE_STATIC);
         int s = sqlite3_step(w.sel);
-        if (s == SQLITE_ROW) rids[i] = sqlite3_column_int64(w.sel, 0);
+        if (s == SQLITE_ROW)
+            rids[i] = sqlite3_column_int64(w.sel, 0);
         else if (s != SQLITE_DONE)
             rc = vstore_sql_fail(db, e, "read records");
         sqlite3_reset(w.sel);
@@ -599,7 +611,8 @@ int vstore_write(vstore *db, const char *coll_id, vstore_mode mode, const vstore
     if (!rc) rc = vstore_commit(db, e);
     if (rc)
         vstore_rollback(db);
-    else if (b->embeddings) sync_index(db, &c);
+    else if (b->embeddings)
+        sync_index(db, &c);
 out:
     write_stmts_free(&w);
     if (locked) pthread_mutex_unlock(&db->mu);
@@ -728,7 +741,8 @@ int vstore_count(vstore *db, const char *coll_id, uint64_t *n, base_err *e) {
     int rc = vstore_coll_load(db, coll_id, &c, e);
     if (!rc && !(rc = vstore_prepare(db, &st, "SELECT count(*) FROM records WHERE coll=?", e))) {
         sqlite3_bind_text(st, 1, coll_id, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) *n = (uint64_t)sqlite3_column_int64(st, 0);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            *n = (uint64_t)sqlite3_column_int64(st, 0);
         else
             rc = vstore_sql_fail(db, e, "count records");
     }
@@ -938,8 +952,10 @@ static bool rid_set_has(uint64_t label, void *ud) {
     size_t lo = 0, hi = s->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (s->rids[mid] < label) lo = mid + 1;
-        else hi = mid;
+        if (s->rids[mid] < label)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo < s->n && s->rids[lo] == label;
 }
@@ -948,10 +964,10 @@ static bool rid_set_has(uint64_t label, void *ud) {
  * rids (graph with a predicate), read once for all the queries of the call. */
 typedef struct {
     bool filtered, exact;
-    size_t n;        /* matching records */
-    uint64_t *rids;  /* n, ascending */
-    float *vecs;     /* exact: n x dim */
-    int ef;          /* graph: the raised ef */
+    size_t n;       /* matching records */
+    uint64_t *rids; /* n, ascending */
+    float *vecs;    /* exact: n x dim */
+    int ef;         /* graph: the raised ef */
 } plan;
 
 static void plan_free(plan *p) {
@@ -972,15 +988,16 @@ static int plan_make(vstore *db, const vstore_coll *c, vstore_index *x, vstore_q
     sqlite3_stmt *st;
     int rc = q_coll_prepare(db, "SELECT count(*) FROM records r", c->id, filter, "", &st, e);
     if (rc) return rc;
-    if (sqlite3_step(st) == SQLITE_ROW) p->n = (size_t)sqlite3_column_int64(st, 0);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        p->n = (size_t)sqlite3_column_int64(st, 0);
     else
         rc = vstore_sql_fail(db, e, "count matches");
     sqlite3_finalize(st);
     if (rc || p->n == 0) return rc;
     p->exact = p->n <= exact_max || p->n * 20 <= total;
-    rc = q_coll_prepare(db, p->exact ? "SELECT r.rid, r.embedding FROM records r"
-                                     : "SELECT r.rid FROM records r",
-                        c->id, filter, " ORDER BY r.rid", &st, e);
+    rc = q_coll_prepare(
+        db, p->exact ? "SELECT r.rid, r.embedding FROM records r" : "SELECT r.rid FROM records r",
+        c->id, filter, " ORDER BY r.rid", &st, e);
     if (rc) return rc;
     size_t m = 0, nd;
     p->rids = malloc(p->n * sizeof *p->rids);
@@ -992,8 +1009,10 @@ static int plan_make(vstore *db, const vstore_coll *c, vstore_index *x, vstore_q
         if (p->exact) {
             const void *b = sqlite3_column_blob(st, 1);
             if (!b || (size_t)sqlite3_column_bytes(st, 1) != c->dim * sizeof(float)) {
-                rc = base_fail(e, BASE_EFORMAT, "%s: a record of collection '%s' has an embedding"
-                               " of %d bytes", db->path, c->name, sqlite3_column_bytes(st, 1));
+                rc = base_fail(e, BASE_EFORMAT,
+                               "%s: a record of collection '%s' has an embedding"
+                               " of %d bytes",
+                               db->path, c->name, sqlite3_column_bytes(st, 1));
                 break;
             }
             memcpy(p->vecs + m * c->dim, b, c->dim * sizeof(float));
@@ -1036,9 +1055,9 @@ static int check_queries(const float *q, size_t nq, size_t dim, base_err *e) {
 }
 
 /* The dense ranking of one query vector: up to k (rid, distance), nearest first. */
-static int dense_rank(vstore *db, const vstore_coll *c, const float *q, size_t k,
-                      const char *where, const char *where_doc, int ef, size_t exact_max,
-                      uint64_t *rids, float *dists, size_t *n, int *used_exact, base_err *e) {
+static int dense_rank(vstore *db, const vstore_coll *c, const float *q, size_t k, const char *where,
+                      const char *where_doc, int ef, size_t exact_max, uint64_t *rids, float *dists,
+                      size_t *n, int *used_exact, base_err *e) {
     *n = 0;
     if (c->dim == 0) return 0;
     vstore_q f;
@@ -1058,8 +1077,8 @@ static int dense_rank(vstore *db, const vstore_coll *c, const float *q, size_t k
     return rc;
 }
 
-int vstore_query(vstore *db, const char *coll_id, const vstore_query_req *r,
-                 vstore_result **out, base_err *e) {
+int vstore_query(vstore *db, const char *coll_id, const vstore_query_req *r, vstore_result **out,
+                 base_err *e) {
     *out = NULL;
     if (r->nq == 0) return base_fail(e, BASE_EINVAL, "no query embeddings");
     if (r->nq > VSTORE_MAX_BATCH)
@@ -1106,8 +1125,8 @@ int vstore_query(vstore *db, const char *coll_id, const vstore_query_req *r,
     if ((rc = vstore_coll_load(db, coll_id, &c, e))) goto out;
     if (c.dim && c.dim != r->dim) {
         rc = base_fail(e, BASE_EINVAL,
-                       "query dimension %zu does not match collection '%s' (dimension %zu)",
-                       r->dim, c.name, c.dim);
+                       "query dimension %zu does not match collection '%s' (dimension %zu)", r->dim,
+                       c.name, c.dim);
         goto out;
     }
     if (c.dim && !(rc = vstore_index_get(db, &c, &x, e)))
@@ -1116,9 +1135,8 @@ int vstore_query(vstore *db, const char *coll_id, const vstore_query_req *r,
     if (rc) goto out;
     if (r->used_exact) *r->used_exact = p.exact;
     for (; done < r->nq && !rc; done++) {
-        size_t n = c.dim ? plan_search(&p, x, &c, r->queries + done * r->dim, r->k, labels,
-                                       dists)
-                         : 0;
+        size_t n =
+            c.dim ? plan_search(&p, x, &c, r->queries + done * r->dim, r->k, labels, dists) : 0;
         rc = result_fill(db, &c, labels, dists, n, r->include, &budget, &res[done], e);
     }
 out:
@@ -1270,8 +1288,8 @@ int vstore_hybrid(vstore *db, const char *coll_id, const vstore_hybrid_req *r, v
     if ((rc = vstore_coll_load(db, coll_id, &c, e))) goto out;
     if (c.dim && c.dim != r->dim) {
         rc = base_fail(e, BASE_EINVAL,
-                       "query dimension %zu does not match collection '%s' (dimension %zu)",
-                       r->dim, c.name, c.dim);
+                       "query dimension %zu does not match collection '%s' (dimension %zu)", r->dim,
+                       c.name, c.dim);
         goto out;
     }
     if ((rc = dense_rank(db, &c, r->query, depth, r->where, NULL, 0, VSTORE_EXACT_MAX, rids, sc,
@@ -1285,8 +1303,10 @@ int vstore_hybrid(vstore *db, const char *coll_id, const vstore_hybrid_req *r, v
     for (size_t i = 0; i < nt; i++) {
         float add = (float)(wt / (rk + (double)i + 1));
         fused key = {rids[depth + i], 0}, *hit = bsearch(&key, f, nd, sizeof *f, cmp_fused_rid);
-        if (hit) hit->score += add;
-        else f[nf++] = (fused){key.rid, add};
+        if (hit)
+            hit->score += add;
+        else
+            f[nf++] = (fused){key.rid, add};
     }
     qsort(f, nf, sizeof *f, cmp_fused);
     if (nf > r->k) nf = r->k;

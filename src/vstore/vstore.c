@@ -140,8 +140,7 @@ static void gen_uuid(char out[40]) {
     }
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    snprintf(out, 40,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+    snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
              b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
              b[14], b[15]);
 }
@@ -365,8 +364,10 @@ static int tenant_exists(vstore *db, const char *name, bool *yes, base_err *e) {
     if (rc) return rc;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
     int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) *yes = true;
-    else if (s == SQLITE_DONE) *yes = false;
+    if (s == SQLITE_ROW)
+        *yes = true;
+    else if (s == SQLITE_DONE)
+        *yes = false;
     else
         rc = vstore_sql_fail(db, e, "read tenants");
     sqlite3_finalize(st);
@@ -411,8 +412,7 @@ int vstore_database_create(vstore *db, const char *tenant, const char *name, bas
     return rc;
 }
 
-static int database_get(vstore *db, const char *tenant, const char *name, char *id,
-                        base_err *e) {
+static int database_get(vstore *db, const char *tenant, const char *name, char *id, base_err *e) {
     sqlite3_stmt *st;
     int rc = vstore_prepare(db, &st, "SELECT id FROM databases WHERE tenant=? AND name=?", e);
     if (rc) return rc;
@@ -431,8 +431,7 @@ static int database_get(vstore *db, const char *tenant, const char *name, char *
     return rc;
 }
 
-int vstore_database_get(vstore *db, const char *tenant, const char *name, char *id,
-                        base_err *e) {
+int vstore_database_get(vstore *db, const char *tenant, const char *name, char *id, base_err *e) {
     pthread_mutex_lock(&db->mu);
     int rc = database_get(db, tenant_or_default(tenant), database_or_default(name), id, e);
     pthread_mutex_unlock(&db->mu);
@@ -535,7 +534,8 @@ int vstore_coll_load(vstore *db, const char *id, vstore_coll *c, base_err *e) {
     if (rc) return rc;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) rc = coll_from_row(st, c, e);
+    if (s == SQLITE_ROW)
+        rc = coll_from_row(st, c, e);
     else if (s == SQLITE_DONE)
         rc = base_fail(e, BASE_ENOTFOUND, "collection '%s' does not exist", id);
     else
@@ -556,7 +556,8 @@ static int coll_find(vstore *db, const char *tenant, const char *database, const
     sqlite3_bind_text(st, 2, tenant_or_default(tenant), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, database_or_default(database), -1, SQLITE_TRANSIENT);
     int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) rc = coll_from_row(st, c, e);
+    if (s == SQLITE_ROW)
+        rc = coll_from_row(st, c, e);
     else if (s == SQLITE_DONE)
         rc = base_fail(e, BASE_ENOTFOUND, "collection '%s' does not exist", name_or_id);
     else
@@ -671,8 +672,10 @@ int vstore_coll_create(vstore *db, const char *tenant, const char *database, con
             if (!rc) rc = vstore_coll_load(db, c.id, &c, e);
         }
     }
-    if (!rc && out) *out = c;
-    else vstore_coll_free(&c);
+    if (!rc && out)
+        *out = c;
+    else
+        vstore_coll_free(&c);
     pthread_mutex_unlock(&db->mu);
     return rc;
 }
@@ -724,7 +727,8 @@ int vstore_coll_count(vstore *db, const char *tenant, const char *database, uint
     if (!rc) {
         sqlite3_bind_text(st, 1, tenant_or_default(tenant), -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 2, database_or_default(database), -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(st) == SQLITE_ROW) *n = (uint64_t)sqlite3_column_int64(st, 0);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            *n = (uint64_t)sqlite3_column_int64(st, 0);
         else
             rc = vstore_sql_fail(db, e, "count collections");
         sqlite3_finalize(st);
@@ -806,8 +810,8 @@ static int coll_delete_once(vstore *db, const char *id, base_err *e) {
     return 0;
 }
 
-int vstore_coll_delete(vstore *db, const char *tenant, const char *database,
-                       const char *name_or_id, base_err *e) {
+int vstore_coll_delete(vstore *db, const char *tenant, const char *database, const char *name_or_id,
+                       base_err *e) {
     if (!name_or_id) return base_fail(e, BASE_EINVAL, "no collection name given");
     pthread_mutex_lock(&db->mu);
     vstore_coll c = {0};

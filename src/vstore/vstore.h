@@ -23,15 +23,15 @@
 typedef struct vstore vstore;
 
 /* Limits on what one request may carry (oversized requests are refused, nothing written). */
-#define VSTORE_MAX_BATCH 50000        /* records per write */
-#define VSTORE_MAX_DIM 65536          /* embedding dimension */
-#define VSTORE_MAX_ID 1024            /* bytes of a record id */
-#define VSTORE_MAX_DOC (4u << 20)     /* bytes of a document */
-#define VSTORE_MAX_META (256u << 10)  /* bytes of one metadata object as JSON */
+#define VSTORE_MAX_BATCH 50000         /* records per write */
+#define VSTORE_MAX_DIM 65536           /* embedding dimension */
+#define VSTORE_MAX_ID 1024             /* bytes of a record id */
+#define VSTORE_MAX_DOC (4u << 20)      /* bytes of a document */
+#define VSTORE_MAX_META (256u << 10)   /* bytes of one metadata object as JSON */
 #define VSTORE_MAX_FILTER (256u << 10) /* bytes of a where / where_document */
 #define VSTORE_MAX_RESULTS 100000      /* rows of one answer: queries x n_results, or a get's */
 #define VSTORE_MAX_ANSWER (64u << 20)  /* bytes of one answer's JSON text, about (see records.c) */
-#define VSTORE_EXACT_MAX 2000         /* filtered search: exact at or below this many matches */
+#define VSTORE_EXACT_MAX 2000          /* filtered search: exact at or below this many matches */
 
 /* Opens (creating if absent) the store in directory dir. A damaged database is BASE_EFORMAT. */
 int vstore_open(vstore **out, const char *dir, base_err *e);
@@ -52,9 +52,9 @@ const char *vstore_notes(vstore *db);
 
 /* ---- collections. tenant / database NULL mean "default_tenant" / "default_database". */
 typedef struct {
-    char id[40];      /* UUID text */
-    char *name;       /* malloc'd */
-    char *metadata;   /* JSON object text (malloc'd) or NULL */
+    char id[40];    /* UUID text */
+    char *name;     /* malloc'd */
+    char *metadata; /* JSON object text (malloc'd) or NULL */
     char *tenant, *database;
     vdist_metric metric;
     size_t dim;       /* 0 until fixed (at creation, or by the first add) */
@@ -89,8 +89,8 @@ int vstore_coll_count(vstore *db, const char *tenant, const char *database, uint
 int vstore_coll_modify(vstore *db, const char *id, const char *new_name, const char *metadata,
                        int ef_search, base_err *e);
 /* Deletes a collection by name or id, its records and its index file. */
-int vstore_coll_delete(vstore *db, const char *tenant, const char *database,
-                       const char *name_or_id, base_err *e);
+int vstore_coll_delete(vstore *db, const char *tenant, const char *database, const char *name_or_id,
+                       base_err *e);
 
 /* ---- tenants and databases (the Chroma namespaces) */
 int vstore_tenant_create(vstore *db, const char *name, base_err *e);
@@ -110,10 +110,10 @@ typedef enum { VSTORE_ADD, VSTORE_UPSERT, VSTORE_UPDATE } vstore_mode;
  * into the stored one key by key; a key set to null is removed. */
 typedef struct {
     size_t n;
-    const char *const *ids;        /* n */
-    const float *embeddings;       /* n x dim, or NULL */
-    const char *const *documents;  /* n or NULL */
-    const char *const *metadatas;  /* n JSON objects or NULL */
+    const char *const *ids;       /* n */
+    const float *embeddings;      /* n x dim, or NULL */
+    const char *const *documents; /* n or NULL */
+    const char *const *metadatas; /* n JSON objects or NULL */
 } vstore_batch;
 
 /* dim: the embeddings' dimension (checked against the collection's; the first add fixes it). */
@@ -180,8 +180,8 @@ typedef struct {
  * exactly (their vectors read from SQLite); a larger set is searched in the graph with the filter
  * as a predicate and ef raised by the inverse selectivity (at most 20x), so the graph search still
  * visits about ef matching nodes. Either way recall stays near that of an unfiltered search. */
-int vstore_query(vstore *db, const char *coll_id, const vstore_query_req *r,
-                 vstore_result **out, base_err *e);
+int vstore_query(vstore *db, const char *coll_id, const vstore_query_req *r, vstore_result **out,
+                 base_err *e);
 
 /* BM25 full-text search (FTS5) over documents: the words of text, any of them, best first;
  * distances = BM25 score (higher is better). */
@@ -195,8 +195,8 @@ typedef struct {
     size_t k;
     const char *where;
     unsigned include;
-    double rrf_k;               /* 0: 60 */
-    double w_dense, w_text;     /* weights of each ranking (0 and 0: 1 and 1) */
+    double rrf_k;           /* 0: 60 */
+    double w_dense, w_text; /* weights of each ranking (0 and 0: 1 and 1) */
 } vstore_hybrid_req;
 /* Reciprocal rank fusion of the dense ranking and the BM25 ranking (each the top
  * max(k, 50)): score(d) = w_dense / (rrf_k + rank_dense(d)) + w_text / (rrf_k + rank_text(d)),

@@ -23,12 +23,12 @@ typedef struct vstore_index {
 struct vstore {
     sqlite3 *db;
     char *dir, *path, *index_dir;
-    pthread_mutex_t mu; /* every public call holds it */
+    pthread_mutex_t mu;    /* every public call holds it */
     vstore_index *indexes; /* loaded lazily, by collection */
-    base_buf notes;     /* repairs, for vstore_notes */
-    size_t max_body;    /* vstore_http's body limit (vstore_set_max_body) */
-    char *reserve;      /* DIR/vstore.reserve */
-    bool reserved;      /* it holds VSTORE_RESERVE bytes */
+    base_buf notes;        /* repairs, for vstore_notes */
+    size_t max_body;       /* vstore_http's body limit (vstore_set_max_body) */
+    char *reserve;         /* DIR/vstore.reserve */
+    bool reserved;         /* it holds VSTORE_RESERVE bytes */
 };
 
 /* SQLite helpers: status codes with the database path and SQLite's message. */

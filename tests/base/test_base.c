@@ -237,11 +237,21 @@ static void test_utf8(void **state) {
         const char *s;
         size_t n, want;
     } cases[] = {
-        {"a", 1, 1},           {"\xC3\xA9", 2, 2},         {"\xE2\x82\xAC", 3, 3},
-        {"\xF0\x9F\x98\x80", 4, 4}, {"\xF4\x8F\xBF\xBF", 4, 4}, {"\xC3\xA9", 1, 0}, /* cut */
-        {"\xC0\xAF", 2, 0},       {"\xE0\x80\xAF", 3, 0},    {"\xF0\x80\x80\xAF", 4, 0}, /* overlong */
-        {"\xED\xA0\x80", 3, 0},    {"\xF4\x90\x80\x80", 4, 0}, {"\xF5\x80\x80\x80", 4, 0},
-        {"\x80", 1, 0},           {"\xC3\x28", 2, 0},         {"", 0, 0},
+        {"a", 1, 1},
+        {"\xC3\xA9", 2, 2},
+        {"\xE2\x82\xAC", 3, 3},
+        {"\xF0\x9F\x98\x80", 4, 4},
+        {"\xF4\x8F\xBF\xBF", 4, 4},
+        {"\xC3\xA9", 1, 0}, /* cut */
+        {"\xC0\xAF", 2, 0},
+        {"\xE0\x80\xAF", 3, 0},
+        {"\xF0\x80\x80\xAF", 4, 0}, /* overlong */
+        {"\xED\xA0\x80", 3, 0},
+        {"\xF4\x90\x80\x80", 4, 0},
+        {"\xF5\x80\x80\x80", 4, 0},
+        {"\x80", 1, 0},
+        {"\xC3\x28", 2, 0},
+        {"", 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (base_utf8_len((const unsigned char *)cases[i].s, cases[i].n) != cases[i].want)
@@ -274,11 +284,10 @@ static void test_plot(void **state) {
 
 int test_base(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rng),          cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_grow),
-        cmocka_unit_test(test_atomic_write), cmocka_unit_test(test_afile),
-        cmocka_unit_test(test_afile_direct), cmocka_unit_test(test_utf8),
-        cmocka_unit_test(test_plot),
+        cmocka_unit_test(test_rng),   cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_grow),  cmocka_unit_test(test_atomic_write),
+        cmocka_unit_test(test_afile), cmocka_unit_test(test_afile_direct),
+        cmocka_unit_test(test_utf8),  cmocka_unit_test(test_plot),
     };
     return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }

@@ -16,7 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static void rm_rf(const char *path) { assert_int_equal(test_rm_rf(path), 0); }
+static void rm_rf(const char *path) {
+    assert_int_equal(test_rm_rf(path), 0);
+}
 
 static void test_crc32c(void **state) {
     (void)state;
@@ -674,7 +676,8 @@ static void test_gguf_model(void **state) {
     size_t clen;
     char *corpus = test_read_corpus(&clen);
     const char *specials[] = {"<|endoftext|>"};
-    tok_train_opts to = {.vocab_size = 300, .pretok = TOK_PRETOK_GPT2, .specials = specials, .n_specials = 1};
+    tok_train_opts to = {
+        .vocab_size = 300, .pretok = TOK_PRETOK_GPT2, .specials = specials, .n_specials = 1};
     tok_vocab *v;
     assert_int_equal(tok_train(&to, corpus, clen, &v, &e), 0);
     const char *presets[] = {"tiny", "llama-tiny"};
@@ -711,7 +714,8 @@ static void test_gguf_model(void **state) {
             int64_t idx = -1;
             for (size_t i = 0; i < gguf_n_tensors(g); i++) {
                 const gguf_tensor *t = gguf_tensor_at(g, i);
-                if (t->name.len == 19 && !memcmp(t->name.ptr, "blk.0.attn_q.weight", 19)) idx = (int64_t)i;
+                if (t->name.len == 19 && !memcmp(t->name.ptr, "blk.0.attn_q.weight", 19))
+                    idx = (int64_t)i;
             }
             assert_true(idx >= 0);
             const gguf_tensor *t = gguf_tensor_at(g, (size_t)idx);
@@ -804,8 +808,7 @@ int test_checkpoint(void) {
         cmocka_unit_test(test_crc32c),           cmocka_unit_test(test_safetensors),
         cmocka_unit_test(test_hf_names),         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_resume_bit_exact), cmocka_unit_test(test_async_write_failure),
-        cmocka_unit_test(test_async_snapshot),
-        cmocka_unit_test(test_gguf_model),
+        cmocka_unit_test(test_async_snapshot),   cmocka_unit_test(test_gguf_model),
         cmocka_unit_test(test_keep_last),
     };
     return cmocka_run_group_tests_name("checkpoint", tests, NULL, NULL);

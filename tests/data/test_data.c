@@ -45,7 +45,9 @@ static int exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
-static void rm_rf(const char *path) { assert_int_equal(test_rm_rf(path), 0); }
+static void rm_rf(const char *path) {
+    assert_int_equal(test_rm_rf(path), 0);
+}
 
 /* English-like text with blank lines, whitespace runs (spaces and tabs before newlines,
  * CRLF, runs of newlines, Unicode spaces), numbers, punctuation and non-ASCII letters. */
@@ -789,7 +791,8 @@ static void test_prepare_bad_input(void **state) {
 /* ---- corrupt shards */
 
 static void reseal(uint8_t *p) {
-    base_put_le64(p + DATA_SHARD_HEADER - 8, base_fnv1a64(p, DATA_SHARD_HEADER - 8, BASE_FNV64_BASIS));
+    base_put_le64(p + DATA_SHARD_HEADER - 8,
+                  base_fnv1a64(p, DATA_SHARD_HEADER - 8, BASE_FNV64_BASIS));
 }
 
 /* The shard image must be refused by the parser and by the loader, with `what` in the message. */

@@ -151,7 +151,7 @@ static void test_llamacpp_greedy(void **state) {
         rows++;
         int misses;
         float worst = forced_shortfall(m, p, np, w, nw, &misses);
-                if (worst > TOL) {
+        if (worst > TOL) {
             print_message("%s \"%s\": teacher-forced, llama.cpp's token is %g below hearth's best "
                           "(%d of %d positions not hearth's argmax)\n",
                           file, prompt, (double)worst, misses, nw);

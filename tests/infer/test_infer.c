@@ -24,7 +24,9 @@
 static char root[64]; /* this suite's temporary directory */
 static char run_gpt2[128], run_llama[128];
 
-static void rm_rf(const char *path) { assert_int_equal(test_rm_rf(path), 0); }
+static void rm_rf(const char *path) {
+    assert_int_equal(test_rm_rf(path), 0);
+}
 
 /* A random model of a tiny config (vocabulary 256: bytes), weights scaled up so its
  * distributions are peaked (greedy choices are not near-ties), saved as a checkpoint in dir. */
@@ -515,7 +517,11 @@ static void test_text_stops(void **state) {
     assert_int_equal(k, 0);
     assert_non_null(p);
     assert_false(stopped);
-    assert_int_equal(infer_text_push(&t, "\x82\xAC" "E", 3, &p, &k, &stopped), 0);
+    assert_int_equal(infer_text_push(&t,
+                                     "\x82\xAC"
+                                     "E",
+                                     3, &p, &k, &stopped),
+                     0);
     assert_int_equal(k, 3); /* "E" may start "END": held back */
     assert_memory_equal(p, "\xE2\x82\xAC", 3);
     infer_text_free(&t);

@@ -256,7 +256,8 @@ static void test_matmul_rows(void **state) {
                     int N = Ns[ni], C = Cs[ci], OC = OCs[oi];
                     float *x = mk(&r, (size_t)N * C, -1, 1), *w = mk(&r, (size_t)OC * C, -1, 1);
                     float *b = with_bias ? mk(&r, (size_t)OC, -1, 1) : NULL;
-                    float *o1 = mk(NULL, (size_t)N * OC, 0, 0), *o2 = mk(NULL, (size_t)N * OC, 0, 0);
+                    float *o1 = mk(NULL, (size_t)N * OC, 0, 0),
+                          *o2 = mk(NULL, (size_t)N * OC, 0, 0);
                     float *one = mk(NULL, (size_t)OC, 0, 0);
                     tensor_matmul_rows_fwd(o1, x, w, b, N, C, OC);
                     tensor_ref_matmul_rows_fwd(o2, x, w, b, N, C, OC);
@@ -465,12 +466,11 @@ static void test_deterministic(void **state) {
 
 int test_tensor(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_embed),         cmocka_unit_test(test_layernorm),
-        cmocka_unit_test(test_rmsnorm),       cmocka_unit_test(test_matmul),
-        cmocka_unit_test(test_matmul_rows),
-        cmocka_unit_test(test_rope),          cmocka_unit_test(test_attention),
-        cmocka_unit_test(test_pointwise),     cmocka_unit_test(test_xent),
-        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_embed),       cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_rmsnorm),     cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_matmul_rows), cmocka_unit_test(test_rope),
+        cmocka_unit_test(test_attention),   cmocka_unit_test(test_pointwise),
+        cmocka_unit_test(test_xent),        cmocka_unit_test(test_deterministic),
     };
     return cmocka_run_group_tests_name("tensor", tests, NULL, NULL);
 }

@@ -660,12 +660,17 @@ static int teardown(void **state) {
 
 int test_hnsw(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_distance_kernels), cmocka_unit_test(test_exact),
-        cmocka_unit_test(test_recall),           cmocka_unit_test(test_deletes),
-        cmocka_unit_test(test_updates),          cmocka_unit_test(test_filter),
-        cmocka_unit_test(test_threads),          cmocka_unit_test(test_concurrent_adds),
+        cmocka_unit_test(test_distance_kernels),
+        cmocka_unit_test(test_exact),
+        cmocka_unit_test(test_recall),
+        cmocka_unit_test(test_deletes),
+        cmocka_unit_test(test_updates),
+        cmocka_unit_test(test_filter),
+        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_concurrent_adds),
         cmocka_unit_test(test_batch_self_reachable),
-        cmocka_unit_test(test_save_load),        cmocka_unit_test(test_damaged),
+        cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_damaged),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests_name("hnsw", tests, setup, teardown);

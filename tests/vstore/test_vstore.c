@@ -193,9 +193,10 @@ static void test_records(void **state) {
     assert_int_equal(count_of(db, cid), 4);
     /* get by ids, with every field */
     const char *want[] = {"d", "a"};
-    vstore_get_req g = {.ids = want, .n_ids = 2,
-                        .include = VSTORE_INC_DOCUMENTS | VSTORE_INC_METADATAS |
-                                   VSTORE_INC_EMBEDDINGS};
+    vstore_get_req g = {.ids = want,
+                        .n_ids = 2,
+                        .include =
+                            VSTORE_INC_DOCUMENTS | VSTORE_INC_METADATAS | VSTORE_INC_EMBEDDINGS};
     vstore_result r;
     get_ids(db, cid, &g, &r);
     assert_int_equal(r.n, 2);
@@ -222,9 +223,10 @@ static void test_records(void **state) {
     const char *u_doc[] = {"the green fox"};
     vstore_batch u = {1, u_ids, NULL, u_doc, u_meta};
     assert_int_equal(vstore_write(db, cid, VSTORE_UPDATE, &u, 0, &e), 0);
-    vstore_get_req g3 = {.ids = u_ids, .n_ids = 1,
-                         .include = VSTORE_INC_DOCUMENTS | VSTORE_INC_METADATAS |
-                                    VSTORE_INC_EMBEDDINGS};
+    vstore_get_req g3 = {.ids = u_ids,
+                         .n_ids = 1,
+                         .include =
+                             VSTORE_INC_DOCUMENTS | VSTORE_INC_METADATAS | VSTORE_INC_EMBEDDINGS};
     get_ids(db, cid, &g3, &r);
     assert_string_equal(r.metadatas[0], "{\"f\":0.5,\"n\":10,\"new\":\"y\",\"ok\":true}");
     assert_string_equal(r.documents[0], "the green fox");
@@ -255,7 +257,10 @@ static void test_records(void **state) {
     assert_int_equal(vstore_write(db, cid, VSTORE_UPSERT, &up, 3, &e), 0);
     assert_int_equal(count_of(db, cid), 5);
     float q[3] = {9, 9, 9};
-    vstore_query_req qr = {.queries = q, .nq = 1, .dim = 3, .k = 2,
+    vstore_query_req qr = {.queries = q,
+                           .nq = 1,
+                           .dim = 3,
+                           .k = 2,
                            .include = VSTORE_INC_DISTANCES | VSTORE_INC_DOCUMENTS};
     vstore_result *res;
     assert_int_equal(vstore_query(db, cid, &qr, &res, &e), 0);
@@ -264,7 +269,7 @@ static void test_records(void **state) {
     assert_float_equal(res[0].distances[0], 0, 1e-6);
     assert_string_equal(res[0].ids[1], "c");
     assert_float_equal(res[0].distances[1], 81 + 81 + 16, 1e-3); /* squared l2 */
-    assert_string_equal(res[0].documents[1], "a blue whale");   /* upsert kept it */
+    assert_string_equal(res[0].documents[1], "a blue whale");    /* upsert kept it */
     vstore_result_free(&res[0]);
     free(res);
     /* delete by ids (an unknown id is fine), then by filter */
@@ -272,8 +277,7 @@ static void test_records(void **state) {
     size_t deleted;
     assert_int_equal(vstore_delete(db, cid, d_ids, 2, NULL, NULL, 0, &deleted, &e), 0);
     assert_int_equal(deleted, 1);
-    assert_int_equal(vstore_delete(db, cid, NULL, 0, "{\"n\":{\"$gte\":4}}", NULL, 0, &deleted,
-                                   &e),
+    assert_int_equal(vstore_delete(db, cid, NULL, 0, "{\"n\":{\"$gte\":4}}", NULL, 0, &deleted, &e),
                      0);
     assert_int_equal(deleted, 2); /* a (10) and d (4) */
     assert_int_equal(count_of(db, cid), 2);
@@ -288,9 +292,8 @@ static void test_records(void **state) {
     vstore_result_free(&res[0]);
     free(res);
     /* delete with a limit takes the oldest matches */
-    assert_int_equal(vstore_delete(db, cid, NULL, 0, NULL, "{\"$not_contains\":\"zzz\"}", 1,
-                                   &deleted, &e),
-                     0);
+    assert_int_equal(
+        vstore_delete(db, cid, NULL, 0, NULL, "{\"$not_contains\":\"zzz\"}", 1, &deleted, &e), 0);
     assert_int_equal(deleted, 1);
     assert_int_equal(count_of(db, cid), 1);
     vstore_close(db);
@@ -299,8 +302,8 @@ static void test_records(void **state) {
 
 /* The stored state of a collection as one string (ids, documents, metadata, vectors). */
 static char *snapshot(vstore *db, const char *cid) {
-    vstore_get_req g = {.include = VSTORE_INC_DOCUMENTS | VSTORE_INC_METADATAS |
-                                   VSTORE_INC_EMBEDDINGS};
+    vstore_get_req g = {.include =
+                            VSTORE_INC_DOCUMENTS | VSTORE_INC_METADATAS | VSTORE_INC_EMBEDDINGS};
     vstore_result r;
     get_ids(db, cid, &g, &r);
     base_buf b = {0};
@@ -409,7 +412,11 @@ static void test_bad_input(void **state) {
             fprintf(stderr, "filter %zu: got %d '%s'\n", i, rc, e.msg);
         assert_int_equal(rc, BASE_EINVAL);
         assert_non_null(strstr(e.msg, bad[i].msg));
-        vstore_query_req qr = {.queries = q, .nq = 1, .dim = 2, .k = 1, .where = bad[i].where,
+        vstore_query_req qr = {.queries = q,
+                               .nq = 1,
+                               .dim = 2,
+                               .k = 1,
+                               .where = bad[i].where,
                                .where_document = bad[i].wdoc};
         vstore_result *res;
         assert_int_equal(vstore_query(db, cid, &qr, &res, &e), BASE_EINVAL);
@@ -463,34 +470,50 @@ static void test_bad_input(void **state) {
 /* ---- filters against a brute-force evaluation */
 
 typedef struct {
-    long n;     /* int, present when has_n */
-    double f;   /* float */
-    int color;  /* string index, present when has_c */
-    int flag;   /* bool */
+    long n;    /* int, present when has_n */
+    double f;  /* float */
+    int color; /* string index, present when has_c */
+    int flag;  /* bool */
     int has_n, has_c;
-    int doc;    /* which words the document holds: bit 0 "apple", bit 1 "pear" */
+    int doc; /* which words the document holds: bit 0 "apple", bit 1 "pear" */
 } fmeta;
 
 static const char *COLORS[] = {"red", "green", "blue"};
 
 static int eval_case(const fmeta *m, int which) {
     switch (which) {
-    case 0: return m->has_n && m->n == 3;                            /* {"n":3} */
-    case 1: return !(m->has_n && m->n == 3);                         /* $ne: absent too */
-    case 2: return m->has_n && m->n > 5;
-    case 3: return m->has_n && m->n >= 5;
-    case 4: return m->f < 0.25;
-    case 5: return m->f <= 0.5;
-    case 6: return m->has_c && (m->color == 0 || m->color == 2);     /* $in */
-    case 7: return !(m->has_c && (m->color == 0 || m->color == 2));  /* $nin */
-    case 8: return m->flag == 1;                                     /* bool $eq */
-    case 9: return (m->has_n && m->n < 3) || (m->has_c && m->color == 1 && m->flag == 0);
-    case 10: return m->has_n && m->n == 2 && m->f > 0.5;             /* float vs int */
-    case 11: return (m->doc & 1) != 0;                               /* $contains */
-    case 12: return (m->doc & 2) == 0;                               /* $not_contains */
-    case 13: return (m->doc & 1) && (m->has_n && m->n <= 4);
-    case 14: return m->has_n && (m->n == 1 || m->n == 7);            /* $in on numbers */
-    case 15: return m->has_n && m->n > 2 && m->f < 0.9;              /* implicit $and */
+    case 0:
+        return m->has_n && m->n == 3; /* {"n":3} */
+    case 1:
+        return !(m->has_n && m->n == 3); /* $ne: absent too */
+    case 2:
+        return m->has_n && m->n > 5;
+    case 3:
+        return m->has_n && m->n >= 5;
+    case 4:
+        return m->f < 0.25;
+    case 5:
+        return m->f <= 0.5;
+    case 6:
+        return m->has_c && (m->color == 0 || m->color == 2); /* $in */
+    case 7:
+        return !(m->has_c && (m->color == 0 || m->color == 2)); /* $nin */
+    case 8:
+        return m->flag == 1; /* bool $eq */
+    case 9:
+        return (m->has_n && m->n < 3) || (m->has_c && m->color == 1 && m->flag == 0);
+    case 10:
+        return m->has_n && m->n == 2 && m->f > 0.5; /* float vs int */
+    case 11:
+        return (m->doc & 1) != 0; /* $contains */
+    case 12:
+        return (m->doc & 2) == 0; /* $not_contains */
+    case 13:
+        return (m->doc & 1) && (m->has_n && m->n <= 4);
+    case 14:
+        return m->has_n && (m->n == 1 || m->n == 7); /* $in on numbers */
+    case 15:
+        return m->has_n && m->n > 2 && m->f < 0.9; /* implicit $and */
     }
     return 0;
 }
@@ -553,8 +576,8 @@ static void test_filters(void **state) {
         for (int i = 0; i < N; i++) expect += eval_case(&m[i], (int)c);
         if ((int)res.n != expect)
             fprintf(stderr, "case %zu (%s %s): %zu matches, expected %d\n", c,
-                    CASES[c].where ? CASES[c].where : "", CASES[c].wdoc ? CASES[c].wdoc : "",
-                    res.n, expect);
+                    CASES[c].where ? CASES[c].where : "", CASES[c].wdoc ? CASES[c].wdoc : "", res.n,
+                    expect);
         assert_int_equal(res.n, expect);
         assert_true(expect > 0 && expect < N); /* each case discriminates */
         for (size_t i = 0; i < res.n; i++) {
@@ -628,7 +651,10 @@ static void test_metrics(void **state) {
     for (int mi = 0; mi < 3; mi++) {
         char *cid = make_coll(db, names[mi], ms[mi], 0);
         add_n(db, cid, 0, N, D, v, NULL, NULL);
-        vstore_query_req qr = {.queries = q, .nq = Q, .dim = D, .k = K,
+        vstore_query_req qr = {.queries = q,
+                               .nq = Q,
+                               .dim = D,
+                               .k = K,
                                .include = VSTORE_INC_DISTANCES | VSTORE_INC_EMBEDDINGS};
         vstore_result *res;
         base_err e = {0};
@@ -674,12 +700,13 @@ static void test_filtered_recall(void **state) {
         metas[i] = malloc(64);
         snprintf(metas[i], 64, "{\"b\":%d,\"x\":%.6f}", i % 100, (double)v[i * D]);
     }
-    for (int s = 0; s < N; s += 2000) add_n(db, cid, (size_t)s, 2000, D, v + s * D, metas + s, NULL);
+    for (int s = 0; s < N; s += 2000)
+        add_n(db, cid, (size_t)s, 2000, D, v + s * D, metas + s, NULL);
     unsigned char *keep = malloc(N);
     static const struct {
         const char *where;
-        int lo, hi;        /* b in [lo, hi); -1: x0 > 0.8 */
-        size_t exact_max;  /* 0: default */
+        int lo, hi;       /* b in [lo, hi); -1: x0 > 0.8 */
+        size_t exact_max; /* 0: default */
         int expect_exact;
     } runs[] = {
         {"{\"b\":7}", 7, 8, 0, 1},               /* 1%: 80 matches, exact */
@@ -693,11 +720,16 @@ static void test_filtered_recall(void **state) {
     };
     for (size_t ri = 0; ri < sizeof runs / sizeof *runs; ri++) {
         for (int i = 0; i < N; i++)
-            keep[i] = runs[ri].lo < 0 ? v[i * D] > 0.8f
-                                      : i % 100 >= runs[ri].lo && i % 100 < runs[ri].hi;
+            keep[i] =
+                runs[ri].lo < 0 ? v[i * D] > 0.8f : i % 100 >= runs[ri].lo && i % 100 < runs[ri].hi;
         int used_exact = -1;
-        vstore_query_req qr = {.queries = q, .nq = Q, .dim = D, .k = K, .where = runs[ri].where,
-                               .exact_max = runs[ri].exact_max, .used_exact = &used_exact};
+        vstore_query_req qr = {.queries = q,
+                               .nq = Q,
+                               .dim = D,
+                               .k = K,
+                               .where = runs[ri].where,
+                               .exact_max = runs[ri].exact_max,
+                               .used_exact = &used_exact};
         vstore_result *res;
         base_err e = {0};
         assert_int_equal(vstore_query(db, cid, &qr, &res, &e), 0);
@@ -874,9 +906,8 @@ static void test_text_hybrid(void **state) {
     add_n(db, cid, 0, 5, 2, v, (char **)metas, (char **)docs);
     base_err e = {0};
     vstore_result t;
-    assert_int_equal(vstore_text_search(db, cid, "Lighthouse!", 5, NULL, VSTORE_INC_DISTANCES, &t,
-                                        &e),
-                     0);
+    assert_int_equal(
+        vstore_text_search(db, cid, "Lighthouse!", 5, NULL, VSTORE_INC_DISTANCES, &t, &e), 0);
     assert_int_equal(t.n, 2);
     assert_string_equal(t.ids[0], "p1"); /* more occurrences in a shorter document */
     assert_string_equal(t.ids[1], "p0");
@@ -994,8 +1025,9 @@ static void test_http(void **state) {
     json_decref(j);
     j = http(db, "POST", C, "{\"name\":\"docs\",\"get_or_create\":true}", 200);
     json_decref(j);
-    j = http(db, "GET", "/api/v2/tenants/default_tenant/databases/default_database/collections/docs",
-             NULL, 200);
+    j = http(db, "GET",
+             "/api/v2/tenants/default_tenant/databases/default_database/collections/docs", NULL,
+             200);
     assert_string_equal(json_string_value(json_object_get(j, "name")), "docs");
     json_decref(j);
     snprintf(p, sizeof p, "%s/add", base);
@@ -1040,9 +1072,9 @@ static void test_http(void **state) {
     assert_int_equal(json_array_size(ids), 2);
     assert_string_equal(json_string_value(json_array_get(json_array_get(ids, 0), 0)), "a");
     assert_string_equal(json_string_value(json_array_get(json_array_get(ids, 1), 0)), "b");
-    assert_float_equal(json_number_value(json_array_get(
-                           json_array_get(json_object_get(j, "distances"), 0), 0)),
-                       0, 1e-6); /* ip: 1 - <a,a> */
+    assert_float_equal(
+        json_number_value(json_array_get(json_array_get(json_object_get(j, "distances"), 0), 0)), 0,
+        1e-6); /* ip: 1 - <a,a> */
     json_decref(j);
     j = http(db, "POST", p,
              "{\"query_embeddings\":[[1,0]],\"n_results\":5,\"ids\":[\"b\"],"
@@ -1069,10 +1101,10 @@ static void test_http(void **state) {
     j = http(db, "PUT", base, "{\"new_configuration\":{\"hnsw\":{\"ef_search\":80}}}", 200);
     json_decref(j);
     j = http(db, "GET", base, NULL, 200);
-    assert_int_equal(json_integer_value(json_object_get(
-                         json_object_get(json_object_get(j, "configuration_json"), "hnsw"),
-                         "ef_search")),
-                     80);
+    assert_int_equal(
+        json_integer_value(json_object_get(
+            json_object_get(json_object_get(j, "configuration_json"), "hnsw"), "ef_search")),
+        80);
     json_decref(j);
     j = http(db, "GET", C, NULL, 200);
     assert_int_equal(json_array_size(j), 1);
@@ -1083,8 +1115,9 @@ static void test_http(void **state) {
     json_decref(j);
     j = http(db, "GET", "/api/v2/collections/default_tenant:other:docs2", NULL, 404);
     json_decref(j);
-    j = http(db, "GET", "/api/v2/tenants/default_tenant/databases/default_database/collections/nope",
-             NULL, 404);
+    j = http(db, "GET",
+             "/api/v2/tenants/default_tenant/databases/default_database/collections/nope", NULL,
+             404);
     json_decref(j);
     j = http(db, "GET", "/api/v2/tenants/nobody/databases/x/collections", NULL, 404);
     json_decref(j);
@@ -1108,8 +1141,9 @@ static void test_http(void **state) {
     json_decref(j);
     j = http(db, "DELETE", base, NULL, 200);
     json_decref(j);
-    j = http(db, "GET", "/api/v2/tenants/default_tenant/databases/default_database/collections_count",
-             NULL, 200);
+    j = http(db, "GET",
+             "/api/v2/tenants/default_tenant/databases/default_database/collections_count", NULL,
+             200);
     assert_int_equal(json_integer_value(j), 0);
     json_decref(j);
     j = http(db, "GET", "/api/v2/nothing", NULL, 404);
@@ -1337,9 +1371,10 @@ static void test_http_fuzz(void **state) {
         {"add", "{\"ids\":[\"a\",\"b\"],\"embeddings\":[[1,2],[3,4]],\"documents\":[\"x\",null],"
                 "\"metadatas\":[{\"k\":1,\"s\":\"t\",\"b\":true},null]}"},
         {"upsert", "{\"ids\":[\"c\"],\"embeddings\":[[0.5,-1e3]],\"metadatas\":[{\"k\":2.5}]}"},
-        {"query", "{\"query_embeddings\":[[1,0]],\"n_results\":3,\"where\":{\"$or\":[{\"k\":"
-                  "{\"$gte\":1}},{\"s\":{\"$in\":[\"t\",\"u\"]}}]},\"where_document\":{\"$contains\":"
-                  "\"x\"},\"include\":[\"distances\",\"embeddings\"]}"},
+        {"query",
+         "{\"query_embeddings\":[[1,0]],\"n_results\":3,\"where\":{\"$or\":[{\"k\":"
+         "{\"$gte\":1}},{\"s\":{\"$in\":[\"t\",\"u\"]}}]},\"where_document\":{\"$contains\":"
+         "\"x\"},\"include\":[\"distances\",\"embeddings\"]}"},
         {"get", "{\"ids\":[\"a\"],\"where\":{\"b\":{\"$ne\":false}},\"limit\":5,\"offset\":0,"
                 "\"include\":[\"metadatas\",\"documents\",\"uris\"]}"},
         {"delete", "{\"where\":{\"k\":{\"$lt\":0}},\"where_document\":{\"$not_contains\":\"q\"}}"},
@@ -1358,9 +1393,20 @@ static void test_http_fuzz(void **state) {
             static const char alphabet[] = "{}[]\":,-.0123456789eE$tfnul\\ \x80\xff";
             char ch = alphabet[base_rng_below(&r, sizeof alphabet - 1)];
             switch (base_rng_below(&r, 3)) {
-            case 0: buf[at] = ch; break;                                          /* flip */
-            case 1: if (n + 1 < sizeof buf) { memmove(buf + at + 1, buf + at, n - at); buf[at] = ch; n++; } break;
-            default: memmove(buf + at, buf + at + 1, n - at - 1); n--; break;     /* cut */
+            case 0:
+                buf[at] = ch;
+                break; /* flip */
+            case 1:
+                if (n + 1 < sizeof buf) {
+                    memmove(buf + at + 1, buf + at, n - at);
+                    buf[at] = ch;
+                    n++;
+                }
+                break;
+            default:
+                memmove(buf + at, buf + at + 1, n - at - 1);
+                n--;
+                break; /* cut */
             }
         }
         snprintf(path, sizeof path, "%s/%s", base, seeds[si].verb);
@@ -1392,8 +1438,8 @@ static void *http_thread(void *p) {
     for (int i = 0; i < 25; i++) {
         char body[160], path[400];
         snprintf(body, sizeof body,
-                 "{\"ids\":[\"t%d_%d\",\"u%d_%d\"],\"embeddings\":[[%d,%d,1],[%d,%d,2]]}",
-                 a->t, i, a->t, i, a->t, i, i, a->t);
+                 "{\"ids\":[\"t%d_%d\",\"u%d_%d\"],\"embeddings\":[[%d,%d,1],[%d,%d,2]]}", a->t, i,
+                 a->t, i, a->t, i, i, a->t);
         int status = 0;
         char *resp = NULL;
         snprintf(path, sizeof path, "%s/add", a->path);
