@@ -14,18 +14,18 @@ static float dot_f32(int K, const void *w, const void *x) {
     for (int i = 0; i < K; i++) s += a[i] * b[i];
     return s;
 }
+/* F16/BF16 weights: the activations rounded to the weights' type first (as ggml's
+ * vec_dot_f16/bf16 take them), each product then exact in float */
 static float dot_f16(int K, const void *w, const void *x) {
-    const uint16_t *a = w;
-    const float *b = x;
+    const uint16_t *a = w, *b = x;
     float s = 0;
-    for (int i = 0; i < K; i++) s += F16(a[i]) * b[i];
+    for (int i = 0; i < K; i++) s += F16(a[i]) * F16(b[i]);
     return s;
 }
 static float dot_bf16(int K, const void *w, const void *x) {
-    const uint16_t *a = w;
-    const float *b = x;
+    const uint16_t *a = w, *b = x;
     float s = 0;
-    for (int i = 0; i < K; i++) s += quant_bf16_to_f32(a[i]) * b[i];
+    for (int i = 0; i < K; i++) s += quant_bf16_to_f32(a[i]) * quant_bf16_to_f32(b[i]);
     return s;
 }
 static float dot_q8_0(int K, const void *w, const void *x) {
@@ -258,11 +258,10 @@ const char *quant_kernel_name(int wtype) {
     return names[used];
 }
 
-static size_t act_row_bytes(int wtype, int K) {
+size_t quant_act_row_bytes(int wtype, int K) {
     const quant_traits *t = quant_traits_of(wtype);
     size_t n;
     BASE_ASSERT(t && t->weight && K > 0);
-    if (t->act_type == QUANT_F32) return (size_t)K * sizeof(float);
     BASE_ASSERT(quant_row_bytes(t->act_type, (size_t)K, &n, NULL) == BASE_OK);
     return n;
 }
@@ -272,37 +271,44 @@ size_t quant_matmul_scratch_bytes(int wtype, int M, int K) {
     BASE_ASSERT(t && t->weight && M > 0);
     if (t->act_type == QUANT_F32) return 0;
     size_t n;
-    BASE_ASSERT(base_mul_size(act_row_bytes(wtype, K), (size_t)M, &n) == 0);
+    BASE_ASSERT(base_mul_size(quant_act_row_bytes(wtype, K), (size_t)M, &n) == 0);
     return n;
+}
+
+static void act_prepare_isa(void *A, const float *X, int wtype, int M, int K, quant_isa isa,
+                            int nt) {
+    const quant_traits *t = quant_traits_of(wtype);
+    BASE_ASSERT(t && t->weight && M > 0 && K > 0 && K % t->block == 0 && A && X);
+    size_t xrb = quant_act_row_bytes(wtype, K);
+    quant_act_fn act = isa >= QUANT_ISA_AVX2 && quant_isa_best() >= QUANT_ISA_AVX2
+                           ? quant_act_avx2(t->act_type)
+                           : NULL;
+#pragma omp parallel for schedule(static) num_threads(nt) if (M > 1)
+    for (int m = 0; m < M; m++) {
+        uint8_t *dst = (uint8_t *)A + (size_t)m * xrb;
+        if (act)
+            act(X + (size_t)m * K, dst, K);
+        else
+            quant_act_quantize_row(t->act_type, X + (size_t)m * K, dst, (size_t)K);
+    }
+}
+
+void quant_act_prepare(void *A, const float *X, int wtype, int M, int K) {
+    act_prepare_isa(A, X, wtype, M, K, quant_isa_best(), omp_get_max_threads());
 }
 
 /* Output columns per chunk: a thread's unit of work. Fixed, so that which thread computes an
  * output never changes how (each output is one dot call whatever the split). */
 #define QUANT_NCHUNK 16
 
-void quant_matmul_isa(float *Y, const float *X, const void *W, int wtype, int M, int N, int K,
-                      void *scratch, quant_isa isa, int threads) {
+static void matmul_prepared_isa(float *Y, size_t ldy, const void *A, const void *W, int wtype,
+                                int M, int N, int K, quant_isa isa, int nt) {
     const quant_traits *t = quant_traits_of(wtype);
     BASE_ASSERT(t && t->weight && M > 0 && N > 0 && K > 0 && K % t->block == 0);
-    size_t wrb, xrb = act_row_bytes(wtype, K);
+    BASE_ASSERT(ldy >= (size_t)N && A && W && Y);
+    size_t wrb, xrb = quant_act_row_bytes(wtype, K);
     BASE_ASSERT(quant_row_bytes(wtype, (size_t)K, &wrb, NULL) == BASE_OK);
-    int nt = threads > 0 ? threads : omp_get_max_threads();
-    const uint8_t *xa = (const uint8_t *)X;
-    if (t->act_type != QUANT_F32) {
-        BASE_ASSERT(scratch != NULL);
-        quant_act_fn act = isa >= QUANT_ISA_AVX2 && quant_isa_best() >= QUANT_ISA_AVX2
-                               ? quant_act_avx2(t->act_type)
-                               : NULL;
-#pragma omp parallel for schedule(static) num_threads(nt) if (M > 1)
-        for (int m = 0; m < M; m++) {
-            uint8_t *dst = (uint8_t *)scratch + (size_t)m * xrb;
-            if (act)
-                act(X + (size_t)m * K, dst, K);
-            else
-                quant_quantize_row(t->act_type, X + (size_t)m * K, dst, (size_t)K);
-        }
-        xa = scratch;
-    }
+    const uint8_t *xa = A;
     quant_isa used;
     quant_dot_fn dot = quant_dot_for(wtype, isa, &used);
     /* four rows of X per weight row where the kernel's ISA has that form (bit-identical) */
@@ -327,12 +333,31 @@ void quant_matmul_isa(float *Y, const float *X, const void *W, int wtype, int M,
                     for (; m + 4 <= m1; m += 4) {
                         float o[4];
                         dot4(K, wr, xa + (size_t)m * xrb, xrb, o);
-                        for (int r = 0; r < 4; r++) Y[(size_t)(m + r) * N + n] = o[r];
+                        for (int r = 0; r < 4; r++) Y[(size_t)(m + r) * ldy + n] = o[r];
                     }
-                for (; m < m1; m++) Y[(size_t)m * N + n] = dot(K, wr, xa + (size_t)m * xrb);
+                for (; m < m1; m++) Y[(size_t)m * ldy + n] = dot(K, wr, xa + (size_t)m * xrb);
             }
         }
     }
+}
+
+void quant_matmul_prepared(float *Y, size_t ldy, const void *A, const void *W, int wtype, int M,
+                           int N, int K) {
+    matmul_prepared_isa(Y, ldy, A, W, wtype, M, N, K, quant_isa_best(), omp_get_max_threads());
+}
+
+void quant_matmul_isa(float *Y, const float *X, const void *W, int wtype, int M, int N, int K,
+                      void *scratch, quant_isa isa, int threads) {
+    const quant_traits *t = quant_traits_of(wtype);
+    BASE_ASSERT(t && t->weight && M > 0 && K > 0);
+    int nt = threads > 0 ? threads : omp_get_max_threads();
+    const void *A = X;
+    if (t->act_type != QUANT_F32) {
+        BASE_ASSERT(scratch != NULL);
+        act_prepare_isa(scratch, X, wtype, M, K, isa, nt);
+        A = scratch;
+    }
+    matmul_prepared_isa(Y, (size_t)N, A, W, wtype, M, N, K, isa, nt);
 }
 
 void quant_matmul(float *Y, const float *X, const void *W, int wtype, int M, int N, int K,

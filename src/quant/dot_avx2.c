@@ -19,25 +19,24 @@
 #include "quant/dot_x86.h"
 
 #define FLOAT_ROWS(NAME, T, LOAD, CONV)                                                            \
-    ROWS void NAME##_rows(int K, const T *a, const float *x, size_t xs, int R, float *out) {       \
+    ROWS void NAME##_rows(int K, const T *a, const T *x, size_t xs, int R, float *out) {           \
         __m256 s0[4], s1[4];                                                                       \
         for (int r = 0; r < R; r++) s0[r] = s1[r] = _mm256_setzero_ps();                           \
         int i = 0;                                                                                 \
         for (; i + 16 <= K; i += 16) {                                                             \
             __m256 w0 = LOAD(a + i), w1 = LOAD(a + i + 8);                                         \
             for (int r = 0; r < R; r++) {                                                          \
-                s0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + r * xs + i), s0[r]);               \
-                s1[r] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + r * xs + i + 8), s1[r]);           \
+                s0[r] = _mm256_fmadd_ps(w0, LOAD(x + r * xs + i), s0[r]);                          \
+                s1[r] = _mm256_fmadd_ps(w1, LOAD(x + r * xs + i + 8), s1[r]);                      \
             }                                                                                      \
         }                                                                                          \
         for (; i + 8 <= K; i += 8) {                                                               \
             __m256 w0 = LOAD(a + i);                                                               \
-            for (int r = 0; r < R; r++)                                                            \
-                s0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + r * xs + i), s0[r]);               \
+            for (int r = 0; r < R; r++) s0[r] = _mm256_fmadd_ps(w0, LOAD(x + r * xs + i), s0[r]);  \
         }                                                                                          \
         for (int r = 0; r < R; r++) {                                                              \
             float s = hsum8(_mm256_add_ps(s0[r], s1[r]));                                          \
-            for (int k = i; k < K; k++) s += CONV(a[k]) * x[r * xs + k];                           \
+            for (int k = i; k < K; k++) s += CONV(a[k]) * CONV(x[r * xs + k]);                     \
             out[r] = s;                                                                            \
         }                                                                                          \
     }                                                                                              \
@@ -47,7 +46,7 @@
         return out;                                                                                \
     }                                                                                              \
     static void dot4_##NAME(int K, const void *w, const void *x, size_t xs, float *out) {          \
-        NAME##_rows(K, w, x, xs / sizeof(float), 4, out);                                          \
+        NAME##_rows(K, w, x, xs / sizeof(T), 4, out);                                              \
     }
 
 static inline __m256 load_f8(const float *p) {
@@ -225,24 +224,15 @@ ROWS void q6_k_rows(int K, const quant_block_q6_k *a, const uint8_t *x, size_t x
 }
 ROWS_ENTRIES(q6_k)
 
-/* ---- activation quantizers: quant_quantize_row's bytes for Q8_0, Q8_1 and Q8_K, eight floats
- * at a time (the same operations: max of |x|, one division, one product and the same rounding
- * per element — roundf's half away from zero for Q8_0/Q8_1, nearbyintf's half to even for Q8_K
- * — so the same bytes; tests/quant checks it on ties). */
+/* ---- activation quantizers: quant_act_quantize_row's bytes for Q8_0, Q8_1, Q8_K and F16,
+ * eight floats at a time (the same operations: max of |x|, one division, one product and
+ * rounding half to even, the conversion's default, per element — so the same bytes; tests/quant
+ * checks it on ties). */
 static inline float hmax8(__m256 v) {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
     m = _mm_max_ss(m, _mm_movehdup_ps(m));
     return _mm_cvtss_f32(m);
-}
-/* roundf: truncate, then step away from zero where the fraction is at least one half. */
-static inline __m256i round_away(__m256 t) {
-    __m256 r = _mm256_round_ps(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    __m256 frac = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(t, r));
-    __m256 step = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(t, _mm256_set1_ps(-0.0f)));
-    r = _mm256_add_ps(r,
-                      _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), step));
-    return _mm256_cvttps_epi32(r);
 }
 /* 32 int32 in four vectors -> 32 int8 in order (saturating at -128, 127). */
 static inline void pack32(__m256i a, __m256i b, __m256i c, __m256i d, int8_t *out) {
@@ -257,10 +247,10 @@ static inline float act_block32(const float *x, int8_t *qs, uint16_t *dh) {
            v3 = _mm256_loadu_ps(x + 24);
     __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(nz, v0), _mm256_andnot_ps(nz, v1)),
                              _mm256_max_ps(_mm256_andnot_ps(nz, v2), _mm256_andnot_ps(nz, v3)));
-    float d = hmax8(m) / 127, id = d ? 1 / d : 0;
+    float amax = hmax8(m), d = amax / 127.f, id = amax != 0 ? 127.f / amax : 0;
     __m256 s = _mm256_set1_ps(id);
-    pack32(round_away(_mm256_mul_ps(v0, s)), round_away(_mm256_mul_ps(v1, s)),
-           round_away(_mm256_mul_ps(v2, s)), round_away(_mm256_mul_ps(v3, s)), qs);
+    pack32(_mm256_cvtps_epi32(_mm256_mul_ps(v0, s)), _mm256_cvtps_epi32(_mm256_mul_ps(v1, s)),
+           _mm256_cvtps_epi32(_mm256_mul_ps(v2, s)), _mm256_cvtps_epi32(_mm256_mul_ps(v3, s)), qs);
     *dh = quant_f32_to_f16(d);
     return d;
 }
@@ -378,8 +368,19 @@ quant_dot4_fn quant_dot4_avx2(int wtype) {
     }
 }
 
+static void act_f16(const float *x, void *dst, int K) {
+    uint16_t *h = dst;
+    int i = 0;
+    for (; i + 8 <= K; i += 8)
+        _mm_storeu_si128((__m128i *)(h + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < K; i++) h[i] = quant_f32_to_f16(x[i]);
+}
+
 quant_act_fn quant_act_avx2(int act_type) {
     switch (act_type) {
+    case QUANT_F16:
+        return act_f16;
     case QUANT_Q8_0:
         return act_q8_0;
     case QUANT_Q8_1:

@@ -10,7 +10,7 @@
  * block 0: an id ggml removed (no layout); weight 1: hearth computes with it. */
 static const quant_traits TRAITS[QUANT_N_IDS] = {
     [0] = {"F32", 1, 4, 1, QUANT_F32},
-    [1] = {"F16", 1, 2, 1, QUANT_F32},
+    [1] = {"F16", 1, 2, 1, QUANT_F16},
     [2] = {"Q4_0", QUANT_QK, 18, 1, QUANT_Q8_0},
     [3] = {"Q4_1", QUANT_QK, 20, 1, QUANT_Q8_1},
     [4] = {"Q4_2", 0, 0, 0, QUANT_F32},
@@ -39,7 +39,7 @@ static const quant_traits TRAITS[QUANT_N_IDS] = {
     [27] = {"I64", 1, 8, 0, QUANT_F32},
     [28] = {"F64", 1, 8, 0, QUANT_F32},
     [29] = {"IQ1_M", QUANT_QK_K, 56, 0, QUANT_F32},
-    [30] = {"BF16", 1, 2, 1, QUANT_F32},
+    [30] = {"BF16", 1, 2, 1, QUANT_BF16},
     [31] = {"Q4_0_4_4", 0, 0, 0, QUANT_F32},
     [32] = {"Q4_0_4_8", 0, 0, 0, QUANT_F32},
     [33] = {"Q4_0_8_8", 0, 0, 0, QUANT_F32},
@@ -384,6 +384,55 @@ static void q_q8_k(const float *x, quant_block_q8_k *b) {
         b->bsums[j] = (int16_t)s;
     }
     b->d = 1 / iscale;
+}
+
+/* ---- activation quantizers: ggml's x86 CPU path, which is not its reference. Its AVX2
+ * quantize_row_q8_0 / q8_1 scale by 127/amax (not 1/(amax/127)) and round half to even (the
+ * vector conversion's default), so an activation's bytes differ from quant_quantize_row's
+ * (llama-quantize's, kept for weights) in the last bit of ties and of x * scale; these give
+ * ggml's. F16 and BF16 are the activations of F16 and BF16 weights (ggml rounds them before
+ * vec_dot_f16 / vec_dot_bf16), F32 a copy. */
+static float act_q8_block(const float *x, int8_t *qs) {
+    float amax = amax_of(x, QUANT_QK, NULL), id = amax != 0 ? 127.f / amax : 0;
+    for (int i = 0; i < QUANT_QK; i++) qs[i] = (int8_t)nearbyintf(x[i] * id);
+    return amax / 127.f;
+}
+
+void quant_act_quantize_row(int act_type, const float *src, void *dst, size_t n) {
+    const quant_traits *t = quant_traits_of(act_type);
+    BASE_ASSERT(t && t->block > 0 && n % (size_t)t->block == 0);
+    uint16_t *h = dst;
+    quant_block_q8_0 *b0 = dst;
+    quant_block_q8_1 *b1 = dst;
+    switch (act_type) {
+    case QUANT_F32:
+        memcpy(dst, src, n * sizeof(float));
+        break;
+    case QUANT_F16:
+        for (size_t i = 0; i < n; i++) h[i] = quant_f32_to_f16(src[i]);
+        break;
+    case QUANT_BF16:
+        for (size_t i = 0; i < n; i++) h[i] = quant_f32_to_bf16(src[i]);
+        break;
+    case QUANT_Q8_0:
+        for (size_t i = 0; i < n / QUANT_QK; i++)
+            b0[i].d = quant_f32_to_f16(act_q8_block(src + QUANT_QK * i, b0[i].qs));
+        break;
+    case QUANT_Q8_1:
+        for (size_t i = 0; i < n / QUANT_QK; i++) {
+            float d = act_q8_block(src + QUANT_QK * i, b1[i].qs);
+            int sum = 0;
+            for (int j = 0; j < QUANT_QK; j++) sum += b1[i].qs[j];
+            b1[i].d = quant_f32_to_f16(d);
+            b1[i].s = quant_f32_to_f16((float)sum * d);
+        }
+        break;
+    case QUANT_Q8_K:
+        quant_quantize_row(QUANT_Q8_K, src, dst, n);
+        break;
+    default:
+        BASE_ASSERT(!"not an activation type");
+    }
 }
 
 /* ---- K-quant scale search. Each sub-block gets the scale (and min) of least squared error

@@ -93,11 +93,12 @@ uint16_t quant_f32_to_bf16(float f);
 size_t quant_matmul_scratch_bytes(int wtype, int M, int K);
 
 /* Y (M,N) = X (M,K) . W (N,K)^T, W's rows stored in wtype (row_bytes(wtype, K) each, back to
- * back), X and Y float row-major. Quantized weights: each row of X is quantized to wtype's
- * act_type into scratch, then each output is an integer dot product per block scaled in float
- * (llama.cpp's scheme, so results match its CPU backend up to float summation order and the
- * rare rounding tie its vector quantizer breaks to even where its reference does not). Float
- * weights (F32/F16/BF16): float dot products. OpenMP threads split N into fixed chunks.
+ * back), X and Y float row-major. Each row of X is first converted to wtype's act_type into
+ * scratch as ggml's x86 CPU backend converts it (quant_act_prepare below), then each output is
+ * one dot product: quantized weights an integer dot product per block scaled in float
+ * (llama.cpp's scheme), F16/BF16 weights float products of the activations rounded to F16/BF16
+ * (ggml's vec_dot_f16/bf16), F32 plain float. So results match llama.cpp's CPU backend up to
+ * the order of float additions. OpenMP threads split N into fixed chunks.
  * quant_matmul uses the fastest kernels this CPU runs (AVX-512, AVX2 or scalar, chosen at run
  * time); quant_ref_matmul the scalar reference (single-threaded) they are tested against.
  * Requires: quant_type_supported(wtype), K % block == 0, M, N, K > 0, scratch at least
@@ -110,6 +111,32 @@ void quant_matmul(float *Y, const float *X, const void *W, int wtype, int M, int
                   void *scratch);
 void quant_ref_matmul(float *Y, const float *X, const void *W, int wtype, int M, int N, int K,
                       void *scratch);
+
+/* ---- prepared activations: quant_matmul in two steps, so that one input feeding several
+ * weight matrices (q, k, v; gate, up) is converted once, and outputs can land side by side.
+ *
+ *   size_t rb = quant_act_row_bytes(wq, K);          // one prepared row
+ *   quant_act_prepare(A, X, wq, M, K);               // A: M * rb bytes, caller's
+ *   quant_matmul_prepared(Y,      ldy, A, Wq, wq, M, Nq, K);   // Y (M, ldy): columns 0..Nq-1
+ *   quant_matmul_prepared(Y + Nq, ldy, A, Wk, wk, M, Nk, K);   // columns Nq..Nq+Nk-1
+ *
+ * A prepared for wtype serves every weight type with the same act_type (quant_traits_of(t)->
+ * act_type): Q4_0/Q5_0/Q8_0 share Q8_0, Q4_1/Q5_1 share Q8_1, the K-quants share Q8_K; F16,
+ * BF16 and F32 each their own. For F32 weights the prepared rows are X's floats, so X itself
+ * (K floats a row, back to back) may be passed as A without preparing. The results are the
+ * bits of quant_matmul for the same X (any thread count, any M, any ldy). */
+
+/* Bytes of one prepared activation row of K elements for weights of type wtype (> 0). */
+size_t quant_act_row_bytes(int wtype, int K);
+/* A (M rows of quant_act_row_bytes(wtype, K) bytes, back to back) = X (M,K) converted to
+ * wtype's act_type, OpenMP threads over rows. Requires quant_type_supported(wtype),
+ * K % block == 0, M, K > 0. X is only read; A any alignment. */
+void quant_act_prepare(void *A, const float *X, int wtype, int M, int K);
+/* Y[m * ldy + n] (m < M, n < N) = row m of A . row n of W, A prepared by quant_act_prepare for
+ * a type with wtype's act_type and K; ldy >= N floats (other columns of Y are not touched).
+ * Otherwise quant_matmul's requirements and guarantees; needs no scratch. */
+void quant_matmul_prepared(float *Y, size_t ldy, const void *A, const void *W, int wtype, int M,
+                           int N, int K);
 
 /* The instruction set quant_matmul uses on this CPU for wtype: "avx512", "avx2" or "scalar". */
 const char *quant_kernel_name(int wtype);

@@ -112,8 +112,13 @@ typedef void (*quant_dot4_fn)(int K, const void *w, const void *x, size_t xs, fl
 quant_dot4_fn quant_dot4_avx2(int wtype); /* NULL where the type has none */
 quant_dot4_fn quant_dot4_avx512(int wtype);
 
-/* Quantizes K floats to an activation type (Q8_0, Q8_1, Q8_K): the bytes of
- * quant_quantize_row, faster. NULL for other types. */
+/* quant_act_prepare's scalar reference: n floats as activations of type act_type (a weight
+ * type's act_type: F32, F16, BF16, Q8_0, Q8_1, Q8_K) in ggml's x86 CPU backend's rounding
+ * (Q8_0/Q8_1: scale 127/amax, ties to even; not quant_quantize_row's). */
+void quant_act_quantize_row(int act_type, const float *src, void *dst, size_t n);
+
+/* Quantizes K floats to an activation type (Q8_0, Q8_1, Q8_K, F16): the bytes of
+ * quant_act_quantize_row, faster. NULL for other types. */
 typedef void (*quant_act_fn)(const float *x, void *dst, int K);
 quant_act_fn quant_act_avx2(int act_type);
 

@@ -255,7 +255,10 @@ static void check_matmul(base_rng *r, int type, shape s) {
             fl[(size_t)m * N + n] = (float)acc;
         }
     }
-    double tol = t->act_type == QUANT_F32 ? 1e-5 : 0.02;
+    double tol = t->act_type == QUANT_F32    ? 1e-5
+                 : t->act_type == QUANT_F16  ? 1e-3
+                 : t->act_type == QUANT_BF16 ? 8e-3
+                                             : 0.02;
     double e = test_rel_err(ref, fl, (size_t)M * N, 1e-6);
     if (e > tol) fprintf(stderr, "%s ref vs float: %.3g\n", t->name, e);
     assert_true(e <= tol);
@@ -323,12 +326,59 @@ static void test_matmul_extremes(void **state) {
     }
 }
 
-/* The vector activation quantizers give quant_quantize_row's bytes, rounding ties included. */
+/* quant_act_prepare + quant_matmul_prepared: the bits of quant_matmul, two matrices' outputs
+ * side by side in one Y (ldy), the columns beyond untouched, one prepared A shared by two
+ * weight types of the same act_type. */
+static void test_matmul_prepared(void **state) {
+    (void)state;
+    base_rng r;
+    base_rng_seed(&r, 8);
+    enum { M = 6, N1 = 19, N2 = 13, LDY = N1 + N2 + 3 };
+    for (int i = 0; i < N_WEIGHT_TYPES; i++) {
+        int t1 = WEIGHT_TYPES[i], t2 = t1 == QUANT_Q4_0 ? QUANT_Q8_0 : t1;
+        int K = 2 * QUANT_QK_K;
+        uint8_t *w1 = make_weights(&r, t1, N1, K), *w2 = make_weights(&r, t2, N2, K);
+        float *x = xmalloc(sizeof(float) * M * K), y[M * LDY], ref[M * (N1 > N2 ? N1 : N2)];
+        gaussian(&r, x, (size_t)M * K);
+        size_t sb = quant_matmul_scratch_bytes(t1, M, K);
+        void *scratch = sb ? xmalloc(sb) : NULL, *A = xmalloc(quant_act_row_bytes(t1, K) * M);
+        assert_int_equal(quant_act_row_bytes(t1, K) * M, sb ? sb : sizeof(float) * M * K);
+        for (int k = 0; k < M * LDY; k++) y[k] = -7.f;
+        quant_act_prepare(A, x, t1, M, K);
+        quant_matmul_prepared(y, LDY, A, w1, t1, M, N1, K);
+        quant_matmul_prepared(y + N1, LDY, A, w2, t2, M, N2, K);
+        quant_matmul(ref, x, w1, t1, M, N1, K, scratch);
+        for (int m = 0; m < M; m++)
+            assert_memory_equal(y + m * LDY, ref + m * N1, sizeof(float) * N1);
+        quant_matmul(ref, x, w2, t2, M, N2, K, scratch);
+        for (int m = 0; m < M; m++) {
+            assert_memory_equal(y + m * LDY + N1, ref + m * N2, sizeof(float) * N2);
+            for (int k = N1 + N2; k < LDY; k++) assert_true(y[m * LDY + k] == -7.f);
+        }
+        if (t1 == QUANT_F32) { /* X itself serves as A */
+            quant_matmul_prepared(y, LDY, x, w1, t1, M, N1, K);
+            quant_matmul(ref, x, w1, t1, M, N1, K, NULL);
+            for (int m = 0; m < M; m++)
+                assert_memory_equal(y + m * LDY, ref + m * N1, sizeof(float) * N1);
+        }
+        free(w1), free(w2), free(x), free(scratch), free(A);
+    }
+}
+
+/* The activation quantizers round as ggml's x86 CPU backend does (scale 127/amax, ties to even:
+ * with amax 127 the scale is 1 and 2.5 becomes 2, where llama-quantize's reference, kept for
+ * weights, gives 3), and the vector ones give the scalar ones' bytes, ties included. */
 static void test_act_quantizers(void **state) {
     (void)state;
     if (quant_isa_best() < QUANT_ISA_AVX2) skip();
     enum { K = 1024 };
-    static const int acts[] = {QUANT_Q8_0, QUANT_Q8_1, QUANT_Q8_K};
+    static const int acts[] = {QUANT_Q8_0, QUANT_Q8_1, QUANT_Q8_K, QUANT_F16};
+    float tie[QUANT_QK] = {127.f, 2.5f, -2.5f, 3.5f};
+    quant_block_q8_0 qa, qw;
+    quant_act_quantize_row(QUANT_Q8_0, tie, &qa, QUANT_QK);
+    quant_quantize_row(QUANT_Q8_0, tie, &qw, QUANT_QK);
+    assert_int_equal(qa.qs[1], 2), assert_int_equal(qa.qs[2], -2), assert_int_equal(qa.qs[3], 4);
+    assert_int_equal(qw.qs[1], 3), assert_int_equal(qw.qs[2], -3), assert_int_equal(qw.qs[3], 4);
     base_rng r;
     base_rng_seed(&r, 9);
     float *x = xmalloc(sizeof(float) * K);
@@ -343,14 +393,14 @@ static void test_act_quantizers(void **state) {
         if (rep == 1) x[5] = 50, x[7] = -50; /* equal magnitudes: the first is the signed max */
         for (size_t t = 0; t < sizeof acts / sizeof *acts; t++) {
             size_t rb = row_bytes(acts[t], K);
-            quant_quantize_row(acts[t], x, a, K);
+            quant_act_quantize_row(acts[t], x, a, K);
             quant_act_avx2(acts[t])(x, b, K);
             assert_memory_equal(a, b, rb);
         }
     }
     for (int i = 0; i < K; i++) x[i] = 0;
     for (size_t t = 0; t < sizeof acts / sizeof *acts; t++) {
-        quant_quantize_row(acts[t], x, a, K);
+        quant_act_quantize_row(acts[t], x, a, K);
         quant_act_avx2(acts[t])(x, b, K);
         assert_memory_equal(a, b, row_bytes(acts[t], K));
     }
@@ -363,6 +413,7 @@ int test_quant(void) {
         cmocka_unit_test(test_dequantize_llama), cmocka_unit_test(test_quantize_llama),
         cmocka_unit_test(test_roundtrip),        cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_matmul_extremes),  cmocka_unit_test(test_act_quantizers),
+        cmocka_unit_test(test_matmul_prepared),
     };
     return cmocka_run_group_tests_name("quant", tests, NULL, NULL);
 }
