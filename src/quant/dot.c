@@ -14,18 +14,20 @@ static float dot_f32(int K, const void *w, const void *x) {
     for (int i = 0; i < K; i++) s += a[i] * b[i];
     return s;
 }
-/* F16/BF16 weights: the activations rounded to the weights' type first (as ggml's
- * vec_dot_f16/bf16 take them), each product then exact in float */
+/* F16/BF16 weights: the activations arrive rounded to the weights' type (as ggml's
+ * vec_dot_f16/bf16 take them), so each product is exact in float */
 static float dot_f16(int K, const void *w, const void *x) {
-    const uint16_t *a = w, *b = x;
+    const uint16_t *a = w;
+    const float *b = x;
     float s = 0;
-    for (int i = 0; i < K; i++) s += F16(a[i]) * F16(b[i]);
+    for (int i = 0; i < K; i++) s += F16(a[i]) * b[i];
     return s;
 }
 static float dot_bf16(int K, const void *w, const void *x) {
-    const uint16_t *a = w, *b = x;
+    const uint16_t *a = w;
+    const float *b = x;
     float s = 0;
-    for (int i = 0; i < K; i++) s += quant_bf16_to_f32(a[i]) * quant_bf16_to_f32(b[i]);
+    for (int i = 0; i < K; i++) s += quant_bf16_to_f32(a[i]) * b[i];
     return s;
 }
 static float dot_q8_0(int K, const void *w, const void *x) {
@@ -262,7 +264,9 @@ size_t quant_act_row_bytes(int wtype, int K) {
     const quant_traits *t = quant_traits_of(wtype);
     size_t n;
     BASE_ASSERT(t && t->weight && K > 0);
-    BASE_ASSERT(quant_row_bytes(t->act_type, (size_t)K, &n, NULL) == BASE_OK);
+    /* F16/BF16 activations are held as floats (their values rounded) */
+    int at = t->act_type == QUANT_F16 || t->act_type == QUANT_BF16 ? QUANT_F32 : t->act_type;
+    BASE_ASSERT(quant_row_bytes(at, (size_t)K, &n, NULL) == BASE_OK);
     return n;
 }
 
@@ -315,6 +319,10 @@ static void matmul_prepared_isa(float *Y, size_t ldy, const void *A, const void 
     quant_dot4_fn dot4 = used == QUANT_ISA_AVX512 ? quant_dot4_avx512(wtype)
                          : used == QUANT_ISA_AVX2 ? quant_dot4_avx2(wtype)
                                                   : NULL;
+    /* float weights: tiles of several weight rows x four activation rows (bit-identical) */
+    quant_tile_fn tile = used == QUANT_ISA_AVX512 ? quant_tile_avx512(wtype)
+                         : used == QUANT_ISA_AVX2 ? quant_tile_avx2(wtype)
+                                                  : NULL;
     const uint8_t *w8 = W;
     int nchunks = (N + QUANT_NCHUNK - 1) / QUANT_NCHUNK;
     /* Few rows (decoding): each weight row is read from memory once and dotted with every row
@@ -323,6 +331,12 @@ static void matmul_prepared_isa(float *Y, size_t ldy, const void *A, const void 
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int c = 0; c < nchunks; c++) {
         int n0 = c * QUANT_NCHUNK, n1 = n0 + QUANT_NCHUNK < N ? n0 + QUANT_NCHUNK : N;
+        if (tile) {
+            for (int m = 0; m < M; m += 4)
+                tile(K, w8 + (size_t)n0 * wrb, wrb, n1 - n0, xa + (size_t)m * xrb, xrb,
+                     M - m < 4 ? M - m : 4, Y + (size_t)m * ldy + n0, ldy);
+            continue;
+        }
         int mt = M <= 8 ? M : 4; /* rows of X per pass over the chunk */
         for (int m0 = 0; m0 < M; m0 += mt) {
             int m1 = m0 + mt < M ? m0 + mt : M;

@@ -18,53 +18,9 @@
 #define QDOT_I16(acc, p, c) _mm256_add_epi32(acc, _mm256_madd_epi16(p, c))
 #include "quant/dot_x86.h"
 
-#define FLOAT_ROWS(NAME, T, LOAD, CONV)                                                            \
-    ROWS void NAME##_rows(int K, const T *a, const T *x, size_t xs, int R, float *out) {           \
-        __m256 s0[4], s1[4];                                                                       \
-        for (int r = 0; r < R; r++) s0[r] = s1[r] = _mm256_setzero_ps();                           \
-        int i = 0;                                                                                 \
-        for (; i + 16 <= K; i += 16) {                                                             \
-            __m256 w0 = LOAD(a + i), w1 = LOAD(a + i + 8);                                         \
-            for (int r = 0; r < R; r++) {                                                          \
-                s0[r] = _mm256_fmadd_ps(w0, LOAD(x + r * xs + i), s0[r]);                          \
-                s1[r] = _mm256_fmadd_ps(w1, LOAD(x + r * xs + i + 8), s1[r]);                      \
-            }                                                                                      \
-        }                                                                                          \
-        for (; i + 8 <= K; i += 8) {                                                               \
-            __m256 w0 = LOAD(a + i);                                                               \
-            for (int r = 0; r < R; r++) s0[r] = _mm256_fmadd_ps(w0, LOAD(x + r * xs + i), s0[r]);  \
-        }                                                                                          \
-        for (int r = 0; r < R; r++) {                                                              \
-            float s = hsum8(_mm256_add_ps(s0[r], s1[r]));                                          \
-            for (int k = i; k < K; k++) s += CONV(a[k]) * CONV(x[r * xs + k]);                     \
-            out[r] = s;                                                                            \
-        }                                                                                          \
-    }                                                                                              \
-    static float dot_##NAME(int K, const void *w, const void *x) {                                 \
-        float out;                                                                                 \
-        NAME##_rows(K, w, x, 0, 1, &out);                                                          \
-        return out;                                                                                \
-    }                                                                                              \
-    static void dot4_##NAME(int K, const void *w, const void *x, size_t xs, float *out) {          \
-        NAME##_rows(K, w, x, xs / sizeof(T), 4, out);                                              \
-    }
-
-static inline __m256 load_f8(const float *p) {
-    return _mm256_loadu_ps(p);
-}
-static inline float conv_f32(float v) {
-    return v;
-}
-static inline __m256 load_h8(const uint16_t *p) {
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-}
-static inline __m256 load_bf8(const uint16_t *p) {
-    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-}
-FLOAT_ROWS(f32, float, load_f8, conv_f32)
-FLOAT_ROWS(f16, uint16_t, load_h8, h2f)
-FLOAT_ROWS(bf16, uint16_t, load_bf8, quant_bf16_to_f32)
+FLOAT_TILES(f32, float, load_f8, conv_f32, 3)
+FLOAT_TILES(f16, uint16_t, load_h8, h2f, 3)
+FLOAT_TILES(bf16, uint16_t, load_bf8, bf2f, 3)
 
 /* The 2- and 3-bit K-quants have 16 scales, one per 16 elements; sc8 holds them as bytes. */
 static inline int hsum_i32(__m256i v) {
@@ -337,12 +293,6 @@ quant_dot_fn quant_dot_avx2(int wtype) {
 
 quant_dot4_fn quant_dot4_avx2(int wtype) {
     switch (wtype) {
-    case QUANT_F32:
-        return dot4_f32;
-    case QUANT_F16:
-        return dot4_f16;
-    case QUANT_BF16:
-        return dot4_bf16;
     case QUANT_Q8_0:
         return dot4_q8_0;
     case QUANT_Q4_0:
@@ -369,12 +319,25 @@ quant_dot4_fn quant_dot4_avx2(int wtype) {
 }
 
 static void act_f16(const float *x, void *dst, int K) {
-    uint16_t *h = dst;
+    float *h = dst;
     int i = 0;
     for (; i + 8 <= K; i += 8)
-        _mm_storeu_si128((__m128i *)(h + i),
-                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
-    for (; i < K; i++) h[i] = quant_f32_to_f16(x[i]);
+        _mm256_storeu_ps(h + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i),
+                                                                _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < K; i++) h[i] = quant_f16_to_f32(quant_f32_to_f16(x[i]));
+}
+
+quant_tile_fn quant_tile_avx2(int wtype) {
+    switch (wtype) {
+    case QUANT_F32:
+        return f32_tile;
+    case QUANT_F16:
+        return f16_tile;
+    case QUANT_BF16:
+        return bf16_tile;
+    default:
+        return NULL;
+    }
 }
 
 quant_act_fn quant_act_avx2(int act_type) {

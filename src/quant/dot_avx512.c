@@ -13,10 +13,35 @@
 #define QDOT_I16(acc, p, c) _mm256_dpwssd_epi32(acc, p, c)
 #include "quant/dot_x86.h"
 
+/* float weights: 32 vector registers hold a 4 x 4 tile's 16 accumulators, the 4 weight vectors
+ * and an activation vector (AVX2's 16 hold 3 x 4); the same operations per pair, the same bits */
+FLOAT_TILES(f32, float, load_f8, conv_f32, 4)
+FLOAT_TILES(f16, uint16_t, load_h8, h2f, 4)
+FLOAT_TILES(bf16, uint16_t, load_bf8, bf2f, 4)
+
 #pragma GCC pop_options
+
+quant_tile_fn quant_tile_avx512(int wtype) {
+    switch (wtype) {
+    case QUANT_F32:
+        return f32_tile;
+    case QUANT_F16:
+        return f16_tile;
+    case QUANT_BF16:
+        return bf16_tile;
+    default:
+        return NULL;
+    }
+}
 
 quant_dot_fn quant_dot_avx512(int wtype) {
     switch (wtype) {
+    case QUANT_F32:
+        return dot_f32;
+    case QUANT_F16:
+        return dot_f16;
+    case QUANT_BF16:
+        return dot_bf16;
     case QUANT_Q8_0:
         return dot_q8_0;
     case QUANT_Q4_0:

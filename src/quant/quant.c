@@ -391,7 +391,7 @@ static void q_q8_k(const float *x, quant_block_q8_k *b) {
  * vector conversion's default), so an activation's bytes differ from quant_quantize_row's
  * (llama-quantize's, kept for weights) in the last bit of ties and of x * scale; these give
  * ggml's. F16 and BF16 are the activations of F16 and BF16 weights (ggml rounds them before
- * vec_dot_f16 / vec_dot_bf16), F32 a copy. */
+ * vec_dot_f16 / vec_dot_bf16; stored as floats holding those values), F32 a copy. */
 static float act_q8_block(const float *x, int8_t *qs) {
     float amax = amax_of(x, QUANT_QK, NULL), id = amax != 0 ? 127.f / amax : 0;
     for (int i = 0; i < QUANT_QK; i++) qs[i] = (int8_t)nearbyintf(x[i] * id);
@@ -401,7 +401,7 @@ static float act_q8_block(const float *x, int8_t *qs) {
 void quant_act_quantize_row(int act_type, const float *src, void *dst, size_t n) {
     const quant_traits *t = quant_traits_of(act_type);
     BASE_ASSERT(t && t->block > 0 && n % (size_t)t->block == 0);
-    uint16_t *h = dst;
+    float *h = dst;
     quant_block_q8_0 *b0 = dst;
     quant_block_q8_1 *b1 = dst;
     switch (act_type) {
@@ -409,10 +409,10 @@ void quant_act_quantize_row(int act_type, const float *src, void *dst, size_t n)
         memcpy(dst, src, n * sizeof(float));
         break;
     case QUANT_F16:
-        for (size_t i = 0; i < n; i++) h[i] = quant_f32_to_f16(src[i]);
+        for (size_t i = 0; i < n; i++) h[i] = quant_f16_to_f32(quant_f32_to_f16(src[i]));
         break;
     case QUANT_BF16:
-        for (size_t i = 0; i < n; i++) h[i] = quant_f32_to_bf16(src[i]);
+        for (size_t i = 0; i < n; i++) h[i] = quant_bf16_to_f32(quant_f32_to_bf16(src[i]));
         break;
     case QUANT_Q8_0:
         for (size_t i = 0; i < n / QUANT_QK; i++)

@@ -112,6 +112,13 @@ typedef void (*quant_dot4_fn)(int K, const void *w, const void *x, size_t xs, fl
 quant_dot4_fn quant_dot4_avx2(int wtype); /* NULL where the type has none */
 quant_dot4_fn quant_dot4_avx512(int wtype);
 
+/* Float weights' tiles: nw weight rows (ws bytes apart) x nr (1..4) float activation rows (xs
+ * bytes apart) into y[r * ldy + w], each output bit-identical to the same ISA's quant_dot_fn. */
+typedef void (*quant_tile_fn)(int K, const void *w, size_t ws, int nw, const void *x, size_t xs,
+                              int nr, float *y, size_t ldy);
+quant_tile_fn quant_tile_avx2(int wtype); /* NULL where the type has none */
+quant_tile_fn quant_tile_avx512(int wtype);
+
 /* quant_act_prepare's scalar reference: n floats as activations of type act_type (a weight
  * type's act_type: F32, F16, BF16, Q8_0, Q8_1, Q8_K) in ggml's x86 CPU backend's rounding
  * (Q8_0/Q8_1: scale 127/amax, ties to even; not quant_quantize_row's). */

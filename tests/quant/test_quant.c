@@ -300,7 +300,7 @@ static void test_matmul(void **state) {
                  : b == QUANT_QK ? 3 * b
                                  : b,
             k2 = b == 1 ? 300 : 3 * (b == 32 ? 9 : 1) * b;
-        shape shapes[] = {{1, 33, k1}, {3, 17, k2}, {9, 21, k2}, {1, 5, 4 * k2}};
+        shape shapes[] = {{1, 33, k1}, {3, 17, k2}, {9, 21, k2}, {1, 5, 4 * k2}, {6, 35, 4 * k2}};
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
             check_matmul(&r, type, shapes[s]);
     }
@@ -382,7 +382,7 @@ static void test_act_quantizers(void **state) {
     base_rng r;
     base_rng_seed(&r, 9);
     float *x = xmalloc(sizeof(float) * K);
-    uint8_t *a = xmalloc(2 * K), *b = xmalloc(2 * K);
+    uint8_t *a = xmalloc(4 * K), *b = xmalloc(4 * K);
     for (int rep = 0; rep < 4; rep++) {
         if (rep < 2)
             gaussian(&r, x, K);
