@@ -319,6 +319,9 @@ static void matmul_prepared_isa(float *Y, size_t ldy, const void *A, const void 
     quant_dot4_fn dot4 = used == QUANT_ISA_AVX512 ? quant_dot4_avx512(wtype)
                          : used == QUANT_ISA_AVX2 ? quant_dot4_avx2(wtype)
                                                   : NULL;
+    quant_dot4w2_fn dot4w2 = used == QUANT_ISA_AVX512 ? quant_dot4w2_avx512(wtype)
+                             : used == QUANT_ISA_AVX2 ? quant_dot4w2_avx2(wtype)
+                                                      : NULL;
     /* float weights: tiles of several weight rows x four activation rows (bit-identical) */
     quant_tile_fn tile = used == QUANT_ISA_AVX512 ? quant_tile_avx512(wtype)
                          : used == QUANT_ISA_AVX2 ? quant_tile_avx2(wtype)
@@ -340,7 +343,25 @@ static void matmul_prepared_isa(float *Y, size_t ldy, const void *A, const void 
         int mt = M <= 8 ? M : 4; /* rows of X per pass over the chunk */
         for (int m0 = 0; m0 < M; m0 += mt) {
             int m1 = m0 + mt < M ? m0 + mt : M;
-            for (int n = n0; n < n1; n++) {
+            int n = n0;
+            if (dot4w2 && m1 - m0 >= 4)
+                for (; n + 2 <= n1; n += 2) { /* two weight rows x four activation rows */
+                    const uint8_t *wr = w8 + (size_t)n * wrb;
+                    int m = m0;
+                    for (; m + 4 <= m1; m += 4) {
+                        float o[8];
+                        dot4w2(K, wr, wrb, xa + (size_t)m * xrb, xrb, o);
+                        for (int r = 0; r < 4; r++) {
+                            Y[(size_t)(m + r) * ldy + n] = o[r];
+                            Y[(size_t)(m + r) * ldy + n + 1] = o[4 + r];
+                        }
+                    }
+                    for (; m < m1; m++)
+                        for (int j = 0; j < 2; j++)
+                            Y[(size_t)m * ldy + n + j] =
+                                dot(K, wr + (size_t)j * wrb, xa + (size_t)m * xrb);
+                }
+            for (; n < n1; n++) {
                 const uint8_t *wr = w8 + (size_t)n * wrb;
                 int m = m0;
                 if (dot4)

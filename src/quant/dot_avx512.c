@@ -61,6 +61,17 @@ quant_dot_fn quant_dot_avx512(int wtype) {
     }
 }
 
+quant_dot4w2_fn quant_dot4w2_avx512(int wtype) {
+    switch (wtype) {
+    case QUANT_Q8_0:
+        return dot4w2_q8_0;
+    case QUANT_Q4_0:
+        return dot4w2_q4_0;
+    default:
+        return NULL;
+    }
+}
+
 quant_dot4_fn quant_dot4_avx512(int wtype) {
     switch (wtype) {
     case QUANT_Q8_0:

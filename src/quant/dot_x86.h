@@ -79,48 +79,67 @@ ROWS __m256 row_scales(const uint8_t *x, size_t xs, int R, size_t off, float d) 
     __m128 f = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi64_si128((long long)h)), _mm_set1_ps(d));
     return _mm256_castps128_ps256(f);
 }
+/* The f16 field at byte off of each of the R activation rows' block as floats in lanes 0..R-1
+ * (row_scales without the product). */
+ROWS __m128 row_halves(const uint8_t *x, size_t xs, int R, size_t off) {
+    uint64_t h = 0;
+    for (int r = 0; r < R; r++) {
+        uint16_t v;
+        memcpy(&v, x + r * xs + off, 2);
+        h |= (uint64_t)v << (16 * r);
+    }
+    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)h));
+}
 /* Lane r of v in all eight lanes. */
 static inline __m256 lane_of(__m256 v, int r) {
     return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(r));
 }
 
+/* The legacy Q8_0-activation kernels for W (1 or 2) weight rows (wb bytes apart) x R rows:
+ * the activation rows' scales converted and their values loaded once for the W weight rows.
+ * Each (weight row, activation row) pair goes through the operations of W = 1, so the bits
+ * are the same. WQ(aw, q) sets q to the weight block's 32 signed values. */
+#define Q8_0_ACT_KERNEL(NAME, BT, WQ)                                                              \
+    ROWS void NAME##_rows_w(int K, const uint8_t *a, size_t wb, int W, const uint8_t *x,           \
+                            size_t xs, int R, float *out) {                                        \
+        __m256 acc[2][4];                                                                          \
+        for (int w = 0; w < W; w++)                                                                \
+            for (int r = 0; r < R; r++) acc[w][r] = _mm256_setzero_ps();                           \
+        for (int i = 0; i < K / QUANT_QK; i++) {                                                   \
+            __m128 xd = row_halves(x, xs, R, sizeof(quant_block_q8_0) * (size_t)i);                \
+            for (int w = 0; w < W; w++) {                                                          \
+                const BT *aw = (const BT *)(a + (size_t)w * wb) + i;                               \
+                __m256i q;                                                                         \
+                WQ(aw, q);                                                                         \
+                __m256i aq = _mm256_sign_epi8(q, q);                                               \
+                __m256 ds = _mm256_castps128_ps256(_mm_mul_ps(xd, _mm_set1_ps(h2f(aw->d))));       \
+                for (int r = 0; r < R; r++) {                                                      \
+                    const quant_block_q8_0 *b = (const quant_block_q8_0 *)(x + r * xs) + i;        \
+                    __m256i p = QDOT_U8S8(                                                         \
+                        _mm256_setzero_si256(), aq,                                                \
+                        _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)b->qs), q));          \
+                    acc[w][r] = _mm256_fmadd_ps(lane_of(ds, r), _mm256_cvtepi32_ps(p), acc[w][r]); \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        for (int w = 0; w < W; w++)                                                                \
+            for (int r = 0; r < R; r++) out[4 * w + r] = hsum8(acc[w][r]);                         \
+    }                                                                                              \
+    ROWS void NAME##_rows(int K, const BT *a, const uint8_t *x, size_t xs, int R, float *out) {    \
+        NAME##_rows_w(K, (const uint8_t *)a, 0, 1, x, xs, R, out);                                 \
+    }                                                                                              \
+    static void dot4w2_##NAME(int K, const void *w, size_t wb, const void *x, size_t xs,           \
+                              float *out) {                                                        \
+        NAME##_rows_w(K, w, wb, 2, x, xs, 4, out);                                                 \
+    }
+
+#define WQ_Q8_0(aw, q) (q) = _mm256_loadu_si256((const __m256i *)(aw)->qs)
+#define WQ_Q4_0(aw, q) (q) = _mm256_sub_epi8(nibbles((aw)->qs), _mm256_set1_epi8(8))
 /* Q8_0 and Q4_0 against Q8_0 rows: the weight's 32 signed values (Q4_0: nibbles - 8) once,
  * their magnitudes and signs applied to each row (dot_i8). */
-ROWS void q8_0_rows(int K, const quant_block_q8_0 *a, const uint8_t *x, size_t xs, int R,
-                    float *out) {
-    __m256 acc[4];
-    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
-    for (int i = 0; i < K / QUANT_QK; i++) {
-        __m256i q = _mm256_loadu_si256((const __m256i *)a[i].qs), aq = _mm256_sign_epi8(q, q);
-        __m256 ds = row_scales(x, xs, R, sizeof(quant_block_q8_0) * (size_t)i, h2f(a[i].d));
-        for (int r = 0; r < R; r++) {
-            const quant_block_q8_0 *b = (const quant_block_q8_0 *)(x + r * xs) + i;
-            __m256i p = QDOT_U8S8(_mm256_setzero_si256(), aq,
-                                  _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)b->qs), q));
-            acc[r] = _mm256_fmadd_ps(lane_of(ds, r), _mm256_cvtepi32_ps(p), acc[r]);
-        }
-    }
-    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]);
-}
+Q8_0_ACT_KERNEL(q8_0, quant_block_q8_0, WQ_Q8_0)
 ROWS_ENTRIES(q8_0)
-
-ROWS void q4_0_rows(int K, const quant_block_q4_0 *a, const uint8_t *x, size_t xs, int R,
-                    float *out) {
-    __m256 acc[4];
-    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
-    for (int i = 0; i < K / QUANT_QK; i++) {
-        __m256i q = _mm256_sub_epi8(nibbles(a[i].qs), _mm256_set1_epi8(8));
-        __m256i aq = _mm256_sign_epi8(q, q);
-        __m256 ds = row_scales(x, xs, R, sizeof(quant_block_q8_0) * (size_t)i, h2f(a[i].d));
-        for (int r = 0; r < R; r++) {
-            const quant_block_q8_0 *b = (const quant_block_q8_0 *)(x + r * xs) + i;
-            __m256i p = QDOT_U8S8(_mm256_setzero_si256(), aq,
-                                  _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)b->qs), q));
-            acc[r] = _mm256_fmadd_ps(lane_of(ds, r), _mm256_cvtepi32_ps(p), acc[r]);
-        }
-    }
-    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]);
-}
+Q8_0_ACT_KERNEL(q4_0, quant_block_q4_0, WQ_Q4_0)
 ROWS_ENTRIES(q4_0)
 /* Q5_0 against Q8_0 rows: nibbles with the fifth bits of qh, less 16, as Q4_0. */
 ROWS void q5_0_rows(int K, const quant_block_q5_0 *a, const uint8_t *x, size_t xs, int R,

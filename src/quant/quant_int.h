@@ -110,6 +110,12 @@ typedef float (*quant_dot_fn)(int K, const void *w, const void *x);
  * that row alone (the weight block is unpacked once for the four: prefill's reuse). */
 typedef void (*quant_dot4_fn)(int K, const void *w, const void *x, size_t xs, float *out);
 quant_dot4_fn quant_dot4_avx2(int wtype); /* NULL where the type has none */
+/* The same for two weight rows at w and w + ws (bytes) into out[0..3] and out[4..7], each
+ * output bit-identical to quant_dot4_fn's (the activations loaded once for both). */
+typedef void (*quant_dot4w2_fn)(int K, const void *w, size_t ws, const void *x, size_t xs,
+                                float *out);
+quant_dot4w2_fn quant_dot4w2_avx2(int wtype); /* NULL where the type has none */
+quant_dot4w2_fn quant_dot4w2_avx512(int wtype);
 quant_dot4_fn quant_dot4_avx512(int wtype);
 
 /* Float weights' tiles: nw weight rows (ws bytes apart) x nr (1..4) float activation rows (xs
