@@ -686,7 +686,7 @@ static void test_gguf_model(void **state) {
         gguf_writer *w;
         float *scratch;
         assert_int_equal(gguf_writer_create(&w, &e), 0);
-        assert_int_equal(ckpt_gguf_add_model(w, a, "test model", &scratch, &e), 0);
+        assert_int_equal(ckpt_gguf_add_model(w, a, "test model", NULL, &scratch, &e), 0);
         assert_int_equal(tok_gguf_set(v, w, &e), 0);
         assert_int_equal(gguf_writer_save(w, p, &e), 0);
         gguf_writer_free(w);
