@@ -76,8 +76,27 @@ run quantize "$T/model.gguf" "$T/q8.gguf" q8_0 &&
   run generate --model "$T/q8.gguf" --max-tokens 8 --temperature 0 "to be" && ok
 run quantize "$T/model.gguf" "$T/q4k.gguf" Q4_K &&
   run generate --model "$T/q4k.gguf" --max-tokens 8 --temperature 0 "to be" && ok
+# the run itself quantized (the same code as export --type): F16 gives the F32 text exactly; Q8_0
+# from the run, from its F32 GGUF, and by export --type are the same file's tensors (same text);
+# Q4_K_M names its fallbacks (rows of this width fit no K-quant block) and still generates
+run quantize "$T/run" "$T/f16.gguf" F16 &&
+  run generate --model "$T/f16.gguf" --max-tokens 24 --temperature 0 "to be" &&
+  { cmp -s "$T/out" "$T/g1" && ok || bad "the F16 quantized run generates other text"; }
+run quantize "$T/run" "$T/rq8.gguf" Q8_0 && run generate --model "$T/rq8.gguf" --max-tokens 24 --temperature 0 "to be" &&
+  cp "$T/out" "$T/gq8" && run export "$T/run" -o "$T/eq8.gguf" --type q8_0 &&
+  run generate --model "$T/eq8.gguf" --max-tokens 24 --temperature 0 "to be" &&
+  { cmp -s "$T/out" "$T/gq8" && ok || bad "export --type q8_0 and quantize RUN Q8_0 differ"; } &&
+  run generate --model "$T/q8.gguf" --max-tokens 24 --temperature 0 "to be" &&
+  { cmp -s "$T/out" "$T/gq8" && ok || bad "quantize of the GGUF and of the run differ (Q8_0)"; }
+run quantize "$T/run" "$T/rq4km.gguf" q4_k_m &&
+  { grep -q "no whole number of Q4_K blocks (256): Q5_0" "$T/err" && ok || bad "Q4_K_M: no fallback named: $(cat "$T/err")"; } &&
+  run generate --model "$T/rq4km.gguf" --max-tokens 24 --temperature 0 "to be" &&
+  { grep -q "generated 24 tokens" "$T/err" && ok || bad "Q4_K_M: $(cat "$T/err")"; }
+expect_fail "quantize: unknown type" "unknown type 'q9_9' \(known: F32, F16" quantize "$T/run" "$T/x.gguf" q9_9
+expect_fail "export --type to safetensors" "--type is for --format gguf" export "$T/run" -o "$T/x.safetensors" --type q8_0
 expect_fail "quantize: IQ2_XS" "IQ2_XS is not supported" quantize "$T/model.gguf" "$T/x.gguf" iq2_xs
 expect_fail "quantize: a quantized input" "is Q8_0: quantize starts from F32, F16 or BF16" quantize "$T/q8.gguf" "$T/x.gguf" q4_0
+expect_fail "quantize: a quantized run" "is a GGUF file already|is Q8_0" quantize "$T/rq8.gguf" "$T/x.gguf" f16
 expect_fail "export: unknown format" "unknown format 'onnx' \(known: safetensors, gguf\)" export "$T/run" --format onnx -o "$T/x"
 # a stop string: the text ends before its first occurrence
 first=$(head -c 200 "$T/g1" | tr -d '\n' | cut -c3-4)
