@@ -11,6 +11,9 @@
 # texts agree, and else how many characters they share. A random model's logits are close
 # together, so a free-running decode diverges at the first near-tie: disagreement there is no
 # bug (teacher-forced agreement within a tolerance is tests/infer/test_gguf_parity.c's check).
+# For the random model, llama-quantize also quantizes the same F32 file to the same type, and
+# the last column says whether every tensor got the same ggml type from both (the per-tensor
+# mix of Q4_K_M & co.) and whether the quantized bytes are the same; stories260K's 172-long rows make this llama-quantize refuse it.
 #
 #   tools/llamacpp_quant_check.sh [HEARTH]         (default build/hearth)
 #
@@ -32,18 +35,19 @@ S=$DATA/models/stories260K
 PYTHONPATH=$LLAMA_DIR/gguf-py /usr/bin/python3 "$(dirname "$0")/gguf_random_llama.py" \
   "$T/stories.gguf" "$T/random.gguf" 1 > /dev/null || { echo "gguf_random_llama.py failed"; exit 1; }
 prompt="Once upon a time"
-printf '%-8s %-12s %-9s %-10s %s\n' type model fallbacks llama.cpp "greedy text ($N tokens)"
+printf '%-8s %-8s %-9s %-6s %-32s %s\n' type model fallbacks llama greedy-text-"($N tokens)" \
+  "types as llama-quantize"
 for t in $TYPES; do
   for m in stories random; do
     f=$T/$m-$t.gguf
     if ! "$H" quantize "$T/$m.gguf" "$f" "$t" > "$T/q.out" 2> "$T/q.err"; then
-      printf '%-8s %-12s hearth quantize failed: %s\n' "$t" "$m" "$(head -1 "$T/q.err")"
+      printf '%-8s %-8s hearth quantize failed: %s\n' "$t" "$m" "$(head -1 "$T/q.err")"
       continue
     fi
     nfb=$(grep -c 'no whole number' "$T/q.err")
     if ! timeout 120 "$B/llama-cli" -m "$f" -p "$prompt" -n "$N" --temp 0 --ignore-eos -no-cnv \
       --no-warmup -t 1 > "$T/l.txt" 2> "$T/l.err"; then
-      printf '%-8s %-12s %-9s %-10s %s\n' "$t" "$m" "$nfb" "FAILS" "$(grep -m1 -i error "$T/l.err")"
+      printf '%-8s %-8s %-9s %-6s %s\n' "$t" "$m" "$nfb" "FAILS" "$(grep -m1 -i error "$T/l.err")"
       continue
     fi
     "$H" generate --model "$f" -n "$N" --temperature 0 --threads 1 "$prompt" > "$T/h.txt" 2> /dev/null
@@ -64,6 +68,22 @@ else:
     print("differ after %d of %d chars" % (k, max(len(l), len(h))))
 PY
     )
-    printf '%-8s %-12s %-9s %-10s %s\n' "$t" "$m" "$nfb" "loads" "$verdict"
+    types=-
+    if [ "$m" = random ] && "$B/llama-quantize" "$T/$m.gguf" "$T/lq.gguf" "$t" 1 > /dev/null 2>&1; then
+      types=$(PYTHONPATH=$LLAMA_DIR/gguf-py /usr/bin/python3 - "$f" "$T/lq.gguf" << 'PY'
+import sys
+import gguf
+ra, rb = (gguf.GGUFReader(f) for f in sys.argv[1:3])
+a, b = ({t.name: t.tensor_type.name for t in r.tensors} for r in (ra, rb))
+da, db = ({t.name: bytes(t.data.tobytes()) for t in r.tensors} for r in (ra, rb))
+d = [f"{n}: {a[n]} vs {b.get(n)}" for n in a if a[n] != b.get(n)]
+nb = sum(da[n] != db.get(n) for n in a)
+print("same (" + ", ".join(sorted(set(a.values()))) + "), %s" %
+      ("bytes identical" if not nb else "%d tensors' bytes differ" % nb)
+      if not d and a.keys() == b.keys() else "differ: " + "; ".join(d))
+PY
+      )
+    fi
+    printf '%-8s %-8s %-9s %-6s %-32s %s\n' "$t" "$m" "$nfb" "loads" "$verdict" "$types"
   done
 done
