@@ -11,6 +11,7 @@
 # texts agree, and else how many characters they share. A random model's logits are close
 # together, so a free-running decode diverges at the first near-tie: disagreement there is no
 # bug (teacher-forced agreement within a tolerance is tests/infer/test_gguf_parity.c's check).
+# Where the texts part, hearth decodes again with --kv-type f32 ("kv f32: ...").
 # For the random model, llama-quantize also quantizes the same F32 file to the same type, and
 # the last column says whether every tensor got the same ggml type from both (the per-tensor
 # mix of Q4_K_M & co.) and whether the quantized bytes are the same; stories260K's 172-long rows make this llama-quantize refuse it.
@@ -35,7 +36,7 @@ S=$DATA/models/stories260K
 PYTHONPATH=$LLAMA_DIR/gguf-py /usr/bin/python3 "$(dirname "$0")/gguf_random_llama.py" \
   "$T/stories.gguf" "$T/random.gguf" 1 > /dev/null || { echo "gguf_random_llama.py failed"; exit 1; }
 prompt="Once upon a time"
-printf '%-8s %-8s %-9s %-6s %-32s %s\n' type model fallbacks llama greedy-text-"($N tokens)" \
+printf '%-8s %-8s %-9s %-6s %-56s %s\n' type model fallbacks llama greedy-text-"($N tokens)" \
   "types as llama-quantize"
 for t in $TYPES; do
   for m in stories random; do
@@ -50,9 +51,9 @@ for t in $TYPES; do
       printf '%-8s %-8s %-9s %-6s %s\n' "$t" "$m" "$nfb" "FAILS" "$(grep -m1 -i error "$T/l.err")"
       continue
     fi
-    "$H" generate --model "$f" -n "$N" --temperature 0 --threads 1 "$prompt" > "$T/h.txt" 2> /dev/null
     # llama-cli echoes the prompt (after a space); hearth prints the continuation only
-    verdict=$(/usr/bin/python3 - "$T/l.txt" "$T/h.txt" "$prompt" << 'PY'
+    compare() {
+      /usr/bin/python3 - "$T/l.txt" "$T/h.txt" "$prompt" << 'PY'
 import sys
 l = open(sys.argv[1], "rb").read().decode("utf-8", "replace").rstrip("\n")
 h = open(sys.argv[2], "rb").read().decode("utf-8", "replace").rstrip("\n")
@@ -67,7 +68,15 @@ else:
         k += 1
     print("differ after %d of %d chars" % (k, max(len(l), len(h))))
 PY
-    )
+    }
+    "$H" generate --model "$f" -n "$N" --temperature 0 --threads 1 "$prompt" > "$T/h.txt" 2> /dev/null
+    verdict=$(compare)
+    # where they part, hearth again with its KV cache in F32 (llama-cli's is F16 here)
+    if [ "${verdict#identical}" = "$verdict" ]; then
+      "$H" generate --model "$f" -n "$N" --temperature 0 --threads 1 --kv-type f32 "$prompt" \
+        > "$T/h.txt" 2> /dev/null
+      verdict="$verdict; kv f32: $(compare | sed 's/ chars//')"
+    fi
     types=-
     if [ "$m" = random ] && "$B/llama-quantize" "$T/$m.gguf" "$T/lq.gguf" "$t" 1 > /dev/null 2>&1; then
       types=$(PYTHONPATH=$LLAMA_DIR/gguf-py /usr/bin/python3 - "$f" "$T/lq.gguf" << 'PY'
@@ -84,6 +93,6 @@ print("same (" + ", ".join(sorted(set(a.values()))) + "), %s" %
 PY
       )
     fi
-    printf '%-8s %-8s %-9s %-6s %-32s %s\n' "$t" "$m" "$nfb" "loads" "$verdict" "$types"
+    printf '%-8s %-8s %-9s %-6s %-56s %s\n' "$t" "$m" "$nfb" "loads" "$verdict" "$types"
   done
 done
