@@ -84,7 +84,12 @@ static int quantize_gguf(const char *in, const char *out, const char *type, int 
         snprintf(name, sizeof name, "%.*s", (int)(t->name.len > 255 ? 255 : t->name.len),
                  t->name.ptr);
         size_t cols = (size_t)t->dims[0], rows = 1, irb;
-        int bad = quant_row_bytes((int)t->type, cols, &irb, &e) != 0;
+        base_err re;
+        if (quant_row_bytes((int)t->type, cols, &irb, &re)) {
+            rc = base_fail(&e, BASE_EFORMAT, "%s: tensor %s: %s", in, name, re.msg);
+            break;
+        }
+        int bad = 0;
         for (uint32_t d = 1; !bad && d < t->n_dims; d++) {
             bad = t->dims[d] && rows > SIZE_MAX / t->dims[d];
             rows *= (size_t)t->dims[d];
