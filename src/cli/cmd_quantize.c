@@ -22,12 +22,14 @@ static int is_gguf(const char *path) {
     return n == 4 && !memcmp(m, "GGUF", 4);
 }
 
-/* How many tensors' names contain s. */
-static int count_named(const gguf_file *g, const char *s) {
+/* How many tensors' names contain s (exact: are s), as llama.cpp counts them (n_attention_wv,
+ * n_ffn_down: one per layer; has_output: "output.weight" exactly, not "attn_output.weight"). */
+static int count_named(const gguf_file *g, const char *s, int exact) {
     int n = 0;
     size_t k = strlen(s);
     for (size_t i = 0; i < gguf_n_tensors(g); i++) {
         gguf_str t = gguf_tensor_at(g, i)->name;
+        if (exact && (t.len != k || memcmp(t.ptr, s, k))) continue;
         for (size_t j = 0; j + k <= t.len; j++)
             if (!memcmp(t.ptr + j, s, k)) {
                 n++;
@@ -58,9 +60,9 @@ static int quantize_gguf(const char *in, const char *out, const char *type, int 
     ckpt_gguf_quant *q = NULL;
     int rc = gguf_open(in, &g, &e);
     if (!rc)
-        rc = ckpt_gguf_quant_create(&q, type, pure, count_named(g, "attn_v.weight"),
-                                    count_named(g, "ffn_down"), gqa_of(g),
-                                    count_named(g, "output.weight") > 0, stderr, &e);
+        rc = ckpt_gguf_quant_create(&q, type, pure, count_named(g, "attn_v.weight", 0),
+                                    count_named(g, "ffn_down.weight", 0), gqa_of(g),
+                                    count_named(g, "output.weight", 1) > 0, stderr, &e);
     if (!rc) rc = gguf_writer_create(&w, &e);
     /* the metadata, but the file type (ours) and the alignment (the writer's) */
     for (int64_t i = 0; !rc && i < (int64_t)gguf_n_kv(g); i++) {

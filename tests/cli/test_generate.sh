@@ -121,6 +121,20 @@ run train --data "$T/bytes.txt" --out "$T/lrun" --preset llama-tiny --steps 10 -
     grep -qE "3 sequences batched: [0-9]+ tokens generated .* tokens/s aggregate" "$T/err" && ok ||
     bad "--parallel 3: $(cat "$T/out") / $(cat "$T/err")"; }
 
+# a tied Llama has no output.weight: its token_embd is typed as the output (Q4_0 file: Q6_K, whose
+# 256 does not fit rows of 64: Q8_0, named), from the run and from its F32 GGUF alike, and the
+# two files generate the same text
+run train --data "$T/bytes.txt" --out "$T/trun" --preset llama-tiny --tied 1 --steps 5 --batch 2 \
+  --seq 32 --ckpt-every 5 --sample 0 && run export "$T/trun" -o "$T/tied.gguf" &&
+  for src in "$T/trun" "$T/tied.gguf"; do
+    run quantize "$src" "$T/tq4.gguf" q4_0 &&
+      { grep -q "^token_embd.weight: rows of 64 are no whole number of Q6_K blocks (256): Q8_0" "$T/err" &&
+          ok || bad "tied Q4_0 from $src: token_embd not typed as the output: $(cat "$T/err")"; } &&
+      run generate --model "$T/tq4.gguf" --max-tokens 12 --temperature 0 "the quick" &&
+      cp "$T/out" "$T/tq4-$(basename "$src").txt"
+  done
+cmp -s "$T/tq4-trun.txt" "$T/tq4-tied.gguf.txt" && ok || bad "tied Q4_0: the run and its GGUF quantize differently"
+
 # bad input
 expect_fail "no model" "--model PATH is required" generate "hello"
 expect_fail "no prompt" "no prompt" generate --model "$T/run"
