@@ -87,7 +87,10 @@ run quantize "$T/run" "$T/rq8.gguf" Q8_0 && run generate --model "$T/rq8.gguf" -
   run generate --model "$T/eq8.gguf" --max-tokens 24 --temperature 0 "to be" &&
   { cmp -s "$T/out" "$T/gq8" && ok || bad "export --type q8_0 and quantize RUN Q8_0 differ"; } &&
   run generate --model "$T/q8.gguf" --max-tokens 24 --temperature 0 "to be" &&
-  { cmp -s "$T/out" "$T/gq8" && ok || bad "quantize of the GGUF and of the run differ (Q8_0)"; }
+  { cmp -s "$T/out" "$T/gq8" && ok || bad "quantize of the GGUF and of the run differ (Q8_0)"; } &&
+  run quantize "$T/model.safetensors" "$T/sq8.gguf" Q8_0 &&
+  run generate --model "$T/sq8.gguf" --max-tokens 24 --temperature 0 "to be" &&
+  { cmp -s "$T/out" "$T/gq8" && ok || bad "quantize of the safetensors export differs (Q8_0)"; }
 run quantize "$T/run" "$T/rq4km.gguf" q4_k_m &&
   { grep -q "no whole number of Q4_K blocks (256): Q5_0" "$T/err" && ok || bad "Q4_K_M: no fallback named: $(cat "$T/err")"; } &&
   run generate --model "$T/rq4km.gguf" --max-tokens 24 --temperature 0 "to be" &&
