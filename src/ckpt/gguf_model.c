@@ -30,8 +30,8 @@ static const char *arch_name(const nn_config *c) {
     return c->family == NN_LLAMA ? "llama" : "gpt2";
 }
 
-int ckpt_gguf_add_model(gguf_writer *w, const nn_model *m, const char *name, float **scratch,
-                        base_err *e) {
+int ckpt_gguf_add_model(gguf_writer *w, const nn_model *m, const char *name, ckpt_gguf_quant *q,
+                        float **scratch, base_err *e) {
     const nn_config *c = &m->cfg;
     const char *a = arch_name(c);
     int HS = c->d_model / c->n_head;
@@ -39,7 +39,10 @@ int ckpt_gguf_add_model(gguf_writer *w, const nn_model *m, const char *name, flo
     *scratch = NULL;
     gguf_set_str(w, "general.architecture", a);
     gguf_set_str(w, "general.name", name);
-    gguf_set_u32(w, "general.file_type", 0); /* all F32 */
+    gguf_set_u32(w, "general.file_type", q ? ckpt_gguf_quant_file_type(q) : 0);
+    if (q && ckpt_gguf_quant_file_type(q) != 0 && ckpt_gguf_quant_file_type(q) != 1 &&
+        ckpt_gguf_quant_file_type(q) != 32)
+        gguf_set_u32(w, "general.quantization_version", 2);
 #define KEY(suffix) (snprintf(k, sizeof k, "%s.%s", a, suffix), k)
     gguf_set_u32(w, KEY("context_length"), (uint32_t)c->max_seq);
     gguf_set_u32(w, KEY("embedding_length"), (uint32_t)c->d_model);
@@ -68,6 +71,7 @@ int ckpt_gguf_add_model(gguf_writer *w, const nn_model *m, const char *name, flo
         return base_fail(e, BASE_ENOMEM, "out of memory");
     }
     size_t used = 0;
+    int rc = BASE_OK;
     for (int i = 0; i < n; i++) {
         const float *data = m->params + p[i].offset;
         if (p[i].rope_heads) {
@@ -76,17 +80,24 @@ int ckpt_gguf_add_model(gguf_writer *w, const nn_model *m, const char *name, flo
             used += (size_t)(p[i].shape[0] * p[i].shape[1]);
         }
         uint64_t dims[2] = {p[i].ndim == 2 ? p[i].shape[1] : p[i].shape[0], p[i].shape[0]};
-        gguf_add_tensor_f32(w, p[i].name, (uint32_t)p[i].ndim, dims, data);
+        if (!q)
+            gguf_add_tensor_f32(w, p[i].name, (uint32_t)p[i].ndim, dims, data);
+        else if ((rc = ckpt_gguf_quant_add(q, w, p[i].name, (uint32_t)p[i].ndim, dims, GGML_F32,
+                                           data, e)))
+            break;
     }
     /* llama.cpp's GPT-2 always reads an output matrix: a tied model repeats the embedding,
      * as llama.cpp's own converter does */
-    if (c->family == NN_GPT2 && c->tied) {
+    if (!rc && c->family == NN_GPT2 && c->tied) {
         uint64_t dims[2] = {(uint64_t)c->d_model, (uint64_t)c->vocab_size};
-        gguf_add_tensor_f32(w, "output.weight", 2, dims, m->pt.wte);
+        if (!q)
+            gguf_add_tensor_f32(w, "output.weight", 2, dims, m->pt.wte);
+        else
+            rc = ckpt_gguf_quant_add(q, w, "output.weight", 2, dims, GGML_F32, m->pt.wte, e);
     }
     free(p);
     *scratch = s;
-    return BASE_OK;
+    return rc;
 }
 
 /* An optional integer key (absent: def); present, it must be an integer in [1, 2^31). */

@@ -9,11 +9,51 @@
 #include "gguf/gguf.h"
 #include "nn/nn.h"
 
-/* Adds m's architecture keys and tensors to w under general.name `name`. Llama's q and k rows
+#include <stdio.h>
+
+/* ---- a model's tensors in one of llama-quantize's file types (gguf_quant.c)
+ *
+ * One mechanism for `hearth quantize` and `hearth export --type`: tensors are added one at a
+ * time (ckpt_gguf_quant_add); 2-D "...weight" matrices (norms and the positional embedding
+ * aside) are converted to the type llama.cpp's llama-quantize gives them for the file type
+ * (Q4_K_M: attn_v and ffn_down of some layers and the output matrix Q6_K, the rest Q4_K; ...);
+ * every other tensor is kept as stored. A matrix whose rows are no whole number of its type's
+ * blocks falls back as llama.cpp's does (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, Q2_K/Q3_K ->
+ * Q4_0 (llama.cpp: IQ4_NL), F16 when that does not fit either), each named on `report`. The
+ * converted tensors are owned by the plan: free it only after gguf_writer_save. */
+typedef struct ckpt_gguf_quant ckpt_gguf_quant;
+typedef struct ckpt_gguf_quant_stats {
+    size_t n_tensors, n_fallback, in_bytes, out_bytes;
+} ckpt_gguf_quant_stats;
+/* The file types hearth writes, as one human-readable list (for messages). */
+extern const char *const CKPT_GGUF_TYPES;
+/* type: a name as llama-quantize spells it (any case): F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0,
+ * Q5_1, Q2_K, Q2_K_S, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M, Q6_K; Q3_K, Q4_K and Q5_K are the _M
+ * mixes as in llama-quantize. An unknown name, or one hearth does not write (IQ2_XS), is
+ * BASE_EINVAL naming it. pure: every matrix in the file type's base type (llama-quantize
+ * --pure). n_attn_v, n_ffn_down: how many attn_v and ffn_down matrices the model has (its
+ * layers); n_gqa: heads per KV head; has_output: whether the model has an output.weight (if not,
+ * token_embd.weight is the output and is typed as one). report: where fallbacks are named (NULL:
+ * nowhere). */
+int ckpt_gguf_quant_create(ckpt_gguf_quant **out, const char *type, int pure, int n_attn_v,
+                           int n_ffn_down, int n_gqa, int has_output, FILE *report, base_err *e);
+void ckpt_gguf_quant_free(ckpt_gguf_quant *q); /* NULL is fine */
+/* llama.cpp's general.file_type (llama_ftype) and the canonical name ("Q4_K_M"). */
+uint32_t ckpt_gguf_quant_file_type(const ckpt_gguf_quant *q);
+const char *ckpt_gguf_quant_name(const ckpt_gguf_quant *q);
+ckpt_gguf_quant_stats ckpt_gguf_quant_get_stats(const ckpt_gguf_quant *q);
+/* Adds tensor `name` (dims in GGUF order, src_type's rows back to back at src, borrowed until
+ * gguf_writer_save when kept as stored) to w in the type the plan gives it. A matrix to convert
+ * that is not F32, F16 or BF16 is BASE_EINVAL naming it and its type. */
+int ckpt_gguf_quant_add(ckpt_gguf_quant *q, gguf_writer *w, const char *name, uint32_t n_dims,
+                        const uint64_t *dims, int src_type, const void *src, base_err *e);
+
+/* Adds m's architecture keys and tensors to w under general.name `name`: F32 (q NULL) or in q's
+ * file type (ckpt_gguf_quant_add per tensor; general.file_type is q's). Llama's q and k rows
  * are reordered into llama.cpp's RoPE layout in *scratch (malloc'd; the caller frees it after
  * gguf_writer_save, which reads the tensors). */
-int ckpt_gguf_add_model(gguf_writer *w, const nn_model *m, const char *name, float **scratch,
-                        base_err *e);
+int ckpt_gguf_add_model(gguf_writer *w, const nn_model *m, const char *name, ckpt_gguf_quant *q,
+                        float **scratch, base_err *e);
 
 /* The model config a GGUF file describes (architecture keys and tensor shapes); what hearth
  * cannot run (another architecture, partial rotary, ...) is BASE_EFORMAT naming it. */

@@ -20,9 +20,10 @@ int cli_chat(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_vstore(int argc, char **argv);
 int cli_quantize(int argc, char **argv);
-/* `hearth export --format gguf` (cmd_export_gguf.c); returns the exit status. tokenizer NULL-able.
- */
-int cli_export_gguf(const char *src, const char *tokenizer, const char *out);
+/* `hearth export --format gguf` (cmd_export_gguf.c); returns the exit status. tokenizer NULL-able;
+ * type NULL: F32, else a llama-quantize file type (ckpt_gguf_quant_create; pure as --pure). */
+int cli_export_gguf(const char *src, const char *tokenizer, const char *out, const char *type,
+                    int pure);
 
 /* ---- options (opts.c): one table per command says every option's name, short letter, kind,
  * destination, allowed range and help line. cli_parse reads argv against it and

@@ -17,7 +17,8 @@ static const char *format_of(const char *path) {
 }
 
 int cli_export(int argc, char **argv) {
-    const char *fmt = NULL, *out = NULL, *tokenizer = NULL;
+    const char *fmt = NULL, *out = NULL, *tokenizer = NULL, *type = NULL;
+    int pure = 0;
     const cli_opt opts[] = {
         CLI_OPT_STR("out", 'o', &out, "FILE", "the model file to write (atomically)"),
         CLI_OPT_STR("format", 0, &fmt, "F",
@@ -25,18 +26,25 @@ int cli_export(int argc, char **argv) {
                     "or .gguf)"),
         CLI_OPT_STR("tokenizer", 0, &tokenizer, "F",
                     "gguf: the vocabulary to store (default: the model's own)"),
+        CLI_OPT_STR("type", 0, &type, "T",
+                    "gguf: the weights' type as llama-quantize names it: f32\n"
+                    "(default), f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k,\n"
+                    "q3_k_s|m|l, q4_k_s|m, q5_k_s|m, q6_k (as `hearth quantize`)"),
+        CLI_OPT_FLAG("pure", 0, &pure, "gguf --type: every matrix in T (llama-quantize --pure)"),
         CLI_OPT_END};
     const cli_cmd cmd = {
         .name = "export",
         .usage = "usage: hearth export RUN|RUN/step_NNNNNNNN -o FILE.safetensors\n"
-                 "       hearth export RUN|MODEL.safetensors -o FILE.gguf [--tokenizer F]",
+                 "       hearth export RUN|MODEL.safetensors -o FILE.gguf [--tokenizer F] "
+                 "[--type T]",
         .about =
             "safetensors: writes the model of the run's newest checkpoint that verifies (or of\n"
             "the given checkpoint) to FILE, atomically: the tensors under Hugging Face names,\n"
             "and the model config and step in the file's __metadata__; the run's tokenizer\n"
             "goes beside it as FILE's stem + .htok.\n"
             "gguf: the model and its tokenizer as one GGUF file for llama.cpp (architecture\n"
-            "gpt2 or llama, float32 tensors under llama.cpp's names).",
+            "gpt2 or llama, tensors under llama.cpp's names) in F32, or with --type in the\n"
+            "types llama-quantize gives that file type (see `hearth quantize --help`).",
         .opts = opts};
     int npos, st = cli_parse(&cmd, argc, argv, &npos);
     if (st >= 0) return st;
@@ -54,13 +62,16 @@ int cli_export(int argc, char **argv) {
     if (by_name && strcmp(fmt, by_name) != 0 &&
         (!strcmp(fmt, "gguf") || !strcmp(fmt, "safetensors")))
         return cli_usage_error(&cmd, "--format %s but -o %s names a %s file", fmt, out, by_name);
-    if (!strcmp(fmt, "gguf")) return cli_export_gguf(src, tokenizer, out);
+    if (!strcmp(fmt, "gguf")) return cli_export_gguf(src, tokenizer, out, type, pure);
     if (strcmp(fmt, "safetensors") != 0) {
         fprintf(stderr, "hearth: export: unknown format '%s' (known: safetensors, gguf)\n", fmt);
         return 2;
     }
-    if (tokenizer) {
-        fprintf(stderr, "hearth: export: --tokenizer is for --format gguf\n");
+    if (tokenizer || type || pure) {
+        fprintf(stderr, "hearth: export: --%s is for --format gguf\n",
+                tokenizer ? "tokenizer"
+                : type    ? "type"
+                          : "pure");
         return 2;
     }
     base_err e = {0};

@@ -686,7 +686,7 @@ static void test_gguf_model(void **state) {
         gguf_writer *w;
         float *scratch;
         assert_int_equal(gguf_writer_create(&w, &e), 0);
-        assert_int_equal(ckpt_gguf_add_model(w, a, "test model", &scratch, &e), 0);
+        assert_int_equal(ckpt_gguf_add_model(w, a, "test model", NULL, &scratch, &e), 0);
         assert_int_equal(tok_gguf_set(v, w, &e), 0);
         assert_int_equal(gguf_writer_save(w, p, &e), 0);
         gguf_writer_free(w);
@@ -803,13 +803,112 @@ static void test_keep_last(void **state) {
     rm_rf(dir);
 }
 
+/* The types ckpt_gguf_quant gives the tensors of an 8-layer Llama (token_embd; per layer attn_v,
+ * ffn_down, attn_q, attn_norm; output unless tied), rows of `cols`, in the order written, into
+ * types: llama.cpp's llama_tensor_get_type worked by hand (more(i, 8) holds for i = 0, 3, 6, 7). */
+static void quant_plan_types(const char *type, int pure, int tied, int *types, int cols) {
+    base_err e;
+    ckpt_gguf_quant *q;
+    assert_int_equal(ckpt_gguf_quant_create(&q, type, pure, 8, 8, 1, !tied, NULL, &e), 0);
+    gguf_writer *w;
+    assert_int_equal(gguf_writer_create(&w, &e), 0);
+    static float src[2 * 256];
+    uint64_t dims[2] = {(uint64_t)cols, 2};
+    char nm[64];
+    assert_int_equal(ckpt_gguf_quant_add(q, w, "token_embd.weight", 2, dims, 0, src, &e), 0);
+    for (int l = 0; l < 8; l++) {
+        snprintf(nm, sizeof nm, "blk.%d.attn_v.weight", l);
+        assert_int_equal(ckpt_gguf_quant_add(q, w, nm, 2, dims, 0, src, &e), 0);
+        snprintf(nm, sizeof nm, "blk.%d.ffn_down.weight", l);
+        assert_int_equal(ckpt_gguf_quant_add(q, w, nm, 2, dims, 0, src, &e), 0);
+        snprintf(nm, sizeof nm, "blk.%d.attn_q.weight", l);
+        assert_int_equal(ckpt_gguf_quant_add(q, w, nm, 2, dims, 0, src, &e), 0);
+        snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", l);
+        assert_int_equal(ckpt_gguf_quant_add(q, w, nm, 1, dims, 0, src, &e), 0);
+    }
+    if (!tied) assert_int_equal(ckpt_gguf_quant_add(q, w, "output.weight", 2, dims, 0, src, &e), 0);
+    char dir[] = "/tmp/hearth-gguf-XXXXXX", p[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(p, sizeof p, "%s/q.gguf", dir);
+    assert_int_equal(gguf_writer_save(w, p, &e), 0);
+    gguf_writer_free(w);
+    ckpt_gguf_quant_free(q);
+    gguf_file *g;
+    assert_int_equal(gguf_open(p, &g, &e), 0);
+    for (size_t i = 0; i < gguf_n_tensors(g); i++) types[i] = (int)gguf_tensor_at(g, i)->type;
+    gguf_close(g);
+    unlink(p);
+    rmdir(dir);
+}
+
+static void test_gguf_quant_plan(void **state) {
+    (void)state;
+    enum { F32 = 0, F16 = 1, Q4_0 = 2, Q5_0 = 6, Q8_0 = 8, Q4_K = 12, Q5_K = 13, Q6_K = 14 };
+    int t[64], u[64];
+    /* Q4_K_M: token_embd Q4_K; attn_v and ffn_down Q6_K in layers 0, 3, 6, 7; output Q6_K */
+    quant_plan_types("q4_k_m", 0, 0, t, 256);
+    assert_int_equal(t[0], Q4_K);
+    for (int l = 0; l < 8; l++) {
+        int more = l == 0 || l == 3 || l == 6 || l == 7;
+        assert_int_equal(t[1 + 4 * l], more ? Q6_K : Q4_K);
+        assert_int_equal(t[2 + 4 * l], more ? Q6_K : Q4_K);
+        assert_int_equal(t[3 + 4 * l], Q4_K);
+        assert_int_equal(t[4 + 4 * l], F32);
+    }
+    assert_int_equal(t[33], Q6_K);
+    /* Q4_K (llama-quantize's alias) is Q4_K_M; pure: every matrix Q4_K */
+    quant_plan_types("Q4_K", 0, 0, u, 256);
+    assert_memory_equal(t, u, 34 * sizeof(int));
+    quant_plan_types("Q4_K", 1, 0, u, 256);
+    for (int i = 0; i < 34; i++) assert_int_equal(u[i], i % 4 == 0 && i && i < 33 ? F32 : Q4_K);
+    /* Q4_K_S: attn_v Q5_K in layers 0-3, ffn_down Q5_K in layer 0 */
+    quant_plan_types("Q4_K_S", 0, 0, t, 256);
+    for (int l = 0; l < 8; l++) {
+        assert_int_equal(t[1 + 4 * l], l < 4 ? Q5_K : Q4_K);
+        assert_int_equal(t[2 + 4 * l], l < 1 ? Q5_K : Q4_K);
+    }
+    /* Q4_0: the output Q6_K; a tied model's token_embd is its output */
+    quant_plan_types("q4_0", 0, 0, t, 256);
+    assert_int_equal(t[0], Q4_0);
+    assert_int_equal(t[33], Q6_K);
+    quant_plan_types("q4_0", 0, 1, t, 256);
+    assert_int_equal(t[0], Q6_K);
+    /* rows of 64: Q4_K -> Q5_0, Q6_K -> Q8_0; the output of a Q4_K_M file Q8_0 */
+    quant_plan_types("q4_k_m", 0, 0, t, 64);
+    assert_int_equal(t[0], Q5_0);
+    assert_int_equal(t[1], Q8_0);
+    assert_int_equal(t[5], Q5_0);
+    assert_int_equal(t[33], Q8_0);
+    /* rows of 48: no block of 32 fits: F16 */
+    quant_plan_types("q8_0", 0, 0, t, 48);
+    assert_int_equal(t[0], F16);
+    assert_int_equal(t[4], F32);
+    /* refusals: an unknown name, a type hearth does not write, a quantized input */
+    base_err e;
+    ckpt_gguf_quant *q;
+    assert_int_equal(ckpt_gguf_quant_create(&q, "q9_9", 0, 1, 1, 1, 1, NULL, &e), BASE_EINVAL);
+    assert_non_null(strstr(e.msg, "unknown type 'q9_9'"));
+    assert_int_equal(ckpt_gguf_quant_create(&q, "iq2_xs", 0, 1, 1, 1, 1, NULL, &e), BASE_EINVAL);
+    assert_non_null(strstr(e.msg, "IQ2_XS is not supported"));
+    assert_int_equal(ckpt_gguf_quant_create(&q, "Q8_0", 0, 1, 1, 1, 1, NULL, &e), 0);
+    gguf_writer *w;
+    assert_int_equal(gguf_writer_create(&w, &e), 0);
+    static uint8_t blocks[34 * 8];
+    uint64_t dims[2] = {256, 1};
+    assert_int_equal(ckpt_gguf_quant_add(q, w, "blk.0.attn_q.weight", 2, dims, Q8_0, blocks, &e),
+                     BASE_EINVAL);
+    assert_non_null(strstr(e.msg, "blk.0.attn_q.weight is Q8_0"));
+    gguf_writer_free(w);
+    ckpt_gguf_quant_free(q);
+}
+
 int test_checkpoint(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32c),           cmocka_unit_test(test_safetensors),
         cmocka_unit_test(test_hf_names),         cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_resume_bit_exact), cmocka_unit_test(test_async_write_failure),
         cmocka_unit_test(test_async_snapshot),   cmocka_unit_test(test_gguf_model),
-        cmocka_unit_test(test_keep_last),
+        cmocka_unit_test(test_keep_last),        cmocka_unit_test(test_gguf_quant_plan),
     };
     return cmocka_run_group_tests_name("checkpoint", tests, NULL, NULL);
 }

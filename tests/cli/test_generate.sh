@@ -76,8 +76,30 @@ run quantize "$T/model.gguf" "$T/q8.gguf" q8_0 &&
   run generate --model "$T/q8.gguf" --max-tokens 8 --temperature 0 "to be" && ok
 run quantize "$T/model.gguf" "$T/q4k.gguf" Q4_K &&
   run generate --model "$T/q4k.gguf" --max-tokens 8 --temperature 0 "to be" && ok
+# the run itself quantized (the same code as export --type): F16 gives the F32 text exactly; Q8_0
+# from the run, from its F32 GGUF, and by export --type are the same file's tensors (same text);
+# Q4_K_M names its fallbacks (rows of this width fit no K-quant block) and still generates
+run quantize "$T/run" "$T/f16.gguf" F16 &&
+  run generate --model "$T/f16.gguf" --max-tokens 24 --temperature 0 "to be" &&
+  { cmp -s "$T/out" "$T/g1" && ok || bad "the F16 quantized run generates other text"; }
+run quantize "$T/run" "$T/rq8.gguf" Q8_0 && run generate --model "$T/rq8.gguf" --max-tokens 24 --temperature 0 "to be" &&
+  cp "$T/out" "$T/gq8" && run export "$T/run" -o "$T/eq8.gguf" --type q8_0 &&
+  run generate --model "$T/eq8.gguf" --max-tokens 24 --temperature 0 "to be" &&
+  { cmp -s "$T/out" "$T/gq8" && ok || bad "export --type q8_0 and quantize RUN Q8_0 differ"; } &&
+  run generate --model "$T/q8.gguf" --max-tokens 24 --temperature 0 "to be" &&
+  { cmp -s "$T/out" "$T/gq8" && ok || bad "quantize of the GGUF and of the run differ (Q8_0)"; } &&
+  run quantize "$T/model.safetensors" "$T/sq8.gguf" Q8_0 &&
+  run generate --model "$T/sq8.gguf" --max-tokens 24 --temperature 0 "to be" &&
+  { cmp -s "$T/out" "$T/gq8" && ok || bad "quantize of the safetensors export differs (Q8_0)"; }
+run quantize "$T/run" "$T/rq4km.gguf" q4_k_m &&
+  { grep -q "no whole number of Q4_K blocks (256): Q5_0" "$T/err" && ok || bad "Q4_K_M: no fallback named: $(cat "$T/err")"; } &&
+  run generate --model "$T/rq4km.gguf" --max-tokens 24 --temperature 0 "to be" &&
+  { grep -q "generated 24 tokens" "$T/err" && ok || bad "Q4_K_M: $(cat "$T/err")"; }
+expect_fail "quantize: unknown type" "unknown type 'q9_9' \(known: F32, F16" quantize "$T/run" "$T/x.gguf" q9_9
+expect_fail "export --type to safetensors" "--type is for --format gguf" export "$T/run" -o "$T/x.safetensors" --type q8_0
 expect_fail "quantize: IQ2_XS" "IQ2_XS is not supported" quantize "$T/model.gguf" "$T/x.gguf" iq2_xs
 expect_fail "quantize: a quantized input" "is Q8_0: quantize starts from F32, F16 or BF16" quantize "$T/q8.gguf" "$T/x.gguf" q4_0
+expect_fail "quantize: a quantized run" "is a GGUF file already|is Q8_0" quantize "$T/rq8.gguf" "$T/x.gguf" f16
 expect_fail "export: unknown format" "unknown format 'onnx' \(known: safetensors, gguf\)" export "$T/run" --format onnx -o "$T/x"
 # a stop string: the text ends before its first occurrence
 first=$(head -c 200 "$T/g1" | tr -d '\n' | cut -c3-4)
@@ -101,6 +123,20 @@ run train --data "$T/bytes.txt" --out "$T/lrun" --preset llama-tiny --steps 10 -
     grep -q -- "--- completion 3 (seed 7) ---" "$T/out" &&
     grep -qE "3 sequences batched: [0-9]+ tokens generated .* tokens/s aggregate" "$T/err" && ok ||
     bad "--parallel 3: $(cat "$T/out") / $(cat "$T/err")"; }
+
+# a tied Llama has no output.weight: its token_embd is typed as the output (Q4_0 file: Q6_K, whose
+# 256 does not fit rows of 64: Q8_0, named), from the run and from its F32 GGUF alike, and the
+# two files generate the same text
+run train --data "$T/bytes.txt" --out "$T/trun" --preset llama-tiny --tied 1 --steps 5 --batch 2 \
+  --seq 32 --ckpt-every 5 --sample 0 && run export "$T/trun" -o "$T/tied.gguf" &&
+  for src in "$T/trun" "$T/tied.gguf"; do
+    run quantize "$src" "$T/tq4.gguf" q4_0 &&
+      { grep -q "^token_embd.weight: rows of 64 are no whole number of Q6_K blocks (256): Q8_0" "$T/err" &&
+          ok || bad "tied Q4_0 from $src: token_embd not typed as the output: $(cat "$T/err")"; } &&
+      run generate --model "$T/tq4.gguf" --max-tokens 12 --temperature 0 "the quick" &&
+      cp "$T/out" "$T/tq4-$(basename "$src").txt"
+  done
+cmp -s "$T/tq4-trun.txt" "$T/tq4-tied.gguf.txt" && ok || bad "tied Q4_0: the run and its GGUF quantize differently"
 
 # bad input
 expect_fail "no model" "--model PATH is required" generate "hello"

@@ -1,11 +1,15 @@
 /* tests/fuzz/fuzz_gguf.c: a GGUF file image, from memory (gguf_parse), then what hearth reads
  * from one: the tokenizer.ggml vocabulary (tok_load_gguf, then an encode and a decode with it),
  * the model config (ckpt_gguf_config) and, for a small enough config, the weights
- * (ckpt_gguf_read_model). */
+ * (ckpt_gguf_read_model); and the engine's load of the same bytes as a file (infer_model_load:
+ * the typed, memory-mapped weights of any type, quantized ones included, checked against the
+ * file before use), and a forward of two tokens through them (infer_engine_create,
+ * infer_forward). */
 #include "fuzz.h"
 
 #include "gguf/gguf.h"
 #include "ckpt/gguf_model.h"
+#include "infer/infer.h"
 #include "nn/nn.h"
 #include "tokenizer/tokenizer.h"
 
@@ -39,6 +43,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             fuzz_report("ckpt_gguf_read_model", ckpt_gguf_read_model(g, m, &e), &e);
             nn_model_free(m);
         }
+    }
+    /* the engine maps the file and reserves nothing large at load, but a header may still ask
+     * for a vocabulary or tables of billions: the same bound, a little wider (the quantized
+     * seeds are a width-256 model) */
+    if (ckpt_gguf_config(g, &c, &e) == 0 && nn_config_params(&c) <= (1u << 21) &&
+        c.max_seq <= 4096) {
+        const char *path = fuzz_path("model.gguf");
+        fuzz_write(path, data, size);
+        infer_model *im = NULL;
+        /* then two prompt rows through every layer: the typed products on the file's bytes */
+        infer_engine *eng = NULL;
+        if (fuzz_report("infer_model_load", infer_model_load(&im, path, NULL, &e), &e) == 0 &&
+            fuzz_report("infer_engine_create",
+                        infer_engine_create(&eng, im, 1, 2, 2, INFER_KV_F16, &e), &e) == 0) {
+            const nn_config *ic = infer_model_config(im);
+            int32_t tok[2] = {0, ic->vocab_size - 1};
+            int slot[2] = {0, 0}, pos[2] = {0, 1}, out = 1;
+            float *logits = malloc((size_t)ic->vocab_size * sizeof(float));
+            if (logits)
+                fuzz_report("infer_forward",
+                            infer_forward(eng, tok, slot, pos, 2, 0, &out, 1, logits, &e), &e);
+            free(logits);
+        }
+        infer_engine_free(eng);
+        infer_model_free(im);
     }
     gguf_close(g);
     return 0;

@@ -51,4 +51,18 @@ for fam in gpt2 llama; do
   rm -f "$OUT/safetensors/$fam.htok" # the tokenizer export writes beside it
   q "$H" export "$work/$fam" --format gguf -o "$OUT/gguf/$fam.gguf"
 done
+# quantized GGUF files (hearth quantize, so they reach the engine's typed loader), each under
+# run.sh's -max_len (128 KiB, or libFuzzer cuts them short): a Llama of width 32 (rows that fit
+# the legacy types' blocks of 32) and FFN 256 (ffn_down's rows fit the K-quants' 256), in the
+# legacy types and the K-quant mixes (the other matrices fall back: Q4_K -> Q5_0, Q6_K -> Q8_0,
+# Q2_K -> Q4_0), and the small models (width 16: everything falls back to F16)
+q "$H" train --data "$work/data" --out "$work/wide" --preset llama-tiny --n-layer 1 --d-model 32 \
+    --n-head 2 --n-kv-head 1 --d-ff 256 --max-seq 16 --seq 16 --batch 1 --steps 1 --ckpt-every 1 \
+    --eval-every 1 --eval-batches 1 --sample 0
+q "$H" export "$work/wide" --format gguf -o "$work/wide.gguf"
+for t in Q8_0 Q4_0 Q5_1 Q2_K Q4_K_M Q5_K_S Q6_K; do
+  q "$H" quantize "$work/wide.gguf" "$OUT/gguf/wide-$t.gguf" "$t"
+done
+q "$H" quantize "$work/llama" "$OUT/gguf/llama-Q4_K_M.gguf" Q4_K_M
+q "$H" export "$work/gpt2" --format gguf --type Q8_0 -o "$OUT/gguf/gpt2-Q8_0.gguf"
 echo "seeds: $(find "$OUT" -type f | wc -l) files in $OUT"
