@@ -3,6 +3,7 @@
  * that quantizes activations once per row and splits output columns over threads. */
 #include "quant/quant_int.h"
 
+#include <cpuid.h>
 #include <omp.h>
 #include <string.h>
 
@@ -229,8 +230,10 @@ quant_isa quant_isa_best(void) {
     int b = __atomic_load_n(&best, __ATOMIC_RELAXED);
     if (b < 0) {
         __builtin_cpu_init();
-        int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                   __builtin_cpu_supports("f16c");
+        /* f16c from cpuid itself: clang 14's __builtin_cpu_supports does not know the name */
+        unsigned a, bx, c = 0, d;
+        int f16c = __get_cpuid(1, &a, &bx, &c, &d) && (c >> 29 & 1);
+        int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
         int avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                      __builtin_cpu_supports("avx512vnni");
