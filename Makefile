@@ -55,13 +55,16 @@ $(BUILD)/tokenizer_bench: bench/tokenizer_bench.c $(BUILD)/libhearth.a
 $(BUILD)/quant_bench: bench/quant_bench.c $(BUILD)/libhearth.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+$(BUILD)/infer_ppbench: bench/infer_ppbench.c $(BUILD)/libhearth.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 deps: ## install the Debian packages hearth needs to build and test (idempotent)
 	./tools/install-deps.sh
 
 # Every bench program is built by `make test` (not run): a kernel-table or API change that
 # breaks one fails CI instead of the next `make bench`.
 BENCH_BIN := $(BUILD)/train_bench $(BUILD)/ckpt_bench $(BUILD)/ann_bench $(BUILD)/tokenizer_bench \
-             $(BUILD)/quant_bench
+             $(BUILD)/quant_bench $(BUILD)/infer_ppbench
 
 test: $(BUILD)/test_hearth $(BUILD)/hearth $(BENCH_BIN) fuzz-replay ## build and run every test
 	OMP_NUM_THREADS=2 ./$(BUILD)/test_hearth
@@ -131,8 +134,9 @@ bench-ckpt: $(BUILD)/ckpt_bench ## checkpoint write MB/s vs dd on the same disk;
 bench-ann: $(BUILD)/ann_bench ## HNSW recall/QPS/build time vs hnswlib and FAISS (fashion-mnist)
 	BUILD=$(BUILD) ./bench/ann_bench.sh
 
-bench-infer: $(BUILD)/hearth ## single-stream generation vs llama.cpp on the same GGUF file
+bench-infer: $(BUILD)/hearth $(BUILD)/infer_ppbench ## generation vs llama.cpp on the same GGUF files (gpt2-124m; a 1.1B Llama in Q4_0, Q8_0, Q4_K_M, F16 vs llama-bench)
 	BUILD=$(BUILD) ./bench/infer_bench.sh
+	BUILD=$(BUILD) ./bench/infer_1b_bench.sh
 
 bench-serve: $(BUILD)/hearth ## serving load test vs llama-server: TTFT, ITL, latency percentiles, throughput
 	BUILD=$(BUILD) ./bench/serve_bench.sh

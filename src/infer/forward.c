@@ -224,6 +224,26 @@ static inline float head_dot(const float *q, const float *k, int HS) {
     return s;
 }
 
+/* 16 halves widened to floats (exactly). */
+static inline v16 load16_f16(const uint16_t *p) {
+    v16 v;
+#ifdef __AVX512F__
+    __m512 x = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+    memcpy(&v, &x, sizeof v);
+#elif defined(__F16C__)
+    __m256 lo = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+    __m256 hi = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 8)));
+    memcpy(&v, &lo, sizeof lo);
+    memcpy((char *)&v + sizeof lo, &hi, sizeof hi);
+#else
+    for (int i = 0; i < 16; i++) v[i] = quant_f16_to_f32(p[i]);
+#endif
+    return v;
+}
+
+/* The widest head the F16 attention keeps in registers (16-float vectors). */
+#define ATT_MAX_V16 16
+
 /* A linear layer over n rows: out (n, L->out) = inp (n, K) . [W0 | W1 | W2]^T + b, each matrix
  * in its stored type (quant_matmul: every output one dot product, whatever n is). A split
  * layer's matrices go through g->part, where a GGUF file's q and k rows (llama.cpp's RoPE
@@ -283,8 +303,14 @@ static inline void f32_to_f16_n(uint16_t *dst, const float *src, int n) {
 #endif
     for (; i < n; i++) dst[i] = quant_f32_to_f16(src[i]);
 }
+/* x rounded to the nearest half (ties to even), as a float: one F16C round trip where the CPU
+ * has it (the same rounding as quant_f32_to_f16). */
 static inline float f16_round(float x) {
+#ifdef __F16C__
+    return _cvtsh_ss(_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT));
+#else
     return quant_f16_to_f32(quant_f32_to_f16(x));
+#endif
 }
 
 /* Causal attention of every row over its slot's cache (positions 0..pos), layer l. The keys
@@ -295,6 +321,7 @@ static inline float f16_round(float x) {
 static void attend(infer_engine *g, int l, const int *slots, const int *pos, int n) {
     int NH = g->NH, NKV = g->NKV, HS = g->HS, Q = g->Q, ctx = g->ctx, group = NH / NKV;
     int f16 = g->kv == INFER_KV_F16;
+    int vec = (HS & 15) == 0 && HS <= 16 * ATT_MAX_V16; /* keys and values widened in registers */
     float scale = 1.0f / sqrtf((float)HS);
     size_t head_stride = (size_t)ctx * HS, layer_stride = (size_t)g->S * NKV * head_stride;
     int nt = omp_get_max_threads(); /* the scratch holds att_threads rows, at least this many */
@@ -313,12 +340,22 @@ static void attend(infer_engine *g, int l, const int *slots, const int *pos, int
             if (f16) {
                 for (int d = 0; d < HS; d++) qh[d] = f16_round(q[d]);
                 const uint16_t *K = (const uint16_t *)g->kc + base;
-                for (int t = 0; t <= P; t++) {
-                    f16_to_f32_n(row, K + (size_t)t * HS, HS);
-                    float s = head_dot(qh, row, HS) * scale;
-                    sc[t] = s;
-                    if (s > mx) mx = s;
-                }
+                if (vec)
+                    for (int t = 0; t <= P; t++) { /* each key widened in registers */
+                        const uint16_t *k = K + (size_t)t * HS;
+                        v16 acc = {0};
+                        for (int d = 0; d < HS; d += 16) acc += load16(qh + d) * load16_f16(k + d);
+                        float s = hsum16(acc) * scale;
+                        sc[t] = s;
+                        if (s > mx) mx = s;
+                    }
+                else
+                    for (int t = 0; t <= P; t++) {
+                        f16_to_f32_n(row, K + (size_t)t * HS, HS);
+                        float s = head_dot(qh, row, HS) * scale;
+                        sc[t] = s;
+                        if (s > mx) mx = s;
+                    }
             } else {
                 const float *K = (const float *)g->kc + base;
                 for (int t = 0; t <= P; t++) {
@@ -334,7 +371,18 @@ static void attend(infer_engine *g, int l, const int *slots, const int *pos, int
             }
             float inv = 1.0f / sum, *o = g->atty + (size_t)r * g->C + (size_t)h * HS;
             memset(o, 0, (size_t)HS * sizeof(float));
-            if (f16) {
+            if (f16 && vec) { /* the output head in registers, each value widened there */
+                const uint16_t *V = (const uint16_t *)g->vc + base;
+                v16 acc[ATT_MAX_V16];
+                int nv = HS / 16;
+                for (int j = 0; j < nv; j++) acc[j] = (v16){0};
+                for (int t = 0; t <= P; t++) {
+                    const uint16_t *v = V + (size_t)t * HS;
+                    float w = f16_round(sc[t] * inv);
+                    for (int j = 0; j < nv; j++) acc[j] += w * load16_f16(v + 16 * j);
+                }
+                memcpy(o, acc, (size_t)HS * sizeof(float));
+            } else if (f16) {
                 const uint16_t *V = (const uint16_t *)g->vc + base;
                 for (int t = 0; t <= P; t++) {
                     f16_to_f32_n(row, V + (size_t)t * HS, HS);

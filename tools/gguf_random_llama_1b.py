@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""tools/gguf_random_llama_1b.py: a random-weight Llama GGUF in F16 with TinyLlama 1.1B's shape
+(width 2048, 22 layers, 32 heads of 64, 4 KV heads, FFN 5632, context 2048, vocabulary 32000,
+an output matrix of its own): 1.1B parameters, 2.2 GB. The vocabulary (Llama's 32000
+SentencePiece tokens, scores and types) is copied from another GGUF, e.g.
+../shared/data/ggml-vocab-llama-spm.gguf. For speed benchmarks only (bench/infer_bench.sh): the
+weights are noise; llama-quantize makes the Q4_0, Q8_0 and Q4_K_M files from this one.
+
+    PYTHONPATH=llama.cpp/gguf-py python3 tools/gguf_random_llama_1b.py VOCAB.gguf OUT.gguf [SEED]
+"""
+import sys
+
+import numpy as np
+import gguf
+
+src, out = sys.argv[1], sys.argv[2]
+seed = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+r = gguf.GGUFReader(src)
+
+
+def field(name):
+    return r.fields[name]
+
+
+toks = [bytes(field("tokenizer.ggml.tokens").parts[i]).decode("utf-8")
+        for i in field("tokenizer.ggml.tokens").data]
+scores = [float(field("tokenizer.ggml.scores").parts[i][0]) for i in field("tokenizer.ggml.scores").data]
+types = [int(field("tokenizer.ggml.token_type").parts[i][0])
+         for i in field("tokenizer.ggml.token_type").data]
+V, C, L, NH, NKV, F, CTX = len(toks), 2048, 22, 32, 4, 5632, 2048
+HS = C // NH
+rng = np.random.default_rng(seed)
+w = gguf.GGUFWriter(out, "llama")
+w.add_name("random-llama-1b")
+w.add_context_length(CTX)
+w.add_embedding_length(C)
+w.add_block_count(L)
+w.add_feed_forward_length(F)
+w.add_head_count(NH)
+w.add_head_count_kv(NKV)
+w.add_rope_dimension_count(HS)
+w.add_layer_norm_rms_eps(1e-5)
+w.add_rope_freq_base(10000.0)
+w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+w.add_tokenizer_model("llama")
+w.add_token_list(toks)
+w.add_token_scores(scores)
+w.add_token_types(types)
+w.add_bos_token_id(1)
+w.add_eos_token_id(2)
+w.add_unk_token_id(0)
+
+
+def mat(rows, cols, std):
+    return (rng.standard_normal((rows, cols), dtype=np.float32) * std).astype(np.float16)
+
+
+def vec(n):
+    return (1 + 0.1 * rng.standard_normal(n)).astype(np.float32)
+
+
+w.add_tensor("token_embd.weight", mat(V, C, 1.0))
+w.add_tensor("output.weight", mat(V, C, 1 / np.sqrt(C)))
+w.add_tensor("output_norm.weight", vec(C))
+s = 1 / np.sqrt(C)
+for l in range(L):
+    w.add_tensor(f"blk.{l}.attn_norm.weight", vec(C))
+    w.add_tensor(f"blk.{l}.attn_q.weight", mat(NH * HS, C, s))
+    w.add_tensor(f"blk.{l}.attn_k.weight", mat(NKV * HS, C, s))
+    w.add_tensor(f"blk.{l}.attn_v.weight", mat(NKV * HS, C, s))
+    w.add_tensor(f"blk.{l}.attn_output.weight", mat(C, NH * HS, s))
+    w.add_tensor(f"blk.{l}.ffn_norm.weight", vec(C))
+    w.add_tensor(f"blk.{l}.ffn_gate.weight", mat(F, C, s))
+    w.add_tensor(f"blk.{l}.ffn_up.weight", mat(F, C, s))
+    w.add_tensor(f"blk.{l}.ffn_down.weight", mat(C, F, 1 / np.sqrt(F)))
+w.write_header_to_file()
+w.write_kv_data_to_file()
+w.write_tensors_to_file()
+w.close()
