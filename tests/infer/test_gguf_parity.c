@@ -116,8 +116,9 @@ static float forced_shortfall(const infer_model *m, const int32_t *prompt, int n
  * path quantizes them (127/amax, ties to even; Q8_0 had been 0.41 with the reference's rounding),
  * was Q2_K 0.50, Q6_K 0.42, Q4_1 0.38, Q5_1 0.34, Q3_K 0.30, Q8_0 0.23, Q4_0 0.18, Q5_K 0.14,
  * Q5_0 0.05, Q4_K 0; stories260K F16 and BF16 0 (llama.cpp's token is hearth's argmax at every
- * position). What is left is float summation order, amplified by the random weights. */
-#define TOL 0.6f
+ * position), in the -O3 build; the sanitizer build (-O1, other contractions) measured Q2_K 0.62.
+ * What is left is float summation order, amplified by the random weights. */
+#define TOL 0.75f
 
 static void test_llamacpp_greedy(void **state) {
     (void)state;
