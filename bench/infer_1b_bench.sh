@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/infer_1b_bench.sh: hearth against llama-bench on a 1.1B Llama (TinyLlama's shape: width
 # 2048, 22 layers, 32 heads, 4 KV heads, FFN 5632, Llama's 32000-token SentencePiece vocabulary)
-# with random weights, in F16 (tools/gguf_random_llama_1b.py) and as llama-quantize makes it in
+# with random weights, in F16 (tools/gguf_random_llama.py, shape 1b) and as llama-quantize makes it in
 # Q4_0, Q8_0 and Q4_K_M. The files are made once, in CACHE (default ~/.cache/hearth-bench).
 # Per type, REPS interleaved pairs (hearth, llama.cpp, hearth, ...): prompt processing pp512 (one
 # forward of 512 tokens from an empty cache) and generation tg128 (128 single-token forwards from
@@ -32,7 +32,7 @@ F16="$CACHE/llama1b-F16.gguf"
 if [ ! -f "$F16" ]; then
   [ -f "$VOCAB" ] || { echo "infer_1b_bench: need $VOCAB (../shared/data)" >&2; exit 2; }
   echo "== writing $F16 (once)"
-  PYTHONPATH="$GGUF_PY" /usr/bin/python3 tools/gguf_random_llama_1b.py "$VOCAB" "$F16.tmp"
+  PYTHONPATH="$GGUF_PY" /usr/bin/python3 tools/gguf_random_llama.py "$VOCAB" "$F16.tmp" 1 1b
   mv "$F16.tmp" "$F16"
 fi
 for t in $TYPES; do
