@@ -9,6 +9,8 @@
 # family, 6 layers, d_model 384, byte vocabulary) after 2 training steps on
 # tests/tokenizer/corpus.txt — effectively random weights, which cost the same per token as
 # trained ones and never emit end-of-text, so every request generates exactly MAX_TOKENS.
+# QUANT=TYPE (q8_0, q4_0, q4_k_m, ...): both servers load the GGUF after `hearth quantize` to
+# that type (a type llama.cpp also runs: hearth's quantizer writes llama.cpp's layout).
 # Run by `make bench-serve`; figures go in docs/BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,10 +35,16 @@ if [ -z "$MODEL" ]; then
 fi
 # The same model file for both servers: GGUF, which llama.cpp's llama-server also serves.
 "$H" export "$MODEL" --format gguf -o "$T/model.gguf" > /dev/null
+QUANT=${QUANT:-}
+if [ -n "$QUANT" ]; then
+  "$H" quantize "$T/model.gguf" "$T/model-q.gguf" "$QUANT" > "$T/quant.log" 2>&1 ||
+    { echo "serve_bench: quantize failed: $(tail -3 "$T/quant.log")"; exit 1; }
+  mv "$T/model-q.gguf" "$T/model.gguf"
+fi
 LLAMA_SERVER=${LLAMA_SERVER:-$HOME/.cache/hearth-peers/llama.cpp/build/bin/llama-server}
 CTX=${CTX:-256}
 echo "== $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== model: $(basename "$MODEL") as GGUF ($(du -h "$T/model.gguf" | cut -f1)); $SLOTS slots, $THREADS threads, context $CTX per slot; prompts of $PROMPT_WORDS words, $MAX_TOKENS output tokens"
+echo "== model: $(basename "$MODEL") as GGUF${QUANT:+ in $QUANT} ($(du -h "$T/model.gguf" | cut -f1)); $SLOTS slots, $THREADS threads, context $CTX per slot; prompts of $PROMPT_WORDS words, $MAX_TOKENS output tokens"
 
 # wait_ready LOG URL: until the server answers /health with 200 (or dies)
 wait_ready() {
