@@ -6,6 +6,7 @@ OPT     ?= -O3 -march=native
 CFLAGS  += -std=gnu11 $(OPT) -g -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter \
            -Wvla-larger-than=65536 -fno-math-errno -Isrc $(if $(CI),-Werror)
 LDLIBS  += -lopenblas -lpcre2-8 -ljansson -lsqlite3 -lmicrohttpd -lz -lm -lpthread
+LDLIBS  += -licuuc
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -15,7 +16,8 @@ endif
 
 LIB_SRC  := $(wildcard src/base/*.c src/tensor/*.c src/nn/*.c src/optim/*.c src/data/*.c \
                        src/gguf/*.c src/ckpt/*.c src/train/*.c src/tokenizer/*.c src/infer/*.c \
-                       src/vstore/*.c src/server/*.c src/quant/*.c)
+                       src/vstore/*.c src/server/*.c src/quant/*.c \
+                       src/embed/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(filter-out tests/fuzz/%,$(wildcard tests/*.c tests/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
