@@ -77,6 +77,7 @@ test: $(BUILD)/test_hearth $(BUILD)/hearth $(BENCH_BIN) fuzz-replay ## build and
 	./tests/cli/test_chat.sh ./$(BUILD)/hearth
 	./tests/cli/test_vstore.sh ./$(BUILD)/hearth
 	./tests/server/test_serve.sh ./$(BUILD)/hearth
+	./tests/server/test_embed.sh ./$(BUILD)/hearth
 
 san: ## the tests under AddressSanitizer + UndefinedBehaviorSanitizer
 	$(MAKE) SAN=1 test

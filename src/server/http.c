@@ -1137,8 +1137,9 @@ int server_start(server **out, const server_opts *o, base_err *e) {
         o->port < 0 || o->port > 65535)
         return base_fail(e, BASE_EINVAL, "bad server options (slots %d, queue %d, ctx %d, port %d)",
                          o->slots, o->queue, o->ctx, o->port);
-    if (!o->model_path && !o->vstore_dir)
-        return base_fail(e, BASE_EINVAL, "nothing to serve: give a model, a vector store or both");
+    if (!o->model_path && !o->vstore_dir && !o->embed_model_path)
+        return base_fail(e, BASE_EINVAL,
+                         "nothing to serve: give a model, a vector store or an embedding model");
     server_tmpl t;
     if (o->chat_template && server_tmpl_parse(o->chat_template, &t))
         return base_fail(e, BASE_EINVAL, "unknown chat template '%s' (hearth, llama2, chatml)",
