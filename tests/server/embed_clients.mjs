@@ -58,6 +58,10 @@ await rejects(
 );
 await rejects(openai.embeddings.create({ model: 'other', input: 'x' }), 404, /does not exist/, 'unknown model');
 
+const models = await openai.models.list();
+assert.ok(models.data.some((m) => m.id === MODEL && m.meta?.kind === 'embedding' && m.meta.n_embd === 64), 'listed in /v1/models');
+assert.equal((await openai.models.retrieve(MODEL)).id, MODEL);
+
 // ---- the vector store, through the chromadb client
 class HearthEmbeddingFunction {
   constructor({ model, url: u = base } = {}) {
