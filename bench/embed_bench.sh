@@ -33,11 +33,12 @@ mkdir -p "$CACHE"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 # the texts: sentences of the docs, printable ASCII, 6 to 60 words, the first N
-cat docs/*.md README.md | tr -c '\040-\176\n' ' ' | sed 's/[.;:] /&\n/g' |
+# (no backslashes: llama-embedding reads escapes such as \n in its prompt file)
+cat docs/*.md README.md | tr -c '\040-\176\n' ' ' | tr -d '\\' | sed 's/[.;:] /&\n/g' |
   awk -v max="$N" 'NF >= 6 && c < max { s = $1; for (i = 2; i <= NF && i <= 60; i++) s = s " " $i; print s; c++ }' \
     > "$T/texts.txt"
 n=$(wc -l < "$T/texts.txt")
-sed 's/\\/\\\\/g; s/"/\\"/g; s/^/"/; s/$/"/' "$T/texts.txt" > "$T/texts.jsonl"
+sed 's/"/\\"/g; s/^/"/; s/$/"/' "$T/texts.txt" > "$T/texts.jsonl"
 echo "== $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== BERT, all-MiniLM-L6-v2's shape, random weights; $n texts ($(wc -w < "$T/texts.txt") words); $THREADS threads; $REPS interleaved pairs per type; OMP_WAIT_POLICY=$WAIT"
 med() { sort -g | awk '{ a[NR] = $1 } END { m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.2fx (%.2f-%.2f)", m, a[1], a[NR] }'; }
@@ -72,6 +73,8 @@ for t in $TYPES; do
 import json, sys
 h = [json.loads(l)["embedding"] for l in open(sys.argv[1])]
 l = [d["embedding"] for d in sorted(json.load(open(sys.argv[2]))["data"], key=lambda d: d["index"])]
+if len(h) != len(l):
+    print(f"   WARNING: hearth wrote {len(h)} vectors, llama.cpp {len(l)}: the texts were read differently")
 c = [sum(x * y for x, y in zip(a, b)) / (sum(x * x for x in a) * sum(y * y for y in b)) ** 0.5 for a, b in zip(h, l)]
 print(f"   {len(c)} vectors, cosine hearth vs llama.cpp: min {min(c):.6f}, mean {sum(c) / len(c):.6f}")
 PY
