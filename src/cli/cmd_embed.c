@@ -126,7 +126,7 @@ int cli_embed(int argc, char **argv) {
                      "refuse a text longer than the model's maximum (default: cut it there)"),
         CLI_OPT_FLAG("info", 0, &info, "print the model's dimension, maximum tokens and pooling"),
         CLI_OPT_FLAG("stats", 0, &stats,
-                     "print texts, tokens and texts/s (tokenizing and the model) on stderr"),
+                     "print the texts, seconds and texts/s (tokenizing and the model)\non stderr"),
         CLI_OPT_END};
     const cli_cmd cmd = {
         .name = "embed",
