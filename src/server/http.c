@@ -6,6 +6,7 @@
  * client's socket hangs up. */
 #define _GNU_SOURCE /* POLLRDHUP */
 #include "server/server.h"
+#include "tensor/tensor.h"
 
 #include "vstore/vstore.h"
 
@@ -64,6 +65,7 @@ struct server {
     size_t tok_bytes_max;   /* server_token_bytes_max of the model's vocabulary */
     pthread_mutex_t tok_mu; /* tok_encode uses scratch inside the vocabulary */
     vstore *vs;
+    server_embedder *emb; /* --embed-model: /v1/embeddings, the vector store's embedder */
     pthread_mutex_t met_mu;
     server_metrics met;
     pthread_mutex_t sock_mu; /* guards socks; reap_cv wakes the reaper to stop */
@@ -104,7 +106,8 @@ enum route {
     R_CHAT,
     R_TOKENIZE,
     R_DETOKENIZE,
-    R_VSTORE
+    R_VSTORE,
+    R_EMBEDDINGS
 };
 
 /* One HTTP request (libmicrohttpd's per-request context). */
@@ -623,9 +626,29 @@ static json_t *model_json(server *s) {
     return o;
 }
 
+/* The embedding model's entry of /v1/models. */
+static json_t *embed_model_json(server *s) {
+    const embed_model *m = server_embedder_model(s->emb);
+    return json_pack("{s:s,s:s,s:I,s:s,s:{s:s,s:i,s:i}}", "id", server_embedder_id(s->emb),
+                     "object", "model", "created", (json_int_t)s->created, "owned_by", "hearth",
+                     "meta", "kind", "embedding", "n_embd", embed_dim(m), "n_ctx",
+                     embed_max_tokens(m));
+}
+
 static enum MHD_Result handle_models(server *s, struct MHD_Connection *c, conn *k,
                                      const char *url) {
     server_error er;
+    if (s->emb) { /* the embedding model beside the generation model (if any) */
+        const char *id = url + strlen("/v1/models/");
+        if (k->route == R_MODEL && !strcmp(id, server_embedder_id(s->emb)))
+            return reply_json(s, c, k, 200, embed_model_json(s));
+        if (k->route == R_MODELS) {
+            json_t *list = json_array();
+            if (s->model_id) json_array_append_new(list, model_json(s));
+            json_array_append_new(list, embed_model_json(s));
+            return reply_json(s, c, k, 200, json_pack("{s:s,s:o}", "object", "list", "data", list));
+        }
+    }
     if (!s->model_id) {
         if (k->route == R_MODELS)
             return reply_json(s, c, k, 200, json_pack("{s:s,s:[]}", "object", "list", "data"));
@@ -795,6 +818,19 @@ static enum MHD_Result handle_vstore(server *s, struct MHD_Connection *c, conn *
     return reply(s, c, k, status, "application/json", resp, NULL, NULL);
 }
 
+static enum MHD_Result handle_embeddings(server *s, struct MHD_Connection *c, conn *k) {
+    server_error er;
+    if (!s->emb) {
+        server_fail(&er, 404, "model", "model_not_found",
+                    "this server has no embedding model (hearth serve --embed-model PATH)");
+        return reply_error(s, c, k, &er);
+    }
+    int status = 500;
+    char *resp = NULL;
+    server_embeddings(s->emb, k->body, k->len, &status, &resp);
+    return reply(s, c, k, status, "application/json", resp, NULL, NULL);
+}
+
 /* ---- routing */
 
 static int is_chroma_path(const char *url) {
@@ -814,7 +850,9 @@ static enum route route_of(server *s, const char *url, const char *method, const
                  {"/v1/completions", "POST", R_COMPLETIONS},
                  {"/v1/chat/completions", "POST", R_CHAT},
                  {"/tokenize", "POST", R_TOKENIZE},
-                 {"/detokenize", "POST", R_DETOKENIZE}};
+                 {"/detokenize", "POST", R_DETOKENIZE},
+                 {"/v1/embeddings", "POST", R_EMBEDDINGS},
+                 {"/embeddings", "POST", R_EMBEDDINGS}};
     *allow = NULL;
     if (s->vs && is_chroma_path(url)) return R_VSTORE;
     if (!strncmp(url, "/v1/models/", 11) && url[11]) {
@@ -998,6 +1036,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return handle_detokenize(s, c, k);
     case R_VSTORE:
         return handle_vstore(s, c, k, url, method);
+    case R_EMBEDDINGS:
+        return handle_embeddings(s, c, k);
     default:
         return MHD_NO;
     }
@@ -1117,8 +1157,9 @@ int server_start(server **out, const server_opts *o, base_err *e) {
         o->port < 0 || o->port > 65535)
         return base_fail(e, BASE_EINVAL, "bad server options (slots %d, queue %d, ctx %d, port %d)",
                          o->slots, o->queue, o->ctx, o->port);
-    if (!o->model_path && !o->vstore_dir)
-        return base_fail(e, BASE_EINVAL, "nothing to serve: give a model, a vector store or both");
+    if (!o->model_path && !o->vstore_dir && !o->embed_model_path)
+        return base_fail(e, BASE_EINVAL,
+                         "nothing to serve: give a model, a vector store or an embedding model");
     server_tmpl t;
     if (o->chat_template && server_tmpl_parse(o->chat_template, &t))
         return base_fail(e, BASE_EINVAL, "unknown chat template '%s' (hearth, llama2, chatml)",
@@ -1156,6 +1197,13 @@ int server_start(server **out, const server_opts *o, base_err *e) {
         ((rc = vstore_open(&s->vs, s->vstore_dir, e)) || (rc = vstore_warm(s->vs, e))))
         goto fail;
     if (s->vs) vstore_set_max_body(s->vs, s->o.body_limit);
+    /* the embedding model loads before the server listens: it is small next to a generation
+     * model, and the vector store's documents need it from the first request */
+    if (o->embed_model_path &&
+        (rc = server_embedder_open(&s->emb, o->embed_model_path, o->embed_model_name, e)))
+        goto fail;
+    if (s->vs && s->emb) vstore_set_embedder(s->vs, server_embedder_vstore, s->emb);
+    if (s->emb && o->threads > 0) tensor_set_threads(o->threads);
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
@@ -1236,6 +1284,7 @@ int server_stop(server *s, base_err *e) {
     infer_model_free(s->model);
     int rc = s->vs ? vstore_flush(s->vs, e) : 0;
     vstore_close(s->vs);
+    server_embedder_free(s->emb);
     pthread_mutex_destroy(&s->tok_mu);
     pthread_mutex_destroy(&s->met_mu);
     pthread_mutex_destroy(&s->sock_mu);
