@@ -6,6 +6,9 @@ OPT     ?= -O3 -march=native
 CFLAGS  += -std=gnu11 $(OPT) -g -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter \
            -Wvla-larger-than=65536 -fno-math-errno -Isrc $(if $(CI),-Werror)
 LDLIBS  += -lopenblas -lpcre2-8 -ljansson -lsqlite3 -lmicrohttpd -lz -lm -lpthread
+# src/rag's document parsers: md4c, libxml2, poppler (glib), libzip
+RAG_PKGS := md4c libxml-2.0 poppler-glib libzip
+LDLIBS  += $(shell pkg-config --libs $(RAG_PKGS) 2>/dev/null)
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -30,6 +33,7 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/tests/%.o: CFLAGS += -Itests
+$(BUILD)/src/rag/%.o: CFLAGS += $(shell pkg-config --cflags $(RAG_PKGS) 2>/dev/null)
 
 $(BUILD)/libhearth.a: $(LIB_OBJ)
 	$(AR) rcs $@ $^

@@ -564,8 +564,13 @@ static void sync_index(vstore *db, const vstore_coll *c) {
         vstore_note(db, "collection '%s': index: %s", c->name, e.msg);
 }
 
+static int select_rids(vstore *db, vstore_q *q, sqlite3_int64 **rids, size_t *n, base_err *e);
+static int delete_rids(vstore *db, const vstore_coll *c, const sqlite3_int64 *rids, size_t n,
+                       uint64_t seq, base_err *e);
+
 static int write_batch(vstore *db, const char *coll_id, vstore_mode mode, const vstore_batch *b,
-                       bool text_only, size_t dim, base_err *e) {
+                       bool text_only, size_t dim, vstore_q *replace, size_t *replaced,
+                       base_err *e) {
     json_t **metas = b->n && b->n <= VSTORE_MAX_BATCH ? calloc(b->n, sizeof *metas) : NULL;
     if (b->n && b->n <= VSTORE_MAX_BATCH && !metas)
         return base_fail(e, BASE_ENOMEM, "out of memory");
@@ -619,6 +624,20 @@ static int write_batch(vstore *db, const char *coll_id, vstore_mode mode, const 
             goto out;
         }
     }
+    uint64_t seq = 0;
+    if (replace) { /* the records that the batch replaces go first, in the same transaction */
+        sqlite3_int64 *old = NULL;
+        size_t nold = 0;
+        if (!(rc = vstore_seq_next(db, &seq, e)) &&
+            !(rc = select_rids(db, replace, &old, &nold, e)))
+            rc = delete_rids(db, &c, old, nold, seq, e);
+        free(old);
+        if (replaced) *replaced = nold;
+        if (rc) {
+            vstore_rollback(db);
+            goto out;
+        }
+    }
     /* Everything is checked before the first row is written, so a refusal writes nothing. */
     for (size_t i = 0; i < b->n && !rc; i++) {
         sqlite3_bind_text(w.sel, 1, coll_id, -1, SQLITE_STATIC);
@@ -637,8 +656,7 @@ static int write_batch(vstore *db, const char *coll_id, vstore_mode mode, const 
             rc = base_fail(e, BASE_ENOTFOUND, "record '%s' does not exist in collection '%s'",
                            b->ids[i], c.name);
     }
-    uint64_t seq = 0;
-    if (!rc) rc = vstore_seq_next(db, &seq, e);
+    if (!rc && !replace) rc = vstore_seq_next(db, &seq, e);
     for (size_t i = 0; i < b->n && !rc; i++)
         rc = write_one(db, &w, coll_id, b, i, dim, rids[i], metas[i], seq, e);
     if (!rc && b->embeddings && c.dim == 0) {
@@ -650,7 +668,7 @@ static int write_batch(vstore *db, const char *coll_id, vstore_mode mode, const 
     if (!rc) rc = vstore_commit(db, e);
     if (rc)
         vstore_rollback(db);
-    else if (b->embeddings)
+    else if (b->embeddings || replace)
         sync_index(db, &c);
 out:
     write_stmts_free(&w);
@@ -665,12 +683,30 @@ out:
 
 int vstore_write(vstore *db, const char *coll_id, vstore_mode mode, const vstore_batch *b,
                  size_t dim, base_err *e) {
-    return write_batch(db, coll_id, mode, b, false, dim, e);
+    return write_batch(db, coll_id, mode, b, false, dim, NULL, NULL, e);
 }
 
 int vstore_write_text(vstore *db, const char *coll_id, vstore_mode mode, const vstore_batch *b,
                       base_err *e) {
-    return write_batch(db, coll_id, mode, b, true, 0, e);
+    return write_batch(db, coll_id, mode, b, true, 0, NULL, NULL, e);
+}
+
+int vstore_replace(vstore *db, const char *coll_id, const char *where, const vstore_batch *b,
+                   size_t dim, size_t *replaced, base_err *e) {
+    if (replaced) *replaced = 0;
+    if (!where) return base_fail(e, BASE_EINVAL, "replace needs a where filter");
+    vstore_q q;
+    q_init(&q);
+    base_buf_printf(&q.sql, "SELECT r.rid FROM records r WHERE r.coll=");
+    q_val(&q, json_string(coll_id));
+    bool any = false;
+    int rc = filter_append(&q, where, NULL, &any, e);
+    if (!rc && !any) rc = base_fail(e, BASE_EINVAL, "replace needs a non-empty where filter");
+    if (!rc)
+        rc =
+            write_batch(db, coll_id, VSTORE_UPSERT, b, b->embeddings == NULL, dim, &q, replaced, e);
+    q_free(&q);
+    return rc;
 }
 
 /* " AND r.id IN (ids)" through json_each, so any number of ids is one parameter. */
@@ -729,51 +765,65 @@ int vstore_delete(vstore *db, const char *coll_id, const char *const *ids, size_
     return rc;
 }
 
+/* The rids q selects (in a transaction, with the mutex held); *rids malloc'd. */
+static int select_rids(vstore *db, vstore_q *q, sqlite3_int64 **rids, size_t *n, base_err *e) {
+    sqlite3_stmt *st = NULL;
+    size_t cap = 0;
+    *rids = NULL;
+    *n = 0;
+    int rc = q_prepare(db, q, &st, e), s = SQLITE_DONE;
+    while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (base_grow(rids, &cap, *n + 1, sizeof **rids, SIZE_MAX)) {
+            rc = base_fail(e, BASE_ENOMEM, "out of memory");
+            break;
+        }
+        (*rids)[(*n)++] = sqlite3_column_int64(st, 0);
+    }
+    if (!rc && s != SQLITE_DONE) rc = vstore_sql_fail(db, e, "select records to delete");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Deletes records rids of collection c (text index, metadata, row) and leaves their tombstones
+ * at seq, in the caller's transaction. */
+static int delete_rids(vstore *db, const vstore_coll *c, const sqlite3_int64 *rids, size_t n,
+                       uint64_t seq, base_err *e) {
+    sqlite3_stmt *del[4] = {0};
+    char table[VSTORE_FTS_NAME], fts_del[VSTORE_FTS_NAME + 40];
+    vstore_fts_table(c, table);
+    snprintf(fts_del, sizeof fts_del, "DELETE FROM %s WHERE rowid=?1", table);
+    int rc;
+    if (!(rc = vstore_prepare(db, &del[0], fts_del, e)) &&
+        !(rc = vstore_prepare(db, &del[1], "DELETE FROM rmeta WHERE rid=?1", e)) &&
+        !(rc = vstore_prepare(db, &del[2], "DELETE FROM records WHERE rid=?1", e)) &&
+        !(rc = vstore_prepare(db, &del[3], "INSERT INTO tombstones VALUES(?2, ?1, ?3)", e)))
+        for (size_t i = 0; i < n && !rc; i++)
+            for (int k = 0; k < 4 && !rc; k++) {
+                sqlite3_bind_int64(del[k], 1, rids[i]);
+                if (k == 3) {
+                    sqlite3_bind_text(del[k], 2, c->id, -1, SQLITE_STATIC);
+                    sqlite3_bind_int64(del[k], 3, (sqlite3_int64)seq);
+                }
+                rc = step_done(db, del[k], "delete record", e);
+            }
+    for (int k = 0; k < 4; k++) sqlite3_finalize(del[k]);
+    return rc;
+}
+
 /* One try of vstore_delete, with the mutex held. */
 static int delete_locked(vstore *db, const char *coll_id, vstore_q *q, size_t *deleted,
                          base_err *e) {
     vstore_coll c = {0};
-    sqlite3_stmt *st = NULL, *del[4] = {0};
     sqlite3_int64 *rids = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0;
     uint64_t seq = 0;
     int rc;
     if ((rc = vstore_coll_load(db, coll_id, &c, e)) || (rc = vstore_begin(db, true, e)) ||
-        (rc = q_prepare(db, q, &st, e)))
+        (rc = select_rids(db, q, &rids, &n, e)))
         goto out;
-    int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (base_grow(&rids, &cap, n + 1, sizeof *rids, SIZE_MAX)) {
-            rc = base_fail(e, BASE_ENOMEM, "out of memory");
-            goto out;
-        }
-        rids[n++] = sqlite3_column_int64(st, 0);
-    }
-    if (s != SQLITE_DONE) {
-        rc = vstore_sql_fail(db, e, "select records to delete");
-        goto out;
-    }
     if (n == 0) goto out;
-    char table[VSTORE_FTS_NAME], fts_del[VSTORE_FTS_NAME + 40];
-    vstore_fts_table(&c, table);
-    snprintf(fts_del, sizeof fts_del, "DELETE FROM %s WHERE rowid=?1", table);
-    if ((rc = vstore_seq_next(db, &seq, e)) || (rc = vstore_prepare(db, &del[0], fts_del, e)) ||
-        (rc = vstore_prepare(db, &del[1], "DELETE FROM rmeta WHERE rid=?1", e)) ||
-        (rc = vstore_prepare(db, &del[2], "DELETE FROM records WHERE rid=?1", e)) ||
-        (rc = vstore_prepare(db, &del[3], "INSERT INTO tombstones VALUES(?2, ?1, ?3)", e)))
-        goto out;
-    for (size_t i = 0; i < n && !rc; i++)
-        for (int k = 0; k < 4 && !rc; k++) {
-            sqlite3_bind_int64(del[k], 1, rids[i]);
-            if (k == 3) {
-                sqlite3_bind_text(del[k], 2, coll_id, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(del[k], 3, (sqlite3_int64)seq);
-            }
-            rc = step_done(db, del[k], "delete record", e);
-        }
+    if (!(rc = vstore_seq_next(db, &seq, e))) rc = delete_rids(db, &c, rids, n, seq, e);
 out:
-    sqlite3_finalize(st);
-    for (int k = 0; k < 4; k++) sqlite3_finalize(del[k]);
     if (!rc && n) rc = vstore_commit(db, e);
     if (rc || !n) vstore_rollback(db);
     if (!rc && n) {

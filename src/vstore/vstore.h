@@ -138,6 +138,13 @@ int vstore_write(vstore *db, const char *coll_id, vstore_mode mode, const vstore
 int vstore_write_text(vstore *db, const char *coll_id, vstore_mode mode, const vstore_batch *b,
                       base_err *e);
 
+/* Deletes every record of the collection that matches where (a non-empty filter) and upserts b
+ * (with embeddings of dimension dim, or text-only when b->embeddings is NULL), in one
+ * transaction: a reader sees the old records or the new ones, never a mix (a document
+ * re-ingested). *replaced (may be NULL) gets the number deleted. */
+int vstore_replace(vstore *db, const char *coll_id, const char *where, const vstore_batch *b,
+                   size_t dim, size_t *replaced, base_err *e);
+
 /* Deletes the records with the given ids (those that exist) that also match where /
  * where_document; with no ids, every match of the filters (at least one filter required).
  * limit > 0 deletes at most that many (the oldest first). *deleted (may be NULL) gets the
