@@ -78,6 +78,7 @@ test: $(BUILD)/test_hearth $(BUILD)/hearth $(BENCH_BIN) fuzz-replay ## build and
 	./tests/cli/test_generate.sh ./$(BUILD)/hearth
 	./tests/cli/test_chat.sh ./$(BUILD)/hearth
 	./tests/cli/test_vstore.sh ./$(BUILD)/hearth
+	./tests/cli/test_rag.sh ./$(BUILD)/hearth
 	./tests/server/test_serve.sh ./$(BUILD)/hearth
 
 san: ## the tests under AddressSanitizer + UndefinedBehaviorSanitizer

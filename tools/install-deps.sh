@@ -16,6 +16,12 @@ pkgs=(
   libsqlite3-dev           # SQLite (WAL, FTS5): the vector store's records, metadata and BM25 index
   libmicrohttpd-dev        # HTTP server for hearth serve (OpenAI API, vector-store API, /metrics)
   nodejs                   # runs the npm reference tokenizers (parity tests, tokenizer benchmark)
+  libmd4c-dev              # md4c: Markdown parsing for hearth ingest
+  libxml2-dev              # libxml2: HTML (its HTML parser) and DOCX's XML for hearth ingest
+  libpoppler-glib-dev      # poppler: PDF text, page by page, for hearth ingest
+  libzip-dev               # libzip: DOCX files are zips
+  groff-base ghostscript   # tests/cli/test_rag.sh makes its PDF with groff + ps2pdf
+  python3-nltk             # tools/bm25_ref.py: NLTK's Porter stemmer (the reference BM25)
 )
 for arg in "$@"; do
   case "$arg" in
