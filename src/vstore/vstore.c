@@ -843,7 +843,7 @@ static int coll_delete_once(vstore *db, const char *id, base_err *e) {
     vstore_coll_free(&c);
     /* the shared table loses the collection's rows; an own table goes whole */
     if (strcmp(table, "fts") == 0)
-        snprintf(drop, sizeof drop, "SELECT 1");
+        snprintf(drop, sizeof drop, "DELETE FROM coll_text WHERE 0"); /* nothing to drop */
     else
         snprintf(drop, sizeof drop, "DROP TABLE IF EXISTS %s", table);
     const char *const sqls[] = {
