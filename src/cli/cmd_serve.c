@@ -32,6 +32,9 @@ int cli_serve(int argc, char **argv) {
                     "hearth | llama2 | chatml (default: by model family)"),
         CLI_OPT_STR("vstore-dir", 0, &o.vstore_dir, "DIR",
                     "also serve the vector store (Chroma v2 API under /api/v2)"),
+        CLI_OPT_STR("rag-collection", 0, &o.rag_collection, "NAME",
+                    "the collection of PrivateGPT's routes (/v1/ingest,\n"
+                    "/v1/chunks, use_context; default documents)"),
         CLI_OPT_STR("host", 0, &o.host, "ADDR", "address to bind (default 127.0.0.1)"),
         CLI_OPT_INT("port", 0, &o.port, 0, 65535, "N", "port (default 8080; 0 picks a free one)"),
         CLI_OPT_STR("api-key", 0, &o.api_key, "KEY",

@@ -29,14 +29,16 @@
 /* ---- the server ------------------------------------------------------------------------------ */
 
 typedef struct server_opts {
-    const char *host;          /* address to bind; default "127.0.0.1" */
-    int port;                  /* 0: any free port (server_port tells which) */
-    const char *api_key;       /* NULL: no authentication; else "Authorization: Bearer KEY" */
-    const char *model_path;    /* run directory or .safetensors; NULL: no model (vstore only) */
-    const char *tokenizer;     /* .htok path, or NULL for the model's own */
-    const char *model_name;    /* the id clients name; NULL: the model's name */
-    const char *chat_template; /* "hearth", "llama2", "chatml"; NULL: chosen by the model */
-    const char *vstore_dir;    /* NULL: no /api/v2 routes */
+    const char *host;           /* address to bind; default "127.0.0.1" */
+    int port;                   /* 0: any free port (server_port tells which) */
+    const char *api_key;        /* NULL: no authentication; else "Authorization: Bearer KEY" */
+    const char *model_path;     /* run directory or .safetensors; NULL: no model (vstore only) */
+    const char *tokenizer;      /* .htok path, or NULL for the model's own */
+    const char *model_name;     /* the id clients name; NULL: the model's name */
+    const char *chat_template;  /* "hearth", "llama2", "chatml"; NULL: chosen by the model */
+    const char *vstore_dir;     /* NULL: no /api/v2 routes */
+    const char *rag_collection; /* the documents of /v1/ingest, /v1/chunks and use_context
+                                   (rag_api.h); NULL: "documents" */
     int slots, ctx, queue, threads, prefill_chunk, max_rows; /* scheduler: infer_sched_opts */
     infer_kv_type kv_type;                                   /* the KV cache's elements */
     size_t body_limit;   /* request body bytes at most (413 beyond) */

@@ -10,7 +10,12 @@
 set -u
 H=${1:?usage: test_rag.sh path/to/hearth}
 T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+PID=
+cleanup() {
+  [ -n "$PID" ] && kill "$PID" 2> /dev/null && wait "$PID" 2> /dev/null
+  rm -rf "$T"
+}
+trap cleanup EXIT
 pass=0 fail=0
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
@@ -166,6 +171,87 @@ $PY -c 'import json,sys; s=json.load(open(sys.argv[1])); sys.exit(not (s["added"
 "$H" ingest --collection docs "$D" > /dev/null 2> "$T/err"; [ $? -eq 2 ] && grep -q -- "--store" "$T/err" && ok || bad "no --store: $(cat "$T/err")"
 "$H" ingest --store "$S" --collection docs "$T/nope" > /dev/null 2> "$T/err"; [ $? -eq 1 ] && grep -q "nope" "$T/err" && ok || bad "missing path: $(cat "$T/err")"
 "$H" ask --store "$S" --collection nosuch --model "$T/run" "q" > /dev/null 2> "$T/err"; [ $? -eq 1 ] && grep -q "nosuch" "$T/err" && ok || bad "unknown collection: $(cat "$T/err")"
+
+# ---- over HTTP, PrivateGPT's API: upload, text, list, chunks, use_context with sources (also
+# streamed), nothing found, bad input, delete
+"$H" serve --port 0 --model "$T/run" --vstore-dir "$T/sv" -t 2 > "$T/serve.log" 2>&1 &
+PID=$!
+PORT=
+for _ in $(seq 200); do
+  PORT=$(grep -o 'listening on http://[^ ]*' "$T/serve.log" 2> /dev/null | sed 's/.*://')
+  [ -n "$PORT" ] && break
+  sleep 0.05
+done
+[ -n "$PORT" ] || { bad "serve did not start: $(cat "$T/serve.log")"; PORT=1; }
+$PY - "http://127.0.0.1:$PORT" "$D/report.pdf" << 'EOF' && ok || bad "HTTP API (server log: $(tail -3 "$T/serve.log"))"
+import json, sys, time, urllib.request, urllib.error
+U, pdf = sys.argv[1], sys.argv[2]
+def call(method, path, body=None, ctype="application/json", raw=False):
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    req = urllib.request.Request(U + path, data=data, method=method, headers={"Content-Type": ctype})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            t = r.read().decode()
+            return r.status, (t if raw else json.loads(t))
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read().decode())
+for _ in range(200):  # the model loads in the background
+    try:
+        urllib.request.urlopen(U + "/health", timeout=5).read()
+        break
+    except urllib.error.HTTPError:
+        time.sleep(0.05)
+errs = []
+def check(cond, what):
+    if not cond: errs.append(what)
+# upload the PDF as multipart/form-data
+b = "hearthboundary"
+body = (f"--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"report.pdf\"\r\n"
+        "Content-Type: application/pdf\r\n\r\n").encode() + open(pdf, "rb").read() + f"\r\n--{b}--\r\n".encode()
+st, r = call("POST", "/v1/ingest/file", body, f"multipart/form-data; boundary={b}")
+check(st == 200 and r["data"][0]["doc_metadata"]["file_name"] == "report.pdf", f"upload {st} {r}")
+pdf_id = r["data"][0]["doc_id"] if st == 200 else ""
+st, r = call("POST", "/v1/ingest/text", {"file_name": "canteen.txt", "text": "The canteen opens at noon."})
+check(st == 200, f"ingest text {st} {r}")
+txt_id = r["data"][0]["doc_id"] if st == 200 else ""
+st, r = call("GET", "/v1/ingest/list")
+check(st == 200 and {d["doc_id"] for d in r["data"]} == {pdf_id, txt_id}, f"list {r}")
+st, r = call("POST", "/v1/chunks", {"text": "turbine warranty", "limit": 2, "prev_next_chunks": 1})
+c = r["data"][0] if st == 200 and r["data"] else {}
+check(c.get("document", {}).get("doc_metadata", {}).get("page_label") == "2" and "warranty" in c.get("text", "")
+      and "Quarterly" in (c.get("previous_texts") or [""])[0], f"chunks {r}")
+st, r = call("POST", "/v1/chunks", {"text": "turbine warranty", "context_filter": {"docs_ids": [txt_id]}})
+check(st == 200 and r["data"] == [], f"chunks filtered {r}")
+q = {"messages": [{"role": "user", "content": "When does the turbine warranty expire?"}],
+     "use_context": True, "include_sources": True, "max_tokens": 4, "temperature": 0}
+st, r = call("POST", "/v1/chat/completions", q)
+src = r["choices"][0].get("sources", []) if st == 200 else []
+check(src and src[0]["document"]["doc_metadata"]["file_name"] == "report.pdf"
+      and src[0]["document"]["doc_metadata"]["page_label"] == "2", f"chat sources {st} {r}")
+st, t = call("POST", "/v1/chat/completions", dict(q, stream=True), raw=True)
+events = [json.loads(l[6:]) for l in t.split("\n") if l.startswith("data: {")]
+fin = [e for e in events if e["choices"] and e["choices"][0].get("finish_reason")]
+check(st == 200 and t.rstrip().endswith("data: [DONE]") and fin
+      and fin[0]["choices"][0]["sources"][0]["document"]["doc_id"] == pdf_id, f"streamed sources {t[-400:]}")
+st, r = call("POST", "/v1/completions", {"prompt": "turbine warranty?", "use_context": True,
+                                         "include_sources": True, "max_tokens": 2})
+check(st == 200 and r["choices"][0]["sources"][0]["document"]["doc_id"] == pdf_id, f"completions {r}")
+st, r = call("POST", "/v1/chat/completions", dict(q, messages=[{"role": "user", "content": "xylophone zeppelin"}]))
+check(st == 200 and "could not find" in r["choices"][0]["message"]["content"]
+      and r["choices"][0]["sources"] == [], f"nothing {r}")
+st, r = call("POST", "/v1/chat/completions", dict(q, use_context="yes"))
+check(st == 400 and r["error"]["param"] == "use_context", f"bad use_context {r}")
+st, r = call("POST", "/v1/ingest/file", b"x", "text/plain")
+check(st == 400, f"bad upload {st}")
+st, r = call("DELETE", f"/v1/ingest/{txt_id}")
+check(st == 200, f"delete {st}")
+st, r = call("DELETE", f"/v1/ingest/{txt_id}")
+check(st == 404, f"delete twice {st}")
+st, r = call("GET", "/v1/ingest/list")
+check([d["doc_id"] for d in r["data"]] == [pdf_id], f"list after delete {r}")
+print("\n".join(errs))
+sys.exit(bool(errs))
+EOF
 
 echo "test_rag.sh: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
