@@ -9,6 +9,7 @@ LDLIBS  += -lopenblas -lpcre2-8 -ljansson -lsqlite3 -lmicrohttpd -lz -lm -lpthre
 # src/rag's document parsers: md4c, libxml2, poppler (glib), libzip
 RAG_PKGS := md4c libxml-2.0 poppler-glib libzip
 LDLIBS  += $(shell pkg-config --libs $(RAG_PKGS) 2>/dev/null)
+LDLIBS  += -licuuc
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -18,7 +19,8 @@ endif
 
 LIB_SRC  := $(wildcard src/base/*.c src/tensor/*.c src/nn/*.c src/optim/*.c src/data/*.c \
                        src/gguf/*.c src/ckpt/*.c src/train/*.c src/tokenizer/*.c src/infer/*.c \
-                       src/vstore/*.c src/rag/*.c src/server/*.c src/quant/*.c)
+                       src/vstore/*.c src/rag/*.c src/server/*.c src/quant/*.c \
+                       src/embed/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(filter-out tests/fuzz/%,$(wildcard tests/*.c tests/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)

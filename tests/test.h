@@ -53,5 +53,6 @@ int test_infer(void);
 int test_server(void);
 int test_quant(void);
 int test_gguf_parity(void);
+int test_embedding(void);
 
 #endif

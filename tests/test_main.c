@@ -24,7 +24,8 @@ int main(int argc, char **argv) {
                   {"infer", test_infer},
                   {"server", test_server},
                   {"quant", test_quant},
-                  {"gguf_parity", test_gguf_parity}};
+                  {"gguf_parity", test_gguf_parity},
+                  {"embed", test_embedding}};
     int failed = 0, ran = 0;
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
         if (argc > 1 && strcmp(argv[1], suites[i].name) != 0) continue;

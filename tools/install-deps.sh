@@ -15,6 +15,7 @@ pkgs=(
   libjansson-dev           # jansson: JSON for hearth prepare (JSONL inputs, prepare.json)
   libsqlite3-dev           # SQLite (WAL, FTS5): the vector store's records, metadata and BM25 index
   libmicrohttpd-dev        # HTTP server for hearth serve (OpenAI API, vector-store API, /metrics)
+  libicu-dev               # ICU: Unicode categories, NFD and lower-casing for the WordPiece tokenizer (src/embed)
   nodejs                   # runs the npm reference tokenizers (parity tests, tokenizer benchmark)
   libmd4c-dev              # md4c: Markdown parsing for hearth ingest
   libxml2-dev              # libxml2: HTML (its HTML parser) and DOCX's XML for hearth ingest

@@ -35,6 +35,12 @@ int cli_serve(int argc, char **argv) {
         CLI_OPT_STR("rag-collection", 0, &o.rag_collection, "NAME",
                     "the collection of PrivateGPT's routes (/v1/ingest,\n"
                     "/v1/chunks, use_context; default documents)"),
+        CLI_OPT_STR("embed-model", 0, &o.embed_model_path, "PATH",
+                    "serve POST /v1/embeddings with a BERT embedding model (a GGUF\n"
+                    "bert file or a Hugging Face directory); the vector store\n"
+                    "embeds documents and query_texts of collections that name it"),
+        CLI_OPT_STR("embed-model-name", 0, &o.embed_model_name, "ID",
+                    "the id clients send as \"model\" for embeddings (default: its name)"),
         CLI_OPT_STR("host", 0, &o.host, "ADDR", "address to bind (default 127.0.0.1)"),
         CLI_OPT_INT("port", 0, &o.port, 0, 65535, "N", "port (default 8080; 0 picks a free one)"),
         CLI_OPT_STR("api-key", 0, &o.api_key, "KEY",
@@ -72,14 +78,16 @@ int cli_serve(int argc, char **argv) {
         CLI_OPT_END};
     const cli_cmd cmd = {.name = "serve",
                          .usage = "usage: hearth serve --model PATH [options]\n"
-                                  "       hearth serve --vstore-dir DIR [options]",
+                                  "       hearth serve --vstore-dir DIR [options]\n"
+                                  "       hearth serve --embed-model PATH [options]",
                          .opts = opts};
     int npos, pst = cli_parse(&cmd, argc, argv, &npos);
     if (pst >= 0) return pst;
     if (npos > 0) return cli_usage_error(&cmd, "unexpected argument '%s'", argv[1]);
     if (!o.api_key) o.api_key = getenv("HEARTH_API_KEY");
-    if (!o.model_path && !o.vstore_dir) {
-        return cli_usage_error(&cmd, "--model PATH or --vstore-dir DIR is required");
+    if (!o.model_path && !o.vstore_dir && !o.embed_model_path) {
+        return cli_usage_error(&cmd,
+                               "--model PATH, --vstore-dir DIR or --embed-model PATH is required");
     }
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
@@ -103,6 +111,8 @@ int cli_serve(int argc, char **argv) {
         const char *notes = server_vstore_notes(s);
         if (notes[0]) printf("hearth serve: vector store repairs:\n%s\n", notes);
     }
+    if (o.embed_model_path)
+        printf("hearth serve: embedding model %s at /v1/embeddings\n", o.embed_model_path);
     if (o.model_path) printf("hearth serve: loading %s ...\n", o.model_path);
     fflush(stdout);
     int rc = 0, last = -1; /* the load may have finished already: report it */

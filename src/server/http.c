@@ -7,6 +7,7 @@
 #define _GNU_SOURCE /* POLLRDHUP */
 #include "server/rag_api.h"
 #include "server/server.h"
+#include "tensor/tensor.h"
 
 #include "vstore/vstore.h"
 
@@ -66,6 +67,7 @@ struct server {
     size_t tok_bytes_max;   /* server_token_bytes_max of the model's vocabulary */
     pthread_mutex_t tok_mu; /* tok_encode uses scratch inside the vocabulary */
     vstore *vs;
+    server_embedder *emb; /* --embed-model: /v1/embeddings, the vector store's embedder */
     pthread_mutex_t met_mu;
     server_metrics met;
     pthread_mutex_t sock_mu; /* guards socks; reap_cv wakes the reaper to stop */
@@ -107,7 +109,8 @@ enum route {
     R_TOKENIZE,
     R_DETOKENIZE,
     R_VSTORE,
-    R_RAG
+    R_RAG,
+    R_EMBEDDINGS
 };
 
 /* One HTTP request (libmicrohttpd's per-request context). */
@@ -819,6 +822,19 @@ static enum MHD_Result handle_vstore(server *s, struct MHD_Connection *c, conn *
     return reply(s, c, k, status, "application/json", resp, NULL, NULL);
 }
 
+static enum MHD_Result handle_embeddings(server *s, struct MHD_Connection *c, conn *k) {
+    server_error er;
+    if (!s->emb) {
+        server_fail(&er, 404, "model", "model_not_found",
+                    "this server has no embedding model (hearth serve --embed-model PATH)");
+        return reply_error(s, c, k, &er);
+    }
+    int status = 500;
+    char *resp = NULL;
+    server_embeddings(s->emb, k->body, k->len, &status, &resp);
+    return reply(s, c, k, status, "application/json", resp, NULL, NULL);
+}
+
 /* ---- routing */
 
 static int is_chroma_path(const char *url) {
@@ -838,7 +854,9 @@ static enum route route_of(server *s, const char *url, const char *method, const
                  {"/v1/completions", "POST", R_COMPLETIONS},
                  {"/v1/chat/completions", "POST", R_CHAT},
                  {"/tokenize", "POST", R_TOKENIZE},
-                 {"/detokenize", "POST", R_DETOKENIZE}};
+                 {"/detokenize", "POST", R_DETOKENIZE},
+                 {"/v1/embeddings", "POST", R_EMBEDDINGS},
+                 {"/embeddings", "POST", R_EMBEDDINGS}};
     *allow = NULL;
     if (s->vs && is_chroma_path(url)) return R_VSTORE;
     if (s->vs && rag_api_route(url)) return R_RAG;
@@ -1031,6 +1049,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                      k->body ? k->body : "", k->len, &status, &resp);
         return reply(s, c, k, status, "application/json", resp, NULL, NULL);
     }
+    case R_EMBEDDINGS:
+        return handle_embeddings(s, c, k);
     default:
         return MHD_NO;
     }
@@ -1190,6 +1210,13 @@ int server_start(server **out, const server_opts *o, base_err *e) {
         ((rc = vstore_open(&s->vs, s->vstore_dir, e)) || (rc = vstore_warm(s->vs, e))))
         goto fail;
     if (s->vs) vstore_set_max_body(s->vs, s->o.body_limit);
+    /* the embedding model loads before the server listens: it is small next to a generation
+     * model, and the vector store's documents need it from the first request */
+    if (o->embed_model_path &&
+        (rc = server_embedder_open(&s->emb, o->embed_model_path, o->embed_model_name, e)))
+        goto fail;
+    if (s->vs && s->emb) vstore_set_embedder(s->vs, server_embedder_vstore, s->emb);
+    if (s->emb && o->threads > 0) tensor_set_threads(o->threads);
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
@@ -1270,6 +1297,7 @@ int server_stop(server *s, base_err *e) {
     infer_model_free(s->model);
     int rc = s->vs ? vstore_flush(s->vs, e) : 0;
     vstore_close(s->vs);
+    server_embedder_free(s->emb);
     pthread_mutex_destroy(&s->tok_mu);
     pthread_mutex_destroy(&s->met_mu);
     pthread_mutex_destroy(&s->sock_mu);

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "base/base.h"
+#include "embed/embed.h"
 #include "infer/infer.h"
 #include "nn/nn.h"
 #include "tokenizer/tokenizer.h"
@@ -29,16 +30,18 @@
 /* ---- the server ------------------------------------------------------------------------------ */
 
 typedef struct server_opts {
-    const char *host;           /* address to bind; default "127.0.0.1" */
-    int port;                   /* 0: any free port (server_port tells which) */
-    const char *api_key;        /* NULL: no authentication; else "Authorization: Bearer KEY" */
-    const char *model_path;     /* run directory or .safetensors; NULL: no model (vstore only) */
-    const char *tokenizer;      /* .htok path, or NULL for the model's own */
-    const char *model_name;     /* the id clients name; NULL: the model's name */
-    const char *chat_template;  /* "hearth", "llama2", "chatml"; NULL: chosen by the model */
-    const char *vstore_dir;     /* NULL: no /api/v2 routes */
-    const char *rag_collection; /* the documents of /v1/ingest, /v1/chunks and use_context
-                                   (rag_api.h); NULL: "documents" */
+    const char *host;             /* address to bind; default "127.0.0.1" */
+    int port;                     /* 0: any free port (server_port tells which) */
+    const char *api_key;          /* NULL: no authentication; else "Authorization: Bearer KEY" */
+    const char *model_path;       /* run directory or .safetensors; NULL: no model (vstore only) */
+    const char *tokenizer;        /* .htok path, or NULL for the model's own */
+    const char *model_name;       /* the id clients name; NULL: the model's name */
+    const char *chat_template;    /* "hearth", "llama2", "chatml"; NULL: chosen by the model */
+    const char *vstore_dir;       /* NULL: no /api/v2 routes */
+    const char *embed_model_path; /* NULL: no /v1/embeddings (a GGUF bert file or HF dir) */
+    const char *embed_model_name; /* the id clients name; NULL: the embedding model's name */
+    const char *rag_collection;   /* the documents of /v1/ingest, /v1/chunks and use_context
+                                     (rag_api.h); NULL: "documents" */
     int slots, ctx, queue, threads, prefill_chunk, max_rows; /* scheduler: infer_sched_opts */
     infer_kv_type kv_type;                                   /* the KV cache's elements */
     size_t body_limit;   /* request body bytes at most (413 beyond) */
@@ -180,6 +183,22 @@ void server_sse_comment(base_buf *b, const char *text);
 /* Appends s (n bytes) to b with every invalid UTF-8 sequence replaced by U+FFFD, so that JSON
  * strings can always be built from model output. */
 void server_utf8_clean(base_buf *b, const char *s, size_t n);
+
+/* ---- embeddings (embeddings.c): POST /v1/embeddings and the vector store's embedder */
+
+typedef struct server_embedder server_embedder;
+/* Loads the embedding model at path; name: the id clients use (NULL: the model's name). */
+int server_embedder_open(server_embedder **out, const char *path, const char *name, base_err *e);
+void server_embedder_free(server_embedder *s); /* NULL is fine */
+const char *server_embedder_id(const server_embedder *s);
+const embed_model *server_embedder_model(const server_embedder *s);
+/* A /v1/embeddings body (len bytes) -> *status and *resp (malloc'd JSON: OpenAI's list of
+ * embeddings with usage, or OpenAI's error naming the field and, for a too-long input, its
+ * index). Thread-safe; one computation runs at a time. */
+void server_embeddings(server_embedder *s, const char *body, size_t len, int *status, char **resp);
+/* vstore_embed_fn over s (ud): a collection naming s's id or name, or "" (the default). */
+int server_embedder_vstore(void *ud, const char *model, const char *const *texts, size_t n,
+                           float **out, size_t *dim, base_err *e);
 
 /* ---- metrics */
 

@@ -341,15 +341,32 @@ static char *answer_text(const vstore_result *res, size_t nres, bool nested, uns
     return b.data;
 }
 
+/* The collection's metadata as the API shows it (without VSTORE_META_EMBED_FN; an object left
+ * empty by that is null) and the embedding_function it keeps (or null). */
+static json_t *coll_meta_split(const vstore_coll *c, json_t **ef) {
+    json_t *m = json_meta_or_null(c->metadata), *k = json_object_get(m, VSTORE_META_EMBED_FN);
+    json_t *v = json_is_string(k) ? json_loads(json_string_value(k), 0, NULL) : NULL;
+    *ef = v ? v : json_null();
+    if (k) {
+        json_object_del(m, VSTORE_META_EMBED_FN);
+        if (!json_object_size(m)) {
+            json_decref(m);
+            m = json_null();
+        }
+    }
+    return m;
+}
+
 static json_t *coll_json(const vstore_coll *c) {
     json_t *hc = json_pack("{s:s,s:i,s:i,s:i}", "space", vdist_metric_name(c->metric),
                            "ef_construction", c->hnsw.ef_construction, "ef_search",
                            c->hnsw.ef_search, "max_neighbors", c->hnsw.M);
-    json_t *conf = json_pack("{s:o,s:n,s:n}", "hnsw", hc, "spann", "embedding_function");
+    json_t *ef, *meta = coll_meta_split(c, &ef);
+    json_t *conf = json_pack("{s:o,s:n,s:o}", "hnsw", hc, "spann", "embedding_function", ef);
     return json_pack("{s:s,s:s,s:o,s:o,s:o,s:s,s:s,s:i,s:i,s:n}", "id", c->id, "name", c->name,
-                     "configuration_json", conf, "metadata", json_meta_or_null(c->metadata),
-                     "dimension", c->dim ? json_integer((json_int_t)c->dim) : json_null(), "tenant",
-                     c->tenant, "database", c->database, "log_position", 0, "version", 0, "schema");
+                     "configuration_json", conf, "metadata", meta, "dimension",
+                     c->dim ? json_integer((json_int_t)c->dim) : json_null(), "tenant", c->tenant,
+                     "database", c->database, "log_position", 0, "version", 0, "schema");
 }
 
 /* ---- routes */
@@ -422,7 +439,19 @@ static void do_create_collection(vstore *db, req *q, reply *r) {
         }
         *(int *)((char *)&o.hnsw + ints[k].off) = (int)json_integer_value(v);
     }
+    /* the configuration's embedding_function (what the chromadb clients send: {"type":
+     * "known", "name": ..., "config": {...}}) is kept in the metadata under a hidden key */
+    json_t *ef = json_object_get(json_object_get(in, "configuration"), "embedding_function");
+    json_t *mcopy = NULL;
+    if (json_is_object(ef) && json_is_string(json_object_get(ef, "name"))) {
+        char *eft = json_dumps(ef, JSON_COMPACT | JSON_SORT_KEYS);
+        mcopy = json_is_object(meta) ? json_deep_copy(meta) : json_object();
+        if (eft && mcopy) json_object_set_new(mcopy, VSTORE_META_EMBED_FN, json_string(eft));
+        free(eft);
+        meta = mcopy;
+    }
     char *mtext = dump_opt(meta);
+    json_decref(mcopy);
     o.metadata = mtext;
     vstore_coll c = {0};
     int rc = vstore_coll_create(db, t, d, name, &o,
@@ -433,6 +462,59 @@ static void do_create_collection(vstore *db, req *q, reply *r) {
     else
         set_ok(r, 200, coll_json(&c));
     vstore_coll_free(&c);
+}
+
+/* ---- server-side embedding */
+
+void vstore_set_embedder(vstore *db, vstore_embed_fn fn, void *ud) {
+    pthread_mutex_lock(&db->mu);
+    db->embed_fn = fn;
+    db->embed_ud = ud;
+    pthread_mutex_unlock(&db->mu);
+}
+
+/* The model collection c names (malloc'd; "" for the server's default), or NULL for none. */
+static char *coll_model(const vstore_coll *c) {
+    json_t *m = json_meta_or_null(c->metadata), *ef = NULL;
+    char *out = NULL;
+    const char *name = jstr(m, VSTORE_META_EMBED_MODEL);
+    if (name) {
+        out = vstore_strdup(name);
+    } else if (jstr(m, VSTORE_META_EMBED_FN) &&
+               (ef = json_loads(jstr(m, VSTORE_META_EMBED_FN), 0, NULL))) {
+        const char *n = jstr(ef, "name"), *cm = jstr(json_object_get(ef, "config"), "model");
+        if (!cm) cm = jstr(json_object_get(ef, "config"), "model_name");
+        if (n && !strcmp(n, "default")) out = vstore_strdup("");
+        if (n && !strcmp(n, "hearth")) out = vstore_strdup(cm ? cm : "");
+    }
+    json_decref(ef);
+    json_decref(m);
+    return out;
+}
+
+/* Embeds n texts (none NULL) with c's model: *out n x *dim floats (malloc'd). */
+static int embed_for(vstore *db, const vstore_coll *c, const char *const *texts, size_t n,
+                     const char *what, float **out, size_t *dim, base_err *e) {
+    pthread_mutex_lock(&db->mu);
+    vstore_embed_fn fn = db->embed_fn;
+    void *ud = db->embed_ud;
+    pthread_mutex_unlock(&db->mu);
+    char *model = coll_model(c);
+    int rc;
+    if (!model)
+        rc = base_fail(e, BASE_EINVAL,
+                       "%s: collection '%s' names no embedding model (set metadata \"%s\" or "
+                       "configuration.embedding_function), so embeddings are required",
+                       what, c->name, VSTORE_META_EMBED_MODEL);
+    else if (!fn)
+        rc = base_fail(e, BASE_EINVAL,
+                       "%s: this server has no embedding model (hearth serve --embed-model), so "
+                       "embeddings are required",
+                       what);
+    else
+        rc = fn(ud, model, texts, n, out, dim, e);
+    free(model);
+    return rc;
 }
 
 static void do_write(vstore *db, req *rq, reply *r) {
@@ -474,6 +556,14 @@ static void do_write(vstore *db, req *rq, reply *r) {
             else if (!json_is_null(x))
                 rc = base_fail(&e, BASE_EINVAL, "metadatas[%zu] must be an object or null", i);
         }
+    }
+    if (!rc && !emb && docs && n) { /* documents without embeddings: embed them here */
+        for (size_t i = 0; !rc && i < n; i++)
+            if (!docs[i])
+                rc = base_fail(&e, BASE_EINVAL,
+                               "documents[%zu] is null and there are no embeddings to go with it",
+                               i);
+        if (!rc) rc = embed_for(db, c, docs, n, "documents", &emb, &dim, &e);
     }
     if (!rc) {
         vstore_batch b = {n, ids, emb, docs, (const char *const *)metas};
@@ -527,14 +617,62 @@ static void do_get(vstore *db, req *rq, reply *r) {
     free(wdoc);
 }
 
+/* The query's search mode: Chroma's dense search, or (hearth's extension, the body's "hearth"
+ * object: {"mode": "dense" | "bm25" | "hybrid", "rrf_k": K, "dense_weight": W, "text_weight":
+ * W}) BM25 over the documents or the fusion of both. */
+typedef enum { Q_DENSE, Q_BM25, Q_HYBRID } qmode;
+
+static int query_mode(const json_t *h, qmode *mode, vstore_hybrid_req *hy, base_err *e) {
+    *mode = Q_DENSE;
+    if (!h || json_is_null(h)) return 0;
+    if (!json_is_object(h))
+        return base_fail(e, BASE_EINVAL,
+                         "hearth must be an object: {\"mode\": \"dense\" | "
+                         "\"bm25\" | \"hybrid\", \"rrf_k\", "
+                         "\"dense_weight\", \"text_weight\"}");
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)h, k, v) {
+        if (!strcmp(k, "mode")) {
+            const char *m = json_string_value(v);
+            if (m && !strcmp(m, "dense"))
+                *mode = Q_DENSE;
+            else if (m && (!strcmp(m, "bm25") || !strcmp(m, "text")))
+                *mode = Q_BM25;
+            else if (m && !strcmp(m, "hybrid"))
+                *mode = Q_HYBRID;
+            else
+                return base_fail(e, BASE_EINVAL, "hearth.mode must be dense, bm25 or hybrid");
+        } else if (!strcmp(k, "rrf_k") || !strcmp(k, "dense_weight") || !strcmp(k, "text_weight")) {
+            double x = json_number_value(v);
+            if (!json_is_number(v) || !isfinite(x) || x < 0 || x > 1e6 ||
+                (!strcmp(k, "rrf_k") && x <= 0))
+                return base_fail(e, BASE_EINVAL, "hearth.%s must be a number in %s..1e6", k,
+                                 strcmp(k, "rrf_k") ? "0" : "(0");
+            if (!strcmp(k, "rrf_k")) hy->rrf_k = x;
+            if (!strcmp(k, "dense_weight")) hy->w_dense = x;
+            if (!strcmp(k, "text_weight")) hy->w_text = x;
+        } else {
+            return base_fail(e, BASE_EINVAL,
+                             "hearth.%s is not a query option (mode, rrf_k, dense_weight, "
+                             "text_weight)",
+                             k);
+        }
+    }
+    return 0;
+}
+
 static void do_query(vstore *db, req *rq, reply *r) {
     const vstore_coll *c = &rq->c;
     json_t *in = rq->in;
     base_err e = {0};
     unsigned inc_all = 0;
     vstore_query_req q = {0};
+    vstore_hybrid_req hy = {0};
+    qmode mode = Q_DENSE;
     json_t *echo = NULL;
-    const char **ids = NULL;
+    const char **ids = NULL, **texts = NULL;
+    size_t nt = 0;
     float *qv = NULL;
     char *where = dump_opt(json_object_get(in, "where"));
     char *wdoc = dump_opt(json_object_get(in, "where_document"));
@@ -544,7 +682,25 @@ static void do_query(vstore *db, req *rq, reply *r) {
     if (!rc)
         rc = float_matrix(json_object_get(in, "query_embeddings"), "query_embeddings", 0, &qv,
                           &q.nq, &q.dim, &e);
-    if (!rc && !qv) rc = base_fail(&e, BASE_EINVAL, "query_embeddings are required");
+    if (!rc) rc = str_array(json_object_get(in, "query_texts"), "query_texts", &texts, &nt, &e);
+    if (!rc) rc = query_mode(json_object_get(in, "hearth"), &mode, &hy, &e);
+    if (!rc && qv && texts && nt != q.nq)
+        rc = base_fail(&e, BASE_EINVAL, "query_texts has %zu entries, query_embeddings %zu", nt,
+                       q.nq);
+    if (!rc && mode != Q_DENSE && !texts)
+        rc = base_fail(&e, BASE_EINVAL, "hearth.mode %s needs query_texts",
+                       mode == Q_BM25 ? "bm25" : "hybrid");
+    if (!rc && mode != Q_DENSE && (ids || wdoc))
+        rc = base_fail(&e, BASE_EINVAL,
+                       "hearth.mode %s takes where but not ids or "
+                       "where_document",
+                       mode == Q_BM25 ? "bm25" : "hybrid");
+    if (!rc && !qv && !texts)
+        rc = base_fail(&e, BASE_EINVAL, "query_embeddings (or query_texts) are required");
+    if (!rc && !qv && mode != Q_BM25) { /* texts: embedded with the collection's model */
+        rc = embed_for(db, c, texts, nt, "query_texts", &qv, &q.dim, &e);
+        q.nq = nt;
+    }
     if (!rc)
         rc = parse_include(json_object_get(in, "include"),
                            VSTORE_INC_DOCUMENTS | VSTORE_INC_METADATAS | VSTORE_INC_DISTANCES,
@@ -554,8 +710,30 @@ static void do_query(vstore *db, req *rq, reply *r) {
     q.ids = ids;
     q.where = where;
     q.where_document = wdoc;
+    if (mode != Q_DENSE) q.nq = nt;
     vstore_result *res = NULL;
-    if (!rc) rc = vstore_query(db, c->id, &q, &res, &e);
+    if (!rc && mode == Q_DENSE) {
+        rc = vstore_query(db, c->id, &q, &res, &e);
+    } else if (!rc) {
+        if (q.k == 0 || (q.nq && q.k > VSTORE_MAX_RESULTS / q.nq))
+            rc = base_fail(&e, BASE_EINVAL, "n_results must be in 1..%zu for %zu queries",
+                           (size_t)VSTORE_MAX_RESULTS / (q.nq ? q.nq : 1), q.nq);
+        else if (!(res = calloc(q.nq ? q.nq : 1, sizeof *res)))
+            rc = base_fail(&e, BASE_ENOMEM, "out of memory");
+        for (size_t i = 0; !rc && i < q.nq; i++) {
+            if (mode == Q_BM25) {
+                rc = vstore_text_search(db, c->id, texts[i], q.k, where, q.include, &res[i], &e);
+            } else {
+                hy.query = qv + i * q.dim;
+                hy.dim = q.dim;
+                hy.text = texts[i];
+                hy.k = q.k;
+                hy.where = where;
+                hy.include = q.include;
+                rc = vstore_hybrid(db, c->id, &hy, &res[i], &e);
+            }
+        }
+    }
     if (rc) {
         set_fail(r, rc, &e);
     } else {
@@ -566,6 +744,7 @@ static void do_query(vstore *db, req *rq, reply *r) {
     free(res);
     json_decref(echo);
     free(ids);
+    free(texts);
     free(qv);
     free(where);
     free(wdoc);
@@ -825,6 +1004,18 @@ static void h_coll_modify(vstore *db, req *q, reply *r) {
         rc = base_fail(&e, BASE_EINVAL, "new_metadata must be an object");
     else
         rc = modify_config(json_object_get(q->in, "new_configuration"), &efs, &e);
+    /* new metadata replaces the old, but the embedding function kept beside it stays */
+    json_t *old = json_meta_or_null(q->c.metadata);
+    if (!rc && mtext && jstr(old, VSTORE_META_EMBED_FN) &&
+        !json_object_get(md, VSTORE_META_EMBED_FN)) {
+        json_t *m2 = json_deep_copy(md);
+        if (m2)
+            json_object_set(m2, VSTORE_META_EMBED_FN, json_object_get(old, VSTORE_META_EMBED_FN));
+        free(mtext);
+        mtext = dump_opt(m2);
+        json_decref(m2);
+    }
+    json_decref(old);
     if (!rc) rc = vstore_coll_modify(db, q->c.id, json_string_value(nm), mtext, efs, &e);
     free(mtext);
     if (rc)

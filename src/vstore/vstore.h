@@ -244,6 +244,22 @@ void vstore_http(vstore *db, const char *method, const char *path, const char *q
 #define VSTORE_HTTP_MAX_BODY ((size_t)1 << 20)
 void vstore_set_max_body(vstore *db, size_t bytes);
 
+/* Server-side embedding (the vector store depends on base alone, so the model comes from the
+ * caller): fn embeds n texts with the model a collection names and returns *out (malloc'd,
+ * n x *dim floats, the caller frees) or an error in *e (BASE_EINVAL: an unknown model, a bad
+ * text). model is the collection's metadata "hearth:embedding_model", or its configuration's
+ * embedding_function (name "hearth": config.model; name "default", Chroma's default function:
+ * "", the server's default model). With an embedder set, vstore_http's add, upsert and update
+ * with documents but no embeddings embed the documents, and query takes query_texts
+ * (docs/API.md, "Server-side embedding"). Set once, before requests; fn must be thread-safe. */
+typedef int (*vstore_embed_fn)(void *ud, const char *model, const char *const *texts, size_t n,
+                               float **out, size_t *dim, base_err *e);
+void vstore_set_embedder(vstore *db, vstore_embed_fn fn, void *ud);
+/* The metadata key naming a collection's embedding model, and the one keeping the
+ * configuration's embedding_function (hidden from the metadata the API returns). */
+#define VSTORE_META_EMBED_MODEL "hearth:embedding_model"
+#define VSTORE_META_EMBED_FN "hearth:embedding_function"
+
 /* Chroma's error body, {"error": kind, "message": message}, as a malloc'd JSON text (NULL when
  * out of memory): what the server answers to /api/v2 requests it refuses before vstore_http
  * (401, 404, 405, 413), so the client reads them as it reads vstore_http's. The client shows

@@ -23,12 +23,14 @@ typedef struct vstore_index {
 struct vstore {
     sqlite3 *db;
     char *dir, *path, *index_dir;
-    pthread_mutex_t mu;    /* every public call holds it */
-    vstore_index *indexes; /* loaded lazily, by collection */
-    base_buf notes;        /* repairs, for vstore_notes */
-    size_t max_body;       /* vstore_http's body limit (vstore_set_max_body) */
-    char *reserve;         /* DIR/vstore.reserve */
-    bool reserved;         /* it holds VSTORE_RESERVE bytes */
+    pthread_mutex_t mu;       /* every public call holds it */
+    vstore_index *indexes;    /* loaded lazily, by collection */
+    base_buf notes;           /* repairs, for vstore_notes */
+    size_t max_body;          /* vstore_http's body limit (vstore_set_max_body) */
+    vstore_embed_fn embed_fn; /* vstore_set_embedder: NULL, or set before any request */
+    void *embed_ud;
+    char *reserve; /* DIR/vstore.reserve */
+    bool reserved; /* it holds VSTORE_RESERVE bytes */
 };
 
 /* SQLite helpers: status codes with the database path and SQLite's message. */
