@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "embed/embed.h"
 #include "infer/infer.h"
 #include "rag/rag.h"
 #include "server/server.h"
@@ -89,7 +90,8 @@ static void print_json(const char *text, const rag_sources *s, size_t used, cons
 }
 
 int cli_ask(int argc, char **argv) {
-    const char *store = NULL, *coll = NULL, *model = NULL, *where = NULL, *tmpl_name = NULL;
+    const char *store = NULL, *coll = NULL, *model = NULL, *where = NULL, *tmpl_name = NULL,
+               *emb_path = NULL;
     long k = RAG_DEFAULT_K, threads = 2, ctx = 0;
     double min_score = 0;
     int json = 0;
@@ -102,9 +104,13 @@ int cli_ask(int argc, char **argv) {
         CLI_OPT_STR("model", 'm', &model, "PATH", "the model that answers (as hearth chat)"),
         CLI_OPT_INT("top-k", 'k', &k, 1, 100, "K", "chunks retrieved (default 4)"),
         CLI_OPT_STR("where", 'w', &where, "JSON", "a metadata filter (Chroma's where)"),
+        CLI_OPT_STR("embed-model", 'e', &emb_path, "PATH",
+                    "the collection's embedding model: hybrid retrieval\n"
+                    "(dense + BM25, reciprocal rank fusion) when it holds vectors"),
         CLI_OPT_FLOAT("min-score", 0, &min_score, -1e9, 1e9, "S",
                       "the relevance floor: chunks scoring below S are not\n"
-                      "used (BM25 score; default 0)"),
+                      "used (BM25 score, or the fused score when hybrid;\n"
+                      "default 0)"),
         CLI_OPT_STR("chat-template", 0, &tmpl_name, "T", "hearth | llama2 | chatml"),
         CLI_OPT_INT("max-tokens", 'n', &sp.max_tokens, 1, 1 << 24, "N",
                     "tokens of the answer at most (default 256)"),
@@ -141,12 +147,32 @@ int cli_ask(int argc, char **argv) {
     infer_sched *s = NULL;
     tok_ids ids = {0};
     bool *cited = NULL;
+    embed_model *em = NULL;
+    float *qv = NULL;
     int status = 1;
     if (vstore_open(&db, store, &e) || vstore_coll_get(db, NULL, NULL, coll, &c, &e)) {
         fprintf(stderr, "hearth ask: %s\n", e.msg);
         goto out;
     }
-    rag_retrieve_opts ro = {.k = (size_t)k, .where = where, .min_score = min_score};
+    rag_embedder emb;
+    if (emb_path) {
+        if (embed_model_load(&em, emb_path, &e)) {
+            fprintf(stderr, "hearth ask: %s\n", e.msg);
+            goto out;
+        }
+        rag_embedder_of_model(em, &emb);
+    } else if (c.dim) {
+        fprintf(stderr,
+                "hearth ask: note: '%s' holds vectors; --embed-model PATH makes the"
+                " retrieval hybrid (BM25 alone now)\n",
+                c.name);
+    }
+    if (rag_query_vector(&c, em ? &emb : NULL, question, &qv, &e)) {
+        fprintf(stderr, "hearth ask: %s\n", e.msg);
+        goto out;
+    }
+    rag_retrieve_opts ro = {
+        .k = (size_t)k, .where = where, .min_score = min_score, .query = qv, .dim = qv ? c.dim : 0};
     if (rag_retrieve(db, c.id, question, &ro, &src, &e)) {
         fprintf(stderr, "hearth ask: %s\n", e.msg);
         goto out;
@@ -233,6 +259,8 @@ int cli_ask(int argc, char **argv) {
     status = 0;
 out:
     free(cited);
+    free(qv);
+    embed_model_free(em);
     infer_sched_free(s);
     infer_model_free(m);
     tok_ids_free(&ids);

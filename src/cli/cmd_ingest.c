@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "embed/embed.h"
 #include "rag/rag.h"
+#include "tensor/tensor.h"
 #include "vstore/analyzer.h"
 
 typedef struct {
@@ -44,7 +46,8 @@ static void on_progress(void *user, const rag_ingest_progress *p) {
 }
 
 int cli_ingest(int argc, char **argv) {
-    const char *store = NULL, *coll = NULL, *field = NULL, *analyzer = "english";
+    const char *store = NULL, *coll = NULL, *field = NULL, *analyzer = "english", *emb_path = NULL;
+    long threads = 2;
     long max_tokens = RAG_CHUNK_TOKENS, overlap = RAG_CHUNK_OVERLAP;
     int json = 0;
     const cli_opt opts[] = {
@@ -58,6 +61,11 @@ int cli_ingest(int argc, char **argv) {
         CLI_OPT_STR("analyzer", 0, &analyzer, "NAME",
                     "full-text analyzer of a new collection: english\n"
                     "(default), english_all, standard, unicode61"),
+        CLI_OPT_STR("embed-model", 'e', &emb_path, "PATH",
+                    "embed the chunks with this BERT model (GGUF bert or a\n"
+                    "Hugging Face directory): dense + BM25 (hybrid) retrieval;\n"
+                    "chunks are counted in its tokens and fit its window"),
+        CLI_OPT_INT("threads", 't', &threads, 1, 1024, "N", "embedding threads (default 2)"),
         CLI_OPT_FLAG("json", 0, &json, "print the summary as one JSON object"),
         CLI_OPT_END};
     const cli_cmd cmd = {
@@ -82,14 +90,22 @@ int cli_ingest(int argc, char **argv) {
     if (an < 0) return cli_usage_error(&cmd, "--analyzer: unknown '%s'", analyzer);
     base_err e = {0};
     vstore *db = NULL;
+    embed_model *em = NULL;
+    rag_embedder emb;
+    tensor_set_threads((int)threads);
+    if (emb_path && embed_model_load(&em, emb_path, &e)) {
+        fprintf(stderr, "hearth ingest: %s\n", e.msg);
+        return 1;
+    }
+    if (em) rag_embedder_of_model(em, &emb);
     if (vstore_open(&db, store, &e)) {
         fprintf(stderr, "hearth ingest: %s\n", e.msg);
+        embed_model_free(em);
         return 1;
     }
     int rc = 1;
     vstore_coll c = {0};
-    vstore_coll_opts co = {.text = {an, 0, 0}};
-    if (vstore_coll_create(db, NULL, NULL, coll, &co, true, &c, &e)) {
+    if (rag_collection(db, coll, em ? &emb : NULL, an, &c, &e)) {
         fprintf(stderr, "hearth ingest: %s\n", e.msg);
         goto out;
     }
@@ -97,6 +113,7 @@ int cli_ingest(int argc, char **argv) {
     rag_ingest_opts o = {.coll_id = c.id,
                          .chunk = {(size_t)max_tokens, (size_t)overlap, NULL, NULL},
                          .jsonl_field = field,
+                         .embedder = em ? &emb : NULL,
                          .progress = on_progress,
                          .warn = on_warn,
                          .user = &u};
@@ -123,5 +140,6 @@ int cli_ingest(int argc, char **argv) {
 out:
     vstore_coll_free(&c);
     vstore_close(db);
+    embed_model_free(em);
     return rc;
 }

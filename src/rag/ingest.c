@@ -159,7 +159,15 @@ static int ingest_doc(vstore *db, const rag_ingest_opts *o, const char *source, 
     if (rc) return rc;
     rag_chunk *c = NULL;
     size_t n = 0;
-    if ((rc = rag_chunk_doc(&d, &o->chunk, &c, &n, e))) {
+    /* with an embedding model, chunks are counted in its tokens and fit its window */
+    rag_chunk_opts co = o->chunk;
+    if (o->embedder) {
+        size_t win = o->embedder->max_tokens > 2 ? o->embedder->max_tokens - 2 : 1;
+        if (co.max_tokens == 0 || co.max_tokens > win) co.max_tokens = win;
+        co.count = o->embedder->count;
+        co.ctx = o->embedder->ctx;
+    }
+    if ((rc = rag_chunk_doc(&d, &co, &c, &n, e))) {
         rag_doc_free(&d);
         return rc;
     }

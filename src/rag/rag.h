@@ -97,14 +97,30 @@ void rag_chunks_free(rag_chunk *c, size_t n);
 
 /* ---- ingestion (ingest.c) */
 
-/* Dense vectors for chunks: n texts -> n x dim floats (L2-normalized). NULL embedder: records
- * are text-only (BM25). */
+/* Dense vectors for chunks: n texts -> n x dim floats (L2-normalized), and the model's token
+ * count and window, which bound the chunks. NULL embedder: records are text-only (BM25). */
 typedef struct {
-    size_t dim;
+    size_t dim, max_tokens;
+    const char *name; /* the model's id: the collection's metadata "hearth:embedding_model" */
     int (*embed)(void *ctx, const char *const *texts, const size_t *lens, size_t n, float *out,
                  base_err *e);
+    rag_count_fn count;
     void *ctx;
 } rag_embedder;
+
+/* An embedder over a loaded BERT model of src/embed (texts past its window are cut there). */
+typedef struct embed_model embed_model;
+void rag_embedder_of_model(const embed_model *m, rag_embedder *out);
+
+/* The collection name, created when missing: with an embedder, cosine distance and its model
+ * named in the metadata ("hearth:embedding_model", so the server embeds query_texts too);
+ * analyzer: the full-text analyzer of a new collection (VSTORE_AN_*; 0: english). */
+int rag_collection(vstore *db, const char *name, const rag_embedder *emb, int analyzer,
+                   vstore_coll *out, base_err *e);
+/* The question's vector when the collection holds vectors and emb can make them (*q malloc'd,
+ * dim floats), else *q NULL: hybrid retrieval or BM25. */
+int rag_query_vector(const vstore_coll *c, const rag_embedder *emb, const char *question, float **q,
+                     base_err *e);
 
 typedef struct {
     size_t files, done; /* files found, files handled so far */

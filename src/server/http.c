@@ -538,7 +538,7 @@ static enum MHD_Result handle_generate(server *s, struct MHD_Connection *c, conn
     size_t room = (size_t)s->ctx - (r->max_tokens_set && r->sp.max_tokens < s->ctx / 2
                                         ? (size_t)r->sp.max_tokens
                                         : (size_t)s->ctx / 4);
-    if (rag_api_context(s->vs, s->rag_coll, k->body ? k->body : "", k->len, r,
+    if (rag_api_context(s->vs, s->rag_coll, s->emb, k->body ? k->body : "", k->len, r,
                         infer_model_vocab(s->model), &s->tok_mu, room > 64 ? room - 64 : 0, &g->rag,
                         &er))
         goto fail;
@@ -1044,7 +1044,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     case R_RAG: {
         int status = 500;
         char *resp = NULL;
-        rag_api_http(s->vs, s->rag_coll, method, url,
+        rag_api_http(s->vs, s->rag_coll, s->emb, method, url,
                      MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
                      k->body ? k->body : "", k->len, &status, &resp);
         return reply(s, c, k, status, "application/json", resp, NULL, NULL);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "embed/embed.h"
 #include "rag/rag.h"
 
 int rag_api_route(const char *url) {
@@ -31,14 +32,34 @@ static char *dump(json_t *o) {
     return s;
 }
 
-/* The collection's id (created on first use: english analyzer, Lucene's BM25). */
-static int coll_id(vstore *db, const char *name, char id[40], base_err *e) {
-    vstore_coll c;
-    int rc = vstore_coll_create(db, NULL, NULL, name, NULL, true, &c, e);
-    if (rc) return rc;
-    snprintf(id, 40, "%s", c.id);
-    vstore_coll_free(&c);
-    return 0;
+/* The server's embedding model as rag's embedder (server_embedder_vstore: one request at a
+ * time, texts past the window cut). */
+static int se_embed(void *ctx, const char *const *texts, const size_t *lens, size_t n, float *out,
+                    base_err *e) {
+    float *v = NULL;
+    size_t dim = 0;
+    int rc = server_embedder_vstore(ctx, "", texts, n, &v, &dim, e);
+    if (!rc) memcpy(out, v, n * dim * sizeof *v);
+    free(v);
+    return rc;
+}
+
+static size_t se_count(void *ctx, const char *text, size_t n) {
+    size_t k = 0;
+    base_err e = {0};
+    return embed_count_tokens(server_embedder_model(ctx), text, n, &k, &e) ? (n + 3) / 4 : k;
+}
+
+static const rag_embedder *embedder_of(server_embedder *se, rag_embedder *out) {
+    if (!se) return NULL;
+    const embed_model *m = server_embedder_model(se);
+    *out = (rag_embedder){.dim = (size_t)embed_dim(m),
+                          .max_tokens = (size_t)embed_max_tokens(m),
+                          .name = server_embedder_id(se),
+                          .embed = se_embed,
+                          .count = se_count,
+                          .ctx = se};
+    return out;
 }
 
 static const char *base_name(const char *p) {
@@ -125,12 +146,13 @@ static int multipart_file(const char *ctype, const char *body, size_t len, const
 
 /* ---- the routes */
 
-static char *ingest(vstore *db, const char *cid, const char *name, const char *data, size_t n,
-                    int *status) {
+static char *ingest(vstore *db, const char *cid, const rag_embedder *emb, const char *name,
+                    const char *data, size_t n, int *status) {
     if (!name[0] || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
         return err_json(status, 400, "file_name", "a file name is required (no '/'): '%s'", name);
     rag_ingest_opts o = {.coll_id = cid,
-                         .chunk = {RAG_CHUNK_TOKENS, RAG_CHUNK_OVERLAP, NULL, NULL}};
+                         .chunk = {RAG_CHUNK_TOKENS, RAG_CHUNK_OVERLAP, NULL, NULL},
+                         .embedder = emb};
     char doc_id[17];
     size_t chunks = 0;
     base_err e = {0};
@@ -231,7 +253,9 @@ static json_t *chunks_json(vstore *db, const char *cid, const rag_sources *s, si
     return a;
 }
 
-static char *chunks_route(vstore *db, const char *cid, const char *body, size_t len, int *status) {
+static char *chunks_route(vstore *db, const vstore_coll *c, const rag_embedder *emb,
+                          const char *body, size_t len, int *status) {
+    const char *cid = c->id;
     json_error_t je;
     json_t *o = json_loadb(body, len, 0, &je);
     if (!json_is_object(o)) {
@@ -257,8 +281,14 @@ static char *chunks_route(vstore *db, const char *cid, const char *body, size_t 
     } else {
         rag_sources s;
         base_err e = {0};
+        float *qv = NULL;
         rag_retrieve_opts ro = {.k = (size_t)limit, .where = where};
-        if (rag_retrieve(db, cid, text, &ro, &s, &e)) {
+        int rc = rag_query_vector(c, emb, text, &qv, &e);
+        ro.query = qv;
+        ro.dim = qv ? c->dim : 0;
+        if (!rc) rc = rag_retrieve(db, cid, text, &ro, &s, &e);
+        free(qv);
+        if (rc) {
             out = err_json(status, 500, NULL, "%s", e.msg);
         } else {
             *status = 200;
@@ -271,16 +301,19 @@ static char *chunks_route(vstore *db, const char *cid, const char *body, size_t 
     return out;
 }
 
-void rag_api_http(vstore *db, const char *collection, const char *method, const char *url,
-                  const char *content_type, const char *body, size_t len, int *status,
-                  char **resp) {
-    char cid[40];
+void rag_api_http(vstore *db, const char *collection, server_embedder *se, const char *method,
+                  const char *url, const char *content_type, const char *body, size_t len,
+                  int *status, char **resp) {
     base_err e = {0};
+    rag_embedder embs;
+    const rag_embedder *emb = embedder_of(se, &embs);
+    vstore_coll coll;
     *status = 500;
-    if (coll_id(db, collection, cid, &e)) {
+    if (rag_collection(db, collection, emb, 0, &coll, &e)) {
         *resp = err_json(status, 500, NULL, "%s", e.msg);
         return;
     }
+    const char *cid = coll.id;
     const char *allow = NULL;
     if (!strcmp(url, "/v1/ingest/file")) {
         if (strcmp(method, "POST")) {
@@ -294,7 +327,7 @@ void rag_api_http(vstore *db, const char *collection, const char *method, const 
                 *resp = err_json(status, 400, "file", "%s",
                                  "expected multipart/form-data with a part named \"file\"");
             else
-                *resp = ingest(db, cid, base_name(name), data, n, status);
+                *resp = ingest(db, cid, emb, base_name(name), data, n, status);
         }
     } else if (!strcmp(url, "/v1/ingest/text")) {
         if (strcmp(method, "POST")) {
@@ -307,7 +340,7 @@ void rag_api_http(vstore *db, const char *collection, const char *method, const 
                 *resp = err_json(status, 400, fn ? "text" : "file_name", "%s",
                                  "{\"file_name\": string, \"text\": string} is required");
             else
-                *resp = ingest(db, cid, fn, text, strlen(text), status);
+                *resp = ingest(db, cid, emb, fn, text, strlen(text), status);
             json_decref(o);
         }
     } else if (!strcmp(url, "/v1/ingest/list")) {
@@ -319,7 +352,7 @@ void rag_api_http(vstore *db, const char *collection, const char *method, const 
         if (strcmp(method, "POST"))
             allow = "POST";
         else
-            *resp = chunks_route(db, cid, body, len, status);
+            *resp = chunks_route(db, &coll, emb, body, len, status);
     } else { /* /v1/ingest/{doc_id} */
         const char *id = url + 11;
         if (strcmp(method, "DELETE")) {
@@ -340,11 +373,8 @@ void rag_api_http(vstore *db, const char *collection, const char *method, const 
             }
         }
     }
-    if (allow) {
-        char msg[64];
-        snprintf(msg, sizeof msg, "%s", allow);
-        *resp = err_json(status, 405, NULL, "method not allowed here; use %s", msg);
-    }
+    if (allow) *resp = err_json(status, 405, NULL, "method not allowed here; use %s", allow);
+    vstore_coll_free(&coll);
 }
 
 /* ---- use_context */
@@ -371,9 +401,9 @@ void rag_api_ctx_free(rag_api_ctx *c) {
     memset(c, 0, sizeof *c);
 }
 
-int rag_api_context(vstore *db, const char *collection, const char *body, size_t len, server_req *r,
-                    tok_vocab *v, pthread_mutex_t *mu, size_t budget, rag_api_ctx *out,
-                    server_error *er) {
+int rag_api_context(vstore *db, const char *collection, server_embedder *se, const char *body,
+                    size_t len, server_req *r, tok_vocab *v, pthread_mutex_t *mu, size_t budget,
+                    rag_api_ctx *out, server_error *er) {
     memset(out, 0, sizeof *out);
     json_t *o = json_loadb(body, len, 0, NULL);
     json_t *uc = json_object_get(o, "use_context"), *is = json_object_get(o, "include_sources");
@@ -410,12 +440,22 @@ int rag_api_context(vstore *db, const char *collection, const char *body, size_t
         return server_fail(er, 400, "messages", "invalid_value",
                            "use_context needs a user message (or a text prompt)");
     }
-    char cid[40];
     base_err e = {0};
     rag_sources s = {0};
+    rag_embedder embs;
+    const rag_embedder *emb = embedder_of(se, &embs);
+    vstore_coll coll = {0};
+    float *qv = NULL;
     rag_retrieve_opts ro = {.k = RAG_DEFAULT_K, .where = where};
-    int rc = coll_id(db, collection, cid, &e);
-    if (!rc) rc = rag_retrieve(db, cid, q, &ro, &s, &e);
+    int rc = rag_collection(db, collection, emb, 0, &coll, &e);
+    if (!rc) rc = rag_query_vector(&coll, emb, q, &qv, &e);
+    ro.query = qv;
+    ro.dim = qv ? coll.dim : 0;
+    if (!rc) rc = rag_retrieve(db, coll.id, q, &ro, &s, &e);
+    char cid[40];
+    snprintf(cid, sizeof cid, "%s", coll.id);
+    vstore_coll_free(&coll);
+    free(qv);
     free(where);
     if (rc) return server_fail(er, 500, NULL, NULL, "retrieval failed: %s", e.msg);
     out->used = 1;

@@ -6,7 +6,8 @@
  * "context_filter" and "include_sources" through rag_api_context, which puts the retrieved
  * chunks before the model and keeps their sources for the answer (its choices' "sources", on
  * the closing chunk when streamed). Documents live in one collection of the server's vector
- * store (hearth serve --vstore-dir, --rag-collection, default "documents"). */
+ * store (hearth serve --vstore-dir, --rag-collection, default "documents"). With an embedding
+ * model (--embed-model, emb not NULL) uploads are embedded too and retrieval is hybrid. */
 #ifndef HEARTH_SERVER_RAG_API_H
 #define HEARTH_SERVER_RAG_API_H
 
@@ -23,8 +24,9 @@ int rag_api_route(const char *url);
 
 /* The ingest and chunks routes. content_type: the request's Content-Type header (NULL if
  * none). *status the HTTP status, *resp a malloc'd JSON text (errors in OpenAI's shape). */
-void rag_api_http(vstore *db, const char *collection, const char *method, const char *url,
-                  const char *content_type, const char *body, size_t len, int *status, char **resp);
+void rag_api_http(vstore *db, const char *collection, server_embedder *emb, const char *method,
+                  const char *url, const char *content_type, const char *body, size_t len,
+                  int *status, char **resp);
 
 /* What use_context did to a request. */
 typedef struct {
@@ -37,9 +39,9 @@ typedef struct {
  * for the question (the last user message, or the prompt) and rewrites r: the sources go into
  * a system message (chat; merged into a system message already there) or before the prompt
  * (completions), sized to fit budget tokens counted with v under mu. 0, or -1 with *er. */
-int rag_api_context(vstore *db, const char *collection, const char *body, size_t len, server_req *r,
-                    tok_vocab *v, pthread_mutex_t *mu, size_t budget, rag_api_ctx *out,
-                    server_error *er);
+int rag_api_context(vstore *db, const char *collection, server_embedder *emb, const char *body,
+                    size_t len, server_req *r, tok_vocab *v, pthread_mutex_t *mu, size_t budget,
+                    rag_api_ctx *out, server_error *er);
 void rag_api_ctx_free(rag_api_ctx *c);
 
 /* json (an OpenAI response or chunk, malloc'd; NULL passes through) with "sources" set on each

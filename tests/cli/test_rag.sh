@@ -167,6 +167,23 @@ mkdir -p "$T/other" && echo "Parking is behind the warehouse." > "$T/other/parki
 $PY -c 'import json,sys; s=json.load(open(sys.argv[1])); sys.exit(not (s["added"] == 1 and s["removed"] == 0))' "$T/i4" &&
   ok || bad "second folder: $(cat "$T/i4")"
 
+# with an embedding model (src/embed's random-weight fixture): the chunks get vectors (cosine,
+# the model's dimension), ask is hybrid (BM25 + dense, fused): the one chunk both rankings hold
+# comes first; without the model, a note and BM25; text-only chunks into it are refused
+EMB="${HEARTH_TESTS:-$(dirname "$0")/..}/fixtures/embed/bert_tiny.gguf"
+"$H" ingest --store "$T/hs" --collection hybrid -e "$EMB" --json "$D" > "$T/h1" 2> "$T/he" &&
+  "$H" vstore --dir "$T/hs" info hybrid > "$T/hinfo" 2>&1 &&
+  grep -q "^metric cosine" "$T/hinfo" && grep -q "^dim 64" "$T/hinfo" && ok ||
+  bad "ingest with an embedding model: $(cat "$T/h1" "$T/he" "$T/hinfo")"
+"$H" "${ASK[@]}" --store "$T/hs" --collection hybrid -e "$EMB" --json "When does the turbine warranty expire?" > "$T/h2" 2> "$T/he" &&
+  $PY -c 'import json,sys; a=json.load(open(sys.argv[1])); s=a["sources"][0]; sys.exit(not (s["source"].endswith("/report.pdf") and s["page"] == 2 and len(a["sources"]) == 4))' "$T/h2" &&
+  ok || bad "hybrid ask: $(cat "$T/h2" "$T/he")"
+"$H" "${ASK[@]}" --store "$T/hs" --collection hybrid --json "turbine warranty" > /dev/null 2> "$T/he" &&
+  grep -q "embed-model PATH makes the retrieval hybrid" "$T/he" && ok || bad "no model note: $(cat "$T/he")"
+echo "Text only." > "$T/other/extra.txt"
+"$H" ingest --store "$T/hs" --collection hybrid "$T/other" > /dev/null 2> "$T/he"; [ $? -eq 1 ] &&
+  grep -q "holds embeddings" "$T/he" && ok || bad "text-only into a vector collection: $(cat "$T/he")"
+
 # bad input: usage errors exit 2 with the option named; a missing path exits 1 naming it
 "$H" ingest --collection docs "$D" > /dev/null 2> "$T/err"; [ $? -eq 2 ] && grep -q -- "--store" "$T/err" && ok || bad "no --store: $(cat "$T/err")"
 "$H" ingest --store "$S" --collection docs "$T/nope" > /dev/null 2> "$T/err"; [ $? -eq 1 ] && grep -q "nope" "$T/err" && ok || bad "missing path: $(cat "$T/err")"
