@@ -68,8 +68,20 @@ static void print_sources(const rag_sources *s, size_t used, const bool *cited, 
 }
 
 /* {"answer": ..., "sources": [{"n", "id", "source", "page", "heading", "score", "cited"}]} */
-static void print_json(const char *text, const rag_sources *s, size_t used, const bool *cited) {
+/* Seconds spent embedding the question, retrieving, and to the answer's first token (-1: not
+ * done), for --json's "timings". */
+typedef struct {
+    double embed_s, retrieve_s, ttft_s, total_s;
+} timings;
+
+static void print_json(const char *text, const rag_sources *s, size_t used, const bool *cited,
+                       const timings *tm) {
     json_t *o = json_object(), *a = json_array();
+    if (tm)
+        json_object_set_new(o, "timings",
+                            json_pack("{s:f,s:f,s:f,s:f}", "embed_ms", 1000 * tm->embed_s,
+                                      "retrieve_ms", 1000 * tm->retrieve_s, "first_token_ms",
+                                      1000 * tm->ttft_s, "total_ms", 1000 * tm->total_s));
     json_object_set_new(o, "answer", json_string(text));
     for (size_t i = 0; i < used; i++) {
         json_t *x = json_object();
@@ -154,6 +166,8 @@ int cli_ask(int argc, char **argv) {
         fprintf(stderr, "hearth ask: %s\n", e.msg);
         goto out;
     }
+    timings tm = {0, 0, -1, 0};
+    double t_start = base_now(), t0;
     rag_embedder emb;
     if (emb_path) {
         if (embed_model_load(&em, emb_path, &e)) {
@@ -167,19 +181,23 @@ int cli_ask(int argc, char **argv) {
                 " retrieval hybrid (BM25 alone now)\n",
                 c.name);
     }
+    t0 = base_now();
     if (rag_query_vector(&c, em ? &emb : NULL, question, &qv, &e)) {
         fprintf(stderr, "hearth ask: %s\n", e.msg);
         goto out;
     }
+    tm.embed_s = qv ? base_now() - t0 : 0;
+    t0 = base_now();
     rag_retrieve_opts ro = {
         .k = (size_t)k, .where = where, .min_score = min_score, .query = qv, .dim = qv ? c.dim : 0};
     if (rag_retrieve(db, c.id, question, &ro, &src, &e)) {
         fprintf(stderr, "hearth ask: %s\n", e.msg);
         goto out;
     }
+    tm.retrieve_s = base_now() - t0;
     if (src.n == 0) { /* nothing relevant: said, not invented */
         if (json)
-            print_json(RAG_NOTHING_FOUND, &src, 0, NULL);
+            print_json(RAG_NOTHING_FOUND, &src, 0, NULL, NULL);
         else {
             printf("%s\n", RAG_NOTHING_FOUND);
             print_sources(&src, 0, NULL, json);
@@ -250,7 +268,9 @@ int cli_ask(int argc, char **argv) {
     const char *text = a.text.data ? a.text.data : "";
     if (cited) rag_citations(text, pr.used, cited);
     if (json) {
-        print_json(text, &src, pr.used, cited);
+        tm.ttft_s = a.last.ttft_s;
+        tm.total_s = base_now() - t_start;
+        print_json(text, &src, pr.used, cited, &tm);
     } else {
         printf("\n");
         print_sources(&src, pr.used, cited, json);

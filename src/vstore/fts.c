@@ -162,3 +162,23 @@ void vstore_fts_table(const vstore_coll *c, char out[VSTORE_FTS_NAME]) {
             out[n++] = *s;
     out[n] = 0;
 }
+
+int vstore_text_from_meta(const json_t *meta, vstore_text *out, base_err *e) {
+    json_t *a = json_object_get(meta, "hearth:analyzer"),
+           *k1 = json_object_get(meta, "hearth:bm25_k1"),
+           *b = json_object_get(meta, "hearth:bm25_b");
+    if (a) {
+        int an = vstore_analyzer_parse(json_string_value(a));
+        if (an < 0)
+            return base_fail(e, BASE_EINVAL,
+                             "hearth:analyzer must be english, english_all, standard or unicode61");
+        out->analyzer = an;
+    }
+    if ((k1 && !json_is_number(k1)) || (b && !json_is_number(b)))
+        return base_fail(e, BASE_EINVAL, "hearth:bm25_k1 and hearth:bm25_b must be numbers");
+    if (k1 || b) { /* one given: the other keeps Lucene's default */
+        out->k1 = k1 ? json_number_value(k1) : 0.9;
+        out->b = b ? json_number_value(b) : 0.4;
+    }
+    return 0;
+}

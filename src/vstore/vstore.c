@@ -675,6 +675,13 @@ int vstore_coll_create(vstore *db, const char *tenant, const char *database, con
                          p.M, p.ef_construction, p.ef_search);
     if ((rc = vstore_check_meta_object(o->metadata, "collection", e))) return rc;
     vstore_text tx = o->text;
+    if (o->metadata && tx.analyzer == 0 && tx.k1 == 0 && tx.b == 0) {
+        /* the metadata may name them (hearth:analyzer, hearth:bm25_k1, hearth:bm25_b) */
+        json_t *m = json_loads(o->metadata, 0, NULL);
+        rc = vstore_text_from_meta(m, &tx, e);
+        json_decref(m);
+        if (rc) return rc;
+    }
     if (tx.analyzer == VSTORE_AN_DEFAULT) tx.analyzer = VSTORE_AN_ENGLISH;
     if (!vstore_analyzer_name(tx.analyzer))
         return base_fail(e, BASE_EINVAL, "unknown analyzer %d", tx.analyzer);

@@ -78,7 +78,9 @@ typedef struct {
     size_t dim;           /* 0: fixed by the first add */
     hnsw_params hnsw;     /* zeros: defaults (16, 200, 64) */
     const char *metadata; /* JSON object or NULL */
-    vstore_text text;     /* zeros: english, k1 0.9, b 0.4; k1 in [0, 10], b in [0, 1] */
+    vstore_text text;     /* zeros: the metadata's "hearth:analyzer" (english, english_all,
+                         standard, unicode61), "hearth:bm25_k1", "hearth:bm25_b" where it
+                         has them, else english, k1 0.9, b 0.4; k1 in [0, 10], b in [0, 1] */
 } vstore_coll_opts;
 
 /* Creates a collection (get_or_create: returns the existing one if the name is taken, else

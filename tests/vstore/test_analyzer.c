@@ -276,6 +276,17 @@ static void test_bm25_scores(void **state) {
     expect_score(db, c.id, "apple", "d1", bm25(3, 2, 2, 4, 11.0 / 3, 1.2, 0.75));
     vstore_coll_free(&c);
 
+    /* the metadata can name them (what Chroma clients and `hearth vstore create` send) */
+    vstore_coll_opts mo = {.metadata =
+                               "{\"hearth:analyzer\": \"standard\", \"hearth:bm25_b\": 0.75}"};
+    assert_int_equal(vstore_coll_create(db, NULL, NULL, "bymeta", &mo, false, &c, &e), 0);
+    assert_int_equal(c.text.analyzer, VSTORE_AN_STANDARD);
+    assert_true(c.text.k1 == 0.9 && c.text.b == 0.75);
+    vstore_coll_free(&c);
+    vstore_coll_opts mbad = {.metadata = "{\"hearth:analyzer\": \"klingon\"}"};
+    assert_int_equal(vstore_coll_create(db, NULL, NULL, "badmeta", &mbad, false, NULL, &e),
+                     BASE_EINVAL);
+    assert_non_null(strstr(e.msg, "hearth:analyzer"));
     /* out-of-range parameters and unknown analyzers are refused */
     vstore_coll_opts badk = {.text = {VSTORE_AN_ENGLISH, 11, 0.4}};
     assert_int_equal(vstore_coll_create(db, NULL, NULL, "badk", &badk, false, NULL, &e),
