@@ -13,7 +13,7 @@
 # Usage: bench/rag_bench.sh [IR_DIR]   (IR_DIR holds cranfield/ and cisi/ in BEIR layout)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-H=./build/hearth
+H=${HEARTH:-./build/hearth}
 PY=/usr/bin/python3
 IR=${1:-../shared/data/ir}
 PG=/usr/share/doc/postgresql-doc-15/html
