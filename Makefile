@@ -91,7 +91,7 @@ san: ## the tests under AddressSanitizer + UndefinedBehaviorSanitizer
 # fuzzer's instrumentation and ASan + UBSan. `make test` needs no clang: it builds the same
 # targets with $(CC) and a plain main (tests/fuzz/replay.c) and replays each over its seeds and
 # the committed reproducers (tests/fuzz/regress/<target>/).
-FUZZ_TARGETS := gguf safetensors htok shard manifest trainer openai chroma where
+FUZZ_TARGETS := gguf safetensors htok shard manifest trainer openai chroma where docs
 FUZZ_CC      ?= clang
 FUZZ_BUILD   := build-fuzz
 FUZZ_SECONDS ?= 60
@@ -104,6 +104,8 @@ FUZZ_COMMON  := tests/fuzz/fuzz_util.c
 $(FUZZ_BUILD)/src/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/src/rag/%.o: FUZZ_CFLAGS += $(shell pkg-config --cflags $(RAG_PKGS) 2>/dev/null)
 
 $(FUZZ_BUILD)/libhearth.a: $(FUZZ_LIB_OBJ)
 	$(AR) rcs $@ $^
