@@ -69,10 +69,13 @@ groff -Tps "$F/book.tr" > "$T/book.ps" 2> /dev/null && ps2pdf "$T/book.ps" "$F/g
 rm -f "$F/book.tr"
 MB=$(du -sb "$F" | cut -f1)
 echo "folder: $(find "$F" -type f | wc -l) files, $(awk -v b="$MB" 'BEGIN{printf "%.1f", b/1e6}') MB"
+# wall time on a loaded machine says little: the CPU seconds (user + sys) are printed too
 for run in 1 2 3; do
   rm -rf "$T/st"
   printf 'BM25 only, run %d: ' "$run"
-  "$H" ingest --store "$T/st" --collection bench "$F" 2> /dev/null
+  /usr/bin/time -f "cpu %U s user + %S s sys" -o "$T/cpu" "$H" ingest --store "$T/st" \
+    --collection bench "$F" 2> /dev/null
+  awk -v b="$MB" '{printf "  %s (%.2f MB per CPU second)\n", $0, b / 1e6 / ($2 + $6)}' "$T/cpu"
 done
 if [ -f "$EMBED_MODEL" ]; then # embedding costs far more: the generated files only
   rm -rf "$T/se"
