@@ -224,8 +224,12 @@ int cli_ask(int argc, char **argv) {
             goto out;
         }
         server_msg msgs[2] = {{"system", pr.system.data}, {"user", pr.user.data}};
+                /* as the server and hearth chat encode a chat: the hearth template starts a document
+         * (BOS, or else the end-of-text token) */
         ids.len = 0;
-        if (server_chat_encode(tmpl, v, msgs, 2, &ids, &e)) {
+        int32_t start = tok_bos_id(v) >= 0 ? tok_bos_id(v) : tok_eot_id(v);
+        if ((tmpl == SERVER_TMPL_HEARTH && start >= 0 && tok_ids_push(&ids, start)) ||
+            server_chat_encode(tmpl, v, msgs, 2, &ids, &e)) {
             fprintf(stderr, "hearth ask: %s\n", e.msg);
             goto out;
         }
