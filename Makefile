@@ -27,7 +27,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test san fuzz fuzz-build fuzz-replay bench bench-tokenizer bench-ckpt bench-ann bench-serve bench-infer demo deps help clean format format-check
+.PHONY: all test san fuzz fuzz-build fuzz-replay bench bench-tokenizer bench-ckpt bench-ann bench-serve bench-infer bench-embed demo deps help clean format format-check
 all: $(BUILD)/hearth $(BUILD)/libhearth.a
 
 $(BUILD)/%.o: %.c
@@ -82,6 +82,7 @@ test: $(BUILD)/test_hearth $(BUILD)/hearth $(BENCH_BIN) fuzz-replay ## build and
 	./tests/cli/test_vstore.sh ./$(BUILD)/hearth
 	./tests/cli/test_rag.sh ./$(BUILD)/hearth
 	./tests/server/test_serve.sh ./$(BUILD)/hearth
+	./tests/server/test_embed.sh ./$(BUILD)/hearth
 
 san: ## the tests under AddressSanitizer + UndefinedBehaviorSanitizer
 	$(MAKE) SAN=1 test
@@ -146,6 +147,9 @@ bench-ann: $(BUILD)/ann_bench ## HNSW recall/QPS/build time vs hnswlib and FAISS
 bench-infer: $(BUILD)/hearth $(BUILD)/infer_ppbench ## generation vs llama.cpp on the same GGUF files (gpt2-124m; a 1.1B Llama in Q4_0, Q8_0, Q4_K_M, F16 vs llama-bench)
 	BUILD=$(BUILD) ./bench/infer_bench.sh
 	BUILD=$(BUILD) ./bench/infer_1b_bench.sh
+
+bench-embed: $(BUILD)/hearth ## embedding texts/s vs llama-embedding on the same GGUF (MiniLM's shape, random weights; F32, F16)
+	./bench/embed_bench.sh
 
 bench-serve: $(BUILD)/hearth ## serving load test vs llama-server: TTFT, ITL, latency percentiles, throughput
 	BUILD=$(BUILD) ./bench/serve_bench.sh

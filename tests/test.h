@@ -54,5 +54,7 @@ int test_server(void);
 int test_quant(void);
 int test_gguf_parity(void);
 int test_embedding(void);
+int test_server_embeddings(void);
+int test_vstore_embedding(void);
 
 #endif

@@ -25,7 +25,9 @@ int main(int argc, char **argv) {
                   {"server", test_server},
                   {"quant", test_quant},
                   {"gguf_parity", test_gguf_parity},
-                  {"embed", test_embedding}};
+                  {"embed", test_embedding},
+                  {"embeddings", test_server_embeddings},
+                  {"vstore_embed", test_vstore_embedding}};
     int failed = 0, ran = 0;
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
         if (argc > 1 && strcmp(argv[1], suites[i].name) != 0) continue;

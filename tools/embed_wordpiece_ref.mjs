@@ -1,8 +1,8 @@
 // tools/embed_wordpiece_ref.mjs: records Hugging Face's WordPiece ids (the `tokenizers` npm
 // package: the Rust library itself, run offline from a tokenizer.json) for a varied set of
 // texts into tests/fixtures/embed/wordpiece.json, which tests/embed/test_embed.c compares
-// hearth's tokenizer against (with tests/fixtures/embed/minilm_vocab.txt, the same model's
-// vocab.txt).
+// hearth's tokenizer against (with tests/fixtures/embed/minilm_vocab.txt and
+// minilm_tokenizer.json, copies of the same model's vocab.txt and tokenizer.json).
 //   node tools/embed_wordpiece_ref.mjs ../shared/data/models/all-MiniLM-L6-v2-tokenizer/tokenizer.json
 import { Tokenizer } from "tokenizers";
 import { writeFileSync } from "node:fs";

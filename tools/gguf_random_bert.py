@@ -87,6 +87,8 @@ def put(name, x, qt):
 
 
 def mtype_of(name, layer):
+    if name == "token_types":
+        return Q.F32  # as the converter keeps it: llama.cpp adds its row to F32 activations
     if a.shape != "tiny":
         return mtype
     if name == "token_embd":

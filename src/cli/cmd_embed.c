@@ -50,6 +50,8 @@ static int batch_push(batch *b, const char *s, size_t n, json_t *id, long line) 
 }
 
 /* Writes one output line per text of b: the vectors (or the token ids with tokenize). */
+static double t_embed; /* seconds inside embed_texts (--stats) */
+
 static int batch_flush(const embed_model *m, batch *b, int tokenize, int truncate, FILE *out,
                        size_t *index) {
     int C = embed_dim(m);
@@ -61,7 +63,10 @@ static int batch_flush(const embed_model *m, batch *b, int tokenize, int truncat
             fprintf(stderr, "hearth: embed: out of memory\n");
             return 1;
         }
-        if (embed_texts(m, (const char *const *)b->text, b->len, b->n, truncate, v, &e)) {
+        double t0 = base_now();
+        int erc = embed_texts(m, (const char *const *)b->text, b->len, b->n, truncate, v, &e);
+        t_embed += base_now() - t0;
+        if (erc) {
             /* "input I ..." -> the line it came from */
             long line = 0;
             size_t i;
@@ -107,7 +112,7 @@ static int batch_flush(const embed_model *m, batch *b, int tokenize, int truncat
 
 int cli_embed(int argc, char **argv) {
     const char *model = NULL, *input = "-", *output = "-";
-    int bsize = 32, threads = 0, tokenize = 0, no_truncate = 0, info = 0;
+    int bsize = 32, threads = 0, tokenize = 0, no_truncate = 0, info = 0, stats = 0;
     const cli_opt opts[] = {
         CLI_OPT_STR("model", 'm', &model, "PATH",
                     "a GGUF bert file or a Hugging Face directory (required)"),
@@ -120,6 +125,8 @@ int cli_embed(int argc, char **argv) {
         CLI_OPT_FLAG("no-truncate", 0, &no_truncate,
                      "refuse a text longer than the model's maximum (default: cut it there)"),
         CLI_OPT_FLAG("info", 0, &info, "print the model's dimension, maximum tokens and pooling"),
+        CLI_OPT_FLAG("stats", 0, &stats,
+                     "print the texts, seconds and texts/s (tokenizing and the model)\non stderr"),
         CLI_OPT_END};
     const cli_cmd cmd = {
         .name = "embed",
@@ -197,6 +204,9 @@ int cli_embed(int argc, char **argv) {
         rc = 1;
     }
     if (!rc) rc = batch_flush(m, &b, tokenize, !no_truncate, out, &index);
+    if (!rc && stats)
+        fprintf(stderr, "hearth embed: %zu texts in %.3f s: %.1f texts/s\n", index, t_embed,
+                t_embed > 0 ? (double)index / t_embed : 0.0);
     batch_clear(&b);
     free(b.text);
     free(b.len);

@@ -86,8 +86,8 @@ int cli_serve(int argc, char **argv) {
     if (npos > 0) return cli_usage_error(&cmd, "unexpected argument '%s'", argv[1]);
     if (!o.api_key) o.api_key = getenv("HEARTH_API_KEY");
     if (!o.model_path && !o.vstore_dir && !o.embed_model_path) {
-        return cli_usage_error(&cmd,
-                               "--model PATH, --vstore-dir DIR or --embed-model PATH is required");
+        return cli_usage_error(&cmd, "--model PATH or --vstore-dir DIR is required (or "
+                                     "--embed-model PATH)");
     }
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;

@@ -73,8 +73,9 @@ struct embed_model {
     embed_layer *layers;
     embed_wp wp;
     /* what the weights live in: a mapped GGUF file, or float copies of a safetensors file */
-    void *gguf;   /* gguf_file* */
-    float *owned; /* F32 weights converted at load (safetensors; small GGUF vectors) */
+    void *gguf;     /* gguf_file* */
+    float *owned;   /* F32 weights converted at load (safetensors; small GGUF vectors) */
+    float *widened; /* GGUF F16 / BF16 matrices widened to F32 at load (see model.c) */
 };
 
 /* Loaders (model.c): fill m (zeroed) from a GGUF file / a Hugging Face directory. */

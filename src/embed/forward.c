@@ -10,6 +10,7 @@
 #include "tensor/tensor.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,20 +55,19 @@ static void add_row(float *dst, const embed_mat *t, int r, float *tmp) {
 /* Non-causal attention within each sequence. q, k, v, out (N, C); seq s covers rows
  * start[s] .. start[s] + len[s]. */
 static void attention(float *out, const float *q, const float *k, const float *v,
-                      const size_t *start, const size_t *len, size_t ns, int C, int NH,
-                      size_t maxT) {
+                      const size_t *start, const size_t *len, size_t ns, int C, int NH, size_t maxT,
+                      float *probs) {
     int HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);
     long long items = (long long)ns * NH;
 #pragma omp parallel
     {
-        float *p = malloc((maxT ? maxT : 1) * sizeof *p);
+        float *p = probs + (size_t)omp_get_thread_num() * maxT; /* (maxT) per thread */
 #pragma omp for schedule(dynamic, 1)
         for (long long it = 0; it < items; it++) {
             size_t s = (size_t)(it / NH);
             int h = (int)(it % NH);
             size_t T = len[s], r0 = start[s];
-            if (!p) continue; /* out of memory: BASE_ASSERT would abort inside a worker */
             for (size_t i = 0; i < T; i++) {
                 const float *qi = q + (r0 + i) * (size_t)C + (size_t)h * HS;
                 float mx = -INFINITY;
@@ -96,7 +96,6 @@ static void attention(float *out, const float *q, const float *k, const float *v
                 }
             }
         }
-        free(p);
     }
 }
 
@@ -109,12 +108,19 @@ static void gelu_erf(float *x, size_t n) {
 static int forward_chunk(const embed_model *m, const int32_t *const *ids, const size_t *lens,
                          size_t ns, size_t N, size_t base, fwd_buf *b, float *out, base_err *e) {
     int C = m->C, F = m->F;
-    size_t *start = malloc(ns * sizeof *start), maxT = 0;
+    size_t *start = malloc(ns * sizeof *start), maxT = 1;
     if (!start) return base_fail(e, BASE_ENOMEM, "out of memory");
     for (size_t s = 0, r = 0; s < ns; s++) {
         start[s] = r;
         r += lens[s];
         if (lens[s] > maxT) maxT = lens[s];
+    }
+    /* the softmax rows of attention, one per thread: allocated here, so running out of memory
+     * is an error returned, not a worker that cannot report it */
+    float *probs = base_alloc_floats((size_t)omp_get_max_threads() * maxT);
+    if (!probs) {
+        free(start);
+        return base_fail(e, BASE_ENOMEM, "out of memory");
     }
     /* embeddings: token + position + type 0, then LayerNorm */
     for (size_t s = 0; s < ns; s++)
@@ -132,7 +138,7 @@ static int forward_chunk(const embed_model *m, const int32_t *const *ids, const 
         mm(b->q, b->x, &y->q, y->qb, M, b->scratch);
         mm(b->k, b->x, &y->k, y->kb, M, b->scratch);
         mm(b->v, b->x, &y->v, y->vb, M, b->scratch);
-        attention(b->att, b->q, b->k, b->v, start, lens, ns, C, m->NH, maxT);
+        attention(b->att, b->q, b->k, b->v, start, lens, ns, C, m->NH, maxT, probs);
         mm(b->tmp, b->att, &y->o, y->ob, M, b->scratch);
         tensor_residual_fwd(b->tmp, b->tmp, b->x, (size_t)M * C);
         tensor_layernorm_fwd(b->x, b->mean, b->rstd, b->tmp, y->ln1_w, y->ln1_b, M, C, m->eps);
@@ -164,6 +170,7 @@ static int forward_chunk(const embed_model *m, const int32_t *const *ids, const 
         for (int c = 0; c < C; c++) nn += (double)o[c] * o[c];
         if (!isfinite(nn)) {
             free(start);
+            free(probs);
             return base_fail(e, BASE_ENUM, "input %zu: the model produced a non-finite value",
                              base + s);
         }
@@ -171,6 +178,7 @@ static int forward_chunk(const embed_model *m, const int32_t *const *ids, const 
         for (int c = 0; c < C; c++) o[c] *= inv;
     }
     free(start);
+    free(probs);
     return BASE_OK;
 }
 

@@ -650,9 +650,29 @@ static json_t *model_json(server *s) {
     return o;
 }
 
+/* The embedding model's entry of /v1/models. */
+static json_t *embed_model_json(server *s) {
+    const embed_model *m = server_embedder_model(s->emb);
+    return json_pack("{s:s,s:s,s:I,s:s,s:{s:s,s:i,s:i}}", "id", server_embedder_id(s->emb),
+                     "object", "model", "created", (json_int_t)s->created, "owned_by", "hearth",
+                     "meta", "kind", "embedding", "n_embd", embed_dim(m), "n_ctx",
+                     embed_max_tokens(m));
+}
+
 static enum MHD_Result handle_models(server *s, struct MHD_Connection *c, conn *k,
                                      const char *url) {
     server_error er;
+    if (s->emb) { /* the embedding model beside the generation model (if any) */
+        const char *id = url + strlen("/v1/models/");
+        if (k->route == R_MODEL && !strcmp(id, server_embedder_id(s->emb)))
+            return reply_json(s, c, k, 200, embed_model_json(s));
+        if (k->route == R_MODELS) {
+            json_t *list = json_array();
+            if (s->model_id) json_array_append_new(list, model_json(s));
+            json_array_append_new(list, embed_model_json(s));
+            return reply_json(s, c, k, 200, json_pack("{s:s,s:o}", "object", "list", "data", list));
+        }
+    }
     if (!s->model_id) {
         if (k->route == R_MODELS)
             return reply_json(s, c, k, 200, json_pack("{s:s,s:[]}", "object", "list", "data"));
@@ -1170,8 +1190,9 @@ int server_start(server **out, const server_opts *o, base_err *e) {
         o->port < 0 || o->port > 65535)
         return base_fail(e, BASE_EINVAL, "bad server options (slots %d, queue %d, ctx %d, port %d)",
                          o->slots, o->queue, o->ctx, o->port);
-    if (!o->model_path && !o->vstore_dir)
-        return base_fail(e, BASE_EINVAL, "nothing to serve: give a model, a vector store or both");
+    if (!o->model_path && !o->vstore_dir && !o->embed_model_path)
+        return base_fail(e, BASE_EINVAL,
+                         "nothing to serve: give a model, a vector store or an embedding model");
     server_tmpl t;
     if (o->chat_template && server_tmpl_parse(o->chat_template, &t))
         return base_fail(e, BASE_EINVAL, "unknown chat template '%s' (hearth, llama2, chatml)",

@@ -668,7 +668,7 @@ static void do_query(vstore *db, req *rq, reply *r) {
     base_err e = {0};
     unsigned inc_all = 0;
     vstore_query_req q = {0};
-    vstore_hybrid_req hy = {0};
+    vstore_hybrid_req hy = {.w_dense = 1, .w_text = 1}; /* a weight not given stays 1 */
     qmode mode = Q_DENSE;
     json_t *echo = NULL;
     const char **ids = NULL, **texts = NULL;

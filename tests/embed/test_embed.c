@@ -23,21 +23,34 @@ static json_t *load_json(const char *name) {
     return j;
 }
 
-static void load_vocab(embed_wp *w) {
+/* all-MiniLM-L6-v2's vocabulary from its vocab.txt (json 0) or its tokenizer.json (json 1). */
+static void load_vocab(embed_wp *w, int json) {
     char p[1024];
-    snprintf(p, sizeof p, "%s/fixtures/embed/minilm_vocab.txt", test_dir());
+    snprintf(p, sizeof p, "%s/fixtures/embed/minilm_%s", test_dir(),
+             json ? "tokenizer.json" : "vocab.txt");
     base_err e = {0};
     memset(w, 0, sizeof *w);
-    if (embed_wp_load_vocab_txt(w, p, &e) || embed_wp_find_specials(w, p, &e))
-        fail_msg("%s", e.msg);
+    int rc = json ? embed_wp_load_tokenizer_json(w, p, &e) : embed_wp_load_vocab_txt(w, p, &e);
+    if (rc || embed_wp_find_specials(w, p, &e)) fail_msg("%s", e.msg);
 }
 
-/* Every text of the fixture gives exactly Hugging Face's ids ([CLS] ... [SEP]). */
+static void wordpiece_hf(int json);
+
+/* Every text of the fixture gives exactly Hugging Face's ids ([CLS] ... [SEP]), the vocabulary
+ * and options read from vocab.txt (BERT's defaults) and from tokenizer.json (its normalizer's
+ * options, its special tokens). */
 static void test_wordpiece_hf(void **state) {
     (void)state;
+    wordpiece_hf(0);
+    wordpiece_hf(1);
+}
+
+static void wordpiece_hf(int json) {
     embed_wp w;
-    load_vocab(&w);
+    load_vocab(&w, json);
     assert_int_equal(w.n, 30522);
+    assert_true(w.lowercase && w.strip_accents && w.chinese_chars && w.clean_text);
+    assert_int_equal(w.max_chars, 100);
     json_t *fx = load_json("wordpiece.json"), *cases = json_object_get(fx, "cases"), *c;
     assert_true(json_array_size(cases) >= 15);
     size_t i;
