@@ -224,7 +224,7 @@ int cli_ask(int argc, char **argv) {
             goto out;
         }
         server_msg msgs[2] = {{"system", pr.system.data}, {"user", pr.user.data}};
-                /* as the server and hearth chat encode a chat: the hearth template starts a document
+        /* as the server and hearth chat encode a chat: the hearth template starts a document
          * (BOS, or else the end-of-text token) */
         ids.len = 0;
         int32_t start = tok_bos_id(v) >= 0 ? tok_bos_id(v) : tok_eot_id(v);
