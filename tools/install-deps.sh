@@ -29,6 +29,7 @@ for arg in "$@"; do
     --bench)
       pkgs+=(python3-torch python3-numpy) # the PyTorch peer of bench/train_bench.sh (and tools/gen_fixtures.py)
       pkgs+=(python3-hnswlib python3-faiss dataset-fashion-mnist) # bench/ann_bench.sh: its peers and data
+      pkgs+=(postgresql-doc-15) # bench/rag_bench.sh: a real HTML manual to ingest
       ;;
     --fuzz)
       pkgs+=(clang libclang-rt-dev libomp-dev) # make fuzz: clang, libFuzzer + sanitizer runtimes, OpenMP
