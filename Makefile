@@ -6,6 +6,9 @@ OPT     ?= -O3 -march=native
 CFLAGS  += -std=gnu11 $(OPT) -g -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter \
            -Wvla-larger-than=65536 -fno-math-errno -Isrc $(if $(CI),-Werror)
 LDLIBS  += -lopenblas -lpcre2-8 -ljansson -lsqlite3 -lmicrohttpd -lz -lm -lpthread
+# src/rag's document parsers: md4c, libxml2, poppler (glib), libzip
+RAG_PKGS := md4c libxml-2.0 poppler-glib libzip
+LDLIBS  += $(shell pkg-config --libs $(RAG_PKGS) 2>/dev/null)
 LDLIBS  += -licuuc
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -16,7 +19,7 @@ endif
 
 LIB_SRC  := $(wildcard src/base/*.c src/tensor/*.c src/nn/*.c src/optim/*.c src/data/*.c \
                        src/gguf/*.c src/ckpt/*.c src/train/*.c src/tokenizer/*.c src/infer/*.c \
-                       src/vstore/*.c src/server/*.c src/quant/*.c \
+                       src/vstore/*.c src/rag/*.c src/server/*.c src/quant/*.c \
                        src/embed/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(filter-out tests/fuzz/%,$(wildcard tests/*.c tests/*/*.c))
@@ -32,6 +35,7 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/tests/%.o: CFLAGS += -Itests
+$(BUILD)/src/rag/%.o: CFLAGS += $(shell pkg-config --cflags $(RAG_PKGS) 2>/dev/null)
 
 $(BUILD)/libhearth.a: $(LIB_OBJ)
 	$(AR) rcs $@ $^
@@ -76,6 +80,7 @@ test: $(BUILD)/test_hearth $(BUILD)/hearth $(BENCH_BIN) fuzz-replay ## build and
 	./tests/cli/test_generate.sh ./$(BUILD)/hearth
 	./tests/cli/test_chat.sh ./$(BUILD)/hearth
 	./tests/cli/test_vstore.sh ./$(BUILD)/hearth
+	./tests/cli/test_rag.sh ./$(BUILD)/hearth
 	./tests/server/test_serve.sh ./$(BUILD)/hearth
 	./tests/server/test_embed.sh ./$(BUILD)/hearth
 
@@ -87,7 +92,7 @@ san: ## the tests under AddressSanitizer + UndefinedBehaviorSanitizer
 # fuzzer's instrumentation and ASan + UBSan. `make test` needs no clang: it builds the same
 # targets with $(CC) and a plain main (tests/fuzz/replay.c) and replays each over its seeds and
 # the committed reproducers (tests/fuzz/regress/<target>/).
-FUZZ_TARGETS := gguf safetensors htok shard manifest trainer openai chroma where
+FUZZ_TARGETS := gguf safetensors htok shard manifest trainer openai chroma where docs
 FUZZ_CC      ?= clang
 FUZZ_BUILD   := build-fuzz
 FUZZ_SECONDS ?= 60
@@ -100,6 +105,8 @@ FUZZ_COMMON  := tests/fuzz/fuzz_util.c
 $(FUZZ_BUILD)/src/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/src/rag/%.o: FUZZ_CFLAGS += $(shell pkg-config --cflags $(RAG_PKGS) 2>/dev/null)
 
 $(FUZZ_BUILD)/libhearth.a: $(FUZZ_LIB_OBJ)
 	$(AR) rcs $@ $^

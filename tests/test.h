@@ -47,6 +47,8 @@ int test_checkpoint(void);
 int test_data(void);
 int test_hnsw(void);
 int test_vstore(void);
+int test_analyzer(void);
+int test_rag(void);
 int test_infer(void);
 int test_server(void);
 int test_quant(void);

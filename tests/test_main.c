@@ -19,6 +19,8 @@ int main(int argc, char **argv) {
                   {"data", test_data},
                   {"hnsw", test_hnsw},
                   {"vstore", test_vstore},
+                  {"analyzer", test_analyzer},
+                  {"rag", test_rag},
                   {"infer", test_infer},
                   {"server", test_server},
                   {"quant", test_quant},

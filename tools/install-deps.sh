@@ -17,12 +17,19 @@ pkgs=(
   libmicrohttpd-dev        # HTTP server for hearth serve (OpenAI API, vector-store API, /metrics)
   libicu-dev               # ICU: Unicode categories, NFD and lower-casing for the WordPiece tokenizer (src/embed)
   nodejs                   # runs the npm reference tokenizers (parity tests, tokenizer benchmark)
+  libmd4c-dev              # md4c: Markdown parsing for hearth ingest
+  libxml2-dev              # libxml2: HTML (its HTML parser) and DOCX's XML for hearth ingest
+  libpoppler-glib-dev      # poppler: PDF text, page by page, for hearth ingest
+  libzip-dev               # libzip: DOCX files are zips
+  groff-base ghostscript   # tests/cli/test_rag.sh makes its PDF with groff + ps2pdf
+  python3-nltk             # tools/bm25_ref.py: NLTK's Porter stemmer (the reference BM25)
 )
 for arg in "$@"; do
   case "$arg" in
     --bench)
       pkgs+=(python3-torch python3-numpy) # the PyTorch peer of bench/train_bench.sh (and tools/gen_fixtures.py)
       pkgs+=(python3-hnswlib python3-faiss dataset-fashion-mnist) # bench/ann_bench.sh: its peers and data
+      pkgs+=(postgresql-doc-15) # bench/rag_bench.sh: a real HTML manual to ingest
       ;;
     --fuzz)
       pkgs+=(clang libclang-rt-dev libomp-dev) # make fuzz: clang, libFuzzer + sanitizer runtimes, OpenMP

@@ -20,6 +20,9 @@ int cli_chat(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_vstore(int argc, char **argv);
 int cli_quantize(int argc, char **argv);
+int cli_eval_retrieval(int argc, char **argv);
+int cli_ingest(int argc, char **argv);
+int cli_ask(int argc, char **argv);
 int cli_embed(int argc, char **argv);
 /* `hearth export --format gguf` (cmd_export_gguf.c); returns the exit status. tokenizer NULL-able;
  * type NULL: F32, else a llama-quantize file type (ckpt_gguf_quant_create; pure as --pure). */

@@ -32,6 +32,9 @@ int cli_serve(int argc, char **argv) {
                     "hearth | llama2 | chatml (default: by model family)"),
         CLI_OPT_STR("vstore-dir", 0, &o.vstore_dir, "DIR",
                     "also serve the vector store (Chroma v2 API under /api/v2)"),
+        CLI_OPT_STR("rag-collection", 0, &o.rag_collection, "NAME",
+                    "the collection of PrivateGPT's routes (/v1/ingest,\n"
+                    "/v1/chunks, use_context; default documents)"),
         CLI_OPT_STR("embed-model", 0, &o.embed_model_path, "PATH",
                     "serve POST /v1/embeddings with a BERT embedding model (a GGUF\n"
                     "bert file or a Hugging Face directory); the vector store\n"

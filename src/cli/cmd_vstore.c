@@ -4,6 +4,7 @@
  * are printed as JSON lines. */
 #include "cli.h"
 
+#include "vstore/analyzer.h"
 #include "vstore/vstore.h"
 
 #include <jansson.h>
@@ -462,6 +463,11 @@ static int run(vstore *db, const char *verb, const opts *o) {
                    c.name, c.id, vdist_metric_name(c.metric), c.dim, c.hnsw.M,
                    c.hnsw.ef_construction, c.hnsw.ef_search, (unsigned long long)cnt,
                    c.metadata ? c.metadata : "null");
+        if (!rc && c.text.analyzer == VSTORE_AN_UNICODE61)
+            printf("text unicode61 (FTS5's bm25)\n");
+        else if (!rc)
+            printf("text %s (BM25 k1 %g, b %g)\n", vstore_analyzer_name(c.text.analyzer), c.text.k1,
+                   c.text.b);
     } else if (!strcmp(verb, "modify")) {
         if (!o->new_name && !o->metadata && !o->efs) {
             fprintf(stderr,

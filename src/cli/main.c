@@ -20,6 +20,9 @@ static void usage(FILE *f) {
                "  chat       talk with a model in the terminal (its chat template, history)\n"
                "  serve      OpenAI-compatible HTTP server; also the vector-store API\n"
                "  vstore     vector-store collections and records on disk\n"
+               "  ingest     documents (text, Markdown, HTML, PDF, DOCX, JSONL) into a collection\n"
+               "  ask        answer a question from a collection, citing its sources\n"
+               "  eval-retrieval  BM25 nDCG@10 / MAP / recall on a BEIR-format test set\n"
                "  embed      JSONL texts -> JSONL vectors with a BERT embedding model\n"
                "  digits     train a small MLP on the 8x8 handwritten digits (2, 4, 6, 8)\n"
                "  help       this message (also -h, --help); --version: the version\n\n"
@@ -43,6 +46,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "chat")) return cli_chat(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return cli_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "vstore")) return cli_vstore(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval-retrieval")) return cli_eval_retrieval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "ingest")) return cli_ingest(argc - 1, argv + 1);
+    if (!strcmp(cmd, "ask")) return cli_ask(argc - 1, argv + 1);
     if (!strcmp(cmd, "embed")) return cli_embed(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);

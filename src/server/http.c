@@ -5,6 +5,7 @@
  * thread drains (whole, or as server-sent events), cancelling the sequence as soon as the
  * client's socket hangs up. */
 #define _GNU_SOURCE /* POLLRDHUP */
+#include "server/rag_api.h"
 #include "server/server.h"
 #include "tensor/tensor.h"
 
@@ -52,6 +53,7 @@ typedef struct sock {
 struct server {
     server_opts o;
     char *host, *api_key, *model_path, *tokenizer, *model_id, *tmpl_name, *vstore_dir;
+    char *rag_coll; /* rag_api's collection */
     struct MHD_Daemon *d;
     int port;
     atomic_int state, stopping;
@@ -107,6 +109,7 @@ enum route {
     R_TOKENIZE,
     R_DETOKENIZE,
     R_VSTORE,
+    R_RAG,
     R_EMBEDDINGS
 };
 
@@ -151,6 +154,7 @@ typedef struct gen {
     int role_sent, finished_sent;
     base_buf out;
     size_t out_off;
+    rag_api_ctx rag; /* use_context: what retrieval gave (rag_api.h) */
 } gen;
 
 static void count_status(server *s, int status) {
@@ -280,6 +284,7 @@ static void gen_unref(gen *g) {
     base_buf_free(&g->out);
     server_req_free(&g->req);
     tok_ids_free(&g->ids);
+    rag_api_ctx_free(&g->rag);
     free(g);
 }
 
@@ -407,8 +412,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
                 server_fail(&er, 500, NULL, NULL, "generation failed inside the engine");
                 add_event(g, server_error_json(&er));
             } else {
-                add_event(
-                    g, server_json_chunk(m, 0, NULL, 0, server_finish_name(g->finish), usage_null));
+                add_event(g, rag_api_with_sources(server_json_chunk(m, 0, NULL, 0,
+                                                                    server_finish_name(g->finish),
+                                                                    usage_null),
+                                                  g->rag.sources));
                 if (g->req.include_usage)
                     add_event(g,
                               server_json_usage_chunk(m, g->prompt_tokens, g->completion_tokens));
@@ -527,7 +534,15 @@ static enum MHD_Result handle_generate(server *s, struct MHD_Connection *c, conn
                     s->model_id);
         goto fail;
     }
-    if (encode_prompt(s, g, &er)) goto fail;
+    /* use_context: retrieved sources go before the model (within what the answer leaves) */
+    size_t room = (size_t)s->ctx - (r->max_tokens_set && r->sp.max_tokens < s->ctx / 2
+                                        ? (size_t)r->sp.max_tokens
+                                        : (size_t)s->ctx / 4);
+    if (rag_api_context(s->vs, s->rag_coll, s->emb, k->body ? k->body : "", k->len, r,
+                        infer_model_vocab(s->model), &s->tok_mu, room > 64 ? room - 64 : 0, &g->rag,
+                        &er))
+        goto fail;
+    if (!g->rag.nothing && encode_prompt(s, g, &er)) goto fail;
     const char *ts = ep == SERVER_EP_CHAT ? server_tmpl_stop(s->tmpl) : NULL;
     _Static_assert(API_MAX_STOP < INFER_MAX_STOP, "room for the template's stop");
     if (ts) r->sp.stop[r->sp.n_stop++] = ts;
@@ -543,6 +558,13 @@ static enum MHD_Result handle_generate(server *s, struct MHD_Connection *c, conn
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     g->fd = ci ? ci->connect_fd : -1;
+    if (g->rag.nothing) { /* nothing relevant: said so, without the model */
+        res = reply(s, c, k, 200, r->stream ? "text/event-stream" : "application/json",
+                    rag_api_nothing_found(&g->meta, r->stream, r->include_usage, g->rag.sources),
+                    NULL, NULL);
+        gen_unref(g);
+        return res;
+    }
     base_err e = {0};
     g->refs = 2; /* the scheduler's callback may run before submit returns */
     int rc = infer_sched_submit(s->sched, g->ids.data, g->ids.len, &r->sp, on_event, g,
@@ -600,7 +622,9 @@ static enum MHD_Result handle_generate(server *s, struct MHD_Connection *c, conn
         server_fail(&er, 500, NULL, NULL, "generation failed inside the engine");
         goto fail;
     }
-    char *body = server_json_response(&g->meta, text.data ? text.data : "", text.len, fin, pt, ct);
+    char *body = rag_api_with_sources(
+        server_json_response(&g->meta, text.data ? text.data : "", text.len, fin, pt, ct),
+        g->rag.sources);
     base_buf_free(&text);
     gen_unref(g);
     return reply(s, c, k, 200, "application/json", body, NULL, NULL);
@@ -855,6 +879,7 @@ static enum route route_of(server *s, const char *url, const char *method, const
                  {"/embeddings", "POST", R_EMBEDDINGS}};
     *allow = NULL;
     if (s->vs && is_chroma_path(url)) return R_VSTORE;
+    if (s->vs && rag_api_route(url)) return R_RAG;
     if (!strncmp(url, "/v1/models/", 11) && url[11]) {
         if (!strcmp(method, "GET")) return R_MODEL;
         *allow = "GET";
@@ -1036,6 +1061,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return handle_detokenize(s, c, k);
     case R_VSTORE:
         return handle_vstore(s, c, k, url, method);
+    case R_RAG: {
+        int status = 500;
+        char *resp = NULL;
+        rag_api_http(s->vs, s->rag_coll, s->emb, method, url,
+                     MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"),
+                     k->body ? k->body : "", k->len, &status, &resp);
+        return reply(s, c, k, status, "application/json", resp, NULL, NULL);
+    }
     case R_EMBEDDINGS:
         return handle_embeddings(s, c, k);
     default:
@@ -1173,6 +1206,7 @@ int server_start(server **out, const server_opts *o, base_err *e) {
     s->tokenizer = dup_or_null(o->tokenizer);
     s->tmpl_name = dup_or_null(o->chat_template);
     s->vstore_dir = dup_or_null(o->vstore_dir);
+    s->rag_coll = dup_or_null(o->rag_collection ? o->rag_collection : RAG_API_COLLECTION);
     if (o->model_path)
         s->model_id = o->model_name ? strdup(o->model_name) : model_id_of(o->model_path);
     pthread_mutex_init(&s->tok_mu, NULL);
@@ -1296,6 +1330,7 @@ int server_stop(server *s, base_err *e) {
     free(s->model_id);
     free(s->tmpl_name);
     free(s->vstore_dir);
+    free(s->rag_coll);
     free(s);
     return rc;
 }

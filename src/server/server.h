@@ -40,6 +40,8 @@ typedef struct server_opts {
     const char *vstore_dir;       /* NULL: no /api/v2 routes */
     const char *embed_model_path; /* NULL: no /v1/embeddings (a GGUF bert file or HF dir) */
     const char *embed_model_name; /* the id clients name; NULL: the embedding model's name */
+    const char *rag_collection;   /* the documents of /v1/ingest, /v1/chunks and use_context
+                                     (rag_api.h); NULL: "documents" */
     int slots, ctx, queue, threads, prefill_chunk, max_rows; /* scheduler: infer_sched_opts */
     infer_kv_type kv_type;                                   /* the KV cache's elements */
     size_t body_limit;   /* request body bytes at most (413 beyond) */

@@ -1,6 +1,7 @@
 /* vstore/records.c: records — batch writes (validated whole, then one transaction), deletes,
  * get, the where / where_document filters compiled to SQL, dense search (exact or graph, by the
  * filtered-search rule), BM25 through FTS5, and reciprocal rank fusion. */
+#include "vstore/analyzer.h"
 #include "vstore/vstore_int.h"
 
 #include <limits.h>
@@ -356,16 +357,18 @@ static int cmp_str_ptr(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static int check_batch(vstore_mode mode, const vstore_batch *b, size_t dim, json_t **metas,
-                       base_err *e) {
+static int check_batch(vstore_mode mode, const vstore_batch *b, bool text_only, size_t dim,
+                       json_t **metas, base_err *e) {
     if (b->n == 0) return base_fail(e, BASE_EINVAL, "empty batch: no ids");
     if (b->n > VSTORE_MAX_BATCH)
         return base_fail(e, BASE_EINVAL, "batch of %zu records is above the limit %d", b->n,
                          VSTORE_MAX_BATCH);
     if (!b->ids) return base_fail(e, BASE_EINVAL, "ids are required");
-    if (mode != VSTORE_UPDATE && !b->embeddings)
+    if (mode != VSTORE_UPDATE && !b->embeddings && !text_only)
         return base_fail(e, BASE_EINVAL, "embeddings are required to %s",
                          mode == VSTORE_ADD ? "add" : "upsert");
+    if (text_only && b->embeddings)
+        return base_fail(e, BASE_EINVAL, "a text-only batch carries no embeddings");
     if (b->embeddings && (dim == 0 || dim > VSTORE_MAX_DIM))
         return base_fail(e, BASE_EINVAL, "embedding dimension %zu is outside 1..%d", dim,
                          VSTORE_MAX_DIM);
@@ -418,8 +421,12 @@ static void write_stmts_free(write_stmts *w) {
     sqlite3_finalize(w->fts_ins);
 }
 
-static int write_stmts_prepare(vstore *db, write_stmts *w, base_err *e) {
+static int write_stmts_prepare(vstore *db, const vstore_coll *c, write_stmts *w, base_err *e) {
     int rc;
+    char table[VSTORE_FTS_NAME], del[VSTORE_FTS_NAME + 40], ins[VSTORE_FTS_NAME + 60];
+    vstore_fts_table(c, table);
+    snprintf(del, sizeof del, "DELETE FROM %s WHERE rowid=?", table);
+    snprintf(ins, sizeof ins, "INSERT INTO %s(rowid, document) VALUES(?, ?)", table);
     if ((rc = vstore_prepare(db, &w->sel, "SELECT rid, metadata FROM records WHERE coll=? AND id=?",
                              e)) ||
         (rc = vstore_prepare(
@@ -435,8 +442,8 @@ static int write_stmts_prepare(vstore *db, write_stmts *w, base_err *e) {
                             e)) ||
         (rc = vstore_prepare(db, &w->meta_del, "DELETE FROM rmeta WHERE rid=?", e)) ||
         (rc = vstore_prepare(db, &w->meta_ins, "INSERT INTO rmeta VALUES(?, ?, ?, ?)", e)) ||
-        (rc = vstore_prepare(db, &w->fts_del, "DELETE FROM fts WHERE rowid=?", e)) ||
-        (rc = vstore_prepare(db, &w->fts_ins, "INSERT INTO fts(rowid, document) VALUES(?, ?)", e)))
+        (rc = vstore_prepare(db, &w->fts_del, del, e)) ||
+        (rc = vstore_prepare(db, &w->fts_ins, ins, e)))
         return rc;
     return 0;
 }
@@ -491,7 +498,10 @@ static int write_one(vstore *db, write_stmts *w, const char *coll, const vstore_
         if (meta) mtext = meta_dump(meta);
         sqlite3_bind_text(w->ins, 1, coll, -1, SQLITE_STATIC);
         sqlite3_bind_text(w->ins, 2, b->ids[i], -1, SQLITE_STATIC);
-        sqlite3_bind_blob(w->ins, 3, vec, (int)(dim * sizeof(float)), SQLITE_STATIC);
+        if (vec)
+            sqlite3_bind_blob(w->ins, 3, vec, (int)(dim * sizeof(float)), SQLITE_STATIC);
+        else /* a text-only record: an empty vector */
+            sqlite3_bind_zeroblob(w->ins, 3, 0);
         if (doc) sqlite3_bind_text(w->ins, 4, doc, -1, SQLITE_STATIC);
         if (mtext) sqlite3_bind_text(w->ins, 5, mtext, -1, SQLITE_STATIC);
         sqlite3_bind_int64(w->ins, 6, (sqlite3_int64)seq);
@@ -554,12 +564,17 @@ static void sync_index(vstore *db, const vstore_coll *c) {
         vstore_note(db, "collection '%s': index: %s", c->name, e.msg);
 }
 
-int vstore_write(vstore *db, const char *coll_id, vstore_mode mode, const vstore_batch *b,
-                 size_t dim, base_err *e) {
+static int select_rids(vstore *db, vstore_q *q, sqlite3_int64 **rids, size_t *n, base_err *e);
+static int delete_rids(vstore *db, const vstore_coll *c, const sqlite3_int64 *rids, size_t n,
+                       uint64_t seq, base_err *e);
+
+static int write_batch(vstore *db, const char *coll_id, vstore_mode mode, const vstore_batch *b,
+                       bool text_only, size_t dim, vstore_q *replace, size_t *replaced,
+                       base_err *e) {
     json_t **metas = b->n && b->n <= VSTORE_MAX_BATCH ? calloc(b->n, sizeof *metas) : NULL;
     if (b->n && b->n <= VSTORE_MAX_BATCH && !metas)
         return base_fail(e, BASE_ENOMEM, "out of memory");
-    int rc = check_batch(mode, b, dim, metas, e);
+    int rc = check_batch(mode, b, text_only, dim, metas, e);
     sqlite3_int64 *rids = NULL;
     write_stmts w = {0};
     vstore_coll c = {0};
@@ -579,7 +594,50 @@ int vstore_write(vstore *db, const char *coll_id, vstore_mode mode, const vstore
                        dim, c.name, c.dim);
         goto out;
     }
-    if ((rc = write_stmts_prepare(db, &w, e)) || (rc = vstore_begin(db, true, e))) goto out;
+    if (text_only && c.dim) {
+        rc = base_fail(e, BASE_EINVAL,
+                       "collection '%s' holds embeddings (dimension %zu): records without one"
+                       " cannot be added",
+                       c.name, c.dim);
+        goto out;
+    }
+    if ((rc = write_stmts_prepare(db, &c, &w, e)) || (rc = vstore_begin(db, true, e))) goto out;
+    if (b->embeddings && c.dim == 0) { /* the first vectors: none of the records may lack one */
+        sqlite3_stmt *st = NULL;
+        if (!(rc = vstore_prepare(db, &st,
+                                  "SELECT 1 FROM records WHERE coll=? AND length(embedding)=0"
+                                  " LIMIT 1",
+                                  e))) {
+            sqlite3_bind_text(st, 1, coll_id, -1, SQLITE_STATIC);
+            int s = sqlite3_step(st);
+            if (s == SQLITE_ROW)
+                rc = base_fail(e, BASE_EINVAL,
+                               "collection '%s' holds records without embeddings (text only):"
+                               " embeddings cannot be added to it",
+                               c.name);
+            else if (s != SQLITE_DONE)
+                rc = vstore_sql_fail(db, e, "read records");
+        }
+        sqlite3_finalize(st);
+        if (rc) {
+            vstore_rollback(db);
+            goto out;
+        }
+    }
+    uint64_t seq = 0;
+    if (replace) { /* the records that the batch replaces go first, in the same transaction */
+        sqlite3_int64 *old = NULL;
+        size_t nold = 0;
+        if (!(rc = vstore_seq_next(db, &seq, e)) &&
+            !(rc = select_rids(db, replace, &old, &nold, e)))
+            rc = delete_rids(db, &c, old, nold, seq, e);
+        free(old);
+        if (replaced) *replaced = nold;
+        if (rc) {
+            vstore_rollback(db);
+            goto out;
+        }
+    }
     /* Everything is checked before the first row is written, so a refusal writes nothing. */
     for (size_t i = 0; i < b->n && !rc; i++) {
         sqlite3_bind_text(w.sel, 1, coll_id, -1, SQLITE_STATIC);
@@ -598,8 +656,7 @@ int vstore_write(vstore *db, const char *coll_id, vstore_mode mode, const vstore
             rc = base_fail(e, BASE_ENOTFOUND, "record '%s' does not exist in collection '%s'",
                            b->ids[i], c.name);
     }
-    uint64_t seq = 0;
-    if (!rc) rc = vstore_seq_next(db, &seq, e);
+    if (!rc && !replace) rc = vstore_seq_next(db, &seq, e);
     for (size_t i = 0; i < b->n && !rc; i++)
         rc = write_one(db, &w, coll_id, b, i, dim, rids[i], metas[i], seq, e);
     if (!rc && b->embeddings && c.dim == 0) {
@@ -611,7 +668,7 @@ int vstore_write(vstore *db, const char *coll_id, vstore_mode mode, const vstore
     if (!rc) rc = vstore_commit(db, e);
     if (rc)
         vstore_rollback(db);
-    else if (b->embeddings)
+    else if (b->embeddings || replace)
         sync_index(db, &c);
 out:
     write_stmts_free(&w);
@@ -621,6 +678,34 @@ out:
         for (size_t i = 0; i < b->n; i++) json_decref(metas[i]);
     free(metas);
     free(rids);
+    return rc;
+}
+
+int vstore_write(vstore *db, const char *coll_id, vstore_mode mode, const vstore_batch *b,
+                 size_t dim, base_err *e) {
+    return write_batch(db, coll_id, mode, b, false, dim, NULL, NULL, e);
+}
+
+int vstore_write_text(vstore *db, const char *coll_id, vstore_mode mode, const vstore_batch *b,
+                      base_err *e) {
+    return write_batch(db, coll_id, mode, b, true, 0, NULL, NULL, e);
+}
+
+int vstore_replace(vstore *db, const char *coll_id, const char *where, const vstore_batch *b,
+                   size_t dim, size_t *replaced, base_err *e) {
+    if (replaced) *replaced = 0;
+    if (!where) return base_fail(e, BASE_EINVAL, "replace needs a where filter");
+    vstore_q q;
+    q_init(&q);
+    base_buf_printf(&q.sql, "SELECT r.rid FROM records r WHERE r.coll=");
+    q_val(&q, json_string(coll_id));
+    bool any = false;
+    int rc = filter_append(&q, where, NULL, &any, e);
+    if (!rc && !any) rc = base_fail(e, BASE_EINVAL, "replace needs a non-empty where filter");
+    if (!rc)
+        rc =
+            write_batch(db, coll_id, VSTORE_UPSERT, b, b->embeddings == NULL, dim, &q, replaced, e);
+    q_free(&q);
     return rc;
 }
 
@@ -680,49 +765,65 @@ int vstore_delete(vstore *db, const char *coll_id, const char *const *ids, size_
     return rc;
 }
 
+/* The rids q selects (in a transaction, with the mutex held); *rids malloc'd. */
+static int select_rids(vstore *db, vstore_q *q, sqlite3_int64 **rids, size_t *n, base_err *e) {
+    sqlite3_stmt *st = NULL;
+    size_t cap = 0;
+    *rids = NULL;
+    *n = 0;
+    int rc = q_prepare(db, q, &st, e), s = SQLITE_DONE;
+    while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (base_grow(rids, &cap, *n + 1, sizeof **rids, SIZE_MAX)) {
+            rc = base_fail(e, BASE_ENOMEM, "out of memory");
+            break;
+        }
+        (*rids)[(*n)++] = sqlite3_column_int64(st, 0);
+    }
+    if (!rc && s != SQLITE_DONE) rc = vstore_sql_fail(db, e, "select records to delete");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Deletes records rids of collection c (text index, metadata, row) and leaves their tombstones
+ * at seq, in the caller's transaction. */
+static int delete_rids(vstore *db, const vstore_coll *c, const sqlite3_int64 *rids, size_t n,
+                       uint64_t seq, base_err *e) {
+    sqlite3_stmt *del[4] = {0};
+    char table[VSTORE_FTS_NAME], fts_del[VSTORE_FTS_NAME + 40];
+    vstore_fts_table(c, table);
+    snprintf(fts_del, sizeof fts_del, "DELETE FROM %s WHERE rowid=?1", table);
+    int rc;
+    if (!(rc = vstore_prepare(db, &del[0], fts_del, e)) &&
+        !(rc = vstore_prepare(db, &del[1], "DELETE FROM rmeta WHERE rid=?1", e)) &&
+        !(rc = vstore_prepare(db, &del[2], "DELETE FROM records WHERE rid=?1", e)) &&
+        !(rc = vstore_prepare(db, &del[3], "INSERT INTO tombstones VALUES(?2, ?1, ?3)", e)))
+        for (size_t i = 0; i < n && !rc; i++)
+            for (int k = 0; k < 4 && !rc; k++) {
+                sqlite3_bind_int64(del[k], 1, rids[i]);
+                if (k == 3) {
+                    sqlite3_bind_text(del[k], 2, c->id, -1, SQLITE_STATIC);
+                    sqlite3_bind_int64(del[k], 3, (sqlite3_int64)seq);
+                }
+                rc = step_done(db, del[k], "delete record", e);
+            }
+    for (int k = 0; k < 4; k++) sqlite3_finalize(del[k]);
+    return rc;
+}
+
 /* One try of vstore_delete, with the mutex held. */
 static int delete_locked(vstore *db, const char *coll_id, vstore_q *q, size_t *deleted,
                          base_err *e) {
     vstore_coll c = {0};
-    sqlite3_stmt *st = NULL, *del[4] = {0};
     sqlite3_int64 *rids = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0;
     uint64_t seq = 0;
     int rc;
     if ((rc = vstore_coll_load(db, coll_id, &c, e)) || (rc = vstore_begin(db, true, e)) ||
-        (rc = q_prepare(db, q, &st, e)))
+        (rc = select_rids(db, q, &rids, &n, e)))
         goto out;
-    int s;
-    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (base_grow(&rids, &cap, n + 1, sizeof *rids, SIZE_MAX)) {
-            rc = base_fail(e, BASE_ENOMEM, "out of memory");
-            goto out;
-        }
-        rids[n++] = sqlite3_column_int64(st, 0);
-    }
-    if (s != SQLITE_DONE) {
-        rc = vstore_sql_fail(db, e, "select records to delete");
-        goto out;
-    }
     if (n == 0) goto out;
-    if ((rc = vstore_seq_next(db, &seq, e)) ||
-        (rc = vstore_prepare(db, &del[0], "DELETE FROM fts WHERE rowid=?1", e)) ||
-        (rc = vstore_prepare(db, &del[1], "DELETE FROM rmeta WHERE rid=?1", e)) ||
-        (rc = vstore_prepare(db, &del[2], "DELETE FROM records WHERE rid=?1", e)) ||
-        (rc = vstore_prepare(db, &del[3], "INSERT INTO tombstones VALUES(?2, ?1, ?3)", e)))
-        goto out;
-    for (size_t i = 0; i < n && !rc; i++)
-        for (int k = 0; k < 4 && !rc; k++) {
-            sqlite3_bind_int64(del[k], 1, rids[i]);
-            if (k == 3) {
-                sqlite3_bind_text(del[k], 2, coll_id, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(del[k], 3, (sqlite3_int64)seq);
-            }
-            rc = step_done(db, del[k], "delete record", e);
-        }
+    if (!(rc = vstore_seq_next(db, &seq, e))) rc = delete_rids(db, &c, rids, n, seq, e);
 out:
-    sqlite3_finalize(st);
-    for (int k = 0; k < 4; k++) sqlite3_finalize(del[k]);
     if (!rc && n) rc = vstore_commit(db, e);
     if (rc || !n) vstore_rollback(db);
     if (!rc && n) {
@@ -1176,23 +1277,67 @@ static int fts_query(const char *text, base_buf *out, base_err *e) {
     return 0;
 }
 
+typedef struct {
+    const char *text;
+    base_buf *out;
+    size_t words;
+} analyzed_query;
+
+/* A term of the query: its word as written (FTS5 analyzes it again, to the same term), quoted
+ * with inner quotes doubled, OR'd to the others. */
+static int query_term(void *ctx, const char *term, size_t n, size_t start, size_t end) {
+    analyzed_query *q = ctx;
+    if (q->words++) base_buf_printf(q->out, " OR ");
+    base_buf_append(q->out, "\"", 1);
+    for (size_t i = start; i < end; i++) {
+        if (q->text[i] == '"') base_buf_append(q->out, "\"", 1);
+        base_buf_append(q->out, q->text + i, 1);
+    }
+    base_buf_append(q->out, "\"", 1);
+    return 0;
+}
+
 static int text_rank(vstore *db, const vstore_coll *c, const char *text, size_t k,
                      const char *where, uint64_t *rids, float *scores, size_t *n, base_err *e) {
     *n = 0;
     base_buf fq = {0};
-    int rc = fts_query(text, &fq, e);
+    int rc = 0;
+    bool legacy = c->text.analyzer == VSTORE_AN_UNICODE61;
+    if (legacy) {
+        rc = fts_query(text, &fq, e);
+    } else {
+        analyzed_query aq = {text, &fq, 0};
+        vstore_analyze(c->text.analyzer, text, strlen(text), query_term, &aq);
+        if (fq.failed) rc = base_fail(e, BASE_ENOMEM, "out of memory");
+        /* only stop words (or no words): nothing can match, which is an empty answer, not an
+         * error, unless there were no words at all */
+        if (!rc && aq.words == 0) {
+            analyzed_query any = {text, &fq, 0};
+            vstore_analyze(VSTORE_AN_STANDARD, text, strlen(text), query_term, &any);
+            base_buf_free(&fq);
+            return any.words ? 0 : base_fail(e, BASE_EINVAL, "text query has no words");
+        }
+    }
+    char table[VSTORE_FTS_NAME];
+    vstore_fts_table(c, table);
     vstore_q q;
     q_init(&q);
-    /* FTS5's bm25() is negative, better when lower; reported negated (higher is better). */
-    base_buf_printf(&q.sql, "SELECT r.rid, -bm25(fts) FROM fts JOIN records r ON r.rid=fts.rowid"
-                            " WHERE fts MATCH ");
+    if (legacy) /* FTS5's bm25() is negative, better when lower; reported negated */
+        base_buf_printf(&q.sql,
+                        "SELECT r.rid, -bm25(fts) AS s FROM fts JOIN records r ON r.rid=fts.rowid"
+                        " WHERE fts MATCH ");
+    else
+        base_buf_printf(&q.sql,
+                        "SELECT r.rid, hearth_bm25(%s, %.17g, %.17g) AS s FROM %s JOIN records r"
+                        " ON r.rid=%s.rowid WHERE %s MATCH ",
+                        table, c->text.k1, c->text.b, table, table, table);
     if (!rc) {
         q_val(&q, json_string(fq.data));
         base_buf_printf(&q.sql, " AND r.coll=");
         q_val(&q, json_string(c->id));
         rc = filter_append(&q, where, NULL, NULL, e);
     }
-    base_buf_printf(&q.sql, " ORDER BY bm25(fts) LIMIT %zu", k);
+    base_buf_printf(&q.sql, " ORDER BY s DESC, r.rid LIMIT %zu", k);
     sqlite3_stmt *st = NULL;
     if (!rc) rc = q_prepare(db, &q, &st, e);
     int s = SQLITE_DONE;

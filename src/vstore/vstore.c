@@ -2,6 +2,7 @@
  * namespaces, and the reserve that lets deletes commit on a full disk. The index cache is in
  * index_cache.c; records, filters and searches in records.c; the handle they share in
  * vstore_int.h. */
+#include "vstore/analyzer.h"
 #include "vstore/vstore_int.h"
 
 #include <errno.h>
@@ -20,7 +21,9 @@
  * write, vseq that of its last embedding change (what the index must replay). rmeta holds
  * metadata one typed value per row (t: 0 string, 1 number, 2 bool) so filters are indexed SQL.
  * collections.saved_seq is the seq of the index file last written (0: never), so a missing
- * file can be told from one not written yet. */
+ * file can be told from one not written yet. coll_text holds a collection's analyzer and BM25
+ * parameters; a collection without a row (made before it existed) uses the shared table fts
+ * (unicode61, bm25()), one with a row its own table fts_<id> (analyzer.h, fts.c). */
 static const char *SCHEMA =
     "CREATE TABLE IF NOT EXISTS vs_meta(key TEXT PRIMARY KEY, value);"
     "CREATE TABLE IF NOT EXISTS tenants(name TEXT PRIMARY KEY);"
@@ -42,6 +45,8 @@ static const char *SCHEMA =
     "  seq INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS tombstones_cs ON tombstones(coll, seq);"
     "CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(document);"
+    "CREATE TABLE IF NOT EXISTS coll_text(coll TEXT PRIMARY KEY, analyzer INTEGER NOT NULL,"
+    "  k1 REAL NOT NULL, b REAL NOT NULL);"
     "INSERT OR IGNORE INTO vs_meta VALUES('version', 1);"
     "INSERT OR IGNORE INTO vs_meta VALUES('seq', 0);"
     "INSERT OR IGNORE INTO tenants VALUES('default_tenant');";
@@ -199,6 +204,13 @@ static int sqlite_setup(vstore *db, base_err *e) {
         return rc;
     }
     sqlite3_busy_timeout(db->db, 5000);
+    if (vstore_fts_register(db->db) != SQLITE_OK) {
+        rc = base_fail(e, BASE_EIO, "%s: cannot register the full-text analyzers: %s", db->path,
+                       sqlite3_errmsg(db->db));
+        sqlite3_close(db->db);
+        db->db = NULL;
+        return rc;
+    }
     /* WAL + synchronous=FULL: a commit returns after the WAL is fsync'd, so an acknowledged
      * write survives a process kill and a power cut. */
     if ((rc = vstore_exec(db, "PRAGMA journal_mode=WAL", e)) ||
@@ -505,7 +517,9 @@ void vstore_coll_free(vstore_coll *c) {
     memset(c, 0, sizeof *c);
 }
 
-#define COLL_COLS "id, tenant, database, name, metadata, metric, dim, m, efc, efs"
+#define COLL_COLS                                                                                  \
+    "id, tenant, database, name, metadata, metric, dim, m, efc, efs, t.analyzer, t.k1, t.b"
+#define COLL_FROM " FROM collections LEFT JOIN coll_text t ON t.coll=collections.id"
 
 static int coll_from_row(sqlite3_stmt *st, vstore_coll *c, base_err *e) {
     memset(c, 0, sizeof *c);
@@ -520,6 +534,13 @@ static int coll_from_row(sqlite3_stmt *st, vstore_coll *c, base_err *e) {
     c->hnsw.ef_construction = sqlite3_column_int(st, 8);
     c->hnsw.ef_search = sqlite3_column_int(st, 9);
     c->hnsw.seed = 0;
+    if (sqlite3_column_type(st, 10) == SQLITE_NULL) {
+        c->text = (vstore_text){VSTORE_AN_UNICODE61, 0, 0};
+    } else {
+        c->text.analyzer = sqlite3_column_int(st, 10);
+        c->text.k1 = sqlite3_column_double(st, 11);
+        c->text.b = sqlite3_column_double(st, 12);
+    }
     if (!c->tenant || !c->database || !c->name ||
         (sqlite3_column_type(st, 4) != SQLITE_NULL && !c->metadata)) {
         vstore_coll_free(c);
@@ -530,7 +551,7 @@ static int coll_from_row(sqlite3_stmt *st, vstore_coll *c, base_err *e) {
 
 int vstore_coll_load(vstore *db, const char *id, vstore_coll *c, base_err *e) {
     sqlite3_stmt *st;
-    int rc = vstore_prepare(db, &st, "SELECT " COLL_COLS " FROM collections WHERE id=?", e);
+    int rc = vstore_prepare(db, &st, "SELECT " COLL_COLS COLL_FROM " WHERE id=?", e);
     if (rc) return rc;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     int s = sqlite3_step(st);
@@ -548,7 +569,7 @@ static int coll_find(vstore *db, const char *tenant, const char *database, const
                      vstore_coll *c, base_err *e) {
     sqlite3_stmt *st;
     int rc = vstore_prepare(db, &st,
-                            "SELECT " COLL_COLS " FROM collections WHERE id=?1 OR "
+                            "SELECT " COLL_COLS COLL_FROM " WHERE id=?1 OR "
                             "(tenant=?2 AND database=?3 AND name=?1) ORDER BY id=?1 DESC LIMIT 1",
                             e);
     if (rc) return rc;
@@ -607,6 +628,27 @@ int vstore_check_meta_object(const char *json, const char *what, base_err *e) {
     return rc;
 }
 
+/* The collection's full-text settings and its own FTS5 table, in the creating transaction. */
+static int text_create(vstore *db, const vstore_coll *c, const vstore_text *tx, base_err *e) {
+    vstore_coll with = *c;
+    with.text = *tx;
+    char table[VSTORE_FTS_NAME], sql[160];
+    vstore_fts_table(&with, table);
+    snprintf(sql, sizeof sql, "CREATE VIRTUAL TABLE %s USING fts5(document, tokenize='hearth %s')",
+             table, vstore_analyzer_name(tx->analyzer));
+    int rc = vstore_exec(db, sql, e);
+    sqlite3_stmt *st = NULL;
+    if (!rc && !(rc = vstore_prepare(db, &st, "INSERT INTO coll_text VALUES(?,?,?,?)", e))) {
+        sqlite3_bind_text(st, 1, c->id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 2, tx->analyzer);
+        sqlite3_bind_double(st, 3, tx->k1);
+        sqlite3_bind_double(st, 4, tx->b);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = vstore_sql_fail(db, e, "create collection");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int vstore_coll_create(vstore *db, const char *tenant, const char *database, const char *name,
                        const vstore_coll_opts *o, bool get_or_create, vstore_coll *out,
                        base_err *e) {
@@ -632,6 +674,21 @@ int vstore_coll_create(vstore *db, const char *tenant, const char *database, con
                          "(1-10000), ef_search %d (1-10000)",
                          p.M, p.ef_construction, p.ef_search);
     if ((rc = vstore_check_meta_object(o->metadata, "collection", e))) return rc;
+    vstore_text tx = o->text;
+    if (o->metadata && tx.analyzer == 0 && tx.k1 == 0 && tx.b == 0) {
+        /* the metadata may name them (hearth:analyzer, hearth:bm25_k1, hearth:bm25_b) */
+        json_t *m = json_loads(o->metadata, 0, NULL);
+        rc = vstore_text_from_meta(m, &tx, e);
+        json_decref(m);
+        if (rc) return rc;
+    }
+    if (tx.analyzer == VSTORE_AN_DEFAULT) tx.analyzer = VSTORE_AN_ENGLISH;
+    if (!vstore_analyzer_name(tx.analyzer))
+        return base_fail(e, BASE_EINVAL, "unknown analyzer %d", tx.analyzer);
+    if (tx.k1 == 0 && tx.b == 0) tx.k1 = 0.9, tx.b = 0.4;
+    if (!(tx.k1 >= 0 && tx.k1 <= 10) || !(tx.b >= 0 && tx.b <= 1))
+        return base_fail(e, BASE_EINVAL, "bm25 parameters out of range: k1 %g (0-10), b %g (0-1)",
+                         tx.k1, tx.b);
 
     pthread_mutex_lock(&db->mu);
     vstore_coll c = {0};
@@ -667,6 +724,7 @@ int vstore_coll_create(vstore *db, const char *tenant, const char *database, con
                     rc = vstore_sql_fail(db, e, "create collection");
             }
             sqlite3_finalize(st);
+            if (!rc && tx.analyzer != VSTORE_AN_UNICODE61) rc = text_create(db, &c, &tx, e);
             if (!rc) rc = vstore_commit(db, e);
             if (rc) vstore_rollback(db);
             if (!rc) rc = vstore_coll_load(db, c.id, &c, e);
@@ -687,7 +745,7 @@ int vstore_coll_list(vstore *db, const char *tenant, const char *database, size_
     pthread_mutex_lock(&db->mu);
     sqlite3_stmt *st;
     int rc = vstore_prepare(db, &st,
-                            "SELECT " COLL_COLS " FROM collections WHERE tenant=? AND database=?"
+                            "SELECT " COLL_COLS COLL_FROM " WHERE tenant=? AND database=?"
                             " ORDER BY created LIMIT ? OFFSET ?",
                             e);
     if (!rc) {
@@ -784,18 +842,31 @@ int vstore_coll_delete_locked(vstore *db, const char *id, base_err *e) {
 }
 
 static int coll_delete_once(vstore *db, const char *id, base_err *e) {
-    static const char *const sqls[] = {
+    vstore_coll c = {0};
+    char table[VSTORE_FTS_NAME], drop[VSTORE_FTS_NAME + 40];
+    int rc = vstore_coll_load(db, id, &c, e);
+    if (rc) return rc;
+    vstore_fts_table(&c, table);
+    vstore_coll_free(&c);
+    /* the shared table loses the collection's rows; an own table goes whole */
+    if (strcmp(table, "fts") == 0)
+        snprintf(drop, sizeof drop, "DELETE FROM coll_text WHERE 0"); /* nothing to drop */
+    else
+        snprintf(drop, sizeof drop, "DROP TABLE IF EXISTS %s", table);
+    const char *const sqls[] = {
+        drop,
+        "DELETE FROM coll_text WHERE coll=?1",
         "DELETE FROM fts WHERE rowid IN (SELECT rid FROM records WHERE coll=?1)",
         "DELETE FROM rmeta WHERE rid IN (SELECT rid FROM records WHERE coll=?1)",
         "DELETE FROM records WHERE coll=?1",
         "DELETE FROM tombstones WHERE coll=?1",
         "DELETE FROM collections WHERE id=?1",
     };
-    int rc = vstore_begin(db, true, e);
+    rc = vstore_begin(db, true, e);
     for (size_t i = 0; !rc && i < sizeof sqls / sizeof *sqls; i++) {
         sqlite3_stmt *st;
         if ((rc = vstore_prepare(db, &st, sqls[i], e))) break;
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+        if (i > 0) sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
         if (sqlite3_step(st) != SQLITE_DONE) rc = vstore_sql_fail(db, e, "delete collection");
         sqlite3_finalize(st);
     }

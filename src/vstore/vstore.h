@@ -51,6 +51,16 @@ int vstore_warm(vstore *db, base_err *e);
 const char *vstore_notes(vstore *db);
 
 /* ---- collections. tenant / database NULL mean "default_tenant" / "default_database". */
+
+/* A collection's full-text settings (analyzer.h): the analyzer (a vstore_analyzer) and Lucene
+ * BM25's k1 and b. Collections made before analyzers existed read as VSTORE_AN_UNICODE61 (FTS5's
+ * tokenizer and bm25() over the store's shared index); new ones default to english, k1 0.9,
+ * b 0.4. Fixed at creation. */
+typedef struct {
+    int analyzer;
+    double k1, b;
+} vstore_text;
+
 typedef struct {
     char id[40];    /* UUID text */
     char *name;     /* malloc'd */
@@ -59,6 +69,7 @@ typedef struct {
     vdist_metric metric;
     size_t dim;       /* 0 until fixed (at creation, or by the first add) */
     hnsw_params hnsw; /* M, ef_construction, ef_search */
+    vstore_text text;
 } vstore_coll;
 void vstore_coll_free(vstore_coll *c); /* frees the strings; NULL is fine */
 
@@ -67,6 +78,9 @@ typedef struct {
     size_t dim;           /* 0: fixed by the first add */
     hnsw_params hnsw;     /* zeros: defaults (16, 200, 64) */
     const char *metadata; /* JSON object or NULL */
+    vstore_text text;     /* zeros: the metadata's "hearth:analyzer" (english, english_all,
+                         standard, unicode61), "hearth:bm25_k1", "hearth:bm25_b" where it
+                         has them, else english, k1 0.9, b 0.4; k1 in [0, 10], b in [0, 1] */
 } vstore_coll_opts;
 
 /* Creates a collection (get_or_create: returns the existing one if the name is taken, else
@@ -119,6 +133,19 @@ typedef struct {
 /* dim: the embeddings' dimension (checked against the collection's; the first add fixes it). */
 int vstore_write(vstore *db, const char *coll_id, vstore_mode mode, const vstore_batch *b,
                  size_t dim, base_err *e);
+
+/* vstore_write for records without embeddings (b->embeddings must be NULL): ADD / UPSERT /
+ * UPDATE of records found by text (BM25) only. A collection holds either such records or
+ * embedded ones (its dim stays 0 while text-only); mixing them is BASE_EINVAL. */
+int vstore_write_text(vstore *db, const char *coll_id, vstore_mode mode, const vstore_batch *b,
+                      base_err *e);
+
+/* Deletes every record of the collection that matches where (a non-empty filter) and upserts b
+ * (with embeddings of dimension dim, or text-only when b->embeddings is NULL), in one
+ * transaction: a reader sees the old records or the new ones, never a mix (a document
+ * re-ingested). *replaced (may be NULL) gets the number deleted. */
+int vstore_replace(vstore *db, const char *coll_id, const char *where, const vstore_batch *b,
+                   size_t dim, size_t *replaced, base_err *e);
 
 /* Deletes the records with the given ids (those that exist) that also match where /
  * where_document; with no ids, every match of the filters (at least one filter required).

@@ -57,6 +57,17 @@ char *vstore_strdup(const char *s); /* NULL stays NULL */
 void vstore_note(vstore *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int vstore_check_meta_object(const char *json, const char *what, base_err *e);
 
+/* ---- full text (fts.c) */
+/* Registers the "hearth" FTS5 tokenizer and the hearth_bm25() ranking function on db. */
+int vstore_fts_register(sqlite3 *db);
+/* The FTS5 table of collection c: "fts" (shared, unicode61) or "fts_<hex of its id>". */
+#define VSTORE_FTS_NAME 48
+void vstore_fts_table(const vstore_coll *c, char out[VSTORE_FTS_NAME]);
+/* A new collection's full-text settings from its metadata (NULL: none): "hearth:analyzer"
+ * (english, english_all, standard, unicode61), "hearth:bm25_k1", "hearth:bm25_b" (numbers).
+ * A wrong type or name is BASE_EINVAL naming the key; ranges are vstore_coll_create's. */
+int vstore_text_from_meta(const json_t *meta, vstore_text *out, base_err *e);
+
 /* With the mutex held. */
 int vstore_coll_load(vstore *db, const char *id, vstore_coll *c, base_err *e);
 int vstore_coll_delete_locked(vstore *db, const char *id, base_err *e);

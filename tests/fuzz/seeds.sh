@@ -12,7 +12,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 rm -rf "$OUT"
-for t in gguf safetensors htok shard manifest trainer openai chroma where; do mkdir -p "$OUT/$t"; done
+for t in gguf safetensors htok shard manifest trainer openai chroma where docs; do mkdir -p "$OUT/$t"; done
 cp -r "$HERE"/seeds/. "$OUT"/
 
 # a corpus of many small documents (one per line of the tokenizer tests' corpus)

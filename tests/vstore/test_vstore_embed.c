@@ -122,11 +122,12 @@ static void test_embedder(void **state) {
     assert_string_equal(json_string_value(json_array_get(json_array_get(ids, 0), 0)), "a");
     assert_string_equal(json_string_value(json_array_get(json_array_get(ids, 1), 0)), "d");
     json_decref(j);
-    /* BM25 and hybrid over HTTP */
+    /* BM25 and hybrid over HTTP (the collection's english analyzer stems: "dogs" matches "dog"
+     * too, at the same score, so the older record comes first) */
     j = call(db, "POST", q,
              "{\"query_texts\": [\"dog\"], \"n_results\": 5, \"hearth\": {\"mode\": \"bm25\"}}",
              200);
-    assert_int_equal(json_array_size(json_array_get(json_object_get(j, "ids"), 0)), 1);
+    assert_int_equal(json_array_size(json_array_get(json_object_get(j, "ids"), 0)), 2);
     assert_string_equal(
         json_string_value(json_array_get(json_array_get(json_object_get(j, "ids"), 0), 0)), "b");
     json_decref(j);
