@@ -147,14 +147,45 @@ typedef struct infer_linear {
 
 typedef struct infer_layer {
     const float *ln1w, *ln1b, *ln2w, *ln2b; /* (C); the b's NULL without biases */
+    const float *post_att, *post_ffn;       /* (C): Gemma 2's norms of the attention and FFN outputs
+                                             * before their residual adds; NULL in other families */
     infer_linear qkv;                       /* (NH + 2 NKV) HS outputs: q | k | v */
     infer_linear attproj;                   /* C */
     infer_linear fc;                        /* F (GELU) or 2F (SwiGLU: gate | up) */
     infer_linear fcproj;                    /* C */
 } infer_layer;
 
+/* What a model family changes in the forward, beyond nn_config (arch.c fills it from the
+ * family table and the file's hyperparameters). */
+typedef enum {
+    INFER_ACT_GELU,   /* GPT-2: gelu(fc) */
+    INFER_ACT_SWIGLU, /* Llama, Qwen2, Phi-3: silu(gate) * up */
+    INFER_ACT_GEGLU   /* Gemma 2: gelu_tanh(gate) * up, ggml's F16-rounded GELU */
+} infer_act;
+
+typedef struct infer_hparams {
+    const char *arch;       /* the family's name: gpt2, llama, qwen2, phi3, gemma2 */
+    int head_dim;           /* HS: C / NH, or the file's attention.key_length (Gemma 2) */
+    int rope;               /* rotary positions (else learned ones, GPT-2) */
+    infer_act act;          /* the FFN's activation */
+    float emb_scale;        /* the embedding row is multiplied by this (Gemma 2: sqrt(C)); 0: not */
+    float att_scale;        /* q.k is multiplied by this (1/sqrt(HS) unless the family says else) */
+    int q_prescale;         /* q is scaled before the product, as llama.cpp's Phi-3 and Gemma 2 */
+    float att_softcap;      /* scores become cap * tanh(s / cap) (Gemma 2); 0: not */
+    float final_softcap;    /* the logits likewise */
+    int swa;                /* sliding window: a row attends to the last swa positions; 0: all */
+    int swa_every_other;    /* the window holds on even layers only (Gemma 2); else on all */
+    float rope_freq_scale;  /* positions times this (1/rope.scaling.factor, linear) */
+    float rope_attn_factor; /* cos and sin times this (rope.scaling.attn_factor; 1) */
+    const float *rope_factors; /* (HS/2): each frequency divided by its factor (Llama 3.1's
+                                * rope_freqs, Phi-3's long factors), or NULL */
+    const float *rope_short;   /* (HS/2): Phi-3's factors for contexts up to rope_orig_ctx */
+    int rope_orig_ctx;         /* rope.scaling.original_context_length (0: none) */
+} infer_hparams;
+
 typedef struct infer_weights {
     nn_config cfg;
+    infer_hparams hp;
     infer_mat wte;            /* (V, C): one row dequantized per token */
     const float *wpe;         /* (maxT, C) or NULL (Llama) */
     infer_layer *layers;      /* (L) */
