@@ -431,8 +431,21 @@ static int encode_segment(tok_vocab *v, const char *text, size_t len, int at_sta
     return 0;
 }
 
+static int encode_text(tok_vocab *v, const char *text, size_t len, int flags, tok_ids *out,
+                       base_err *e);
+
 int tok_encode(tok_vocab *v, const char *text, size_t len, int flags, tok_ids *out, base_err *e) {
     if (!text && len) return base_fail(e, BASE_EINVAL, "tok_encode: NULL text");
+    if (!(flags & TOK_ENCODE_ADD_SPECIAL)) return encode_text(v, text, len, flags, out, e);
+    /* tok_vocab_finish checked that a vocabulary adding BOS/EOS has them */
+    if ((v->flags & TOK_FLAG_ADD_BOS) && tok_ids_push(out, v->bos)) return oom(e);
+    int rc = encode_text(v, text, len, flags, out, e);
+    if (!rc && (v->flags & TOK_FLAG_ADD_EOS) && tok_ids_push(out, v->eot)) return oom(e);
+    return rc;
+}
+
+static int encode_text(tok_vocab *v, const char *text, size_t len, int flags, tok_ids *out,
+                       base_err *e) {
     int at_start = !(flags & TOK_ENCODE_CONTINUE);
     if (!(flags & TOK_ENCODE_SPECIAL) || v->n_specials == 0)
         return encode_segment(v, text, len, at_start, out, e);
@@ -523,7 +536,9 @@ int tok_decode(const tok_vocab *v, const int32_t *ids, size_t n, int flags, char
     int first = 1;
     for (size_t i = 0; i < n; i++) {
         int32_t id = ids[i];
-        if ((flags & TOK_DECODE_SKIP_SPECIAL) && v->type[id] == TOK_TYPE_CONTROL) continue;
+        if ((flags & TOK_DECODE_SKIP_SPECIAL) &&
+            (v->type[id] == TOK_TYPE_CONTROL || v->type[id] == TOK_TYPE_UNKNOWN))
+            continue;
         const char *p = v->dblob + v->doff[id];
         size_t k = v->dlen[id];
         /* undo the space that SentencePiece-style encoding prefixed */

@@ -74,7 +74,12 @@ struct tok_vocab {
     char *dblob;
     tok_merge *merges;
     uint32_t n_merges, merges_cap;
-    int32_t eot, bos, unk;
+    int32_t eot, bos, unk; /* eot is the file's eos */
+    /* llama.cpp's end-of-turn, end-of-message and FIM pad/repo/separator ids (-1: none); the
+     * GGUF's keys, else found by text in tok_vocab_finish (not stored in HTOK) */
+    int32_t eot_turn, eom, fim_pad, fim_rep, fim_sep;
+    int32_t *eog; /* end-of-generation ids, ascending (tok_vocab_finish) */
+    uint32_t n_eog;
     /* derived by tok_vocab_finish() */
     int32_t byte_id[256]; /* the token of each single byte (BPE) or <0xXX> (SPM); -1 none */
     tok_tmap_slot *tmap;  /* token text -> id, open addressing */
@@ -90,6 +95,15 @@ struct tok_vocab {
 };
 
 #define TOK_FLAG_SPACE_PREFIX 1u /* SentencePiece: prefix a space to the text */
+#define TOK_FLAG_ADD_BOS 2u      /* a prompt starts with BOS (tok_add_bos) */
+#define TOK_FLAG_ADD_EOS 4u      /* a prompt ends with EOS */
+/* llama.cpp's rules (GGUF vocabularies): byte-level BPE maps invalid UTF-8 to U+FFFD and merges
+ * every piece (no whole-piece lookup unless IGNORE_MERGES); SentencePiece splits characters by
+ * their lead byte and merges into any token. */
+#define TOK_FLAG_LLAMA 8u
+#define TOK_FLAG_IGNORE_MERGES 16u /* a piece that is a token is that token (llama-bpe) */
+#define TOK_FLAG_RSTRIP 32u        /* Phi-3: whitespace after a matched special is dropped */
+#define TOK_FLAGS_ALL 63u
 
 /* ---- building a vocabulary (vocab.c): new, add tokens and merges, then finish, which checks
  * everything, derives the tables and compiles the pattern. */

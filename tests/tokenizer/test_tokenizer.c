@@ -568,6 +568,12 @@ static void test_spm(void **state) {
     assert_int_equal(tok_kind(v), TOK_KIND_SPM);
     assert_int_equal(tok_eot_id(v), 2);
     assert_int_equal(tok_bos_id(v), 1);
+    /* llama.cpp's defaults for SentencePiece: BOS on prompts, no EOS; </s> ends generation */
+    assert_int_equal(tok_add_bos(v), 1);
+    assert_int_equal(tok_add_eos(v), 0);
+    assert_true(tok_is_eog(v, 2) && !tok_is_eog(v, 1));
+    encode_is(v, "ab", TOK_ENCODE_ADD_SPECIAL, (int32_t[]){1, SAB}, 2);
+    encode_is(v, "", TOK_ENCODE_ADD_SPECIAL, (int32_t[]){1}, 1);
     /* "ab" -> "▁ab": (a,b) scores best, then (▁,ab) */
     encode_is(v, "ab", 0, (int32_t[]){SAB}, 1);
     encode_is(v, "abc", 0, (int32_t[]){SAB, C}, 2);
@@ -717,6 +723,13 @@ static void test_gpt2_gguf(void **state) {
     gw_free(&w);
     assert_int_equal(tok_vocab_size(v), 261);
     assert_int_equal(tok_eot_id(v), 260);
+    /* byte-level BPE "gpt-2": no BOS on prompts; <|endoftext|> is eos, end of turn and EOG */
+    assert_int_equal(tok_add_bos(v), 0);
+    assert_int_equal(tok_end_of_turn_id(v), 260);
+    const int32_t *eog;
+    assert_int_equal(tok_eog_ids(v, &eog), 1);
+    assert_int_equal(eog[0], 260);
+    assert_true(tok_is_eog(v, 260) && !tok_is_eog(v, 259));
     /* token ids: byte b is 255 - b; " t" 256, "he" 257, " the" 258, " a" 259 */
     encode_is(v, " the", 0, (int32_t[]){258}, 1);
     encode_is(v, " then", 0, (int32_t[]){258, 255 - 'n'}, 2);
