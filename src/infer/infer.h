@@ -30,6 +30,18 @@ const char *infer_model_name(const infer_model *m); /* e.g. the run directory's 
 /* NN_GPT2 or NN_LLAMA: picks the chat template */
 nn_family infer_model_family(const infer_model *m);
 
+/* ---- prompts -------------------------------------------------------------------------------- */
+
+/* The one function that turns a prompt into tokens (`hearth generate`, `hearth chat`, the
+ * server's completions and chat completions): APPENDS the ids of text (a raw prompt, or a chat
+ * rendered by its template) to *out. Special-token text ("<|im_start|>", "</s>") becomes its
+ * token, as llama.cpp's llama-cli and llama-server parse it. A GGUF model's prompt gets BOS and
+ * EOS as its file says (tok_add_bos / tok_add_eos: llama_tokenize's add_special); a
+ * hearth-trained model's starts as its training documents did: with BOS, or the end-of-text
+ * token where the vocabulary has no BOS. An empty prompt is that start token alone. Uses the
+ * vocabulary's scratch space: callers on several threads serialize (see infer_model_vocab). */
+int infer_prompt_encode(infer_model *m, const char *text, size_t len, tok_ids *out, base_err *e);
+
 /* ---- sampling ------------------------------------------------------------------------------- */
 
 #define INFER_MAX_STOP 5 /* the OpenAI API's 4, and the end of turn a chat template adds */
