@@ -47,8 +47,7 @@ enum {
     TOK_PRETOK_SMOLLM = 6,    /* "smollm", "starcoder", "refact", "command-r", "codeshell", ... */
     TOK_PRETOK_FALCON = 7,    /* "falcon" */
     TOK_PRETOK_DEFAULT = 8,   /* "default" (and a file without tokenizer.ggml.pre) */
-    TOK_PRETOK_DEEPSEEK_LLM = 9,
-    TOK_PRETOK_DEEPSEEK_CODER = 10,
+    TOK_PRETOK_DEEPSEEK_CODER = 10, /* "deepseek-coder" */
     TOK_PRETOK_COUNT
 };
 /* The name of a TOK_PRETOK_* value ("gpt2", "cl100k", "llama-bpe", "qwen2", ...; "none"). */

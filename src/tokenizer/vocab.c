@@ -246,17 +246,11 @@ static const char *kind_name(int k) {
 }
 const char *tok_pretok_name(int p) {
     static const char *const names[TOK_PRETOK_COUNT] = {
-        [TOK_PRETOK_NONE] = "none",
-        [TOK_PRETOK_GPT2] = "gpt2",
-        [TOK_PRETOK_CL100K] = "cl100k",
-        [TOK_PRETOK_LLAMA3] = "llama-bpe",
-        [TOK_PRETOK_QWEN2] = "qwen2",
-        [TOK_PRETOK_GGUF_GPT2] = "gpt-2",
-        [TOK_PRETOK_SMOLLM] = "smollm",
-        [TOK_PRETOK_FALCON] = "falcon",
-        [TOK_PRETOK_DEFAULT] = "default",
-        [TOK_PRETOK_DEEPSEEK_LLM] = "deepseek-llm",
-        [TOK_PRETOK_DEEPSEEK_CODER] = "deepseek-coder",
+        [TOK_PRETOK_NONE] = "none",       [TOK_PRETOK_GPT2] = "gpt2",
+        [TOK_PRETOK_CL100K] = "cl100k",   [TOK_PRETOK_LLAMA3] = "llama-bpe",
+        [TOK_PRETOK_QWEN2] = "qwen2",     [TOK_PRETOK_GGUF_GPT2] = "gpt-2",
+        [TOK_PRETOK_SMOLLM] = "smollm",   [TOK_PRETOK_FALCON] = "falcon",
+        [TOK_PRETOK_DEFAULT] = "default", [TOK_PRETOK_DEEPSEEK_CODER] = "deepseek-coder",
     };
     return p >= 0 && p < TOK_PRETOK_COUNT && names[p] ? names[p] : "?";
 }
@@ -340,9 +334,9 @@ static int build_eog(tok_vocab *v, base_err *e) {
 }
 
 int tok_vocab_finish(tok_vocab *v, base_err *e) {
-    if (v->kind == TOK_KIND_BPE && v->pretok != TOK_PRETOK_GPT2 && v->pretok != TOK_PRETOK_CL100K)
-        return base_fail(e, BASE_EFORMAT,
-                         "byte-level BPE needs the gpt2 or cl100k pre-tokenizer (got %d)",
+    if (v->kind == TOK_KIND_BPE && (v->pretok <= TOK_PRETOK_NONE || v->pretok >= TOK_PRETOK_COUNT ||
+                                    !strcmp(tok_pretok_name(v->pretok), "?")))
+        return base_fail(e, BASE_EFORMAT, "byte-level BPE needs a pre-tokenizer (got %d)",
                          v->pretok);
     if (v->kind == TOK_KIND_SPM && v->pretok != TOK_PRETOK_NONE)
         return base_fail(e, BASE_EFORMAT, "SentencePiece-style vocabularies take no pre-tokenizer");
@@ -384,9 +378,13 @@ int tok_vocab_finish(tok_vocab *v, base_err *e) {
         for (int b = 0; b < 256; b++) {
             char c = (char)b;
             int32_t id = tok_lookup(v, &c, 1);
-            if (id < 0 || (v->type[id] != TOK_TYPE_NORMAL && v->type[id] != TOK_TYPE_BYTE))
+            if (id < 0 || (v->type[id] != TOK_TYPE_NORMAL && v->type[id] != TOK_TYPE_BYTE)) {
+                /* llama.cpp drops such a byte from the ids (GGUF vocabularies often lack the
+                 * bytes UTF-8 never uses, and its U+FFFD for invalid bytes needs none) */
+                if (v->flags & TOK_FLAG_LLAMA) continue;
                 return base_fail(e, BASE_EFORMAT,
                                  "byte-level BPE vocabulary has no token for byte 0x%02X", b);
+            }
             v->byte_id[b] = id;
         }
     } else {
@@ -401,8 +399,9 @@ int tok_vocab_finish(tok_vocab *v, base_err *e) {
         for (int b = 0; b < 256; b++) missing += v->byte_id[b] < 0;
         v->spm_newline_splits = 1;
         for (uint32_t id = 0; id < v->n; id++)
-            if ((v->type[id] == TOK_TYPE_NORMAL || v->type[id] == TOK_TYPE_USER) && v->len[id] &&
-                memchr(v->blob + v->off[id], '\n', v->len[id]))
+            if ((v->type[id] == TOK_TYPE_NORMAL || v->type[id] == TOK_TYPE_USER ||
+                 (v->flags & TOK_FLAG_LLAMA)) &&
+                v->len[id] && memchr(v->blob + v->off[id], '\n', v->len[id]))
                 v->spm_newline_splits = 0;
         if (missing && v->unk < 0)
             return base_fail(e, BASE_EFORMAT,
@@ -440,6 +439,7 @@ void tok_free(tok_vocab *v) {
     free(v->specials);
     free(v->eog);
     tok_re_free(v->re);
+    tok_lsplit_free(&v->lsplit);
     tok_cache_free(&v->cache);
     free(v);
 }
@@ -739,21 +739,15 @@ int tok_load_gguf(const gguf_file *g, tok_vocab **out, base_err *e) {
     int pretok = TOK_PRETOK_NONE;
     if (model.len == 4 && !memcmp(model.ptr, "gpt2", 4)) {
         kind = TOK_KIND_BPE;
-        pretok = TOK_PRETOK_GPT2;
+        pretok = TOK_PRETOK_DEFAULT; /* llama.cpp's choice for a file without the key */
         if (gguf_find(g, "tokenizer.ggml.pre") >= 0) {
             gguf_str pre;
             if (gguf_get_str(g, "tokenizer.ggml.pre", &pre, e)) return BASE_EFORMAT;
-#define IS(s) (pre.len == sizeof(s) - 1 && !memcmp(pre.ptr, s, sizeof(s) - 1))
-            if (IS("gpt-2") || IS("default"))
-                pretok = TOK_PRETOK_GPT2;
-            else if (IS("llama-bpe") || IS("llama3") || IS("llama-v3")) {
-                pretok = TOK_PRETOK_CL100K;
-                flags_pre = TOK_FLAG_ADD_BOS | TOK_FLAG_IGNORE_MERGES;
-            } else
-                return base_fail(e, BASE_EFORMAT,
-                                 "GGUF: pre-tokenizer '%.*s' is not supported (gpt-2, llama-bpe)",
-                                 (int)(pre.len > 64 ? 64 : pre.len), pre.ptr);
-#undef IS
+            pretok = tok_pretok_from_gguf(pre.ptr, (size_t)pre.len, &flags_pre);
+            if (pretok < 0)
+                return base_fail(
+                    e, BASE_EFORMAT, "GGUF: pre-tokenizer '%.*s' is not supported (supported: %s)",
+                    (int)(pre.len > 64 ? 64 : pre.len), pre.ptr, tok_pretok_gguf_names());
         }
     } else if (model.len == 5 && !memcmp(model.ptr, "llama", 5)) {
         kind = TOK_KIND_SPM;

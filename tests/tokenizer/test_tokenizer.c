@@ -583,10 +583,15 @@ static void test_spm(void **state) {
     /* no token for é: its UTF-8 bytes */
     encode_is(v, "\xC3\xA9", 0, (int32_t[]){S, 3 + 0xC3, 3 + 0xA9}, 3);
     encode_is(v, "", 0, NULL, 0);
-    /* specials only when asked; no space prefix after a leading special */
-    encode_is(v, "<s>ab", 1, (int32_t[]){1, AB}, 2);
-    roundtrip(v, "<s>ab", 5, 1);
-    roundtrip(v, " ab  c\xff\xC3\xA9 x", 11, 0);
+    /* specials only when asked; the text after a special gets the space prefix too, as in
+     * llama.cpp (so "<s>ab" does not round-trip: it decodes as "<s> ab") */
+    encode_is(v, "<s>ab", 1, (int32_t[]){1, SAB}, 2);
+    encode_is(v, "ab<s>ab", 1, (int32_t[]){SAB, 1, SAB}, 3);
+    encode_is(v, "<s>ab", 0, (int32_t[]){S, 3 + '<', 3 + 's', 3 + '>', AB}, 5);
+    roundtrip(v, " ab  c\xC3\xA9 x", 10, 0);
+    /* llama.cpp splits characters by the lead byte alone: 0xFF takes four bytes, the space
+     * after it included, and they fall back to byte tokens (no round trip for invalid UTF-8) */
+    encode_is(v, "a\xff b", 0, (int32_t[]){SA, 3 + 0xFF, 3 + 0xE2, 3 + 0x96, 3 + 0x81, B}, 6);
     roundtrip(v, "  leading and trailing  ", 24, 0);
     char *t;
     size_t tl;
@@ -597,7 +602,7 @@ static void test_spm(void **state) {
     free(t);
     base_rng r;
     base_rng_seed(&r, 5);
-    const char *alpha[] = {"a", "b", "c", "x", "y", " ", "\xC3\xA9", "\xff", "\n"};
+    const char *alpha[] = {"a", "b", "c", "x", "y", " ", "\xC3\xA9", "\n", "\n"};
     for (int it = 0; it < 500; it++) {
         char buf[100];
         size_t o = 0, n = (size_t)base_rng_below(&r, 40);
@@ -735,13 +740,16 @@ static void test_gpt2_gguf(void **state) {
     encode_is(v, " then", 0, (int32_t[]){258, 255 - 'n'}, 2);
     encode_is(v, "the a<|endoftext|>", 1, (int32_t[]){255 - 't', 257, 259, 260}, 4);
     encode_is(v, "\0", 0, NULL, 0); /* strlen: empty */
-    roundtrip(v, "\0\x01 the\xff", 7, 0);
+    roundtrip(v, "\0\x01 the", 6, 0);
+    /* as llama.cpp: an invalid byte is U+FFFD (EF BF BD) before the split */
+    encode_is(v, "\xff", 0, (int32_t[]){255 - 0xEF, 255 - 0xBF, 255 - 0xBD}, 3);
+    encode_is(v, "a\xC3", 0, (int32_t[]){255 - 'a', 255 - 0xEF, 255 - 0xBF, 255 - 0xBD}, 4);
     tok_free(v);
     gpt2_gguf(&w, "x yz", NULL);
     load_gw(&w, BASE_EFORMAT, "merge 4");
     gw_free(&w);
-    gpt2_gguf(&w, NULL, "qwen2");
-    load_gw(&w, BASE_EFORMAT, "'qwen2' is not supported");
+    gpt2_gguf(&w, NULL, "qwen9");
+    load_gw(&w, BASE_EFORMAT, "'qwen9' is not supported (supported: llama-bpe,");
     gw_free(&w);
     /* counts that disagree */
     gw_begin(&w, 3);
