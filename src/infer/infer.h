@@ -26,7 +26,10 @@ const nn_config *infer_model_config(const infer_model *m);
  * callers on several threads must serialize encoding (or load their own handle with tok_load);
  * the scheduler only calls the const queries (tok_token_text, tok_token_type). */
 tok_vocab *infer_model_vocab(const infer_model *m);
-const char *infer_model_name(const infer_model *m); /* e.g. the run directory's base name */
+/* The file stem: a run directory's base name, an exported FILE.gguf's FILE */
+const char *infer_model_name(const infer_model *m);
+/* A GGUF's tokenizer.chat_template (Jinja text; lives until infer_model_free), or NULL. */
+const char *infer_model_chat_template(const infer_model *m);
 /* NN_GPT2 or NN_LLAMA: picks the chat template */
 nn_family infer_model_family(const infer_model *m);
 
@@ -89,7 +92,8 @@ typedef struct {
 typedef enum { INFER_EV_TEXT, INFER_EV_DONE } infer_ev_kind;
 
 typedef enum {
-    INFER_FINISH_STOP,      /* end-of-text token or a stop sequence */
+    INFER_FINISH_STOP,      /* an end-of-generation token (tok_is_eog: eos, <|eot_id|>,
+                             * <|im_end|>, ...; never emitted as text) or a stop sequence */
     INFER_FINISH_LENGTH,    /* max_tokens or the context is full */
     INFER_FINISH_CANCELLED, /* the client went away or cancelled */
     INFER_FINISH_ERROR
@@ -103,6 +107,7 @@ typedef struct {
     infer_finish finish;
     int prompt_tokens, completion_tokens;
     double queue_s, ttft_s, total_s; /* seconds: waiting for a slot, to the first token, overall */
+    const char *error; /* ERROR: what failed (e.g. the forward's message); valid during the call */
 } infer_event;
 
 /* Called on the scheduler's thread, without its lock held (it may call infer_sched_submit or
