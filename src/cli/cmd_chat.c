@@ -222,7 +222,9 @@ int cli_chat(int argc, char **argv) {
                 printf("%s\n", CHAT_COMMANDS);
             } else if (!strcmp(line, "/history")) {
                 base_buf b = {0};
-                if (h.n && server_chat_render(tmpl, h.m, h.n, &b)) goto oom;
+                /* as the model reads it: the answer's turn open unless the answer is there */
+                int open = h.n && strcmp(h.m[h.n - 1].role, "assistant") != 0;
+                if (h.n && server_chat_render_ex(tmpl, h.m, h.n, open, &b)) goto oom;
                 if (h.n) printf("%.*s\n", (int)b.len, b.data ? b.data : "");
                 base_buf_free(&b);
             } else {
