@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAXT 128
 
@@ -317,6 +318,125 @@ static void test_families(void **state) {
     assert_int_equal(fails, 0);
 }
 
+static unsigned char *slurp(const char *path, size_t *n);
+static void spit(const char *path, const unsigned char *b, size_t n);
+
+/* ---- end of generation */
+
+typedef struct eog_run {
+    char text[4096];
+    size_t len;
+    infer_event done;
+    int finished;
+} eog_run;
+
+static int eog_event(void *ud, const infer_event *ev) {
+    eog_run *r = ud;
+    if (ev->kind == INFER_EV_TEXT) {
+        if (r->len + ev->len < sizeof r->text) memcpy(r->text + r->len, ev->text, ev->len);
+        r->len += ev->len;
+    } else {
+        r->done = *ev;
+        __atomic_store_n(&r->finished, 1, __ATOMIC_RELEASE);
+    }
+    return 0;
+}
+
+/* Generates greedily from prompt through the scheduler (as generate, chat and serve do). */
+static void sched_run(infer_model *m, const int32_t *p, int np, int max_tokens, eog_run *r) {
+    infer_sched *s;
+    base_err e = {0};
+    infer_sched_opts o = {.n_slots = 1, .ctx = 128, .threads = 1};
+    assert_int_equal(infer_sched_create(&s, m, &o, &e), 0);
+    infer_sampling sp;
+    infer_sampling_default(&sp);
+    sp.temperature = 0;
+    sp.max_tokens = max_tokens;
+    memset(r, 0, sizeof *r);
+    assert_int_equal(infer_sched_submit(s, p, (size_t)np, &sp, eog_event, r, NULL, &e), 0);
+    while (!__atomic_load_n(&r->finished, __ATOMIC_ACQUIRE)) usleep(1000);
+    infer_sched_free(s);
+}
+
+/* Every end-of-generation token stops generation and is never printed, not only the end of
+ * text: the llama family file's eos_token_id key rewritten into an eot_token_id (end of turn)
+ * naming the 4th token its greedy run produces, that run stops there, its text the first three
+ * tokens' (and <|eot_id|>, <|eom_id|> and </s> are all end-of-generation tokens of that
+ * vocabulary, as llama.cpp infers them from their text). */
+static void test_end_of_generation(void **state) {
+    (void)state;
+    char tsv[512], path[512], dir[] = "/tmp/hearth_eog_XXXXXX", line[16384];
+    snprintf(tsv, sizeof tsv, "%s/fixtures/gguf-families/expected.tsv", test_dir());
+    FILE *f = fopen(tsv, "r");
+    assert_non_null(f);
+    int32_t p[256], w[256];
+    int np = 0, nw = 0;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "llama-F16.gguf\ttext\t", 20)) {
+            strtok(line, "\t"), strtok(NULL, "\t"), strtok(NULL, "\t");
+            char *pids = strtok(NULL, "\t"), *gids = strtok(NULL, "\t\n");
+            np = parse_ids(pids, p, 256), nw = parse_ids(gids, w, 256);
+            break;
+        }
+    fclose(f);
+    assert_true(np > 0 && nw >= 64);
+    snprintf(path, sizeof path, "%s/fixtures/gguf-families/llama-F16.gguf", test_dir());
+    infer_model *m;
+    base_err e = {0};
+    assert_int_equal(infer_model_load(&m, path, NULL, &e), 0);
+    tok_vocab *v = infer_model_vocab(m);
+    static const char *const eog_texts[] = {"<|eot_id|>", "<|eom_id|>", "</s>"};
+    for (int i = 0; i < 3; i++)
+        assert_true(tok_is_eog(v, tok_find(v, eog_texts[i], strlen(eog_texts[i]))));
+    assert_false(tok_is_eog(v, tok_find(v, "<|start_header_id|>", 19)));
+    /* the untouched file: 8 tokens of llama.cpp's run */
+    eog_run r;
+    sched_run(m, p, np, 8, &r);
+    assert_int_equal(r.done.finish, INFER_FINISH_LENGTH);
+    assert_int_equal(r.done.completion_tokens, 8);
+    /* what the stream prints: the tokens' text as they are (tok_decode would drop the space
+     * that SentencePiece encoding prefixes to a text) */
+    char want3[1024] = "", want8[1024] = "";
+    size_t l3 = 0, l8 = 0;
+    for (int i = 0; i < 8; i++) {
+        const char *t;
+        size_t tl;
+        assert_int_equal(tok_token_text(v, w[i], &t, &tl, &e), 0);
+        assert_true(l8 + tl < sizeof want8);
+        memcpy(want8 + l8, t, tl), l8 += tl;
+        if (i < 3) memcpy(want3 + l3, t, tl), l3 += tl;
+    }
+    assert_true(r.len > l3 && !memcmp(r.text, want3, l3)); /* (later ones: bytes, not UTF-8) */
+    infer_model_free(m);
+    /* eos_token_id := w[3] */
+    assert_non_null(mkdtemp(dir));
+    size_t n;
+    unsigned char *b = slurp(path, &n);
+    const char *key = "tokenizer.ggml.eos_token_id";
+    size_t kl = strlen(key), ki = 0;
+    while (ki + kl + 8 < n && memcmp(b + ki, key, kl) != 0) ki++;
+    uint32_t vt, id = (uint32_t)w[3];
+    memcpy(&vt, b + ki + kl, 4);
+    assert_int_equal(vt, 4); /* uint32 */
+    memcpy(b + ki + kl + 4, &id, 4);
+    memcpy(b + ki + 15, "eot", 3); /* the same length: tokenizer.ggml.eot_token_id */
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s/eos.gguf", dir);
+    spit(tmp, b, n);
+    free(b);
+    assert_int_equal(infer_model_load(&m, tmp, NULL, &e), 0);
+    assert_true(tok_is_eog(infer_model_vocab(m), w[3]));
+    assert_true(tok_eot_id(infer_model_vocab(m)) != w[3]); /* not the end-of-text token */
+    sched_run(m, p, np, 8, &r);
+    assert_int_equal(r.done.finish, INFER_FINISH_STOP);
+    assert_int_equal(r.done.completion_tokens, 4); /* the end-of-generation token counts */
+    /* the text is the three tokens before it, nothing of the fourth */
+    if (r.len != l3 || memcmp(r.text, want3, l3) != 0)
+        fail_msg("printed \"%.*s\", want \"%s\" (of \"%s\")", (int)r.len, r.text, want3, want8);
+    infer_model_free(m);
+    test_rm_rf(dir);
+}
+
 /* ---- refusals: what hearth does not run, and broken files, by name */
 
 static unsigned char *slurp(const char *path, size_t *n) {
@@ -434,6 +554,7 @@ int test_gguf_parity(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llamacpp_greedy),
         cmocka_unit_test(test_families),
+        cmocka_unit_test(test_end_of_generation),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests_name("gguf_parity", tests, NULL, NULL);
