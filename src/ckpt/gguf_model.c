@@ -231,6 +231,13 @@ static float half_to_float(uint16_t h) {
 
 int ckpt_gguf_read_model(const gguf_file *g, nn_model *m, base_err *e) {
     const nn_config *c = &m->cfg;
+    gguf_str arch; /* the other Llama-family architectures differ by more than nn_config says */
+    if (gguf_get_str(g, "general.architecture", &arch, e)) return BASE_EFORMAT;
+    if (strlen(arch_name(c)) != arch.len || memcmp(arch.ptr, arch_name(c), arch.len) != 0)
+        return base_fail(e, BASE_EFORMAT,
+                         "GGUF: a %.*s model cannot be read into hearth's %s parameters (the "
+                         "engine runs it: infer_model_load)",
+                         (int)(arch.len > 40 ? 40 : arch.len), arch.ptr, arch_name(c));
     int HS = c->d_model / c->n_head;
     ckpt_piece *p;
     int n = ckpt_pieces(m, CKPT_NAMES_GGUF, &p);
