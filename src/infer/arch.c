@@ -102,6 +102,12 @@ int infer_hparams_from_gguf(infer_hparams *hp, const infer_family *f, const gguf
         return BASE_EFORMAT;
     if (hd < 1 || hd > 4096 || hd % 2)
         return base_fail(e, BASE_EFORMAT, "GGUF: a head of %d dimensions", hd);
+    int vd = hd; /* values as wide as keys: the cache and the attention assume it */
+    if (opt_uint(g, a, "attention.value_length", &vd, e)) return BASE_EFORMAT;
+    if (vd != hd)
+        return base_fail(e, BASE_EFORMAT,
+                         "GGUF: value heads of %d dimensions and key heads of %d are not supported",
+                         vd, hd);
     hp->head_dim = hd;
     hp->att_scale = 1.0f / sqrtf((float)hd);
     if (scale < 0) return base_fail(e, BASE_EFORMAT, "GGUF: rope.scaling.factor %g", (double)scale);
