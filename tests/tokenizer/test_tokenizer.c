@@ -777,6 +777,91 @@ static void test_gpt2_gguf(void **state) {
     gw_free(&w);
 }
 
+/* ---- llama.cpp's ids on the recorded fixtures (tests/fixtures/tok, tools/tok_fixtures.sh):
+ * every pre-tokenizer type and SentencePiece, each text with and without parse_special */
+
+static char *read_all(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 12, n = 0;
+    char *b = malloc(cap + 1);
+    size_t got;
+    while (b && (got = fread(b + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) b = realloc(b, (cap *= 2) + 1);
+    }
+    fclose(f);
+    if (b) b[n] = 0;
+    *len = n;
+    return b;
+}
+
+static void test_llama_fixtures(void **state) {
+    (void)state;
+    static const struct {
+        const char *file;
+        int pretok; /* TOK_PRETOK_*, or -1: SentencePiece */
+    } fx[] = {{"gpt-2", TOK_PRETOK_GGUF_GPT2},  {"llama-bpe", TOK_PRETOK_LLAMA3},
+              {"qwen2", TOK_PRETOK_QWEN2},      {"smollm", TOK_PRETOK_SMOLLM},
+              {"starcoder", TOK_PRETOK_SMOLLM}, {"refact", TOK_PRETOK_SMOLLM},
+              {"mpt", TOK_PRETOK_GGUF_GPT2},    {"falcon", TOK_PRETOK_FALCON},
+              {"gpt-neox", TOK_PRETOK_DEFAULT}, {"deepseek-coder", TOK_PRETOK_DEEPSEEK_CODER},
+              {"llama-spm", TOK_PRETOK_NONE},   {"phi-3", TOK_PRETOK_NONE}};
+    int types_seen[TOK_PRETOK_COUNT] = {0};
+    for (size_t k = 0; k < sizeof fx / sizeof *fx; k++) {
+        char path[512];
+        base_err e = {0};
+        tok_vocab *v;
+        snprintf(path, sizeof path, "%s/fixtures/tok/%s.gguf", test_dir(), fx[k].file);
+        if (tok_load(path, &v, &e)) fail_msg("%s: %s", path, e.msg);
+        assert_int_equal(tok_pretok(v), fx[k].pretok);
+        types_seen[fx[k].pretok]++;
+        snprintf(path, sizeof path, "%s/fixtures/tok/%s.ids", test_dir(), fx[k].file);
+        size_t n;
+        char *ids = read_all(path, &n);
+        if (!ids) fail_msg("cannot read %s", path);
+        int lines = 0;
+        for (char *line = strtok(ids, "\n"); line; line = strtok(NULL, "\n")) {
+            if (line[0] == '#') continue;
+            char name[64], mode[16];
+            int off = 0;
+            if (sscanf(line, "%63s %15[a-z]:%n", name, mode, &off) != 2 || off == 0)
+                fail_msg("%s: bad line '%s'", path, line);
+            tok_ids want = {0}, got = {0};
+            for (char *p = line + off, *end; *p; p = end) {
+                long x = strtol(p, &end, 10);
+                if (end == p) break;
+                tok_ids_push(&want, (int32_t)x);
+            }
+            char tpath[512];
+            snprintf(tpath, sizeof tpath, "%s/fixtures/tok/texts/%s", test_dir(), name);
+            size_t tl;
+            char *text = read_all(tpath, &tl);
+            if (!text) fail_msg("cannot read %s", tpath);
+            int flags = TOK_ENCODE_ADD_SPECIAL | (strcmp(mode, "special") ? 0 : TOK_ENCODE_SPECIAL);
+            assert_int_equal(tok_encode(v, text, tl, flags, &got, &e), 0);
+            int same = got.len == want.len &&
+                       (got.len == 0 || !memcmp(got.data, want.data, got.len * sizeof *got.data));
+            if (!same) {
+                char g[1024] = "";
+                for (size_t i = 0; i < got.len && strlen(g) < 1000; i++)
+                    snprintf(g + strlen(g), sizeof g - strlen(g), " %d", got.data[i]);
+                fail_msg("%s, %s (%s): llama.cpp gave%s\nhearth gave %s", fx[k].file, name, mode,
+                         line + off, g);
+            }
+            tok_ids_free(&want), tok_ids_free(&got);
+            free(text);
+            lines++;
+        }
+        assert_true(lines >= 40); /* every text, both modes */
+        free(ids);
+        tok_free(v);
+    }
+    /* every pre-tokenizer type of llama.cpp's that hearth has is covered */
+    for (int t = TOK_PRETOK_LLAMA3; t < TOK_PRETOK_COUNT; t++)
+        if (strcmp(tok_pretok_name(t), "?")) assert_true(types_seen[t] > 0);
+}
+
 /* ---- tiktoken ranks */
 
 static void b64(const uint8_t *p, size_t n, char *out) {
@@ -940,6 +1025,7 @@ int test_tokenizer(void) {
         cmocka_unit_test(test_htok_file),
         cmocka_unit_test(test_spm),
         cmocka_unit_test(test_gpt2_gguf),
+        cmocka_unit_test(test_llama_fixtures),
         cmocka_unit_test(test_tiktoken_import),
         cmocka_unit_test(test_cl100k_train),
         cmocka_unit_test(test_stream_cut_pieces),
