@@ -1,8 +1,10 @@
 #!/bin/bash
 # tools/tok_fixtures.sh: regenerates tests/fixtures/tok/: small vocabulary-only GGUFs (one per
-# pre-tokenizer type and SentencePiece), the texts, and the ids llama.cpp's llama-tokenize
-# gives for each text (--no-escape: the bytes as they are) with and without parse_special (BOS/EOS as the vocabulary says), which
-# tests/tokenizer/test_tokenizer.c (test_llama_fixtures) compares hearth's ids against.
+# pre-tokenizer type and SentencePiece), the texts, the ids llama.cpp's llama-tokenize gives
+# for each text (--no-escape: the bytes as they are) with and without parse_special (BOS/EOS
+# as the vocabulary says: NAME.ids), and the special ids its loader settles on (NAME.special:
+# BOS, EOS, EOT, EOM and every EOG id, from its print_info lines), which
+# tests/tokenizer/test_tokenizer.c (test_llama_fixtures) compares hearth's against.
 #   LLAMA_CPP=~/.cache/hearth-peers/llama.cpp tools/tok_fixtures.sh
 # Sources: the vocabularies in $LLAMA_CPP/models, trimmed by tools/gguf_vocab_fixture.py; the
 # llama-bpe, qwen2 and smollm ones are GPT-2's tokens and merges under that pre-tokenizer, with
@@ -73,6 +75,9 @@ for g in "$D"/*.gguf; do
   n=$(basename "$g" .gguf)
   out="$D/$n.ids"
   echo "# $n: llama-tokenize --ids (add_special), per text: 'FILE special|plain: IDS'" >"$out"
+  # the special ids llama.cpp's loader settles on (its print_info lines): BOS, EOS, EOT, EOM, EOG
+  "$TOK" -m "$g" -p x 2>&1 | grep -E "print_info: (BOS|EOS|EOT|EOM|EOG) token" |
+    sed -E 's/print_info: ([A-Z]+) token *= ([0-9]+).*/\1 \2/' >"$D/$n.special"
   for f in "$D"/texts/*.txt; do
     s=$("$TOK" -m "$g" -f "$f" --ids --no-escape --log-disable 2>/dev/null | tail -1 | tr -d '[],')
     p=$("$TOK" -m "$g" -f "$f" --ids --no-escape --log-disable --no-parse-special 2>/dev/null | tail -1 | tr -d '[],')

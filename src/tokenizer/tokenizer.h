@@ -178,6 +178,12 @@ size_t tok_stream_cut(const tok_vocab *v, const char *text, size_t len);
 
 /* ---- decoding */
 enum { TOK_DECODE_SKIP_SPECIAL = 1 }; /* CONTROL and UNKNOWN tokens decode to nothing */
+/* The bytes one generated token prints, as llama.cpp's token_to_piece: a normal token its
+ * text (SentencePiece: U+2581 as a space, no space removed), a byte token its byte, a
+ * user-defined token its text as written; control and unknown tokens their text, or nothing
+ * with TOK_DECODE_SKIP_SPECIAL (llama.cpp's special=false); unused ones nothing. *text points
+ * into the vocabulary. BASE_EINVAL (and "") for an id outside it. */
+int tok_token_piece(const tok_vocab *v, int32_t id, int flags, const char **text, size_t *len);
 /* Decodes n ids into a malloc'd buffer *text (NUL-terminated for convenience; *len excludes
  * the NUL; caller frees). An id outside the vocabulary is BASE_EINVAL. For SentencePiece-style
  * vocabularies the space that encoding prefixed is removed again, so decode(encode(x)) == x. */

@@ -193,8 +193,13 @@ static int build_decoded(tok_vocab *v, base_err *e) {
         uint32_t n = v->len[id];
         v->doff[id] = (uint32_t)o;
         int b = v->type[id] == TOK_TYPE_BYTE ? parse_byte_token(p, n) : -1;
+        /* llama.cpp prints control, unknown and user-defined tokens as they are written */
+        int raw = (v->flags & TOK_FLAG_LLAMA) && v->type[id] != TOK_TYPE_NORMAL;
         if (b >= 0) {
             v->dblob[o++] = (char)b;
+        } else if (raw) {
+            memcpy(v->dblob + o, p, n);
+            o += n;
         } else {
             for (uint32_t i = 0; i < n; i++) {
                 if (i + 2 < n && (uint8_t)p[i] == 0xE2 && (uint8_t)p[i + 1] == 0x96 &&
@@ -504,6 +509,19 @@ int tok_token_text(const tok_vocab *v, int32_t id, const char **text, size_t *le
     if (id < 0 || (uint32_t)id >= v->n)
         return base_fail(e, BASE_EINVAL, "token id %d is not in the vocabulary (%u tokens)", id,
                          v->n);
+    *text = v->dblob + v->doff[id];
+    *len = v->dlen[id];
+    return 0;
+}
+
+int tok_token_piece(const tok_vocab *v, int32_t id, int flags, const char **text, size_t *len) {
+    *text = "";
+    *len = 0;
+    if (id < 0 || (uint32_t)id >= v->n) return BASE_EINVAL;
+    int t = v->type[id];
+    if (t == TOK_TYPE_UNUSED ||
+        ((flags & TOK_DECODE_SKIP_SPECIAL) && (t == TOK_TYPE_CONTROL || t == TOK_TYPE_UNKNOWN)))
+        return 0;
     *text = v->dblob + v->doff[id];
     *len = v->dlen[id];
     return 0;

@@ -855,6 +855,63 @@ static void test_llama_fixtures(void **state) {
         }
         assert_true(lines >= 40); /* every text, both modes */
         free(ids);
+        /* the special ids llama.cpp's loader settles on: BOS, EOS, EOT, EOM, the EOG set */
+        snprintf(path, sizeof path, "%s/fixtures/tok/%s.special", test_dir(), fx[k].file);
+        char *sp = read_all(path, &n);
+        if (!sp) fail_msg("cannot read %s", path);
+        int32_t bos = -1, eos = -1, eot = -1, eom = -1, eog[16];
+        size_t n_eog = 0;
+        for (char *line = strtok(sp, "\n"); line; line = strtok(NULL, "\n")) {
+            char what[8];
+            int id;
+            if (sscanf(line, "%7s %d", what, &id) != 2) fail_msg("%s: bad line '%s'", path, line);
+            if (!strcmp(what, "BOS")) bos = id;
+            if (!strcmp(what, "EOS")) eos = id;
+            if (!strcmp(what, "EOT")) eot = id;
+            if (!strcmp(what, "EOM")) eom = id;
+            if (!strcmp(what, "EOG") && n_eog < 16) eog[n_eog++] = id;
+        }
+        free(sp);
+        assert_int_equal(tok_bos_id(v), bos);
+        assert_int_equal(tok_eos_id(v), eos);
+        assert_int_equal(tok_end_of_turn_id(v), eot);
+        assert_int_equal(tok_eom_id(v), eom);
+        const int32_t *ours;
+        assert_int_equal(tok_eog_ids(v, &ours), n_eog);
+        for (size_t i = 0; i < n_eog; i++) {
+            assert_int_equal(ours[i], eog[i]);
+            assert_true(tok_is_eog(v, eog[i]));
+        }
+        tok_free(v);
+    }
+    /* pieces as llama.cpp's token_to_piece prints them (llama-tokenize without --ids on
+     * texts/16.txt with the phi-3 fixture): specials as written, U+2581 as a space, bytes */
+    {
+        char path[512];
+        base_err e = {0};
+        tok_vocab *v;
+        snprintf(path, sizeof path, "%s/fixtures/tok/phi-3.gguf", test_dir());
+        assert_int_equal(tok_load(path, &v, &e), 0);
+        static const char *want[] = {"<s>",  "<|user|>", " H",      "ello",         "\xe2",
+                                     "\x96", "\x81",     "<|end|>", "<|assistant|>"};
+        tok_ids ids = {0};
+        const char *text = "<|user|>\nHello <|end|>\n<|assistant|>\n";
+        assert_int_equal(tok_encode(v, text, strlen(text),
+                                    TOK_ENCODE_SPECIAL | TOK_ENCODE_ADD_SPECIAL, &ids, &e),
+                         0);
+        assert_true(ids.len == 9);
+        for (size_t i = 0; i < 9; i++) {
+            const char *p;
+            size_t n;
+            assert_int_equal(tok_token_piece(v, ids.data[i], 0, &p, &n), 0);
+            if (n != strlen(want[i]) || memcmp(p, want[i], n))
+                fail_msg("piece %zu: '%.*s', llama.cpp '%s'", i, (int)n, p, want[i]);
+            /* without specials (llama.cpp's special=false) control tokens print nothing */
+            assert_int_equal(tok_token_piece(v, ids.data[i], TOK_DECODE_SKIP_SPECIAL, &p, &n), 0);
+            assert_int_equal(
+                n, tok_token_type(v, ids.data[i]) == TOK_TYPE_CONTROL ? 0 : strlen(want[i]));
+        }
+        tok_ids_free(&ids);
         tok_free(v);
     }
     /* every pre-tokenizer type of llama.cpp's that hearth has is covered */
