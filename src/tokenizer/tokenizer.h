@@ -171,7 +171,11 @@ int tok_encode(tok_vocab *v, const char *text, size_t len, int flags, tok_ids *o
  *    than space, i.e. between '\n' and Y; or before a space that follows an ASCII letter
  *    ("word| next"). (After '\n' alone is not enough for GPT-2: "a \n" + "b" splits as
  *    "a", " ", "\n", "b" whole but "a", " \n" when the text ends at the newline.)
- *  - SentencePiece-style: after any '\n', when no mergeable token holds a newline (else none).
+ *    The same cuts hold for llama.cpp's pre-tokenizers (each splits at least where GPT-2's or
+ *    cl100k's does around them; invalid bytes never join an ASCII byte).
+ *  - SentencePiece-style: after any '\n', when no mergeable token holds a newline (else none)
+ *    and (GGUF) no lead byte just before takes the newline into its character.
+ *  Never inside (or possibly inside, past len) a user-defined token, which any text matches.
  * A caller with a text of no cut at all (one huge line) must cut somewhere else, and accept
  * that the ids near that cut may differ from a whole encoding. */
 size_t tok_stream_cut(const tok_vocab *v, const char *text, size_t len);

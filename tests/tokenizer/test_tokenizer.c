@@ -701,6 +701,7 @@ static void gpt2_gguf(gw *w, const char *bad_merge, const char *pre) {
     for (int i = 0; i < 4; i++)
         gpt2_text(words[i], store[n]), tok[n] = store[n], type[n++] = TOK_TYPE_NORMAL;
     tok[n] = "<|endoftext|>", type[n++] = TOK_TYPE_CONTROL;
+    tok[n] = "x y", type[n++] = TOK_TYPE_USER; /* user-defined: matched in any text */
     char m[5][32];
     gpt2_text(" ", m[0]);
     strcat(m[0], " t"); /* "Ġ t" */
@@ -716,7 +717,7 @@ static void gpt2_gguf(gw *w, const char *bad_merge, const char *pre) {
     gw_kv_arr_str(w, "tokenizer.ggml.tokens", tok, NULL, n);
     gw_kv_arr_i32(w, "tokenizer.ggml.token_type", type, n);
     gw_kv_arr_str(w, "tokenizer.ggml.merges", merges, NULL, bad_merge ? 5 : 4);
-    gw_kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)n - 1);
+    gw_kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)n - 2);
     gw_finish(w);
 }
 
@@ -726,8 +727,14 @@ static void test_gpt2_gguf(void **state) {
     gpt2_gguf(&w, NULL, "gpt-2");
     tok_vocab *v = load_gw(&w, 0, NULL);
     gw_free(&w);
-    assert_int_equal(tok_vocab_size(v), 261);
+    assert_int_equal(tok_vocab_size(v), 262);
     assert_int_equal(tok_eot_id(v), 260);
+    /* a user-defined token is matched with or without TOK_ENCODE_SPECIAL (llama.cpp), and no
+     * stream cut falls inside one: "thx| y" would split "x y" */
+    encode_is(v, "thx y", 0, (int32_t[]){255 - 't', 255 - 'h', 261}, 3);
+    assert_int_equal(tok_stream_cut(v, "thx y", 5), 0);
+    assert_int_equal(tok_stream_cut(v, "thq y", 5), 3);
+    assert_int_equal(tok_stream_cut(v, "thx ", 4), 0); /* "x y" may follow */
     /* byte-level BPE "gpt-2": no BOS on prompts; <|endoftext|> is eos, end of turn and EOG */
     assert_int_equal(tok_add_bos(v), 0);
     assert_int_equal(tok_end_of_turn_id(v), 260);
@@ -848,6 +855,26 @@ static void test_llama_fixtures(void **state) {
                     snprintf(g + strlen(g), sizeof g - strlen(g), " %d", got.data[i]);
                 fail_msg("%s, %s (%s): llama.cpp gave%s\nhearth gave %s", fx[k].file, name, mode,
                          line + off, g);
+            }
+            /* the stream cuts hold here too: any cut of any prefix, encoded in two parts,
+             * gives the ids of the whole (without specials, as tok_stream_cut promises) */
+            if (!strcmp(mode, "plain")) {
+                tok_ids whole = {0};
+                assert_int_equal(tok_encode(v, text, tl, 0, &whole, &e), 0);
+                for (size_t L = 2; L <= tl; L++) {
+                    size_t c = tok_stream_cut(v, text, L);
+                    if (!c) continue;
+                    tok_ids two = {0};
+                    assert_int_equal(tok_encode(v, text, c, 0, &two, &e), 0);
+                    assert_int_equal(tok_encode(v, text + c, tl - c, TOK_ENCODE_CONTINUE, &two, &e),
+                                     0);
+                    if (two.len != whole.len ||
+                        memcmp(two.data, whole.data, two.len * sizeof *two.data))
+                        fail_msg("%s, %s: cut at %zu of %zu changes the ids", fx[k].file, name, c,
+                                 L);
+                    tok_ids_free(&two);
+                }
+                tok_ids_free(&whole);
             }
             tok_ids_free(&want), tok_ids_free(&got);
             free(text);
