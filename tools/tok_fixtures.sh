@@ -7,7 +7,7 @@
 # tests/tokenizer/test_tokenizer.c (test_llama_fixtures) compares hearth's against.
 #   LLAMA_CPP=~/.cache/hearth-peers/llama.cpp tools/tok_fixtures.sh
 # Sources: the vocabularies in $LLAMA_CPP/models, trimmed by tools/gguf_vocab_fixture.py; the
-# llama-bpe, qwen2 and smollm ones are GPT-2's tokens and merges under that pre-tokenizer, with
+# llama-bpe, qwen2, smollm, bloom, viking and tekken ones are GPT-2's tokens and merges under that pre-tokenizer, with
 # those families' special tokens (llama.cpp then applies that pre-tokenizer's split).
 set -eu
 LLAMA_CPP=${LLAMA_CPP:-$HOME/.cache/hearth-peers/llama.cpp}
@@ -36,6 +36,9 @@ fx "$M/ggml-vocab-gpt-2.gguf" "$D/qwen2.gguf" --keep 3000 --pre qwen2 \
 fx "$M/ggml-vocab-gpt-2.gguf" "$D/smollm.gguf" --keep 3000 --pre smollm \
   --name "SmolLM (synthetic: GPT-2 tokens)" \
   --add '<|im_start|>:control' --add '<|im_end|>:control'
+for pre in bloom viking tekken; do
+  fx "$M/ggml-vocab-gpt-2.gguf" "$D/$pre.gguf" --keep 3000 --pre $pre --name "$pre (synthetic: GPT-2 tokens)"
+done
 for v in starcoder refact mpt falcon gpt-neox deepseek-coder; do
   fx "$M/ggml-vocab-$v.gguf" "$D/$v.gguf" --keep 3000
 done

@@ -48,6 +48,9 @@ enum {
     TOK_PRETOK_FALCON = 7,    /* "falcon" */
     TOK_PRETOK_DEFAULT = 8,   /* "default" (and a file without tokenizer.ggml.pre) */
     TOK_PRETOK_DEEPSEEK_CODER = 10, /* "deepseek-coder" */
+    TOK_PRETOK_BLOOM = 11,          /* "bloom", "poro-chat", "gpt3-finnish" */
+    TOK_PRETOK_VIKING = 12,         /* "viking" */
+    TOK_PRETOK_TEKKEN = 13,         /* "tekken" (Mistral Nemo) */
     TOK_PRETOK_COUNT
 };
 /* The name of a TOK_PRETOK_* value ("gpt2", "cl100k", "llama-bpe", "qwen2", ...; "none"). */

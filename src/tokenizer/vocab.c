@@ -256,6 +256,8 @@ const char *tok_pretok_name(int p) {
         [TOK_PRETOK_QWEN2] = "qwen2",     [TOK_PRETOK_GGUF_GPT2] = "gpt-2",
         [TOK_PRETOK_SMOLLM] = "smollm",   [TOK_PRETOK_FALCON] = "falcon",
         [TOK_PRETOK_DEFAULT] = "default", [TOK_PRETOK_DEEPSEEK_CODER] = "deepseek-coder",
+        [TOK_PRETOK_BLOOM] = "bloom",     [TOK_PRETOK_VIKING] = "viking",
+        [TOK_PRETOK_TEKKEN] = "tekken",
     };
     return p >= 0 && p < TOK_PRETOK_COUNT && names[p] ? names[p] : "?";
 }

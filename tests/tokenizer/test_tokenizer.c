@@ -813,7 +813,9 @@ static void test_llama_fixtures(void **state) {
               {"starcoder", TOK_PRETOK_SMOLLM}, {"refact", TOK_PRETOK_SMOLLM},
               {"mpt", TOK_PRETOK_GGUF_GPT2},    {"falcon", TOK_PRETOK_FALCON},
               {"gpt-neox", TOK_PRETOK_DEFAULT}, {"deepseek-coder", TOK_PRETOK_DEEPSEEK_CODER},
-              {"llama-spm", TOK_PRETOK_NONE},   {"phi-3", TOK_PRETOK_NONE}};
+              {"llama-spm", TOK_PRETOK_NONE},   {"phi-3", TOK_PRETOK_NONE},
+              {"bloom", TOK_PRETOK_BLOOM},      {"viking", TOK_PRETOK_VIKING},
+              {"tekken", TOK_PRETOK_TEKKEN}};
     int types_seen[TOK_PRETOK_COUNT] = {0};
     for (size_t k = 0; k < sizeof fx / sizeof *fx; k++) {
         char path[512];
