@@ -153,14 +153,11 @@ int tok_pretok_from_gguf(const char *name, size_t len, uint32_t *flags) {
     return -1;
 }
 
-const char *tok_pretok_gguf_names(void) {
-    static char all[1024];
-    if (!all[0]) {
-        size_t o = 0;
-        for (size_t i = 0; i < N_TYPES; i++)
-            o += (size_t)snprintf(all + o, sizeof all - o, "%s%s", i ? "," : "", types[i].names);
-    }
-    return all;
+void tok_pretok_gguf_names(char *buf, size_t cap) {
+    size_t o = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < N_TYPES && o < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%s", i ? "," : "", types[i].names);
 }
 
 struct tok_re {

@@ -764,10 +764,13 @@ int tok_load_gguf(const gguf_file *g, tok_vocab **out, base_err *e) {
             gguf_str pre;
             if (gguf_get_str(g, "tokenizer.ggml.pre", &pre, e)) return BASE_EFORMAT;
             pretok = tok_pretok_from_gguf(pre.ptr, (size_t)pre.len, &flags_pre);
-            if (pretok < 0)
-                return base_fail(
-                    e, BASE_EFORMAT, "GGUF: pre-tokenizer '%.*s' is not supported (supported: %s)",
-                    (int)(pre.len > 64 ? 64 : pre.len), pre.ptr, tok_pretok_gguf_names());
+            if (pretok < 0) {
+                char names[400];
+                tok_pretok_gguf_names(names, sizeof names);
+                return base_fail(e, BASE_EFORMAT,
+                                 "GGUF: pre-tokenizer '%.*s' is not supported (supported: %s)",
+                                 (int)(pre.len > 64 ? 64 : pre.len), pre.ptr, names);
+            }
         }
     } else if (model.len == 5 && !memcmp(model.ptr, "llama", 5)) {
         kind = TOK_KIND_SPM;
