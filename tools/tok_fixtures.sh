@@ -88,4 +88,9 @@ for g in "$D"/*.gguf; do
     echo "$(basename "$f") plain: $p" >>"$out"
   done
 done
+# llama.cpp's own test vectors for one full vocabulary (SentencePiece, 0.7 MB): its texts and
+# the ids its test-tokenizer-0 expects (parse_special, no BOS)
+mkdir -p "$D/vectors"
+cp "$M/ggml-vocab-llama-spm.gguf" "$M/ggml-vocab-llama-spm.gguf.inp" \
+  "$M/ggml-vocab-llama-spm.gguf.out" "$D/vectors/"
 du -sh "$D"

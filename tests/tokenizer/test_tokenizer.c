@@ -2,7 +2,10 @@
  * encode/decode round trips over arbitrary bytes, the pre-tokenizer's pieces, special tokens,
  * the scan and heap merge paths against each other, SentencePiece-style and GPT-2-style GGUF
  * vocabularies built here, tiktoken import, and corrupt vocabulary files. Parity with the
- * npm reference tokenizers is tests/tokenizer/parity.js (run by `make test`). */
+ * npm reference tokenizers is tests/tokenizer/parity.js (run by `make test`); parity with
+ * llama.cpp for GGUF vocabularies is test_llama_fixtures (llama-tokenize's ids recorded on
+ * tests/fixtures/tok by tools/tok_fixtures.sh) and test_llama_vectors (llama.cpp's own). */
+#define _GNU_SOURCE /* memmem */
 #include "test.h"
 
 #include "../ckpt/gguf_write.h"
@@ -948,6 +951,55 @@ static void test_llama_fixtures(void **state) {
         if (strcmp(tok_pretok_name(t), "?")) assert_true(types_seen[t] > 0);
 }
 
+/* llama.cpp's own test vectors (its models/ggml-vocab-llama-spm.gguf.inp/.out, copied to
+ * tests/fixtures/tok/vectors): the full Llama SentencePiece vocabulary, each text encoded with
+ * parse_special and no BOS, as its test-tokenizer-0 does */
+static void test_llama_vectors(void **state) {
+    (void)state;
+    char path[512];
+    base_err e = {0};
+    tok_vocab *v;
+    snprintf(path, sizeof path, "%s/fixtures/tok/vectors/ggml-vocab-llama-spm.gguf", test_dir());
+    if (tok_load(path, &v, &e)) fail_msg("%s: %s", path, e.msg);
+    size_t ni, no;
+    snprintf(path, sizeof path, "%s/fixtures/tok/vectors/ggml-vocab-llama-spm.gguf.inp",
+             test_dir());
+    char *inp = read_all(path, &ni);
+    snprintf(path, sizeof path, "%s/fixtures/tok/vectors/ggml-vocab-llama-spm.gguf.out",
+             test_dir());
+    char *out = read_all(path, &no);
+    assert_non_null(inp);
+    assert_non_null(out);
+    static const char sep[] = "\n__ggml_vocab_test__\n";
+    char *text = inp, *line = out;
+    int checked = 0;
+    while (line < out + no && text < inp + ni) {
+        char *end = memmem(text, (size_t)(inp + ni - text), sep, sizeof sep - 1);
+        size_t tl = end ? (size_t)(end - text) : (size_t)(inp + ni - text);
+        char *nl = memchr(line, '\n', (size_t)(out + no - line));
+        if (!nl) nl = out + no;
+        tok_ids want = {0}, got = {0};
+        for (char *p = line, *q; p < nl; p = q) {
+            long x = strtol(p, &q, 10);
+            if (q == p) break;
+            tok_ids_push(&want, (int32_t)x);
+        }
+        assert_int_equal(tok_encode(v, text, tl, TOK_ENCODE_SPECIAL, &got, &e), 0);
+        if (got.len != want.len ||
+            (got.len && memcmp(got.data, want.data, got.len * sizeof *got.data)))
+            fail_msg("llama.cpp's vector %d ('%.*s'): %zu ids expected, %zu given", checked,
+                     (int)(tl > 40 ? 40 : tl), text, want.len, got.len);
+        tok_ids_free(&want), tok_ids_free(&got);
+        checked++;
+        line = nl + 1;
+        if (!end) break;
+        text = end + sizeof sep - 1;
+    }
+    assert_true(checked >= 40);
+    free(inp), free(out);
+    tok_free(v);
+}
+
 /* ---- tiktoken ranks */
 
 static void b64(const uint8_t *p, size_t n, char *out) {
@@ -1112,6 +1164,7 @@ int test_tokenizer(void) {
         cmocka_unit_test(test_spm),
         cmocka_unit_test(test_gpt2_gguf),
         cmocka_unit_test(test_llama_fixtures),
+        cmocka_unit_test(test_llama_vectors),
         cmocka_unit_test(test_tiktoken_import),
         cmocka_unit_test(test_cl100k_train),
         cmocka_unit_test(test_stream_cut_pieces),
