@@ -12,6 +12,10 @@
 int cli_train(int argc, char **argv);
 int cli_digits(int argc, char **argv);
 int cli_tokenizer(int argc, char **argv);
+/* Prints a vocabulary's kind, size, pre-tokenizer, special ids, prompt BOS/EOS rule,
+ * end-of-generation ids and identity, one "name: value" line each (tokenizer info, inspect). */
+struct tok_vocab;
+void cli_print_vocab(const struct tok_vocab *v);
 int cli_prepare(int argc, char **argv);
 int cli_export(int argc, char **argv);
 int cli_inspect(int argc, char **argv);

@@ -399,11 +399,26 @@ static int cmd_info(int argc, char **argv) {
     if (npos > 0) return cli_usage_error(&cmd, "unexpected argument '%s'", argv[1]);
     tok_vocab *v;
     if (load(path, &v)) return path ? 1 : 2;
-    printf("kind: %s\ntokens: %d\nend-of-text id: %d\nbeginning-of-text id: %d\nidentity: %s\n",
-           tok_kind(v) == TOK_KIND_BPE ? "byte-level BPE" : "SentencePiece-style",
-           tok_vocab_size(v), tok_eot_id(v), tok_bos_id(v), tok_identity(v));
+    cli_print_vocab(v);
     tok_free(v);
     return 0;
+}
+
+void cli_print_vocab(const tok_vocab *v) {
+    printf("kind: %s\ntokens: %d\npre-tokenizer: %s\nend-of-text id: %d\n"
+           "beginning-of-text id: %d\nend-of-turn id: %d\nprompt adds: %s%s%s\n"
+           "end-of-generation ids:",
+           tok_kind(v) == TOK_KIND_BPE ? "byte-level BPE" : "SentencePiece-style",
+           tok_vocab_size(v), tok_pretok_name(tok_pretok(v)), tok_eot_id(v), tok_bos_id(v),
+           tok_end_of_turn_id(v), tok_add_bos(v) ? "BOS" : "",
+           tok_add_bos(v) && tok_add_eos(v) ? " and " : "",
+           tok_add_eos(v)   ? "EOS"
+           : tok_add_bos(v) ? ""
+                            : "nothing");
+    const int32_t *eog;
+    size_t n = tok_eog_ids(v, &eog);
+    for (size_t i = 0; i < n; i++) printf(" %d", eog[i]);
+    printf("%s\nidentity: %s\n", n ? "" : " none", tok_identity(v));
 }
 
 int cli_tokenizer(int argc, char **argv) {

@@ -595,19 +595,43 @@ static int ascii_letter(unsigned char c) {
     return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
 }
 
+/* Whether a user-defined token (matched in any text) may cover the cut c: one of them occurs
+ * across c, or could once the bytes after len are known. Only tokens holding a space or a
+ * newline can (the cuts sit next to one). */
+static int user_token_spans(const tok_vocab *v, const char *text, size_t len, size_t c) {
+    for (uint32_t i = 0; i < v->n_specials; i++) {
+        int32_t id = v->specials[i];
+        size_t n = v->len[id];
+        const char *p = v->blob + v->off[id];
+        if (v->type[id] != TOK_TYPE_USER || n < 2 || (!memchr(p, ' ', n) && !memchr(p, '\n', n)))
+            continue;
+        /* an occurrence starting before c and ending after it; one running past len counts
+         * when the bytes up to len match its start */
+        for (size_t at = c >= n - 1 ? c - (n - 1) : 0; at < c; at++) {
+            size_t k = at + n <= len ? n : len - at;
+            if (!memcmp(text + at, p, k)) return 1;
+        }
+    }
+    return 0;
+}
+
 size_t tok_stream_cut(const tok_vocab *v, const char *text, size_t len) {
     const unsigned char *t = (const unsigned char *)text;
     if (len < 2) return 0;
     if (v->kind == TOK_KIND_SPM) {
         if (!v->spm_newline_splits) return 0;
         for (size_t c = len - 1; c >= 1; c--)
-            if (t[c - 1] == '\n' && spm_cut_ok(v, text, c - 1)) return c;
+            if (t[c - 1] == '\n' && spm_cut_ok(v, text, c - 1) &&
+                !user_token_spans(v, text, len, c))
+                return c;
         return 0;
     }
     for (size_t c = len - 1; c >= 1; c--) {
-        if (t[c - 1] == '\n' && c >= 2 && printable_nonspace(t[c - 2]) && printable_nonspace(t[c]))
+        if (((t[c - 1] == '\n' && c >= 2 && printable_nonspace(t[c - 2]) &&
+              printable_nonspace(t[c])) ||
+             (t[c] == ' ' && ascii_letter(t[c - 1]))) &&
+            !user_token_spans(v, text, len, c))
             return c;
-        if (t[c] == ' ' && ascii_letter(t[c - 1])) return c;
     }
     return 0;
 }

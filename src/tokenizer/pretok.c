@@ -50,6 +50,9 @@ static const char pat_cl100k[] =
     "'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD]|[^\\r\\n" C_L C_N "]?[" C_L "]+|[" C_N  \
     "]" DIGITS "| ?[^\\s" C_L C_N "]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 
+/* BLOOM's: anything but whitespace and some punctuation (on the code points) */
+#define L_BLOOM " ?[^(\\s|.,!?\\x{2026}\\x{3002}\\x{FF0C}\\x{3001}\\x{0964}\\x{06D4}\\x{060C})]+"
+
 enum { PAT_COLLAPSED = 1, PAT_CODEPOINT = 2 };
 #define MAX_PATS 5
 
@@ -109,6 +112,17 @@ static const pretok_type types[] = {
       {PAT_COLLAPSED, "\\s?[" C_P "]+"},
       {PAT_CODEPOINT, "[\\x{4E00}-\\x{9FA5}\\x{0800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+"},
       {PAT_COLLAPSED, "[" C_N "]"}}},
+    {TOK_PRETOK_BLOOM, "bloom,poro-chat,gpt3-finnish", 0, "", {{PAT_CODEPOINT, L_BLOOM}}},
+    {TOK_PRETOK_VIKING, "viking", 0, "", {{PAT_CODEPOINT, L_BLOOM}, {PAT_COLLAPSED, "[" C_N "]"}}},
+    /* Mistral's: words split at case changes (in the collapsed text a non-ASCII letter is
+     * both cases, as in llama.cpp) */
+    {TOK_PRETOK_TEKKEN,
+     "tekken",
+     TOK_FLAG_ADD_BOS | TOK_FLAG_IGNORE_MERGES,
+     "tekken",
+     {{PAT_COLLAPSED, "[^\\r\\n" C_L C_N "]?((?=[" C_L "])([^a-z]))*((?=[" C_L "])([^A-Z]))+"
+                      "|[^\\r\\n" C_L C_N "]?((?=[" C_L "])([^a-z]))+((?=[" C_L "])([^A-Z]))*"
+                      "|[" C_N "]| ?[^\\s" C_L C_N "]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}}},
 };
 #define N_TYPES (sizeof types / sizeof *types)
 
@@ -139,14 +153,11 @@ int tok_pretok_from_gguf(const char *name, size_t len, uint32_t *flags) {
     return -1;
 }
 
-const char *tok_pretok_gguf_names(void) {
-    static char all[1024];
-    if (!all[0]) {
-        size_t o = 0;
-        for (size_t i = 0; i < N_TYPES; i++)
-            o += (size_t)snprintf(all + o, sizeof all - o, "%s%s", i ? "," : "", types[i].names);
-    }
-    return all;
+void tok_pretok_gguf_names(char *buf, size_t cap) {
+    size_t o = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < N_TYPES && o < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%s", i ? "," : "", types[i].names);
 }
 
 struct tok_re {

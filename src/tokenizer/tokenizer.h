@@ -48,6 +48,9 @@ enum {
     TOK_PRETOK_FALCON = 7,    /* "falcon" */
     TOK_PRETOK_DEFAULT = 8,   /* "default" (and a file without tokenizer.ggml.pre) */
     TOK_PRETOK_DEEPSEEK_CODER = 10, /* "deepseek-coder" */
+    TOK_PRETOK_BLOOM = 11,          /* "bloom", "poro-chat", "gpt3-finnish" */
+    TOK_PRETOK_VIKING = 12,         /* "viking" */
+    TOK_PRETOK_TEKKEN = 13,         /* "tekken" (Mistral Nemo) */
     TOK_PRETOK_COUNT
 };
 /* The name of a TOK_PRETOK_* value ("gpt2", "cl100k", "llama-bpe", "qwen2", ...; "none"). */
@@ -171,13 +174,23 @@ int tok_encode(tok_vocab *v, const char *text, size_t len, int flags, tok_ids *o
  *    than space, i.e. between '\n' and Y; or before a space that follows an ASCII letter
  *    ("word| next"). (After '\n' alone is not enough for GPT-2: "a \n" + "b" splits as
  *    "a", " ", "\n", "b" whole but "a", " \n" when the text ends at the newline.)
- *  - SentencePiece-style: after any '\n', when no mergeable token holds a newline (else none).
+ *    The same cuts hold for llama.cpp's pre-tokenizers (each splits at least where GPT-2's or
+ *    cl100k's does around them; invalid bytes never join an ASCII byte).
+ *  - SentencePiece-style: after any '\n', when no mergeable token holds a newline (else none)
+ *    and (GGUF) no lead byte just before takes the newline into its character.
+ *  Never inside (or possibly inside, past len) a user-defined token, which any text matches.
  * A caller with a text of no cut at all (one huge line) must cut somewhere else, and accept
  * that the ids near that cut may differ from a whole encoding. */
 size_t tok_stream_cut(const tok_vocab *v, const char *text, size_t len);
 
 /* ---- decoding */
 enum { TOK_DECODE_SKIP_SPECIAL = 1 }; /* CONTROL and UNKNOWN tokens decode to nothing */
+/* The bytes one generated token prints, as llama.cpp's token_to_piece: a normal token its
+ * text (SentencePiece: U+2581 as a space, no space removed), a byte token its byte, a
+ * user-defined token its text as written; control and unknown tokens their text, or nothing
+ * with TOK_DECODE_SKIP_SPECIAL (llama.cpp's special=false); unused ones nothing. *text points
+ * into the vocabulary. BASE_EINVAL (and "") for an id outside it. */
+int tok_token_piece(const tok_vocab *v, int32_t id, int flags, const char **text, size_t *len);
 /* Decodes n ids into a malloc'd buffer *text (NUL-terminated for convenience; *len excludes
  * the NUL; caller frees). An id outside the vocabulary is BASE_EINVAL. For SentencePiece-style
  * vocabularies the space that encoding prefixed is removed again, so decode(encode(x)) == x. */

@@ -193,8 +193,13 @@ static int build_decoded(tok_vocab *v, base_err *e) {
         uint32_t n = v->len[id];
         v->doff[id] = (uint32_t)o;
         int b = v->type[id] == TOK_TYPE_BYTE ? parse_byte_token(p, n) : -1;
+        /* llama.cpp prints control, unknown and user-defined tokens as they are written */
+        int raw = (v->flags & TOK_FLAG_LLAMA) && v->type[id] != TOK_TYPE_NORMAL;
         if (b >= 0) {
             v->dblob[o++] = (char)b;
+        } else if (raw) {
+            memcpy(v->dblob + o, p, n);
+            o += n;
         } else {
             for (uint32_t i = 0; i < n; i++) {
                 if (i + 2 < n && (uint8_t)p[i] == 0xE2 && (uint8_t)p[i + 1] == 0x96 &&
@@ -251,6 +256,8 @@ const char *tok_pretok_name(int p) {
         [TOK_PRETOK_QWEN2] = "qwen2",     [TOK_PRETOK_GGUF_GPT2] = "gpt-2",
         [TOK_PRETOK_SMOLLM] = "smollm",   [TOK_PRETOK_FALCON] = "falcon",
         [TOK_PRETOK_DEFAULT] = "default", [TOK_PRETOK_DEEPSEEK_CODER] = "deepseek-coder",
+        [TOK_PRETOK_BLOOM] = "bloom",     [TOK_PRETOK_VIKING] = "viking",
+        [TOK_PRETOK_TEKKEN] = "tekken",
     };
     return p >= 0 && p < TOK_PRETOK_COUNT && names[p] ? names[p] : "?";
 }
@@ -509,6 +516,19 @@ int tok_token_text(const tok_vocab *v, int32_t id, const char **text, size_t *le
     return 0;
 }
 
+int tok_token_piece(const tok_vocab *v, int32_t id, int flags, const char **text, size_t *len) {
+    *text = "";
+    *len = 0;
+    if (id < 0 || (uint32_t)id >= v->n) return BASE_EINVAL;
+    int t = v->type[id];
+    if (t == TOK_TYPE_UNUSED ||
+        ((flags & TOK_DECODE_SKIP_SPECIAL) && (t == TOK_TYPE_CONTROL || t == TOK_TYPE_UNKNOWN)))
+        return 0;
+    *text = v->dblob + v->doff[id];
+    *len = v->dlen[id];
+    return 0;
+}
+
 int32_t tok_find(const tok_vocab *v, const char *text, size_t len) {
     return tok_lookup(v, text, len);
 }
@@ -744,10 +764,13 @@ int tok_load_gguf(const gguf_file *g, tok_vocab **out, base_err *e) {
             gguf_str pre;
             if (gguf_get_str(g, "tokenizer.ggml.pre", &pre, e)) return BASE_EFORMAT;
             pretok = tok_pretok_from_gguf(pre.ptr, (size_t)pre.len, &flags_pre);
-            if (pretok < 0)
-                return base_fail(
-                    e, BASE_EFORMAT, "GGUF: pre-tokenizer '%.*s' is not supported (supported: %s)",
-                    (int)(pre.len > 64 ? 64 : pre.len), pre.ptr, tok_pretok_gguf_names());
+            if (pretok < 0) {
+                char names[400];
+                tok_pretok_gguf_names(names, sizeof names);
+                return base_fail(e, BASE_EFORMAT,
+                                 "GGUF: pre-tokenizer '%.*s' is not supported (supported: %s)",
+                                 (int)(pre.len > 64 ? 64 : pre.len), pre.ptr, names);
+            }
         }
     } else if (model.len == 5 && !memcmp(model.ptr, "llama", 5)) {
         kind = TOK_KIND_SPM;
