@@ -408,12 +408,12 @@ static void attend(infer_engine *g, int l, const int *slots, const int *pos, int
                 if (cap > 0) sc[t] = tanhf(sc[t] * inv_cap) * cap;
                 if (sc[t] > mx) mx = sc[t];
             }
-            float sum = 0;
+            double sum = 0; /* in double, 1/sum as a float: ggml's soft_max */
             for (int t = t0; t <= P; t++) {
                 sc[t] = expf(sc[t] - mx);
                 sum += sc[t];
             }
-            float inv = 1.0f / sum, *o = g->atty + (size_t)r * g->QD + (size_t)h * HS;
+            float inv = (float)(1.0 / sum), *o = g->atty + (size_t)r * g->QD + (size_t)h * HS;
             memset(o, 0, (size_t)HS * sizeof(float));
             if (f16 && vec) { /* the output head in registers, each value widened there */
                 const uint16_t *V = (const uint16_t *)g->vc + base;
