@@ -18,11 +18,22 @@
 # each sampled token (the next ones).
 # expected.tsv: file, prompt, prompt ids, generated ids (tab-separated; ids space-separated).
 #
+# The model families (OUT_FAMILIES, default tests/fixtures/gguf-families): for each of llama
+# (Llama 3.1-style), qwen2, phi3 and gemma2, tools/gguf_random_llama.py's small random model of
+# that architecture (its vocabulary llama.cpp's models/ggml-vocab-llama-spm.gguf cut to 1000
+# tokens plus the family's chat tokens, its chat template the family's from models/templates),
+# in F16 and Q8_0 by llama-quantize. tools/llamacpp_ref.c, built against llama.cpp's libllama,
+# records for each file and prompt the prompt's ids (llama_tokenize with add_special and
+# parse_special) and 64 greedy tokens (end-of-generation tokens never chosen); the chat prompt is
+# the file's template rendered by llama_chat_apply_template for one user message.
+# expected.tsv there: file, mode (text/chat), prompt, prompt ids, generated ids.
+#
 # Environment: LLAMA_DIR (default ~/.cache/hearth-peers/llama.cpp, built: bin/ and gguf-py/),
 # LLAMA_COMMIT (the commit it was built from, recorded in expected.tsv; default c392e509),
 # DATA (default ../shared/data: run it from the repository root of a checkout beside shared/).
 set -euo pipefail
 OUT=${1:-tests/fixtures/gguf}
+OUT_FAMILIES=${OUT_FAMILIES:-tests/fixtures/gguf-families}
 LLAMA_DIR=${LLAMA_DIR:-$HOME/.cache/hearth-peers/llama.cpp}
 B=$LLAMA_DIR/build/bin
 LLAMA_COMMIT=${LLAMA_COMMIT:-c392e509}
@@ -64,3 +75,30 @@ prompts=("Once upon a time" "The little dog" "Lily wanted to" "One day, a big")
   done
 } > "$OUT/expected.tsv"
 ls -l "$OUT"
+
+# ---- the model families
+mkdir -p "$OUT_FAMILIES"
+cc -O2 "$(dirname "$0")/llamacpp_ref.c" -I"$LLAMA_DIR/include" -I"$LLAMA_DIR/ggml/include" \
+  -L"$B" -lllama -Wl,-rpath,"$B" -o "$T/llamacpp_ref"
+ffiles=()
+for a in llama qwen2 phi3 gemma2; do
+  PYTHONPATH=$LLAMA_DIR/gguf-py /usr/bin/python3 "$(dirname "$0")/gguf_random_llama.py" \
+    "$LLAMA_DIR/models/ggml-vocab-llama-spm.gguf" "$T/$a.gguf" 1 "$a" "$LLAMA_DIR/models/templates"
+  for t in F16 Q8_0; do
+    "$B/llama-quantize" "$T/$a.gguf" "$OUT_FAMILIES/$a-$t.gguf" "$t" 1 > "$T/q.log" 2>&1
+    ffiles+=("$a-$t.gguf")
+  done
+done
+{
+  printf '# llama.cpp %s: tools/llamacpp_ref greedy FILE %d MODE PROMPT (libllama; 1 thread, context 256)\n' \
+    "$LLAMA_COMMIT" $N
+  printf '# file\tmode\tprompt\tprompt ids\tgenerated ids (greedy, end-of-generation tokens never chosen)\n'
+  for f in "${ffiles[@]}"; do
+    for mp in "text:Once upon a time" "text:The little dog" "chat:Hello, who are you?"; do
+      mode=${mp%%:*} p=${mp#*:}
+      out=$("$T/llamacpp_ref" greedy "$OUT_FAMILIES/$f" $N "$mode" "$p")
+      printf '%s\t%s\t%s\t%s\t%s\n' "$f" "$mode" "$p" "$(sed -n 1p <<< "$out")" "$(sed -n 2p <<< "$out")"
+    done
+  done
+} > "$OUT_FAMILIES/expected.tsv"
+ls -l "$OUT_FAMILIES"

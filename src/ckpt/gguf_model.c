@@ -136,15 +136,19 @@ int ckpt_gguf_config(const gguf_file *g, nn_config *c, base_err *e) {
     memset(c, 0, sizeof *c);
     gguf_str arch;
     if (gguf_get_str(g, "general.architecture", &arch, e)) return BASE_EFORMAT;
-    if (arch.len == 4 && !memcmp(arch.ptr, "gpt2", 4))
-        c->family = NN_GPT2;
-    else if (arch.len == 5 && !memcmp(arch.ptr, "llama", 5))
-        c->family = NN_LLAMA;
-    else
+    /* gpt2 is its own family; the others are Llama's (RMSNorm, RoPE, gated FFN) with the
+     * differences infer's family table describes */
+    static const char *const llamas[] = {"llama", "qwen2", "phi3", "gemma2"};
+    const char *a = NULL;
+    if (arch.len == 4 && !memcmp(arch.ptr, "gpt2", 4)) c->family = NN_GPT2, a = "gpt2";
+    for (size_t i = 0; !a && i < sizeof llamas / sizeof *llamas; i++)
+        if (arch.len == strlen(llamas[i]) && !memcmp(arch.ptr, llamas[i], arch.len))
+            c->family = NN_LLAMA, a = llamas[i];
+    if (!a)
         return base_fail(e, BASE_EFORMAT,
-                         "GGUF: architecture '%.*s' is not one hearth runs (gpt2, llama)",
+                         "GGUF: architecture '%.*s' is not one hearth runs (gpt2, llama, qwen2, "
+                         "phi3, gemma2)",
                          (int)(arch.len > 40 ? 40 : arch.len), arch.ptr);
-    const char *a = arch_name(c);
     char k[96];
 #define KEY(suffix) (snprintf(k, sizeof k, "%s.%s", a, suffix), k)
     int rc = opt_int(g, KEY("context_length"), -1, &c->max_seq, e);
@@ -165,7 +169,10 @@ int ckpt_gguf_config(const gguf_file *g, nn_config *c, base_err *e) {
     if (c->n_head < 1 || c->d_model % c->n_head)
         return base_fail(e, BASE_EFORMAT, "GGUF: %d heads do not divide the width %d", c->n_head,
                          c->d_model);
-    int HS = c->d_model / c->n_head, rot = HS;
+    int HS = c->d_model / c->n_head, rot;
+    /* a head may be wider or narrower than C / NH (Gemma 2: attention.key_length) */
+    if ((rc = opt_int(g, KEY("attention.key_length"), HS, &HS, e))) return rc;
+    rot = HS;
     if (c->family == NN_LLAMA && (rc = opt_int(g, KEY("rope.dimension_count"), HS, &rot, e)))
         return rc;
     if (rot != HS)
@@ -176,8 +183,10 @@ int ckpt_gguf_config(const gguf_file *g, nn_config *c, base_err *e) {
     if (c->family == NN_LLAMA && gguf_find(g, KEY("rope.scaling.type")) >= 0) {
         gguf_str st;
         if (gguf_get_str(g, k, &st, e)) return BASE_EFORMAT;
-        if (!(st.len == 4 && !memcmp(st.ptr, "none", 4)))
-            return base_fail(e, BASE_EFORMAT, "GGUF: RoPE scaling '%.*s' is not supported",
+        if (!(st.len == 4 && !memcmp(st.ptr, "none", 4)) &&
+            !(st.len == 6 && !memcmp(st.ptr, "linear", 6)))
+            return base_fail(e, BASE_EFORMAT,
+                             "GGUF: RoPE scaling '%.*s' is not supported (none and linear are)",
                              (int)(st.len > 20 ? 20 : st.len), st.ptr);
     }
 #undef KEY
@@ -187,8 +196,7 @@ int ckpt_gguf_config(const gguf_file *g, nn_config *c, base_err *e) {
     if (!te || te->n_dims != 2 || te->dims[1] > INT32_MAX || te->dims[0] != (uint64_t)c->d_model)
         return base_fail(e, BASE_EFORMAT, "GGUF: no token_embd.weight of width %d", c->d_model);
     c->vocab_size = (int)te->dims[1];
-    c->bias =
-        find_tensor(g, c->family == NN_LLAMA ? "blk.0.attn_q.bias" : "blk.0.attn_qkv.bias") != NULL;
+    c->bias = find_tensor(g, "blk.0.attn_q.bias") || find_tensor(g, "blk.0.attn_qkv.bias");
     /* tied: no output matrix, or (GPT-2, whose GGUF always has one) the embedding's bytes */
     const gguf_tensor *to = find_tensor(g, "output.weight");
     c->tied = !to;
@@ -223,6 +231,13 @@ static float half_to_float(uint16_t h) {
 
 int ckpt_gguf_read_model(const gguf_file *g, nn_model *m, base_err *e) {
     const nn_config *c = &m->cfg;
+    gguf_str arch; /* the other Llama-family architectures differ by more than nn_config says */
+    if (gguf_get_str(g, "general.architecture", &arch, e)) return BASE_EFORMAT;
+    if (strlen(arch_name(c)) != arch.len || memcmp(arch.ptr, arch_name(c), arch.len) != 0)
+        return base_fail(e, BASE_EFORMAT,
+                         "GGUF: a %.*s model cannot be read into hearth's %s parameters (the "
+                         "engine runs it: infer_model_load)",
+                         (int)(arch.len > 40 ? 40 : arch.len), arch.ptr, arch_name(c));
     int HS = c->d_model / c->n_head;
     ckpt_piece *p;
     int n = ckpt_pieces(m, CKPT_NAMES_GGUF, &p);

@@ -55,8 +55,11 @@ int ckpt_gguf_quant_add(ckpt_gguf_quant *q, gguf_writer *w, const char *name, ui
 int ckpt_gguf_add_model(gguf_writer *w, const nn_model *m, const char *name, ckpt_gguf_quant *q,
                         float **scratch, base_err *e);
 
-/* The model config a GGUF file describes (architecture keys and tensor shapes); what hearth
- * cannot run (another architecture, partial rotary, ...) is BASE_EFORMAT naming it. */
+/* The model config a GGUF file describes (architecture keys and tensor shapes): gpt2, or the
+ * Llama family's architectures llama, qwen2, phi3 and gemma2 (family NN_LLAMA; what sets them
+ * apart is infer's family table, src/infer/arch.c); what hearth cannot run (another
+ * architecture, partial rotary, YaRN RoPE scaling, ...) is BASE_EFORMAT naming it.
+ * ckpt_gguf_read_model reads only gpt2 and llama files into an nn_model (refuses the others). */
 int ckpt_gguf_config(const gguf_file *g, nn_config *c, base_err *e);
 
 /* Reads every parameter of m (created for ckpt_gguf_config's config) from g: names, shapes

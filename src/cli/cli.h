@@ -12,6 +12,10 @@
 int cli_train(int argc, char **argv);
 int cli_digits(int argc, char **argv);
 int cli_tokenizer(int argc, char **argv);
+/* Prints a vocabulary's kind, size, pre-tokenizer, special ids, prompt BOS/EOS rule,
+ * end-of-generation ids and identity, one "name: value" line each (tokenizer info, inspect). */
+struct tok_vocab;
+void cli_print_vocab(const struct tok_vocab *v);
 int cli_prepare(int argc, char **argv);
 int cli_export(int argc, char **argv);
 int cli_inspect(int argc, char **argv);
@@ -28,6 +32,16 @@ int cli_embed(int argc, char **argv);
  * type NULL: F32, else a llama-quantize file type (ckpt_gguf_quant_create; pure as --pure). */
 int cli_export_gguf(const char *src, const char *tokenizer, const char *out, const char *type,
                     int pure);
+
+/* `hearth generate` and `hearth chat` (cmd_generate.c): the model loaded and its scheduler of
+ * n_slots slots started (ctx 0: the model's max_seq, at most INFER_DEFAULT_CTX; *ctx_out gets
+ * the context), threads and kv_type (an infer_kv_type) as given. Prints what failed, prefixed
+ * "WHO: ", and returns 1 (with *m and *s freed and NULL); 0 on success. */
+struct infer_model;
+struct infer_sched;
+int cli_model_open(const char *who, const char *model, const char *tokenizer, int n_slots, long ctx,
+                   long threads, int kv_type, struct infer_model **m, struct infer_sched **s,
+                   long *ctx_out, double *load_s);
 
 /* ---- options (opts.c): one table per command says every option's name, short letter, kind,
  * destination, allowed range and help line. cli_parse reads argv against it and

@@ -123,7 +123,8 @@ int cli_ask(int argc, char **argv) {
                       "the relevance floor: chunks scoring below S are not\n"
                       "used (BM25 score, or the fused score when hybrid;\n"
                       "default 0)"),
-        CLI_OPT_STR("chat-template", 0, &tmpl_name, "T", "hearth | llama2 | chatml"),
+        CLI_OPT_STR("chat-template", 0, &tmpl_name, "T",
+                    "a template by llama.cpp's name (default: the model's own)"),
         CLI_OPT_INT("max-tokens", 'n', &sp.max_tokens, 1, 1 << 24, "N",
                     "tokens of the answer at most (default 256)"),
         CLI_SAMPLING_OPTS(sp),
@@ -147,8 +148,8 @@ int cli_ask(int argc, char **argv) {
     const char *question = argv[1];
     server_tmpl tmpl = SERVER_TMPL_HEARTH;
     if (tmpl_name && server_tmpl_parse(tmpl_name, &tmpl))
-        return cli_usage_error(&cmd, "unknown chat template '%s' (known: hearth, llama2, chatml)",
-                               tmpl_name);
+        return cli_usage_error(&cmd, "unknown chat template '%s' (known: %s)", tmpl_name,
+                               server_tmpl_names());
     tensor_set_threads((int)threads);
     base_err e = {0};
     vstore *db = NULL;
@@ -210,7 +211,15 @@ int cli_ask(int argc, char **argv) {
         goto out;
     }
     tok_vocab *v = infer_model_vocab(m);
-    if (!tmpl_name) tmpl = server_tmpl_default(infer_model_family(m), tok_kind(v));
+    if (!tmpl_name) {
+        int unknown;
+        tmpl = server_tmpl_for_model(infer_model_chat_template(m), infer_model_nn(m) == NULL,
+                                     infer_model_family(m), tok_kind(v), &unknown);
+        if (unknown)
+            fprintf(stderr, "hearth ask: the model's chat template is not one hearth recognizes "
+                            "(nor would llama.cpp): using chatml, llama.cpp's fallback "
+                            "(--chat-template NAME chooses another)\n");
+    }
     const nn_config *cfg = infer_model_config(m);
     if (!ctx) ctx = cfg->max_seq < INFER_DEFAULT_CTX ? cfg->max_seq : INFER_DEFAULT_CTX;
     if (ctx > cfg->max_seq) ctx = cfg->max_seq;
@@ -224,12 +233,9 @@ int cli_ask(int argc, char **argv) {
             goto out;
         }
         server_msg msgs[2] = {{"system", pr.system.data}, {"user", pr.user.data}};
-        /* as the server and hearth chat encode a chat: the hearth template starts a document
-         * (BOS, or else the end-of-text token) */
+        /* the one prompt path of the server and hearth chat */
         ids.len = 0;
-        int32_t start = tok_bos_id(v) >= 0 ? tok_bos_id(v) : tok_eot_id(v);
-        if ((tmpl == SERVER_TMPL_HEARTH && start >= 0 && tok_ids_push(&ids, start)) ||
-            server_chat_encode(tmpl, v, msgs, 2, &ids, &e)) {
+        if (server_chat_encode(tmpl, m, msgs, 2, &ids, &e)) {
             fprintf(stderr, "hearth ask: %s\n", e.msg);
             goto out;
         }

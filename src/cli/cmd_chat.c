@@ -31,6 +31,7 @@ typedef struct answer {
     int done, write_failed;
     base_buf text;
     infer_event last;
+    char error[512]; /* the engine's message when it failed */
 } answer;
 
 static int on_event(void *ud, const infer_event *ev) {
@@ -49,6 +50,7 @@ static int on_event(void *ud, const infer_event *ev) {
         }
         return interrupted || a->text.failed;
     }
+    if (ev->error) snprintf(a->error, sizeof a->error, "%s", ev->error);
     pthread_mutex_lock(&a->mu);
     a->last = *ev;
     a->done = 1;
@@ -97,14 +99,10 @@ static void history_free(history *h) {
     free(h->m);
 }
 
-/* The prompt of the whole history, as the server encodes a chat request (src/server/http.c):
- * the hearth template starts a document, with BOS or else the end-of-text token. */
-static int encode(server_tmpl t, tok_vocab *v, const history *h, tok_ids *ids, base_err *e) {
+/* The prompt of the whole history, as the server encodes a chat request. */
+static int encode(server_tmpl t, infer_model *m, const history *h, tok_ids *ids, base_err *e) {
     ids->len = 0;
-    int32_t start = tok_bos_id(v) >= 0 ? tok_bos_id(v) : tok_eot_id(v);
-    if (t == SERVER_TMPL_HEARTH && start >= 0 && tok_ids_push(ids, start))
-        return base_fail(e, BASE_ENOMEM, "out of memory");
-    return server_chat_encode(t, v, h->m, h->n, ids, e);
+    return server_chat_encode(t, m, h->m, h->n, ids, e);
 }
 
 #define CHAT_COMMANDS                                                                              \
@@ -129,8 +127,9 @@ int cli_chat(int argc, char **argv) {
         CLI_OPT_STR("tokenizer", 0, &tokenizer, "F",
                     "an .htok or GGUF vocabulary (default: the model's own)"),
         CLI_OPT_STR("chat-template", 0, &tmpl_name, "T",
-                    "hearth | llama2 | chatml (default: by model family, as\n"
-                    "`hearth serve`)"),
+                    "a template by llama.cpp's name (llama3, chatml, phi3,\n"
+                    "gemma, llama2, ...) or hearth (default: the model's own,\n"
+                    "as `hearth serve` chooses it)"),
         CLI_OPT_STR("system", 0, &system, "TEXT", "a system prompt, first in the conversation"),
         CLI_OPT_INT("max-tokens", 'n', &sp.max_tokens, 0, 1 << 24, "N",
                     "tokens per answer at most (default 512; 0 = until the\n"
@@ -157,10 +156,9 @@ int cli_chat(int argc, char **argv) {
     if (!model) return cli_usage_error(&cmd, "--model PATH is required");
     server_tmpl tmpl = SERVER_TMPL_HEARTH;
     if (tmpl_name && server_tmpl_parse(tmpl_name, &tmpl))
-        return cli_usage_error(&cmd, "unknown chat template '%s' (known: hearth, llama2, chatml)",
-                               tmpl_name);
+        return cli_usage_error(&cmd, "unknown chat template '%s' (known: %s)", tmpl_name,
+                               server_tmpl_names());
 
-    tensor_set_threads((int)threads);
     base_err e = {0};
     infer_model *m = NULL;
     infer_sched *s = NULL;
@@ -169,23 +167,18 @@ int cli_chat(int argc, char **argv) {
     char *line = NULL;
     size_t lcap = 0;
     int status = 1;
-    if (infer_model_load(&m, model, tokenizer, &e)) {
-        fprintf(stderr, "hearth chat: %s\n", e.msg);
+    if (cli_model_open("hearth chat", model, tokenizer, 1, ctx, threads, kv_type, &m, &s, &ctx,
+                       NULL))
         return 1;
-    }
     tok_vocab *v = infer_model_vocab(m);
-    if (!tmpl_name) tmpl = server_tmpl_default(infer_model_family(m), tok_kind(v));
-    const nn_config *cfg = infer_model_config(m);
-    if (!ctx) ctx = cfg->max_seq < INFER_DEFAULT_CTX ? cfg->max_seq : INFER_DEFAULT_CTX;
-    infer_sched_opts so = {.n_slots = 1,
-                           .ctx = (int)ctx,
-                           .max_queue = 0,
-                           .prefill_chunk = 256,
-                           .threads = (int)threads,
-                           .kv_type = kv_type};
-    if (infer_sched_create(&s, m, &so, &e)) {
-        fprintf(stderr, "hearth chat: %s\n", e.msg);
-        goto out;
+    if (!tmpl_name) {
+        int unknown;
+        tmpl = server_tmpl_for_model(infer_model_chat_template(m), infer_model_nn(m) == NULL,
+                                     infer_model_family(m), tok_kind(v), &unknown);
+        if (unknown)
+            fprintf(stderr, "hearth chat: the model's chat template is not one hearth recognizes "
+                            "(nor would llama.cpp): using chatml, llama.cpp's fallback "
+                            "(--chat-template NAME chooses another)\n");
     }
     const char *tstop = server_tmpl_stop(tmpl);
     if (tstop && sp.n_stop < INFER_MAX_STOP) sp.stop[sp.n_stop++] = tstop;
@@ -229,7 +222,9 @@ int cli_chat(int argc, char **argv) {
                 printf("%s\n", CHAT_COMMANDS);
             } else if (!strcmp(line, "/history")) {
                 base_buf b = {0};
-                if (h.n && server_chat_render(tmpl, h.m, h.n, &b)) goto oom;
+                /* as the model reads it: the answer's turn open unless the answer is there */
+                int open = h.n && strcmp(h.m[h.n - 1].role, "assistant") != 0;
+                if (h.n && server_chat_render_ex(tmpl, h.m, h.n, open, &b)) goto oom;
                 if (h.n) printf("%.*s\n", (int)b.len, b.data ? b.data : "");
                 base_buf_free(&b);
             } else {
@@ -242,7 +237,7 @@ int cli_chat(int argc, char **argv) {
         /* the oldest turns (a user message and its answer) go until the prompt leaves room */
         size_t dropped = 0;
         for (;;) {
-            if (encode(tmpl, v, &h, &ids, &e)) {
+            if (encode(tmpl, m, &h, &ids, &e)) {
                 fprintf(stderr, "hearth chat: encoding the conversation: %s\n", e.msg);
                 goto out;
             }
@@ -284,7 +279,7 @@ int cli_chat(int argc, char **argv) {
         else if (a.text.failed)
             fprintf(stderr, "hearth chat: out of memory\n");
         else if (a.last.finish == INFER_FINISH_ERROR)
-            fprintf(stderr, "hearth chat: the forward failed\n");
+            fprintf(stderr, "hearth chat: the answer failed inside the engine: %s\n", a.error);
         else if (a.last.finish == INFER_FINISH_CANCELLED)
             fprintf(stderr, "hearth chat: (stopped)\n");
         int rc =

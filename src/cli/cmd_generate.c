@@ -22,6 +22,7 @@ typedef struct completion {
     int stream;   /* written to stdout as it comes (the first one) */
     base_buf buf; /* the others' text, printed after */
     infer_event last;
+    char error[512]; /* the engine's message when it failed */
 } completion;
 
 static int on_event(void *ud, const infer_event *ev) {
@@ -37,11 +38,42 @@ static int on_event(void *ud, const infer_event *ev) {
         }
         return 0;
     }
+    if (ev->error) snprintf(c->error, sizeof c->error, "%s", ev->error);
     pthread_mutex_lock(&c->w->mu);
     c->last = *ev;
     c->w->done++;
     pthread_cond_signal(&c->w->cv);
     pthread_mutex_unlock(&c->w->mu);
+    return 0;
+}
+
+int cli_model_open(const char *who, const char *model, const char *tokenizer, int n_slots, long ctx,
+                   long threads, int kv_type, infer_model **m, infer_sched **s, long *ctx_out,
+                   double *load_s) {
+    base_err e = {0};
+    *m = NULL, *s = NULL;
+    tensor_set_threads((int)threads);
+    double t0 = base_now();
+    if (infer_model_load(m, model, tokenizer, &e)) {
+        fprintf(stderr, "%s: %s\n", who, e.msg);
+        return 1;
+    }
+    if (load_s) *load_s = base_now() - t0;
+    const nn_config *cfg = infer_model_config(*m);
+    if (!ctx) ctx = cfg->max_seq < INFER_DEFAULT_CTX ? cfg->max_seq : INFER_DEFAULT_CTX;
+    infer_sched_opts so = {.n_slots = n_slots,
+                           .ctx = (int)ctx,
+                           .max_queue = 0,
+                           .prefill_chunk = 256,
+                           .threads = (int)threads,
+                           .kv_type = (infer_kv_type)kv_type};
+    if (infer_sched_create(s, *m, &so, &e)) {
+        fprintf(stderr, "%s: %s\n", who, e.msg);
+        infer_model_free(*m);
+        *m = NULL;
+        return 1;
+    }
+    if (ctx_out) *ctx_out = ctx;
     return 0;
 }
 
@@ -81,8 +113,11 @@ int cli_generate(int argc, char **argv) {
         .usage = "usage: hearth generate --model PATH [options] \"prompt\"",
         .opts = opts,
         .notes =
-            "The prompt is encoded without special tokens (a SentencePiece vocabulary gets its\n"
-            "BOS first); an empty prompt starts from the end-of-text token. The text goes to\n"
+            "The prompt is encoded as the server encodes one (infer_prompt_encode): special-\n"
+            "token text such as <|im_start|> becomes its token, as in llama.cpp; a GGUF model\n"
+            "gets BOS as its file says, a hearth-trained one its documents' start token; an\n"
+            "empty prompt is that start token alone. Generation ends at any end-of-generation\n"
+            "token (</s>, <|eot_id|>, <|im_end|>, ...), which is not printed. The text goes to\n"
             "stdout as it comes, the timings to stderr at the end."};
     int npos, st = cli_parse(&cmd, argc, argv, &npos);
     if (st >= 0) return st;
@@ -97,45 +132,18 @@ int cli_generate(int argc, char **argv) {
         fprintf(stderr, "hearth: generate: no prompt given (an empty one is \"\")\n");
         return 2;
     }
-    tensor_set_threads((int)threads);
     base_err e = {0};
     infer_model *m = NULL;
     infer_sched *s = NULL;
     tok_ids ids = {0};
     completion *cs = NULL;
     int status = 1;
-    double t0 = base_now();
-    if (infer_model_load(&m, model, tokenizer, &e)) {
-        fprintf(stderr, "hearth: generate: %s\n", e.msg);
+    double t_load = 0;
+    if (cli_model_open("hearth: generate", model, tokenizer, (int)parallel, ctx, threads, kv_type,
+                       &m, &s, NULL, &t_load))
         return 1;
-    }
-    double t_load = base_now() - t0;
-    tok_vocab *v = infer_model_vocab(m);
-    int rc = 0;
-    if (tok_kind(v) == TOK_KIND_SPM && tok_bos_id(v) >= 0) rc = tok_ids_push(&ids, tok_bos_id(v));
-    if (!rc) rc = tok_encode(v, prompt, strlen(prompt), 0, &ids, &e);
-    if (!rc && ids.len == 0) {
-        int32_t start = tok_eot_id(v) >= 0 ? tok_eot_id(v) : tok_bos_id(v);
-        if (start < 0) {
-            fprintf(stderr, "hearth: generate: the prompt is empty and the vocabulary has no "
-                            "end-of-text token to start from\n");
-            goto out;
-        }
-        rc = tok_ids_push(&ids, start);
-    }
-    if (rc) {
-        fprintf(stderr, "hearth: generate: encoding the prompt: %s\n",
-                rc == BASE_ENOMEM ? "out of memory" : e.msg);
-        goto out;
-    }
-    infer_sched_opts so = {.n_slots = (int)parallel,
-                           .ctx = (int)ctx,
-                           .max_queue = 0,
-                           .prefill_chunk = 256,
-                           .threads = (int)threads,
-                           .kv_type = kv_type};
-    if (infer_sched_create(&s, m, &so, &e)) {
-        fprintf(stderr, "hearth: generate: %s\n", e.msg);
+    if (infer_prompt_encode(m, prompt, strlen(prompt), &ids, &e)) {
+        fprintf(stderr, "hearth: generate: encoding the prompt: %s\n", e.msg);
         goto out;
     }
     waiter w = {
@@ -190,9 +198,14 @@ int cli_generate(int argc, char **argv) {
                 parallel, total, wall, wall > 0 ? total / wall : 0.0);
     if (w.write_failed)
         fprintf(stderr, "hearth: generate: writing to stdout failed\n");
-    else if (failed)
-        fprintf(stderr, "hearth: generate: the forward failed\n");
-    else
+    else if (failed) {
+        for (int i = 0; i < parallel; i++)
+            if (cs[i].last.finish == INFER_FINISH_ERROR) {
+                fprintf(stderr, "hearth: generate: generation %d failed inside the engine: %s\n",
+                        i + 1, cs[i].error);
+                break;
+            }
+    } else
         status = 0;
 out:
     infer_sched_free(s);

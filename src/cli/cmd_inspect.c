@@ -293,10 +293,9 @@ static int inspect_vocab(const char *path) {
         printf("%s: BAD: %s\n", path, e.msg);
         return 1;
     }
-    printf("%s: hearth vocabulary (HTOK)\nkind: %s\ntokens: %d\nend-of-text id: %d\n"
-           "beginning-of-text id: %d\nidentity: %s\nverify: OK\n",
-           path, tok_kind(v) == TOK_KIND_BPE ? "byte-level BPE" : "SentencePiece-style",
-           tok_vocab_size(v), tok_eot_id(v), tok_bos_id(v), tok_identity(v));
+    printf("%s: hearth vocabulary (HTOK)\n", path);
+    cli_print_vocab(v);
+    printf("verify: OK\n");
     tok_free(v);
     return 0;
 }

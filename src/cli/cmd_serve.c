@@ -17,6 +17,12 @@ static void on_signal(int sig) {
     stop_signal = sig;
 }
 
+/* The server's operator log: stderr, one line each. */
+static void log_line(void *ud, const char *line) {
+    (void)ud;
+    fprintf(stderr, "hearth serve: %s\n", line);
+}
+
 int cli_serve(int argc, char **argv) {
     server_opts o;
     server_opts_default(&o);
@@ -27,9 +33,14 @@ int cli_serve(int argc, char **argv) {
         CLI_OPT_STR("tokenizer", 0, &o.tokenizer, "F",
                     "an .htok or GGUF vocabulary (default: the model's own)"),
         CLI_OPT_STR("model-name", 0, &o.model_name, "ID",
-                    "the id clients send as \"model\" (default: PATH's name)"),
+                    "the id clients send as \"model\" (default: PATH's stem,\n"
+                    "qwen2.5-0.5b-instruct for qwen2.5-0.5b-instruct.gguf;\n"
+                    "the file name is accepted too)"),
         CLI_OPT_STR("chat-template", 0, &o.chat_template, "T",
-                    "hearth | llama2 | chatml (default: by model family)"),
+                    "a template by llama.cpp's name: llama3, chatml, phi3,\n"
+                    "gemma, llama2, mistral-v7, zephyr, ... or hearth\n"
+                    "(default: the GGUF's tokenizer.chat_template as llama.cpp\n"
+                    "recognizes it; chatml when unknown; by family otherwise)"),
         CLI_OPT_STR("vstore-dir", 0, &o.vstore_dir, "DIR",
                     "also serve the vector store (Chroma v2 API under /api/v2)"),
         CLI_OPT_STR("rag-collection", 0, &o.rag_collection, "NAME",
@@ -85,6 +96,7 @@ int cli_serve(int argc, char **argv) {
     if (pst >= 0) return pst;
     if (npos > 0) return cli_usage_error(&cmd, "unexpected argument '%s'", argv[1]);
     if (!o.api_key) o.api_key = getenv("HEARTH_API_KEY");
+    o.log = log_line;
     if (!o.model_path && !o.vstore_dir && !o.embed_model_path) {
         return cli_usage_error(&cmd, "--model PATH or --vstore-dir DIR is required (or "
                                      "--embed-model PATH)");

@@ -190,15 +190,22 @@ done:
  * or the exit status. */
 static int open_stdin_job(const char *cmd_name, const char *flag, const char *flag_help,
                           const char *about, int argc, char **argv, int *flag_set, tok_vocab **v,
-                          char **in, size_t *len) {
+                          char **in, size_t *len, int *add_special) {
     const char *path = NULL;
     *flag_set = 0;
+    int ignored = 0;
+    if (add_special) *add_special = 0;
     char name[32], usage[160];
     snprintf(name, sizeof name, "tokenizer %s", cmd_name);
-    snprintf(usage, sizeof usage, "usage: hearth tokenizer %s --vocab FILE [--%s]", cmd_name, flag);
+    snprintf(usage, sizeof usage, "usage: hearth tokenizer %s --vocab FILE [--%s]%s", cmd_name,
+             flag, add_special ? " [--add-special]" : "");
     const cli_opt opts[] = {
         CLI_OPT_STR("vocab", 0, &path, "FILE", "hearth's vocabulary file (.htok) or a GGUF file"),
-        CLI_OPT_FLAG(flag, 0, flag_set, flag_help), CLI_OPT_END};
+        CLI_OPT_FLAG(flag, 0, flag_set, flag_help),
+        /* without add_special this entry has no name: it ends the table */
+        CLI_OPT_FLAG(add_special ? "add-special" : NULL, 0, add_special ? add_special : &ignored,
+                     "BOS first / EOS last as the vocabulary says (llama.cpp's add_special)"),
+        CLI_OPT_END};
     const cli_cmd cmd = {.name = name, .usage = usage, .about = about, .opts = opts};
     int npos, pst = cli_parse(&cmd, argc, argv, &npos);
     if (pst >= 0) return pst;
@@ -216,16 +223,18 @@ static int cmd_encode(int argc, char **argv) {
     tok_vocab *v;
     char *text;
     size_t len;
-    int special,
+    int special, add,
         st = open_stdin_job(
             "encode", "special",
             "special-token text such as <|endoftext|> becomes its token\n(default: it is text)",
             "Reads text on stdin, prints its token ids separated by spaces.", argc, argv, &special,
-            &v, &text, &len);
+            &v, &text, &len, &add);
     if (st >= 0) return st;
     tok_ids ids = {0};
     base_err e = {0};
-    int rc = tok_encode(v, text, len, special, &ids, &e);
+    int rc = tok_encode(v, text, len,
+                        (special ? TOK_ENCODE_SPECIAL : 0) | (add ? TOK_ENCODE_ADD_SPECIAL : 0),
+                        &ids, &e);
     free(text);
     tok_free(v);
     if (rc) {
@@ -256,7 +265,7 @@ static int cmd_decode(int argc, char **argv) {
     size_t len;
     int skip, st = open_stdin_job("decode", "skip-special", "special tokens decode to nothing",
                                   "Reads token ids on stdin, writes the text they stand for.", argc,
-                                  argv, &skip, &v, &in, &len);
+                                  argv, &skip, &v, &in, &len, NULL);
     if (st >= 0) return st;
     int flags = skip ? TOK_DECODE_SKIP_SPECIAL : 0;
     tok_ids ids = {0};
@@ -390,11 +399,26 @@ static int cmd_info(int argc, char **argv) {
     if (npos > 0) return cli_usage_error(&cmd, "unexpected argument '%s'", argv[1]);
     tok_vocab *v;
     if (load(path, &v)) return path ? 1 : 2;
-    printf("kind: %s\ntokens: %d\nend-of-text id: %d\nbeginning-of-text id: %d\nidentity: %s\n",
-           tok_kind(v) == TOK_KIND_BPE ? "byte-level BPE" : "SentencePiece-style",
-           tok_vocab_size(v), tok_eot_id(v), tok_bos_id(v), tok_identity(v));
+    cli_print_vocab(v);
     tok_free(v);
     return 0;
+}
+
+void cli_print_vocab(const tok_vocab *v) {
+    printf("kind: %s\ntokens: %d\npre-tokenizer: %s\nend-of-text id: %d\n"
+           "beginning-of-text id: %d\nend-of-turn id: %d\nprompt adds: %s%s%s\n"
+           "end-of-generation ids:",
+           tok_kind(v) == TOK_KIND_BPE ? "byte-level BPE" : "SentencePiece-style",
+           tok_vocab_size(v), tok_pretok_name(tok_pretok(v)), tok_eot_id(v), tok_bos_id(v),
+           tok_end_of_turn_id(v), tok_add_bos(v) ? "BOS" : "",
+           tok_add_bos(v) && tok_add_eos(v) ? " and " : "",
+           tok_add_eos(v)   ? "EOS"
+           : tok_add_bos(v) ? ""
+                            : "nothing");
+    const int32_t *eog;
+    size_t n = tok_eog_ids(v, &eog);
+    for (size_t i = 0; i < n; i++) printf(" %d", eog[i]);
+    printf("%s\nidentity: %s\n", n ? "" : " none", tok_identity(v));
 }
 
 int cli_tokenizer(int argc, char **argv) {

@@ -19,24 +19,22 @@ struct infer_engine {
     nn_config c;
     int S, ctx, R; /* slots, positions per slot, rows per forward at most */
     int C, NH, NKV, HS, Q, FO, F;
-    infer_kv_type kv;           /* the cache's element type */
-    void *kc, *vc;              /* (L, S, NKV, ctx, HS) each, of floats or halves */
-    float *x, *ln, *tmp, *atty; /* (R, C) */
-    float *mean, *rstd;         /* (R) */
-    float *qkv;                 /* (R, Q) */
-    float *fch, *fact;          /* (R, FO), (R, F) */
-    int *tok;                   /* (R) */
-    int *run_start, *run_len;   /* (R): rows grouped into runs of one slot, consecutive positions */
-    float *att;                 /* (att_threads, ctx) attention scores, one row per thread */
+    int QD; /* NH * HS: the attention's output width (C unless the family's heads differ) */
+    infer_kv_type kv;         /* the cache's element type */
+    void *kc, *vc;            /* (L, S, NKV, ctx, HS) each, of floats or halves */
+    float *x, *ln, *tmp;      /* (R, C) */
+    float *atty;              /* (R, max(C, QD)) */
+    float *mean, *rstd;       /* (R) */
+    float *qkv;               /* (R, Q) */
+    float *fch, *fact;        /* (R, FO), (R, F) */
+    int *tok;                 /* (R) */
+    int *run_start, *run_len; /* (R): rows grouped into runs of one slot, consecutive positions */
+    float *att;               /* (att_threads, ctx) attention scores, one row per thread */
     int att_threads;
     float *rope_cos, *rope_sin; /* (ctx, HS/2), Llama */
     float *part;                /* (R, the widest matrix of a split linear layer) */
     void *qscratch;             /* quant_matmul's quantized activations, (R, max K) */
 };
-
-static int qkv_width(const nn_config *c) {
-    return (c->n_head + 2 * c->n_kv_head) * (c->d_model / c->n_head);
-}
 
 void infer_engine_free(infer_engine *g) {
     if (!g) return;
@@ -72,15 +70,19 @@ static float *alloc3(size_t n1, size_t n2, size_t n3) {
 /* llama.cpp's RoPE angles: theta_i = pos * base^(-2i/HS), the ratio a float and the powers
  * made by repeated float multiplication; cosf and sinf of them. (Hearth's tensor_rope_table
  * computes each power in double: at position 100 the two differ by about 1e-4 radians, enough
- * to turn a close greedy choice.) */
-static void rope_table_ggml(float *cos_t, float *sin_t, int maxT, int HS, float base) {
+ * to turn a close greedy choice.) The scalings as ggml applies them: each angle divided by its
+ * frequency factor (ff, HS/2, or NULL), times freq_scale (linear scaling); cos and sin times
+ * mscale (the attention factor). */
+static void rope_table_ggml(float *cos_t, float *sin_t, int maxT, int HS, float base,
+                            const float *ff, float freq_scale, float mscale) {
     int half = HS / 2;
     float ratio = powf(base, -2.0f / (float)HS);
     for (int t = 0; t < maxT; t++) {
         float theta = (float)t;
         for (int i = 0; i < half; i++) {
-            cos_t[(size_t)t * half + i] = cosf(theta);
-            sin_t[(size_t)t * half + i] = sinf(theta);
+            float a = freq_scale * (ff ? theta / ff[i] : theta);
+            cos_t[(size_t)t * half + i] = cosf(a) * mscale;
+            sin_t[(size_t)t * half + i] = sinf(a) * mscale;
             theta *= ratio;
         }
     }
@@ -103,9 +105,11 @@ int infer_engine_create(infer_engine **out, const infer_model *m, int n_slots, i
     g->w = w;
     g->c = *c;
     g->S = n_slots, g->ctx = ctx, g->R = max_rows;
-    g->C = c->d_model, g->NH = c->n_head, g->NKV = c->n_kv_head, g->HS = c->d_model / c->n_head;
-    g->Q = qkv_width(c), g->F = c->d_ff, g->FO = c->family == NN_LLAMA ? 2 * c->d_ff : c->d_ff;
-    size_t R = (size_t)max_rows, C = (size_t)g->C;
+    const infer_hparams *hp = &w->hp;
+    g->C = c->d_model, g->NH = c->n_head, g->NKV = c->n_kv_head, g->HS = hp->head_dim;
+    g->Q = (g->NH + 2 * g->NKV) * g->HS, g->QD = g->NH * g->HS, g->F = c->d_ff;
+    g->FO = hp->act == INFER_ACT_GELU ? c->d_ff : 2 * c->d_ff;
+    size_t R = (size_t)max_rows, C = (size_t)g->C, AW = g->QD > g->C ? (size_t)g->QD : C;
     size_t cache_row = (size_t)g->NKV * (size_t)g->HS;
     size_t per_layer;
     int bad = base_mul_size((size_t)n_slots * (size_t)ctx, cache_row, &per_layer);
@@ -157,25 +161,29 @@ int infer_engine_create(infer_engine **out, const infer_model *m, int n_slots, i
         g->vc = calloc(cache_elems ? cache_elems : 1, esz);
     }
     g->x = alloc3(R, C, 1), g->ln = alloc3(R, C, 1), g->tmp = alloc3(R, C, 1);
-    g->atty = alloc3(R, C, 1), g->mean = alloc3(R, 1, 1), g->rstd = alloc3(R, 1, 1);
+    g->atty = alloc3(R, AW, 1), g->mean = alloc3(R, 1, 1), g->rstd = alloc3(R, 1, 1);
     g->qkv = alloc3(R, (size_t)g->Q, 1), g->fch = alloc3(R, (size_t)g->FO, 1);
     g->fact = alloc3(R, (size_t)g->F, 1);
     g->tok = calloc(R, sizeof(int)), g->run_start = calloc(R, sizeof(int));
     g->run_len = calloc(R, sizeof(int));
     g->qscratch = qs ? malloc(qs) : NULL;
     g->part = alloc3(R, widest, 1);
-    if (c->family == NN_LLAMA) {
+    if (hp->rope) {
         g->rope_cos = alloc3((size_t)ctx, (size_t)g->HS / 2, 1);
         g->rope_sin = alloc3((size_t)ctx, (size_t)g->HS / 2, 1);
+        /* Phi-3's short factors while the context stays within the trained one, as llama.cpp
+         * chooses them (by the context per sequence) */
+        const float *ff =
+            hp->rope_short && ctx <= hp->rope_orig_ctx ? hp->rope_short : hp->rope_factors;
         if (g->rope_cos && g->rope_sin && w->rope_ggml)
-            rope_table_ggml(g->rope_cos, g->rope_sin, ctx, g->HS, c->rope_theta);
+            rope_table_ggml(g->rope_cos, g->rope_sin, ctx, g->HS, c->rope_theta, ff,
+                            hp->rope_freq_scale, hp->rope_attn_factor);
         else if (g->rope_cos && g->rope_sin)
             tensor_rope_table(g->rope_cos, g->rope_sin, ctx, g->HS, c->rope_theta);
     }
     if (bad || !g->kc || !g->vc || !g->x || !g->ln || !g->tmp || !g->atty || !g->mean || !g->rstd ||
         !g->qkv || !g->fch || !g->fact || !g->tok || !g->run_start || !g->run_len ||
-        (qs && !g->qscratch) || !g->part ||
-        (c->family == NN_LLAMA && (!g->rope_cos || !g->rope_sin))) {
+        (qs && !g->qscratch) || !g->part || (hp->rope && (!g->rope_cos || !g->rope_sin))) {
         infer_engine_free(g);
         return base_fail(e, BASE_ENOMEM,
                          "out of memory: the model needs %.0f MB for the %s KV cache of %d slots x "
@@ -285,6 +293,37 @@ static void norm(const infer_engine *g, float *out, const float *inp, const floa
         tensor_rmsnorm_fwd(out, g->rstd, inp, w, N, g->C, g->c.norm_eps);
 }
 
+/* x += tmp (n rows of C), tmp first normalized by w (Gemma 2's post-attention and post-FFN
+ * RMSNorm) when w is not NULL. */
+static void residual_normed(infer_engine *g, const float *w, int n) {
+    const float *add = g->tmp;
+    if (w) {
+        tensor_rmsnorm_fwd(g->ln, g->rstd, g->tmp, w, n, g->C, g->c.norm_eps);
+        add = g->ln;
+    }
+    tensor_residual_fwd(g->x, g->x, add, (size_t)n * g->C);
+}
+
+/* ggml's GELU (tanh approximation) as its CPU backend computes it: the input rounded to F16,
+ * the result looked up in a table of F16 values (so rounded to F16), 0 below -10, x above 10. */
+static float gelu_ggml(float x) {
+    if (x <= -10.0f) return 0.0f;
+    if (x >= 10.0f) return x;
+    float h = quant_f16_to_f32(quant_f32_to_f16(x));
+    float y = 0.5f * h *
+              (1.0f + tanhf(0.79788456080286535587989211986876f * h * (1.0f + 0.044715f * h * h)));
+    return quant_f16_to_f32(quant_f32_to_f16(y));
+}
+
+/* Gemma 2's gated FFN: out (N, F) = gelu(gate) * up, inp (N, 2F) = gate | up per row. */
+static void geglu_ggml(float *out, const float *inp, int N, int F) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++)
+        for (int j = 0; j < F; j++)
+            out[(size_t)r * F + j] =
+                gelu_ggml(inp[(size_t)r * 2 * F + j]) * inp[(size_t)r * 2 * F + F + j];
+}
+
 /* Halves to floats and back: F16C where the CPU has it (every x86 with AVX2), else quant's. */
 static inline void f16_to_f32_n(float *dst, const uint16_t *src, int n) {
     int i = 0;
@@ -322,7 +361,14 @@ static void attend(infer_engine *g, int l, const int *slots, const int *pos, int
     int NH = g->NH, NKV = g->NKV, HS = g->HS, Q = g->Q, ctx = g->ctx, group = NH / NKV;
     int f16 = g->kv == INFER_KV_F16;
     int vec = (HS & 15) == 0 && HS <= 16 * ATT_MAX_V16; /* keys and values widened in registers */
-    float scale = 1.0f / sqrtf((float)HS);
+    const infer_hparams *hp = &g->w->hp;
+    /* the scale on q before the product (Phi-3, Gemma 2: as llama.cpp, which then rounds the
+     * scaled q to the cache's F16) or on the product; Gemma 2's soft-capping of the scores;
+     * the sliding window of this layer (a row sees its last `win` positions) */
+    float qscale = hp->q_prescale ? hp->att_scale : 1.0f;
+    float scale = hp->q_prescale ? 1.0f : hp->att_scale;
+    float cap = hp->att_softcap, inv_cap = cap > 0 ? 1.0f / cap : 0;
+    int win = hp->swa > 0 && (!hp->swa_every_other || l % 2 == 0) ? hp->swa : 0;
     size_t head_stride = (size_t)ctx * HS, layer_stride = (size_t)g->S * NKV * head_stride;
     int nt = omp_get_max_threads(); /* the scratch holds att_threads rows, at least this many */
     if (nt > g->att_threads) nt = g->att_threads;
@@ -334,49 +380,47 @@ static void attend(infer_engine *g, int l, const int *slots, const int *pos, int
 #pragma omp for schedule(dynamic, 1)
         for (int i = 0; i < n * NH; i++) {
             int r = i / NH, h = i % NH, kvh = h / group, P = pos[r];
+            int t0 = win && P - win + 1 > 0 ? P - win + 1 : 0;
             const float *q = g->qkv + (size_t)r * Q + (size_t)h * HS;
             size_t base = (size_t)l * layer_stride + ((size_t)slots[r] * NKV + kvh) * head_stride;
             float mx = -INFINITY;
             if (f16) {
-                for (int d = 0; d < HS; d++) qh[d] = f16_round(q[d]);
+                for (int d = 0; d < HS; d++) qh[d] = f16_round(q[d] * qscale);
                 const uint16_t *K = (const uint16_t *)g->kc + base;
                 if (vec)
-                    for (int t = 0; t <= P; t++) { /* each key widened in registers */
+                    for (int t = t0; t <= P; t++) { /* each key widened in registers */
                         const uint16_t *k = K + (size_t)t * HS;
                         v16 acc = {0};
                         for (int d = 0; d < HS; d += 16) acc += load16(qh + d) * load16_f16(k + d);
-                        float s = hsum16(acc) * scale;
-                        sc[t] = s;
-                        if (s > mx) mx = s;
+                        sc[t] = hsum16(acc) * scale;
                     }
                 else
-                    for (int t = 0; t <= P; t++) {
+                    for (int t = t0; t <= P; t++) {
                         f16_to_f32_n(row, K + (size_t)t * HS, HS);
-                        float s = head_dot(qh, row, HS) * scale;
-                        sc[t] = s;
-                        if (s > mx) mx = s;
+                        sc[t] = head_dot(qh, row, HS) * scale;
                     }
             } else {
+                for (int d = 0; d < HS; d++) qh[d] = q[d] * qscale;
                 const float *K = (const float *)g->kc + base;
-                for (int t = 0; t <= P; t++) {
-                    float s = head_dot(q, K + (size_t)t * HS, HS) * scale;
-                    sc[t] = s;
-                    if (s > mx) mx = s;
-                }
+                for (int t = t0; t <= P; t++) sc[t] = head_dot(qh, K + (size_t)t * HS, HS) * scale;
             }
-            float sum = 0;
-            for (int t = 0; t <= P; t++) {
+            for (int t = t0; t <= P; t++) {
+                if (cap > 0) sc[t] = tanhf(sc[t] * inv_cap) * cap;
+                if (sc[t] > mx) mx = sc[t];
+            }
+            double sum = 0; /* in double, 1/sum as a float: ggml's soft_max */
+            for (int t = t0; t <= P; t++) {
                 sc[t] = expf(sc[t] - mx);
                 sum += sc[t];
             }
-            float inv = 1.0f / sum, *o = g->atty + (size_t)r * g->C + (size_t)h * HS;
+            float inv = (float)(1.0 / sum), *o = g->atty + (size_t)r * g->QD + (size_t)h * HS;
             memset(o, 0, (size_t)HS * sizeof(float));
             if (f16 && vec) { /* the output head in registers, each value widened there */
                 const uint16_t *V = (const uint16_t *)g->vc + base;
                 v16 acc[ATT_MAX_V16];
                 int nv = HS / 16;
                 for (int j = 0; j < nv; j++) acc[j] = (v16){0};
-                for (int t = 0; t <= P; t++) {
+                for (int t = t0; t <= P; t++) {
                     const uint16_t *v = V + (size_t)t * HS;
                     float w = f16_round(sc[t] * inv);
                     for (int j = 0; j < nv; j++) acc[j] += w * load16_f16(v + 16 * j);
@@ -384,14 +428,14 @@ static void attend(infer_engine *g, int l, const int *slots, const int *pos, int
                 memcpy(o, acc, (size_t)HS * sizeof(float));
             } else if (f16) {
                 const uint16_t *V = (const uint16_t *)g->vc + base;
-                for (int t = 0; t <= P; t++) {
+                for (int t = t0; t <= P; t++) {
                     f16_to_f32_n(row, V + (size_t)t * HS, HS);
                     float w = f16_round(sc[t] * inv);
                     for (int d = 0; d < HS; d++) o[d] += w * row[d];
                 }
             } else {
                 const float *V = (const float *)g->vc + base;
-                for (int t = 0; t <= P; t++) {
+                for (int t = t0; t <= P; t++) {
                     const float *v = V + (size_t)t * HS;
                     float w = sc[t] * inv;
                     for (int d = 0; d < HS; d++) o[d] += w * v[d];
@@ -452,13 +496,15 @@ int infer_forward(infer_engine *g, const int32_t *tokens, const int *slots, cons
                              (size_t)C);
         if (W->wpe)
             for (int c = 0; c < C; c++) x[c] += W->wpe[(size_t)pos[i] * C + c];
+        if (W->hp.emb_scale > 0)
+            for (int c = 0; c < C; c++) x[c] *= W->hp.emb_scale;
     }
     size_t head_stride = (size_t)g->ctx * HS, layer_stride = (size_t)g->S * NKV * head_stride;
     for (int l = 0; l < g->c.n_layer; l++) {
         const infer_layer *w = &W->layers[l];
         norm(g, g->ln, g->x, w->ln1w, w->ln1b, n);
         linear(g, g->qkv, g->ln, &w->qkv, n);
-        if (g->c.family == NN_LLAMA) /* q and k heads are adjacent: rotate NH + NKV heads */
+        if (W->hp.rope) /* q and k heads are adjacent: rotate NH + NKV heads */
             for (int k = 0; k < nr; k++) {
                 int r0 = g->run_start[k];
                 tensor_rope_fwd(g->qkv + (size_t)r0 * Q, 1, g->run_len[k], NH + NKV, HS, Q, pos[r0],
@@ -481,15 +527,17 @@ int infer_forward(infer_engine *g, const int32_t *tokens, const int *slots, cons
             }
         attend(g, l, slots, pos, n);
         linear(g, g->tmp, g->atty, &w->attproj, n);
-        tensor_residual_fwd(g->x, g->x, g->tmp, (size_t)n * C);
+        residual_normed(g, w->post_att, n);
         norm(g, g->ln, g->x, w->ln2w, w->ln2b, n);
         linear(g, g->fch, g->ln, &w->fc, n);
-        if (g->c.family == NN_LLAMA)
+        if (W->hp.act == INFER_ACT_SWIGLU)
             tensor_swiglu_fwd(g->fact, g->fch, n, g->F);
+        else if (W->hp.act == INFER_ACT_GEGLU)
+            geglu_ggml(g->fact, g->fch, n, g->F);
         else
             tensor_gelu_fwd(g->fact, g->fch, (size_t)n * g->F);
         linear(g, g->tmp, g->fact, &w->fcproj, n);
-        tensor_residual_fwd(g->x, g->x, g->tmp, (size_t)n * C);
+        residual_normed(g, w->post_ffn, n);
     }
     if (n_out < 1) return BASE_OK;
     /* The head only for the rows whose next token is wanted. */
@@ -497,5 +545,9 @@ int infer_forward(infer_engine *g, const int32_t *tokens, const int *slots, cons
         memcpy(g->tmp + (size_t)i * C, g->x + (size_t)out_rows[i] * C, (size_t)C * sizeof(float));
     norm(g, g->ln, g->tmp, W->lnfw, W->lnfb, n_out);
     quant_matmul(logits, g->ln, W->head.data, W->head.type, n_out, V, C, g->qscratch);
+    float cap = W->hp.final_softcap;
+    if (cap > 0) /* Gemma 2: cap * tanh(logit / cap), as ggml's scale, tanh, scale */
+        for (size_t i = 0; i < (size_t)n_out * V; i++)
+            logits[i] = tanhf(logits[i] * (1.0f / cap)) * cap;
     return BASE_OK;
 }

@@ -26,9 +26,24 @@ const nn_config *infer_model_config(const infer_model *m);
  * callers on several threads must serialize encoding (or load their own handle with tok_load);
  * the scheduler only calls the const queries (tok_token_text, tok_token_type). */
 tok_vocab *infer_model_vocab(const infer_model *m);
-const char *infer_model_name(const infer_model *m); /* e.g. the run directory's base name */
+/* The file stem: a run directory's base name, an exported FILE.gguf's FILE */
+const char *infer_model_name(const infer_model *m);
+/* A GGUF's tokenizer.chat_template (Jinja text; lives until infer_model_free), or NULL. */
+const char *infer_model_chat_template(const infer_model *m);
 /* NN_GPT2 or NN_LLAMA: picks the chat template */
 nn_family infer_model_family(const infer_model *m);
+
+/* ---- prompts -------------------------------------------------------------------------------- */
+
+/* The one function that turns a prompt into tokens (`hearth generate`, `hearth chat`, the
+ * server's completions and chat completions): APPENDS the ids of text (a raw prompt, or a chat
+ * rendered by its template) to *out. Special-token text ("<|im_start|>", "</s>") becomes its
+ * token, as llama.cpp's llama-cli and llama-server parse it. A GGUF model's prompt gets BOS and
+ * EOS as its file says (tok_add_bos / tok_add_eos: llama_tokenize's add_special); a
+ * hearth-trained model's starts as its training documents did: with BOS, or the end-of-text
+ * token where the vocabulary has no BOS. An empty prompt is that start token alone. Uses the
+ * vocabulary's scratch space: callers on several threads serialize (see infer_model_vocab). */
+int infer_prompt_encode(infer_model *m, const char *text, size_t len, tok_ids *out, base_err *e);
 
 /* ---- sampling ------------------------------------------------------------------------------- */
 
@@ -77,7 +92,8 @@ typedef struct {
 typedef enum { INFER_EV_TEXT, INFER_EV_DONE } infer_ev_kind;
 
 typedef enum {
-    INFER_FINISH_STOP,      /* end-of-text token or a stop sequence */
+    INFER_FINISH_STOP,      /* an end-of-generation token (tok_is_eog: eos, <|eot_id|>,
+                             * <|im_end|>, ...; never emitted as text) or a stop sequence */
     INFER_FINISH_LENGTH,    /* max_tokens or the context is full */
     INFER_FINISH_CANCELLED, /* the client went away or cancelled */
     INFER_FINISH_ERROR
@@ -91,6 +107,7 @@ typedef struct {
     infer_finish finish;
     int prompt_tokens, completion_tokens;
     double queue_s, ttft_s, total_s; /* seconds: waiting for a slot, to the first token, overall */
+    const char *error; /* ERROR: what failed (e.g. the forward's message); valid during the call */
 } infer_event;
 
 /* Called on the scheduler's thread, without its lock held (it may call infer_sched_submit or
@@ -147,14 +164,45 @@ typedef struct infer_linear {
 
 typedef struct infer_layer {
     const float *ln1w, *ln1b, *ln2w, *ln2b; /* (C); the b's NULL without biases */
+    const float *post_att, *post_ffn;       /* (C): Gemma 2's norms of the attention and FFN outputs
+                                             * before their residual adds; NULL in other families */
     infer_linear qkv;                       /* (NH + 2 NKV) HS outputs: q | k | v */
     infer_linear attproj;                   /* C */
     infer_linear fc;                        /* F (GELU) or 2F (SwiGLU: gate | up) */
     infer_linear fcproj;                    /* C */
 } infer_layer;
 
+/* What a model family changes in the forward, beyond nn_config (arch.c fills it from the
+ * family table and the file's hyperparameters). */
+typedef enum {
+    INFER_ACT_GELU,   /* GPT-2: gelu(fc) */
+    INFER_ACT_SWIGLU, /* Llama, Qwen2, Phi-3: silu(gate) * up */
+    INFER_ACT_GEGLU   /* Gemma 2: gelu_tanh(gate) * up, ggml's F16-rounded GELU */
+} infer_act;
+
+typedef struct infer_hparams {
+    const char *arch;       /* the family's name: gpt2, llama, qwen2, phi3, gemma2 */
+    int head_dim;           /* HS: C / NH, or the file's attention.key_length (Gemma 2) */
+    int rope;               /* rotary positions (else learned ones, GPT-2) */
+    infer_act act;          /* the FFN's activation */
+    float emb_scale;        /* the embedding row is multiplied by this (Gemma 2: sqrt(C)); 0: not */
+    float att_scale;        /* q.k is multiplied by this (1/sqrt(HS) unless the family says else) */
+    int q_prescale;         /* q is scaled before the product, as llama.cpp's Phi-3 and Gemma 2 */
+    float att_softcap;      /* scores become cap * tanh(s / cap) (Gemma 2); 0: not */
+    float final_softcap;    /* the logits likewise */
+    int swa;                /* sliding window: a row attends to the last swa positions; 0: all */
+    int swa_every_other;    /* the window holds on even layers only (Gemma 2); else on all */
+    float rope_freq_scale;  /* positions times this (1/rope.scaling.factor, linear) */
+    float rope_attn_factor; /* cos and sin times this (rope.scaling.attn_factor; 1) */
+    const float *rope_factors; /* (HS/2): each frequency divided by its factor (Llama 3.1's
+                                * rope_freqs, Phi-3's long factors), or NULL */
+    const float *rope_short;   /* (HS/2): Phi-3's factors for contexts up to rope_orig_ctx */
+    int rope_orig_ctx;         /* rope.scaling.original_context_length (0: none) */
+} infer_hparams;
+
 typedef struct infer_weights {
     nn_config cfg;
+    infer_hparams hp;
     infer_mat wte;            /* (V, C): one row dequantized per token */
     const float *wpe;         /* (maxT, C) or NULL (Llama) */
     infer_layer *layers;      /* (L) */

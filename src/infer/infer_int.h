@@ -5,6 +5,33 @@
 #include "gguf/gguf.h"
 #include "infer.h"
 
+/* A model family (arch.c's table): what its GGUF files hold and which operations its forward
+ * uses. Adding a family is adding an entry here and, if it needs one, an operation. */
+typedef struct infer_family {
+    const char *name;  /* general.architecture */
+    nn_family base;    /* GPT2: LayerNorm, learned positions; LLAMA: RMSNorm, RoPE */
+    int rope_pairs;    /* q and k rows in adjacent-pair RoPE order: put into halves */
+    int fused_gate_up; /* ffn_up holds gate | up (2F rows), no ffn_gate */
+    int post_norms;    /* post_attention_norm and post_ffw_norm */
+    int emb_scale;     /* the embedding times sqrt(C) */
+    int q_prescale;    /* q scaled before q.k */
+    int softcap;       /* attention and final logit soft-capping */
+    int swa;           /* sliding window: 0 none, 1 every layer, 2 even layers */
+    int tied_only;     /* the output matrix is always the embedding */
+    infer_act act;
+} infer_family;
+
+/* The family named so (not NUL-terminated), or NULL. */
+const infer_family *infer_family_find(const char *name, size_t len);
+/* The family of a hearth-trained model: gpt2 or llama. */
+const infer_family *infer_family_of_nn(nn_family f);
+/* hp for family f and config c without a file: HS = C / NH, no scaling, no window. */
+void infer_hparams_default(infer_hparams *hp, const infer_family *f, const nn_config *c);
+/* hp from a GGUF file's keys (key_length, RoPE scaling, soft-capping, sliding window) with
+ * llama.cpp's defaults where a key is absent. The tensors (rope factors) are weights.c's. */
+int infer_hparams_from_gguf(infer_hparams *hp, const infer_family *f, const gguf_file *g,
+                            const nn_config *c, base_err *e);
+
 /* w's matrices and vectors as F32 views of nn's parameters (w->layers malloc'd). */
 int infer_weights_from_nn(infer_weights *w, const nn_model *nn, base_err *e);
 

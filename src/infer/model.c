@@ -27,6 +27,7 @@ struct infer_model {
     char name[256];
     char source[PATH_LEN]; /* the checkpoint directory or file the weights came from */
     char run_vocab[192];   /* the vocabulary identity the run trained on (trainer.json), or "" */
+    char *chat_template;   /* a GGUF's tokenizer.chat_template (malloc'd), or NULL */
 };
 
 /* nn_config from a JSON object of nn_config_json's fields, each through nn_config_set so the
@@ -222,6 +223,15 @@ static int load_gguf(infer_model *im, const char *path, base_err *e) {
     if (!rc && gguf_find(g, "tokenizer.ggml.model") >= 0 &&
         (rc = tok_load_gguf(g, &im->vocab, &ge)))
         rc = base_fail(e, BASE_EFORMAT, "%s: %s", path, ge.msg);
+    if (!rc && gguf_find(g, "tokenizer.chat_template") >= 0) {
+        gguf_str t;
+        if ((rc = gguf_get_str(g, "tokenizer.chat_template", &t, &ge)))
+            rc = base_fail(e, BASE_EFORMAT, "%s: %s", path, ge.msg);
+        else if (!(im->chat_template = malloc(t.len + 1)))
+            rc = base_fail(e, BASE_ENOMEM, "out of memory");
+        else
+            memcpy(im->chat_template, t.ptr, t.len), im->chat_template[t.len] = 0;
+    }
     if (rc) return rc;
     snprintf(im->source, sizeof im->source, "%s", path);
     base_name(im->name, sizeof im->name, path, ".gguf");
@@ -331,6 +341,7 @@ void infer_model_free(infer_model *m) {
     free(m->small);
     gguf_close(m->gguf);
     tok_free(m->vocab);
+    free(m->chat_template);
     free(m);
 }
 
@@ -345,6 +356,9 @@ const char *infer_model_name(const infer_model *m) {
 }
 nn_family infer_model_family(const infer_model *m) {
     return m->w.cfg.family;
+}
+const char *infer_model_chat_template(const infer_model *m) {
+    return m->chat_template;
 }
 const nn_model *infer_model_nn(const infer_model *m) {
     return m->nn;

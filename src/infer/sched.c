@@ -33,7 +33,7 @@ struct infer_sched {
     infer_model *m;
     infer_engine *g;
     infer_sched_opts o;
-    int V, eot, vocab_n;
+    int V, vocab_n;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -71,8 +71,8 @@ static int emit_text(req *r, const char *p, size_t n) {
 }
 
 /* The last event of a request; then it is freed. Text still held back goes out first, unless
- * the request was cancelled or failed. */
-static void finish(req *r, infer_finish why) {
+ * the request was cancelled or failed (error: why, for INFER_FINISH_ERROR). */
+static void finish_err(req *r, infer_finish why, const char *error) {
     if (why == INFER_FINISH_STOP || why == INFER_FINISH_LENGTH) {
         const char *p;
         size_t n;
@@ -85,9 +85,14 @@ static void finish(req *r, infer_finish why) {
                       .completion_tokens = r->n_gen,
                       .queue_s = (r->t_admit > 0 ? r->t_admit : now) - r->t_submit,
                       .ttft_s = r->t_first > 0 ? r->t_first - r->t_submit : 0,
-                      .total_s = now - r->t_submit};
+                      .total_s = now - r->t_submit,
+                      .error = why == INFER_FINISH_ERROR ? error : NULL};
     emit(r, &ev);
     req_free(r);
+}
+
+static void finish(req *r, infer_finish why) {
+    finish_err(r, why, why == INFER_FINISH_ERROR ? "out of memory for the generated text" : NULL);
 }
 
 /* Takes r out of its slot (under mu). */
@@ -105,7 +110,7 @@ static int take_token(infer_sched *s, req *r, int32_t tok) {
     r->toks[r->n_toks++] = tok;
     r->n_gen++;
     infer_finish why = (infer_finish)-1;
-    if (tok == s->eot) {
+    if (tok_is_eog(infer_model_vocab(s->m), tok)) { /* ends the turn; never printed */
         why = INFER_FINISH_STOP;
     } else {
         const char *bytes = NULL, *out;
@@ -185,7 +190,7 @@ static void step(infer_sched *s) {
             if (s->slot[i]) {
                 req *r = s->slot[i];
                 release_slot(s, r);
-                finish(r, INFER_FINISH_ERROR);
+                finish_err(r, INFER_FINISH_ERROR, e.msg);
             }
         return;
     }
@@ -294,7 +299,6 @@ int infer_sched_create(infer_sched **out, infer_model *m, const infer_sched_opts
     s->m = m;
     s->o = op;
     s->V = c->vocab_size;
-    s->eot = tok_eot_id(infer_model_vocab(m));
     s->vocab_n = tok_vocab_size(infer_model_vocab(m));
     s->next_id = 1;
     int rows = op.max_rows;

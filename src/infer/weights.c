@@ -23,6 +23,7 @@ int infer_weights_from_nn(infer_weights *w, const nn_model *nn, base_err *e) {
     const nn_config *c = &nn->cfg;
     memset(w, 0, sizeof *w);
     w->cfg = *c;
+    infer_hparams_default(&w->hp, infer_family_of_nn(c->family), c);
     int C = c->d_model, HS = C / c->n_head, Q = (c->n_head + 2 * c->n_kv_head) * HS;
     int FO = c->family == NN_LLAMA ? 2 * c->d_ff : c->d_ff;
     const nn_params *p = &nn->pt;
@@ -194,21 +195,28 @@ static int get_bias(loader *ld, const char *const *fmts, const int *rows, int n,
     return BASE_OK;
 }
 
-static int build(loader *ld, infer_weights *w) {
+/* One family's tensors (f: arch.c's table) by llama.cpp's names. */
+static int build(loader *ld, infer_weights *w, const infer_family *f) {
     const nn_config *c = &w->cfg;
-    int C = c->d_model, HS = C / c->n_head, NH = c->n_head, NKV = c->n_kv_head, F = c->d_ff;
-    int V = c->vocab_size, llama = c->family == NN_LLAMA;
+    int C = c->d_model, HS = w->hp.head_dim, NH = c->n_head, NKV = c->n_kv_head, F = c->d_ff;
+    int V = c->vocab_size, gpt2 = f->base == NN_GPT2;
     if (get_mat(ld, "token_embd.weight", 0, V, C, &w->wte)) return BASE_EFORMAT;
-    if (!llama && get_vec(ld, "position_embd.weight", 0, c->max_seq, c->max_seq * C, 0, &w->wpe))
+    if (gpt2 && get_vec(ld, "position_embd.weight", 0, c->max_seq, c->max_seq * C, 0, &w->wpe))
         return BASE_EFORMAT;
     if (get_vec(ld, "output_norm.weight", 0, 1, C, 0, &w->lnfw) ||
         get_vec(ld, "output_norm.bias", 0, 1, C, 1, &w->lnfb))
         return BASE_EFORMAT;
-    if (find(ld->g, "output.weight", NULL)) {
+    if (!f->tied_only && find(ld->g, "output.weight", NULL)) {
         if (get_mat(ld, "output.weight", 0, V, C, &w->head)) return BASE_EFORMAT;
     } else {
         w->head = w->wte;
     }
+    /* RoPE frequency factors: Llama 3.1+'s rope_freqs, Phi-3's long and short ones */
+    if (!gpt2 && (get_vec(ld, "rope_freqs.weight", 0, 1, HS / 2, 1, &w->hp.rope_factors) ||
+                  (!w->hp.rope_factors &&
+                   get_vec(ld, "rope_factors_long.weight", 0, 1, HS / 2, 1, &w->hp.rope_factors)) ||
+                  get_vec(ld, "rope_factors_short.weight", 0, 1, HS / 2, 1, &w->hp.rope_short)))
+        return BASE_EFORMAT;
     for (int l = 0; l < c->n_layer; l++) {
         infer_layer *L = &w->layers[l];
         if (get_vec(ld, "blk.%d.attn_norm.weight", l, 1, C, 0, &L->ln1w) ||
@@ -216,7 +224,21 @@ static int build(loader *ld, infer_weights *w) {
             get_vec(ld, "blk.%d.ffn_norm.weight", l, 1, C, 0, &L->ln2w) ||
             get_vec(ld, "blk.%d.ffn_norm.bias", l, 1, C, 1, &L->ln2b))
             return BASE_EFORMAT;
-        if (llama) {
+        if (f->post_norms &&
+            (get_vec(ld, "blk.%d.post_attention_norm.weight", l, 1, C, 0, &L->post_att) ||
+             get_vec(ld, "blk.%d.post_ffw_norm.weight", l, 1, C, 0, &L->post_ffn)))
+            return BASE_EFORMAT;
+        char name[96];
+        infer_mat m;
+        const float *b;
+        int Q = (NH + 2 * NKV) * HS;
+        if (gpt2 || find(ld->g, fmt_name(name, sizeof name, "blk.%d.attn_qkv.weight", l), NULL)) {
+            /* q | k | v fused (GPT-2, Phi-3) */
+            if (get_mat(ld, "blk.%d.attn_qkv.weight", l, Q, C, &m) ||
+                get_vec(ld, "blk.%d.attn_qkv.bias", l, 1, Q, 1, &b))
+                return BASE_EFORMAT;
+            L->qkv = one(m, b);
+        } else {
             static const char *const qkv[3] = {"blk.%d.attn_q.weight", "blk.%d.attn_k.weight",
                                                "blk.%d.attn_v.weight"};
             static const char *const qkvb[3] = {"blk.%d.attn_q.bias", "blk.%d.attn_k.bias",
@@ -224,10 +246,18 @@ static int build(loader *ld, infer_weights *w) {
             int rows[3] = {NH * HS, NKV * HS, NKV * HS};
             L->qkv.n = 3;
             L->qkv.out = rows[0] + rows[1] + rows[2];
-            L->qkv.rope_heads[0] = NH, L->qkv.rope_heads[1] = NKV;
+            if (f->rope_pairs) L->qkv.rope_heads[0] = NH, L->qkv.rope_heads[1] = NKV;
             for (int i = 0; i < 3; i++)
                 if (get_mat(ld, qkv[i], l, rows[i], C, &L->qkv.w[i])) return BASE_EFORMAT;
             if (get_bias(ld, qkvb, rows, 3, l, &L->qkv.b)) return BASE_EFORMAT;
+        }
+        if (gpt2 || f->fused_gate_up) { /* GPT-2's F rows; Phi-3's gate | up, 2F rows */
+            int rows = gpt2 ? F : 2 * F;
+            if (get_mat(ld, "blk.%d.ffn_up.weight", l, rows, C, &m) ||
+                get_vec(ld, "blk.%d.ffn_up.bias", l, 1, rows, 1, &b))
+                return BASE_EFORMAT;
+            L->fc = one(m, b);
+        } else {
             static const char *const gu[2] = {"blk.%d.ffn_gate.weight", "blk.%d.ffn_up.weight"};
             static const char *const gub[2] = {"blk.%d.ffn_gate.bias", "blk.%d.ffn_up.bias"};
             int frows[2] = {F, F};
@@ -236,21 +266,7 @@ static int build(loader *ld, infer_weights *w) {
             for (int i = 0; i < 2; i++)
                 if (get_mat(ld, gu[i], l, F, C, &L->fc.w[i])) return BASE_EFORMAT;
             if (get_bias(ld, gub, frows, 2, l, &L->fc.b)) return BASE_EFORMAT;
-        } else {
-            infer_mat m;
-            const float *b;
-            int Q = (NH + 2 * NKV) * HS;
-            if (get_mat(ld, "blk.%d.attn_qkv.weight", l, Q, C, &m) ||
-                get_vec(ld, "blk.%d.attn_qkv.bias", l, 1, Q, 1, &b))
-                return BASE_EFORMAT;
-            L->qkv = one(m, b);
-            if (get_mat(ld, "blk.%d.ffn_up.weight", l, F, C, &m) ||
-                get_vec(ld, "blk.%d.ffn_up.bias", l, 1, F, 1, &b))
-                return BASE_EFORMAT;
-            L->fc = one(m, b);
         }
-        infer_mat m;
-        const float *b;
         if (get_mat(ld, "blk.%d.attn_output.weight", l, C, NH * HS, &m) ||
             get_vec(ld, "blk.%d.attn_output.bias", l, 1, C, 1, &b))
             return BASE_EFORMAT;
@@ -271,6 +287,13 @@ int infer_weights_from_gguf(infer_weights *w, const gguf_file *g, const nn_confi
     if (rc) return rc;
     w->cfg = *c;
     w->rope_ggml = 1;
+    gguf_str arch;
+    if (gguf_get_str(g, "general.architecture", &arch, e)) return BASE_EFORMAT;
+    const infer_family *f = infer_family_find(arch.ptr, arch.len);
+    if (!f || f->base != c->family)
+        return base_fail(e, BASE_EFORMAT, "GGUF: architecture '%.*s' is not one hearth runs",
+                         (int)(arch.len > 40 ? 40 : arch.len), arch.ptr);
+    if ((rc = infer_hparams_from_gguf(&w->hp, f, g, c, e))) return rc;
     loader ld = {.g = g, .e = e, .counting = 1};
     ld.used = calloc(gguf_n_tensors(g) + 1, 1);
     w->layers = calloc((size_t)c->n_layer, sizeof *w->layers);
@@ -278,19 +301,19 @@ int infer_weights_from_gguf(infer_weights *w, const gguf_file *g, const nn_confi
         free(ld.used);
         return base_fail(e, BASE_ENOMEM, "out of memory");
     }
-    rc = build(&ld, w); /* pass 1: names, shapes; counts the vector floats */
+    rc = build(&ld, w, f); /* pass 1: names, shapes; counts the vector floats */
     if (!rc && !(ld.small = base_alloc_floats(ld.cap_small ? ld.cap_small : 1)))
         rc = base_fail(e, BASE_ENOMEM, "out of memory");
     if (!rc) {
         ld.counting = 0;
         memset(ld.used, 0, gguf_n_tensors(g));
-        rc = build(&ld, w); /* pass 2: the vectors widened */
+        rc = build(&ld, w, f); /* pass 2: the vectors widened */
     }
     for (size_t i = 0; !rc && i < gguf_n_tensors(g); i++)
         if (!ld.used[i]) {
             const gguf_tensor *t = gguf_tensor_at(g, i);
-            rc = base_fail(e, BASE_EFORMAT, "GGUF: tensor %.*s has no place in a hearth %s model",
-                           NAME_FMT(t), c->family == NN_LLAMA ? "llama" : "gpt2");
+            rc = base_fail(e, BASE_EFORMAT, "GGUF: tensor %.*s has no place in a %s model",
+                           NAME_FMT(t), f->name);
         }
     free(ld.used);
     if (rc) {

@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +54,8 @@ typedef struct sock {
 struct server {
     server_opts o;
     char *host, *api_key, *model_path, *tokenizer, *model_id, *tmpl_name, *vstore_dir;
-    char *rag_coll; /* rag_api's collection */
+    char *rag_coll;   /* rag_api's collection */
+    char *model_file; /* the model path's last component: a request may name it too */
     struct MHD_Daemon *d;
     int port;
     atomic_int state, stopping;
@@ -79,6 +81,18 @@ struct server {
     uint64_t salt;
     long long created;
 };
+
+/* One line to the operator's log (server_opts.log), if there is one. */
+static void server_log(server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void server_log(server *s, const char *fmt, ...) {
+    if (!s->o.log) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    s->o.log(s->o.log_ud, line);
+}
 
 void server_opts_default(server_opts *o) {
     memset(o, 0, sizeof *o);
@@ -139,6 +153,7 @@ typedef struct gen {
     base_buf pending; /* text not yet taken by the connection (valid UTF-8) */
     int done;
     infer_finish finish;
+    char error[512]; /* INFER_FINISH_ERROR: the engine's message */
     int prompt_tokens, completion_tokens;
     atomic_int cancel; /* returned to the scheduler from the callback */
     uint64_t sched_id;
@@ -243,12 +258,19 @@ static void *load_main(void *arg) {
                   cfg->max_seq);
         goto fail;
     }
-    server_tmpl t = server_tmpl_default(infer_model_family(m), tok_kind(infer_model_vocab(m)));
+    int unknown = 0;
+    server_tmpl t =
+        server_tmpl_for_model(infer_model_chat_template(m), infer_model_nn(m) == NULL,
+                              infer_model_family(m), tok_kind(infer_model_vocab(m)), &unknown);
     if (s->tmpl_name && server_tmpl_parse(s->tmpl_name, &t)) {
-        base_fail(e, BASE_EINVAL, "unknown chat template '%s' (hearth, llama2, chatml)",
-                  s->tmpl_name);
+        base_fail(e, BASE_EINVAL, "unknown chat template '%s' (%s)", s->tmpl_name,
+                  server_tmpl_names());
         goto fail;
     }
+    if (unknown && !s->tmpl_name)
+        server_log(s, "the model's chat template (tokenizer.chat_template) is not one hearth "
+                      "recognizes (nor would llama.cpp): chats use chatml, llama.cpp's fallback; "
+                      "--chat-template NAME chooses another");
     infer_sched_opts so = {.n_slots = s->o.slots,
                            .ctx = ctx,
                            .max_queue = s->o.queue,
@@ -316,6 +338,10 @@ static int on_event(void *ud, const infer_event *ev) {
     s->met.prompt_tokens += (uint64_t)(ev->prompt_tokens > 0 ? ev->prompt_tokens : 0);
     s->met.generation_tokens += (uint64_t)(ev->completion_tokens > 0 ? ev->completion_tokens : 0);
     pthread_mutex_unlock(&s->met_mu);
+    if (ev->finish == INFER_FINISH_ERROR) {
+        snprintf(g->error, sizeof g->error, "%s", ev->error ? ev->error : "unknown error");
+        server_log(s, "generation %s failed inside the engine: %s", g->id, g->error);
+    }
     pthread_mutex_lock(&g->mu);
     g->done = 1;
     g->finish = ev->finish;
@@ -409,7 +435,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
         if (done) {
             if (g->finish == INFER_FINISH_ERROR) {
                 server_error er;
-                server_fail(&er, 500, NULL, NULL, "generation failed inside the engine");
+                server_fail(&er, 500, NULL, NULL, "generation failed inside the engine: %s",
+                            g->error);
                 add_event(g, server_error_json(&er));
             } else {
                 add_event(g, rag_api_with_sources(server_json_chunk(m, 0, NULL, 0,
@@ -441,15 +468,13 @@ static void stream_free(void *cls) {
     gen_unref(g);
 }
 
-/* The id that opens a document: BOS where the vocabulary has one, else the end-of-text token
- * hearth's `prepare` puts before every document (what the model saw at each start). */
-static int32_t doc_start(tok_vocab *v) {
-    int32_t b = tok_bos_id(v);
-    return b >= 0 ? b : tok_eot_id(v);
+/* Whether a request's model names this server's: its id (the file stem, or --model-name) or
+ * the model path's last component (qwen2.5-0.5b-instruct.gguf). */
+static int serves(const server *s, const char *name) {
+    return !strcmp(name, s->model_id) || (s->model_file && !strcmp(name, s->model_file));
 }
 
 static int encode_prompt(server *s, gen *g, server_error *er) {
-    tok_vocab *v = infer_model_vocab(s->model);
     server_req *r = &g->req;
     base_err e = {0};
     int rc = 0;
@@ -462,9 +487,6 @@ static int encode_prompt(server *s, gen *g, server_error *er) {
         for (size_t i = 0; i < r->n_prompt_ids && !rc; i++)
             rc = tok_ids_push(&g->ids, r->prompt_ids[i]);
     } else {
-        int32_t start = doc_start(v);
-        if ((r->ep == SERVER_EP_COMPLETIONS || s->tmpl == SERVER_TMPL_HEARTH) && start >= 0)
-            rc = tok_ids_push(&g->ids, start);
         /* No token covers more than tok_bytes_max bytes of the text, so a prompt that cannot
          * fit even at that best is refused without tokenizing it (a 900 KB prompt would hold
          * the tokenizer's lock for every other request meanwhile). */
@@ -484,10 +506,12 @@ static int encode_prompt(server *s, gen *g, server_error *er) {
                                s->ctx, least, bytes, s->tok_bytes_max);
         pthread_mutex_lock(&s->tok_mu);
         if (!rc) {
+            /* one prompt path (infer_prompt_encode) for both: BOS as the model's tokenizer says,
+             * special-token text parsed as llama.cpp's server does */
             if (r->ep == SERVER_EP_CHAT)
-                rc = server_chat_encode(s->tmpl, v, r->msgs, r->n_msgs, &g->ids, &e);
+                rc = server_chat_encode(s->tmpl, s->model, r->msgs, r->n_msgs, &g->ids, &e);
             else
-                rc = tok_encode(v, r->prompt, strlen(r->prompt), 0, &g->ids, &e);
+                rc = infer_prompt_encode(s->model, r->prompt, strlen(r->prompt), &g->ids, &e);
         }
         pthread_mutex_unlock(&s->tok_mu);
     }
@@ -528,7 +552,7 @@ static enum MHD_Result handle_generate(server *s, struct MHD_Connection *c, conn
     enum MHD_Result res;
     if (server_req_parse(&g->req, ep, k->body ? k->body : "", k->len, &er)) goto fail;
     server_req *r = &g->req;
-    if (r->model && strcmp(r->model, s->model_id) != 0) {
+    if (r->model && !serves(s, r->model)) {
         server_fail(&er, 404, "model", "model_not_found",
                     "The model '%.200s' does not exist; this server serves '%.200s'", r->model,
                     s->model_id);
@@ -619,7 +643,8 @@ static enum MHD_Result handle_generate(server *s, struct MHD_Connection *c, conn
     }
     if (fin == INFER_FINISH_ERROR || text.failed) {
         base_buf_free(&text);
-        server_fail(&er, 500, NULL, NULL, "generation failed inside the engine");
+        server_fail(&er, 500, NULL, NULL, "generation failed inside the engine: %s",
+                    text.failed ? "out of memory for the answer" : g->error);
         goto fail;
     }
     char *body = rag_api_with_sources(
@@ -640,10 +665,9 @@ static json_t *model_json(server *s) {
     json_t *o = json_pack("{s:s,s:s,s:I,s:s}", "id", s->model_id, "object", "model", "created",
                           (json_int_t)s->created, "owned_by", "hearth");
     if (o && atomic_load(&s->state) == SERVER_READY) {
-        const nn_config *cfg = infer_model_config(s->model);
         json_object_set_new(o, "meta",
                             json_pack("{s:s,s:i,s:i,s:s}", "family",
-                                      cfg->family == NN_LLAMA ? "llama" : "gpt2", "n_ctx", s->ctx,
+                                      infer_model_weights(s->model)->hp.arch, "n_ctx", s->ctx,
                                       "n_vocab", s->n_vocab, "chat_template",
                                       server_tmpl_name(s->tmpl)));
     }
@@ -683,7 +707,7 @@ static enum MHD_Result handle_models(server *s, struct MHD_Connection *c, conn *
         return reply_json(s, c, k, 200,
                           json_pack("{s:s,s:[o]}", "object", "list", "data", model_json(s)));
     const char *id = url + strlen("/v1/models/");
-    if (strcmp(id, s->model_id) != 0) {
+    if (!serves(s, id)) {
         server_fail(&er, 404, "model", "model_not_found",
                     "The model '%.200s' does not exist; this server serves '%.200s'", id,
                     s->model_id);
@@ -752,11 +776,17 @@ static enum MHD_Result handle_tokenize(server *s, struct MHD_Connection *c, conn
     tok_ids ids = {0};
     base_err e = {0};
     int rc = 0;
-    if (json_is_true(as) && doc_start(v) >= 0) rc = tok_ids_push(&ids, doc_start(v));
+    /* add_special: a GGUF model's BOS/EOS as its file says (llama-server's /tokenize); a
+     * hearth-trained model's document start (BOS, else the end-of-text token) */
+    int32_t start = tok_bos_id(v) >= 0 ? tok_bos_id(v) : tok_eot_id(v);
+    int hearth = infer_model_nn(s->model) != NULL;
+    if (json_is_true(as) && hearth && start >= 0) rc = tok_ids_push(&ids, start);
     pthread_mutex_lock(&s->tok_mu);
     if (!rc)
         rc = tok_encode(v, json_string_value(content), json_string_length(content),
-                        json_is_true(ps) ? TOK_ENCODE_SPECIAL : 0, &ids, &e);
+                        (json_is_true(ps) ? TOK_ENCODE_SPECIAL : 0) |
+                            (json_is_true(as) && !hearth ? TOK_ENCODE_ADD_SPECIAL : 0),
+                        &ids, &e);
     pthread_mutex_unlock(&s->tok_mu);
     json_decref(o);
     json_t *arr = json_array();
@@ -1168,14 +1198,16 @@ static char *dup_or_null(const char *s) {
     return s ? strdup(s) : NULL;
 }
 
-/* The id clients name: --model-name, else the path's last component without .safetensors. */
-static char *model_id_of(const char *path) {
+/* The id clients name: --model-name, else the path's last component without .safetensors or
+ * .gguf (the file stem, as Ollama and llama-server list it); stem 0: the component whole. */
+static char *model_id_of(const char *path, int stem) {
     size_t n = strlen(path);
     while (n > 1 && path[n - 1] == '/') n--;
     size_t b = n;
     while (b > 0 && path[b - 1] != '/') b--;
     size_t len = n - b;
-    if (len > 12 && !strncmp(path + n - 12, ".safetensors", 12)) len -= 12;
+    if (stem && len > 12 && !strncmp(path + n - 12, ".safetensors", 12)) len -= 12;
+    if (stem && len > 5 && !strncmp(path + n - 5, ".gguf", 5)) len -= 5;
     char *id = malloc(len + 1);
     if (id) {
         memcpy(id, path + b, len);
@@ -1195,8 +1227,8 @@ int server_start(server **out, const server_opts *o, base_err *e) {
                          "nothing to serve: give a model, a vector store or an embedding model");
     server_tmpl t;
     if (o->chat_template && server_tmpl_parse(o->chat_template, &t))
-        return base_fail(e, BASE_EINVAL, "unknown chat template '%s' (hearth, llama2, chatml)",
-                         o->chat_template);
+        return base_fail(e, BASE_EINVAL, "unknown chat template '%s' (%s)", o->chat_template,
+                         server_tmpl_names());
     server *s = calloc(1, sizeof *s);
     if (!s) return base_fail(e, BASE_ENOMEM, "out of memory");
     s->o = *o;
@@ -1208,7 +1240,8 @@ int server_start(server **out, const server_opts *o, base_err *e) {
     s->vstore_dir = dup_or_null(o->vstore_dir);
     s->rag_coll = dup_or_null(o->rag_collection ? o->rag_collection : RAG_API_COLLECTION);
     if (o->model_path)
-        s->model_id = o->model_name ? strdup(o->model_name) : model_id_of(o->model_path);
+        s->model_id = o->model_name ? strdup(o->model_name) : model_id_of(o->model_path, 1);
+    if (o->model_path && !o->model_name) s->model_file = model_id_of(o->model_path, 0);
     pthread_mutex_init(&s->tok_mu, NULL);
     pthread_mutex_init(&s->met_mu, NULL);
     pthread_mutex_init(&s->sock_mu, NULL);
@@ -1328,6 +1361,7 @@ int server_stop(server *s, base_err *e) {
     free(s->model_path);
     free(s->tokenizer);
     free(s->model_id);
+    free(s->model_file);
     free(s->tmpl_name);
     free(s->vstore_dir);
     free(s->rag_coll);

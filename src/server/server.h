@@ -35,8 +35,10 @@ typedef struct server_opts {
     const char *api_key;          /* NULL: no authentication; else "Authorization: Bearer KEY" */
     const char *model_path;       /* run directory or .safetensors; NULL: no model (vstore only) */
     const char *tokenizer;        /* .htok path, or NULL for the model's own */
-    const char *model_name;       /* the id clients name; NULL: the model's name */
-    const char *chat_template;    /* "hearth", "llama2", "chatml"; NULL: chosen by the model */
+    const char *model_name;       /* the id clients name; NULL: the model file's stem (a request
+                                   * may also name the file: qwen2.5-0.5b-instruct.gguf) */
+    const char *chat_template;    /* a template's name (server_tmpl_parse); NULL: the model's own
+                                   * (its GGUF's tokenizer.chat_template), else by its family */
     const char *vstore_dir;       /* NULL: no /api/v2 routes */
     const char *embed_model_path; /* NULL: no /v1/embeddings (a GGUF bert file or HF dir) */
     const char *embed_model_name; /* the id clients name; NULL: the embedding model's name */
@@ -54,6 +56,11 @@ typedef struct server_opts {
      * body_timeout_s of the headers; else the connection is closed. 0: no limit. Unlike
      * timeout_s these are not reset by each byte, so a client trickling bytes is bounded. */
     unsigned header_timeout_s, body_timeout_s;
+    /* Where the server reports what an operator should see (a chat template it does not
+     * recognize, a generation that failed in the engine, with the message): one line per call,
+     * from any thread. NULL: nowhere. */
+    void (*log)(void *ud, const char *line);
+    void *log_ud;
 } server_opts;
 
 void server_opts_default(server_opts *o);
@@ -130,27 +137,79 @@ int server_req_parse(server_req *r, server_endpoint ep, const char *body, size_t
                      server_error *er);
 void server_req_free(server_req *r); /* zeroes; safe twice */
 
-/* Chat templates (docs: ARCHITECTURE.md, "server"). */
+/* Chat templates (docs: ARCHITECTURE.md, "server"): llama.cpp's built-in ones under its names,
+ * rendered byte for byte as its llama_chat_apply_template renders them, and hearth's own. */
 typedef enum {
     SERVER_TMPL_HEARTH =
         0, /* "User: ...\nAssistant: ...": for hearth-trained (plain text) models */
-    SERVER_TMPL_LLAMA2 = 1, /* "<s>[INST] <<SYS>>\n...\n<</SYS>>\n\n... [/INST]" */
-    SERVER_TMPL_CHATML = 2, /* "<|im_start|>role\n...<|im_end|>\n" */
+    SERVER_TMPL_LLAMA2 = 1, /* "[INST] ... [/INST]...</s>" (BOS from the tokenizer) */
+    SERVER_TMPL_CHATML = 2, /* "<|im_start|>role\n...<|im_end|>\n" (Qwen2, ...) */
+    SERVER_TMPL_LLAMA2_SYS,
+    SERVER_TMPL_LLAMA2_SYS_BOS,
+    SERVER_TMPL_LLAMA2_SYS_STRIP,
+    SERVER_TMPL_MISTRAL_V1,
+    SERVER_TMPL_MISTRAL_V3,
+    SERVER_TMPL_MISTRAL_V3_TEKKEN,
+    SERVER_TMPL_MISTRAL_V7,
+    SERVER_TMPL_PHI3,
+    SERVER_TMPL_PHI4,
+    SERVER_TMPL_FALCON3,
+    SERVER_TMPL_ZEPHYR,
+    SERVER_TMPL_MONARCH,
+    SERVER_TMPL_GEMMA,
+    SERVER_TMPL_ORION,
+    SERVER_TMPL_OPENCHAT,
+    SERVER_TMPL_VICUNA,
+    SERVER_TMPL_VICUNA_ORCA,
+    SERVER_TMPL_DEEPSEEK,
+    SERVER_TMPL_DEEPSEEK2,
+    SERVER_TMPL_DEEPSEEK3,
+    SERVER_TMPL_COMMAND_R,
+    SERVER_TMPL_LLAMA3,
+    SERVER_TMPL_CHATGLM3,
+    SERVER_TMPL_CHATGLM4,
+    SERVER_TMPL_GLMEDGE,
+    SERVER_TMPL_MINICPM,
+    SERVER_TMPL_EXAONE3,
+    SERVER_TMPL_RWKV_WORLD,
+    SERVER_TMPL_GRANITE,
+    SERVER_TMPL_GIGACHAT,
+    SERVER_TMPL_MEGREZ,
+    SERVER_TMPL_COUNT
 } server_tmpl;
-int server_tmpl_parse(const char *name, server_tmpl *out); /* 0, or -1 for an unknown name */
+/* By name ("llama3", "chatml", "hearth", ... as llama.cpp's --chat-template names them): 0, or
+ * -1 for an unknown name. */
+int server_tmpl_parse(const char *name, server_tmpl *out);
 const char *server_tmpl_name(server_tmpl t);
-/* The template a model gets by default: LLAMA2 for Llama-family models with a SentencePiece
- * vocabulary (Meta's), HEARTH otherwise (hearth trains on plain text). */
+const char *server_tmpl_names(void); /* every name, comma-separated, for messages */
+/* A template's text (a GGUF's tokenizer.chat_template, Jinja) recognized as llama.cpp's
+ * llm_chat_detect_template recognizes it (a name is taken as that template): 0, or -1 when
+ * llama.cpp would not know it either. */
+int server_tmpl_detect(const char *tmpl, server_tmpl *out);
+/* The template of a model without one: LLAMA2 for a hearth-trained Llama with a SentencePiece
+ * vocabulary, HEARTH otherwise (hearth trains on plain text). */
 server_tmpl server_tmpl_default(nn_family family, int tok_kind);
-/* A stop sequence the template implies (the next turn's tag), or NULL. */
+/* The template a model gets: its GGUF's chat_template (NULL: none) as detected; a GGUF model
+ * whose template is unknown or absent gets ChatML, llama.cpp's fallback (*unknown = 1 when a
+ * template was there but not recognized: the caller reports it once); a model of hearth's own
+ * (from_gguf 0) without a template gets server_tmpl_default. */
+server_tmpl server_tmpl_for_model(const char *chat_template, int from_gguf, nn_family family,
+                                  int tok_kind, int *unknown);
+/* A stop sequence the template implies: hearth's "\nUser:" (it has no end-of-turn token); NULL
+ * for the others, whose end-of-turn tokens end generation (tok_is_eog). */
 const char *server_tmpl_stop(server_tmpl t);
-/* The prompt as text, special tokens written as their text ("<s>"): for display and tests. */
+/* The prompt text of the messages, APPENDED to *out, with llama-server's generation prompt
+ * (the assistant's turn opened). System messages: in the templates that have a system turn as
+ * such; merged into the first user turn where llama.cpp merges them (gemma, orion, llama2
+ * without <<SYS>>, mistral); rendered as llama.cpp renders them elsewhere. BASE_ENOMEM. */
 int server_chat_render(server_tmpl t, const server_msg *m, size_t n, base_buf *out);
-/* The prompt as token ids, APPENDED to *out: text pieces through tok_encode (special-token
- * text inside messages stays text), the template's special tokens as their ids when v has them.
- * Not thread-safe on v (tok_encode). */
-int server_chat_encode(server_tmpl t, tok_vocab *v, const server_msg *m, size_t n, tok_ids *out,
-                       base_err *e);
+/* The same with add_ass chosen (llama_chat_apply_template's add_ass): for the fixtures. */
+int server_chat_render_ex(server_tmpl t, const server_msg *m, size_t n, int add_ass, base_buf *out);
+/* The prompt as token ids, APPENDED to *out: the rendered text through infer_prompt_encode
+ * (special-token text becomes its token, as llama.cpp parses a rendered template; BOS as the
+ * model's tokenizer says). Not thread-safe on the model's vocabulary (tok_encode). */
+int server_chat_encode(server_tmpl t, infer_model *model, const server_msg *m, size_t n,
+                       tok_ids *out, base_err *e);
 
 /* The most input bytes one token of v can stand for: its longest token text (tok_token_text),
  * at least 1. Every token of an encoding covers at most that many bytes of the text (a

@@ -130,7 +130,8 @@ static int bpe_scan(const tok_vocab *v, const uint8_t *p, size_t n, tok_ids *out
         if (bi + 1 >= m) rank[bi] = UINT32_MAX;
     }
     int rc = 0;
-    for (size_t i = 0; i < m && !rc; i++) rc = tok_ids_push(out, (int32_t)id[i]);
+    for (size_t i = 0; i < m && !rc; i++) /* a byte without a token (GGUF) is dropped */
+        if (id[i] != UINT32_MAX) rc = tok_ids_push(out, (int32_t)id[i]);
     if (id != sid) free(id);
     return rc;
 }
@@ -208,7 +209,8 @@ static int bpe_heap(const tok_vocab *v, const uint8_t *p, size_t n, tok_ids *out
             heap_push(h, &hn, (heap_ent){s->rank, x.left, (uint32_t)r, id[x.left], id[r]});
     }
     rc = 0;
-    for (int32_t i = 0; i >= 0 && !rc; i = next[i]) rc = tok_ids_push(out, (int32_t)id[i]);
+    for (int32_t i = 0; i >= 0 && !rc; i = next[i])
+        if (id[i] != UINT32_MAX) rc = tok_ids_push(out, (int32_t)id[i]);
 done:
     free(id);
     free(next);
@@ -225,10 +227,13 @@ int tok_bpe_piece(const tok_vocab *v, const uint8_t *p, size_t n, int use_heap, 
 }
 
 static int bpe_encode_piece(tok_vocab *v, const uint8_t *p, size_t n, tok_ids *out, base_err *e) {
-    if (n == 1) return tok_ids_push(out, v->byte_id[p[0]]) ? oom(e) : 0;
+    if (n == 1) return v->byte_id[p[0]] < 0 || !tok_ids_push(out, v->byte_id[p[0]]) ? 0 : oom(e);
     uint64_t h = tok_hash(p, n); /* one hash for the token map and the cache */
-    int32_t whole = tok_lookup_h(v, p, n, h);
-    if (whole >= 0 && v->type[whole] == TOK_TYPE_NORMAL)
+    /* a piece that is a token is that token: tiktoken's rule, and llama.cpp's for the
+     * vocabularies it ignores merges of (any token type there); other GGUF vocabularies merge */
+    int whole_rule = !(v->flags & TOK_FLAG_LLAMA) || (v->flags & TOK_FLAG_IGNORE_MERGES);
+    int32_t whole = whole_rule ? tok_lookup_h(v, p, n, h) : -1;
+    if (whole >= 0 && (v->type[whole] == TOK_TYPE_NORMAL || (v->flags & TOK_FLAG_LLAMA)))
         return tok_ids_push(out, whole) ? oom(e) : 0;
     if (n <= CACHE_MAX_PIECE) {
         const tok_cache_slot *s = cache_get(&v->cache, p, n, h);
@@ -246,6 +251,13 @@ static int bpe_encode_piece(tok_vocab *v, const uint8_t *p, size_t n, tok_ids *o
 }
 
 static int bpe_encode(tok_vocab *v, const char *text, size_t len, tok_ids *out, base_err *e) {
+    if (v->pretok > TOK_PRETOK_CL100K) { /* llama.cpp's: pieces of the text made valid UTF-8 */
+        tok_lsplit *ls = &v->lsplit;
+        int rc = tok_re_split(v->re, text, len, ls, e);
+        for (size_t q = 0, a = 0; !rc && q < ls->n_pieces; a = ls->ends[q++])
+            rc = bpe_encode_piece(v, (const uint8_t *)ls->text + a, ls->ends[q] - a, out, e);
+        return rc;
+    }
     tok_split s = {.text = text, .len = len};
     size_t a, b;
     int rc;
@@ -327,8 +339,29 @@ static spm_ent spm_pop(spm_heap *q) {
     return top;
 }
 
+/* llama.cpp merges into any token and splits characters by their lead byte alone */
 static int spm_mergeable(const tok_vocab *v, int32_t id) {
-    return id >= 0 && (v->type[id] == TOK_TYPE_NORMAL || v->type[id] == TOK_TYPE_USER);
+    return id >= 0 && ((v->flags & TOK_FLAG_LLAMA) || v->type[id] == TOK_TYPE_NORMAL ||
+                       v->type[id] == TOK_TYPE_USER);
+}
+
+static size_t lead_len(uint8_t c) { /* by the lead byte alone: 0xxx, 10xx 1; 110x 2; ... */
+    return c < 0xC0 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+}
+
+static size_t spm_char_len(const tok_vocab *v, const uint8_t *p, size_t n) {
+    if (!(v->flags & TOK_FLAG_LLAMA)) return utf8_len(p, n);
+    size_t k = lead_len(p[0]);
+    return k < n ? k : n;
+}
+
+/* Whether SentencePiece text may be cut right after the newline at nl: no lead byte before it
+ * takes the newline into its character (llama.cpp's split by lead byte). */
+static int spm_cut_ok(const tok_vocab *v, const char *text, size_t nl) {
+    if (!(v->flags & TOK_FLAG_LLAMA)) return 1;
+    for (size_t j = 1; j <= 3 && j <= nl; j++)
+        if (lead_len((uint8_t)text[nl - j]) > j) return 0;
+    return 1;
 }
 
 static int spm_try(const tok_vocab *v, const char *buf, const spm_sym *sym, int32_t l, int32_t r,
@@ -366,7 +399,7 @@ static int spm_encode(const tok_vocab *v, const char *text, size_t len, int pref
     }
     size_t ns = 0;
     for (size_t i = 0; i < n;) {
-        size_t k = utf8_len((const uint8_t *)buf + i, n - i);
+        size_t k = spm_char_len(v, (const uint8_t *)buf + i, n - i);
         sym[ns] = (spm_sym){(uint32_t)i, (uint32_t)k, (int32_t)ns - 1, (int32_t)ns + 1};
         ns++;
         i += k;
@@ -422,6 +455,8 @@ static int encode_segment(tok_vocab *v, const char *text, size_t len, int at_sta
         size_t end = len - pos > tok_spm_chunk ? pos + tok_spm_chunk : len;
         if (end < len) {
             const char *nl = memchr(text + end - 1, '\n', len - end + 1);
+            while (nl && !spm_cut_ok(v, text, (size_t)(nl - text)))
+                nl = memchr(nl + 1, '\n', (size_t)(text + len - nl - 1));
             end = nl ? (size_t)(nl - text) + 1 : len;
         }
         int rc = spm_encode(v, text + pos, end - pos, prefix && pos == 0, out, e);
@@ -431,40 +466,123 @@ static int encode_segment(tok_vocab *v, const char *text, size_t len, int at_sta
     return 0;
 }
 
+static int encode_text(tok_vocab *v, const char *text, size_t len, int flags, tok_ids *out,
+                       base_err *e);
+
 int tok_encode(tok_vocab *v, const char *text, size_t len, int flags, tok_ids *out, base_err *e) {
     if (!text && len) return base_fail(e, BASE_EINVAL, "tok_encode: NULL text");
-    int at_start = !(flags & TOK_ENCODE_CONTINUE);
-    if (!(flags & TOK_ENCODE_SPECIAL) || v->n_specials == 0)
-        return encode_segment(v, text, len, at_start, out, e);
-    /* next[i]: where special i next occurs at or after the cursor (len: nowhere) */
-    size_t *next = malloc(v->n_specials * sizeof *next);
-    if (!next) return oom(e);
-    for (uint32_t i = 0; i < v->n_specials; i++) next[i] = SIZE_MAX;
-    size_t pos = 0;
-    int rc = 0;
-    while (!rc && pos < len) {
-        size_t best = len;
-        int32_t best_id = -1;
-        for (uint32_t i = 0; i < v->n_specials; i++) {
-            int32_t id = v->specials[i];
-            if (next[i] == SIZE_MAX || (next[i] < pos && next[i] != len)) {
-                const char *f = memmem(text + pos, len - pos, v->blob + v->off[id], v->len[id]);
-                next[i] = f ? (size_t)(f - text) : len;
-            }
-            if (next[i] < best) { /* specials are sorted longest first: ties keep the longest */
-                best = next[i];
-                best_id = id;
-            }
+    if (!(flags & TOK_ENCODE_ADD_SPECIAL)) return encode_text(v, text, len, flags, out, e);
+    /* tok_vocab_finish checked that a vocabulary adding BOS/EOS has them */
+    if ((v->flags & TOK_FLAG_ADD_BOS) && tok_ids_push(out, v->bos)) return oom(e);
+    int rc = encode_text(v, text, len, flags, out, e);
+    if (!rc && (v->flags & TOK_FLAG_ADD_EOS) && tok_ids_push(out, v->eot)) return oom(e);
+    return rc;
+}
+
+/* One part of the text: a run of text [start, start + len) (id -1) or a special token. */
+typedef struct frag {
+    size_t start, len;
+    int32_t id;
+} frag;
+
+static int is_ascii_space(char c) { /* C's isspace in the "C" locale, as llama.cpp strips */
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+/* Phi-3's specials strip the whitespace after them, but for <unk>, <s> and <|endoftext|>
+ * (llama.cpp's per-model attributes) */
+static int rstrips(const tok_vocab *v, int32_t id) {
+    if (!(v->flags & TOK_FLAG_RSTRIP)) return 0;
+    static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
+    for (size_t i = 0; i < 3; i++)
+        if (v->len[id] == strlen(keep[i]) && !memcmp(v->blob + v->off[id], keep[i], v->len[id]))
+            return 0;
+    return 1;
+}
+
+/* Splits the text at special tokens as llama.cpp does: each special in turn, longest text
+ * first, cuts every text part at each of its occurrences (leftmost first, not overlapping).
+ * CONTROL and UNKNOWN tokens only with TOK_ENCODE_SPECIAL; USER tokens always. */
+static int split_specials(const tok_vocab *v, const char *text, size_t len, int special, frag **out,
+                          size_t *n_out) {
+    size_t n = 1, cap = 16;
+    frag *f = malloc(cap * sizeof *f), *g = NULL;
+    size_t gcap = 0;
+    if (!f) return -1;
+    f[0] = (frag){0, len, -1};
+    /* the byte pairs in the text: a special whose first two bytes never occur is skipped
+     * without a search (vocabularies with thousands of user-defined tokens stay fast) */
+    uint8_t pairs[8192] = {0};
+    for (size_t i = 0; i + 1 < len; i++) {
+        unsigned k = (unsigned)(uint8_t)text[i] << 8 | (uint8_t)text[i + 1];
+        pairs[k >> 3] |= (uint8_t)(1u << (k & 7));
+    }
+    for (uint32_t si = 0; si < v->n_specials && len; si++) {
+        int32_t id = v->specials[si];
+        if (!special && v->type[id] != TOK_TYPE_USER) continue;
+        const char *st = v->blob + v->off[id];
+        size_t sl = v->len[id];
+        if (sl >= 2) {
+            unsigned k = (unsigned)(uint8_t)st[0] << 8 | (uint8_t)st[1];
+            if (!(pairs[k >> 3] & (1u << (k & 7)))) continue;
         }
-        rc = encode_segment(v, text + pos, best - pos, at_start && pos == 0, out, e);
-        if (!rc && best_id >= 0) {
-            if (tok_ids_push(out, best_id)) rc = oom(e);
-            pos = best + v->len[best_id];
+        if (!memmem(text, len, st, sl)) continue; /* most specials are not in the text */
+        int rs = rstrips(v, id);
+        size_t gn = 0;
+        for (size_t k = 0; k < n; k++) {
+            /* room for what this fragment can become: 2 per occurrence + 1 */
+            size_t worst = f[k].id < 0 ? f[k].len / sl * 2 + 1 : 1;
+            if (base_grow(&g, &gcap, gn + worst, sizeof *g, SIZE_MAX)) {
+                free(f), free(g);
+                return -1;
+            }
+            if (f[k].id >= 0) {
+                g[gn++] = f[k];
+                continue;
+            }
+            size_t cur = f[k].start, end = f[k].start + f[k].len;
+            while (cur < end) {
+                const char *m = memmem(text + cur, end - cur, st, sl);
+                if (!m) break;
+                size_t at = (size_t)(m - text);
+                if (at > cur) g[gn++] = (frag){cur, at - cur, -1};
+                g[gn++] = (frag){at, sl, id};
+                cur = at + sl;
+                if (rs)
+                    while (cur < end && is_ascii_space(text[cur])) cur++;
+            }
+            if (cur < end) g[gn++] = (frag){cur, end - cur, -1};
+        }
+        frag *x = f;
+        f = g, g = x;
+        size_t xc = cap;
+        cap = gcap, gcap = xc;
+        n = gn;
+    }
+    free(g);
+    *out = f;
+    *n_out = n;
+    return 0;
+}
+
+static int encode_text(tok_vocab *v, const char *text, size_t len, int flags, tok_ids *out,
+                       base_err *e) {
+    int at_start = !(flags & TOK_ENCODE_CONTINUE);
+    frag *f;
+    size_t n;
+    if (v->n_specials == 0) return encode_segment(v, text, len, at_start, out, e);
+    if (split_specials(v, text, len, flags & TOK_ENCODE_SPECIAL, &f, &n)) return oom(e);
+    int rc = 0, prev_special = at_start; /* SentencePiece: a space after a special too */
+    for (size_t k = 0; k < n && !rc; k++) {
+        if (f[k].id >= 0) {
+            rc = tok_ids_push(out, f[k].id) ? oom(e) : 0;
+            prev_special = 1;
         } else {
-            pos = len;
+            rc = encode_segment(v, text + f[k].start, f[k].len, prev_special, out, e);
+            prev_special = 0;
         }
     }
-    free(next);
+    free(f);
     return rc;
 }
 
@@ -488,19 +606,43 @@ static int ascii_letter(unsigned char c) {
     return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
 }
 
+/* Whether a user-defined token (matched in any text) may cover the cut c: one of them occurs
+ * across c, or could once the bytes after len are known. Only tokens holding a space or a
+ * newline can (the cuts sit next to one). */
+static int user_token_spans(const tok_vocab *v, const char *text, size_t len, size_t c) {
+    for (uint32_t i = 0; i < v->n_specials; i++) {
+        int32_t id = v->specials[i];
+        size_t n = v->len[id];
+        const char *p = v->blob + v->off[id];
+        if (v->type[id] != TOK_TYPE_USER || n < 2 || (!memchr(p, ' ', n) && !memchr(p, '\n', n)))
+            continue;
+        /* an occurrence starting before c and ending after it; one running past len counts
+         * when the bytes up to len match its start */
+        for (size_t at = c >= n - 1 ? c - (n - 1) : 0; at < c; at++) {
+            size_t k = at + n <= len ? n : len - at;
+            if (!memcmp(text + at, p, k)) return 1;
+        }
+    }
+    return 0;
+}
+
 size_t tok_stream_cut(const tok_vocab *v, const char *text, size_t len) {
     const unsigned char *t = (const unsigned char *)text;
     if (len < 2) return 0;
     if (v->kind == TOK_KIND_SPM) {
         if (!v->spm_newline_splits) return 0;
         for (size_t c = len - 1; c >= 1; c--)
-            if (t[c - 1] == '\n') return c;
+            if (t[c - 1] == '\n' && spm_cut_ok(v, text, c - 1) &&
+                !user_token_spans(v, text, len, c))
+                return c;
         return 0;
     }
     for (size_t c = len - 1; c >= 1; c--) {
-        if (t[c - 1] == '\n' && c >= 2 && printable_nonspace(t[c - 2]) && printable_nonspace(t[c]))
+        if (((t[c - 1] == '\n' && c >= 2 && printable_nonspace(t[c - 2]) &&
+              printable_nonspace(t[c])) ||
+             (t[c] == ' ' && ascii_letter(t[c - 1]))) &&
+            !user_token_spans(v, text, len, c))
             return c;
-        if (t[c] == ' ' && ascii_letter(t[c - 1])) return c;
     }
     return 0;
 }
@@ -523,7 +665,9 @@ int tok_decode(const tok_vocab *v, const int32_t *ids, size_t n, int flags, char
     int first = 1;
     for (size_t i = 0; i < n; i++) {
         int32_t id = ids[i];
-        if ((flags & TOK_DECODE_SKIP_SPECIAL) && v->type[id] == TOK_TYPE_CONTROL) continue;
+        if ((flags & TOK_DECODE_SKIP_SPECIAL) &&
+            (v->type[id] == TOK_TYPE_CONTROL || v->type[id] == TOK_TYPE_UNKNOWN))
+            continue;
         const char *p = v->dblob + v->doff[id];
         size_t k = v->dlen[id];
         /* undo the space that SentencePiece-style encoding prefixed */

@@ -32,12 +32,29 @@ typedef struct tok_vocab tok_vocab;
 
 enum { TOK_KIND_BPE = 1, TOK_KIND_SPM = 2 };
 
-/* Pre-tokenizers (byte-level BPE only). */
+/* Pre-tokenizers (byte-level BPE only). GPT2 and CL100K are tiktoken's patterns (hearth's own
+ * and tiktoken vocabularies, js-tiktoken the reference); the others are llama.cpp's splits of
+ * GGUF vocabularies by their tokenizer.ggml.pre, llama.cpp the reference (TOK_PRETOK_GGUF_GPT2
+ * is llama.cpp's "gpt-2": GPT-2's pattern with llama.cpp's whitespace). tok_pretok_name() gives
+ * each one's name; the values are stored in HTOK files and never change. */
 enum {
     TOK_PRETOK_NONE = 0,   /* SentencePiece-style vocabularies */
-    TOK_PRETOK_GPT2 = 1,   /* GPT-2 / r50k / p50k */
-    TOK_PRETOK_CL100K = 2, /* cl100k_base, and Llama 3's "llama-bpe" */
+    TOK_PRETOK_GPT2 = 1,   /* GPT-2 / r50k / p50k (tiktoken) */
+    TOK_PRETOK_CL100K = 2, /* cl100k_base (tiktoken) */
+    TOK_PRETOK_LLAMA3 = 3, /* "llama-bpe", "llama3", "llama-v3", "falcon3", "dbrx", "smaug-bpe" */
+    TOK_PRETOK_QWEN2 = 4,  /* "qwen2", "deepseek-r1-qwen", "stablelm2", "megrez" */
+    TOK_PRETOK_GGUF_GPT2 = 5, /* "gpt-2", "mpt", "olmo", "jais", "phi-2", "roberta-bpe", ... */
+    TOK_PRETOK_SMOLLM = 6,    /* "smollm", "starcoder", "refact", "command-r", "codeshell", ... */
+    TOK_PRETOK_FALCON = 7,    /* "falcon" */
+    TOK_PRETOK_DEFAULT = 8,   /* "default" (and a file without tokenizer.ggml.pre) */
+    TOK_PRETOK_DEEPSEEK_CODER = 10, /* "deepseek-coder" */
+    TOK_PRETOK_BLOOM = 11,          /* "bloom", "poro-chat", "gpt3-finnish" */
+    TOK_PRETOK_VIKING = 12,         /* "viking" */
+    TOK_PRETOK_TEKKEN = 13,         /* "tekken" (Mistral Nemo) */
+    TOK_PRETOK_COUNT
 };
+/* The name of a TOK_PRETOK_* value ("gpt2", "cl100k", "llama-bpe", "qwen2", ...; "none"). */
+const char *tok_pretok_name(int pretok);
 
 /* Token types: GGUF's numbering. */
 enum {
@@ -87,6 +104,25 @@ int tok_kind(const tok_vocab *v);       /* TOK_KIND_* */
 int tok_pretok(const tok_vocab *v);     /* TOK_PRETOK_* */
 int32_t tok_eot_id(const tok_vocab *v); /* end of text (<|endoftext|>, </s>), or -1 */
 int32_t tok_bos_id(const tok_vocab *v); /* beginning of text (<s>), or -1 */
+/* ---- special tokens as llama.cpp sees them (the prompt path and the chat templates) */
+int32_t tok_eos_id(const tok_vocab *v); /* the file's eos_token_id: the same as tok_eot_id() */
+/* The end-of-turn token (llama.cpp's "eot"): tokenizer.ggml.eot_token_id, else the first token
+ * of these texts that exists: <|eot_id|>, <|im_end|>, <|end|>, <end_of_turn>, <|endoftext|>,
+ * <EOT>, <｜end▁of▁sentence｜>; -1 if none. */
+int32_t tok_end_of_turn_id(const tok_vocab *v);
+int32_t tok_eom_id(const tok_vocab *v); /* eom_token_id, else <|eom_id|>; -1 if none */
+/* Whether a prompt starts with BOS / ends with EOS (llama.cpp's add_bos / add_eos): the GGUF's
+ * tokenizer.ggml.add_bos_token / add_eos_token, else llama.cpp's default for the tokenizer:
+ * SentencePiece adds BOS; byte-level BPE does not, except the llama-bpe pre-tokenizer. HTOK
+ * vocabularies of hearth's own: neither. TOK_ENCODE_ADD_SPECIAL applies them. */
+int tok_add_bos(const tok_vocab *v);
+int tok_add_eos(const tok_vocab *v);
+/* The end-of-generation tokens, ascending (llama.cpp's rule): eos, end-of-turn, eom, the FIM
+ * pad/repo/file-separator tokens, and every token whose text is <|eot_id|>, <|im_end|>,
+ * <|end|>, <end_of_turn>, <|endoftext|>, <|eom_id|> or <EOT>. *ids points into the vocabulary
+ * (valid until tok_free). Generation stops at any of them and never prints them. */
+size_t tok_eog_ids(const tok_vocab *v, const int32_t **ids);
+int tok_is_eog(const tok_vocab *v, int32_t id);
 /* A stable identity: "KIND:PRETOK:SIZE:HASH", e.g. "bpe:gpt2:50257:0123456789abcdef", where
  * HASH is the FNV-1a 64 of the vocabulary's HTOK serialization (docs/FORMATS.md). The same
  * vocabulary gives the same string whatever file it came from; shards record it. */
@@ -112,17 +148,22 @@ int tok_ids_push(tok_ids *ids, int32_t id);
 
 /* Flags of tok_encode. */
 enum {
-    TOK_ENCODE_SPECIAL = 1,  /* special-token text becomes its token (see tok_encode) */
+    TOK_ENCODE_SPECIAL = 1,  /* special-token text becomes its token (llama.cpp's parse_special) */
     TOK_ENCODE_CONTINUE = 2, /* the text continues one encoded before, cut at tok_stream_cut:
                                 no SentencePiece space prefix */
+    TOK_ENCODE_ADD_SPECIAL = 4, /* BOS first / EOS last as tok_add_bos / tok_add_eos say
+                                   (llama.cpp's add_special) */
 };
 
-/* Encodes len bytes of text (any bytes: invalid UTF-8 is encoded byte-level, never rejected)
- * and APPENDS the ids to *out. flags 0: special-token text is ordinary text;
- * TOK_ENCODE_SPECIAL (1): the text of CONTROL, USER and UNKNOWN tokens (e.g. "<|endoftext|>")
- * becomes that token. SentencePiece-style vocabularies prefix a space to non-empty text (when
- * the vocabulary says so, and not with TOK_ENCODE_CONTINUE) but never add BOS/EOS: the caller
- * appends those. */
+/* Encodes len bytes of text (any bytes: never rejected) and APPENDS the ids to *out.
+ * flags 0: the text of CONTROL and UNKNOWN tokens is ordinary text; USER (user-defined) tokens
+ * are always matched (llama.cpp's rule, from Hugging Face's tokenizers).
+ * TOK_ENCODE_SPECIAL: the text of CONTROL, USER and UNKNOWN tokens (e.g. "<|im_start|>") becomes
+ * that token, longer texts first. SentencePiece-style vocabularies prefix a space to each run of
+ * text at the start or after a special token (when the vocabulary says so; not at the start with
+ * TOK_ENCODE_CONTINUE). BOS/EOS only with TOK_ENCODE_ADD_SPECIAL.
+ * A GGUF vocabulary encodes exactly as llama.cpp's llama_tokenize(text, add_special,
+ * parse_special): invalid UTF-8 in byte-level BPE text becomes U+FFFD first, as there. */
 int tok_encode(tok_vocab *v, const char *text, size_t len, int flags, tok_ids *out, base_err *e);
 
 /* Streaming a long text: returns the last cut c in [1, len) such that encoding text[0, c)
@@ -133,13 +174,23 @@ int tok_encode(tok_vocab *v, const char *text, size_t len, int flags, tok_ids *o
  *    than space, i.e. between '\n' and Y; or before a space that follows an ASCII letter
  *    ("word| next"). (After '\n' alone is not enough for GPT-2: "a \n" + "b" splits as
  *    "a", " ", "\n", "b" whole but "a", " \n" when the text ends at the newline.)
- *  - SentencePiece-style: after any '\n', when no mergeable token holds a newline (else none).
+ *    The same cuts hold for llama.cpp's pre-tokenizers (each splits at least where GPT-2's or
+ *    cl100k's does around them; invalid bytes never join an ASCII byte).
+ *  - SentencePiece-style: after any '\n', when no mergeable token holds a newline (else none)
+ *    and (GGUF) no lead byte just before takes the newline into its character.
+ *  Never inside (or possibly inside, past len) a user-defined token, which any text matches.
  * A caller with a text of no cut at all (one huge line) must cut somewhere else, and accept
  * that the ids near that cut may differ from a whole encoding. */
 size_t tok_stream_cut(const tok_vocab *v, const char *text, size_t len);
 
 /* ---- decoding */
-enum { TOK_DECODE_SKIP_SPECIAL = 1 }; /* CONTROL tokens decode to nothing */
+enum { TOK_DECODE_SKIP_SPECIAL = 1 }; /* CONTROL and UNKNOWN tokens decode to nothing */
+/* The bytes one generated token prints, as llama.cpp's token_to_piece: a normal token its
+ * text (SentencePiece: U+2581 as a space, no space removed), a byte token its byte, a
+ * user-defined token its text as written; control and unknown tokens their text, or nothing
+ * with TOK_DECODE_SKIP_SPECIAL (llama.cpp's special=false); unused ones nothing. *text points
+ * into the vocabulary. BASE_EINVAL (and "") for an id outside it. */
+int tok_token_piece(const tok_vocab *v, int32_t id, int flags, const char **text, size_t *len);
 /* Decodes n ids into a malloc'd buffer *text (NUL-terminated for convenience; *len excludes
  * the NUL; caller frees). An id outside the vocabulary is BASE_EINVAL. For SentencePiece-style
  * vocabularies the space that encoding prefixed is removed again, so decode(encode(x)) == x. */

@@ -48,6 +48,7 @@ tok_vocab *tok_vocab_new(int kind, int pretok) {
     v->kind = kind;
     v->pretok = pretok;
     v->eot = v->bos = v->unk = -1;
+    v->eot_turn = v->eom = v->fim_pad = v->fim_rep = v->fim_sep = -1;
     return v;
 }
 
@@ -192,8 +193,13 @@ static int build_decoded(tok_vocab *v, base_err *e) {
         uint32_t n = v->len[id];
         v->doff[id] = (uint32_t)o;
         int b = v->type[id] == TOK_TYPE_BYTE ? parse_byte_token(p, n) : -1;
+        /* llama.cpp prints control, unknown and user-defined tokens as they are written */
+        int raw = (v->flags & TOK_FLAG_LLAMA) && v->type[id] != TOK_TYPE_NORMAL;
         if (b >= 0) {
             v->dblob[o++] = (char)b;
+        } else if (raw) {
+            memcpy(v->dblob + o, p, n);
+            o += n;
         } else {
             for (uint32_t i = 0; i < n; i++) {
                 if (i + 2 < n && (uint8_t)p[i] == 0xE2 && (uint8_t)p[i + 1] == 0x96 &&
@@ -243,14 +249,101 @@ static int build_specials(tok_vocab *v, base_err *e) {
 static const char *kind_name(int k) {
     return k == TOK_KIND_BPE ? "bpe" : k == TOK_KIND_SPM ? "spm" : "?";
 }
-static const char *pretok_name(int p) {
-    return p == TOK_PRETOK_GPT2 ? "gpt2" : p == TOK_PRETOK_CL100K ? "cl100k" : "none";
+const char *tok_pretok_name(int p) {
+    static const char *const names[TOK_PRETOK_COUNT] = {
+        [TOK_PRETOK_NONE] = "none",       [TOK_PRETOK_GPT2] = "gpt2",
+        [TOK_PRETOK_CL100K] = "cl100k",   [TOK_PRETOK_LLAMA3] = "llama-bpe",
+        [TOK_PRETOK_QWEN2] = "qwen2",     [TOK_PRETOK_GGUF_GPT2] = "gpt-2",
+        [TOK_PRETOK_SMOLLM] = "smollm",   [TOK_PRETOK_FALCON] = "falcon",
+        [TOK_PRETOK_DEFAULT] = "default", [TOK_PRETOK_DEEPSEEK_CODER] = "deepseek-coder",
+        [TOK_PRETOK_BLOOM] = "bloom",     [TOK_PRETOK_VIKING] = "viking",
+        [TOK_PRETOK_TEKKEN] = "tekken",
+    };
+    return p >= 0 && p < TOK_PRETOK_COUNT && names[p] ? names[p] : "?";
+}
+
+/* ---- llama.cpp's special tokens found by their text */
+
+#define FW_BAR "\xEF\xBD\x9C" /* U+FF5C, DeepSeek's bar */
+#define SPM_SP "\xE2\x96\x81" /* U+2581 */
+/* End-of-turn candidates, in the order the first existing one is taken. */
+static const char *const eot_texts[] = {"<|eot_id|>",
+                                        "<|im_end|>",
+                                        "<|end|>",
+                                        "<end_of_turn>",
+                                        "<|endoftext|>",
+                                        "<EOT>",
+                                        "<" FW_BAR "end" SPM_SP "of" SPM_SP "sentence" FW_BAR ">",
+                                        NULL};
+/* Every token of these texts ends generation. */
+static const char *const eog_texts[] = {"<|eot_id|>",    "<|im_end|>", "<|end|>", "<end_of_turn>",
+                                        "<|endoftext|>", "<|eom_id|>", "<EOT>",   NULL};
+static const char *const eom_texts[] = {"<|eom_id|>", NULL};
+static const char *const fim_pad_texts[] = {"<|fim_pad|>", "<fim-pad>", "<PAD>", NULL};
+static const char *const fim_rep_texts[] = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>",
+                                            NULL};
+static const char *const fim_sep_texts[] = {"<|file_sep|>", NULL};
+/* Texts that llama.cpp also finds (FIM prefix/suffix/middle): their tokens become CONTROL. */
+static const char *const fim_other_texts[] = {"<|fim_prefix|>",
+                                              "<fim-prefix>",
+                                              "<" FW_BAR "fim" SPM_SP "begin" FW_BAR ">",
+                                              "<PRE>",
+                                              "<|fim_suffix|>",
+                                              "<fim-suffix>",
+                                              "<" FW_BAR "fim" SPM_SP "hole" FW_BAR ">",
+                                              "<SUF>",
+                                              "<|fim_middle|>",
+                                              "<fim-middle>",
+                                              "<" FW_BAR "fim" SPM_SP "end" FW_BAR ">",
+                                              "<MID>",
+                                              NULL};
+
+/* The first token of list that exists, or -1. */
+static int32_t find_first(const tok_vocab *v, const char *const *list) {
+    for (; *list; list++) {
+        int32_t id = tok_lookup(v, *list, strlen(*list));
+        if (id >= 0) return id;
+    }
+    return -1;
+}
+
+static int cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The end-of-generation set (needs the text map). */
+static int build_eog(tok_vocab *v, base_err *e) {
+    if (v->eot_turn < 0) v->eot_turn = find_first(v, eot_texts);
+    if (v->eom < 0) v->eom = find_first(v, eom_texts);
+    if (v->fim_pad < 0) v->fim_pad = find_first(v, fim_pad_texts);
+    if (v->fim_rep < 0) v->fim_rep = find_first(v, fim_rep_texts);
+    if (v->fim_sep < 0) v->fim_sep = find_first(v, fim_sep_texts);
+    size_t n_texts = sizeof eog_texts / sizeof *eog_texts - 1;
+    free(v->eog);
+    v->eog = malloc((n_texts + 6) * sizeof *v->eog);
+    if (!v->eog) return base_fail(e, BASE_ENOMEM, "out of memory");
+    uint32_t n = 0;
+    int32_t fixed[6] = {v->eot, v->eot_turn, v->eom, v->fim_pad, v->fim_rep, v->fim_sep};
+    for (int i = 0; i < 6; i++)
+        if (fixed[i] >= 0) v->eog[n++] = fixed[i];
+    /* every token of an end-of-generation text (a repeated text: only the map's one) */
+    for (size_t i = 0; i < n_texts; i++) {
+        int32_t id = tok_lookup(v, eog_texts[i], strlen(eog_texts[i]));
+        if (id >= 0) v->eog[n++] = id;
+    }
+    qsort(v->eog, n, sizeof *v->eog, cmp_i32);
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (k == 0 || v->eog[k - 1] != v->eog[i]) v->eog[k++] = v->eog[i];
+    v->n_eog = k;
+    return 0;
 }
 
 int tok_vocab_finish(tok_vocab *v, base_err *e) {
-    if (v->kind == TOK_KIND_BPE && v->pretok != TOK_PRETOK_GPT2 && v->pretok != TOK_PRETOK_CL100K)
-        return base_fail(e, BASE_EFORMAT,
-                         "byte-level BPE needs the gpt2 or cl100k pre-tokenizer (got %d)",
+    if (v->kind == TOK_KIND_BPE && (v->pretok <= TOK_PRETOK_NONE || v->pretok >= TOK_PRETOK_COUNT ||
+                                    !strcmp(tok_pretok_name(v->pretok), "?")))
+        return base_fail(e, BASE_EFORMAT, "byte-level BPE needs a pre-tokenizer (got %d)",
                          v->pretok);
     if (v->kind == TOK_KIND_SPM && v->pretok != TOK_PRETOK_NONE)
         return base_fail(e, BASE_EFORMAT, "SentencePiece-style vocabularies take no pre-tokenizer");
@@ -260,7 +353,7 @@ int tok_vocab_finish(tok_vocab *v, base_err *e) {
     if (v->kind == TOK_KIND_SPM && v->n_merges)
         return base_fail(e, BASE_EFORMAT,
                          "SentencePiece-style vocabularies merge by score, not by a merge list");
-    if (v->flags & ~TOK_FLAG_SPACE_PREFIX)
+    if (v->flags & ~TOK_FLAGS_ALL)
         return base_fail(e, BASE_EFORMAT, "unknown vocabulary flags 0x%x", v->flags);
     for (uint32_t id = 0; id < v->n; id++) {
         if (v->type[id] < TOK_TYPE_NORMAL || v->type[id] > TOK_TYPE_BYTE)
@@ -270,22 +363,35 @@ int tok_vocab_finish(tok_vocab *v, base_err *e) {
         if (v->len[id] == 0 && v->type[id] != TOK_TYPE_UNUSED && v->type[id] != TOK_TYPE_CONTROL)
             return base_fail(e, BASE_EFORMAT, "token %u is empty", id);
     }
-    int32_t ids[3] = {v->eot, v->bos, v->unk};
-    const char *names[3] = {"end-of-text", "beginning-of-text", "unknown"};
-    for (int i = 0; i < 3; i++)
+    int32_t ids[8] = {v->eot, v->bos,     v->unk,     v->eot_turn,
+                      v->eom, v->fim_pad, v->fim_rep, v->fim_sep};
+    const char *names[8] = {"end-of-text",    "beginning-of-text", "unknown",  "end-of-turn",
+                            "end-of-message", "FIM pad",           "FIM repo", "FIM separator"};
+    for (int i = 0; i < 8; i++)
         if (ids[i] < -1 || ids[i] >= (int64_t)v->n)
             return base_fail(e, BASE_EFORMAT, "the %s id %d is outside the vocabulary (%u tokens)",
                              names[i], ids[i], v->n);
+    if ((v->flags & TOK_FLAG_ADD_BOS) && v->bos < 0)
+        return base_fail(e, BASE_EFORMAT,
+                         "the vocabulary adds BOS to prompts but has no BOS token");
+    if ((v->flags & TOK_FLAG_ADD_EOS) && v->eot < 0)
+        return base_fail(e, BASE_EFORMAT,
+                         "the vocabulary adds EOS to prompts but has no EOS token");
     int rc = tok_vocab_build_tmap(v, e);
     if (rc) return rc;
+    if ((rc = build_eog(v, e))) return rc;
     for (int b = 0; b < 256; b++) v->byte_id[b] = -1;
     if (v->kind == TOK_KIND_BPE) {
         for (int b = 0; b < 256; b++) {
             char c = (char)b;
             int32_t id = tok_lookup(v, &c, 1);
-            if (id < 0 || (v->type[id] != TOK_TYPE_NORMAL && v->type[id] != TOK_TYPE_BYTE))
+            if (id < 0 || (v->type[id] != TOK_TYPE_NORMAL && v->type[id] != TOK_TYPE_BYTE)) {
+                /* llama.cpp drops such a byte from the ids (GGUF vocabularies often lack the
+                 * bytes UTF-8 never uses, and its U+FFFD for invalid bytes needs none) */
+                if (v->flags & TOK_FLAG_LLAMA) continue;
                 return base_fail(e, BASE_EFORMAT,
                                  "byte-level BPE vocabulary has no token for byte 0x%02X", b);
+            }
             v->byte_id[b] = id;
         }
     } else {
@@ -300,8 +406,9 @@ int tok_vocab_finish(tok_vocab *v, base_err *e) {
         for (int b = 0; b < 256; b++) missing += v->byte_id[b] < 0;
         v->spm_newline_splits = 1;
         for (uint32_t id = 0; id < v->n; id++)
-            if ((v->type[id] == TOK_TYPE_NORMAL || v->type[id] == TOK_TYPE_USER) && v->len[id] &&
-                memchr(v->blob + v->off[id], '\n', v->len[id]))
+            if ((v->type[id] == TOK_TYPE_NORMAL || v->type[id] == TOK_TYPE_USER ||
+                 (v->flags & TOK_FLAG_LLAMA)) &&
+                v->len[id] && memchr(v->blob + v->off[id], '\n', v->len[id]))
                 v->spm_newline_splits = 0;
         if (missing && v->unk < 0)
             return base_fail(e, BASE_EFORMAT,
@@ -317,7 +424,7 @@ int tok_vocab_finish(tok_vocab *v, base_err *e) {
     uint64_t h = base_get_le64(ser + n - 8); /* the file's checksum is the identity's hash */
     free(ser);
     snprintf(v->identity, sizeof v->identity, "%s:%s:%u:%016llx", kind_name(v->kind),
-             pretok_name(v->pretok), v->n, (unsigned long long)h);
+             tok_pretok_name(v->pretok), v->n, (unsigned long long)h);
     return 0;
 }
 
@@ -337,7 +444,9 @@ void tok_free(tok_vocab *v) {
     free(v->tmap);
     free(v->pmap);
     free(v->specials);
+    free(v->eog);
     tok_re_free(v->re);
+    tok_lsplit_free(&v->lsplit);
     tok_cache_free(&v->cache);
     free(v);
 }
@@ -362,6 +471,37 @@ int32_t tok_bos_id(const tok_vocab *v) {
 const char *tok_identity(const tok_vocab *v) {
     return v->identity;
 }
+int32_t tok_eos_id(const tok_vocab *v) {
+    return v->eot;
+}
+int32_t tok_end_of_turn_id(const tok_vocab *v) {
+    return v->eot_turn;
+}
+int32_t tok_eom_id(const tok_vocab *v) {
+    return v->eom;
+}
+int tok_add_bos(const tok_vocab *v) {
+    return (v->flags & TOK_FLAG_ADD_BOS) != 0;
+}
+int tok_add_eos(const tok_vocab *v) {
+    return (v->flags & TOK_FLAG_ADD_EOS) != 0;
+}
+size_t tok_eog_ids(const tok_vocab *v, const int32_t **ids) {
+    *ids = v->eog;
+    return v->n_eog;
+}
+int tok_is_eog(const tok_vocab *v, int32_t id) {
+    uint32_t lo = 0, hi = v->n_eog; /* binary search: the list is ascending */
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (v->eog[mid] == id) return 1;
+        if (v->eog[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
 
 int tok_token_type(const tok_vocab *v, int32_t id) {
     return id >= 0 && (uint32_t)id < v->n ? v->type[id] : -1;
@@ -371,6 +511,19 @@ int tok_token_text(const tok_vocab *v, int32_t id, const char **text, size_t *le
     if (id < 0 || (uint32_t)id >= v->n)
         return base_fail(e, BASE_EINVAL, "token id %d is not in the vocabulary (%u tokens)", id,
                          v->n);
+    *text = v->dblob + v->doff[id];
+    *len = v->dlen[id];
+    return 0;
+}
+
+int tok_token_piece(const tok_vocab *v, int32_t id, int flags, const char **text, size_t *len) {
+    *text = "";
+    *len = 0;
+    if (id < 0 || (uint32_t)id >= v->n) return BASE_EINVAL;
+    int t = v->type[id];
+    if (t == TOK_TYPE_UNUSED ||
+        ((flags & TOK_DECODE_SKIP_SPECIAL) && (t == TOK_TYPE_CONTROL || t == TOK_TYPE_UNKNOWN)))
+        return 0;
     *text = v->dblob + v->doff[id];
     *len = v->dlen[id];
     return 0;
@@ -555,28 +708,69 @@ static int gguf_opt_id(const gguf_file *g, const char *key, int32_t *out, base_e
     return 0;
 }
 
+/* Whether general.name says Phi-3 (llama.cpp gives that family's specials RSTRIP). */
+static int general_name_has_phi3(const gguf_file *g) {
+    gguf_str name;
+    base_err ig = {0};
+    if (gguf_find(g, "general.name") < 0 || gguf_get_str(g, "general.name", &name, &ig)) return 0;
+    char low[256];
+    size_t n = name.len < sizeof low - 1 ? (size_t)name.len : sizeof low - 1;
+    for (size_t i = 0; i < n; i++) {
+        char c = name.ptr[i];
+        low[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    }
+    low[n] = 0;
+    return strstr(low, "phi-3") || strstr(low, "phi3");
+}
+
+/* llama.cpp's loader makes the tokens it finds by text (end of turn, end of message, FIM) and
+ * every end-of-generation text CONTROL tokens, whatever the file says: they are then matched
+ * only with TOK_ENCODE_SPECIAL and not printed. Needs the text map. */
+static void llama_control_by_text(tok_vocab *v) {
+    const char *const *groups[] = {eot_texts,           eom_texts,          fim_pad_texts,
+                                   fim_rep_texts,       fim_sep_texts,      fim_other_texts,
+                                   fim_other_texts + 4, fim_other_texts + 8};
+    int32_t keyed[] = {v->eot_turn, v->eom, v->fim_pad, v->fim_rep, v->fim_sep, -1, -1, -1};
+    for (size_t i = 0; i < sizeof groups / sizeof *groups; i++) {
+        if (keyed[i] >= 0) continue;
+        /* the FIM prefix/suffix/middle groups are four texts each inside fim_other_texts */
+        const char *const *list = groups[i];
+        size_t cnt = i >= 5 ? 4 : SIZE_MAX;
+        for (size_t k = 0; k < cnt && list[k]; k++) {
+            int32_t id = tok_lookup(v, list[k], strlen(list[k]));
+            if (id >= 0) {
+                v->type[id] = TOK_TYPE_CONTROL;
+                break;
+            }
+        }
+    }
+    for (const char *const *t = eog_texts; *t; t++) {
+        int32_t id = tok_lookup(v, *t, strlen(*t));
+        if (id >= 0) v->type[id] = TOK_TYPE_CONTROL;
+    }
+}
+
 int tok_load_gguf(const gguf_file *g, tok_vocab **out, base_err *e) {
     *out = NULL;
+    uint32_t flags_pre = 0; /* TOK_FLAG_ADD_BOS / IGNORE_MERGES of the pre-tokenizer */
     gguf_str model;
     if (gguf_get_str(g, "tokenizer.ggml.model", &model, e)) return BASE_EFORMAT;
     int kind;
     int pretok = TOK_PRETOK_NONE;
     if (model.len == 4 && !memcmp(model.ptr, "gpt2", 4)) {
         kind = TOK_KIND_BPE;
-        pretok = TOK_PRETOK_GPT2;
+        pretok = TOK_PRETOK_DEFAULT; /* llama.cpp's choice for a file without the key */
         if (gguf_find(g, "tokenizer.ggml.pre") >= 0) {
             gguf_str pre;
             if (gguf_get_str(g, "tokenizer.ggml.pre", &pre, e)) return BASE_EFORMAT;
-#define IS(s) (pre.len == sizeof(s) - 1 && !memcmp(pre.ptr, s, sizeof(s) - 1))
-            if (IS("gpt-2") || IS("default"))
-                pretok = TOK_PRETOK_GPT2;
-            else if (IS("llama-bpe") || IS("llama3") || IS("llama-v3"))
-                pretok = TOK_PRETOK_CL100K;
-            else
+            pretok = tok_pretok_from_gguf(pre.ptr, (size_t)pre.len, &flags_pre);
+            if (pretok < 0) {
+                char names[400];
+                tok_pretok_gguf_names(names, sizeof names);
                 return base_fail(e, BASE_EFORMAT,
-                                 "GGUF: pre-tokenizer '%.*s' is not supported (gpt-2, llama-bpe)",
-                                 (int)(pre.len > 64 ? 64 : pre.len), pre.ptr);
-#undef IS
+                                 "GGUF: pre-tokenizer '%.*s' is not supported (supported: %s)",
+                                 (int)(pre.len > 64 ? 64 : pre.len), pre.ptr, names);
+            }
         }
     } else if (model.len == 5 && !memcmp(model.ptr, "llama", 5)) {
         kind = TOK_KIND_SPM;
@@ -655,16 +849,40 @@ int tok_load_gguf(const gguf_file *g, tok_vocab **out, base_err *e) {
         }
         rc = tok_vocab_add(v, text, len, (int)type, (float)score, e);
     }
+    /* llama.cpp's default ids when the keys are absent: SentencePiece <unk> <s> </s> = 0 1 2;
+     * byte-level BPE 11 for both BOS and EOS (its loader's choice) */
+    if (!rc && kind == TOK_KIND_SPM) {
+        v->unk = n > 0 ? 0 : -1;
+        v->bos = n > 1 ? 1 : -1;
+        v->eot = n > 2 ? 2 : -1;
+    } else if (!rc) {
+        v->bos = v->eot = n > 11 ? 11 : -1;
+    }
     if (!rc) rc = gguf_opt_id(g, "tokenizer.ggml.eos_token_id", &v->eot, e);
     if (!rc) rc = gguf_opt_id(g, "tokenizer.ggml.bos_token_id", &v->bos, e);
     if (!rc) rc = gguf_opt_id(g, "tokenizer.ggml.unknown_token_id", &v->unk, e);
+    if (!rc) rc = gguf_opt_id(g, "tokenizer.ggml.eot_token_id", &v->eot_turn, e);
+    if (!rc) rc = gguf_opt_id(g, "tokenizer.ggml.eom_token_id", &v->eom, e);
+    if (!rc) rc = gguf_opt_id(g, "tokenizer.ggml.fim_pad_token_id", &v->fim_pad, e);
+    if (!rc) rc = gguf_opt_id(g, "tokenizer.ggml.fim_rep_token_id", &v->fim_rep, e);
+    if (!rc) rc = gguf_opt_id(g, "tokenizer.ggml.fim_sep_token_id", &v->fim_sep, e);
     if (!rc && kind == TOK_KIND_SPM) {
         int sp = 1;
         if (gguf_find(g, "tokenizer.ggml.add_space_prefix") >= 0)
             rc = gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &sp, e);
         if (sp) v->flags |= TOK_FLAG_SPACE_PREFIX;
     }
-    if (!rc && kind == TOK_KIND_BPE) rc = tok_vocab_build_tmap(v, e);
+    /* BOS/EOS on prompts: llama.cpp's default per tokenizer, then the file's keys */
+    int add_bos = kind == TOK_KIND_SPM || (flags_pre & TOK_FLAG_ADD_BOS), add_eos = 0;
+    if (!rc && gguf_find(g, "tokenizer.ggml.add_bos_token") >= 0)
+        rc = gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &add_bos, e);
+    if (!rc && gguf_find(g, "tokenizer.ggml.add_eos_token") >= 0)
+        rc = gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &add_eos, e);
+    v->flags |= TOK_FLAG_LLAMA | (flags_pre & TOK_FLAG_IGNORE_MERGES) |
+                (add_bos ? TOK_FLAG_ADD_BOS : 0) | (add_eos ? TOK_FLAG_ADD_EOS : 0);
+    if (!rc && general_name_has_phi3(g)) v->flags |= TOK_FLAG_RSTRIP;
+    if (!rc) rc = tok_vocab_build_tmap(v, e);
+    if (!rc) llama_control_by_text(v);
     for (uint64_t i = 0; !rc && kind == TOK_KIND_BPE && i < nm; i++) {
         /* "LEFT RIGHT" in mapped text; mapped text has no spaces, so the split is unique */
         gguf_str s = gguf_arr_str(g, mi, i);
@@ -695,6 +913,24 @@ int tok_load_gguf(const gguf_file *g, tok_vocab **out, base_err *e) {
     return 0;
 }
 
+/* The tokenizer.ggml.pre that llama.cpp reads as this pre-tokenizer (NULL: none). tiktoken's
+ * GPT-2 pattern differs from llama.cpp's "gpt-2" only on U+0085 and U+FEFF; cl100k's is
+ * llama-bpe's. */
+static const char *gguf_pre_name(int pretok) {
+    switch (pretok) {
+    case TOK_PRETOK_GPT2:
+    case TOK_PRETOK_GGUF_GPT2:
+        return "gpt-2";
+    case TOK_PRETOK_CL100K:
+    case TOK_PRETOK_LLAMA3:
+        return "llama-bpe";
+    case TOK_PRETOK_NONE:
+        return NULL;
+    default:
+        return tok_pretok_name(pretok);
+    }
+}
+
 static int cmp_rank(const void *a, const void *b) {
     uint32_t x = ((const tok_merge *)a)->rank, y = ((const tok_merge *)b)->rank;
     return (x > y) - (x < y);
@@ -708,7 +944,7 @@ static void gpt2_map(base_buf *b, const uint8_t byte_cp[256][2], const uint8_t *
 
 int tok_gguf_set(const tok_vocab *v, gguf_writer *w, base_err *e) {
     int bpe = v->kind == TOK_KIND_BPE;
-    if (bpe && v->pretok != TOK_PRETOK_GPT2 && v->pretok != TOK_PRETOK_CL100K)
+    if (bpe && !gguf_pre_name(v->pretok))
         return base_fail(e, BASE_EINVAL, "this vocabulary's pre-tokenizer has no GGUF name");
     /* byte -> its code point, as UTF-8 (every one is below U+0800: one or two bytes) */
     uint8_t byte_cp[256][2];
@@ -759,9 +995,7 @@ int tok_gguf_set(const tok_vocab *v, gguf_writer *w, base_err *e) {
     if (!rc) {
         for (size_t i = 0; i < v->n + nm; i++) ptr[i] = text.data + off[i];
         gguf_set_str(w, "tokenizer.ggml.model", bpe ? "gpt2" : "llama");
-        if (bpe)
-            gguf_set_str(w, "tokenizer.ggml.pre",
-                         v->pretok == TOK_PRETOK_GPT2 ? "gpt-2" : "llama-bpe");
+        if (bpe) gguf_set_str(w, "tokenizer.ggml.pre", gguf_pre_name(v->pretok));
         gguf_set_arr_str(w, "tokenizer.ggml.tokens", ptr, len, v->n);
         gguf_set_arr_i32(w, "tokenizer.ggml.token_type", type, v->n);
         if (bpe)
@@ -777,7 +1011,12 @@ int tok_gguf_set(const tok_vocab *v, gguf_writer *w, base_err *e) {
         int32_t bos = v->bos >= 0 ? v->bos : v->eot;
         if (bos >= 0) gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
         if (v->unk >= 0) gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)v->unk);
-        gguf_set_bool(w, "tokenizer.ggml.add_bos_token", 0);
+        if (v->eot_turn >= 0 && (v->flags & TOK_FLAG_LLAMA))
+            gguf_set_u32(w, "tokenizer.ggml.eot_token_id", (uint32_t)v->eot_turn);
+        if (v->eom >= 0 && (v->flags & TOK_FLAG_LLAMA))
+            gguf_set_u32(w, "tokenizer.ggml.eom_token_id", (uint32_t)v->eom);
+        gguf_set_bool(w, "tokenizer.ggml.add_bos_token", (v->flags & TOK_FLAG_ADD_BOS) != 0);
+        gguf_set_bool(w, "tokenizer.ggml.add_eos_token", (v->flags & TOK_FLAG_ADD_EOS) != 0);
     }
     base_buf_free(&text);
     free(off), free(len), free(type), free(mg), free(ptr);

@@ -1,6 +1,7 @@
 /* tests/fuzz/fuzz_openai.c: an OpenAI request body, parsed as both endpoints' requests
  * (server_req_parse: /v1/completions and /v1/chat/completions); a chat request's messages
- * rendered by every chat template (server_chat_render); a refusal's error JSON. */
+ * rendered by every chat template (server_chat_render, all of llama.cpp's); a refusal's error JSON.
+ */
 #include "fuzz.h"
 
 #include "server/server.h"
@@ -18,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             free(server_error_json(&er));
             continue;
         }
-        for (int t = SERVER_TMPL_HEARTH; ep == SERVER_EP_CHAT && t <= SERVER_TMPL_CHATML; t++) {
+        for (int t = 0; ep == SERVER_EP_CHAT && t < SERVER_TMPL_COUNT; t++) {
             base_buf b = {0};
             server_chat_render((server_tmpl)t, r.msgs, r.n_msgs, &b);
             base_buf_free(&b);

@@ -3,7 +3,8 @@
 # driven by the official openai npm client and raw HTTP (tests/server/serve.mjs); then the
 # model-loading state (503 with Retry-After while the tokenizer file blocks, a clean exit with
 # the reason when the load fails), the HTTP layer against hostile clients (tests/server/limits.mjs,
-# on a vector-store-only server), argument errors, and a clean SIGTERM shutdown.
+# on a vector-store-only server), GGUF models of the Qwen2 and Llama 3 families chatting as
+# llama.cpp does (tests/server/families.mjs), argument errors, and a clean SIGTERM shutdown.
 # Usage: test_serve.sh PATH/TO/hearth
 set -u
 H=$(realpath "${1:?usage: test_serve.sh path/to/hearth}")
@@ -96,6 +97,21 @@ if start_server "$T/limits.log" --vstore-dir "$T/vs" --api-key sekret --max-body
 else
   bad "server (limits) did not start: $(cat "$T/limits.log")"
 fi
+
+# real model families from GGUF (tests/fixtures/gguf-families): Qwen2 with its ChatML template
+# and a Llama 3.1-style model with Llama 3's, chatted with through the openai client (families.mjs:
+# llama.cpp's greedy answer, the file stem as the model id, no end-of-turn token printed)
+FX="$DIR/../fixtures/gguf-families"
+for f in qwen2-Q8_0.gguf llama-Q8_0.gguf; do
+  cp "$FX/$f" "$T/$f"
+  if start_server "$T/fam-$f.log" --model "$T/$f" --threads 1; then
+    for _ in $(seq 200); do grep -q "ready" "$T/fam-$f.log" && break; sleep 0.05; done
+    if node "$DIR/families.mjs" "http://127.0.0.1:$PORT" "$f" "$FX/expected.tsv"; then ok; else bad "families.mjs $f (log: $(tail -3 "$T/fam-$f.log"))"; fi
+    kill -TERM "$PID"; wait "$PID"
+  else
+    bad "server did not start on $f: $(cat "$T/fam-$f.log")"
+  fi
+done
 
 # argument errors
 expect_fail() {

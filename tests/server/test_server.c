@@ -227,68 +227,175 @@ static void test_templates(void **state) {
                          M("user", "Why?")};
     expect_render(SERVER_TMPL_HEARTH, conv, 4,
                   "System: Be brief.\nUser: Hi\nAssistant: Hello.\nUser: Why?\nAssistant:");
+    /* llama.cpp's llama2 has no <<SYS>>: the system prompt opens the first turn */
     expect_render(SERVER_TMPL_LLAMA2, conv, 4,
-                  "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello. </s>"
-                  "<s>[INST] Why? [/INST]");
+                  "[INST] Be brief.\nHi [/INST]Hello.</s>[INST] Why? [/INST]");
     expect_render(SERVER_TMPL_CHATML, conv, 4,
                   "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
                   "<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nWhy?<|im_end|>\n"
                   "<|im_start|>assistant\n");
-    /* a conversation ending with the assistant is continued, not closed */
-    expect_render(SERVER_TMPL_HEARTH, conv, 3, "System: Be brief.\nUser: Hi\nAssistant: Hello.");
-    expect_render(SERVER_TMPL_LLAMA2, conv, 3,
-                  "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello.");
-    /* Llama 2 with a system prompt alone still shows it to the model */
-    expect_render(SERVER_TMPL_LLAMA2, conv, 1,
-                  "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n [/INST]");
+    /* Gemma has no system turn: it is merged into the first user turn */
+    expect_render(SERVER_TMPL_GEMMA, conv, 2,
+                  "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n");
 
     server_tmpl t;
     assert_int_equal(server_tmpl_parse("chatml", &t), 0);
     assert_int_equal(t, SERVER_TMPL_CHATML);
+    assert_int_equal(server_tmpl_parse("llama3", &t), 0);
+    assert_int_equal(t, SERVER_TMPL_LLAMA3);
     assert_int_equal(server_tmpl_parse("alpaca", &t), -1);
+    assert_non_null(strstr(server_tmpl_names(), "mistral-v7"));
     assert_int_equal(server_tmpl_default(NN_GPT2, TOK_KIND_BPE), SERVER_TMPL_HEARTH);
     assert_int_equal(server_tmpl_default(NN_LLAMA, TOK_KIND_BPE), SERVER_TMPL_HEARTH);
     assert_int_equal(server_tmpl_default(NN_LLAMA, TOK_KIND_SPM), SERVER_TMPL_LLAMA2);
     assert_string_equal(server_tmpl_stop(SERVER_TMPL_HEARTH), "\nUser:");
+    /* the template a model gets: its own recognized, else llama.cpp's fallback (chatml) for
+     * a GGUF (reported), else hearth's choice */
+    int unknown;
+    assert_int_equal(
+        server_tmpl_for_model("{{ '<start_of_turn>' }}", 1, NN_LLAMA, TOK_KIND_SPM, &unknown),
+        SERVER_TMPL_GEMMA);
+    assert_int_equal(unknown, 0);
+    assert_int_equal(server_tmpl_for_model("{{ alpaca }}", 1, NN_LLAMA, TOK_KIND_SPM, &unknown),
+                     SERVER_TMPL_CHATML);
+    assert_int_equal(unknown, 1);
+    assert_int_equal(server_tmpl_for_model(NULL, 1, NN_LLAMA, TOK_KIND_SPM, &unknown),
+                     SERVER_TMPL_CHATML);
+    assert_int_equal(unknown, 0);
+    assert_int_equal(server_tmpl_for_model(NULL, 0, NN_GPT2, TOK_KIND_BPE, &unknown),
+                     SERVER_TMPL_HEARTH);
 }
 
-/* Specials of the template become their ids; the same text typed inside a message stays text,
- * so a user cannot forge a turn. */
+static char *slurp_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
+    if (b) b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+/* Every template, by name and as real models' Jinja text (tests/fixtures/chat-templates, from
+ * llama.cpp's models/templates), recognized and rendered byte for byte as llama.cpp's
+ * llama_chat_apply_template does (expected.jsonl, recorded by tools/chat_template_fixtures.py
+ * from llama.cpp's libllama), with and without the generation prompt; a template llama.cpp
+ * does not know, hearth does not either. */
+static void test_templates_llamacpp(void **state) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/fixtures/chat-templates/expected.jsonl", test_dir());
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char *line = NULL;
+    size_t cap = 0;
+    int n = 0, rendered = 0, fails = 0, seen[SERVER_TMPL_COUNT] = {0};
+    while (getline(&line, &cap, f) > 0) {
+        json_error_t je;
+        json_t *o = json_loads(line, 0, &je);
+        assert_non_null(o);
+        const char *name = json_string_value(json_object_get(o, "template"));
+        const char *file = json_string_value(json_object_get(o, "file"));
+        const char *text = json_string_value(json_object_get(o, "text"));
+        json_t *want = json_object_get(o, "rendered"), *msgs = json_object_get(o, "messages");
+        char *ftext = NULL;
+        if (file) {
+            char fp[600];
+            snprintf(fp, sizeof fp, "%s/fixtures/chat-templates/%s", test_dir(), file);
+            assert_non_null(ftext = slurp_text(fp));
+            text = ftext;
+        }
+        server_tmpl t;
+        int known = name ? server_tmpl_parse(name, &t) == 0 : server_tmpl_detect(text, &t) == 0;
+        n++;
+        if (!json_is_string(want)) {
+            if (known) {
+                print_message("%s: hearth knows it as %s, llama.cpp does not\n",
+                              name   ? name
+                              : file ? file
+                                     : text,
+                              server_tmpl_name(t));
+                fails++;
+            }
+        } else if (!known) {
+            print_message("%s: not recognized\n", name ? name : file ? file : text);
+            fails++;
+        } else {
+            server_msg m[8];
+            size_t nm = json_array_size(msgs);
+            assert_true(nm <= 8);
+            for (size_t i = 0; i < nm; i++) {
+                json_t *p = json_array_get(msgs, i);
+                m[i] = M(json_string_value(json_array_get(p, 0)),
+                         json_string_value(json_array_get(p, 1)));
+            }
+            base_buf b = {0};
+            int add_ass = (int)json_integer_value(json_object_get(o, "add_ass"));
+            assert_int_equal(server_chat_render_ex(t, m, nm, add_ass, &b), 0);
+            const char *w = json_string_value(want);
+            size_t wl = json_string_length(want);
+            if (b.len != wl || (wl && memcmp(b.data, w, wl) != 0)) {
+                print_message("%s (%s), add_ass %d, %zu messages:\n  hearth:    %.*s\n"
+                              "  llama.cpp: %s\n",
+                              name   ? name
+                              : file ? file
+                                     : text,
+                              server_tmpl_name(t), add_ass, nm, (int)b.len, b.data ? b.data : "",
+                              w);
+                fails++;
+            }
+            base_buf_free(&b);
+            rendered++;
+            seen[t] = 1;
+        }
+        free(ftext);
+        json_decref(o);
+    }
+    free(line);
+    fclose(f);
+    int kinds = 0;
+    for (int i = 0; i < SERVER_TMPL_COUNT; i++) kinds += seen[i];
+    print_message("chat templates: %d cases (%d rendered, %d template kinds), %d differ from "
+                  "llama.cpp\n",
+                  n, rendered, kinds, fails);
+    assert_true(n >= 400);
+    assert_int_equal(kinds, SERVER_TMPL_COUNT - 1); /* all but hearth's own */
+    assert_int_equal(fails, 0);
+}
+
+/* The rendered template goes through the one prompt path: its special tokens become their ids
+ * and BOS comes as the model's file says, the same ids as llama.cpp's for the same chat
+ * (tests/fixtures/gguf-families' qwen2 model: ChatML, add_bos_token true). As in llama.cpp,
+ * special-token text inside a message is parsed too. */
 static void test_template_encode(void **state) {
-    static const char *const specials[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
-    const char *text = "user assistant system hello world <|im_end|> im start end";
-    tok_train_opts o = {
-        .vocab_size = 300, .pretok = TOK_PRETOK_GPT2, .specials = specials, .n_specials = 3};
-    tok_vocab *v;
+    char path[512];
+    snprintf(path, sizeof path, "%s/fixtures/gguf-families/qwen2-Q8_0.gguf", test_dir());
+    infer_model *m;
     base_err e = {0};
-    assert_int_equal(tok_train(&o, text, strlen(text), &v, &e), 0);
+    assert_int_equal(infer_model_load(&m, path, NULL, &e), 0);
+    tok_vocab *v = infer_model_vocab(m);
     int32_t im_start = tok_find(v, "<|im_start|>", 12), im_end = tok_find(v, "<|im_end|>", 10);
     assert_true(im_start >= 0 && im_end >= 0);
-    server_msg m[] = {M("user", "hello <|im_end|> world")};
+    server_tmpl t;
+    assert_int_equal(server_tmpl_detect(infer_model_chat_template(m), &t), 0);
+    assert_int_equal(t, SERVER_TMPL_CHATML);
+    server_msg msg[] = {M("user", "hello <|im_end|> world")};
     tok_ids ids = {0};
-    assert_int_equal(server_chat_encode(SERVER_TMPL_CHATML, v, m, 1, &ids, &e), 0);
+    assert_int_equal(server_chat_encode(t, m, msg, 1, &ids, &e), 0);
     int n_start = 0, n_end = 0;
     for (size_t i = 0; i < ids.len; i++) {
         n_start += ids.data[i] == im_start;
         n_end += ids.data[i] == im_end;
     }
+    assert_int_equal(ids.data[0], tok_bos_id(v)); /* the file's add_bos_token */
+    assert_int_equal(ids.data[1], im_start);
     assert_int_equal(n_start, 2); /* user turn, assistant prompt */
-    assert_int_equal(n_end, 1);   /* only the template's, not the one inside the message */
-    assert_int_equal(ids.data[0], im_start);
-    char *dec;
-    size_t len;
-    assert_int_equal(tok_decode(v, ids.data, ids.len, 0, &dec, &len, &e), 0);
-    assert_string_equal(dec, "<|im_start|>user\nhello <|im_end|> world<|im_end|>\n"
-                             "<|im_start|>assistant\n");
-    free(dec);
+    assert_int_equal(n_end, 2);   /* the template's and the message's, as llama.cpp parses */
+    assert_true(tok_is_eog(v, im_end));
     tok_ids_free(&ids);
-    /* a vocabulary without the tags reads them as text (HEARTH needs none) */
-    assert_int_equal(server_chat_encode(SERVER_TMPL_HEARTH, v, m, 1, &ids, &e), 0);
-    assert_int_equal(tok_decode(v, ids.data, ids.len, 0, &dec, &len, &e), 0);
-    assert_string_equal(dec, "User: hello <|im_end|> world\nAssistant:");
-    free(dec);
-    tok_ids_free(&ids);
-    tok_free(v);
+    infer_model_free(m);
 }
 
 /* The cheap lower bound on a prompt's tokens holds: no encoding has fewer than
@@ -441,11 +548,12 @@ static void test_histogram_text(void **state) {
 
 int test_server(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_defaults),  cmocka_unit_test(test_parse_fields),
-        cmocka_unit_test(test_parse_errors),    cmocka_unit_test(test_error_json),
-        cmocka_unit_test(test_utf8_clean),      cmocka_unit_test(test_templates),
-        cmocka_unit_test(test_template_encode), cmocka_unit_test(test_token_bound),
-        cmocka_unit_test(test_json_shapes),     cmocka_unit_test(test_histogram_text),
+        cmocka_unit_test(test_parse_defaults),     cmocka_unit_test(test_parse_fields),
+        cmocka_unit_test(test_parse_errors),       cmocka_unit_test(test_error_json),
+        cmocka_unit_test(test_utf8_clean),         cmocka_unit_test(test_templates),
+        cmocka_unit_test(test_templates_llamacpp), cmocka_unit_test(test_template_encode),
+        cmocka_unit_test(test_token_bound),        cmocka_unit_test(test_json_shapes),
+        cmocka_unit_test(test_histogram_text),
     };
     return cmocka_run_group_tests_name("server", tests, NULL, NULL);
 }

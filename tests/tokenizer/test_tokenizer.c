@@ -2,7 +2,10 @@
  * encode/decode round trips over arbitrary bytes, the pre-tokenizer's pieces, special tokens,
  * the scan and heap merge paths against each other, SentencePiece-style and GPT-2-style GGUF
  * vocabularies built here, tiktoken import, and corrupt vocabulary files. Parity with the
- * npm reference tokenizers is tests/tokenizer/parity.js (run by `make test`). */
+ * npm reference tokenizers is tests/tokenizer/parity.js (run by `make test`); parity with
+ * llama.cpp for GGUF vocabularies is test_llama_fixtures (llama-tokenize's ids recorded on
+ * tests/fixtures/tok by tools/tok_fixtures.sh) and test_llama_vectors (llama.cpp's own). */
+#define _GNU_SOURCE /* memmem */
 #include "test.h"
 
 #include "../ckpt/gguf_write.h"
@@ -568,6 +571,12 @@ static void test_spm(void **state) {
     assert_int_equal(tok_kind(v), TOK_KIND_SPM);
     assert_int_equal(tok_eot_id(v), 2);
     assert_int_equal(tok_bos_id(v), 1);
+    /* llama.cpp's defaults for SentencePiece: BOS on prompts, no EOS; </s> ends generation */
+    assert_int_equal(tok_add_bos(v), 1);
+    assert_int_equal(tok_add_eos(v), 0);
+    assert_true(tok_is_eog(v, 2) && !tok_is_eog(v, 1));
+    encode_is(v, "ab", TOK_ENCODE_ADD_SPECIAL, (int32_t[]){1, SAB}, 2);
+    encode_is(v, "", TOK_ENCODE_ADD_SPECIAL, (int32_t[]){1}, 1);
     /* "ab" -> "▁ab": (a,b) scores best, then (▁,ab) */
     encode_is(v, "ab", 0, (int32_t[]){SAB}, 1);
     encode_is(v, "abc", 0, (int32_t[]){SAB, C}, 2);
@@ -577,10 +586,15 @@ static void test_spm(void **state) {
     /* no token for é: its UTF-8 bytes */
     encode_is(v, "\xC3\xA9", 0, (int32_t[]){S, 3 + 0xC3, 3 + 0xA9}, 3);
     encode_is(v, "", 0, NULL, 0);
-    /* specials only when asked; no space prefix after a leading special */
-    encode_is(v, "<s>ab", 1, (int32_t[]){1, AB}, 2);
-    roundtrip(v, "<s>ab", 5, 1);
-    roundtrip(v, " ab  c\xff\xC3\xA9 x", 11, 0);
+    /* specials only when asked; the text after a special gets the space prefix too, as in
+     * llama.cpp (so "<s>ab" does not round-trip: it decodes as "<s> ab") */
+    encode_is(v, "<s>ab", 1, (int32_t[]){1, SAB}, 2);
+    encode_is(v, "ab<s>ab", 1, (int32_t[]){SAB, 1, SAB}, 3);
+    encode_is(v, "<s>ab", 0, (int32_t[]){S, 3 + '<', 3 + 's', 3 + '>', AB}, 5);
+    roundtrip(v, " ab  c\xC3\xA9 x", 10, 0);
+    /* llama.cpp splits characters by the lead byte alone: 0xFF takes four bytes, the space
+     * after it included, and they fall back to byte tokens (no round trip for invalid UTF-8) */
+    encode_is(v, "a\xff b", 0, (int32_t[]){SA, 3 + 0xFF, 3 + 0xE2, 3 + 0x96, 3 + 0x81, B}, 6);
     roundtrip(v, "  leading and trailing  ", 24, 0);
     char *t;
     size_t tl;
@@ -591,7 +605,7 @@ static void test_spm(void **state) {
     free(t);
     base_rng r;
     base_rng_seed(&r, 5);
-    const char *alpha[] = {"a", "b", "c", "x", "y", " ", "\xC3\xA9", "\xff", "\n"};
+    const char *alpha[] = {"a", "b", "c", "x", "y", " ", "\xC3\xA9", "\n", "\n"};
     for (int it = 0; it < 500; it++) {
         char buf[100];
         size_t o = 0, n = (size_t)base_rng_below(&r, 40);
@@ -690,6 +704,7 @@ static void gpt2_gguf(gw *w, const char *bad_merge, const char *pre) {
     for (int i = 0; i < 4; i++)
         gpt2_text(words[i], store[n]), tok[n] = store[n], type[n++] = TOK_TYPE_NORMAL;
     tok[n] = "<|endoftext|>", type[n++] = TOK_TYPE_CONTROL;
+    tok[n] = "x y", type[n++] = TOK_TYPE_USER; /* user-defined: matched in any text */
     char m[5][32];
     gpt2_text(" ", m[0]);
     strcat(m[0], " t"); /* "Ġ t" */
@@ -705,7 +720,7 @@ static void gpt2_gguf(gw *w, const char *bad_merge, const char *pre) {
     gw_kv_arr_str(w, "tokenizer.ggml.tokens", tok, NULL, n);
     gw_kv_arr_i32(w, "tokenizer.ggml.token_type", type, n);
     gw_kv_arr_str(w, "tokenizer.ggml.merges", merges, NULL, bad_merge ? 5 : 4);
-    gw_kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)n - 1);
+    gw_kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)n - 2);
     gw_finish(w);
 }
 
@@ -715,20 +730,36 @@ static void test_gpt2_gguf(void **state) {
     gpt2_gguf(&w, NULL, "gpt-2");
     tok_vocab *v = load_gw(&w, 0, NULL);
     gw_free(&w);
-    assert_int_equal(tok_vocab_size(v), 261);
+    assert_int_equal(tok_vocab_size(v), 262);
     assert_int_equal(tok_eot_id(v), 260);
+    /* a user-defined token is matched with or without TOK_ENCODE_SPECIAL (llama.cpp), and no
+     * stream cut falls inside one: "thx| y" would split "x y" */
+    encode_is(v, "thx y", 0, (int32_t[]){255 - 't', 255 - 'h', 261}, 3);
+    assert_int_equal(tok_stream_cut(v, "thx y", 5), 0);
+    assert_int_equal(tok_stream_cut(v, "thq y", 5), 3);
+    assert_int_equal(tok_stream_cut(v, "thx ", 4), 0); /* "x y" may follow */
+    /* byte-level BPE "gpt-2": no BOS on prompts; <|endoftext|> is eos, end of turn and EOG */
+    assert_int_equal(tok_add_bos(v), 0);
+    assert_int_equal(tok_end_of_turn_id(v), 260);
+    const int32_t *eog;
+    assert_int_equal(tok_eog_ids(v, &eog), 1);
+    assert_int_equal(eog[0], 260);
+    assert_true(tok_is_eog(v, 260) && !tok_is_eog(v, 259));
     /* token ids: byte b is 255 - b; " t" 256, "he" 257, " the" 258, " a" 259 */
     encode_is(v, " the", 0, (int32_t[]){258}, 1);
     encode_is(v, " then", 0, (int32_t[]){258, 255 - 'n'}, 2);
     encode_is(v, "the a<|endoftext|>", 1, (int32_t[]){255 - 't', 257, 259, 260}, 4);
     encode_is(v, "\0", 0, NULL, 0); /* strlen: empty */
-    roundtrip(v, "\0\x01 the\xff", 7, 0);
+    roundtrip(v, "\0\x01 the", 6, 0);
+    /* as llama.cpp: an invalid byte is U+FFFD (EF BF BD) before the split */
+    encode_is(v, "\xff", 0, (int32_t[]){255 - 0xEF, 255 - 0xBF, 255 - 0xBD}, 3);
+    encode_is(v, "a\xC3", 0, (int32_t[]){255 - 'a', 255 - 0xEF, 255 - 0xBF, 255 - 0xBD}, 4);
     tok_free(v);
     gpt2_gguf(&w, "x yz", NULL);
     load_gw(&w, BASE_EFORMAT, "merge 4");
     gw_free(&w);
-    gpt2_gguf(&w, NULL, "qwen2");
-    load_gw(&w, BASE_EFORMAT, "'qwen2' is not supported");
+    gpt2_gguf(&w, NULL, "qwen9");
+    load_gw(&w, BASE_EFORMAT, "'qwen9' is not supported (supported: llama-bpe,");
     gw_free(&w);
     /* counts that disagree */
     gw_begin(&w, 3);
@@ -754,6 +785,219 @@ static void test_gpt2_gguf(void **state) {
     gw_finish(&w);
     load_gw(&w, BASE_EFORMAT, "outside the vocabulary");
     gw_free(&w);
+}
+
+/* ---- llama.cpp's ids on the recorded fixtures (tests/fixtures/tok, tools/tok_fixtures.sh):
+ * every pre-tokenizer type and SentencePiece, each text with and without parse_special */
+
+static char *read_all(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 12, n = 0;
+    char *b = malloc(cap + 1);
+    size_t got;
+    while (b && (got = fread(b + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) b = realloc(b, (cap *= 2) + 1);
+    }
+    fclose(f);
+    if (b) b[n] = 0;
+    *len = n;
+    return b;
+}
+
+static void test_llama_fixtures(void **state) {
+    (void)state;
+    static const struct {
+        const char *file;
+        int pretok; /* TOK_PRETOK_*, or -1: SentencePiece */
+    } fx[] = {{"gpt-2", TOK_PRETOK_GGUF_GPT2},  {"llama-bpe", TOK_PRETOK_LLAMA3},
+              {"qwen2", TOK_PRETOK_QWEN2},      {"smollm", TOK_PRETOK_SMOLLM},
+              {"starcoder", TOK_PRETOK_SMOLLM}, {"refact", TOK_PRETOK_SMOLLM},
+              {"mpt", TOK_PRETOK_GGUF_GPT2},    {"falcon", TOK_PRETOK_FALCON},
+              {"gpt-neox", TOK_PRETOK_DEFAULT}, {"deepseek-coder", TOK_PRETOK_DEEPSEEK_CODER},
+              {"llama-spm", TOK_PRETOK_NONE},   {"phi-3", TOK_PRETOK_NONE},
+              {"bloom", TOK_PRETOK_BLOOM},      {"viking", TOK_PRETOK_VIKING},
+              {"tekken", TOK_PRETOK_TEKKEN}};
+    int types_seen[TOK_PRETOK_COUNT] = {0};
+    for (size_t k = 0; k < sizeof fx / sizeof *fx; k++) {
+        char path[512];
+        base_err e = {0};
+        tok_vocab *v;
+        snprintf(path, sizeof path, "%s/fixtures/tok/%s.gguf", test_dir(), fx[k].file);
+        if (tok_load(path, &v, &e)) fail_msg("%s: %s", path, e.msg);
+        assert_int_equal(tok_pretok(v), fx[k].pretok);
+        types_seen[fx[k].pretok]++;
+        snprintf(path, sizeof path, "%s/fixtures/tok/%s.ids", test_dir(), fx[k].file);
+        size_t n;
+        char *ids = read_all(path, &n);
+        if (!ids) fail_msg("cannot read %s", path);
+        int lines = 0;
+        for (char *line = strtok(ids, "\n"); line; line = strtok(NULL, "\n")) {
+            if (line[0] == '#') continue;
+            char name[64], mode[16];
+            int off = 0;
+            if (sscanf(line, "%63s %15[a-z]:%n", name, mode, &off) != 2 || off == 0)
+                fail_msg("%s: bad line '%s'", path, line);
+            tok_ids want = {0}, got = {0};
+            for (char *p = line + off, *end; *p; p = end) {
+                long x = strtol(p, &end, 10);
+                if (end == p) break;
+                tok_ids_push(&want, (int32_t)x);
+            }
+            char tpath[512];
+            snprintf(tpath, sizeof tpath, "%s/fixtures/tok/texts/%s", test_dir(), name);
+            size_t tl;
+            char *text = read_all(tpath, &tl);
+            if (!text) fail_msg("cannot read %s", tpath);
+            int flags = TOK_ENCODE_ADD_SPECIAL | (strcmp(mode, "special") ? 0 : TOK_ENCODE_SPECIAL);
+            assert_int_equal(tok_encode(v, text, tl, flags, &got, &e), 0);
+            int same = got.len == want.len &&
+                       (got.len == 0 || !memcmp(got.data, want.data, got.len * sizeof *got.data));
+            if (!same) {
+                char g[1024] = "";
+                for (size_t i = 0; i < got.len && strlen(g) < 1000; i++)
+                    snprintf(g + strlen(g), sizeof g - strlen(g), " %d", got.data[i]);
+                fail_msg("%s, %s (%s): llama.cpp gave%s\nhearth gave %s", fx[k].file, name, mode,
+                         line + off, g);
+            }
+            /* the stream cuts hold here too: any cut of any prefix, encoded in two parts,
+             * gives the ids of the whole (without specials, as tok_stream_cut promises) */
+            if (!strcmp(mode, "plain")) {
+                tok_ids whole = {0};
+                assert_int_equal(tok_encode(v, text, tl, 0, &whole, &e), 0);
+                for (size_t L = 2; L <= tl; L++) {
+                    size_t c = tok_stream_cut(v, text, L);
+                    if (!c) continue;
+                    tok_ids two = {0};
+                    assert_int_equal(tok_encode(v, text, c, 0, &two, &e), 0);
+                    assert_int_equal(tok_encode(v, text + c, tl - c, TOK_ENCODE_CONTINUE, &two, &e),
+                                     0);
+                    if (two.len != whole.len ||
+                        memcmp(two.data, whole.data, two.len * sizeof *two.data))
+                        fail_msg("%s, %s: cut at %zu of %zu changes the ids", fx[k].file, name, c,
+                                 L);
+                    tok_ids_free(&two);
+                }
+                tok_ids_free(&whole);
+            }
+            tok_ids_free(&want), tok_ids_free(&got);
+            free(text);
+            lines++;
+        }
+        assert_true(lines >= 40); /* every text, both modes */
+        free(ids);
+        /* the special ids llama.cpp's loader settles on: BOS, EOS, EOT, EOM, the EOG set */
+        snprintf(path, sizeof path, "%s/fixtures/tok/%s.special", test_dir(), fx[k].file);
+        char *sp = read_all(path, &n);
+        if (!sp) fail_msg("cannot read %s", path);
+        int32_t bos = -1, eos = -1, eot = -1, eom = -1, eog[16];
+        size_t n_eog = 0;
+        for (char *line = strtok(sp, "\n"); line; line = strtok(NULL, "\n")) {
+            char what[8];
+            int id;
+            if (sscanf(line, "%7s %d", what, &id) != 2) fail_msg("%s: bad line '%s'", path, line);
+            if (!strcmp(what, "BOS")) bos = id;
+            if (!strcmp(what, "EOS")) eos = id;
+            if (!strcmp(what, "EOT")) eot = id;
+            if (!strcmp(what, "EOM")) eom = id;
+            if (!strcmp(what, "EOG") && n_eog < 16) eog[n_eog++] = id;
+        }
+        free(sp);
+        assert_int_equal(tok_bos_id(v), bos);
+        assert_int_equal(tok_eos_id(v), eos);
+        assert_int_equal(tok_end_of_turn_id(v), eot);
+        assert_int_equal(tok_eom_id(v), eom);
+        const int32_t *ours;
+        assert_int_equal(tok_eog_ids(v, &ours), n_eog);
+        for (size_t i = 0; i < n_eog; i++) {
+            assert_int_equal(ours[i], eog[i]);
+            assert_true(tok_is_eog(v, eog[i]));
+        }
+        tok_free(v);
+    }
+    /* pieces as llama.cpp's token_to_piece prints them (llama-tokenize without --ids on
+     * texts/16.txt with the phi-3 fixture): specials as written, U+2581 as a space, bytes */
+    {
+        char path[512];
+        base_err e = {0};
+        tok_vocab *v;
+        snprintf(path, sizeof path, "%s/fixtures/tok/phi-3.gguf", test_dir());
+        assert_int_equal(tok_load(path, &v, &e), 0);
+        static const char *want[] = {"<s>",  "<|user|>", " H",      "ello",         "\xe2",
+                                     "\x96", "\x81",     "<|end|>", "<|assistant|>"};
+        tok_ids ids = {0};
+        const char *text = "<|user|>\nHello <|end|>\n<|assistant|>\n";
+        assert_int_equal(tok_encode(v, text, strlen(text),
+                                    TOK_ENCODE_SPECIAL | TOK_ENCODE_ADD_SPECIAL, &ids, &e),
+                         0);
+        assert_true(ids.len == 9);
+        for (size_t i = 0; i < 9; i++) {
+            const char *p;
+            size_t n;
+            assert_int_equal(tok_token_piece(v, ids.data[i], 0, &p, &n), 0);
+            if (n != strlen(want[i]) || memcmp(p, want[i], n))
+                fail_msg("piece %zu: '%.*s', llama.cpp '%s'", i, (int)n, p, want[i]);
+            /* without specials (llama.cpp's special=false) control tokens print nothing */
+            assert_int_equal(tok_token_piece(v, ids.data[i], TOK_DECODE_SKIP_SPECIAL, &p, &n), 0);
+            assert_int_equal(
+                n, tok_token_type(v, ids.data[i]) == TOK_TYPE_CONTROL ? 0 : strlen(want[i]));
+        }
+        tok_ids_free(&ids);
+        tok_free(v);
+    }
+    /* every pre-tokenizer type of llama.cpp's that hearth has is covered */
+    for (int t = TOK_PRETOK_LLAMA3; t < TOK_PRETOK_COUNT; t++)
+        if (strcmp(tok_pretok_name(t), "?")) assert_true(types_seen[t] > 0);
+}
+
+/* llama.cpp's own test vectors (its models/ggml-vocab-llama-spm.gguf.inp/.out, copied to
+ * tests/fixtures/tok/vectors): the full Llama SentencePiece vocabulary, each text encoded with
+ * parse_special and no BOS, as its test-tokenizer-0 does */
+static void test_llama_vectors(void **state) {
+    (void)state;
+    char path[512];
+    base_err e = {0};
+    tok_vocab *v;
+    snprintf(path, sizeof path, "%s/fixtures/tok/vectors/ggml-vocab-llama-spm.gguf", test_dir());
+    if (tok_load(path, &v, &e)) fail_msg("%s: %s", path, e.msg);
+    size_t ni, no;
+    snprintf(path, sizeof path, "%s/fixtures/tok/vectors/ggml-vocab-llama-spm.gguf.inp",
+             test_dir());
+    char *inp = read_all(path, &ni);
+    snprintf(path, sizeof path, "%s/fixtures/tok/vectors/ggml-vocab-llama-spm.gguf.out",
+             test_dir());
+    char *out = read_all(path, &no);
+    assert_non_null(inp);
+    assert_non_null(out);
+    static const char sep[] = "\n__ggml_vocab_test__\n";
+    char *text = inp, *line = out;
+    int checked = 0;
+    while (line < out + no && text < inp + ni) {
+        char *end = memmem(text, (size_t)(inp + ni - text), sep, sizeof sep - 1);
+        size_t tl = end ? (size_t)(end - text) : (size_t)(inp + ni - text);
+        char *nl = memchr(line, '\n', (size_t)(out + no - line));
+        if (!nl) nl = out + no;
+        tok_ids want = {0}, got = {0};
+        for (char *p = line, *q; p < nl; p = q) {
+            long x = strtol(p, &q, 10);
+            if (q == p) break;
+            tok_ids_push(&want, (int32_t)x);
+        }
+        assert_int_equal(tok_encode(v, text, tl, TOK_ENCODE_SPECIAL, &got, &e), 0);
+        if (got.len != want.len ||
+            (got.len && memcmp(got.data, want.data, got.len * sizeof *got.data)))
+            fail_msg("llama.cpp's vector %d ('%.*s'): %zu ids expected, %zu given", checked,
+                     (int)(tl > 40 ? 40 : tl), text, want.len, got.len);
+        tok_ids_free(&want), tok_ids_free(&got);
+        checked++;
+        line = nl + 1;
+        if (!end) break;
+        text = end + sizeof sep - 1;
+    }
+    assert_true(checked >= 40);
+    free(inp), free(out);
+    tok_free(v);
 }
 
 /* ---- tiktoken ranks */
@@ -919,6 +1163,8 @@ int test_tokenizer(void) {
         cmocka_unit_test(test_htok_file),
         cmocka_unit_test(test_spm),
         cmocka_unit_test(test_gpt2_gguf),
+        cmocka_unit_test(test_llama_fixtures),
+        cmocka_unit_test(test_llama_vectors),
         cmocka_unit_test(test_tiktoken_import),
         cmocka_unit_test(test_cl100k_train),
         cmocka_unit_test(test_stream_cut_pieces),
