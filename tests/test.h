@@ -52,5 +52,6 @@ int test_server(void);
 int test_quant(void);
 int test_gguf_parity(void);
 int test_gguf_logits(void);
+int test_lora(void);
 
 #endif

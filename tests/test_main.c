@@ -23,7 +23,8 @@ int main(int argc, char **argv) {
                   {"server", test_server},
                   {"quant", test_quant},
                   {"gguf_parity", test_gguf_parity},
-                  {"gguf_logits", test_gguf_logits}};
+                  {"gguf_logits", test_gguf_logits},
+                  {"lora", test_lora}};
     int failed = 0, ran = 0;
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
         if (argc > 1 && strcmp(argv[1], suites[i].name) != 0) continue;

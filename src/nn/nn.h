@@ -120,7 +120,8 @@ typedef struct nn_model {
     float *rope_cos, *rope_sin; /* (maxT, HS/2), Llama family only */
     int *tokens, *targets;      /* (B,T) of the last forward; targets NULL-able */
     int last_B, last_T, n_valid;
-    float loss; /* mean loss of the last forward with targets */
+    float loss;           /* mean loss of the last forward with targets */
+    struct nn_lora *lora; /* low-rank adapters on the linear layers (lora.h); NULL: none */
 } nn_model;
 
 /* Allocates a model for batches of up to B sequences of up to T tokens. Parameters are zero
