@@ -53,5 +53,6 @@ int test_quant(void);
 int test_gguf_parity(void);
 int test_gguf_logits(void);
 int test_lora(void);
+int test_finetune(void);
 
 #endif

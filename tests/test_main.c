@@ -24,7 +24,8 @@ int main(int argc, char **argv) {
                   {"quant", test_quant},
                   {"gguf_parity", test_gguf_parity},
                   {"gguf_logits", test_gguf_logits},
-                  {"lora", test_lora}};
+                  {"lora", test_lora},
+                  {"finetune", test_finetune}};
     int failed = 0, ran = 0;
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
         if (argc > 1 && strcmp(argv[1], suites[i].name) != 0) continue;
