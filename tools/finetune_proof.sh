@@ -8,6 +8,7 @@
 # on TinyStories). The new style: Tiny Shakespeare (/work/shared/data/tinyshakespeare.txt; its
 # first 200 KB to train on, the next 30 KB held out). The original style: 40 stories the base
 # itself writes (hearth generate, temperature 0.8, seeds 1..40). LoRA (rank 16, every target)
+# (LORA: its options, default rank 16, alpha 32, every target, lr 3e-3)
 # and --full are trained for STEPS steps (default 300) from the same data; then llama.cpp's
 # llama-perplexity measures each model (the base, the base with hearth's adapter merged by
 # `hearth merge`, the --full model.gguf) on both held-out texts, and each writes its greedy
@@ -19,7 +20,7 @@ B=${LLAMA_BIN:-$HOME/.cache/hearth-peers/llama.cpp/build/bin}
 BASE=tests/fixtures/gguf/stories260K-F16.gguf
 SHAKE=${SHAKE:-/work/shared/data/tinyshakespeare.txt}
 T=${T:-$(mktemp -d)}
-export OMP_NUM_THREADS=2
+export OMP_NUM_THREADS=${THREADS:-2} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 head -c 200000 "$SHAKE" > "$T/shake_train.txt"
 head -c 230000 "$SHAKE" | tail -c 30000 > "$T/shake_val.txt"
 : > "$T/stories.txt"
@@ -29,10 +30,11 @@ for s in $(seq 1 40); do
   printf '\n\n' >> "$T/stories.txt"
 done
 common=(--base "$BASE" --data "$T/shake_train.txt" --val "$T/shake_val.txt" --steps "$STEPS"
-  --batch 8 --seq 128 --eval-every 50 --eval-batches 16 --threads 2)
-echo "== LoRA (rank 16, alpha 32, all targets, lr 3e-3)"
-"$H" finetune "${common[@]}" --out "$T/lora" --lora-rank 16 --lora-alpha 32 \
-  --lora-targets all --lora-dropout 0 --lr 3e-3 | grep -E "held-out|trained param"
+  --batch 8 --seq 128 --eval-every 50 --eval-batches 16 --threads "$OMP_NUM_THREADS")
+LORA=${LORA:---lora-rank 16 --lora-alpha 32 --lora-targets all --lora-dropout 0 --lr 3e-3}
+echo "== LoRA ($LORA)"
+# shellcheck disable=SC2086
+"$H" finetune "${common[@]}" --out "$T/lora" $LORA | grep -E "held-out|trained param"
 "$H" merge --base "$BASE" --lora "$T/lora/adapter.gguf" -o "$T/lora_merged.gguf" > /dev/null
 echo "== full (lr 1e-3)"
 "$H" finetune "${common[@]}" --out "$T/full" --full --lr 1e-3 | grep -E "held-out|trained param"

@@ -16,7 +16,11 @@ SHAPE 1b (F16): TinyLlama 1.1B's shape (width 2048, 22 layers, 32 heads of 64, 4
 ../shared/data/ggml-vocab-llama-spm.gguf). For speed benchmarks only (bench/infer_1b_bench.sh):
 the weights are noise; llama-quantize makes the Q4_0, Q8_0 and Q4_K_M files from this one.
 
-Both have an output matrix of their own (a tied one makes greedy decoding repeat the last token).
+SHAPE 300m (F16): width 1024, 20 layers, 16 heads of 64, 8 KV heads, FFN 2816, context 2048,
+Llama's 32000 tokens: about 300M parameters, 600 MB. For the fine-tuning benchmark
+(bench/finetune_bench.sh); noise weights like 1b's.
+
+All have an output matrix of their own (a tied one makes greedy decoding repeat the last token).
 """
 import sys
 
@@ -26,9 +30,9 @@ import gguf
 src, out = sys.argv[1], sys.argv[2]
 seed = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 shape = sys.argv[4] if len(sys.argv) > 4 else "small"
-if shape not in ("small", "1b"):
-    sys.exit(f"gguf_random_llama.py: SHAPE is small or 1b, not {shape!r}")
-big = shape == "1b"
+if shape not in ("small", "1b", "300m"):
+    sys.exit(f"gguf_random_llama.py: SHAPE is small, 1b or 300m, not {shape!r}")
+big = shape != "small"
 r = gguf.GGUFReader(src)
 
 
@@ -41,14 +45,16 @@ toks = [bytes(field("tokenizer.ggml.tokens").parts[i]).decode("utf-8")
 scores = [float(field("tokenizer.ggml.scores").parts[i][0]) for i in field("tokenizer.ggml.scores").data]
 types = [int(field("tokenizer.ggml.token_type").parts[i][0])
          for i in field("tokenizer.ggml.token_type").data]
-if big:
+if shape == "300m":
+    V, C, L, NH, NKV, F, CTX = len(toks), 1024, 20, 16, 8, 2816, 2048
+elif big:
     V, C, L, NH, NKV, F, CTX = len(toks), 2048, 22, 32, 4, 5632, 2048
 else:
     V, C, L, NH, NKV, F, CTX = len(toks), 256, 2, 4, 2, 256, 128
 HS = C // NH
 rng = np.random.default_rng(seed)
 w = gguf.GGUFWriter(out, "llama")
-w.add_name("random-llama-1b" if big else "random-llama-256")
+w.add_name({"small": "random-llama-256", "1b": "random-llama-1b", "300m": "random-llama-300m"}[shape])
 w.add_context_length(CTX)
 w.add_embedding_length(C)
 w.add_block_count(L)
