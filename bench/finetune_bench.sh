@@ -20,6 +20,7 @@ STEPS=${1:-5} ROUNDS=${2:-2}
 BUILD=${BUILD:-build} PY=${PYTHON_TORCH:-/usr/bin/python3}
 LLAMA_DIR=${LLAMA_DIR:-$HOME/.cache/hearth-peers/llama.cpp}
 B=${B:-1} T=${T:-128} THREADS=${THREADS:-2} RANK=${RANK:-8}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} # both sides: spinning threads crawl on a loaded machine
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 MODEL=${MODEL:-$W/llama300m.gguf}

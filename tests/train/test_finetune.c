@@ -292,6 +292,39 @@ static void test_llamacpp_parity(void **state) {
     nn_model_free(m);
 }
 
+static void count_extend(const char *msg, void *user) {
+    if (strstr(msg, "extending the run from 10 to 16 steps")) ++*(int *)user;
+}
+
+/* `hearth train --resume RUN --steps N` with a larger N continues the run (item 6 of the
+ * fine-tuning issue); a smaller N is still refused by name. */
+static void test_train_extend(void **state) {
+    (void)state;
+    train_opts o = {0};
+    char data[512], out[512];
+    snprintf(data, sizeof data, "%s", write_corpus());
+    snprintf(out, sizeof out, "%s", tmp_path("ext"));
+    train_opts_default(&o);
+    base_err e = {0};
+    assert_int_equal(nn_config_preset(&o.cfg, "tiny", &e), 0);
+    o.cfg.vocab_size = 256;
+    o.data = data, o.out_dir = out;
+    o.steps = 10, o.batch = 2, o.seq = 16, o.sample_tokens = 0, o.threads = 1;
+    train_result r;
+    assert_int_equal(train_run(&o, NULL, NULL, &r, &e), 0);
+    assert_int_equal(r.step, 10);
+    int seen = 0;
+    o.steps = 16;
+    o.resume = out;
+    o.note = count_extend;
+    assert_int_equal(train_run(&o, NULL, &seen, &r, &e), 0);
+    assert_int_equal(r.step, 16);
+    assert_int_equal(seen, 1);
+    o.steps = 12;
+    assert_int_equal(train_run(&o, NULL, &seen, &r, &e), BASE_EINVAL);
+    assert_non_null(strstr(e.msg, "steps is 16 there, 12 in this run"));
+}
+
 static int teardown(void **state) {
     (void)state;
     if (tmpdir[0]) test_rm_rf(tmpdir);
@@ -302,7 +335,7 @@ int test_finetune(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chat_mask),       cmocka_unit_test(test_truncation_and_split),
         cmocka_unit_test(test_errors),          cmocka_unit_test(test_run),
-        cmocka_unit_test(test_llamacpp_parity),
+        cmocka_unit_test(test_llamacpp_parity), cmocka_unit_test(test_train_extend),
     };
     return cmocka_run_group_tests_name("finetune", tests, NULL, teardown);
 }
