@@ -3,7 +3,8 @@
 fine-tuning step over a Llama of the given shape, written in torch ops as PEFT would run it:
 the base in float32, frozen (requires_grad False, so autograd keeps no weight gradients);
 adapters of rank R (alpha 2R) on q, k, v, o; AdamW on the adapters only; RMSNorm, RoPE
-(rotate-half), grouped-query causal attention (scaled_dot_product_attention), SwiGLU,
+(rotate-half), grouped-query causal attention (matmuls and a masked softmax: Debian's torch
+1.13 has no scaled_dot_product_attention), SwiGLU,
 cross-entropy over every position. Random weights (timing does not depend on them) and random
 tokens.
 
@@ -49,6 +50,7 @@ pos = torch.arange(T, dtype=torch.float64)
 freq = 10000.0 ** (-torch.arange(0, HS // 2, dtype=torch.float64) * 2 / HS)
 ang = pos[:, None] * freq[None, :]
 cos, sin = torch.cos(ang).float()[None, None], torch.sin(ang).float()[None, None]
+causal = torch.ones(T, T, dtype=torch.bool).tril()
 
 
 def rms(x, wt):
@@ -78,7 +80,9 @@ def step(tok, tgt):
         q, k = rope(q), rope(k)
         k = k.repeat_interleave(NH // NKV, dim=1)
         v = v.repeat_interleave(NH // NKV, dim=1)
-        y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        att = (q @ k.transpose(-1, -2)) / math.sqrt(HS)
+        att = torch.softmax(att.masked_fill(~causal, float("-inf")), dim=-1)
+        y = att @ v
         x = x + lin(y.transpose(1, 2).reshape(B, T, C), lay, "o")
         h = rms(x, lay["n2"])
         x = x + (torch.nn.functional.silu(h @ lay["gate"].t()) * (h @ lay["up"].t())) @ lay["down"].t()

@@ -6,6 +6,9 @@
 #include "quant/quant.h"
 
 #include <jansson.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +97,10 @@ int ckpt_gguf_read_model_any(const gguf_file *g, nn_model *m, base_err *e) {
             free(tmp);
             tmp = NULL;
         }
+        /* the file's pages are read once: out of this process's memory now, so the peak is
+         * the F32 model, not the model and the file */
+        uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a0 = (uintptr_t)src & ~(pg - 1);
+        madvise((void *)a0, (uintptr_t)src + bytes - a0, MADV_DONTNEED);
     }
     free(p);
     return rc;

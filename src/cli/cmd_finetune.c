@@ -78,7 +78,8 @@ int cli_finetune(int argc, char **argv) {
     const cli_opt opts[] = {
         CLI_OPT_STR("base", 0, &o.base, "MODEL",
                     "the model to refine: a GGUF file (F32, F16, BF16 or a\n"
-                    "quantized type, dequantized to F32 at load)"),
+                    "quantized type, dequantized to F32 at load), or a hearth\n"
+                    "run, checkpoint or safetensors export (made DIR/base.gguf)"),
         CLI_OPT_STR("data", 0, &t->data, "FILE",
                     "JSONL ({\"messages\": [...]} as OpenAI's fine-tuning API,\n"
                     "{\"prompt\", \"completion\"}, {\"text\"}) or plain text"),
@@ -149,6 +150,25 @@ int cli_finetune(int argc, char **argv) {
         return cli_usage_error(&cmd, "--lora-targets: %s", e.msg);
     o.chat = chat;
     o.chat_user = &cc;
+    /* a hearth run, checkpoint or safetensors export: made a GGUF file in the run directory
+     * first (the inference loader reads all three), then fine-tuned like any GGUF base */
+    base_file_kind kind;
+    if (base_file_kind_of(o.base, &kind, &e)) {
+        fprintf(stderr, "hearth finetune: --base: %s\n", e.msg);
+        return 1;
+    }
+    static char conv[4096];
+    if (kind == BASE_FILE_RUN_DIR || kind == BASE_FILE_CKPT_DIR || kind == BASE_FILE_SAFETENSORS) {
+        snprintf(conv, sizeof conv, "%s/base.gguf", t->out_dir);
+        if (access(conv, F_OK) != 0) {
+            if (base_mkdir_p(t->out_dir, &e)) {
+                fprintf(stderr, "hearth finetune: %s\n", e.msg);
+                return 1;
+            }
+            if (cli_export_gguf(o.base, NULL, conv, NULL, 0)) return 1;
+        }
+        o.base = conv;
+    }
     reporter r = {isatty(STDOUT_FILENO), t->steps / 20 > 0 ? t->steps / 20 : 1};
     t->note = note;
     struct sigaction sa = {0};
@@ -183,7 +203,9 @@ int cli_finetune(int argc, char **argv) {
     if (!isnan(res.first_val) && !isnan(res.last_val))
         printf("held-out loss %.4f -> %.4f\n", (double)res.first_val, (double)res.last_val);
     printf("run written to %s (%s)\n", t->out_dir,
-           o.full ? "model.gguf" : "adapter.gguf, adapter/ (PEFT)");
+           o.full     ? "model.gguf"
+           : res.peft ? "adapter.gguf, adapter/ (PEFT)"
+                      : "adapter.gguf");
     if (res.sample) {
         printf("--- sample ---\n%s\n--------------\n", res.sample);
         free(res.sample);
@@ -226,7 +248,7 @@ int cli_merge(int argc, char **argv) {
     int rank;
     float alpha;
     unsigned targets;
-    int rc = ft_load_base(base, 1, 1, &m, &v, &e);
+    int rc = ft_load_base(base, 1, 1, 1, &m, &v, &e);
     if (!rc) rc = ckpt_lora_gguf_info(lora, &rank, &alpha, &targets, &e);
     if (!rc) rc = nn_lora_create(&a, m, rank, alpha, 0, targets, 0, &e);
     if (!rc) rc = ckpt_lora_read_gguf(lora, m, a, &e);

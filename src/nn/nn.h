@@ -127,6 +127,10 @@ typedef struct nn_model {
 /* Allocates a model for batches of up to B sequences of up to T tokens. Parameters are zero
  * until nn_model_init. On failure *out is NULL and e says why. */
 int nn_model_create(nn_model **out, const nn_config *cfg, int B, int T, base_err *e);
+/* The same without a gradient buffer (m->grads NULL, m->gt all NULL): a frozen base whose
+ * backward computes input gradients only (LoRA fine-tuning); never holds the gradients'
+ * memory, even for a moment. */
+int nn_model_create_frozen(nn_model **out, const nn_config *cfg, int B, int T, base_err *e);
 void nn_model_free(nn_model *m);
 /* Frees the gradients, activations and activation gradients of a model that will only run
  * inference elsewhere (infer keeps its own activations); m->gt, m->a and m->da become NULL.

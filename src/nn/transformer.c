@@ -132,7 +132,18 @@ static size_t layout_acts(const nn_config *c, int B, int T, float *base, nn_acts
     return off;
 }
 
+/* grads 0: no gradient buffer (a frozen base: nn_model_create_frozen) */
+static int create(nn_model **out, const nn_config *cfg, int B, int T, int grads, base_err *e);
+
 int nn_model_create(nn_model **out, const nn_config *cfg, int B, int T, base_err *e) {
+    return create(out, cfg, B, T, 1, e);
+}
+
+int nn_model_create_frozen(nn_model **out, const nn_config *cfg, int B, int T, base_err *e) {
+    return create(out, cfg, B, T, 0, e);
+}
+
+static int create(nn_model **out, const nn_config *cfg, int B, int T, int grads, base_err *e) {
     *out = NULL;
     int rc = nn_config_check(cfg, e);
     if (rc) return rc;
@@ -158,7 +169,7 @@ int nn_model_create(nn_model **out, const nn_config *cfg, int B, int T, base_err
     m->n_tensors = layout_params(cfg, m->tensors, NULL, &m->n_params);
     m->n_acts = layout_acts(cfg, B, T, NULL, &m->a);
     m->params = base_alloc_floats(m->n_params);
-    m->grads = base_alloc_floats(m->n_params);
+    m->grads = grads ? base_alloc_floats(m->n_params) : NULL;
     m->acts = base_alloc_floats(m->n_acts);
     m->dacts = base_alloc_floats(m->n_acts);
     m->tokens = calloc((size_t)B * T, sizeof(int));
@@ -171,7 +182,7 @@ int nn_model_create(nn_model **out, const nn_config *cfg, int B, int T, base_err
             tensor_rope_table(m->rope_cos, m->rope_sin, cfg->max_seq, cfg->d_model / cfg->n_head,
                               cfg->rope_theta);
     }
-    if (!m->params || !m->grads || !m->acts || !m->dacts || !m->tokens || !m->targets ||
+    if (!m->params || (grads && !m->grads) || !m->acts || !m->dacts || !m->tokens || !m->targets ||
         (cfg->family == NN_LLAMA && (!m->rope_cos || !m->rope_sin))) {
         nn_model_free(m);
         return base_fail(

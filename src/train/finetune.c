@@ -32,7 +32,8 @@ void ft_opts_default(ft_opts *o) {
     o->lora_targets = (1u << NN_LORA_Q) | (1u << NN_LORA_K) | (1u << NN_LORA_V) | (1u << NN_LORA_O);
 }
 
-int ft_load_base(const char *path, int B, int T, nn_model **out, tok_vocab **vocab, base_err *e) {
+int ft_load_base(const char *path, int B, int T, int frozen, nn_model **out, tok_vocab **vocab,
+                 base_err *e) {
     *out = NULL;
     if (vocab) *vocab = NULL;
     base_file_kind kind;
@@ -51,7 +52,8 @@ int ft_load_base(const char *path, int B, int T, nn_model **out, tok_vocab **voc
         if (T > c.max_seq)
             rc = base_fail(e, BASE_EINVAL, "--seq %d is longer than the base's context (%d)", T,
                            c.max_seq);
-        else if (!(rc = nn_model_create(&m, &c, B, T, e)))
+        else if (!(rc = frozen ? nn_model_create_frozen(&m, &c, B, T, e)
+                               : nn_model_create(&m, &c, B, T, e)))
             rc = ckpt_gguf_read_model_any(g, m, e);
     }
     if (!rc && vocab) rc = tok_load_gguf(g, vocab, e);
@@ -508,7 +510,7 @@ int ft_run(const ft_opts *o, train_report_fn report, void *user, ft_result *res,
                          "0 and val_frac in [0, 1)");
     ftrun R = {.o = o, .report = report, .user = user, .lock = -1, .perm_epoch = -1};
     tensor_set_threads(t->threads);
-    int rc = ft_load_base(o->base, t->batch, t->seq, &R.m, &R.vocab, e);
+    int rc = ft_load_base(o->base, t->batch, t->seq, !o->full, &R.m, &R.vocab, e);
     if (!rc) rc = load_data(&R, e);
     if (rc) goto done;
     out.n_train = R.train->n, out.n_val = R.val->n;
@@ -520,7 +522,6 @@ int ft_run(const ft_opts *o, train_report_fn report, void *user, ft_result *res,
         if ((rc = nn_lora_create(&R.lora, R.m, o->lora_rank, o->lora_alpha, o->lora_dropout,
                                  o->lora_targets, t->seed, e)))
             goto done;
-        nn_lora_freeze_base(R.m);
         nn_lora_attach(R.m, R.lora);
         R.lora->training = 1;
         R.P = R.lora->params, R.G = R.lora->grads, R.n = R.lora->n_params;
@@ -561,6 +562,7 @@ int ft_run(const ft_opts *o, train_report_fn report, void *user, ft_result *res,
         prune(&R);
     }
     if (!out.stopped) rc = write_results(&R, e);
+    out.peft = !rc && R.lora && R.m->cfg.family == NN_LLAMA;
     if (!rc && !out.stopped && t->sample_tokens > 0 && res) {
         int n = t->sample_tokens, *ids = malloc((size_t)n * sizeof(int));
         int32_t *ids32 = malloc((size_t)n * sizeof(int32_t));

@@ -46,12 +46,15 @@ typedef struct ft_result {
     int stopped, complete;
     float first_val, last_val; /* held-out loss before the first step and after the last */
     size_t n_train, n_val, n_truncated, n_untrainable, n_trainable_params;
+    int peft;     /* adapter/ (PEFT) was written (LoRA on a Llama-family base) */
     char *sample; /* malloc'd, NULL: none */
 } ft_result;
 
 int ft_run(const ft_opts *o, train_report_fn report, void *user, ft_result *res, base_err *e);
 
-/* Loads a base model (GGUF) for batches (B, T); *vocab gets its tokenizer (NULL-able). */
-int ft_load_base(const char *path, int B, int T, nn_model **m, tok_vocab **vocab, base_err *e);
+/* Loads a base model (GGUF) for batches (B, T); frozen: without a gradient buffer
+ * (nn_model_create_frozen); *vocab gets its tokenizer (vocab NULL-able). */
+int ft_load_base(const char *path, int B, int T, int frozen, nn_model **m, tok_vocab **vocab,
+                 base_err *e);
 
 #endif

@@ -59,6 +59,13 @@ expect_fail "other settings" "lr was" "${A[@]}" --out "$T/a" --lr 1e-3
 "$H" finetune --base "$T/q8.gguf" --data "$T/chat.jsonl" --out "$T/q" --steps 4 --batch 2 --seq 48 \
   > "$T/q.out" 2>&1 && [ -s "$T/q/adapter.gguf" ] && ok || bad "Q8_0 base: $(tail -2 "$T/q.out")"
 
+# a hearth run as the base (made RUN/base.gguf first); a GPT-2-family run gets no PEFT directory
+for i in $(seq 200); do echo "the quick brown fox jumps over the lazy dog $i"; done > "$T/bytes.txt"
+"$H" train --data "$T/bytes.txt" --out "$T/tr" --steps 2 --batch 2 --seq 32 --sample 0 > /dev/null 2>&1 &&
+  "$H" finetune --base "$T/tr" --data "$T/bytes.txt" --out "$T/fr" --steps 2 --batch 2 --seq 32 \
+    > "$T/fr.out" 2>&1 && [ -s "$T/fr/base.gguf" ] && [ -s "$T/fr/adapter.gguf" ] &&
+  [ ! -e "$T/fr/adapter" ] && ok || bad "finetune from a run: $(tail -2 "$T/fr.out")"
+
 # merge + generate = llama.cpp's greedy tokens with --lora (the committed adapter)
 "$H" merge --base "$BASE" --lora "$FIX/adapter.gguf" -o "$T/m.gguf" > /dev/null 2>&1 || bad "merge"
 want=$(grep '^merged' "$FIX/greedy.tsv" | cut -f2 | "$H" tokenizer decode --vocab "$BASE")
