@@ -127,6 +127,8 @@ int cli_finetune(int argc, char **argv) {
         CLI_OPT_INT("ckpt-every", 0, &t->ckpt_every, 0, 1L << 30, "N",
                     "a checkpoint DIR/step_NNNNNNNN.ft every N steps (the\n"
                     "adapters and their AdamW state; default 0: only the final one)"),
+        CLI_OPT_FLOAT("ckpt-every-min", 0, &t->ckpt_every_min, 0, 1e9, "M",
+                      "also a checkpoint every M minutes of wall clock"),
         CLI_OPT_INT("keep-last", 0, &t->keep_last, 0, 1L << 30, "K",
                     "keep only the newest K checkpoints (default 0 = all)"),
         CLI_OPT_INT("keep-every", 0, &t->keep_every, 0, 1L << 30, "N",

@@ -427,7 +427,7 @@ static int loop(ftrun *R, long start, ft_result *out, base_err *e) {
     const train_opts *t = &R->o->t;
     size_t N = (size_t)t->batch * t->seq;
     train_progress p = {.steps = t->steps, .n_params = R->n};
-    double t_start = base_now();
+    double t_start = base_now(), t_ckpt = t_start;
     int rc;
     out->step = start;
     if (start == 0 && R->val->n) {
@@ -479,7 +479,9 @@ static int loop(ftrun *R, long start, ft_result *out, base_err *e) {
             out->stopped = 1;
             break;
         }
-        if (t->ckpt_every && p.step % t->ckpt_every == 0) {
+        if ((t->ckpt_every && p.step % t->ckpt_every == 0) ||
+            (t->ckpt_every_min > 0 && base_now() - t_ckpt >= t->ckpt_every_min * 60)) {
+            t_ckpt = base_now();
             ckpt_write_result wr = {.step = p.step};
             double c0 = base_now();
             wr.rc = ckpt_write(R, p.step, &wr.err);

@@ -23,8 +23,8 @@ typedef int (*ft_chat_fn)(const data_msg *msgs, size_t n, tok_vocab *v, nn_famil
 
 typedef struct ft_opts {
     /* the run: data, out_dir, batch, seq, steps, accum, eval_every, eval_batches, warmup, lr,
-     * min_lr, weight_decay, clip, seed, threads, sample_tokens, ckpt_every, keep_last,
-     * keep_every, stop, note (cfg, resume and ckpt_every_min are not used) */
+     * min_lr, weight_decay, clip, seed, threads, sample_tokens, ckpt_every, ckpt_every_min,
+     * keep_last, keep_every, stop, note (cfg and resume are not used: a rerun resumes) */
     train_opts t;
     const char *base;
     const char *val; /* held-out file; NULL: val_frac of the data's rows */
