@@ -12,7 +12,8 @@
 # 2. greedy.tsv: the prompt ids (BOS + "Once upon a time" in the model's vocabulary), then
 #    llama.cpp's 40 greedy tokens (tools/llama_lora_greedy.c: one llama_decode per token, one
 #    thread, F16 KV cache) on the base with `--lora adapter.gguf` ("lora"), and on the model
-#    `hearth merge` makes of the two ("merged").
+#    `hearth merge` makes of the two ("merged"); for the record (comment lines) the base's own
+#    tokens and those of the model llama-export-lora makes of the base and the adapter.
 set -euo pipefail
 OUT=${1:-tests/fixtures/finetune}
 H=${H:-./build/hearth}
@@ -43,5 +44,10 @@ ids="1 $(printf 'Once upon a time' | "$H" tokenizer encode --vocab "$BASE")"
   printf 'merged\t%s\n' "$("$T/llg" "$T/merged.gguf" - 40 $ids)"
   # shellcheck disable=SC2086
   printf '# base (no adapter)\t%s\n' "$("$T/llg" "$BASE" - 40 $ids)"
+  # llama.cpp's own merge of the adapter (llama-export-lora), for the record
+  "$LLAMA_DIR/build/bin/llama-export-lora" -m "$BASE" --lora "$OUT/adapter.gguf" \
+    -o "$T/exported.gguf" > /dev/null 2>&1
+  # shellcheck disable=SC2086
+  printf '# llama-export-lora model\t%s\n' "$("$T/llg" "$T/exported.gguf" - 40 $ids)"
 } > "$OUT/greedy.tsv"
 cat "$OUT/greedy.tsv"
