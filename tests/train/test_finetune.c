@@ -9,6 +9,7 @@
 #include "ckpt/lora_io.h"
 #include "data/sft.h"
 #include "nn/lora.h"
+#include "server/server.h"
 #include "train/finetune.h"
 
 #include <math.h>
@@ -107,6 +108,41 @@ static void test_chat_mask(void **state) {
     assert_string_equal(t2, "Tom ran.</s>");
     free(t2);
     assert_int_equal(d->tok[2 * d->seq], tok_bos_id(v));
+    data_sft_free(d);
+    tok_free(v);
+}
+
+/* The chat rendered by the server's Llama 2 template (what `hearth finetune` uses for a Llama
+ * SentencePiece model): the assistant turn and its " </s>" are trained, nothing else. */
+static int llama2_encode(const data_msg *msgs, size_t n, tok_ids *out, void *user, base_err *e) {
+    server_msg m[8];
+    for (size_t i = 0; i < n; i++)
+        m[i] = (server_msg){(char *)msgs[i].role, (char *)msgs[i].content};
+    return server_chat_encode(SERVER_TMPL_LLAMA2, user, m, n, out, e);
+}
+
+static void test_chat_template(void **state) {
+    (void)state;
+    tok_vocab *v = stories_vocab();
+    const char *p = tmp_path("chat2.jsonl");
+    write_file(p, "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"},"
+                  " {\"role\": \"assistant\", \"content\": \"The dog ran.\"},"
+                  " {\"role\": \"user\", \"content\": \"More\"},"
+                  " {\"role\": \"assistant\", \"content\": \"The cat sat.\"}]}\n");
+    data_sft_opts o = {.vocab = v, .seq = 96, .encode = llama2_encode, .encode_user = v};
+    data_sft *d;
+    base_err e = {0};
+    assert_int_equal(data_sft_load(p, &o, &d, &e), 0);
+    assert_int_equal(d->n, 1);
+    /* both answers and the end of each turn (</s>), in order; not [INST] ... [/INST] */
+    int n_eot = 0;
+    for (int t = 0; t < d->seq; t++) n_eot += d->tgt[t] == tok_eot_id(v);
+    assert_int_equal(n_eot, 2);
+    char *text = trained_text(d, v, 0);
+    if (!strstr(text, "The dog ran.") || !strstr(text, "The cat sat.") || strstr(text, "INST") ||
+        strstr(text, "More"))
+        fail_msg("trained text: '%s'", text);
+    free(text);
     data_sft_free(d);
     tok_free(v);
 }
@@ -333,9 +369,13 @@ static int teardown(void **state) {
 
 int test_finetune(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chat_mask),       cmocka_unit_test(test_truncation_and_split),
-        cmocka_unit_test(test_errors),          cmocka_unit_test(test_run),
-        cmocka_unit_test(test_llamacpp_parity), cmocka_unit_test(test_train_extend),
+        cmocka_unit_test(test_chat_mask),
+        cmocka_unit_test(test_chat_template),
+        cmocka_unit_test(test_truncation_and_split),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_run),
+        cmocka_unit_test(test_llamacpp_parity),
+        cmocka_unit_test(test_train_extend),
     };
     return cmocka_run_group_tests_name("finetune", tests, NULL, teardown);
 }
