@@ -27,7 +27,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test san fuzz fuzz-build fuzz-replay bench bench-tokenizer bench-ckpt bench-ann bench-serve bench-infer bench-embed demo deps help clean format format-check
+.PHONY: all test san fuzz fuzz-build fuzz-replay bench bench-tokenizer bench-ckpt bench-ann bench-serve bench-infer bench-embed bench-finetune demo deps help clean format format-check
 all: $(BUILD)/hearth $(BUILD)/libhearth.a
 
 $(BUILD)/%.o: %.c
@@ -83,6 +83,7 @@ test: $(BUILD)/test_hearth $(BUILD)/hearth $(BENCH_BIN) fuzz-replay ## build and
 	./tests/cli/test_rag.sh ./$(BUILD)/hearth
 	./tests/server/test_serve.sh ./$(BUILD)/hearth
 	./tests/server/test_embed.sh ./$(BUILD)/hearth
+	./tests/cli/test_finetune.sh ./$(BUILD)/hearth
 
 san: ## the tests under AddressSanitizer + UndefinedBehaviorSanitizer
 	$(MAKE) SAN=1 test
@@ -153,6 +154,9 @@ bench-embed: $(BUILD)/hearth ## embedding texts/s vs llama-embedding on the same
 
 bench-serve: $(BUILD)/hearth ## serving load test vs llama-server: TTFT, ITL, latency percentiles, throughput
 	BUILD=$(BUILD) ./bench/serve_bench.sh
+
+bench-finetune: $(BUILD)/hearth ## LoRA step time and peak memory vs PyTorch on a 300M Llama
+	BUILD=$(BUILD) ./bench/finetune_bench.sh
 
 demo: $(BUILD)/hearth ## train the small preset on a real corpus for a few minutes
 	./tools/demo.sh

@@ -151,8 +151,10 @@ def rope(x, cos, sin):
     return torch.cat([x1 * c - x2 * s, x2 * c + x1 * s], dim=-1)
 
 
-def forward(P, cfg, tokens, targets):
-    """Returns (logits (B,T,V), mean loss over targets != -1)."""
+def forward(P, cfg, tokens, targets, lora=None):
+    """Returns (logits (B,T,V), mean loss over targets != -1). lora: None, or a dict with
+    "scale" and, per adapted target t (q k v o gate up down), "A.t" (L,r,in) and "B.t" (L,out,r):
+    the target's output gains scale * x A^T B^T (LoRA without dropout)."""
     gpt2 = cfg["family"] == 0
     L, NH, NKV, C, F = cfg["L"], cfg["NH"], cfg["NKV"], cfg["C"], cfg["F"]
     eps, theta = f32(cfg["eps"]), f32(cfg["theta"])
@@ -168,6 +170,23 @@ def forward(P, cfg, tokens, targets):
         y = x @ w.t()
         return y + b if b is not None else y
 
+    def delta(x, t, l):
+        if lora is None or ("A." + t) not in lora:
+            return None
+        return lora["scale"] * ((x @ lora["A." + t][l].t()) @ lora["B." + t][l].t())
+
+    def adapt(y, x, l, parts):
+        """y's column blocks (name, width) each gain their adapter's output."""
+        if lora is None:
+            return y
+        out, c0 = [], 0
+        for t, w in parts:
+            d = delta(x, t, l)
+            blk = y[..., c0:c0 + w]
+            out.append(blk + d if d is not None else blk)
+            c0 += w
+        return torch.cat(out, dim=-1)
+
     x = P["wte"][tokens]
     if gpt2:
         x = x + P["wpe"][:Tn][None]
@@ -177,6 +196,7 @@ def forward(P, cfg, tokens, targets):
     for l in range(L):
         h = norm(x, get("ln1w", l), get("ln1b", l))
         qkv = linear(h, get("qkvw", l), get("qkvb", l))
+        qkv = adapt(qkv, h, l, [("q", NH * HS), ("k", NKV * HS), ("v", NKV * HS)])
         q = qkv[..., : NH * HS].reshape(Bn, Tn, NH, HS)
         k = qkv[..., NH * HS:(NH + NKV) * HS].reshape(Bn, Tn, NKV, HS)
         v = qkv[..., (NH + NKV) * HS:].reshape(Bn, Tn, NKV, HS)
@@ -189,15 +209,16 @@ def forward(P, cfg, tokens, targets):
         s = s.masked_fill(~causal, float("-inf"))
         a = torch.softmax(s, dim=-1)
         y = (a @ v).permute(0, 2, 1, 3).reshape(Bn, Tn, NH * HS)
-        x = x + linear(y, get("attprojw", l), get("attprojb", l))
+        x = x + adapt(linear(y, get("attprojw", l), get("attprojb", l)), y, l, [("o", C)])
         h2 = norm(x, get("ln2w", l), get("ln2b", l))
         f = linear(h2, get("fcw", l), get("fcb", l))
+        f = adapt(f, h2, l, [("up", F)] if gpt2 else [("gate", F), ("up", F)])
         if gpt2:
             act = gelu_tanh(f)
         else:
             g, u = f[..., :F], f[..., F:]
             act = g * torch.sigmoid(g) * u
-        x = x + linear(act, get("fcprojw", l), get("fcprojb", l))
+        x = x + adapt(linear(act, get("fcprojw", l), get("fcprojb", l)), act, l, [("down", C)])
     hf = norm(x, P["lnfw"], get("lnfb"))
     head = P["wte"] if cfg["tied"] else P["lm_head"]
     logits = hf @ head.t()
@@ -371,11 +392,87 @@ def build(name, cfg):
     print("  adamw losses: " + " ".join(f"{x:.6f}" for x in losses))
 
 
+# ---- LoRA ----------------------------------------------------------------------------------
+
+LORA_TARGETS = ["q", "k", "v", "o", "gate", "up", "down"]
+LORA_RANK, LORA_ALPHA = 4, 8.0
+
+
+def lora_shapes(cfg):
+    """(target, in, out) for every target the family has, in src/nn/lora.h's order."""
+    C, F, NH, NKV = cfg["C"], cfg["F"], cfg["NH"], cfg["NKV"]
+    HS = C // NH
+    shp = {"q": (C, NH * HS), "k": (C, NKV * HS), "v": (C, NKV * HS), "o": (C, C),
+           "gate": (C, F), "up": (C, F), "down": (F, C)}
+    return [(t, *shp[t]) for t in LORA_TARGETS if not (t == "gate" and cfg["family"] == 0)]
+
+
+def build_lora(name, cfg):
+    """tests/fixtures/<name>_lora.hfix: the base fixture's model (same seed, same parameters and
+    batch) with rank-4 adapters (alpha 8) on every target the family has, A and B both random
+    (so every gradient is nonzero), no dropout. Entries: "lora.config" int32 [2] = rank, target
+    mask (bit i: LORA_TARGETS[i]); "lora.alpha" float32 [1]; "tokens", "targets"; "param.<name>"
+    (the base); "lora.A.<t>" (L,r,in), "lora.B.<t>" (L,out,r); "logits", "loss"; "lora.gA.<t>",
+    "lora.gB.<t>": the loss's gradient for each adapter matrix (base frozen)."""
+    gen = torch.Generator().manual_seed(cfg["seed"])
+    P = init_params(cfg, gen)
+    V, L = cfg["V"], cfg["L"]
+    tokens = torch.randint(0, V, (B, T), generator=gen)
+    targets = torch.randint(0, V, (B, T), generator=gen)
+    ignored = torch.randperm(B * T, generator=gen)[:3]
+    targets.view(-1)[ignored] = -1
+    lg = torch.Generator().manual_seed(cfg["seed"] + 7)
+    lora = {"scale": f32(LORA_ALPHA / LORA_RANK)}
+    mask = 0
+    for t, fin, fout in lora_shapes(cfg):
+        mask |= 1 << LORA_TARGETS.index(t)
+        a = (torch.rand((L, LORA_RANK, fin), generator=lg, dtype=DT) * 2 - 1) / math.sqrt(fin)
+        b = 0.1 * torch.randn((L, fout, LORA_RANK), generator=lg, dtype=DT)
+        lora["A." + t] = a.to(torch.float32).to(DT).requires_grad_(True)
+        lora["B." + t] = b.to(torch.float32).to(DT).requires_grad_(True)
+    base = {k: v.detach() for k, v in P.items()}
+    logits, loss = forward(base, cfg, tokens, targets, lora)
+    loss.backward()
+    # finite differences on a few adapter entries
+    h = 1e-6
+    with torch.no_grad():
+        for key in [k for k in lora if k != "scale"]:
+            p = lora[key]
+            flat, gflat = p.view(-1), p.grad.view(-1)
+            for i in [0, int(gflat.abs().argmax())]:
+                old = flat[i].item()
+                flat[i] = old + h
+                lp = forward(base, cfg, tokens, targets, lora)[1].item()
+                flat[i] = old - h
+                lm = forward(base, cfg, tokens, targets, lora)[1].item()
+                flat[i] = old
+                fd, an = (lp - lm) / (2 * h), gflat[i].item()
+                if abs(fd - an) / max(1e-4, abs(fd) + abs(an)) > 1e-5:
+                    raise SystemExit(f"LoRA gradient check failed: {key}[{i}] fd {fd} autograd {an}")
+    entries = [("lora.config", np.array([LORA_RANK, mask], np.int32)),
+               ("lora.alpha", np.array([LORA_ALPHA], np.float32)),
+               ("tokens", tokens.numpy().astype(np.int32)),
+               ("targets", targets.numpy().astype(np.int32))]
+    entries += [(f"param.{n}", t32(P[n])) for n, _, _ in param_specs(cfg)]
+    keys = [k for k in lora if k != "scale"]
+    entries += [(f"lora.{k}", t32(lora[k])) for k in keys]
+    entries += [("logits", t32(logits)), ("loss", np.array([loss.item()], np.float32))]
+    entries += [("lora.g" + k, t32(lora[k].grad)) for k in keys]
+    data = hfix_bytes(entries)
+    assert len(data) < 2 * 1024 * 1024
+    path = os.path.join(OUT_DIR, name + "_lora.hfix")
+    with open(path, "wb") as fh:
+        fh.write(data)
+    print(f"{name}_lora: {len(entries)} entries, loss {loss.item():.6f} -> "
+          f"{os.path.relpath(path, ROOT)}")
+
+
 def main():
     torch.manual_seed(0)  # nothing should use the global generator; pinned anyway
     os.makedirs(OUT_DIR, exist_ok=True)
     for name, cfg in CONFIGS.items():
         build(name, cfg)
+        build_lora(name, cfg)
     return 0
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tools/gguf_random_llama.py: a random-weight Llama GGUF, in one of two shapes. The vocabulary
+"""tools/gguf_random_llama.py: a random-weight GGUF of a Llama or another family, by SHAPE. The vocabulary
 (SentencePiece tokens, scores and types) is copied from another GGUF.
 
     PYTHONPATH=llama.cpp/gguf-py python3 tools/gguf_random_llama.py VOCAB.gguf OUT.gguf [SEED [SHAPE]]
@@ -16,7 +16,12 @@ SHAPE 1b (F16): TinyLlama 1.1B's shape (width 2048, 22 layers, 32 heads of 64, 4
 ../shared/data/ggml-vocab-llama-spm.gguf). For speed benchmarks only (bench/infer_1b_bench.sh):
 the weights are noise; llama-quantize makes the Q4_0, Q8_0 and Q4_K_M files from this one.
 
-Both have an output matrix of their own (a tied one makes greedy decoding repeat the last token).
+SHAPE 300m (F16): width 1024, 20 layers, 16 heads of 64, 8 KV heads, FFN 2816, context 2048,
+Llama's 32000 tokens: about 300M parameters, 600 MB. For the fine-tuning benchmark
+(bench/finetune_bench.sh); noise weights like 1b's.
+
+The small, 1b and 300m shapes have an output matrix of their own (a tied one makes greedy
+decoding repeat the last token).
 
 SHAPE llama, qwen2, phi3 or gemma2 (F32; the family fixtures of tools/gguf_parity_fixtures.sh): a
 small random model of that GGUF architecture with what sets the family apart, under llama.cpp's
@@ -46,9 +51,9 @@ src, out = sys.argv[1], sys.argv[2]
 seed = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 shape = sys.argv[4] if len(sys.argv) > 4 else "small"
 FAMILIES = ("llama", "qwen2", "phi3", "gemma2")
-if shape not in ("small", "1b") + FAMILIES:
-    sys.exit(f"gguf_random_llama.py: SHAPE is small, 1b, {', '.join(FAMILIES)}; not {shape!r}")
-big = shape == "1b"
+if shape not in ("small", "1b", "300m") + FAMILIES:
+    sys.exit(f"gguf_random_llama.py: SHAPE is small, 1b, 300m, {', '.join(FAMILIES)}; not {shape!r}")
+big = shape in ("1b", "300m")
 r = gguf.GGUFReader(src)
 
 
@@ -181,14 +186,16 @@ def write_family(arch, toks, scores, types, out, seed, templates):
 if shape in FAMILIES:
     write_family(shape, toks, scores, types, out, seed, sys.argv[5])
     sys.exit(0)
-if big:
+if shape == "300m":
+    V, C, L, NH, NKV, F, CTX = len(toks), 1024, 20, 16, 8, 2816, 2048
+elif big:
     V, C, L, NH, NKV, F, CTX = len(toks), 2048, 22, 32, 4, 5632, 2048
 else:
     V, C, L, NH, NKV, F, CTX = len(toks), 256, 2, 4, 2, 256, 128
 HS = C // NH
 rng = np.random.default_rng(seed)
 w = gguf.GGUFWriter(out, "llama")
-w.add_name("random-llama-1b" if big else "random-llama-256")
+w.add_name({"small": "random-llama-256", "1b": "random-llama-1b", "300m": "random-llama-300m"}[shape])
 w.add_context_length(CTX)
 w.add_embedding_length(C)
 w.add_block_count(L)

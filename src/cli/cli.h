@@ -28,6 +28,8 @@ int cli_eval_retrieval(int argc, char **argv);
 int cli_ingest(int argc, char **argv);
 int cli_ask(int argc, char **argv);
 int cli_embed(int argc, char **argv);
+int cli_finetune(int argc, char **argv); /* cmd_finetune.c */
+int cli_merge(int argc, char **argv);    /* cmd_finetune.c */
 /* `hearth export --format gguf` (cmd_export_gguf.c); returns the exit status. tokenizer NULL-able;
  * type NULL: F32, else a llama-quantize file type (ckpt_gguf_quant_create; pure as --pure). */
 int cli_export_gguf(const char *src, const char *tokenizer, const char *out, const char *type,

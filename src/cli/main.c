@@ -12,6 +12,8 @@ static void usage(FILE *f) {
                "             (train|encode|decode|import|info)\n"
                "  prepare    text, directories or JSONL -> token shards for train --data DIR\n"
                "  train      train a GPT-2- or Llama-style transformer on the CPU\n"
+               "  finetune   refine a GGUF model on your data: LoRA adapters or --full\n"
+               "  merge      a base GGUF and a LoRA adapter -> one model (GGUF or safetensors)\n"
                "  export     a run's newest good checkpoint as one model file (safetensors, GGUF)\n"
                "  quantize   a float GGUF model to Q8_0, Q4_K, ... (llama.cpp's types)\n"
                "  inspect    what a file or checkpoint is: checksums verified, GGUF and\n"
@@ -39,6 +41,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "digits")) return cli_digits(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenizer")) return cli_tokenizer(argc - 1, argv + 1);
     if (!strcmp(cmd, "prepare")) return cli_prepare(argc - 1, argv + 1);
+    if (!strcmp(cmd, "finetune")) return cli_finetune(argc - 1, argv + 1);
+    if (!strcmp(cmd, "merge")) return cli_merge(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return cli_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect")) return cli_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize")) return cli_quantize(argc - 1, argv + 1);

@@ -44,6 +44,11 @@ nn_family infer_model_family(const infer_model *m);
  * token where the vocabulary has no BOS. An empty prompt is that start token alone. Uses the
  * vocabulary's scratch space: callers on several threads serialize (see infer_model_vocab). */
 int infer_prompt_encode(infer_model *m, const char *text, size_t len, tok_ids *out, base_err *e);
+/* The same rules without a loaded model: hearth_native 1 for a hearth-trained model's
+ * vocabulary, 0 for a GGUF file's (what `hearth finetune` encodes its examples with, so that
+ * they are the prompts the tuned GGUF will be served). */
+int infer_prompt_encode_vocab(tok_vocab *v, int hearth_native, const char *text, size_t len,
+                              tok_ids *out, base_err *e);
 
 /* ---- sampling ------------------------------------------------------------------------------- */
 

@@ -3,10 +3,15 @@
 #include "infer_int.h"
 
 int infer_prompt_encode(infer_model *m, const char *text, size_t len, tok_ids *out, base_err *e) {
-    tok_vocab *v = infer_model_vocab(m);
+    return infer_prompt_encode_vocab(infer_model_vocab(m), infer_model_nn(m) != NULL, text, len,
+                                     out, e);
+}
+
+int infer_prompt_encode_vocab(tok_vocab *v, int hearth_native, const char *text, size_t len,
+                              tok_ids *out, base_err *e) {
     size_t n0 = out->len;
     int rc;
-    if (infer_model_nn(m)) {
+    if (hearth_native) {
         /* a hearth-trained model: its documents started with BOS, or (byte-level BPE, whose
          * vocabulary has none) with the end-of-text token `hearth prepare` puts before each */
         int32_t start = tok_bos_id(v) >= 0 ? tok_bos_id(v) : tok_eot_id(v);

@@ -120,12 +120,17 @@ typedef struct nn_model {
     float *rope_cos, *rope_sin; /* (maxT, HS/2), Llama family only */
     int *tokens, *targets;      /* (B,T) of the last forward; targets NULL-able */
     int last_B, last_T, n_valid;
-    float loss; /* mean loss of the last forward with targets */
+    float loss;           /* mean loss of the last forward with targets */
+    struct nn_lora *lora; /* low-rank adapters on the linear layers (lora.h); NULL: none */
 } nn_model;
 
 /* Allocates a model for batches of up to B sequences of up to T tokens. Parameters are zero
  * until nn_model_init. On failure *out is NULL and e says why. */
 int nn_model_create(nn_model **out, const nn_config *cfg, int B, int T, base_err *e);
+/* The same without a gradient buffer (m->grads NULL, m->gt all NULL): a frozen base whose
+ * backward computes input gradients only (LoRA fine-tuning); never holds the gradients'
+ * memory, even for a moment. */
+int nn_model_create_frozen(nn_model **out, const nn_config *cfg, int B, int T, base_err *e);
 void nn_model_free(nn_model *m);
 /* Frees the gradients, activations and activation gradients of a model that will only run
  * inference elsewhere (infer keeps its own activations); m->gt, m->a and m->da become NULL.

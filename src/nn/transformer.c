@@ -2,6 +2,8 @@
  * backward side by side, layer by layer, on the kernels of m->ops. */
 #include "nn.h"
 
+#include "lora.h"
+
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -130,7 +132,18 @@ static size_t layout_acts(const nn_config *c, int B, int T, float *base, nn_acts
     return off;
 }
 
+/* grads 0: no gradient buffer (a frozen base: nn_model_create_frozen) */
+static int create(nn_model **out, const nn_config *cfg, int B, int T, int grads, base_err *e);
+
 int nn_model_create(nn_model **out, const nn_config *cfg, int B, int T, base_err *e) {
+    return create(out, cfg, B, T, 1, e);
+}
+
+int nn_model_create_frozen(nn_model **out, const nn_config *cfg, int B, int T, base_err *e) {
+    return create(out, cfg, B, T, 0, e);
+}
+
+static int create(nn_model **out, const nn_config *cfg, int B, int T, int grads, base_err *e) {
     *out = NULL;
     int rc = nn_config_check(cfg, e);
     if (rc) return rc;
@@ -156,7 +169,7 @@ int nn_model_create(nn_model **out, const nn_config *cfg, int B, int T, base_err
     m->n_tensors = layout_params(cfg, m->tensors, NULL, &m->n_params);
     m->n_acts = layout_acts(cfg, B, T, NULL, &m->a);
     m->params = base_alloc_floats(m->n_params);
-    m->grads = base_alloc_floats(m->n_params);
+    m->grads = grads ? base_alloc_floats(m->n_params) : NULL;
     m->acts = base_alloc_floats(m->n_acts);
     m->dacts = base_alloc_floats(m->n_acts);
     m->tokens = calloc((size_t)B * T, sizeof(int));
@@ -169,7 +182,7 @@ int nn_model_create(nn_model **out, const nn_config *cfg, int B, int T, base_err
             tensor_rope_table(m->rope_cos, m->rope_sin, cfg->max_seq, cfg->d_model / cfg->n_head,
                               cfg->rope_theta);
     }
-    if (!m->params || !m->grads || !m->acts || !m->dacts || !m->tokens || !m->targets ||
+    if (!m->params || (grads && !m->grads) || !m->acts || !m->dacts || !m->tokens || !m->targets ||
         (cfg->family == NN_LLAMA && (!m->rope_cos || !m->rope_sin))) {
         nn_model_free(m);
         return base_fail(
@@ -233,7 +246,7 @@ void nn_model_init(nn_model *m, uint64_t seed) {
 }
 
 void nn_zero_grad(nn_model *m) {
-    memset(m->grads, 0, m->n_params * sizeof(float));
+    if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
 }
 
 /* Per-layer slice of a stacked activation: l-th of L blocks of `each` floats. */
@@ -301,19 +314,23 @@ int nn_forward(nn_model *m, const int *tokens, const int *targets, int B, int T,
         norm_fwd(m, ln1, LAYER(a->ln1_mean, l, sN), LAYER(a->ln1_rstd, l, sN), resid, w.ln1w,
                  w.ln1b, N);
         k->matmul_fwd(qkv, ln1, w.qkvw, w.qkvb, N, C, Q);
+        if (m->lora) nn_lora_fwd(m, l, NN_LORA_SITE_QKV, qkv, Q, ln1, N);
         if (c->family == NN_LLAMA) /* q and k heads are adjacent: rotate NH + NKV heads */
             k->rope_fwd(qkv, B, T, NH + NKV, HS, Q, 0, m->rope_cos, m->rope_sin);
         k->attention_fwd(atty, LAYER(a->att, l, sATT), qkv, B, T, NH, NKV, HS);
         k->matmul_fwd(attproj, atty, w.attprojw, w.attprojb, N, C, C);
+        if (m->lora) nn_lora_fwd(m, l, NN_LORA_SITE_O, attproj, C, atty, N);
         k->residual_fwd(res2, resid, attproj, (size_t)N * C);
         norm_fwd(m, ln2, LAYER(a->ln2_mean, l, sN), LAYER(a->ln2_rstd, l, sN), res2, w.ln2w, w.ln2b,
                  N);
         k->matmul_fwd(fch, ln2, w.fcw, w.fcb, N, C, FO);
+        if (m->lora) nn_lora_fwd(m, l, NN_LORA_SITE_FC, fch, FO, ln2, N);
         if (c->family == NN_LLAMA)
             k->swiglu_fwd(fch_act, fch, N, F);
         else
             k->gelu_fwd(fch_act, fch, (size_t)N * F);
         k->matmul_fwd(fcproj, fch_act, w.fcprojw, w.fcprojb, N, F, C);
+        if (m->lora) nn_lora_fwd(m, l, NN_LORA_SITE_DOWN, fcproj, C, fch_act, N);
         k->residual_fwd(res3, res2, fcproj, (size_t)N * C);
     }
     norm_fwd(m, a->lnf, a->lnf_mean, a->lnf_rstd, LAYER(a->res3, c->n_layer - 1, sNC), p->lnfw,
@@ -361,21 +378,27 @@ void nn_backward(nn_model *m, float scale) {
         k->residual_bwd(dres2, dfcproj, LAYER(d->res3, l, sNC), (size_t)N * C);
         k->matmul_bwd(dfch_act, dw.fcprojw, dw.fcprojb, dfcproj, LAYER(a->fch_act, l, sF),
                       w.fcprojw, N, F, C);
+        if (m->lora)
+            nn_lora_bwd(m, l, NN_LORA_SITE_DOWN, dfch_act, dfcproj, C, LAYER(a->fch_act, l, sF), N);
         if (c->family == NN_LLAMA)
             k->swiglu_bwd(dfch, LAYER(a->fch, l, sFO), dfch_act, N, F);
         else
             k->gelu_bwd(dfch, LAYER(a->fch, l, sFO), dfch_act, (size_t)N * F);
         k->matmul_bwd(dln2, dw.fcw, dw.fcb, dfch, LAYER(a->ln2, l, sNC), w.fcw, N, C, FO);
+        if (m->lora) nn_lora_bwd(m, l, NN_LORA_SITE_FC, dln2, dfch, FO, LAYER(a->ln2, l, sNC), N);
         norm_bwd(m, dres2, dw.ln2w, dw.ln2b, dln2, LAYER(a->res2, l, sNC), w.ln2w,
                  LAYER(a->ln2_mean, l, sN), LAYER(a->ln2_rstd, l, sN), N);
         k->residual_bwd(dresid, dattproj, dres2, (size_t)N * C);
         k->matmul_bwd(datty, dw.attprojw, dw.attprojb, dattproj, LAYER(a->atty, l, sNC), w.attprojw,
                       N, C, C);
+        if (m->lora)
+            nn_lora_bwd(m, l, NN_LORA_SITE_O, datty, dattproj, C, LAYER(a->atty, l, sNC), N);
         k->attention_bwd(dqkv, LAYER(d->att, l, sATT), datty, LAYER(a->qkv, l, sQ),
                          LAYER(a->att, l, sATT), B, T, NH, NKV, HS);
         if (c->family == NN_LLAMA)
             k->rope_bwd(dqkv, B, T, NH + NKV, HS, Q, 0, m->rope_cos, m->rope_sin);
         k->matmul_bwd(dln1, dw.qkvw, dw.qkvb, dqkv, LAYER(a->ln1, l, sNC), w.qkvw, N, C, Q);
+        if (m->lora) nn_lora_bwd(m, l, NN_LORA_SITE_QKV, dln1, dqkv, Q, LAYER(a->ln1, l, sNC), N);
         norm_bwd(m, dresid, dw.ln1w, dw.ln1b, dln1, resid, w.ln1w, LAYER(a->ln1_mean, l, sN),
                  LAYER(a->ln1_rstd, l, sN), N);
     }

@@ -503,19 +503,30 @@ int server_chat_render(server_tmpl t, const server_msg *m, size_t n, base_buf *o
     return server_chat_render_ex(t, m, n, 1, out); /* llama-server: the generation prompt */
 }
 
-int server_chat_encode(server_tmpl t, infer_model *model, const server_msg *m, size_t n,
-                       tok_ids *out, base_err *e) {
+static int chat_encode(server_tmpl t, tok_vocab *v, int native, const server_msg *m, size_t n,
+                       int add_ass, tok_ids *out, base_err *e) {
     base_buf b = {0};
-    int rc = server_chat_render(t, m, n, &b);
+    int rc = server_chat_render_ex(t, m, n, add_ass, &b);
     if (rc) {
         base_buf_free(&b);
         return base_fail(e, rc,
                          rc == BASE_ENOMEM ? "out of memory in the chat template"
                                            : "unknown chat template");
     }
-    rc = infer_prompt_encode(model, b.data ? b.data : "", b.len, out, e);
+    rc = infer_prompt_encode_vocab(v, native, b.data ? b.data : "", b.len, out, e);
     base_buf_free(&b);
     return rc;
+}
+
+int server_chat_encode(server_tmpl t, infer_model *model, const server_msg *m, size_t n,
+                       tok_ids *out, base_err *e) {
+    /* llama-server: the generation prompt */
+    return chat_encode(t, infer_model_vocab(model), infer_model_nn(model) != NULL, m, n, 1, out, e);
+}
+
+int server_chat_encode_vocab(server_tmpl t, tok_vocab *v, int hearth_native, const server_msg *m,
+                             size_t n, int add_ass, tok_ids *out, base_err *e) {
+    return chat_encode(t, v, hearth_native, m, n, add_ass, out, e);
 }
 
 /* ---- a lower bound on a prompt's tokens */

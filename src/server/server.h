@@ -210,6 +210,10 @@ int server_chat_render_ex(server_tmpl t, const server_msg *m, size_t n, int add_
  * model's tokenizer says). Not thread-safe on the model's vocabulary (tok_encode). */
 int server_chat_encode(server_tmpl t, infer_model *model, const server_msg *m, size_t n,
                        tok_ids *out, base_err *e);
+/* The same over a vocabulary (infer_prompt_encode_vocab's hearth_native), with add_ass chosen:
+ * a training example ending in the assistant's message has no generation prompt after it. */
+int server_chat_encode_vocab(server_tmpl t, tok_vocab *v, int hearth_native, const server_msg *m,
+                             size_t n, int add_ass, tok_ids *out, base_err *e);
 
 /* The most input bytes one token of v can stand for: its longest token text (tok_token_text),
  * at least 1. Every token of an encoding covers at most that many bytes of the text (a

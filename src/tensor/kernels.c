@@ -83,6 +83,7 @@ void tensor_embed_fwd(float *out, const int *tok, const float *wte, const float 
 
 void tensor_embed_bwd(float *dwte, float *dwpe, const float *dout, const int *tok, int B, int T,
                       int C) {
+    if (!dwte) return; /* frozen embedding (fine-tuning adapters only) */
 #pragma omp parallel
     {
         int c0, c1;
@@ -145,6 +146,7 @@ void tensor_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, 
 #pragma omp simd
         for (int c = 0; c < C; c++) di[c] += (w[c] * d[c] - a - (x[c] - m) * s * an) * s;
     }
+    if (!dw) return; /* frozen norm: no weight or bias gradient */
 #pragma omp parallel
     {
         int c0, c1;
@@ -191,6 +193,7 @@ void tensor_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *
 #pragma omp simd
         for (int c = 0; c < C; c++) di[c] += s * d[c] * w[c] - k * x[c];
     }
+    if (!dw) return; /* frozen norm */
 #pragma omp parallel
     {
         int c0, c1;
@@ -287,6 +290,7 @@ void tensor_matmul_bwd(float *dinp, float *dw, float *db, const float *dout, con
     if (dinp)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 1.0f,
                     dinp, C);
+    if (!dw) return; /* frozen weight: no weight or bias gradient */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw,
                 C);
     if (db) {

@@ -18,6 +18,7 @@ void tensor_ref_embed_fwd(float *out, const int *tok, const float *wte, const fl
 
 void tensor_ref_embed_bwd(float *dwte, float *dwpe, const float *dout, const int *tok, int B, int T,
                           int C) {
+    if (!dwte) return;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             const float *d = dout + ((size_t)b * T + t) * C;
@@ -65,8 +66,8 @@ void tensor_ref_layernorm_bwd(float *dinp, float *dw, float *db, const float *do
             double dn = (double)w[c] * d[c];
             dinp[(size_t)n * C + c] +=
                 (float)((dn - dnorm_mean - xhat * dnorm_norm_mean) * rstd[n]);
-            dw[c] += (float)(xhat * d[c]);
-            if (db) db[c] += d[c];
+            if (dw) dw[c] += (float)(xhat * d[c]);
+            if (dw && db) db[c] += d[c];
         }
     }
 }
@@ -91,7 +92,7 @@ void tensor_ref_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const flo
         for (int c = 0; c < C; c++) dot += (double)d[c] * w[c] * x[c];
         for (int c = 0; c < C; c++) {
             dinp[(size_t)n * C + c] += (float)(s * d[c] * w[c] - s * s * s * x[c] * dot / C);
-            dw[c] += (float)(d[c] * x[c] * s);
+            if (dw) dw[c] += (float)(d[c] * x[c] * s);
         }
     }
 }
@@ -121,7 +122,7 @@ void tensor_ref_matmul_bwd(float *dinp, float *dw, float *db, const float *dout,
                 acc += (double)dout[(size_t)n * OC + o] * w[(size_t)o * C + c];
             dinp[(size_t)n * C + c] += (float)acc;
         }
-    for (int o = 0; o < OC; o++) {
+    for (int o = 0; dw && o < OC; o++) {
         for (int c = 0; c < C; c++) {
             double acc = 0;
             for (int n = 0; n < N; n++)

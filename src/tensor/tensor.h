@@ -6,7 +6,8 @@
  *  - fp32, row-major, contiguous; shapes are given in the comments, N = B*T rows.
  *  - Backward kernels ADD into their gradient outputs (dinp, dw, db, ...), as llm.c does:
  *    the caller zeroes gradients once, and accumulation across layers and micro-batches is free.
- *  - A NULL bias (or bias gradient) means "no bias".
+ *  - A NULL bias (or bias gradient) means "no bias". A NULL weight gradient (dw, dwte) means
+ *    a frozen weight: no weight (nor bias) gradient is computed; dinp still is.
  *  - The kernels never allocate and never fail; sizes are checked by their callers.
  *  - For a fixed thread count, results are bit-for-bit reproducible (no atomics, reductions
  *    in a fixed order). */

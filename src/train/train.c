@@ -265,9 +265,36 @@ static int same_dir(const char *a, const char *b) {
     return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
 }
 
-/* Loads the checkpoint dir (its settings checked against this run's) and seeks the loader. */
+/* The total steps and warmup dir's trainer.json records; -1 when it cannot be read. */
+static int saved_schedule(const char *dir, long *steps, long *warmup) {
+    char p[TRAIN_PATH_MAX];
+    snprintf(p, sizeof p, "%s/trainer.json", dir);
+    json_t *j = json_load_file(p, 0, NULL), *r = json_object_get(j, "run");
+    json_t *s = json_object_get(r, "steps"), *w = json_object_get(r, "warmup");
+    int ok = json_is_integer(s) && json_is_integer(w);
+    if (ok) *steps = (long)json_integer_value(s), *warmup = (long)json_integer_value(w);
+    json_decref(j);
+    return ok ? 0 : -1;
+}
+
+/* Loads the checkpoint dir (its settings checked against this run's) and seeks the loader. A
+ * run given more steps than the checkpoint's is extended: its warmup (unless given) is the
+ * checkpoint's, and the cosine schedule runs to the new total. */
 static int load(run *R, const char *dir, base_err *e) {
+    long steps, warmup;
+    int extend = saved_schedule(dir, &steps, &warmup) == 0 && R->o->steps > steps;
+    if (extend) {
+        R->ck.steps = (int)steps;
+        if (R->o->warmup < 0) R->ck.warmup = (int)warmup;
+    }
     int rc = ckpt_load(dir, R->m, &R->opt, &R->ck, e);
+    if (!rc && extend) {
+        R->ck.steps = R->o->steps;
+        note(R,
+             "extending the run from %ld to %d steps: the learning-rate schedule (warmup %d, "
+             "cosine decay to %g) is recomputed for the new total",
+             steps, R->o->steps, R->ck.warmup, (double)R->ck.min_lr);
+    }
     return rc ? rc : data_loader_seek(R->train, &R->ck.pos, e);
 }
 

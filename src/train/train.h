@@ -87,12 +87,13 @@ typedef struct train_result {
  * Resume: a run resumed from a checkpoint (o->resume, or out_dir holding one that verifies)
  * continues at its step with its weights, AdamW state and data position, so its losses and
  * final weights are bit-identical to an uninterrupted run's; metrics.jsonl keeps the lines
- * up to that step and continues. Settings that differ from the checkpoint's are refused, by
- * name; so are settings that differ from out_dir's config.json when it has no checkpoint. A
- * run directory whose newest good checkpoint is at the last step is complete: res->complete,
- * BASE_OK, nothing written. Resuming another directory's checkpoint at its last step has
- * nothing to train and is refused.
- * Fails with BASE_ENUM if the loss or gradient becomes non-finite. */
+ * up to that step and continues. A larger o->steps than the checkpoint's extends the run (its
+ * warmup kept unless given, the cosine schedule recomputed for the new total, a note says so).
+ * Other settings that differ from the checkpoint's are refused, by name; so are settings that
+ * differ from out_dir's config.json when it has no checkpoint. A run directory whose newest good
+ * checkpoint is at the last step is complete: res->complete, BASE_OK, nothing written. Resuming
+ * another directory's checkpoint at its last step has nothing to train and is refused. Fails with
+ * BASE_ENUM if the loss or gradient becomes non-finite. */
 int train_run(const train_opts *o, train_report_fn report, void *user, train_result *res,
               base_err *e);
 

@@ -1,0 +1,33 @@
+/* ckpt/lora_io: fine-tuning's files. A GGUF base model of any type hearth computes with, read
+ * into an F32 nn_model (quantized tensors dequantized with src/quant); LoRA adapters written as
+ * llama.cpp adapter GGUF (general.type "adapter", adapter.type "lora", adapter.lora.alpha,
+ * tensors blk.N.<matrix>.weight.lora_a (dims [in, r]) and .lora_b (dims [r, out]), the q and k
+ * lora_b rows in llama.cpp's RoPE order) and as a Hugging Face PEFT adapter directory
+ * (adapter_model.safetensors + adapter_config.json); and read back from the GGUF form. */
+#ifndef HEARTH_CKPT_LORA_IO_H
+#define HEARTH_CKPT_LORA_IO_H
+
+#include "gguf/gguf.h"
+#include "nn/lora.h"
+
+/* Like ckpt_gguf_read_model, for every tensor type src/quant dequantizes (F32, F16, BF16,
+ * Q4_0 ... Q6_K): m->params gets the F32 values. A type hearth cannot read is BASE_EFORMAT
+ * naming the tensor and the type. */
+int ckpt_gguf_read_model_any(const gguf_file *g, nn_model *m, base_err *e);
+
+/* Writes a's adapters (for the model m) as a llama.cpp LoRA adapter GGUF, atomically. */
+int ckpt_lora_write_gguf(const char *path, const nn_model *m, const nn_lora *a, base_err *e);
+/* Reads a llama.cpp LoRA adapter GGUF into a (created for m with the file's rank and targets:
+ * the rank, alpha and targets are checked against a's, by name). */
+int ckpt_lora_read_gguf(const char *path, const nn_model *m, nn_lora *a, base_err *e);
+/* Reads only what a LoRA GGUF declares: rank, alpha and the target mask. */
+int ckpt_lora_gguf_info(const char *path, int *rank, float *alpha, unsigned *targets, base_err *e);
+/* Writes dir/adapter_model.safetensors and dir/adapter_config.json (PEFT's LORA format, Llama
+ * family only; dir is created). base_name: base_model_name_or_path (NULL: null). */
+int ckpt_lora_write_peft(const char *dir, const nn_model *m, const nn_lora *a,
+                         const char *base_name, base_err *e);
+/* The base GGUF's tokenizer.chat_template, if base_path is a GGUF file that has one, set on w:
+ * a merged or fully tuned model is served with the template its examples were rendered with. */
+void ckpt_gguf_keep_chat_template(const char *base_path, gguf_writer *w);
+
+#endif

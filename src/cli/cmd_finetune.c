@@ -1,0 +1,332 @@
+/* cli/cmd_finetune.c: `hearth finetune` (LoRA or full fine-tuning of a GGUF base model,
+ * src/train/finetune.c) and `hearth merge` (a base and a LoRA adapter GGUF -> one model file:
+ * GGUF in F32 or any llama-quantize type, or safetensors). Chat examples are rendered with the
+ * server's chat templates (server_chat_encode). */
+#include "cli.h"
+
+#include "ckpt/gguf_model.h"
+#include "ckpt/lora_io.h"
+#include "ckpt/safetensors.h"
+#include "gguf/gguf.h"
+#include "nn/lora.h"
+#include "server/server.h"
+#include "train/finetune.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stop_signal;
+static void on_stop_signal(int sig) {
+    stop_signal = sig;
+}
+
+typedef struct reporter {
+    int tty, every;
+} reporter;
+
+static void note(const char *msg, void *user) {
+    reporter *r = user;
+    fprintf(stderr, "%shearth finetune: %s\n", r->tty ? "\r\033[K" : "", msg);
+}
+
+static void report(const train_progress *p, void *user) {
+    reporter *r = user;
+    if (p->is_eval) {
+        printf("%sstep %d/%d | val loss %.4f\n", r->tty ? "\r\033[K" : "", p->step, p->steps,
+               (double)p->val_loss);
+        fflush(stdout);
+        return;
+    }
+    if (!r->tty && p->step % r->every != 0 && p->step != 1 && p->step != p->steps) return;
+    long eta = (long)(p->eta_s + 0.5);
+    printf("%sstep %d/%d | loss %.4f | lr %.2e | %.0f tok/s | ETA %ldm%02lds%s",
+           r->tty ? "\r\033[K" : "", p->step, p->steps, (double)p->loss, (double)p->lr,
+           p->tok_per_s, eta / 60, eta % 60, r->tty ? "" : "\n");
+    fflush(stdout);
+}
+
+typedef struct chat_cfg {
+    const char *tmpl; /* --chat-template; NULL: the base GGUF's own, as serving it would pick */
+    const char *base; /* the base model's path */
+    int looked;       /* the base's tokenizer.chat_template read (into text) */
+    char *text;
+    server_tmpl t;
+} chat_cfg;
+
+/* The template serving the tuned GGUF will use (server_tmpl_for_model on its chat_template,
+ * which `hearth merge` and the adapter keep from the base): the examples are rendered with it. */
+static int pick_template(chat_cfg *c, tok_vocab *v, nn_family fam, base_err *e) {
+    if (c->looked) return BASE_OK;
+    c->looked = 1;
+    if (c->tmpl) {
+        if (server_tmpl_parse(c->tmpl, &c->t))
+            return base_fail(e, BASE_EINVAL, "unknown chat template '%s' (known: %s)", c->tmpl,
+                             server_tmpl_names());
+        return BASE_OK;
+    }
+    size_t n = c->base ? strlen(c->base) : 0;
+    gguf_file *g = NULL;
+    base_err ge = {0};
+    if (n > 5 && !strcmp(c->base + n - 5, ".gguf") && !gguf_open(c->base, &g, &ge) &&
+        gguf_find(g, "tokenizer.chat_template") >= 0) {
+        gguf_str s;
+        if (!gguf_get_str(g, "tokenizer.chat_template", &s, &ge) && (c->text = malloc(s.len + 1)))
+            memcpy(c->text, s.ptr, s.len), c->text[s.len] = 0;
+    }
+    gguf_close(g);
+    int unknown = 0;
+    c->t = server_tmpl_for_model(c->text, 1, fam, tok_kind(v), &unknown);
+    fprintf(stderr, "hearth finetune: chat examples rendered with the %s template%s\n",
+            server_tmpl_name(c->t),
+            unknown ? " (the base's template is not one hearth or llama.cpp recognizes: chatml, "
+                      "llama.cpp's fallback; --chat-template NAME chooses another)"
+                    : "");
+    return BASE_OK;
+}
+
+static int chat(const data_msg *msgs, size_t n, tok_vocab *v, nn_family fam, tok_ids *out,
+                void *user, base_err *e) {
+    chat_cfg *c = user;
+    int rc = pick_template(c, v, fam, e);
+    if (rc) return rc;
+    server_msg *m = malloc((n ? n : 1) * sizeof *m);
+    if (!m) return base_fail(e, BASE_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        m[i] = (server_msg){(char *)msgs[i].role, (char *)msgs[i].content};
+    /* the generation prompt after a last message that is not the assistant's */
+    int add_ass = n == 0 || strcmp(msgs[n - 1].role, "assistant") != 0;
+    rc = server_chat_encode_vocab(c->t, v, 0, m, n, add_ass, out, e);
+    free(m);
+    return rc;
+}
+
+int cli_finetune(int argc, char **argv) {
+    ft_opts o;
+    ft_opts_default(&o);
+    train_opts *t = &o.t;
+    const char *targets = "q,k,v,o";
+    chat_cfg cc = {0};
+    base_err e = {0};
+    const cli_opt opts[] = {
+        CLI_OPT_STR("base", 0, &o.base, "MODEL",
+                    "the model to refine: a GGUF file (F32, F16, BF16 or a\n"
+                    "quantized type, dequantized to F32 at load), or a hearth\n"
+                    "run, checkpoint or safetensors export (made DIR/base.gguf)"),
+        CLI_OPT_STR("data", 0, &t->data, "FILE",
+                    "JSONL ({\"messages\": [...]} as OpenAI's fine-tuning API,\n"
+                    "{\"prompt\", \"completion\"}, {\"text\"}) or plain text"),
+        CLI_OPT_STR("out", 0, &t->out_dir, "DIR",
+                    "run directory: metrics.jsonl, loss.svg, checkpoints and\n"
+                    "adapter.gguf + adapter/ (PEFT), or model.gguf with --full"),
+        CLI_OPT_STR("val", 0, &o.val, "FILE", "held-out examples (default: --val-frac of --data)"),
+        CLI_OPT_FLOAT("val-frac", 0, &o.val_frac, 0, 0.99, "X",
+                      "fraction of --data's examples held out (default 0.1)"),
+        CLI_OPT_FLAG("full", 0, &o.full, "train every weight instead of LoRA adapters"),
+        CLI_OPT_INT("lora-rank", 0, &o.lora_rank, 1, 4096, "R", "adapter rank (default 8)"),
+        CLI_OPT_FLOAT("lora-alpha", 0, &o.lora_alpha, 1e-6, 1e6, "A",
+                      "adapter scale alpha (scale alpha/rank; default 16)"),
+        CLI_OPT_FLOAT("lora-dropout", 0, &o.lora_dropout, 0, 0.99, "P",
+                      "dropout on the adapters' input (default 0.05)"),
+        CLI_OPT_STR("lora-targets", 0, &targets, "LIST",
+                    "adapted projections: q,k,v,o,gate,up,down or all\n(default q,k,v,o)"),
+        CLI_OPT_STR("chat-template", 0, &cc.tmpl, "NAME",
+                    "a template by llama.cpp's name (default: the base GGUF's\n"
+                    "own, as serving it picks)"),
+        CLI_OPT_INT("steps", 0, &t->steps, 1, 1L << 30, "N", "optimizer steps (default 100)"),
+        CLI_OPT_INT("batch", 0, &t->batch, 1, 1 << 16, "B", "examples per micro-batch (default 8)"),
+        CLI_OPT_INT("seq", 0, &t->seq, 2, 1 << 20, "T",
+                    "tokens per example; longer ones are truncated (default 128)"),
+        CLI_OPT_INT("accum", 0, &t->accum, 1, 1 << 16, "K",
+                    "micro-batches per step, gradient accumulation (default 1)"),
+        CLI_OPT_FLOAT("lr", 0, &t->lr, 1e-12, 10, "X", "peak learning rate (default 2e-4)"),
+        CLI_OPT_FLOAT("min-lr", 0, &t->min_lr, 0, 10, "X",
+                      "final learning rate of the cosine decay (default lr/10)"),
+        CLI_OPT_INT("warmup", 0, &t->warmup, 0, 1L << 30, "N",
+                    "linear warmup steps (default 5% of steps)"),
+        CLI_OPT_FLOAT("weight-decay", 0, &t->weight_decay, 0, 10, "X",
+                      "AdamW decoupled weight decay (default 0)"),
+        CLI_OPT_FLOAT("clip", 0, &t->clip, 0, 1e9, "X",
+                      "global gradient-norm clipping, 0 = off (default 1.0)"),
+        CLI_OPT_INT("eval-every", 0, &t->eval_every, 0, 1L << 30, "N",
+                    "held-out eval every N steps (always before the first\nand after the last)"),
+        CLI_OPT_INT("eval-batches", 0, &t->eval_batches, 1, 1 << 20, "N",
+                    "batches per eval (default 8)"),
+        CLI_OPT_INT("seed", 0, &t->seed, 0, LONG_MAX, "S",
+                    "seed of adapter init, batch order, dropout (default 1337)"),
+        CLI_OPT_INT("threads", 't', &t->threads, 1, 1024, "N",
+                    "threads for OpenMP and OpenBLAS (default 2)"),
+        CLI_OPT_INT("sample", 0, &t->sample_tokens, 0, 1 << 20, "N",
+                    "tokens to generate at the end (default 0 = none)"),
+        CLI_OPT_INT("ckpt-every", 0, &t->ckpt_every, 0, 1L << 30, "N",
+                    "a checkpoint DIR/step_NNNNNNNN.ft every N steps (the\n"
+                    "adapters and their AdamW state; default 0: only the final one)"),
+        CLI_OPT_FLOAT("ckpt-every-min", 0, &t->ckpt_every_min, 0, 1e9, "M",
+                      "also a checkpoint every M minutes of wall clock"),
+        CLI_OPT_INT("keep-last", 0, &t->keep_last, 0, 1L << 30, "K",
+                    "keep only the newest K checkpoints (default 0 = all)"),
+        CLI_OPT_INT("keep-every", 0, &t->keep_every, 0, 1L << 30, "N",
+                    "never delete checkpoints of steps that are multiples of N"),
+        CLI_OPT_END,
+    };
+    const cli_cmd cmd = {
+        .name = "finetune",
+        .usage = "usage: hearth finetune --base MODEL.gguf --data FILE --out DIR [options]",
+        .opts = opts,
+        .notes = "The loss counts assistant tokens (chat) or the completion (prompt/completion)\n"
+                 "only. SIGINT/SIGTERM: finish the step, write a checkpoint, exit 130/143;\n"
+                 "rerun the same command to resume (bit-exact). `hearth merge` makes one model\n"
+                 "of the base and the adapter."};
+    int npos, pst = cli_parse(&cmd, argc, argv, &npos);
+    if (pst >= 0) return pst;
+    if (npos > 0) return cli_usage_error(&cmd, "unexpected argument '%s'", argv[1]);
+    if (!o.base || !t->data || !t->out_dir)
+        return cli_usage_error(&cmd, "--base MODEL, --data FILE and --out DIR are required");
+    if (nn_lora_parse_targets(targets, &o.lora_targets, &e))
+        return cli_usage_error(&cmd, "--lora-targets: %s", e.msg);
+    o.chat = chat;
+    o.chat_user = &cc;
+    /* a hearth run, checkpoint or safetensors export: made a GGUF file in the run directory
+     * first (the inference loader reads all three), then fine-tuned like any GGUF base */
+    base_file_kind kind;
+    if (base_file_kind_of(o.base, &kind, &e)) {
+        fprintf(stderr, "hearth finetune: --base: %s\n", e.msg);
+        return 1;
+    }
+    static char conv[4096];
+    if (kind == BASE_FILE_RUN_DIR || kind == BASE_FILE_CKPT_DIR || kind == BASE_FILE_SAFETENSORS) {
+        snprintf(conv, sizeof conv, "%s/base.gguf", t->out_dir);
+        if (access(conv, F_OK) != 0) {
+            if (base_mkdir_p(t->out_dir, &e)) {
+                fprintf(stderr, "hearth finetune: %s\n", e.msg);
+                return 1;
+            }
+            if (cli_export_gguf(o.base, NULL, conv, NULL, 0)) return 1;
+        }
+        o.base = conv;
+    }
+    cc.base = o.base;
+    reporter r = {isatty(STDOUT_FILENO), t->steps / 20 > 0 ? t->steps / 20 : 1};
+    t->note = note;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    t->stop = &stop_signal;
+    printf("hearth finetune: %s, %s, batch %dx%d, %d steps, %d threads\n", o.base,
+           o.full ? "every weight" : "LoRA", t->batch, t->seq, t->steps, t->threads);
+    fflush(stdout);
+    ft_result res;
+    int rc = ft_run(&o, report, &r, &res, &e);
+    free(cc.text);
+    if (r.tty) printf("\n");
+    if (rc) {
+        fprintf(stderr, "hearth finetune: %s\n", e.msg);
+        return 1;
+    }
+    if (res.complete) {
+        printf("the run in %s is already complete (step %ld); nothing was written\n", t->out_dir,
+               res.step);
+        return 0;
+    }
+    printf("data: %zu train rows, %zu held out, %zu truncated; %zu trained parameters\n",
+           res.n_train, res.n_val, res.n_truncated, res.n_trainable_params);
+    if (res.stopped) {
+        fprintf(stderr, "hearth finetune: stopped at step %ld; rerun the same command to resume\n",
+                res.step);
+        return 128 + stop_signal;
+    }
+    if (!isnan(res.first_val) && !isnan(res.last_val))
+        printf("held-out loss %.4f -> %.4f\n", (double)res.first_val, (double)res.last_val);
+    printf("run written to %s (%s)\n", t->out_dir,
+           o.full     ? "model.gguf"
+           : res.peft ? "adapter.gguf, adapter/ (PEFT)"
+                      : "adapter.gguf");
+    if (res.sample) {
+        printf("--- sample ---\n%s\n--------------\n", res.sample);
+        free(res.sample);
+    }
+    return 0;
+}
+
+int cli_merge(int argc, char **argv) {
+    const char *base = NULL, *lora = NULL, *out = NULL, *type = NULL, *format = "gguf";
+    int pure = 0;
+    base_err e = {0};
+    const cli_opt opts[] = {
+        CLI_OPT_STR("base", 0, &base, "MODEL", "the base model (GGUF)"),
+        CLI_OPT_STR("lora", 0, &lora, "ADAPTER", "a LoRA adapter GGUF (hearth finetune's)"),
+        CLI_OPT_STR("out", 'o', &out, "FILE", "the merged model"),
+        CLI_OPT_STR("format", 0, &format, "F", "gguf (default) or safetensors"),
+        CLI_OPT_STR("type", 0, &type, "T", "GGUF file type: F32 (default), F16, Q8_0, Q4_K_M, ..."),
+        CLI_OPT_FLAG("pure", 0, &pure, "every matrix in the type's base type"),
+        CLI_OPT_END,
+    };
+    const cli_cmd cmd = {.name = "merge",
+                         .usage = "usage: hearth merge --base MODEL.gguf --lora ADAPTER.gguf -o "
+                                  "FILE [--type T] [--format gguf|safetensors]",
+                         .opts = opts,
+                         .notes = "W' = W + (alpha/rank) B A for every adapted matrix."};
+    int npos, pst = cli_parse(&cmd, argc, argv, &npos);
+    if (pst >= 0) return pst;
+    if (npos > 0) return cli_usage_error(&cmd, "unexpected argument '%s'", argv[1]);
+    if (!base || !lora || !out) return cli_usage_error(&cmd, "--base, --lora and -o are required");
+    int st = !strcmp(format, "safetensors");
+    if (!st && strcmp(format, "gguf"))
+        return cli_usage_error(&cmd, "--format: gguf or safetensors, not '%s'", format);
+    if (st && type) return cli_usage_error(&cmd, "--type applies to --format gguf only");
+    nn_model *m = NULL;
+    tok_vocab *v = NULL;
+    nn_lora *a = NULL;
+    gguf_writer *w = NULL;
+    ckpt_gguf_quant *q = NULL;
+    float *scratch = NULL;
+    int rank;
+    float alpha;
+    unsigned targets;
+    int rc = ft_load_base(base, 1, 1, 1, &m, &v, &e);
+    if (!rc) rc = ckpt_lora_gguf_info(lora, &rank, &alpha, &targets, &e);
+    if (!rc) rc = nn_lora_create(&a, m, rank, alpha, 0, targets, 0, &e);
+    if (!rc) rc = ckpt_lora_read_gguf(lora, m, a, &e);
+    if (!rc) nn_lora_merge(m, a);
+    const nn_config *c = &m->cfg;
+    if (!rc && st) {
+        rc = ckpt_st_write_model(out, m, NULL, NULL, NULL, &e);
+        if (!rc && v) {
+            char tp[4096];
+            snprintf(tp, sizeof tp, "%.*s.htok",
+                     (int)(strlen(out) - (strstr(out, ".safetensors") ? 12 : 0)), out);
+            rc = tok_save(v, tp, &e);
+        }
+    } else if (!rc) {
+        if (type)
+            rc = ckpt_gguf_quant_create(&q, type, pure, c->family == NN_LLAMA ? c->n_layer : 0,
+                                        c->n_layer, c->n_head / c->n_kv_head,
+                                        c->family == NN_GPT2 || !c->tied, stderr, &e);
+        if (!rc) rc = gguf_writer_create(&w, &e);
+        if (!rc) rc = ckpt_gguf_add_model(w, m, "hearth merged", q, &scratch, &e);
+        if (!rc && v) rc = tok_gguf_set(v, w, &e);
+        if (!rc) ckpt_gguf_keep_chat_template(base, w);
+        if (!rc) rc = gguf_writer_save(w, out, &e);
+    }
+    if (rc)
+        fprintf(stderr, "hearth merge: %s\n", e.msg);
+    else
+        printf("merged %s + %s (rank %d, alpha %g) -> %s (%s)\n", base, lora, rank, (double)alpha,
+               out,
+               st  ? "safetensors"
+               : q ? ckpt_gguf_quant_name(q)
+                   : "GGUF F32");
+    free(scratch);
+    gguf_writer_free(w);
+    ckpt_gguf_quant_free(q);
+    nn_lora_free(a);
+    tok_free(v);
+    nn_model_free(m);
+    return rc ? 1 : 0;
+}

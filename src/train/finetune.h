@@ -1,0 +1,60 @@
+/* train/finetune: `hearth finetune` — a downloaded model refined on the user's data, with LoRA
+ * adapters (the base frozen) or every weight (--full). The run directory holds what a training
+ * run's does (a lock, finetune.json with the settings, metrics.jsonl, loss.svg, checkpoints
+ * RUN/step_NNNNNNNN.ft, the newest good one resumed bit-exactly on a rerun of the same
+ * command), and at the end the result: RUN/adapter.gguf (llama.cpp's LoRA adapter format) and
+ * RUN/adapter/ (PEFT: adapter_model.safetensors, adapter_config.json; Llama family) for LoRA,
+ * RUN/model.gguf (F32, with the base's tokenizer) for --full.
+ *
+ * The base: a GGUF file (F32, F16, BF16 or any quantized type src/quant reads; dequantized to
+ * F32 at load — the LoRA path does not yet keep a quantized base in its stored type). Data: a
+ * file data/sft.h reads, tokenized with the base's own vocabulary; chat examples rendered by
+ * the caller's template callback. A checkpoint holds only what is trained (the adapters, or
+ * every weight with --full) and its AdamW moments. */
+#ifndef HEARTH_TRAIN_FINETUNE_H
+#define HEARTH_TRAIN_FINETUNE_H
+
+#include "data/sft.h"
+#include "train/train.h"
+
+/* Renders a chat (as data_chat_encode_fn) for the base's vocabulary and family. */
+typedef int (*ft_chat_fn)(const data_msg *msgs, size_t n, tok_vocab *v, nn_family family,
+                          tok_ids *out, void *user, base_err *e);
+
+typedef struct ft_opts {
+    /* the run: data, out_dir, batch, seq, steps, accum, eval_every, eval_batches, warmup, lr,
+     * min_lr, weight_decay, clip, seed, threads, sample_tokens, ckpt_every, ckpt_every_min,
+     * keep_last, keep_every, stop, note (cfg and resume are not used: a rerun resumes) */
+    train_opts t;
+    const char *base;
+    const char *val; /* held-out file; NULL: val_frac of the data's rows */
+    float val_frac;
+    int full; /* train every weight; otherwise LoRA */
+    int lora_rank;
+    float lora_alpha, lora_dropout;
+    unsigned lora_targets;
+    ft_chat_fn chat; /* NULL: data_sft_encode_plain */
+    void *chat_user;
+} ft_opts;
+
+/* Defaults: train_opts_default's, then lr 2e-4, weight decay 0, eval every 0, sample 0,
+ * val_frac 0.1, LoRA rank 8, alpha 16, dropout 0.05, targets q,k,v,o. */
+void ft_opts_default(ft_opts *o);
+
+typedef struct ft_result {
+    long step;
+    int stopped, complete;
+    float first_val, last_val; /* held-out loss before the first step and after the last */
+    size_t n_train, n_val, n_truncated, n_untrainable, n_trainable_params;
+    int peft;     /* adapter/ (PEFT) was written (LoRA on a Llama-family base) */
+    char *sample; /* malloc'd, NULL: none */
+} ft_result;
+
+int ft_run(const ft_opts *o, train_report_fn report, void *user, ft_result *res, base_err *e);
+
+/* Loads a base model (GGUF) for batches (B, T); frozen: without a gradient buffer
+ * (nn_model_create_frozen); *vocab gets its tokenizer (vocab NULL-able). */
+int ft_load_base(const char *path, int B, int T, int frozen, nn_model **m, tok_vocab **vocab,
+                 base_err *e);
+
+#endif

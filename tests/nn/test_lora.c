@@ -1,0 +1,243 @@
+/* tests/nn/test_lora.c: LoRA adapters (src/nn/lora.c). Parity with PyTorch (fixtures
+ * tests/fixtures/{llama,gpt2}_tiny_lora.hfix from tools/gen_fixtures.py): logits and loss within
+ * 1e-4, every adapter gradient within 1e-3, the base frozen (no gradient buffer); B = 0 gives the
+ * base's logits bit for bit; merging gives the adapted model's logits; dropout's masks are a
+ * function of the key and its gradient matches finite differences; target lists. */
+#include "test.h"
+#include "nn/lora.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static nn_model *fixture_model(const char *base_file, test_fixture **fb) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/fixtures/%s", test_dir(), base_file);
+    test_fixture *f = test_fixture_load(path);
+    assert_non_null(f);
+    const int *cf = test_fixture_get(f, "config", 12, NULL);
+    const float *hy = test_fixture_get(f, "hyper", 7, NULL);
+    nn_config c = {.family = cf[0] ? NN_LLAMA : NN_GPT2,
+                   .vocab_size = cf[1],
+                   .max_seq = cf[2],
+                   .n_layer = cf[3],
+                   .n_head = cf[4],
+                   .n_kv_head = cf[5],
+                   .d_model = cf[6],
+                   .d_ff = cf[7],
+                   .tied = cf[8],
+                   .bias = cf[9],
+                   .norm_eps = hy[0],
+                   .rope_theta = hy[1]};
+    nn_model *m;
+    base_err e = {0};
+    assert_int_equal(nn_model_create(&m, &c, cf[10], cf[11], &e), 0);
+    char name[160];
+    for (int i = 0; i < m->n_tensors; i++) {
+        snprintf(name, sizeof name, "param.%s", m->tensors[i].name);
+        const float *p = test_fixture_get(f, name, m->tensors[i].numel, NULL);
+        memcpy(m->params + m->tensors[i].offset, p, m->tensors[i].numel * sizeof(float));
+    }
+    *fb = f;
+    return m;
+}
+
+static void parity(const char *base_file, const char *lora_file) {
+    test_fixture *fb, *f;
+    nn_model *m = fixture_model(base_file, &fb);
+    char path[512], name[160];
+    snprintf(path, sizeof path, "%s/fixtures/%s", test_dir(), lora_file);
+    assert_non_null(f = test_fixture_load(path));
+    const int *lc = test_fixture_get(f, "lora.config", 2, NULL);
+    float alpha = *(const float *)test_fixture_get(f, "lora.alpha", 1, NULL);
+    base_err e = {0};
+    nn_lora *a;
+    assert_int_equal(nn_lora_create(&a, m, lc[0], alpha, 0.0f, (unsigned)lc[1], 1, &e), 0);
+    nn_lora_freeze_base(m);
+    assert_null(m->grads);
+    nn_lora_attach(m, a);
+    int n_sites = 0;
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        for (int t = 0; t < NN_LORA_NT; t++) {
+            nn_lora_site *s = nn_lora_at(a, l, t);
+            if (!s->A) continue;
+            n_sites++;
+            size_t na = (size_t)a->rank * s->in, nb = (size_t)s->out * a->rank;
+            snprintf(name, sizeof name, "lora.A.%s", nn_lora_target_names[t]);
+            memcpy(s->A, (const float *)test_fixture_get(f, name, 0, NULL) + l * na,
+                   na * sizeof(float));
+            snprintf(name, sizeof name, "lora.B.%s", nn_lora_target_names[t]);
+            memcpy(s->B, (const float *)test_fixture_get(f, name, 0, NULL) + l * nb,
+                   nb * sizeof(float));
+        }
+    assert_int_equal(n_sites, m->cfg.n_layer * (m->cfg.family == NN_LLAMA ? 7 : 6));
+    int B = m->B, T = m->T, V = m->cfg.vocab_size;
+    const int *tok = test_fixture_get(f, "tokens", (size_t)B * T, NULL);
+    const int *tgt = test_fixture_get(f, "targets", (size_t)B * T, NULL);
+    float loss;
+    assert_int_equal(nn_forward(m, tok, tgt, B, T, &loss, &e), 0);
+    assert_close(m->a.logits, test_fixture_get(f, "logits", (size_t)B * T * V, NULL),
+                 (size_t)B * T * V, 1e-4, "logits with adapters");
+    assert_close(&loss, test_fixture_get(f, "loss", 1, NULL), 1, 1e-4, "loss with adapters");
+    float *base_before = malloc(m->n_params * sizeof(float));
+    memcpy(base_before, m->params, m->n_params * sizeof(float));
+    nn_lora_zero_grad(a);
+    nn_backward(m, 1.0f);
+    assert_memory_equal(base_before, m->params, m->n_params * sizeof(float));
+    for (int t = 0; t < NN_LORA_NT; t++)
+        for (int ab = 0; ab < 2; ab++) {
+            snprintf(name, sizeof name, "lora.g%c.%s", ab ? 'B' : 'A', nn_lora_target_names[t]);
+            size_t numel = 0;
+            if (!nn_lora_at(a, 0, t)->A) continue;
+            const float *want = test_fixture_get(f, name, 0, &numel);
+            size_t per = numel / (size_t)m->cfg.n_layer;
+            for (int l = 0; l < m->cfg.n_layer; l++) {
+                nn_lora_site *s = nn_lora_at(a, l, t);
+                assert_close(ab ? s->gB : s->gA, want + l * per, per, 1e-3, name);
+            }
+        }
+    /* merged: the base with scale B A added gives the adapted logits */
+    float *adapted = malloc((size_t)B * T * V * sizeof(float));
+    memcpy(adapted, m->a.logits, (size_t)B * T * V * sizeof(float));
+    nn_lora_merge(m, a);
+    nn_lora_attach(m, NULL);
+    assert_int_equal(nn_forward(m, tok, tgt, B, T, &loss, &e), 0);
+    assert_close(m->a.logits, adapted, (size_t)B * T * V, 1e-4, "merged logits");
+    free(adapted);
+    free(base_before);
+    nn_lora_free(a);
+    nn_model_free(m);
+    test_fixture_free(f);
+    test_fixture_free(fb);
+}
+
+static void test_parity_llama(void **state) {
+    (void)state;
+    parity("llama_tiny.hfix", "llama_tiny_lora.hfix");
+}
+static void test_parity_gpt2(void **state) {
+    (void)state;
+    parity("gpt2_tiny.hfix", "gpt2_tiny_lora.hfix");
+}
+
+/* Fresh adapters (B = 0) leave the base's logits exactly as they were, on every target. */
+static void test_zero_b_is_base(void **state) {
+    (void)state;
+    const char *presets[] = {"llama-tiny", "tiny"};
+    for (int p = 0; p < 2; p++) {
+        nn_config c;
+        base_err e = {0};
+        assert_int_equal(nn_config_preset(&c, presets[p], &e), 0);
+        c.vocab_size = 64;
+        nn_model *m;
+        assert_int_equal(nn_model_create(&m, &c, 2, 16, &e), 0);
+        nn_model_init(m, 5);
+        int tok[32];
+        for (int i = 0; i < 32; i++) tok[i] = (i * 7) % 64;
+        assert_int_equal(nn_forward(m, tok, NULL, 2, 16, NULL, &e), 0);
+        size_t n = (size_t)32 * 64;
+        float *base = malloc(n * sizeof(float));
+        memcpy(base, m->a.logits, n * sizeof(float));
+        unsigned all = c.family == NN_LLAMA ? 0x7f : 0x7f & ~(1u << NN_LORA_GATE);
+        nn_lora *a;
+        assert_int_equal(nn_lora_create(&a, m, 8, 16, 0.1f, all, 3, &e), 0);
+        /* A is PEFT's kaiming-uniform: nonzero, within 1/sqrt(in) */
+        nn_lora_site *s = nn_lora_at(a, 0, NN_LORA_Q);
+        float bound = 1.0f / sqrtf((float)s->in), amax = 0;
+        for (int i = 0; i < a->rank * s->in; i++) amax = fmaxf(amax, fabsf(s->A[i]));
+        assert_true(amax > 0.5f * bound && amax <= bound);
+        nn_lora_attach(m, a);
+        a->training = 1; /* dropout on: still exact, B is zero */
+        assert_int_equal(nn_forward(m, tok, NULL, 2, 16, NULL, &e), 0);
+        assert_memory_equal(base, m->a.logits, n * sizeof(float));
+        free(base);
+        nn_lora_free(a);
+        nn_model_free(m);
+    }
+}
+
+/* Dropout: the same key draws the same mask; another key another; the adapter gradients under
+ * dropout match central differences of the loss (the mask held fixed by the key). */
+static void test_dropout(void **state) {
+    (void)state;
+    nn_config c;
+    base_err e = {0};
+    assert_int_equal(nn_config_preset(&c, "llama-tiny", &e), 0);
+    c.vocab_size = 64;
+    nn_model *m;
+    assert_int_equal(nn_model_create(&m, &c, 1, 8, &e), 0);
+    nn_model_init(m, 9);
+    nn_lora *a;
+    assert_int_equal(nn_lora_create(&a, m, 4, 8, 0.3f, 1u << NN_LORA_Q | 1u << NN_LORA_DOWN, 4, &e),
+                     0);
+    nn_lora_freeze_base(m);
+    nn_lora_attach(m, a);
+    base_rng r;
+    base_rng_seed(&r, 11);
+    for (size_t i = 0; i < a->n_params; i++) a->params[i] += 0.2f * base_rng_normal(&r);
+    int tok[8], tgt[8];
+    for (int i = 0; i < 8; i++) tok[i] = (i * 5 + 1) % 64, tgt[i] = (i * 3 + 2) % 64;
+    a->training = 1;
+    a->key = 17;
+    float l1, l2, l3;
+    assert_int_equal(nn_forward(m, tok, tgt, 1, 8, &l1, &e), 0);
+    assert_int_equal(nn_forward(m, tok, tgt, 1, 8, &l2, &e), 0);
+    assert_true(l1 == l2);
+    a->key = 18;
+    assert_int_equal(nn_forward(m, tok, tgt, 1, 8, &l3, &e), 0);
+    assert_true(l1 != l3);
+    a->key = 17;
+    assert_int_equal(nn_forward(m, tok, tgt, 1, 8, &l1, &e), 0);
+    nn_lora_zero_grad(a);
+    nn_backward(m, 1.0f);
+    double worst = 0;
+    for (int k = 0; k < 12; k++) {
+        size_t i = (size_t)base_rng_below(&r, a->n_params);
+        float old = a->params[i], h = 1e-2f, lp, lm;
+        a->params[i] = old + h;
+        assert_int_equal(nn_forward(m, tok, tgt, 1, 8, &lp, &e), 0);
+        a->params[i] = old - h;
+        assert_int_equal(nn_forward(m, tok, tgt, 1, 8, &lm, &e), 0);
+        a->params[i] = old;
+        double fd = ((double)lp - lm) / (2.0 * h), an = a->grads[i];
+        double err = fabs(fd - an) / fmax(1e-2, fabs(fd) + fabs(an));
+        if (err > worst) worst = err;
+    }
+    assert_true(worst < 2e-2);
+    nn_lora_free(a);
+    nn_model_free(m);
+}
+
+static void test_targets(void **state) {
+    (void)state;
+    unsigned mask;
+    base_err e = {0};
+    assert_int_equal(nn_lora_parse_targets("q,v", &mask, &e), 0);
+    assert_int_equal(mask, (1u << NN_LORA_Q) | (1u << NN_LORA_V));
+    assert_int_equal(nn_lora_parse_targets("all", &mask, &e), 0);
+    assert_int_equal(mask, 0x7f);
+    assert_int_equal(nn_lora_parse_targets("q,query", &mask, &e), BASE_EINVAL);
+    assert_non_null(strstr(e.msg, "'query'"));
+    assert_int_equal(nn_lora_parse_targets("", &mask, &e), BASE_EINVAL);
+    nn_config c;
+    assert_int_equal(nn_config_preset(&c, "tiny", &e), 0);
+    c.vocab_size = 64;
+    nn_model *m;
+    nn_lora *a;
+    assert_int_equal(nn_model_create(&m, &c, 1, 4, &e), 0);
+    assert_int_equal(nn_lora_create(&a, m, 4, 8, 0, 1u << NN_LORA_GATE, 1, &e), BASE_EINVAL);
+    assert_non_null(strstr(e.msg, "gate"));
+    assert_int_equal(nn_lora_create(&a, m, 0, 8, 0, 1, 1, &e), BASE_EINVAL);
+    assert_int_equal(nn_lora_create(&a, m, 4, 8, 1.0f, 1, 1, &e), BASE_EINVAL);
+    nn_model_free(m);
+}
+
+int test_lora(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parity_llama),   cmocka_unit_test(test_parity_gpt2),
+        cmocka_unit_test(test_zero_b_is_base), cmocka_unit_test(test_dropout),
+        cmocka_unit_test(test_targets),
+    };
+    return cmocka_run_group_tests_name("lora", tests, NULL, NULL);
+}

@@ -1,0 +1,382 @@
+/* tests/train/test_finetune.c: fine-tuning. Data (src/data/sft.c): the loss mask of chat,
+ * prompt/completion and text examples, truncation, file:line errors, data with nothing to
+ * learn refused. The run (src/train/finetune.c) on the committed stories260K GGUF: held-out
+ * loss falls; a rerun is complete; other settings are refused by name; the adapter it writes
+ * reads back. llama.cpp parity (tests/fixtures/finetune, tools/finetune_fixtures.sh): hearth's
+ * greedy tokens with a LoRA adapter, and with it merged, are llama.cpp's with `--lora`. */
+#include "test.h"
+
+#include "ckpt/lora_io.h"
+#include "data/sft.h"
+#include "nn/lora.h"
+#include "server/server.h"
+#include "train/finetune.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *base_path(void) {
+    static char p[512];
+    snprintf(p, sizeof p, "%s/fixtures/gguf/stories260K-F16.gguf", test_dir());
+    return p;
+}
+
+static tok_vocab *stories_vocab(void) {
+    gguf_file *g;
+    tok_vocab *v;
+    base_err e = {0};
+    assert_int_equal(gguf_open(base_path(), &g, &e), 0);
+    assert_int_equal(tok_load_gguf(g, &v, &e), 0);
+    gguf_close(g);
+    return v;
+}
+
+static char tmpdir[256];
+static const char *tmp_path(const char *name) {
+    static char p[4][512];
+    static int k;
+    if (!tmpdir[0]) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/hearth_ft_XXXXXX");
+        assert_non_null(mkdtemp(tmpdir));
+    }
+    k = (k + 1) % 4;
+    snprintf(p[k], sizeof p[k], "%s/%s", tmpdir, name);
+    return p[k];
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The text of row r's trained targets, in order. */
+static char *trained_text(const data_sft *d, tok_vocab *v, size_t r) {
+    int32_t ids[512];
+    size_t n = 0;
+    for (int t = 0; t < d->seq; t++)
+        if (d->tgt[r * d->seq + t] >= 0) ids[n++] = d->tgt[r * d->seq + t];
+    char *text;
+    size_t len;
+    base_err e = {0};
+    assert_int_equal(tok_decode(v, ids, n, 0, &text, &len, &e), 0);
+    return text;
+}
+
+static void test_chat_mask(void **state) {
+    (void)state;
+    tok_vocab *v = stories_vocab();
+    const char *p = tmp_path("chat.jsonl");
+    write_file(p, "{\"messages\": [{\"role\": \"system\", \"content\": \"Be kind.\"},"
+                  " {\"role\": \"user\", \"content\": \"Tell me about the dog.\"},"
+                  " {\"role\": \"assistant\", \"content\": \"The dog was happy.\"},"
+                  " {\"role\": \"user\", \"content\": \"And the cat?\"},"
+                  " {\"role\": \"assistant\", \"content\": \"The cat was sad.\", \"weight\": 0}]}\n"
+                  "\n"
+                  "{\"prompt\": \"Lily saw a\", \"completion\": \" big red ball.\"}\n"
+                  "{\"text\": \"Tom ran.\"}\n");
+    data_sft_opts o = {.vocab = v, .seq = 96, .add_bos = 1};
+    data_sft *d;
+    base_err e = {0};
+    assert_int_equal(data_sft_load(p, &o, &d, &e), 0);
+    assert_int_equal(d->n, 3);
+    assert_int_equal(d->n_truncated, 0);
+    /* chat: the first assistant answer and its end of turn (the newline) only; the second
+     * (weight 0), the system and user turns are not trained */
+    char *t0 = trained_text(d, v, 0);
+    assert_string_equal(
+        t0, "The dog was happy.\n"); /* SentencePiece: the first piece's space is not decoded */
+    free(t0);
+    /* the rows' inputs are the rendered conversation: the token before each target is the
+     * input at that position (next-token prediction) */
+    for (int t = 0; t + 1 < d->seq; t++)
+        if (d->tgt[t] >= 0 && d->tgt[t + 1] >= 0) assert_int_equal(d->tgt[t], d->tok[t + 1]);
+    /* prompt/completion: the completion and the end-of-text token */
+    char *t1 = trained_text(d, v, 1);
+    assert_string_equal(t1, "big red ball.</s>");
+    int last = -1;
+    for (int t = 0; t < d->seq; t++)
+        if (d->tgt[d->seq + t] >= 0) last = d->tgt[d->seq + t];
+    assert_int_equal(last, tok_eot_id(v));
+    free(t1);
+    /* text: every token after BOS */
+    char *t2 = trained_text(d, v, 2);
+    assert_string_equal(t2, "Tom ran.</s>");
+    free(t2);
+    assert_int_equal(d->tok[2 * d->seq], tok_bos_id(v));
+    data_sft_free(d);
+    tok_free(v);
+}
+
+/* The chat rendered by the server's Llama 2 template (what `hearth finetune` uses for a Llama
+ * SentencePiece model): the assistant turn and its " </s>" are trained, nothing else. */
+static int llama2_encode(const data_msg *msgs, size_t n, tok_ids *out, void *user, base_err *e) {
+    server_msg m[8];
+    for (size_t i = 0; i < n; i++)
+        m[i] = (server_msg){(char *)msgs[i].role, (char *)msgs[i].content};
+    int add_ass = n == 0 || strcmp(msgs[n - 1].role, "assistant") != 0;
+    return server_chat_encode_vocab(SERVER_TMPL_LLAMA2, user, 0, m, n, add_ass, out, e);
+}
+
+static void test_chat_template(void **state) {
+    (void)state;
+    tok_vocab *v = stories_vocab();
+    const char *p = tmp_path("chat2.jsonl");
+    write_file(p, "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"},"
+                  " {\"role\": \"assistant\", \"content\": \"The dog ran.\"},"
+                  " {\"role\": \"user\", \"content\": \"More\"},"
+                  " {\"role\": \"assistant\", \"content\": \"The cat sat.\"}]}\n");
+    data_sft_opts o = {.vocab = v, .seq = 96, .encode = llama2_encode, .encode_user = v};
+    data_sft *d;
+    base_err e = {0};
+    assert_int_equal(data_sft_load(p, &o, &d, &e), 0);
+    assert_int_equal(d->n, 1);
+    /* both answers and the end of each turn (</s>), in order; not [INST] ... [/INST] */
+    int n_eot = 0;
+    for (int t = 0; t < d->seq; t++) n_eot += d->tgt[t] == tok_eot_id(v);
+    assert_int_equal(n_eot, 2);
+    char *text = trained_text(d, v, 0);
+    if (!strstr(text, "The dog ran.") || !strstr(text, "The cat sat.") || strstr(text, "INST") ||
+        strstr(text, "More"))
+        fail_msg("trained text: '%s'", text);
+    free(text);
+    data_sft_free(d);
+    tok_free(v);
+}
+
+static void test_truncation_and_split(void **state) {
+    (void)state;
+    tok_vocab *v = stories_vocab();
+    const char *p = tmp_path("long.jsonl");
+    FILE *f = fopen(p, "w");
+    for (int i = 0; i < 50; i++)
+        fprintf(f, "{\"prompt\": \"Q%d\", \"completion\": \" %s\"}\n", i,
+                i == 7 ? "one two three four five six seven eight nine ten eleven twelve thirteen "
+                         "fourteen fifteen sixteen seventeen eighteen nineteen twenty"
+                       : "yes");
+    fclose(f);
+    data_sft_opts o = {.vocab = v, .seq = 16, .add_bos = 1};
+    data_sft *d, *val;
+    base_err e = {0};
+    assert_int_equal(data_sft_load(p, &o, &d, &e), 0);
+    assert_int_equal(d->n, 50);
+    assert_int_equal(d->n_truncated, 1);
+    assert_int_equal(data_sft_split(d, 0.2, 1, &val, &e), 0);
+    assert_int_equal(d->n + val->n, 50);
+    assert_true(val->n >= 3 && val->n <= 20);
+    data_sft_free(val);
+    data_sft_free(d);
+    tok_free(v);
+}
+
+static void expect_error(const char *text, int code, const char *needle) {
+    tok_vocab *v = stories_vocab();
+    const char *p = tmp_path("bad.jsonl");
+    write_file(p, text);
+    data_sft_opts o = {.vocab = v, .seq = 32, .add_bos = 1};
+    data_sft *d = NULL;
+    base_err e = {0};
+    assert_int_equal(data_sft_load(p, &o, &d, &e), code);
+    assert_null(d);
+    if (!strstr(e.msg, needle)) fail_msg("'%s' lacks '%s'", e.msg, needle);
+    tok_free(v);
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    char want[600];
+    snprintf(want, sizeof want, "%s:3: not JSON", tmp_path("bad.jsonl"));
+    expect_error("{\"text\": \"a\"}\n{\"text\": \"b\"}\n{\"text\": \"c\"\n", BASE_EFORMAT, want);
+    expect_error("{\"messages\": [{\"role\": \"robot\", \"content\": \"x\"}]}\n", BASE_EFORMAT,
+                 ":1: message 0: \"role\"");
+    expect_error("{\"messages\": [{\"role\": \"user\", \"content\": 5}]}\n", BASE_EFORMAT,
+                 "\"content\" must be a string");
+    expect_error("{\"prompt\": \"x\"}\n", BASE_EFORMAT, "\"prompt\" and \"completion\"");
+    expect_error("{\"foo\": 1}\n", BASE_EFORMAT, "no \"messages\"");
+    /* nothing to learn: a chat without an assistant turn of weight 1 */
+    expect_error("{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"},"
+                 " {\"role\": \"assistant\", \"content\": \"x\", \"weight\": 0}]}\n",
+                 BASE_EINVAL, "no trainable token");
+}
+
+/* A corpus of one style the base has not seen: numbered lines of a fixed pattern. */
+static const char *write_corpus(void) {
+    const char *p = tmp_path("corpus.txt");
+    FILE *f = fopen(p, "w");
+    for (int i = 0; i < 400; i++)
+        fprintf(f, "ROMEO. Thou art my %s, sweet %s of the %s.\n",
+                (const char *[]){"sun", "moon", "star", "rose"}[i % 4],
+                (const char *[]){"Juliet", "night", "lady"}[i % 3],
+                (const char *[]){"east", "west", "sky", "garden", "stars"}[i % 5]);
+    fclose(f);
+    return p;
+}
+
+static void test_run(void **state) {
+    (void)state;
+    ft_opts o;
+    ft_opts_default(&o);
+    char data[512], out[512];
+    snprintf(data, sizeof data, "%s", write_corpus());
+    snprintf(out, sizeof out, "%s", tmp_path("run"));
+    o.base = base_path();
+    o.t.data = data;
+    o.t.out_dir = out;
+    o.t.steps = 30, o.t.batch = 4, o.t.seq = 32, o.t.lr = 5e-3f, o.t.eval_batches = 4;
+    o.lora_targets = 0x7f;
+    ft_result r;
+    base_err e = {0};
+    assert_int_equal(ft_run(&o, NULL, NULL, &r, &e), 0);
+    assert_int_equal(r.step, 30);
+    assert_true(r.n_val > 0);
+    /* the held-out loss falls by a clear margin */
+    if (!(r.last_val < r.first_val - 1.0f))
+        fail_msg("held-out loss %g -> %g", (double)r.first_val, (double)r.last_val);
+    /* the adapter reads back: rank 8, alpha 16, every target */
+    char path[600];
+    snprintf(path, sizeof path, "%s/adapter.gguf", out);
+    int rank;
+    float alpha;
+    unsigned targets;
+    assert_int_equal(ckpt_lora_gguf_info(path, &rank, &alpha, &targets, &e), 0);
+    assert_int_equal(rank, 8);
+    assert_true(alpha == 16.0f);
+    assert_int_equal(targets, 0x7f);
+    snprintf(path, sizeof path, "%s/adapter/adapter_config.json", out);
+    assert_int_equal(access(path, F_OK), 0);
+    /* the same command again: complete, nothing written */
+    assert_int_equal(ft_run(&o, NULL, NULL, &r, &e), 0);
+    assert_true(r.complete);
+    /* another setting into the same directory: refused, naming it */
+    o.lora_rank = 4;
+    assert_int_equal(ft_run(&o, NULL, NULL, &r, &e), BASE_EINVAL);
+    assert_non_null(strstr(e.msg, "lora_rank"));
+    /* --full trains every weight and writes model.gguf */
+    o.lora_rank = 8;
+    o.full = 1;
+    o.t.steps = 5;
+    snprintf(out, sizeof out, "%s", tmp_path("full"));
+    o.t.out_dir = out;
+    assert_int_equal(ft_run(&o, NULL, NULL, &r, &e), 0);
+    assert_true(r.n_trainable_params > 200000);
+    assert_true(r.last_val < r.first_val);
+    snprintf(path, sizeof path, "%s/model.gguf", out);
+    assert_int_equal(access(path, F_OK), 0);
+}
+
+/* Greedy continuation by full forwards (no cache) of the model as it is. */
+static void greedy(nn_model *m, int *ids, int n_prompt, int n_gen) {
+    base_err e = {0};
+    for (int i = n_prompt; i < n_prompt + n_gen; i++) {
+        assert_int_equal(nn_forward(m, ids, NULL, 1, i, NULL, &e), 0);
+        const float *lg = nn_logits_at(m, 0, i - 1);
+        int best = 0;
+        for (int v = 1; v < m->cfg.vocab_size; v++)
+            if (lg[v] > lg[best]) best = v;
+        ids[i] = best;
+    }
+}
+
+static void test_llamacpp_parity(void **state) {
+    (void)state;
+    char path[512], adapter[512];
+    snprintf(path, sizeof path, "%s/fixtures/finetune/greedy.tsv", test_dir());
+    snprintf(adapter, sizeof adapter, "%s/fixtures/finetune/adapter.gguf", test_dir());
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[8192];
+    int prompt[64], np = 0, want_lora[128], nl = 0, want_merged[128], nm = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        char *tab = strchr(line, '\t');
+        assert_non_null(tab);
+        *tab = 0;
+        int *dst = !strcmp(line, "prompt")   ? prompt
+                   : !strcmp(line, "lora")   ? want_lora
+                   : !strcmp(line, "merged") ? want_merged
+                                             : NULL;
+        assert_non_null(dst);
+        int *cnt = dst == prompt ? &np : dst == want_lora ? &nl : &nm;
+        for (char *s = strtok(tab + 1, " \n"); s; s = strtok(NULL, " \n")) dst[(*cnt)++] = atoi(s);
+    }
+    fclose(f);
+    assert_true(np > 0 && nl > 0 && nl == nm);
+    nn_model *m;
+    base_err e = {0};
+    assert_int_equal(ft_load_base(base_path(), 1, np + nl, 1, &m, NULL, &e), 0);
+    int rank;
+    float alpha;
+    unsigned targets;
+    assert_int_equal(ckpt_lora_gguf_info(adapter, &rank, &alpha, &targets, &e), 0);
+    nn_lora *a;
+    assert_int_equal(nn_lora_create(&a, m, rank, alpha, 0, targets, 0, &e), 0);
+    assert_int_equal(ckpt_lora_read_gguf(adapter, m, a, &e), 0);
+    nn_lora_attach(m, a);
+    int ids[256];
+    memcpy(ids, prompt, (size_t)np * sizeof(int));
+    greedy(m, ids, np, nl);
+    assert_memory_equal(ids + np, want_lora, (size_t)nl * sizeof(int));
+    /* merged into the weights: llama.cpp's tokens on hearth's merged GGUF */
+    nn_lora_attach(m, NULL);
+    nn_lora_merge(m, a);
+    greedy(m, ids, np, nm);
+    assert_memory_equal(ids + np, want_merged, (size_t)nm * sizeof(int));
+    nn_lora_free(a);
+    nn_model_free(m);
+}
+
+static void count_extend(const char *msg, void *user) {
+    if (strstr(msg, "extending the run from 10 to 16 steps")) ++*(int *)user;
+}
+
+/* `hearth train --resume RUN --steps N` with a larger N continues the run (item 6 of the
+ * fine-tuning issue); a smaller N is still refused by name. */
+static void test_train_extend(void **state) {
+    (void)state;
+    train_opts o = {0};
+    char data[512], out[512];
+    snprintf(data, sizeof data, "%s", write_corpus());
+    snprintf(out, sizeof out, "%s", tmp_path("ext"));
+    train_opts_default(&o);
+    base_err e = {0};
+    assert_int_equal(nn_config_preset(&o.cfg, "tiny", &e), 0);
+    o.cfg.vocab_size = 256;
+    o.data = data, o.out_dir = out;
+    o.steps = 10, o.batch = 2, o.seq = 16, o.sample_tokens = 0, o.threads = 1;
+    train_result r;
+    assert_int_equal(train_run(&o, NULL, NULL, &r, &e), 0);
+    assert_int_equal(r.step, 10);
+    int seen = 0;
+    o.steps = 16;
+    o.resume = out;
+    o.note = count_extend;
+    assert_int_equal(train_run(&o, NULL, &seen, &r, &e), 0);
+    assert_int_equal(r.step, 16);
+    assert_int_equal(seen, 1);
+    o.steps = 12;
+    assert_int_equal(train_run(&o, NULL, &seen, &r, &e), BASE_EINVAL);
+    assert_non_null(strstr(e.msg, "steps is 16 there, 12 in this run"));
+}
+
+static int teardown(void **state) {
+    (void)state;
+    if (tmpdir[0]) test_rm_rf(tmpdir);
+    return 0;
+}
+
+int test_finetune(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_chat_mask),
+        cmocka_unit_test(test_chat_template),
+        cmocka_unit_test(test_truncation_and_split),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_run),
+        cmocka_unit_test(test_llamacpp_parity),
+        cmocka_unit_test(test_train_extend),
+    };
+    return cmocka_run_group_tests_name("finetune", tests, NULL, teardown);
+}
