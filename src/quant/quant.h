@@ -126,6 +126,9 @@ void quant_ref_matmul(float *Y, const float *X, const void *W, int wtype, int M,
  * (K floats a row, back to back) may be passed as A without preparing. The results are the
  * bits of quant_matmul for the same X (any thread count, any M, any ldy). */
 
+/* The act_type of a weight type (quant_traits_of(wtype)->act_type; R16 ids answered with their
+ * original's): weights of two types with the same act_type share one prepared A. */
+int quant_act_type(int wtype);
 /* Bytes of one prepared activation row of K elements for weights of type wtype (> 0). */
 size_t quant_act_row_bytes(int wtype, int K);
 /* A (M rows of quant_act_row_bytes(wtype, K) bytes, back to back) = X (M,K) converted to

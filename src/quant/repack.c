@@ -15,6 +15,12 @@ const quant_traits *quant_wtraits(int wtype) {
     return quant_traits_of(wtype);
 }
 
+int quant_act_type(int wtype) {
+    const quant_traits *t = quant_wtraits(wtype);
+    BASE_ASSERT(t && t->weight);
+    return t->act_type;
+}
+
 int quant_repack_type(int wtype, int N, int K) {
     if ((wtype != QUANT_Q4_0 && wtype != QUANT_Q8_0) || N <= 0 || N % GROUP != 0 || K <= 0 ||
         K % QUANT_QK != 0 || quant_isa_best() < QUANT_ISA_AVX512)
