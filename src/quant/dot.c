@@ -334,20 +334,21 @@ static void matmul_prepared_isa(float *Y, size_t ldy, const void *A, const void 
     BASE_ASSERT(quant_row_bytes(group ? wtype & ~QUANT_R16 : wtype, (size_t)K, &wrb, NULL) ==
                 BASE_OK);
     const uint8_t *xa = A;
-    if (group) { /* R16 weights: 16 rows a group, four activation rows per call */
+    if (group) { /* R16 weights: 16 rows a group, up to QUANT_R16_ROWS activation rows per call */
         BASE_ASSERT(N % 16 == 0);
         if (isa >= QUANT_ISA_AVX512 && quant_isa_best() >= QUANT_ISA_AVX512)
             group = quant_group_avx512(wtype);
-        /* Many rows: G groups (in L2) pass over each four rows of X in turn; few: one. */
-        int ng = N / 16, G = M <= 4 ? 1 : 4, nsc = (ng + G - 1) / G;
+        /* Many rows: G groups (in L2) pass over each QUANT_R16_ROWS rows of X in turn; few: one. */
+        const int RR = QUANT_R16_ROWS;
+        int ng = N / 16, G = M <= RR ? 1 : 4, nsc = (ng + G - 1) / G;
         const uint8_t *w8 = W;
 #pragma omp parallel for schedule(static) num_threads(nt)
         for (int c = 0; c < nsc; c++) {
             int g0 = c * G, g1 = g0 + G < ng ? g0 + G : ng;
-            for (int m = 0; m < M; m += 4)
+            for (int m = 0; m < M; m += RR)
                 for (int g = g0; g < g1; g++)
                     group(K, w8 + (size_t)g * 16 * wrb, xa + (size_t)m * xrb, xrb,
-                          M - m < 4 ? M - m : 4, Y + (size_t)m * ldy + (size_t)g * 16, ldy);
+                          M - m < RR ? M - m : RR, Y + (size_t)m * ldy + (size_t)g * 16, ldy);
         }
         return;
     }

@@ -31,7 +31,7 @@ ROWS void r16_rows(int K, const uint8_t *g, const uint8_t *x, size_t xs, int R, 
     const int nb = K / QUANT_QK, bb = q8 ? 34 : 18;
     const size_t aux = quant_q8_0_aux(K);
     const __m512i m4 = _mm512_set1_epi8(0xF);
-    __m512 acc[4];
+    __m512 acc[QUANT_R16_ROWS];
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
     for (int i = 0; i < nb; i++) {
         const uint8_t *o = g + (size_t)i * 16 * (size_t)bb;
@@ -81,8 +81,20 @@ ROWS void r16_rows(int K, const uint8_t *g, const uint8_t *x, size_t xs, int R, 
         case 3:                                                                                    \
             r16_rows(K, w, x, xs, 3, y, ldy, Q8);                                                  \
             break;                                                                                 \
-        default:                                                                                   \
+        case 4:                                                                                    \
             r16_rows(K, w, x, xs, 4, y, ldy, Q8);                                                  \
+            break;                                                                                 \
+        case 5:                                                                                    \
+            r16_rows(K, w, x, xs, 5, y, ldy, Q8);                                                  \
+            break;                                                                                 \
+        case 6:                                                                                    \
+            r16_rows(K, w, x, xs, 6, y, ldy, Q8);                                                  \
+            break;                                                                                 \
+        case 7:                                                                                    \
+            r16_rows(K, w, x, xs, 7, y, ldy, Q8);                                                  \
+            break;                                                                                 \
+        default:                                                                                   \
+            r16_rows(K, w, x, xs, 8, y, ldy, Q8);                                                  \
         }                                                                                          \
     }
 R16_ENTRY(group_q4_0_r16, 0)
