@@ -269,8 +269,9 @@ static int build(loader *ld, infer_weights *w) {
  * quant_repack_type gives a faster layout for (Q4_0, Q8_0 on AVX512-VNNI) are repacked at load
  * into anonymous memory after the loader's floats (`repack` bytes from the pass that counts
  * them; with dst NULL only counted), and their pages of the mapped file are given back to the
- * page cache, so the process holds each weight once: RSS as with the file mapped. */
-static size_t repack_mats(infer_weights *w, uint8_t *dst) {
+ * page cache (drop: g is a mapping, not a borrowed image), so the process holds each weight
+ * once: RSS as with the file mapped. */
+static size_t repack_mats(infer_weights *w, uint8_t *dst, int drop) {
     const nn_config *c = &w->cfg;
     size_t total = 0;
     long page = sysconf(_SC_PAGESIZE);
@@ -294,7 +295,7 @@ static size_t repack_mats(infer_weights *w, uint8_t *dst) {
                 quant_repack(dst + total, m->data, m->type, rt, m->rows, m->cols);
                 uintptr_t a = ((uintptr_t)m->data + (uintptr_t)page - 1) & ~((uintptr_t)page - 1),
                           b = ((uintptr_t)m->data + bytes) & ~((uintptr_t)page - 1);
-                if (page > 0 && b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+                if (drop && page > 0 && b > a) madvise((void *)a, b - a, MADV_DONTNEED);
                 m->data = dst + total, m->type = rt;
             }
             total += (bytes + 63) & ~(size_t)63;
@@ -319,7 +320,7 @@ int infer_weights_from_gguf(infer_weights *w, const gguf_file *g, const nn_confi
         return base_fail(e, BASE_ENOMEM, "out of memory");
     }
     rc = build(&ld, w); /* pass 1: names, shapes; counts the vector floats */
-    size_t floats = (ld.cap_small + 15) & ~(size_t)15, repack = rc ? 0 : repack_mats(w, NULL);
+    size_t floats = (ld.cap_small + 15) & ~(size_t)15, repack = rc ? 0 : repack_mats(w, NULL, 0);
     if (!rc && !(ld.small = base_alloc_floats(floats + repack / sizeof(float))))
         rc = base_fail(e, BASE_ENOMEM, "out of memory: %.0f MB of repacked weights",
                        (double)repack / 1e6);
@@ -327,7 +328,7 @@ int infer_weights_from_gguf(infer_weights *w, const gguf_file *g, const nn_confi
         ld.counting = 0;
         memset(ld.used, 0, gguf_n_tensors(g));
         rc = build(&ld, w); /* pass 2: the vectors widened */
-        if (!rc && repack) repack_mats(w, (uint8_t *)(ld.small + floats));
+        if (!rc && repack) repack_mats(w, (uint8_t *)(ld.small + floats), gguf_is_mapped(g));
     }
     for (size_t i = 0; !rc && i < gguf_n_tensors(g); i++)
         if (!ld.used[i]) {
