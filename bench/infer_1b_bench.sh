@@ -10,9 +10,12 @@
 # every pair, then per type the ratios hearth / llama.cpp: median and range over the pairs.
 # hearth runs with OMP_WAIT_POLICY=$WAIT (default passive: on a machine shared with other jobs
 # libgomp's spin-waiting threads stall every parallel region when one of them is descheduled;
-# WAIT=active measures hearth's default); llama-bench with its defaults.
+# WAIT=active measures libgomp's spinning; `hearth` itself defaults to passive); llama-bench with
+# its defaults plus LLAMA_ARGS (e.g. LLAMA_ARGS="--poll 0": its workers then sleep instead of
+# polling, the fair setting on a loaded machine).
 #
-#   bench/infer_1b_bench.sh   (environment: BUILD, LLAMA_BIN, CACHE, VOCAB, TYPES, THREADS, REPS, WAIT)
+#   bench/infer_1b_bench.sh   (environment: BUILD, LLAMA_BIN, CACHE, VOCAB, TYPES, THREADS, REPS, WAIT,
+#                              LLAMA_ARGS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${BUILD:-build}
@@ -24,6 +27,7 @@ TYPES=${TYPES:-Q4_0 Q8_0 Q4_K_M F16}
 THREADS=${THREADS:-2}
 REPS=${REPS:-3}
 WAIT=${WAIT:-passive}
+LLAMA_ARGS=${LLAMA_ARGS:-}
 [ -x "$LLAMA_BIN/llama-bench" ] || { echo "infer_1b_bench: no llama-bench in $LLAMA_BIN" >&2; exit 2; }
 [ -x "$B/infer_ppbench" ] || { echo "infer_1b_bench: no $B/infer_ppbench (make $B/infer_ppbench)" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "infer_1b_bench: needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
@@ -46,7 +50,7 @@ done
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 echo "== $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== llama1b (1.1B, TinyLlama's shape, random weights); $THREADS threads; pp512, tg128; $REPS interleaved pairs per type; hearth OMP_WAIT_POLICY=$WAIT"
+echo "== llama1b (1.1B, TinyLlama's shape, random weights); $THREADS threads; pp512, tg128; $REPS interleaved pairs per type; hearth OMP_WAIT_POLICY=$WAIT; llama-bench ${LLAMA_ARGS:-(defaults)}"
 rss() { sed -n 's/.*Maximum resident set size (kbytes): \([0-9]*\).*/\1/p' "$1"; }
 med() { sort -g | awk '{ a[NR] = $1 } END { m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.2fx (%.2f-%.2f)", m, a[1], a[NR] }'; }
 summary=()
@@ -58,7 +62,7 @@ for t in $TYPES; do
       { cat "$T/h.time"; exit 1; }
     hp=$(awk '/^pp512/ { print $3 }' "$T/h.out"); ht=$(awk '/^tg128/ { print $3 }' "$T/h.out")
     hr=$(rss "$T/h.time")
-    /usr/bin/time -v "$LLAMA_BIN/llama-bench" -m "$f" -p 512 -n 128 -t "$THREADS" -r 1 -o csv \
+    /usr/bin/time -v "$LLAMA_BIN/llama-bench" -m "$f" -p 512 -n 128 -t "$THREADS" -r 1 -o csv $LLAMA_ARGS \
       > "$T/l.out" 2> "$T/l.time" || { cat "$T/l.time"; exit 1; }
     # csv: the avg_ts column of the pp row (n_prompt 512) and of the tg row (n_gen 128)
     read -r lp lt < <(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { gsub(/"/, "", $i); c[$i] = i } next }

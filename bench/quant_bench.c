@@ -134,6 +134,21 @@ int main(int argc, char **argv) {
         printf("%-5s %7s | %11.2f %11.2f | %12.1f %12.1f\n", quant_type_name(type), isa_names[used],
                dec, dec_s, pre, pre_s);
         fflush(stdout);
+        int rt = quant_repack_type(type, N, K);
+        if (rt != type && quant_repack_type(type, NP, K) == rt) {
+            /* the layout the engine repacks this type to at load (quant_repack) */
+            uint8_t *tmp = xmalloc(mat);
+            quant_repack(tmp, W, type, rt, N, K);
+            for (int c = 0; c < copies; c++) memcpy(W + (size_t)c * mat, tmp, mat);
+            free(tmp);
+            dec = gb / time_matmul(Y, X, W, mat, copies, rt, 1, N, K, scratch, best, threads, 0.3);
+            pre = fl * NP / 1e9 /
+                  time_matmul(Y, X, W, 0, 1, rt, MP, NP, K, scratch, best, threads, 0.3);
+            printf("%-5s %7s | %11.2f %11s | %12.1f %12s  (repacked: %s_R16)\n",
+                   quant_type_name(type), quant_kernel_name(rt), dec, "", pre, "",
+                   quant_type_name(type));
+            fflush(stdout);
+        }
         free(scratch);
     }
     free(row), free(X), free(Y), free(W);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void usage(FILE *f) {
     fprintf(f, "usage: hearth <command> [options]\n\n"
@@ -31,7 +32,19 @@ static void usage(FILE *f) {
                "`hearth <command> --help` lists a command's options.\n");
 }
 
+/* OpenMP's wait policy defaults to passive: libgomp's spinning workers (its default spins before
+ * sleeping, `active` spins always) collapse when the machine has other work — a descheduled
+ * spinner stalls every parallel region: decode measured 1-2 tokens/s spinning against 10 passive
+ * under load 15 on 2 cores (docs/BENCHMARKS.md). libgomp reads the variable when it is loaded,
+ * before main, so setting it here takes a re-exec; OMP_WAIT_POLICY or GOMP_SPINCOUNT set by the
+ * user is kept, and a failed exec goes on with libgomp's default. */
+static void omp_wait_default(char **argv) {
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) == 0) execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char **argv) {
+    omp_wait_default(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

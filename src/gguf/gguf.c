@@ -349,6 +349,10 @@ int gguf_open(const char *path, gguf_file **out, base_err *e) {
     return 0;
 }
 
+int gguf_is_mapped(const gguf_file *g) {
+    return g->mapped;
+}
+
 void gguf_close(gguf_file *g) {
     if (!g) return;
     for (size_t i = 0; i < g->n_kv; i++) free(g->kv[i].str_off);

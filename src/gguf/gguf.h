@@ -61,6 +61,9 @@ int gguf_open(const char *path, gguf_file **out, base_err *e);
 /* Parses a GGUF image in memory; data (len bytes) is borrowed and must outlive *out. */
 int gguf_parse(const void *data, size_t len, gguf_file **out, base_err *e);
 void gguf_close(gguf_file *g); /* NULL is fine */
+/* 1 if g's bytes are a read-only mapping of its file (gguf_open), 0 if borrowed (gguf_parse):
+ * only a mapping's pages may be given back to the page cache (madvise MADV_DONTNEED). */
+int gguf_is_mapped(const gguf_file *g);
 
 uint32_t gguf_version(const gguf_file *g);
 const char *gguf_type_name(uint32_t type); /* "uint8", ..., "?" for unknown */

@@ -120,7 +120,7 @@ int infer_engine_create(infer_engine **out, const infer_model *m, int n_slots, i
     g->kv = kv_type;
     if (!bad) bad = base_mul_size((size_t)c->n_layer, per_layer, &cache_elems);
     /* the quantized activations of the widest input, for the most demanding weight type; the
-     * rows of the widest matrix of a layer split into several */
+     * rows of the widest matrix whose rows linear() reorders (RoPE) */
     size_t qs = quant_matmul_scratch_bytes(w->head.type, max_rows, g->C), widest = 1;
     for (int l = 0; l < c->n_layer; l++) {
         const infer_linear *ls[4] = {&w->layers[l].qkv, &w->layers[l].attproj, &w->layers[l].fc,
@@ -129,7 +129,7 @@ int infer_engine_create(infer_engine **out, const infer_model *m, int n_slots, i
             for (int i = 0; i < ls[k]->n; i++) {
                 size_t b = quant_matmul_scratch_bytes(ls[k]->w[i].type, max_rows, ls[k]->w[i].cols);
                 if (b > qs) qs = b;
-                if (ls[k]->n > 1 || ls[k]->rope_heads[0])
+                if (ls[k]->rope_heads[i])
                     if ((size_t)ls[k]->w[i].rows > widest) widest = (size_t)ls[k]->w[i].rows;
             }
     }
@@ -253,33 +253,42 @@ static inline v16 load16_f16(const uint16_t *p) {
 #define ATT_MAX_V16 16
 
 /* A linear layer over n rows: out (n, L->out) = inp (n, K) . [W0 | W1 | W2]^T + b, each matrix
- * in its stored type (quant_matmul: every output one dot product, whatever n is). A split
- * layer's matrices go through g->part, where a GGUF file's q and k rows (llama.cpp's RoPE
- * order) are put back into hearth's. */
+ * in its stored type (quant_matmul: every output one dot product, whatever n is). The input is
+ * converted once for every part of the same activation type (q, k, v; gate, up: one
+ * quant_act_prepare, not one per matrix), and each part's outputs land in their columns of out
+ * directly, except where a GGUF file's q and k rows (llama.cpp's RoPE order) are put back into
+ * hearth's: those go through g->part. */
 static void linear(infer_engine *g, float *out, const float *inp, const infer_linear *L, int n) {
-    if (L->n == 1 && !L->rope_heads[0]) {
-        const infer_mat *w = &L->w[0];
-        quant_matmul(out, inp, w->data, w->type, n, w->rows, w->cols, g->qscratch);
-        if (L->b)
-            for (int r = 0; r < n; r++)
-                for (int j = 0; j < L->out; j++) out[(size_t)r * L->out + j] += L->b[j];
-        return;
-    }
-    int col = 0, HS = g->HS, half = HS / 2;
+    int col = 0, HS = g->HS, half = HS / 2, prepared = -1;
+    const void *A = inp;
     for (int i = 0; i < L->n; i++) {
         const infer_mat *w = &L->w[i];
-        quant_matmul(g->part, inp, w->data, w->type, n, w->rows, w->cols, g->qscratch);
+        int at = quant_act_type(w->type);
+        if (at == QUANT_F32)
+            A = inp; /* F32 weights take the floats as they are */
+        else if (at != prepared) {
+            quant_act_prepare(g->qscratch, inp, w->type, n, w->cols);
+            A = g->qscratch, prepared = at;
+        }
+        const float *b = L->b ? L->b + col : NULL;
+        if (!L->rope_heads[i]) {
+            quant_matmul_prepared(out + col, (size_t)L->out, A, w->data, w->type, n, w->rows,
+                                  w->cols);
+            if (b)
+                for (int r = 0; r < n; r++)
+                    for (int j = 0; j < w->rows; j++) out[(size_t)r * L->out + col + j] += b[j];
+            col += w->rows;
+            continue;
+        }
+        quant_matmul_prepared(g->part, (size_t)w->rows, A, w->data, w->type, n, w->rows, w->cols);
         for (int r = 0; r < n; r++) {
             const float *src = g->part + (size_t)r * w->rows;
             float *dst = out + (size_t)r * L->out + col;
-            const float *b = L->b ? L->b + col : NULL;
-            if (L->rope_heads[i]) /* row h*HS + 2k + j of the file is hearth's h*HS + j*HS/2 + k */
-                for (int j = 0; j < w->rows; j++) {
-                    int h = j / HS, k = (j % HS) / 2, jj = j % 2;
-                    dst[h * HS + jj * half + k] = src[j] + (b ? b[j] : 0.0f);
-                }
-            else
-                for (int j = 0; j < w->rows; j++) dst[j] = src[j] + (b ? b[j] : 0.0f);
+            /* row h*HS + 2k + j of the file is hearth's h*HS + j*HS/2 + k */
+            for (int j = 0; j < w->rows; j++) {
+                int h = j / HS, k = (j % HS) / 2, jj = j % 2;
+                dst[h * HS + jj * half + k] = src[j] + (b ? b[j] : 0.0f);
+            }
         }
         col += w->rows;
     }

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static infer_mat f32_mat(const float *data, int rows, int cols) {
     return (infer_mat){.data = data,
@@ -279,6 +281,45 @@ static int build(loader *ld, infer_weights *w, const infer_family *f) {
     return BASE_OK;
 }
 
+/* The matrices the engine only multiplies by (not the token embeddings, looked up by row): those
+ * quant_repack_type gives a faster layout for (Q4_0, Q8_0 on AVX512-VNNI) are repacked at load
+ * into anonymous memory after the loader's floats (`repack` bytes from the pass that counts
+ * them; with dst NULL only counted), and their pages of the mapped file are given back to the
+ * page cache (drop: g is a mapping, not a borrowed image), so the process holds each weight
+ * once: RSS as with the file mapped. */
+static size_t repack_mats(infer_weights *w, uint8_t *dst, int drop) {
+    const nn_config *c = &w->cfg;
+    size_t total = 0;
+    long page = sysconf(_SC_PAGESIZE);
+    for (int l = -1; l < c->n_layer; l++) {
+        infer_mat *ms[8];
+        int n = 0;
+        if (l < 0) {
+            if (w->head.data != w->wte.data) ms[n++] = &w->head;
+        } else {
+            infer_layer *L = &w->layers[l];
+            for (int i = 0; i < L->qkv.n; i++) ms[n++] = &L->qkv.w[i];
+            for (int i = 0; i < L->fc.n; i++) ms[n++] = &L->fc.w[i];
+            ms[n++] = &L->attproj.w[0], ms[n++] = &L->fcproj.w[0];
+        }
+        for (int i = 0; i < n; i++) {
+            infer_mat *m = ms[i];
+            int rt = quant_repack_type(m->type, m->rows, m->cols);
+            if (rt == m->type) continue;
+            size_t bytes = m->row_bytes * (size_t)m->rows;
+            if (dst) {
+                quant_repack(dst + total, m->data, m->type, rt, m->rows, m->cols);
+                uintptr_t a = ((uintptr_t)m->data + (uintptr_t)page - 1) & ~((uintptr_t)page - 1),
+                          b = ((uintptr_t)m->data + bytes) & ~((uintptr_t)page - 1);
+                if (drop && page > 0 && b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+                m->data = dst + total, m->type = rt;
+            }
+            total += (bytes + 63) & ~(size_t)63;
+        }
+    }
+    return total;
+}
+
 int infer_weights_from_gguf(infer_weights *w, const gguf_file *g, const nn_config *c, float **small,
                             size_t *mapped, size_t *allocated, base_err *e) {
     memset(w, 0, sizeof *w);
@@ -302,12 +343,15 @@ int infer_weights_from_gguf(infer_weights *w, const gguf_file *g, const nn_confi
         return base_fail(e, BASE_ENOMEM, "out of memory");
     }
     rc = build(&ld, w, f); /* pass 1: names, shapes; counts the vector floats */
-    if (!rc && !(ld.small = base_alloc_floats(ld.cap_small ? ld.cap_small : 1)))
-        rc = base_fail(e, BASE_ENOMEM, "out of memory");
+    size_t floats = (ld.cap_small + 15) & ~(size_t)15, repack = rc ? 0 : repack_mats(w, NULL, 0);
+    if (!rc && !(ld.small = base_alloc_floats(floats + repack / sizeof(float))))
+        rc = base_fail(e, BASE_ENOMEM, "out of memory: %.0f MB of repacked weights",
+                       (double)repack / 1e6);
     if (!rc) {
         ld.counting = 0;
         memset(ld.used, 0, gguf_n_tensors(g));
         rc = build(&ld, w, f); /* pass 2: the vectors widened */
+        if (!rc && repack) repack_mats(w, (uint8_t *)(ld.small + floats), gguf_is_mapped(g));
     }
     for (size_t i = 0; !rc && i < gguf_n_tensors(g); i++)
         if (!ld.used[i]) {
@@ -323,6 +367,6 @@ int infer_weights_from_gguf(infer_weights *w, const gguf_file *g, const nn_confi
         return rc;
     }
     *small = ld.small;
-    *allocated = ld.cap_small * sizeof(float);
+    *allocated = ld.cap_small * sizeof(float) + repack;
     return BASE_OK;
 }

@@ -258,23 +258,27 @@ quant_dot_fn quant_dot_for(int wtype, quant_isa isa, quant_isa *used) {
 const char *quant_kernel_name(int wtype) {
     static const char *names[QUANT_N_ISA] = {"scalar", "avx2", "avx512"};
     quant_isa used;
+    if (quant_group_scalar(wtype))
+        return quant_isa_best() >= QUANT_ISA_AVX512 ? names[QUANT_ISA_AVX512] : names[0];
     if (!quant_type_supported(wtype)) return "none";
     quant_dot_for(wtype, quant_isa_best(), &used);
     return names[used];
 }
 
 size_t quant_act_row_bytes(int wtype, int K) {
-    const quant_traits *t = quant_traits_of(wtype);
+    const quant_traits *t = quant_wtraits(wtype);
     size_t n;
     BASE_ASSERT(t && t->weight && K > 0);
     /* F16/BF16 activations are held as floats (their values rounded) */
     int at = t->act_type == QUANT_F16 || t->act_type == QUANT_BF16 ? QUANT_F32 : t->act_type;
     BASE_ASSERT(quant_row_bytes(at, (size_t)K, &n, NULL) == BASE_OK);
+    /* Q8_0 rows carry their scales as floats and their blocks' sums (the R16 kernels') */
+    if (at == QUANT_Q8_0) n += (size_t)(K / QUANT_QK) * (sizeof(float) + sizeof(int32_t));
     return n;
 }
 
 size_t quant_matmul_scratch_bytes(int wtype, int M, int K) {
-    const quant_traits *t = quant_traits_of(wtype);
+    const quant_traits *t = quant_wtraits(wtype);
     BASE_ASSERT(t && t->weight && M > 0);
     if (t->act_type == QUANT_F32) return 0;
     size_t n;
@@ -284,7 +288,7 @@ size_t quant_matmul_scratch_bytes(int wtype, int M, int K) {
 
 static void act_prepare_isa(void *A, const float *X, int wtype, int M, int K, quant_isa isa,
                             int nt) {
-    const quant_traits *t = quant_traits_of(wtype);
+    const quant_traits *t = quant_wtraits(wtype);
     BASE_ASSERT(t && t->weight && M > 0 && K > 0 && K % t->block == 0 && A && X);
     size_t xrb = quant_act_row_bytes(wtype, K);
     quant_act_fn act = isa >= QUANT_ISA_AVX2 && quant_isa_best() >= QUANT_ISA_AVX2
@@ -297,6 +301,18 @@ static void act_prepare_isa(void *A, const float *X, int wtype, int M, int K, qu
             act(X + (size_t)m * K, dst, K);
         else
             quant_act_quantize_row(t->act_type, X + (size_t)m * K, dst, (size_t)K);
+        if (t->act_type == QUANT_Q8_0) {
+            const quant_block_q8_0 *b = (const quant_block_q8_0 *)dst;
+            uint8_t *aux = dst + quant_q8_0_aux(K);
+            int nb = K / QUANT_QK;
+            for (int i = 0; i < nb; i++) {
+                float d = quant_f16_to_f32(b[i].d);
+                int32_t sum = 0;
+                for (int j = 0; j < QUANT_QK; j++) sum += b[i].qs[j];
+                memcpy(aux + sizeof(float) * (size_t)i, &d, sizeof d);
+                memcpy(aux + sizeof(float) * (size_t)nb + sizeof sum * (size_t)i, &sum, sizeof sum);
+            }
+        }
     }
 }
 
@@ -310,12 +326,32 @@ void quant_act_prepare(void *A, const float *X, int wtype, int M, int K) {
 
 static void matmul_prepared_isa(float *Y, size_t ldy, const void *A, const void *W, int wtype,
                                 int M, int N, int K, quant_isa isa, int nt) {
-    const quant_traits *t = quant_traits_of(wtype);
+    const quant_traits *t = quant_wtraits(wtype);
     BASE_ASSERT(t && t->weight && M > 0 && N > 0 && K > 0 && K % t->block == 0);
     BASE_ASSERT(ldy >= (size_t)N && A && W && Y);
     size_t wrb, xrb = quant_act_row_bytes(wtype, K);
-    BASE_ASSERT(quant_row_bytes(wtype, (size_t)K, &wrb, NULL) == BASE_OK);
+    quant_group_fn group = quant_group_scalar(wtype); /* non-NULL: an R16 id */
+    BASE_ASSERT(quant_row_bytes(group ? wtype & ~QUANT_R16 : wtype, (size_t)K, &wrb, NULL) ==
+                BASE_OK);
     const uint8_t *xa = A;
+    if (group) { /* R16 weights: 16 rows a group, up to QUANT_R16_ROWS activation rows per call */
+        BASE_ASSERT(N % 16 == 0);
+        if (isa >= QUANT_ISA_AVX512 && quant_isa_best() >= QUANT_ISA_AVX512)
+            group = quant_group_avx512(wtype);
+        /* Many rows: G groups (in L2) pass over each QUANT_R16_ROWS rows of X in turn; few: one. */
+        const int RR = QUANT_R16_ROWS;
+        int ng = N / 16, G = M <= RR ? 1 : 4, nsc = (ng + G - 1) / G;
+        const uint8_t *w8 = W;
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int c = 0; c < nsc; c++) {
+            int g0 = c * G, g1 = g0 + G < ng ? g0 + G : ng;
+            for (int m = 0; m < M; m += RR)
+                for (int g = g0; g < g1; g++)
+                    group(K, w8 + (size_t)g * 16 * wrb, xa + (size_t)m * xrb, xrb,
+                          M - m < RR ? M - m : RR, Y + (size_t)m * ldy + (size_t)g * 16, ldy);
+        }
+        return;
+    }
     quant_isa used;
     quant_dot_fn dot = quant_dot_for(wtype, isa, &used);
     /* four rows of X per weight row where the kernel's ISA has that form (bit-identical) */
@@ -386,7 +422,7 @@ void quant_matmul_prepared(float *Y, size_t ldy, const void *A, const void *W, i
 
 void quant_matmul_isa(float *Y, const float *X, const void *W, int wtype, int M, int N, int K,
                       void *scratch, quant_isa isa, int threads) {
-    const quant_traits *t = quant_traits_of(wtype);
+    const quant_traits *t = quant_wtraits(wtype);
     BASE_ASSERT(t && t->weight && M > 0 && K > 0);
     int nt = threads > 0 ? threads : omp_get_max_threads();
     const void *A = X;

@@ -5,6 +5,7 @@
 #include "quant/quant_int.h"
 
 #include <immintrin.h>
+#include <string.h>
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
@@ -18,6 +19,86 @@
 FLOAT_TILES(f32, float, load_f8, conv_f32, 4)
 FLOAT_TILES(f16, uint16_t, load_h8, h2f, 4)
 FLOAT_TILES(bf16, uint16_t, load_bf8, bf2f, 4)
+
+/* R16 weights (quant.h): per block, the 16 rows' scales as one vector and the 16 rows' quants
+ * as 64-byte vectors of 4-byte words, each multiplied by one word of the activation block
+ * broadcast (vpdpbusd: unsigned weights x signed activations), so the 16 lanes accumulate the
+ * 16 rows' integer sums directly. The weights' unsigned offset (Q4_0: 8, Q8_0: 128) comes off
+ * through the activation block's sum. Each (weight row, activation row) pair goes through the
+ * same operations whatever R: acc = fma(isum, dw * dx, acc) per block, in block order. */
+ROWS void r16_rows(int K, const uint8_t *g, const uint8_t *x, size_t xs, int R, float *y,
+                   size_t ldy, int q8) {
+    const int nb = K / QUANT_QK, bb = q8 ? 34 : 18;
+    const size_t aux = quant_q8_0_aux(K);
+    const __m512i m4 = _mm512_set1_epi8(0xF);
+    __m512 acc[QUANT_R16_ROWS];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+        const uint8_t *o = g + (size_t)i * 16 * (size_t)bb;
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)o));
+        __m512i q[8];
+        if (q8)
+            for (int t = 0; t < 8; t++) q[t] = _mm512_loadu_si512((const void *)(o + 32 + 64 * t));
+        else
+            for (int t = 0; t < 4; t++) {
+                __m512i v = _mm512_loadu_si512((const void *)(o + 32 + 64 * t));
+                q[t] = _mm512_and_si512(v, m4);
+                q[4 + t] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            }
+        for (int r = 0; r < R; r++) {
+            const uint8_t *xr = x + (size_t)r * xs;
+            const uint8_t *yq = xr + (size_t)i * sizeof(quant_block_q8_0) + 2;
+            __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+            for (int t = 0; t < 4; t++) {
+                int32_t a, b;
+                memcpy(&a, yq + 4 * t, 4);
+                memcpy(&b, yq + 16 + 4 * t, 4);
+                s0 = _mm512_dpbusd_epi32(s0, q[t], _mm512_set1_epi32(a));
+                s1 = _mm512_dpbusd_epi32(s1, q[4 + t], _mm512_set1_epi32(b));
+            }
+            float dx;
+            int32_t ys;
+            memcpy(&dx, xr + aux + sizeof(float) * (size_t)i, sizeof dx);
+            memcpy(&ys, xr + aux + sizeof(float) * (size_t)nb + sizeof ys * (size_t)i, sizeof ys);
+            __m512i sum =
+                _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_set1_epi32(ys * (q8 ? 128 : 8)));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(dw, _mm512_set1_ps(dx)),
+                                     acc[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) _mm512_storeu_ps(y + (size_t)r * ldy, acc[r]);
+}
+#define R16_ENTRY(NAME, Q8)                                                                        \
+    static void NAME(int K, const void *w, const void *x, size_t xs, int nr, float *y,             \
+                     size_t ldy) {                                                                 \
+        switch (nr) {                                                                              \
+        case 1:                                                                                    \
+            r16_rows(K, w, x, xs, 1, y, ldy, Q8);                                                  \
+            break;                                                                                 \
+        case 2:                                                                                    \
+            r16_rows(K, w, x, xs, 2, y, ldy, Q8);                                                  \
+            break;                                                                                 \
+        case 3:                                                                                    \
+            r16_rows(K, w, x, xs, 3, y, ldy, Q8);                                                  \
+            break;                                                                                 \
+        case 4:                                                                                    \
+            r16_rows(K, w, x, xs, 4, y, ldy, Q8);                                                  \
+            break;                                                                                 \
+        case 5:                                                                                    \
+            r16_rows(K, w, x, xs, 5, y, ldy, Q8);                                                  \
+            break;                                                                                 \
+        case 6:                                                                                    \
+            r16_rows(K, w, x, xs, 6, y, ldy, Q8);                                                  \
+            break;                                                                                 \
+        case 7:                                                                                    \
+            r16_rows(K, w, x, xs, 7, y, ldy, Q8);                                                  \
+            break;                                                                                 \
+        default:                                                                                   \
+            r16_rows(K, w, x, xs, 8, y, ldy, Q8);                                                  \
+        }                                                                                          \
+    }
+R16_ENTRY(group_q4_0_r16, 0)
+R16_ENTRY(group_q8_0_r16, 1)
 
 #pragma GCC pop_options
 
@@ -91,4 +172,10 @@ quant_dot4_fn quant_dot4_avx512(int wtype) {
     default:
         return NULL;
     }
+}
+
+quant_group_fn quant_group_avx512(int rtype) {
+    return rtype == QUANT_Q4_0_R16   ? group_q4_0_r16
+           : rtype == QUANT_Q8_0_R16 ? group_q8_0_r16
+                                     : NULL;
 }

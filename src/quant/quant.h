@@ -126,6 +126,9 @@ void quant_ref_matmul(float *Y, const float *X, const void *W, int wtype, int M,
  * (K floats a row, back to back) may be passed as A without preparing. The results are the
  * bits of quant_matmul for the same X (any thread count, any M, any ldy). */
 
+/* The act_type of a weight type (quant_traits_of(wtype)->act_type; R16 ids answered with their
+ * original's): weights of two types with the same act_type share one prepared A. */
+int quant_act_type(int wtype);
 /* Bytes of one prepared activation row of K elements for weights of type wtype (> 0). */
 size_t quant_act_row_bytes(int wtype, int K);
 /* A (M rows of quant_act_row_bytes(wtype, K) bytes, back to back) = X (M,K) converted to
@@ -137,6 +140,27 @@ void quant_act_prepare(void *A, const float *X, int wtype, int M, int K);
  * Otherwise quant_matmul's requirements and guarantees; needs no scratch. */
 void quant_matmul_prepared(float *Y, size_t ldy, const void *A, const void *W, int wtype, int M,
                            int N, int K);
+
+/* ---- repacked weights: hearth's own layouts of a whole (N,K) matrix, made at load in memory
+ * (never in a file: quant_traits_of and quant_type_supported know no such id), that the
+ * AVX512-VNNI kernels compute with fastest. QUANT_Q4_0_R16 and QUANT_Q8_0_R16 interleave 16
+ * rows: for each group of 16 rows (a multiple of 16 rows; group g at byte g * 16 * row_bytes)
+ * and each block i, the 16 rows' f16 scales, then the 16 rows' quants transposed in 4-byte
+ * words (word t of row r at byte 64 t + 4 r): one 64-byte vector holds 4 elements of each of
+ * the 16 rows, so one integer product makes 16 outputs' partial sums with no horizontal sums
+ * (Q8_0's bytes stored + 128, unsigned). The same bytes as the original (N * row_bytes); the
+ * products are those of the original type up to the order of float operations (tests/quant).
+ * quant_matmul, quant_matmul_prepared, quant_act_row_bytes, quant_matmul_scratch_bytes and
+ * quant_kernel_name accept these ids as weight types (with the original's act_type). */
+#define QUANT_R16 0x100
+enum { QUANT_Q4_0_R16 = QUANT_R16 | QUANT_Q4_0, QUANT_Q8_0_R16 = QUANT_R16 | QUANT_Q8_0 };
+/* The layout quant_matmul is fastest with for an (N,K) matrix of wtype on this CPU: the R16 id
+ * for Q4_0 and Q8_0 with N % 16 == 0 on a CPU with AVX512-VNNI, wtype itself otherwise. */
+int quant_repack_type(int wtype, int N, int K);
+/* dst (N * row_bytes(wtype, K) bytes, 64-byte aligned for speed) = src's (N,K) matrix of wtype
+ * in layout rtype (quant_repack_type(wtype, N, K), or wtype: a copy). OpenMP threads over row
+ * groups. src is only read. */
+void quant_repack(void *dst, const void *src, int wtype, int rtype, int N, int K);
 
 /* The instruction set quant_matmul uses on this CPU for wtype: "avx512", "avx2" or "scalar". */
 const char *quant_kernel_name(int wtype);

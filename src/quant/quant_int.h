@@ -135,6 +135,23 @@ void quant_act_quantize_row(int act_type, const float *src, void *dst, size_t n)
 typedef void (*quant_act_fn)(const float *x, void *dst, int K);
 quant_act_fn quant_act_avx2(int act_type);
 
+#define QUANT_R16_ROWS 8 /* the most activation rows per R16 kernel call */
+/* Repacked (R16) weights: 16 weight rows (one group, at w) x nr (1..QUANT_R16_ROWS) prepared
+ * activation rows (xs bytes apart) into y[r * ldy + j], j < 16. Each output's operations do not
+ * depend on nr. Q8_0 activation rows are prepared with their tail (quant_act_row_bytes): the K/32
+ * scales as floats, then the K/32 sums of each block's 32 values as int32 (what the R16 kernels
+ * need to take off the unsigned weights' offset). */
+typedef void (*quant_group_fn)(int K, const void *w, const void *x, size_t xs, int nr, float *y,
+                               size_t ldy);
+quant_group_fn quant_group_scalar(int rtype); /* the reference; NULL for a non-R16 id */
+quant_group_fn quant_group_avx512(int rtype);
+/* The traits of a weight type, R16 ids answered with their original's; NULL if unknown. */
+const quant_traits *quant_wtraits(int wtype);
+/* The byte offsets of a prepared Q8_0 row's float scales and int32 block sums (K/32 each). */
+static inline size_t quant_q8_0_aux(int K) {
+    return (size_t)(K / QUANT_QK) * sizeof(quant_block_q8_0);
+}
+
 /* The dot product of wtype on isa, or NULL if that ISA has no kernel of its own for it. */
 quant_dot_fn quant_dot_scalar(int wtype);
 quant_dot_fn quant_dot_avx2(int wtype);

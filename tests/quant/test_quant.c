@@ -365,6 +365,68 @@ static void test_matmul_prepared(void **state) {
     }
 }
 
+/* R16 weights (Q4_0, Q8_0 repacked 16 rows interleaved): the scalar reading of the layout gives
+ * the original type's reference bits; the AVX512-VNNI kernels agree with it to rounding, with the
+ * same bits for 1 and 2 threads, for any M, and through quant_matmul_prepared with an ldy. */
+static void test_repacked(void **state) {
+    (void)state;
+    base_rng r;
+    base_rng_seed(&r, 10);
+    static const int types[] = {QUANT_Q4_0, QUANT_Q8_0};
+    shape shapes[] = {{1, 16, 32}, {3, 32, 96}, {9, 48, 864}, {1, 64, 2048}, {6, 80, 2048}};
+    for (int ti = 0; ti < 2; ti++)
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+            int type = types[ti], rt = type | QUANT_R16, M = shapes[si].M, N = shapes[si].N,
+                K = shapes[si].K;
+            assert_int_equal(quant_repack_type(type, N + 1, K), type); /* not whole groups */
+            assert_int_equal(quant_repack_type(QUANT_Q4_K, N, 256), QUANT_Q4_K);
+            assert_int_equal(quant_repack_type(type, N, K),
+                             quant_isa_best() >= QUANT_ISA_AVX512 ? rt : type);
+            assert_null(quant_traits_of(rt)); /* never a file's type */
+            size_t rb = row_bytes(type, (size_t)K), sb = quant_matmul_scratch_bytes(type, M, K);
+            assert_int_equal(quant_matmul_scratch_bytes(rt, M, K), sb);
+            uint8_t *w = make_weights(&r, type, N, K), *wr = xmalloc(rb * (size_t)N);
+            float *x = xmalloc(sizeof(float) * (size_t)M * K);
+            float *ref = xmalloc(sizeof(float) * (size_t)M * N),
+                  *y = xmalloc(sizeof(float) * M * N);
+            float *y2 = xmalloc(sizeof(float) * (size_t)M * N);
+            void *scratch = xmalloc(sb);
+            gaussian(&r, x, (size_t)M * K);
+            quant_repack(wr, w, type, rt, N, K);
+            quant_ref_matmul(ref, x, w, type, M, N, K, scratch);
+            quant_matmul_isa(y, x, wr, rt, M, N, K, scratch, QUANT_ISA_SCALAR, 1);
+            assert_memory_equal(y, ref, sizeof(float) * (size_t)M * N);
+            uint8_t *copy = xmalloc(rb);
+            quant_repack(copy, w, type, type, 1, K); /* rtype == wtype: a copy */
+            assert_memory_equal(copy, w, rb);
+            free(copy);
+            if (quant_isa_best() >= QUANT_ISA_AVX512) {
+                assert_string_equal(quant_kernel_name(rt), "avx512");
+                quant_matmul_isa(y, x, wr, rt, M, N, K, scratch, QUANT_ISA_AVX512, 1);
+                double e = test_rel_err(y, ref, (size_t)M * N, 1e-6);
+                if (e > 2e-6) fprintf(stderr, "R16 %d (%d,%d,%d): %.3g\n", type, M, N, K, e);
+                assert_true(e <= 2e-6);
+                quant_matmul_isa(y2, x, wr, rt, M, N, K, scratch, QUANT_ISA_AVX512, 2);
+                assert_memory_equal(y, y2, sizeof(float) * (size_t)M * N);
+                quant_matmul_isa(y2, x, wr, rt, 1, N, K, scratch, QUANT_ISA_AVX512, 2);
+                assert_memory_equal(y, y2, sizeof(float) * (size_t)N);
+                /* prepared, into columns 3.. of a wider Y */
+                size_t ldy = (size_t)N + 5;
+                float *yp = xmalloc(sizeof(float) * (size_t)M * ldy);
+                for (size_t k = 0; k < (size_t)M * ldy; k++) yp[k] = -7.f;
+                quant_act_prepare(scratch, x, rt, M, K);
+                quant_matmul_prepared(yp + 3, ldy, scratch, wr, rt, M, N, K);
+                for (int m = 0; m < M; m++) {
+                    assert_memory_equal(yp + (size_t)m * ldy + 3, y + (size_t)m * N,
+                                        sizeof(float) * (size_t)N);
+                    assert_true(yp[(size_t)m * ldy] == -7.f && yp[(size_t)m * ldy + 3 + N] == -7.f);
+                }
+                free(yp);
+            }
+            free(w), free(wr), free(x), free(ref), free(y), free(y2), free(scratch);
+        }
+}
+
 /* The activation quantizers round as ggml's x86 CPU backend does (scale 127/amax, ties to even:
  * with amax 127 the scale is 1 and 2.5 becomes 2, where llama-quantize's reference, kept for
  * weights, gives 3), and the vector ones give the scalar ones' bytes, ties included. */
@@ -413,7 +475,7 @@ int test_quant(void) {
         cmocka_unit_test(test_dequantize_llama), cmocka_unit_test(test_quantize_llama),
         cmocka_unit_test(test_roundtrip),        cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_matmul_extremes),  cmocka_unit_test(test_act_quantizers),
-        cmocka_unit_test(test_matmul_prepared),
+        cmocka_unit_test(test_matmul_prepared),  cmocka_unit_test(test_repacked),
     };
     return cmocka_run_group_tests_name("quant", tests, NULL, NULL);
 }
