@@ -6,6 +6,11 @@ OPT     ?= -O3 -march=native
 CFLAGS  += -std=gnu11 $(OPT) -g -fopenmp -Wall -Wextra -Wshadow -Wno-unused-parameter \
            -Wvla-larger-than=65536 -fno-math-errno -Isrc $(if $(CI),-Werror)
 LDLIBS  += -lopenblas -lpcre2-8 -ljansson -lsqlite3 -lmicrohttpd -lz -lm -lpthread
+# Open MPI (Debian's libopenmpi-dev) for data-parallel training (src/dist)
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null)
+CFLAGS  += $(MPI_CFLAGS)
+LDLIBS  += $(MPI_LIBS)
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -15,7 +20,7 @@ endif
 
 LIB_SRC  := $(wildcard src/base/*.c src/tensor/*.c src/nn/*.c src/optim/*.c src/data/*.c \
                        src/gguf/*.c src/ckpt/*.c src/train/*.c src/tokenizer/*.c src/infer/*.c \
-                       src/vstore/*.c src/server/*.c src/quant/*.c)
+                       src/vstore/*.c src/server/*.c src/quant/*.c src/dist/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(filter-out tests/fuzz/%,$(wildcard tests/*.c tests/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -90,7 +95,7 @@ FUZZ_BUILD   := build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS  := -std=gnu11 -g -O1 -march=native -fopenmp -fno-math-errno -fno-omit-frame-pointer \
                 -fsanitize=address,undefined -fno-sanitize-recover=undefined -Wno-pass-failed \
-                -Isrc -Itests/fuzz
+                -Isrc -Itests/fuzz $(MPI_CFLAGS)
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_COMMON  := tests/fuzz/fuzz_util.c
 
