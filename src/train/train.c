@@ -484,6 +484,9 @@ static int train_loop(run *R, long *step_done, int *stopped, base_err *e) {
         p.tok_per_s = (double)Ntok * A * N / dt;
         p.peak_frac = p.peak_gflops > 0 ? flops_step / dt * 1e-9 / p.peak_gflops / N : 0;
         p.eta_s = (base_now() - t_start) / (step + 1 - start) * (o->steps - step - 1);
+        /* the losses' all-gather: communication nothing overlaps (a few bytes: latency) */
+        st.comm_ms += gather_ms;
+        st.stall_ms += gather_ms;
         p.comm_ms = st.comm_ms;
         p.stall_ms = st.stall_ms;
         p.comm_bytes = st.bytes;
