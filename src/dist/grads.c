@@ -21,7 +21,9 @@ typedef struct chunk {
     int decay;
 } chunk;
 
-enum { IDLE, RS, AG, DONE };
+/* A bucket's life in a micro-batch: its reduce-scatter in flight, then its sum made; on the
+ * last micro-batch of plain data parallel, its all-gather. */
+enum { IDLE, RS, SUMMED, AG, DONE };
 
 typedef struct bucket {
     int ci_last;  /* the bucket is final after the stage whose completion index this is */
@@ -44,6 +46,12 @@ struct dist_grads {
     nn_model *m;
     dist_grads_opts o;
     int N, rank, zero; /* zero: ZeRO-1 across more than one rank */
+    /* Non-blocking collectives on one communicator must start in the same order on every
+     * rank: reduce-scatters go on comm_rs, started in bucket order by the hook; all-gathers on
+     * comm_ag, started in bucket order (next_ag) as their sums become ready — whichever
+     * reduce-scatter a rank sees finish first. */
+    MPI_Comm comm_rs, comm_ag;
+    int next_ag;
     chunk *ch;
     int nch;
     bucket *b;
@@ -228,8 +236,14 @@ int dist_grads_create(dist_grads **out, dist *d, nn_model *m, const dist_grads_o
     g->d = d, g->m = m, g->o = *o;
     g->N = d->size, g->rank = d->rank;
     g->zero = o->zero && g->N > 1;
+    g->comm_rs = g->comm_ag = MPI_COMM_NULL;
     if (!(g->o.bucket_mb >= 0)) g->o.bucket_mb = 0;
     int rc = layout(g, e);
+    if (!rc && d->mpi) {
+        int r1 = MPI_Comm_dup(d->comm, &g->comm_rs), r2 = MPI_Comm_dup(d->comm, &g->comm_ag);
+        if (r1 != MPI_SUCCESS || r2 != MPI_SUCCESS)
+            rc = dist_mpi_fail(d, r1 != MPI_SUCCESS ? r1 : r2, "making the reducer's communicators", e);
+    }
     if (rc) {
         dist_grads_free(g);
         return rc;
@@ -248,6 +262,8 @@ void dist_grads_free(dist_grads *g) {
     free(g->b), free(g->ch), free(g->partial);
     free(g->own_n), free(g->own_dsp), free(g->own_ids), free(g->own_vals);
     free(g->accfull);
+    if (g->comm_rs != MPI_COMM_NULL) MPI_Comm_free(&g->comm_rs);
+    if (g->comm_ag != MPI_COMM_NULL) MPI_Comm_free(&g->comm_ag);
     free(g);
 }
 
@@ -306,7 +322,7 @@ static int start_rs(dist_grads *g, bucket *b) {
     b->state = RS;
     g->st.bytes += (uint64_t)(b->S - b->P) * sizeof(float);
     int rc = MPI_Ialltoallv(b->send, b->cnt, b->dsp, MPI_FLOAT, b->recv, b->rcnt, b->rdsp,
-                            MPI_FLOAT, g->d->comm, &b->req);
+                            MPI_FLOAT, g->comm_rs, &b->req);
     return rc == MPI_SUCCESS ? BASE_OK : dist_mpi_fail(g->d, rc, "a gradient reduce-scatter", &g->herr);
 }
 
@@ -315,7 +331,7 @@ static int start_ag(dist_grads *g, bucket *b, const float *mine) {
     b->state = AG;
     g->st.bytes += (uint64_t)b->P * (uint64_t)(g->N - 1) * sizeof(float);
     int rc = MPI_Iallgatherv(mine, (int)b->P, MPI_FLOAT, b->send, b->cnt, b->dsp, MPI_FLOAT,
-                             g->d->comm, &b->req);
+                             g->comm_ag, &b->req);
     return rc == MPI_SUCCESS ? BASE_OK : dist_mpi_fail(g->d, rc, "an all-gather", &g->herr);
 }
 
@@ -344,6 +360,7 @@ static void unpack(const dist_grads *g, const bucket *b, float *dst) {
  * micro-batch of plain data parallel -> unpacked). zero_params: the all-gather carries
  * parameters (ZeRO-1's step). Returns 1 while it is in flight. */
 static int advance(dist_grads *g, bucket *b, int params_ag) {
+    if (b->state == SUMMED) return 1;
     if (b->state != RS && b->state != AG) return 0;
     if (!b->mpi_done) {
         int done = 0, rc = MPI_Test(&b->req, &done, MPI_STATUS_IGNORE);
@@ -360,9 +377,8 @@ static int advance(dist_grads *g, bucket *b, int params_ag) {
     if (b->state == RS) {
         sum_pieces(g, b);
         if (g->a == g->A - 1 && !g->zero) {
-            int rc = start_ag(g, b, b->acc);
-            if (rc && !g->hrc) g->hrc = rc;
-            return rc ? 0 : 1;
+            b->state = SUMMED; /* its all-gather starts in bucket order (progress) */
+            return 1;
         }
     } else {
         unpack(g, b, params_ag ? g->m->params : g->m->grads);
@@ -374,6 +390,11 @@ static int advance(dist_grads *g, bucket *b, int params_ag) {
 static int progress(dist_grads *g, int params_ag) {
     int n = 0;
     for (int k = 0; k < g->nb; k++) n += advance(g, &g->b[k], params_ag);
+    while (g->next_ag < g->nb && g->b[g->next_ag].state == SUMMED && !g->hrc) {
+        bucket *b = &g->b[g->next_ag++];
+        int rc = start_ag(g, b, b->acc);
+        if (rc) g->hrc = rc;
+    }
     return n;
 }
 
@@ -420,6 +441,7 @@ void dist_grads_micro_begin(dist_grads *g, long step, int a, int A) {
     if (a == 0) g->coll = 0;
     if (g->N == 1) return;
     for (int k = 0; k < g->nb; k++) g->b[k].state = IDLE;
+    g->next_ag = 0;
     g->m->bwd_hook = on_stage;
     g->m->bwd_hook_user = g;
 }
@@ -532,6 +554,7 @@ int dist_grads_step(dist_grads *g, optim_adamw *opt, float lr, base_err *e) {
             memcpy(b->acc + at, m->params + c->goff, c->len * sizeof(float));
         }
     }
+    g->next_ag = g->nb; /* all started here, in bucket order */
     for (int k = 0; k < g->nb && !g->hrc; k++) {
         int rc = start_ag(g, &g->b[k], g->b[k].acc);
         if (rc) g->hrc = rc;
@@ -597,6 +620,8 @@ int dist_grads_scatter_state(dist_grads *g, const optim_adamw *full, optim_adamw
     } else if ((rc = scatter_one(g, full ? full->m : NULL, opt->m, e)) ||
                (rc = scatter_one(g, full ? full->v : NULL, opt->v, e))) {
         return rc;
+    } else if (full) {
+        opt->t = full->t; /* rank 0's, broadcast below */
     }
     return dist_bcast(g->d, &opt->t, sizeof opt->t, 0, "broadcasting AdamW's step", e);
 }
