@@ -80,6 +80,8 @@ test: $(BUILD)/test_hearth $(BUILD)/hearth $(BENCH_BIN) fuzz-replay ## build and
 	./tests/cli/test_chat.sh ./$(BUILD)/hearth
 	./tests/cli/test_vstore.sh ./$(BUILD)/hearth
 	./tests/server/test_serve.sh ./$(BUILD)/hearth
+	./tests/dist/test_dist.sh ./$(BUILD)/hearth
+	./tests/dist/test_netns.sh ./$(BUILD)/hearth
 
 san: ## the tests under AddressSanitizer + UndefinedBehaviorSanitizer
 	$(MAKE) SAN=1 test

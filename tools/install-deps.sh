@@ -16,6 +16,8 @@ pkgs=(
   libsqlite3-dev           # SQLite (WAL, FTS5): the vector store's records, metadata and BM25 index
   libmicrohttpd-dev        # HTTP server for hearth serve (OpenAI API, vector-store API, /metrics)
   nodejs                   # runs the npm reference tokenizers (parity tests, tokenizer benchmark)
+  openmpi-bin libopenmpi-dev # Open MPI: data-parallel hearth train under mpirun (src/dist)
+  iproute2                 # ip netns / tc: tests/dist/test_netns.sh, bench/dist_tail.sh
 )
 for arg in "$@"; do
   case "$arg" in
