@@ -251,8 +251,9 @@ int cli_train(int argc, char **argv) {
            preset, o.cfg.family == NN_GPT2 ? "GPT-2" : "Llama", nn_config_params(&o.cfg), o.batch,
            o.seq, o.steps, o.threads);
     if (ranks > 1)
-        printf("data parallel over %d ranks (Open MPI): a step is %d x %d micro-batches of %dx%d%s\n",
-               ranks, ranks, o.accum, o.batch, o.seq, o.zero ? ", ZeRO-1" : "");
+        printf(
+            "data parallel over %d ranks (Open MPI): a step is %d x %d micro-batches of %dx%d%s\n",
+            ranks, ranks, o.accum, o.batch, o.seq, o.zero ? ", ZeRO-1" : "");
     fflush(stdout);
     o.note = note;
     /* SIGINT/SIGTERM ask for a clean stop; SA_RESETHAND: a second one kills at once */

@@ -105,7 +105,8 @@ int dist_allgather(dist *d, const void *send, void *recv, size_t bytes, const ch
         memmove(recv, send, bytes);
         return BASE_OK;
     }
-    if (bytes > (1u << 30)) return base_fail(e, BASE_EINVAL, "%s: %zu bytes is too many", what, bytes);
+    if (bytes > (1u << 30))
+        return base_fail(e, BASE_EINVAL, "%s: %zu bytes is too many", what, bytes);
     MPI_Request r;
     int rc = MPI_Iallgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, d->comm, &r);
     if (rc != MPI_SUCCESS) return dist_mpi_fail(d, rc, what, e);

@@ -60,12 +60,12 @@ typedef struct dist_delay {
 int dist_delay_parse(const char *s, dist_delay *out, base_err *e);
 
 typedef struct dist_grads_opts {
-    int zero;           /* 1: ZeRO-1 (optimizer state sharded) */
-    int overlap;        /* start a bucket's reduction when the backward hook says it is final;
-                           0: all after the backward (the experiment's "overlap off") */
-    double bucket_mb;   /* the least size of a bucket (stages are merged up to it) */
-    dist_delay delay;   /* simulated delay (all zero: none) */
-    uint64_t seed;      /* the delay's draws */
+    int zero;         /* 1: ZeRO-1 (optimizer state sharded) */
+    int overlap;      /* start a bucket's reduction when the backward hook says it is final;
+                         0: all after the backward (the experiment's "overlap off") */
+    double bucket_mb; /* the least size of a bucket (stages are merged up to it) */
+    dist_delay delay; /* simulated delay (all zero: none) */
+    uint64_t seed;    /* the delay's draws */
 } dist_grads_opts;
 
 /* What one step's communication cost this rank. */
@@ -108,9 +108,7 @@ void dist_grads_stats(dist_grads *g, dist_step_stats *s); /* this step's, then r
  * shard of opt into full (n_params floats per moment, rank 0 only; NULL elsewhere), or scatter
  * full (rank 0) into every rank's shard. Plain data parallel: full is opt's own state, and
  * scatter broadcasts it. */
-int dist_grads_gather_state(dist_grads *g, const optim_adamw *opt, optim_adamw *full,
-                            base_err *e);
-int dist_grads_scatter_state(dist_grads *g, const optim_adamw *full, optim_adamw *opt,
-                             base_err *e);
+int dist_grads_gather_state(dist_grads *g, const optim_adamw *opt, optim_adamw *full, base_err *e);
+int dist_grads_scatter_state(dist_grads *g, const optim_adamw *full, optim_adamw *opt, base_err *e);
 
 #endif

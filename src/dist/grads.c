@@ -26,12 +26,12 @@ typedef struct chunk {
 enum { IDLE, RS, SUMMED, AG, DONE };
 
 typedef struct bucket {
-    int ci_last;  /* the bucket is final after the stage whose completion index this is */
-    int c0, c1;   /* its chunks, g->ch[c0..c1), in packed order */
-    size_t S;     /* packed floats */
-    int *pc;      /* (N+1) piece j is chunks pc[j]..pc[j+1] (relative to c0) */
+    int ci_last; /* the bucket is final after the stage whose completion index this is */
+    int c0, c1;  /* its chunks, g->ch[c0..c1), in packed order */
+    size_t S;    /* packed floats */
+    int *pc;     /* (N+1) piece j is chunks pc[j]..pc[j+1] (relative to c0) */
     int *cnt, *dsp, *rcnt, *rdsp; /* (N) MPI counts and displacements, floats */
-    size_t P;     /* this rank's piece: floats */
+    size_t P;                     /* this rank's piece: floats */
     size_t shard_off;
     float *send; /* (S) the packed gradient; then the all-gather's result */
     float *recv; /* (N * P) every rank's copy of this rank's piece */
@@ -56,8 +56,8 @@ struct dist_grads {
     int nch;
     bucket *b;
     int nb;
-    size_t shard; /* floats of this rank's shard (ZeRO-1), else n_params */
-    double *partial; /* (nch) the norm's chunk sums, by id */
+    size_t shard;                   /* floats of this rank's shard (ZeRO-1), else n_params */
+    double *partial;                /* (nch) the norm's chunk sums, by id */
     int *own_n, *own_dsp, *own_ids; /* ZeRO-1 norm: chunks each rank holds, their ids */
     double *own_vals;
     float *accfull; /* one process, accumulation > 1: (n_params) the running sum */
@@ -107,8 +107,8 @@ static int stage_spans(const nn_model *m, int ci, span *sp) {
     }
     int l = L - ci;
     nn_layer w = nn_params_layer(g, c, l);
-    float *f[] = {w.ln1w, w.ln1b, w.qkvw,  w.qkvb,  w.attprojw, w.attprojb,
-                  w.ln2w, w.ln2b, w.fcw,   w.fcb,   w.fcprojw,  w.fcprojb};
+    float *f[] = {w.ln1w, w.ln1b, w.qkvw, w.qkvb, w.attprojw, w.attprojb,
+                  w.ln2w, w.ln2b, w.fcw,  w.fcb,  w.fcprojw,  w.fcprojb};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         if (f[i]) {
             size_t off = (size_t)(f[i] - base);
@@ -220,7 +220,8 @@ static int layout(dist_grads *g, base_err *e) {
         int n = 0;
         for (int k = 0; k < g->nb; k++) {
             const bucket *b = &g->b[k];
-            for (int q = b->pc[j]; q < b->pc[j + 1]; q++) g->own_ids[at + n++] = g->ch[b->c0 + q].id;
+            for (int q = b->pc[j]; q < b->pc[j + 1]; q++)
+                g->own_ids[at + n++] = g->ch[b->c0 + q].id;
         }
         g->own_n[j] = n;
         at += n;
@@ -242,7 +243,8 @@ int dist_grads_create(dist_grads **out, dist *d, nn_model *m, const dist_grads_o
     if (!rc && d->mpi) {
         int r1 = MPI_Comm_dup(d->comm, &g->comm_rs), r2 = MPI_Comm_dup(d->comm, &g->comm_ag);
         if (r1 != MPI_SUCCESS || r2 != MPI_SUCCESS)
-            rc = dist_mpi_fail(d, r1 != MPI_SUCCESS ? r1 : r2, "making the reducer's communicators", e);
+            rc = dist_mpi_fail(d, r1 != MPI_SUCCESS ? r1 : r2, "making the reducer's communicators",
+                               e);
     }
     if (rc) {
         dist_grads_free(g);
@@ -295,8 +297,10 @@ static uint64_t mix64(uint64_t x) {
 static double drawn_delay(const dist_grads *g, int coll) {
     const dist_delay *dl = &g->o.delay;
     if (dl->mean_ms == 0 && dl->jitter_ms == 0 && dl->spike_p == 0) return 0;
-    uint64_t h = mix64(g->o.seed ^ mix64((uint64_t)g->step * 0x9e3779b97f4a7c15ULL + (uint64_t)coll));
-    double u1 = (double)(h >> 11) / 9007199254740992.0, u2 = (double)(mix64(h) >> 11) / 9007199254740992.0;
+    uint64_t h =
+        mix64(g->o.seed ^ mix64((uint64_t)g->step * 0x9e3779b97f4a7c15ULL + (uint64_t)coll));
+    double u1 = (double)(h >> 11) / 9007199254740992.0,
+           u2 = (double)(mix64(h) >> 11) / 9007199254740992.0;
     double ms = dl->mean_ms + dl->jitter_ms * (2 * u1 - 1);
     if (ms < 0) ms = 0;
     if (u2 < dl->spike_p) ms += dl->spike_ms;
@@ -323,7 +327,8 @@ static int start_rs(dist_grads *g, bucket *b) {
     g->st.bytes += (uint64_t)(b->S - b->P) * sizeof(float);
     int rc = MPI_Ialltoallv(b->send, b->cnt, b->dsp, MPI_FLOAT, b->recv, b->rcnt, b->rdsp,
                             MPI_FLOAT, g->comm_rs, &b->req);
-    return rc == MPI_SUCCESS ? BASE_OK : dist_mpi_fail(g->d, rc, "a gradient reduce-scatter", &g->herr);
+    return rc == MPI_SUCCESS ? BASE_OK
+                             : dist_mpi_fail(g->d, rc, "a gradient reduce-scatter", &g->herr);
 }
 
 static int start_ag(dist_grads *g, bucket *b, const float *mine) {
@@ -598,8 +603,7 @@ static int scatter_one(dist_grads *g, const float *full, float *shard, base_err 
     return BASE_OK;
 }
 
-int dist_grads_gather_state(dist_grads *g, const optim_adamw *opt, optim_adamw *full,
-                            base_err *e) {
+int dist_grads_gather_state(dist_grads *g, const optim_adamw *opt, optim_adamw *full, base_err *e) {
     int rc;
     if (!g->zero) return BASE_OK;
     if ((rc = gather_one(g, opt->m, full ? full->m : NULL, e)) ||

@@ -35,8 +35,7 @@ void optim_adamw_begin(optim_adamw *o) {
 /* noinline: one copy of the loop, so every caller (whole model or a shard) runs the same
  * instructions on each element. */
 __attribute__((noinline)) void optim_adamw_span(const optim_adamw *o, float *p, const float *g,
-                                                float *m, float *v, size_t n, int decay,
-                                                float lr) {
+                                                float *m, float *v, size_t n, int decay, float lr) {
     /* PyTorch's order: decay the weight, update the moments, then
      * p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps). */
     float b1 = o->beta1, b2 = o->beta2, eps = o->eps;

@@ -81,13 +81,13 @@ static int check_opts(const train_opts *o, base_err *e) {
 /* Mean loss over eval_batches held-out batches. The val loader goes back to its start each
  * time, so successive evals score the same windows. Batch i is rank i % N's (the others skip
  * it); the losses are gathered and added in batch order, as one process adds them. */
-static int evaluate(nn_model *m, data_loader *val, const train_opts *o, dist *d, int *tok,
-                    int *tgt, float *out, base_err *e) {
+static int evaluate(nn_model *m, data_loader *val, const train_opts *o, dist *d, int *tok, int *tgt,
+                    float *out, base_err *e) {
     int N = dist_size(d), r = dist_rank(d), E = o->eval_batches, per = (E + N - 1) / N;
     float *mine = calloc((size_t)per, sizeof(float)), *all = calloc((size_t)per * N, sizeof(float));
     data_pos start = {0, 0, 0};
-    int rc = mine && all ? data_loader_seek(val, &start, e)
-                         : base_fail(e, BASE_ENOMEM, "out of memory");
+    int rc =
+        mine && all ? data_loader_seek(val, &start, e) : base_fail(e, BASE_ENOMEM, "out of memory");
     for (int i = 0; i < E && !rc; i++) {
         if (i % N != r) {
             rc = data_loader_next(val, NULL, NULL, e);
@@ -616,8 +616,10 @@ int train_run(const train_opts *o, train_report_fn report, void *user, train_res
     out.ranks = R.N;
     int want_sample = res && o->sample_tokens > 0 && R.rank == 0;
     if (!(rc = open_data(&R, want_sample, e))) rc = build(&R, e);
-    if (!rc) rc = start_run(&R, &complete, e);
-    else if (R.N > 1) rc = dist_agree(R.d, rc, e); /* the others must not wait for this one */
+    if (!rc)
+        rc = start_run(&R, &complete, e);
+    else if (R.N > 1)
+        rc = dist_agree(R.d, rc, e); /* the others must not wait for this one */
     if (rc) goto done;
     if (complete) { /* nothing to do: nothing is written */
         out.complete = 1;

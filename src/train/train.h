@@ -57,10 +57,10 @@ typedef struct train_opts {
      * fails makes train_run return with res->fatal: the caller must end the job
      * (dist_abort), the others may be waiting in a collective. */
     dist *dist;
-    int zero;            /* 1: ZeRO-1, AdamW state sharded across the ranks */
-    int overlap;         /* start bucket reductions during the backward (default 1) */
-    double bucket_mb;    /* least bucket size (default 4) */
-    dist_delay delay;    /* simulated delay of the reductions (test option; zero: none) */
+    int zero;         /* 1: ZeRO-1, AdamW state sharded across the ranks */
+    int overlap;      /* start bucket reductions during the backward (default 1) */
+    double bucket_mb; /* least bucket size (default 4) */
+    dist_delay delay; /* simulated delay of the reductions (test option; zero: none) */
 } train_opts;
 
 /* Fills o with defaults (everything but data, out_dir and cfg). */
