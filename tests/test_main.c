@@ -8,21 +8,13 @@ int main(int argc, char **argv) {
     struct {
         const char *name;
         int (*run)(void);
-    } suites[] = {{"base", test_base},
-                  {"tensor", test_tensor},
-                  {"nn", test_nn},
-                  {"optim", test_optim},
-                  {"train", test_train},
-                  {"tokenizer", test_tokenizer},
-                  {"ckpt", test_ckpt},
-                  {"checkpoint", test_checkpoint},
-                  {"data", test_data},
-                  {"hnsw", test_hnsw},
-                  {"vstore", test_vstore},
-                  {"infer", test_infer},
-                  {"server", test_server},
-                  {"quant", test_quant},
-                  {"gguf_parity", test_gguf_parity}};
+    } suites[] = {
+        {"base", test_base},     {"tensor", test_tensor},         {"nn", test_nn},
+        {"optim", test_optim},   {"train", test_train},           {"tokenizer", test_tokenizer},
+        {"ckpt", test_ckpt},     {"checkpoint", test_checkpoint}, {"data", test_data},
+        {"hnsw", test_hnsw},     {"vstore", test_vstore},         {"infer", test_infer},
+        {"server", test_server}, {"quant", test_quant},           {"gguf_parity", test_gguf_parity},
+        {"dist", test_dist}};
     int failed = 0, ran = 0;
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
         if (argc > 1 && strcmp(argv[1], suites[i].name) != 0) continue;

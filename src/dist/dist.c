@@ -152,7 +152,7 @@ int dist_delay_parse(const char *s, dist_delay *out, base_err *e) {
         if (*p != ':') break;
         p++;
     }
-    if (*p || n == 0 || n == 3 || (n == 4 && v[2] > 1))
+    if (*p || n == 0 || n == 3 || (n == 4 && v[2] > 1) || (p > s && p[-1] == ':'))
         return base_fail(e, BASE_EINVAL,
                          "simulated delay '%s': expected MEAN[:JITTER[:P:SPIKE]] in milliseconds, "
                          "non-negative, P a probability (e.g. 1:0.5 or 0:0:0.01:50)",
