@@ -84,17 +84,21 @@ static int add_override(void *ud, const cli_opt *o, const char *val) {
 /* The end-of-run summary of a data-parallel run: rank 0's communication per step and the
  * memory each rank holds. */
 static void print_dist_summary(const train_opts *o, const train_result *res) {
+    char gather[96] = "";
+    if (res->mem_gather)
+        snprintf(gather, sizeof gather, "; rank 0 also %.1f MB to gather AdamW for checkpoints",
+                 res->mem_gather / 1e6);
     printf("data parallel: %d ranks x %d threads, %s, %d buckets%s\n"
            "  comm per step  p50 %.1f ms  p99 %.1f ms  max %.1f ms\n"
            "  stall per step p50 %.1f ms  p99 %.1f ms  max %.1f ms (not hidden by the backward)\n"
            "  sent per step  %.2f MB (rank 0)\n"
            "  memory per rank: parameters + gradients %.1f MB, AdamW state %.1f MB%s, "
-           "reducer buffers %.1f MB\n",
+           "reducer buffers %.1f MB%s\n",
            res->ranks, o->threads, o->zero ? "ZeRO-1" : "plain (replicated AdamW state)",
            res->buckets, o->overlap ? ", reductions overlapped with the backward" : ", no overlap",
            res->comm_p[0], res->comm_p[1], res->comm_p[2], res->stall_p[0], res->stall_p[1],
            res->stall_p[2], res->bytes_per_step / 1e6, res->mem_model / 1e6, res->mem_optim / 1e6,
-           o->zero ? " (this rank's shard)" : "", res->mem_comm / 1e6);
+           o->zero ? " (this rank's shard)" : "", res->mem_comm / 1e6, gather);
 }
 
 int cli_train(int argc, char **argv) {

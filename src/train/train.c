@@ -644,6 +644,7 @@ int train_run(const train_opts *o, train_report_fn report, void *user, train_res
     out.mem_model = 2 * R.m->n_params * sizeof(float);
     out.mem_optim = 2 * R.opt.n * sizeof(float);
     out.mem_comm = dist_grads_comm_bytes(R.g);
+    out.mem_gather = 2 * R.full.n * sizeof(float);
 done:
     ckpt_writer_free(R.w); /* after an error: waits for the write in flight */
     int lrc = train_log_close(&R.log, rc ? NULL : e);

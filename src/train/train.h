@@ -100,6 +100,7 @@ typedef struct train_result {
     int ranks, buckets;
     double comm_p[3], stall_p[3], bytes_per_step;
     size_t mem_model, mem_optim, mem_comm;
+    size_t mem_gather; /* ZeRO-1, rank 0: the whole AdamW state, gathered for checkpoints */
 } train_result;
 
 /* Runs training. Validates everything (config, data, sizes) before creating out_dir, then
