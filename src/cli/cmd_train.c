@@ -247,7 +247,9 @@ int cli_train(int argc, char **argv) {
     }
     o.dist = d;
     int rank = dist_rank(d), ranks = dist_size(d);
-    reporter r = {rank == 0 && isatty(STDOUT_FILENO), o.steps / 20 > 0 ? o.steps / 20 : 1, rank};
+    /* under mpirun stdout is Open MPI's forwarding pty, whatever mpirun's own is: lines */
+    reporter r = {rank == 0 && isatty(STDOUT_FILENO) && !dist_in_mpi(d),
+                  o.steps / 20 > 0 ? o.steps / 20 : 1, rank};
     if (rank != 0) { /* one voice: rank 0 prints the run; the others only their own errors */
         if (!freopen("/dev/null", "w", stdout)) return 1;
     }

@@ -17,7 +17,7 @@ int dist_open(dist **out, double timeout_s, base_err *e) {
     if (!d) return base_fail(e, BASE_ENOMEM, "out of memory");
     d->size = 1;
     d->timeout_s = timeout_s;
-    d->comm = MPI_COMM_NULL;
+    d->comm = d->comm_rs = d->comm_ag = MPI_COMM_NULL;
     /* Only a process mpirun started joins MPI: a plain `hearth train` pays nothing for it
      * (Open MPI's singleton start forks a helper and takes ~0.4 s). */
     if (getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK")) {
@@ -29,6 +29,8 @@ int dist_open(dist **out, double timeout_s, base_err *e) {
         d->mpi = 1;
         MPI_Comm_dup(MPI_COMM_WORLD, &d->comm);
         MPI_Comm_set_errhandler(d->comm, MPI_ERRORS_RETURN);
+        MPI_Comm_dup(d->comm, &d->comm_rs); /* the error handler goes with the copy */
+        MPI_Comm_dup(d->comm, &d->comm_ag);
         MPI_Comm_rank(d->comm, &d->rank);
         MPI_Comm_size(d->comm, &d->size);
     }
@@ -39,6 +41,8 @@ int dist_open(dist **out, double timeout_s, base_err *e) {
 void dist_close(dist *d) {
     if (!d) return;
     if (d->mpi) {
+        MPI_Comm_free(&d->comm_rs);
+        MPI_Comm_free(&d->comm_ag);
         MPI_Comm_free(&d->comm);
         MPI_Finalize();
     }

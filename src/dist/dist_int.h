@@ -10,6 +10,9 @@
 struct dist {
     int rank, size, mpi; /* mpi: MPI_Init was called */
     MPI_Comm comm;       /* a duplicate of MPI_COMM_WORLD whose errors return (not abort) */
+    /* the reducer's (grads.c): its reduce-scatters and its all-gathers, each on its own
+     * communicator (made here, at start, so no later step has a blocking collective) */
+    MPI_Comm comm_rs, comm_ag;
     double timeout_s;
 };
 

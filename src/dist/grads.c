@@ -47,10 +47,9 @@ struct dist_grads {
     dist_grads_opts o;
     int N, rank, zero; /* zero: ZeRO-1 across more than one rank */
     /* Non-blocking collectives on one communicator must start in the same order on every
-     * rank: reduce-scatters go on comm_rs, started in bucket order by the hook; all-gathers on
-     * comm_ag, started in bucket order (next_ag) as their sums become ready — whichever
+     * rank: reduce-scatters go on d->comm_rs, started in bucket order by the hook; all-gathers
+     * on d->comm_ag, started in bucket order (next_ag) as their sums become ready — whichever
      * reduce-scatter a rank sees finish first. */
-    MPI_Comm comm_rs, comm_ag;
     int next_ag;
     chunk *ch;
     int nch;
@@ -237,15 +236,8 @@ int dist_grads_create(dist_grads **out, dist *d, nn_model *m, const dist_grads_o
     g->d = d, g->m = m, g->o = *o;
     g->N = d->size, g->rank = d->rank;
     g->zero = o->zero && g->N > 1;
-    g->comm_rs = g->comm_ag = MPI_COMM_NULL;
     if (!(g->o.bucket_mb >= 0)) g->o.bucket_mb = 0;
     int rc = layout(g, e);
-    if (!rc && d->mpi) {
-        int r1 = MPI_Comm_dup(d->comm, &g->comm_rs), r2 = MPI_Comm_dup(d->comm, &g->comm_ag);
-        if (r1 != MPI_SUCCESS || r2 != MPI_SUCCESS)
-            rc = dist_mpi_fail(d, r1 != MPI_SUCCESS ? r1 : r2, "making the reducer's communicators",
-                               e);
-    }
     if (rc) {
         dist_grads_free(g);
         return rc;
@@ -264,8 +256,6 @@ void dist_grads_free(dist_grads *g) {
     free(g->b), free(g->ch), free(g->partial);
     free(g->own_n), free(g->own_dsp), free(g->own_ids), free(g->own_vals);
     free(g->accfull);
-    if (g->comm_rs != MPI_COMM_NULL) MPI_Comm_free(&g->comm_rs);
-    if (g->comm_ag != MPI_COMM_NULL) MPI_Comm_free(&g->comm_ag);
     free(g);
 }
 
@@ -326,7 +316,7 @@ static int start_rs(dist_grads *g, bucket *b) {
     b->state = RS;
     g->st.bytes += (uint64_t)(b->S - b->P) * sizeof(float);
     int rc = MPI_Ialltoallv(b->send, b->cnt, b->dsp, MPI_FLOAT, b->recv, b->rcnt, b->rdsp,
-                            MPI_FLOAT, g->comm_rs, &b->req);
+                            MPI_FLOAT, g->d->comm_rs, &b->req);
     return rc == MPI_SUCCESS ? BASE_OK
                              : dist_mpi_fail(g->d, rc, "a gradient reduce-scatter", &g->herr);
 }
@@ -336,7 +326,7 @@ static int start_ag(dist_grads *g, bucket *b, const float *mine) {
     b->state = AG;
     g->st.bytes += (uint64_t)b->P * (uint64_t)(g->N - 1) * sizeof(float);
     int rc = MPI_Iallgatherv(mine, (int)b->P, MPI_FLOAT, b->send, b->cnt, b->dsp, MPI_FLOAT,
-                             g->comm_ag, &b->req);
+                             g->d->comm_ag, &b->req);
     return rc == MPI_SUCCESS ? BASE_OK : dist_mpi_fail(g->d, rc, "an all-gather", &g->herr);
 }
 
