@@ -202,6 +202,7 @@ typedef struct run {
     double bytes;         /* sent, summed over the steps */
     int n_hist;
     int ckpt_on; /* periodic checkpoints (rank 0 has the writer, every rank the gathers) */
+    int same_everywhere; /* the error is every rank's (a non-finite loss or norm): no abort */
 } run;
 
 static void note(const run *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -462,7 +463,8 @@ static int train_loop(run *R, long *step_done, int *stopped, base_err *e) {
         int due_by_clock = all[A + 1] != 0; /* rank 0's clock decides for all */
         float norm;
         if ((rc = dist_grads_norm(R->g, &norm, e))) goto out;
-        if (!isfinite(loss) || !isfinite(norm)) {
+        if (!isfinite(loss) || !isfinite(norm)) { /* the same on every rank */
+            R->same_everywhere = 1;
             rc = base_fail(e, BASE_ENUM,
                            "step %d: the %s is not finite (%g); stopping. Try a lower --lr.",
                            step + 1, isfinite(loss) ? "gradient norm" : "loss",
@@ -664,9 +666,9 @@ done:
     if (rc) {
         free(out.sample);
         out.sample = NULL;
-        out.fatal = fatal && R.N > 1;
+        out.fatal = fatal && R.N > 1 && !R.same_everywhere;
     }
-    if (!rc || !out.fatal) dist_close(R.own_d);
+    if (!out.fatal) dist_close(R.own_d);
     if (res)
         *res = out;
     else
