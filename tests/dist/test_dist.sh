@@ -2,7 +2,7 @@
 # tests/dist/test_dist.sh: data-parallel `hearth train` under mpirun (Open MPI) on one machine:
 #  - N ranks with --accum A equal one process with --accum N*A, bit for bit (weights, AdamW
 #    state, losses), with several buckets, overlap on and off; the same N twice: identical;
-#  - ZeRO-1 equals plain data parallel, bit for bit;
+#  - ZeRO-1 equals plain data parallel, bit for bit (and one process, Llama family too);
 #  - a checkpoint made with 2 ranks resumes in 1 process, and one made by 1 process on 4
 #    ranks under ZeRO-1 (the data position is global): the final state equals an
 #    uninterrupted run's;
@@ -74,6 +74,16 @@ if dp zero2 2 --accum 2 --zero 1; then
     bad "ZeRO-1 summary missing: $(tail -6 "$T/zero2.log")"
 fi
 dp zero4 4 --accum 1 --zero 1 && { same_state "$T/ref" "$T/zero4" 8 && ok || bad "4 ranks ZeRO-1 differ from one process"; }
+
+# the Llama family (untied head, no biases, RoPE): 2 ZeRO-1 ranks equal one process
+LL=(--data "$T/corpus.txt" --steps 4 --batch 2 --seq 32 --threads 1 --sample 0 --preset llama-tiny
+  --n-layer 2 --bucket-mb 0 --eval-batches 2)
+"$H" train "${LL[@]}" --out "$T/lref" --accum 2 > "$T/lref.log" 2>&1 || bad "llama reference: $(tail -3 "$T/lref.log")"
+if "${MPI[@]}" -np 2 "$H" train "${LL[@]}" --out "$T/ldp" --zero 1 > "$T/ldp.log" 2>&1; then
+  same_state "$T/lref" "$T/ldp" 4 && ok || bad "llama: 2 ZeRO-1 ranks differ from one process x accum 2"
+else
+  bad "llama 2 ranks: $(tail -3 "$T/ldp.log")"
+fi
 
 # item 4: resume with another N. A checkpoint of 2 ranks (step 4) finished by one process with
 # --accum 2 (the same global batch); one of one process finished by 4 ranks under ZeRO-1.
