@@ -201,7 +201,7 @@ typedef struct run {
     double *comm, *stall; /* per step, from the run's first step here */
     double bytes;         /* sent, summed over the steps */
     int n_hist;
-    int ckpt_on; /* periodic checkpoints (rank 0 has the writer, every rank the gathers) */
+    int ckpt_on;         /* periodic checkpoints (rank 0 has the writer, every rank the gathers) */
     int same_everywhere; /* the error is every rank's (a non-finite loss or norm): no abort */
 } run;
 
