@@ -10,6 +10,11 @@ LDLIBS  += -lopenblas -lpcre2-8 -ljansson -lsqlite3 -lmicrohttpd -lz -lm -lpthre
 RAG_PKGS := md4c libxml-2.0 poppler-glib libzip
 LDLIBS  += $(shell pkg-config --libs $(RAG_PKGS) 2>/dev/null)
 LDLIBS  += -licuuc
+# Open MPI (Debian's libopenmpi-dev) for data-parallel training (src/dist)
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null)
+CFLAGS  += $(MPI_CFLAGS)
+LDLIBS  += $(MPI_LIBS)
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -20,7 +25,7 @@ endif
 LIB_SRC  := $(wildcard src/base/*.c src/tensor/*.c src/nn/*.c src/optim/*.c src/data/*.c \
                        src/gguf/*.c src/ckpt/*.c src/train/*.c src/tokenizer/*.c src/infer/*.c \
                        src/vstore/*.c src/rag/*.c src/server/*.c src/quant/*.c \
-                       src/embed/*.c)
+                       src/embed/*.c src/dist/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(filter-out tests/fuzz/%,$(wildcard tests/*.c tests/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -84,6 +89,8 @@ test: $(BUILD)/test_hearth $(BUILD)/hearth $(BENCH_BIN) fuzz-replay ## build and
 	./tests/server/test_serve.sh ./$(BUILD)/hearth
 	./tests/server/test_embed.sh ./$(BUILD)/hearth
 	./tests/cli/test_finetune.sh ./$(BUILD)/hearth
+	./tests/dist/test_dist.sh ./$(BUILD)/hearth
+	./tests/dist/test_netns.sh ./$(BUILD)/hearth
 
 san: ## the tests under AddressSanitizer + UndefinedBehaviorSanitizer
 	$(MAKE) SAN=1 test
@@ -99,7 +106,7 @@ FUZZ_BUILD   := build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS  := -std=gnu11 -g -O1 -march=native -fopenmp -fno-math-errno -fno-omit-frame-pointer \
                 -fsanitize=address,undefined -fno-sanitize-recover=undefined -Wno-pass-failed \
-                -Isrc -Itests/fuzz
+                -Isrc -Itests/fuzz $(MPI_CFLAGS)
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_COMMON  := tests/fuzz/fuzz_util.c
 

@@ -37,6 +37,7 @@ const char *test_dir(void);
 char *test_read_corpus(size_t *len);
 
 int test_base(void);
+int test_dist(void);
 int test_tensor(void);
 int test_nn(void);
 int test_optim(void);

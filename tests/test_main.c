@@ -30,7 +30,8 @@ int main(int argc, char **argv) {
                   {"embeddings", test_server_embeddings},
                   {"vstore_embed", test_vstore_embedding},
                   {"lora", test_lora},
-                  {"finetune", test_finetune}};
+                  {"finetune", test_finetune},
+                  {"dist", test_dist}};
     int failed = 0, ran = 0;
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
         if (argc > 1 && strcmp(argv[1], suites[i].name) != 0) continue;

@@ -23,6 +23,8 @@ pkgs=(
   libzip-dev               # libzip: DOCX files are zips
   groff-base ghostscript   # tests/cli/test_rag.sh makes its PDF with groff + ps2pdf
   python3-nltk             # tools/bm25_ref.py: NLTK's Porter stemmer (the reference BM25)
+  openmpi-bin libopenmpi-dev # Open MPI: data-parallel hearth train under mpirun (src/dist)
+  iproute2                 # ip netns / tc: tests/dist/test_netns.sh, bench/dist_tail.sh
 )
 for arg in "$@"; do
   case "$arg" in

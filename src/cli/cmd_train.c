@@ -29,12 +29,13 @@ static void fmt_eta(double s, char *buf, size_t n) {
 }
 
 typedef struct reporter {
-    int tty, every;
+    int tty, every, rank;
 } reporter;
 
 /* Checkpoint notes (one skipped as damaged, resuming from step N) go to stderr. */
 static void note(const char *msg, void *user) {
     reporter *r = user;
+    if (r->rank != 0) return; /* the run's notes are rank 0's */
     fprintf(stderr, "%shearth train: %s\n", r->tty ? "\r\033[K" : "", msg);
 }
 
@@ -49,9 +50,15 @@ static void report(const train_progress *p, void *user) {
         return;
     }
     if (!r->tty && p->step % r->every != 0 && p->step != 1 && p->step != p->steps) return;
-    printf("%sstep %d/%d | loss %.4f | lr %.2e | %.0f tok/s | %.1f%% of sgemm peak | ETA %s%s",
+    char comm[160] = "";
+    if (p->ranks > 1)
+        snprintf(comm, sizeof comm,
+                 " | comm p50/p99/max %.1f/%.1f/%.1f ms, stall %.1f/%.1f/%.1f ms, %.1f MB sent",
+                 p->comm_p[0], p->comm_p[1], p->comm_p[2], p->stall_p[0], p->stall_p[1],
+                 p->stall_p[2], (double)p->comm_bytes / 1e6);
+    printf("%sstep %d/%d | loss %.4f | lr %.2e | %.0f tok/s | %.1f%% of sgemm peak%s | ETA %s%s",
            r->tty ? "\r\033[K" : "", p->step, p->steps, (double)p->loss, (double)p->lr,
-           p->tok_per_s, 100.0 * p->peak_frac, eta, r->tty ? "" : "\n");
+           p->tok_per_s, 100.0 * p->peak_frac, comm, eta, r->tty ? "" : "\n");
     fflush(stdout);
 }
 
@@ -74,9 +81,30 @@ static int add_override(void *ud, const cli_opt *o, const char *val) {
     return 0;
 }
 
+/* The end-of-run summary of a data-parallel run: rank 0's communication per step and the
+ * memory each rank holds. */
+static void print_dist_summary(const train_opts *o, const train_result *res) {
+    char gather[96] = "";
+    if (res->mem_gather)
+        snprintf(gather, sizeof gather, "; rank 0 also %.1f MB to gather AdamW for checkpoints",
+                 res->mem_gather / 1e6);
+    printf("data parallel: %d ranks x %d threads, %s, %d buckets%s\n"
+           "  comm per step  p50 %.1f ms  p99 %.1f ms  max %.1f ms\n"
+           "  stall per step p50 %.1f ms  p99 %.1f ms  max %.1f ms (not hidden by the backward)\n"
+           "  sent per step  %.2f MB (rank 0)\n"
+           "  memory per rank: parameters + gradients %.1f MB, AdamW state %.1f MB%s, "
+           "reducer buffers %.1f MB%s\n",
+           res->ranks, o->threads, o->zero ? "ZeRO-1" : "plain (replicated AdamW state)",
+           res->buckets, o->overlap ? ", reductions overlapped with the backward" : ", no overlap",
+           res->comm_p[0], res->comm_p[1], res->comm_p[2], res->stall_p[0], res->stall_p[1],
+           res->stall_p[2], res->bytes_per_step / 1e6, res->mem_model / 1e6, res->mem_optim / 1e6,
+           o->zero ? " (this rank's shard)" : "", res->mem_comm / 1e6, gather);
+}
+
 int cli_train(int argc, char **argv) {
     train_opts o = {0};
-    const char *preset = "tiny";
+    const char *preset = "tiny", *delay = NULL;
+    double timeout_s = 300;
     overrides ov = {0};
     base_err e = {0};
     train_opts_default(&o);
@@ -136,6 +164,22 @@ int cli_train(int argc, char **argv) {
                     "resume from a checkpoint directory, or from the newest good\n"
                     "checkpoint of a run directory; without it, a --out DIR\n"
                     "holding checkpoints resumes from its newest good one"),
+        CLI_OPT_INT("zero", 0, &o.zero, 0, 1, "0|1",
+                    "under mpirun: 1 = ZeRO-1, AdamW state sharded across ranks\n"
+                    "(default 0: replicated)"),
+        CLI_OPT_INT("overlap", 0, &o.overlap, 0, 1, "0|1",
+                    "under mpirun: start each bucket's reduction as its backward\n"
+                    "ends (default 1); 0 = all after the backward"),
+        CLI_OPT_FLOAT("bucket-mb", 0, &o.bucket_mb, 0, 65536, "MB",
+                      "under mpirun: least gradient bucket size (default 4)"),
+        CLI_OPT_FLOAT("comm-timeout", 0, &timeout_s, 1, 1e6, "S",
+                      "under mpirun: a collective not done after S seconds (a rank\n"
+                      "died or hangs) stops every rank (default 300)"),
+        CLI_OPT_STR("sim-delay", 0, &delay, "MS[:J[:P:SPIKE]]",
+                    "TEST OPTION, simulated: hold each gradient collective's\n"
+                    "completion for MS +- J ms (uniform), plus SPIKE ms with\n"
+                    "probability P; the same draw on every rank (the tail-latency\n"
+                    "experiment, bench/dist_tail.sh). Not the network's own delay"),
     };
     /* the table: the options above, then one per model field (nn_config_fields, the one list
      * of them), hidden from the generated list and summed up in the notes */
@@ -157,6 +201,10 @@ int cli_train(int argc, char **argv) {
         .opts = opts,
         .notes = "SIGINT/SIGTERM: finish the step, write a final checkpoint, exit 130/143; rerun\n"
                  "the same command to resume (a second signal kills).\n"
+                 "data parallel: mpirun -np N --bind-to core --map-by slot:PE=T hearth train\n"
+                 "  --threads T ...: each rank runs --accum micro-batches of --batch a step, the\n"
+                 "  same as one process with --accum N x accum (bit for bit); rank 0 writes the\n"
+                 "  run directory. A checkpoint resumes on any N with the same N x accum.\n"
                  "model fields (override the preset): --family gpt2|llama --vocab-size (default:\n"
                  "  the data's) --max-seq\n"
                  "  --n-layer --n-head --n-kv-head --d-model --d-ff --tied 0|1 --bias 0|1\n"
@@ -188,10 +236,30 @@ int cli_train(int argc, char **argv) {
     if (o.cfg.family == NN_GPT2 && !kv_set) o.cfg.n_kv_head = o.cfg.n_head; /* GPT-2: no GQA */
     if (o.seq > o.cfg.max_seq && o.seq == 128) o.seq = o.cfg.max_seq; /* the default, shortened */
 
-    reporter r = {isatty(STDOUT_FILENO), o.steps / 20 > 0 ? o.steps / 20 : 1};
+    if (delay && dist_delay_parse(delay, &o.delay, &e)) {
+        fprintf(stderr, "hearth train: --sim-delay: %s\n", e.msg);
+        return 2;
+    }
+    dist *d = NULL;
+    if (dist_open(&d, timeout_s, &e)) {
+        fprintf(stderr, "hearth train: %s\n", e.msg);
+        return 1;
+    }
+    o.dist = d;
+    int rank = dist_rank(d), ranks = dist_size(d);
+    /* under mpirun stdout is Open MPI's forwarding pty, whatever mpirun's own is: lines */
+    reporter r = {rank == 0 && isatty(STDOUT_FILENO) && !dist_in_mpi(d),
+                  o.steps / 20 > 0 ? o.steps / 20 : 1, rank};
+    if (rank != 0) { /* one voice: rank 0 prints the run; the others only their own errors */
+        if (!freopen("/dev/null", "w", stdout)) return 1;
+    }
     printf("hearth train: %s (%s family), %zu parameters, batch %dx%d, %d steps, %d threads\n",
            preset, o.cfg.family == NN_GPT2 ? "GPT-2" : "Llama", nn_config_params(&o.cfg), o.batch,
            o.seq, o.steps, o.threads);
+    if (ranks > 1)
+        printf(
+            "data parallel over %d ranks (Open MPI): a step is %d x %d micro-batches of %dx%d%s\n",
+            ranks, ranks, o.accum, o.batch, o.seq, o.zero ? ", ZeRO-1" : "");
     fflush(stdout);
     o.note = note;
     /* SIGINT/SIGTERM ask for a clean stop; SA_RESETHAND: a second one kills at once */
@@ -207,9 +275,15 @@ int cli_train(int argc, char **argv) {
     char *sample = res.sample;
     if (r.tty && !res.complete) printf("\n");
     if (rc) {
-        fprintf(stderr, "hearth train: %s\n", e.msg);
+        /* an error all ranks agreed on is printed once; one rank's own, by that rank, which
+         * then ends the job so no rank waits for it */
+        if (rank == 0 || res.fatal) fprintf(stderr, "hearth train: %s\n", e.msg);
+        if (res.fatal) dist_abort(d, 1);
+        dist_close(d);
         return 1;
     }
+    if (ranks > 1 && !res.complete && rank == 0) print_dist_summary(&o, &res);
+    dist_close(d);
     if (res.complete) {
         printf("the run in %s is already complete (step %ld of %d, checkpoint step_%08ld); "
                "nothing was written. `hearth generate --model %s` uses it; a new run needs "

@@ -134,7 +134,9 @@ int data_loader_open_files(data_loader **out, const char *const *paths, size_t n
 void data_loader_free(data_loader *l); /* NULL is fine */
 
 /* Fills tokens (B,T) and targets (B,T) with the next B windows, moving across shards and
- * epochs. BASE_EFORMAT if a shard holds an id outside its vocabulary. */
+ * epochs. BASE_EFORMAT if a shard holds an id outside its vocabulary. tokens NULL: the B
+ * windows are skipped, the position moves as if they were read (data-parallel training: each
+ * rank reads its micro-batches of one global order and skips the other ranks'). */
 int data_loader_next(data_loader *l, int *tokens, int *targets, base_err *e);
 /* The position of the next window; seek returns to one (BASE_EINVAL if out of range), so that
  * the windows read after it are exactly those read after the tell. */

@@ -415,7 +415,7 @@ int data_loader_next(data_loader *l, int *tokens, int *targets, base_err *e) {
         const lshard *s = &l->s[l->shard_order[l->pos.shard]];
         uint64_t start = (uint64_t)l->win_order[l->pos.window] * (uint64_t)T;
         int *tok = tokens + (size_t)b * T, *tgt = targets + (size_t)b * T;
-        for (int t = 0; t <= T; t++) {
+        for (int t = 0; tokens && t <= T; t++) { /* no tokens: skipped (another rank's) */
             uint32_t id = id_at(s, start + (uint64_t)t);
             if (id >= l->vocab_size)
                 return base_fail(e, BASE_EFORMAT,

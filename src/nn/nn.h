@@ -122,6 +122,12 @@ typedef struct nn_model {
     int last_B, last_T, n_valid;
     float loss;           /* mean loss of the last forward with targets */
     struct nn_lora *lora; /* low-rank adapters on the linear layers (lora.h); NULL: none */
+    /* optional: called by nn_backward as parameter gradients become final (data-parallel
+     * training starts their reduction while the rest of the backward runs): stage n_layer
+     * after the head and final norm (lnfw, lnfb, lm_head), stage l after layer l (l from
+     * n_layer - 1 down to 0), stage -1 after the embeddings (wte, wpe). */
+    void (*bwd_hook)(void *user, int stage);
+    void *bwd_hook_user;
 } nn_model;
 
 /* Allocates a model for batches of up to B sequences of up to T tokens. Parameters are zero

@@ -365,6 +365,7 @@ void nn_backward(nn_model *m, float scale) {
     k->matmul_bwd(d->lnf, dhead, NULL, d->logits, a->lnf, head, N, C, V);
     norm_bwd(m, LAYER(d->res3, c->n_layer - 1, sNC), g->lnfw, g->lnfb, d->lnf,
              LAYER(a->res3, c->n_layer - 1, sNC), p->lnfw, a->lnf_mean, a->lnf_rstd, N);
+    if (m->bwd_hook) m->bwd_hook(m->bwd_hook_user, c->n_layer);
     for (int l = c->n_layer - 1; l >= 0; l--) {
         nn_layer w = nn_params_layer(p, c, l), dw = nn_params_layer(g, c, l);
         const float *resid = l ? LAYER(a->res3, l - 1, sNC) : a->encoded;
@@ -401,8 +402,10 @@ void nn_backward(nn_model *m, float scale) {
         if (m->lora) nn_lora_bwd(m, l, NN_LORA_SITE_QKV, dln1, dqkv, Q, LAYER(a->ln1, l, sNC), N);
         norm_bwd(m, dresid, dw.ln1w, dw.ln1b, dln1, resid, w.ln1w, LAYER(a->ln1_mean, l, sN),
                  LAYER(a->ln1_rstd, l, sN), N);
+        if (m->bwd_hook) m->bwd_hook(m->bwd_hook_user, l);
     }
     k->embed_bwd(g->wte, g->wpe, d->encoded, m->tokens, B, T, C);
+    if (m->bwd_hook) m->bwd_hook(m->bwd_hook_user, -1);
 }
 
 const float *nn_logits_at(const nn_model *m, int b, int t) {

@@ -28,28 +28,38 @@ void optim_adamw_free(optim_adamw *o) {
     o->m = o->v = NULL;
 }
 
-void optim_adamw_step(optim_adamw *o, float *params, const float *grads, const nn_tensor *tensors,
-                      int n_tensors, float lr) {
+void optim_adamw_begin(optim_adamw *o) {
     o->t++;
+}
+
+/* noinline: one copy of the loop, so every caller (whole model or a shard) runs the same
+ * instructions on each element. */
+__attribute__((noinline)) void optim_adamw_span(const optim_adamw *o, float *p, const float *g,
+                                                float *m, float *v, size_t n, int decay, float lr) {
     /* PyTorch's order: decay the weight, update the moments, then
      * p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps). */
     float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
     float bc1 = 1.0f - powf(b1, (float)o->t), bc2 = 1.0f - powf(b2, (float)o->t);
     float step = lr / bc1, rbc2 = 1.0f / sqrtf(bc2);
-    for (int i = 0; i < n_tensors; i++) {
-        size_t off = tensors[i].offset, n = tensors[i].numel;
-        float *p = params + off, *m = o->m + off, *v = o->v + off;
-        const float *g = grads + off;
-        float keep = tensors[i].decay ? 1.0f - lr * o->weight_decay : 1.0f;
+    float keep = decay ? 1.0f - lr * o->weight_decay : 1.0f;
 #pragma omp parallel for simd schedule(static)
-        for (size_t j = 0; j < n; j++) {
-            float gj = g[j];
-            float mj = b1 * m[j] + (1.0f - b1) * gj;
-            float vj = b2 * v[j] + (1.0f - b2) * gj * gj;
-            m[j] = mj;
-            v[j] = vj;
-            p[j] = p[j] * keep - step * mj / (sqrtf(vj) * rbc2 + eps);
-        }
+    for (size_t j = 0; j < n; j++) {
+        float gj = g[j];
+        float mj = b1 * m[j] + (1.0f - b1) * gj;
+        float vj = b2 * v[j] + (1.0f - b2) * gj * gj;
+        m[j] = mj;
+        v[j] = vj;
+        p[j] = p[j] * keep - step * mj / (sqrtf(vj) * rbc2 + eps);
+    }
+}
+
+void optim_adamw_step(optim_adamw *o, float *params, const float *grads, const nn_tensor *tensors,
+                      int n_tensors, float lr) {
+    optim_adamw_begin(o);
+    for (int i = 0; i < n_tensors; i++) {
+        size_t off = tensors[i].offset;
+        optim_adamw_span(o, params + off, grads + off, o->m + off, o->v + off, tensors[i].numel,
+                         tensors[i].decay, lr);
     }
 }
 

@@ -22,6 +22,15 @@ void optim_adamw_free(optim_adamw *o);
 void optim_adamw_step(optim_adamw *o, float *params, const float *grads, const nn_tensor *tensors,
                       int n_tensors, float lr);
 
+/* The two halves of optim_adamw_step, for a caller that updates spans itself (ZeRO-1: each rank
+ * its shard, src/dist): begin advances the step count (bias correction) once per step; span
+ * updates n parameters p with gradients g and their moments m, v (decay: weight decay applies).
+ * optim_adamw_step is begin, then span over each tensor: the same arithmetic, element for
+ * element, so a sharded update gives the same bits. */
+void optim_adamw_begin(optim_adamw *o);
+void optim_adamw_span(const optim_adamw *o, float *p, const float *g, float *m, float *v, size_t n,
+                      int decay, float lr);
+
 /* Scales grads so their global L2 norm is at most max_norm (if max_norm > 0); returns the
  * norm before clipping (non-finite if a gradient is). Summed in a fixed order. */
 float optim_clip_grad_norm(float *grads, size_t n, float max_norm);

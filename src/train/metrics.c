@@ -76,10 +76,17 @@ static void put(train_log *g, json_t *j) {
 /* Timings and rates are written as float32 values too, so every real in the log reads back as
  * the float it prints. */
 void train_log_step(train_log *g, const train_progress *p) {
-    put(g, json_pack("{s:i,s:f,s:f,s:f,s:f,s:f,s:f}", "step", p->step, "loss", (double)p->loss,
-                     "lr", (double)p->lr, "grad_norm", (double)p->grad_norm, "ms",
-                     (double)(float)p->ms, "tokens_per_s", (double)(float)p->tok_per_s, "peak_frac",
-                     (double)(float)p->peak_frac));
+    json_t *j = json_pack("{s:i,s:f,s:f,s:f,s:f,s:f,s:f}", "step", p->step, "loss", (double)p->loss,
+                          "lr", (double)p->lr, "grad_norm", (double)p->grad_norm, "ms",
+                          (double)(float)p->ms, "tokens_per_s", (double)(float)p->tok_per_s,
+                          "peak_frac", (double)(float)p->peak_frac);
+    if (j && p->ranks > 1) /* data parallel: rank 0's communication this step */
+        if (json_object_set_new(j, "ranks", json_integer(p->ranks)) ||
+            json_object_set_new(j, "comm_ms", json_real((double)(float)p->comm_ms)) ||
+            json_object_set_new(j, "stall_ms", json_real((double)(float)p->stall_ms)) ||
+            json_object_set_new(j, "comm_bytes", json_integer((json_int_t)p->comm_bytes)))
+            g->failed = 1;
+    put(g, j);
     add_point(g, 0, p->step, p->loss);
 }
 

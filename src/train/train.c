@@ -36,6 +36,8 @@ void train_opts_default(train_opts *o) {
     o->seed = 1337;
     o->threads = 2;
     o->sample_tokens = 200;
+    o->overlap = 1;
+    o->bucket_mb = 4;
 }
 
 static int check_opts(const train_opts *o, base_err *e) {
@@ -62,6 +64,10 @@ static int check_opts(const train_opts *o, base_err *e) {
         return base_fail(e, BASE_EINVAL, "weight decay and clipping must be non-negative");
     if (o->threads < 1 || o->threads > 1024)
         return base_fail(e, BASE_EINVAL, "threads must be in [1, 1024]");
+    if (o->zero < 0 || o->zero > 1)
+        return base_fail(e, BASE_EINVAL, "zero must be 0 or 1 (ZeRO-1), got %d", o->zero);
+    if (!(o->bucket_mb >= 0) || o->bucket_mb > 65536)
+        return base_fail(e, BASE_EINVAL, "the bucket size must be in [0, 65536] MiB");
     if (o->seq > o->cfg.max_seq)
         return base_fail(e, BASE_EINVAL,
                          "sequence length %d is longer than the model's maximum (max_seq %d)",
@@ -73,20 +79,30 @@ static int check_opts(const train_opts *o, base_err *e) {
 #define EVAL_SEED 0
 
 /* Mean loss over eval_batches held-out batches. The val loader goes back to its start each
- * time, so successive evals score the same windows. */
-static int evaluate(nn_model *m, data_loader *val, const train_opts *o, int *tok, int *tgt,
+ * time, so successive evals score the same windows. Batch i is rank i % N's (the others skip
+ * it); the losses are gathered and added in batch order, as one process adds them. */
+static int evaluate(nn_model *m, data_loader *val, const train_opts *o, dist *d, int *tok, int *tgt,
                     float *out, base_err *e) {
+    int N = dist_size(d), r = dist_rank(d), E = o->eval_batches, per = (E + N - 1) / N;
+    float *mine = calloc((size_t)per, sizeof(float)), *all = calloc((size_t)per * N, sizeof(float));
     data_pos start = {0, 0, 0};
-    int rc = data_loader_seek(val, &start, e);
-    double sum = 0;
-    for (int i = 0; i < o->eval_batches && !rc; i++) {
-        float l;
+    int rc =
+        mine && all ? data_loader_seek(val, &start, e) : base_fail(e, BASE_ENOMEM, "out of memory");
+    for (int i = 0; i < E && !rc; i++) {
+        if (i % N != r) {
+            rc = data_loader_next(val, NULL, NULL, e);
+            continue;
+        }
         if ((rc = data_loader_next(val, tok, tgt, e)) ||
-            (rc = nn_forward(m, tok, tgt, o->batch, o->seq, &l, e)))
+            (rc = nn_forward(m, tok, tgt, o->batch, o->seq, &mine[i / N], e)))
             break;
-        sum += l;
     }
-    *out = (float)(sum / o->eval_batches);
+    if (!rc) rc = dist_allgather(d, mine, all, (size_t)per * sizeof(float), "the eval losses", e);
+    double sum = 0;
+    for (int i = 0; i < E && !rc; i++) sum += all[(i % N) * per + i / N];
+    *out = (float)(sum / E);
+    free(mine);
+    free(all);
     return rc;
 }
 
@@ -177,6 +193,16 @@ typedef struct run {
     train_log log;
     ckpt_writer *w; /* the background writer (NULL: no periodic checkpoints) */
     int lock;       /* the run directory's lock, -1 until taken */
+    /* data parallel */
+    dist *d, *own_d;   /* the world (own_d: opened here when o->dist is NULL) */
+    int N, rank, zero; /* zero: ZeRO-1 over more than one rank */
+    dist_grads *g;
+    optim_adamw full; /* ZeRO-1 on rank 0: the whole AdamW state, for checkpoints (m NULL: none) */
+    double *comm, *stall; /* per step, from the run's first step here */
+    double bytes;         /* sent, summed over the steps */
+    int n_hist;
+    int ckpt_on;         /* periodic checkpoints (rank 0 has the writer, every rank the gathers) */
+    int same_everywhere; /* the error is every rank's (a non-finite loss or norm): no abort */
 } run;
 
 static void note(const run *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -239,14 +265,24 @@ static int build(run *R, base_err *e) {
     R->tok = malloc(N * sizeof(int)), R->tgt = malloc(N * sizeof(int));
     if (!R->tok || !R->tgt) return base_fail(e, BASE_ENOMEM, "out of memory");
     int rc;
-    if ((rc = nn_model_create(&R->m, &R->cfg, o->batch, o->seq, e)) ||
-        (rc = optim_adamw_create(&R->opt, R->m->n_params, e)))
+    if ((rc = nn_model_create(&R->m, &R->cfg, o->batch, o->seq, e))) return rc;
+    dist_grads_opts go = {.zero = o->zero,
+                          .overlap = o->overlap,
+                          .bucket_mb = o->bucket_mb,
+                          .delay = o->delay,
+                          .seed = o->seed};
+    if ((rc = dist_grads_create(&R->g, R->d, R->m, &go, e)) ||
+        (rc = optim_adamw_create(&R->opt, dist_grads_shard_size(R->g), e)))
         return rc;
     R->opt.weight_decay = o->weight_decay;
+    if (R->zero && R->rank == 0) { /* rank 0 assembles the whole state for checkpoints */
+        if ((rc = optim_adamw_create(&R->full, R->m->n_params, e))) return rc;
+        R->full.weight_decay = o->weight_decay;
+    }
     nn_model_init(R->m, o->seed);
     R->ck = (ckpt_trainer){.steps = o->steps,
                            .warmup = o->warmup >= 0 ? o->warmup : o->steps / 20,
-                           .accum = o->accum,
+                           .accum = o->accum * R->N, /* the global accumulation */
                            .batch = o->batch,
                            .seq = o->seq,
                            .lr = o->lr,
@@ -287,7 +323,7 @@ static int load(run *R, const char *dir, base_err *e) {
         R->ck.steps = (int)steps;
         if (R->o->warmup < 0) R->ck.warmup = (int)warmup;
     }
-    int rc = ckpt_load(dir, R->m, &R->opt, &R->ck, e);
+    int rc = ckpt_load(dir, R->m, R->zero ? &R->full : &R->opt, &R->ck, e);
     if (!rc && extend) {
         R->ck.steps = R->o->steps;
         note(R,
@@ -364,59 +400,147 @@ static void log_write(run *R, const ckpt_write_result *r) {
              r->step, r->err.msg);
 }
 
-/* Trains from the checkpoint's step (R->ck.step) until the last step, or until *o->stop
- * (*stopped). *step gets the steps done. */
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* p50, p99 and max of n values (nearest rank). */
+static void percentiles(const double *v, int n, double out[3]) {
+    out[0] = out[1] = out[2] = 0;
+    if (n <= 0) return;
+    double *s = malloc((size_t)n * sizeof(double));
+    if (!s) return;
+    memcpy(s, v, (size_t)n * sizeof(double));
+    qsort(s, (size_t)n, sizeof(double), cmp_double);
+    out[0] = s[(n - 1) / 2];
+    out[1] = s[(int)ceil(0.99 * n) - 1];
+    out[2] = s[n - 1];
+    free(s);
+}
+
+/* A checkpoint of the state after step (background, rank 0's writer); under ZeRO-1 every
+ * rank first sends its shard of the AdamW state to rank 0. */
+static int submit_checkpoint(run *R, long step, base_err *e) {
+    ckpt_write_result wr;
+    int rc = BASE_OK;
+    if (R->zero) {
+        if (R->w) ckpt_writer_snapshot_wait(R->w); /* the last snapshot is done with full */
+        if ((rc = dist_grads_gather_state(R->g, &R->opt, R->rank == 0 ? &R->full : NULL, e)))
+            return rc;
+    }
+    if (R->rank != 0) return BASE_OK;
+    R->ck.step = step;
+    data_loader_tell(R->train, &R->ck.pos);
+    rc = ckpt_writer_submit(R->w, R->m, R->zero ? &R->full : &R->opt, &R->ck, &wr, e);
+    log_write(R, &wr);
+    return rc;
+}
+
+/* Trains from the checkpoint's step (R->ck.step) until the last step, or until *o->stop on
+ * any rank (*stopped). *step gets the steps done. Rank r runs micro-batches a * N + r of each
+ * step's N x accum; the reducer sums them in that order (src/dist). */
 static int train_loop(run *R, long *step_done, int *stopped, base_err *e) {
     const train_opts *o = R->o;
     const ckpt_trainer *ck = &R->ck;
-    int start = (int)ck->step, rc = BASE_OK;
-    size_t N = (size_t)o->batch * o->seq;
-    train_progress p = {.steps = o->steps, .n_params = R->m->n_params};
+    int start = (int)ck->step, rc = BASE_OK, N = R->N, A = o->accum;
+    size_t Ntok = (size_t)o->batch * o->seq;
+    train_progress p = {.steps = o->steps, .n_params = R->m->n_params, .ranks = N};
     p.peak_gflops = tensor_sgemm_peak_gflops(1024, 3);
-    double flops_step = 3.0 * nn_flops_per_token(&R->cfg, o->seq) * (double)N * o->accum;
+    double flops_step = 3.0 * nn_flops_per_token(&R->cfg, o->seq) * (double)Ntok * A * N;
     double t_start = base_now(), t_ckpt = t_start;
+    /* per rank: A losses, the stop flag, rank 0's "a checkpoint is due by the clock" */
+    int W = A + 2;
+    float *mine = malloc((size_t)W * sizeof(float)), *all = malloc((size_t)W * N * sizeof(float));
+    R->comm = calloc((size_t)(o->steps - start) + 1, sizeof(double));
+    R->stall = calloc((size_t)(o->steps - start) + 1, sizeof(double));
+    if (!mine || !all || !R->comm || !R->stall) {
+        free(mine), free(all);
+        return base_fail(e, BASE_ENOMEM, "out of memory");
+    }
     *stopped = 0;
     *step_done = start;
     for (int step = start; step < o->steps; step++) {
         double t0 = base_now();
         float lr = optim_lr_at(step, ck->warmup, o->steps, o->lr, ck->min_lr), loss = 0;
-        nn_zero_grad(R->m);
-        for (int a = 0; a < o->accum; a++) {
-            float l;
-            if ((rc = data_loader_next(R->train, R->tok, R->tgt, e)) ||
-                (rc = nn_forward(R->m, R->tok, R->tgt, o->batch, o->seq, &l, e)))
-                return rc;
-            nn_backward(R->m, 1.0f / (float)o->accum);
-            loss += l / (float)o->accum;
+        for (int a = 0; a < A; a++) {
+            for (int j = 0; j < N && !rc; j++) /* one global order: this rank's, others skipped */
+                rc = data_loader_next(R->train, j == R->rank ? R->tok : NULL, R->tgt, e);
+            if (rc || (rc = nn_forward(R->m, R->tok, R->tgt, o->batch, o->seq, &mine[a], e)))
+                goto out;
+            nn_zero_grad(R->m);
+            dist_grads_micro_begin(R->g, step, a, A);
+            nn_backward(R->m, 1.0f / (float)(A * N));
+            if ((rc = dist_grads_micro_end(R->g, e))) goto out;
         }
-        float norm = optim_clip_grad_norm(R->m->grads, R->m->n_params, o->clip);
-        if (!isfinite(loss) || !isfinite(norm))
-            return base_fail(e, BASE_ENUM,
-                             "step %d: the %s is not finite (%g); stopping. Try a lower --lr.",
-                             step + 1, isfinite(loss) ? "gradient norm" : "loss",
-                             (double)(isfinite(loss) ? norm : loss));
+        mine[A] = o->stop && *o->stop ? 1.0f : 0.0f;
+        mine[A + 1] = o->ckpt_every_min > 0 && base_now() - t_ckpt >= o->ckpt_every_min * 60;
+        double t_gather = base_now(), gather_ms = 0;
+        if (N > 1) {
+            rc = dist_allgather(R->d, mine, all, (size_t)W * sizeof(float), "the step's losses", e);
+            if (rc) goto out;
+            gather_ms = (base_now() - t_gather) * 1e3;
+        } else {
+            memcpy(all, mine, (size_t)W * sizeof(float));
+        }
+        int stop_any = 0;
+        for (int a = 0; a < A; a++) /* micro-batch a * N + j: one process's order */
+            for (int j = 0; j < N; j++) loss += all[j * W + a] / (float)(A * N);
+        for (int j = 0; j < N; j++) stop_any |= all[j * W + A] != 0;
+        int due_by_clock = all[A + 1] != 0; /* rank 0's clock decides for all */
+        float norm;
+        if ((rc = dist_grads_norm(R->g, &norm, e))) goto out;
+        if (!isfinite(loss) || !isfinite(norm)) { /* the same on every rank */
+            R->same_everywhere = 1;
+            rc = base_fail(e, BASE_ENUM,
+                           "step %d: the %s is not finite (%g); stopping. Try a lower --lr.",
+                           step + 1, isfinite(loss) ? "gradient norm" : "loss",
+                           (double)(isfinite(loss) ? norm : loss));
+            goto out;
+        }
+        if (o->clip > 0 && norm > o->clip) dist_grads_scale(R->g, o->clip / (norm + 1e-6f));
         if (R->w) ckpt_writer_snapshot_wait(R->w); /* a checkpoint's copy of the state is taken */
-        optim_adamw_step(&R->opt, R->m->params, R->m->grads, R->m->tensors, R->m->n_tensors, lr);
+        if ((rc = dist_grads_step(R->g, &R->opt, lr, e))) goto out;
         double dt = base_now() - t0;
+        dist_step_stats st;
+        dist_grads_stats(R->g, &st);
         p.step = step + 1;
         p.is_eval = 0;
         p.loss = loss;
         p.lr = lr;
         p.grad_norm = norm;
         p.ms = dt * 1e3;
-        p.tok_per_s = (double)N * o->accum / dt;
-        p.peak_frac = p.peak_gflops > 0 ? flops_step / dt * 1e-9 / p.peak_gflops : 0;
+        p.tok_per_s = (double)Ntok * A * N / dt;
+        p.peak_frac = p.peak_gflops > 0 ? flops_step / dt * 1e-9 / p.peak_gflops / N : 0;
         p.eta_s = (base_now() - t_start) / (step + 1 - start) * (o->steps - step - 1);
+        /* the losses' all-gather: communication nothing overlaps (a few bytes: latency) */
+        st.comm_ms += gather_ms;
+        st.stall_ms += gather_ms;
+        p.comm_ms = st.comm_ms;
+        p.stall_ms = st.stall_ms;
+        p.comm_bytes = st.bytes;
+        R->comm[R->n_hist] = st.comm_ms;
+        R->stall[R->n_hist++] = st.stall_ms;
+        R->bytes += (double)st.bytes;
+        if (N > 1) {
+            int k = R->n_hist < 1000 ? R->n_hist : 1000;
+            percentiles(R->comm + R->n_hist - k, k, p.comm_p);
+            percentiles(R->stall + R->n_hist - k, k, p.stall_p);
+        }
         *step_done = p.step;
-        train_log_step(&R->log, &p);
-        if (R->report) R->report(&p, R->user);
+        if (R->rank == 0) {
+            train_log_step(&R->log, &p);
+            if (R->report) R->report(&p, R->user);
+        }
         int last = p.step == o->steps;
         if ((o->eval_every && p.step % o->eval_every == 0) || last) {
-            if ((rc = evaluate(R->m, R->val, o, R->tok, R->tgt, &p.val_loss, e))) return rc;
+            if ((rc = evaluate(R->m, R->val, o, R->d, R->tok, R->tgt, &p.val_loss, e))) goto out;
             p.is_eval = 1;
-            train_log_eval(&R->log, &p);
-            if ((rc = train_log_plot(&R->log, e))) return rc;
-            if (R->report) R->report(&p, R->user);
+            if (R->rank == 0) {
+                train_log_eval(&R->log, &p);
+                if ((rc = train_log_plot(&R->log, e))) goto out;
+                if (R->report) R->report(&p, R->user);
+            }
         }
         ckpt_write_result wr;
         if (R->w && ckpt_writer_done(R->w)) {
@@ -424,38 +548,39 @@ static int train_loop(run *R, long *step_done, int *stopped, base_err *e) {
             log_write(R, &wr);
         }
         if (last) break; /* the final checkpoint is the caller's */
-        if (o->stop && *o->stop) {
+        if (stop_any) {
             *stopped = 1;
             break;
         }
-        if (R->w && ((o->ckpt_every && p.step % o->ckpt_every == 0) ||
-                     (o->ckpt_every_min > 0 && base_now() - t_ckpt >= o->ckpt_every_min * 60))) {
-            R->ck.step = p.step;
-            data_loader_tell(R->train, &R->ck.pos);
+        if (R->ckpt_on && ((o->ckpt_every && p.step % o->ckpt_every == 0) || due_by_clock)) {
             t_ckpt = base_now();
-            rc = ckpt_writer_submit(R->w, R->m, &R->opt, &R->ck, &wr, e);
-            log_write(R, &wr);
-            if (rc) return rc;
+            if ((rc = submit_checkpoint(R, p.step, e))) goto out;
         }
     }
-    return BASE_OK;
+out:
+    free(mine);
+    free(all);
+    return rc;
 }
 
 /* The checkpoint of the run's final state (step), written synchronously after the write in
  * flight: every run ends with one, so generate, export and serve have weights to read. Its
- * failure is the run's error, reported once (the caller prints it; no note). */
+ * failure is the run's error, reported once (the caller prints it; no note). Under ZeRO-1
+ * every rank first sends its shard of the AdamW state; the write is rank 0's. */
 static int final_checkpoint(run *R, long step, base_err *e) {
     ckpt_write_result wr;
     if (R->w) {
         ckpt_writer_wait(R->w, &wr);
         log_write(R, &wr);
     }
+    int rc = dist_grads_gather_state(R->g, &R->opt, R->rank == 0 ? &R->full : NULL, e);
+    if (rc || R->rank != 0) return rc;
     R->ck.step = step;
     data_loader_tell(R->train, &R->ck.pos);
     memset(&wr, 0, sizeof wr);
     wr.step = step;
     double t0 = base_now();
-    wr.rc = ckpt_save(R->o->out_dir, R->m, &R->opt, &R->ck, &wr.err);
+    wr.rc = ckpt_save(R->o->out_dir, R->m, R->zero ? &R->full : &R->opt, &R->ck, &wr.err);
     if (wr.rc == BASE_OK)
         wr.rc = ckpt_prune(R->o->out_dir, R->o->keep_last, R->o->keep_every, NULL, &wr.err);
     wr.write_ms = (base_now() - t0) * 1e3;
@@ -466,41 +591,89 @@ static int final_checkpoint(run *R, long step, base_err *e) {
     return BASE_OK;
 }
 
+/* Rank 0 chooses where the run starts and prepares the run directory (choose_start, then
+ * config.json, the tokenizer, metrics.jsonl, the writer), exactly as one process does; the
+ * ranks agree on its outcome, then rank 0 sends the others the start: the trainer's state and,
+ * when resuming, the weights and AdamW's state (ZeRO-1: each rank its shard). Only rank 0
+ * reads the run directory, so the other ranks need no shared file system for it. */
+static int start_run(run *R, int *complete, base_err *e) {
+    const train_opts *o = R->o;
+    int rc = BASE_OK;
+    *complete = 0;
+    if (R->rank == 0) {
+        rc = choose_start(R, complete, e);
+        if (!rc && !*complete) rc = train_config_write(o->out_dir, &R->cfg, &R->ck, o, e);
+        /* The run keeps its tokenizer (RUN/tokenizer.htok) so `hearth generate` and `serve`
+         * need only the run directory: the shards' vocab.htok, checked to be theirs. */
+        const char *identity = data_loader_identity(R->train);
+        if (!rc && !*complete && strcmp(identity, "bytes") != 0)
+            rc = train_copy_tokenizer(o->data, identity, o->out_dir, e);
+        if (!rc && !*complete) rc = train_log_open(&R->log, o->out_dir, R->ck.step, o->steps, e);
+        if (!rc && !*complete && R->ckpt_on)
+            rc = ckpt_writer_create(&R->w, o->out_dir, R->m, o->keep_last, o->keep_every, e);
+    }
+    if (R->N == 1) return rc;
+    if ((rc = dist_agree(R->d, rc, e))) return rc;
+    struct {
+        int complete;
+        ckpt_trainer ck;
+    } head = {*complete, R->ck};
+    if ((rc = dist_bcast(R->d, &head, sizeof head, 0, "the run's start", e))) return rc;
+    *complete = head.complete;
+    R->ck = head.ck;
+    if (*complete || R->ck.step == 0) return BASE_OK; /* a fresh start: every rank's init */
+    if ((rc = dist_bcast(R->d, R->m->params, R->m->n_params * sizeof(float), 0,
+                         "the checkpoint's weights", e)) ||
+        (rc = dist_grads_scatter_state(R->g, R->rank == 0 ? &R->full : NULL, &R->opt, e)))
+        return rc;
+    return R->rank == 0 ? BASE_OK : data_loader_seek(R->train, &R->ck.pos, e);
+}
+
 int train_run(const train_opts *o, train_report_fn report, void *user, train_result *res,
               base_err *e) {
     train_result out = {0};
     if (res) *res = out;
-    int rc = check_opts(o, e), complete = 0;
+    int rc = check_opts(o, e), complete = 0, fatal = 0;
     if (rc) return rc;
-    int want_sample = res && o->sample_tokens > 0;
-    run R = {.o = o, .report = report, .user = user, .lock = -1};
-    if ((rc = open_data(&R, want_sample, e)) || (rc = build(&R, e)) ||
-        (rc = choose_start(&R, &complete, e)))
-        goto done;
+    run R = {.o = o, .report = report, .user = user, .lock = -1, .d = o->dist};
+    if (!R.d && (rc = dist_open(&R.own_d, 300, e))) return rc;
+    if (!R.d) R.d = R.own_d;
+    R.N = dist_size(R.d);
+    R.rank = dist_rank(R.d);
+    R.zero = o->zero && R.N > 1;
+    R.ckpt_on = o->ckpt_every || o->ckpt_every_min > 0;
+    out.ranks = R.N;
+    int want_sample = res && o->sample_tokens > 0 && R.rank == 0;
+    if (!(rc = open_data(&R, want_sample, e))) rc = build(&R, e);
+    if (!rc)
+        rc = start_run(&R, &complete, e);
+    else if (R.N > 1)
+        rc = dist_agree(R.d, rc, e); /* the others must not wait for this one */
+    if (rc) goto done;
     if (complete) { /* nothing to do: nothing is written */
         out.complete = 1;
         out.step = R.ck.step;
         goto done;
     }
-    if ((rc = train_config_write(o->out_dir, &R.cfg, &R.ck, o, e))) goto done;
-    /* The run keeps its tokenizer (RUN/tokenizer.htok) so `hearth generate` and `serve` need
-     * only the run directory: the shards' vocab.htok, checked to be theirs. */
-    const char *identity = data_loader_identity(R.train);
-    if (strcmp(identity, "bytes") != 0 &&
-        (rc = train_copy_tokenizer(o->data, identity, o->out_dir, e)))
-        goto done;
-    if ((rc = train_log_open(&R.log, o->out_dir, R.ck.step, o->steps, e))) goto done;
-    if ((o->ckpt_every || o->ckpt_every_min > 0) &&
-        (rc = ckpt_writer_create(&R.w, o->out_dir, R.m, o->keep_last, o->keep_every, e)))
-        goto done;
+    fatal = 1; /* from here a failure may be this rank's alone, the others in a collective */
     if ((rc = train_loop(&R, &out.step, &out.stopped, e)) ||
         (rc = final_checkpoint(&R, out.step, e)))
         goto done;
-    if (out.stopped)
+    fatal = 0;
+    if (R.N > 1 && (rc = dist_agree(R.d, rc, e))) goto done; /* rank 0's write, for all */
+    if (out.stopped && R.rank == 0)
         note(&R, "stopped at step %ld of %d; checkpoint step_%08ld written", out.step, o->steps,
              out.step);
-    else if (want_sample)
+    else if (want_sample && !out.stopped)
         rc = sample_text(R.m, o, R.vocab, data_loader_eot_id(R.train), &out.sample, e);
+    percentiles(R.comm, R.n_hist, out.comm_p);
+    percentiles(R.stall, R.n_hist, out.stall_p);
+    out.bytes_per_step = R.n_hist ? R.bytes / R.n_hist : 0;
+    out.buckets = dist_grads_buckets(R.g);
+    out.mem_model = 2 * R.m->n_params * sizeof(float);
+    out.mem_optim = 2 * R.opt.n * sizeof(float);
+    out.mem_comm = dist_grads_comm_bytes(R.g);
+    out.mem_gather = 2 * R.full.n * sizeof(float);
 done:
     ckpt_writer_free(R.w); /* after an error: waits for the write in flight */
     int lrc = train_log_close(&R.log, rc ? NULL : e);
@@ -508,7 +681,11 @@ done:
     train_unlock(R.lock);
     free(R.tok);
     free(R.tgt);
+    free(R.comm);
+    free(R.stall);
+    dist_grads_free(R.g);
     optim_adamw_free(&R.opt);
+    optim_adamw_free(&R.full);
     nn_model_free(R.m);
     tok_free(R.vocab);
     data_loader_free(R.train);
@@ -516,7 +693,9 @@ done:
     if (rc) {
         free(out.sample);
         out.sample = NULL;
+        out.fatal = fatal && R.N > 1 && !R.same_everywhere;
     }
+    if (!out.fatal) dist_close(R.own_d);
     if (res)
         *res = out;
     else

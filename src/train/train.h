@@ -9,6 +9,7 @@
 #define HEARTH_TRAIN_H
 
 #include "base/base.h"
+#include "dist/dist.h"
 #include "nn/nn.h"
 
 #include <signal.h>
@@ -47,6 +48,19 @@ typedef struct train_opts {
      * from step N, data that does not look like text: "warning: ..."); called with
      * train_run's user pointer. */
     void (*note)(const char *msg, void *user);
+    /* Data parallel (src/dist): the world the run trains over (NULL: one process). Each of
+     * its N ranks runs `accum` micro-batches of `batch` sequences a step, micro-batch k of the
+     * step's N x accum going to rank k % N (the loader's one order, each rank skipping the
+     * others'), and every rank applies the same update: the run equals one process with
+     * accum N x accum, bit for bit (the checkpoint's accum is that product). Rank 0 owns the
+     * run directory (lock, config.json, metrics.jsonl, checkpoints, the sample); a rank that
+     * fails makes train_run return with res->fatal: the caller must end the job
+     * (dist_abort), the others may be waiting in a collective. */
+    dist *dist;
+    int zero;         /* 1: ZeRO-1, AdamW state sharded across the ranks */
+    int overlap;      /* start bucket reductions during the backward (default 1) */
+    double bucket_mb; /* least bucket size (default 4) */
+    dist_delay delay; /* simulated delay of the reductions (test option; zero: none) */
 } train_opts;
 
 /* Fills o with defaults (everything but data, out_dir and cfg). */
@@ -62,6 +76,12 @@ typedef struct train_progress {
     double eta_s;       /* estimated seconds left */
     double peak_gflops; /* the sgemm peak measured at start */
     size_t n_params;
+    /* data parallel (ranks > 1): this step's communication on rank 0 (dist_step_stats) and
+     * p50 / p99 / max over the last (at most 1000) steps */
+    int ranks;
+    double comm_ms, stall_ms;
+    uint64_t comm_bytes;
+    double comm_p[3], stall_p[3];
 } train_progress;
 
 typedef void (*train_report_fn)(const train_progress *p, void *user);
@@ -73,6 +93,14 @@ typedef struct train_result {
     int stopped;  /* stopped on request (o->stop) before the last step */
     int complete; /* out_dir already held this run's final checkpoint (same settings): nothing
                      was trained or written */
+    int fatal;    /* data parallel: this rank failed alone (the caller ends the job) */
+    /* data parallel: rank 0's communication over the run's steps (p50, p99, max), mean bytes
+     * sent a step, and memory per rank (bytes): parameters + gradients, AdamW state (this
+     * rank's shard under ZeRO-1), the reducer's buffers */
+    int ranks, buckets;
+    double comm_p[3], stall_p[3], bytes_per_step;
+    size_t mem_model, mem_optim, mem_comm;
+    size_t mem_gather; /* ZeRO-1, rank 0: the whole AdamW state, gathered for checkpoints */
 } train_result;
 
 /* Runs training. Validates everything (config, data, sizes) before creating out_dir, then
