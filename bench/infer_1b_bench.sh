@@ -8,9 +8,10 @@
 # an empty cache), tokens/s, as `llama-bench -p 512 -n 128 -t THREADS -r 1` measures them
 # (hearth's side: build/infer_ppbench), and each process's peak RSS (/usr/bin/time -v). Prints
 # every pair, then per type the ratios hearth / llama.cpp: median and range over the pairs.
-# hearth runs with OMP_WAIT_POLICY=$WAIT (default passive: on a machine shared with other jobs
-# libgomp's spin-waiting threads stall every parallel region when one of them is descheduled;
-# WAIT=active measures libgomp's spinning; `hearth` itself defaults to passive); llama-bench with
+# hearth runs with WAIT: spin (the default: GOMP_SPINCOUNT=30000, what `hearth` itself chooses
+# when the machine's load leaves it the cores), passive (what `hearth` chooses on a loaded
+# machine: libgomp's spin-waiting threads stall every parallel region when one of them is
+# descheduled) or active (OMP_WAIT_POLICY=active: spinning without end); llama-bench with
 # its defaults plus LLAMA_ARGS (e.g. LLAMA_ARGS="--poll 0": its workers then sleep instead of
 # polling, the fair setting on a loaded machine).
 #
@@ -26,7 +27,12 @@ VOCAB=${VOCAB:-../shared/data/ggml-vocab-llama-spm.gguf}
 TYPES=${TYPES:-Q4_0 Q8_0 Q4_K_M F16}
 THREADS=${THREADS:-2}
 REPS=${REPS:-3}
-WAIT=${WAIT:-passive}
+WAIT=${WAIT:-spin}
+case "$WAIT" in
+  spin) WAIT_ENV="GOMP_SPINCOUNT=30000" ;;
+  passive | active) WAIT_ENV="OMP_WAIT_POLICY=$WAIT" ;;
+  *) echo "infer_1b_bench: WAIT is spin, passive or active, not '$WAIT'"; exit 2 ;;
+esac
 LLAMA_ARGS=${LLAMA_ARGS:-}
 [ -x "$LLAMA_BIN/llama-bench" ] || { echo "infer_1b_bench: no llama-bench in $LLAMA_BIN" >&2; exit 2; }
 [ -x "$B/infer_ppbench" ] || { echo "infer_1b_bench: no $B/infer_ppbench (make $B/infer_ppbench)" >&2; exit 2; }
@@ -50,7 +56,7 @@ done
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 echo "== $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== llama1b (1.1B, TinyLlama's shape, random weights); $THREADS threads; pp512, tg128; $REPS interleaved pairs per type; hearth OMP_WAIT_POLICY=$WAIT; llama-bench ${LLAMA_ARGS:-(defaults)}"
+echo "== llama1b (1.1B, TinyLlama's shape, random weights); $THREADS threads; pp512, tg128; $REPS interleaved pairs per type; hearth $WAIT_ENV; llama-bench ${LLAMA_ARGS:-(defaults)}"
 rss() { sed -n 's/.*Maximum resident set size (kbytes): \([0-9]*\).*/\1/p' "$1"; }
 med() { sort -g | awk '{ a[NR] = $1 } END { m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.2fx (%.2f-%.2f)", m, a[1], a[NR] }'; }
 summary=()
@@ -58,7 +64,7 @@ for t in $TYPES; do
   f="$CACHE/llama1b-$t.gguf"
   rp=() rt=() rr=()
   for ((r = 1; r <= REPS; r++)); do
-    OMP_WAIT_POLICY="$WAIT" /usr/bin/time -v "$B/infer_ppbench" "$f" -p 512 -n 128 -t "$THREADS" -r 1 > "$T/h.out" 2> "$T/h.time" ||
+    env "$WAIT_ENV" /usr/bin/time -v "$B/infer_ppbench" "$f" -p 512 -n 128 -t "$THREADS" -r 1 > "$T/h.out" 2> "$T/h.time" ||
       { cat "$T/h.time"; exit 1; }
     hp=$(awk '/^pp512/ { print $3 }' "$T/h.out"); ht=$(awk '/^tg128/ { print $3 }' "$T/h.out")
     hr=$(rss "$T/h.time")

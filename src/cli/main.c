@@ -32,15 +32,28 @@ static void usage(FILE *f) {
                "`hearth <command> --help` lists a command's options.\n");
 }
 
-/* OpenMP's wait policy defaults to passive: libgomp's spinning workers (its default spins before
- * sleeping, `active` spins always) collapse when the machine has other work — a descheduled
- * spinner stalls every parallel region: decode measured 1-2 tokens/s spinning against 10 passive
- * under load 15 on 2 cores (docs/BENCHMARKS.md). libgomp reads the variable when it is loaded,
- * before main, so setting it here takes a re-exec; OMP_WAIT_POLICY or GOMP_SPINCOUNT set by the
- * user is kept, and a failed exec goes on with libgomp's default. */
+/* OpenMP's wait policy, chosen by the machine's load at start. libgomp's spinning workers make
+ * the many short parallel regions of a decode step cheap on a machine of its own (decode of the
+ * 1.1B Q4_0 model: 38-44 tokens/s spinning briefly, 24 passive, on 2 idle cores) and collapse
+ * when other work takes the cores (a descheduled spinner stalls every region: 1-2 tokens/s
+ * spinning against 10 passive under load 15; docs/BENCHMARKS.md). So: when the 1-minute load
+ * average is below half the cores, spin for a while before sleeping (GOMP_SPINCOUNT=30000, what
+ * llama.cpp's threads do with their default polling); otherwise sleep at once (passive). libgomp
+ * reads these when it is loaded, before main, so setting them takes a re-exec; OMP_WAIT_POLICY
+ * or GOMP_SPINCOUNT set by the user is kept, and a failed exec goes on with libgomp's default. */
 static void omp_wait_default(char **argv) {
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 1) == 0) execv("/proc/self/exe", argv);
+    double load = 1e9;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &load) != 1) load = 1e9;
+        fclose(f);
+    }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int quiet = ncpu > 0 && load < ncpu / 2.0;
+    if ((quiet ? setenv("GOMP_SPINCOUNT", "30000", 1) : setenv("OMP_WAIT_POLICY", "passive", 1)) ==
+        0)
+        execv("/proc/self/exe", argv);
 }
 
 int main(int argc, char **argv) {

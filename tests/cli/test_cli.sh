@@ -267,5 +267,31 @@ if "$H" prepare --vocab "$V" --out "$T/book" --val-frac 0.1 "$T/book.txt" > "$T/
 else
   bad "prepare of one text file failed: $(cat "$T/err")"
 fi
+
+# OpenMP's wait policy (src/cli/main.c): hearth re-execs itself with GOMP_SPINCOUNT=30000 when
+# the 1-minute load average is below half the cores, with OMP_WAIT_POLICY=passive otherwise; a
+# policy the user set is kept as it is. Read from a running server's environment.
+wait_env() { # ENV... : the OMP/GOMP variables of a hearth serve started with ENV
+  env "$@" "$H" serve --vstore-dir "$T/vs_env" --port 0 > "$T/serve_env.log" 2>&1 &
+  local pid=$! i
+  for i in $(seq 100); do grep -q "listening on" "$T/serve_env.log" && break; sleep 0.1; done
+  tr '\0' '\n' < "/proc/$pid/environ" | grep -E '^(OMP_WAIT_POLICY|GOMP_SPINCOUNT)=' | sort | tr '\n' ' '
+  kill "$pid"; wait "$pid" 2> /dev/null
+}
+load=$(cut -d' ' -f1 /proc/loadavg)
+got=$(wait_env)
+load2=$(cut -d' ' -f1 /proc/loadavg)
+side() { awk -v l="$1" -v n="$(nproc)" 'BEGIN { print (l < n / 2) ? "GOMP_SPINCOUNT=30000 " : "OMP_WAIT_POLICY=passive " }'; }
+# the load read before and after: on the same side of the line, that side's policy; across it,
+# either
+if [ "$(side "$load")" = "$(side "$load2")" ]; then
+  [ "$got" = "$(side "$load")" ] && ok || bad "wait policy at load $load: '$got', expected '$(side "$load")'"
+else
+  [ "$got" = "$(side "$load")" ] || [ "$got" = "$(side "$load2")" ] && ok || bad "wait policy: '$got'"
+fi
+got=$(wait_env OMP_WAIT_POLICY=active)
+[ "$got" = "OMP_WAIT_POLICY=active " ] && ok || bad "a user's OMP_WAIT_POLICY replaced: '$got'"
+got=$(wait_env GOMP_SPINCOUNT=5)
+[ "$got" = "GOMP_SPINCOUNT=5 " ] && ok || bad "a user's GOMP_SPINCOUNT replaced: '$got'"
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
