@@ -41,6 +41,9 @@ int cli_export_gguf(const char *src, const char *tokenizer, const char *out, con
  * "WHO: ", and returns 1 (with *m and *s freed and NULL); 0 on success. */
 struct infer_model;
 struct infer_sched;
+/* The chat template of m, as the server picks it (server_tmpl_of_model); an unrecognized one is
+ * reported on stderr under who's name. */
+int cli_model_template(const char *who, const struct infer_model *m);
 int cli_model_open(const char *who, const char *model, const char *tokenizer, int n_slots, long ctx,
                    long threads, int kv_type, struct infer_model **m, struct infer_sched **s,
                    long *ctx_out, double *load_s);

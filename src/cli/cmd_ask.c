@@ -211,15 +211,7 @@ int cli_ask(int argc, char **argv) {
         goto out;
     }
     tok_vocab *v = infer_model_vocab(m);
-    if (!tmpl_name) {
-        int unknown;
-        tmpl = server_tmpl_for_model(infer_model_chat_template(m), infer_model_nn(m) == NULL,
-                                     infer_model_family(m), tok_kind(v), &unknown);
-        if (unknown)
-            fprintf(stderr, "hearth ask: the model's chat template is not one hearth recognizes "
-                            "(nor would llama.cpp): using chatml, llama.cpp's fallback "
-                            "(--chat-template NAME chooses another)\n");
-    }
+    if (!tmpl_name) tmpl = (server_tmpl)cli_model_template("hearth ask", m);
     const nn_config *cfg = infer_model_config(m);
     if (!ctx) ctx = cfg->max_seq < INFER_DEFAULT_CTX ? cfg->max_seq : INFER_DEFAULT_CTX;
     if (ctx > cfg->max_seq) ctx = cfg->max_seq;

@@ -170,16 +170,7 @@ int cli_chat(int argc, char **argv) {
     if (cli_model_open("hearth chat", model, tokenizer, 1, ctx, threads, kv_type, &m, &s, &ctx,
                        NULL))
         return 1;
-    tok_vocab *v = infer_model_vocab(m);
-    if (!tmpl_name) {
-        int unknown;
-        tmpl = server_tmpl_for_model(infer_model_chat_template(m), infer_model_nn(m) == NULL,
-                                     infer_model_family(m), tok_kind(v), &unknown);
-        if (unknown)
-            fprintf(stderr, "hearth chat: the model's chat template is not one hearth recognizes "
-                            "(nor would llama.cpp): using chatml, llama.cpp's fallback "
-                            "(--chat-template NAME chooses another)\n");
-    }
+    if (!tmpl_name) tmpl = (server_tmpl)cli_model_template("hearth chat", m);
     const char *tstop = server_tmpl_stop(tmpl);
     if (tstop && sp.n_stop < INFER_MAX_STOP) sp.stop[sp.n_stop++] = tstop;
     if (system && history_add(&h, "system", system, strlen(system))) goto oom;

@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include "infer/infer.h"
+#include "server/server.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -45,6 +46,18 @@ static int on_event(void *ud, const infer_event *ev) {
     pthread_cond_signal(&c->w->cv);
     pthread_mutex_unlock(&c->w->mu);
     return 0;
+}
+
+int cli_model_template(const char *who, const struct infer_model *m) {
+    int unknown;
+    server_tmpl t = server_tmpl_of_model(m, &unknown);
+    if (unknown)
+        fprintf(stderr,
+                "%s: the model's chat template is not one hearth recognizes (nor would "
+                "llama.cpp): using chatml, llama.cpp's fallback (--chat-template NAME "
+                "chooses another)\n",
+                who);
+    return (int)t;
 }
 
 int cli_model_open(const char *who, const char *model, const char *tokenizer, int n_slots, long ctx,

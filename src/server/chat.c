@@ -161,6 +161,11 @@ server_tmpl server_tmpl_for_model(const char *chat_template, int from_gguf, nn_f
     return server_tmpl_default(family, tok_kind);
 }
 
+server_tmpl server_tmpl_of_model(const infer_model *m, int *unknown) {
+    return server_tmpl_for_model(infer_model_chat_template(m), infer_model_nn(m) == NULL,
+                                 infer_model_family(m), tok_kind(infer_model_vocab(m)), unknown);
+}
+
 const char *server_tmpl_stop(server_tmpl t) {
     /* hearth's plain-text template has no end-of-turn token: the next turn's tag ends it.
      * Every other template's end of turn is a token the scheduler stops at (tok_is_eog). */

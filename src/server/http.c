@@ -259,9 +259,7 @@ static void *load_main(void *arg) {
         goto fail;
     }
     int unknown = 0;
-    server_tmpl t =
-        server_tmpl_for_model(infer_model_chat_template(m), infer_model_nn(m) == NULL,
-                              infer_model_family(m), tok_kind(infer_model_vocab(m)), &unknown);
+    server_tmpl t = server_tmpl_of_model(m, &unknown);
     if (s->tmpl_name && server_tmpl_parse(s->tmpl_name, &t)) {
         base_fail(e, BASE_EINVAL, "unknown chat template '%s' (%s)", s->tmpl_name,
                   server_tmpl_names());

@@ -195,6 +195,9 @@ server_tmpl server_tmpl_default(nn_family family, int tok_kind);
  * (from_gguf 0) without a template gets server_tmpl_default. */
 server_tmpl server_tmpl_for_model(const char *chat_template, int from_gguf, nn_family family,
                                   int tok_kind, int *unknown);
+/* server_tmpl_for_model for a loaded model (its GGUF's template, whether it came from one, its
+ * family and tokenizer kind): what the server, `hearth chat` and `hearth ask` use. */
+server_tmpl server_tmpl_of_model(const infer_model *m, int *unknown);
 /* A stop sequence the template implies: hearth's "\nUser:" (it has no end-of-turn token); NULL
  * for the others, whose end-of-turn tokens end generation (tok_is_eog). */
 const char *server_tmpl_stop(server_tmpl t);
