@@ -243,11 +243,19 @@ quant_isa quant_isa_best(void) {
     return (quant_isa)b;
 }
 
+/* isa's kernel set for wtype (every entry NULL on the scalar ISA: quant_dot_scalar is its dot). */
+static const quant_kernels *isa_kernels(int wtype, quant_isa isa) {
+    static const quant_kernels none;
+    return isa == QUANT_ISA_AVX512 ? quant_kernels_avx512(wtype)
+           : isa == QUANT_ISA_AVX2 ? quant_kernels_avx2(wtype)
+                                   : &none;
+}
+
 quant_dot_fn quant_dot_for(int wtype, quant_isa isa, quant_isa *used) {
     quant_dot_fn f = NULL;
     int i = (int)isa;
     for (; i > QUANT_ISA_SCALAR && !f; i--) {
-        f = i == QUANT_ISA_AVX512 ? quant_dot_avx512(wtype) : quant_dot_avx2(wtype);
+        f = isa_kernels(wtype, (quant_isa)i)->dot;
         if (f) break;
     }
     if (!f) f = quant_dot_scalar(wtype), i = QUANT_ISA_SCALAR;
@@ -354,17 +362,13 @@ static void matmul_prepared_isa(float *Y, size_t ldy, const void *A, const void 
     }
     quant_isa used;
     quant_dot_fn dot = quant_dot_for(wtype, isa, &used);
-    /* four rows of X per weight row where the kernel's ISA has that form (bit-identical) */
-    quant_dot4_fn dot4 = used == QUANT_ISA_AVX512 ? quant_dot4_avx512(wtype)
-                         : used == QUANT_ISA_AVX2 ? quant_dot4_avx2(wtype)
-                                                  : NULL;
-    quant_dot4w2_fn dot4w2 = used == QUANT_ISA_AVX512 ? quant_dot4w2_avx512(wtype)
-                             : used == QUANT_ISA_AVX2 ? quant_dot4w2_avx2(wtype)
-                                                      : NULL;
-    /* float weights: tiles of several weight rows x four activation rows (bit-identical) */
-    quant_tile_fn tile = used == QUANT_ISA_AVX512 ? quant_tile_avx512(wtype)
-                         : used == QUANT_ISA_AVX2 ? quant_tile_avx2(wtype)
-                                                  : NULL;
+    /* where the kernel's ISA has them: four rows of X per weight row (dot4), and two weight
+     * rows at once (dot4w2); float weights: tiles of several weight rows x four activation rows
+     * — each bit-identical to dot */
+    const quant_kernels *ks = isa_kernels(wtype, used);
+    quant_dot4_fn dot4 = ks->dot4;
+    quant_dot4w2_fn dot4w2 = ks->dot4w2;
+    quant_tile_fn tile = ks->tile;
     const uint8_t *w8 = W;
     int nchunks = (N + QUANT_NCHUNK - 1) / QUANT_NCHUNK;
     /* Few rows (decoding): each weight row is read from memory once and dotted with every row

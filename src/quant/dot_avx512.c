@@ -102,76 +102,22 @@ R16_ENTRY(group_q8_0_r16, 1)
 
 #pragma GCC pop_options
 
-quant_tile_fn quant_tile_avx512(int wtype) {
-    switch (wtype) {
-    case QUANT_F32:
-        return f32_tile;
-    case QUANT_F16:
-        return f16_tile;
-    case QUANT_BF16:
-        return bf16_tile;
-    default:
-        return NULL;
-    }
-}
+static const quant_kernels avx512_set[QUANT_TYPE_MAX + 1] = {
+    [QUANT_F32] = {dot_f32, NULL, NULL, f32_tile},
+    [QUANT_F16] = {dot_f16, NULL, NULL, f16_tile},
+    [QUANT_BF16] = {dot_bf16, NULL, NULL, bf16_tile},
+    [QUANT_Q8_0] = {dot_q8_0, dot4_q8_0, dot4w2_q8_0, NULL},
+    [QUANT_Q4_0] = {dot_q4_0, dot4_q4_0, dot4w2_q4_0, NULL},
+    [QUANT_Q4_1] = {dot_q4_1, dot4_q4_1, NULL, NULL},
+    [QUANT_Q5_0] = {dot_q5_0, dot4_q5_0, NULL, NULL},
+    [QUANT_Q5_1] = {dot_q5_1, dot4_q5_1, NULL, NULL},
+    [QUANT_Q4_K] = {dot_q4_k, dot4_q4_k, NULL, NULL},
+    [QUANT_Q5_K] = {dot_q5_k, dot4_q5_k, NULL, NULL},
+};
 
-quant_dot_fn quant_dot_avx512(int wtype) {
-    switch (wtype) {
-    case QUANT_F32:
-        return dot_f32;
-    case QUANT_F16:
-        return dot_f16;
-    case QUANT_BF16:
-        return dot_bf16;
-    case QUANT_Q8_0:
-        return dot_q8_0;
-    case QUANT_Q4_0:
-        return dot_q4_0;
-    case QUANT_Q4_K:
-        return dot_q4_k;
-    case QUANT_Q5_0:
-        return dot_q5_0;
-    case QUANT_Q4_1:
-        return dot_q4_1;
-    case QUANT_Q5_1:
-        return dot_q5_1;
-    case QUANT_Q5_K:
-        return dot_q5_k;
-    default:
-        return NULL;
-    }
-}
-
-quant_dot4w2_fn quant_dot4w2_avx512(int wtype) {
-    switch (wtype) {
-    case QUANT_Q8_0:
-        return dot4w2_q8_0;
-    case QUANT_Q4_0:
-        return dot4w2_q4_0;
-    default:
-        return NULL;
-    }
-}
-
-quant_dot4_fn quant_dot4_avx512(int wtype) {
-    switch (wtype) {
-    case QUANT_Q8_0:
-        return dot4_q8_0;
-    case QUANT_Q4_0:
-        return dot4_q4_0;
-    case QUANT_Q4_K:
-        return dot4_q4_k;
-    case QUANT_Q5_0:
-        return dot4_q5_0;
-    case QUANT_Q4_1:
-        return dot4_q4_1;
-    case QUANT_Q5_1:
-        return dot4_q5_1;
-    case QUANT_Q5_K:
-        return dot4_q5_k;
-    default:
-        return NULL;
-    }
+const quant_kernels *quant_kernels_avx512(int wtype) {
+    static const quant_kernels none;
+    return wtype >= 0 && wtype <= QUANT_TYPE_MAX ? &avx512_set[wtype] : &none;
 }
 
 quant_group_fn quant_group_avx512(int rtype) {

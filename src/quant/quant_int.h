@@ -109,21 +109,29 @@ typedef float (*quant_dot_fn)(int K, const void *w, const void *x);
  * x + 3 xs (xs in bytes) into out[0..3], each bit-identical to the same ISA's quant_dot_fn on
  * that row alone (the weight block is unpacked once for the four: prefill's reuse). */
 typedef void (*quant_dot4_fn)(int K, const void *w, const void *x, size_t xs, float *out);
-quant_dot4_fn quant_dot4_avx2(int wtype); /* NULL where the type has none */
 /* The same for two weight rows at w and w + ws (bytes) into out[0..3] and out[4..7], each
  * output bit-identical to quant_dot4_fn's (the activations loaded once for both). */
 typedef void (*quant_dot4w2_fn)(int K, const void *w, size_t ws, const void *x, size_t xs,
                                 float *out);
-quant_dot4w2_fn quant_dot4w2_avx2(int wtype); /* NULL where the type has none */
-quant_dot4w2_fn quant_dot4w2_avx512(int wtype);
-quant_dot4_fn quant_dot4_avx512(int wtype);
 
 /* Float weights' tiles: nw weight rows (ws bytes apart) x nr (1..4) float activation rows (xs
  * bytes apart) into y[r * ldy + w], each output bit-identical to the same ISA's quant_dot_fn. */
 typedef void (*quant_tile_fn)(int K, const void *w, size_t ws, int nw, const void *x, size_t xs,
                               int nr, float *y, size_t ldy);
-quant_tile_fn quant_tile_avx2(int wtype); /* NULL where the type has none */
-quant_tile_fn quant_tile_avx512(int wtype);
+
+/* An ISA's kernels for one weight type, each NULL where the ISA has none for it (dot NULL: the
+ * type falls back to a lesser ISA's set, quant_dot_for). */
+typedef struct quant_kernels {
+    quant_dot_fn dot;
+    quant_dot4_fn dot4;
+    quant_dot4w2_fn dot4w2;
+    quant_tile_fn tile;
+} quant_kernels;
+/* The largest weight type id, for the tables indexed by it. */
+#define QUANT_TYPE_MAX QUANT_BF16
+/* The ISA's set for wtype (every entry NULL for a type it does not know). */
+const quant_kernels *quant_kernels_avx2(int wtype);
+const quant_kernels *quant_kernels_avx512(int wtype);
 
 /* quant_act_prepare's scalar reference: n floats as activations of type act_type (a weight
  * type's act_type: F32, F16, BF16, Q8_0, Q8_1, Q8_K) in ggml's x86 CPU backend's rounding
@@ -152,10 +160,8 @@ static inline size_t quant_q8_0_aux(int K) {
     return (size_t)(K / QUANT_QK) * sizeof(quant_block_q8_0);
 }
 
-/* The dot product of wtype on isa, or NULL if that ISA has no kernel of its own for it. */
+/* The scalar reference's dot product of wtype, or NULL for a type it does not know. */
 quant_dot_fn quant_dot_scalar(int wtype);
-quant_dot_fn quant_dot_avx2(int wtype);
-quant_dot_fn quant_dot_avx512(int wtype);
 /* The best ISA this CPU runs (cpuid, cached). */
 quant_isa quant_isa_best(void);
 /* The dot product quant_matmul uses for wtype at most at isa (falling back to lower ones). */
