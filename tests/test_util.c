@@ -1,6 +1,8 @@
 /* tests/test_util.c: numeric comparison helpers and the HFIX fixture reader. */
 #include "test.h"
 
+#include "nn/nn.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,4 +132,38 @@ int test_rm_rf(const char *path) {
     int n = snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
     if (n < 0 || n >= (int)sizeof cmd || strchr(path, '\'')) return -1;
     return system(cmd) == 0 ? 0 : -1;
+}
+
+struct nn_model *test_fixture_model(const char *file, test_fixture **fp, int *B, int *T) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/fixtures/%s", test_dir(), file);
+    test_fixture *f = test_fixture_load(path);
+    assert_non_null(f);
+    const int *cf = test_fixture_get(f, "config", 12, NULL);
+    const float *hy = test_fixture_get(f, "hyper", 7, NULL);
+    nn_config c = {.family = cf[0] ? NN_LLAMA : NN_GPT2,
+                   .vocab_size = cf[1],
+                   .max_seq = cf[2],
+                   .n_layer = cf[3],
+                   .n_head = cf[4],
+                   .n_kv_head = cf[5],
+                   .d_model = cf[6],
+                   .d_ff = cf[7],
+                   .tied = cf[8],
+                   .bias = cf[9],
+                   .norm_eps = hy[0],
+                   .rope_theta = hy[1]};
+    nn_model *m;
+    base_err e = {0};
+    assert_int_equal(nn_model_create(&m, &c, cf[10], cf[11], &e), 0);
+    char name[160];
+    for (int i = 0; i < m->n_tensors; i++) {
+        snprintf(name, sizeof name, "param.%s", m->tensors[i].name);
+        const float *p = test_fixture_get(f, name, m->tensors[i].numel, NULL);
+        memcpy(m->params + m->tensors[i].offset, p, m->tensors[i].numel * sizeof(float));
+    }
+    if (B) *B = cf[10];
+    if (T) *T = cf[11];
+    *fp = f;
+    return m;
 }

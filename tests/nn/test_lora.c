@@ -11,41 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static nn_model *fixture_model(const char *base_file, test_fixture **fb) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/fixtures/%s", test_dir(), base_file);
-    test_fixture *f = test_fixture_load(path);
-    assert_non_null(f);
-    const int *cf = test_fixture_get(f, "config", 12, NULL);
-    const float *hy = test_fixture_get(f, "hyper", 7, NULL);
-    nn_config c = {.family = cf[0] ? NN_LLAMA : NN_GPT2,
-                   .vocab_size = cf[1],
-                   .max_seq = cf[2],
-                   .n_layer = cf[3],
-                   .n_head = cf[4],
-                   .n_kv_head = cf[5],
-                   .d_model = cf[6],
-                   .d_ff = cf[7],
-                   .tied = cf[8],
-                   .bias = cf[9],
-                   .norm_eps = hy[0],
-                   .rope_theta = hy[1]};
-    nn_model *m;
-    base_err e = {0};
-    assert_int_equal(nn_model_create(&m, &c, cf[10], cf[11], &e), 0);
-    char name[160];
-    for (int i = 0; i < m->n_tensors; i++) {
-        snprintf(name, sizeof name, "param.%s", m->tensors[i].name);
-        const float *p = test_fixture_get(f, name, m->tensors[i].numel, NULL);
-        memcpy(m->params + m->tensors[i].offset, p, m->tensors[i].numel * sizeof(float));
-    }
-    *fb = f;
-    return m;
-}
-
 static void parity(const char *base_file, const char *lora_file) {
     test_fixture *fb, *f;
-    nn_model *m = fixture_model(base_file, &fb);
+    nn_model *m = test_fixture_model(base_file, &fb, NULL, NULL);
     char path[512], name[160];
     snprintf(path, sizeof path, "%s/fixtures/%s", test_dir(), lora_file);
     assert_non_null(f = test_fixture_load(path));

@@ -16,34 +16,13 @@
 #define TOL_GRAD 1e-3
 
 static void parity(const char *file) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/fixtures/%s", test_dir(), file);
-    test_fixture *f = test_fixture_load(path);
-    assert_non_null(f);
-    const int *cf = test_fixture_get(f, "config", 12, NULL);
+    test_fixture *f;
+    int B, T;
+    nn_model *m = test_fixture_model(file, &f, &B, &T);
+    const nn_config c = m->cfg;
     const float *hy = test_fixture_get(f, "hyper", 7, NULL);
-    nn_config c = {.family = cf[0] ? NN_LLAMA : NN_GPT2,
-                   .vocab_size = cf[1],
-                   .max_seq = cf[2],
-                   .n_layer = cf[3],
-                   .n_head = cf[4],
-                   .n_kv_head = cf[5],
-                   .d_model = cf[6],
-                   .d_ff = cf[7],
-                   .tied = cf[8],
-                   .bias = cf[9],
-                   .norm_eps = hy[0],
-                   .rope_theta = hy[1]};
-    int B = cf[10], T = cf[11];
-    nn_model *m;
-    base_err e = {0};
-    assert_int_equal(nn_model_create(&m, &c, B, T, &e), 0);
     char name[160];
-    for (int i = 0; i < m->n_tensors; i++) {
-        snprintf(name, sizeof name, "param.%s", m->tensors[i].name);
-        const float *p = test_fixture_get(f, name, m->tensors[i].numel, NULL);
-        memcpy(m->params + m->tensors[i].offset, p, m->tensors[i].numel * sizeof(float));
-    }
+    base_err e = {0};
     const int *tok = test_fixture_get(f, "tokens", (size_t)B * T, NULL);
     const int *tgt = test_fixture_get(f, "targets", (size_t)B * T, NULL);
     float loss;
