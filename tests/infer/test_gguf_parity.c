@@ -28,26 +28,29 @@ static int parse_ids(char *s, int32_t *out, int cap) {
     return n;
 }
 
-/* The vocabulary's end-of-text token: llama-cli ran with --ignore-eos, which never picks it. */
-#define EOS 2
-
-static int argmax(const float *x, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (i != EOS && (b == EOS || x[i] > x[b])) b = i;
+/* The best token that does not end generation (llama.cpp's run never chose one). */
+static int argmax_open(const tok_vocab *v, const float *x, int n) {
+    int b = -1;
+    for (int i = 0; i < n; i++)
+        if (!tok_is_eog(v, i) && (b < 0 || x[i] > x[b])) b = i;
     return b;
 }
 
-/* Greedy decoding of want_n tokens after the prompt; the first position where hearth differs,
- * or -1. prompt_rows: the prompt as prompt rows (one forward) or as decode rows one by one. */
+/* Greedy decoding of want_n tokens after the prompt (never a token that ends generation:
+ * llama.cpp's runs never chose one); the first position where hearth differs, or -1, with
+ * hearth's token and its lead over the next best in *got_tok and *gap. prompt_rows: the prompt
+ * as prompt rows (one forward) or as decode rows one by one. */
 static int decode(const infer_model *m, const int32_t *prompt, int np, const int32_t *want,
                   int want_n, int prompt_rows, int *got_tok, float *gap) {
     base_err e = {0};
     infer_engine *g;
-    int V = infer_model_config(m)->vocab_size;
-    assert_int_equal(infer_engine_create(&g, m, 1, MAXT, MAXT, INFER_KV_F16, &e), 0);
+    const tok_vocab *v = infer_model_vocab(m);
+    int V = infer_model_config(m)->vocab_size, max_seq = infer_model_config(m)->max_seq;
+    int ctx = max_seq < 256 ? max_seq : 256;
+    assert_true(np <= ctx);
+    assert_int_equal(infer_engine_create(&g, m, 1, ctx, ctx, INFER_KV_F16, &e), 0);
     float *lg = malloc((size_t)V * sizeof(float));
-    int slots[MAXT] = {0}, pos[MAXT], out;
+    int slots[256] = {0}, pos[256], out;
     for (int i = 0; i < np; i++) pos[i] = i;
     if (prompt_rows) {
         out = np - 1;
@@ -61,15 +64,15 @@ static int decode(const infer_model *m, const int32_t *prompt, int np, const int
     }
     int bad = -1;
     for (int t = 0; t < want_n; t++) {
-        int tok = argmax(lg, V);
+        int tok = argmax_open(v, lg, V);
         if (tok != want[t]) {
             float second = -1e30f;
             for (int i = 0; i < V; i++)
-                if (i != tok && i != EOS && lg[i] > second) second = lg[i];
+                if (i != tok && !tok_is_eog(v, i) && lg[i] > second) second = lg[i];
             *got_tok = tok, *gap = lg[tok] - second, bad = t;
             break;
         }
-        if (t == want_n - 1 || np + t >= MAXT) break;
+        if (t == want_n - 1 || np + t >= ctx) break;
         int32_t in = tok;
         int p = np + t;
         out = 0;
@@ -80,18 +83,10 @@ static int decode(const infer_model *m, const int32_t *prompt, int np, const int
     return bad;
 }
 
-/* The best token that does not end generation (llama.cpp's run never chose one). */
-static int argmax_open(const tok_vocab *v, const float *x, int n) {
-    int b = -1;
-    for (int i = 0; i < n; i++)
-        if (!tok_is_eog(v, i) && (b < 0 || x[i] > x[b])) b = i;
-    return b;
-}
-
 /* Teacher forcing: the prompt and llama.cpp's tokens in one forward; at each position, how far
  * llama.cpp's greedy choice is below hearth's best logit (0 when it is hearth's argmax). */
 static float forced_shortfall(const infer_model *m, const int32_t *prompt, int np,
-                              const int32_t *want, int want_n, int *misses, int open) {
+                              const int32_t *want, int want_n, int *misses) {
     base_err e = {0};
     infer_engine *g;
     int V = infer_model_config(m)->vocab_size, n = np + want_n - 1;
@@ -109,7 +104,7 @@ static float forced_shortfall(const infer_model *m, const int32_t *prompt, int n
     *misses = 0;
     for (int j = 0; j < want_n; j++) {
         const float *l = lg + (size_t)j * V;
-        int b = open ? argmax_open(infer_model_vocab(m), l, V) : argmax(l, V);
+        int b = argmax_open(infer_model_vocab(m), l, V);
         float d = l[b] - l[want[j]];
         if (b != want[j]) ++*misses;
         if (d > worst) worst = d;
@@ -164,7 +159,7 @@ static void test_llamacpp_greedy(void **state) {
         }
         rows++;
         int misses;
-        float worst = forced_shortfall(m, p, np, w, nw, &misses, 0);
+        float worst = forced_shortfall(m, p, np, w, nw, &misses);
         if (worst > TOL) {
             print_message("%s \"%s\": teacher-forced, llama.cpp's token is %g below hearth's best "
                           "(%d of %d positions not hearth's argmax)\n",
@@ -210,37 +205,6 @@ static int family_chat_ids(infer_model *m, const char *user, tok_ids *ids, base_
         return base_fail(e, BASE_EFORMAT, "the model's chat template is not recognized");
     server_msg msg = {(char *)"user", (char *)user};
     return server_chat_encode(t, m, &msg, 1, ids, e);
-}
-
-/* Free-running greedy decoding: the first position where hearth's token is not want's, or -1. */
-static int decode_open(const infer_model *m, const int32_t *prompt, int np, const int32_t *want,
-                       int want_n, int *got, float *gap) {
-    base_err e = {0};
-    infer_engine *g;
-    const tok_vocab *v = infer_model_vocab(m);
-    int V = infer_model_config(m)->vocab_size;
-    assert_int_equal(infer_engine_create(&g, m, 1, 256, 256, INFER_KV_F16, &e), 0);
-    float *lg = malloc((size_t)V * sizeof(float));
-    int slots[256] = {0}, pos[256], out = np - 1, bad = -1;
-    for (int i = 0; i < np; i++) pos[i] = i;
-    assert_int_equal(infer_forward(g, prompt, slots, pos, np, 0, &out, 1, lg, &e), 0);
-    for (int t = 0; t < want_n; t++) {
-        int tok = argmax_open(v, lg, V);
-        if (tok != want[t]) {
-            float second = -1e30f;
-            for (int i = 0; i < V; i++)
-                if (i != tok && !tok_is_eog(v, i) && lg[i] > second) second = lg[i];
-            *got = tok, *gap = lg[tok] - second, bad = t;
-            break;
-        }
-        int32_t in = tok;
-        int p = np + t;
-        out = 0;
-        assert_int_equal(infer_forward(g, &in, slots, &p, 1, 1, &out, 1, lg, &e), 0);
-    }
-    free(lg);
-    infer_engine_free(g);
-    return bad;
 }
 
 /* For each family file (F16 and Q8_0) and prompt of tests/fixtures/gguf-families/expected.tsv
@@ -298,8 +262,8 @@ static void test_families(void **state) {
         }
         tok_ids_free(&ids);
         int got = -1, misses;
-        float gap = 0, worst = forced_shortfall(m, p, np, w, nw, &misses, 1);
-        int at = decode_open(m, p, np, w, nw, &got, &gap);
+        float gap = 0, worst = forced_shortfall(m, p, np, w, nw, &misses);
+        int at = decode(m, p, np, w, nw, 1, &got, &gap);
         if (worst > FAM_TOL || (at >= 0 && gap >= FAM_TOL)) {
             print_message("%s %s \"%s\": teacher-forced, llama.cpp's token is %g below hearth's "
                           "best; free-running, token %d is %d, llama.cpp's %d (top-2 gap %g)\n",
