@@ -3,6 +3,7 @@
 #ifndef HEARTH_CKPT_INT_H
 #define HEARTH_CKPT_INT_H
 
+#include "gguf/gguf.h"
 #include "nn/nn.h"
 
 #include <stddef.h>
@@ -25,5 +26,19 @@ typedef struct ckpt_piece {
 /* Fills *out (malloc'd) with m's pieces under the scheme's names, in storage order; returns
  * the count, or -1 when out of memory. Every parameter is in exactly one piece. */
 int ckpt_pieces(const nn_model *m, ckpt_names scheme, ckpt_piece **out);
+
+/* ---- GGUF tensors (gguf_model.c), for the model and the LoRA adapter readers */
+
+/* The tensor called name, or NULL. */
+const gguf_tensor *ckpt_gguf_tensor(const gguf_file *g, const char *name);
+/* The byte size of t's data (rows of dims[0] elements in its type), checked to be a type hearth
+ * reads and to lie in the file; BASE_EFORMAT naming the tensor otherwise. */
+int ckpt_gguf_tensor_bytes(const gguf_file *g, const gguf_tensor *t, const char *name, size_t *out,
+                           base_err *e);
+/* Rows of a Llama q or k matrix (heads of HS rows of `row` floats) between hearth's RoPE order
+ * (halves, as Hugging Face) and llama.cpp's (adjacent pairs): row h*HS + 2i + j of the GGUF
+ * tensor is row h*HS + j*HS/2 + i of hearth's (j = 0, 1), the permutation llama.cpp's converter
+ * applies to Hugging Face checkpoints. to_gguf chooses the direction. */
+void ckpt_rope_rows(float *dst, const float *src, int heads, int HS, size_t row, int to_gguf);
 
 #endif

@@ -2,20 +2,19 @@
 #include "ckpt/gguf_model.h"
 
 #include "ckpt_int.h"
+#include "quant/quant.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define GGML_F32 0
 #define GGML_F16 1
 
-/* llama.cpp's Llama applies RoPE to adjacent pairs (x[2i], x[2i+1]); hearth, like Hugging
- * Face, to halves (x[i], x[i + HS/2]). Row h*HS + 2i + j of the GGUF tensor is row
- * h*HS + j*HS/2 + i of hearth's (j = 0, 1): the same permutation llama.cpp's converter applies
- * to Hugging Face checkpoints. to_gguf chooses the direction. */
-static void rope_permute(float *dst, const float *src, int heads, int HS, size_t row, int to_gguf) {
+void ckpt_rope_rows(float *dst, const float *src, int heads, int HS, size_t row, int to_gguf) {
     for (int h = 0; h < heads; h++)
         for (int i = 0; i < HS / 2; i++)
             for (int j = 0; j < 2; j++) {
@@ -75,7 +74,7 @@ int ckpt_gguf_add_model(gguf_writer *w, const nn_model *m, const char *name, ckp
     for (int i = 0; i < n; i++) {
         const float *data = m->params + p[i].offset;
         if (p[i].rope_heads) {
-            rope_permute(s + used, data, p[i].rope_heads, HS, (size_t)p[i].shape[1], 1);
+            ckpt_rope_rows(s + used, data, p[i].rope_heads, HS, (size_t)p[i].shape[1], 1);
             data = s + used;
             used += (size_t)(p[i].shape[0] * p[i].shape[1]);
         }
@@ -110,7 +109,7 @@ static int opt_int(const gguf_file *g, const char *key, int64_t def, int *out, b
     return BASE_OK;
 }
 
-static const gguf_tensor *find_tensor(const gguf_file *g, const char *name) {
+const gguf_tensor *ckpt_gguf_tensor(const gguf_file *g, const char *name) {
     size_t n = strlen(name);
     for (size_t i = 0; i < gguf_n_tensors(g); i++) {
         const gguf_tensor *t = gguf_tensor_at(g, i);
@@ -192,13 +191,14 @@ int ckpt_gguf_config(const gguf_file *g, nn_config *c, base_err *e) {
 #undef KEY
     c->norm_eps = (float)eps;
     c->rope_theta = (float)theta;
-    const gguf_tensor *te = find_tensor(g, "token_embd.weight");
+    const gguf_tensor *te = ckpt_gguf_tensor(g, "token_embd.weight");
     if (!te || te->n_dims != 2 || te->dims[1] > INT32_MAX || te->dims[0] != (uint64_t)c->d_model)
         return base_fail(e, BASE_EFORMAT, "GGUF: no token_embd.weight of width %d", c->d_model);
     c->vocab_size = (int)te->dims[1];
-    c->bias = find_tensor(g, "blk.0.attn_q.bias") || find_tensor(g, "blk.0.attn_qkv.bias");
+    c->bias =
+        ckpt_gguf_tensor(g, "blk.0.attn_q.bias") || ckpt_gguf_tensor(g, "blk.0.attn_qkv.bias");
     /* tied: no output matrix, or (GPT-2, whose GGUF always has one) the embedding's bytes */
-    const gguf_tensor *to = find_tensor(g, "output.weight");
+    const gguf_tensor *to = ckpt_gguf_tensor(g, "output.weight");
     c->tied = !to;
     if (to && to->type == te->type && to->n_dims == 2 && to->dims[0] == te->dims[0] &&
         to->dims[1] == te->dims[1]) {
@@ -214,19 +214,20 @@ int ckpt_gguf_config(const gguf_file *g, nn_config *c, base_err *e) {
     return BASE_OK;
 }
 
-static float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31, ex = (h >> 10) & 0x1f, man = h & 0x3ff, u;
-    if (ex == 0) {
-        float f = ldexpf((float)man, -24); /* zero and subnormals */
-        return sign ? -f : f;
-    }
-    if (ex == 31)
-        u = sign | 0x7f800000u | man << 13;
-    else
-        u = sign | (ex + 112) << 23 | man << 13;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
+int ckpt_gguf_tensor_bytes(const gguf_file *g, const gguf_tensor *t, const char *name, size_t *out,
+                           base_err *e) {
+    if (!quant_type_supported((int)t->type))
+        return base_fail(e, BASE_EFORMAT, "GGUF: tensor %s is %s: hearth cannot read that type",
+                         name, quant_type_name((int)t->type));
+    size_t rowb, rows = 1;
+    if (quant_row_bytes((int)t->type, (size_t)t->dims[0], &rowb, e))
+        return base_fail(e, BASE_EFORMAT, "GGUF: tensor %s: %s", name, e->msg);
+    for (uint32_t d = 1; d < t->n_dims; d++) rows *= (size_t)t->dims[d];
+    size_t size = gguf_size(g), off = gguf_data_offset(g) + t->offset;
+    if (off > size || rows > (size - off) / (rowb ? rowb : 1))
+        return base_fail(e, BASE_EFORMAT, "GGUF: tensor %s runs past the end of the file", name);
+    *out = rows * rowb;
+    return BASE_OK;
 }
 
 int ckpt_gguf_read_model(const gguf_file *g, nn_model *m, base_err *e) {
@@ -246,17 +247,10 @@ int ckpt_gguf_read_model(const gguf_file *g, nn_model *m, base_err *e) {
     int rc = BASE_OK;
     uint64_t base = gguf_data_offset(g);
     for (int i = 0; !rc && i < n; i++) {
-        const gguf_tensor *t = find_tensor(g, p[i].name);
+        const gguf_tensor *t = ckpt_gguf_tensor(g, p[i].name);
         uint64_t want0 = p[i].ndim == 2 ? p[i].shape[1] : p[i].shape[0];
         if (!t) {
             rc = base_fail(e, BASE_EFORMAT, "GGUF: tensor %s is missing", p[i].name);
-            break;
-        }
-        if (t->type != GGML_F32 && t->type != GGML_F16) {
-            rc = base_fail(e, BASE_EFORMAT,
-                           "GGUF: tensor %s has ggml type %u; hearth reads F32 and F16 (quantized "
-                           "models are not supported)",
-                           p[i].name, t->type);
             break;
         }
         if (t->n_dims != (uint32_t)p[i].ndim || t->dims[0] != want0 ||
@@ -265,30 +259,29 @@ int ckpt_gguf_read_model(const gguf_file *g, nn_model *m, base_err *e) {
                            p[i].name);
             break;
         }
-        size_t numel = (size_t)(p[i].shape[0] * p[i].shape[1]), esz = t->type == GGML_F16 ? 2 : 4;
-        if (!in_file(g, t)) {
-            rc = base_fail(e, BASE_EFORMAT, "GGUF: tensor %s runs past the end of the file",
-                           p[i].name);
-            break;
-        }
+        size_t bytes;
+        if ((rc = ckpt_gguf_tensor_bytes(g, t, p[i].name, &bytes, e))) break;
+        size_t rows = p[i].ndim == 2 ? (size_t)p[i].shape[0] : 1, cols = (size_t)want0;
+        size_t rowb = bytes / rows;
         const uint8_t *src = gguf_data(g) + base + t->offset;
         float *dst = m->params + p[i].offset;
-        if (p[i].rope_heads) {
-            if (!(tmp = malloc(numel * sizeof(float)))) {
-                rc = base_fail(e, BASE_ENOMEM, "out of memory");
-                break;
-            }
+        if (p[i].rope_heads && !(tmp = malloc(rows * cols * sizeof(float)))) {
+            rc = base_fail(e, BASE_ENOMEM, "out of memory");
+            break;
         }
         float *out = p[i].rope_heads ? tmp : dst;
-        if (esz == 4)
-            memcpy(out, src, numel * 4);
-        else
-            for (size_t j = 0; j < numel; j++)
-                out[j] = half_to_float((uint16_t)(src[2 * j] | src[2 * j + 1] << 8));
+        for (size_t r = 0; r < rows; r++)
+            quant_dequantize_row((int)t->type, src + r * rowb, out + r * cols, cols);
         if (p[i].rope_heads) {
-            rope_permute(dst, tmp, p[i].rope_heads, HS, (size_t)p[i].shape[1], 0);
+            ckpt_rope_rows(dst, tmp, p[i].rope_heads, HS, cols, 0);
             free(tmp);
             tmp = NULL;
+        }
+        /* a mapped file's pages are read once: out of this process's memory now, so the peak is
+         * the F32 model, not the model and the file (a borrowed image is the caller's) */
+        if (gguf_is_mapped(g)) {
+            uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a0 = (uintptr_t)src & ~(pg - 1);
+            madvise((void *)a0, (uintptr_t)src + bytes - a0, MADV_DONTNEED);
         }
     }
     /* every tensor of the file has a place (a tied GPT-2's repeated output matrix aside) */
@@ -301,9 +294,13 @@ int ckpt_gguf_read_model(const gguf_file *g, nn_model *m, base_err *e) {
         if (!found)
             rc = base_fail(e, BASE_EFORMAT, "GGUF: tensor %.*s has no place in a hearth %s model",
                            (int)(t->name.len > 80 ? 80 : t->name.len), t->name.ptr, arch_name(c));
-        else if (!in_file(g, t))
-            rc = base_fail(e, BASE_EFORMAT, "GGUF: tensor %.*s runs past the end of the file",
-                           (int)(t->name.len > 80 ? 80 : t->name.len), t->name.ptr);
+        else {
+            char name[96];
+            size_t bytes;
+            snprintf(name, sizeof name, "%.*s", (int)(t->name.len > 80 ? 80 : t->name.len),
+                     t->name.ptr);
+            rc = ckpt_gguf_tensor_bytes(g, t, name, &bytes, e);
+        }
     }
     free(p);
     return rc;

@@ -62,9 +62,11 @@ int ckpt_gguf_add_model(gguf_writer *w, const nn_model *m, const char *name, ckp
  * ckpt_gguf_read_model reads only gpt2 and llama files into an nn_model (refuses the others). */
 int ckpt_gguf_config(const gguf_file *g, nn_config *c, base_err *e);
 
-/* Reads every parameter of m (created for ckpt_gguf_config's config) from g: names, shapes
- * and types checked, every byte range checked against the file, F16 widened. A tensor of the
- * file that m has no place for is an error. */
+/* Reads every parameter of m (created for ckpt_gguf_config's config) from g: names and shapes
+ * checked, every byte range checked against the file, every type src/quant reads (F32, F16,
+ * BF16, Q4_0 ... Q6_K) dequantized to F32 (a type it cannot read is BASE_EFORMAT naming the
+ * tensor and the type). A mapped file's pages of each tensor are given back once read, so the
+ * peak is the F32 model. A tensor of the file that m has no place for is an error. */
 int ckpt_gguf_read_model(const gguf_file *g, nn_model *m, base_err *e);
 
 #endif

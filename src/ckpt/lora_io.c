@@ -17,95 +17,6 @@
 static const char *const gguf_mat[NN_LORA_NT] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
                                                  "ffn_gate", "ffn_up", "ffn_down"};
 
-/* Rows of a Llama q or k matrix (heads of HS rows of `row` floats) between hearth's RoPE order
- * (halves) and llama.cpp's (adjacent pairs): row h*HS + 2i + j of GGUF is row h*HS + j*HS/2 + i
- * of hearth's. */
-static void rope_rows(float *dst, const float *src, int heads, int HS, size_t row, int to_gguf) {
-    for (int h = 0; h < heads; h++)
-        for (int i = 0; i < HS / 2; i++)
-            for (int j = 0; j < 2; j++) {
-                size_t g = (size_t)h * HS + 2 * (size_t)i + (size_t)j;
-                size_t r = (size_t)h * HS + (size_t)j * (HS / 2) + (size_t)i;
-                memcpy(dst + (to_gguf ? g : r) * row, src + (to_gguf ? r : g) * row,
-                       row * sizeof(float));
-            }
-}
-
-static const gguf_tensor *find_tensor(const gguf_file *g, const char *name) {
-    size_t n = strlen(name);
-    for (size_t i = 0; i < gguf_n_tensors(g); i++) {
-        const gguf_tensor *t = gguf_tensor_at(g, i);
-        if (t->name.len == n && memcmp(t->name.ptr, name, n) == 0) return t;
-    }
-    return NULL;
-}
-
-/* The byte size of t's data (rows of dims[0] elements in its type), checked to lie in the
- * file; 0 with e set otherwise. */
-static int tensor_bytes(const gguf_file *g, const gguf_tensor *t, const char *name, size_t *out,
-                        base_err *e) {
-    if (!quant_type_supported((int)t->type))
-        return base_fail(e, BASE_EFORMAT, "GGUF: tensor %s is %s: hearth cannot read that type",
-                         name, quant_type_name((int)t->type));
-    size_t rowb, rows = 1;
-    if (quant_row_bytes((int)t->type, (size_t)t->dims[0], &rowb, e))
-        return base_fail(e, BASE_EFORMAT, "GGUF: tensor %s: %s", name, e->msg);
-    for (uint32_t d = 1; d < t->n_dims; d++) rows *= (size_t)t->dims[d];
-    size_t size = gguf_size(g), off = gguf_data_offset(g) + t->offset;
-    if (off > size || rows > (size - off) / (rowb ? rowb : 1))
-        return base_fail(e, BASE_EFORMAT, "GGUF: tensor %s runs past the end of the file", name);
-    *out = rows * rowb;
-    return BASE_OK;
-}
-
-int ckpt_gguf_read_model_any(const gguf_file *g, nn_model *m, base_err *e) {
-    const nn_config *c = &m->cfg;
-    int HS = c->d_model / c->n_head;
-    ckpt_piece *p;
-    int n = ckpt_pieces(m, CKPT_NAMES_GGUF, &p);
-    if (n < 0) return base_fail(e, BASE_ENOMEM, "out of memory");
-    int rc = BASE_OK;
-    float *tmp = NULL;
-    for (int i = 0; !rc && i < n; i++) {
-        const gguf_tensor *t = find_tensor(g, p[i].name);
-        uint64_t want0 = p[i].ndim == 2 ? p[i].shape[1] : p[i].shape[0];
-        size_t bytes = 0;
-        if (!t) {
-            rc = base_fail(e, BASE_EFORMAT, "GGUF: tensor %s is missing", p[i].name);
-            break;
-        }
-        if (t->n_dims != (uint32_t)p[i].ndim || t->dims[0] != want0 ||
-            (p[i].ndim == 2 && t->dims[1] != p[i].shape[0])) {
-            rc = base_fail(e, BASE_EFORMAT, "GGUF: tensor %s has the wrong shape for this config",
-                           p[i].name);
-            break;
-        }
-        if ((rc = tensor_bytes(g, t, p[i].name, &bytes, e))) break;
-        size_t rows = p[i].ndim == 2 ? (size_t)p[i].shape[0] : 1, cols = (size_t)want0;
-        size_t rowb = bytes / rows;
-        const uint8_t *src = gguf_data(g) + gguf_data_offset(g) + t->offset;
-        float *dst = m->params + p[i].offset;
-        if (p[i].rope_heads && !(tmp = malloc(rows * cols * sizeof(float)))) {
-            rc = base_fail(e, BASE_ENOMEM, "out of memory");
-            break;
-        }
-        float *out = p[i].rope_heads ? tmp : dst;
-        for (size_t r = 0; r < rows; r++)
-            quant_dequantize_row((int)t->type, src + r * rowb, out + r * cols, cols);
-        if (p[i].rope_heads) {
-            rope_rows(dst, tmp, p[i].rope_heads, HS, cols, 0);
-            free(tmp);
-            tmp = NULL;
-        }
-        /* the file's pages are read once: out of this process's memory now, so the peak is
-         * the F32 model, not the model and the file */
-        uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a0 = (uintptr_t)src & ~(pg - 1);
-        madvise((void *)a0, (uintptr_t)src + bytes - a0, MADV_DONTNEED);
-    }
-    free(p);
-    return rc;
-}
-
 /* ---- llama.cpp LoRA adapter GGUF */
 
 int ckpt_lora_write_gguf(const char *path, const nn_model *m, const nn_lora *a, base_err *e) {
@@ -138,7 +49,7 @@ int ckpt_lora_write_gguf(const char *path, const nn_model *m, const nn_lora *a, 
             const float *B = s->B;
             if (c->family == NN_LLAMA && (t == NN_LORA_Q || t == NN_LORA_K)) {
                 float *dst = perm + used;
-                rope_rows(dst, s->B, s->out / HS, HS, (size_t)r, 1);
+                ckpt_rope_rows(dst, s->B, s->out / HS, HS, (size_t)r, 1);
                 used += (size_t)s->out * r;
                 B = dst;
             }
@@ -234,7 +145,7 @@ int ckpt_lora_read_gguf(const char *path, const nn_model *m, nn_lora *a, base_er
             for (int b = 0; !rc && b < 2; b++) {
                 snprintf(name, sizeof name, "blk.%d.%s.weight.lora_%c", l, gguf_mat[t],
                          b ? 'b' : 'a');
-                const gguf_tensor *gt = find_tensor(g, name);
+                const gguf_tensor *gt = ckpt_gguf_tensor(g, name);
                 uint64_t d0 = b ? (uint64_t)rank : (uint64_t)s->in;
                 uint64_t d1 = b ? (uint64_t)s->out : (uint64_t)rank;
                 size_t bytes = 0;
@@ -245,12 +156,12 @@ int ckpt_lora_read_gguf(const char *path, const nn_model *m, nn_lora *a, base_er
                     rc = base_fail(e, BASE_EFORMAT,
                                    "%s: tensor %s is not F32 of dims [%llu, %llu] (this model's)",
                                    path, name, (unsigned long long)d0, (unsigned long long)d1);
-                } else if (!(rc = tensor_bytes(g, gt, name, &bytes, e))) {
+                } else if (!(rc = ckpt_gguf_tensor_bytes(g, gt, name, &bytes, e))) {
                     const float *src =
                         (const float *)(gguf_data(g) + gguf_data_offset(g) + gt->offset);
                     float *dst = b ? s->B : s->A;
                     if (b && c->family == NN_LLAMA && (t == NN_LORA_Q || t == NN_LORA_K))
-                        rope_rows(dst, src, s->out / HS, HS, (size_t)rank, 0);
+                        ckpt_rope_rows(dst, src, s->out / HS, HS, (size_t)rank, 0);
                     else
                         memcpy(dst, src, bytes);
                 }

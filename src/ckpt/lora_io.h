@@ -1,5 +1,5 @@
-/* ckpt/lora_io: fine-tuning's files. A GGUF base model of any type hearth computes with, read
- * into an F32 nn_model (quantized tensors dequantized with src/quant); LoRA adapters written as
+/* ckpt/lora_io: fine-tuning's files (the base model is read by ckpt_gguf_read_model): LoRA
+ * adapters written as
  * llama.cpp adapter GGUF (general.type "adapter", adapter.type "lora", adapter.lora.alpha,
  * tensors blk.N.<matrix>.weight.lora_a (dims [in, r]) and .lora_b (dims [r, out]), the q and k
  * lora_b rows in llama.cpp's RoPE order) and as a Hugging Face PEFT adapter directory
@@ -9,11 +9,6 @@
 
 #include "gguf/gguf.h"
 #include "nn/lora.h"
-
-/* Like ckpt_gguf_read_model, for every tensor type src/quant dequantizes (F32, F16, BF16,
- * Q4_0 ... Q6_K): m->params gets the F32 values. A type hearth cannot read is BASE_EFORMAT
- * naming the tensor and the type. */
-int ckpt_gguf_read_model_any(const gguf_file *g, nn_model *m, base_err *e);
 
 /* Writes a's adapters (for the model m) as a llama.cpp LoRA adapter GGUF, atomically. */
 int ckpt_lora_write_gguf(const char *path, const nn_model *m, const nn_lora *a, base_err *e);

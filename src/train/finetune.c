@@ -54,7 +54,7 @@ int ft_load_base(const char *path, int B, int T, int frozen, nn_model **out, tok
                            c.max_seq);
         else if (!(rc = frozen ? nn_model_create_frozen(&m, &c, B, T, e)
                                : nn_model_create(&m, &c, B, T, e)))
-            rc = ckpt_gguf_read_model_any(g, m, e);
+            rc = ckpt_gguf_read_model(g, m, e);
     }
     if (!rc && vocab) rc = tok_load_gguf(g, vocab, e);
     gguf_close(g);
