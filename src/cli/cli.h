@@ -2,7 +2,12 @@
 #ifndef HEARTH_CLI_H
 #define HEARTH_CLI_H
 
+#include "base/base.h"
+#include "infer/infer.h"
+
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -47,6 +52,25 @@ int cli_model_template(const char *who, const struct infer_model *m);
 int cli_model_open(const char *who, const char *model, const char *tokenizer, int n_slots, long ctx,
                    long threads, int kv_type, struct infer_model **m, struct infer_sched **s,
                    long *ctx_out, double *load_s);
+
+/* One answer of `hearth chat` or `hearth ask` (cmd_generate.c): its text from the first visible
+ * character on (a template's "Assistant:" makes most models begin with a space), echoed to
+ * stdout as it comes when echo is set, and how it ended. */
+typedef struct cli_answer {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, write_failed, echo;
+    const volatile sig_atomic_t *stop; /* NULL-able: set (by a signal) to cancel the answer */
+    base_buf text;
+    infer_event last;
+    char error[512]; /* the engine's message when it failed */
+} cli_answer;
+#define CLI_ANSWER_INIT                                                                            \
+    { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER }
+/* Submits the prompt ids (n) with sp to s and waits for a's answer to end: 0, or the error of
+ * the submission (a's text freed). */
+int cli_answer_run(struct infer_sched *s, const int32_t *ids, size_t n, const infer_sampling *sp,
+                   cli_answer *a, base_err *e);
 
 /* ---- options (opts.c): one table per command says every option's name, short letter, kind,
  * destination, allowed range and help line. cli_parse reads argv against it and

@@ -16,36 +16,6 @@
 #include "tensor/tensor.h"
 #include "tokenizer/tokenizer.h"
 
-typedef struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done, write_failed, echo; /* echo: stream the text to stdout */
-    base_buf text;
-    infer_event last;
-} answer;
-
-static int on_event(void *ud, const infer_event *ev) {
-    answer *a = ud;
-    if (ev->kind == INFER_EV_TEXT) {
-        const char *t = ev->text;
-        size_t n = ev->len;
-        while (a->text.len == 0 && n > 0 && (*t == ' ' || *t == '\n')) t++, n--;
-        if (n == 0) return 0;
-        base_buf_append(&a->text, t, n);
-        if (a->echo && (fwrite(t, 1, n, stdout) != n || fflush(stdout) != 0)) {
-            a->write_failed = 1;
-            return 1;
-        }
-        return a->text.failed;
-    }
-    pthread_mutex_lock(&a->mu);
-    a->last = *ev;
-    a->done = 1;
-    pthread_cond_signal(&a->cv);
-    pthread_mutex_unlock(&a->mu);
-    return 0;
-}
-
 /* Tokens of text under the model's vocabulary (rag_count_fn). */
 static size_t count_tokens(void *ctx, const char *text, size_t n) {
     tok_ids ids = {0};
@@ -250,16 +220,12 @@ int cli_ask(int argc, char **argv) {
     const char *tstop = server_tmpl_stop(tmpl);
     if (tstop && sp.n_stop < INFER_MAX_STOP) sp.stop[sp.n_stop++] = tstop;
     /* the JSON answer is printed whole at the end */
-    answer a = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .echo = !json};
-    uint64_t id;
-    if (infer_sched_submit(s, ids.data, ids.len, &sp, on_event, &a, &id, &e)) {
+    cli_answer a = CLI_ANSWER_INIT;
+    a.echo = !json;
+    if (cli_answer_run(s, ids.data, ids.len, &sp, &a, &e)) {
         fprintf(stderr, "hearth ask: %s\n", e.msg);
-        base_buf_free(&a.text);
         goto out;
     }
-    pthread_mutex_lock(&a.mu);
-    while (!a.done) pthread_cond_wait(&a.cv, &a.mu);
-    pthread_mutex_unlock(&a.mu);
     if (a.write_failed || a.last.finish == INFER_FINISH_ERROR) {
         fprintf(stderr, "hearth ask: %s\n",
                 a.write_failed ? "writing to stdout failed" : "the forward failed");

@@ -24,41 +24,6 @@ static void on_sigint(int sig) {
     interrupted = 1;
 }
 
-/* One answer in flight: its text (kept for the history) and how it ended. */
-typedef struct answer {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done, write_failed;
-    base_buf text;
-    infer_event last;
-    char error[512]; /* the engine's message when it failed */
-} answer;
-
-static int on_event(void *ud, const infer_event *ev) {
-    answer *a = ud;
-    if (ev->kind == INFER_EV_TEXT) {
-        const char *t = ev->text;
-        size_t n = ev->len;
-        /* the answer starts at its first visible character: the template's "Assistant:"
-         * makes most models begin with a space */
-        while (a->text.len == 0 && n > 0 && (*t == ' ' || *t == '\n')) t++, n--;
-        if (n == 0) return interrupted;
-        base_buf_append(&a->text, t, n);
-        if (fwrite(t, 1, n, stdout) != n || fflush(stdout) != 0) {
-            a->write_failed = 1;
-            return 1;
-        }
-        return interrupted || a->text.failed;
-    }
-    if (ev->error) snprintf(a->error, sizeof a->error, "%s", ev->error);
-    pthread_mutex_lock(&a->mu);
-    a->last = *ev;
-    a->done = 1;
-    pthread_cond_signal(&a->cv);
-    pthread_mutex_unlock(&a->mu);
-    return 0;
-}
-
 /* The conversation: messages[0] is the system prompt when there is one. */
 typedef struct history {
     server_msg *m;
@@ -250,18 +215,14 @@ int cli_chat(int argc, char **argv) {
             history_drop(&h, h.n - 1, 1);
             continue;
         }
-        answer a = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+        cli_answer a = CLI_ANSWER_INIT;
+        a.echo = 1, a.stop = &interrupted;
         infer_sampling spi = sp;
         spi.seed = sp.seed + turn++;
-        uint64_t id;
-        if (infer_sched_submit(s, ids.data, ids.len, &spi, on_event, &a, &id, &e)) {
+        if (cli_answer_run(s, ids.data, ids.len, &spi, &a, &e)) {
             fprintf(stderr, "hearth chat: %s\n", e.msg);
-            base_buf_free(&a.text);
             goto out;
         }
-        pthread_mutex_lock(&a.mu);
-        while (!a.done) pthread_cond_wait(&a.cv, &a.mu);
-        pthread_mutex_unlock(&a.mu);
         printf("\n");
         fflush(stdout);
         int failed = a.write_failed || a.text.failed || a.last.finish == INFER_FINISH_ERROR;

@@ -48,6 +48,44 @@ static int on_event(void *ud, const infer_event *ev) {
     return 0;
 }
 
+static int answer_event(void *ud, const infer_event *ev) {
+    cli_answer *a = ud;
+    int stop = a->stop && *a->stop;
+    if (ev->kind == INFER_EV_TEXT) {
+        const char *t = ev->text;
+        size_t n = ev->len;
+        while (a->text.len == 0 && n > 0 && (*t == ' ' || *t == '\n')) t++, n--;
+        if (n == 0) return stop;
+        base_buf_append(&a->text, t, n);
+        if (a->echo && (fwrite(t, 1, n, stdout) != n || fflush(stdout) != 0)) {
+            a->write_failed = 1;
+            return 1;
+        }
+        return stop || a->text.failed;
+    }
+    if (ev->error) snprintf(a->error, sizeof a->error, "%s", ev->error);
+    pthread_mutex_lock(&a->mu);
+    a->last = *ev;
+    a->done = 1;
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    return 0;
+}
+
+int cli_answer_run(struct infer_sched *s, const int32_t *ids, size_t n, const infer_sampling *sp,
+                   cli_answer *a, base_err *e) {
+    uint64_t id;
+    int rc = infer_sched_submit(s, ids, n, sp, answer_event, a, &id, e);
+    if (rc) {
+        base_buf_free(&a->text);
+        return rc;
+    }
+    pthread_mutex_lock(&a->mu);
+    while (!a->done) pthread_cond_wait(&a->cv, &a->mu);
+    pthread_mutex_unlock(&a->mu);
+    return 0;
+}
+
 int cli_model_template(const char *who, const struct infer_model *m) {
     int unknown;
     server_tmpl t = server_tmpl_of_model(m, &unknown);
