@@ -244,18 +244,16 @@ int ckpt_lora_write_peft(const char *dir, const nn_model *m, const nn_lora *a,
     return rc;
 }
 
-void ckpt_gguf_keep_chat_template(const char *base_path, gguf_writer *w) {
+char *ckpt_gguf_chat_template(const char *path) {
     gguf_file *g = NULL;
     base_err e = {0};
-    size_t n = base_path ? strlen(base_path) : 0;
-    if (n < 6 || strcmp(base_path + n - 5, ".gguf") || gguf_open(base_path, &g, &e)) return;
+    size_t n = path ? strlen(path) : 0;
+    if (n < 6 || strcmp(path + n - 5, ".gguf") || gguf_open(path, &g, &e)) return NULL;
     gguf_str t;
-    char *copy;
+    char *copy = NULL;
     if (gguf_find(g, "tokenizer.chat_template") >= 0 &&
-        !gguf_get_str(g, "tokenizer.chat_template", &t, &e) && (copy = malloc(t.len + 1))) {
+        !gguf_get_str(g, "tokenizer.chat_template", &t, &e) && (copy = malloc(t.len + 1)))
         memcpy(copy, t.ptr, t.len), copy[t.len] = 0;
-        gguf_set_str(w, "tokenizer.chat_template", copy);
-        free(copy);
-    }
     gguf_close(g);
+    return copy;
 }

@@ -21,8 +21,9 @@ int ckpt_lora_gguf_info(const char *path, int *rank, float *alpha, unsigned *tar
  * family only; dir is created). base_name: base_model_name_or_path (NULL: null). */
 int ckpt_lora_write_peft(const char *dir, const nn_model *m, const nn_lora *a,
                          const char *base_name, base_err *e);
-/* The base GGUF's tokenizer.chat_template, if base_path is a GGUF file that has one, set on w:
- * a merged or fully tuned model is served with the template its examples were rendered with. */
-void ckpt_gguf_keep_chat_template(const char *base_path, gguf_writer *w);
+/* The tokenizer.chat_template of the GGUF file at path (malloc'd), or NULL when path is no GGUF
+ * file or it has none: read once by fine-tuning, which renders its examples with it and keeps
+ * it in the models it writes, so that they are served with the template they were tuned on. */
+char *ckpt_gguf_chat_template(const char *path);
 
 #endif

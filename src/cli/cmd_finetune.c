@@ -51,33 +51,22 @@ static void report(const train_progress *p, void *user) {
 
 typedef struct chat_cfg {
     const char *tmpl; /* --chat-template; NULL: the base GGUF's own, as serving it would pick */
-    const char *base; /* the base model's path */
-    int looked;       /* the base's tokenizer.chat_template read (into text) */
-    char *text;
+    const char *text; /* the base's tokenizer.chat_template (ckpt_gguf_chat_template), or NULL */
+    int picked;       /* t chosen */
     server_tmpl t;
 } chat_cfg;
 
 /* The template serving the tuned GGUF will use (server_tmpl_for_model on its chat_template,
  * which `hearth merge` and the adapter keep from the base): the examples are rendered with it. */
 static int pick_template(chat_cfg *c, tok_vocab *v, nn_family fam, base_err *e) {
-    if (c->looked) return BASE_OK;
-    c->looked = 1;
+    if (c->picked) return BASE_OK;
+    c->picked = 1;
     if (c->tmpl) {
         if (server_tmpl_parse(c->tmpl, &c->t))
             return base_fail(e, BASE_EINVAL, "unknown chat template '%s' (known: %s)", c->tmpl,
                              server_tmpl_names());
         return BASE_OK;
     }
-    size_t n = c->base ? strlen(c->base) : 0;
-    gguf_file *g = NULL;
-    base_err ge = {0};
-    if (n > 5 && !strcmp(c->base + n - 5, ".gguf") && !gguf_open(c->base, &g, &ge) &&
-        gguf_find(g, "tokenizer.chat_template") >= 0) {
-        gguf_str s;
-        if (!gguf_get_str(g, "tokenizer.chat_template", &s, &ge) && (c->text = malloc(s.len + 1)))
-            memcpy(c->text, s.ptr, s.len), c->text[s.len] = 0;
-    }
-    gguf_close(g);
     int unknown = 0;
     c->t = server_tmpl_for_model(c->text, 1, fam, tok_kind(v), &unknown);
     fprintf(stderr, "hearth finetune: chat examples rendered with the %s template%s\n",
@@ -208,7 +197,8 @@ int cli_finetune(int argc, char **argv) {
         }
         o.base = conv;
     }
-    cc.base = o.base;
+    char *base_template = ckpt_gguf_chat_template(o.base);
+    cc.text = o.chat_template = base_template;
     reporter r = {isatty(STDOUT_FILENO), t->steps / 20 > 0 ? t->steps / 20 : 1};
     t->note = note;
     struct sigaction sa = {0};
@@ -223,7 +213,7 @@ int cli_finetune(int argc, char **argv) {
     fflush(stdout);
     ft_result res;
     int rc = ft_run(&o, report, &r, &res, &e);
-    free(cc.text);
+    free(base_template);
     if (r.tty) printf("\n");
     if (rc) {
         fprintf(stderr, "hearth finetune: %s\n", e.msg);
@@ -311,7 +301,9 @@ int cli_merge(int argc, char **argv) {
         if (!rc) rc = gguf_writer_create(&w, &e);
         if (!rc) rc = ckpt_gguf_add_model(w, m, "hearth merged", q, &scratch, &e);
         if (!rc && v) rc = tok_gguf_set(v, w, &e);
-        if (!rc) ckpt_gguf_keep_chat_template(base, w);
+        char *tmpl = rc ? NULL : ckpt_gguf_chat_template(base);
+        if (tmpl) gguf_set_str(w, "tokenizer.chat_template", tmpl);
+        free(tmpl);
         if (!rc) rc = gguf_writer_save(w, out, &e);
     }
     if (rc)

@@ -416,7 +416,7 @@ static int write_results(ftrun *R, base_err *e) {
     if ((rc = gguf_writer_create(&w, e))) return rc;
     rc = ckpt_gguf_add_model(w, R->m, "hearth finetune", NULL, &scratch, e);
     if (!rc) rc = tok_gguf_set(R->vocab, w, e);
-    if (!rc) ckpt_gguf_keep_chat_template(R->o->base, w);
+    if (!rc && R->o->chat_template) gguf_set_str(w, "tokenizer.chat_template", R->o->chat_template);
     snprintf(path, sizeof path, "%s/model.gguf", dir);
     if (!rc) rc = gguf_writer_save(w, path, e);
     gguf_writer_free(w);

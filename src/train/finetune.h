@@ -35,6 +35,7 @@ typedef struct ft_opts {
     unsigned lora_targets;
     ft_chat_fn chat; /* NULL: data_sft_encode_plain */
     void *chat_user;
+    const char *chat_template; /* kept in the model --full writes (the base's); NULL: none */
 } ft_opts;
 
 /* Defaults: train_opts_default's, then lr 2e-4, weight decay 0, eval every 0, sample 0,
