@@ -67,48 +67,41 @@ void quant_repack(void *dst, const void *src, int wtype, int rtype, int N, int K
 
 /* The reference products: each output is sum over blocks of (dw * dx) * (integer sum), in block
  * order, as dot.c's dot_q4_0 / dot_q8_0 on the original rows. */
-static void group_q4_0(int K, const void *w, const void *x, size_t xs, int nr, float *y,
-                       size_t ldy) {
+static void group_ref(int q8, int K, const void *w, const void *x, size_t xs, int nr, float *y,
+                      size_t ldy) {
     const uint8_t *g = w;
+    size_t bb = q8 ? sizeof(quant_block_q8_0) : sizeof(quant_block_q4_0);
     for (int m = 0; m < nr; m++) {
         const quant_block_q8_0 *b = (const void *)((const uint8_t *)x + (size_t)m * xs);
         for (int r = 0; r < GROUP; r++) {
             float s = 0;
             for (int i = 0; i < K / QUANT_QK; i++) {
-                const uint8_t *o = g + (size_t)i * GROUP * sizeof(quant_block_q4_0);
+                const uint8_t *o = g + (size_t)i * GROUP * bb, *q = o + 2 * GROUP + 4 * r;
                 uint16_t d;
                 memcpy(&d, o + 2 * r, 2);
                 int sum = 0;
-                for (int j = 0; j < 16; j++) {
-                    uint8_t q = o[2 * GROUP + 64 * (j / 4) + 4 * r + j % 4];
-                    sum += ((q & 0xF) - 8) * b[i].qs[j] + ((q >> 4) - 8) * b[i].qs[j + 16];
-                }
+                /* byte j of row r's block sits at q[64 * (j / 4) + j % 4] */
+                if (q8)
+                    for (int j = 0; j < 32; j++)
+                        sum += (int8_t)(q[64 * (j / 4) + j % 4] ^ 0x80) * b[i].qs[j];
+                else
+                    for (int j = 0; j < 16; j++) {
+                        uint8_t v = q[64 * (j / 4) + j % 4];
+                        sum += ((v & 0xF) - 8) * b[i].qs[j] + ((v >> 4) - 8) * b[i].qs[j + 16];
+                    }
                 s += F16(d) * F16(b[i].d) * (float)sum;
             }
             y[(size_t)m * ldy + (size_t)r] = s;
         }
     }
 }
+static void group_q4_0(int K, const void *w, const void *x, size_t xs, int nr, float *y,
+                       size_t ldy) {
+    group_ref(0, K, w, x, xs, nr, y, ldy);
+}
 static void group_q8_0(int K, const void *w, const void *x, size_t xs, int nr, float *y,
                        size_t ldy) {
-    const uint8_t *g = w;
-    for (int m = 0; m < nr; m++) {
-        const quant_block_q8_0 *b = (const void *)((const uint8_t *)x + (size_t)m * xs);
-        for (int r = 0; r < GROUP; r++) {
-            float s = 0;
-            for (int i = 0; i < K / QUANT_QK; i++) {
-                const uint8_t *o = g + (size_t)i * GROUP * sizeof(quant_block_q8_0);
-                uint16_t d;
-                memcpy(&d, o + 2 * r, 2);
-                int sum = 0;
-                for (int j = 0; j < 32; j++)
-                    sum +=
-                        (int8_t)(o[2 * GROUP + 64 * (j / 4) + 4 * r + j % 4] ^ 0x80) * b[i].qs[j];
-                s += F16(d) * F16(b[i].d) * (float)sum;
-            }
-            y[(size_t)m * ldy + (size_t)r] = s;
-        }
-    }
+    group_ref(1, K, w, x, xs, nr, y, ldy);
 }
 
 quant_group_fn quant_group_scalar(int rtype) {
