@@ -233,83 +233,56 @@ static inline int k4_msum(const uint8_t mn[8], const int16_t *bsums) {
 }
 
 /* Q4_K: per 64-element chunk, 32 bytes give the low nibbles (sub-block 2c) and the high ones
- * (2c + 1); maddubs pairs stay within int16 (15 * 128 * 2); the mins come from bsums. */
-ROWS void q4_k_rows(int K, const quant_block_q4_k *a, const uint8_t *x, size_t xs, int R,
-                    float *out) {
-    const __m256i m4 = _mm256_set1_epi8(0xF);
-    __m256 acc[4];
-    float accm[4];
-    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), accm[r] = 0;
-    for (int i = 0; i < K / QUANT_QK_K; i++) {
-        uint8_t sc[8], mn[8];
-        k4_unpack(a[i].scales, sc, mn);
-        __m256i sumi[4];
-        for (int r = 0; r < R; r++) sumi[r] = _mm256_setzero_si256();
-        for (int c = 0; c < 4; c++) {
-            __m256i qb = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
-            __m256i lo = _mm256_and_si256(qb, m4);
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), m4);
-            __m256i s0 = _mm256_set1_epi16(sc[2 * c]), s1 = _mm256_set1_epi16(sc[2 * c + 1]);
-            for (int r = 0; r < R; r++) {
-                const int8_t *y = ((const quant_block_q8_k *)(x + r * xs) + i)->qs + 64 * c;
-                __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)y));
-                __m256i p1 =
-                    _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y + 32)));
-                sumi[r] = QDOT_I16(QDOT_I16(sumi[r], p0, s0), p1, s1);
-            }
-        }
-        float d = h2f(a[i].d), dmin = h2f(a[i].dmin);
-        for (int r = 0; r < R; r++) {
-            const quant_block_q8_k *b = (const quant_block_q8_k *)(x + r * xs) + i;
-            int msum = k4_msum(mn, b->bsums);
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(b->d * d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
-            accm[r] += b->d * dmin * (float)msum;
-        }
-    }
-    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]) - accm[r];
-}
-ROWS_ENTRIES(q4_k)
+ * (2c + 1); maddubs pairs stay within int16 (15 * 128 * 2, Q5_K's 31 * 128 * 2); the mins come
+ * from bsums. Q5_K: Q4_K's nibbles with a fifth bit: bit 2c of qh byte l for element 64c + l,
+ * bit 2c + 1 for 64c + 32 + l. One body for both (Q5 a constant, QH its qh bytes). */
+#define K45_ROWS(NAME, BLOCK, Q5, QH)                                                              \
+    ROWS void NAME##_rows(int K, const BLOCK *a, const uint8_t *x, size_t xs, int R, float *out) { \
+        const __m256i m4 = _mm256_set1_epi8(0xF), m16 = _mm256_set1_epi8(16);                      \
+        __m256 acc[4];                                                                             \
+        float accm[4];                                                                             \
+        for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), accm[r] = 0;                     \
+        for (int i = 0; i < K / QUANT_QK_K; i++) {                                                 \
+            uint8_t sc[8], mn[8];                                                                  \
+            k4_unpack(a[i].scales, sc, mn);                                                        \
+            __m256i qh = Q5 ? _mm256_loadu_si256((const __m256i *)(QH)) : m16, sumi[4];            \
+            for (int r = 0; r < R; r++) sumi[r] = _mm256_setzero_si256();                          \
+            for (int c = 0; c < 4; c++) {                                                          \
+                __m256i qb = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));              \
+                __m256i lo = _mm256_and_si256(qb, m4);                                             \
+                __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), m4);                       \
+                if (Q5) {                                                                          \
+                    lo = _mm256_or_si256(                                                          \
+                        lo, _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * c), 4),   \
+                                             m16));                                                \
+                    hi = _mm256_or_si256(                                                          \
+                        hi, _mm256_and_si256(                                                      \
+                                _mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * c + 1), 4), m16));     \
+                }                                                                                  \
+                __m256i s0 = _mm256_set1_epi16(sc[2 * c]), s1 = _mm256_set1_epi16(sc[2 * c + 1]);  \
+                for (int r = 0; r < R; r++) {                                                      \
+                    const int8_t *y = ((const quant_block_q8_k *)(x + r * xs) + i)->qs + 64 * c;   \
+                    __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)y)); \
+                    __m256i p1 =                                                                   \
+                        _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y + 32)));   \
+                    sumi[r] = QDOT_I16(QDOT_I16(sumi[r], p0, s0), p1, s1);                         \
+                }                                                                                  \
+            }                                                                                      \
+            float d = h2f(a[i].d), dmin = h2f(a[i].dmin);                                          \
+            for (int r = 0; r < R; r++) {                                                          \
+                const quant_block_q8_k *b = (const quant_block_q8_k *)(x + r * xs) + i;            \
+                int msum = k4_msum(mn, b->bsums);                                                  \
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(b->d * d), _mm256_cvtepi32_ps(sumi[r]),    \
+                                         acc[r]);                                                  \
+                accm[r] += b->d * dmin * (float)msum;                                              \
+            }                                                                                      \
+        }                                                                                          \
+        for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]) - accm[r];                              \
+    }                                                                                              \
+    ROWS_ENTRIES(NAME)
 
-/* Q5_K: Q4_K's nibbles with a fifth bit: bit 2c of qh byte l for element 64c + l, bit 2c + 1
- * for 64c + 32 + l. */
-ROWS void q5_k_rows(int K, const quant_block_q5_k *a, const uint8_t *x, size_t xs, int R,
-                    float *out) {
-    const __m256i m4 = _mm256_set1_epi8(0xF), m16 = _mm256_set1_epi8(16);
-    __m256 acc[4];
-    float accm[4];
-    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), accm[r] = 0;
-    for (int i = 0; i < K / QUANT_QK_K; i++) {
-        uint8_t sc[8], mn[8];
-        k4_unpack(a[i].scales, sc, mn);
-        __m256i qh = _mm256_loadu_si256((const __m256i *)a[i].qh), sumi[4];
-        for (int r = 0; r < R; r++) sumi[r] = _mm256_setzero_si256();
-        for (int c = 0; c < 4; c++) {
-            __m256i qb = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
-            __m256i h0 = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * c), 4), m16);
-            __m256i h1 =
-                _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * c + 1), 4), m16);
-            __m256i lo = _mm256_or_si256(_mm256_and_si256(qb, m4), h0);
-            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4), h1);
-            __m256i s0 = _mm256_set1_epi16(sc[2 * c]), s1 = _mm256_set1_epi16(sc[2 * c + 1]);
-            for (int r = 0; r < R; r++) {
-                const int8_t *y = ((const quant_block_q8_k *)(x + r * xs) + i)->qs + 64 * c;
-                __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)y));
-                __m256i p1 =
-                    _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y + 32)));
-                sumi[r] = QDOT_I16(QDOT_I16(sumi[r], p0, s0), p1, s1);
-            }
-        }
-        float d = h2f(a[i].d), dmin = h2f(a[i].dmin);
-        for (int r = 0; r < R; r++) {
-            const quant_block_q8_k *b = (const quant_block_q8_k *)(x + r * xs) + i;
-            int msum = k4_msum(mn, b->bsums);
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(b->d * d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
-            accm[r] += b->d * dmin * (float)msum;
-        }
-    }
-    for (int r = 0; r < R; r++) out[r] = hsum8(acc[r]) - accm[r];
-}
-ROWS_ENTRIES(q5_k)
+K45_ROWS(q4_k, quant_block_q4_k, 0, a[i].qs)
+K45_ROWS(q5_k, quant_block_q5_k, 1, a[i].qh)
 
 /* ---- float weights (F32, F16, BF16; the activations floats, for F16/BF16 weights already
  * rounded to that type): tiles of TW weight rows x up to 4 activation rows, one 8-lane
