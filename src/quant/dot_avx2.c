@@ -18,9 +18,9 @@
 #define QDOT_I16(acc, p, c) _mm256_add_epi32(acc, _mm256_madd_epi16(p, c))
 #include "quant/dot_x86.h"
 
-FLOAT_TILES(f32, float, load_f8, conv_f32, 3)
-FLOAT_TILES(f16, uint16_t, load_h8, h2f, 3)
-FLOAT_TILES(bf16, uint16_t, load_bf8, bf2f, 3)
+FLOAT_TILES(f32, float, load_f8, conv_f32, V8, 3)
+FLOAT_TILES(f16, uint16_t, load_h8, h2f, V8, 3)
+FLOAT_TILES(bf16, uint16_t, load_bf8, bf2f, V8, 3)
 
 /* The 2- and 3-bit K-quants have 16 scales, one per 16 elements; sc8 holds them as bytes. */
 static inline int hsum_i32(__m256i v) {

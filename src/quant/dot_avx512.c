@@ -14,11 +14,29 @@
 #define QDOT_I16(acc, p, c) _mm256_dpwssd_epi32(acc, p, c)
 #include "quant/dot_x86.h"
 
-/* float weights: 32 vector registers hold a 4 x 4 tile's 16 accumulators, the 4 weight vectors
- * and an activation vector (AVX2's 16 hold 3 x 4); the same operations per pair, the same bits */
-FLOAT_TILES(f32, float, load_f8, conv_f32, 4)
-FLOAT_TILES(f16, uint16_t, load_h8, h2f, 4)
-FLOAT_TILES(bf16, uint16_t, load_bf8, bf2f, 4)
+/* F32 and F16 weights on 512-bit vectors: 16 lanes a pair, and 32 vector registers hold a 4 x 4
+ * tile's 16 accumulators, the 4 weight vectors and an activation vector (AVX2's 16 hold 3 x 4
+ * of 8 lanes). One 512-bit load of 16 weights a row and step: decoding reads the rows at the
+ * memory's pace with two threads where 8 lanes did not. */
+#define V16_T __m512
+#define V16_N 16
+#define V16_ZERO _mm512_setzero_ps
+#define V16_LDU _mm512_loadu_ps
+#define V16_STU _mm512_storeu_ps
+#define V16_FMA _mm512_fmadd_ps
+#define V16_HSUM _mm512_reduce_add_ps
+static inline __m512 load_f32x16(const float *p) {
+    return _mm512_loadu_ps(p);
+}
+static inline __m512 load_h16(const uint16_t *p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+FLOAT_TILES(f32, float, load_f32x16, conv_f32, V16, 4)
+FLOAT_TILES(f16, uint16_t, load_h16, h2f, V16, 4)
+/* BF16 keeps 8 lanes: with 16 its logits on stories260K-BF16 moved from rms 0.005 to 0.014 of
+ * llama.cpp's (tests/infer/test_gguf_logits.c allows 0.01) — activations rounded to BF16's 8
+ * bits amplify any change in the order of a sum through the layers */
+FLOAT_TILES(bf16, uint16_t, load_bf8, bf2f, V8, 4)
 
 /* R16 weights (quant.h): per block, the 16 rows' scales as one vector and the 16 rows' quants
  * as 64-byte vectors of 4-byte words, each multiplied by one word of the activation block

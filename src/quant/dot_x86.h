@@ -285,64 +285,77 @@ K45_ROWS(q4_k, quant_block_q4_k, 0, a[i].qs)
 K45_ROWS(q5_k, quant_block_q5_k, 1, a[i].qh)
 
 /* ---- float weights (F32, F16, BF16; the activations floats, for F16/BF16 weights already
- * rounded to that type): tiles of TW weight rows x up to 4 activation rows, one 8-lane
- * accumulator per (weight row, activation row) pair over K in steps of 8, summed across lanes,
- * then the K % 8 tail in order. K is walked in blocks of QUANT_FKB so that the four activation
- * rows' block stays in L1 while every weight tile of the chunk passes over it (without, each
- * tile re-read the activations from L2 and the product was L2-bound); between blocks a pair's
- * accumulator waits in memory, which is exact. Every pair goes through exactly the same
- * operations whatever the tile, so its bits depend neither on the tile's shape nor on M nor on
- * the thread split. */
-#define QUANT_FKB 512 /* elements of K per block (a multiple of 8) */
+ * rounded to that type): tiles of TW weight rows x up to 4 activation rows, one accumulator of
+ * V_N lanes per (weight row, activation row) pair over K in steps of V_N, summed across lanes,
+ * then the K % V_N tail in order. V names the vector: V8 (__m256, both files) or V16 (__m512,
+ * dot_avx512.c), so AVX2's and AVX-512's bits differ, each agreeing with the reference to
+ * rounding. K is walked in blocks of QUANT_FKB so that the four activation rows' block stays in
+ * L1 while every weight tile of the chunk passes over it (without, each tile re-read the
+ * activations from L2 and the product was L2-bound); between blocks a pair's accumulator waits
+ * in memory, which is exact. Every pair goes through exactly the same operations whatever the
+ * tile, so its bits depend neither on the tile's shape nor on M nor on the thread split. */
+#define QUANT_FKB 512 /* elements of K per block (a multiple of 16) */
 #define QUANT_FNW 16  /* the most weight rows per call (the driver's chunk) */
 
-#define FLOAT_TILE(NAME, T, LOAD, CONV, W, R)                                                      \
+#define V8_T __m256
+#define V8_N 8
+#define V8_ZERO _mm256_setzero_ps
+#define V8_LDU _mm256_loadu_ps
+#define V8_STU _mm256_storeu_ps
+#define V8_FMA _mm256_fmadd_ps
+#define V8_HSUM hsum8
+
+#define FLOAT_TILE(NAME, T, LOAD, CONV, V, W, R)                                                   \
     static void NAME##_tile_##W##x##R(int K, int k0, int k1, const uint8_t *a, size_t as,          \
                                       const float *x, size_t xs, float *accs, float *y,            \
                                       size_t ldy) {                                                \
-        __m256 acc[W][R];                                                                          \
+        V##_T acc[W][R];                                                                           \
         _Pragma("GCC unroll 8") for (int w = 0; w < W; w++)                                        \
             _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) acc[w][r] =                        \
-                k0 ? _mm256_loadu_ps(accs + 8 * (4 * w + r)) : _mm256_setzero_ps();                \
-        for (int i = k0; i < k1; i += 8) {                                                         \
-            __m256 wv[W];                                                                          \
+                k0 ? V##_LDU(accs + V##_N * (4 * w + r)) : V##_ZERO();                             \
+        for (int i = k0; i < k1; i += V##_N) {                                                     \
+            V##_T wv[W];                                                                           \
             _Pragma("GCC unroll 8") for (int w = 0; w < W; w++) {                                  \
                 wv[w] = LOAD((const T *)(a + (size_t)w * as) + i);                                 \
                 __asm__("" : "+v"(wv[w])); /* in a register: GCC had re-loaded it per FMA */       \
             }                                                                                      \
             _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                  \
-                __m256 xv = _mm256_loadu_ps(x + (size_t)r * xs + i);                               \
+                V##_T xv = V##_LDU(x + (size_t)r * xs + i);                                        \
                 __asm__("" : "+v"(xv)); /* loaded once for the W products */                       \
                 _Pragma("GCC unroll 8") for (int w = 0; w < W; w++) acc[w][r] =                    \
-                    _mm256_fmadd_ps(wv[w], xv, acc[w][r]);                                         \
+                    V##_FMA(wv[w], xv, acc[w][r]);                                                 \
             }                                                                                      \
         }                                                                                          \
-        if (k1 < (K & ~7)) {                                                                       \
+        if (k1 < (K & ~(V##_N - 1))) {                                                             \
             for (int w = 0; w < W; w++)                                                            \
-                for (int r = 0; r < R; r++) _mm256_storeu_ps(accs + 8 * (4 * w + r), acc[w][r]);   \
+                for (int r = 0; r < R; r++) V##_STU(accs + V##_N * (4 * w + r), acc[w][r]);        \
             return;                                                                                \
         }                                                                                          \
         for (int w = 0; w < W; w++)                                                                \
             for (int r = 0; r < R; r++) {                                                          \
                 const T *aw = (const T *)(a + (size_t)w * as);                                     \
-                float s = hsum8(acc[w][r]);                                                        \
-                for (int k = K & ~7; k < K; k++) s += CONV(aw[k]) * x[(size_t)r * xs + k];         \
+                float s = V##_HSUM(acc[w][r]);                                                     \
+                for (int k = K & ~(V##_N - 1); k < K; k++)                                         \
+                    s += CONV(aw[k]) * x[(size_t)r * xs + k];                                      \
                 y[(size_t)r * ldy + (size_t)w] = s;                                                \
             }                                                                                      \
     }
 
 /* NAME_tile, a quant_tile_fn: nw <= QUANT_FNW weight rows (ws bytes apart) x nr <= 4 activation
- * rows (xs bytes apart) into y (ldy floats a row), TW weight rows at a time and the rest one by
- * one, block of K by block. */
-#define FLOAT_TILES(NAME, T, LOAD, CONV, TW)                                                       \
-    FLOAT_TILE(NAME, T, LOAD, CONV, TW, 1)                                                         \
-    FLOAT_TILE(NAME, T, LOAD, CONV, TW, 2)                                                         \
-    FLOAT_TILE(NAME, T, LOAD, CONV, TW, 3)                                                         \
-    FLOAT_TILE(NAME, T, LOAD, CONV, TW, 4)                                                         \
-    FLOAT_TILE(NAME, T, LOAD, CONV, 1, 1)                                                          \
-    FLOAT_TILE(NAME, T, LOAD, CONV, 1, 2)                                                          \
-    FLOAT_TILE(NAME, T, LOAD, CONV, 1, 3)                                                          \
-    FLOAT_TILE(NAME, T, LOAD, CONV, 1, 4)                                                          \
+ * rows (xs bytes apart) into y (ldy floats a row). Several activation rows (prefill): TW weight
+ * rows at a time and the rest one by one, block of K by block. One (decoding): the rows one by
+ * one, each from end to end — one stream from memory per thread, which the prefetcher follows
+ * (TW interleaved streams read 10-15% slower on Zen 4) — with the same operations, the same
+ * bits. */
+#define FLOAT_TILES(NAME, T, LOAD, CONV, V, TW)                                                    \
+    FLOAT_TILE(NAME, T, LOAD, CONV, V, TW, 1)                                                      \
+    FLOAT_TILE(NAME, T, LOAD, CONV, V, TW, 2)                                                      \
+    FLOAT_TILE(NAME, T, LOAD, CONV, V, TW, 3)                                                      \
+    FLOAT_TILE(NAME, T, LOAD, CONV, V, TW, 4)                                                      \
+    FLOAT_TILE(NAME, T, LOAD, CONV, V, 1, 1)                                                       \
+    FLOAT_TILE(NAME, T, LOAD, CONV, V, 1, 2)                                                       \
+    FLOAT_TILE(NAME, T, LOAD, CONV, V, 1, 3)                                                       \
+    FLOAT_TILE(NAME, T, LOAD, CONV, V, 1, 4)                                                       \
     static void NAME##_tile(int K, const void *w, size_t ws, int nw, const void *x, size_t xs,     \
                             int nr, float *y, size_t ldy) {                                        \
         typedef void (*tile_fn)(int, int, int, const uint8_t *, size_t, const float *, size_t,     \
@@ -351,25 +364,27 @@ K45_ROWS(q5_k, quant_block_q5_k, 1, a[i].qh)
                                         NAME##_tile_##TW##x3, NAME##_tile_##TW##x4};               \
         static const tile_fn one[4] = {NAME##_tile_1x1, NAME##_tile_1x2, NAME##_tile_1x3,          \
                                        NAME##_tile_1x4};                                           \
-        float accs[QUANT_FNW * 4 * 8];                                                             \
+        float accs[QUANT_FNW * 4 * V##_N];                                                         \
         const uint8_t *a = w;                                                                      \
         size_t xf = xs / sizeof(float);                                                            \
-        int K8 = K & ~7, k0 = 0;                                                                   \
+        int KV = K & ~(V##_N - 1), k0 = 0;                                                         \
         BASE_ASSERT(nr >= 1 && nr <= 4 && nw >= 1 && nw <= QUANT_FNW);                             \
         do {                                                                                       \
             /* one activation row (decoding) gains nothing from blocks, and the weight rows' */    \
             /* streams, broken into blocks, defeat the prefetcher */                               \
-            int kb = nr > 1 ? QUANT_FKB : K8, k1 = K8 - k0 > kb ? k0 + kb : K8, n = 0;             \
-            for (; n + TW <= nw; n += TW)                                                          \
-                full[nr - 1](K, k0, k1, a + (size_t)n * ws, ws, x, xf, accs + 32 * n, y + n, ldy); \
+            int kb = nr > 1 ? QUANT_FKB : KV, k1 = KV - k0 > kb ? k0 + kb : KV, n = 0;             \
+            for (; nr > 1 && n + TW <= nw; n += TW)                                                \
+                full[nr - 1](K, k0, k1, a + (size_t)n * ws, ws, x, xf, accs + 4 * V##_N * n,       \
+                             y + n, ldy);                                                          \
             for (; n < nw; n++)                                                                    \
-                one[nr - 1](K, k0, k1, a + (size_t)n * ws, ws, x, xf, accs + 32 * n, y + n, ldy);  \
+                one[nr - 1](K, k0, k1, a + (size_t)n * ws, ws, x, xf, accs + 4 * V##_N * n, y + n, \
+                            ldy);                                                                  \
             k0 = k1;                                                                               \
-        } while (k0 < K8);                                                                         \
+        } while (k0 < KV);                                                                         \
     }                                                                                              \
     static float dot_##NAME(int K, const void *w, const void *x) {                                 \
-        float out, accs[32];                                                                       \
-        NAME##_tile_1x1(K, 0, K & ~7, w, 0, x, 0, accs, &out, 1);                                  \
+        float out, accs[4 * V##_N];                                                                \
+        NAME##_tile_1x1(K, 0, K & ~(V##_N - 1), w, 0, x, 0, accs, &out, 1);                        \
         return out;                                                                                \
     }
 

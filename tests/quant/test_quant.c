@@ -263,13 +263,16 @@ static void check_matmul(base_rng *r, int type, shape s) {
     if (e > tol) fprintf(stderr, "%s ref vs float: %.3g\n", t->name, e);
     assert_true(e <= tol);
 
-    float *prev = NULL; /* the AVX2 result: AVX-512's kernels are the same code, the same bits */
+    /* the AVX2 result: AVX-512's kernels are the same code, the same bits, but for F32 and F16
+     * weights, summed in 16 lanes, not 8: their own bits, checked against the reference */
+    float *prev = NULL;
+    int own_bits = type == QUANT_F32 || type == QUANT_F16;
     for (int isa = QUANT_ISA_AVX2; isa <= (int)quant_isa_best(); isa++) {
         quant_isa used;
         quant_dot_for(type, (quant_isa)isa, &used);
         if ((int)used != isa) continue; /* no kernel of its own: the lower one is tested */
         quant_matmul_isa(y, x, w, type, M, N, K, scratch, (quant_isa)isa, 1);
-        if (prev)
+        if (prev && !own_bits)
             assert_memory_equal(y, prev, sizeof(float) * (size_t)M * N);
         else if (isa == QUANT_ISA_AVX2) {
             prev = xmalloc(sizeof(float) * (size_t)M * N);
