@@ -94,6 +94,7 @@ typedef struct train_result {
     int complete; /* out_dir already held this run's final checkpoint (same settings): nothing
                      was trained or written */
     int fatal;    /* data parallel: this rank failed alone (the caller ends the job) */
+    float first_val, last_val; /* held-out loss at the run's first and last eval (NaN: none) */
     /* data parallel: rank 0's communication over the run's steps (p50, p99, max), mean bytes
      * sent a step, and memory per rank (bytes): parameters + gradients, AdamW state (this
      * rank's shard under ZeRO-1), the reducer's buffers */

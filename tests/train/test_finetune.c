@@ -231,11 +231,11 @@ static void test_run(void **state) {
     ft_result r;
     base_err e = {0};
     assert_int_equal(ft_run(&o, NULL, NULL, &r, &e), 0);
-    assert_int_equal(r.step, 30);
+    assert_int_equal(r.run.step, 30);
     assert_true(r.n_val > 0);
     /* the held-out loss falls by a clear margin */
-    if (!(r.last_val < r.first_val - 1.0f))
-        fail_msg("held-out loss %g -> %g", (double)r.first_val, (double)r.last_val);
+    if (!(r.run.last_val < r.run.first_val - 1.0f))
+        fail_msg("held-out loss %g -> %g", (double)r.run.first_val, (double)r.run.last_val);
     /* the adapter reads back: rank 8, alpha 16, every target */
     char path[600];
     snprintf(path, sizeof path, "%s/adapter.gguf", out);
@@ -250,7 +250,7 @@ static void test_run(void **state) {
     assert_int_equal(access(path, F_OK), 0);
     /* the same command again: complete, nothing written */
     assert_int_equal(ft_run(&o, NULL, NULL, &r, &e), 0);
-    assert_true(r.complete);
+    assert_true(r.run.complete);
     /* another setting into the same directory: refused, naming it */
     o.lora_rank = 4;
     assert_int_equal(ft_run(&o, NULL, NULL, &r, &e), BASE_EINVAL);
@@ -263,7 +263,7 @@ static void test_run(void **state) {
     o.t.out_dir = out;
     assert_int_equal(ft_run(&o, NULL, NULL, &r, &e), 0);
     assert_true(r.n_trainable_params > 200000);
-    assert_true(r.last_val < r.first_val);
+    assert_true(r.run.last_val < r.run.first_val);
     snprintf(path, sizeof path, "%s/model.gguf", out);
     assert_int_equal(access(path, F_OK), 0);
 }
