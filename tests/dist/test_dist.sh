@@ -158,7 +158,7 @@ BASE=$(dirname "$0")/../fixtures/gguf/stories260K-F16.gguf
 for i in $(seq 0 99); do
   echo "{\"messages\": [{\"role\": \"user\", \"content\": \"Say line $((i % 7)).\"}, {\"role\": \"assistant\", \"content\": \"Thou art my sun number $((i % 7)).\"}]}"
 done > "$T/chat.jsonl"
-FT=(--base "$BASE" --data "$T/chat.jsonl" --steps 6 --batch 2 --seq 40 --threads 1 --lr 3e-3
+FT=(--base "$BASE" --data "$T/chat.jsonl" --steps 6 --batch 2 --seq 64 --threads 1 --lr 3e-3
   --ckpt-every 3 --eval-every 3 --eval-batches 3 --lora-dropout 0.1 --lora-targets q,v,down)
 "$H" finetune "${FT[@]}" --out "$T/fref" --accum 2 > "$T/fref.log" 2>&1 || bad "finetune reference: $(tail -3 "$T/fref.log")"
 ft_dp() { # ft_dp NAME ARGS...: 2 ranks
@@ -173,7 +173,7 @@ if ft_dp fdp2 --accum 1; then
   grep -q "comm per step  p50" "$T/fdp2.log" && ok || bad "finetune: no communication summary"
 fi
 ft_dp fzero2 --accum 1 --zero 1 && { same_state "$T/fref" "$T/fzero2" 6 && ok || bad "finetune ZeRO-1 differs"; }
-FULL=(--base "$BASE" --data "$T/chat.jsonl" --steps 3 --batch 2 --seq 40 --threads 1 --full --eval-batches 2)
+FULL=(--base "$BASE" --data "$T/chat.jsonl" --steps 3 --batch 2 --seq 64 --threads 1 --full --eval-batches 2)
 "$H" finetune "${FULL[@]}" --out "$T/fullref" --accum 2 > "$T/fullref.log" 2>&1 || bad "full reference: $(tail -3 "$T/fullref.log")"
 "${MPI[@]}" -np 2 "$H" finetune "${FULL[@]}" --out "$T/fulldp" > "$T/fulldp.log" 2>&1 &&
   cmp -s "$T/fullref/model.gguf" "$T/fulldp/model.gguf" && same_state "$T/fullref" "$T/fulldp" 3 && ok ||
