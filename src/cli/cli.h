@@ -185,12 +185,12 @@ struct train_result;
 struct dist;
 #define CLI_TRAIN_OPTS_MAX 32 /* at least the options cli_train_opts appends */
 typedef struct cli_train_run {
-    const char *cmd;       /* "train", "finetune": messages say "hearth CMD: ..." */
-    struct train_opts *o;  /* its values when the table is made are the defaults --help shows */
-    double timeout_s;      /* --comm-timeout (default 300) */
-    const char *delay;     /* --sim-delay */
-    char help[3][96];      /* help texts that name this command's defaults */
-    struct dist *d;        /* the world (cli_train_start) */
+    const char *cmd;      /* "train", "finetune": messages say "hearth CMD: ..." */
+    struct train_opts *o; /* its values when the table is made are the defaults --help shows */
+    double timeout_s;     /* --comm-timeout (default 300) */
+    const char *delay;    /* --sim-delay */
+    char help[3][96];     /* help texts that name this command's defaults */
+    struct dist *d;       /* the world (cli_train_start) */
     int tty, every, rank, ranks;
 } cli_train_run;
 /* Appends train's options (steps ... sim-delay; not --data, --out) to opts at *n. */

@@ -42,8 +42,9 @@ static int pick_template(chat_cfg *c, tok_vocab *v, nn_family fam, base_err *e) 
     c->t = server_tmpl_for_model(c->text, 1, fam, tok_kind(v), &unknown);
     if (!c->quiet)
         fprintf(stderr, "hearth finetune: chat examples rendered with the %s template%s\n",
-            server_tmpl_name(c->t),
-            unknown ? " (the base's template is not one hearth or llama.cpp recognizes: chatml, "
+                server_tmpl_name(c->t),
+                unknown
+                    ? " (the base's template is not one hearth or llama.cpp recognizes: chatml, "
                       "llama.cpp's fallback; --chat-template NAME chooses another)"
                     : "");
     return BASE_OK;
@@ -179,8 +180,7 @@ int cli_finetune(int argc, char **argv) {
     printf("data: %zu train rows, %zu held out, %zu truncated; %zu trained parameters\n",
            res.n_train, res.n_val, res.n_truncated, res.n_trainable_params);
     if (!isnan(res.run.first_val) && !isnan(res.run.last_val))
-        printf("held-out loss %.4f -> %.4f\n", (double)res.run.first_val,
-               (double)res.run.last_val);
+        printf("held-out loss %.4f -> %.4f\n", (double)res.run.first_val, (double)res.run.last_val);
     printf("run written to %s (%s)\n", t->out_dir,
            o.full     ? "model.gguf"
            : res.peft ? "adapter.gguf, adapter/ (PEFT)"

@@ -61,8 +61,8 @@ void cli_train_report(const train_progress *p, void *user) {
 void cli_train_opts(cli_train_run *r, cli_opt *opts, int *n) {
     train_opts *o = r->o;
     snprintf(r->help[0], sizeof r->help[0], "peak learning rate (default %g)", (double)o->lr);
-    snprintf(r->help[1], sizeof r->help[1],
-             "AdamW decoupled weight decay on matrices (default %g)", (double)o->weight_decay);
+    snprintf(r->help[1], sizeof r->help[1], "AdamW decoupled weight decay on matrices (default %g)",
+             (double)o->weight_decay);
     snprintf(r->help[2], sizeof r->help[2], "tokens to generate at the end (default %d, 0 = none)",
              o->sample_tokens);
     const cli_opt t[] = {

@@ -155,7 +155,7 @@ static int load_data(ftask *F, nn_family fam, base_err *e) {
 }
 
 /* finetune.json: every setting the result depends on. */
-static int make_settings(ftask *F, base_err *e) {
+static int make_settings(ftask *F, int ranks, base_err *e) {
     const ft_opts *o = F->o;
     const train_opts *t = &o->t;
     struct stat sb;
@@ -178,13 +178,15 @@ static int make_settings(ftask *F, base_err *e) {
     json_object_set_new(j, "steps", json_integer(t->steps));
     json_object_set_new(j, "batch", json_integer(t->batch));
     json_object_set_new(j, "seq", json_integer(t->seq));
-    json_object_set_new(j, "accum", json_integer(t->accum));
+    /* the global accumulation: a run resumes on any number of ranks with the same product */
+    json_object_set_new(j, "accum", json_integer((json_int_t)t->accum * ranks));
     json_object_set_new(j, "lr", json_real(t->lr));
     json_object_set_new(j, "min_lr", json_real(t->min_lr >= 0 ? t->min_lr : t->lr / 10));
     json_object_set_new(j, "warmup", json_integer(t->warmup >= 0 ? t->warmup : t->steps / 20));
     json_object_set_new(j, "weight_decay", json_real(t->weight_decay));
     json_object_set_new(j, "clip", json_real(t->clip));
     json_object_set_new(j, "seed", json_integer((json_int_t)t->seed));
+    json_object_set_new(j, "threads", json_integer(t->threads));
     F->settings = json_dumps(j, TRAIN_JSON_FLAGS);
     json_decref(j);
     return F->settings ? BASE_OK : base_fail(e, BASE_ENOMEM, "out of memory");
@@ -201,7 +203,7 @@ static int ft_build(train_task *t, const train_opts *to, void *user, base_err *e
         !(rc = nn_lora_create(&F->lora, t->m, o->lora_rank, o->lora_alpha, o->lora_dropout,
                               o->lora_targets, to->seed, e)))
         nn_lora_attach(t->m, F->lora);
-    if (!rc) rc = make_settings(F, e);
+    if (!rc) rc = make_settings(F, t->ranks, e);
     if (!rc && !(F->tr.perm = malloc(F->train->n * sizeof(uint32_t))))
         rc = base_fail(e, BASE_ENOMEM, "out of memory");
     if (rc) return rc;
@@ -233,7 +235,8 @@ static int ft_dir_open(train_task *t, base_err *e) {
     const char *dir = F->o->t.out_dir;
     char path[TRAIN_PATH_MAX];
     snprintf(path, sizeof path, "%s/finetune.json", dir);
-    if (access(path, F_OK) != 0) return base_write_atomic(path, F->settings, strlen(F->settings), e);
+    if (access(path, F_OK) != 0)
+        return base_write_atomic(path, F->settings, strlen(F->settings), e);
     char *old;
     size_t len;
     int rc = base_read_file(path, &old, &len, e);
@@ -320,8 +323,7 @@ int ft_run(const ft_opts *o, train_report_fn report, void *user, ft_result *res,
                        .free = ft_free};
     int rc = train_exec(t, &task, report, user, res ? &out.run : NULL, e);
     if (rc) out.peft = 0;
-    if (res)
-        *res = out;
+    if (res) *res = out;
     return rc;
 }
 
@@ -358,4 +360,3 @@ int ft_load_base(const char *path, int B, int T, int frozen, nn_model **out, tok
     *out = m;
     return BASE_OK;
 }
-

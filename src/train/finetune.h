@@ -5,9 +5,9 @@
  * bit-exactly on a rerun of the same command, or --resume PATH), keep-last/keep-every,
  * metrics.jsonl, loss.svg, the progress with its ETA, data parallelism under mpirun (N ranks
  * equal one process with N x accum, bit for bit). Its run directory holds a lock, finetune.json
- * (the settings, compared on a rerun), and at the end the result: RUN/adapter.gguf (llama.cpp's LoRA adapter format) and
- * RUN/adapter/ (PEFT: adapter_model.safetensors, adapter_config.json; Llama family) for LoRA,
- * RUN/model.gguf (F32, with the base's tokenizer) for --full.
+ * (the settings, compared on a rerun), and at the end the result: RUN/adapter.gguf (llama.cpp's
+ * LoRA adapter format) and RUN/adapter/ (PEFT: adapter_model.safetensors, adapter_config.json;
+ * Llama family) for LoRA, RUN/model.gguf (F32, with the base's tokenizer) for --full.
  *
  * The base: a GGUF file (F32, F16, BF16 or any quantized type src/quant reads; dequantized to
  * F32 at load — the LoRA path does not yet keep a quantized base in its stored type). Data: a

@@ -193,7 +193,7 @@ typedef struct run {
     train_task *t;
     train_report_fn report;
     void *user;
-    nn_model *m; /* t->m */
+    nn_model *m;  /* t->m */
     ckpt_set set; /* what is trained: m's parameters or its adapters (ckpt_trained_set) */
     optim_adamw opt;
     ckpt_trainer ck; /* the settings a checkpoint holds, and the state of the last one made */
@@ -452,8 +452,7 @@ static int train_loop(run *R, train_result *out, base_err *e) {
     }
     out->stopped = 0;
     out->step = start;
-    if (start == 0 && R->t->eval_first && R->t->val_batches &&
-        (rc = eval_report(R, &p, 0, out, e)))
+    if (start == 0 && R->t->eval_first && R->t->val_batches && (rc = eval_report(R, &p, 0, out, e)))
         goto out;
     for (int step = start; step < o->steps; step++) {
         double t0 = base_now();
@@ -633,6 +632,7 @@ int train_exec(const train_opts *o, train_task *t, train_report_fn report, void 
     R.ckpt_on = o->ckpt_every || o->ckpt_every_min > 0;
     out.ranks = R.N;
     t->want_sample = res && o->sample_tokens > 0 && R.rank == 0;
+    t->ranks = R.N;
     if (!(rc = t->build(t, o, user, e))) rc = build(&R, e);
     if (!rc)
         rc = start_run(&R, &complete, e);
@@ -659,8 +659,8 @@ int train_exec(const train_opts *o, train_task *t, train_report_fn report, void 
     out.bytes_per_step = R.n_hist ? R.bytes / R.n_hist : 0;
     out.buckets = dist_grads_buckets(R.g);
     /* the model's parameters (and gradients, when it has them), the adapters' */
-    out.mem_model = (R.m->n_params * (R.m->grads ? 2 : 1) + (R.m->lora ? 2 * R.set.n : 0)) *
-                    sizeof(float);
+    out.mem_model =
+        (R.m->n_params * (R.m->grads ? 2 : 1) + (R.m->lora ? 2 * R.set.n : 0)) * sizeof(float);
     out.mem_optim = 2 * R.opt.n * sizeof(float);
     out.mem_comm = dist_grads_comm_bytes(R.g);
     out.mem_gather = 2 * R.full.n * sizeof(float);

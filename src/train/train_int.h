@@ -25,7 +25,7 @@
 typedef struct train_batches {
     void *self;
     int (*next)(void *self, int *tok, int *tgt, base_err *e); /* tok NULL: skip one batch */
-    void (*tell)(void *self, data_pos *p);                     /* where the next batch starts */
+    void (*tell)(void *self, data_pos *p);                    /* where the next batch starts */
     int (*seek)(void *self, const data_pos *p, base_err *e);
 } train_batches;
 
@@ -33,19 +33,22 @@ typedef struct train_task train_task;
 struct train_task {
     void *user;      /* the task's own state */
     int want_sample; /* set before build: this rank returns the closing sample */
+    int ranks;       /* set before build: the world's size (the global accumulation is
+                        ranks x accum) */
     /* set by build */
     nn_model *m; /* the model for (batch, seq); with adapters attached (m->lora) only they are
                     trained: AdamW, the reducer and checkpoints see them (ckpt_trained_set) */
-    train_batches train, val; /* val: read from its start (window 0) at each eval */
-    int val_batches;          /* batches an eval reads (0: no evals) */
-    int eval_first;           /* also evaluate before the first step of a fresh run */
+    train_batches train, val;             /* val: read from its start (window 0) at each eval */
+    int val_batches;                      /* batches an eval reads (0: no evals) */
+    int eval_first;                       /* also evaluate before the first step of a fresh run */
     char identity[DATA_IDENTITY_MAX + 1]; /* the data, as checkpoints record and compare it */
     uint64_t windows;
     const tok_vocab *vocab; /* decodes the closing sample; NULL: bytes */
     int prompt;             /* the sample's first token */
     /* Makes the model and opens the data; user is train_exec's (for o->note). Every rank. */
     int (*build)(train_task *t, const train_opts *o, void *user, base_err *e);
-    /* Rank 0, the run directory made and locked, before its checkpoints are looked at. NULL-able. */
+    /* Rank 0, the run directory made and locked, before its checkpoints are looked at. NULL-able.
+     */
     int (*dir_open)(train_task *t, base_err *e);
     /* Rank 0, when the run does not resume the directory's own checkpoint: *found when the
      * directory holds this run's settings (a refusal names the first difference). NULL-able. */
