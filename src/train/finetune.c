@@ -99,7 +99,7 @@ typedef struct ftask {
     tok_vocab *vocab;
     data_sft *train, *val;
     sft_stream tr, va;
-    char *settings; /* finetune.json's text */
+    int ranks; /* the world's size: finetune.json records the global accumulation */
     ft_result *res;
 } ftask;
 
@@ -154,8 +154,9 @@ static int load_data(ftask *F, nn_family fam, base_err *e) {
     return BASE_OK;
 }
 
-/* finetune.json: every setting the result depends on. */
-static int make_settings(ftask *F, int ranks, base_err *e) {
+/* finetune.json: every setting the result depends on, the schedule's total steps and warmup
+ * as given (NULL when out of memory). */
+static json_t *make_settings(const ftask *F, int steps, int warmup) {
     const ft_opts *o = F->o;
     const train_opts *t = &o->t;
     struct stat sb;
@@ -175,21 +176,19 @@ static int make_settings(ftask *F, int ranks, base_err *e) {
         json_object_set_new(j, "lora_dropout", json_real(o->lora_dropout));
         json_object_set_new(j, "lora_targets", json_integer(o->lora_targets));
     }
-    json_object_set_new(j, "steps", json_integer(t->steps));
+    json_object_set_new(j, "steps", json_integer(steps));
     json_object_set_new(j, "batch", json_integer(t->batch));
     json_object_set_new(j, "seq", json_integer(t->seq));
     /* the global accumulation: a run resumes on any number of ranks with the same product */
-    json_object_set_new(j, "accum", json_integer((json_int_t)t->accum * ranks));
+    json_object_set_new(j, "accum", json_integer((json_int_t)t->accum * F->ranks));
     json_object_set_new(j, "lr", json_real(t->lr));
     json_object_set_new(j, "min_lr", json_real(t->min_lr >= 0 ? t->min_lr : t->lr / 10));
-    json_object_set_new(j, "warmup", json_integer(t->warmup >= 0 ? t->warmup : t->steps / 20));
+    json_object_set_new(j, "warmup", json_integer(warmup));
     json_object_set_new(j, "weight_decay", json_real(t->weight_decay));
     json_object_set_new(j, "clip", json_real(t->clip));
     json_object_set_new(j, "seed", json_integer((json_int_t)t->seed));
     json_object_set_new(j, "threads", json_integer(t->threads));
-    F->settings = json_dumps(j, TRAIN_JSON_FLAGS);
-    json_decref(j);
-    return F->settings ? BASE_OK : base_fail(e, BASE_ENOMEM, "out of memory");
+    return j;
 }
 
 /* The base, what is trained, the rows as streams, the settings. */
@@ -203,7 +202,7 @@ static int ft_build(train_task *t, const train_opts *to, void *user, base_err *e
         !(rc = nn_lora_create(&F->lora, t->m, o->lora_rank, o->lora_alpha, o->lora_dropout,
                               o->lora_targets, to->seed, e)))
         nn_lora_attach(t->m, F->lora);
-    if (!rc) rc = make_settings(F, t->ranks, e);
+    F->ranks = t->ranks;
     if (!rc && !(F->tr.perm = malloc(F->train->n * sizeof(uint32_t))))
         rc = base_fail(e, BASE_ENOMEM, "out of memory");
     if (rc) return rc;
@@ -228,39 +227,50 @@ static int ft_build(train_task *t, const train_opts *to, void *user, base_err *e
     return BASE_OK;
 }
 
-/* finetune.json compared with this run's settings (a differing one refused by name), or
- * written. */
+/* finetune.json compared with this run's settings (ckpt_compare_settings, as train's
+ * config.json: a differing one refused by name). More steps than it records extend the run,
+ * as `hearth train --steps` does (train.c's load): its warmup is kept unless given. */
 static int ft_dir_open(train_task *t, base_err *e) {
     ftask *F = t->user;
-    const char *dir = F->o->t.out_dir;
+    const train_opts *o = &F->o->t;
     char path[TRAIN_PATH_MAX];
-    snprintf(path, sizeof path, "%s/finetune.json", dir);
-    if (access(path, F_OK) != 0)
-        return base_write_atomic(path, F->settings, strlen(F->settings), e);
-    char *old;
-    size_t len;
-    int rc = base_read_file(path, &old, &len, e);
-    if (rc) return rc;
-    json_t *a = json_loadb(old, len, 0, NULL), *b = json_loads(F->settings, 0, NULL);
-    free(old);
-    const char *key;
-    json_t *v;
-    json_object_foreach(b, key, v) {
-        json_t *w = a ? json_object_get(a, key) : NULL;
-        if (!w || !json_equal(v, w)) {
-            char *x = w ? json_dumps(w, JSON_ENCODE_ANY) : NULL,
-                 *y = json_dumps(v, JSON_ENCODE_ANY);
-            rc = base_fail(e, BASE_EINVAL,
-                           "%s holds another fine-tuning run: %s was %s, now %s (use another "
-                           "--out, or the same settings to resume)",
-                           dir, key, x ? x : "absent", y ? y : "?");
-            free(x);
-            free(y);
-            break;
-        }
+    snprintf(path, sizeof path, "%s/finetune.json", o->out_dir);
+    if (access(path, F_OK) != 0) return BASE_OK; /* a new run: written by ft_dir_write */
+    json_error_t je;
+    json_t *saved = json_load_file(path, 0, &je);
+    if (!saved) return base_fail(e, BASE_EFORMAT, "%s: unreadable (%s)", path, je.text);
+    json_t *ss = json_object_get(saved, "steps"), *sw = json_object_get(saved, "warmup");
+    int steps = o->steps, warmup = o->warmup >= 0 ? o->warmup : o->steps / 20;
+    if (json_is_integer(ss) && json_integer_value(ss) < steps) { /* an extension */
+        steps = (int)json_integer_value(ss);
+        if (o->warmup < 0 && json_is_integer(sw)) warmup = (int)json_integer_value(sw);
     }
-    json_decref(a);
-    json_decref(b);
+    json_t *now = make_settings(F, steps, warmup);
+    char where[TRAIN_PATH_MAX + 64];
+    snprintf(where, sizeof where, "the fine-tuning run in %s (finetune.json)", o->out_dir);
+    int rc = now ? ckpt_compare_settings(where, "setting", saved, now, e)
+                 : base_fail(e, BASE_ENOMEM, "out of memory");
+    if (rc == BASE_EINVAL && e) { /* what to do about it */
+        char why[sizeof e->msg];
+        snprintf(why, sizeof why, "%s", e->msg);
+        base_fail(e, rc, "%s (use another --out, or the same settings to resume)", why);
+    }
+    json_decref(saved);
+    json_decref(now);
+    return rc;
+}
+
+/* finetune.json with the schedule the run follows (an extended run's new total), atomically. */
+static int ft_dir_write(train_task *t, const ckpt_trainer *ck, base_err *e) {
+    ftask *F = t->user;
+    char path[TRAIN_PATH_MAX];
+    snprintf(path, sizeof path, "%s/finetune.json", F->o->t.out_dir);
+    json_t *j = make_settings(F, ck->steps, ck->warmup);
+    char *text = j ? json_dumps(j, TRAIN_JSON_FLAGS) : NULL;
+    int rc = text ? base_write_atomic(path, text, strlen(text), e)
+                  : base_fail(e, BASE_ENOMEM, "out of memory");
+    free(text);
+    json_decref(j);
     return rc;
 }
 
@@ -302,7 +312,6 @@ static void ft_free(train_task *t) {
     data_sft_free(F->train);
     data_sft_free(F->val);
     free(F->tr.perm);
-    free(F->settings);
 }
 
 int ft_run(const ft_opts *o, train_report_fn report, void *user, ft_result *res, base_err *e) {
@@ -319,6 +328,7 @@ int ft_run(const ft_opts *o, train_report_fn report, void *user, ft_result *res,
     train_task task = {.user = &F,
                        .build = ft_build,
                        .dir_open = ft_dir_open,
+                       .dir_write = ft_dir_write,
                        .finish = ft_finish,
                        .free = ft_free};
     int rc = train_exec(t, &task, report, user, res ? &out.run : NULL, e);

@@ -73,7 +73,7 @@ grep -q '"peft_type": "LORA"' "$T/a/adapter/adapter_config.json" &&
 grep -qa 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight' \
   "$T/a/adapter/adapter_model.safetensors" && ok || bad "PEFT tensor names"
 # a changed setting into the same directory is refused by name
-expect_fail "other settings" "lr was" "${A[@]}" --out "$T/a" --lr 1e-3
+expect_fail "other settings" "lr is 0.003 there, 0.001 in this run .use another --out" "${A[@]}" --out "$T/a" --lr 1e-3
 
 # a quantized base: Q8_0 (dequantized at load)
 "$H" quantize "$BASE" "$T/q8.gguf" Q8_0 > /dev/null 2>&1 || bad "quantize Q8_0"
