@@ -128,6 +128,7 @@ void cli_train_opts(cli_train_run *r, cli_opt *opts, int *n) {
                     "probability P; the same draw on every rank (the tail-latency\n"
                     "experiment, bench/dist_tail.sh). Not the network's own delay"),
     };
+    _Static_assert(sizeof t / sizeof t[0] <= CLI_TRAIN_OPTS_MAX, "CLI_TRAIN_OPTS_MAX (cli.h)");
     for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) opts[(*n)++] = t[k];
 }
 
