@@ -416,7 +416,7 @@ static int submit_checkpoint(run *R, long step, base_err *e) {
 static int eval_report(run *R, train_progress *p, int step, train_result *out, base_err *e) {
     int rc = evaluate(R->m, R->t, R->o, R->d, R->tok, R->tgt, &p->val_loss, e);
     if (rc) return rc;
-    if (isnan(out->first_val)) out->first_val = p->val_loss;
+    if (step == 0) out->first_val = p->val_loss;
     out->last_val = p->val_loss;
     train_progress q = *p;
     q.step = step;
@@ -429,7 +429,8 @@ static int eval_report(run *R, train_progress *p, int step, train_result *out, b
 }
 
 /* Trains from the checkpoint's step (R->ck.step) until the last step, or until *o->stop on
- * any rank (out->stopped). out->step gets the steps done, out->first_val / last_val the evals'.
+ * any rank (out->stopped). out->step gets the steps done, out->first_val the eval before the
+ * first step (eval_first), out->last_val the last eval's.
  * Rank r runs micro-batches a * N + r of each step's N x accum; the reducer sums them in that
  * order (src/dist); adapters' dropout is keyed by that global micro-batch number. */
 static int train_loop(run *R, train_result *out, base_err *e) {
