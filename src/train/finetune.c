@@ -32,6 +32,40 @@ void ft_opts_default(ft_opts *o) {
     o->lora_targets = (1u << NN_LORA_Q) | (1u << NN_LORA_K) | (1u << NN_LORA_V) | (1u << NN_LORA_O);
 }
 
+int ft_load_base(const char *path, int B, int T, int frozen, nn_model **out, tok_vocab **vocab,
+                 base_err *e) {
+    *out = NULL;
+    if (vocab) *vocab = NULL;
+    base_file_kind kind;
+    int rc = base_file_kind_of(path, &kind, e);
+    if (rc) return rc;
+    if (kind != BASE_FILE_GGUF)
+        return base_fail(e, BASE_EINVAL,
+                         "--base %s is not a GGUF file; a hearth run or safetensors export becomes "
+                         "one with `hearth export RUN --format gguf -o base.gguf`",
+                         path);
+    gguf_file *g;
+    if ((rc = gguf_open(path, &g, e))) return rc;
+    nn_config c;
+    nn_model *m = NULL;
+    if (!(rc = ckpt_gguf_config(g, &c, e))) {
+        if (T > c.max_seq)
+            rc = base_fail(e, BASE_EINVAL, "--seq %d is longer than the base's context (%d)", T,
+                           c.max_seq);
+        else if (!(rc = frozen ? nn_model_create_frozen(&m, &c, B, T, e)
+                               : nn_model_create(&m, &c, B, T, e)))
+            rc = ckpt_gguf_read_model(g, m, e);
+    }
+    if (!rc && vocab) rc = tok_load_gguf(g, vocab, e);
+    gguf_close(g);
+    if (rc) {
+        nn_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return BASE_OK;
+}
+
 /* ---- SFT rows as train's batch streams */
 
 /* The training rows: an endless stream, row k of it = epoch k / n's permutation (drawn from
@@ -335,38 +369,4 @@ int ft_run(const ft_opts *o, train_report_fn report, void *user, ft_result *res,
     if (rc) out.peft = 0;
     if (res) *res = out;
     return rc;
-}
-
-int ft_load_base(const char *path, int B, int T, int frozen, nn_model **out, tok_vocab **vocab,
-                 base_err *e) {
-    *out = NULL;
-    if (vocab) *vocab = NULL;
-    base_file_kind kind;
-    int rc = base_file_kind_of(path, &kind, e);
-    if (rc) return rc;
-    if (kind != BASE_FILE_GGUF)
-        return base_fail(e, BASE_EINVAL,
-                         "--base %s is not a GGUF file; a hearth run or safetensors export becomes "
-                         "one with `hearth export RUN --format gguf -o base.gguf`",
-                         path);
-    gguf_file *g;
-    if ((rc = gguf_open(path, &g, e))) return rc;
-    nn_config c;
-    nn_model *m = NULL;
-    if (!(rc = ckpt_gguf_config(g, &c, e))) {
-        if (T > c.max_seq)
-            rc = base_fail(e, BASE_EINVAL, "--seq %d is longer than the base's context (%d)", T,
-                           c.max_seq);
-        else if (!(rc = frozen ? nn_model_create_frozen(&m, &c, B, T, e)
-                               : nn_model_create(&m, &c, B, T, e)))
-            rc = ckpt_gguf_read_model(g, m, e);
-    }
-    if (!rc && vocab) rc = tok_load_gguf(g, vocab, e);
-    gguf_close(g);
-    if (rc) {
-        nn_model_free(m);
-        return rc;
-    }
-    *out = m;
-    return BASE_OK;
 }
