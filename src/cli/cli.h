@@ -204,5 +204,8 @@ void cli_train_report(const struct train_progress *p, void *user);
  * data-parallel summary, the stop; closes the world. -1 to go on (done or complete), else the
  * exit status. */
 int cli_train_end(cli_train_run *r, int rc, const struct train_result *res, const base_err *e);
+/* Prints the closing sample (NULL: nothing), control bytes and broken UTF-8 as '?', and frees it.
+ */
+void cli_train_sample(char *sample);
 
 #endif

@@ -185,10 +185,7 @@ int cli_finetune(int argc, char **argv) {
            o.full     ? "model.gguf"
            : res.peft ? "adapter.gguf, adapter/ (PEFT)"
                       : "adapter.gguf");
-    if (sample) {
-        printf("--- sample ---\n%s\n--------------\n", sample);
-        free(sample);
-    }
+    cli_train_sample(sample);
     return 0;
 }
 

@@ -182,6 +182,23 @@ static void print_dist_summary(const train_opts *o, const train_result *res) {
            o->zero ? " (this rank's shard)" : "", res->mem_comm / 1e6, gather);
 }
 
+void cli_train_sample(char *sample) {
+    if (!sample) return;
+    /* control bytes and bytes that are not UTF-8 (a byte model may emit half a character) are
+     * shown as '?' */
+    for (unsigned char *c = (unsigned char *)sample; *c;) {
+        size_t k = base_utf8_len(c, strnlen((const char *)c, 4));
+        if (k > 1) {
+            c += k;
+            continue;
+        }
+        if (!isprint(*c) && *c != '\n' && *c != '\t') *c = '?';
+        c++;
+    }
+    printf("--- sample ---\n%s\n--------------\n", sample);
+    free(sample);
+}
+
 int cli_train_end(cli_train_run *r, int rc, const train_result *res, const base_err *e) {
     if (r->tty && !res->complete) printf("\n");
     if (rc) {
@@ -324,20 +341,6 @@ int cli_train(int argc, char **argv) {
     printf("run written to %s (metrics.jsonl, loss.svg, config.json, final checkpoint "
            "step_%08ld)\n",
            o.out_dir, res.step);
-    if (sample) {
-        /* control bytes and bytes that are not UTF-8 (a byte model may emit half a
-         * character) are shown as '?' */
-        for (unsigned char *c = (unsigned char *)sample; *c;) {
-            size_t k = base_utf8_len(c, strnlen((const char *)c, 4));
-            if (k > 1) {
-                c += k;
-                continue;
-            }
-            if (!isprint(*c) && *c != '\n' && *c != '\t') *c = '?';
-            c++;
-        }
-        printf("--- sample ---\n%s\n--------------\n", sample);
-        free(sample);
-    }
+    cli_train_sample(sample);
     return 0;
 }
