@@ -3,6 +3,7 @@
 #include "ckpt.h"
 
 #include "crc32c.h"
+#include "nn/lora.h"
 #include "safetensors.h"
 
 #include <dirent.h>
@@ -72,6 +73,50 @@ json_t *ckpt_run_json(const ckpt_trainer *t) {
                      "data_windows", (json_int_t)t->data_windows, "data", t->data_identity);
 }
 
+void ckpt_trained_set(const nn_model *m, ckpt_set *s) {
+    if (m->lora)
+        *s = (ckpt_set){m->lora->params, m->lora->n_params, m->lora->tensors, m->lora->n_tensors};
+    else
+        *s = (ckpt_set){m->params, m->n_params, m->tensors, m->n_tensors};
+}
+
+/* model.safetensors: the model under Hugging Face names, or the adapters under their own */
+static int write_params(const char *path, const nn_model *m, const char *const *meta,
+                        uint64_t *size, uint32_t *crc, base_err *e) {
+    if (!m->lora) return ckpt_st_write_model(path, m, meta, size, crc, e);
+    ckpt_set s;
+    ckpt_trained_set(m, &s);
+    ckpt_st_tensor *t = calloc((size_t)s.n_tensors + 1, sizeof *t);
+    if (!t) return base_fail(e, BASE_ENOMEM, "out of memory");
+    for (int i = 0; i < s.n_tensors; i++) {
+        const nn_tensor *x = &s.tensors[i];
+        t[i].name = x->name;
+        t[i].ndim = x->ndim;
+        for (int d = 0; d < x->ndim; d++) t[i].shape[d] = (uint64_t)x->shape[d];
+        t[i].data = s.params + x->offset;
+    }
+    int rc = ckpt_st_write(path, t, s.n_tensors, meta, size, crc, e);
+    free(t);
+    return rc;
+}
+
+static int read_params(const ckpt_st *st, nn_model *m, base_err *e) {
+    if (!m->lora) return ckpt_st_read_model(st, m, e);
+    ckpt_set s;
+    ckpt_trained_set(m, &s);
+    if (ckpt_st_count(st) != s.n_tensors)
+        return base_fail(e, BASE_EINVAL, "%d tensors, the adapters have %d", ckpt_st_count(st),
+                         s.n_tensors);
+    int rc = BASE_OK;
+    for (int i = 0; !rc && i < s.n_tensors; i++) {
+        const nn_tensor *x = &s.tensors[i];
+        uint64_t shape[3];
+        for (int d = 0; d < x->ndim; d++) shape[d] = (uint64_t)x->shape[d];
+        rc = ckpt_st_get_f32(st, x->name, x->ndim, shape, m->lora->params + x->offset, e);
+    }
+    return rc;
+}
+
 static int add_file(json_t *files, const char *name, uint64_t size, uint32_t crc) {
     char hex[9];
     snprintf(hex, sizeof hex, "%08" PRIx32, crc);
@@ -99,18 +144,21 @@ int ckpt_save(const char *run_dir, const nn_model *m, const optim_adamw *o, cons
     char steps[24], tt[24];
     snprintf(steps, sizeof steps, "%ld", t->step);
     snprintf(tt, sizeof tt, "%ld", o->t);
-    const char *mmeta[] = {"format", "hearth", "step", steps, NULL};
+    const char *mmeta[] = {"format", m->lora ? "hearth-lora" : "hearth", "step", steps, NULL};
     if (!rc) rc = path_join(p, tmp, ckpt_files[0], e);
     if (!rc)
-        rc = files ? ckpt_st_write_model(p, m, mmeta, &size[0], &crc[0], e)
+        rc = files ? write_params(p, m, mmeta, &size[0], &crc[0], e)
                    : base_fail(e, BASE_ENOMEM, "out of memory");
-    /* optimizer: m.NAME and v.NAME laid out like the parameters, t in the metadata */
-    ckpt_st_tensor *ot = calloc(2 * (size_t)m->n_tensors + 1, sizeof *ot);
-    char(*on)[40] = calloc(2 * (size_t)m->n_tensors + 1, sizeof *on);
+    /* optimizer: m.NAME and v.NAME laid out like the trained parameters, t in the metadata */
+    ckpt_set set;
+    ckpt_trained_set(m, &set);
+    int nt = set.n_tensors;
+    ckpt_st_tensor *ot = calloc(2 * (size_t)nt + 1, sizeof *ot);
+    char(*on)[40] = calloc(2 * (size_t)nt + 1, sizeof *on);
     if (!rc && (!ot || !on)) rc = base_fail(e, BASE_ENOMEM, "out of memory");
-    for (int i = 0; !rc && i < 2 * m->n_tensors; i++) {
-        const nn_tensor *x = &m->tensors[i % m->n_tensors];
-        int is_v = i >= m->n_tensors;
+    for (int i = 0; !rc && i < 2 * nt; i++) {
+        const nn_tensor *x = &set.tensors[i % nt];
+        int is_v = i >= nt;
         snprintf(on[i], sizeof on[i], "%s.%s", is_v ? "v" : "m", x->name);
         ot[i].name = on[i];
         ot[i].ndim = x->ndim;
@@ -120,7 +168,7 @@ int ckpt_save(const char *run_dir, const nn_model *m, const optim_adamw *o, cons
     if (!rc) {
         const char *ometa[] = {"format", "hearth-adamw", "t", tt, NULL};
         if (!(rc = path_join(p, tmp, ckpt_files[1], e)))
-            rc = ckpt_st_write(p, ot, 2 * m->n_tensors, ometa, &size[1], &crc[1], e);
+            rc = ckpt_st_write(p, ot, 2 * nt, ometa, &size[1], &crc[1], e);
     }
     free(ot);
     free(on);
@@ -402,7 +450,7 @@ int ckpt_load(const char *dir, nn_model *m, optim_adamw *o, ckpt_trainer *t, bas
         goto done;
     }
     if ((rc = path_join(p, dir, "model.safetensors", e))) goto done;
-    if ((rc = ckpt_st_open(&ms, p, e)) || (rc = ckpt_st_read_model(ms, m, e))) {
+    if ((rc = ckpt_st_open(&ms, p, e)) || (rc = read_params(ms, m, e))) {
         if (ms && e) {
             char why[sizeof e->msg];
             memcpy(why, e->msg, sizeof why);
@@ -415,13 +463,16 @@ int ckpt_load(const char *dir, nn_model *m, optim_adamw *o, ckpt_trainer *t, bas
     const char *ts = ckpt_st_meta(os, "t");
     char *end = NULL;
     long ot = ts ? strtol(ts, &end, 10) : -1;
-    if (!ts || *end || ot < 0 || ckpt_st_count(os) != 2 * m->n_tensors) {
+    ckpt_set set;
+    ckpt_trained_set(m, &set);
+    int nt = set.n_tensors;
+    if (!ts || *end || ot < 0 || ckpt_st_count(os) != 2 * nt) {
         rc = base_fail(e, BASE_EFORMAT, "%s: not the optimizer state of this model", p);
         goto done;
     }
-    for (int i = 0; !rc && i < 2 * m->n_tensors; i++) {
-        const nn_tensor *x = &m->tensors[i % m->n_tensors];
-        int is_v = i >= m->n_tensors;
+    for (int i = 0; !rc && i < 2 * nt; i++) {
+        const nn_tensor *x = &set.tensors[i % nt];
+        int is_v = i >= nt;
         char name[40];
         uint64_t shape[3];
         snprintf(name, sizeof name, "%s.%s", is_v ? "v" : "m", x->name);

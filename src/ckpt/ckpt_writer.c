@@ -6,6 +6,8 @@
  * normally long done. The training thread joins the writer before the next submit. */
 #include "ckpt.h"
 
+#include "nn/lora.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@ struct ckpt_writer {
     size_t n;              /* parameters per buffer */
     float *params, *m, *v; /* (n) each: the snapshot */
     nn_model model;        /* a shallow copy of the model whose params point at the snapshot */
+    nn_lora *lora;         /* adapters trained (m->lora): a shallow copy over the snapshot */
     optim_adamw opt;       /* likewise: m and v point at the snapshot */
     const float *src_params, *src_m, *src_v; /* the live state the thread copies */
     ckpt_trainer t;
@@ -84,7 +87,9 @@ int ckpt_writer_create(ckpt_writer **out, const char *run_dir, const nn_model *m
                        int keep_every, base_err *e) {
     *out = NULL;
     ckpt_writer *w = calloc(1, sizeof *w);
-    size_t n = m->n_params;
+    ckpt_set set;
+    ckpt_trained_set(m, &set);
+    size_t n = set.n;
     if (!w || n > SIZE_MAX / sizeof(float)) {
         free(w);
         return base_fail(e, BASE_ENOMEM, "out of memory");
@@ -93,8 +98,9 @@ int ckpt_writer_create(ckpt_writer **out, const char *run_dir, const nn_model *m
     w->params = malloc(n * sizeof(float));
     w->m = malloc(n * sizeof(float));
     w->v = malloc(n * sizeof(float));
-    if (!w->run_dir || !w->params || !w->m || !w->v) {
-        free(w->run_dir), free(w->params), free(w->m), free(w->v), free(w);
+    if (m->lora) w->lora = malloc(sizeof *w->lora);
+    if (!w->run_dir || !w->params || !w->m || !w->v || (m->lora && !w->lora)) {
+        free(w->run_dir), free(w->params), free(w->m), free(w->v), free(w->lora), free(w);
         return base_fail(e, BASE_ENOMEM, "out of memory");
     }
     w->n = n;
@@ -145,16 +151,25 @@ void ckpt_writer_wait(ckpt_writer *w, ckpt_write_result *r) {
 int ckpt_writer_submit(ckpt_writer *w, const nn_model *m, const optim_adamw *o,
                        const ckpt_trainer *t, ckpt_write_result *prev, base_err *e) {
     ckpt_writer_wait(w, prev);
-    if (m->n_params != w->n || o->n != w->n)
+    ckpt_set set;
+    ckpt_trained_set(m, &set);
+    if (set.n != w->n || o->n != w->n || !m->lora != !w->lora)
         return base_fail(e, BASE_EINVAL, "checkpoint writer made for %zu parameters, not %zu", w->n,
-                         m->n_params);
-    w->src_params = m->params;
+                         set.n);
+    w->src_params = set.params;
     w->src_m = o->m;
     w->src_v = o->v;
     w->model = *m; /* over the snapshot: its named tensors point there, it has no gradients */
-    w->model.params = w->params;
     w->model.grads = NULL;
-    nn_model_bind(&w->model);
+    if (m->lora) { /* the adapters over the snapshot; only their table and params are read */
+        *w->lora = *m->lora;
+        w->lora->params = w->params;
+        w->lora->grads = NULL;
+        w->model.lora = w->lora;
+    } else {
+        w->model.params = w->params;
+        nn_model_bind(&w->model);
+    }
     w->opt = *o;
     w->opt.m = w->m;
     w->opt.v = w->v;
@@ -174,6 +189,6 @@ void ckpt_writer_free(ckpt_writer *w) {
     ckpt_writer_wait(w, NULL);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->copied_cv);
-    free(w->run_dir), free(w->params), free(w->m), free(w->v);
+    free(w->run_dir), free(w->params), free(w->m), free(w->v), free(w->lora);
     free(w);
 }

@@ -176,4 +176,36 @@ int cli_usage_error(const cli_cmd *c, const char *fmt, ...) __attribute__((forma
 /* Whether s ends with suffix, ignoring ASCII case (".GGUF" is ".gguf"). */
 int cli_ends_with(const char *s, const char *suffix);
 
+/* ---- the commands that run train's loop, `hearth train` and `hearth finetune` (cmd_train.c):
+ * train's options defined once, and the run around the loop — the world under mpirun (rank 0
+ * the one voice), SIGINT/SIGTERM as a clean stop, the progress line with its ETA, the end. */
+struct train_opts;
+struct train_progress;
+struct train_result;
+struct dist;
+#define CLI_TRAIN_OPTS_MAX 32 /* at least the options cli_train_opts appends */
+typedef struct cli_train_run {
+    const char *cmd;      /* "train", "finetune": messages say "hearth CMD: ..." */
+    struct train_opts *o; /* its values when the table is made are the defaults --help shows */
+    double timeout_s;     /* --comm-timeout (default 300) */
+    const char *delay;    /* --sim-delay */
+    char help[3][96];     /* help texts that name this command's defaults */
+    struct dist *d;       /* the world (cli_train_start) */
+    int tty, every, rank, ranks;
+} cli_train_run;
+/* Appends train's options (steps ... sim-delay; not --data, --out) to opts at *n. */
+void cli_train_opts(cli_train_run *r, cli_opt *opts, int *n);
+/* After parsing: joins the world (mpirun), silences the other ranks' stdout, installs the
+ * notes (r->o->note), the stop flag and its signal handlers. -1 to go on, else an exit status. */
+int cli_train_start(cli_train_run *r);
+/* The progress callback (user: the cli_train_run): a line per step (a live one on a tty), ETA. */
+void cli_train_report(const struct train_progress *p, void *user);
+/* After the run: prints its error (ending the job when one rank failed alone), the
+ * data-parallel summary, the stop; closes the world. -1 to go on (done or complete), else the
+ * exit status. */
+int cli_train_end(cli_train_run *r, int rc, const struct train_result *res, const base_err *e);
+/* Prints the closing sample (NULL: nothing), control bytes and broken UTF-8 as '?', and frees it.
+ */
+void cli_train_sample(char *sample);
+
 #endif

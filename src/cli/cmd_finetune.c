@@ -19,40 +19,11 @@
 #include <string.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t stop_signal;
-static void on_stop_signal(int sig) {
-    stop_signal = sig;
-}
-
-typedef struct reporter {
-    int tty, every;
-} reporter;
-
-static void note(const char *msg, void *user) {
-    reporter *r = user;
-    fprintf(stderr, "%shearth finetune: %s\n", r->tty ? "\r\033[K" : "", msg);
-}
-
-static void report(const train_progress *p, void *user) {
-    reporter *r = user;
-    if (p->is_eval) {
-        printf("%sstep %d/%d | val loss %.4f\n", r->tty ? "\r\033[K" : "", p->step, p->steps,
-               (double)p->val_loss);
-        fflush(stdout);
-        return;
-    }
-    if (!r->tty && p->step % r->every != 0 && p->step != 1 && p->step != p->steps) return;
-    long eta = (long)(p->eta_s + 0.5);
-    printf("%sstep %d/%d | loss %.4f | lr %.2e | %.0f tok/s | ETA %ldm%02lds%s",
-           r->tty ? "\r\033[K" : "", p->step, p->steps, (double)p->loss, (double)p->lr,
-           p->tok_per_s, eta / 60, eta % 60, r->tty ? "" : "\n");
-    fflush(stdout);
-}
-
 typedef struct chat_cfg {
     const char *tmpl; /* --chat-template; NULL: the base GGUF's own, as serving it would pick */
     const char *text; /* the base's tokenizer.chat_template (ckpt_gguf_chat_template), or NULL */
     int picked;       /* t chosen */
+    int quiet;        /* not rank 0: the choice is rank 0's to say */
     server_tmpl t;
 } chat_cfg;
 
@@ -69,9 +40,11 @@ static int pick_template(chat_cfg *c, tok_vocab *v, nn_family fam, base_err *e) 
     }
     int unknown = 0;
     c->t = server_tmpl_for_model(c->text, 1, fam, tok_kind(v), &unknown);
-    fprintf(stderr, "hearth finetune: chat examples rendered with the %s template%s\n",
-            server_tmpl_name(c->t),
-            unknown ? " (the base's template is not one hearth or llama.cpp recognizes: chatml, "
+    if (!c->quiet)
+        fprintf(stderr, "hearth finetune: chat examples rendered with the %s template%s\n",
+                server_tmpl_name(c->t),
+                unknown
+                    ? " (the base's template is not one hearth or llama.cpp recognizes: chatml, "
                       "llama.cpp's fallback; --chat-template NAME chooses another)"
                     : "");
     return BASE_OK;
@@ -100,7 +73,9 @@ int cli_finetune(int argc, char **argv) {
     const char *targets = "q,k,v,o";
     chat_cfg cc = {0};
     base_err e = {0};
-    const cli_opt opts[] = {
+    cli_train_run r = {.cmd = "finetune", .o = t, .timeout_s = 300};
+    /* finetune's own options, then train's (cli_train_opts: one table for both commands) */
+    cli_opt opts[11 + CLI_TRAIN_OPTS_MAX + 1] = {
         CLI_OPT_STR("base", 0, &o.base, "MODEL",
                     "the model to refine: a GGUF file (F32, F16, BF16 or a\n"
                     "quantized type, dequantized to F32 at load), or a hearth\n"
@@ -113,7 +88,8 @@ int cli_finetune(int argc, char **argv) {
                     "adapter.gguf + adapter/ (PEFT), or model.gguf with --full"),
         CLI_OPT_STR("val", 0, &o.val, "FILE", "held-out examples (default: --val-frac of --data)"),
         CLI_OPT_FLOAT("val-frac", 0, &o.val_frac, 0, 0.99, "X",
-                      "fraction of --data's examples held out (default 0.1)"),
+                      "fraction of --data's examples held out (default 0.1);\n"
+                      "evaluated before the first step and at every eval"),
         CLI_OPT_FLAG("full", 0, &o.full, "train every weight instead of LoRA adapters"),
         CLI_OPT_INT("lora-rank", 0, &o.lora_rank, 1, 4096, "R", "adapter rank (default 8)"),
         CLI_OPT_FLOAT("lora-alpha", 0, &o.lora_alpha, 1e-6, 1e6, "A",
@@ -125,50 +101,21 @@ int cli_finetune(int argc, char **argv) {
         CLI_OPT_STR("chat-template", 0, &cc.tmpl, "NAME",
                     "a template by llama.cpp's name (default: the base GGUF's\n"
                     "own, as serving it picks)"),
-        CLI_OPT_INT("steps", 0, &t->steps, 1, 1L << 30, "N", "optimizer steps (default 100)"),
-        CLI_OPT_INT("batch", 0, &t->batch, 1, 1 << 16, "B", "examples per micro-batch (default 8)"),
-        CLI_OPT_INT("seq", 0, &t->seq, 2, 1 << 20, "T",
-                    "tokens per example; longer ones are truncated (default 128)"),
-        CLI_OPT_INT("accum", 0, &t->accum, 1, 1 << 16, "K",
-                    "micro-batches per step, gradient accumulation (default 1)"),
-        CLI_OPT_FLOAT("lr", 0, &t->lr, 1e-12, 10, "X", "peak learning rate (default 2e-4)"),
-        CLI_OPT_FLOAT("min-lr", 0, &t->min_lr, 0, 10, "X",
-                      "final learning rate of the cosine decay (default lr/10)"),
-        CLI_OPT_INT("warmup", 0, &t->warmup, 0, 1L << 30, "N",
-                    "linear warmup steps (default 5% of steps)"),
-        CLI_OPT_FLOAT("weight-decay", 0, &t->weight_decay, 0, 10, "X",
-                      "AdamW decoupled weight decay (default 0)"),
-        CLI_OPT_FLOAT("clip", 0, &t->clip, 0, 1e9, "X",
-                      "global gradient-norm clipping, 0 = off (default 1.0)"),
-        CLI_OPT_INT("eval-every", 0, &t->eval_every, 0, 1L << 30, "N",
-                    "held-out eval every N steps (always before the first\nand after the last)"),
-        CLI_OPT_INT("eval-batches", 0, &t->eval_batches, 1, 1 << 20, "N",
-                    "batches per eval (default 8)"),
-        CLI_OPT_INT("seed", 0, &t->seed, 0, LONG_MAX, "S",
-                    "seed of adapter init, batch order, dropout (default 1337)"),
-        CLI_OPT_INT("threads", 't', &t->threads, 1, 1024, "N",
-                    "threads for OpenMP and OpenBLAS (default 2)"),
-        CLI_OPT_INT("sample", 0, &t->sample_tokens, 0, 1 << 20, "N",
-                    "tokens to generate at the end (default 0 = none)"),
-        CLI_OPT_INT("ckpt-every", 0, &t->ckpt_every, 0, 1L << 30, "N",
-                    "a checkpoint DIR/step_NNNNNNNN.ft every N steps (the\n"
-                    "adapters and their AdamW state; default 0: only the final one)"),
-        CLI_OPT_FLOAT("ckpt-every-min", 0, &t->ckpt_every_min, 0, 1e9, "M",
-                      "also a checkpoint every M minutes of wall clock"),
-        CLI_OPT_INT("keep-last", 0, &t->keep_last, 0, 1L << 30, "K",
-                    "keep only the newest K checkpoints (default 0 = all)"),
-        CLI_OPT_INT("keep-every", 0, &t->keep_every, 0, 1L << 30, "N",
-                    "never delete checkpoints of steps that are multiples of N"),
-        CLI_OPT_END,
     };
+    int n = 11;
+    cli_train_opts(&r, opts, &n);
+    opts[n] = (cli_opt)CLI_OPT_END;
     const cli_cmd cmd = {
         .name = "finetune",
         .usage = "usage: hearth finetune --base MODEL.gguf --data FILE --out DIR [options]",
         .opts = opts,
         .notes = "The loss counts assistant tokens (chat) or the completion (prompt/completion)\n"
-                 "only. SIGINT/SIGTERM: finish the step, write a checkpoint, exit 130/143;\n"
-                 "rerun the same command to resume (bit-exact). `hearth merge` makes one model\n"
-                 "of the base and the adapter."};
+                 "only. Checkpoints hold what is trained (the adapters, or every weight with\n"
+                 "--full) and its AdamW state. SIGINT/SIGTERM: finish the step, write a\n"
+                 "checkpoint, exit 130/143; rerun the same command to resume (bit-exact).\n"
+                 "data parallel: mpirun -np N hearth finetune ... equals one process with\n"
+                 "--accum N x accum, bit for bit. `hearth merge` makes one model of the base\n"
+                 "and the adapter."};
     int npos, pst = cli_parse(&cmd, argc, argv, &npos);
     if (pst >= 0) return pst;
     if (npos > 0) return cli_usage_error(&cmd, "unexpected argument '%s'", argv[1]);
@@ -178,69 +125,67 @@ int cli_finetune(int argc, char **argv) {
         return cli_usage_error(&cmd, "--lora-targets: %s", e.msg);
     o.chat = chat;
     o.chat_user = &cc;
-    /* a hearth run, checkpoint or safetensors export: made a GGUF file in the run directory
-     * first (the inference loader reads all three), then fine-tuned like any GGUF base */
     base_file_kind kind;
     if (base_file_kind_of(o.base, &kind, &e)) {
         fprintf(stderr, "hearth finetune: --base: %s\n", e.msg);
         return 1;
     }
+    int st = cli_train_start(&r);
+    if (st >= 0) return st;
+    cc.quiet = r.rank != 0;
+    /* a hearth run, checkpoint or safetensors export: made a GGUF file in the run directory
+     * first (the inference loader reads all three; rank 0 makes it, the others wait for it),
+     * then fine-tuned like any GGUF base */
     static char conv[4096];
     if (kind == BASE_FILE_RUN_DIR || kind == BASE_FILE_CKPT_DIR || kind == BASE_FILE_SAFETENSORS) {
         snprintf(conv, sizeof conv, "%s/base.gguf", t->out_dir);
-        if (access(conv, F_OK) != 0) {
+        int rc = 0;
+        if (r.rank == 0 && access(conv, F_OK) != 0) {
             if (base_mkdir_p(t->out_dir, &e)) {
                 fprintf(stderr, "hearth finetune: %s\n", e.msg);
-                return 1;
+                rc = 1;
+            } else if (cli_export_gguf(o.base, NULL, conv, NULL, 0)) {
+                rc = 1;
             }
-            if (cli_export_gguf(o.base, NULL, conv, NULL, 0)) return 1;
+        }
+        if (dist_agree(r.d, rc ? BASE_EIO : BASE_OK, &e)) {
+            if (r.rank != 0) fprintf(stderr, "hearth finetune: rank 0 could not make %s\n", conv);
+            dist_close(r.d);
+            return 1;
         }
         o.base = conv;
     }
     char *base_template = ckpt_gguf_chat_template(o.base);
     cc.text = o.chat_template = base_template;
-    reporter r = {isatty(STDOUT_FILENO), t->steps / 20 > 0 ? t->steps / 20 : 1};
-    t->note = note;
-    struct sigaction sa = {0};
-    sa.sa_handler = on_stop_signal;
-    sa.sa_flags = SA_RESTART | SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    t->stop = &stop_signal;
     printf("hearth finetune: %s, %s, batch %dx%d, %d steps, %d threads\n", o.base,
            o.full ? "every weight" : "LoRA", t->batch, t->seq, t->steps, t->threads);
+    if (r.ranks > 1)
+        printf(
+            "data parallel over %d ranks (Open MPI): a step is %d x %d micro-batches of %dx%d%s\n",
+            r.ranks, r.ranks, t->accum, t->batch, t->seq, t->zero ? ", ZeRO-1" : "");
     fflush(stdout);
     ft_result res;
-    int rc = ft_run(&o, report, &r, &res, &e);
+    int rc = ft_run(&o, cli_train_report, &r, &res, &e);
     free(base_template);
-    if (r.tty) printf("\n");
-    if (rc) {
-        fprintf(stderr, "hearth finetune: %s\n", e.msg);
-        return 1;
+    char *sample = res.run.sample;
+    if ((st = cli_train_end(&r, rc, &res.run, &e)) >= 0) {
+        free(sample);
+        return st;
     }
-    if (res.complete) {
+    if (res.run.complete) {
         printf("the run in %s is already complete (step %ld); nothing was written\n", t->out_dir,
-               res.step);
+               res.run.step);
         return 0;
     }
     printf("data: %zu train rows, %zu held out, %zu truncated; %zu trained parameters\n",
            res.n_train, res.n_val, res.n_truncated, res.n_trainable_params);
-    if (res.stopped) {
-        fprintf(stderr, "hearth finetune: stopped at step %ld; rerun the same command to resume\n",
-                res.step);
-        return 128 + stop_signal;
-    }
-    if (!isnan(res.first_val) && !isnan(res.last_val))
-        printf("held-out loss %.4f -> %.4f\n", (double)res.first_val, (double)res.last_val);
+    if (!isnan(res.run.first_val) && !isnan(res.run.last_val))
+        printf("held-out loss %.4f -> %.4f\n", (double)res.run.first_val, (double)res.run.last_val);
     printf("run written to %s (%s)\n", t->out_dir,
            o.full     ? "model.gguf"
            : res.peft ? "adapter.gguf, adapter/ (PEFT)"
                       : "adapter.gguf");
-    if (res.sample) {
-        printf("--- sample ---\n%s\n--------------\n", res.sample);
-        free(res.sample);
-    }
+    cli_train_sample(sample);
     return 0;
 }
 

@@ -28,19 +28,15 @@ static void fmt_eta(double s, char *buf, size_t n) {
         snprintf(buf, n, "%lds", t);
 }
 
-typedef struct reporter {
-    int tty, every, rank;
-} reporter;
-
 /* Checkpoint notes (one skipped as damaged, resuming from step N) go to stderr. */
 static void note(const char *msg, void *user) {
-    reporter *r = user;
+    cli_train_run *r = user;
     if (r->rank != 0) return; /* the run's notes are rank 0's */
-    fprintf(stderr, "%shearth train: %s\n", r->tty ? "\r\033[K" : "", msg);
+    fprintf(stderr, "%shearth %s: %s\n", r->tty ? "\r\033[K" : "", r->cmd, msg);
 }
 
-static void report(const train_progress *p, void *user) {
-    reporter *r = user;
+void cli_train_report(const train_progress *p, void *user) {
+    cli_train_run *r = user;
     char eta[32];
     fmt_eta(p->eta_s, eta, sizeof eta);
     if (p->is_eval) {
@@ -62,23 +58,108 @@ static void report(const train_progress *p, void *user) {
     fflush(stdout);
 }
 
-/* The model fields given on the command line (--n-layer 6 -> "n_layer", "6"), applied after
- * the preset in command-line order through nn_config_set, which checks them. */
-typedef struct overrides {
-    const char *key[32], *val[32];
-    int n, kv_set;
-} overrides;
+void cli_train_opts(cli_train_run *r, cli_opt *opts, int *n) {
+    train_opts *o = r->o;
+    snprintf(r->help[0], sizeof r->help[0], "peak learning rate (default %g)", (double)o->lr);
+    snprintf(r->help[1], sizeof r->help[1], "AdamW decoupled weight decay on matrices (default %g)",
+             (double)o->weight_decay);
+    snprintf(r->help[2], sizeof r->help[2], "tokens to generate at the end (default %d, 0 = none)",
+             o->sample_tokens);
+    const cli_opt t[] = {
+        CLI_OPT_INT("steps", 0, &o->steps, 1, 1L << 30, "N", "optimizer steps (default 100)"),
+        CLI_OPT_INT("batch", 0, &o->batch, 1, 1 << 16, "B",
+                    "sequences (examples) per micro-batch (default 8)"),
+        CLI_OPT_INT("seq", 0, &o->seq, 1, 1 << 20, "T",
+                    "tokens per sequence (default 128, at most the model's context)"),
+        CLI_OPT_INT("accum", 0, &o->accum, 1, 1 << 16, "K",
+                    "micro-batches per step, gradient accumulation (default 1)"),
+        CLI_OPT_FLOAT("lr", 0, &o->lr, 1e-12, 10, "X", r->help[0]),
+        CLI_OPT_FLOAT("min-lr", 0, &o->min_lr, 0, 10, "X",
+                      "final learning rate of the cosine decay (default lr/10)"),
+        CLI_OPT_INT("warmup", 0, &o->warmup, 0, 1L << 30, "N",
+                    "linear warmup steps (default 5% of steps)"),
+        CLI_OPT_FLOAT("weight-decay", 0, &o->weight_decay, 0, 10, "X", r->help[1]),
+        CLI_OPT_FLOAT("clip", 0, &o->clip, 0, 1e9, "X",
+                      "global gradient-norm clipping, 0 = off (default 1.0)"),
+        CLI_OPT_INT("eval-every", 0, &o->eval_every, 0, 1L << 30, "N",
+                    "held-out eval every N steps, and always at the end"),
+        CLI_OPT_INT("eval-batches", 0, &o->eval_batches, 1, 1 << 20, "N",
+                    "batches per eval (default 8)"),
+        CLI_OPT_INT("seed", 0, &o->seed, 0, LONG_MAX, "S",
+                    "seed of init, batches, dropout and sampling (default 1337)"),
+        CLI_OPT_INT("threads", 't', &o->threads, 1, 1024, "N",
+                    "threads for OpenMP and OpenBLAS (default 2)"),
+        CLI_OPT_INT("sample", 0, &o->sample_tokens, 0, 1 << 20, "N", r->help[2]),
+        CLI_OPT_INT("ckpt-every", 0, &o->ckpt_every, 0, 1L << 30, "N",
+                    "write a checkpoint DIR/step_NNNNNNNN every N steps\n"
+                    "(default 0: only the final one, which every run writes).\n"
+                    "Written in the background: the state\n"
+                    "is copied while the next step computes, then written; one\n"
+                    "due while the last is still being written waits for it (none\n"
+                    "is skipped). Costs (snapshot_ms, wait_ms, write_ms, bytes) go\n"
+                    "to metrics.jsonl; a failed write is reported and training\n"
+                    "goes on"),
+        CLI_OPT_FLOAT("ckpt-every-min", 0, &o->ckpt_every_min, 0, 1e9, "M",
+                      "also a checkpoint every M minutes of wall clock (fractions\n"
+                      "allowed; default 0 = never)"),
+        CLI_OPT_INT("keep-last", 0, &o->keep_last, 0, 1L << 30, "K",
+                    "after each checkpoint, delete those older than the newest K\n"
+                    "good ones (default 0 = keep all; `latest` is never deleted)"),
+        CLI_OPT_INT("keep-every", 0, &o->keep_every, 0, 1L << 30, "N",
+                    "never delete checkpoints of steps that are multiples of N"),
+        CLI_OPT_STR("resume", 0, &o->resume, "PATH",
+                    "resume from a checkpoint directory, or from the newest good\n"
+                    "checkpoint of a run directory; without it, a --out DIR\n"
+                    "holding checkpoints resumes from its newest good one"),
+        CLI_OPT_INT("zero", 0, &o->zero, 0, 1, "0|1",
+                    "under mpirun: 1 = ZeRO-1, AdamW state sharded across ranks\n"
+                    "(default 0: replicated)"),
+        CLI_OPT_INT("overlap", 0, &o->overlap, 0, 1, "0|1",
+                    "under mpirun: start each bucket's reduction as its backward\n"
+                    "ends (default 1); 0 = all after the backward"),
+        CLI_OPT_FLOAT("bucket-mb", 0, &o->bucket_mb, 0, 65536, "MB",
+                      "under mpirun: least gradient bucket size (default 4)"),
+        CLI_OPT_FLOAT("comm-timeout", 0, &r->timeout_s, 1, 1e6, "S",
+                      "under mpirun: a collective not done after S seconds (a rank\n"
+                      "died or hangs) stops every rank (default 300)"),
+        CLI_OPT_STR("sim-delay", 0, &r->delay, "MS[:J[:P:SPIKE]]",
+                    "TEST OPTION, simulated: hold each gradient collective's\n"
+                    "completion for MS +- J ms (uniform), plus SPIKE ms with\n"
+                    "probability P; the same draw on every rank (the tail-latency\n"
+                    "experiment, bench/dist_tail.sh). Not the network's own delay"),
+    };
+    _Static_assert(sizeof t / sizeof t[0] <= CLI_TRAIN_OPTS_MAX, "CLI_TRAIN_OPTS_MAX (cli.h)");
+    for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) opts[(*n)++] = t[k];
+}
 
-static int add_override(void *ud, const cli_opt *o, const char *val) {
-    overrides *ov = ud;
-    if (ov->n == 32) {
-        fprintf(stderr, "hearth train: more than 32 model fields given\n");
-        return -1;
+int cli_train_start(cli_train_run *r) {
+    base_err e = {0};
+    if (r->delay && dist_delay_parse(r->delay, &r->o->delay, &e)) {
+        fprintf(stderr, "hearth %s: --sim-delay: %s\n", r->cmd, e.msg);
+        return 2;
     }
-    ov->key[ov->n] = o->arg; /* the field's name, "n_layer" (see below) */
-    ov->val[ov->n++] = val;
-    ov->kv_set |= !strcmp(o->arg, "n_kv_head");
-    return 0;
+    if (dist_open(&r->d, r->timeout_s > 0 ? r->timeout_s : 300, &e)) {
+        fprintf(stderr, "hearth %s: %s\n", r->cmd, e.msg);
+        return 1;
+    }
+    r->o->dist = r->d;
+    r->rank = dist_rank(r->d), r->ranks = dist_size(r->d);
+    /* under mpirun stdout is Open MPI's forwarding pty, whatever mpirun's own is: lines */
+    r->tty = r->rank == 0 && isatty(STDOUT_FILENO) && !dist_in_mpi(r->d);
+    r->every = r->o->steps / 20 > 0 ? r->o->steps / 20 : 1;
+    if (r->rank != 0) { /* one voice: rank 0 prints the run; the others only their own errors */
+        if (!freopen("/dev/null", "w", stdout)) return 1;
+    }
+    r->o->note = note;
+    /* SIGINT/SIGTERM ask for a clean stop; SA_RESETHAND: a second one kills at once */
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    r->o->stop = &stop_signal;
+    return -1;
 }
 
 /* The end-of-run summary of a data-parallel run: rank 0's communication per step and the
@@ -101,14 +182,77 @@ static void print_dist_summary(const train_opts *o, const train_result *res) {
            o->zero ? " (this rank's shard)" : "", res->mem_comm / 1e6, gather);
 }
 
+void cli_train_sample(char *sample) {
+    if (!sample) return;
+    /* control bytes and bytes that are not UTF-8 (a byte model may emit half a character) are
+     * shown as '?' */
+    for (unsigned char *c = (unsigned char *)sample; *c;) {
+        size_t k = base_utf8_len(c, strnlen((const char *)c, 4));
+        if (k > 1) {
+            c += k;
+            continue;
+        }
+        if (!isprint(*c) && *c != '\n' && *c != '\t') *c = '?';
+        c++;
+    }
+    printf("--- sample ---\n%s\n--------------\n", sample);
+    free(sample);
+}
+
+int cli_train_end(cli_train_run *r, int rc, const train_result *res, const base_err *e) {
+    if (r->tty && !res->complete) printf("\n");
+    if (rc) {
+        /* an error all ranks agreed on is printed once; one rank's own, by that rank, which
+         * then ends the job so no rank waits for it */
+        if (r->rank == 0 || res->fatal) fprintf(stderr, "hearth %s: %s\n", r->cmd, e->msg);
+        if (res->fatal) dist_abort(r->d, 1);
+        dist_close(r->d);
+        return 1;
+    }
+    if (r->ranks > 1 && !res->complete && r->rank == 0) print_dist_summary(r->o, res);
+    dist_close(r->d);
+    r->d = NULL;
+    if (res->stopped) {
+        int sig = stop_signal;
+        fprintf(stderr,
+                "hearth %s: stopped by %s at step %ld; the run in %s has a final checkpoint, "
+                "rerun the same command to resume\n",
+                r->cmd, sig == SIGINT ? "SIGINT" : "SIGTERM", res->step, r->o->out_dir);
+        return 128 + sig;
+    }
+    return -1;
+}
+
+/* The model fields given on the command line (--n-layer 6 -> "n_layer", "6"), applied after
+ * the preset in command-line order through nn_config_set, which checks them. */
+typedef struct overrides {
+    const char *key[32], *val[32];
+    int n, kv_set;
+} overrides;
+
+static int add_override(void *ud, const cli_opt *o, const char *val) {
+    overrides *ov = ud;
+    if (ov->n == 32) {
+        fprintf(stderr, "hearth train: more than 32 model fields given\n");
+        return -1;
+    }
+    ov->key[ov->n] = o->arg; /* the field's name, "n_layer" (see below) */
+    ov->val[ov->n++] = val;
+    ov->kv_set |= !strcmp(o->arg, "n_kv_head");
+    return 0;
+}
+
 int cli_train(int argc, char **argv) {
     train_opts o = {0};
-    const char *preset = "tiny", *delay = NULL;
-    double timeout_s = 300;
+    const char *preset = "tiny";
     overrides ov = {0};
     base_err e = {0};
     train_opts_default(&o);
-    const cli_opt fixed[] = {
+    cli_train_run r = {.cmd = "train", .o = &o, .timeout_s = 300};
+    /* the table: data, out and the preset, train's options (cli_train_opts), then one per model
+     * field (nn_config_fields, the one list of them), hidden from the generated list and summed
+     * up in the notes */
+    cli_opt opts[3 + CLI_TRAIN_OPTS_MAX + 32 + 1] = {
         CLI_OPT_STR("data", 0, &o.data, "PATH",
                     "a `hearth prepare` directory (train and val shards), or a\n"
                     "text file read as bytes (the last 10% is held out)"),
@@ -118,76 +262,10 @@ int cli_train(int argc, char **argv) {
         CLI_OPT_STR("preset", 0, &preset, "NAME",
                     "tiny, small, gpt2-124m, llama-tiny, llama-small, llama-124m\n"
                     "(default tiny)"),
-        CLI_OPT_INT("steps", 0, &o.steps, 1, 1L << 30, "N", "optimizer steps (default 100)"),
-        CLI_OPT_INT("batch", 0, &o.batch, 1, 1 << 16, "B", "sequences per micro-batch (default 8)"),
-        CLI_OPT_INT("seq", 0, &o.seq, 1, 1 << 20, "T",
-                    "tokens per sequence (default 128, at most max_seq)"),
-        CLI_OPT_INT("accum", 0, &o.accum, 1, 1 << 16, "K",
-                    "micro-batches per step, gradient accumulation (default 1)"),
-        CLI_OPT_FLOAT("lr", 0, &o.lr, 1e-12, 10, "X", "peak learning rate (default 1e-3)"),
-        CLI_OPT_FLOAT("min-lr", 0, &o.min_lr, 0, 10, "X",
-                      "final learning rate of the cosine decay (default lr/10)"),
-        CLI_OPT_INT("warmup", 0, &o.warmup, 0, 1L << 30, "N",
-                    "linear warmup steps (default 5% of steps)"),
-        CLI_OPT_FLOAT("weight-decay", 0, &o.weight_decay, 0, 10, "X",
-                      "AdamW decoupled weight decay on matrices (default 0.1)"),
-        CLI_OPT_FLOAT("clip", 0, &o.clip, 0, 1e9, "X",
-                      "global gradient-norm clipping, 0 = off (default 1.0)"),
-        CLI_OPT_INT("eval-every", 0, &o.eval_every, 0, 1L << 30, "N",
-                    "held-out eval every N steps, and always at the end"),
-        CLI_OPT_INT("eval-batches", 0, &o.eval_batches, 1, 1 << 20, "N",
-                    "batches per eval (default 8)"),
-        CLI_OPT_INT("seed", 0, &o.seed, 0, LONG_MAX, "S",
-                    "seed of init, batches and sampling (default 1337)"),
-        CLI_OPT_INT("threads", 't', &o.threads, 1, 1024, "N",
-                    "threads for OpenMP and OpenBLAS (default 2)"),
-        CLI_OPT_INT("sample", 0, &o.sample_tokens, 0, 1 << 20, "N",
-                    "tokens to generate at the end (default 200, 0 = none)"),
-        CLI_OPT_INT("ckpt-every", 0, &o.ckpt_every, 0, 1L << 30, "N",
-                    "write a checkpoint DIR/step_NNNNNNNN every N steps\n"
-                    "(default 0: only the final one, which every run writes).\n"
-                    "Written in the background: the state\n"
-                    "is copied while the next step computes, then written; one\n"
-                    "due while the last is still being written waits for it (none\n"
-                    "is skipped). Costs (snapshot_ms, wait_ms, write_ms, bytes) go\n"
-                    "to metrics.jsonl; a failed write is reported and training\n"
-                    "goes on"),
-        CLI_OPT_FLOAT("ckpt-every-min", 0, &o.ckpt_every_min, 0, 1e9, "M",
-                      "also a checkpoint every M minutes of wall clock (fractions\n"
-                      "allowed; default 0 = never)"),
-        CLI_OPT_INT("keep-last", 0, &o.keep_last, 0, 1L << 30, "K",
-                    "after each checkpoint, delete those older than the newest K\n"
-                    "good ones (default 0 = keep all; `latest` is never deleted)"),
-        CLI_OPT_INT("keep-every", 0, &o.keep_every, 0, 1L << 30, "N",
-                    "never delete checkpoints of steps that are multiples of N"),
-        CLI_OPT_STR("resume", 0, &o.resume, "PATH",
-                    "resume from a checkpoint directory, or from the newest good\n"
-                    "checkpoint of a run directory; without it, a --out DIR\n"
-                    "holding checkpoints resumes from its newest good one"),
-        CLI_OPT_INT("zero", 0, &o.zero, 0, 1, "0|1",
-                    "under mpirun: 1 = ZeRO-1, AdamW state sharded across ranks\n"
-                    "(default 0: replicated)"),
-        CLI_OPT_INT("overlap", 0, &o.overlap, 0, 1, "0|1",
-                    "under mpirun: start each bucket's reduction as its backward\n"
-                    "ends (default 1); 0 = all after the backward"),
-        CLI_OPT_FLOAT("bucket-mb", 0, &o.bucket_mb, 0, 65536, "MB",
-                      "under mpirun: least gradient bucket size (default 4)"),
-        CLI_OPT_FLOAT("comm-timeout", 0, &timeout_s, 1, 1e6, "S",
-                      "under mpirun: a collective not done after S seconds (a rank\n"
-                      "died or hangs) stops every rank (default 300)"),
-        CLI_OPT_STR("sim-delay", 0, &delay, "MS[:J[:P:SPIKE]]",
-                    "TEST OPTION, simulated: hold each gradient collective's\n"
-                    "completion for MS +- J ms (uniform), plus SPIKE ms with\n"
-                    "probability P; the same draw on every rank (the tail-latency\n"
-                    "experiment, bench/dist_tail.sh). Not the network's own delay"),
     };
-    /* the table: the options above, then one per model field (nn_config_fields, the one list
-     * of them), hidden from the generated list and summed up in the notes */
-    enum { N_FIXED = sizeof fixed / sizeof fixed[0] };
-    cli_opt opts[N_FIXED + 32 + 1];
     char names[32][64];
-    int n = N_FIXED;
-    memcpy(opts, fixed, sizeof fixed);
+    int n = 3;
+    cli_train_opts(&r, opts, &n);
     for (int j = 0; nn_config_fields[j] && j < 32; j++) {
         snprintf(names[j], sizeof names[j], "%s", nn_config_fields[j]);
         for (char *c = names[j]; *c; c++) *c = *c == '_' ? '-' : *c;
@@ -236,54 +314,23 @@ int cli_train(int argc, char **argv) {
     if (o.cfg.family == NN_GPT2 && !kv_set) o.cfg.n_kv_head = o.cfg.n_head; /* GPT-2: no GQA */
     if (o.seq > o.cfg.max_seq && o.seq == 128) o.seq = o.cfg.max_seq; /* the default, shortened */
 
-    if (delay && dist_delay_parse(delay, &o.delay, &e)) {
-        fprintf(stderr, "hearth train: --sim-delay: %s\n", e.msg);
-        return 2;
-    }
-    dist *d = NULL;
-    if (dist_open(&d, timeout_s, &e)) {
-        fprintf(stderr, "hearth train: %s\n", e.msg);
-        return 1;
-    }
-    o.dist = d;
-    int rank = dist_rank(d), ranks = dist_size(d);
-    /* under mpirun stdout is Open MPI's forwarding pty, whatever mpirun's own is: lines */
-    reporter r = {rank == 0 && isatty(STDOUT_FILENO) && !dist_in_mpi(d),
-                  o.steps / 20 > 0 ? o.steps / 20 : 1, rank};
-    if (rank != 0) { /* one voice: rank 0 prints the run; the others only their own errors */
-        if (!freopen("/dev/null", "w", stdout)) return 1;
-    }
+    int st = cli_train_start(&r);
+    if (st >= 0) return st;
     printf("hearth train: %s (%s family), %zu parameters, batch %dx%d, %d steps, %d threads\n",
            preset, o.cfg.family == NN_GPT2 ? "GPT-2" : "Llama", nn_config_params(&o.cfg), o.batch,
            o.seq, o.steps, o.threads);
-    if (ranks > 1)
+    if (r.ranks > 1)
         printf(
             "data parallel over %d ranks (Open MPI): a step is %d x %d micro-batches of %dx%d%s\n",
-            ranks, ranks, o.accum, o.batch, o.seq, o.zero ? ", ZeRO-1" : "");
+            r.ranks, r.ranks, o.accum, o.batch, o.seq, o.zero ? ", ZeRO-1" : "");
     fflush(stdout);
-    o.note = note;
-    /* SIGINT/SIGTERM ask for a clean stop; SA_RESETHAND: a second one kills at once */
-    struct sigaction sa = {0};
-    sa.sa_handler = on_stop_signal;
-    sa.sa_flags = SA_RESTART | SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    o.stop = &stop_signal;
     train_result res;
-    int rc = train_run(&o, report, &r, &res, &e);
+    int rc = train_run(&o, cli_train_report, &r, &res, &e);
     char *sample = res.sample;
-    if (r.tty && !res.complete) printf("\n");
-    if (rc) {
-        /* an error all ranks agreed on is printed once; one rank's own, by that rank, which
-         * then ends the job so no rank waits for it */
-        if (rank == 0 || res.fatal) fprintf(stderr, "hearth train: %s\n", e.msg);
-        if (res.fatal) dist_abort(d, 1);
-        dist_close(d);
-        return 1;
+    if ((st = cli_train_end(&r, rc, &res, &e)) >= 0) {
+        free(sample);
+        return st;
     }
-    if (ranks > 1 && !res.complete && rank == 0) print_dist_summary(&o, &res);
-    dist_close(d);
     if (res.complete) {
         printf("the run in %s is already complete (step %ld of %d, checkpoint step_%08ld); "
                "nothing was written. `hearth generate --model %s` uses it; a new run needs "
@@ -291,32 +338,9 @@ int cli_train(int argc, char **argv) {
                o.out_dir, res.step, o.steps, res.step, o.out_dir);
         return 0;
     }
-    if (res.stopped) {
-        int sig = stop_signal;
-        fprintf(stderr,
-                "hearth train: stopped by %s; the run in %s has a final checkpoint, rerun the "
-                "same command to resume\n",
-                sig == SIGINT ? "SIGINT" : "SIGTERM", o.out_dir);
-        free(sample);
-        return 128 + sig;
-    }
     printf("run written to %s (metrics.jsonl, loss.svg, config.json, final checkpoint "
            "step_%08ld)\n",
            o.out_dir, res.step);
-    if (sample) {
-        /* control bytes and bytes that are not UTF-8 (a byte model may emit half a
-         * character) are shown as '?' */
-        for (unsigned char *c = (unsigned char *)sample; *c;) {
-            size_t k = base_utf8_len(c, strnlen((const char *)c, 4));
-            if (k > 1) {
-                c += k;
-                continue;
-            }
-            if (!isprint(*c) && *c != '\n' && *c != '\t') *c = '?';
-            c++;
-        }
-        printf("--- sample ---\n%s\n--------------\n", sample);
-        free(sample);
-    }
+    cli_train_sample(sample);
     return 0;
 }

@@ -79,7 +79,9 @@ typedef struct dist_step_stats {
 typedef struct dist_grads dist_grads;
 
 /* A reducer for m's gradients over d's world (a world of one: no communication, the fixed-order
- * norm and accumulation still apply). With o->zero the optimizer state is this rank's shard:
+ * norm and accumulation still apply). With adapters attached (m->lora, the base frozen) the
+ * gradients, parameters and the AdamW state are the adapters' (one bucket, reduced after the
+ * backward: they are small). With o->zero the optimizer state is this rank's shard:
  * create it with dist_grads_shard_size floats. m's bwd_hook is set while a micro-batch runs. */
 int dist_grads_create(dist_grads **out, dist *d, nn_model *m, const dist_grads_opts *o,
                       base_err *e);

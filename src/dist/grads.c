@@ -4,6 +4,8 @@
  * hook, the fixed-order norm, AdamW over a ZeRO-1 shard, and the measured cost. */
 #include "dist_int.h"
 
+#include "nn/lora.h"
+
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -44,6 +46,12 @@ typedef struct bucket {
 struct dist_grads {
     dist *d;
     nn_model *m;
+    /* what is trained: m's parameters, or its adapters' when m->lora is attached (then one
+     * stage, reduced after the backward) */
+    float *params, *grads;
+    size_t n_params;
+    const nn_tensor *tensors;
+    int n_tensors;
     dist_grads_opts o;
     int N, rank, zero; /* zero: ZeRO-1 across more than one rank */
     /* Non-blocking collectives on one communicator must start in the same order on every
@@ -88,6 +96,14 @@ static const nn_tensor *tensor_at(const nn_model *m, size_t off) {
  * the embeddings) into sp; returns their number. */
 static int stage_spans(const nn_model *m, int ci, span *sp) {
     const nn_config *c = &m->cfg;
+    if (m->lora) { /* the adapters: every tensor in one stage (the last) */
+        if (ci != c->n_layer + 1) return 0;
+        for (int i = 0; i < m->lora->n_tensors; i++) {
+            const nn_tensor *t = &m->lora->tensors[i];
+            sp[i] = (span){t->offset, t->numel, t->decay};
+        }
+        return m->lora->n_tensors;
+    }
     int L = c->n_layer, n = 0;
     float *base = m->grads;
     const nn_params *g = &m->gt;
@@ -125,9 +141,10 @@ static int cmp_goff(const void *x, const void *y) {
 static int layout(dist_grads *g, base_err *e) {
     const nn_model *m = g->m;
     int L = m->cfg.n_layer, N = g->N, r = g->rank;
-    span sp[16];
+    span sp[sizeof m->lora->tensors / sizeof m->lora->tensors[0]];
     /* chunks in completion order, stage by stage; buckets of stages up to bucket_mb */
-    size_t cap = m->n_params / CHUNK + (size_t)(L + 2) * 16 + 1, total = 0;
+    size_t cap = g->n_params / CHUNK + (size_t)(L + 2) * 16 + 1, total = 0;
+    if (m->lora) cap += (size_t)m->lora->n_tensors;
     g->ch = calloc(cap, sizeof *g->ch);
     g->b = calloc((size_t)L + 2, sizeof *g->b);
     if (!g->ch || !g->b) return base_fail(e, BASE_ENOMEM, "out of memory");
@@ -153,11 +170,11 @@ static int layout(dist_grads *g, base_err *e) {
         cur->ci_last = ci;
         cur->c1 = g->nch;
         /* the embeddings always end a bucket; so does a bucket of bucket_mb */
-        if (cur->S >= min_floats || ci == L + 1) cur = NULL;
+        if ((cur->S >= min_floats && cur->S > 0) || ci == L + 1) cur = NULL;
     }
-    if (total != m->n_params)
+    if (total != g->n_params)
         return base_fail(e, BASE_EINVAL, "dist: the gradient layout covers %zu of %zu parameters",
-                         total, m->n_params);
+                         total, g->n_params);
     /* ids: offset order */
     chunk **by = malloc((size_t)g->nch * sizeof *by);
     if (!by) return base_fail(e, BASE_ENOMEM, "out of memory");
@@ -173,7 +190,7 @@ static int layout(dist_grads *g, base_err *e) {
     if (!g->partial || !g->own_n || !g->own_dsp || !g->own_ids || !g->own_vals)
         return base_fail(e, BASE_ENOMEM, "out of memory");
     if (N == 1) {
-        g->shard = m->n_params;
+        g->shard = g->n_params;
         return BASE_OK;
     }
     /* pieces: piece j starts at the first chunk whose packed start is at least j S / N */
@@ -234,6 +251,13 @@ int dist_grads_create(dist_grads **out, dist *d, nn_model *m, const dist_grads_o
     dist_grads *g = calloc(1, sizeof *g);
     if (!g) return base_fail(e, BASE_ENOMEM, "out of memory");
     g->d = d, g->m = m, g->o = *o;
+    if (m->lora) {
+        g->params = m->lora->params, g->grads = m->lora->grads, g->n_params = m->lora->n_params;
+        g->tensors = m->lora->tensors, g->n_tensors = m->lora->n_tensors;
+    } else {
+        g->params = m->params, g->grads = m->grads, g->n_params = m->n_params;
+        g->tensors = m->tensors, g->n_tensors = m->n_tensors;
+    }
     g->N = d->size, g->rank = d->rank;
     g->zero = o->zero && g->N > 1;
     if (!(g->o.bucket_mb >= 0)) g->o.bucket_mb = 0;
@@ -260,7 +284,7 @@ void dist_grads_free(dist_grads *g) {
 }
 
 size_t dist_grads_shard_size(const dist_grads *g) {
-    return g->zero ? g->shard : g->m->n_params;
+    return g->zero ? g->shard : g->n_params;
 }
 int dist_grads_buckets(const dist_grads *g) {
     return g->nb;
@@ -269,7 +293,7 @@ size_t dist_grads_comm_bytes(const dist_grads *g) {
     size_t f = 0;
     if (g->N > 1)
         for (int k = 0; k < g->nb; k++) f += g->b[k].S + g->b[k].P * (size_t)(g->N + 1);
-    if (g->accfull) f += g->m->n_params;
+    if (g->accfull) f += g->n_params;
     return f * sizeof(float);
 }
 
@@ -309,7 +333,7 @@ static void flight_end(dist_grads *g) {
 }
 
 static int start_rs(dist_grads *g, bucket *b) {
-    const float *grads = g->m->grads;
+    const float *grads = g->grads;
     for (int q = b->c0; q < b->c1; q++)
         memcpy(b->send + g->ch[q].poff, grads + g->ch[q].goff, g->ch[q].len * sizeof(float));
     flight_start(g, b);
@@ -376,7 +400,7 @@ static int advance(dist_grads *g, bucket *b, int params_ag) {
             return 1;
         }
     } else {
-        unpack(g, b, params_ag ? g->m->params : g->m->grads);
+        unpack(g, b, params_ag ? g->params : g->grads);
     }
     b->state = DONE;
     return 0;
@@ -437,13 +461,14 @@ void dist_grads_micro_begin(dist_grads *g, long step, int a, int A) {
     if (g->N == 1) return;
     for (int k = 0; k < g->nb; k++) g->b[k].state = IDLE;
     g->next_ag = 0;
+    if (g->m->lora) return; /* the adapters' one bucket is reduced after the backward */
     g->m->bwd_hook = on_stage;
     g->m->bwd_hook_user = g;
 }
 
 int dist_grads_micro_end(dist_grads *g, base_err *e) {
-    size_t n = g->m->n_params;
-    float *grads = g->m->grads;
+    size_t n = g->n_params;
+    float *grads = g->grads;
     if (g->N == 1) { /* one process: accumulate micro-batch gradients in order */
         if (g->A == 1) return BASE_OK;
         if (!g->accfull && !(g->accfull = base_alloc_floats(n)))
@@ -483,7 +508,7 @@ static double sumsq(const float *x, size_t n) {
 
 int dist_grads_norm(dist_grads *g, float *norm, base_err *e) {
     if (!g->zero) {
-        const float *grads = g->m->grads;
+        const float *grads = g->grads;
 #pragma omp parallel for schedule(static)
         for (int i = 0; i < g->nch; i++)
             g->partial[g->ch[i].id] = sumsq(grads + g->ch[i].goff, g->ch[i].len);
@@ -516,8 +541,8 @@ int dist_grads_norm(dist_grads *g, float *norm, base_err *e) {
 
 void dist_grads_scale(dist_grads *g, float s) {
     if (!g->zero) {
-        float *x = g->m->grads;
-        size_t n = g->m->n_params;
+        float *x = g->grads;
+        size_t n = g->n_params;
 #pragma omp parallel for simd schedule(static)
         for (size_t i = 0; i < n; i++) x[i] *= s;
         return;
@@ -531,9 +556,8 @@ void dist_grads_scale(dist_grads *g, float s) {
 }
 
 int dist_grads_step(dist_grads *g, optim_adamw *opt, float lr, base_err *e) {
-    nn_model *m = g->m;
     if (!g->zero) {
-        optim_adamw_step(opt, m->params, m->grads, m->tensors, m->n_tensors, lr);
+        optim_adamw_step(opt, g->params, g->grads, g->tensors, g->n_tensors, lr);
         return BASE_OK;
     }
     optim_adamw_begin(opt);
@@ -543,10 +567,10 @@ int dist_grads_step(dist_grads *g, optim_adamw *opt, float lr, base_err *e) {
         for (int q = b->pc[g->rank]; q < b->pc[g->rank + 1]; q++) {
             const chunk *c = &g->ch[b->c0 + q];
             size_t at = c->poff - lo;
-            optim_adamw_span(opt, m->params + c->goff, b->acc + at, opt->m + b->shard_off + at,
+            optim_adamw_span(opt, g->params + c->goff, b->acc + at, opt->m + b->shard_off + at,
                              opt->v + b->shard_off + at, c->len, c->decay, lr);
             /* the updated parameters, packed, go out in the all-gather below */
-            memcpy(b->acc + at, m->params + c->goff, c->len * sizeof(float));
+            memcpy(b->acc + at, g->params + c->goff, c->len * sizeof(float));
         }
     }
     g->next_ag = g->nb; /* all started here, in bucket order */

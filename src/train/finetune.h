@@ -1,10 +1,13 @@
 /* train/finetune: `hearth finetune` — a downloaded model refined on the user's data, with LoRA
- * adapters (the base frozen) or every weight (--full). The run directory holds what a training
- * run's does (a lock, finetune.json with the settings, metrics.jsonl, loss.svg, checkpoints
- * RUN/step_NNNNNNNN.ft, the newest good one resumed bit-exactly on a rerun of the same
- * command), and at the end the result: RUN/adapter.gguf (llama.cpp's LoRA adapter format) and
- * RUN/adapter/ (PEFT: adapter_model.safetensors, adapter_config.json; Llama family) for LoRA,
- * RUN/model.gguf (F32, with the base's tokenizer) for --full.
+ * adapters (the base frozen) or every weight (--full). It runs through train's loop (train_exec,
+ * train_int.h), so it has everything `hearth train` has: the schedule, clipping, accumulation,
+ * evals, background checkpoints RUN/step_NNNNNNNN (ckpt.h; the newest good one resumed
+ * bit-exactly on a rerun of the same command, or --resume PATH), keep-last/keep-every,
+ * metrics.jsonl, loss.svg, the progress with its ETA, data parallelism under mpirun (N ranks
+ * equal one process with N x accum, bit for bit). Its run directory holds a lock, finetune.json
+ * (the settings, compared on a rerun), and at the end the result: RUN/adapter.gguf (llama.cpp's
+ * LoRA adapter format) and RUN/adapter/ (PEFT: adapter_model.safetensors, adapter_config.json;
+ * Llama family) for LoRA, RUN/model.gguf (F32, with the base's tokenizer) for --full.
  *
  * The base: a GGUF file (F32, F16, BF16 or any quantized type src/quant reads; dequantized to
  * F32 at load — the LoRA path does not yet keep a quantized base in its stored type). Data: a
@@ -24,7 +27,8 @@ typedef int (*ft_chat_fn)(const data_msg *msgs, size_t n, tok_vocab *v, nn_famil
 typedef struct ft_opts {
     /* the run: data, out_dir, batch, seq, steps, accum, eval_every, eval_batches, warmup, lr,
      * min_lr, weight_decay, clip, seed, threads, sample_tokens, ckpt_every, ckpt_every_min,
-     * keep_last, keep_every, stop, note (cfg and resume are not used: a rerun resumes) */
+     * keep_last, keep_every, resume, stop, note, dist, zero, overlap, bucket_mb (cfg is the
+     * base's) */
     train_opts t;
     const char *base;
     const char *val; /* held-out file; NULL: val_frac of the data's rows */
@@ -43,12 +47,11 @@ typedef struct ft_opts {
 void ft_opts_default(ft_opts *o);
 
 typedef struct ft_result {
-    long step;
-    int stopped, complete;
-    float first_val, last_val; /* held-out loss before the first step and after the last */
+    train_result run; /* the loop's: step, stopped, complete, first_val / last_val (the held-out
+                         loss before the first step and at the last eval), sample, fatal and
+                         the data-parallel figures */
     size_t n_train, n_val, n_truncated, n_untrainable, n_trainable_params;
-    int peft;     /* adapter/ (PEFT) was written (LoRA on a Llama-family base) */
-    char *sample; /* malloc'd, NULL: none */
+    int peft; /* adapter/ (PEFT) was written (LoRA on a Llama-family base) */
 } ft_result;
 
 int ft_run(const ft_opts *o, train_report_fn report, void *user, ft_result *res, base_err *e);

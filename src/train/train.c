@@ -1,10 +1,12 @@
-/* train/train.c: a training run: options, the data and the model, where it starts (a
- * checkpoint to resume, or a run that is already complete), the loop with eval and background
- * checkpoints, the final checkpoint and the closing sample. The run directory's files are
- * run_dir.c's and metrics.c's. */
+/* train/train.c: a training run: options, where it starts (a checkpoint to resume, or a run
+ * that is already complete), the loop with eval and background checkpoints, the final
+ * checkpoint and the closing sample (train_exec), and pretraining's task: the data and a model
+ * from its seed (train_run). The run directory's files are run_dir.c's and metrics.c's;
+ * fine-tuning's task is finetune.c's. */
 #include "train_int.h"
 
 #include "data/data.h"
+#include "nn/lora.h"
 #include "optim/optim.h"
 #include "tokenizer/tokenizer.h"
 
@@ -68,54 +70,61 @@ static int check_opts(const train_opts *o, base_err *e) {
         return base_fail(e, BASE_EINVAL, "zero must be 0 or 1 (ZeRO-1), got %d", o->zero);
     if (!(o->bucket_mb >= 0) || o->bucket_mb > 65536)
         return base_fail(e, BASE_EINVAL, "the bucket size must be in [0, 65536] MiB");
-    if (o->seq > o->cfg.max_seq)
-        return base_fail(e, BASE_EINVAL,
-                         "sequence length %d is longer than the model's maximum (max_seq %d)",
-                         o->seq, o->cfg.max_seq);
     return BASE_OK;
 }
 
 /* The eval windows do not depend on the run's seed, so val losses compare across runs. */
 #define EVAL_SEED 0
 
-/* Mean loss over eval_batches held-out batches. The val loader goes back to its start each
- * time, so successive evals score the same windows. Batch i is rank i % N's (the others skip
- * it); the losses are gathered and added in batch order, as one process adds them. */
-static int evaluate(nn_model *m, data_loader *val, const train_opts *o, dist *d, int *tok, int *tgt,
+/* The held-out loss: the mean over the trained targets of the val stream's first val_batches
+ * batches (each batch's mean weighted by its trained targets; token shards train every target,
+ * so that is the mean of the batch losses). The stream goes back to its start each time, so
+ * successive evals score the same windows. Batch i is rank i % N's (the others skip it); the
+ * (loss, count) pairs are gathered and added in batch order, as one process adds them. */
+static int evaluate(nn_model *m, train_task *t, const train_opts *o, dist *d, int *tok, int *tgt,
                     float *out, base_err *e) {
-    int N = dist_size(d), r = dist_rank(d), E = o->eval_batches, per = (E + N - 1) / N;
-    float *mine = calloc((size_t)per, sizeof(float)), *all = calloc((size_t)per * N, sizeof(float));
+    int N = dist_size(d), r = dist_rank(d), E = t->val_batches, per = (E + N - 1) / N;
+    float *mine = calloc((size_t)per * 2, sizeof(float)),
+          *all = calloc((size_t)per * N * 2, sizeof(float));
     data_pos start = {0, 0, 0};
-    int rc =
-        mine && all ? data_loader_seek(val, &start, e) : base_fail(e, BASE_ENOMEM, "out of memory");
+    int rc = mine && all ? t->val.seek(t->val.self, &start, e)
+                         : base_fail(e, BASE_ENOMEM, "out of memory");
+    if (m->lora) m->lora->training = 0; /* no dropout */
     for (int i = 0; i < E && !rc; i++) {
         if (i % N != r) {
-            rc = data_loader_next(val, NULL, NULL, e);
+            rc = t->val.next(t->val.self, NULL, tgt, e);
             continue;
         }
-        if ((rc = data_loader_next(val, tok, tgt, e)) ||
-            (rc = nn_forward(m, tok, tgt, o->batch, o->seq, &mine[i / N], e)))
+        if ((rc = t->val.next(t->val.self, tok, tgt, e)) ||
+            (rc = nn_forward(m, tok, tgt, o->batch, o->seq, &mine[2 * (i / N)], e)))
             break;
+        mine[2 * (i / N) + 1] = (float)m->n_valid;
     }
-    if (!rc) rc = dist_allgather(d, mine, all, (size_t)per * sizeof(float), "the eval losses", e);
-    double sum = 0;
-    for (int i = 0; i < E && !rc; i++) sum += all[(i % N) * per + i / N];
-    *out = (float)(sum / E);
+    if (m->lora) m->lora->training = 1;
+    if (!rc)
+        rc = dist_allgather(d, mine, all, (size_t)per * 2 * sizeof(float), "the eval losses", e);
+    double sum = 0, cnt = 0;
+    for (int i = 0; i < E && !rc; i++) {
+        const float *x = &all[2 * ((i % N) * per + i / N)];
+        sum += (double)x[0] * x[1];
+        cnt += x[1];
+    }
+    *out = cnt > 0 ? (float)(sum / cnt) : NAN;
     free(mine);
     free(all);
     return rc;
 }
 
-/* The closing sample: n tokens from the prompt (the end-of-text token for shards, a newline
- * for bytes), as text; a NUL byte cannot live in a C string and becomes a space. vocab: the
- * shards' vocabulary, NULL for bytes. */
-static int sample_text(nn_model *m, const train_opts *o, const tok_vocab *vocab, int32_t eot,
+/* The closing sample: n tokens from the task's prompt token, as text; a NUL byte cannot live in
+ * a C string and becomes a space. vocab: the task's, NULL for bytes. */
+static int sample_text(nn_model *m, const train_opts *o, const tok_vocab *vocab, int prompt,
                        char **sample, base_err *e) {
-    int n = o->sample_tokens, prompt = vocab ? (eot >= 0 ? eot : 0) : '\n';
+    int n = o->sample_tokens;
     int *out = malloc((size_t)n * sizeof(int));
     int32_t *ids = malloc((size_t)n * sizeof(int32_t));
     base_rng sr;
     base_rng_seed(&sr, o->seed + 1);
+    if (m->lora) m->lora->training = 0;
     int rc = out && ids ? train_generate(m, &prompt, 1, n, 0.8f, &sr, out, e)
                         : base_fail(e, BASE_ENOMEM, "out of memory");
     char *text = NULL;
@@ -178,15 +187,14 @@ int train_generate(nn_model *m, const int *prompt, int np, int n, float temperat
     return rc;
 }
 
-/* One run's state, from its data to its run directory. */
+/* One run's state, from its task to its run directory. */
 typedef struct run {
     const train_opts *o;
+    train_task *t;
     train_report_fn report;
     void *user;
-    data_loader *train, *val;
-    tok_vocab *vocab; /* the shards' vocabulary, to decode the sample; NULL: bytes or none */
-    nn_config cfg;    /* o->cfg with the data's vocabulary filled in */
-    nn_model *m;
+    nn_model *m;  /* t->m */
+    ckpt_set set; /* what is trained: m's parameters or its adapters (ckpt_trained_set) */
     optim_adamw opt;
     ckpt_trainer ck; /* the settings a checkpoint holds, and the state of the last one made */
     int *tok, *tgt;  /* (B,T) each */
@@ -220,66 +228,31 @@ static void note_skip(const char *msg, void *user) {
     note(user, "%s", msg); /* user: the run */
 }
 
-/* The data (train and val loaders), the model's vocabulary from it, and the shards' vocabulary
- * for the sample. Nothing is written. */
-static int open_data(run *R, int want_sample, base_err *e) {
-    const train_opts *o = R->o;
-    int rc;
-    if ((rc = data_loader_open(&R->train, o->data, DATA_TRAIN, o->batch, o->seq, o->seed, e)) ||
-        (rc = data_loader_open(&R->val, o->data, DATA_VAL, o->batch, o->seq, EVAL_SEED, e)))
-        return rc;
-    int data_vocab = (int)data_loader_vocab_size(R->train);
-    R->cfg = o->cfg;
-    if (R->cfg.vocab_size == 0) R->cfg.vocab_size = data_vocab; /* the data's */
-    if (R->cfg.vocab_size < data_vocab)
-        return base_fail(e, BASE_EINVAL,
-                         "the model's vocabulary (%d) is smaller than the data's (%d)",
-                         R->cfg.vocab_size, data_vocab);
-    if ((rc = nn_config_check(&R->cfg, e))) return rc;
-    const char *identity = data_loader_identity(R->train);
-    if (strcmp(identity, "bytes") == 0) {
-        char why[256];
-        if (data_file_looks_binary(o->data, why, sizeof why))
-            note(R,
-                 "warning: %s does not look like text (%s); it is trained on as bytes anyway. "
-                 "Text data is a text file or a `hearth prepare` directory",
-                 o->data, why);
-    } else if (want_sample) {
-        /* shards: the sample is decoded with the vocabulary prepare stored beside them */
-        char vpath[TRAIN_PATH_MAX];
-        snprintf(vpath, sizeof vpath, "%s/vocab.htok", o->data);
-        if ((rc = tok_load(vpath, &R->vocab, e))) return rc;
-        if (strcmp(tok_identity(R->vocab), identity) != 0)
-            return base_fail(e, BASE_EFORMAT, "%s is not the shards' vocabulary (%s, %s)", vpath,
-                             tok_identity(R->vocab), identity);
-    }
-    return BASE_OK;
-}
-
-/* The model (initialised from the seed), AdamW, the batch buffers, and the settings a
- * checkpoint holds, defaults resolved. */
+/* AdamW, the reducer, the batch buffers, and the settings a checkpoint holds, defaults
+ * resolved; the task's model is built. */
 static int build(run *R, base_err *e) {
     const train_opts *o = R->o;
     tensor_set_threads(o->threads);
     size_t N = (size_t)o->batch * o->seq;
     R->tok = malloc(N * sizeof(int)), R->tgt = malloc(N * sizeof(int));
     if (!R->tok || !R->tgt) return base_fail(e, BASE_ENOMEM, "out of memory");
-    int rc;
-    if ((rc = nn_model_create(&R->m, &R->cfg, o->batch, o->seq, e))) return rc;
+    R->m = R->t->m;
+    if (R->m->lora) R->m->lora->training = 1;
+    ckpt_trained_set(R->m, &R->set);
     dist_grads_opts go = {.zero = o->zero,
                           .overlap = o->overlap,
                           .bucket_mb = o->bucket_mb,
                           .delay = o->delay,
                           .seed = o->seed};
+    int rc;
     if ((rc = dist_grads_create(&R->g, R->d, R->m, &go, e)) ||
         (rc = optim_adamw_create(&R->opt, dist_grads_shard_size(R->g), e)))
         return rc;
     R->opt.weight_decay = o->weight_decay;
     if (R->zero && R->rank == 0) { /* rank 0 assembles the whole state for checkpoints */
-        if ((rc = optim_adamw_create(&R->full, R->m->n_params, e))) return rc;
+        if ((rc = optim_adamw_create(&R->full, R->set.n, e))) return rc;
         R->full.weight_decay = o->weight_decay;
     }
-    nn_model_init(R->m, o->seed);
     R->ck = (ckpt_trainer){.steps = o->steps,
                            .warmup = o->warmup >= 0 ? o->warmup : o->steps / 20,
                            .accum = o->accum * R->N, /* the global accumulation */
@@ -290,8 +263,8 @@ static int build(run *R, base_err *e) {
                            .weight_decay = o->weight_decay,
                            .clip = o->clip,
                            .seed = o->seed};
-    snprintf(R->ck.data_identity, sizeof R->ck.data_identity, "%s", data_loader_identity(R->train));
-    R->ck.data_windows = data_loader_windows(R->train);
+    snprintf(R->ck.data_identity, sizeof R->ck.data_identity, "%s", R->t->identity);
+    R->ck.data_windows = R->t->windows;
     return BASE_OK;
 }
 
@@ -331,17 +304,18 @@ static int load(run *R, const char *dir, base_err *e) {
              "cosine decay to %g) is recomputed for the new total",
              steps, R->o->steps, R->ck.warmup, (double)R->ck.min_lr);
     }
-    return rc ? rc : data_loader_seek(R->train, &R->ck.pos, e);
+    return rc ? rc : R->t->train.seek(R->t->train.self, &R->ck.pos, e);
 }
 
 /* Where the run starts; the run directory made and locked:
  *  - o->resume: that checkpoint directory, or that run directory's newest good checkpoint,
  *    loaded before out_dir is made (a refusal leaves nothing behind);
- *  - out_dir is made if missing and locked before anything in it is read;
+ *  - out_dir is made if missing and locked before anything in it is read; the task's dir_open
+ *    (fine-tuning: finetune.json compared or written);
  *  - no o->resume: out_dir's newest good checkpoint, if any;
- *  - unless the checkpoint is out_dir's own, out_dir's config.json (if any) must hold this
- *    run's settings: a run that crashed before its first checkpoint starts again at step 0,
- *    another run's directory is refused;
+ *  - unless the checkpoint is out_dir's own, the task's dir_check (pretraining: out_dir's
+ *    config.json, if any, must hold this run's settings): a run that crashed before its first
+ *    checkpoint starts again at step 0, another run's directory is refused;
  *  - a checkpoint at the last step: out_dir's own means the run is complete (*complete);
  *    another directory's has nothing to train and is refused (before out_dir is made).
  * Nothing but the lock file is written. */
@@ -372,12 +346,13 @@ static int choose_start(run *R, int *complete, base_err *e) {
     }
     if (!rc) rc = base_mkdir_p(o->out_dir, e);
     if (!rc) rc = train_lock(o->out_dir, &R->lock, e);
+    if (!rc && R->t->dir_open) rc = R->t->dir_open(R->t, e);
     if (!rc && !o->resume) {
         own = 1;
         rc = ckpt_find_latest_good(o->out_dir, &from, note_skip, R, e);
         if (!rc && from) rc = load(R, from, e);
     }
-    if (!rc && !(from && own)) rc = train_config_check(o->out_dir, &R->cfg, &R->ck, &found, e);
+    if (!rc && !(from && own) && R->t->dir_check) rc = R->t->dir_check(R->t, &R->ck, &found, e);
     if (!rc && !from && found)
         note(R, "%s holds no checkpoint that verifies: its run starts again from step 0",
              o->out_dir);
@@ -431,23 +406,41 @@ static int submit_checkpoint(run *R, long step, base_err *e) {
     }
     if (R->rank != 0) return BASE_OK;
     R->ck.step = step;
-    data_loader_tell(R->train, &R->ck.pos);
+    R->t->train.tell(R->t->train.self, &R->ck.pos);
     rc = ckpt_writer_submit(R->w, R->m, R->zero ? &R->full : &R->opt, &R->ck, &wr, e);
     log_write(R, &wr);
     return rc;
 }
 
+/* An eval after step (0: before the first): its metrics line, loss.svg, the report. */
+static int eval_report(run *R, train_progress *p, int step, train_result *out, base_err *e) {
+    int rc = evaluate(R->m, R->t, R->o, R->d, R->tok, R->tgt, &p->val_loss, e);
+    if (rc) return rc;
+    if (step == 0) out->first_val = p->val_loss;
+    out->last_val = p->val_loss;
+    train_progress q = *p;
+    q.step = step;
+    q.is_eval = 1;
+    if (R->rank != 0) return BASE_OK;
+    train_log_eval(&R->log, &q);
+    if ((rc = train_log_plot(&R->log, e))) return rc;
+    if (R->report) R->report(&q, R->user);
+    return BASE_OK;
+}
+
 /* Trains from the checkpoint's step (R->ck.step) until the last step, or until *o->stop on
- * any rank (*stopped). *step gets the steps done. Rank r runs micro-batches a * N + r of each
- * step's N x accum; the reducer sums them in that order (src/dist). */
-static int train_loop(run *R, long *step_done, int *stopped, base_err *e) {
+ * any rank (out->stopped). out->step gets the steps done, out->first_val the eval before the
+ * first step (eval_first), out->last_val the last eval's.
+ * Rank r runs micro-batches a * N + r of each step's N x accum; the reducer sums them in that
+ * order (src/dist); adapters' dropout is keyed by that global micro-batch number. */
+static int train_loop(run *R, train_result *out, base_err *e) {
     const train_opts *o = R->o;
     const ckpt_trainer *ck = &R->ck;
     int start = (int)ck->step, rc = BASE_OK, N = R->N, A = o->accum;
     size_t Ntok = (size_t)o->batch * o->seq;
-    train_progress p = {.steps = o->steps, .n_params = R->m->n_params, .ranks = N};
+    train_progress p = {.steps = o->steps, .n_params = R->set.n, .ranks = N};
     p.peak_gflops = tensor_sgemm_peak_gflops(1024, 3);
-    double flops_step = 3.0 * nn_flops_per_token(&R->cfg, o->seq) * (double)Ntok * A * N;
+    double flops_step = 3.0 * nn_flops_per_token(&R->m->cfg, o->seq) * (double)Ntok * A * N;
     double t_start = base_now(), t_ckpt = t_start;
     /* per rank: A losses, the stop flag, rank 0's "a checkpoint is due by the clock" */
     int W = A + 2;
@@ -458,17 +451,21 @@ static int train_loop(run *R, long *step_done, int *stopped, base_err *e) {
         free(mine), free(all);
         return base_fail(e, BASE_ENOMEM, "out of memory");
     }
-    *stopped = 0;
-    *step_done = start;
+    out->stopped = 0;
+    out->step = start;
+    if (start == 0 && R->t->eval_first && R->t->val_batches && (rc = eval_report(R, &p, 0, out, e)))
+        goto out;
     for (int step = start; step < o->steps; step++) {
         double t0 = base_now();
         float lr = optim_lr_at(step, ck->warmup, o->steps, o->lr, ck->min_lr), loss = 0;
         for (int a = 0; a < A; a++) {
             for (int j = 0; j < N && !rc; j++) /* one global order: this rank's, others skipped */
-                rc = data_loader_next(R->train, j == R->rank ? R->tok : NULL, R->tgt, e);
-            if (rc || (rc = nn_forward(R->m, R->tok, R->tgt, o->batch, o->seq, &mine[a], e)))
-                goto out;
+                rc = R->t->train.next(R->t->train.self, j == R->rank ? R->tok : NULL, R->tgt, e);
+            if (rc) goto out;
+            if (R->m->lora) R->m->lora->key = ((uint64_t)step * A + (uint64_t)a) * N + R->rank;
+            if ((rc = nn_forward(R->m, R->tok, R->tgt, o->batch, o->seq, &mine[a], e))) goto out;
             nn_zero_grad(R->m);
+            if (R->m->lora) nn_lora_zero_grad(R->m->lora);
             dist_grads_micro_begin(R->g, step, a, A);
             nn_backward(R->m, 1.0f / (float)(A * N));
             if ((rc = dist_grads_micro_end(R->g, e))) goto out;
@@ -527,20 +524,16 @@ static int train_loop(run *R, long *step_done, int *stopped, base_err *e) {
             percentiles(R->comm + R->n_hist - k, k, p.comm_p);
             percentiles(R->stall + R->n_hist - k, k, p.stall_p);
         }
-        *step_done = p.step;
+        out->step = p.step;
         if (R->rank == 0) {
             train_log_step(&R->log, &p);
             if (R->report) R->report(&p, R->user);
         }
         int last = p.step == o->steps;
-        if ((o->eval_every && p.step % o->eval_every == 0) || last) {
-            if ((rc = evaluate(R->m, R->val, o, R->d, R->tok, R->tgt, &p.val_loss, e))) goto out;
-            p.is_eval = 1;
-            if (R->rank == 0) {
-                train_log_eval(&R->log, &p);
-                if ((rc = train_log_plot(&R->log, e))) goto out;
-                if (R->report) R->report(&p, R->user);
-            }
+        if (((o->eval_every && p.step % o->eval_every == 0) || last) && R->t->val_batches) {
+            if ((rc = eval_report(R, &p, p.step, out, e))) goto out;
+        } else if (last && R->rank == 0 && (rc = train_log_plot(&R->log, e))) {
+            goto out; /* no evals: the plot of the training loss */
         }
         ckpt_write_result wr;
         if (R->w && ckpt_writer_done(R->w)) {
@@ -549,7 +542,7 @@ static int train_loop(run *R, long *step_done, int *stopped, base_err *e) {
         }
         if (last) break; /* the final checkpoint is the caller's */
         if (stop_any) {
-            *stopped = 1;
+            out->stopped = 1;
             break;
         }
         if (R->ckpt_on && ((o->ckpt_every && p.step % o->ckpt_every == 0) || due_by_clock)) {
@@ -576,7 +569,7 @@ static int final_checkpoint(run *R, long step, base_err *e) {
     int rc = dist_grads_gather_state(R->g, &R->opt, R->rank == 0 ? &R->full : NULL, e);
     if (rc || R->rank != 0) return rc;
     R->ck.step = step;
-    data_loader_tell(R->train, &R->ck.pos);
+    R->t->train.tell(R->t->train.self, &R->ck.pos);
     memset(&wr, 0, sizeof wr);
     wr.step = step;
     double t0 = base_now();
@@ -602,12 +595,7 @@ static int start_run(run *R, int *complete, base_err *e) {
     *complete = 0;
     if (R->rank == 0) {
         rc = choose_start(R, complete, e);
-        if (!rc && !*complete) rc = train_config_write(o->out_dir, &R->cfg, &R->ck, o, e);
-        /* The run keeps its tokenizer (RUN/tokenizer.htok) so `hearth generate` and `serve`
-         * need only the run directory: the shards' vocab.htok, checked to be theirs. */
-        const char *identity = data_loader_identity(R->train);
-        if (!rc && !*complete && strcmp(identity, "bytes") != 0)
-            rc = train_copy_tokenizer(o->data, identity, o->out_dir, e);
+        if (!rc && !*complete && R->t->dir_write) rc = R->t->dir_write(R->t, &R->ck, e);
         if (!rc && !*complete) rc = train_log_open(&R->log, o->out_dir, R->ck.step, o->steps, e);
         if (!rc && !*complete && R->ckpt_on)
             rc = ckpt_writer_create(&R->w, o->out_dir, R->m, o->keep_last, o->keep_every, e);
@@ -622,20 +610,21 @@ static int start_run(run *R, int *complete, base_err *e) {
     *complete = head.complete;
     R->ck = head.ck;
     if (*complete || R->ck.step == 0) return BASE_OK; /* a fresh start: every rank's init */
-    if ((rc = dist_bcast(R->d, R->m->params, R->m->n_params * sizeof(float), 0,
+    if ((rc = dist_bcast(R->d, R->set.params, R->set.n * sizeof(float), 0,
                          "the checkpoint's weights", e)) ||
         (rc = dist_grads_scatter_state(R->g, R->rank == 0 ? &R->full : NULL, &R->opt, e)))
         return rc;
-    return R->rank == 0 ? BASE_OK : data_loader_seek(R->train, &R->ck.pos, e);
+    return R->rank == 0 ? BASE_OK : R->t->train.seek(R->t->train.self, &R->ck.pos, e);
 }
 
-int train_run(const train_opts *o, train_report_fn report, void *user, train_result *res,
-              base_err *e) {
+int train_exec(const train_opts *o, train_task *t, train_report_fn report, void *user,
+               train_result *res, base_err *e) {
     train_result out = {0};
+    out.first_val = out.last_val = NAN;
     if (res) *res = out;
     int rc = check_opts(o, e), complete = 0, fatal = 0;
     if (rc) return rc;
-    run R = {.o = o, .report = report, .user = user, .lock = -1, .d = o->dist};
+    run R = {.o = o, .t = t, .report = report, .user = user, .lock = -1, .d = o->dist};
     if (!R.d && (rc = dist_open(&R.own_d, 300, e))) return rc;
     if (!R.d) R.d = R.own_d;
     R.N = dist_size(R.d);
@@ -643,8 +632,9 @@ int train_run(const train_opts *o, train_report_fn report, void *user, train_res
     R.zero = o->zero && R.N > 1;
     R.ckpt_on = o->ckpt_every || o->ckpt_every_min > 0;
     out.ranks = R.N;
-    int want_sample = res && o->sample_tokens > 0 && R.rank == 0;
-    if (!(rc = open_data(&R, want_sample, e))) rc = build(&R, e);
+    t->want_sample = res && o->sample_tokens > 0 && R.rank == 0;
+    t->ranks = R.N;
+    if (!(rc = t->build(t, o, user, e))) rc = build(&R, e);
     if (!rc)
         rc = start_run(&R, &complete, e);
     else if (R.N > 1)
@@ -656,21 +646,22 @@ int train_run(const train_opts *o, train_report_fn report, void *user, train_res
         goto done;
     }
     fatal = 1; /* from here a failure may be this rank's alone, the others in a collective */
-    if ((rc = train_loop(&R, &out.step, &out.stopped, e)) ||
-        (rc = final_checkpoint(&R, out.step, e)))
-        goto done;
+    if ((rc = train_loop(&R, &out, e)) || (rc = final_checkpoint(&R, out.step, e))) goto done;
+    if (!out.stopped && R.rank == 0 && t->finish && (rc = t->finish(t, e))) goto done;
     fatal = 0;
-    if (R.N > 1 && (rc = dist_agree(R.d, rc, e))) goto done; /* rank 0's write, for all */
+    if (R.N > 1 && (rc = dist_agree(R.d, rc, e))) goto done; /* rank 0's writes, for all */
     if (out.stopped && R.rank == 0)
         note(&R, "stopped at step %ld of %d; checkpoint step_%08ld written", out.step, o->steps,
              out.step);
-    else if (want_sample && !out.stopped)
-        rc = sample_text(R.m, o, R.vocab, data_loader_eot_id(R.train), &out.sample, e);
+    else if (t->want_sample && !out.stopped)
+        rc = sample_text(R.m, o, t->vocab, t->prompt, &out.sample, e);
     percentiles(R.comm, R.n_hist, out.comm_p);
     percentiles(R.stall, R.n_hist, out.stall_p);
     out.bytes_per_step = R.n_hist ? R.bytes / R.n_hist : 0;
     out.buckets = dist_grads_buckets(R.g);
-    out.mem_model = 2 * R.m->n_params * sizeof(float);
+    /* the model's parameters (and gradients, when it has them), the adapters' */
+    out.mem_model =
+        (R.m->n_params * (R.m->grads ? 2 : 1) + (R.m->lora ? 2 * R.set.n : 0)) * sizeof(float);
     out.mem_optim = 2 * R.opt.n * sizeof(float);
     out.mem_comm = dist_grads_comm_bytes(R.g);
     out.mem_gather = 2 * R.full.n * sizeof(float);
@@ -686,10 +677,7 @@ done:
     dist_grads_free(R.g);
     optim_adamw_free(&R.opt);
     optim_adamw_free(&R.full);
-    nn_model_free(R.m);
-    tok_free(R.vocab);
-    data_loader_free(R.train);
-    data_loader_free(R.val);
+    if (t->free) t->free(t);
     if (rc) {
         free(out.sample);
         out.sample = NULL;
@@ -701,4 +689,112 @@ done:
     else
         free(out.sample);
     return rc;
+}
+
+/* ---- pretraining's task: token shards or bytes, a model from its seed */
+
+typedef struct pretrain {
+    const train_opts *o;
+    data_loader *train, *val;
+    tok_vocab *vocab; /* the shards' vocabulary, to decode the sample; NULL: bytes or none */
+    nn_config cfg;    /* o->cfg with the data's vocabulary filled in */
+} pretrain;
+
+static int loader_next(void *l, int *tok, int *tgt, base_err *e) {
+    return data_loader_next(l, tok, tgt, e);
+}
+static void loader_tell(void *l, data_pos *p) {
+    data_loader_tell(l, p);
+}
+static int loader_seek(void *l, const data_pos *p, base_err *e) {
+    return data_loader_seek(l, p, e);
+}
+
+/* The data (train and val loaders), the model's vocabulary from it, the shards' vocabulary for
+ * the sample, and the model from the seed. Nothing is written. */
+static int pretrain_build(train_task *t, const train_opts *o, void *user, base_err *e) {
+    pretrain *P = t->user;
+    int rc;
+    if (o->seq > o->cfg.max_seq)
+        return base_fail(e, BASE_EINVAL,
+                         "sequence length %d is longer than the model's maximum (max_seq %d)",
+                         o->seq, o->cfg.max_seq);
+    if ((rc = data_loader_open(&P->train, o->data, DATA_TRAIN, o->batch, o->seq, o->seed, e)) ||
+        (rc = data_loader_open(&P->val, o->data, DATA_VAL, o->batch, o->seq, EVAL_SEED, e)))
+        return rc;
+    int data_vocab = (int)data_loader_vocab_size(P->train);
+    P->cfg = o->cfg;
+    if (P->cfg.vocab_size == 0) P->cfg.vocab_size = data_vocab; /* the data's */
+    if (P->cfg.vocab_size < data_vocab)
+        return base_fail(e, BASE_EINVAL,
+                         "the model's vocabulary (%d) is smaller than the data's (%d)",
+                         P->cfg.vocab_size, data_vocab);
+    if ((rc = nn_config_check(&P->cfg, e))) return rc;
+    const char *identity = data_loader_identity(P->train);
+    if (strcmp(identity, "bytes") == 0) {
+        char why[256];
+        if (data_file_looks_binary(o->data, why, sizeof why) && o->note) {
+            char msg[TRAIN_PATH_MAX + 512];
+            snprintf(msg, sizeof msg,
+                     "warning: %s does not look like text (%s); it is trained on as bytes anyway. "
+                     "Text data is a text file or a `hearth prepare` directory",
+                     o->data, why);
+            o->note(msg, user);
+        }
+    } else if (t->want_sample) {
+        /* shards: the sample is decoded with the vocabulary prepare stored beside them */
+        char vpath[TRAIN_PATH_MAX];
+        snprintf(vpath, sizeof vpath, "%s/vocab.htok", o->data);
+        if ((rc = tok_load(vpath, &P->vocab, e))) return rc;
+        if (strcmp(tok_identity(P->vocab), identity) != 0)
+            return base_fail(e, BASE_EFORMAT, "%s is not the shards' vocabulary (%s, %s)", vpath,
+                             tok_identity(P->vocab), identity);
+    }
+    if ((rc = nn_model_create(&t->m, &P->cfg, o->batch, o->seq, e))) return rc;
+    nn_model_init(t->m, o->seed);
+    t->train = (train_batches){P->train, loader_next, loader_tell, loader_seek};
+    t->val = (train_batches){P->val, loader_next, loader_tell, loader_seek};
+    t->val_batches = o->eval_batches;
+    snprintf(t->identity, sizeof t->identity, "%s", identity);
+    t->windows = data_loader_windows(P->train);
+    t->vocab = P->vocab;
+    int32_t eot = data_loader_eot_id(P->train);
+    t->prompt = P->vocab ? (eot >= 0 ? eot : 0) : '\n'; /* bytes: a newline */
+    return BASE_OK;
+}
+
+static int pretrain_dir_check(train_task *t, const ckpt_trainer *ck, int *found, base_err *e) {
+    pretrain *P = t->user;
+    return train_config_check(P->o->out_dir, &P->cfg, ck, found, e);
+}
+
+/* config.json, and the run's tokenizer (RUN/tokenizer.htok) so `hearth generate` and `serve`
+ * need only the run directory: the shards' vocab.htok, checked to be theirs. */
+static int pretrain_dir_write(train_task *t, const ckpt_trainer *ck, base_err *e) {
+    pretrain *P = t->user;
+    const train_opts *o = P->o;
+    int rc = train_config_write(o->out_dir, &P->cfg, ck, o, e);
+    if (!rc && strcmp(t->identity, "bytes") != 0)
+        rc = train_copy_tokenizer(o->data, t->identity, o->out_dir, e);
+    return rc;
+}
+
+static void pretrain_free(train_task *t) {
+    pretrain *P = t->user;
+    nn_model_free(t->m);
+    t->m = NULL;
+    tok_free(P->vocab);
+    data_loader_free(P->train);
+    data_loader_free(P->val);
+}
+
+int train_run(const train_opts *o, train_report_fn report, void *user, train_result *res,
+              base_err *e) {
+    pretrain P = {.o = o};
+    train_task t = {.user = &P,
+                    .build = pretrain_build,
+                    .dir_check = pretrain_dir_check,
+                    .dir_write = pretrain_dir_write,
+                    .free = pretrain_free};
+    return train_exec(o, &t, report, user, res, e);
 }

@@ -94,6 +94,9 @@ typedef struct train_result {
     int complete; /* out_dir already held this run's final checkpoint (same settings): nothing
                      was trained or written */
     int fatal;    /* data parallel: this rank failed alone (the caller ends the job) */
+    /* the held-out loss before the first step (fine-tuning evaluates there; NaN: not
+     * evaluated, or a resumed run) and at the last eval of this call (NaN: none) */
+    float first_val, last_val;
     /* data parallel: rank 0's communication over the run's steps (p50, p99, max), mean bytes
      * sent a step, and memory per rank (bytes): parameters + gradients, AdamW state (this
      * rank's shard under ZeRO-1), the reducer's buffers */

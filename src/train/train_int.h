@@ -1,11 +1,14 @@
-/* train/train_int.h: private to src/train — the run directory (its lock, config.json, the copy
- * of the tokenizer) and the metrics log, which train.c's run uses. */
+/* train/train_int.h: private to src/train — the loop's parameters (train_task: what pretraining
+ * and fine-tuning do differently), the run directory (its lock, config.json, the copy of the
+ * tokenizer) and the metrics log, which train.c's run uses. */
 #ifndef HEARTH_TRAIN_INT_H
 #define HEARTH_TRAIN_INT_H
 
 #include "train.h"
 
 #include "ckpt/ckpt.h"
+#include "data/data.h"
+#include "tokenizer/tokenizer.h"
 
 #include <jansson.h>
 
@@ -13,6 +16,55 @@
  * digits. Every real it writes holds a float32 value, which 9 digits read back exactly. */
 #define TRAIN_JSON_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9))
 #define TRAIN_PATH_MAX 4096
+
+/* ---- the loop's parameters (train.c). One loop runs `hearth train` (train_run: a model from
+ * its seed, token shards or bytes) and `hearth finetune` (finetune.c: a base model, LoRA
+ * adapters or every weight, SFT rows with loss masks); a train_task says what differs. */
+
+/* A stream of (B,T) batches: tok gets B*T input tokens, tgt B*T targets (-1: not trained). */
+typedef struct train_batches {
+    void *self;
+    int (*next)(void *self, int *tok, int *tgt, base_err *e); /* tok NULL: skip one batch */
+    void (*tell)(void *self, data_pos *p);                    /* where the next batch starts */
+    int (*seek)(void *self, const data_pos *p, base_err *e);
+} train_batches;
+
+typedef struct train_task train_task;
+struct train_task {
+    void *user;      /* the task's own state */
+    int want_sample; /* set before build: this rank returns the closing sample */
+    int ranks;       /* set before build: the world's size (the global accumulation is
+                        ranks x accum) */
+    /* set by build */
+    nn_model *m; /* the model for (batch, seq); with adapters attached (m->lora) only they are
+                    trained: AdamW, the reducer and checkpoints see them (ckpt_trained_set) */
+    train_batches train, val;             /* val: read from its start (window 0) at each eval */
+    int val_batches;                      /* batches an eval reads (0: no evals) */
+    int eval_first;                       /* also evaluate before the first step of a fresh run */
+    char identity[DATA_IDENTITY_MAX + 1]; /* the data, as checkpoints record and compare it */
+    uint64_t windows;
+    const tok_vocab *vocab; /* decodes the closing sample; NULL: bytes */
+    int prompt;             /* the sample's first token */
+    /* Makes the model and opens the data; user is train_exec's (for o->note). Every rank. */
+    int (*build)(train_task *t, const train_opts *o, void *user, base_err *e);
+    /* Rank 0, the run directory made and locked, before its checkpoints are looked at. NULL-able.
+     */
+    int (*dir_open)(train_task *t, base_err *e);
+    /* Rank 0, when the run does not resume the directory's own checkpoint: *found when the
+     * directory holds this run's settings (a refusal names the first difference). NULL-able. */
+    int (*dir_check)(train_task *t, const ckpt_trainer *ck, int *found, base_err *e);
+    /* Rank 0, before the first step (not for a complete run). NULL-able. */
+    int (*dir_write)(train_task *t, const ckpt_trainer *ck, base_err *e);
+    /* Rank 0, after the final checkpoint of a run that reached its last step. NULL-able. */
+    int (*finish)(train_task *t, base_err *e);
+    void (*free)(train_task *t); /* what build made; NULL-able */
+};
+
+/* Runs the task: o's schedule, clipping, accumulation, evals, checkpoints (background, resume,
+ * pruning), metrics.jsonl and loss.svg, data parallel over o->dist — train_run's contract
+ * (train.h), with the model, data and run-directory files of t. */
+int train_exec(const train_opts *o, train_task *t, train_report_fn report, void *user,
+               train_result *res, base_err *e);
 
 /* ---- the run directory (run_dir.c) */
 

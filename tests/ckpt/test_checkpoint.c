@@ -8,6 +8,7 @@
 #include "ckpt/crc32c.h"
 #include "ckpt/gguf_model.h"
 #include "ckpt/safetensors.h"
+#include "nn/lora.h"
 #include "tokenizer/tokenizer.h"
 #include "train/train.h"
 
@@ -284,6 +285,80 @@ static void damage(const char *path, long off, int truncate_it) {
         fclose(f);
     }
     free(buf);
+}
+
+/* A model with LoRA adapters attached checkpoints its adapters and their AdamW moments, not the
+ * base (fine-tuning's checkpoints), through the background writer as through ckpt_save, and
+ * loads them back into adapters of the same shape only; the base is left alone. */
+static void test_save_load_adapters(void **state) {
+    (void)state;
+    char dir[] = "/tmp/hearth-ck-XXXXXX", p[256];
+    assert_non_null(mkdtemp(dir));
+    base_err e;
+    nn_model *a = make_model("llama-tiny", 3), *b = make_model("llama-tiny", 4);
+    unsigned tg = (1u << NN_LORA_Q) | (1u << NN_LORA_V) | (1u << NN_LORA_DOWN);
+    nn_lora *la, *lb, *lc;
+    assert_int_equal(nn_lora_create(&la, a, 4, 8, 0, tg, 1, &e), 0);
+    assert_int_equal(nn_lora_create(&lb, b, 4, 8, 0, tg, 2, &e), 0);
+    assert_int_equal(nn_lora_create(&lc, b, 2, 8, 0, tg, 2, &e), 0);
+    nn_lora_attach(a, la);
+    nn_lora_attach(b, lb);
+    base_rng r;
+    base_rng_seed(&r, 6);
+    test_fill(&r, la->params, la->n_params, -1, 1);
+    optim_adamw oa = {0}, ob = {0};
+    assert_int_equal(optim_adamw_create(&oa, la->n_params, &e), 0);
+    assert_int_equal(optim_adamw_create(&ob, lb->n_params, &e), 0);
+    test_fill(&r, oa.m, oa.n, -1, 1);
+    test_fill(&r, oa.v, oa.n, 0, 1);
+    oa.t = 7;
+    ckpt_trainer t;
+    fill_trainer(&t);
+    t.step = 7;
+    ckpt_writer *w;
+    ckpt_write_result wr;
+    assert_int_equal(ckpt_writer_create(&w, dir, a, 0, 0, &e), 0);
+    assert_int_equal(ckpt_writer_submit(w, a, &oa, &t, NULL, &e), 0);
+    ckpt_writer_wait(w, &wr);
+    assert_int_equal(wr.rc, 0);
+    ckpt_writer_free(w);
+    t.step = 8; /* and synchronously */
+    assert_int_equal(ckpt_save(dir, a, &oa, &t, &e), 0);
+    /* model.safetensors holds the adapters under their names, nothing of the base */
+    ckpt_st *st;
+    snprintf(p, sizeof p, "%s/step_00000007/model.safetensors", dir);
+    assert_int_equal(ckpt_st_open(&st, p, &e), 0);
+    assert_int_equal(ckpt_st_count(st), la->n_tensors);
+    assert_non_null(ckpt_st_find(st, "blk.0.attn_q.lora_a"));
+    assert_string_equal(ckpt_st_meta(st, "format"), "hearth-lora");
+    ckpt_st_free(st);
+    float *base_b = malloc(b->n_params * sizeof(float));
+    memcpy(base_b, b->params, b->n_params * sizeof(float));
+    for (int step = 7; step <= 8; step++) {
+        ckpt_trainer tb;
+        fill_trainer(&tb);
+        snprintf(p, sizeof p, "%s/step_%08d", dir, step);
+        assert_int_equal(ckpt_load(p, b, &ob, &tb, &e), 0);
+        assert_int_equal(tb.step, step);
+        assert_memory_equal(la->params, lb->params, la->n_params * 4);
+        assert_memory_equal(oa.m, ob.m, oa.n * 4);
+        assert_memory_equal(oa.v, ob.v, oa.n * 4);
+        assert_int_equal(ob.t, 7);
+        assert_memory_equal(base_b, b->params, b->n_params * 4); /* the base untouched */
+    }
+    /* adapters of another rank: refused, naming the tensor's shape */
+    nn_lora_attach(b, lc);
+    optim_adamw oc = {0};
+    assert_int_equal(optim_adamw_create(&oc, lc->n_params, &e), 0);
+    ckpt_trainer tc;
+    fill_trainer(&tc);
+    assert_int_not_equal(ckpt_load(p, b, &oc, &tc, &e), 0);
+    assert_non_null(strstr(e.msg, "lora"));
+    free(base_b);
+    optim_adamw_free(&oa), optim_adamw_free(&ob), optim_adamw_free(&oc);
+    nn_lora_free(la), nn_lora_free(lb), nn_lora_free(lc);
+    nn_model_free(a), nn_model_free(b);
+    test_rm_rf(dir);
 }
 
 static void test_save_load(void **state) {
@@ -924,11 +999,17 @@ static void test_gguf_quant_plan(void **state) {
 
 int test_checkpoint(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_crc32c),           cmocka_unit_test(test_safetensors),
-        cmocka_unit_test(test_hf_names),         cmocka_unit_test(test_save_load),
-        cmocka_unit_test(test_resume_bit_exact), cmocka_unit_test(test_async_write_failure),
-        cmocka_unit_test(test_async_snapshot),   cmocka_unit_test(test_gguf_model),
-        cmocka_unit_test(test_keep_last),        cmocka_unit_test(test_gguf_quant_plan),
+        cmocka_unit_test(test_crc32c),
+        cmocka_unit_test(test_safetensors),
+        cmocka_unit_test(test_hf_names),
+        cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_save_load_adapters),
+        cmocka_unit_test(test_resume_bit_exact),
+        cmocka_unit_test(test_async_write_failure),
+        cmocka_unit_test(test_async_snapshot),
+        cmocka_unit_test(test_gguf_model),
+        cmocka_unit_test(test_keep_last),
+        cmocka_unit_test(test_gguf_quant_plan),
     };
     return cmocka_run_group_tests_name("checkpoint", tests, NULL, NULL);
 }

@@ -33,14 +33,35 @@ A=(finetune --base "$BASE" --data "$T/chat.jsonl" --steps 24 --batch 4 --seq 48 
 "$H" "${A[@]}" --out "$T/a" > "$T/a.out" 2>&1 || bad "uninterrupted run: $(tail -2 "$T/a.out")"
 "$H" "${A[@]}" --out "$T/b" > /dev/null 2>&1 &
 pid=$!
-for _ in $(seq 600); do [ -e "$T/b/step_00000008.ft" ] && break; sleep 0.05; done
+for _ in $(seq 600); do [ -e "$T/b/step_00000008/manifest.json" ] && break; sleep 0.05; done
 kill -9 "$pid" 2> /dev/null
 wait "$pid" 2> /dev/null
-[ -e "$T/b/step_00000024.ft" ] && bad "the run finished before it was killed (machine too fast?)"
+[ -e "$T/b/step_00000024" ] && bad "the run finished before it was killed (machine too fast?)"
 "$H" "${A[@]}" --out "$T/b" > "$T/b.out" 2>&1 || bad "rerun after SIGKILL: $(tail -2 "$T/b.out")"
 grep -q "resuming from" "$T/b.out" && ok || bad "the rerun did not resume: $(cat "$T/b.out")"
-cmp -s "$T/a/adapter.gguf" "$T/b/adapter.gguf" && cmp -s "$T/a/step_00000024.ft" "$T/b/step_00000024.ft" &&
+same_ckpt() { # same_ckpt RUN_A RUN_B STEP: the adapters and their AdamW state, byte for byte
+  local s
+  s=$(printf 'step_%08d' "$3")
+  cmp -s "$1/$s/model.safetensors" "$2/$s/model.safetensors" &&
+    cmp -s "$1/$s/optimizer.safetensors" "$2/$s/optimizer.safetensors"
+}
+cmp -s "$T/a/adapter.gguf" "$T/b/adapter.gguf" && same_ckpt "$T/a" "$T/b" 24 &&
   ok || bad "adapters differ after SIGKILL and resume"
+# train's loop: the progress line with its ETA, background checkpoints with their costs, a
+# checkpoint of the adapters only (their tensors by name; small)
+grep -q "step 24/24 | loss .* | ETA " "$T/a.out" && ok || bad "no progress line with ETA: $(cat "$T/a.out")"
+grep -q '"step":8,"ckpt":"step_00000008","snapshot_ms":[0-9.e-]*,"wait_ms"' "$T/a/metrics.jsonl" && ok ||
+  bad "no background checkpoint costs in metrics.jsonl"
+grep -qa 'blk.0.attn_q.lora_a' "$T/a/step_00000024/model.safetensors" &&
+  [ "$(stat -c %s "$T/a/step_00000024/model.safetensors")" -lt 200000 ] && ok ||
+  bad "the checkpoint does not hold just the adapters"
+# --resume PATH: another run's checkpoint, continued in a new directory, gives the same adapter
+"$H" "${A[@]}" --out "$T/c" --resume "$T/a/step_00000016" > "$T/c.out" 2>&1 &&
+  grep -q "resuming from .*step_00000016 (step 16)" "$T/c.out" &&
+  cmp -s "$T/a/adapter.gguf" "$T/c/adapter.gguf" && ok || bad "--resume: $(tail -3 "$T/c.out")"
+# --keep-last prunes the checkpoints as train does
+"$H" "${A[@]}" --out "$T/k" --keep-last 2 --steps 12 > "$T/k.out" 2>&1 &&
+  [ "$(ls -d "$T"/k/step_* | wc -l)" -eq 2 ] && ok || bad "--keep-last 2: $(ls "$T/k")"
 grep -q "held-out loss" "$T/a.out" && ok || bad "no held-out loss line: $(cat "$T/a.out")"
 [ "$(grep -c '"val_loss"' "$T/a/metrics.jsonl")" -ge 4 ] && ok || bad "evals missing in metrics.jsonl"
 [ -s "$T/a/loss.svg" ] && ok || bad "no loss.svg"
@@ -52,7 +73,7 @@ grep -q '"peft_type": "LORA"' "$T/a/adapter/adapter_config.json" &&
 grep -qa 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight' \
   "$T/a/adapter/adapter_model.safetensors" && ok || bad "PEFT tensor names"
 # a changed setting into the same directory is refused by name
-expect_fail "other settings" "lr was" "${A[@]}" --out "$T/a" --lr 1e-3
+expect_fail "other settings" "lr is 0.003 there, 0.001 in this run .use another --out" "${A[@]}" --out "$T/a" --lr 1e-3
 
 # a quantized base: Q8_0 (dequantized at load)
 "$H" quantize "$BASE" "$T/q8.gguf" Q8_0 > /dev/null 2>&1 || bad "quantize Q8_0"

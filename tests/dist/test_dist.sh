@@ -8,7 +8,8 @@
 #    uninterrupted run's;
 #  - a rank killed with kill -9 mid-run: every rank stops within a bounded time with a clear
 #    message, and the rerun resumes from the newest good checkpoint to the uninterrupted bits;
-#  - a rank that hangs (SIGSTOP): the others stop after --comm-timeout, naming the collective.
+#  - a rank that hangs (SIGSTOP): the others stop after --comm-timeout, naming the collective;
+#  - `hearth finetune` (LoRA, ZeRO-1, --full) on N ranks equals one process with N x accum.
 # Usage: test_dist.sh PATH/TO/hearth. Tiny models; ~20 s on 2 cores.
 set -u
 H=$(realpath "${1:?usage: test_dist.sh path/to/hearth}")
@@ -149,6 +150,34 @@ if kill_test hung STOP 1 --comm-timeout 2; then
     bad "hang: no watchdog message: $(tail -5 "$T/hung.log")"
   [ "$(cat "$T/hung.secs")" -le 20 ] && ok || bad "hang: stopping took $(cat "$T/hung.secs") s"
 fi
+
+# `hearth finetune` runs through the same loop: 2 ranks x --accum 1 equal one process with
+# --accum 2, bit for bit (the adapters, their AdamW state and checkpoints, the losses; LoRA
+# dropout keyed by the global micro-batch), plain and ZeRO-1; and --full likewise
+BASE=$(dirname "$0")/../fixtures/gguf/stories260K-F16.gguf
+for i in $(seq 0 99); do
+  echo "{\"messages\": [{\"role\": \"user\", \"content\": \"Say line $((i % 7)).\"}, {\"role\": \"assistant\", \"content\": \"Thou art my sun number $((i % 7)).\"}]}"
+done > "$T/chat.jsonl"
+FT=(--base "$BASE" --data "$T/chat.jsonl" --steps 6 --batch 2 --seq 64 --threads 1 --lr 3e-3
+  --ckpt-every 3 --eval-every 3 --eval-batches 3 --lora-dropout 0.1 --lora-targets q,v,down)
+"$H" finetune "${FT[@]}" --out "$T/fref" --accum 2 > "$T/fref.log" 2>&1 || bad "finetune reference: $(tail -3 "$T/fref.log")"
+ft_dp() { # ft_dp NAME ARGS...: 2 ranks
+  local name=$1; shift
+  "${MPI[@]}" -np 2 "$H" finetune "${FT[@]}" --out "$T/$name" "$@" > "$T/$name.log" 2>&1 ||
+    { bad "$name: exit $?: $(tail -5 "$T/$name.log")"; return 1; }
+}
+if ft_dp fdp2 --accum 1; then
+  cmp -s "$T/fref/adapter.gguf" "$T/fdp2/adapter.gguf" && same_state "$T/fref" "$T/fdp2" 6 &&
+    same_state "$T/fref" "$T/fdp2" 3 && ok || bad "finetune: 2 ranks differ from one process x accum 2"
+  [ "$(losses "$T/fref")" = "$(losses "$T/fdp2")" ] && ok || bad "finetune 2 ranks: losses differ"
+  grep -q "comm per step  p50" "$T/fdp2.log" && ok || bad "finetune: no communication summary"
+fi
+ft_dp fzero2 --accum 1 --zero 1 && { same_state "$T/fref" "$T/fzero2" 6 && ok || bad "finetune ZeRO-1 differs"; }
+FULL=(--base "$BASE" --data "$T/chat.jsonl" --steps 3 --batch 2 --seq 64 --threads 1 --full --eval-batches 2)
+"$H" finetune "${FULL[@]}" --out "$T/fullref" --accum 2 > "$T/fullref.log" 2>&1 || bad "full reference: $(tail -3 "$T/fullref.log")"
+"${MPI[@]}" -np 2 "$H" finetune "${FULL[@]}" --out "$T/fulldp" > "$T/fulldp.log" 2>&1 &&
+  cmp -s "$T/fullref/model.gguf" "$T/fulldp/model.gguf" && same_state "$T/fullref" "$T/fulldp" 3 && ok ||
+  bad "finetune --full: 2 ranks differ from one process x accum 2: $(tail -3 "$T/fulldp.log")"
 
 echo "dist: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -231,11 +231,11 @@ static void test_run(void **state) {
     ft_result r;
     base_err e = {0};
     assert_int_equal(ft_run(&o, NULL, NULL, &r, &e), 0);
-    assert_int_equal(r.step, 30);
+    assert_int_equal(r.run.step, 30);
     assert_true(r.n_val > 0);
     /* the held-out loss falls by a clear margin */
-    if (!(r.last_val < r.first_val - 1.0f))
-        fail_msg("held-out loss %g -> %g", (double)r.first_val, (double)r.last_val);
+    if (!(r.run.last_val < r.run.first_val - 1.0f))
+        fail_msg("held-out loss %g -> %g", (double)r.run.first_val, (double)r.run.last_val);
     /* the adapter reads back: rank 8, alpha 16, every target */
     char path[600];
     snprintf(path, sizeof path, "%s/adapter.gguf", out);
@@ -250,7 +250,7 @@ static void test_run(void **state) {
     assert_int_equal(access(path, F_OK), 0);
     /* the same command again: complete, nothing written */
     assert_int_equal(ft_run(&o, NULL, NULL, &r, &e), 0);
-    assert_true(r.complete);
+    assert_true(r.run.complete);
     /* another setting into the same directory: refused, naming it */
     o.lora_rank = 4;
     assert_int_equal(ft_run(&o, NULL, NULL, &r, &e), BASE_EINVAL);
@@ -263,7 +263,7 @@ static void test_run(void **state) {
     o.t.out_dir = out;
     assert_int_equal(ft_run(&o, NULL, NULL, &r, &e), 0);
     assert_true(r.n_trainable_params > 200000);
-    assert_true(r.last_val < r.first_val);
+    assert_true(r.run.last_val < r.run.first_val);
     snprintf(path, sizeof path, "%s/model.gguf", out);
     assert_int_equal(access(path, F_OK), 0);
 }
@@ -329,6 +329,10 @@ static void test_llamacpp_parity(void **state) {
     nn_model_free(m);
 }
 
+static void count_extend_ft(const char *msg, void *user) {
+    if (strstr(msg, "extending the run from 4 to 7 steps")) ++*(int *)user;
+}
+
 static void count_extend(const char *msg, void *user) {
     if (strstr(msg, "extending the run from 10 to 16 steps")) ++*(int *)user;
 }
@@ -362,6 +366,37 @@ static void test_train_extend(void **state) {
     assert_non_null(strstr(e.msg, "steps is 16 there, 12 in this run"));
 }
 
+/* A fine-tuning run extends as a training run does (one loop): more --steps continue from the
+ * final checkpoint with the schedule recomputed, finetune.json records the new total, and fewer
+ * are refused by name. */
+static void test_finetune_extend(void **state) {
+    (void)state;
+    ft_opts o;
+    ft_opts_default(&o);
+    char data[512], out[512];
+    snprintf(data, sizeof data, "%s", write_corpus());
+    snprintf(out, sizeof out, "%s", tmp_path("ftext"));
+    o.base = base_path();
+    o.t.data = data, o.t.out_dir = out;
+    o.t.steps = 4, o.t.batch = 2, o.t.seq = 32, o.t.eval_batches = 2, o.t.threads = 1;
+    ft_result r;
+    base_err e = {0};
+    assert_int_equal(ft_run(&o, NULL, NULL, &r, &e), 0);
+    assert_int_equal(r.run.step, 4);
+    int seen = 0;
+    o.t.steps = 7;
+    o.t.note = count_extend_ft;
+    assert_int_equal(ft_run(&o, NULL, &seen, &r, &e), 0);
+    assert_int_equal(r.run.step, 7);
+    assert_false(r.run.complete);
+    assert_int_equal(seen, 1);
+    assert_int_equal(ft_run(&o, NULL, &seen, &r, &e), 0); /* now complete at 7 */
+    assert_true(r.run.complete);
+    o.t.steps = 5;
+    assert_int_equal(ft_run(&o, NULL, &seen, &r, &e), BASE_EINVAL);
+    assert_non_null(strstr(e.msg, "steps is 7 there, 5 in this run"));
+}
+
 static int teardown(void **state) {
     (void)state;
     if (tmpdir[0]) test_rm_rf(tmpdir);
@@ -377,6 +412,7 @@ int test_finetune(void) {
         cmocka_unit_test(test_run),
         cmocka_unit_test(test_llamacpp_parity),
         cmocka_unit_test(test_train_extend),
+        cmocka_unit_test(test_finetune_extend),
     };
     return cmocka_run_group_tests_name("finetune", tests, NULL, teardown);
 }
