@@ -279,7 +279,7 @@ int cli_merge(int argc, char **argv) {
     int rank;
     float alpha;
     unsigned targets;
-    int rc = ft_load_base(base, 1, 1, 1, &m, &v, &e);
+    int rc = ft_load_base(base, 1, 1, FT_BASE_F32, &m, &v, &e);
     if (!rc) rc = ckpt_lora_gguf_info(lora, &rank, &alpha, &targets, &e);
     if (!rc) rc = nn_lora_create(&a, m, rank, alpha, 0, targets, 0, &e);
     if (!rc) rc = ckpt_lora_read_gguf(lora, m, a, &e);

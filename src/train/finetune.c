@@ -32,7 +32,7 @@ void ft_opts_default(ft_opts *o) {
     o->lora_targets = (1u << NN_LORA_Q) | (1u << NN_LORA_K) | (1u << NN_LORA_V) | (1u << NN_LORA_O);
 }
 
-int ft_load_base(const char *path, int B, int T, int frozen, nn_model **out, tok_vocab **vocab,
+int ft_load_base(const char *path, int B, int T, int mode, nn_model **out, tok_vocab **vocab,
                  base_err *e) {
     *out = NULL;
     if (vocab) *vocab = NULL;
@@ -52,9 +52,15 @@ int ft_load_base(const char *path, int B, int T, int frozen, nn_model **out, tok
         if (T > c.max_seq)
             rc = base_fail(e, BASE_EINVAL, "--seq %d is longer than the base's context (%d)", T,
                            c.max_seq);
-        else if (!(rc = frozen ? nn_model_create_frozen(&m, &c, B, T, e)
-                               : nn_model_create(&m, &c, B, T, e)))
-            rc = ckpt_gguf_read_model(g, m, e);
+        else {
+            nn_wsrc src = {0};
+            if (mode == FT_BASE_STORED) rc = ckpt_gguf_wsrc(path, &c, &src, e);
+            if (!rc)
+                rc = src.held                ? nn_model_create_held(&m, &c, B, T, &src, e)
+                     : mode == FT_BASE_TRAIN ? nn_model_create(&m, &c, B, T, e)
+                                             : nn_model_create_frozen(&m, &c, B, T, e);
+            if (!rc) rc = ckpt_gguf_read_model(g, m, e);
+        }
     }
     if (!rc && vocab) rc = tok_load_gguf(g, vocab, e);
     gguf_close(g);
@@ -513,7 +519,8 @@ int ft_run(const ft_opts *o, train_report_fn report, void *user, ft_result *res,
                          "0 and val_frac in [0, 1)");
     ftrun R = {.o = o, .report = report, .user = user, .lock = -1, .perm_epoch = -1};
     tensor_set_threads(t->threads);
-    int rc = ft_load_base(o->base, t->batch, t->seq, !o->full, &R.m, &R.vocab, e);
+    int rc = ft_load_base(o->base, t->batch, t->seq, o->full ? FT_BASE_TRAIN : FT_BASE_STORED, &R.m,
+                          &R.vocab, e);
     if (!rc) rc = load_data(&R, e);
     if (rc) goto done;
     out.n_train = R.train->n, out.n_val = R.val->n;

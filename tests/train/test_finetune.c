@@ -307,7 +307,7 @@ static void test_llamacpp_parity(void **state) {
     assert_true(np > 0 && nl > 0 && nl == nm);
     nn_model *m;
     base_err e = {0};
-    assert_int_equal(ft_load_base(base_path(), 1, np + nl, 1, &m, NULL, &e), 0);
+    assert_int_equal(ft_load_base(base_path(), 1, np + nl, FT_BASE_F32, &m, NULL, &e), 0);
     int rank;
     float alpha;
     unsigned targets;
