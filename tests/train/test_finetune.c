@@ -6,6 +6,7 @@
  * greedy tokens with a LoRA adapter, and with it merged, are llama.cpp's with `--lora`. */
 #include "test.h"
 
+#include "ckpt/gguf_model.h"
 #include "ckpt/lora_io.h"
 #include "data/sft.h"
 #include "nn/lora.h"
@@ -329,6 +330,126 @@ static void test_llamacpp_parity(void **state) {
     nn_model_free(m);
 }
 
+/* A GPT-2 "tiny" model (random weights) as a GGUF of file type `type`, at path. F16 keeps it
+ * tied (the output matrix's bytes are the embedding's); a quantized type reads back untied. */
+static void write_gpt2_gguf(const char *path, const char *type) {
+    nn_config c;
+    base_err e = {0};
+    assert_int_equal(nn_config_preset(&c, "tiny", &e), 0);
+    nn_model *m;
+    assert_int_equal(nn_model_create(&m, &c, 1, 1, &e), 0);
+    nn_model_init(m, 11);
+    ckpt_gguf_quant *q;
+    gguf_writer *w;
+    float *scratch;
+    assert_int_equal(ckpt_gguf_quant_create(&q, type, 1, 0, c.n_layer, 1, 1, NULL, &e), 0);
+    assert_int_equal(gguf_writer_create(&w, &e), 0);
+    assert_int_equal(ckpt_gguf_add_model(w, m, "qlora test", q, &scratch, &e), 0);
+    assert_int_equal(gguf_writer_save(w, path, &e), 0);
+    gguf_writer_free(w);
+    ckpt_gguf_quant_free(q);
+    free(scratch);
+    nn_model_free(m);
+}
+
+/* One LoRA forward and backward (dropout on) of the base at path loaded as mode; the loss, the
+ * logits (out_logits: (B*T*V) floats) and the adapter gradients (malloc'd, *n of them). */
+static float *lora_step(const char *path, int mode, float *loss, float *out_logits, size_t *n,
+                        nn_model **keep) {
+    enum { B = 2, T = 16 };
+    nn_model *m;
+    base_err e = {0};
+    if (ft_load_base(path, B, T, mode, &m, NULL, &e)) fail_msg("%s: %s", path, e.msg);
+    const nn_config *c = &m->cfg;
+    unsigned targets = c->family == NN_LLAMA ? 0x7f : 0x7f & ~(1u << NN_LORA_GATE);
+    nn_lora *a;
+    assert_int_equal(nn_lora_create(&a, m, 4, 8, 0.1f, targets, 5, &e), 0);
+    base_rng r;
+    base_rng_seed(&r, 9); /* B random too, so every gradient path carries signal */
+    for (size_t i = 0; i < a->n_params; i++) a->params[i] = 0.05f * base_rng_normal(&r);
+    nn_lora_attach(m, a);
+    a->training = 1, a->key = 3;
+    int tok[B * T], tgt[B * T];
+    for (int i = 0; i < B * T; i++) {
+        tok[i] = (int)base_rng_below(&r, (uint64_t)c->vocab_size);
+        tgt[i] = i % 5 == 4 ? -1 : (int)base_rng_below(&r, (uint64_t)c->vocab_size);
+    }
+    assert_int_equal(nn_forward(m, tok, tgt, B, T, loss, &e), 0);
+    memcpy(out_logits, m->a.logits, (size_t)B * T * c->vocab_size * sizeof(float));
+    nn_lora_zero_grad(a);
+    nn_backward(m, 1.0f);
+    float *g = malloc(a->n_params * sizeof(float));
+    memcpy(g, a->grads, a->n_params * sizeof(float));
+    *n = a->n_params;
+    nn_lora_attach(m, NULL);
+    nn_lora_free(a);
+    *keep = m;
+    return g;
+}
+
+/* QLoRA (item 3 of the fine-tuning issue): a base loaded in its stored type (FT_BASE_STORED)
+ * gives the loss, logits and adapter gradients of the same file dequantized to F32 at load,
+ * bit for bit (the same dequantizer, the same kernels), for every weight type, Llama (GQA, the
+ * q and k rows in RoPE order) and GPT-2 (packed qkv, biases, a tied head fetched whole); and
+ * its parameter buffer holds no large matrix. */
+static void test_qlora_parity(void **state) {
+    (void)state;
+    char paths[10][512];
+    int np = 0;
+    const char *fx[] = {"random256-Q4_0", "random256-Q8_0", "random256-Q4_K",  "random256-Q6_K",
+                        "random256-Q2_K", "random256-Q5_1", "stories260K-F16", "stories260K-BF16"};
+    for (size_t i = 0; i < sizeof fx / sizeof *fx; i++)
+        snprintf(paths[np++], sizeof paths[0], "%s/fixtures/gguf/%s.gguf", test_dir(), fx[i]);
+    snprintf(paths[np], sizeof paths[0], "%s", tmp_path("gpt2-f16.gguf"));
+    write_gpt2_gguf(paths[np++], "F16");
+    snprintf(paths[np], sizeof paths[0], "%s", tmp_path("gpt2-q8.gguf"));
+    write_gpt2_gguf(paths[np++], "Q8_0");
+    static float lg32[2 * 16 * 512], lgq[2 * 16 * 512];
+    for (int i = 0; i < np; i++) {
+        float l32, lq;
+        size_t n32, nq;
+        nn_model *m32, *mq;
+        float *g32 = lora_step(paths[i], FT_BASE_F32, &l32, lg32, &n32, &m32);
+        float *gq = lora_step(paths[i], FT_BASE_STORED, &lq, lgq, &nq, &mq);
+        const nn_config *c = &mq->cfg;
+        /* the layer matrices and the embedding are held; params keep the small tensors (and a
+         * head larger than a layer matrix) */
+        unsigned want =
+            (1u << NN_W_QKV) | (1u << NN_W_ATTPROJ) | (1u << NN_W_FC) | (1u << NN_W_FCPROJ);
+        if ((mq->wsrc.held & want) != want || !(mq->wsrc.held & (1u << NN_W_WTE) || c->tied))
+            fail_msg("%s: held 0x%x", paths[i], mq->wsrc.held);
+        size_t head = (size_t)c->vocab_size * (size_t)c->d_model;
+        if (mq->n_params > m32->n_params / 4 + head)
+            fail_msg("%s: %zu of %zu parameters still in params", paths[i], mq->n_params,
+                     m32->n_params);
+        assert_int_equal(mq->pt.qkvw == NULL, 1);
+        if (memcmp(&l32, &lq, sizeof l32))
+            fail_msg("%s: loss %.9g (F32) vs %.9g (stored)", paths[i], (double)l32, (double)lq);
+        size_t nl = (size_t)2 * 16 * c->vocab_size;
+        assert_memory_equal(lg32, lgq, nl * sizeof(float));
+        assert_int_equal(n32, nq);
+        assert_memory_equal(g32, gq, n32 * sizeof(float));
+        int nonzero = 0;
+        for (size_t j = 0; j < n32; j++) nonzero += g32[j] != 0;
+        assert_true(nonzero > (int)(n32 / 2));
+        free(g32);
+        free(gq);
+        nn_model_free(m32);
+        nn_model_free(mq);
+    }
+    /* an F32 file has nothing to hold: loaded as before */
+    nn_config c;
+    base_err e = {0};
+    nn_model *m;
+    assert_int_equal(nn_config_preset(&c, "tiny", &e), 0);
+    const char *f32 = tmp_path("gpt2-f32.gguf");
+    write_gpt2_gguf(f32, "F32");
+    assert_int_equal(ft_load_base(f32, 1, 4, FT_BASE_STORED, &m, NULL, &e), 0);
+    assert_int_equal(m->wsrc.held, 0);
+    assert_int_equal(m->n_params, nn_config_params(&c));
+    nn_model_free(m);
+}
+
 static void count_extend(const char *msg, void *user) {
     if (strstr(msg, "extending the run from 10 to 16 steps")) ++*(int *)user;
 }
@@ -376,6 +497,7 @@ int test_finetune(void) {
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_run),
         cmocka_unit_test(test_llamacpp_parity),
+        cmocka_unit_test(test_qlora_parity),
         cmocka_unit_test(test_train_extend),
     };
     return cmocka_run_group_tests_name("finetune", tests, NULL, teardown);
