@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/cli/test_finetune.sh: `hearth finetune` and `hearth merge` as a user runs them on the
 # committed stories260K GGUF: SIGKILL mid-run and a rerun give byte-identical adapters and
-# checkpoints; a quantized base (Q8_0, dequantized at load) fine-tunes; the merged model that
+# checkpoints; a quantized base (Q8_0, kept quantized: QLoRA) fine-tunes; the merged model that
 # `hearth generate` runs writes llama.cpp's greedy text with the committed adapter
 # (tests/fixtures/finetune/greedy.tsv); PEFT's files; bad input gets a clear message.
 # Usage: test_finetune.sh PATH/TO/hearth
@@ -54,7 +54,7 @@ grep -qa 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight' \
 # a changed setting into the same directory is refused by name
 expect_fail "other settings" "lr was" "${A[@]}" --out "$T/a" --lr 1e-3
 
-# a quantized base: Q8_0 (dequantized at load)
+# a quantized base: Q8_0 (kept in Q8_0, dequantized per product: QLoRA)
 "$H" quantize "$BASE" "$T/q8.gguf" Q8_0 > /dev/null 2>&1 || bad "quantize Q8_0"
 "$H" finetune --base "$T/q8.gguf" --data "$T/chat.jsonl" --out "$T/q" --steps 4 --batch 2 --seq 48 \
   > "$T/q.out" 2>&1 && [ -s "$T/q/adapter.gguf" ] && ok || bad "Q8_0 base: $(tail -2 "$T/q.out")"
