@@ -103,8 +103,10 @@ int cli_finetune(int argc, char **argv) {
     const cli_opt opts[] = {
         CLI_OPT_STR("base", 0, &o.base, "MODEL",
                     "the model to refine: a GGUF file (F32, F16, BF16 or a\n"
-                    "quantized type, dequantized to F32 at load), or a hearth\n"
-                    "run, checkpoint or safetensors export (made DIR/base.gguf)"),
+                    "quantized type; LoRA keeps it in that type, dequantizing\n"
+                    "each matrix as used (QLoRA), so it costs about the file's\n"
+                    "size; --full loads it in F32), or a hearth run, checkpoint\n"
+                    "or safetensors export (made DIR/base.gguf)"),
         CLI_OPT_STR("data", 0, &t->data, "FILE",
                     "JSONL ({\"messages\": [...]} as OpenAI's fine-tuning API,\n"
                     "{\"prompt\", \"completion\"}, {\"text\"}) or plain text"),
