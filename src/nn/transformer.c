@@ -187,8 +187,10 @@ static int create_model(nn_model **out, const nn_config *cfg, int B, int T, int 
 static int create(nn_model **out, const nn_config *cfg, int B, int T, int grads, const nn_wsrc *src,
                   base_err *e) {
     int rc = create_model(out, cfg, B, T, grads, src, e);
-    if (rc && src && src->free) src->free(src->user);
-    if (!rc && src) (*out)->wsrc.free = src->free; /* the model's from here on */
+    if (!rc && src && src->held)
+        (*out)->wsrc.free = src->free; /* the model's from here on */
+    else if (src && src->free)
+        src->free(src->user); /* failed, or nothing held */
     return rc;
 }
 
@@ -218,7 +220,7 @@ static int create_model(nn_model **out, const nn_config *cfg, int B, int T, int 
     m->ops = &tensor_fast_ops;
     m->B = B;
     m->T = T;
-    if (src) {
+    if (src && src->held) {
         m->wsrc = *src;
         m->wsrc.free = NULL; /* set by create once the model is made */
         m->wscratch = base_alloc_floats(held_scratch(cfg, src->held, B, T));
@@ -241,8 +243,8 @@ static int create_model(nn_model **out, const nn_config *cfg, int B, int T, int 
             tensor_rope_table(m->rope_cos, m->rope_sin, cfg->max_seq, cfg->d_model / cfg->n_head,
                               cfg->rope_theta);
     }
-    if (!m->params || (grads && !m->grads) || (src && (!m->wscratch || !m->wrows)) || !m->acts ||
-        !m->dacts || !m->tokens || !m->targets ||
+    if (!m->params || (grads && !m->grads) || (m->wsrc.held && (!m->wscratch || !m->wrows)) ||
+        !m->acts || !m->dacts || !m->tokens || !m->targets ||
         (cfg->family == NN_LLAMA && (!m->rope_cos || !m->rope_sin))) {
         nn_model_free(m);
         return base_fail(
