@@ -521,6 +521,11 @@ int ft_run(const ft_opts *o, train_report_fn report, void *user, ft_result *res,
     tensor_set_threads(t->threads);
     int rc = ft_load_base(o->base, t->batch, t->seq, o->full ? FT_BASE_TRAIN : FT_BASE_STORED, &R.m,
                           &R.vocab, e);
+    if (!rc && R.m->wsrc.held)
+        note(&R,
+             "QLoRA: the base's matrices stay in the file's types, dequantized per product (%zu "
+             "of its %zu parameters in F32)",
+             R.m->n_params, nn_config_params(&R.m->cfg));
     if (!rc) rc = load_data(&R, e);
     if (rc) goto done;
     out.n_train = R.train->n, out.n_val = R.val->n;
