@@ -287,7 +287,8 @@ int ckpt_gguf_read_model(const gguf_file *g, nn_model *m, base_err *e) {
         for (size_t r = 0; r < rows; r++)
             quant_dequantize_row((int)t->type, src + r * rowb, out + r * cols, cols);
         if (p[i].rope_heads) {
-            ckpt_rope_rows(dst, tmp, p[i].rope_heads, HS, cols, 0);
+            /* a q or k bias (one row in the file) is permuted element by element */
+            ckpt_rope_rows(dst, tmp, p[i].rope_heads, HS, p[i].ndim == 2 ? cols : 1, 0);
             free(tmp);
             tmp = NULL;
         }

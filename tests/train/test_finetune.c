@@ -330,26 +330,31 @@ static void test_llamacpp_parity(void **state) {
     nn_model_free(m);
 }
 
-/* A GPT-2 "tiny" model (random weights) as a GGUF of file type `type`, at path. F16 keeps it
- * tied (the output matrix's bytes are the embedding's); a quantized type reads back untied. */
-static void write_gpt2_gguf(const char *path, const char *type) {
+/* A model of `preset` (random weights; bias 1: with biases) as a GGUF of file type `type`, at
+ * path; returns it (the caller frees it). GPT-2 in F16 stays tied (the output matrix's bytes are
+ * the embedding's); in a quantized type it reads back untied. */
+static nn_model *write_gguf(const char *path, const char *preset, int bias, const char *type) {
     nn_config c;
     base_err e = {0};
-    assert_int_equal(nn_config_preset(&c, "tiny", &e), 0);
+    assert_int_equal(nn_config_preset(&c, preset, &e), 0);
+    c.bias = bias;
     nn_model *m;
     assert_int_equal(nn_model_create(&m, &c, 1, 1, &e), 0);
     nn_model_init(m, 11);
     ckpt_gguf_quant *q;
     gguf_writer *w;
     float *scratch;
-    assert_int_equal(ckpt_gguf_quant_create(&q, type, 1, 0, c.n_layer, 1, 1, NULL, &e), 0);
+    int llama = c.family == NN_LLAMA;
+    assert_int_equal(ckpt_gguf_quant_create(&q, type, 1, llama ? c.n_layer : 0, c.n_layer,
+                                            c.n_head / c.n_kv_head, !llama || !c.tied, NULL, &e),
+                     0);
     assert_int_equal(gguf_writer_create(&w, &e), 0);
     assert_int_equal(ckpt_gguf_add_model(w, m, "qlora test", q, &scratch, &e), 0);
     assert_int_equal(gguf_writer_save(w, path, &e), 0);
     gguf_writer_free(w);
     ckpt_gguf_quant_free(q);
     free(scratch);
-    nn_model_free(m);
+    return m;
 }
 
 /* One LoRA forward and backward (dropout on) of the base at path loaded as mode; the loss, the
@@ -394,16 +399,18 @@ static float *lora_step(const char *path, int mode, float *loss, float *out_logi
  * its parameter buffer holds no large matrix. */
 static void test_qlora_parity(void **state) {
     (void)state;
-    char paths[10][512];
+    char paths[12][512];
     int np = 0;
     const char *fx[] = {"random256-Q4_0", "random256-Q8_0", "random256-Q4_K",  "random256-Q6_K",
                         "random256-Q2_K", "random256-Q5_1", "stories260K-F16", "stories260K-BF16"};
     for (size_t i = 0; i < sizeof fx / sizeof *fx; i++)
         snprintf(paths[np++], sizeof paths[0], "%s/fixtures/gguf/%s.gguf", test_dir(), fx[i]);
     snprintf(paths[np], sizeof paths[0], "%s", tmp_path("gpt2-f16.gguf"));
-    write_gpt2_gguf(paths[np++], "F16");
+    nn_model_free(write_gguf(paths[np++], "tiny", 1, "F16"));
     snprintf(paths[np], sizeof paths[0], "%s", tmp_path("gpt2-q8.gguf"));
-    write_gpt2_gguf(paths[np++], "Q8_0");
+    nn_model_free(write_gguf(paths[np++], "tiny", 1, "Q8_0"));
+    snprintf(paths[np], sizeof paths[0], "%s", tmp_path("llama-bias-q8.gguf"));
+    nn_model_free(write_gguf(paths[np++], "llama-tiny", 1, "Q8_0"));
     static float lg32[2 * 16 * 512], lgq[2 * 16 * 512];
     for (int i = 0; i < np; i++) {
         float l32, lq;
@@ -443,11 +450,20 @@ static void test_qlora_parity(void **state) {
     nn_model *m;
     assert_int_equal(nn_config_preset(&c, "tiny", &e), 0);
     const char *f32 = tmp_path("gpt2-f32.gguf");
-    write_gpt2_gguf(f32, "F32");
+    nn_model_free(write_gguf(f32, "tiny", 1, "F32"));
     assert_int_equal(ft_load_base(f32, 1, 4, FT_BASE_STORED, &m, NULL, &e), 0);
     assert_int_equal(m->wsrc.held, 0);
     assert_int_equal(m->n_params, nn_config_params(&c));
     nn_model_free(m);
+    /* a Llama with biases reads back as written: the q and k biases in hearth's RoPE order
+     * again (element by element; they were read as rows of the bias's length, past its end) */
+    f32 = tmp_path("llama-bias-f32.gguf");
+    nn_model *src = write_gguf(f32, "llama-tiny", 1, "F32");
+    assert_int_equal(ft_load_base(f32, 1, 4, FT_BASE_F32, &m, NULL, &e), 0);
+    assert_int_equal(m->n_params, src->n_params);
+    assert_memory_equal(m->params, src->params, src->n_params * sizeof(float));
+    nn_model_free(m);
+    nn_model_free(src);
 }
 
 static void count_extend(const char *msg, void *user) {
