@@ -158,17 +158,13 @@ static void deq_q8_1(const quant_block_q8_1 *restrict b, float *restrict y) {
 }
 static void deq_q4_0(const quant_block_q4_0 *restrict b, float *restrict y) {
     float d = F16(b->d);
-    for (int i = 0; i < 16; i++) {
-        y[i] = d * ((b->qs[i] & 0xF) - 8);
-        y[i + 16] = d * ((b->qs[i] >> 4) - 8);
-    }
+    for (int i = 0; i < 16; i++) y[i] = d * ((b->qs[i] & 0xF) - 8); /* two loops: they vectorize */
+    for (int i = 0; i < 16; i++) y[i + 16] = d * ((b->qs[i] >> 4) - 8);
 }
 static void deq_q4_1(const quant_block_q4_1 *restrict b, float *restrict y) {
     float d = F16(b->d), m = F16(b->m);
-    for (int i = 0; i < 16; i++) {
-        y[i] = d * (b->qs[i] & 0xF) + m;
-        y[i + 16] = d * (b->qs[i] >> 4) + m;
-    }
+    for (int i = 0; i < 16; i++) y[i] = d * (b->qs[i] & 0xF) + m;
+    for (int i = 0; i < 16; i++) y[i + 16] = d * (b->qs[i] >> 4) + m;
 }
 static void deq_q5_0(const quant_block_q5_0 *restrict b, float *restrict y) {
     float d = F16(b->d);
@@ -187,55 +183,69 @@ static void deq_q5_1(const quant_block_q5_1 *restrict b, float *restrict y) {
     }
 }
 /* K-quants: element e of a super-block; for the 2-bit/3-bit/6-bit ones e = 128 h + 32 j + l
- * (h half, j the 2-bit plane, l 0..31) and its scale is number e / 16. */
+ * (h half, j the 2-bit plane, l 0..31) and its scale is number e / 16. Each loop runs over one
+ * scale's elements (16 or 32) with the scale read once, so it vectorizes; the expression per
+ * element is the formula's, the same bits. */
 static void deq_q2_k(const quant_block_q2_k *restrict b, float *restrict y) {
     float d = F16(b->d), dmin = F16(b->dmin);
-    for (int e = 0; e < QUANT_QK_K; e++) {
-        int h = e / 128, j = (e % 128) / 32, l = e % 32, s = b->scales[e / 16];
-        int q = (b->qs[32 * h + l] >> (2 * j)) & 3;
-        y[e] = d * (float)(s & 0xF) * (float)q - dmin * (float)(s >> 4);
+    for (int g = 0; g < QUANT_QK_K / 16; g++) { /* g = e / 16 = 8 h + 2 j + l / 16 */
+        int h = g / 8, j = (g % 8) / 2, l0 = 16 * (g % 2), s = b->scales[g];
+        for (int i = 0; i < 16; i++) {
+            int q = (b->qs[32 * h + l0 + i] >> (2 * j)) & 3;
+            y[16 * g + i] = d * (float)(s & 0xF) * (float)q - dmin * (float)(s >> 4);
+        }
     }
 }
 static void deq_q3_k(const quant_block_q3_k *restrict b, float *restrict y) {
     float d = F16(b->d);
-    for (int e = 0; e < QUANT_QK_K; e++) {
-        int h = e / 128, j = (e % 128) / 32, l = e % 32;
-        int q = (b->qs[32 * h + l] >> (2 * j)) & 3;
-        if (!(b->hmask[l] & (1 << (4 * h + j)))) q -= 4;
-        y[e] = d * (float)quant_scale_q3_k(e / 16, b->scales) * (float)q;
+    for (int g = 0; g < QUANT_QK_K / 16; g++) {
+        int h = g / 8, j = (g % 8) / 2, l0 = 16 * (g % 2), sc = quant_scale_q3_k(g, b->scales);
+        for (int i = 0; i < 16; i++) {
+            int l = l0 + i, q = (b->qs[32 * h + l] >> (2 * j)) & 3;
+            q -= (b->hmask[l] & (1 << (4 * h + j))) ? 0 : 4;
+            y[16 * g + i] = d * (float)sc * (float)q;
+        }
     }
 }
 /* Q4_K/Q5_K: 4 chunks of 64; byte l of a chunk holds element l (low nibble) and 32 + l (high);
  * sub-block (of 32) e / 32 has a 6-bit scale and min. */
 static void deq_q4_k(const quant_block_q4_k *restrict b, float *restrict y) {
     float d = F16(b->d), dmin = F16(b->dmin);
-    for (int e = 0; e < QUANT_QK_K; e++) {
-        int c = e / 64, l = e % 32, hi = (e % 64) >= 32, sc, m;
-        quant_scale_min_k4(e / 32, b->scales, &sc, &m);
-        int q = hi ? b->qs[32 * c + l] >> 4 : b->qs[32 * c + l] & 0xF;
-        y[e] = d * (float)sc * (float)q - dmin * (float)m;
+    for (int sb = 0; sb < QUANT_QK_K / 32; sb++) { /* sb = e / 32: chunk sb / 2, nibble sb % 2 */
+        int sc, m;
+        quant_scale_min_k4(sb, b->scales, &sc, &m);
+        const uint8_t *qs = b->qs + 32 * (sb / 2);
+        for (int l = 0; l < 32; l++) {
+            int q = sb % 2 ? qs[l] >> 4 : qs[l] & 0xF;
+            y[32 * sb + l] = d * (float)sc * (float)q - dmin * (float)m;
+        }
     }
 }
 static void deq_q5_k(const quant_block_q5_k *restrict b, float *restrict y) {
     float d = F16(b->d), dmin = F16(b->dmin);
-    for (int e = 0; e < QUANT_QK_K; e++) {
-        int c = e / 64, l = e % 32, hi = (e % 64) >= 32, sc, m;
-        quant_scale_min_k4(e / 32, b->scales, &sc, &m);
-        int q = hi ? b->qs[32 * c + l] >> 4 : b->qs[32 * c + l] & 0xF;
-        q |= ((b->qh[l] >> (2 * c + hi)) & 1) << 4;
-        y[e] = d * (float)sc * (float)q - dmin * (float)m;
+    for (int sb = 0; sb < QUANT_QK_K / 32; sb++) {
+        int sc, m;
+        quant_scale_min_k4(sb, b->scales, &sc, &m);
+        const uint8_t *qs = b->qs + 32 * (sb / 2);
+        for (int l = 0; l < 32; l++) {
+            int q = sb % 2 ? qs[l] >> 4 : qs[l] & 0xF;
+            q |= ((b->qh[l] >> sb) & 1) << 4; /* bit 2 c + hi = sb */
+            y[32 * sb + l] = d * (float)sc * (float)q - dmin * (float)m;
+        }
     }
 }
 /* Q6_K: per half h, element 128 h + 32 j + l takes its low 4 bits from ql[64 h + l + 32 (j&1)]
  * (low nibble for j < 2, high for j >= 2) and its top 2 bits from qh[32 h + l] bits 2j. */
 static void deq_q6_k(const quant_block_q6_k *restrict b, float *restrict y) {
     float d = F16(b->d);
-    for (int e = 0; e < QUANT_QK_K; e++) {
-        int h = e / 128, j = (e % 128) / 32, l = e % 32;
-        int lo = b->ql[64 * h + l + 32 * (j & 1)];
-        lo = j < 2 ? lo & 0xF : lo >> 4;
-        int q = (lo | ((b->qh[32 * h + l] >> (2 * j)) & 3) << 4) - 32;
-        y[e] = d * (float)b->scales[e / 16] * (float)q;
+    for (int g = 0; g < QUANT_QK_K / 16; g++) {
+        int h = g / 8, j = (g % 8) / 2, l0 = 16 * (g % 2), sc = b->scales[g];
+        for (int i = 0; i < 16; i++) {
+            int l = l0 + i, lo = b->ql[64 * h + l + 32 * (j & 1)];
+            lo = j < 2 ? lo & 0xF : lo >> 4;
+            int q = (lo | ((b->qh[32 * h + l] >> (2 * j)) & 3) << 4) - 32;
+            y[16 * g + i] = d * (float)sc * (float)q;
+        }
     }
 }
 static void deq_q8_k(const quant_block_q8_k *restrict b, float *restrict y) {
