@@ -466,6 +466,88 @@ static void test_qlora_parity(void **state) {
     nn_model_free(src);
 }
 
+/* A source over an F32 model's own matrices (nn.h's nn_wsrc contract without a file), counting
+ * the frees. */
+typedef struct fake_src {
+    const nn_model *ref;
+    int frees, gets;
+} fake_src;
+
+static void fake_get(void *user, int id, int l, const int *rows, int n, float *dst) {
+    fake_src *f = user;
+    const nn_config *c = &f->ref->cfg;
+    nn_layer w = nn_params_layer(&f->ref->pt, c, l);
+    const float *m[NN_W_N] = {f->ref->pt.wte, w.qkvw,    w.attprojw,
+                              w.fcw,          w.fcprojw, f->ref->pt.lm_head};
+    int cols = id == NN_W_FCPROJ ? c->d_ff : c->d_model;
+    int all = id == NN_W_WTE || id == NN_W_HEAD ? c->vocab_size
+              : id == NN_W_QKV ? (c->n_head + 2 * c->n_kv_head) * (c->d_model / c->n_head)
+              : id == NN_W_FC  ? (c->family == NN_LLAMA ? 2 : 1) * c->d_ff
+                               : c->d_model;
+    for (int i = 0; i < (rows ? n : all); i++)
+        memcpy(dst + (size_t)i * cols, m[id] + (size_t)(rows ? rows[i] : i) * cols,
+               (size_t)cols * sizeof(float));
+    f->gets++;
+}
+static void fake_free(void *user) {
+    ((fake_src *)user)->frees++;
+}
+
+/* nn_model_create_held: the model takes the source (freed once, also when the create fails or
+ * nothing is held), and a model whose matrices come from a source computes what the model
+ * holding them does, bit for bit, fetching each matrix once per product. */
+static void test_held_source(void **state) {
+    (void)state;
+    nn_config c;
+    base_err e = {0};
+    assert_int_equal(nn_config_preset(&c, "llama-tiny", &e), 0);
+    nn_model *ref, *m;
+    assert_int_equal(nn_model_create_frozen(&ref, &c, 2, 8, &e), 0);
+    nn_model_init(ref, 3);
+    fake_src f = {ref, 0, 0};
+    unsigned all = (1u << NN_W_N) - 1;
+    nn_wsrc src = {all, fake_get, fake_free, &f};
+    assert_int_equal(nn_model_create_held(&m, &c, 2, 1000, &src, &e), BASE_EINVAL);
+    assert_int_equal(f.frees, 1);
+    src.held = 0;
+    assert_int_equal(nn_model_create_held(&m, &c, 2, 8, &src, &e), 0);
+    assert_int_equal(f.frees, 2);
+    nn_model_free(m);
+    assert_int_equal(f.frees, 2);
+    src.held = all;
+    assert_int_equal(nn_model_create_held(&m, &c, 2, 8, &src, &e), 0);
+    assert_int_equal(m->n_params, 2 * c.d_model * c.n_layer + c.d_model); /* the norms */
+    memcpy(m->params, ref->params + nn_model_tensor(ref, "ln1w")->offset,
+           (size_t)c.d_model * c.n_layer * sizeof(float));
+    memcpy(m->pt.ln2w, ref->pt.ln2w, (size_t)c.d_model * c.n_layer * sizeof(float));
+    memcpy(m->pt.lnfw, ref->pt.lnfw, (size_t)c.d_model * sizeof(float));
+    int tok[16], tgt[16];
+    for (int i = 0; i < 16; i++) tok[i] = (i * 37) % c.vocab_size, tgt[i] = (i * 11) % c.vocab_size;
+    float l0, l1;
+    nn_lora *a0, *a1;
+    assert_int_equal(nn_lora_create(&a0, ref, 2, 4, 0, 0x7f, 1, &e), 0);
+    assert_int_equal(nn_lora_create(&a1, m, 2, 4, 0, 0x7f, 1, &e), 0);
+    for (size_t i = 0; i < a0->n_params; i++)
+        a0->params[i] = a1->params[i] = 0.01f * (float)(i % 7);
+    nn_lora_attach(ref, a0);
+    nn_lora_attach(m, a1);
+    assert_int_equal(nn_forward(ref, tok, tgt, 2, 8, &l0, &e), 0);
+    assert_int_equal(nn_forward(m, tok, tgt, 2, 8, &l1, &e), 0);
+    assert_memory_equal(&l0, &l1, sizeof l0);
+    assert_int_equal(f.gets, 1 + 4 * c.n_layer + 1); /* the embedding rows, 4 per layer, head */
+    nn_lora_zero_grad(a0);
+    nn_lora_zero_grad(a1);
+    nn_backward(ref, 1.0f);
+    nn_backward(m, 1.0f);
+    assert_memory_equal(a0->grads, a1->grads, a0->n_params * sizeof(float));
+    assert_int_equal(f.gets, 2 * (1 + 4 * c.n_layer + 1) - 1); /* backward: no embedding rows */
+    nn_lora_free(a0);
+    nn_lora_free(a1);
+    nn_model_free(m);
+    assert_int_equal(f.frees, 3);
+    nn_model_free(ref);
+}
+
 static void count_extend(const char *msg, void *user) {
     if (strstr(msg, "extending the run from 10 to 16 steps")) ++*(int *)user;
 }
@@ -514,6 +596,7 @@ int test_finetune(void) {
         cmocka_unit_test(test_run),
         cmocka_unit_test(test_llamacpp_parity),
         cmocka_unit_test(test_qlora_parity),
+        cmocka_unit_test(test_held_source),
         cmocka_unit_test(test_train_extend),
     };
     return cmocka_run_group_tests_name("finetune", tests, NULL, teardown);
