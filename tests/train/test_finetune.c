@@ -3,7 +3,9 @@
  * learn refused. The run (src/train/finetune.c) on the committed stories260K GGUF: held-out
  * loss falls; a rerun is complete; other settings are refused by name; the adapter it writes
  * reads back. llama.cpp parity (tests/fixtures/finetune, tools/finetune_fixtures.sh): hearth's
- * greedy tokens with a LoRA adapter, and with it merged, are llama.cpp's with `--lora`. */
+ * greedy tokens with a LoRA adapter, and with it merged, are llama.cpp's with `--lora`. QLoRA: a
+ * base kept in its stored type gives the F32 load's loss and adapter gradients bit for bit, and
+ * nn_model_create_held's source contract. */
 #include "test.h"
 
 #include "ckpt/gguf_model.h"
