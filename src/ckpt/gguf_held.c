@@ -24,7 +24,7 @@ typedef struct held {
     gguf_file *g;
     int HS, L;
     int rows[NN_W_N], cols[NN_W_N]; /* each matrix's shape (one layer's) */
-    int n_part[NN_W_N * 64];        /* [id * L + l]: parts of matrix id of layer l */
+    int *n_part;                    /* [id * L + l]: parts of matrix id of layer l */
     held_part *part;                /* [(id * L + l) * HELD_PARTS + k] */
 } held;
 
@@ -32,6 +32,7 @@ static void held_free(void *user) {
     held *h = user;
     if (!h) return;
     gguf_close(h->g);
+    free(h->n_part);
     free(h->part);
     free(h);
 }
@@ -67,9 +68,6 @@ static void held_get(void *user, int id, int l, const int *rows, int n, float *d
 
 int ckpt_gguf_wsrc(const char *path, const nn_config *c, nn_wsrc *out, base_err *e) {
     memset(out, 0, sizeof *out);
-    if (c->n_layer > 64)
-        return base_fail(e, BASE_EINVAL, "a held base has at most 64 layers, this one %d",
-                         c->n_layer);
     held *h = calloc(1, sizeof *h);
     if (!h) return base_fail(e, BASE_ENOMEM, "out of memory");
     h->HS = c->d_model / c->n_head, h->L = c->n_layer;
@@ -101,7 +99,8 @@ int ckpt_gguf_wsrc(const char *path, const nn_config *c, nn_wsrc *out, base_err 
     int head = c->tied ? NN_W_WTE : NN_W_HEAD;
     if ((size_t)c->vocab_size * (size_t)c->d_model > layer_max) held_ids &= ~(1u << head);
     if (!rc && held_ids &&
-        !(h->part = calloc((size_t)NN_W_N * (size_t)h->L * HELD_PARTS, sizeof *h->part)))
+        (!(h->part = calloc((size_t)NN_W_N * (size_t)h->L * HELD_PARTS, sizeof *h->part)) ||
+         !(h->n_part = calloc((size_t)NN_W_N * (size_t)h->L, sizeof *h->n_part))))
         rc = base_fail(e, BASE_ENOMEM, "out of memory");
     for (int i = 0; !rc && held_ids && i < n; i++) {
         int id = wid_of(full[p[i].tensor].name);
