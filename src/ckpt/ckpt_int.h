@@ -21,16 +21,29 @@ typedef struct ckpt_piece {
     /* GGUF, Llama q and k projections: the number of heads whose rows llama.cpp wants in the
      * interleaved-pairs RoPE order (hearth and Hugging Face rotate halves); 0 otherwise */
     int rope_heads;
+    int tensor; /* the index of its tensor in the table it was made from */
+    int layer;  /* its layer (0 for a tensor without one) */
+    int row0;   /* its first row in that layer's matrix (q | k | v, gate | up: 0 or later) */
 } ckpt_piece;
 
 /* Fills *out (malloc'd) with m's pieces under the scheme's names, in storage order; returns
  * the count, or -1 when out of memory. Every parameter is in exactly one piece. */
 int ckpt_pieces(const nn_model *m, ckpt_names scheme, ckpt_piece **out);
+/* The same for a table of tensors of config c (nn_config_tensors: a model's full layout, held
+ * matrices included). */
+int ckpt_pieces_of(const nn_config *c, const nn_tensor *tensors, int n_tensors, ckpt_names scheme,
+                   ckpt_piece **out);
 
 /* ---- GGUF tensors (gguf_model.c), for the model and the LoRA adapter readers */
 
 /* The tensor called name, or NULL. */
 const gguf_tensor *ckpt_gguf_tensor(const gguf_file *g, const char *name);
+/* BASE_EFORMAT unless g's general.architecture is the one c's family reads (gpt2, llama). */
+int ckpt_gguf_arch_check(const gguf_file *g, const nn_config *c, base_err *e);
+/* The tensor of g that piece p names (*t) and its byte size, its shape checked against p's and
+ * its bytes against the file (ckpt_gguf_tensor_bytes); BASE_EFORMAT naming it otherwise. */
+int ckpt_gguf_piece(const gguf_file *g, const ckpt_piece *p, const gguf_tensor **t, size_t *bytes,
+                    base_err *e);
 /* The byte size of t's data (rows of dims[0] elements in its type), checked to be a type hearth
  * reads and to lie in the file; BASE_EFORMAT naming the tensor otherwise. */
 int ckpt_gguf_tensor_bytes(const gguf_file *g, const gguf_tensor *t, const char *name, size_t *out,

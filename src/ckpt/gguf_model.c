@@ -230,8 +230,7 @@ int ckpt_gguf_tensor_bytes(const gguf_file *g, const gguf_tensor *t, const char 
     return BASE_OK;
 }
 
-int ckpt_gguf_read_model(const gguf_file *g, nn_model *m, base_err *e) {
-    const nn_config *c = &m->cfg;
+int ckpt_gguf_arch_check(const gguf_file *g, const nn_config *c, base_err *e) {
     gguf_str arch; /* the other Llama-family architectures differ by more than nn_config says */
     if (gguf_get_str(g, "general.architecture", &arch, e)) return BASE_EFORMAT;
     if (strlen(arch_name(c)) != arch.len || memcmp(arch.ptr, arch_name(c), arch.len) != 0)
@@ -239,32 +238,47 @@ int ckpt_gguf_read_model(const gguf_file *g, nn_model *m, base_err *e) {
                          "GGUF: a %.*s model cannot be read into hearth's %s parameters (the "
                          "engine runs it: infer_model_load)",
                          (int)(arch.len > 40 ? 40 : arch.len), arch.ptr, arch_name(c));
+    return BASE_OK;
+}
+
+int ckpt_gguf_piece(const gguf_file *g, const ckpt_piece *p, const gguf_tensor **out, size_t *bytes,
+                    base_err *e) {
+    const gguf_tensor *t = ckpt_gguf_tensor(g, p->name);
+    uint64_t want0 = p->ndim == 2 ? p->shape[1] : p->shape[0];
+    if (!t) return base_fail(e, BASE_EFORMAT, "GGUF: tensor %s is missing", p->name);
+    if (t->n_dims != (uint32_t)p->ndim || t->dims[0] != want0 ||
+        (p->ndim == 2 && t->dims[1] != p->shape[0]))
+        return base_fail(e, BASE_EFORMAT, "GGUF: tensor %s has the wrong shape for this config",
+                         p->name);
+    *out = t;
+    return ckpt_gguf_tensor_bytes(g, t, p->name, bytes, e);
+}
+
+int ckpt_gguf_read_model(const gguf_file *g, nn_model *m, base_err *e) {
+    const nn_config *c = &m->cfg;
+    int rc = ckpt_gguf_arch_check(g, c, e);
+    if (rc) return rc;
     int HS = c->d_model / c->n_head;
+    /* the pieces of the full layout: a matrix m holds elsewhere (nn_model_create_held) is
+     * checked here but not read */
+    nn_tensor full[NN_MAX_TENSORS];
+    int nf = nn_config_tensors(c, full);
     ckpt_piece *p;
-    int n = ckpt_pieces(m, CKPT_NAMES_GGUF, &p);
+    int n = ckpt_pieces_of(c, full, nf, CKPT_NAMES_GGUF, &p);
     if (n < 0) return base_fail(e, BASE_ENOMEM, "out of memory");
     float *tmp = NULL;
-    int rc = BASE_OK;
     uint64_t base = gguf_data_offset(g);
     for (int i = 0; !rc && i < n; i++) {
-        const gguf_tensor *t = ckpt_gguf_tensor(g, p[i].name);
-        uint64_t want0 = p[i].ndim == 2 ? p[i].shape[1] : p[i].shape[0];
-        if (!t) {
-            rc = base_fail(e, BASE_EFORMAT, "GGUF: tensor %s is missing", p[i].name);
-            break;
-        }
-        if (t->n_dims != (uint32_t)p[i].ndim || t->dims[0] != want0 ||
-            (p[i].ndim == 2 && t->dims[1] != p[i].shape[0])) {
-            rc = base_fail(e, BASE_EFORMAT, "GGUF: tensor %s has the wrong shape for this config",
-                           p[i].name);
-            break;
-        }
+        const gguf_tensor *t;
         size_t bytes;
-        if ((rc = ckpt_gguf_tensor_bytes(g, t, p[i].name, &bytes, e))) break;
-        size_t rows = p[i].ndim == 2 ? (size_t)p[i].shape[0] : 1, cols = (size_t)want0;
+        if ((rc = ckpt_gguf_piece(g, &p[i], &t, &bytes, e))) break;
+        const nn_tensor *ft = &full[p[i].tensor], *mt = nn_model_tensor(m, ft->name);
+        if (!mt) continue; /* held */
+        size_t rows = p[i].ndim == 2 ? (size_t)p[i].shape[0] : 1;
+        size_t cols = p[i].ndim == 2 ? (size_t)p[i].shape[1] : (size_t)p[i].shape[0];
         size_t rowb = bytes / rows;
         const uint8_t *src = gguf_data(g) + base + t->offset;
-        float *dst = m->params + p[i].offset;
+        float *dst = m->params + mt->offset + (p[i].offset - ft->offset);
         if (p[i].rope_heads && !(tmp = malloc(rows * cols * sizeof(float)))) {
             rc = base_fail(e, BASE_ENOMEM, "out of memory");
             break;
@@ -273,7 +287,8 @@ int ckpt_gguf_read_model(const gguf_file *g, nn_model *m, base_err *e) {
         for (size_t r = 0; r < rows; r++)
             quant_dequantize_row((int)t->type, src + r * rowb, out + r * cols, cols);
         if (p[i].rope_heads) {
-            ckpt_rope_rows(dst, tmp, p[i].rope_heads, HS, cols, 0);
+            /* a q or k bias (one row in the file) is permuted element by element */
+            ckpt_rope_rows(dst, tmp, p[i].rope_heads, HS, p[i].ndim == 2 ? cols : 1, 0);
             free(tmp);
             tmp = NULL;
         }

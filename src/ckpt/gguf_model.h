@@ -69,4 +69,19 @@ int ckpt_gguf_config(const gguf_file *g, nn_config *c, base_err *e);
  * peak is the F32 model. A tensor of the file that m has no place for is an error. */
 int ckpt_gguf_read_model(const gguf_file *g, nn_model *m, base_err *e);
 
+/* ---- a frozen base in its stored type (gguf_held.c: QLoRA)
+ *
+ * Fills *out with a source of held matrices (nn.h's nn_wsrc) over the GGUF file at path (its
+ * own read-only mapping), for nn_model_create_held with config c (ckpt_gguf_config's): every
+ * large matrix whose tensors in the file are not all F32 — q|k|v, attn_output, gate|up, down
+ * per layer, and token_embd (gathered by token) — stays in the file in its stored type (F16,
+ * BF16, Q8_0, Q4_0, Q4_K ...), and is dequantized with src/quant's row dequantizers (rows split
+ * over OpenMP threads; q and k rows into hearth's RoPE order) when the model asks for it. The
+ * output head (output, or token_embd when tied) is held only when it is no larger than the
+ * largest layer matrix: fetched whole it would need a scratch of its F32 size, as much as
+ * keeping it in F32. Names, shapes, types and byte ranges are checked here (BASE_EFORMAT naming
+ * the tensor), so the source never fails later. Nothing to hold (an F32 file): out->held 0 and
+ * nothing kept open. out->free releases the mapping (nn_model_free calls it). */
+int ckpt_gguf_wsrc(const char *path, const nn_config *c, nn_wsrc *out, base_err *e);
+
 #endif

@@ -140,14 +140,18 @@ static const struct {
 };
 
 int ckpt_pieces(const nn_model *m, ckpt_names scheme, ckpt_piece **out) {
-    const nn_config *c = &m->cfg;
+    return ckpt_pieces_of(&m->cfg, m->tensors, m->n_tensors, scheme, out);
+}
+
+int ckpt_pieces_of(const nn_config *c, const nn_tensor *tensors, int n_tensors, ckpt_names scheme,
+                   ckpt_piece **out) {
     int L = c->n_layer, HS = c->d_model / c->n_head, max = 0;
-    for (int i = 0; i < m->n_tensors; i++) max += m->tensors[i].ndim > 1 ? 3 * L : 3;
+    for (int i = 0; i < n_tensors; i++) max += tensors[i].ndim > 1 ? 3 * L : 3;
     ckpt_piece *p = calloc((size_t)max + 1, sizeof *p);
     if (!p) return -1;
     int n = 0, llama = c->family == NN_LLAMA, gguf = scheme == CKPT_NAMES_GGUF;
-    for (int i = 0; i < m->n_tensors; i++) {
-        const nn_tensor *t = &m->tensors[i];
+    for (int i = 0; i < n_tensors; i++) {
+        const nn_tensor *t = &tensors[i];
         size_t row = 1;
         int k = 0;
         while (strcmp(names[k].hearth, t->name) != 0) k++; /* every tensor is in the table */
@@ -168,6 +172,9 @@ int ckpt_pieces(const nn_model *m, ckpt_names scheme, ckpt_piece **out) {
                                        : (llama ? names[k].hf_llama[b] : names[k].hf_gpt2);
                 snprintf(q->name, sizeof q->name, fmt, l);
                 q->offset = off;
+                q->tensor = i;
+                q->layer = l;
+                q->row0 = (int)((off - t->offset) / row) - l * rows;
                 q->ndim = inner > 0 ? 2 : 1;
                 q->shape[0] = (uint64_t)blocks[b];
                 q->shape[1] = row;

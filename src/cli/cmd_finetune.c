@@ -78,8 +78,10 @@ int cli_finetune(int argc, char **argv) {
     cli_opt opts[11 + CLI_TRAIN_OPTS_MAX + 1] = {
         CLI_OPT_STR("base", 0, &o.base, "MODEL",
                     "the model to refine: a GGUF file (F32, F16, BF16 or a\n"
-                    "quantized type, dequantized to F32 at load), or a hearth\n"
-                    "run, checkpoint or safetensors export (made DIR/base.gguf)"),
+                    "quantized type; LoRA keeps it in that type, dequantizing\n"
+                    "each matrix as used (QLoRA), so it costs about the file's\n"
+                    "size; --full loads it in F32), or a hearth run, checkpoint\n"
+                    "or safetensors export (made DIR/base.gguf)"),
         CLI_OPT_STR("data", 0, &t->data, "FILE",
                     "JSONL ({\"messages\": [...]} as OpenAI's fine-tuning API,\n"
                     "{\"prompt\", \"completion\"}, {\"text\"}) or plain text"),
@@ -224,7 +226,7 @@ int cli_merge(int argc, char **argv) {
     int rank;
     float alpha;
     unsigned targets;
-    int rc = ft_load_base(base, 1, 1, 1, &m, &v, &e);
+    int rc = ft_load_base(base, 1, 1, FT_BASE_F32, &m, &v, &e);
     if (!rc) rc = ckpt_lora_gguf_info(lora, &rank, &alpha, &targets, &e);
     if (!rc) rc = nn_lora_create(&a, m, rank, alpha, 0, targets, 0, &e);
     if (!rc) rc = ckpt_lora_read_gguf(lora, m, a, &e);

@@ -182,6 +182,7 @@ void nn_lora_zero_grad(nn_lora *a) {
 
 void nn_lora_merge(nn_model *m, const nn_lora *a) {
     const nn_config *c = &m->cfg;
+    BASE_ASSERT(!m->wsrc.held); /* merging writes F32 weights: a held base has none to write */
     for (int l = 0; l < a->L; l++) {
         nn_layer w = nn_params_layer(&m->pt, c, l);
         for (int t = 0; t < NN_LORA_NT; t++) {

@@ -78,7 +78,8 @@ void nn_lora_attach(nn_model *m, nn_lora *a);
 /* Frees m's gradient buffer (m->grads NULL, m->gt all NULL): the base is frozen. */
 void nn_lora_freeze_base(nn_model *m);
 void nn_lora_zero_grad(nn_lora *a);
-/* Adds scale * B A into each adapted weight of m (the merged model; a is left as it is). */
+/* Adds scale * B A into each adapted weight of m (the merged model; a is left as it is). m's
+ * weights must be F32 in params (not held: nn_model_create_held). */
 void nn_lora_merge(nn_model *m, const nn_lora *a);
 /* The site of layer l, target t. */
 nn_lora_site *nn_lora_at(const nn_lora *a, int l, int t);

@@ -106,6 +106,33 @@ typedef struct nn_acts {
     float *losses;                    /* (B,T) */
 } nn_acts;
 
+/* A frozen base's large matrices kept outside the parameter buffer, in the type its file stores
+ * them in (QLoRA: a quantized base is dequantized on the fly). The model fetches such a matrix
+ * as F32 into its scratch (m->wscratch) just before the product that reads it, in forward and
+ * again in backward, one matrix at a time; the frozen base needs no weight gradient. The source
+ * is the caller's (src/ckpt's ckpt_gguf_wsrc over a mapped GGUF file): nn only calls it, so nn
+ * stays on tensor and base (docs/ARCHITECTURE.md). */
+typedef enum nn_wid {
+    NN_W_WTE,     /* wte (V,C): gathered by token for the embedding; the head when tied */
+    NN_W_QKV,     /* qkvw of layer l (QKV,C) */
+    NN_W_ATTPROJ, /* attprojw (C,C) */
+    NN_W_FC,      /* fcw (FCO,C) */
+    NN_W_FCPROJ,  /* fcprojw (C,F) */
+    NN_W_HEAD,    /* lm_head (V,C), untied */
+    NN_W_N
+} nn_wid;
+
+typedef struct nn_wsrc {
+    unsigned held; /* 1 << nn_wid for each matrix the source holds (absent from params: NULL in
+                    * m->pt); 0: none, the model is an ordinary one */
+    /* dst = rows rows[0..n) of matrix id of layer l (l 0 for wte and lm_head), F32 row-major in
+     * hearth's layout; rows NULL: every row of the matrix (n ignored). Never fails: the source
+     * checked its data when it was made. Called from one thread; may use OpenMP inside. */
+    void (*get)(void *user, int id, int l, const int *rows, int n, float *dst);
+    void (*free)(void *user); /* NULL-able: releases user */
+    void *user;
+} nn_wsrc;
+
 typedef struct nn_model {
     nn_config cfg;
     const tensor_ops *ops; /* kernels; tensor_fast_ops unless a test swaps in the reference */
@@ -128,6 +155,9 @@ typedef struct nn_model {
      * n_layer - 1 down to 0), stage -1 after the embeddings (wte, wpe). */
     void (*bwd_hook)(void *user, int stage);
     void *bwd_hook_user;
+    nn_wsrc wsrc;    /* the held matrices (nn_model_create_held); wsrc.held 0: none */
+    float *wscratch; /* the one fetched matrix (or the gathered embedding rows) */
+    int *wrows;      /* (B*T) 0, 1, 2 ...: the gathered rows' indices for the embedding */
 } nn_model;
 
 /* Allocates a model for batches of up to B sequences of up to T tokens. Parameters are zero
@@ -137,6 +167,16 @@ int nn_model_create(nn_model **out, const nn_config *cfg, int B, int T, base_err
  * backward computes input gradients only (LoRA fine-tuning); never holds the gradients'
  * memory, even for a moment. */
 int nn_model_create_frozen(nn_model **out, const nn_config *cfg, int B, int T, base_err *e);
+/* A frozen model (as nn_model_create_frozen) whose matrices in src->held live in the source,
+ * not in params: m->tensors lists only the resident tensors, with their offsets in m->params,
+ * and the passes fetch a held matrix through src->get into one scratch sized to the largest
+ * (never a second copy of the model). The model takes src: nn_model_free, or this function
+ * failing, calls src->free(src->user). */
+int nn_model_create_held(nn_model **out, const nn_config *cfg, int B, int T, const nn_wsrc *src,
+                         base_err *e);
+/* The full table of cfg's parameter tensors (names, shapes, offsets as nn_model_create lays
+ * them out) into t; returns the count. For file I/O of a model that holds some elsewhere. */
+int nn_config_tensors(const nn_config *cfg, nn_tensor t[NN_MAX_TENSORS]);
 void nn_model_free(nn_model *m);
 /* Frees the gradients, activations and activation gradients of a model that will only run
  * inference elsewhere (infer keeps its own activations); m->gt, m->a and m->da become NULL.

@@ -16,9 +16,20 @@ static int fc_width(const nn_config *c) {
     return c->family == NN_LLAMA ? 2 * c->d_ff : c->d_ff;
 }
 
-/* The parameter tensors in storage order. Fills t and field (each if not NULL: the tensor's
- * offsetof in nn_params) and returns the count. */
-static int layout_params(const nn_config *c, nn_tensor *t, size_t *field, size_t *total) {
+/* The nn_wid of the nn_params member at offset field, or -1 (a tensor never held elsewhere). */
+static int wid_of(size_t field) {
+    static const size_t f[NN_W_N] = {offsetof(nn_params, wte),      offsetof(nn_params, qkvw),
+                                     offsetof(nn_params, attprojw), offsetof(nn_params, fcw),
+                                     offsetof(nn_params, fcprojw),  offsetof(nn_params, lm_head)};
+    for (int i = 0; i < NN_W_N; i++)
+        if (f[i] == field) return i;
+    return -1;
+}
+
+/* The parameter tensors in storage order, less those in held (1 << nn_wid). Fills t and field
+ * (each if not NULL: the tensor's offsetof in nn_params) and returns the count. */
+static int layout_params(const nn_config *c, unsigned held, nn_tensor *t, size_t *field,
+                         size_t *total) {
     int V = c->vocab_size, C = c->d_model, L = c->n_layer, Q = qkv_width(c), FO = fc_width(c);
     int F = c->d_ff, gpt2 = c->family == NN_GPT2;
 #define F_(x) offsetof(nn_params, x), #x
@@ -49,7 +60,8 @@ static int layout_params(const nn_config *c, nn_tensor *t, size_t *field, size_t
     int n = 0;
     size_t off = 0;
     for (int i = 0; i < NN_MAX_TENSORS; i++) {
-        if (!spec[i].present) continue;
+        int wid = wid_of(spec[i].field);
+        if (!spec[i].present || (wid >= 0 && (held >> wid & 1))) continue;
         size_t numel = (size_t)spec[i].s0 * (spec[i].ndim > 1 ? (size_t)spec[i].s1 : 1) *
                        (spec[i].ndim > 2 ? (size_t)spec[i].s2 : 1);
         if (t)
@@ -65,15 +77,21 @@ static int layout_params(const nn_config *c, nn_tensor *t, size_t *field, size_t
 
 size_t nn_config_params(const nn_config *c) {
     size_t total;
-    layout_params(c, NULL, NULL, &total);
+    layout_params(c, 0, NULL, NULL, &total);
     return total;
 }
 
-/* Points each tensor of out present in the config at its place in base (NULL: all NULL). */
-static void bind_params(const nn_config *c, float *base, nn_params *out) {
+int nn_config_tensors(const nn_config *c, nn_tensor t[NN_MAX_TENSORS]) {
+    size_t total;
+    return layout_params(c, 0, t, NULL, &total);
+}
+
+/* Points each tensor of out present in the config and not held at its place in base (NULL:
+ * all NULL). */
+static void bind_params(const nn_config *c, unsigned held, float *base, nn_params *out) {
     nn_tensor t[NN_MAX_TENSORS];
     size_t field[NN_MAX_TENSORS], total;
-    int n = layout_params(c, t, field, &total);
+    int n = layout_params(c, held, t, field, &total);
     memset(out, 0, sizeof *out);
     for (int i = 0; base && i < n; i++) {
         float *p = base + t[i].offset;
@@ -82,8 +100,8 @@ static void bind_params(const nn_config *c, float *base, nn_params *out) {
 }
 
 void nn_model_bind(nn_model *m) {
-    bind_params(&m->cfg, m->params, &m->pt);
-    bind_params(&m->cfg, m->grads, &m->gt);
+    bind_params(&m->cfg, m->wsrc.held, m->params, &m->pt);
+    bind_params(&m->cfg, m->wsrc.held, m->grads, &m->gt);
 }
 
 nn_layer nn_params_layer(const nn_params *p, const nn_config *c, int l) {
@@ -132,21 +150,57 @@ static size_t layout_acts(const nn_config *c, int B, int T, float *base, nn_acts
     return off;
 }
 
-/* grads 0: no gradient buffer (a frozen base: nn_model_create_frozen) */
-static int create(nn_model **out, const nn_config *cfg, int B, int T, int grads, base_err *e);
+/* grads 0: no gradient buffer (a frozen base: nn_model_create_frozen); src NULL: no held
+ * matrices (else the model takes it, even on failure) */
+static int create(nn_model **out, const nn_config *cfg, int B, int T, int grads, const nn_wsrc *src,
+                  base_err *e);
 
 int nn_model_create(nn_model **out, const nn_config *cfg, int B, int T, base_err *e) {
-    return create(out, cfg, B, T, 1, e);
+    return create(out, cfg, B, T, 1, NULL, e);
 }
 
 int nn_model_create_frozen(nn_model **out, const nn_config *cfg, int B, int T, base_err *e) {
-    return create(out, cfg, B, T, 0, e);
+    return create(out, cfg, B, T, 0, NULL, e);
 }
 
-static int create(nn_model **out, const nn_config *cfg, int B, int T, int grads, base_err *e) {
+int nn_model_create_held(nn_model **out, const nn_config *cfg, int B, int T, const nn_wsrc *src,
+                         base_err *e) {
+    return create(out, cfg, B, T, 0, src, e);
+}
+
+/* Floats of scratch the held matrices need: the largest one fetched whole, and the embedding's
+ * B*T gathered rows. */
+static size_t held_scratch(const nn_config *c, unsigned held, int B, int T) {
+    size_t C = (size_t)c->d_model, V = (size_t)c->vocab_size, n = 0;
+    size_t each[NN_W_N] = {(size_t)B * T * C,       (size_t)qkv_width(c) * C, C * C,
+                           (size_t)fc_width(c) * C, C * (size_t)c->d_ff,      V * C};
+    if (c->tied) each[NN_W_WTE] = V * C > each[NN_W_WTE] ? V * C : each[NN_W_WTE];
+    for (int i = 0; i < NN_W_N; i++)
+        if ((held >> i & 1) && each[i] > n) n = each[i];
+    return n;
+}
+
+/* create's work; m->wsrc.free stays NULL here, so a failure leaves src to create */
+static int create_model(nn_model **out, const nn_config *cfg, int B, int T, int grads,
+                        const nn_wsrc *src, base_err *e);
+
+static int create(nn_model **out, const nn_config *cfg, int B, int T, int grads, const nn_wsrc *src,
+                  base_err *e) {
+    int rc = create_model(out, cfg, B, T, grads, src, e);
+    if (!rc && src && src->held)
+        (*out)->wsrc.free = src->free; /* the model's from here on */
+    else if (src && src->free)
+        src->free(src->user); /* failed, or nothing held */
+    return rc;
+}
+
+static int create_model(nn_model **out, const nn_config *cfg, int B, int T, int grads,
+                        const nn_wsrc *src, base_err *e) {
     *out = NULL;
     int rc = nn_config_check(cfg, e);
     if (rc) return rc;
+    if (src && (!src->get || (src->held >> NN_W_N) || ((src->held >> NN_W_HEAD & 1) && cfg->tied)))
+        return base_fail(e, BASE_EINVAL, "held matrices: no source, or one the config lacks");
     if (B < 1 || T < 1)
         return base_fail(e, BASE_EINVAL, "batch size and sequence length must be positive");
     if (T > cfg->max_seq)
@@ -166,7 +220,14 @@ static int create(nn_model **out, const nn_config *cfg, int B, int T, int grads,
     m->ops = &tensor_fast_ops;
     m->B = B;
     m->T = T;
-    m->n_tensors = layout_params(cfg, m->tensors, NULL, &m->n_params);
+    if (src && src->held) {
+        m->wsrc = *src;
+        m->wsrc.free = NULL; /* set by create once the model is made */
+        m->wscratch = base_alloc_floats(held_scratch(cfg, src->held, B, T));
+        m->wrows = malloc((size_t)B * T * sizeof(int));
+        for (int i = 0; m->wrows && i < B * T; i++) m->wrows[i] = i;
+    }
+    m->n_tensors = layout_params(cfg, m->wsrc.held, m->tensors, NULL, &m->n_params);
     m->n_acts = layout_acts(cfg, B, T, NULL, &m->a);
     m->params = base_alloc_floats(m->n_params);
     m->grads = grads ? base_alloc_floats(m->n_params) : NULL;
@@ -182,7 +243,8 @@ static int create(nn_model **out, const nn_config *cfg, int B, int T, int grads,
             tensor_rope_table(m->rope_cos, m->rope_sin, cfg->max_seq, cfg->d_model / cfg->n_head,
                               cfg->rope_theta);
     }
-    if (!m->params || (grads && !m->grads) || !m->acts || !m->dacts || !m->tokens || !m->targets ||
+    if (!m->params || (grads && !m->grads) || (m->wsrc.held && (!m->wscratch || !m->wrows)) ||
+        !m->acts || !m->dacts || !m->tokens || !m->targets ||
         (cfg->family == NN_LLAMA && (!m->rope_cos || !m->rope_sin))) {
         nn_model_free(m);
         return base_fail(
@@ -207,6 +269,9 @@ void nn_model_free(nn_model *m) {
     free(m->targets);
     free(m->rope_cos);
     free(m->rope_sin);
+    free(m->wscratch);
+    free(m->wrows);
+    if (m->wsrc.free) m->wsrc.free(m->wsrc.user);
     free(m);
 }
 
@@ -247,6 +312,25 @@ void nn_model_init(nn_model *m, uint64_t seed) {
 
 void nn_zero_grad(nn_model *m) {
     if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
+}
+
+/* Matrix id of layer l in F32 for the product about to run: resident (in params), or fetched
+ * from the held source (nn_wsrc) into the scratch, where it stays until the next fetch. */
+static const float *wmat(nn_model *m, int id, int l, const float *resident) {
+    if (resident) return resident;
+    BASE_ASSERT(m->wsrc.held >> id & 1);
+    m->wsrc.get(m->wsrc.user, id, l, NULL, 0, m->wscratch);
+    return m->wscratch;
+}
+
+/* The embedding table for tokens (N): wte itself (*tok = tokens), or a held wte's rows of the N
+ * tokens gathered into the scratch, row i for token i (*tok = 0, 1, 2 ...). */
+static const float *wte_rows(nn_model *m, const int *tokens, int N, const int **tok) {
+    *tok = tokens;
+    if (m->pt.wte) return m->pt.wte;
+    m->wsrc.get(m->wsrc.user, NN_W_WTE, 0, tokens, N, m->wscratch);
+    *tok = m->wrows;
+    return m->wscratch;
 }
 
 /* Per-layer slice of a stacked activation: l-th of L blocks of `each` floats. */
@@ -301,7 +385,9 @@ int nn_forward(nn_model *m, const int *tokens, const int *targets, int B, int T,
     size_t sATT = (size_t)m->B * NH * m->T * m->T;
     nn_acts *a = &m->a;
     const nn_params *p = &m->pt;
-    k->embed_fwd(a->encoded, tokens, p->wte, p->wpe, B, T, C);
+    const int *etok;
+    const float *wte = wte_rows(m, tokens, N, &etok);
+    k->embed_fwd(a->encoded, etok, wte, p->wpe, B, T, C);
     for (int l = 0; l < c->n_layer; l++) {
         nn_layer w = nn_params_layer(p, c, l);
         const float *resid = l ? LAYER(a->res3, l - 1, sNC) : a->encoded;
@@ -313,29 +399,29 @@ int nn_forward(nn_model *m, const int *tokens, const int *targets, int B, int T,
 
         norm_fwd(m, ln1, LAYER(a->ln1_mean, l, sN), LAYER(a->ln1_rstd, l, sN), resid, w.ln1w,
                  w.ln1b, N);
-        k->matmul_fwd(qkv, ln1, w.qkvw, w.qkvb, N, C, Q);
+        k->matmul_fwd(qkv, ln1, wmat(m, NN_W_QKV, l, w.qkvw), w.qkvb, N, C, Q);
         if (m->lora) nn_lora_fwd(m, l, NN_LORA_SITE_QKV, qkv, Q, ln1, N);
         if (c->family == NN_LLAMA) /* q and k heads are adjacent: rotate NH + NKV heads */
             k->rope_fwd(qkv, B, T, NH + NKV, HS, Q, 0, m->rope_cos, m->rope_sin);
         k->attention_fwd(atty, LAYER(a->att, l, sATT), qkv, B, T, NH, NKV, HS);
-        k->matmul_fwd(attproj, atty, w.attprojw, w.attprojb, N, C, C);
+        k->matmul_fwd(attproj, atty, wmat(m, NN_W_ATTPROJ, l, w.attprojw), w.attprojb, N, C, C);
         if (m->lora) nn_lora_fwd(m, l, NN_LORA_SITE_O, attproj, C, atty, N);
         k->residual_fwd(res2, resid, attproj, (size_t)N * C);
         norm_fwd(m, ln2, LAYER(a->ln2_mean, l, sN), LAYER(a->ln2_rstd, l, sN), res2, w.ln2w, w.ln2b,
                  N);
-        k->matmul_fwd(fch, ln2, w.fcw, w.fcb, N, C, FO);
+        k->matmul_fwd(fch, ln2, wmat(m, NN_W_FC, l, w.fcw), w.fcb, N, C, FO);
         if (m->lora) nn_lora_fwd(m, l, NN_LORA_SITE_FC, fch, FO, ln2, N);
         if (c->family == NN_LLAMA)
             k->swiglu_fwd(fch_act, fch, N, F);
         else
             k->gelu_fwd(fch_act, fch, (size_t)N * F);
-        k->matmul_fwd(fcproj, fch_act, w.fcprojw, w.fcprojb, N, F, C);
+        k->matmul_fwd(fcproj, fch_act, wmat(m, NN_W_FCPROJ, l, w.fcprojw), w.fcprojb, N, F, C);
         if (m->lora) nn_lora_fwd(m, l, NN_LORA_SITE_DOWN, fcproj, C, fch_act, N);
         k->residual_fwd(res3, res2, fcproj, (size_t)N * C);
     }
     norm_fwd(m, a->lnf, a->lnf_mean, a->lnf_rstd, LAYER(a->res3, c->n_layer - 1, sNC), p->lnfw,
              p->lnfb, N);
-    const float *head = c->tied ? p->wte : p->lm_head;
+    const float *head = wmat(m, c->tied ? NN_W_WTE : NN_W_HEAD, 0, c->tied ? p->wte : p->lm_head);
     k->matmul_fwd(a->logits, a->lnf, head, NULL, N, C, V);
     m->loss = 0;
     m->n_valid = 0;
@@ -360,7 +446,7 @@ void nn_backward(nn_model *m, float scale) {
     memset(m->dacts, 0, m->n_acts * sizeof(float));
 
     k->xent_bwd(d->logits, a->probs, m->targets, N, V, -1, scale / (float)m->n_valid);
-    const float *head = c->tied ? p->wte : p->lm_head;
+    const float *head = wmat(m, c->tied ? NN_W_WTE : NN_W_HEAD, 0, c->tied ? p->wte : p->lm_head);
     float *dhead = c->tied ? g->wte : g->lm_head;
     k->matmul_bwd(d->lnf, dhead, NULL, d->logits, a->lnf, head, N, C, V);
     norm_bwd(m, LAYER(d->res3, c->n_layer - 1, sNC), g->lnfw, g->lnfb, d->lnf,
@@ -378,27 +464,29 @@ void nn_backward(nn_model *m, float scale) {
 
         k->residual_bwd(dres2, dfcproj, LAYER(d->res3, l, sNC), (size_t)N * C);
         k->matmul_bwd(dfch_act, dw.fcprojw, dw.fcprojb, dfcproj, LAYER(a->fch_act, l, sF),
-                      w.fcprojw, N, F, C);
+                      wmat(m, NN_W_FCPROJ, l, w.fcprojw), N, F, C);
         if (m->lora)
             nn_lora_bwd(m, l, NN_LORA_SITE_DOWN, dfch_act, dfcproj, C, LAYER(a->fch_act, l, sF), N);
         if (c->family == NN_LLAMA)
             k->swiglu_bwd(dfch, LAYER(a->fch, l, sFO), dfch_act, N, F);
         else
             k->gelu_bwd(dfch, LAYER(a->fch, l, sFO), dfch_act, (size_t)N * F);
-        k->matmul_bwd(dln2, dw.fcw, dw.fcb, dfch, LAYER(a->ln2, l, sNC), w.fcw, N, C, FO);
+        k->matmul_bwd(dln2, dw.fcw, dw.fcb, dfch, LAYER(a->ln2, l, sNC), wmat(m, NN_W_FC, l, w.fcw),
+                      N, C, FO);
         if (m->lora) nn_lora_bwd(m, l, NN_LORA_SITE_FC, dln2, dfch, FO, LAYER(a->ln2, l, sNC), N);
         norm_bwd(m, dres2, dw.ln2w, dw.ln2b, dln2, LAYER(a->res2, l, sNC), w.ln2w,
                  LAYER(a->ln2_mean, l, sN), LAYER(a->ln2_rstd, l, sN), N);
         k->residual_bwd(dresid, dattproj, dres2, (size_t)N * C);
-        k->matmul_bwd(datty, dw.attprojw, dw.attprojb, dattproj, LAYER(a->atty, l, sNC), w.attprojw,
-                      N, C, C);
+        k->matmul_bwd(datty, dw.attprojw, dw.attprojb, dattproj, LAYER(a->atty, l, sNC),
+                      wmat(m, NN_W_ATTPROJ, l, w.attprojw), N, C, C);
         if (m->lora)
             nn_lora_bwd(m, l, NN_LORA_SITE_O, datty, dattproj, C, LAYER(a->atty, l, sNC), N);
         k->attention_bwd(dqkv, LAYER(d->att, l, sATT), datty, LAYER(a->qkv, l, sQ),
                          LAYER(a->att, l, sATT), B, T, NH, NKV, HS);
         if (c->family == NN_LLAMA)
             k->rope_bwd(dqkv, B, T, NH + NKV, HS, Q, 0, m->rope_cos, m->rope_sin);
-        k->matmul_bwd(dln1, dw.qkvw, dw.qkvb, dqkv, LAYER(a->ln1, l, sNC), w.qkvw, N, C, Q);
+        k->matmul_bwd(dln1, dw.qkvw, dw.qkvb, dqkv, LAYER(a->ln1, l, sNC),
+                      wmat(m, NN_W_QKV, l, w.qkvw), N, C, Q);
         if (m->lora) nn_lora_bwd(m, l, NN_LORA_SITE_QKV, dln1, dqkv, Q, LAYER(a->ln1, l, sNC), N);
         norm_bwd(m, dresid, dw.ln1w, dw.ln1b, dln1, resid, w.ln1w, LAYER(a->ln1_mean, l, sN),
                  LAYER(a->ln1_rstd, l, sN), N);

@@ -128,33 +128,45 @@ uint16_t quant_f32_to_bf16(float f) {
     return (uint16_t)((x + 0x7FFF + ((x >> 16) & 1)) >> 16);
 }
 
-#define F16(h) quant_f16_to_f32(h)
+/* quant_f16_to_f32's bits without a branch, so that a row's loop vectorizes and the block
+ * dequantizers' scales inline: the exponent and
+ * mantissa moved into a float's place and scaled by 2^112 (exact, subnormals included); all-ones
+ * exponents (inf, NaN) keep their mantissa as quant_f16_to_f32 keeps it. */
+static inline float f16_row_elem(uint16_t h) {
+    uint32_t em = (uint32_t)(h & 0x7FFF) << 13, x;
+    float f;
+    memcpy(&f, &em, 4);
+    f *= 0x1p112f;
+    memcpy(&x, &f, 4);
+    x = (h & 0x7C00) == 0x7C00 ? em | 0x7F800000u : x;
+    x |= (uint32_t)(h & 0x8000) << 16;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+#define F16(h) f16_row_elem(h)
 
 /* ---- reference dequantizers: one block at a time, the formulas of docs/FORMATS.md */
 
-static void deq_q8_0(const quant_block_q8_0 *b, float *y) {
+static void deq_q8_0(const quant_block_q8_0 *restrict b, float *restrict y) {
     float d = F16(b->d);
     for (int i = 0; i < QUANT_QK; i++) y[i] = d * b->qs[i];
 }
-static void deq_q8_1(const quant_block_q8_1 *b, float *y) {
+static void deq_q8_1(const quant_block_q8_1 *restrict b, float *restrict y) {
     float d = F16(b->d);
     for (int i = 0; i < QUANT_QK; i++) y[i] = d * b->qs[i];
 }
-static void deq_q4_0(const quant_block_q4_0 *b, float *y) {
+static void deq_q4_0(const quant_block_q4_0 *restrict b, float *restrict y) {
     float d = F16(b->d);
-    for (int i = 0; i < 16; i++) {
-        y[i] = d * ((b->qs[i] & 0xF) - 8);
-        y[i + 16] = d * ((b->qs[i] >> 4) - 8);
-    }
+    for (int i = 0; i < 16; i++) y[i] = d * ((b->qs[i] & 0xF) - 8); /* two loops: they vectorize */
+    for (int i = 0; i < 16; i++) y[i + 16] = d * ((b->qs[i] >> 4) - 8);
 }
-static void deq_q4_1(const quant_block_q4_1 *b, float *y) {
+static void deq_q4_1(const quant_block_q4_1 *restrict b, float *restrict y) {
     float d = F16(b->d), m = F16(b->m);
-    for (int i = 0; i < 16; i++) {
-        y[i] = d * (b->qs[i] & 0xF) + m;
-        y[i + 16] = d * (b->qs[i] >> 4) + m;
-    }
+    for (int i = 0; i < 16; i++) y[i] = d * (b->qs[i] & 0xF) + m;
+    for (int i = 0; i < 16; i++) y[i + 16] = d * (b->qs[i] >> 4) + m;
 }
-static void deq_q5_0(const quant_block_q5_0 *b, float *y) {
+static void deq_q5_0(const quant_block_q5_0 *restrict b, float *restrict y) {
     float d = F16(b->d);
     uint32_t qh = base_get_le32(b->qh);
     for (int i = 0; i < 16; i++) {
@@ -162,7 +174,7 @@ static void deq_q5_0(const quant_block_q5_0 *b, float *y) {
         y[i + 16] = d * ((int)((b->qs[i] >> 4) | ((qh >> (i + 16)) & 1) << 4) - 16);
     }
 }
-static void deq_q5_1(const quant_block_q5_1 *b, float *y) {
+static void deq_q5_1(const quant_block_q5_1 *restrict b, float *restrict y) {
     float d = F16(b->d), m = F16(b->m);
     uint32_t qh = base_get_le32(b->qh);
     for (int i = 0; i < 16; i++) {
@@ -171,58 +183,72 @@ static void deq_q5_1(const quant_block_q5_1 *b, float *y) {
     }
 }
 /* K-quants: element e of a super-block; for the 2-bit/3-bit/6-bit ones e = 128 h + 32 j + l
- * (h half, j the 2-bit plane, l 0..31) and its scale is number e / 16. */
-static void deq_q2_k(const quant_block_q2_k *b, float *y) {
+ * (h half, j the 2-bit plane, l 0..31) and its scale is number e / 16. Each loop runs over one
+ * scale's elements (16 or 32) with the scale read once, so it vectorizes; the expression per
+ * element is the formula's, the same bits. */
+static void deq_q2_k(const quant_block_q2_k *restrict b, float *restrict y) {
     float d = F16(b->d), dmin = F16(b->dmin);
-    for (int e = 0; e < QUANT_QK_K; e++) {
-        int h = e / 128, j = (e % 128) / 32, l = e % 32, s = b->scales[e / 16];
-        int q = (b->qs[32 * h + l] >> (2 * j)) & 3;
-        y[e] = d * (float)(s & 0xF) * (float)q - dmin * (float)(s >> 4);
+    for (int g = 0; g < QUANT_QK_K / 16; g++) { /* g = e / 16 = 8 h + 2 j + l / 16 */
+        int h = g / 8, j = (g % 8) / 2, l0 = 16 * (g % 2), s = b->scales[g];
+        for (int i = 0; i < 16; i++) {
+            int q = (b->qs[32 * h + l0 + i] >> (2 * j)) & 3;
+            y[16 * g + i] = d * (float)(s & 0xF) * (float)q - dmin * (float)(s >> 4);
+        }
     }
 }
-static void deq_q3_k(const quant_block_q3_k *b, float *y) {
+static void deq_q3_k(const quant_block_q3_k *restrict b, float *restrict y) {
     float d = F16(b->d);
-    for (int e = 0; e < QUANT_QK_K; e++) {
-        int h = e / 128, j = (e % 128) / 32, l = e % 32;
-        int q = (b->qs[32 * h + l] >> (2 * j)) & 3;
-        if (!(b->hmask[l] & (1 << (4 * h + j)))) q -= 4;
-        y[e] = d * (float)quant_scale_q3_k(e / 16, b->scales) * (float)q;
+    for (int g = 0; g < QUANT_QK_K / 16; g++) {
+        int h = g / 8, j = (g % 8) / 2, l0 = 16 * (g % 2), sc = quant_scale_q3_k(g, b->scales);
+        for (int i = 0; i < 16; i++) {
+            int l = l0 + i, q = (b->qs[32 * h + l] >> (2 * j)) & 3;
+            q -= (b->hmask[l] & (1 << (4 * h + j))) ? 0 : 4;
+            y[16 * g + i] = d * (float)sc * (float)q;
+        }
     }
 }
 /* Q4_K/Q5_K: 4 chunks of 64; byte l of a chunk holds element l (low nibble) and 32 + l (high);
  * sub-block (of 32) e / 32 has a 6-bit scale and min. */
-static void deq_q4_k(const quant_block_q4_k *b, float *y) {
+static void deq_q4_k(const quant_block_q4_k *restrict b, float *restrict y) {
     float d = F16(b->d), dmin = F16(b->dmin);
-    for (int e = 0; e < QUANT_QK_K; e++) {
-        int c = e / 64, l = e % 32, hi = (e % 64) >= 32, sc, m;
-        quant_scale_min_k4(e / 32, b->scales, &sc, &m);
-        int q = hi ? b->qs[32 * c + l] >> 4 : b->qs[32 * c + l] & 0xF;
-        y[e] = d * (float)sc * (float)q - dmin * (float)m;
+    for (int sb = 0; sb < QUANT_QK_K / 32; sb++) { /* sb = e / 32: chunk sb / 2, nibble sb % 2 */
+        int sc, m;
+        quant_scale_min_k4(sb, b->scales, &sc, &m);
+        const uint8_t *qs = b->qs + 32 * (sb / 2);
+        for (int l = 0; l < 32; l++) {
+            int q = sb % 2 ? qs[l] >> 4 : qs[l] & 0xF;
+            y[32 * sb + l] = d * (float)sc * (float)q - dmin * (float)m;
+        }
     }
 }
-static void deq_q5_k(const quant_block_q5_k *b, float *y) {
+static void deq_q5_k(const quant_block_q5_k *restrict b, float *restrict y) {
     float d = F16(b->d), dmin = F16(b->dmin);
-    for (int e = 0; e < QUANT_QK_K; e++) {
-        int c = e / 64, l = e % 32, hi = (e % 64) >= 32, sc, m;
-        quant_scale_min_k4(e / 32, b->scales, &sc, &m);
-        int q = hi ? b->qs[32 * c + l] >> 4 : b->qs[32 * c + l] & 0xF;
-        q |= ((b->qh[l] >> (2 * c + hi)) & 1) << 4;
-        y[e] = d * (float)sc * (float)q - dmin * (float)m;
+    for (int sb = 0; sb < QUANT_QK_K / 32; sb++) {
+        int sc, m;
+        quant_scale_min_k4(sb, b->scales, &sc, &m);
+        const uint8_t *qs = b->qs + 32 * (sb / 2);
+        for (int l = 0; l < 32; l++) {
+            int q = sb % 2 ? qs[l] >> 4 : qs[l] & 0xF;
+            q |= ((b->qh[l] >> sb) & 1) << 4; /* bit 2 c + hi = sb */
+            y[32 * sb + l] = d * (float)sc * (float)q - dmin * (float)m;
+        }
     }
 }
 /* Q6_K: per half h, element 128 h + 32 j + l takes its low 4 bits from ql[64 h + l + 32 (j&1)]
  * (low nibble for j < 2, high for j >= 2) and its top 2 bits from qh[32 h + l] bits 2j. */
-static void deq_q6_k(const quant_block_q6_k *b, float *y) {
+static void deq_q6_k(const quant_block_q6_k *restrict b, float *restrict y) {
     float d = F16(b->d);
-    for (int e = 0; e < QUANT_QK_K; e++) {
-        int h = e / 128, j = (e % 128) / 32, l = e % 32;
-        int lo = b->ql[64 * h + l + 32 * (j & 1)];
-        lo = j < 2 ? lo & 0xF : lo >> 4;
-        int q = (lo | ((b->qh[32 * h + l] >> (2 * j)) & 3) << 4) - 32;
-        y[e] = d * (float)b->scales[e / 16] * (float)q;
+    for (int g = 0; g < QUANT_QK_K / 16; g++) {
+        int h = g / 8, j = (g % 8) / 2, l0 = 16 * (g % 2), sc = b->scales[g];
+        for (int i = 0; i < 16; i++) {
+            int l = l0 + i, lo = b->ql[64 * h + l + 32 * (j & 1)];
+            lo = j < 2 ? lo & 0xF : lo >> 4;
+            int q = (lo | ((b->qh[32 * h + l] >> (2 * j)) & 3) << 4) - 32;
+            y[16 * g + i] = d * (float)sc * (float)q;
+        }
     }
 }
-static void deq_q8_k(const quant_block_q8_k *b, float *y) {
+static void deq_q8_k(const quant_block_q8_k *restrict b, float *restrict y) {
     for (int i = 0; i < QUANT_QK_K; i++) y[i] = b->d * b->qs[i];
 }
 
@@ -230,58 +256,52 @@ void quant_dequantize_row(int type, const void *src, float *dst, size_t n) {
     const quant_traits *t = quant_traits_of(type);
     BASE_ASSERT(t && t->block > 0 && n % (size_t)t->block == 0);
     const uint8_t *p = src;
-    size_t nb = n / (size_t)t->block, bs = (size_t)t->block_bytes;
-    for (size_t i = 0; i < nb; i++, p += bs, dst += t->block) {
-        switch (type) {
-        case QUANT_F32:
-            memcpy(dst, p, 4);
-            break;
-        case QUANT_F16:
-            *dst = F16((uint16_t)(p[0] | p[1] << 8));
-            break;
-        case QUANT_BF16:
-            *dst = quant_bf16_to_f32((uint16_t)(p[0] | p[1] << 8));
-            break;
-        case QUANT_Q8_0:
-            deq_q8_0((const void *)p, dst);
-            break;
-        case QUANT_Q8_1:
-            deq_q8_1((const void *)p, dst);
-            break;
-        case QUANT_Q4_0:
-            deq_q4_0((const void *)p, dst);
-            break;
-        case QUANT_Q4_1:
-            deq_q4_1((const void *)p, dst);
-            break;
-        case QUANT_Q5_0:
-            deq_q5_0((const void *)p, dst);
-            break;
-        case QUANT_Q5_1:
-            deq_q5_1((const void *)p, dst);
-            break;
-        case QUANT_Q2_K:
-            deq_q2_k((const void *)p, dst);
-            break;
-        case QUANT_Q3_K:
-            deq_q3_k((const void *)p, dst);
-            break;
-        case QUANT_Q4_K:
-            deq_q4_k((const void *)p, dst);
-            break;
-        case QUANT_Q5_K:
-            deq_q5_k((const void *)p, dst);
-            break;
-        case QUANT_Q6_K:
-            deq_q6_k((const void *)p, dst);
-            break;
-        case QUANT_Q8_K:
-            deq_q8_k((const void *)p, dst);
-            break;
-        default:
-            BASE_ASSERT(!"no dequantizer for this type");
-        }
+    size_t nb = n / (size_t)t->block, bs = (size_t)t->block_bytes, k = (size_t)t->block;
+    /* one switch per row, a tight loop per type (fine-tuning a quantized base dequantizes every
+     * matrix twice a step: ckpt_gguf_wsrc) */
+#define EACH(fn)                                                                                   \
+    for (size_t i = 0; i < nb; i++) fn((const void *)(p + i * bs), dst + i * k);                   \
+    break
+    switch (type) {
+    case QUANT_F32:
+        memcpy(dst, p, n * sizeof(float));
+        break;
+    case QUANT_F16:
+        for (size_t i = 0; i < n; i++)
+            dst[i] = f16_row_elem((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        break;
+    case QUANT_BF16:
+        for (size_t i = 0; i < n; i++)
+            dst[i] = quant_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        break;
+    case QUANT_Q8_0:
+        EACH(deq_q8_0);
+    case QUANT_Q8_1:
+        EACH(deq_q8_1);
+    case QUANT_Q4_0:
+        EACH(deq_q4_0);
+    case QUANT_Q4_1:
+        EACH(deq_q4_1);
+    case QUANT_Q5_0:
+        EACH(deq_q5_0);
+    case QUANT_Q5_1:
+        EACH(deq_q5_1);
+    case QUANT_Q2_K:
+        EACH(deq_q2_k);
+    case QUANT_Q3_K:
+        EACH(deq_q3_k);
+    case QUANT_Q4_K:
+        EACH(deq_q4_k);
+    case QUANT_Q5_K:
+        EACH(deq_q5_k);
+    case QUANT_Q6_K:
+        EACH(deq_q6_k);
+    case QUANT_Q8_K:
+        EACH(deq_q8_k);
+    default:
+        BASE_ASSERT(!"no dequantizer for this type");
     }
+#undef EACH
 }
 
 /* ---- quantizers. The legacy types and Q8_* round to nearest from the block's extreme, as

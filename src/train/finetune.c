@@ -32,7 +32,7 @@ void ft_opts_default(ft_opts *o) {
     o->lora_targets = (1u << NN_LORA_Q) | (1u << NN_LORA_K) | (1u << NN_LORA_V) | (1u << NN_LORA_O);
 }
 
-int ft_load_base(const char *path, int B, int T, int frozen, nn_model **out, tok_vocab **vocab,
+int ft_load_base(const char *path, int B, int T, int mode, nn_model **out, tok_vocab **vocab,
                  base_err *e) {
     *out = NULL;
     if (vocab) *vocab = NULL;
@@ -52,9 +52,15 @@ int ft_load_base(const char *path, int B, int T, int frozen, nn_model **out, tok
         if (T > c.max_seq)
             rc = base_fail(e, BASE_EINVAL, "--seq %d is longer than the base's context (%d)", T,
                            c.max_seq);
-        else if (!(rc = frozen ? nn_model_create_frozen(&m, &c, B, T, e)
-                               : nn_model_create(&m, &c, B, T, e)))
-            rc = ckpt_gguf_read_model(g, m, e);
+        else {
+            nn_wsrc src = {0};
+            if (mode == FT_BASE_STORED) rc = ckpt_gguf_wsrc(path, &c, &src, e);
+            if (!rc)
+                rc = src.held                ? nn_model_create_held(&m, &c, B, T, &src, e)
+                     : mode == FT_BASE_TRAIN ? nn_model_create(&m, &c, B, T, e)
+                                             : nn_model_create_frozen(&m, &c, B, T, e);
+            if (!rc) rc = ckpt_gguf_read_model(g, m, e);
+        }
     }
     if (!rc && vocab) rc = tok_load_gguf(g, vocab, e);
     gguf_close(g);
@@ -230,7 +236,13 @@ static int ft_build(train_task *t, const train_opts *to, void *user, base_err *e
     ftask *F = t->user;
     const ft_opts *o = F->o;
     F->user = user;
-    int rc = ft_load_base(o->base, to->batch, to->seq, !o->full, &t->m, &F->vocab, e);
+    int rc = ft_load_base(o->base, to->batch, to->seq, o->full ? FT_BASE_TRAIN : FT_BASE_STORED,
+                          &t->m, &F->vocab, e);
+    if (!rc && t->m->wsrc.held)
+        note(F,
+             "QLoRA: the base's matrices stay in the file's types, dequantized per product (%zu "
+             "of its %zu parameters in F32)",
+             t->m->n_params, nn_config_params(&t->m->cfg));
     if (!rc) rc = load_data(F, t->m->cfg.family, e);
     if (!rc && !o->full &&
         !(rc = nn_lora_create(&F->lora, t->m, o->lora_rank, o->lora_alpha, o->lora_dropout,

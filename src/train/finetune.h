@@ -56,9 +56,17 @@ typedef struct ft_result {
 
 int ft_run(const ft_opts *o, train_report_fn report, void *user, ft_result *res, base_err *e);
 
-/* Loads a base model (GGUF) for batches (B, T); frozen: without a gradient buffer
- * (nn_model_create_frozen); *vocab gets its tokenizer (vocab NULL-able). */
-int ft_load_base(const char *path, int B, int T, int frozen, nn_model **m, tok_vocab **vocab,
+/* How ft_load_base keeps the base's weights. */
+enum {
+    FT_BASE_TRAIN = 0,  /* F32 in params, with a gradient buffer (--full) */
+    FT_BASE_F32 = 1,    /* F32 in params, frozen: no gradient buffer (merging an adapter) */
+    FT_BASE_STORED = 2, /* frozen, the large matrices left in the file's stored type and
+                         * dequantized per product (QLoRA: ckpt_gguf_wsrc); an F32 file as
+                         * FT_BASE_F32 */
+};
+/* Loads a base model (GGUF) for batches (B, T), its weights kept as mode (FT_BASE_*) says;
+ * *vocab gets its tokenizer (vocab NULL-able). */
+int ft_load_base(const char *path, int B, int T, int mode, nn_model **m, tok_vocab **vocab,
                  base_err *e);
 
 #endif

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/cli/test_finetune.sh: `hearth finetune` and `hearth merge` as a user runs them on the
 # committed stories260K GGUF: SIGKILL mid-run and a rerun give byte-identical adapters and
-# checkpoints; a quantized base (Q8_0, dequantized at load) fine-tunes; the merged model that
+# checkpoints; a quantized base (Q8_0, kept quantized: QLoRA) fine-tunes, and a Q4_0 one peaks
+# well below its F32 copy; the merged model that
 # `hearth generate` runs writes llama.cpp's greedy text with the committed adapter
 # (tests/fixtures/finetune/greedy.tsv); PEFT's files; bad input gets a clear message.
 # Usage: test_finetune.sh PATH/TO/hearth
@@ -75,13 +76,34 @@ grep -qa 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight' \
 # a changed setting into the same directory is refused by name
 expect_fail "other settings" "lr is 0.003 there, 0.001 in this run .use another --out" "${A[@]}" --out "$T/a" --lr 1e-3
 
-# a quantized base: Q8_0 (dequantized at load)
+# a quantized base: Q8_0 (kept in Q8_0, dequantized per product: QLoRA)
 "$H" quantize "$BASE" "$T/q8.gguf" Q8_0 > /dev/null 2>&1 || bad "quantize Q8_0"
 "$H" finetune --base "$T/q8.gguf" --data "$T/chat.jsonl" --out "$T/q" --steps 4 --batch 2 --seq 48 \
   > "$T/q.out" 2>&1 && [ -s "$T/q/adapter.gguf" ] && ok || bad "Q8_0 base: $(tail -2 "$T/q.out")"
 
 # a hearth run as the base (made RUN/base.gguf first); a GPT-2-family run gets no PEFT directory
 for i in $(seq 200); do echo "the quick brown fox jumps over the lazy dog $i"; done > "$T/bytes.txt"
+
+# QLoRA's memory: a LoRA step on a Q4_0 base peaks well below the same base in F32 (a Llama with
+# biases, 16M parameters: 64 MB of F32 matrices against a 9 MB file); peak = the child's maxrss
+peak() {
+  /usr/bin/python3 -c 'import resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if r.returncode == 0 else -1)' "$@"
+}
+MEM=(--family llama --d-model 512 --n-layer 4 --n-head 8 --n-kv-head 4 --d-ff 2048 --max-seq 64)
+if "$H" train --data "$T/bytes.txt" --out "$T/mem" "${MEM[@]}" --steps 1 --batch 1 --seq 16 \
+  --sample 0 > /dev/null 2>&1 && "$H" export "$T/mem" -o "$T/mem32.gguf" > /dev/null 2>&1 &&
+  "$H" quantize "$T/mem32.gguf" "$T/mem4.gguf" Q4_0 > /dev/null 2>&1; then
+  FT=(finetune --data "$T/bytes.txt" --steps 1 --batch 1 --seq 16 --val-frac 0 --threads 1)
+  p32=$(peak "$H" "${FT[@]}" --base "$T/mem32.gguf" --out "$T/mem-f32")
+  p4=$(peak "$H" "${FT[@]}" --base "$T/mem4.gguf" --out "$T/mem-q4")
+  [ "$p4" -gt 0 ] && [ "$p32" -gt 0 ] && [ $((p32 - p4)) -gt 30000 ] && [ $((p4 * 10)) -lt $((p32 * 7)) ] &&
+    ok || bad "QLoRA peak memory: F32 base $p32 KB, Q4_0 base $p4 KB"
+else
+  bad "QLoRA memory check: making the F32 and Q4_0 bases failed"
+fi
+rm -rf "$T/mem" "$T/mem-f32" "$T/mem-q4" "$T/mem32.gguf" "$T/mem4.gguf"
 "$H" train --data "$T/bytes.txt" --out "$T/tr" --steps 2 --batch 2 --seq 32 --sample 0 > /dev/null 2>&1 &&
   "$H" finetune --base "$T/tr" --data "$T/bytes.txt" --out "$T/fr" --steps 2 --batch 2 --seq 32 \
     > "$T/fr.out" 2>&1 && [ -s "$T/fr/base.gguf" ] && [ -s "$T/fr/adapter.gguf" ] &&

@@ -90,6 +90,19 @@ static void test_half(void **state) {
     assert_int_equal(quant_f32_to_bf16(1.f + 0x1p-8f), 0x3F80); /* tie to even */
     assert_int_equal(quant_f32_to_bf16(1.f + 0x1.8p-7f), 0x3F82);
     assert_true(isnan(quant_bf16_to_f32(quant_f32_to_bf16(NAN))));
+    /* a row of F16 (its own branch-free loop) dequantizes every half to quant_f16_to_f32's bits,
+     * subnormals, infinities and NaN payloads included */
+    uint8_t *row = malloc(2 * 65536);
+    float *got = malloc(65536 * sizeof(float));
+    for (uint32_t h = 0; h < 65536; h++)
+        row[2 * h] = (uint8_t)h, row[2 * h + 1] = (uint8_t)(h >> 8);
+    quant_dequantize_row(QUANT_F16, row, got, 65536);
+    for (uint32_t h = 0; h < 65536; h++) {
+        float want = quant_f16_to_f32((uint16_t)h);
+        if (memcmp(&want, &got[h], 4)) fail_msg("half 0x%04x: %a, want %a", h, got[h], want);
+    }
+    free(row);
+    free(got);
 }
 
 /* ---- llama.cpp's fixtures */

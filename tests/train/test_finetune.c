@@ -3,9 +3,12 @@
  * learn refused. The run (src/train/finetune.c) on the committed stories260K GGUF: held-out
  * loss falls; a rerun is complete; other settings are refused by name; the adapter it writes
  * reads back. llama.cpp parity (tests/fixtures/finetune, tools/finetune_fixtures.sh): hearth's
- * greedy tokens with a LoRA adapter, and with it merged, are llama.cpp's with `--lora`. */
+ * greedy tokens with a LoRA adapter, and with it merged, are llama.cpp's with `--lora`. QLoRA: a
+ * base kept in its stored type gives the F32 load's loss and adapter gradients bit for bit, and
+ * nn_model_create_held's source contract. */
 #include "test.h"
 
+#include "ckpt/gguf_model.h"
 #include "ckpt/lora_io.h"
 #include "data/sft.h"
 #include "nn/lora.h"
@@ -307,7 +310,7 @@ static void test_llamacpp_parity(void **state) {
     assert_true(np > 0 && nl > 0 && nl == nm);
     nn_model *m;
     base_err e = {0};
-    assert_int_equal(ft_load_base(base_path(), 1, np + nl, 1, &m, NULL, &e), 0);
+    assert_int_equal(ft_load_base(base_path(), 1, np + nl, FT_BASE_F32, &m, NULL, &e), 0);
     int rank;
     float alpha;
     unsigned targets;
@@ -327,6 +330,224 @@ static void test_llamacpp_parity(void **state) {
     assert_memory_equal(ids + np, want_merged, (size_t)nm * sizeof(int));
     nn_lora_free(a);
     nn_model_free(m);
+}
+
+/* A model of `preset` (random weights; bias 1: with biases) as a GGUF of file type `type`, at
+ * path; returns it (the caller frees it). GPT-2 in F16 stays tied (the output matrix's bytes are
+ * the embedding's); in a quantized type it reads back untied. */
+static nn_model *write_gguf(const char *path, const char *preset, int bias, const char *type) {
+    nn_config c;
+    base_err e = {0};
+    assert_int_equal(nn_config_preset(&c, preset, &e), 0);
+    c.bias = bias;
+    nn_model *m;
+    assert_int_equal(nn_model_create(&m, &c, 1, 1, &e), 0);
+    nn_model_init(m, 11);
+    ckpt_gguf_quant *q;
+    gguf_writer *w;
+    float *scratch;
+    int llama = c.family == NN_LLAMA;
+    assert_int_equal(ckpt_gguf_quant_create(&q, type, 1, llama ? c.n_layer : 0, c.n_layer,
+                                            c.n_head / c.n_kv_head, !llama || !c.tied, NULL, &e),
+                     0);
+    assert_int_equal(gguf_writer_create(&w, &e), 0);
+    assert_int_equal(ckpt_gguf_add_model(w, m, "qlora test", q, &scratch, &e), 0);
+    assert_int_equal(gguf_writer_save(w, path, &e), 0);
+    gguf_writer_free(w);
+    ckpt_gguf_quant_free(q);
+    free(scratch);
+    return m;
+}
+
+/* One LoRA forward and backward (dropout on) of the base at path loaded as mode; the loss, the
+ * logits (out_logits: (B*T*V) floats) and the adapter gradients (malloc'd, *n of them). */
+static float *lora_step(const char *path, int mode, float *loss, float *out_logits, size_t *n,
+                        nn_model **keep) {
+    enum { B = 2, T = 16 };
+    nn_model *m;
+    base_err e = {0};
+    if (ft_load_base(path, B, T, mode, &m, NULL, &e)) fail_msg("%s: %s", path, e.msg);
+    const nn_config *c = &m->cfg;
+    unsigned targets = c->family == NN_LLAMA ? 0x7f : 0x7f & ~(1u << NN_LORA_GATE);
+    nn_lora *a;
+    assert_int_equal(nn_lora_create(&a, m, 4, 8, 0.1f, targets, 5, &e), 0);
+    base_rng r;
+    base_rng_seed(&r, 9); /* B random too, so every gradient path carries signal */
+    for (size_t i = 0; i < a->n_params; i++) a->params[i] = 0.05f * base_rng_normal(&r);
+    nn_lora_attach(m, a);
+    a->training = 1, a->key = 3;
+    int tok[B * T], tgt[B * T];
+    for (int i = 0; i < B * T; i++) {
+        tok[i] = (int)base_rng_below(&r, (uint64_t)c->vocab_size);
+        tgt[i] = i % 5 == 4 ? -1 : (int)base_rng_below(&r, (uint64_t)c->vocab_size);
+    }
+    assert_int_equal(nn_forward(m, tok, tgt, B, T, loss, &e), 0);
+    memcpy(out_logits, m->a.logits, (size_t)B * T * c->vocab_size * sizeof(float));
+    nn_lora_zero_grad(a);
+    nn_backward(m, 1.0f);
+    float *g = malloc(a->n_params * sizeof(float));
+    memcpy(g, a->grads, a->n_params * sizeof(float));
+    *n = a->n_params;
+    nn_lora_attach(m, NULL);
+    nn_lora_free(a);
+    *keep = m;
+    return g;
+}
+
+/* QLoRA (item 3 of the fine-tuning issue): a base loaded in its stored type (FT_BASE_STORED)
+ * gives the loss, logits and adapter gradients of the same file dequantized to F32 at load,
+ * bit for bit (the same dequantizer, the same kernels), for every weight type, Llama (GQA, the
+ * q and k rows in RoPE order) and GPT-2 (packed qkv, biases, a tied head fetched whole); and
+ * its parameter buffer holds no large matrix. */
+static void test_qlora_parity(void **state) {
+    (void)state;
+    char paths[12][512];
+    int np = 0;
+    const char *fx[] = {"random256-Q4_0", "random256-Q8_0", "random256-Q4_K",  "random256-Q6_K",
+                        "random256-Q2_K", "random256-Q5_1", "stories260K-F16", "stories260K-BF16"};
+    for (size_t i = 0; i < sizeof fx / sizeof *fx; i++)
+        snprintf(paths[np++], sizeof paths[0], "%s/fixtures/gguf/%s.gguf", test_dir(), fx[i]);
+    snprintf(paths[np], sizeof paths[0], "%s", tmp_path("gpt2-f16.gguf"));
+    nn_model_free(write_gguf(paths[np++], "tiny", 1, "F16"));
+    snprintf(paths[np], sizeof paths[0], "%s", tmp_path("gpt2-q8.gguf"));
+    nn_model_free(write_gguf(paths[np++], "tiny", 1, "Q8_0"));
+    snprintf(paths[np], sizeof paths[0], "%s", tmp_path("llama-bias-q8.gguf"));
+    nn_model_free(write_gguf(paths[np++], "llama-tiny", 1, "Q8_0"));
+    static float lg32[2 * 16 * 512], lgq[2 * 16 * 512];
+    for (int i = 0; i < np; i++) {
+        float l32, lq;
+        size_t n32, nq;
+        nn_model *m32, *mq;
+        float *g32 = lora_step(paths[i], FT_BASE_F32, &l32, lg32, &n32, &m32);
+        float *gq = lora_step(paths[i], FT_BASE_STORED, &lq, lgq, &nq, &mq);
+        const nn_config *c = &mq->cfg;
+        /* the layer matrices and the embedding are held; params keep the small tensors (and a
+         * head larger than a layer matrix) */
+        unsigned want =
+            (1u << NN_W_QKV) | (1u << NN_W_ATTPROJ) | (1u << NN_W_FC) | (1u << NN_W_FCPROJ);
+        if ((mq->wsrc.held & want) != want || !(mq->wsrc.held & (1u << NN_W_WTE) || c->tied))
+            fail_msg("%s: held 0x%x", paths[i], mq->wsrc.held);
+        size_t head = (size_t)c->vocab_size * (size_t)c->d_model;
+        if (mq->n_params > m32->n_params / 4 + head)
+            fail_msg("%s: %zu of %zu parameters still in params", paths[i], mq->n_params,
+                     m32->n_params);
+        assert_int_equal(mq->pt.qkvw == NULL, 1);
+        if (memcmp(&l32, &lq, sizeof l32))
+            fail_msg("%s: loss %.9g (F32) vs %.9g (stored)", paths[i], (double)l32, (double)lq);
+        size_t nl = (size_t)2 * 16 * c->vocab_size;
+        assert_memory_equal(lg32, lgq, nl * sizeof(float));
+        assert_int_equal(n32, nq);
+        assert_memory_equal(g32, gq, n32 * sizeof(float));
+        int nonzero = 0;
+        for (size_t j = 0; j < n32; j++) nonzero += g32[j] != 0;
+        assert_true(nonzero > (int)(n32 / 2));
+        free(g32);
+        free(gq);
+        nn_model_free(m32);
+        nn_model_free(mq);
+    }
+    /* an F32 file has nothing to hold: loaded as before */
+    nn_config c;
+    base_err e = {0};
+    nn_model *m;
+    assert_int_equal(nn_config_preset(&c, "tiny", &e), 0);
+    const char *f32 = tmp_path("gpt2-f32.gguf");
+    nn_model_free(write_gguf(f32, "tiny", 1, "F32"));
+    assert_int_equal(ft_load_base(f32, 1, 4, FT_BASE_STORED, &m, NULL, &e), 0);
+    assert_int_equal(m->wsrc.held, 0);
+    assert_int_equal(m->n_params, nn_config_params(&c));
+    nn_model_free(m);
+    /* a Llama with biases reads back as written: the q and k biases in hearth's RoPE order
+     * again (element by element; they were read as rows of the bias's length, past its end) */
+    f32 = tmp_path("llama-bias-f32.gguf");
+    nn_model *src = write_gguf(f32, "llama-tiny", 1, "F32");
+    assert_int_equal(ft_load_base(f32, 1, 4, FT_BASE_F32, &m, NULL, &e), 0);
+    assert_int_equal(m->n_params, src->n_params);
+    assert_memory_equal(m->params, src->params, src->n_params * sizeof(float));
+    nn_model_free(m);
+    nn_model_free(src);
+}
+
+/* A source over an F32 model's own matrices (nn.h's nn_wsrc contract without a file), counting
+ * the frees. */
+typedef struct fake_src {
+    const nn_model *ref;
+    int frees, gets;
+} fake_src;
+
+static void fake_get(void *user, int id, int l, const int *rows, int n, float *dst) {
+    fake_src *f = user;
+    const nn_config *c = &f->ref->cfg;
+    nn_layer w = nn_params_layer(&f->ref->pt, c, l);
+    const float *m[NN_W_N] = {f->ref->pt.wte, w.qkvw,    w.attprojw,
+                              w.fcw,          w.fcprojw, f->ref->pt.lm_head};
+    int cols = id == NN_W_FCPROJ ? c->d_ff : c->d_model;
+    int all = id == NN_W_WTE || id == NN_W_HEAD ? c->vocab_size
+              : id == NN_W_QKV ? (c->n_head + 2 * c->n_kv_head) * (c->d_model / c->n_head)
+              : id == NN_W_FC  ? (c->family == NN_LLAMA ? 2 : 1) * c->d_ff
+                               : c->d_model;
+    for (int i = 0; i < (rows ? n : all); i++)
+        memcpy(dst + (size_t)i * cols, m[id] + (size_t)(rows ? rows[i] : i) * cols,
+               (size_t)cols * sizeof(float));
+    f->gets++;
+}
+static void fake_free(void *user) {
+    ((fake_src *)user)->frees++;
+}
+
+/* nn_model_create_held: the model takes the source (freed once, also when the create fails or
+ * nothing is held), and a model whose matrices come from a source computes what the model
+ * holding them does, bit for bit, fetching each matrix once per product. */
+static void test_held_source(void **state) {
+    (void)state;
+    nn_config c;
+    base_err e = {0};
+    assert_int_equal(nn_config_preset(&c, "llama-tiny", &e), 0);
+    nn_model *ref, *m;
+    assert_int_equal(nn_model_create_frozen(&ref, &c, 2, 8, &e), 0);
+    nn_model_init(ref, 3);
+    fake_src f = {ref, 0, 0};
+    unsigned all = (1u << NN_W_N) - 1;
+    nn_wsrc src = {all, fake_get, fake_free, &f};
+    assert_int_equal(nn_model_create_held(&m, &c, 2, 1000, &src, &e), BASE_EINVAL);
+    assert_int_equal(f.frees, 1);
+    src.held = 0;
+    assert_int_equal(nn_model_create_held(&m, &c, 2, 8, &src, &e), 0);
+    assert_int_equal(f.frees, 2);
+    nn_model_free(m);
+    assert_int_equal(f.frees, 2);
+    src.held = all;
+    assert_int_equal(nn_model_create_held(&m, &c, 2, 8, &src, &e), 0);
+    assert_int_equal(m->n_params, 2 * c.d_model * c.n_layer + c.d_model); /* the norms */
+    memcpy(m->params, ref->params + nn_model_tensor(ref, "ln1w")->offset,
+           (size_t)c.d_model * c.n_layer * sizeof(float));
+    memcpy(m->pt.ln2w, ref->pt.ln2w, (size_t)c.d_model * c.n_layer * sizeof(float));
+    memcpy(m->pt.lnfw, ref->pt.lnfw, (size_t)c.d_model * sizeof(float));
+    int tok[16], tgt[16];
+    for (int i = 0; i < 16; i++) tok[i] = (i * 37) % c.vocab_size, tgt[i] = (i * 11) % c.vocab_size;
+    float l0, l1;
+    nn_lora *a0, *a1;
+    assert_int_equal(nn_lora_create(&a0, ref, 2, 4, 0, 0x7f, 1, &e), 0);
+    assert_int_equal(nn_lora_create(&a1, m, 2, 4, 0, 0x7f, 1, &e), 0);
+    for (size_t i = 0; i < a0->n_params; i++)
+        a0->params[i] = a1->params[i] = 0.01f * (float)(i % 7);
+    nn_lora_attach(ref, a0);
+    nn_lora_attach(m, a1);
+    assert_int_equal(nn_forward(ref, tok, tgt, 2, 8, &l0, &e), 0);
+    assert_int_equal(nn_forward(m, tok, tgt, 2, 8, &l1, &e), 0);
+    assert_memory_equal(&l0, &l1, sizeof l0);
+    assert_int_equal(f.gets, 1 + 4 * c.n_layer + 1); /* the embedding rows, 4 per layer, head */
+    nn_lora_zero_grad(a0);
+    nn_lora_zero_grad(a1);
+    nn_backward(ref, 1.0f);
+    nn_backward(m, 1.0f);
+    assert_memory_equal(a0->grads, a1->grads, a0->n_params * sizeof(float));
+    assert_int_equal(f.gets, 2 * (1 + 4 * c.n_layer + 1) - 1); /* backward: no embedding rows */
+    nn_lora_free(a0);
+    nn_lora_free(a1);
+    nn_model_free(m);
+    assert_int_equal(f.frees, 3);
+    nn_model_free(ref);
 }
 
 static void count_extend_ft(const char *msg, void *user) {
@@ -411,6 +632,8 @@ int test_finetune(void) {
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_run),
         cmocka_unit_test(test_llamacpp_parity),
+        cmocka_unit_test(test_qlora_parity),
+        cmocka_unit_test(test_held_source),
         cmocka_unit_test(test_train_extend),
         cmocka_unit_test(test_finetune_extend),
     };
