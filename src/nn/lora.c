@@ -220,6 +220,12 @@ static int site_last(int s) {
     return last[s];
 }
 
+int nn_lora_site_used(const nn_lora *a, int s) {
+    for (int t = site_first(s); t <= site_last(s); t++)
+        if (a->targets & (1u << t)) return 1;
+    return 0;
+}
+
 void nn_lora_fwd(const nn_model *m, int l, int s, float *out, int ldo, const float *inp, int N) {
     nn_lora *a = m->lora;
     int r = a->rank;

@@ -48,6 +48,9 @@ static void parity(const char *base_file, const char *lora_file) {
     assert_close(m->a.logits, test_fixture_get(f, "logits", (size_t)B * T * V, NULL),
                  (size_t)B * T * V, 1e-4, "logits with adapters");
     assert_close(&loss, test_fixture_get(f, "loss", 1, NULL), 1, 1e-4, "loss with adapters");
+    /* kept before backward, which reuses the logits' buffer for their gradient */
+    float *adapted = malloc((size_t)B * T * V * sizeof(float));
+    memcpy(adapted, m->a.logits, (size_t)B * T * V * sizeof(float));
     float *base_before = malloc(m->n_params * sizeof(float));
     memcpy(base_before, m->params, m->n_params * sizeof(float));
     nn_lora_zero_grad(a);
@@ -66,8 +69,6 @@ static void parity(const char *base_file, const char *lora_file) {
             }
         }
     /* merged: the base with scale B A added gives the adapted logits */
-    float *adapted = malloc((size_t)B * T * V * sizeof(float));
-    memcpy(adapted, m->a.logits, (size_t)B * T * V * sizeof(float));
     nn_lora_merge(m, a);
     nn_lora_attach(m, NULL);
     assert_int_equal(nn_forward(m, tok, tgt, B, T, &loss, &e), 0);
