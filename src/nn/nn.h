@@ -5,8 +5,8 @@
  *  - nn_model: the transformer. Parameters, gradients, activations and activation gradients
  *    each live in one allocation; named pointers (nn_params, nn_acts, nn_dacts) point into
  *    them, set once when the model is built (llm.c's layout, per-layer tensors stacked on a
- *    leading L axis; activation gradients one layer's worth). The table of names, shapes and
- * offsets (nn_tensor) is for file I/O and the optimizer, never for the forward or backward pass.
+ *    leading L axis; activation gradients one layer's worth). The table of names, shapes
+ *    and offsets (nn_tensor) is for file I/O and the optimizer, never for the passes.
  *  - nn_mlp: a multilayer perceptron on the same kernels (hearth digits).
  * The model owns all its memory; pointers into it live until nn_model_free. */
 #ifndef HEARTH_NN_H

@@ -468,7 +468,8 @@ const float *nn_logits_at(const nn_model *m, int b, int t) {
 
 double nn_flops_per_token(const nn_config *c, int T) {
     /* 2 flops per multiply-add: every weight matrix once per token, plus attention scores and
-     * the weighted sum (2 * T * C each, causal on average T/2, counted in full as computed). */
+     * the weighted sum (2 * T * C each, causal on average T/2, counted in full as is the
+     * convention; the blocked kernels compute a little over half of it). */
     double C = c->d_model, L = c->n_layer;
     double mat = C * qkv_width(c) + C * C + C * fc_width(c) + (double)c->d_ff * C;
     return 2.0 * (L * mat + C * c->vocab_size) + L * 4.0 * T * C;
