@@ -11,17 +11,23 @@
 # process. ROUNDS rounds, interleaved (hearth, torch, hearth, torch, ...); per round the median
 # step time of steps 2..STEPS; the table gives the medians and the ratio per round.
 #
-#   bench/finetune_bench.sh [STEPS] [ROUNDS]       (defaults 5 and 2; B=1, T=128, THREADS=2)
+#   bench/finetune_bench.sh [STEPS] [ROUNDS]       (defaults 3 and 3; B=1, T=1024, THREADS=2)
+#   T=128 bench/finetune_bench.sh 5 3      (the earlier, smaller shape)
+#
+# The default shape is one packed sequence of 1024 tokens per step: what a LoRA fine-tuning run
+# on chat or instruction data uses per micro-batch on a small machine (PEFT/TRL and Unsloth
+# examples pack to 1024-2048 tokens, micro-batch 1-2, gradient accumulation for the rest).
+# B=4 T=512 has twice the tokens per step: PyTorch then takes minutes a step on 2 cores.
 #
 # Environment: BUILD (default build), PYTHON_TORCH (default /usr/bin/python3), LLAMA_DIR (its
 # gguf-py and ggml-vocab-llama-spm.gguf, default ~/.cache/hearth-peers/llama.cpp), B, T,
 # THREADS, RANK, TYPES, MODEL (an existing F16 GGUF of that shape to reuse).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STEPS=${1:-5} ROUNDS=${2:-2}
+STEPS=${1:-3} ROUNDS=${2:-3}
 BUILD=${BUILD:-build} PY=${PYTHON_TORCH:-/usr/bin/python3}
 LLAMA_DIR=${LLAMA_DIR:-$HOME/.cache/hearth-peers/llama.cpp}
-B=${B:-1} T=${T:-128} THREADS=${THREADS:-2} RANK=${RANK:-8} TYPES=${TYPES:-F32 Q8_0 Q4_0}
+B=${B:-1} T=${T:-1024} THREADS=${THREADS:-2} RANK=${RANK:-8} TYPES=${TYPES:-F32 Q8_0 Q4_0}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive} # both sides: spinning threads crawl on a loaded machine
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT

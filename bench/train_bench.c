@@ -79,12 +79,13 @@ WRAP_VOID(rope_bwd,
            const float *sin),
           (dx, B, T, NH, HS, stride, pos0, cos, sin))
 WRAP_VOID(attention_fwd,
-          (float *out, float *att, const float *qkv, int B, int T, int NH, int NKV, int HS),
-          (out, att, qkv, B, T, NH, NKV, HS))
+          (float *out, float *lse, float *scratch, const float *qkv, int B, int T, int NH, int NKV,
+           int HS),
+          (out, lse, scratch, qkv, B, T, NH, NKV, HS))
 WRAP_VOID(attention_bwd,
-          (float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B,
-           int T, int NH, int NKV, int HS),
-          (dqkv, datt, dout, qkv, att, B, T, NH, NKV, HS))
+          (float *dqkv, float *scratch, const float *dout, const float *qkv, const float *lse,
+           int B, int T, int NH, int NKV, int HS),
+          (dqkv, scratch, dout, qkv, lse, B, T, NH, NKV, HS))
 WRAP_VOID(gelu_fwd, (float *out, const float *inp, size_t n), (out, inp, n))
 WRAP_VOID(gelu_bwd, (float *dinp, const float *inp, const float *dout, size_t n),
           (dinp, inp, dout, n))

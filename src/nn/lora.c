@@ -1,6 +1,7 @@
 /* nn/lora.c: low-rank adapters on the transformer's linear layers (lora.h). The products are
  * OpenBLAS sgemm calls on strided views (an adapter writes a column range of the packed qkv or
- * gate|up output), single calls per target, so results are reproducible for a thread count. */
+ * gate|up output), single calls per target, so results are reproducible for a thread count;
+ * the dropout masks are OpenMP loops over elements, each its own hash. */
 #include "lora.h"
 
 #include <cblas.h>
@@ -205,9 +206,12 @@ static const float *dropped(const nn_lora *a, int l, int t, const float *x, int 
     float keep = 1.0f - a->dropout, inv = 1.0f / keep;
     uint64_t k = mix64(a->seed ^ mix64(a->key * 0x9e3779b97f4a7c15ull + ((uint64_t)l << 8) + t));
     size_t n = (size_t)N * in;
+    float *xs = a->xs;
+    /* each element's mask is its own hash: threads change nothing in the result */
+#pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         float u = (float)(mix64(k + i) >> 40) * (1.0f / 16777216.0f);
-        a->xs[i] = u < keep ? x[i] * inv : 0.0f;
+        xs[i] = u < keep ? x[i] * inv : 0.0f;
     }
     return a->xs;
 }
@@ -219,6 +223,12 @@ static int site_first(int s) {
 static int site_last(int s) {
     static const int last[] = {NN_LORA_V, NN_LORA_O, NN_LORA_UP, NN_LORA_DOWN};
     return last[s];
+}
+
+int nn_lora_site_used(const nn_lora *a, int s) {
+    for (int t = site_first(s); t <= site_last(s); t++)
+        if (a->targets & (1u << t)) return 1;
+    return 0;
 }
 
 void nn_lora_fwd(const nn_model *m, int l, int s, float *out, int ldo, const float *inp, int N) {
@@ -266,9 +276,11 @@ void nn_lora_bwd(const nn_model *m, int l, int s, float *dinp, const float *dout
                 mix64(a->seed ^ mix64(a->key * 0x9e3779b97f4a7c15ull + ((uint64_t)l << 8) + t));
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, st->in, r, 1.0f, a->dh, r,
                         st->A, st->in, 0.0f, a->xs, st->in);
+            const float *xs = a->xs;
+#pragma omp parallel for schedule(static)
             for (size_t i = 0; i < n; i++) {
                 float u = (float)(mix64(k + i) >> 40) * (1.0f / 16777216.0f);
-                if (u < keep) dinp[i] += a->xs[i] * inv;
+                if (u < keep) dinp[i] += xs[i] * inv;
             }
         }
     }

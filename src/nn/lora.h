@@ -84,6 +84,10 @@ void nn_lora_merge(nn_model *m, const nn_lora *a);
 /* The site of layer l, target t. */
 nn_lora_site *nn_lora_at(const nn_lora *a, int l, int t);
 
+/* Whether any target of site s (NN_LORA_SITE_*) is adapted: backward then needs the site's
+ * input. */
+int nn_lora_site_used(const nn_lora *a, int s);
+
 /* Hooks for the transformer: after the base product of site s of layer l (out: N rows of ldo
  * floats, inp: N rows of the layer's input), adds the adapters' contribution; backward adds the
  * adapters' gradients and their share of dinp, given dout (the gradient of out). */

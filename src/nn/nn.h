@@ -3,10 +3,10 @@
  *    positions, tied embeddings, biases) and the Llama family (RMSNorm, SwiGLU, RoPE,
  *    grouped-query attention, untied head, no biases); named presets, field overrides.
  *  - nn_model: the transformer. Parameters, gradients, activations and activation gradients
- *    each live in one allocation; named pointers (nn_params, nn_acts) point into them, set
- *    once when the model is built (llm.c's layout, per-layer tensors stacked on a leading L
- *    axis). The table of names, shapes and offsets (nn_tensor) is for file I/O and the
- *    optimizer, never for the forward or backward pass.
+ *    each live in one allocation; named pointers (nn_params, nn_acts, nn_dacts) point into
+ *    them, set once when the model is built (llm.c's layout, per-layer tensors stacked on a
+ *    leading L axis; activation gradients one layer's worth). The table of names, shapes
+ *    and offsets (nn_tensor) is for file I/O and the optimizer, never for the passes.
  *  - nn_mlp: a multilayer perceptron on the same kernels (hearth digits).
  * The model owns all its memory; pointers into it live until nn_model_free. */
 #ifndef HEARTH_NN_H
@@ -85,23 +85,28 @@ typedef struct nn_layer {
 } nn_layer;
 nn_layer nn_params_layer(const nn_params *p, const nn_config *c, int l);
 
-/* Views of one activation set: every pointer is an offset into one buffer. Per-layer
- * entries hold all L layers, laid out (L, ...). */
+/* Views of the activations: every pointer is an offset into one buffer. Per-layer entries hold
+ * all L layers, laid out (L, ...): what backward reads and cannot recompute cheaply. What it
+ * can (a norm's output from its input and saved statistics, the MLP's activation from its
+ * input) is one layer's worth, rewritten by every layer and recomputed in backward only where
+ * a weight gradient or an adapter needs it; the attention keeps each row's log-sum-exp rather
+ * than its (T,T) probabilities. */
 typedef struct nn_acts {
     float *encoded;                   /* (B,T,C) */
-    float *ln1, *ln1_mean, *ln1_rstd; /* (L,B,T,C), (L,B,T), (L,B,T) */
+    float *ln1_mean, *ln1_rstd;       /* (L,B,T) each (mean: LayerNorm only) */
     float *qkv;                       /* (L,B,T,QKV) after RoPE */
-    float *att;                       /* (L,B,NH,T,T) softmax probabilities */
+    float *lse;                       /* (L,B,NH,T) attention rows' log-sum-exp */
     float *atty;                      /* (L,B,T,C) attention output */
-    float *attproj;                   /* (L,B,T,C) */
     float *res2;                      /* (L,B,T,C) residual after attention */
-    float *ln2, *ln2_mean, *ln2_rstd; /* (L,B,T,C), (L,B,T), (L,B,T) */
+    float *ln2_mean, *ln2_rstd;       /* (L,B,T) */
     float *fch;                       /* (L,B,T,FCO): FCO = F (GELU) or 2F (SwiGLU) */
-    float *fch_act;                   /* (L,B,T,F) */
-    float *fcproj;                    /* (L,B,T,C) */
     float *res3;                      /* (L,B,T,C) residual after the MLP */
+    float *ln;                        /* (B,T,C) one layer: the ln1 or ln2 output being used */
+    float *fch_act;                   /* (B,T,F) one layer: the MLP activation */
+    float *proj;                      /* (B,T,C) one layer: attention or MLP output projection */
+    float *att_scratch;               /* tensor_attention_scratch(B,T,NH) floats */
     float *lnf, *lnf_mean, *lnf_rstd; /* (B,T,C), (B,T), (B,T) */
-    float *logits;                    /* (B,T,V) */
+    float *logits;                    /* (B,T,V); nn_backward overwrites them with their gradient */
     float *probs;                     /* (B,T,V) */
     float *losses;                    /* (B,T) */
 } nn_acts;
@@ -132,18 +137,30 @@ typedef struct nn_wsrc {
     void (*free)(void *user); /* NULL-able: releases user */
     void *user;
 } nn_wsrc;
+/* The activation gradients: one layer's worth, reused by every layer as backward goes down
+ * the stack (llm.c keeps all L), plus the residual stream's gradient. */
+typedef struct nn_dacts {
+    float *res;     /* (B,T,C) gradient of the residual stream at the current layer boundary */
+    float *ln;      /* (B,T,C) of the ln1 or ln2 output */
+    float *qkv;     /* (B,T,QKV) */
+    float *atty;    /* (B,T,C) */
+    float *fch;     /* (B,T,FCO) */
+    float *fch_act; /* (B,T,F) */
+    float *lnf;     /* (B,T,C) */
+} nn_dacts;
 
 typedef struct nn_model {
     nn_config cfg;
     const tensor_ops *ops; /* kernels; tensor_fast_ops unless a test swaps in the reference */
     int B, T;              /* the batch shape activations were allocated for */
-    size_t n_params, n_acts;
+    size_t n_params, n_acts, n_dacts;
     float *params, *grads;             /* (n_params) each */
-    float *acts, *dacts;               /* (n_acts) each */
+    float *acts, *dacts;               /* (n_acts), (n_dacts) */
     nn_tensor tensors[NN_MAX_TENSORS]; /* names, shapes, offsets: file I/O and the optimizer */
     int n_tensors;
     nn_params pt, gt; /* the parameter tensors in params and in grads (all NULL without grads) */
-    nn_acts a, da;
+    nn_acts a;
+    nn_dacts da;
     float *rope_cos, *rope_sin; /* (maxT, HS/2), Llama family only */
     int *tokens, *targets;      /* (B,T) of the last forward; targets NULL-able */
     int last_B, last_T, n_valid;
@@ -200,7 +217,8 @@ int nn_forward(nn_model *m, const int *tokens, const int *targets, int B, int T,
  * m->grads. scale = 1/k when accumulating k micro-batches. */
 void nn_backward(nn_model *m, float scale);
 void nn_zero_grad(nn_model *m);
-/* Logits (V) of sequence b at position t of the last forward. */
+/* Logits (V) of sequence b at position t of the last forward (until nn_backward, which turns
+ * them into their gradient). */
 const float *nn_logits_at(const nn_model *m, int b, int t);
 /* Forward FLOPs per token for a sequence of length T (matmuls and attention), for MFU. */
 double nn_flops_per_token(const nn_config *c, int T);

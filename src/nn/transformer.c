@@ -123,31 +123,61 @@ nn_layer nn_params_layer(const nn_params *p, const nn_config *c, int l) {
 #undef AT
 }
 
-/* Lays out the activations for (B,T) in one buffer starting at base (NULL: count only).
- * Returns the float count. */
+/* Lays out the floats of spec (n entries) one after the other from base (NULL: count only),
+ * every tensor 64-byte aligned. Returns the float count. */
+struct act_spec {
+    float **p;
+    size_t n;
+};
+static size_t layout(const struct act_spec *spec, size_t n, float *base) {
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        *spec[i].p = base ? base + off : NULL;
+        off += (spec[i].n + 15) & ~(size_t)15;
+    }
+    return off;
+}
+
+/* The activations for (B,T) in one buffer starting at base (NULL: count only). */
 static size_t layout_acts(const nn_config *c, int B, int T, float *base, nn_acts *a) {
     size_t L = (size_t)c->n_layer, N = (size_t)B * T, C = (size_t)c->d_model;
     size_t NH = (size_t)c->n_head, V = (size_t)c->vocab_size;
     size_t Q = (size_t)qkv_width(c), FO = (size_t)fc_width(c), F = (size_t)c->d_ff;
-    struct {
-        float **p;
-        size_t n;
-    } spec[] = {
-        {&a->encoded, N * C},  {&a->ln1, L * N * C},     {&a->ln1_mean, L * N},
-        {&a->ln1_rstd, L * N}, {&a->qkv, L * N * Q},     {&a->att, L * B * NH * T * T},
-        {&a->atty, L * N * C}, {&a->attproj, L * N * C}, {&a->res2, L * N * C},
-        {&a->ln2, L * N * C},  {&a->ln2_mean, L * N},    {&a->ln2_rstd, L * N},
-        {&a->fch, L * N * FO}, {&a->fch_act, L * N * F}, {&a->fcproj, L * N * C},
-        {&a->res3, L * N * C}, {&a->lnf, N * C},         {&a->lnf_mean, N},
-        {&a->lnf_rstd, N},     {&a->logits, N * V},      {&a->probs, N * V},
+    struct act_spec spec[] = {
+        {&a->encoded, N * C},
+        {&a->ln1_mean, L * N},
+        {&a->ln1_rstd, L * N},
+        {&a->qkv, L * N * Q},
+        {&a->lse, L * N * NH},
+        {&a->atty, L * N * C},
+        {&a->res2, L * N * C},
+        {&a->ln2_mean, L * N},
+        {&a->ln2_rstd, L * N},
+        {&a->fch, L * N * FO},
+        {&a->res3, L * N * C},
+        {&a->ln, N * C},
+        {&a->fch_act, N * F},
+        {&a->proj, N * C},
+        {&a->att_scratch, tensor_attention_scratch(B, T, c->n_head)},
+        {&a->lnf, N * C},
+        {&a->lnf_mean, N},
+        {&a->lnf_rstd, N},
+        {&a->logits, N * V},
+        {&a->probs, N * V},
         {&a->losses, N},
     };
-    size_t off = 0;
-    for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++) {
-        *spec[i].p = base ? base + off : NULL;
-        off += (spec[i].n + 15) & ~(size_t)15; /* keep every tensor 64-byte aligned */
-    }
-    return off;
+    return layout(spec, sizeof spec / sizeof spec[0], base);
+}
+
+/* One layer's activation gradients for (B,T), from base (NULL: count only). */
+static size_t layout_dacts(const nn_config *c, int B, int T, float *base, nn_dacts *d) {
+    size_t N = (size_t)B * T, C = (size_t)c->d_model;
+    size_t Q = (size_t)qkv_width(c), FO = (size_t)fc_width(c), F = (size_t)c->d_ff;
+    struct act_spec spec[] = {
+        {&d->res, N * C},  {&d->ln, N * C},      {&d->qkv, N * Q}, {&d->atty, N * C},
+        {&d->fch, N * FO}, {&d->fch_act, N * F}, {&d->lnf, N * C},
+    };
+    return layout(spec, sizeof spec / sizeof spec[0], base);
 }
 
 /* grads 0: no gradient buffer (a frozen base: nn_model_create_frozen); src NULL: no held
@@ -206,11 +236,13 @@ static int create_model(nn_model **out, const nn_config *cfg, int B, int T, int 
     if (T > cfg->max_seq)
         return base_fail(e, BASE_EINVAL, "sequence length %d is longer than the model's max_seq %d",
                          T, cfg->max_seq);
-    /* Bound the activation size in double before laying it out in size_t. */
+    /* Bound the activation size in double before laying it out in size_t (an upper bound:
+     * QKV <= 3C, FCO <= 2F). */
     double approx =
         (double)B * T *
-        ((double)cfg->n_layer * (12.0 * cfg->d_model + 3.0 * cfg->d_ff + (double)cfg->n_head * T) +
-         2.0 * cfg->vocab_size);
+        ((double)cfg->n_layer * (6.0 * cfg->d_model + 2.0 * cfg->d_ff + cfg->n_head + 4.0) +
+         12.0 * cfg->d_model + 4.0 * cfg->d_ff + 2.0 * cfg->vocab_size +
+         2.0 * cfg->n_head * TENSOR_ATT_BLOCK);
     if (approx > 4e9)
         return base_fail(e, BASE_EINVAL, "batch %d x %d needs more than 16 GB of activations", B,
                          T);
@@ -229,10 +261,11 @@ static int create_model(nn_model **out, const nn_config *cfg, int B, int T, int 
     }
     m->n_tensors = layout_params(cfg, m->wsrc.held, m->tensors, NULL, &m->n_params);
     m->n_acts = layout_acts(cfg, B, T, NULL, &m->a);
+    m->n_dacts = layout_dacts(cfg, B, T, NULL, &m->da);
     m->params = base_alloc_floats(m->n_params);
     m->grads = grads ? base_alloc_floats(m->n_params) : NULL;
     m->acts = base_alloc_floats(m->n_acts);
-    m->dacts = base_alloc_floats(m->n_acts);
+    m->dacts = base_alloc_floats(m->n_dacts);
     m->tokens = calloc((size_t)B * T, sizeof(int));
     m->targets = calloc((size_t)B * T, sizeof(int));
     if (cfg->family == NN_LLAMA) {
@@ -250,10 +283,10 @@ static int create_model(nn_model **out, const nn_config *cfg, int B, int T, int 
         return base_fail(
             e, BASE_ENOMEM,
             "out of memory allocating the model (%zu parameters, ~%.0f MB of activations)",
-            nn_config_params(cfg), approx * 8 / 1e6);
+            nn_config_params(cfg), approx * 4 / 1e6);
     }
     layout_acts(cfg, B, T, m->acts, &m->a);
-    layout_acts(cfg, B, T, m->dacts, &m->da);
+    layout_dacts(cfg, B, T, m->dacts, &m->da);
     nn_model_bind(m);
     *out = m;
     return BASE_OK;
@@ -356,6 +389,14 @@ static void norm_bwd(const nn_model *m, float *dinp, float *dw, float *db, const
         m->ops->rmsnorm_bwd(dinp, dw, dout, inp, w, rstd, N, C);
 }
 
+/* The MLP activation by family: SwiGLU (inp (N,2F)) or GELU (inp (N,F)), out (N,F). */
+static void mlp_act(const nn_model *m, float *out, const float *inp, int N) {
+    if (m->cfg.family == NN_LLAMA)
+        m->ops->swiglu_fwd(out, inp, N, m->cfg.d_ff);
+    else
+        m->ops->gelu_fwd(out, inp, (size_t)N * m->cfg.d_ff);
+}
+
 int nn_forward(nn_model *m, const int *tokens, const int *targets, int B, int T, float *loss,
                base_err *e) {
     const nn_config *c = &m->cfg;
@@ -381,8 +422,8 @@ int nn_forward(nn_model *m, const int *tokens, const int *targets, int B, int T,
     m->last_T = T;
 
     /* Per-layer strides use the allocated shape so every layer's slice is fixed. */
-    size_t NA = (size_t)m->B * m->T, sNC = NA * C, sN = NA, sQ = NA * Q, sFO = NA * FO, sF = NA * F;
-    size_t sATT = (size_t)m->B * NH * m->T * m->T;
+    size_t NA = (size_t)m->B * m->T, sNC = NA * C, sN = NA, sQ = NA * Q, sFO = NA * FO;
+    size_t sL = NA * NH;
     nn_acts *a = &m->a;
     const nn_params *p = &m->pt;
     const int *etok;
@@ -391,33 +432,28 @@ int nn_forward(nn_model *m, const int *tokens, const int *targets, int B, int T,
     for (int l = 0; l < c->n_layer; l++) {
         nn_layer w = nn_params_layer(p, c, l);
         const float *resid = l ? LAYER(a->res3, l - 1, sNC) : a->encoded;
-        float *ln1 = LAYER(a->ln1, l, sNC), *qkv = LAYER(a->qkv, l, sQ);
-        float *atty = LAYER(a->atty, l, sNC), *attproj = LAYER(a->attproj, l, sNC);
-        float *res2 = LAYER(a->res2, l, sNC), *ln2 = LAYER(a->ln2, l, sNC);
-        float *fch = LAYER(a->fch, l, sFO), *fch_act = LAYER(a->fch_act, l, sF);
-        float *fcproj = LAYER(a->fcproj, l, sNC), *res3 = LAYER(a->res3, l, sNC);
+        float *qkv = LAYER(a->qkv, l, sQ), *atty = LAYER(a->atty, l, sNC);
+        float *res2 = LAYER(a->res2, l, sNC), *fch = LAYER(a->fch, l, sFO);
+        float *res3 = LAYER(a->res3, l, sNC);
 
-        norm_fwd(m, ln1, LAYER(a->ln1_mean, l, sN), LAYER(a->ln1_rstd, l, sN), resid, w.ln1w,
+        norm_fwd(m, a->ln, LAYER(a->ln1_mean, l, sN), LAYER(a->ln1_rstd, l, sN), resid, w.ln1w,
                  w.ln1b, N);
-        k->matmul_fwd(qkv, ln1, wmat(m, NN_W_QKV, l, w.qkvw), w.qkvb, N, C, Q);
-        if (m->lora) nn_lora_fwd(m, l, NN_LORA_SITE_QKV, qkv, Q, ln1, N);
+        k->matmul_fwd(qkv, a->ln, wmat(m, NN_W_QKV, l, w.qkvw), w.qkvb, N, C, Q);
+        if (m->lora) nn_lora_fwd(m, l, NN_LORA_SITE_QKV, qkv, Q, a->ln, N);
         if (c->family == NN_LLAMA) /* q and k heads are adjacent: rotate NH + NKV heads */
             k->rope_fwd(qkv, B, T, NH + NKV, HS, Q, 0, m->rope_cos, m->rope_sin);
-        k->attention_fwd(atty, LAYER(a->att, l, sATT), qkv, B, T, NH, NKV, HS);
-        k->matmul_fwd(attproj, atty, wmat(m, NN_W_ATTPROJ, l, w.attprojw), w.attprojb, N, C, C);
-        if (m->lora) nn_lora_fwd(m, l, NN_LORA_SITE_O, attproj, C, atty, N);
-        k->residual_fwd(res2, resid, attproj, (size_t)N * C);
-        norm_fwd(m, ln2, LAYER(a->ln2_mean, l, sN), LAYER(a->ln2_rstd, l, sN), res2, w.ln2w, w.ln2b,
-                 N);
-        k->matmul_fwd(fch, ln2, wmat(m, NN_W_FC, l, w.fcw), w.fcb, N, C, FO);
-        if (m->lora) nn_lora_fwd(m, l, NN_LORA_SITE_FC, fch, FO, ln2, N);
-        if (c->family == NN_LLAMA)
-            k->swiglu_fwd(fch_act, fch, N, F);
-        else
-            k->gelu_fwd(fch_act, fch, (size_t)N * F);
-        k->matmul_fwd(fcproj, fch_act, wmat(m, NN_W_FCPROJ, l, w.fcprojw), w.fcprojb, N, F, C);
-        if (m->lora) nn_lora_fwd(m, l, NN_LORA_SITE_DOWN, fcproj, C, fch_act, N);
-        k->residual_fwd(res3, res2, fcproj, (size_t)N * C);
+        k->attention_fwd(atty, LAYER(a->lse, l, sL), a->att_scratch, qkv, B, T, NH, NKV, HS);
+        k->matmul_fwd(a->proj, atty, wmat(m, NN_W_ATTPROJ, l, w.attprojw), w.attprojb, N, C, C);
+        if (m->lora) nn_lora_fwd(m, l, NN_LORA_SITE_O, a->proj, C, atty, N);
+        k->residual_fwd(res2, resid, a->proj, (size_t)N * C);
+        norm_fwd(m, a->ln, LAYER(a->ln2_mean, l, sN), LAYER(a->ln2_rstd, l, sN), res2, w.ln2w,
+                 w.ln2b, N);
+        k->matmul_fwd(fch, a->ln, wmat(m, NN_W_FC, l, w.fcw), w.fcb, N, C, FO);
+        if (m->lora) nn_lora_fwd(m, l, NN_LORA_SITE_FC, fch, FO, a->ln, N);
+        mlp_act(m, a->fch_act, fch, N);
+        k->matmul_fwd(a->proj, a->fch_act, wmat(m, NN_W_FCPROJ, l, w.fcprojw), w.fcprojb, N, F, C);
+        if (m->lora) nn_lora_fwd(m, l, NN_LORA_SITE_DOWN, a->proj, C, a->fch_act, N);
+        k->residual_fwd(res3, res2, a->proj, (size_t)N * C);
     }
     norm_fwd(m, a->lnf, a->lnf_mean, a->lnf_rstd, LAYER(a->res3, c->n_layer - 1, sNC), p->lnfw,
              p->lnfb, N);
@@ -432,67 +468,86 @@ int nn_forward(nn_model *m, const int *tokens, const int *targets, int B, int T,
     return BASE_OK;
 }
 
+/* Backward reuses one layer's activation gradients down the stack and recomputes the one-layer
+ * activations (a norm's output, the MLP activation) only where a weight gradient or an adapter
+ * reads them: with a frozen base (LoRA) on q, k, v, o, the MLP's are never recomputed. The
+ * residual stream's gradient d->res is accumulated in place: on entering layer l it is the
+ * gradient of res3[l], which is also the MLP projection's output gradient; the MLP's norm adds
+ * its share (res2's gradient, the attention projection's output gradient), then the
+ * attention's norm (the layer input's). The same sums in the same order as separate buffers
+ * (a copy of a gradient into a zeroed one is exact). */
 void nn_backward(nn_model *m, float scale) {
     const nn_config *c = &m->cfg;
     const tensor_ops *k = m->ops;
     int B = m->last_B, T = m->last_T, N = B * T;
     int V = c->vocab_size, C = c->d_model, NH = c->n_head, NKV = c->n_kv_head, HS = C / NH;
     int Q = qkv_width(c), FO = fc_width(c), F = c->d_ff;
-    size_t NA = (size_t)m->B * m->T, sNC = NA * C, sN = NA, sQ = NA * Q, sFO = NA * FO, sF = NA * F;
-    size_t sATT = (size_t)m->B * NH * m->T * m->T;
-    nn_acts *a = &m->a, *d = &m->da;
+    size_t NA = (size_t)m->B * m->T, sNC = NA * C, sN = NA, sQ = NA * Q, sFO = NA * FO;
+    size_t sL = NA * NH;
+    nn_acts *a = &m->a;
+    nn_dacts *d = &m->da;
     const nn_params *p = &m->pt, *g = &m->gt;
+    const nn_lora *lo = m->lora;
     if (m->n_valid == 0) return; /* every target ignored: the loss is constant */
-    memset(m->dacts, 0, m->n_acts * sizeof(float));
 
-    k->xent_bwd(d->logits, a->probs, m->targets, N, V, -1, scale / (float)m->n_valid);
+    float *dlogits = a->logits; /* the logits are not read again: their buffer takes dlogits */
+    memset(dlogits, 0, (size_t)N * V * sizeof(float));
+    memset(d->res, 0, (size_t)N * C * sizeof(float));
+    memset(d->lnf, 0, (size_t)N * C * sizeof(float));
+    k->xent_bwd(dlogits, a->probs, m->targets, N, V, -1, scale / (float)m->n_valid);
     const float *head = wmat(m, c->tied ? NN_W_WTE : NN_W_HEAD, 0, c->tied ? p->wte : p->lm_head);
     float *dhead = c->tied ? g->wte : g->lm_head;
-    k->matmul_bwd(d->lnf, dhead, NULL, d->logits, a->lnf, head, N, C, V);
-    norm_bwd(m, LAYER(d->res3, c->n_layer - 1, sNC), g->lnfw, g->lnfb, d->lnf,
-             LAYER(a->res3, c->n_layer - 1, sNC), p->lnfw, a->lnf_mean, a->lnf_rstd, N);
+    k->matmul_bwd(d->lnf, dhead, NULL, dlogits, a->lnf, head, N, C, V);
+    norm_bwd(m, d->res, g->lnfw, g->lnfb, d->lnf, LAYER(a->res3, c->n_layer - 1, sNC), p->lnfw,
+             a->lnf_mean, a->lnf_rstd, N);
     if (m->bwd_hook) m->bwd_hook(m->bwd_hook_user, c->n_layer);
     for (int l = c->n_layer - 1; l >= 0; l--) {
         nn_layer w = nn_params_layer(p, c, l), dw = nn_params_layer(g, c, l);
         const float *resid = l ? LAYER(a->res3, l - 1, sNC) : a->encoded;
-        float *dresid = l ? LAYER(d->res3, l - 1, sNC) : d->encoded;
-        float *dres2 = LAYER(d->res2, l, sNC), *dfcproj = LAYER(d->fcproj, l, sNC);
-        float *dfch_act = LAYER(d->fch_act, l, sF), *dfch = LAYER(d->fch, l, sFO);
-        float *dln2 = LAYER(d->ln2, l, sNC), *dattproj = LAYER(d->attproj, l, sNC);
-        float *datty = LAYER(d->atty, l, sNC), *dqkv = LAYER(d->qkv, l, sQ);
-        float *dln1 = LAYER(d->ln1, l, sNC);
+        const float *qkv = LAYER(a->qkv, l, sQ), *atty = LAYER(a->atty, l, sNC);
+        const float *res2 = LAYER(a->res2, l, sNC), *fch = LAYER(a->fch, l, sFO);
+        float *mean1 = LAYER(a->ln1_mean, l, sN), *rstd1 = LAYER(a->ln1_rstd, l, sN);
+        float *mean2 = LAYER(a->ln2_mean, l, sN), *rstd2 = LAYER(a->ln2_rstd, l, sN);
+        memset(d->fch_act, 0, (size_t)N * F * sizeof(float));
+        memset(d->fch, 0, (size_t)N * FO * sizeof(float));
+        memset(d->ln, 0, (size_t)N * C * sizeof(float));
 
-        k->residual_bwd(dres2, dfcproj, LAYER(d->res3, l, sNC), (size_t)N * C);
-        k->matmul_bwd(dfch_act, dw.fcprojw, dw.fcprojb, dfcproj, LAYER(a->fch_act, l, sF),
+        /* MLP: d->res is the projection's output gradient */
+        if (dw.fcprojw || (lo && nn_lora_site_used(lo, NN_LORA_SITE_DOWN)))
+            mlp_act(m, a->fch_act, fch, N);
+        k->matmul_bwd(d->fch_act, dw.fcprojw, dw.fcprojb, d->res, a->fch_act,
                       wmat(m, NN_W_FCPROJ, l, w.fcprojw), N, F, C);
-        if (m->lora)
-            nn_lora_bwd(m, l, NN_LORA_SITE_DOWN, dfch_act, dfcproj, C, LAYER(a->fch_act, l, sF), N);
+        if (lo) nn_lora_bwd(m, l, NN_LORA_SITE_DOWN, d->fch_act, d->res, C, a->fch_act, N);
         if (c->family == NN_LLAMA)
-            k->swiglu_bwd(dfch, LAYER(a->fch, l, sFO), dfch_act, N, F);
+            k->swiglu_bwd(d->fch, fch, d->fch_act, N, F);
         else
-            k->gelu_bwd(dfch, LAYER(a->fch, l, sFO), dfch_act, (size_t)N * F);
-        k->matmul_bwd(dln2, dw.fcw, dw.fcb, dfch, LAYER(a->ln2, l, sNC), wmat(m, NN_W_FC, l, w.fcw),
-                      N, C, FO);
-        if (m->lora) nn_lora_bwd(m, l, NN_LORA_SITE_FC, dln2, dfch, FO, LAYER(a->ln2, l, sNC), N);
-        norm_bwd(m, dres2, dw.ln2w, dw.ln2b, dln2, LAYER(a->res2, l, sNC), w.ln2w,
-                 LAYER(a->ln2_mean, l, sN), LAYER(a->ln2_rstd, l, sN), N);
-        k->residual_bwd(dresid, dattproj, dres2, (size_t)N * C);
-        k->matmul_bwd(datty, dw.attprojw, dw.attprojb, dattproj, LAYER(a->atty, l, sNC),
+            k->gelu_bwd(d->fch, fch, d->fch_act, (size_t)N * F);
+        if (dw.fcw || (lo && nn_lora_site_used(lo, NN_LORA_SITE_FC)))
+            norm_fwd(m, a->ln, mean2, rstd2, res2, w.ln2w, w.ln2b, N);
+        k->matmul_bwd(d->ln, dw.fcw, dw.fcb, d->fch, a->ln, wmat(m, NN_W_FC, l, w.fcw), N, C, FO);
+        if (lo) nn_lora_bwd(m, l, NN_LORA_SITE_FC, d->ln, d->fch, FO, a->ln, N);
+        norm_bwd(m, d->res, dw.ln2w, dw.ln2b, d->ln, res2, w.ln2w, mean2, rstd2, N);
+
+        /* attention: d->res is now res2's gradient, the projection's output gradient */
+        memset(d->atty, 0, (size_t)N * C * sizeof(float));
+        memset(d->qkv, 0, (size_t)N * Q * sizeof(float));
+        memset(d->ln, 0, (size_t)N * C * sizeof(float));
+        k->matmul_bwd(d->atty, dw.attprojw, dw.attprojb, d->res, atty,
                       wmat(m, NN_W_ATTPROJ, l, w.attprojw), N, C, C);
-        if (m->lora)
-            nn_lora_bwd(m, l, NN_LORA_SITE_O, datty, dattproj, C, LAYER(a->atty, l, sNC), N);
-        k->attention_bwd(dqkv, LAYER(d->att, l, sATT), datty, LAYER(a->qkv, l, sQ),
-                         LAYER(a->att, l, sATT), B, T, NH, NKV, HS);
+        if (lo) nn_lora_bwd(m, l, NN_LORA_SITE_O, d->atty, d->res, C, atty, N);
+        k->attention_bwd(d->qkv, a->att_scratch, d->atty, qkv, LAYER(a->lse, l, sL), B, T, NH, NKV,
+                         HS);
         if (c->family == NN_LLAMA)
-            k->rope_bwd(dqkv, B, T, NH + NKV, HS, Q, 0, m->rope_cos, m->rope_sin);
-        k->matmul_bwd(dln1, dw.qkvw, dw.qkvb, dqkv, LAYER(a->ln1, l, sNC),
-                      wmat(m, NN_W_QKV, l, w.qkvw), N, C, Q);
-        if (m->lora) nn_lora_bwd(m, l, NN_LORA_SITE_QKV, dln1, dqkv, Q, LAYER(a->ln1, l, sNC), N);
-        norm_bwd(m, dresid, dw.ln1w, dw.ln1b, dln1, resid, w.ln1w, LAYER(a->ln1_mean, l, sN),
-                 LAYER(a->ln1_rstd, l, sN), N);
+            k->rope_bwd(d->qkv, B, T, NH + NKV, HS, Q, 0, m->rope_cos, m->rope_sin);
+        if (dw.qkvw || (lo && nn_lora_site_used(lo, NN_LORA_SITE_QKV)))
+            norm_fwd(m, a->ln, mean1, rstd1, resid, w.ln1w, w.ln1b, N);
+        k->matmul_bwd(d->ln, dw.qkvw, dw.qkvb, d->qkv, a->ln, wmat(m, NN_W_QKV, l, w.qkvw), N, C,
+                      Q);
+        if (lo) nn_lora_bwd(m, l, NN_LORA_SITE_QKV, d->ln, d->qkv, Q, a->ln, N);
+        norm_bwd(m, d->res, dw.ln1w, dw.ln1b, d->ln, resid, w.ln1w, mean1, rstd1, N);
         if (m->bwd_hook) m->bwd_hook(m->bwd_hook_user, l);
     }
-    k->embed_bwd(g->wte, g->wpe, d->encoded, m->tokens, B, T, C);
+    k->embed_bwd(g->wte, g->wpe, d->res, m->tokens, B, T, C);
     if (m->bwd_hook) m->bwd_hook(m->bwd_hook_user, -1);
 }
 
@@ -502,7 +557,8 @@ const float *nn_logits_at(const nn_model *m, int b, int t) {
 
 double nn_flops_per_token(const nn_config *c, int T) {
     /* 2 flops per multiply-add: every weight matrix once per token, plus attention scores and
-     * the weighted sum (2 * T * C each, causal on average T/2, counted in full as computed). */
+     * the weighted sum (2 * T * C each, causal on average T/2, counted in full as is the
+     * convention; the blocked kernels compute a little over half of it). */
     double C = c->d_model, L = c->n_layer;
     double mat = C * qkv_width(c) + C * C + C * fc_width(c) + (double)c->d_ff * C;
     return 2.0 * (L * mat + C * c->vocab_size) + L * 4.0 * T * C;

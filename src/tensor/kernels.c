@@ -42,7 +42,10 @@ static void column_range(int C, int *c0, int *c1) {
  * range [-87, 88] (below -87 it returns ~e^-87 instead of a denormal or 0, which no softmax or
  * sigmoid here can tell apart). */
 static inline float vexpf(float x) {
-    float c = fminf(fmaxf(x, -87.0f), 88.0f); /* NaN becomes -87 here, and is restored below */
+    /* NaN becomes -87 here, and is restored below. Comparisons rather than fminf/fmaxf, which
+     * GCC left as libm calls in the SwiGLU loops (1% of a LoRA step); the same values. */
+    float c = x > -87.0f ? x : -87.0f;
+    c = c < 88.0f ? c : 88.0f;
     float n = __builtin_rintf(c * 1.44269504088896341f);
     float r = c - n * 0.693359375f + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -337,13 +340,23 @@ void tensor_rope_bwd(float *dx, int B, int T, int NH, int HS, int stride, int po
     rope_fast(dx, B, T, NH, HS, stride, pos0, cos_t, sin_t, -1.0f);
 }
 
-/* Attention per (batch, head) as three small sgemms on strided views of qkv. Inside the
- * OpenMP loop OpenBLAS runs single-threaded (it sees it is nested), so the heads are the
- * parallel dimension. The full T x T score matrix is computed and the upper triangle
- * masked: twice the needed flops, but in sgemm that beats a triangular loop. */
-void tensor_attention_fwd(float *out, float *att, const float *qkv, int B, int T, int NH, int NKV,
-                          int HS) {
+size_t tensor_attention_scratch(int B, int T, int NH) {
+    size_t bq = (size_t)(T < TENSOR_ATT_BLOCK ? T : TENSOR_ATT_BLOCK);
+    return (size_t)B * (size_t)NH * 2 * bq * (size_t)T;
+}
+
+/* Attention per (batch, head), a block of TENSOR_ATT_BLOCK query rows at a time: the block's
+ * scores against keys 0..t1-1 (t1 its last row + 1) are one sgemm into the task's scratch, the
+ * softmax runs row by row, and the weighted sum of values is a second sgemm. Only the blocks on
+ * or below the diagonal are computed (T=1024: 53% of the full T x T products), and only the
+ * rows' log-sum-exp is kept: backward recomputes the probabilities from it, which costs one
+ * more product per block but not the (L,B,NH,T,T) buffer (1.3 GB for a 20-layer model at T=1024).
+ * Inside the OpenMP loop OpenBLAS runs single-threaded (it sees it is nested), so the heads are
+ * the parallel dimension. */
+void tensor_attention_fwd(float *out, float *lse, float *scratch, const float *qkv, int B, int T,
+                          int NH, int NKV, int HS) {
     int row = (NH + 2 * NKV) * HS, group = NH / NKV, orow = NH * HS;
+    int bq = T < TENSOR_ATT_BLOCK ? T : TENSOR_ATT_BLOCK;
     float scale = 1.0f / sqrtf((float)HS);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
@@ -352,31 +365,42 @@ void tensor_attention_fwd(float *out, float *att, const float *qkv, int B, int T
             const float *q = qkv + (size_t)b * T * row + (size_t)h * HS;
             const float *k = qkv + (size_t)b * T * row + (size_t)(NH + kvh) * HS;
             const float *v = qkv + (size_t)b * T * row + (size_t)(NH + NKV + kvh) * HS;
-            float *a = att + ((size_t)b * NH + h) * T * T;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, scale, q, row, k, row,
-                        0.0f, a, T);
-            for (int t = 0; t < T; t++) {
-                float *r = a + (size_t)t * T, mx = -INFINITY, sum = 0;
+            float *s = scratch + ((size_t)b * NH + h) * 2 * (size_t)bq * T;
+            float *l = lse + ((size_t)b * NH + h) * T;
+            float *o = out + (size_t)b * T * orow + (size_t)h * HS;
+            for (int t0 = 0; t0 < T; t0 += bq) {
+                int n = T - t0 < bq ? T - t0 : bq, t1 = t0 + n; /* rows t0.. see keys 0..t1-1 */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, t1, HS, scale,
+                            q + (size_t)t0 * row, row, k, row, 0.0f, s, t1);
+                for (int i = 0; i < n; i++) {
+                    int t = t0 + i;
+                    float *r = s + (size_t)i * t1, mx = -INFINITY, sum = 0;
 #pragma omp simd reduction(max : mx)
-                for (int u = 0; u <= t; u++) mx = r[u] > mx ? r[u] : mx;
+                    for (int u = 0; u <= t; u++) mx = r[u] > mx ? r[u] : mx;
 #pragma omp simd reduction(+ : sum)
-                for (int u = 0; u <= t; u++) {
-                    r[u] = vexpf(r[u] - mx);
-                    sum += r[u];
-                }
-                float inv = 1.0f / sum;
+                    for (int u = 0; u <= t; u++) {
+                        r[u] = vexpf(r[u] - mx);
+                        sum += r[u];
+                    }
+                    float inv = 1.0f / sum;
 #pragma omp simd
-                for (int u = 0; u <= t; u++) r[u] *= inv;
-                for (int u = t + 1; u < T; u++) r[u] = 0.0f;
+                    for (int u = 0; u <= t; u++) r[u] *= inv;
+                    for (int u = t + 1; u < t1; u++) r[u] = 0.0f;
+                    l[t] = mx + logf(sum);
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, HS, t1, 1.0f, s, t1, v,
+                            row, 0.0f, o + (size_t)t0 * orow, orow);
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, 1.0f, a, T, v, row,
-                        0.0f, out + (size_t)b * T * orow + (size_t)h * HS, orow);
         }
 }
 
-void tensor_attention_bwd(float *dqkv, float *datt, const float *dout, const float *qkv,
-                          const float *att, int B, int T, int NH, int NKV, int HS) {
+/* Per block of query rows: p = exp(scores - lse) recomputed, dp = dout v^T, the softmax
+ * backward ds = p (dp - sum(p dp)) scale in place, then dv += p^T dout, dq += ds k,
+ * dk += ds^T q; all over keys 0..t1-1 only. */
+void tensor_attention_bwd(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                          const float *lse, int B, int T, int NH, int NKV, int HS) {
     int row = (NH + 2 * NKV) * HS, group = NH / NKV, orow = NH * HS;
+    int bq = T < TENSOR_ATT_BLOCK ? T : TENSOR_ATT_BLOCK;
     float scale = 1.0f / sqrtf((float)HS);
     /* Parallel over (batch, kv head): the query heads of one group write the same dk, dv, so
      * they run in one thread, one after the other. */
@@ -389,32 +413,40 @@ void tensor_attention_bwd(float *dqkv, float *datt, const float *dout, const flo
                         *v = base + (size_t)(NH + NKV + kvh) * HS;
             float *dk = dbase + (size_t)(NH + kvh) * HS,
                   *dv = dbase + (size_t)(NH + NKV + kvh) * HS;
+            float *p = scratch + ((size_t)b * NKV + kvh) * 2 * (size_t)bq * T,
+                  *dp = p + (size_t)bq * T;
             for (int h = kvh * group; h < (kvh + 1) * group; h++) {
-                const float *q = base + (size_t)h * HS;
+                const float *q = base + (size_t)h * HS, *l = lse + ((size_t)b * NH + h) * T;
                 float *dq = dbase + (size_t)h * HS;
-                const float *a = att + ((size_t)b * NH + h) * T * T;
-                float *da = datt + ((size_t)b * NH + h) * T * T;
                 const float *d = dout + (size_t)b * T * orow + (size_t)h * HS;
-                /* dv (T,HS) += a^T (T,T) @ d (T,HS);  da (T,T) = d @ v^T */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, 1.0f, a, T, d, orow,
-                            1.0f, dv, row);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, HS, 1.0f, d, orow, v,
-                            row, 0.0f, da, T);
-                /* softmax backward, row by row: ds = a * (da - sum(a * da)), masked entries 0 */
-                for (int t = 0; t < T; t++) {
-                    const float *ar = a + (size_t)t * T;
-                    float *dr = da + (size_t)t * T, dot = 0;
+                for (int t0 = 0; t0 < T; t0 += bq) {
+                    int n = T - t0 < bq ? T - t0 : bq, t1 = t0 + n;
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, t1, HS, scale,
+                                q + (size_t)t0 * row, row, k, row, 0.0f, p, t1);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, t1, HS, 1.0f,
+                                d + (size_t)t0 * orow, orow, v, row, 0.0f, dp, t1);
+                    for (int i = 0; i < n; i++) {
+                        int t = t0 + i;
+                        float *pr = p + (size_t)i * t1, *dr = dp + (size_t)i * t1, lt = l[t];
+                        float dot = 0;
 #pragma omp simd reduction(+ : dot)
-                    for (int u = 0; u <= t; u++) dot += ar[u] * dr[u];
+                        for (int u = 0; u <= t; u++) {
+                            pr[u] = vexpf(pr[u] - lt);
+                            dot += pr[u] * dr[u];
+                        }
 #pragma omp simd
-                    for (int u = 0; u <= t; u++) dr[u] = ar[u] * (dr[u] - dot) * scale;
-                    for (int u = t + 1; u < T; u++) dr[u] = 0.0f;
+                        for (int u = 0; u <= t; u++) dr[u] = pr[u] * (dr[u] - dot) * scale;
+                        for (int u = t + 1; u < t1; u++) pr[u] = dr[u] = 0.0f;
+                    }
+                    /* dv (t1,HS) += p^T (t1,n) @ d (n,HS) */
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t1, HS, n, 1.0f, p, t1,
+                                d + (size_t)t0 * orow, orow, 1.0f, dv, row);
+                    /* dq (n,HS) += ds (n,t1) @ k (t1,HS);  dk (t1,HS) += ds^T @ q (n,HS) */
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, HS, t1, 1.0f, dp, t1,
+                                k, row, 1.0f, dq + (size_t)t0 * row, row);
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t1, HS, n, 1.0f, dp, t1,
+                                q + (size_t)t0 * row, row, 1.0f, dk, row);
                 }
-                /* dq (T,HS) += ds @ k;  dk (T,HS) += ds^T @ q */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, HS, T, 1.0f, da, T, k,
-                            row, 1.0f, dq, row);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, HS, T, 1.0f, da, T, q, row,
-                            1.0f, dk, row);
             }
         }
 }

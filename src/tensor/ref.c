@@ -176,8 +176,15 @@ void tensor_ref_rope_bwd(float *dx, int B, int T, int NH, int HS, int stride, in
     rope_ref(dx, B, T, NH, HS, stride, pos0, cos_t, sin_t, -1.0f);
 }
 
-void tensor_ref_attention_fwd(float *out, float *att, const float *qkv, int B, int T, int NH,
-                              int NKV, int HS) {
+static double dot_dv(const float *d, const float *v, int n) {
+    double acc = 0;
+    for (int i = 0; i < n; i++) acc += (double)d[i] * v[i];
+    return acc;
+}
+
+/* scratch: the row's probabilities (T floats) */
+void tensor_ref_attention_fwd(float *out, float *lse, float *scratch, const float *qkv, int B,
+                              int T, int NH, int NKV, int HS) {
     int row = (NH + 2 * NKV) * HS, group = NH / NKV;
     double scale = 1.0 / sqrt((double)HS);
     for (int b = 0; b < B; b++)
@@ -185,22 +192,30 @@ void tensor_ref_attention_fwd(float *out, float *att, const float *qkv, int B, i
             int kvh = h / group;
             for (int t = 0; t < T; t++) {
                 const float *q = qkv + ((size_t)b * T + t) * row + (size_t)h * HS;
-                float *a = att + (((size_t)b * NH + h) * T + t) * T;
                 double mx = -INFINITY, sum = 0;
                 for (int u = 0; u <= t; u++) {
-                    const float *k = qkv + ((size_t)b * T + u) * row + (size_t)(NH + kvh) * HS;
-                    double dot = 0;
-                    for (int i = 0; i < HS; i++) dot += (double)q[i] * k[i];
-                    a[u] = (float)(dot * scale);
-                    if (a[u] > mx) mx = a[u];
+                    double sc =
+                        scale *
+                        dot_dv(q, qkv + ((size_t)b * T + u) * row + (size_t)(NH + kvh) * HS, HS);
+                    if (sc > mx) mx = sc;
                 }
-                for (int u = 0; u <= t; u++) sum += exp(a[u] - mx);
-                for (int u = 0; u < T; u++) a[u] = u <= t ? (float)(exp(a[u] - mx) / sum) : 0.0f;
+                for (int u = 0; u <= t; u++)
+                    sum += exp(
+                        scale * dot_dv(q, qkv + ((size_t)b * T + u) * row + (size_t)(NH + kvh) * HS,
+                                       HS) -
+                        mx);
+                double l = mx + log(sum);
+                lse[((size_t)b * NH + h) * T + t] = (float)l;
+                for (int u = 0; u <= t; u++)
+                    scratch[u] = (float)exp(
+                        scale * dot_dv(q, qkv + ((size_t)b * T + u) * row + (size_t)(NH + kvh) * HS,
+                                       HS) -
+                        l);
                 float *o = out + ((size_t)b * T + t) * NH * HS + (size_t)h * HS;
                 for (int i = 0; i < HS; i++) {
                     double acc = 0;
                     for (int u = 0; u <= t; u++)
-                        acc += (double)a[u] *
+                        acc += (double)scratch[u] *
                                qkv[((size_t)b * T + u) * row + (size_t)(NH + NKV + kvh) * HS + i];
                     o[i] = (float)acc;
                 }
@@ -208,15 +223,9 @@ void tensor_ref_attention_fwd(float *out, float *att, const float *qkv, int B, i
         }
 }
 
-static double dot_dv(const float *d, const float *v, int n) {
-    double acc = 0;
-    for (int i = 0; i < n; i++) acc += (double)d[i] * v[i];
-    return acc;
-}
-
-void tensor_ref_attention_bwd(float *dqkv, float *datt, const float *dout, const float *qkv,
-                              const float *att, int B, int T, int NH, int NKV, int HS) {
-    (void)datt; /* the reference needs no scratch: it recomputes the score gradients */
+void tensor_ref_attention_bwd(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                              const float *lse, int B, int T, int NH, int NKV, int HS) {
+    (void)scratch; /* the reference recomputes the probabilities and their gradients */
     int row = (NH + 2 * NKV) * HS, group = NH / NKV;
     double scale = 1.0 / sqrt((double)HS);
     for (int b = 0; b < B; b++)
@@ -224,25 +233,29 @@ void tensor_ref_attention_bwd(float *dqkv, float *datt, const float *dout, const
             int kvh = h / group;
             size_t koff = (size_t)(NH + kvh) * HS, voff = (size_t)(NH + NKV + kvh) * HS;
             for (int t = 0; t < T; t++) {
-                const float *a = att + (((size_t)b * NH + h) * T + t) * T;
+                double l = lse[((size_t)b * NH + h) * T + t];
                 const float *d = dout + ((size_t)b * T + t) * NH * HS + (size_t)h * HS;
                 const float *q = qkv + ((size_t)b * T + t) * row + (size_t)h * HS;
                 float *dq = dqkv + ((size_t)b * T + t) * row + (size_t)h * HS;
-                /* da[u] = d . v_u; dscore[u] = a[u] (da[u] - sum_w a[w] da[w]). da is
-                 * recomputed in the second pass rather than stored: plain beats fast. */
+                /* a[u] = exp(q.k_u scale - lse); da[u] = d . v_u;
+                 * dscore[u] = a[u] (da[u] - sum_w a[w] da[w]) */
                 double dot_ada = 0;
-                for (int u = 0; u <= t; u++)
-                    dot_ada += a[u] * dot_dv(d, qkv + ((size_t)b * T + u) * row + voff, HS);
+                for (int u = 0; u <= t; u++) {
+                    const float *ku = qkv + ((size_t)b * T + u) * row + koff;
+                    dot_ada += exp(scale * dot_dv(q, ku, HS) - l) *
+                               dot_dv(d, qkv + ((size_t)b * T + u) * row + voff, HS);
+                }
                 for (int u = 0; u <= t; u++) {
                     const float *k = qkv + ((size_t)b * T + u) * row + koff;
                     float *dk = dqkv + ((size_t)b * T + u) * row + koff;
                     float *dv = dqkv + ((size_t)b * T + u) * row + voff;
+                    double a = exp(scale * dot_dv(q, k, HS) - l);
                     double da = dot_dv(d, qkv + ((size_t)b * T + u) * row + voff, HS);
-                    double ds = a[u] * (da - dot_ada) * scale;
+                    double ds = a * (da - dot_ada) * scale;
                     for (int i = 0; i < HS; i++) {
                         dq[i] += (float)(ds * k[i]);
                         dk[i] += (float)(ds * q[i]);
-                        dv[i] += a[u] * d[i];
+                        dv[i] += (float)(a * d[i]);
                     }
                 }
             }

@@ -60,12 +60,16 @@
        const float *sin))                                                                          \
     /* Causal attention with grouped-query heads. qkv (B,T,(NH+2*NKV)*HS): per row NH query        \
      * heads, then NKV key heads, then NKV value heads; query head h reads kv head h/(NH/NKV).     \
-     * out (B,T,NH*HS); att (B,NH,T,T) keeps the softmax probabilities for backward. */            \
+     * out (B,T,NH*HS); lse (B,NH,T) keeps each row's log-sum-exp of its scaled scores, all that   \
+     * backward needs to recompute the probabilities (flash-attention style: no (T,T) matrix is    \
+     * kept). scratch: tensor_attention_scratch floats, overwritten. */                            \
     X(void, attention_fwd,                                                                         \
-      (float *out, float *att, const float *qkv, int B, int T, int NH, int NKV, int HS))           \
-    /* datt (B,NH,T,T) is scratch, overwritten (the gradient of the attention scores) */           \
+      (float *out, float *lse, float *scratch, const float *qkv, int B, int T, int NH, int NKV,    \
+       int HS))                                                                                    \
+    /* dqkv (B,T,QKV) += the gradient of out given dout (B,T,NH*HS), from qkv and the forward's    \
+     * lse; scratch as in attention_fwd */                                                         \
     X(void, attention_bwd,                                                                         \
-      (float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B,     \
+      (float *dqkv, float *scratch, const float *dout, const float *qkv, const float *lse, int B,  \
        int T, int NH, int NKV, int HS))                                                            \
     /* GELU, tanh form: out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */                   \
     X(void, gelu_fwd, (float *out, const float *inp, size_t n))                                    \
@@ -103,6 +107,13 @@ typedef struct tensor_ops {
 } tensor_ops;
 #undef TENSOR_FIELD
 extern const tensor_ops tensor_fast_ops, tensor_ref_ops;
+
+/* Query rows per block in the attention kernels: one block's scores against the keys up to its
+ * last row are one product; blocks above the diagonal are never computed. */
+#define TENSOR_ATT_BLOCK 64
+/* Floats of scratch attention_fwd and attention_bwd take for (B, T, NH): B NH 2 min(T, BLOCK) T,
+ * one slice per (sequence, head) task, so it does not depend on the thread count. */
+size_t tensor_attention_scratch(int B, int T, int NH);
 
 /* Fills cos and sin (maxT, HS/2): angle = t * theta^(-2i/HS). */
 void tensor_rope_table(float *cos, float *sin, int maxT, int HS, float theta);

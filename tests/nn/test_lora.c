@@ -2,7 +2,9 @@
  * tests/fixtures/{llama,gpt2}_tiny_lora.hfix from tools/gen_fixtures.py): logits and loss within
  * 1e-4, every adapter gradient within 1e-3, the base frozen (no gradient buffer); B = 0 gives the
  * base's logits bit for bit; merging gives the adapted model's logits; dropout's masks are a
- * function of the key and its gradient matches finite differences; target lists. */
+ * function of the key and its gradient matches finite differences; target lists; a frozen
+ * base's backward, which skips recomputing what no adapter reads, gives the same adapter
+ * gradients as a base with weight gradients. */
 #include "test.h"
 #include "nn/lora.h"
 
@@ -48,6 +50,9 @@ static void parity(const char *base_file, const char *lora_file) {
     assert_close(m->a.logits, test_fixture_get(f, "logits", (size_t)B * T * V, NULL),
                  (size_t)B * T * V, 1e-4, "logits with adapters");
     assert_close(&loss, test_fixture_get(f, "loss", 1, NULL), 1, 1e-4, "loss with adapters");
+    /* kept before backward, which reuses the logits' buffer for their gradient */
+    float *adapted = malloc((size_t)B * T * V * sizeof(float));
+    memcpy(adapted, m->a.logits, (size_t)B * T * V * sizeof(float));
     float *base_before = malloc(m->n_params * sizeof(float));
     memcpy(base_before, m->params, m->n_params * sizeof(float));
     nn_lora_zero_grad(a);
@@ -66,8 +71,6 @@ static void parity(const char *base_file, const char *lora_file) {
             }
         }
     /* merged: the base with scale B A added gives the adapted logits */
-    float *adapted = malloc((size_t)B * T * V * sizeof(float));
-    memcpy(adapted, m->a.logits, (size_t)B * T * V * sizeof(float));
     nn_lora_merge(m, a);
     nn_lora_attach(m, NULL);
     assert_int_equal(nn_forward(m, tok, tgt, B, T, &loss, &e), 0);
@@ -177,6 +180,57 @@ static void test_dropout(void **state) {
     nn_model_free(m);
 }
 
+/* A frozen base's backward recomputes a one-layer activation (a norm output, the MLP
+ * activation) only where an adapter reads it; a base with weight gradients recomputes them all.
+ * The adapter gradients must be the same bits either way, for adapters on one site at a time
+ * (the other sites' buffers then hold another layer's or site's values: reading one would
+ * show) and on all. */
+static void test_frozen_recompute(void **state) {
+    (void)state;
+    const char *presets[] = {"llama-tiny", "tiny"};
+    for (int p = 0; p < 2; p++) {
+        nn_config c;
+        base_err e = {0};
+        assert_int_equal(nn_config_preset(&c, presets[p], &e), 0);
+        c.vocab_size = 64;
+        unsigned sets[] = {1u << NN_LORA_Q, 1u << NN_LORA_O, 1u << NN_LORA_UP, 1u << NN_LORA_DOWN,
+                           (1u << NN_LORA_NT) - 1};
+        for (int k = 0; k < 5; k++) {
+            unsigned targets = sets[k];
+            if (c.family != NN_LLAMA) targets &= ~(1u << NN_LORA_GATE);
+            nn_model *m[2];
+            nn_lora *a[2];
+            float loss[2];
+            int tok[24], tgt[24];
+            for (int i = 0; i < 24; i++) tok[i] = (i * 5 + 1) % 64, tgt[i] = (i * 3 + 2) % 64;
+            for (int f = 0; f < 2; f++) { /* f = 0: weight gradients; f = 1: frozen */
+                assert_int_equal(f ? nn_model_create_frozen(&m[f], &c, 2, 12, &e)
+                                   : nn_model_create(&m[f], &c, 2, 12, &e),
+                                 0);
+                nn_model_init(m[f], 21);
+                assert_int_equal(nn_lora_create(&a[f], m[f], 4, 8, 0, targets, 6, &e), 0);
+                base_rng r;
+                base_rng_seed(&r, 13); /* B nonzero, so every adapter has a gradient */
+                for (size_t i = 0; i < a[f]->n_params; i++)
+                    a[f]->params[i] += 0.1f * base_rng_normal(&r);
+                nn_lora_attach(m[f], a[f]);
+                nn_zero_grad(m[f]);
+                nn_lora_zero_grad(a[f]);
+                assert_int_equal(nn_forward(m[f], tok, tgt, 2, 12, &loss[f], &e), 0);
+                nn_backward(m[f], 1.0f);
+            }
+            assert_null(m[1]->grads);
+            assert_true(loss[0] == loss[1]);
+            assert_memory_equal(a[0]->grads, a[1]->grads, a[0]->n_params * sizeof(float));
+            double gmax = 0;
+            for (size_t i = 0; i < a[1]->n_params; i++)
+                gmax = fmax(gmax, fabs((double)a[1]->grads[i]));
+            assert_true(gmax > 0);
+            for (int f = 0; f < 2; f++) nn_lora_free(a[f]), nn_model_free(m[f]);
+        }
+    }
+}
+
 static void test_targets(void **state) {
     (void)state;
     unsigned mask;
@@ -205,7 +259,7 @@ int test_lora(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parity_llama),   cmocka_unit_test(test_parity_gpt2),
         cmocka_unit_test(test_zero_b_is_base), cmocka_unit_test(test_dropout),
-        cmocka_unit_test(test_targets),
+        cmocka_unit_test(test_targets),        cmocka_unit_test(test_frozen_recompute),
     };
     return cmocka_run_group_tests_name("lora", tests, NULL, NULL);
 }

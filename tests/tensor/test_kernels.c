@@ -56,7 +56,7 @@ static double loss(void *p) {
         tensor_ref_rope_fwd(c->out, c->B, c->T, c->NH, c->HS, c->C, 3, c->cos, c->sin);
         break;
     case K_ATTN:
-        tensor_ref_attention_fwd(c->out, c->s1, c->x, c->B, c->T, c->NH, c->NKV, c->HS);
+        tensor_ref_attention_fwd(c->out, c->s1, c->s2, c->x, c->B, c->T, c->NH, c->NKV, c->HS);
         n = (size_t)N * c->NH * c->HS;
         break;
     case K_GELU:
@@ -312,31 +312,50 @@ static void test_rope(void **state) {
     free(cs), free(sn), free(x), free(a), free(b), free(R), free(g1), free(g2);
 }
 
-static void run_attention(int NH, int NKV) {
+/* Attention, fast against reference: outputs, each row's log-sum-exp (checked against the
+ * scores summed here directly), causality, and dqkv (also by finite differences). T spans
+ * more than one query block so the blocked kernel's off-diagonal blocks run. */
+static void run_attention(int B, int T, int NH, int NKV) {
     base_rng r;
     base_rng_seed(&r, 5);
-    int B = 2, T = 9, HS = 6, row = (NH + 2 * NKV) * HS;
-    size_t nq = (size_t)B * T * row, no = (size_t)B * T * NH * HS, na = (size_t)B * NH * T * T;
+    int HS = 6, row = (NH + 2 * NKV) * HS;
+    size_t nq = (size_t)B * T * row, no = (size_t)B * T * NH * HS, nl = (size_t)B * NH * T;
+    size_t ns = tensor_attention_scratch(B, T, NH);
     float *qkv = mk(&r, nq, -1, 1), *o1 = mk(NULL, no, 0, 0), *o2 = mk(NULL, no, 0, 0);
-    float *a1 = mk(NULL, na, 0, 0), *a2 = mk(NULL, na, 0, 0), *scratch = mk(NULL, na, 0, 0);
+    float *l1 = mk(NULL, nl, 0, 0), *l2 = mk(NULL, nl, 0, 0), *scratch = mk(NULL, ns, 0, 0);
     float *R = mk(&r, no, -1, 1), *d1 = mk(NULL, nq, 0, 0), *d2 = mk(NULL, nq, 0, 0);
-    tensor_attention_fwd(o1, a1, qkv, B, T, NH, NKV, HS);
-    tensor_ref_attention_fwd(o2, a2, qkv, B, T, NH, NKV, HS);
+    tensor_attention_fwd(o1, l1, scratch, qkv, B, T, NH, NKV, HS);
+    tensor_ref_attention_fwd(o2, l2, scratch, qkv, B, T, NH, NKV, HS);
     assert_close(o1, o2, no, FAST_VS_REF_TOL, "attention out");
-    assert_close(a1, a2, na, FAST_VS_REF_TOL, "attention probabilities");
-    /* causal: nothing attends to the future; rows sum to 1 */
-    for (int h = 0; h < B * NH; h++)
-        for (int t = 0; t < T; t++) {
-            double s = 0;
-            for (int u = 0; u < T; u++) {
-                float p = a2[((size_t)h * T + t) * T + u];
-                if (u > t) assert_true(p == 0.0f);
-                s += p;
+    assert_close(l1, l2, nl, FAST_VS_REF_TOL, "attention log-sum-exp");
+    /* lse[b,h,t] = log sum_{u <= t} exp(q_t . k_u / sqrt(HS)) */
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < T; t += 7) {
+                const float *q = qkv + ((size_t)b * T + t) * row + (size_t)h * HS;
+                double sum = 0;
+                for (int u = 0; u <= t; u++) {
+                    const float *k =
+                        qkv + ((size_t)b * T + u) * row + (size_t)(NH + h / (NH / NKV)) * HS;
+                    double dot = 0;
+                    for (int i = 0; i < HS; i++) dot += (double)q[i] * k[i];
+                    sum += exp(dot / sqrt((double)HS));
+                }
+                assert_true(fabs(log(sum) - l1[((size_t)b * NH + h) * T + t]) < 1e-4);
             }
-            assert_true(fabs(s - 1.0) < 1e-5);
-        }
-    tensor_attention_bwd(d1, scratch, R, qkv, a1, B, T, NH, NKV, HS);
-    tensor_ref_attention_bwd(d2, NULL, R, qkv, a2, B, T, NH, NKV, HS);
+    /* causal: changing the last position changes no earlier output */
+    float *o3 = mk(NULL, no, 0, 0);
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < row; i++) qkv[((size_t)b * T + T - 1) * row + i] += 0.5f;
+    tensor_attention_fwd(o3, l1, scratch, qkv, B, T, NH, NKV, HS);
+    for (int b = 0; b < B; b++)
+        assert_memory_equal(o3 + (size_t)b * T * NH * HS, o1 + (size_t)b * T * NH * HS,
+                            (size_t)(T - 1) * NH * HS * sizeof(float));
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < row; i++) qkv[((size_t)b * T + T - 1) * row + i] -= 0.5f;
+    tensor_attention_fwd(o1, l1, scratch, qkv, B, T, NH, NKV, HS);
+    tensor_attention_bwd(d1, scratch, R, qkv, l1, B, T, NH, NKV, HS);
+    tensor_ref_attention_bwd(d2, NULL, R, qkv, l2, B, T, NH, NKV, HS);
     assert_close(d1, d2, nq, 1e-4, "attention dqkv");
     ctx c = {.kind = K_ATTN,
              .B = B,
@@ -347,16 +366,19 @@ static void run_attention(int NH, int NKV) {
              .x = qkv,
              .out = o2,
              .R = R,
-             .s1 = a2};
-    fd_check("attention", &c, qkv, nq, d2);
-    free(qkv), free(o1), free(o2), free(a1), free(a2), free(scratch), free(R), free(d1), free(d2);
+             .s1 = l2,
+             .s2 = scratch};
+    if (T < 16) fd_check("attention", &c, qkv, nq, d2);
+    free(qkv), free(o1), free(o2), free(o3), free(l1), free(l2), free(scratch), free(R);
+    free(d1), free(d2);
 }
 
 static void test_attention(void **state) {
     (void)state;
-    run_attention(3, 3); /* multi-head */
-    run_attention(4, 2); /* grouped-query */
-    run_attention(4, 1); /* multi-query */
+    run_attention(2, 9, 3, 3);   /* multi-head */
+    run_attention(2, 9, 4, 2);   /* grouped-query */
+    run_attention(2, 9, 4, 1);   /* multi-query */
+    run_attention(1, 150, 4, 2); /* three query blocks, the last one partial */
 }
 
 static void test_pointwise(void **state) {
