@@ -2,7 +2,8 @@
 # tests/server/test_serve_lora.sh: `hearth serve` with LoRA adapters over one base (the committed
 # stories260K GGUF): the committed adapter (tests/fixtures/finetune, llama.cpp's greedy text with
 # --lora recorded) and one `hearth finetune` makes here, served side by side and driven by the
-# openai npm client (lora.mjs); adapters that do not fit, and bad --lora values, refused.
+# openai npm client (lora.mjs); adapters that do not fit, and bad --lora values, refused; and
+# `hearth generate --lora` over a hearth run equal to the merged model.
 # Usage: test_serve_lora.sh PATH/TO/hearth
 set -u
 H=$(realpath "${1:?usage: test_serve_lora.sh path/to/hearth}")
@@ -77,6 +78,28 @@ console.log((await ask("zero")) === (await ask("stories")));' "http://127.0.0.1:
 else
   bad "server (scale 0) did not start: $(cat "$T/s0.log")"
 fi
+
+# over a hearth run (its q | k | v one matrix in hearth's RoPE order; the GPT-2 preset tiny and
+# llama-tiny):
+# generate --lora on the run, and on the base.gguf finetune made of it, writes the greedy text of
+# the model `hearth merge` makes, which is not the base's
+for i in $(seq 200); do echo "the quick brown fox jumps over the lazy dog $i"; done > "$T/b.txt"
+for i in $(seq 200); do echo "a slow green turtle walks under the busy bridge $i"; done > "$T/c.txt"
+for preset in tiny llama-tiny; do
+  tg=(q,k,v,o,up,down) && [ $preset = llama-tiny ] && tg=(all)
+  if "$H" train --data "$T/b.txt" --out "$T/r-$preset" --preset $preset --steps 30 --batch 4 --seq 32 --sample 0 > "$T/tr.log" 2>&1 &&
+    "$H" finetune --base "$T/r-$preset" --data "$T/c.txt" --out "$T/f-$preset" --steps 30 --batch 4 --seq 32 \
+      --lr 1e-2 --lora-targets "${tg[0]}" > "$T/ft2.log" 2>&1 &&
+    "$H" merge --base "$T/f-$preset/base.gguf" --lora "$T/f-$preset/adapter.gguf" -o "$T/m-$preset.gguf" > /dev/null 2>&1; then
+    gen() { "$H" generate --temperature 0 -n 30 "$@" "a slow" 2> /dev/null; }
+    merged=$(gen -m "$T/m-$preset.gguf")
+    [ "$(gen -m "$T/r-$preset" --lora "$T/f-$preset/adapter.gguf")" = "$merged" ] && ok || bad "$preset run + --lora != merged"
+    [ "$(gen -m "$T/f-$preset/base.gguf" --lora "$T/f-$preset/adapter.gguf")" = "$merged" ] && ok || bad "$preset base.gguf + --lora != merged"
+    [ "$(gen -m "$T/r-$preset")" != "$merged" ] && ok || bad "$preset: the adapter changes nothing"
+  else
+    bad "$preset: train / finetune / merge failed: $(tail -n 2 "$T/tr.log" "$T/ft2.log")"
+  fi
+done
 
 for log in "$T"/*.log; do
   ! grep -q "Sanitizer" "$log" && ok || bad "sanitizer report in $(basename "$log"): $(grep -m3 -A5 Sanitizer "$log")"
