@@ -342,9 +342,10 @@ static inline float dot_f32(const float *a, const float *b, int n) {
 /* The adapters' deltas of linear layer k (0 qkv, 1 attproj, 2 fc, 3 fcproj) of layer l, added
  * to its output out (rows of ldo floats; inp: its input, rows of the matrix's cols): per
  * adapter in use, over its rows only, for each matrix it adapts, h = A x (r per row), then
- * out[off..off+rows) += s * (B h), as llama.cpp computes B (A x), scales it and adds it. Small
- * products stay on one thread (a decode row of a rank-8 adapter is a few thousand
- * multiply-adds: a parallel region would cost more). */
+ * out[off..off+rows) += s * (B h), as llama.cpp computes B (A x), scales it and adds it. Every
+ * element is one thread's fixed-order sum, so a row's result does not depend on the batch or
+ * the threads. Products under 64K multiply-adds stay on one thread (waking the others would
+ * cost more: a decode row of a rank-16 adapter on a 2048-wide k projection is 37K). */
 #define LORA_COLS 256
 static void lora_apply(infer_engine *g, int l, int k, float *out, int ldo, const float *inp) {
     for (int gi = 0; gi < g->n_grp; gi++) {
@@ -357,12 +358,12 @@ static void lora_apply(infer_engine *g, int l, int k, float *out, int ldo, const
             int r = st->r, K = st->in, O = st->out, nb = (O + LORA_COLS - 1) / LORA_COLS;
             float *H = g->lora_h, sc = st->s;
             long work = (long)m * r * (K + O);
-#pragma omp parallel for schedule(static) if (work > 1 << 17)
+#pragma omp parallel for schedule(static) if (work >= 1 << 16)
             for (int x = 0; x < m * r; x++) {
                 int i = x / r, t = x % r;
                 H[x] = dot_f32(inp + (size_t)rows[i] * K, st->A + (size_t)t * K, K);
             }
-#pragma omp parallel for schedule(static) if (work > 1 << 17)
+#pragma omp parallel for schedule(static) if (work >= 1 << 16)
             for (int x = 0; x < m * nb; x++) {
                 int i = x / nb, j0 = (x % nb) * LORA_COLS,
                     j1 = j0 + LORA_COLS < O ? j0 + LORA_COLS : O;
