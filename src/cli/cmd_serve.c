@@ -69,10 +69,9 @@ static int opt_lora(void *ud, const cli_opt *o, const char *val) {
     return 0;
 }
 
-int cli_serve(int argc, char **argv) {
+static int serve(int argc, char **argv, lora_list *ls) {
     server_opts o;
     server_opts_default(&o);
-    static lora_list loras; /* its strings are freed at the end */
     const cli_opt opts[] = {
         CLI_OPT_STR("model", 'm', &o.model_path, "PATH",
                     "a run directory (its newest good checkpoint), a checkpoint\n"
@@ -83,7 +82,7 @@ int cli_serve(int argc, char **argv) {
                     "the id clients send as \"model\" (default: PATH's stem,\n"
                     "qwen2.5-0.5b-instruct for qwen2.5-0.5b-instruct.gguf;\n"
                     "the file name is accepted too)"),
-        CLI_OPT_CALL("lora", 0, opt_lora, &loras, "NAME=PATH[:SCALE]",
+        CLI_OPT_CALL("lora", 0, opt_lora, ls, "NAME=PATH[:SCALE]",
                      "serve a LoRA adapter GGUF over the model as model NAME\n"
                      "(repeatable): the base stays one, each request's \"model\"\n"
                      "picks the base or an adapter, and sequences of different\n"
@@ -149,7 +148,7 @@ int cli_serve(int argc, char **argv) {
     if (pst >= 0) return pst;
     if (npos > 0) return cli_usage_error(&cmd, "unexpected argument '%s'", argv[1]);
     if (!o.api_key) o.api_key = getenv("HEARTH_API_KEY");
-    o.loras = loras.l, o.n_loras = loras.n;
+    o.loras = ls->l, o.n_loras = ls->n;
     o.log = log_line;
     if (!o.model_path && !o.vstore_dir && !o.embed_model_path) {
         return cli_usage_error(&cmd, "--model PATH or --vstore-dir DIR is required (or "
@@ -210,6 +209,12 @@ int cli_serve(int argc, char **argv) {
                 "hearth serve: warning: %s (no record is lost: the next start catches"
                 " the index up from the database)\n",
                 se.msg);
-    for (int i = 0; i < loras.n; i++) free((char *)loras.l[i].name), free((char *)loras.l[i].path);
+    return rc;
+}
+
+int cli_serve(int argc, char **argv) {
+    lora_list ls = {0}; /* --lora's names and paths, copied out of argv */
+    int rc = serve(argc, argv, &ls);
+    for (int i = 0; i < ls.n; i++) free((char *)ls.l[i].name), free((char *)ls.l[i].path);
     return rc;
 }

@@ -86,8 +86,9 @@ typedef struct infer_lora infer_lora;
  * (the architecture, the name, a lora_a for every lora_b, the shapes, a type hearth reads) and
  * refused by its name before anything is used. The matrices are widened to F32 (an adapter is
  * small); q and k rows are put into the engine's RoPE order as the model's are. scale: the
- * user's multiplier (llama.cpp's --lora-scaled; 1 for --lora), finite. a lives until
- * infer_lora_free, which must come after every engine or scheduler using it is freed. */
+ * user's multiplier (llama.cpp's --lora-scaled; 1 for --lora), finite. *out is read-only once
+ * loaded (engines on several threads may share it) and lives until infer_lora_free, which comes
+ * after every engine or scheduler using it is freed, and before m is. */
 int infer_lora_load(infer_lora **out, const infer_model *m, const char *path, float scale,
                     base_err *e);
 void infer_lora_free(infer_lora *a); /* NULL is fine */
