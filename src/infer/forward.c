@@ -14,6 +14,18 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The matrices of one linear layer an adapter may adapt at most (q, k, v and a fused qkv). */
+#define LORA_PER_LINEAR 4
+
+/* One adapted matrix's products over its adapter's rows in a forward (lora_apply). */
+typedef struct lora_job {
+    const infer_lora_site *st;
+    const int *rows; /* (m): the rows of the forward that use the adapter */
+    int m, nb;       /* rows; blocks of LORA_COLS outputs */
+    float *H;        /* (m, r): A x */
+    long i1, i2;     /* where its items (r of them; nb) start in the two phases' numbering */
+} lora_job;
+
 struct infer_engine {
     const infer_weights *w;
     nn_config c;
@@ -41,8 +53,9 @@ struct infer_engine {
     const infer_lora **grp;       /* (S): the adapters of this forward's rows */
     int *grp_off, *grp_rows;      /* (S + 1), (R): group i's rows are grp_rows[grp_off[i]..) */
     int n_grp;
-    float *lora_h; /* (R, lora_rank): A x of a group's rows */
+    float *lora_h; /* (LORA_PER_LINEAR, R, lora_rank): A x of each adapted matrix's rows */
     int lora_rank;
+    struct lora_job *lora_jobs; /* (S * LORA_PER_LINEAR): one linear layer's products */
 };
 
 void infer_engine_free(infer_engine *g) {
@@ -71,6 +84,7 @@ void infer_engine_free(infer_engine *g) {
     free(g->grp_off);
     free(g->grp_rows);
     free(g->lora_h);
+    free(g->lora_jobs);
     free(g);
 }
 
@@ -186,6 +200,7 @@ int infer_engine_create(infer_engine **out, const infer_model *m, int n_slots, i
     g->grp = calloc((size_t)n_slots, sizeof *g->grp);
     g->grp_off = calloc((size_t)n_slots + 1, sizeof(int));
     g->grp_rows = calloc(R, sizeof(int));
+    g->lora_jobs = calloc((size_t)n_slots * LORA_PER_LINEAR, sizeof *g->lora_jobs);
     if (hp->rope) {
         g->rope_cos = alloc3((size_t)ctx, (size_t)g->HS / 2, 1);
         g->rope_sin = alloc3((size_t)ctx, (size_t)g->HS / 2, 1);
@@ -202,7 +217,7 @@ int infer_engine_create(infer_engine **out, const infer_model *m, int n_slots, i
     if (bad || !g->kc || !g->vc || !g->x || !g->ln || !g->tmp || !g->atty || !g->mean || !g->rstd ||
         !g->qkv || !g->fch || !g->fact || !g->tok || !g->run_start || !g->run_len ||
         (qs && !g->qscratch) || !g->part || !g->slot_lora || !g->grp || !g->grp_off ||
-        !g->grp_rows || (hp->rope && (!g->rope_cos || !g->rope_sin))) {
+        !g->grp_rows || !g->lora_jobs || (hp->rope && (!g->rope_cos || !g->rope_sin))) {
         infer_engine_free(g);
         return base_fail(e, BASE_ENOMEM,
                          "out of memory: the model needs %.0f MB for the %s KV cache of %d slots x "
@@ -318,7 +333,7 @@ int infer_engine_set_lora(infer_engine *g, int slot, const infer_lora *a, base_e
     if (a && a->w != g->w)
         return base_fail(e, BASE_EINVAL, "the adapter was loaded for another model");
     if (a && a->max_rank > g->lora_rank) {
-        float *h = alloc3((size_t)g->R, (size_t)a->max_rank, 1);
+        float *h = alloc3(LORA_PER_LINEAR, (size_t)g->R, (size_t)a->max_rank);
         if (!h) return base_fail(e, BASE_ENOMEM, "out of memory for the adapter's products");
         free(g->lora_h);
         g->lora_h = h, g->lora_rank = a->max_rank;
@@ -340,40 +355,71 @@ static inline float dot_f32(const float *a, const float *b, int n) {
 }
 
 /* The adapters' deltas of linear layer k (0 qkv, 1 attproj, 2 fc, 3 fcproj) of layer l, added
- * to its output out (rows of ldo floats; inp: its input, rows of the matrix's cols): per
- * adapter in use, over its rows only, for each matrix it adapts, h = A x (r per row), then
- * out[off..off+rows) += s * (B h), as llama.cpp computes B (A x), scales it and adds it. Every
- * element is one thread's fixed-order sum, so a row's result does not depend on the batch or
- * the threads. Products under 64K multiply-adds stay on one thread (waking the others would
- * cost more: a decode row of a rank-16 adapter on a 2048-wide k projection is 37K). */
+ * to its output out (rows of ldo floats; inp: its input, rows of the matrix's cols): for each
+ * matrix of the layer an adapter in use adapts, over that adapter's rows only, h = A x (r per
+ * row), then out[off..off+rows) += s * (B h), as llama.cpp computes B (A x), scales it and adds
+ * it. Every matrix and adapter of the layer in one parallel region, its two phases split by one
+ * barrier (a decode step's products are small: waking the threads for each would cost more
+ * than they do). Every element is one thread's fixed-order sum, so a row's result does not
+ * depend on the batch or the threads. Under 64K multiply-adds in all, one thread does it. */
 #define LORA_COLS 256
 static void lora_apply(infer_engine *g, int l, int k, float *out, int ldo, const float *inp) {
+    lora_job *job = g->lora_jobs;
+    int nj = 0;
+    long n1 = 0, n2 = 0, work = 0;
+    float *H = g->lora_h;
     for (int gi = 0; gi < g->n_grp; gi++) {
         const infer_lora *a = g->grp[gi];
-        const int *rows = g->grp_rows + g->grp_off[gi];
         int m = g->grp_off[gi + 1] - g->grp_off[gi];
         for (int mk = 0; mk < INFER_LORA_NM; mk++) {
             const infer_lora_site *st = &a->site[l * INFER_LORA_NM + mk];
             if (!st->A || infer_lora_linear(mk) != k) continue;
-            int r = st->r, K = st->in, O = st->out, nb = (O + LORA_COLS - 1) / LORA_COLS;
-            float *H = g->lora_h, sc = st->s;
-            long work = (long)m * r * (K + O);
-#pragma omp parallel for schedule(static) if (work >= 1 << 16)
-            for (int x = 0; x < m * r; x++) {
-                int i = x / r, t = x % r;
-                H[x] = dot_f32(inp + (size_t)rows[i] * K, st->A + (size_t)t * K, K);
-            }
-#pragma omp parallel for schedule(static) if (work >= 1 << 16)
-            for (int x = 0; x < m * nb; x++) {
-                int i = x / nb, j0 = (x % nb) * LORA_COLS,
-                    j1 = j0 + LORA_COLS < O ? j0 + LORA_COLS : O;
-                const float *h = H + (size_t)i * r;
-                float d[LORA_COLS] = {0}, *y = out + (size_t)rows[i] * ldo + st->off;
+            int nb = (st->out + LORA_COLS - 1) / LORA_COLS;
+            job[nj++] = (lora_job){.st = st,
+                                   .rows = g->grp_rows + g->grp_off[gi],
+                                   .m = m,
+                                   .nb = nb,
+                                   .H = H,
+                                   .i1 = n1,
+                                   .i2 = n2};
+            H += (size_t)m * st->r;
+            n1 += st->r, n2 += nb;
+            work += (long)m * st->r * (st->in + st->out);
+        }
+    }
+    if (!nj) return;
+#pragma omp parallel if (work >= 1 << 16)
+    {
+        int j = 0; /* items come in job order: each thread's cursor only moves forward */
+        /* phase 1, an item per (matrix, rank index t): A's row t read once for all rows */
+#pragma omp for schedule(static)
+        for (long x = 0; x < n1; x++) {
+            while (j + 1 < nj && job[j + 1].i1 <= x) j++;
+            while (j > 0 && job[j].i1 > x) j--;
+            const lora_job *jb = &job[j];
+            int r = jb->st->r, K = jb->st->in, t = (int)(x - jb->i1);
+            const float *At = jb->st->A + (size_t)t * K;
+            for (int i = 0; i < jb->m; i++)
+                jb->H[(size_t)i * r + t] = dot_f32(inp + (size_t)jb->rows[i] * K, At, K);
+        }
+        j = 0;
+        /* phase 2, an item per (matrix, block of LORA_COLS outputs): B's block read once */
+#pragma omp for schedule(static)
+        for (long x = 0; x < n2; x++) {
+            while (j + 1 < nj && job[j + 1].i2 <= x) j++;
+            while (j > 0 && job[j].i2 > x) j--;
+            const lora_job *jb = &job[j];
+            const infer_lora_site *st = jb->st;
+            int r = st->r, O = st->out, j0 = (int)(x - jb->i2) * LORA_COLS;
+            int j1 = j0 + LORA_COLS < O ? j0 + LORA_COLS : O;
+            for (int i = 0; i < jb->m; i++) {
+                const float *h = jb->H + (size_t)i * r;
+                float d[LORA_COLS] = {0}, *y = out + (size_t)jb->rows[i] * ldo + st->off;
                 for (int t = 0; t < r; t++) {
                     const float *bt = st->BT + (size_t)t * O, ht = h[t];
-                    for (int j = j0; j < j1; j++) d[j - j0] += ht * bt[j];
+                    for (int c = j0; c < j1; c++) d[c - j0] += ht * bt[c];
                 }
-                for (int j = j0; j < j1; j++) y[j] += sc * d[j - j0];
+                for (int c = j0; c < j1; c++) y[c] += st->s * d[c - j0];
             }
         }
     }
