@@ -262,9 +262,12 @@ static void *sched_main(void *arg) {
                 r->next = NULL;
                 r->slot = i;
                 r->t_admit = now;
-                /* the slot's adapter: the engine is this thread's, and its scratch for the
-                 * adapter's rank was reserved at submit (so this cannot fail) */
-                infer_engine_set_lora(s->g, i, r->lora, NULL);
+                /* the slot's adapter (the engine is this thread's); it fails only when the
+                 * scratch for a higher rank cannot be had */
+                if (infer_engine_set_lora(s->g, i, r->lora, NULL)) {
+                    r->next = failed, failed = r;
+                    continue;
+                }
                 s->slot[i] = r;
                 s->busy++;
             }

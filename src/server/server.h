@@ -37,18 +37,15 @@ typedef struct server_lora {
 } server_lora;
 
 typedef struct server_opts {
-    const char *host;          /* address to bind; default "127.0.0.1" */
-    int port;                  /* 0: any free port (server_port tells which) */
-    const char *api_key;       /* NULL: no authentication; else "Authorization: Bearer KEY" */
-    const char *model_path;    /* run directory or .safetensors; NULL: no model (vstore only) */
-    const char *tokenizer;     /* .htok path, or NULL for the model's own */
-    const char *model_name;    /* the id clients name; NULL: the model file's stem (a request
-                                * may also name the file: qwen2.5-0.5b-instruct.gguf) */
-    const char *chat_template; /* a template's name (server_tmpl_parse); NULL: the model's own
-                                * (its GGUF's tokenizer.chat_template), else by its family */
-    const server_lora *loras;  /* adapters over the model, loaded with it (a failure fails the
-                                * load); their names are ids beside the model's */
-    int n_loras;
+    const char *host;             /* address to bind; default "127.0.0.1" */
+    int port;                     /* 0: any free port (server_port tells which) */
+    const char *api_key;          /* NULL: no authentication; else "Authorization: Bearer KEY" */
+    const char *model_path;       /* run directory or .safetensors; NULL: no model (vstore only) */
+    const char *tokenizer;        /* .htok path, or NULL for the model's own */
+    const char *model_name;       /* the id clients name; NULL: the model file's stem (a request
+                                   * may also name the file: qwen2.5-0.5b-instruct.gguf) */
+    const char *chat_template;    /* a template's name (server_tmpl_parse); NULL: the model's own
+                                   * (its GGUF's tokenizer.chat_template), else by its family */
     const char *vstore_dir;       /* NULL: no /api/v2 routes */
     const char *embed_model_path; /* NULL: no /v1/embeddings (a GGUF bert file or HF dir) */
     const char *embed_model_name; /* the id clients name; NULL: the embedding model's name */
@@ -71,6 +68,10 @@ typedef struct server_opts {
      * from any thread. NULL: nowhere. */
     void (*log)(void *ud, const char *line);
     void *log_ud;
+    /* adapters over the model (`--lora NAME=PATH[:SCALE]`), loaded with it (one that fails fails
+     * the load); their names are ids beside the model's */
+    const server_lora *loras;
+    int n_loras;
 } server_opts;
 
 void server_opts_default(server_opts *o);
