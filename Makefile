@@ -87,6 +87,7 @@ test: $(BUILD)/test_hearth $(BUILD)/hearth $(BENCH_BIN) fuzz-replay ## build and
 	./tests/cli/test_vstore.sh ./$(BUILD)/hearth
 	./tests/cli/test_rag.sh ./$(BUILD)/hearth
 	./tests/server/test_serve.sh ./$(BUILD)/hearth
+	./tests/server/test_serve_lora.sh ./$(BUILD)/hearth
 	./tests/server/test_embed.sh ./$(BUILD)/hearth
 	./tests/cli/test_finetune.sh ./$(BUILD)/hearth
 	./tests/dist/test_dist.sh ./$(BUILD)/hearth

@@ -63,6 +63,7 @@ int test_embedding(void);
 int test_server_embeddings(void);
 int test_vstore_embedding(void);
 int test_lora(void);
+int test_infer_lora(void);
 int test_finetune(void);
 
 #endif

@@ -30,6 +30,7 @@ int main(int argc, char **argv) {
                   {"embeddings", test_server_embeddings},
                   {"vstore_embed", test_vstore_embedding},
                   {"lora", test_lora},
+                  {"infer_lora", test_infer_lora},
                   {"finetune", test_finetune},
                   {"dist", test_dist}};
     int failed = 0, ran = 0;

@@ -63,7 +63,8 @@ typedef struct cli_answer {
     const volatile sig_atomic_t *stop; /* NULL-able: set (by a signal) to cancel the answer */
     base_buf text;
     infer_event last;
-    char error[512]; /* the engine's message when it failed */
+    char error[512];               /* the engine's message when it failed */
+    const struct infer_lora *lora; /* the adapter the answer uses (--lora), or NULL */
 } cli_answer;
 #define CLI_ANSWER_INIT                                                                            \
     { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER }
@@ -71,6 +72,17 @@ typedef struct cli_answer {
  * the submission (a's text freed). */
 int cli_answer_run(struct infer_sched *s, const int32_t *ids, size_t n, const infer_sampling *sp,
                    cli_answer *a, base_err *e);
+
+/* --lora PATH and --lora-scale S (generate, chat, ask): the adapter read for m into *out (NULL
+ * when path is NULL). Prints what failed, prefixed "WHO: ", and returns 1; 0 on success. */
+int cli_lora_load(const char *who, const struct infer_model *m, const char *path, double scale,
+                  struct infer_lora **out);
+#define CLI_LORA_OPTS(path, scale)                                                                 \
+    CLI_OPT_STR("lora", 0, path, "PATH",                                                           \
+                "a LoRA adapter GGUF (llama.cpp's, or `hearth finetune`'s\n"                       \
+                "adapter.gguf) applied over the model, unmerged"),                                 \
+        CLI_OPT_FLOAT("lora-scale", 0, scale, -1e6, 1e6, "S",                                      \
+                      "the adapter's strength (llama.cpp's --lora-scaled; default 1)")
 
 /* ---- options (opts.c): one table per command says every option's name, short letter, kind,
  * destination, allowed range and help line. cli_parse reads argv against it and

@@ -73,7 +73,8 @@ static void print_json(const char *text, const rag_sources *s, size_t used, cons
 
 int cli_ask(int argc, char **argv) {
     const char *store = NULL, *coll = NULL, *model = NULL, *where = NULL, *tmpl_name = NULL,
-               *emb_path = NULL;
+               *emb_path = NULL, *lora_path = NULL;
+    double lora_scale = 1;
     long k = RAG_DEFAULT_K, threads = 2, ctx = 0;
     double min_score = 0;
     int json = 0;
@@ -101,6 +102,7 @@ int cli_ask(int argc, char **argv) {
         CLI_OPT_INT("ctx", 0, &ctx, 16, 1 << 24, "N", "context length (default: the model's)"),
         CLI_OPT_INT("threads", 't', &threads, 1, 1024, "N", "compute threads (default 2)"),
         CLI_OPT_FLAG("json", 0, &json, "print the answer and its sources as one JSON object"),
+        CLI_LORA_OPTS(&lora_path, &lora_scale),
         CLI_OPT_END};
     const cli_cmd cmd = {
         .name = "ask",
@@ -128,6 +130,7 @@ int cli_ask(int argc, char **argv) {
     rag_prompt_out pr = {0};
     infer_model *m = NULL;
     infer_sched *s = NULL;
+    infer_lora *lora = NULL;
     tok_ids ids = {0};
     bool *cited = NULL;
     embed_model *em = NULL;
@@ -180,6 +183,7 @@ int cli_ask(int argc, char **argv) {
         fprintf(stderr, "hearth ask: %s\n", e.msg);
         goto out;
     }
+    if (cli_lora_load("hearth ask", m, lora_path, lora_scale, &lora)) goto out;
     tok_vocab *v = infer_model_vocab(m);
     if (!tmpl_name) tmpl = (server_tmpl)cli_model_template("hearth ask", m);
     const nn_config *cfg = infer_model_config(m);
@@ -221,7 +225,7 @@ int cli_ask(int argc, char **argv) {
     if (tstop && sp.n_stop < INFER_MAX_STOP) sp.stop[sp.n_stop++] = tstop;
     /* the JSON answer is printed whole at the end */
     cli_answer a = CLI_ANSWER_INIT;
-    a.echo = !json;
+    a.echo = !json, a.lora = lora;
     if (cli_answer_run(s, ids.data, ids.len, &sp, &a, &e)) {
         fprintf(stderr, "hearth ask: %s\n", e.msg);
         goto out;
@@ -250,6 +254,7 @@ out:
     free(qv);
     embed_model_free(em);
     infer_sched_free(s);
+    infer_lora_free(lora);
     infer_model_free(m);
     tok_ids_free(&ids);
     rag_prompt_free(&pr);

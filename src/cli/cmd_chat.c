@@ -79,7 +79,9 @@ static int encode(server_tmpl t, infer_model *m, const history *h, tok_ids *ids,
     "Ctrl-C stops an answer; at the prompt, it ends the chat."
 
 int cli_chat(int argc, char **argv) {
-    const char *model = NULL, *tokenizer = NULL, *tmpl_name = NULL, *system = NULL;
+    const char *model = NULL, *tokenizer = NULL, *tmpl_name = NULL, *system = NULL,
+               *lora_path = NULL;
+    double lora_scale = 1;
     infer_sampling sp;
     infer_sampling_default(&sp);
     sp.max_tokens = 512;
@@ -104,6 +106,7 @@ int cli_chat(int argc, char **argv) {
                     "context length (default: the model's max_seq, at most 4096)"),
         CLI_OPT_INT("threads", 't', &threads, 1, 1024, "N", "compute threads (default 2)"),
         CLI_KV_TYPE_OPT(&kv_type),
+        CLI_LORA_OPTS(&lora_path, &lora_scale),
         CLI_OPT_END};
     const cli_cmd cmd = {
         .name = "chat",
@@ -127,6 +130,7 @@ int cli_chat(int argc, char **argv) {
     base_err e = {0};
     infer_model *m = NULL;
     infer_sched *s = NULL;
+    infer_lora *lora = NULL;
     history h = {0};
     tok_ids ids = {0};
     char *line = NULL;
@@ -135,6 +139,7 @@ int cli_chat(int argc, char **argv) {
     if (cli_model_open("hearth chat", model, tokenizer, 1, ctx, threads, kv_type, &m, &s, &ctx,
                        NULL))
         return 1;
+    if (cli_lora_load("hearth chat", m, lora_path, lora_scale, &lora)) goto out;
     if (!tmpl_name) tmpl = (server_tmpl)cli_model_template("hearth chat", m);
     const char *tstop = server_tmpl_stop(tmpl);
     if (tstop && sp.n_stop < INFER_MAX_STOP) sp.stop[sp.n_stop++] = tstop;
@@ -216,7 +221,7 @@ int cli_chat(int argc, char **argv) {
             continue;
         }
         cli_answer a = CLI_ANSWER_INIT;
-        a.echo = 1, a.stop = &interrupted;
+        a.echo = 1, a.stop = &interrupted, a.lora = lora;
         infer_sampling spi = sp;
         spi.seed = sp.seed + turn++;
         if (cli_answer_run(s, ids.data, ids.len, &spi, &a, &e)) {
@@ -246,6 +251,7 @@ oom:
     fprintf(stderr, "hearth chat: out of memory\n");
 out:
     infer_sched_free(s);
+    infer_lora_free(lora);
     free(line);
     tok_ids_free(&ids);
     history_free(&h);

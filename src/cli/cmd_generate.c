@@ -75,7 +75,7 @@ static int answer_event(void *ud, const infer_event *ev) {
 int cli_answer_run(struct infer_sched *s, const int32_t *ids, size_t n, const infer_sampling *sp,
                    cli_answer *a, base_err *e) {
     uint64_t id;
-    int rc = infer_sched_submit(s, ids, n, sp, answer_event, a, &id, e);
+    int rc = infer_sched_submit(s, ids, n, sp, a->lora, answer_event, a, &id, e);
     if (rc) {
         base_buf_free(&a->text);
         return rc;
@@ -83,6 +83,18 @@ int cli_answer_run(struct infer_sched *s, const int32_t *ids, size_t n, const in
     pthread_mutex_lock(&a->mu);
     while (!a->done) pthread_cond_wait(&a->cv, &a->mu);
     pthread_mutex_unlock(&a->mu);
+    return 0;
+}
+
+int cli_lora_load(const char *who, const infer_model *m, const char *path, double scale,
+                  infer_lora **out) {
+    *out = NULL;
+    if (!path) return 0;
+    base_err e = {0};
+    if (infer_lora_load(out, m, path, (float)scale, &e)) {
+        fprintf(stderr, "%s: --lora: %s\n", who, e.msg);
+        return 1;
+    }
     return 0;
 }
 
@@ -129,7 +141,8 @@ int cli_model_open(const char *who, const char *model, const char *tokenizer, in
 }
 
 int cli_generate(int argc, char **argv) {
-    const char *model = NULL, *tokenizer = NULL, *prompt = NULL;
+    const char *model = NULL, *tokenizer = NULL, *prompt = NULL, *lora_path = NULL;
+    double lora_scale = 1;
     infer_sampling sp;
     infer_sampling_default(&sp);
     sp.max_tokens = 256;
@@ -154,6 +167,7 @@ int cli_generate(int argc, char **argv) {
                     "context length (default: the model's max_seq, at most 4096)"),
         CLI_OPT_INT("threads", 't', &threads, 1, 1024, "N", "compute threads (default 2)"),
         CLI_KV_TYPE_OPT(&kv_type),
+        CLI_LORA_OPTS(&lora_path, &lora_scale),
         CLI_OPT_INT("parallel", 0, &parallel, 1, 256, "N",
                     "N completions of the prompt at once, batched in N slots\n"
                     "(seeds S, S+1, ...): the first streams, the others follow\n"
@@ -186,6 +200,7 @@ int cli_generate(int argc, char **argv) {
     base_err e = {0};
     infer_model *m = NULL;
     infer_sched *s = NULL;
+    infer_lora *lora = NULL;
     tok_ids ids = {0};
     completion *cs = NULL;
     int status = 1;
@@ -193,6 +208,7 @@ int cli_generate(int argc, char **argv) {
     if (cli_model_open("hearth: generate", model, tokenizer, (int)parallel, ctx, threads, kv_type,
                        &m, &s, NULL, &t_load))
         return 1;
+    if (cli_lora_load("hearth: generate", m, lora_path, lora_scale, &lora)) goto out;
     if (infer_prompt_encode(m, prompt, strlen(prompt), &ids, &e)) {
         fprintf(stderr, "hearth: generate: encoding the prompt: %s\n", e.msg);
         goto out;
@@ -211,7 +227,7 @@ int cli_generate(int argc, char **argv) {
         cs[i].stream = i == 0;
         infer_sampling spi = sp;
         spi.seed = sp.seed + (uint64_t)i;
-        if (infer_sched_submit(s, ids.data, ids.len, &spi, on_event, &cs[i], &id, &e)) {
+        if (infer_sched_submit(s, ids.data, ids.len, &spi, lora, on_event, &cs[i], &id, &e)) {
             fprintf(stderr, "hearth: generate: %s\n", e.msg);
             infer_sched_free(s); /* the ones submitted end cancelled */
             s = NULL;
@@ -260,6 +276,7 @@ int cli_generate(int argc, char **argv) {
         status = 0;
 out:
     infer_sched_free(s);
+    infer_lora_free(lora);
     for (long i = 0; cs && i < parallel; i++) base_buf_free(&cs[i].buf);
     free(cs);
     tok_ids_free(&ids);

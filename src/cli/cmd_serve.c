@@ -23,7 +23,53 @@ static void log_line(void *ud, const char *line) {
     fprintf(stderr, "hearth serve: %s\n", line);
 }
 
-int cli_serve(int argc, char **argv) {
+/* --lora NAME=PATH[:SCALE], repeatable: one adapter over the model (cli_opt_fn). */
+#define SERVE_MAX_LORAS 64
+typedef struct lora_list {
+    server_lora l[SERVE_MAX_LORAS];
+    int n;
+} lora_list;
+
+static int opt_lora(void *ud, const cli_opt *o, const char *val) {
+    lora_list *ls = ud;
+    const char *eq = strchr(val, '=');
+    if (!eq || eq == val || !eq[1]) {
+        fprintf(stderr, "hearth: serve: --lora wants NAME=PATH[:SCALE], got '%s'\n", val);
+        return -1;
+    }
+    if (ls->n == SERVE_MAX_LORAS) {
+        fprintf(stderr, "hearth: serve: at most %d adapters (--lora)\n", SERVE_MAX_LORAS);
+        return -1;
+    }
+    /* the name and the path as their own strings (argv's are not cut); kept for the process */
+    size_t nlen = (size_t)(eq - val);
+    char *name = strndup(val, nlen), *path = strdup(eq + 1);
+    if (!name || !path) {
+        free(name), free(path);
+        fprintf(stderr, "hearth: serve: out of memory\n");
+        return -1;
+    }
+    float scale = 1;
+    char *colon = strrchr(path, ':'), *end;
+    if (colon && colon[1]) { /* ":SCALE" when what follows the last ':' is a number */
+        double v = strtod(colon + 1, &end);
+        if (!*end) {
+            if (!(v > -1e6 && v < 1e6)) {
+                fprintf(stderr, "hearth: serve: --lora %s: the scale must be in (-1e6, 1e6)\n",
+                        val);
+                free(name), free(path);
+                return -1;
+            }
+            scale = (float)v;
+            *colon = 0;
+        }
+    }
+    (void)o;
+    ls->l[ls->n++] = (server_lora){.name = name, .path = path, .scale = scale};
+    return 0;
+}
+
+static int serve(int argc, char **argv, lora_list *ls) {
     server_opts o;
     server_opts_default(&o);
     const cli_opt opts[] = {
@@ -36,6 +82,12 @@ int cli_serve(int argc, char **argv) {
                     "the id clients send as \"model\" (default: PATH's stem,\n"
                     "qwen2.5-0.5b-instruct for qwen2.5-0.5b-instruct.gguf;\n"
                     "the file name is accepted too)"),
+        CLI_OPT_CALL("lora", 0, opt_lora, ls, "NAME=PATH[:SCALE]",
+                     "serve a LoRA adapter GGUF over the model as model NAME\n"
+                     "(repeatable): the base stays one, each request's \"model\"\n"
+                     "picks the base or an adapter, and sequences of different\n"
+                     "adapters decode in one batch. SCALE: its strength\n"
+                     "(llama.cpp's --lora-scaled; default 1)"),
         CLI_OPT_STR("chat-template", 0, &o.chat_template, "T",
                     "a template by llama.cpp's name: llama3, chatml, phi3,\n"
                     "gemma, llama2, mistral-v7, zephyr, ... or hearth\n"
@@ -96,6 +148,7 @@ int cli_serve(int argc, char **argv) {
     if (pst >= 0) return pst;
     if (npos > 0) return cli_usage_error(&cmd, "unexpected argument '%s'", argv[1]);
     if (!o.api_key) o.api_key = getenv("HEARTH_API_KEY");
+    o.loras = ls->l, o.n_loras = ls->n;
     o.log = log_line;
     if (!o.model_path && !o.vstore_dir && !o.embed_model_path) {
         return cli_usage_error(&cmd, "--model PATH or --vstore-dir DIR is required (or "
@@ -126,6 +179,9 @@ int cli_serve(int argc, char **argv) {
     if (o.embed_model_path)
         printf("hearth serve: embedding model %s at /v1/embeddings\n", o.embed_model_path);
     if (o.model_path) printf("hearth serve: loading %s ...\n", o.model_path);
+    for (int i = 0; i < o.n_loras; i++)
+        printf("hearth serve: adapter %s: %s (scale %g)\n", o.loras[i].name, o.loras[i].path,
+               (double)o.loras[i].scale);
     fflush(stdout);
     int rc = 0, last = -1; /* the load may have finished already: report it */
     while (!stop_signal) {
@@ -153,5 +209,12 @@ int cli_serve(int argc, char **argv) {
                 "hearth serve: warning: %s (no record is lost: the next start catches"
                 " the index up from the database)\n",
                 se.msg);
+    return rc;
+}
+
+int cli_serve(int argc, char **argv) {
+    lora_list ls = {0}; /* --lora's names and paths, copied out of argv */
+    int rc = serve(argc, argv, &ls);
+    for (int i = 0; i < ls.n; i++) free((char *)ls.l[i].name), free((char *)ls.l[i].path);
     return rc;
 }

@@ -4,7 +4,7 @@
  * weights in their stored types (quant_matmul), attention runs per (row, head) over the row's
  * slot of the KV cache. Nothing here keeps activations beyond one layer: inference needs no
  * backward. */
-#include "infer.h"
+#include "infer_int.h"
 #include "quant/quant.h"
 
 #include <immintrin.h>
@@ -13,6 +13,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* The matrices of one linear layer an adapter may adapt at most (q, k, v and a fused qkv). */
+#define LORA_PER_LINEAR 4
+
+/* One adapted matrix's products over its adapter's rows in a forward (lora_apply). */
+typedef struct lora_job {
+    const infer_lora_site *st;
+    const int *rows; /* (m): the rows of the forward that use the adapter */
+    int m, nb;       /* rows; blocks of LORA_COLS outputs */
+    float *H;        /* (m, r): A x */
+    long i1, i2;     /* where its items (r of them; nb) start in the two phases' numbering */
+} lora_job;
 
 struct infer_engine {
     const infer_weights *w;
@@ -34,6 +46,16 @@ struct infer_engine {
     float *rope_cos, *rope_sin; /* (ctx, HS/2), Llama */
     float *part;                /* (R, the widest matrix of a split linear layer) */
     void *qscratch;             /* quant_matmul's quantized activations, (R, max K) */
+    /* LoRA adapters (infer_engine_set_lora): each slot's, and per forward the rows of each
+     * adapter in use, grouped */
+    const infer_lora **slot_lora; /* (S) */
+    int n_lora;                   /* slots with one */
+    const infer_lora **grp;       /* (S): the adapters of this forward's rows */
+    int *grp_off, *grp_rows;      /* (S + 1), (R): group i's rows are grp_rows[grp_off[i]..) */
+    int n_grp;
+    float *lora_h; /* (LORA_PER_LINEAR, R, lora_rank): A x of each adapted matrix's rows */
+    int lora_rank;
+    struct lora_job *lora_jobs; /* (S * LORA_PER_LINEAR): one linear layer's products */
 };
 
 void infer_engine_free(infer_engine *g) {
@@ -57,6 +79,12 @@ void infer_engine_free(infer_engine *g) {
     free(g->rope_sin);
     free(g->part);
     free(g->qscratch);
+    free(g->slot_lora);
+    free(g->grp);
+    free(g->grp_off);
+    free(g->grp_rows);
+    free(g->lora_h);
+    free(g->lora_jobs);
     free(g);
 }
 
@@ -168,6 +196,11 @@ int infer_engine_create(infer_engine **out, const infer_model *m, int n_slots, i
     g->run_len = calloc(R, sizeof(int));
     g->qscratch = qs ? malloc(qs) : NULL;
     g->part = alloc3(R, widest, 1);
+    g->slot_lora = calloc((size_t)n_slots, sizeof *g->slot_lora);
+    g->grp = calloc((size_t)n_slots, sizeof *g->grp);
+    g->grp_off = calloc((size_t)n_slots + 1, sizeof(int));
+    g->grp_rows = calloc(R, sizeof(int));
+    g->lora_jobs = calloc((size_t)n_slots * LORA_PER_LINEAR, sizeof *g->lora_jobs);
     if (hp->rope) {
         g->rope_cos = alloc3((size_t)ctx, (size_t)g->HS / 2, 1);
         g->rope_sin = alloc3((size_t)ctx, (size_t)g->HS / 2, 1);
@@ -183,7 +216,8 @@ int infer_engine_create(infer_engine **out, const infer_model *m, int n_slots, i
     }
     if (bad || !g->kc || !g->vc || !g->x || !g->ln || !g->tmp || !g->atty || !g->mean || !g->rstd ||
         !g->qkv || !g->fch || !g->fact || !g->tok || !g->run_start || !g->run_len ||
-        (qs && !g->qscratch) || !g->part || (hp->rope && (!g->rope_cos || !g->rope_sin))) {
+        (qs && !g->qscratch) || !g->part || !g->slot_lora || !g->grp || !g->grp_off ||
+        !g->grp_rows || !g->lora_jobs || (hp->rope && (!g->rope_cos || !g->rope_sin))) {
         infer_engine_free(g);
         return base_fail(e, BASE_ENOMEM,
                          "out of memory: the model needs %.0f MB for the %s KV cache of %d slots x "
@@ -291,6 +325,103 @@ static void linear(infer_engine *g, float *out, const float *inp, const infer_li
             }
         }
         col += w->rows;
+    }
+}
+
+int infer_engine_set_lora(infer_engine *g, int slot, const infer_lora *a, base_err *e) {
+    if (slot < 0 || slot >= g->S) return base_fail(e, BASE_EINVAL, "slot %d of %d", slot, g->S);
+    if (a && a->w != g->w)
+        return base_fail(e, BASE_EINVAL, "the adapter was loaded for another model");
+    if (a && a->max_rank > g->lora_rank) {
+        float *h = alloc3(LORA_PER_LINEAR, (size_t)g->R, (size_t)a->max_rank);
+        if (!h) return base_fail(e, BASE_ENOMEM, "out of memory for the adapter's products");
+        free(g->lora_h);
+        g->lora_h = h, g->lora_rank = a->max_rank;
+    }
+    g->n_lora += (a != NULL) - (g->slot_lora[slot] != NULL);
+    g->slot_lora[slot] = a;
+    return BASE_OK;
+}
+
+/* a . b over n floats, in a fixed order (16 lanes, then the tail): a row's result never
+ * depends on what else is computed. */
+static inline float dot_f32(const float *a, const float *b, int n) {
+    v16 acc = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16) acc += load16(a + i) * load16(b + i);
+    float s = hsum16(acc);
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* The adapters' deltas of linear layer k (0 qkv, 1 attproj, 2 fc, 3 fcproj) of layer l, added
+ * to its output out (rows of ldo floats; inp: its input, rows of the matrix's cols): for each
+ * matrix of the layer an adapter in use adapts, over that adapter's rows only, h = A x (r per
+ * row), then out[off..off+rows) += s * (B h), as llama.cpp computes B (A x), scales it and adds
+ * it. Every matrix and adapter of the layer in one parallel region, its two phases split by one
+ * barrier (a decode step's products are small: waking the threads for each would cost more
+ * than they do). Every element is one thread's fixed-order sum, so a row's result does not
+ * depend on the batch or the threads. Under 64K multiply-adds in all, one thread does it. */
+#define LORA_COLS 256
+static void lora_apply(infer_engine *g, int l, int k, float *out, int ldo, const float *inp) {
+    lora_job *job = g->lora_jobs;
+    int nj = 0;
+    long n1 = 0, n2 = 0, work = 0;
+    float *H = g->lora_h;
+    for (int gi = 0; gi < g->n_grp; gi++) {
+        const infer_lora *a = g->grp[gi];
+        int m = g->grp_off[gi + 1] - g->grp_off[gi];
+        for (int mk = 0; mk < INFER_LORA_NM; mk++) {
+            const infer_lora_site *st = &a->site[l * INFER_LORA_NM + mk];
+            if (!st->A || infer_lora_linear(mk) != k) continue;
+            int nb = (st->out + LORA_COLS - 1) / LORA_COLS;
+            job[nj++] = (lora_job){.st = st,
+                                   .rows = g->grp_rows + g->grp_off[gi],
+                                   .m = m,
+                                   .nb = nb,
+                                   .H = H,
+                                   .i1 = n1,
+                                   .i2 = n2};
+            H += (size_t)m * st->r;
+            n1 += st->r, n2 += nb;
+            work += (long)m * st->r * (st->in + st->out);
+        }
+    }
+    if (!nj) return;
+#pragma omp parallel if (work >= 1 << 16)
+    {
+        int j = 0; /* items come in job order: each thread's cursor only moves forward */
+        /* phase 1, an item per (matrix, rank index t): A's row t read once for all rows */
+#pragma omp for schedule(static)
+        for (long x = 0; x < n1; x++) {
+            while (j + 1 < nj && job[j + 1].i1 <= x) j++;
+            while (j > 0 && job[j].i1 > x) j--;
+            const lora_job *jb = &job[j];
+            int r = jb->st->r, K = jb->st->in, t = (int)(x - jb->i1);
+            const float *At = jb->st->A + (size_t)t * K;
+            for (int i = 0; i < jb->m; i++)
+                jb->H[(size_t)i * r + t] = dot_f32(inp + (size_t)jb->rows[i] * K, At, K);
+        }
+        j = 0;
+        /* phase 2, an item per (matrix, block of LORA_COLS outputs): B's block read once */
+#pragma omp for schedule(static)
+        for (long x = 0; x < n2; x++) {
+            while (j + 1 < nj && job[j + 1].i2 <= x) j++;
+            while (j > 0 && job[j].i2 > x) j--;
+            const lora_job *jb = &job[j];
+            const infer_lora_site *st = jb->st;
+            int r = st->r, O = st->out, j0 = (int)(x - jb->i2) * LORA_COLS;
+            int j1 = j0 + LORA_COLS < O ? j0 + LORA_COLS : O;
+            for (int i = 0; i < jb->m; i++) {
+                const float *h = jb->H + (size_t)i * r;
+                float d[LORA_COLS] = {0}, *y = out + (size_t)jb->rows[i] * ldo + st->off;
+                for (int t = 0; t < r; t++) {
+                    const float *bt = st->BT + (size_t)t * O, ht = h[t];
+                    for (int c = j0; c < j1; c++) d[c - j0] += ht * bt[c];
+                }
+                for (int c = j0; c < j1; c++) y[c] += st->s * d[c - j0];
+            }
+        }
     }
 }
 
@@ -497,6 +628,23 @@ int infer_forward(infer_engine *g, const int32_t *tokens, const int *slots, cons
         else
             g->run_start[nr] = i, g->run_len[nr] = 1, nr++;
     }
+    /* the rows of each adapter in use, grouped (an adapter's products run once over its rows) */
+    g->n_grp = 0;
+    if (g->n_lora) {
+        for (int i = 0; i < n; i++) { /* the adapters, in the order of their first rows */
+            const infer_lora *a = g->slot_lora[slots[i]];
+            int j = 0;
+            while (a && j < g->n_grp && g->grp[j] != a) j++;
+            if (a && j == g->n_grp) g->grp[g->n_grp++] = a;
+        }
+        int at = 0;
+        for (int j = 0; j < g->n_grp; j++) { /* then each one's rows (a few adapters at most) */
+            g->grp_off[j] = at;
+            for (int i = 0; i < n; i++)
+                if (g->slot_lora[slots[i]] == g->grp[j]) g->grp_rows[at++] = i;
+        }
+        g->grp_off[g->n_grp] = at;
+    }
     const infer_weights *W = g->w;
     for (int i = 0; i < n; i++) { /* the embedding: one row of wte in its type, + wpe */
         float *x = g->x + (size_t)i * C;
@@ -513,6 +661,7 @@ int infer_forward(infer_engine *g, const int32_t *tokens, const int *slots, cons
         const infer_layer *w = &W->layers[l];
         norm(g, g->ln, g->x, w->ln1w, w->ln1b, n);
         linear(g, g->qkv, g->ln, &w->qkv, n);
+        if (g->n_grp) lora_apply(g, l, 0, g->qkv, Q, g->ln);
         if (W->hp.rope) /* q and k heads are adjacent: rotate NH + NKV heads */
             for (int k = 0; k < nr; k++) {
                 int r0 = g->run_start[k];
@@ -536,9 +685,11 @@ int infer_forward(infer_engine *g, const int32_t *tokens, const int *slots, cons
             }
         attend(g, l, slots, pos, n);
         linear(g, g->tmp, g->atty, &w->attproj, n);
+        if (g->n_grp) lora_apply(g, l, 1, g->tmp, C, g->atty);
         residual_normed(g, w->post_att, n);
         norm(g, g->ln, g->x, w->ln2w, w->ln2b, n);
         linear(g, g->fch, g->ln, &w->fc, n);
+        if (g->n_grp) lora_apply(g, l, 2, g->fch, g->FO, g->ln);
         if (W->hp.act == INFER_ACT_SWIGLU)
             tensor_swiglu_fwd(g->fact, g->fch, n, g->F);
         else if (W->hp.act == INFER_ACT_GEGLU)
@@ -546,6 +697,7 @@ int infer_forward(infer_engine *g, const int32_t *tokens, const int *slots, cons
         else
             tensor_gelu_fwd(g->fact, g->fch, (size_t)n * g->F);
         linear(g, g->tmp, g->fact, &w->fcproj, n);
+        if (g->n_grp) lora_apply(g, l, 3, g->tmp, C, g->fact);
         residual_normed(g, w->post_ffn, n);
     }
     if (n_out < 1) return BASE_OK;

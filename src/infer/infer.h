@@ -71,6 +71,31 @@ typedef struct {
  * repeat_last_n 64, seed 0, max_tokens 0, no stop. */
 void infer_sampling_default(infer_sampling *s);
 
+/* ---- LoRA adapters at serve time ----------------------------------------------------------- */
+
+/* A llama.cpp LoRA adapter GGUF (general.type "adapter", adapter.type "lora", optional
+ * adapter.lora.alpha; tensors blk.N.<matrix>.weight.lora_a, dims [in, r], and .lora_b, dims
+ * [r, out], for the matrices attn_q, attn_k, attn_v, attn_qkv, attn_output, ffn_gate, ffn_up,
+ * ffn_down) applied on top of a model's weights, unmerged, as llama.cpp applies one: each
+ * adapted product becomes y = W x + s * B (A x), s = scale * alpha / r (scale alone when the
+ * file has no alpha). The base weights stay as they are (typed, mapped): several adapters serve
+ * over one base, and each sequence of a batch uses its own (or none). */
+typedef struct infer_lora infer_lora;
+
+/* Reads the adapter at path for m: every tensor is checked against the matrix of m it adapts
+ * (the architecture, the name, a lora_a for every lora_b, the shapes, a type hearth reads) and
+ * refused by its name before anything is used. The matrices are widened to F32 (an adapter is
+ * small); q and k rows are put into the engine's RoPE order as the model's are. scale: the
+ * user's multiplier (llama.cpp's --lora-scaled; 1 for --lora), finite. *out is read-only once
+ * loaded (engines on several threads may share it) and lives until infer_lora_free, which comes
+ * after every engine or scheduler using it is freed, and before m is. */
+int infer_lora_load(infer_lora **out, const infer_model *m, const char *path, float scale,
+                    base_err *e);
+void infer_lora_free(infer_lora *a); /* NULL is fine */
+/* The largest rank of its matrices, alpha (0: none in the file), the matrices adapted, and the
+ * bytes of its F32 matrices. */
+void infer_lora_info(const infer_lora *a, int *rank, float *alpha, int *n_mats, size_t *bytes);
+
 /* ---- scheduler (continuous batching) -------------------------------------------------------- */
 
 /* The KV cache's element type: F16 (the default: half the memory, what llama.cpp keeps) or F32. */
@@ -127,10 +152,13 @@ int infer_sched_create(infer_sched **out, infer_model *m, const infer_sched_opts
 void infer_sched_free(infer_sched *s); /* finishes every request as cancelled, joins the thread */
 
 /* Queues a request of n prompt tokens. BASE_EINVAL if the prompt does not fit the context
- * (message states both counts); INFER_EFULL if the queue is full. *id names it for cancel. */
+ * (message states both counts); INFER_EFULL if the queue is full. *id names it for cancel.
+ * lora: the adapter its rows use (loaded for the scheduler's model; it must outlive the
+ * request), or NULL for the base alone. */
 #define INFER_EFULL (-100)
 int infer_sched_submit(infer_sched *s, const int32_t *prompt, size_t n, const infer_sampling *sp,
-                       infer_event_fn fn, void *ud, uint64_t *id, base_err *e);
+                       const infer_lora *lora, infer_event_fn fn, void *ud, uint64_t *id,
+                       base_err *e);
 void infer_sched_cancel(infer_sched *s, uint64_t id); /* unknown or finished ids are ignored */
 
 typedef struct {
@@ -236,6 +264,12 @@ typedef struct infer_engine infer_engine;
 int infer_engine_create(infer_engine **out, const infer_model *m, int n_slots, int ctx,
                         int max_rows, infer_kv_type kv_type, base_err *e);
 void infer_engine_free(infer_engine *g); /* NULL is fine */
+
+/* The adapter the rows of slot's sequence use from the next forward on (loaded for the engine's
+ * model; BASE_EINVAL otherwise), or NULL for the base alone: every slot starts without one. In
+ * a forward, the low-rank products run once per adapter over the rows that use it; each row's
+ * result is what it would be alone. */
+int infer_engine_set_lora(infer_engine *g, int slot, const infer_lora *a, base_err *e);
 
 /* One forward over a ragged batch of n rows: row i is token tokens[i] of the sequence in slot
  * slots[i] at position pos[i]. Its key and value enter the slot's cache at pos[i], and it attends

@@ -35,6 +35,11 @@ int infer_hparams_from_gguf(infer_hparams *hp, const infer_family *f, const gguf
 /* w's matrices and vectors as F32 views of nn's parameters (w->layers malloc'd). */
 int infer_weights_from_nn(infer_weights *w, const nn_model *nn, base_err *e);
 
+/* Every tensor of g: a type hearth runs (refused by its name otherwise), rows of whole blocks,
+ * data inside the file. *mapped: the bytes of all the tensors. (The model's and an adapter's
+ * files alike.) */
+int infer_gguf_check_tensors(const gguf_file *g, size_t *mapped, base_err *e);
+
 /* w from a GGUF file of a config ckpt_gguf_config gave: every tensor checked first (a type
  * hearth does not run is refused by its name, a row length that is no whole number of blocks
  * or data past the end of the file by the tensor's name), before anything is allocated; then
@@ -43,5 +48,45 @@ int infer_weights_from_nn(infer_weights *w, const nn_model *nn, base_err *e);
  * bytes of the tensors in the file and of *small. */
 int infer_weights_from_gguf(infer_weights *w, const gguf_file *g, const nn_config *c, float **small,
                             size_t *mapped, size_t *allocated, base_err *e);
+
+/* ---- LoRA adapters (lora.c; applied by forward.c) */
+
+/* The matrices an adapter may adapt, by llama.cpp's names: q, k, v and the fused qkv feed the
+ * qkv linear; o attproj; gate and up fc; down fcproj. */
+enum {
+    INFER_LORA_Q,
+    INFER_LORA_K,
+    INFER_LORA_V,
+    INFER_LORA_QKV,
+    INFER_LORA_O,
+    INFER_LORA_GATE,
+    INFER_LORA_UP,
+    INFER_LORA_DOWN,
+    INFER_LORA_NM
+};
+
+/* One adapted matrix: its delta s * B (A x) lands in columns [off, off + out) of its linear
+ * layer's output (the engine's row order: q and k rows already out of llama.cpp's RoPE order). */
+typedef struct infer_lora_site {
+    const float *A;  /* (r, in) */
+    const float *BT; /* (r, out): B transposed, so a row's delta is r scaled rows added */
+    int r, in, out, off;
+    float s; /* scale * alpha / r (scale when the file has no alpha) */
+} infer_lora_site;
+
+struct infer_lora {
+    const infer_weights *w; /* the model it was loaded for */
+    int L;                  /* layers */
+    infer_lora_site *site;  /* (L, INFER_LORA_NM); A NULL where not adapted */
+    float *data;            /* every A and BT */
+    size_t n_floats;
+    int max_rank, n_mats;
+    float alpha;
+};
+
+/* The linear layer (0 qkv, 1 attproj, 2 fc, 3 fcproj) each matrix kind feeds. */
+static inline int infer_lora_linear(int m) {
+    return m <= INFER_LORA_QKV ? 0 : m == INFER_LORA_O ? 1 : m == INFER_LORA_DOWN ? 3 : 2;
+}
 
 #endif

@@ -18,6 +18,7 @@ typedef struct req {
     int32_t *toks;    /* (ctx): the prompt, then the generated tokens */
     int n_prompt, n_toks, n_past, n_gen;
     infer_sampling sp;
+    const infer_lora *lora;      /* the adapter its rows use, or NULL */
     char *stops[INFER_MAX_STOP]; /* sp.stop points at these copies */
     infer_event_fn fn;
     void *ud;
@@ -212,7 +213,7 @@ static void *sched_main(void *arg) {
     for (;;) {
         pthread_mutex_lock(&s->mu);
         while (!s->shutdown && s->busy == 0 && s->nq == 0) pthread_cond_wait(&s->cv, &s->mu);
-        req *cancelled = NULL; /* a list through ->next */
+        req *cancelled = NULL, *failed = NULL; /* lists through ->next */
         if (s->shutdown) {
             for (int i = 0; i < s->o.n_slots; i++)
                 if (s->slot[i]) {
@@ -261,11 +262,20 @@ static void *sched_main(void *arg) {
                 r->next = NULL;
                 r->slot = i;
                 r->t_admit = now;
+                /* the slot's adapter (the engine is this thread's); it fails only when the
+                 * scratch for a higher rank cannot be had */
+                if (infer_engine_set_lora(s->g, i, r->lora, NULL)) {
+                    r->next = failed, failed = r;
+                    continue;
+                }
                 s->slot[i] = r;
                 s->busy++;
             }
         pthread_mutex_unlock(&s->mu);
         for (req *r = cancelled, *nx; r; r = nx) nx = r->next, finish(r, INFER_FINISH_CANCELLED);
+        for (req *r = failed, *nx; r; r = nx)
+            nx = r->next,
+            finish_err(r, INFER_FINISH_ERROR, "out of memory for the adapter's products");
         step(s);
     }
     return NULL;
@@ -379,7 +389,8 @@ static int check_sampling(const infer_sampling *sp, base_err *e) {
 }
 
 int infer_sched_submit(infer_sched *s, const int32_t *prompt, size_t n, const infer_sampling *sp,
-                       infer_event_fn fn, void *ud, uint64_t *id, base_err *e) {
+                       const infer_lora *lora, infer_event_fn fn, void *ud, uint64_t *id,
+                       base_err *e) {
     int ctx = s->o.ctx;
     if (n == 0) return base_fail(e, BASE_EINVAL, "the prompt is empty (at least one token)");
     if (n >= (size_t)ctx)
@@ -409,6 +420,7 @@ int infer_sched_submit(infer_sched *s, const int32_t *prompt, size_t n, const in
         return base_fail(e, BASE_ENOMEM, "out of memory");
     }
     memcpy(r->toks, prompt, n * sizeof *prompt);
+    r->lora = lora;
     r->n_prompt = r->n_toks = (int)n;
     r->fn = fn, r->ud = ud;
     base_rng_seed(&r->rng, sp->seed);

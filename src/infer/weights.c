@@ -64,7 +64,7 @@ static const gguf_tensor *find(const gguf_file *g, const char *name, size_t *ind
 #define NAME_FMT(t) (int)((t)->name.len > 80 ? 80 : (t)->name.len), (t)->name.ptr
 
 /* Every tensor of the file: a type hearth runs, rows of whole blocks, data inside the file. */
-static int check_tensors(const gguf_file *g, size_t *mapped, base_err *e) {
+int infer_gguf_check_tensors(const gguf_file *g, size_t *mapped, base_err *e) {
     uint64_t base = gguf_data_offset(g), size = gguf_size(g);
     *mapped = 0;
     for (size_t i = 0; i < gguf_n_tensors(g); i++) {
@@ -130,7 +130,7 @@ static int get_mat(loader *ld, const char *fmt, int l, int rows, int cols, infer
     ld->used[i] = 1;
     size_t rb;
     base_err re;
-    quant_row_bytes((int)t->type, (size_t)cols, &rb, &re); /* checked by check_tensors */
+    quant_row_bytes((int)t->type, (size_t)cols, &rb, &re); /* checked: infer_gguf_check_tensors */
     *out = (infer_mat){.data = gguf_data(ld->g) + gguf_data_offset(ld->g) + t->offset,
                        .type = (int)t->type,
                        .rows = rows,
@@ -324,7 +324,7 @@ int infer_weights_from_gguf(infer_weights *w, const gguf_file *g, const nn_confi
                             size_t *mapped, size_t *allocated, base_err *e) {
     memset(w, 0, sizeof *w);
     *small = NULL;
-    int rc = check_tensors(g, mapped, e);
+    int rc = infer_gguf_check_tensors(g, mapped, e);
     if (rc) return rc;
     w->cfg = *c;
     w->rope_ggml = 1;

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <poll.h>
@@ -63,6 +64,10 @@ struct server {
     int loader_started;
     base_err load_err;
     infer_model *model; /* set before state becomes SERVER_READY; constant after */
+    int n_lora;         /* --lora NAME=PATH: ids, paths, scales; the adapters once loaded */
+    char **lora_id, **lora_path;
+    float *lora_scale;
+    infer_lora **lora;
     infer_sched *sched;
     server_tmpl tmpl;
     int ctx, n_vocab;
@@ -169,7 +174,8 @@ typedef struct gen {
     int role_sent, finished_sent;
     base_buf out;
     size_t out_off;
-    rag_api_ctx rag; /* use_context: what retrieval gave (rag_api.h) */
+    rag_api_ctx rag;        /* use_context: what retrieval gave (rag_api.h) */
+    const infer_lora *lora; /* the adapter the request's model names, or NULL: the base */
 } gen;
 
 static void count_status(server *s, int status) {
@@ -269,6 +275,21 @@ static void *load_main(void *arg) {
         server_log(s, "the model's chat template (tokenizer.chat_template) is not one hearth "
                       "recognizes (nor would llama.cpp): chats use chatml, llama.cpp's fallback; "
                       "--chat-template NAME chooses another");
+    for (int i = 0; i < s->n_lora; i++) {
+        base_err le;
+        if (infer_lora_load(&s->lora[i], m, s->lora_path[i], s->lora_scale[i], &le)) {
+            base_fail(e, le.code, "adapter '%s': %s", s->lora_id[i], le.msg);
+            goto fail;
+        }
+        int rank;
+        float alpha;
+        int n_mats;
+        size_t bytes;
+        infer_lora_info(s->lora[i], &rank, &alpha, &n_mats, &bytes);
+        server_log(s, "adapter '%s': %s (rank %d, alpha %g, scale %g, %d matrices, %.1f MB)",
+                   s->lora_id[i], s->lora_path[i], rank, (double)alpha, (double)s->lora_scale[i],
+                   n_mats, (double)bytes / 1e6);
+    }
     infer_sched_opts so = {.n_slots = s->o.slots,
                            .ctx = ctx,
                            .max_queue = s->o.queue,
@@ -286,6 +307,7 @@ static void *load_main(void *arg) {
     atomic_store(&s->state, SERVER_READY);
     return NULL;
 fail:
+    for (int i = 0; i < s->n_lora; i++) infer_lora_free(s->lora[i]), s->lora[i] = NULL;
     infer_model_free(m);
     atomic_store(&s->state, SERVER_FAILED);
     return NULL;
@@ -466,10 +488,24 @@ static void stream_free(void *cls) {
     gen_unref(g);
 }
 
-/* Whether a request's model names this server's: its id (the file stem, or --model-name) or
- * the model path's last component (qwen2.5-0.5b-instruct.gguf). */
+/* What a request's model names: 0 this server's model (its id — the file stem, or
+ * --model-name — or the model path's last component, qwen2.5-0.5b-instruct.gguf), i + 1 its
+ * adapter i (--lora NAME=PATH), -1 nothing served here. */
 static int serves(const server *s, const char *name) {
-    return !strcmp(name, s->model_id) || (s->model_file && !strcmp(name, s->model_file));
+    if (!strcmp(name, s->model_id) || (s->model_file && !strcmp(name, s->model_file))) return 0;
+    for (int i = 0; i < s->n_lora; i++)
+        if (!strcmp(name, s->lora_id[i])) return i + 1;
+    return -1;
+}
+
+/* 404 model_not_found naming what this server serves (the model, then its adapters). */
+static int no_such_model(server *s, server_error *er, const char *name) {
+    char list[512];
+    size_t n = (size_t)snprintf(list, sizeof list, "'%.200s'", s->model_id);
+    for (int i = 0; i < s->n_lora && n < sizeof list; i++)
+        n += (size_t)snprintf(list + n, sizeof list - n, ", '%.100s'", s->lora_id[i]);
+    return server_fail(er, 404, "model", "model_not_found",
+                       "The model '%.200s' does not exist; this server serves %s", name, list);
 }
 
 static int encode_prompt(server *s, gen *g, server_error *er) {
@@ -550,12 +586,12 @@ static enum MHD_Result handle_generate(server *s, struct MHD_Connection *c, conn
     enum MHD_Result res;
     if (server_req_parse(&g->req, ep, k->body ? k->body : "", k->len, &er)) goto fail;
     server_req *r = &g->req;
-    if (r->model && !serves(s, r->model)) {
-        server_fail(&er, 404, "model", "model_not_found",
-                    "The model '%.200s' does not exist; this server serves '%.200s'", r->model,
-                    s->model_id);
+    int which = r->model ? serves(s, r->model) : 0;
+    if (which < 0) {
+        no_such_model(s, &er, r->model);
         goto fail;
     }
+    g->lora = which > 0 ? s->lora[which - 1] : NULL;
     /* use_context: retrieved sources go before the model (within what the answer leaves) */
     size_t room = (size_t)s->ctx - (r->max_tokens_set && r->sp.max_tokens < s->ctx / 2
                                         ? (size_t)r->sp.max_tokens
@@ -576,7 +612,10 @@ static enum MHD_Result handle_generate(server *s, struct MHD_Connection *c, conn
     unsigned long long n = atomic_fetch_add(&s->next_id, 1);
     snprintf(g->id, sizeof g->id, "%s-%08llx%012llx", ep == SERVER_EP_CHAT ? "chatcmpl" : "cmpl",
              (unsigned long long)(s->salt & 0xffffffffu), n);
-    g->meta = (server_meta){.ep = ep, .id = g->id, .model = s->model_id, .created = time(NULL)};
+    g->meta = (server_meta){.ep = ep,
+                            .id = g->id,
+                            .model = which > 0 ? s->lora_id[which - 1] : s->model_id,
+                            .created = time(NULL)};
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     g->fd = ci ? ci->connect_fd : -1;
@@ -589,7 +628,7 @@ static enum MHD_Result handle_generate(server *s, struct MHD_Connection *c, conn
     }
     base_err e = {0};
     g->refs = 2; /* the scheduler's callback may run before submit returns */
-    int rc = infer_sched_submit(s->sched, g->ids.data, g->ids.len, &r->sp, on_event, g,
+    int rc = infer_sched_submit(s->sched, g->ids.data, g->ids.len, &r->sp, g->lora, on_event, g,
                                 &g->sched_id, &e);
     if (rc) {
         g->refs = 1;
@@ -672,6 +711,37 @@ static json_t *model_json(server *s) {
     return o;
 }
 
+/* Adapter i's entry of /v1/models: vLLM's fields for a LoRA module (parent: the base's id,
+ * root: the adapter's path), and what it is. */
+static json_t *lora_json(server *s, int i) {
+    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:s}", "id", s->lora_id[i], "object", "model",
+                          "created", (json_int_t)s->created, "owned_by", "hearth", "parent",
+                          s->model_id, "root", s->lora_path[i]);
+    if (o && atomic_load(&s->state) == SERVER_READY) {
+        int rank, n_mats;
+        float alpha;
+        infer_lora_info(s->lora[i], &rank, &alpha, &n_mats, NULL);
+        json_object_set_new(o, "meta",
+                            json_pack("{s:s,s:s,s:i,s:f,s:f,s:i}", "kind", "lora", "base",
+                                      s->model_id, "rank", rank, "alpha", (double)alpha, "scale",
+                                      (double)s->lora_scale[i], "n_matrices", n_mats));
+    }
+    return o;
+}
+
+/* The model and its adapters, as /v1/models lists them. */
+static json_t *models_json(server *s) {
+    json_t *list = json_array();
+    json_array_append_new(list, model_json(s));
+    for (int i = 0; i < s->n_lora; i++) json_array_append_new(list, lora_json(s, i));
+    return list;
+}
+
+/* /v1/models/ID of the model or an adapter (which: serves's answer, >= 0). */
+static json_t *model_or_lora_json(server *s, int which) {
+    return which > 0 ? lora_json(s, which - 1) : model_json(s);
+}
+
 /* The embedding model's entry of /v1/models. */
 static json_t *embed_model_json(server *s) {
     const embed_model *m = server_embedder_model(s->emb);
@@ -689,8 +759,7 @@ static enum MHD_Result handle_models(server *s, struct MHD_Connection *c, conn *
         if (k->route == R_MODEL && !strcmp(id, server_embedder_id(s->emb)))
             return reply_json(s, c, k, 200, embed_model_json(s));
         if (k->route == R_MODELS) {
-            json_t *list = json_array();
-            if (s->model_id) json_array_append_new(list, model_json(s));
+            json_t *list = s->model_id ? models_json(s) : json_array();
             json_array_append_new(list, embed_model_json(s));
             return reply_json(s, c, k, 200, json_pack("{s:s,s:o}", "object", "list", "data", list));
         }
@@ -703,15 +772,14 @@ static enum MHD_Result handle_models(server *s, struct MHD_Connection *c, conn *
     }
     if (k->route == R_MODELS)
         return reply_json(s, c, k, 200,
-                          json_pack("{s:s,s:[o]}", "object", "list", "data", model_json(s)));
+                          json_pack("{s:s,s:o}", "object", "list", "data", models_json(s)));
     const char *id = url + strlen("/v1/models/");
-    if (!serves(s, id)) {
-        server_fail(&er, 404, "model", "model_not_found",
-                    "The model '%.200s' does not exist; this server serves '%.200s'", id,
-                    s->model_id);
+    int which = serves(s, id);
+    if (which < 0) {
+        no_such_model(s, &er, id);
         return reply_error(s, c, k, &er);
     }
-    return reply_json(s, c, k, 200, model_json(s));
+    return reply_json(s, c, k, 200, model_or_lora_json(s, which));
 }
 
 static enum MHD_Result handle_health(server *s, struct MHD_Connection *c, conn *k) {
@@ -1223,6 +1291,8 @@ int server_start(server **out, const server_opts *o, base_err *e) {
     if (!o->model_path && !o->vstore_dir && !o->embed_model_path)
         return base_fail(e, BASE_EINVAL,
                          "nothing to serve: give a model, a vector store or an embedding model");
+    if (o->n_loras > 0 && !o->model_path)
+        return base_fail(e, BASE_EINVAL, "adapters (--lora) need the model they adapt (--model)");
     server_tmpl t;
     if (o->chat_template && server_tmpl_parse(o->chat_template, &t))
         return base_fail(e, BASE_EINVAL, "unknown chat template '%s' (%s)", o->chat_template,
@@ -1240,6 +1310,18 @@ int server_start(server **out, const server_opts *o, base_err *e) {
     if (o->model_path)
         s->model_id = o->model_name ? strdup(o->model_name) : model_id_of(o->model_path, 1);
     if (o->model_path && !o->model_name) s->model_file = model_id_of(o->model_path, 0);
+    if (o->n_loras > 0) {
+        size_t n = (size_t)o->n_loras;
+        s->lora_id = calloc(n, sizeof *s->lora_id), s->lora_path = calloc(n, sizeof *s->lora_path);
+        s->lora_scale = calloc(n, sizeof *s->lora_scale), s->lora = calloc(n, sizeof *s->lora);
+        if (s->lora_id && s->lora_path && s->lora_scale && s->lora)
+            for (; s->n_lora < o->n_loras; s->n_lora++) {
+                const server_lora *l = &o->loras[s->n_lora];
+                s->lora_id[s->n_lora] = strdup(l->name);
+                s->lora_path[s->n_lora] = strdup(l->path);
+                s->lora_scale[s->n_lora] = l->scale;
+            }
+    }
     pthread_mutex_init(&s->tok_mu, NULL);
     pthread_mutex_init(&s->met_mu, NULL);
     pthread_mutex_init(&s->sock_mu, NULL);
@@ -1253,10 +1335,27 @@ int server_start(server **out, const server_opts *o, base_err *e) {
     s->salt = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)s ^ ((uint64_t)base_now() << 20);
     atomic_store(&s->state, o->model_path ? SERVER_LOADING : SERVER_NO_MODEL);
     int rc = 0;
-    if (!s->host || (o->model_path && !s->model_id)) {
+    if (!s->host || (o->model_path && !s->model_id) ||
+        s->n_lora != (o->n_loras > 0 ? o->n_loras : 0)) {
         rc = base_fail(e, BASE_ENOMEM, "out of memory");
         goto fail;
     }
+    for (int i = 0; i < s->n_lora && !rc; i++) {
+        if (!s->lora_id[i] || !s->lora_path[i])
+            rc = base_fail(e, BASE_ENOMEM, "out of memory");
+        else if (!s->lora_id[i][0])
+            rc =
+                base_fail(e, BASE_EINVAL, "adapter %d has an empty name (--lora NAME=PATH)", i + 1);
+        else if (serves(s, s->lora_id[i]) != i + 1)
+            rc = base_fail(e, BASE_EINVAL,
+                           "adapter name '%s' is taken (by the model or another adapter): each "
+                           "--lora NAME must be unique",
+                           s->lora_id[i]);
+        else if (!isfinite(s->lora_scale[i]))
+            rc = base_fail(e, BASE_EINVAL, "adapter '%s': the scale must be a number",
+                           s->lora_id[i]);
+    }
+    if (rc) goto fail;
     /* the indexes are loaded (and repaired if need be) now, not by the first request */
     if (s->vstore_dir &&
         ((rc = vstore_open(&s->vs, s->vstore_dir, e)) || (rc = vstore_warm(s->vs, e))))
@@ -1346,6 +1445,12 @@ int server_stop(server *s, base_err *e) {
     if (s->d) MHD_stop_daemon(s->d); /* closes every connection: the sock list empties */
     if (s->loader_started) pthread_join(s->loader, NULL);
     infer_sched_free(s->sched); /* every request left finishes as cancelled */
+    for (int i = 0; i < s->n_lora; i++) {
+        infer_lora_free(s->lora ? s->lora[i] : NULL);
+        free(s->lora_id[i]);
+        free(s->lora_path[i]);
+    }
+    free(s->lora), free(s->lora_id), free(s->lora_path), free(s->lora_scale);
     infer_model_free(s->model);
     int rc = s->vs ? vstore_flush(s->vs, e) : 0;
     vstore_close(s->vs);

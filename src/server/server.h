@@ -29,6 +29,13 @@
 
 /* ---- the server ------------------------------------------------------------------------------ */
 
+/* A LoRA adapter served over the model (`hearth serve --lora NAME=PATH`): requests whose
+ * "model" is name get the base with the adapter (infer_lora_load with scale). */
+typedef struct server_lora {
+    const char *name, *path;
+    float scale;
+} server_lora;
+
 typedef struct server_opts {
     const char *host;             /* address to bind; default "127.0.0.1" */
     int port;                     /* 0: any free port (server_port tells which) */
@@ -61,6 +68,10 @@ typedef struct server_opts {
      * from any thread. NULL: nowhere. */
     void (*log)(void *ud, const char *line);
     void *log_ud;
+    /* adapters over the model (`--lora NAME=PATH[:SCALE]`), loaded with it (one that fails fails
+     * the load); their names are ids beside the model's */
+    const server_lora *loras;
+    int n_loras;
 } server_opts;
 
 void server_opts_default(server_opts *o);

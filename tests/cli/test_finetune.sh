@@ -2,8 +2,8 @@
 # tests/cli/test_finetune.sh: `hearth finetune` and `hearth merge` as a user runs them on the
 # committed stories260K GGUF: SIGKILL mid-run and a rerun give byte-identical adapters and
 # checkpoints; a quantized base (Q8_0, kept quantized: QLoRA) fine-tunes, and a Q4_0 one peaks
-# well below its F32 copy; the merged model that
-# `hearth generate` runs writes llama.cpp's greedy text with the committed adapter
+# well below its F32 copy; the merged model that `hearth generate` runs writes llama.cpp's greedy
+# text with the committed adapter, as does `hearth generate --lora` with the adapter unmerged
 # (tests/fixtures/finetune/greedy.tsv); PEFT's files; bad input gets a clear message.
 # Usage: test_finetune.sh PATH/TO/hearth
 set -u
@@ -114,6 +114,10 @@ rm -rf "$T/mem" "$T/mem-f32" "$T/mem-q4" "$T/mem32.gguf" "$T/mem4.gguf"
 want=$(grep '^merged' "$FIX/greedy.tsv" | cut -f2 | "$H" tokenizer decode --vocab "$BASE")
 got=$("$H" generate -m "$T/m.gguf" --temperature 0 -n 40 --kv-type f32 "Once upon a time" 2> /dev/null)
 [ "$got" = "$want" ] && ok || bad "merged greedy text: '$got' != llama.cpp's '$want'"
+# the adapter unmerged over the base (generate --lora): llama.cpp's greedy tokens with --lora
+want=$(grep '^lora' "$FIX/greedy.tsv" | cut -f2 | "$H" tokenizer decode --vocab "$BASE")
+got=$("$H" generate -m "$BASE" --lora "$FIX/adapter.gguf" --temperature 0 -n 40 "Once upon a time" 2> /dev/null)
+[ "$got" = "$want" ] && ok || bad "generate --lora greedy text: '$got' != llama.cpp's '$want'"
 "$H" merge --base "$BASE" --lora "$FIX/adapter.gguf" -o "$T/m8.gguf" --type Q8_0 > /dev/null 2>&1 &&
   "$H" generate -m "$T/m8.gguf" --temperature 0 -n 8 "Once" > /dev/null 2>&1 && ok || bad "merge --type Q8_0"
 "$H" merge --base "$BASE" --lora "$FIX/adapter.gguf" -o "$T/m.safetensors" --format safetensors \

@@ -65,4 +65,6 @@ for t in Q8_0 Q4_0 Q5_1 Q2_K Q4_K_M Q5_K_S Q6_K; do
 done
 q "$H" quantize "$work/llama" "$OUT/gguf/llama-Q4_K_M.gguf" Q4_K_M
 q "$H" export "$work/gpt2" --format gguf --type Q8_0 -o "$OUT/gguf/gpt2-Q8_0.gguf"
+# a LoRA adapter (fuzz_gguf reads one for the committed stories260K it was tuned on)
+cp "$HERE/../fixtures/finetune/adapter.gguf" "$OUT/gguf/adapter.gguf"
 echo "seeds: $(find "$OUT" -type f | wc -l) files in $OUT"

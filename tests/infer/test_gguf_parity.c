@@ -317,7 +317,7 @@ static void sched_run(infer_model *m, const int32_t *p, int np, int max_tokens, 
     sp.temperature = 0;
     sp.max_tokens = max_tokens;
     memset(r, 0, sizeof *r);
-    assert_int_equal(infer_sched_submit(s, p, (size_t)np, &sp, eog_event, r, NULL, &e), 0);
+    assert_int_equal(infer_sched_submit(s, p, (size_t)np, &sp, NULL, eog_event, r, NULL, &e), 0);
     while (!__atomic_load_n(&r->finished, __ATOMIC_ACQUIRE)) usleep(1000);
     infer_sched_free(s);
 }

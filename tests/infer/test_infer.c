@@ -563,7 +563,7 @@ static int on_event(void *ud, const infer_event *ev);
 static void submit_ok(infer_sched *s, const int32_t *p, int n, const infer_sampling *sp, collect *c,
                       uint64_t *id) {
     base_err e = {0};
-    int rc = infer_sched_submit(s, p, (size_t)n, sp, on_event, c, id, &e);
+    int rc = infer_sched_submit(s, p, (size_t)n, sp, NULL, on_event, c, id, &e);
     if (rc) fprintf(stderr, "submit: %s\n", e.msg);
     assert_int_equal(rc, 0);
 }
@@ -762,16 +762,16 @@ static void test_sched_errors(void **state) {
     infer_sampling_default(&g);
     g.temperature = 0;
     /* a prompt that leaves no room: both counts in the message */
-    assert_int_equal(infer_sched_submit(s, p, 64, &g, on_event, NULL, &id, &e), BASE_EINVAL);
+    assert_int_equal(infer_sched_submit(s, p, 64, &g, NULL, on_event, NULL, &id, &e), BASE_EINVAL);
     assert_non_null(strstr(e.msg, "64 tokens"));
     assert_non_null(strstr(e.msg, "context holds 64"));
-    assert_int_equal(infer_sched_submit(s, p, 0, &g, on_event, NULL, &id, &e), BASE_EINVAL);
+    assert_int_equal(infer_sched_submit(s, p, 0, &g, NULL, on_event, NULL, &id, &e), BASE_EINVAL);
     p[3] = 256;
-    assert_int_equal(infer_sched_submit(s, p, 5, &g, on_event, NULL, &id, &e), BASE_EINVAL);
+    assert_int_equal(infer_sched_submit(s, p, 5, &g, NULL, on_event, NULL, &id, &e), BASE_EINVAL);
     assert_non_null(strstr(e.msg, "token 3"));
     p[3] = 65;
     g.top_p = 0;
-    assert_int_equal(infer_sched_submit(s, p, 5, &g, on_event, NULL, &id, &e), BASE_EINVAL);
+    assert_int_equal(infer_sched_submit(s, p, 5, &g, NULL, on_event, NULL, &id, &e), BASE_EINVAL);
     assert_non_null(strstr(e.msg, "top_p"));
     g.top_p = 1;
     /* queue full: one slot held by a request paused in its callback, one queued, the next
@@ -785,7 +785,7 @@ static void test_sched_errors(void **state) {
     wait_gate(&a);
     g.max_tokens = 5;
     submit_ok(s, p, 4, &g, &b, &idb);
-    assert_int_equal(infer_sched_submit(s, p, 3, &g, on_event, &c, &id, &e), INFER_EFULL);
+    assert_int_equal(infer_sched_submit(s, p, 3, &g, NULL, on_event, &c, &id, &e), INFER_EFULL);
     assert_non_null(strstr(e.msg, "queue is full"));
     infer_sched_stats st;
     infer_sched_get_stats(s, &st);
@@ -862,7 +862,7 @@ static void *submit_many(void *arg) {
         collect_init(&t->c[i]);
         base_err e;
         int rc;
-        while ((rc = infer_sched_submit(t->s, t->p, 6, &g, on_event, &t->c[i], &id, &e)) ==
+        while ((rc = infer_sched_submit(t->s, t->p, 6, &g, NULL, on_event, &t->c[i], &id, &e)) ==
                INFER_EFULL)
             usleep(1000); /* the others' requests hold the queue: retry */
         if (rc) return NULL;
