@@ -129,6 +129,51 @@ static int read_trainer_config(const char *dir, nn_config *c, char *vocab, size_
     return rc;
 }
 
+/* A `hearth finetune` run directory (RUN/finetune.json; or one of its checkpoints): its
+ * checkpoints hold only what was trained, so the model is elsewhere. --full: RUN/model.gguf,
+ * copied into file (returns 1). LoRA: the base plus RUN/adapter.gguf, which the caller names —
+ * an error saying how. 0: not a fine-tuning run. */
+static int finetune_run(const char *path, char *file, size_t cap, base_err *e) {
+    char run[PATH_LEN], p[PATH_LEN];
+    snprintf(run, sizeof run, "%s", path);
+    if (join(p, run, "finetune.json", e)) return BASE_EINVAL;
+    if (!file_exists(p)) { /* a checkpoint directory: its run is the parent */
+        char *slash = strrchr(run, '/');
+        if (!slash)
+            snprintf(run, sizeof run, ".");
+        else if (slash == run)
+            run[1] = 0;
+        else
+            *slash = 0;
+        if (join(p, run, "finetune.json", e)) return BASE_EINVAL;
+        if (!file_exists(p)) return 0;
+    }
+    json_error_t je;
+    json_t *j = json_load_file(p, 0, &je);
+    if (!j) return base_fail(e, BASE_EFORMAT, "%s:%d: %s", p, je.line, je.text);
+    const char *mode = json_string_value(json_object_get(j, "mode"));
+    const char *base = json_string_value(json_object_get(j, "base"));
+    int full = mode && strcmp(mode, "full") == 0;
+    char out[PATH_LEN];
+    int rc = join(out, run, full ? "model.gguf" : "adapter.gguf", e);
+    if (!rc && !file_exists(out))
+        rc = base_fail(e, BASE_ENOTFOUND,
+                       "%s is a fine-tuning run that has not finished: no %s yet (rerun its "
+                       "`hearth finetune` command to complete it)",
+                       run, out);
+    else if (!rc && full && strlen(out) < cap) {
+        snprintf(file, cap, "%s", out);
+        rc = 1;
+    } else if (!rc)
+        rc = base_fail(e, BASE_EINVAL,
+                       "%s is a LoRA fine-tuning run: give its base with the adapter (--model %s "
+                       "--lora %s), or merge them into one model (hearth merge --base %s --lora "
+                       "%s -o FILE)",
+                       run, base ? base : "BASE", out, base ? base : "BASE", out);
+    json_decref(j);
+    return rc;
+}
+
 /* Loads from a run directory (its newest good checkpoint) or a checkpoint directory. *tok_path
  * gets where the stored tokenizer would be: RUN/tokenizer.htok. */
 static int load_dir(infer_model *im, const char *path, char *tok_path, base_err *e) {
@@ -287,8 +332,17 @@ int infer_model_load(infer_model **out, const char *path, const char *tokenizer,
     if (!im) return base_fail(e, BASE_ENOMEM, "out of memory");
     char tok_path[PATH_LEN] = "";
     base_file_kind kind = BASE_FILE_DIR;
-    int rc =
-        S_ISDIR(sb.st_mode) ? load_dir(im, path, tok_path, e) : check_model_file(path, &kind, e);
+    char ft_model[PATH_LEN];
+    int rc = S_ISDIR(sb.st_mode) ? finetune_run(path, ft_model, sizeof ft_model, e) : 0;
+    if (rc == 1) { /* a --full fine-tuning run: its model.gguf */
+        path = ft_model;
+        rc = stat(path, &sb) != 0
+                 ? base_fail(e, BASE_EIO, "cannot open model %s: %s", path, strerror(errno))
+                 : 0;
+    }
+    if (!rc)
+        rc = S_ISDIR(sb.st_mode) ? load_dir(im, path, tok_path, e)
+                                 : check_model_file(path, &kind, e);
     if (!rc && !S_ISDIR(sb.st_mode))
         rc = kind == BASE_FILE_GGUF ? load_gguf(im, path, e) : load_file(im, path, tok_path, e);
     if (!rc && im->nn) {

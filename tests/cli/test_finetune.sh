@@ -109,6 +109,15 @@ rm -rf "$T/mem" "$T/mem-f32" "$T/mem-q4" "$T/mem32.gguf" "$T/mem4.gguf"
     > "$T/fr.out" 2>&1 && [ -s "$T/fr/base.gguf" ] && [ -s "$T/fr/adapter.gguf" ] &&
   [ ! -e "$T/fr/adapter" ] && ok || bad "finetune from a run: $(tail -2 "$T/fr.out")"
 
+# a fine-tuning run directory as --model: a LoRA run says how to run its base with the adapter
+# (its checkpoints hold only the adapters); a --full run runs its model.gguf
+expect_fail "LoRA run as a model" "is a LoRA fine-tuning run: give its base with the adapter \(--model .*stories260K-F16.gguf --lora .*/a/adapter.gguf\)" \
+  generate -m "$T/a" -n 4 "Once"
+expect_fail "LoRA checkpoint as a model" "is a LoRA fine-tuning run" generate -m "$T/a/step_00000024" -n 4 "Once"
+"$H" finetune --base "$BASE" --data "$T/chat.jsonl" --out "$T/full" --full --steps 2 --batch 2 --seq 48 \
+  > "$T/full.out" 2>&1 && "$H" generate -m "$T/full" --temperature 0 -n 8 "Once" > /dev/null 2>&1 &&
+  ok || bad "a --full run as a model: $(tail -2 "$T/full.out")"
+
 # merge + generate = llama.cpp's greedy tokens with --lora (the committed adapter)
 "$H" merge --base "$BASE" --lora "$FIX/adapter.gguf" -o "$T/m.gguf" > /dev/null 2>&1 || bad "merge"
 want=$(grep '^merged' "$FIX/greedy.tsv" | cut -f2 | "$H" tokenizer decode --vocab "$BASE")
