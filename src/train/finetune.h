@@ -9,8 +9,9 @@
  * LoRA adapter format) and RUN/adapter/ (PEFT: adapter_model.safetensors, adapter_config.json;
  * Llama family) for LoRA, RUN/model.gguf (F32, with the base's tokenizer) for --full.
  *
- * The base: a GGUF file (F32, F16, BF16 or any quantized type src/quant reads; dequantized to
- * F32 at load — the LoRA path does not yet keep a quantized base in its stored type). Data: a
+ * The base: a GGUF file (F32, F16, BF16 or any quantized type src/quant reads). With LoRA a
+ * base not in F32 stays in its stored type, mapped, each matrix dequantized just before its
+ * product (QLoRA: ft_load_base's FT_BASE_STORED, ckpt_gguf_wsrc); --full loads it in F32. Data: a
  * file data/sft.h reads, tokenized with the base's own vocabulary; chat examples rendered by
  * the caller's template callback. A checkpoint holds only what is trained (the adapters, or
  * every weight with --full) and its AdamW moments. */
