@@ -20,21 +20,8 @@ pass=0 fail=0
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 
-# start_server LOG ARGS...: runs hearth serve --port 0 in the background; sets PID and PORT
-start_server() {
-  local log=$1; shift
-  "$H" serve --port 0 "$@" > "$log" 2>&1 &
-  PID=$!
-  pids+=("$PID")
-  PORT=
-  for _ in $(seq 100); do
-    PORT=$(grep -o 'listening on http://[^ ]*' "$log" 2> /dev/null | sed 's/.*://')
-    [ -n "$PORT" ] && return 0
-    kill -0 "$PID" 2> /dev/null || break
-    sleep 0.05
-  done
-  return 1
-}
+# shellcheck source=serve_lib.sh
+. "$DIR/serve_lib.sh"
 # http_status URL: the status code of a GET (node: no curl dependency)
 http_status() {
   node -e "require('http').get(process.argv[1], r => { console.log(r.statusCode, r.headers['retry-after'] || '-'); r.resume(); }).on('error', e => console.log('ERR'))" "$1"

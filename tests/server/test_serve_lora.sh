@@ -21,20 +21,8 @@ ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 export OMP_NUM_THREADS=1
 
-start_server() {
-  local log=$1; shift
-  "$H" serve --port 0 "$@" > "$log" 2>&1 &
-  PID=$!
-  pids+=("$PID")
-  PORT=
-  for _ in $(seq 100); do
-    PORT=$(grep -o 'listening on http://[^ ]*' "$log" 2> /dev/null | sed 's/.*://')
-    [ -n "$PORT" ] && return 0
-    kill -0 "$PID" 2> /dev/null || break
-    sleep 0.05
-  done
-  return 1
-}
+# shellcheck source=serve_lib.sh
+. "$DIR/serve_lib.sh"
 
 cp "$FIX/gguf/stories260K-F16.gguf" "$T/stories.gguf"
 # a second adapter, of other targets, tuned here on another style
