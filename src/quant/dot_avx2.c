@@ -259,18 +259,9 @@ static void act_q8_k(const float *x, void *dst, int K) {
 #pragma GCC pop_options
 
 static const quant_kernels avx2_set[QUANT_TYPE_MAX + 1] = {
-    [QUANT_F32] = {dot_f32, NULL, NULL, f32_tile},
-    [QUANT_F16] = {dot_f16, NULL, NULL, f16_tile},
-    [QUANT_BF16] = {dot_bf16, NULL, NULL, bf16_tile},
-    [QUANT_Q8_0] = {dot_q8_0, dot4_q8_0, dot4w2_q8_0, NULL},
-    [QUANT_Q4_0] = {dot_q4_0, dot4_q4_0, dot4w2_q4_0, NULL},
-    [QUANT_Q4_1] = {dot_q4_1, dot4_q4_1, NULL, NULL},
-    [QUANT_Q5_0] = {dot_q5_0, dot4_q5_0, NULL, NULL},
-    [QUANT_Q5_1] = {dot_q5_1, dot4_q5_1, NULL, NULL},
+    X86_KERNEL_ENTRIES,
     [QUANT_Q2_K] = {dot_q2_k, dot4_q2_k, NULL, NULL},
     [QUANT_Q3_K] = {dot_q3_k, dot4_q3_k, NULL, NULL},
-    [QUANT_Q4_K] = {dot_q4_k, dot4_q4_k, NULL, NULL},
-    [QUANT_Q5_K] = {dot_q5_k, dot4_q5_k, NULL, NULL},
     [QUANT_Q6_K] = {dot_q6_k, dot4_q6_k, NULL, NULL},
 };
 

@@ -407,4 +407,17 @@ static inline float bf2f(uint16_t h) {
     return quant_bf16_to_f32(h);
 }
 
+/* The kernel-table entries of the kernels above: the same in dot_avx2.c and dot_avx512.c, each
+ * file's compilation of them (the file adds its own kernels after these). */
+#define X86_KERNEL_ENTRIES                                                                         \
+    [QUANT_F32] = {dot_f32, NULL, NULL, f32_tile}, [QUANT_F16] = {dot_f16, NULL, NULL, f16_tile},  \
+    [QUANT_BF16] = {dot_bf16, NULL, NULL, bf16_tile},                                              \
+    [QUANT_Q8_0] = {dot_q8_0, dot4_q8_0, dot4w2_q8_0, NULL},                                       \
+    [QUANT_Q4_0] = {dot_q4_0, dot4_q4_0, dot4w2_q4_0, NULL},                                       \
+    [QUANT_Q4_1] = {dot_q4_1, dot4_q4_1, NULL, NULL},                                              \
+    [QUANT_Q5_0] = {dot_q5_0, dot4_q5_0, NULL, NULL},                                              \
+    [QUANT_Q5_1] = {dot_q5_1, dot4_q5_1, NULL, NULL},                                              \
+    [QUANT_Q4_K] = {dot_q4_k, dot4_q4_k, NULL, NULL},                                              \
+    [QUANT_Q5_K] = {dot_q5_k, dot4_q5_k, NULL, NULL}
+
 #endif
