@@ -205,8 +205,10 @@ typedef struct cli_train_run {
     struct dist *d;       /* the world (cli_train_start) */
     int tty, every, rank, ranks;
 } cli_train_run;
-/* Appends train's options (steps ... sim-delay; not --data, --out) to opts at *n. */
-void cli_train_opts(cli_train_run *r, cli_opt *opts, int *n);
+/* Appends train's options (steps ... sim-delay; not --data, --out) to opts after the command's
+ * own (up to the first entry of neither name nor short letter: the rest of the array is zero)
+ * and returns the count of entries. */
+int cli_train_opts(cli_train_run *r, cli_opt *opts);
 /* After parsing: joins the world (mpirun), silences the other ranks' stdout, installs the
  * notes (r->o->note), the stop flag and its signal handlers. -1 to go on, else an exit status. */
 int cli_train_start(cli_train_run *r);

@@ -104,8 +104,7 @@ int cli_finetune(int argc, char **argv) {
                     "a template by llama.cpp's name (default: the base GGUF's\n"
                     "own, as serving it picks)"),
     };
-    int n = 11;
-    cli_train_opts(&r, opts, &n);
+    int n = cli_train_opts(&r, opts);
     opts[n] = (cli_opt)CLI_OPT_END;
     const cli_cmd cmd = {
         .name = "finetune",

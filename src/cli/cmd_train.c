@@ -58,7 +58,9 @@ void cli_train_report(const train_progress *p, void *user) {
     fflush(stdout);
 }
 
-void cli_train_opts(cli_train_run *r, cli_opt *opts, int *n) {
+int cli_train_opts(cli_train_run *r, cli_opt *opts) {
+    int n = 0;
+    while (opts[n].name || opts[n].short_name) n++;
     train_opts *o = r->o;
     snprintf(r->help[0], sizeof r->help[0], "peak learning rate (default %g)", (double)o->lr);
     snprintf(r->help[1], sizeof r->help[1], "AdamW decoupled weight decay on matrices (default %g)",
@@ -129,7 +131,8 @@ void cli_train_opts(cli_train_run *r, cli_opt *opts, int *n) {
                     "experiment, bench/dist_tail.sh). Not the network's own delay"),
     };
     _Static_assert(sizeof t / sizeof t[0] <= CLI_TRAIN_OPTS_MAX, "CLI_TRAIN_OPTS_MAX (cli.h)");
-    for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) opts[(*n)++] = t[k];
+    for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) opts[n++] = t[k];
+    return n;
 }
 
 int cli_train_start(cli_train_run *r) {
@@ -264,8 +267,7 @@ int cli_train(int argc, char **argv) {
                     "(default tiny)"),
     };
     char names[32][64];
-    int n = 3;
-    cli_train_opts(&r, opts, &n);
+    int n = cli_train_opts(&r, opts);
     for (int j = 0; nn_config_fields[j] && j < 32; j++) {
         snprintf(names[j], sizeof names[j], "%s", nn_config_fields[j]);
         for (char *c = names[j]; *c; c++) *c = *c == '_' ? '-' : *c;
