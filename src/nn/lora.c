@@ -200,19 +200,25 @@ void nn_lora_merge(nn_model *m, const nn_lora *a) {
     }
 }
 
+/* The dropout mask of layer l's target t in micro-batch a->key: element i is kept when
+ * mask_u(mask_key(a, l, t), i) < 1 - dropout. Forward and backward draw the same mask. */
+static uint64_t mask_key(const nn_lora *a, int l, int t) {
+    return mix64(a->seed ^ mix64(a->key * 0x9e3779b97f4a7c15ull + ((uint64_t)l << 8) + t));
+}
+static inline float mask_u(uint64_t k, size_t i) {
+    return (float)(mix64(k + i) >> 40) * (1.0f / 16777216.0f);
+}
+
 /* x (N, in) with inverted dropout applied, into a->xs; returns x itself when no dropout. */
 static const float *dropped(const nn_lora *a, int l, int t, const float *x, int N, int in) {
     if (!a->training || a->dropout <= 0) return x;
     float keep = 1.0f - a->dropout, inv = 1.0f / keep;
-    uint64_t k = mix64(a->seed ^ mix64(a->key * 0x9e3779b97f4a7c15ull + ((uint64_t)l << 8) + t));
+    uint64_t k = mask_key(a, l, t);
     size_t n = (size_t)N * in;
     float *xs = a->xs;
     /* each element's mask is its own hash: threads change nothing in the result */
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float u = (float)(mix64(k + i) >> 40) * (1.0f / 16777216.0f);
-        xs[i] = u < keep ? x[i] * inv : 0.0f;
-    }
+    for (size_t i = 0; i < n; i++) xs[i] = mask_u(k, i) < keep ? x[i] * inv : 0.0f;
     return a->xs;
 }
 
@@ -269,19 +275,14 @@ void nn_lora_bwd(const nn_model *m, int l, int s, float *dinp, const float *dout
                         st->A, st->in, 1.0f, dinp, st->in);
         } else {
             size_t n = (size_t)N * st->in;
-            float inv = 1.0f / (1.0f - a->dropout);
-            /* the mask is where xs is nonzero or x was zero; recompute it from the hash */
-            float keep = 1.0f - a->dropout;
-            uint64_t k =
-                mix64(a->seed ^ mix64(a->key * 0x9e3779b97f4a7c15ull + ((uint64_t)l << 8) + t));
+            float keep = 1.0f - a->dropout, inv = 1.0f / keep;
+            uint64_t k = mask_key(a, l, t); /* the forward's mask, drawn again */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, st->in, r, 1.0f, a->dh, r,
                         st->A, st->in, 0.0f, a->xs, st->in);
             const float *xs = a->xs;
 #pragma omp parallel for schedule(static)
-            for (size_t i = 0; i < n; i++) {
-                float u = (float)(mix64(k + i) >> 40) * (1.0f / 16777216.0f);
-                if (u < keep) dinp[i] += xs[i] * inv;
-            }
+            for (size_t i = 0; i < n; i++)
+                if (mask_u(k, i) < keep) dinp[i] += xs[i] * inv;
         }
     }
 }

@@ -340,8 +340,13 @@ void tensor_rope_bwd(float *dx, int B, int T, int NH, int HS, int stride, int po
     rope_fast(dx, B, T, NH, HS, stride, pos0, cos_t, sin_t, -1.0f);
 }
 
+/* Query rows per attention block: TENSOR_ATT_BLOCK, or all T when fewer. */
+static int att_rows(int T) {
+    return T < TENSOR_ATT_BLOCK ? T : TENSOR_ATT_BLOCK;
+}
+
 size_t tensor_attention_scratch(int B, int T, int NH) {
-    size_t bq = (size_t)(T < TENSOR_ATT_BLOCK ? T : TENSOR_ATT_BLOCK);
+    size_t bq = (size_t)att_rows(T);
     return (size_t)B * (size_t)NH * 2 * bq * (size_t)T;
 }
 
@@ -356,7 +361,7 @@ size_t tensor_attention_scratch(int B, int T, int NH) {
 void tensor_attention_fwd(float *out, float *lse, float *scratch, const float *qkv, int B, int T,
                           int NH, int NKV, int HS) {
     int row = (NH + 2 * NKV) * HS, group = NH / NKV, orow = NH * HS;
-    int bq = T < TENSOR_ATT_BLOCK ? T : TENSOR_ATT_BLOCK;
+    int bq = att_rows(T);
     float scale = 1.0f / sqrtf((float)HS);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
@@ -400,7 +405,7 @@ void tensor_attention_fwd(float *out, float *lse, float *scratch, const float *q
 void tensor_attention_bwd(float *dqkv, float *scratch, const float *dout, const float *qkv,
                           const float *lse, int B, int T, int NH, int NKV, int HS) {
     int row = (NH + 2 * NKV) * HS, group = NH / NKV, orow = NH * HS;
-    int bq = T < TENSOR_ATT_BLOCK ? T : TENSOR_ATT_BLOCK;
+    int bq = att_rows(T);
     float scale = 1.0f / sqrtf((float)HS);
     /* Parallel over (batch, kv head): the query heads of one group write the same dk, dv, so
      * they run in one thread, one after the other. */
