@@ -76,8 +76,7 @@ typedef struct infer_lora_site {
 
 struct infer_lora {
     const infer_weights *w; /* the model it was loaded for */
-    int L;                  /* layers */
-    infer_lora_site *site;  /* (L, INFER_LORA_NM); A NULL where not adapted */
+    infer_lora_site *site;  /* (w->cfg.n_layer, INFER_LORA_NM); A NULL where not adapted */
     float *data;            /* every A and BT */
     size_t n_floats;
     int max_rank, n_mats;

@@ -258,7 +258,6 @@ int infer_lora_load(infer_lora **out, const infer_model *model, const char *path
         goto out;
     }
     a->w = w;
-    a->L = L;
     a->n_floats = floats;
 out:
     free(ta);
