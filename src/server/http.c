@@ -742,11 +742,6 @@ static json_t *models_json(server *s) {
     return list;
 }
 
-/* /v1/models/ID of the model or an adapter (which: serves's answer, >= 0). */
-static json_t *model_or_lora_json(server *s, int which) {
-    return which > 0 ? lora_json(s, which - 1) : model_json(s);
-}
-
 /* The embedding model's entry of /v1/models. */
 static json_t *embed_model_json(server *s) {
     const embed_model *m = server_embedder_model(s->emb);
@@ -784,7 +779,7 @@ static enum MHD_Result handle_models(server *s, struct MHD_Connection *c, conn *
         no_such_model(s, &er, id);
         return reply_error(s, c, k, &er);
     }
-    return reply_json(s, c, k, 200, model_or_lora_json(s, which));
+    return reply_json(s, c, k, 200, which > 0 ? lora_json(s, which - 1) : model_json(s));
 }
 
 static enum MHD_Result handle_health(server *s, struct MHD_Connection *c, conn *k) {
