@@ -293,7 +293,7 @@ static inline v16 load16_f16(const uint16_t *p) {
  * directly, except where a GGUF file's q and k rows (llama.cpp's RoPE order) are put back into
  * hearth's: those go through g->part. */
 static void linear(infer_engine *g, float *out, const float *inp, const infer_linear *L, int n) {
-    int col = 0, HS = g->HS, half = HS / 2, prepared = -1;
+    int col = 0, HS = g->HS, prepared = -1;
     const void *A = inp;
     for (int i = 0; i < L->n; i++) {
         const infer_mat *w = &L->w[i];
@@ -318,11 +318,8 @@ static void linear(infer_engine *g, float *out, const float *inp, const infer_li
         for (int r = 0; r < n; r++) {
             const float *src = g->part + (size_t)r * w->rows;
             float *dst = out + (size_t)r * L->out + col;
-            /* row h*HS + 2k + j of the file is hearth's h*HS + j*HS/2 + k */
-            for (int j = 0; j < w->rows; j++) {
-                int h = j / HS, k = (j % HS) / 2, jj = j % 2;
-                dst[h * HS + jj * half + k] = src[j] + (b ? b[j] : 0.0f);
-            }
+            for (int j = 0; j < w->rows; j++)
+                dst[infer_rope_row(j, HS)] = src[j] + (b ? b[j] : 0.0f);
         }
         col += w->rows;
     }

@@ -76,13 +76,20 @@ typedef struct infer_lora_site {
 
 struct infer_lora {
     const infer_weights *w; /* the model it was loaded for */
-    int L;                  /* layers */
-    infer_lora_site *site;  /* (L, INFER_LORA_NM); A NULL where not adapted */
+    infer_lora_site *site;  /* (w->cfg.n_layer, INFER_LORA_NM); A NULL where not adapted */
     float *data;            /* every A and BT */
     size_t n_floats;
     int max_rank, n_mats;
     float alpha;
 };
+
+/* The engine's row of file row j in a block of heads whose rows are in llama.cpp's RoPE order
+ * (adjacent pairs): row h*HS + 2k + i of the file is h*HS + i*HS/2 + k. (A GGUF's q and k
+ * matrices and an adapter's lora_b of them alike.) */
+static inline int infer_rope_row(int j, int HS) {
+    int h = j / HS, k = (j % HS) / 2, i = j % 2;
+    return h * HS + i * (HS / 2) + k;
+}
 
 /* The linear layer (0 qkv, 1 attproj, 2 fc, 3 fcproj) each matrix kind feeds. */
 static inline int infer_lora_linear(int m) {

@@ -95,13 +95,6 @@ static void widen(const gguf_file *g, const gguf_tensor *t, float *dst) {
         quant_dequantize_row((int)t->type, src + r * rb, dst + r * t->dims[0], (size_t)t->dims[0]);
 }
 
-/* The engine's row of file row j in a block of heads whose rows are in llama.cpp's RoPE order
- * (adjacent pairs): row h*HS + 2k + i of the file is h*HS + i*HS/2 + k. */
-static int rope_row(int j, int HS) {
-    int h = j / HS, k = (j % HS) / 2, i = j % 2;
-    return h * HS + i * (HS / 2) + k;
-}
-
 int infer_lora_load(infer_lora **out, const infer_model *model, const char *path, float scale,
                     base_err *e) {
     *out = NULL;
@@ -246,7 +239,7 @@ int infer_lora_load(infer_lora **out, const infer_model *model, const char *path
                         : m == INFER_LORA_QKV ? NH + NKV
                                               : 0;
             for (int j = 0; j < rows; j++) {
-                int dj = j < pairs * HS ? rope_row(j, HS) : j;
+                int dj = j < pairs * HS ? infer_rope_row(j, HS) : j;
                 for (int t = 0; t < r; t++) BT[(size_t)t * rows + dj] = tmp[(size_t)j * r + t];
             }
             *st = (infer_lora_site){.A = Ad,
@@ -265,7 +258,6 @@ int infer_lora_load(infer_lora **out, const infer_model *model, const char *path
         goto out;
     }
     a->w = w;
-    a->L = L;
     a->n_floats = floats;
 out:
     free(ta);

@@ -52,6 +52,13 @@ typedef struct sock {
     int cut;      /* shut down by the reaper */
 } sock;
 
+/* An adapter served over the model (--lora NAME=PATH[:SCALE]). */
+typedef struct served_lora {
+    char *id, *path;
+    float scale;
+    infer_lora *a; /* once the model is loaded */
+} served_lora;
+
 struct server {
     server_opts o;
     char *host, *api_key, *model_path, *tokenizer, *model_id, *tmpl_name, *vstore_dir;
@@ -64,10 +71,8 @@ struct server {
     int loader_started;
     base_err load_err;
     infer_model *model; /* set before state becomes SERVER_READY; constant after */
-    int n_lora;         /* --lora NAME=PATH: ids, paths, scales; the adapters once loaded */
-    char **lora_id, **lora_path;
-    float *lora_scale;
-    infer_lora **lora;
+    int n_lora;         /* --lora NAME=PATH[:SCALE] */
+    served_lora *lora;  /* (n_lora) */
     infer_sched *sched;
     server_tmpl tmpl;
     int ctx, n_vocab;
@@ -277,17 +282,17 @@ static void *load_main(void *arg) {
                       "--chat-template NAME chooses another");
     for (int i = 0; i < s->n_lora; i++) {
         base_err le;
-        if (infer_lora_load(&s->lora[i], m, s->lora_path[i], s->lora_scale[i], &le)) {
-            base_fail(e, le.code, "adapter '%s': %s", s->lora_id[i], le.msg);
+        if (infer_lora_load(&s->lora[i].a, m, s->lora[i].path, s->lora[i].scale, &le)) {
+            base_fail(e, le.code, "adapter '%s': %s", s->lora[i].id, le.msg);
             goto fail;
         }
         int rank;
         float alpha;
         int n_mats;
         size_t bytes;
-        infer_lora_info(s->lora[i], &rank, &alpha, &n_mats, &bytes);
+        infer_lora_info(s->lora[i].a, &rank, &alpha, &n_mats, &bytes);
         server_log(s, "adapter '%s': %s (rank %d, alpha %g, scale %g, %d matrices, %.1f MB)",
-                   s->lora_id[i], s->lora_path[i], rank, (double)alpha, (double)s->lora_scale[i],
+                   s->lora[i].id, s->lora[i].path, rank, (double)alpha, (double)s->lora[i].scale,
                    n_mats, (double)bytes / 1e6);
     }
     infer_sched_opts so = {.n_slots = s->o.slots,
@@ -307,7 +312,7 @@ static void *load_main(void *arg) {
     atomic_store(&s->state, SERVER_READY);
     return NULL;
 fail:
-    for (int i = 0; i < s->n_lora; i++) infer_lora_free(s->lora[i]), s->lora[i] = NULL;
+    for (int i = 0; i < s->n_lora; i++) infer_lora_free(s->lora[i].a), s->lora[i].a = NULL;
     infer_model_free(m);
     atomic_store(&s->state, SERVER_FAILED);
     return NULL;
@@ -494,7 +499,7 @@ static void stream_free(void *cls) {
 static int serves(const server *s, const char *name) {
     if (!strcmp(name, s->model_id) || (s->model_file && !strcmp(name, s->model_file))) return 0;
     for (int i = 0; i < s->n_lora; i++)
-        if (!strcmp(name, s->lora_id[i])) return i + 1;
+        if (!strcmp(name, s->lora[i].id)) return i + 1;
     return -1;
 }
 
@@ -503,7 +508,7 @@ static int no_such_model(server *s, server_error *er, const char *name) {
     char list[512];
     size_t n = (size_t)snprintf(list, sizeof list, "'%.200s'", s->model_id);
     for (int i = 0; i < s->n_lora && n < sizeof list; i++)
-        n += (size_t)snprintf(list + n, sizeof list - n, ", '%.100s'", s->lora_id[i]);
+        n += (size_t)snprintf(list + n, sizeof list - n, ", '%.100s'", s->lora[i].id);
     return server_fail(er, 404, "model", "model_not_found",
                        "The model '%.200s' does not exist; this server serves %s", name, list);
 }
@@ -591,7 +596,7 @@ static enum MHD_Result handle_generate(server *s, struct MHD_Connection *c, conn
         no_such_model(s, &er, r->model);
         goto fail;
     }
-    g->lora = which > 0 ? s->lora[which - 1] : NULL;
+    g->lora = which > 0 ? s->lora[which - 1].a : NULL;
     /* use_context: retrieved sources go before the model (within what the answer leaves) */
     size_t room = (size_t)s->ctx - (r->max_tokens_set && r->sp.max_tokens < s->ctx / 2
                                         ? (size_t)r->sp.max_tokens
@@ -614,7 +619,7 @@ static enum MHD_Result handle_generate(server *s, struct MHD_Connection *c, conn
              (unsigned long long)(s->salt & 0xffffffffu), n);
     g->meta = (server_meta){.ep = ep,
                             .id = g->id,
-                            .model = which > 0 ? s->lora_id[which - 1] : s->model_id,
+                            .model = which > 0 ? s->lora[which - 1].id : s->model_id,
                             .created = time(NULL)};
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -714,17 +719,17 @@ static json_t *model_json(server *s) {
 /* Adapter i's entry of /v1/models: vLLM's fields for a LoRA module (parent: the base's id,
  * root: the adapter's path), and what it is. */
 static json_t *lora_json(server *s, int i) {
-    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:s}", "id", s->lora_id[i], "object", "model",
+    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:s}", "id", s->lora[i].id, "object", "model",
                           "created", (json_int_t)s->created, "owned_by", "hearth", "parent",
-                          s->model_id, "root", s->lora_path[i]);
+                          s->model_id, "root", s->lora[i].path);
     if (o && atomic_load(&s->state) == SERVER_READY) {
         int rank, n_mats;
         float alpha;
-        infer_lora_info(s->lora[i], &rank, &alpha, &n_mats, NULL);
+        infer_lora_info(s->lora[i].a, &rank, &alpha, &n_mats, NULL);
         json_object_set_new(o, "meta",
                             json_pack("{s:s,s:s,s:i,s:f,s:f,s:i}", "kind", "lora", "base",
                                       s->model_id, "rank", rank, "alpha", (double)alpha, "scale",
-                                      (double)s->lora_scale[i], "n_matrices", n_mats));
+                                      (double)s->lora[i].scale, "n_matrices", n_mats));
     }
     return o;
 }
@@ -735,11 +740,6 @@ static json_t *models_json(server *s) {
     json_array_append_new(list, model_json(s));
     for (int i = 0; i < s->n_lora; i++) json_array_append_new(list, lora_json(s, i));
     return list;
-}
-
-/* /v1/models/ID of the model or an adapter (which: serves's answer, >= 0). */
-static json_t *model_or_lora_json(server *s, int which) {
-    return which > 0 ? lora_json(s, which - 1) : model_json(s);
 }
 
 /* The embedding model's entry of /v1/models. */
@@ -779,7 +779,7 @@ static enum MHD_Result handle_models(server *s, struct MHD_Connection *c, conn *
         no_such_model(s, &er, id);
         return reply_error(s, c, k, &er);
     }
-    return reply_json(s, c, k, 200, model_or_lora_json(s, which));
+    return reply_json(s, c, k, 200, which > 0 ? lora_json(s, which - 1) : model_json(s));
 }
 
 static enum MHD_Result handle_health(server *s, struct MHD_Connection *c, conn *k) {
@@ -1312,14 +1312,12 @@ int server_start(server **out, const server_opts *o, base_err *e) {
     if (o->model_path && !o->model_name) s->model_file = model_id_of(o->model_path, 0);
     if (o->n_loras > 0) {
         size_t n = (size_t)o->n_loras;
-        s->lora_id = calloc(n, sizeof *s->lora_id), s->lora_path = calloc(n, sizeof *s->lora_path);
-        s->lora_scale = calloc(n, sizeof *s->lora_scale), s->lora = calloc(n, sizeof *s->lora);
-        if (s->lora_id && s->lora_path && s->lora_scale && s->lora)
+        if ((s->lora = calloc(n, sizeof *s->lora)))
             for (; s->n_lora < o->n_loras; s->n_lora++) {
                 const server_lora *l = &o->loras[s->n_lora];
-                s->lora_id[s->n_lora] = strdup(l->name);
-                s->lora_path[s->n_lora] = strdup(l->path);
-                s->lora_scale[s->n_lora] = l->scale;
+                s->lora[s->n_lora].id = strdup(l->name);
+                s->lora[s->n_lora].path = strdup(l->path);
+                s->lora[s->n_lora].scale = l->scale;
             }
     }
     pthread_mutex_init(&s->tok_mu, NULL);
@@ -1341,19 +1339,19 @@ int server_start(server **out, const server_opts *o, base_err *e) {
         goto fail;
     }
     for (int i = 0; i < s->n_lora && !rc; i++) {
-        if (!s->lora_id[i] || !s->lora_path[i])
+        if (!s->lora[i].id || !s->lora[i].path)
             rc = base_fail(e, BASE_ENOMEM, "out of memory");
-        else if (!s->lora_id[i][0])
+        else if (!s->lora[i].id[0])
             rc =
                 base_fail(e, BASE_EINVAL, "adapter %d has an empty name (--lora NAME=PATH)", i + 1);
-        else if (serves(s, s->lora_id[i]) != i + 1)
+        else if (serves(s, s->lora[i].id) != i + 1)
             rc = base_fail(e, BASE_EINVAL,
                            "adapter name '%s' is taken (by the model or another adapter): each "
                            "--lora NAME must be unique",
-                           s->lora_id[i]);
-        else if (!isfinite(s->lora_scale[i]))
+                           s->lora[i].id);
+        else if (!isfinite(s->lora[i].scale))
             rc = base_fail(e, BASE_EINVAL, "adapter '%s': the scale must be a number",
-                           s->lora_id[i]);
+                           s->lora[i].id);
     }
     if (rc) goto fail;
     /* the indexes are loaded (and repaired if need be) now, not by the first request */
@@ -1446,11 +1444,11 @@ int server_stop(server *s, base_err *e) {
     if (s->loader_started) pthread_join(s->loader, NULL);
     infer_sched_free(s->sched); /* every request left finishes as cancelled */
     for (int i = 0; i < s->n_lora; i++) {
-        infer_lora_free(s->lora ? s->lora[i] : NULL);
-        free(s->lora_id[i]);
-        free(s->lora_path[i]);
+        infer_lora_free(s->lora[i].a);
+        free(s->lora[i].id);
+        free(s->lora[i].path);
     }
-    free(s->lora), free(s->lora_id), free(s->lora_path), free(s->lora_scale);
+    free(s->lora);
     infer_model_free(s->model);
     int rc = s->vs ? vstore_flush(s->vs, e) : 0;
     vstore_close(s->vs);
