@@ -47,7 +47,7 @@ static int wid_of(const char *name) {
 
 static void held_get(void *user, int id, int l, const int *rows, int n, float *dst) {
     const held *h = user;
-    int nr = rows ? n : h->rows[id], cols = h->cols[id], half = h->HS / 2;
+    int nr = rows ? n : h->rows[id], cols = h->cols[id];
     const held_part *pp = &h->part[((size_t)id * h->L + (size_t)l) * HELD_PARTS];
     int np = h->n_part[id * h->L + l];
     /* a row of 1024 elements takes about a microsecond: threads pay from a few dozen rows */
@@ -57,10 +57,7 @@ static void held_get(void *user, int id, int l, const int *rows, int n, float *d
         while (k + 1 < np && r >= pp[k + 1].row0) k++;
         const held_part *q = &pp[k];
         int lr = r - q->row0;
-        if (q->rope_heads) { /* hearth's row h*HS + j*HS/2 + i is the file's h*HS + 2i + j */
-            int hh = lr / h->HS, w = lr % h->HS;
-            lr = hh * h->HS + 2 * (w % half) + w / half;
-        }
+        if (q->rope_heads) lr = ckpt_rope_file_row(lr, h->HS);
         quant_dequantize_row(q->type, q->data + (size_t)lr * q->rowb, dst + (size_t)i * cols,
                              (size_t)cols);
     }

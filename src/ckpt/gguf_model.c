@@ -15,14 +15,11 @@
 #define GGML_F16 1
 
 void ckpt_rope_rows(float *dst, const float *src, int heads, int HS, size_t row, int to_gguf) {
-    for (int h = 0; h < heads; h++)
-        for (int i = 0; i < HS / 2; i++)
-            for (int j = 0; j < 2; j++) {
-                size_t g = (size_t)h * HS + 2 * (size_t)i + (size_t)j;
-                size_t r = (size_t)h * HS + (size_t)j * (HS / 2) + (size_t)i;
-                memcpy(dst + (to_gguf ? g : r) * row, src + (to_gguf ? r : g) * row,
-                       row * sizeof(float));
-            }
+    for (int r = 0; r < heads * HS; r++) {
+        size_t f = (size_t)ckpt_rope_file_row(r, HS);
+        memcpy(dst + (to_gguf ? f : (size_t)r) * row, src + (to_gguf ? (size_t)r : f) * row,
+               row * sizeof(float));
+    }
 }
 
 static const char *arch_name(const nn_config *c) {

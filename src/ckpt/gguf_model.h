@@ -84,4 +84,17 @@ int ckpt_gguf_read_model(const gguf_file *g, nn_model *m, base_err *e);
  * nothing kept open. out->free releases the mapping (nn_model_free calls it). */
 int ckpt_gguf_wsrc(const char *path, const nn_config *c, nn_wsrc *out, base_err *e);
 
+/* The RoPE row order of a block of heads (GGUF's q and k matrices, an adapter's lora_b of them):
+ * llama.cpp's files keep each head's rotated pairs adjacent, row h*HS + 2i + j; hearth's kernels
+ * rotate halves, row h*HS + j*HS/2 + i. The file's row of hearth's row r, and hearth's row of the
+ * file's row f. */
+static inline int ckpt_rope_file_row(int r, int HS) {
+    int h = r / HS, j = (r % HS) / (HS / 2), i = r % (HS / 2);
+    return h * HS + 2 * i + j;
+}
+static inline int ckpt_rope_hearth_row(int f, int HS) {
+    int h = f / HS, i = (f % HS) / 2, j = f % 2;
+    return h * HS + j * (HS / 2) + i;
+}
+
 #endif

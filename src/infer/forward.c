@@ -4,6 +4,7 @@
  * weights in their stored types (quant_matmul), attention runs per (row, head) over the row's
  * slot of the KV cache. Nothing here keeps activations beyond one layer: inference needs no
  * backward. */
+#include "ckpt/gguf_model.h"
 #include "infer_int.h"
 #include "quant/quant.h"
 
@@ -319,7 +320,7 @@ static void linear(infer_engine *g, float *out, const float *inp, const infer_li
             const float *src = g->part + (size_t)r * w->rows;
             float *dst = out + (size_t)r * L->out + col;
             for (int j = 0; j < w->rows; j++)
-                dst[infer_rope_row(j, HS)] = src[j] + (b ? b[j] : 0.0f);
+                dst[ckpt_rope_hearth_row(j, HS)] = src[j] + (b ? b[j] : 0.0f);
         }
         col += w->rows;
     }

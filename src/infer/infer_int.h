@@ -83,14 +83,6 @@ struct infer_lora {
     float alpha;
 };
 
-/* The engine's row of file row j in a block of heads whose rows are in llama.cpp's RoPE order
- * (adjacent pairs): row h*HS + 2k + i of the file is h*HS + i*HS/2 + k. (A GGUF's q and k
- * matrices and an adapter's lora_b of them alike.) */
-static inline int infer_rope_row(int j, int HS) {
-    int h = j / HS, k = (j % HS) / 2, i = j % 2;
-    return h * HS + i * (HS / 2) + k;
-}
-
 /* The linear layer (0 qkv, 1 attproj, 2 fc, 3 fcproj) each matrix kind feeds. */
 static inline int infer_lora_linear(int m) {
     return m <= INFER_LORA_QKV ? 0 : m == INFER_LORA_O ? 1 : m == INFER_LORA_DOWN ? 3 : 2;

@@ -1,6 +1,7 @@
 /* infer/lora.c: LoRA adapters at serve time — a llama.cpp adapter GGUF read for one model,
  * every tensor checked against the matrix it adapts, widened to F32 and laid out for the
  * forward's low-rank products (forward.c applies them per sequence; the base stays as it is). */
+#include "ckpt/gguf_model.h"
 #include "infer_int.h"
 #include "quant/quant.h"
 
@@ -239,7 +240,7 @@ int infer_lora_load(infer_lora **out, const infer_model *model, const char *path
                         : m == INFER_LORA_QKV ? NH + NKV
                                               : 0;
             for (int j = 0; j < rows; j++) {
-                int dj = j < pairs * HS ? infer_rope_row(j, HS) : j;
+                int dj = j < pairs * HS ? ckpt_rope_hearth_row(j, HS) : j;
                 for (int t = 0; t < r; t++) BT[(size_t)t * rows + dj] = tmp[(size_t)j * r + t];
             }
             *st = (infer_lora_site){.A = Ad,
