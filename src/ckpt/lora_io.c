@@ -62,17 +62,22 @@ int ckpt_lora_write_gguf(const char *path, const nn_model *m, const nn_lora *a, 
     return rc;
 }
 
-/* Layer and target of a tensor name blk.N.<mat>.weight.lora_{a,b}; -1 when it is none. */
-static int parse_name(const gguf_str *s, int *l, int *t, int *is_b) {
+int ckpt_lora_tensor_name(const gguf_str *s, int *l, char mat[64], int *is_b) {
     char buf[128];
     if (s->len >= sizeof buf) return -1;
     memcpy(buf, s->ptr, s->len);
     buf[s->len] = 0;
     int n = 0;
-    char mat[64];
     if (sscanf(buf, "blk.%d.%63[a-z_].weight.lora_%n", l, mat, &n) != 2 || n == 0) return -1;
-    if (strcmp(buf + n, "a") && strcmp(buf + n, "b")) return -1;
+    if ((buf[n] != 'a' && buf[n] != 'b') || buf[n + 1]) return -1;
     *is_b = buf[n] == 'b';
+    return 0;
+}
+
+/* Layer and target of a tensor name blk.N.<mat>.weight.lora_{a,b}; -1 when it is none. */
+static int parse_name(const gguf_str *s, int *l, int *t, int *is_b) {
+    char mat[64];
+    if (ckpt_lora_tensor_name(s, l, mat, is_b)) return -1;
     for (int i = 0; i < NN_LORA_NT; i++)
         if (!strcmp(mat, gguf_mat[i])) {
             *t = i;

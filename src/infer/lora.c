@@ -2,6 +2,7 @@
  * every tensor checked against the matrix it adapts, widened to F32 and laid out for the
  * forward's low-rank products (forward.c applies them per sequence; the base stays as it is). */
 #include "ckpt/gguf_model.h"
+#include "ckpt/lora_io.h"
 #include "infer_int.h"
 #include "quant/quant.h"
 
@@ -68,14 +69,8 @@ static int site_shape(const infer_weights *w, const infer_family *f, int m, int 
 
 /* blk.N.<matrix>.weight.lora_{a,b}: *l, *m, *is_b; -1 when the name is none of these. */
 static int parse_name(const gguf_str *s, int *l, int *m, int *is_b) {
-    char buf[128], mat[64];
-    if (s->len >= sizeof buf) return -1;
-    memcpy(buf, s->ptr, s->len);
-    buf[s->len] = 0;
-    int n = 0;
-    if (sscanf(buf, "blk.%d.%63[a-z_].weight.lora_%n", l, mat, &n) != 2 || n == 0) return -1;
-    if ((buf[n] != 'a' && buf[n] != 'b') || buf[n + 1]) return -1;
-    *is_b = buf[n] == 'b';
+    char mat[64];
+    if (ckpt_lora_tensor_name(s, l, mat, is_b)) return -1;
     for (int i = 0; i < INFER_LORA_NM; i++)
         if (!strcmp(mat, mat_name[i])) {
             *m = i;
