@@ -85,6 +85,16 @@ uint64_t base_rng_u64(base_rng *r);
 float base_rng_uniform(base_rng *r);              /* [0, 1) */
 float base_rng_normal(base_rng *r);               /* N(0, 1), Box-Muller */
 uint64_t base_rng_below(base_rng *r, uint64_t n); /* uniform in [0, n), n > 0 */
+/* splitmix64's finalizer: a 64-bit hash of x (counter-based streams, hash tables). */
+static inline uint64_t base_mix64(uint64_t x) {
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+/* One splitmix64 output for the state x (the golden-ratio step, then the finalizer). */
+static inline uint64_t base_splitmix64(uint64_t x) {
+    return base_mix64(x + 0x9e3779b97f4a7c15ull);
+}
 
 /* ---- time */
 double base_now(void); /* seconds on a monotonic clock */

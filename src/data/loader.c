@@ -354,17 +354,10 @@ int data_loader_open(data_loader **out, const char *path, int split, int B, int 
 
 /* ---- the order */
 
-static uint64_t mix64(uint64_t x) { /* splitmix64's finalizer */
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 /* A permutation of 0..n-1 (Fisher-Yates) drawn from (seed, epoch, what). */
 static void permute(uint32_t *p, uint64_t n, uint64_t seed, uint64_t epoch, uint64_t what) {
     base_rng r;
-    base_rng_seed(&r, mix64(mix64(mix64(seed) ^ epoch) ^ what));
+    base_rng_seed(&r, base_splitmix64(base_splitmix64(base_splitmix64(seed) ^ epoch) ^ what));
     for (uint64_t i = 0; i < n; i++) p[i] = (uint32_t)i;
     for (uint64_t i = n; i > 1; i--) {
         uint64_t j = base_rng_below(&r, i);

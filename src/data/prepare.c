@@ -41,13 +41,6 @@ static void h128_add(hash128 *h, const void *p, size_t n) {
     h->h = x;
 }
 
-static uint64_t mix64(uint64_t x) { /* splitmix64's finalizer */
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 /* The set of document hashes seen (open addressing, linear probing, at most 3/4 full: 16 bytes
  * per slot, 21..43 bytes per document, briefly 1.5x that while the table doubles). */
 typedef struct hset {
@@ -64,7 +57,7 @@ static int hset_add(hset *s, unsigned __int128 h, int *dup) {
         if (!slot) return -1;
         for (size_t i = 0; i < s->cap; i++) {
             if (!s->slot[i]) continue;
-            size_t j = (size_t)mix64((uint64_t)s->slot[i]) & (cap - 1);
+            size_t j = (size_t)base_splitmix64((uint64_t)s->slot[i]) & (cap - 1);
             while (slot[j]) j = (j + 1) & (cap - 1);
             slot[j] = s->slot[i];
         }
@@ -72,7 +65,7 @@ static int hset_add(hset *s, unsigned __int128 h, int *dup) {
         s->slot = slot;
         s->cap = cap;
     }
-    size_t j = (size_t)mix64((uint64_t)h) & (s->cap - 1);
+    size_t j = (size_t)base_splitmix64((uint64_t)h) & (s->cap - 1);
     for (; s->slot[j]; j = (j + 1) & (s->cap - 1))
         if (s->slot[j] == h) {
             *dup = 1;
@@ -86,7 +79,8 @@ static int hset_add(hset *s, unsigned __int128 h, int *dup) {
 
 /* The split of a document: val when a uniform number drawn from (hash, seed) is < val_frac. */
 static int split_of(unsigned __int128 h, uint64_t seed, double val_frac) {
-    uint64_t x = mix64((uint64_t)h ^ mix64((uint64_t)(h >> 64) ^ mix64(seed)));
+    uint64_t x =
+        base_splitmix64((uint64_t)h ^ base_splitmix64((uint64_t)(h >> 64) ^ base_splitmix64(seed)));
     return (double)(x >> 11) * 0x1p-53 < val_frac ? DATA_VAL : DATA_TRAIN;
 }
 

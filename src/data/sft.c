@@ -299,12 +299,6 @@ void data_sft_free(data_sft *d) {
     free(d);
 }
 
-static uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 int data_sft_split(data_sft *d, double frac, uint64_t seed, data_sft **val, base_err *e) {
     *val = NULL;
     data_sft *v = calloc(1, sizeof *v);
@@ -320,7 +314,8 @@ int data_sft_split(data_sft *d, double frac, uint64_t seed, data_sft **val, base
     }
     size_t keep = 0;
     for (size_t i = 0; i < d->n; i++) {
-        double u = (double)(mix64(seed ^ mix64(i + 1)) >> 11) * (1.0 / 9007199254740992.0);
+        double u =
+            (double)(base_mix64(seed ^ base_mix64(i + 1)) >> 11) * (1.0 / 9007199254740992.0);
         int to_val = u < frac && !(keep == 0 && i + 1 == d->n); /* one row stays for training */
         data_sft *dst = to_val ? v : d;
         size_t j = to_val ? v->n++ : keep++;

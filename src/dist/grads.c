@@ -299,22 +299,14 @@ size_t dist_grads_comm_bytes(const dist_grads *g) {
 
 /* ---- the buckets' collectives */
 
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 /* The simulated delay of the step's collective number coll, in seconds: the same on every rank. */
 static double drawn_delay(const dist_grads *g, int coll) {
     const dist_delay *dl = &g->o.delay;
     if (dl->mean_ms == 0 && dl->jitter_ms == 0 && dl->spike_p == 0) return 0;
-    uint64_t h =
-        mix64(g->o.seed ^ mix64((uint64_t)g->step * 0x9e3779b97f4a7c15ULL + (uint64_t)coll));
+    uint64_t h = base_mix64(g->o.seed ^
+                            base_mix64((uint64_t)g->step * 0x9e3779b97f4a7c15ULL + (uint64_t)coll));
     double u1 = (double)(h >> 11) / 9007199254740992.0,
-           u2 = (double)(mix64(h) >> 11) / 9007199254740992.0;
+           u2 = (double)(base_mix64(h) >> 11) / 9007199254740992.0;
     double ms = dl->mean_ms + dl->jitter_ms * (2 * u1 - 1);
     if (ms < 0) ms = 0;
     if (u2 < dl->spike_p) ms += dl->spike_ms;

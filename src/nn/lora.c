@@ -77,13 +77,6 @@ static int target_shape(const nn_config *c, int t, int *in, int *out, int *col) 
     }
 }
 
-/* U(0,1) from a 64-bit counter hash (splitmix64's finalizer). */
-static inline uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 int nn_lora_create(nn_lora **out, const nn_model *m, int rank, float alpha, float dropout,
                    unsigned targets, uint64_t seed, base_err *e) {
     const nn_config *c = &m->cfg;
@@ -147,7 +140,7 @@ int nn_lora_create(nn_lora **out, const nn_model *m, int rank, float alpha, floa
             }
             /* PEFT: kaiming_uniform_(A, a=sqrt(5)) -> U(-1/sqrt(in), 1/sqrt(in)); B = 0 */
             base_rng r;
-            base_rng_seed(&r, seed ^ mix64(((uint64_t)l << 8) | (uint64_t)t));
+            base_rng_seed(&r, seed ^ base_mix64(((uint64_t)l << 8) | (uint64_t)t));
             float bound = 1.0f / sqrtf((float)in);
             for (size_t i = 0; i < (size_t)rank * in; i++)
                 s->A[i] = bound * (2.0f * base_rng_uniform(&r) - 1.0f);
@@ -203,10 +196,11 @@ void nn_lora_merge(nn_model *m, const nn_lora *a) {
 /* The dropout mask of layer l's target t in micro-batch a->key: element i is kept when
  * mask_u(mask_key(a, l, t), i) < 1 - dropout. Forward and backward draw the same mask. */
 static uint64_t mask_key(const nn_lora *a, int l, int t) {
-    return mix64(a->seed ^ mix64(a->key * 0x9e3779b97f4a7c15ull + ((uint64_t)l << 8) + t));
+    return base_mix64(a->seed ^
+                      base_mix64(a->key * 0x9e3779b97f4a7c15ull + ((uint64_t)l << 8) + t));
 }
 static inline float mask_u(uint64_t k, size_t i) {
-    return (float)(mix64(k + i) >> 40) * (1.0f / 16777216.0f);
+    return (float)(base_mix64(k + i) >> 40) * (1.0f / 16777216.0f);
 }
 
 /* x (N, in) with inverted dropout applied, into a->xs; returns x itself when no dropout. */

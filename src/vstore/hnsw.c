@@ -107,13 +107,6 @@ static size_t round64(size_t x) {
     return (x + 63) & ~(size_t)63;
 }
 
-static uint64_t mix64(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 /* ---- heaps */
 
 static int heap_reserve(heap *hp, size_t n) {
@@ -217,7 +210,7 @@ static void ctx_put(const hnsw *hc, search_ctx *c) {
 
 static uint32_t map_get(const hnsw *h, uint64_t label) {
     if (!h->hcap) return NONE;
-    size_t m = h->hcap - 1, i = mix64(label) & m;
+    size_t m = h->hcap - 1, i = base_splitmix64(label) & m;
     while (h->hval[i] != NONE) {
         if (h->hkey[i] == label) return h->hval[i];
         i = (i + 1) & m;
@@ -236,7 +229,7 @@ static int map_grow(hnsw *h) {
     for (size_t i = 0; i < nc; i++) v[i] = NONE;
     for (size_t j = 0; j < h->hcap; j++) {
         if (h->hval[j] == NONE) continue;
-        size_t i = mix64(h->hkey[j]) & (nc - 1);
+        size_t i = base_splitmix64(h->hkey[j]) & (nc - 1);
         while (v[i] != NONE) i = (i + 1) & (nc - 1);
         k[i] = h->hkey[j], v[i] = h->hval[j];
     }
@@ -248,7 +241,7 @@ static int map_grow(hnsw *h) {
 /* Sets label -> id (inserting or overwriting). */
 static int map_put(hnsw *h, uint64_t label, uint32_t id) {
     if ((h->hn + 1) * 2 > h->hcap && map_grow(h)) return -1;
-    size_t m = h->hcap - 1, i = mix64(label) & m;
+    size_t m = h->hcap - 1, i = base_splitmix64(label) & m;
     while (h->hval[i] != NONE && h->hkey[i] != label) i = (i + 1) & m;
     if (h->hval[i] == NONE) h->hn++;
     h->hkey[i] = label, h->hval[i] = id;
@@ -258,7 +251,7 @@ static int map_put(hnsw *h, uint64_t label, uint32_t id) {
 /* Removes label; linear probing needs the following run shifted back over the hole. */
 static void map_del(hnsw *h, uint64_t label) {
     if (!h->hcap) return;
-    size_t m = h->hcap - 1, i = mix64(label) & m;
+    size_t m = h->hcap - 1, i = base_splitmix64(label) & m;
     while (h->hval[i] != NONE && h->hkey[i] != label) i = (i + 1) & m;
     if (h->hval[i] == NONE) return;
     h->hn--;
@@ -267,7 +260,7 @@ static void map_del(hnsw *h, uint64_t label) {
         for (;;) {
             j = (j + 1) & m;
             if (h->hval[j] == NONE) return;
-            size_t home = mix64(h->hkey[j]) & m;
+            size_t home = base_splitmix64(h->hkey[j]) & m;
             /* j's entry may move to the hole i unless its home lies cyclically in (i, j] */
             if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) break;
         }
@@ -1022,7 +1015,8 @@ int hnsw_load(hnsw **out, const char *path, size_t dim, vdist_metric metric, uin
     if (rc) goto fail;
     rc = reserve(h, (size_t)n, e);
     if (rc) goto fail;
-    base_rng_seed(&h->rng, seed ^ mix64(n)); /* new levels independent of the saved ones */
+    base_rng_seed(&h->rng,
+                  seed ^ base_splitmix64(n)); /* new levels independent of the saved ones */
     int toplevel = -1;
     size_t nlive = 0;
     for (uint32_t i = 0; i < n; i++) {
