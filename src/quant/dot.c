@@ -15,20 +15,18 @@ static float dot_f32(int K, const void *w, const void *x) {
     for (int i = 0; i < K; i++) s += a[i] * b[i];
     return s;
 }
-/* F16/BF16 weights: the activations arrive rounded to the weights' type (as ggml's
- * vec_dot_f16/bf16 take them), so each product is exact in float */
+/* F16/BF16 weights: the activations arrive in the weights' type (as ggml's vec_dot_f16/bf16
+ * take them), so each product is exact in float */
 static float dot_f16(int K, const void *w, const void *x) {
-    const uint16_t *a = w;
-    const float *b = x;
+    const uint16_t *a = w, *b = x;
     float s = 0;
-    for (int i = 0; i < K; i++) s += F16(a[i]) * b[i];
+    for (int i = 0; i < K; i++) s += F16(a[i]) * F16(b[i]);
     return s;
 }
 static float dot_bf16(int K, const void *w, const void *x) {
-    const uint16_t *a = w;
-    const float *b = x;
+    const uint16_t *a = w, *b = x;
     float s = 0;
-    for (int i = 0; i < K; i++) s += quant_bf16_to_f32(a[i]) * b[i];
+    for (int i = 0; i < K; i++) s += quant_bf16_to_f32(a[i]) * quant_bf16_to_f32(b[i]);
     return s;
 }
 static float dot_q8_0(int K, const void *w, const void *x) {
@@ -277,9 +275,10 @@ size_t quant_act_row_bytes(int wtype, int K) {
     const quant_traits *t = quant_wtraits(wtype);
     size_t n;
     BASE_ASSERT(t && t->weight && K > 0);
-    /* F16/BF16 activations are held as floats (their values rounded) */
-    int at = t->act_type == QUANT_F16 || t->act_type == QUANT_BF16 ? QUANT_F32 : t->act_type;
+    int at = t->act_type;
     BASE_ASSERT(quant_row_bytes(at, (size_t)K, &n, NULL) == BASE_OK);
+    /* F16/BF16 rows carry the same values as floats too */
+    if (at == QUANT_F16 || at == QUANT_BF16) n = quant_act_wide_off(K) + (size_t)K * sizeof(float);
     /* Q8_0 rows carry their scales as floats and their blocks' sums (the R16 kernels') */
     if (at == QUANT_Q8_0) n += (size_t)(K / QUANT_QK) * (sizeof(float) + sizeof(int32_t));
     return n;

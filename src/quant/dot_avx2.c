@@ -271,12 +271,15 @@ const quant_kernels *quant_kernels_avx2(int wtype) {
 }
 
 static void act_f16(const float *x, void *dst, int K) {
-    float *h = dst;
+    uint16_t *h = dst;
+    float *wide = (float *)((uint8_t *)dst + quant_act_wide_off(K));
     int i = 0;
-    for (; i + 8 <= K; i += 8)
-        _mm256_storeu_ps(h + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i),
-                                                                _MM_FROUND_TO_NEAREST_INT)));
-    for (; i < K; i++) h[i] = quant_f16_to_f32(quant_f32_to_f16(x[i]));
+    for (; i + 8 <= K; i += 8) {
+        __m128i v = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+        _mm_storeu_si128((__m128i *)(h + i), v);
+        _mm256_storeu_ps(wide + i, _mm256_cvtph_ps(v));
+    }
+    for (; i < K; i++) wide[i] = quant_f16_to_f32(h[i] = quant_f32_to_f16(x[i]));
 }
 
 quant_act_fn quant_act_avx2(int act_type) {

@@ -284,10 +284,10 @@ static inline int k4_msum(const uint8_t mn[8], const int16_t *bsums) {
 K45_ROWS(q4_k, quant_block_q4_k, 0, a[i].qs)
 K45_ROWS(q5_k, quant_block_q5_k, 1, a[i].qh)
 
-/* ---- float weights (F32, F16, BF16; the activations floats, for F16/BF16 weights already
- * rounded to that type): tiles of TW weight rows x up to 4 activation rows, one accumulator of
- * V_N lanes per (weight row, activation row) pair over K in steps of V_N, summed across lanes,
- * then the K % V_N tail in order. V names the vector: V8 (__m256, both files) or V16 (__m512,
+/* ---- float weights (F32, F16, BF16; the activations prepared in the weights' type, F16/BF16
+ * rows followed by the same values as floats, quant_act_wide_off): tiles of TW weight rows x up
+ * to 4 activation rows, one accumulator of V_N lanes per (weight row, activation row) pair over
+ * K in steps of V_N, summed across lanes, then the K % V_N tail in order. V names the vector: V8 (__m256, both files) or V16 (__m512,
  * dot_avx512.c), so AVX2's and AVX-512's bits differ, each agreeing with the reference to
  * rounding. K is walked in blocks of QUANT_FKB so that the four activation rows' block stays
  * near (32 KB: L1, or L2) while every weight tile of the chunk passes over it (without, each
@@ -307,10 +307,9 @@ K45_ROWS(q5_k, quant_block_q5_k, 1, a[i].qh)
 #define V8_FMA _mm256_fmadd_ps
 #define V8_HSUM hsum8
 
-#define FLOAT_TILE(NAME, T, LOAD, CONV, V, W, R)                                                   \
+#define FLOAT_TILE(NAME, T, LOAD, CONV, V, W, R, XT, XLOAD, XCONV)                                 \
     static void NAME##_tile_##W##x##R(int K, int k0, int k1, const uint8_t *a, size_t as,          \
-                                      const float *x, size_t xs, float *accs, float *y,            \
-                                      size_t ldy) {                                                \
+                                      const XT *x, size_t xs, float *accs, float *y, size_t ldy) { \
         V##_T acc[W][R];                                                                           \
         _Pragma("GCC unroll 8") for (int w = 0; w < W; w++)                                        \
             _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) acc[w][r] =                        \
@@ -322,7 +321,7 @@ K45_ROWS(q5_k, quant_block_q5_k, 1, a[i].qh)
                 __asm__("" : "+v"(wv[w])); /* in a register: GCC had re-loaded it per FMA */       \
             }                                                                                      \
             _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                  \
-                V##_T xv = V##_LDU(x + (size_t)r * xs + i);                                        \
+                V##_T xv = XLOAD(x + (size_t)r * xs + i);                                          \
                 __asm__("" : "+v"(xv)); /* loaded once for the W products */                       \
                 _Pragma("GCC unroll 8") for (int w = 0; w < W; w++) acc[w][r] =                    \
                     V##_FMA(wv[w], xv, acc[w][r]);                                                 \
@@ -338,49 +337,55 @@ K45_ROWS(q5_k, quant_block_q5_k, 1, a[i].qh)
                 const T *aw = (const T *)(a + (size_t)w * as);                                     \
                 float s = V##_HSUM(acc[w][r]);                                                     \
                 for (int k = K & ~(V##_N - 1); k < K; k++)                                         \
-                    s += CONV(aw[k]) * x[(size_t)r * xs + k];                                      \
+                    s += CONV(aw[k]) * XCONV(x[(size_t)r * xs + k]);                               \
                 y[(size_t)r * ldy + (size_t)w] = s;                                                \
             }                                                                                      \
     }
 
 /* NAME_tile, a quant_tile_fn: nw <= QUANT_FNW weight rows (ws bytes apart) x nr <= 4 activation
  * rows (xs bytes apart) into y (ldy floats a row). Several activation rows (prefill): TW weight
- * rows at a time and the rest one by one, block of K by block. One (decoding): the rows one by
- * one, each from end to end — one stream from memory per thread, which the prefetcher follows
- * (TW interleaved streams read 10-15% slower on Zen 4) — with the same operations, the same
- * bits. */
+ * rows at a time and the rest one by one, block of K by block, the activations' floats (F16/BF16:
+ * the copy after the row's own, quant_act_wide_off). One (decoding): the rows one by one, each
+ * from end to end — one stream from memory per thread, which the prefetcher follows (TW
+ * interleaved streams read 10-15% slower on Zen 4) — against the activations in the weights'
+ * type. The same operations on the same values either way: the same bits. */
 #define FLOAT_TILES(NAME, T, LOAD, CONV, V, TW)                                                    \
-    FLOAT_TILE(NAME, T, LOAD, CONV, V, TW, 1)                                                      \
-    FLOAT_TILE(NAME, T, LOAD, CONV, V, TW, 2)                                                      \
-    FLOAT_TILE(NAME, T, LOAD, CONV, V, TW, 3)                                                      \
-    FLOAT_TILE(NAME, T, LOAD, CONV, V, TW, 4)                                                      \
-    FLOAT_TILE(NAME, T, LOAD, CONV, V, 1, 1)                                                       \
-    FLOAT_TILE(NAME, T, LOAD, CONV, V, 1, 2)                                                       \
-    FLOAT_TILE(NAME, T, LOAD, CONV, V, 1, 3)                                                       \
-    FLOAT_TILE(NAME, T, LOAD, CONV, V, 1, 4)                                                       \
+    FLOAT_TILE(NAME, T, LOAD, CONV, V, TW, 2, float, V##_LDU, conv_f32)                            \
+    FLOAT_TILE(NAME, T, LOAD, CONV, V, TW, 3, float, V##_LDU, conv_f32)                            \
+    FLOAT_TILE(NAME, T, LOAD, CONV, V, TW, 4, float, V##_LDU, conv_f32)                            \
+    FLOAT_TILE(NAME, T, LOAD, CONV, V, 1, 1, T, LOAD, CONV)                                        \
+    FLOAT_TILE(NAME, T, LOAD, CONV, V, 1, 2, float, V##_LDU, conv_f32)                             \
+    FLOAT_TILE(NAME, T, LOAD, CONV, V, 1, 3, float, V##_LDU, conv_f32)                             \
+    FLOAT_TILE(NAME, T, LOAD, CONV, V, 1, 4, float, V##_LDU, conv_f32)                             \
     static void NAME##_tile(int K, const void *w, size_t ws, int nw, const void *x, size_t xs,     \
                             int nr, float *y, size_t ldy) {                                        \
         typedef void (*tile_fn)(int, int, int, const uint8_t *, size_t, const float *, size_t,     \
                                 float *, float *, size_t);                                         \
-        static const tile_fn full[4] = {NAME##_tile_##TW##x1, NAME##_tile_##TW##x2,                \
-                                        NAME##_tile_##TW##x3, NAME##_tile_##TW##x4};               \
-        static const tile_fn one[4] = {NAME##_tile_1x1, NAME##_tile_1x2, NAME##_tile_1x3,          \
-                                       NAME##_tile_1x4};                                           \
+        static const tile_fn full[3] = {NAME##_tile_##TW##x2, NAME##_tile_##TW##x3,                \
+                                        NAME##_tile_##TW##x4};                                     \
+        static const tile_fn one[3] = {NAME##_tile_1x2, NAME##_tile_1x3, NAME##_tile_1x4};         \
         float accs[QUANT_FNW * 4 * V##_N];                                                         \
         const uint8_t *a = w;                                                                      \
-        size_t xf = xs / sizeof(float);                                                            \
         int KV = K & ~(V##_N - 1), k0 = 0;                                                         \
         BASE_ASSERT(nr >= 1 && nr <= 4 && nw >= 1 && nw <= QUANT_FNW);                             \
+        if (nr == 1) { /* decoding gains nothing from blocks of K, which break the streams */      \
+            for (int n = 0; n < nw; n++)                                                           \
+                NAME##_tile_1x1(K, 0, KV, a + (size_t)n * ws, ws, x, xs / sizeof(T), accs, y + n,  \
+                                ldy);                                                              \
+            return;                                                                                \
+        }                                                                                          \
+        const float *xw =                                                                          \
+            (const float *)((const uint8_t *)x +                                                   \
+                            (sizeof(T) == sizeof(float) ? 0 : quant_act_wide_off(K)));             \
+        size_t xf = xs / sizeof(float);                                                            \
         do {                                                                                       \
-            /* one activation row (decoding) gains nothing from blocks, and the weight rows' */    \
-            /* streams, broken into blocks, defeat the prefetcher */                               \
-            int kb = nr > 1 ? QUANT_FKB : KV, k1 = KV - k0 > kb ? k0 + kb : KV, n = 0;             \
-            for (; nr > 1 && n + TW <= nw; n += TW)                                                \
-                full[nr - 1](K, k0, k1, a + (size_t)n * ws, ws, x, xf, accs + 4 * V##_N * n,       \
+            int k1 = KV - k0 > QUANT_FKB ? k0 + QUANT_FKB : KV, n = 0;                             \
+            for (; n + TW <= nw; n += TW)                                                          \
+                full[nr - 2](K, k0, k1, a + (size_t)n * ws, ws, xw, xf, accs + 4 * V##_N * n,      \
                              y + n, ldy);                                                          \
             for (; n < nw; n++)                                                                    \
-                one[nr - 1](K, k0, k1, a + (size_t)n * ws, ws, x, xf, accs + 4 * V##_N * n, y + n, \
-                            ldy);                                                                  \
+                one[nr - 2](K, k0, k1, a + (size_t)n * ws, ws, xw, xf, accs + 4 * V##_N * n,       \
+                            y + n, ldy);                                                           \
             k0 = k1;                                                                               \
         } while (k0 < KV);                                                                         \
     }                                                                                              \

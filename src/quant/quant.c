@@ -421,18 +421,25 @@ static float act_q8_block(const float *x, int8_t *qs) {
 void quant_act_quantize_row(int act_type, const float *src, void *dst, size_t n) {
     const quant_traits *t = quant_traits_of(act_type);
     BASE_ASSERT(t && t->block > 0 && n % (size_t)t->block == 0);
-    float *h = dst;
+    uint16_t *h = dst;
+    float *wide = (float *)((uint8_t *)dst + quant_act_wide_off((int)n));
     quant_block_q8_0 *b0 = dst;
     quant_block_q8_1 *b1 = dst;
     switch (act_type) {
     case QUANT_F32:
         memcpy(dst, src, n * sizeof(float));
         break;
-    case QUANT_F16:
-        for (size_t i = 0; i < n; i++) h[i] = quant_f16_to_f32(quant_f32_to_f16(src[i]));
+    case QUANT_F16: /* the halves, then the same values as floats (quant_act_wide_off) */
+        for (size_t i = 0; i < n; i++) {
+            h[i] = quant_f32_to_f16(src[i]);
+            wide[i] = quant_f16_to_f32(h[i]);
+        }
         break;
     case QUANT_BF16:
-        for (size_t i = 0; i < n; i++) h[i] = quant_bf16_to_f32(quant_f32_to_bf16(src[i]));
+        for (size_t i = 0; i < n; i++) {
+            h[i] = quant_f32_to_bf16(src[i]);
+            wide[i] = quant_bf16_to_f32(h[i]);
+        }
         break;
     case QUANT_Q8_0:
         for (size_t i = 0; i < n / QUANT_QK; i++)

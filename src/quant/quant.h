@@ -96,7 +96,7 @@ size_t quant_matmul_scratch_bytes(int wtype, int M, int K);
  * back), X and Y float row-major. Each row of X is first converted to wtype's act_type into
  * scratch as ggml's x86 CPU backend converts it (quant_act_prepare below), then each output is
  * one dot product: quantized weights an integer dot product per block scaled in float
- * (llama.cpp's scheme), F16/BF16 weights float products of the activations rounded to F16/BF16
+ * (llama.cpp's scheme), F16/BF16 weights float products of the activations in F16/BF16
  * (ggml's vec_dot_f16/bf16), F32 plain float. So results match llama.cpp's CPU backend up to
  * the order of float additions. OpenMP threads split N into fixed chunks.
  * quant_matmul uses the fastest kernels this CPU runs (AVX-512, AVX2 or scalar, chosen at run

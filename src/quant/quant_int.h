@@ -102,7 +102,7 @@ static inline int quant_scale_q3_k(int j, const uint8_t *s) {
 typedef enum { QUANT_ISA_SCALAR, QUANT_ISA_AVX2, QUANT_ISA_AVX512, QUANT_N_ISA } quant_isa;
 
 /* One dot product of a weight row (K elements of the weight type) with an activation row
- * (K elements of its act_type, or floats for float weights). */
+ * (K elements of its act_type: for float weights their own type, floats, halves or bfloats). */
 typedef float (*quant_dot_fn)(int K, const void *w, const void *x);
 
 /* The dot products of one weight row with the 4 activation rows at x, x + xs, x + 2 xs and
@@ -158,6 +158,15 @@ const quant_traits *quant_wtraits(int wtype);
 /* The byte offsets of a prepared Q8_0 row's float scales and int32 block sums (K/32 each). */
 static inline size_t quant_q8_0_aux(int K) {
     return (size_t)(K / QUANT_QK) * sizeof(quant_block_q8_0);
+}
+/* A prepared row of F16 or BF16 activations is the K values in that type, then from this byte
+ * offset the same K values as floats. Decoding's one-row products read the 16-bit copy, widened
+ * as loaded (as ggml's vec_dot_f16 takes it): half the bytes to keep in L1 while the weights
+ * stream past (the floats of the FFN's down projection, 22 KB at K 5632, fell out of L1 and
+ * cost that product a third of its speed). Prefill's tiles read the floats: widening in their
+ * inner loop would compete with the products. */
+static inline size_t quant_act_wide_off(int K) {
+    return ((size_t)K * 2 + sizeof(float) - 1) & ~(sizeof(float) - 1);
 }
 
 /* The scalar reference's dot product of wtype, or NULL for a type it does not know. */

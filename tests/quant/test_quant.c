@@ -446,6 +446,11 @@ static void test_repacked(void **state) {
 /* The activation quantizers round as ggml's x86 CPU backend does (scale 127/amax, ties to even:
  * with amax 127 the scale is 1 and 2.5 becomes 2, where llama-quantize's reference, kept for
  * weights, gives 3), and the vector ones give the scalar ones' bytes, ties included. */
+/* The bytes of a prepared row of act type t (F16: the halves and their floats). */
+static size_t act_row_bytes(int t, int K) {
+    return t == QUANT_F16 ? quant_act_row_bytes(QUANT_F16, K) : row_bytes(t, K);
+}
+
 static void test_act_quantizers(void **state) {
     (void)state;
     if (quant_isa_best() < QUANT_ISA_AVX2) skip();
@@ -460,7 +465,7 @@ static void test_act_quantizers(void **state) {
     base_rng r;
     base_rng_seed(&r, 9);
     float *x = xmalloc(sizeof(float) * K);
-    uint8_t *a = xmalloc(4 * K), *b = xmalloc(4 * K);
+    uint8_t *a = xmalloc(6 * K), *b = xmalloc(6 * K);
     for (int rep = 0; rep < 4; rep++) {
         if (rep < 2)
             gaussian(&r, x, K);
@@ -470,7 +475,7 @@ static void test_act_quantizers(void **state) {
                                    : (float)((int)base_rng_below(&r, 250) - 125) + 0.5f;
         if (rep == 1) x[5] = 50, x[7] = -50; /* equal magnitudes: the first is the signed max */
         for (size_t t = 0; t < sizeof acts / sizeof *acts; t++) {
-            size_t rb = row_bytes(acts[t], K);
+            size_t rb = act_row_bytes(acts[t], K);
             quant_act_quantize_row(acts[t], x, a, K);
             quant_act_avx2(acts[t])(x, b, K);
             assert_memory_equal(a, b, rb);
@@ -480,7 +485,7 @@ static void test_act_quantizers(void **state) {
     for (size_t t = 0; t < sizeof acts / sizeof *acts; t++) {
         quant_act_quantize_row(acts[t], x, a, K);
         quant_act_avx2(acts[t])(x, b, K);
-        assert_memory_equal(a, b, row_bytes(acts[t], K));
+        assert_memory_equal(a, b, act_row_bytes(acts[t], K));
     }
     free(x), free(a), free(b);
 }
