@@ -287,15 +287,15 @@ K45_ROWS(q5_k, quant_block_q5_k, 1, a[i].qh)
 /* ---- float weights (F32, F16, BF16; the activations prepared in the weights' type, F16/BF16
  * rows followed by the same values as floats, quant_act_wide_off): tiles of TW weight rows x up
  * to 4 activation rows, one accumulator of V_N lanes per (weight row, activation row) pair over
- * K in steps of V_N, summed across lanes, then the K % V_N tail in order. V names the vector: V8 (__m256, both files) or V16 (__m512,
- * dot_avx512.c), so AVX2's and AVX-512's bits differ, each agreeing with the reference to
- * rounding. K is walked in blocks of QUANT_FKB so that the four activation rows' block stays
- * near (32 KB: L1, or L2) while every weight tile of the chunk passes over it (without, each
- * tile re-read the activations from further away); between blocks a pair's accumulator waits
- * in memory, which is exact. 512 suited 8 lanes; with 16 it cost F16 prefill 10-15%, and 2048
- * gives it back (quant_bench --type F16: K 2048 and 5632 at 175-200 GFLOP/s). Every pair goes
- * through exactly the same operations whatever the tile, so its bits depend neither on the tile's
- * shape nor on M nor on the thread split. */
+ * K in steps of V_N, summed across lanes, then the K % V_N tail in order. V names the vector:
+ * V8 (__m256, both files) or V16 (__m512, dot_avx512.c), so AVX2's and AVX-512's bits differ,
+ * each agreeing with the reference to rounding. K is walked in blocks of QUANT_FKB so that the four
+ * activation rows' block stays near (32 KB: L1, or L2) while every weight tile of the chunk passes
+ * over it (without, each tile re-read the activations from further away); between blocks a pair's
+ * accumulator waits in memory, which is exact. 512 suited 8 lanes; with 16 it cost F16 prefill
+ * 10-15%, and 2048 gives it back (quant_bench --type F16: K 2048 and 5632 at 175-200 GFLOP/s).
+ * Every pair goes through exactly the same operations whatever the tile, so its bits depend neither
+ * on the tile's shape nor on M nor on the thread split. */
 #define QUANT_FKB 2048 /* elements of K per block (a multiple of 16) */
 #define QUANT_FNW 16   /* the most weight rows per call (the driver's chunk) */
 
