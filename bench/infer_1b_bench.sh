@@ -3,11 +3,12 @@
 # 2048, 22 layers, 32 heads, 4 KV heads, FFN 5632, Llama's 32000-token SentencePiece vocabulary)
 # with random weights, in F16 (tools/gguf_random_llama.py, shape 1b) and as llama-quantize makes it in
 # Q4_0, Q8_0 and Q4_K_M. The files are made once, in CACHE (default ~/.cache/hearth-bench).
-# Per type, REPS interleaved pairs (hearth, llama.cpp, hearth, ...): prompt processing pp512 (one
-# forward of 512 tokens from an empty cache) and generation tg128 (128 single-token forwards from
-# an empty cache), tokens/s, as `llama-bench -p 512 -n 128 -t THREADS -r 1` measures them
-# (hearth's side: build/infer_ppbench), and each process's peak RSS (/usr/bin/time -v). Prints
-# every pair, then per type the ratios hearth / llama.cpp: median and range over the pairs.
+# Per type, REPS interleaved pairs (hearth then llama.cpp, llama.cpp then hearth, ...): prompt
+# processing pp512 (one forward of 512 tokens from an empty cache) and generation tg128 (128
+# single-token forwards from an empty cache), tokens/s, as `llama-bench -p 512 -n 128 -t THREADS
+# -r 1` measures them (hearth's side: build/infer_ppbench), and each process's peak RSS
+# (/usr/bin/time -v). Prints every pair, then per type the ratios hearth / llama.cpp: median and
+# range over the pairs.
 # hearth runs with WAIT: spin (the default: GOMP_SPINCOUNT=30000, what `hearth` itself chooses
 # when the machine's load leaves it the cores), passive (what `hearth` chooses on a loaded
 # machine: libgomp's spin-waiting threads stall every parallel region when one of them is
@@ -59,21 +60,29 @@ echo "== $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | x
 echo "== llama1b (1.1B, TinyLlama's shape, random weights); $THREADS threads; pp512, tg128; $REPS interleaved pairs per type; hearth $WAIT_ENV; llama-bench ${LLAMA_ARGS:-(defaults)}"
 rss() { sed -n 's/.*Maximum resident set size (kbytes): \([0-9]*\).*/\1/p' "$1"; }
 med() { sort -g | awk '{ a[NR] = $1 } END { m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.2fx (%.2f-%.2f)", m, a[1], a[NR] }'; }
+# hearth_run FILE / llama_run FILE: one process each; they set hp ht hr / lp lt lr (pp512 and
+# tg128 tokens/s, peak RSS in KiB)
+hearth_run() {
+  env "$WAIT_ENV" /usr/bin/time -v "$B/infer_ppbench" "$1" -p 512 -n 128 -t "$THREADS" -r 1 > "$T/h.out" 2> "$T/h.time" ||
+    { cat "$T/h.time"; exit 1; }
+  hp=$(awk '/^pp512/ { print $3 }' "$T/h.out"); ht=$(awk '/^tg128/ { print $3 }' "$T/h.out")
+  hr=$(rss "$T/h.time")
+}
+llama_run() {
+  /usr/bin/time -v "$LLAMA_BIN/llama-bench" -m "$1" -p 512 -n 128 -t "$THREADS" -r 1 -o csv $LLAMA_ARGS \
+    > "$T/l.out" 2> "$T/l.time" || { cat "$T/l.time"; exit 1; }
+  # csv: the avg_ts column of the pp row (n_prompt 512) and of the tg row (n_gen 128)
+  read -r lp lt < <(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { gsub(/"/, "", $i); c[$i] = i } next }
+    { gsub(/"/, ""); if ($c["n_gen"] == 0) p = $c["avg_ts"]; else g = $c["avg_ts"] } END { print p, g }' "$T/l.out")
+  lr=$(rss "$T/l.time")
+}
 summary=()
 for t in $TYPES; do
   f="$CACHE/llama1b-$t.gguf"
   rp=() rt=() rr=()
   for ((r = 1; r <= REPS; r++)); do
-    env "$WAIT_ENV" /usr/bin/time -v "$B/infer_ppbench" "$f" -p 512 -n 128 -t "$THREADS" -r 1 > "$T/h.out" 2> "$T/h.time" ||
-      { cat "$T/h.time"; exit 1; }
-    hp=$(awk '/^pp512/ { print $3 }' "$T/h.out"); ht=$(awk '/^tg128/ { print $3 }' "$T/h.out")
-    hr=$(rss "$T/h.time")
-    /usr/bin/time -v "$LLAMA_BIN/llama-bench" -m "$f" -p 512 -n 128 -t "$THREADS" -r 1 -o csv $LLAMA_ARGS \
-      > "$T/l.out" 2> "$T/l.time" || { cat "$T/l.time"; exit 1; }
-    # csv: the avg_ts column of the pp row (n_prompt 512) and of the tg row (n_gen 128)
-    read -r lp lt < <(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { gsub(/"/, "", $i); c[$i] = i } next }
-      { gsub(/"/, ""); if ($c["n_gen"] == 0) p = $c["avg_ts"]; else g = $c["avg_ts"] } END { print p, g }' "$T/l.out")
-    lr=$(rss "$T/l.time")
+    # ABBA: the pair's first run alternates, so a drift of the machine's speed favours neither
+    if ((r % 2)); then hearth_run "$f" && llama_run "$f"; else llama_run "$f" && hearth_run "$f"; fi
     rp+=("$(awk -v a="$hp" -v b="$lp" 'BEGIN { print a / b }')")
     rt+=("$(awk -v a="$ht" -v b="$lt" 'BEGIN { print a / b }')")
     rr+=("$(awk -v a="$hr" -v b="$lr" 'BEGIN { print a / b }')")
