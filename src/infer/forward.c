@@ -244,15 +244,30 @@ static inline v16 load16(const float *p) {
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v4 __attribute__((vector_size(16)));
 static inline float hsum16(v16 a) {
-    v8 lo, hi;
-    memcpy(&lo, &a, sizeof lo);
-    memcpy(&hi, (const char *)&a + sizeof lo, sizeof hi);
-    v8 s8 = lo + hi;
-    v4 l4, h4;
-    memcpy(&l4, &s8, sizeof l4);
-    memcpy(&h4, (const char *)&s8 + sizeof l4, sizeof h4);
-    v4 s4 = l4 + h4;
+    /* shuffles, not memcpy: GCC had passed the halves through the stack, a store-forwarding
+     * stall per key in attention's scores */
+    v8 s8 = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7) +
+            __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
+    v4 s4 =
+        __builtin_shufflevector(s8, s8, 0, 1, 2, 3) + __builtin_shufflevector(s8, s8, 4, 5, 6, 7);
     return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+}
+
+/* Four vectors' sums, each by hsum16's tree (halves, quarters, then pairs): the bits of four
+ * hsum16 calls, with a quarter of the shuffles. */
+static inline v4 hsum16x4(v16 a, v16 b, v16 c, v16 d) {
+    v16 ab =
+        __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+        __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    v16 cd =
+        __builtin_shufflevector(c, d, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+        __builtin_shufflevector(c, d, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    v16 y =
+        __builtin_shufflevector(ab, cd, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+        __builtin_shufflevector(ab, cd, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    v8 z = __builtin_shufflevector(y, y, 0, 1, 4, 5, 8, 9, 12, 13) +
+           __builtin_shufflevector(y, y, 2, 3, 6, 7, 10, 11, 14, 15);
+    return __builtin_shufflevector(z, z, 0, 2, 4, 6) + __builtin_shufflevector(z, z, 1, 3, 5, 7);
 }
 
 /* q . k over HS floats: vectorized when HS is a multiple of 16 (64 and 128 in every preset). */
@@ -490,6 +505,19 @@ static inline float f16_round(float x) {
 #endif
 }
 
+/* acc[0..nv) = the sum over t0..P of the weights sc[t] * inv (each rounded to F16) times the
+ * F16 value rows at V (HS apart), each widened in registers. Inlined, so that a constant nv
+ * unrolls the loop over the head's vectors. */
+static inline __attribute__((always_inline)) void
+att_values(v16 *acc, int nv, const uint16_t *V, int HS, const float *sc, int t0, int P, float inv) {
+    for (int j = 0; j < nv; j++) acc[j] = (v16){0};
+    for (int t = t0; t <= P; t++) {
+        const uint16_t *v = V + (size_t)t * HS;
+        float w = f16_round(sc[t] * inv);
+        for (int j = 0; j < nv; j++) acc[j] += w * load16_f16(v + 16 * j);
+    }
+}
+
 /* Causal attention of every row over its slot's cache (positions 0..pos), layer l. The keys
  * and values of this call's rows are already in the cache. out (n, C). An F16 cache is read as
  * llama.cpp's CPU backend reads one: the query rounded to F16 for q.k, the attention weights
@@ -525,14 +553,26 @@ static void attend(infer_engine *g, int l, const int *slots, const int *pos, int
             if (f16) {
                 for (int d = 0; d < HS; d++) qh[d] = f16_round(q[d] * qscale);
                 const uint16_t *K = (const uint16_t *)g->kc + base;
-                if (vec)
-                    for (int t = t0; t <= P; t++) { /* each key widened in registers */
+                if (vec) { /* each key widened in registers, four keys at a time */
+                    int t = t0;
+                    for (; t + 3 <= P; t += 4) {
+                        const uint16_t *k = K + (size_t)t * HS;
+                        v16 acc[4] = {{0}};
+                        for (int d = 0; d < HS; d += 16) {
+                            v16 qv = load16(qh + d);
+                            for (int u = 0; u < 4; u++)
+                                acc[u] += qv * load16_f16(k + (size_t)u * HS + d);
+                        }
+                        v4 s4 = hsum16x4(acc[0], acc[1], acc[2], acc[3]) * scale;
+                        memcpy(sc + t, &s4, sizeof s4);
+                    }
+                    for (; t <= P; t++) {
                         const uint16_t *k = K + (size_t)t * HS;
                         v16 acc = {0};
                         for (int d = 0; d < HS; d += 16) acc += load16(qh + d) * load16_f16(k + d);
                         sc[t] = hsum16(acc) * scale;
                     }
-                else
+                } else
                     for (int t = t0; t <= P; t++) {
                         f16_to_f32_n(row, K + (size_t)t * HS, HS);
                         sc[t] = head_dot(qh, row, HS) * scale;
@@ -546,23 +586,23 @@ static void attend(infer_engine *g, int l, const int *slots, const int *pos, int
                 if (cap > 0) sc[t] = tanhf(sc[t] * inv_cap) * cap;
                 if (sc[t] > mx) mx = sc[t];
             }
-            double sum = 0; /* in double, 1/sum as a float: ggml's soft_max */
-            for (int t = t0; t <= P; t++) {
-                sc[t] = expf(sc[t] - mx);
-                sum += sc[t];
-            }
+            /* the sum in double, 1/sum as a float: ggml's soft_max; in its own loop, so the sum
+             * stays in a register instead of being saved around every call of expf */
+            for (int t = t0; t <= P; t++) sc[t] = expf(sc[t] - mx);
+            double sum = 0;
+            for (int t = t0; t <= P; t++) sum += sc[t];
             float inv = (float)(1.0 / sum), *o = g->atty + (size_t)r * g->QD + (size_t)h * HS;
             memset(o, 0, (size_t)HS * sizeof(float));
             if (f16 && vec) { /* the output head in registers, each value widened there */
                 const uint16_t *V = (const uint16_t *)g->vc + base;
                 v16 acc[ATT_MAX_V16];
                 int nv = HS / 16;
-                for (int j = 0; j < nv; j++) acc[j] = (v16){0};
-                for (int t = t0; t <= P; t++) {
-                    const uint16_t *v = V + (size_t)t * HS;
-                    float w = f16_round(sc[t] * inv);
-                    for (int j = 0; j < nv; j++) acc[j] += w * load16_f16(v + 16 * j);
-                }
+                if (nv == 4) /* the common heads of 64 and 128 with the loop over them unrolled */
+                    att_values(acc, 4, V, HS, sc, t0, P, inv);
+                else if (nv == 8)
+                    att_values(acc, 8, V, HS, sc, t0, P, inv);
+                else
+                    att_values(acc, nv, V, HS, sc, t0, P, inv);
                 memcpy(o, acc, (size_t)HS * sizeof(float));
             } else if (f16) {
                 const uint16_t *V = (const uint16_t *)g->vc + base;
