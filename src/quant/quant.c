@@ -422,14 +422,16 @@ void quant_act_quantize_row(int act_type, const float *src, void *dst, size_t n)
     const quant_traits *t = quant_traits_of(act_type);
     BASE_ASSERT(t && t->block > 0 && n % (size_t)t->block == 0);
     uint16_t *h = dst;
-    float *wide = (float *)((uint8_t *)dst + quant_act_wide_off((int)n));
+    float *wide = NULL; /* F16/BF16: the same values as floats, after the row's own */
+    if (act_type == QUANT_F16 || act_type == QUANT_BF16)
+        wide = (float *)((uint8_t *)dst + quant_act_wide_off((int)n));
     quant_block_q8_0 *b0 = dst;
     quant_block_q8_1 *b1 = dst;
     switch (act_type) {
     case QUANT_F32:
         memcpy(dst, src, n * sizeof(float));
         break;
-    case QUANT_F16: /* the halves, then the same values as floats (quant_act_wide_off) */
+    case QUANT_F16:
         for (size_t i = 0; i < n; i++) {
             h[i] = quant_f32_to_f16(src[i]);
             wide[i] = quant_f16_to_f32(h[i]);

@@ -135,7 +135,8 @@ const quant_kernels *quant_kernels_avx512(int wtype);
 
 /* quant_act_prepare's scalar reference: n floats as activations of type act_type (a weight
  * type's act_type: F32, F16, BF16, Q8_0, Q8_1, Q8_K) in ggml's x86 CPU backend's rounding
- * (Q8_0/Q8_1: scale 127/amax, ties to even; not quant_quantize_row's). */
+ * (Q8_0/Q8_1: scale 127/amax, ties to even; not quant_quantize_row's); F16/BF16 rows followed
+ * by their floats (quant_act_wide_off). */
 void quant_act_quantize_row(int act_type, const float *src, void *dst, size_t n);
 
 /* Quantizes K floats to an activation type (Q8_0, Q8_1, Q8_K, F16): the bytes of
