@@ -750,6 +750,11 @@ static void test_sched_seed_and_stop(void **state) {
     infer_model_free(m);
 }
 
+static void *free_sched(void *s) {
+    infer_sched_free(s);
+    return NULL;
+}
+
 static void test_sched_errors(void **state) {
     (void)state;
     infer_model *m = load(run_gpt2);
@@ -830,16 +835,27 @@ static void test_sched_errors(void **state) {
     wait_done(&q1);
     assert_int_equal(q1.last.finish, INFER_FINISH_LENGTH);
     assert_int_equal(q1.last.prompt_tokens + q1.last.completion_tokens, 64); /* the context */
-    /* free with a request running and one queued: both end cancelled */
+    /* free with a request running and one queued: both end cancelled. The running one is held
+     * in its callback until the scheduler is shutting down (a submit says so), so that neither
+     * can run to its end first (opening the gate before freeing let a fast machine finish both) */
     collect x, y;
     collect_init(&x), collect_init(&y);
     x.gate = 1;
     submit_ok(s, p, 5, &g, &x, &id);
     wait_gate(&x);
     submit_ok(s, p, 5, &g, &y, &id);
+    pthread_t freer;
+    assert_int_equal(pthread_create(&freer, NULL, free_sched, s), 0);
+    for (;;) { /* the queue is full: refused either way, with the reason */
+        base_err e2 = {0};
+        assert_int_not_equal(infer_sched_submit(s, p, 5, &g, NULL, on_event, NULL, &id, &e2), 0);
+        if (strstr(e2.msg, "shutting down")) break;
+        usleep(1000);
+    }
     open_gate(&x);
-    infer_sched_free(s);
+    pthread_join(freer, NULL);
     assert_true(x.done && y.done);
+    assert_int_equal(x.last.finish, INFER_FINISH_CANCELLED);
     assert_int_equal(y.last.finish, INFER_FINISH_CANCELLED);
     assert_int_equal(y.last.completion_tokens, 0);
     infer_model_free(m);
