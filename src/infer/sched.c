@@ -28,6 +28,7 @@ typedef struct req {
     base_rng rng;
     double t_submit, t_admit, t_first;
     infer_text text;
+    base_err admit_err; /* why its adapter could not be set on its slot */
 } req;
 
 struct infer_sched {
@@ -262,9 +263,9 @@ static void *sched_main(void *arg) {
                 r->next = NULL;
                 r->slot = i;
                 r->t_admit = now;
-                /* the slot's adapter (the engine is this thread's); it fails only when the
-                 * scratch for a higher rank cannot be had */
-                if (infer_engine_set_lora(s->g, i, r->lora, NULL)) {
+                /* the slot's adapter (the engine is this thread's): refused for an adapter of
+                 * another model, or when the scratch for a higher rank cannot be had */
+                if (infer_engine_set_lora(s->g, i, r->lora, &r->admit_err)) {
                     r->next = failed, failed = r;
                     continue;
                 }
@@ -274,8 +275,7 @@ static void *sched_main(void *arg) {
         pthread_mutex_unlock(&s->mu);
         for (req *r = cancelled, *nx; r; r = nx) nx = r->next, finish(r, INFER_FINISH_CANCELLED);
         for (req *r = failed, *nx; r; r = nx)
-            nx = r->next,
-            finish_err(r, INFER_FINISH_ERROR, "out of memory for the adapter's products");
+            nx = r->next, finish_err(r, INFER_FINISH_ERROR, r->admit_err.msg);
         step(s);
     }
     return NULL;

@@ -222,6 +222,7 @@ typedef struct {
     size_t len;
     int done;
     infer_finish finish;
+    char error[256]; /* the DONE event's error, if any */
 } answer;
 
 static int on_event(void *ud, const infer_event *ev) {
@@ -233,6 +234,7 @@ static int on_event(void *ud, const infer_event *ev) {
     } else {
         c->done = 1;
         c->finish = ev->finish;
+        if (ev->error) snprintf(c->error, sizeof c->error, "%s", ev->error);
     }
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
@@ -371,6 +373,23 @@ static void test_refused(void **state) {
     assert_non_null(strstr(e.msg, "another model"));
     assert_int_equal(infer_engine_set_lora(g, 2, NULL, &e), BASE_EINVAL);
     infer_engine_free(g);
+    /* and through a scheduler: the request ends in an error that says why */
+    infer_sched_opts o = {.n_slots = 1, .ctx = 16, .max_queue = 1, .threads = 1};
+    infer_sched *s2;
+    assert_int_equal(infer_sched_create(&s2, m2, &o, &e), 0);
+    int32_t pr[3] = {1, 403, 407};
+    infer_sampling sp;
+    infer_sampling_default(&sp);
+    static answer ans;
+    memset(&ans, 0, sizeof ans);
+    pthread_mutex_init(&ans.mu, NULL), pthread_cond_init(&ans.cv, NULL);
+    uint64_t id;
+    assert_int_equal(infer_sched_submit(s2, pr, 3, &sp, a, on_event, &ans, &id, &e), 0);
+    wait_done(&ans);
+    assert_int_equal(ans.finish, INFER_FINISH_ERROR);
+    assert_non_null(strstr(ans.error, "another model"));
+    assert_int_equal(ans.len, 0);
+    infer_sched_free(s2);
     infer_lora_free(a);
     infer_model_free(m2);
 }
