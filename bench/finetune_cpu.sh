@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# bench/finetune_cpu.sh: CPU time per LoRA fine-tuning step, hearth against PyTorch, the same
-# step as bench/finetune_bench.sh (300M Llama, F32 base, rank 8 on q,k,v,o, 2 threads). Wall
-# time on a machine other work shares moves with that work; the CPU time a process spends (perf
-# stat's task-clock, all threads) moves much less, so this is the load-robust companion of the
-# interleaved wall-clock rounds. Per side: a run of S2 steps minus a run of S1 steps, over
+# bench/finetune_cpu.sh: CPU time per LoRA fine-tuning step, hearth against PyTorch, on the
+# model of bench/finetune_bench.sh (300M Llama, rank 8 on q,k,v,o, 2 threads). hearth gets the
+# F16 GGUF itself as --base, so it keeps the base in F16 and dequantizes each matrix as used
+# (QLoRA; not finetune_bench.sh's F32 row); PyTorch's model is F32. Wall time on a machine other
+# work shares moves with that work; the CPU time a process spends (perf stat's task-clock, all
+# threads) moves much less, so this is the load-robust companion of the interleaved wall-clock
+# rounds. Per side: a run of S2 steps minus a run of S1 steps, over
 # S2 - S1 (the load and the first steps cancel out).
 #
 #   bench/finetune_cpu.sh [S1] [S2]       (defaults 1 and 3; B=1, T=1024, THREADS=2)
