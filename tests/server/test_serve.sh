@@ -9,19 +9,9 @@
 set -u
 H=$(realpath "${1:?usage: test_serve.sh path/to/hearth}")
 DIR=$(cd "$(dirname "$0")" && pwd)
-T=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2> /dev/null; done
-  rm -rf "$T"
-}
-trap cleanup EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
 # shellcheck source=serve_lib.sh
 . "$DIR/serve_lib.sh"
+
 # http_status URL: the status code of a GET (node: no curl dependency)
 http_status() {
   node -e "require('http').get(process.argv[1], r => { console.log(r.statusCode, r.headers['retry-after'] || '-'); r.resume(); }).on('error', e => console.log('ERR'))" "$1"
@@ -34,7 +24,7 @@ fi
 
 # the API, end to end
 if start_server "$T/serve.log" --model "$T/tiny" --model-name tiny --slots 2 --queue 2 --threads 1 --timeout 2 --max-body 65536 --api-key sekret --max-conns-per-ip 0; then
-  for _ in $(seq 100); do grep -q "ready" "$T/serve.log" && break; sleep 0.05; done
+  wait_ready "$T/serve.log"
   if node "$DIR/serve.mjs" "http://127.0.0.1:$PORT" sekret tiny 2 65536; then ok; else bad "serve.mjs (server log: $(tail -5 "$T/serve.log"))"; fi
   kill -TERM "$PID"; wait "$PID"; st=$?
   [ $st -eq 0 ] && grep -q "stopping (SIGTERM)" "$T/serve.log" && ok || bad "SIGTERM: exit $st, log: $(tail -3 "$T/serve.log")"
@@ -45,7 +35,7 @@ fi
 # the Llama family through the same API: its meta says so, and a streamed chat completes
 if "$H" train --data "$T/corpus.txt" --out "$T/llama" --preset llama-tiny --steps 4 --seq 32 --batch 4 --sample 0 --ckpt-every 4 > "$T/train2.log" 2>&1 &&
    start_server "$T/llama.log" --model "$T/llama" --threads 1; then
-  for _ in $(seq 100); do grep -q "ready" "$T/llama.log" && break; sleep 0.05; done
+  wait_ready "$T/llama.log"
   got=$(node --input-type=module -e '
 const base = process.argv[1];
 const m = await (await fetch(base + "/v1/models")).json();
@@ -92,7 +82,7 @@ FX="$DIR/../fixtures/gguf-families"
 for f in qwen2-Q8_0.gguf llama-Q8_0.gguf; do
   cp "$FX/$f" "$T/$f"
   if start_server "$T/fam-$f.log" --model "$T/$f" --threads 1; then
-    for _ in $(seq 200); do grep -q "ready" "$T/fam-$f.log" && break; sleep 0.05; done
+    wait_ready "$T/fam-$f.log" 200
     if node "$DIR/families.mjs" "http://127.0.0.1:$PORT" "$f" "$FX/expected.tsv"; then ok; else bad "families.mjs $f (log: $(tail -3 "$T/fam-$f.log"))"; fi
     kill -TERM "$PID"; wait "$PID"
   else
@@ -118,9 +108,7 @@ start_server "$T/busy.log" --model "$T/tiny" && {
 }
 
 # under SAN=1 a sanitizer report in any server's log is a failure
-for log in "$T"/*.log; do
-  ! grep -q "Sanitizer" "$log" && ok || bad "sanitizer report in $(basename "$log"): $(grep -m3 -A5 Sanitizer "$log")"
-done
+check_sanitizer_logs
 
 echo "test_serve.sh: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -9,20 +9,9 @@ set -u
 H=$(realpath "${1:?usage: test_serve_lora.sh path/to/hearth}")
 DIR=$(cd "$(dirname "$0")" && pwd)
 FIX="$DIR/../fixtures"
-T=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2> /dev/null; done
-  rm -rf "$T"
-}
-trap cleanup EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-export OMP_NUM_THREADS=1
-
 # shellcheck source=serve_lib.sh
 . "$DIR/serve_lib.sh"
+export OMP_NUM_THREADS=1
 
 cp "$FIX/gguf/stories260K-F16.gguf" "$T/stories.gguf"
 # a second adapter, of other targets, tuned here on another style
@@ -33,7 +22,7 @@ want=$(grep '^lora' "$FIX/finetune/greedy.tsv" | cut -f2 | "$H" tokenizer decode
 
 if start_server "$T/serve.log" --model "$T/stories.gguf" --lora "romeo=$FIX/finetune/adapter.gguf" \
   --lora "cat=$T/cat/adapter.gguf" --slots 4 --threads 1; then
-  for _ in $(seq 100); do grep -q "ready" "$T/serve.log" && break; sleep 0.05; done
+  wait_ready "$T/serve.log"
   if node "$DIR/lora.mjs" "http://127.0.0.1:$PORT" stories "$want"; then ok; else bad "lora.mjs (log: $(tail -5 "$T/serve.log"))"; fi
   kill -TERM "$PID"; wait "$PID"; [ $? -eq 0 ] && ok || bad "SIGTERM: non-zero exit"
 else
@@ -54,7 +43,7 @@ expect_fail "another model's adapter" "adapter 'r': .*blk.2.attn_q.weight.lora_a
   --model "$FIX/gguf/random256-Q8_0.gguf" --lora "r=$FIX/finetune/adapter.gguf"
 # the scale suffix: 0 gives the base's text
 if start_server "$T/s0.log" --model "$T/stories.gguf" --lora "zero=$FIX/finetune/adapter.gguf:0" --threads 1; then
-  for _ in $(seq 100); do grep -q "ready" "$T/s0.log" && break; sleep 0.05; done
+  wait_ready "$T/s0.log"
   got=$(node --input-type=module -e '
 const [base] = process.argv.slice(1);
 const ask = async (model) => (await (await fetch(base + "/v1/completions", { method: "POST",
@@ -89,8 +78,6 @@ for preset in tiny llama-tiny; do
   fi
 done
 
-for log in "$T"/*.log; do
-  ! grep -q "Sanitizer" "$log" && ok || bad "sanitizer report in $(basename "$log"): $(grep -m3 -A5 Sanitizer "$log")"
-done
+check_sanitizer_logs
 echo "test_serve_lora.sh: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
