@@ -241,6 +241,12 @@ static int on_event(void *ud, const infer_event *ev) {
     return 0;
 }
 
+/* An answer before its request: nothing received, its lock and signal ready. */
+static void answer_init(answer *c) {
+    memset(c, 0, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL), pthread_cond_init(&c->cv, NULL);
+}
+
 static void wait_done(answer *c) {
     pthread_mutex_lock(&c->mu);
     while (!c->done) pthread_cond_wait(&c->cv, &c->mu);
@@ -281,8 +287,7 @@ static void test_mixed_batch(void **state) {
     /* alone: one at a time */
     assert_int_equal(infer_sched_create(&s, model, &o, &e), 0);
     for (int i = 0; i < NSEQ; i++) {
-        memset(&alone[i], 0, sizeof alone[i]);
-        pthread_mutex_init(&alone[i].mu, NULL), pthread_cond_init(&alone[i].cv, NULL);
+        answer_init(&alone[i]);
         assert_int_equal(
             infer_sched_submit(s, pr[i], (size_t)np[i], &sp, use[i], on_event, &alone[i], &id, &e),
             0);
@@ -291,8 +296,7 @@ static void test_mixed_batch(void **state) {
     }
     /* together: every slot busy, rows of the base and both adapters interleaved */
     for (int i = 0; i < NSEQ; i++) {
-        memset(&batch[i], 0, sizeof batch[i]);
-        pthread_mutex_init(&batch[i].mu, NULL), pthread_cond_init(&batch[i].cv, NULL);
+        answer_init(&batch[i]);
         assert_int_equal(
             infer_sched_submit(s, pr[i], (size_t)np[i], &sp, use[i], on_event, &batch[i], &id, &e),
             0);
@@ -322,39 +326,41 @@ static void expect_refused(const char *path, const char *what) {
     if (!strstr(e.msg, what)) fail_msg("the message '%s' does not name '%s'", e.msg, what);
 }
 
+/* Adapter files of one matrix each that do not fit stories260K, and the words each refusal
+ * must hold. */
+static const struct {
+    const char *name, *arch, *type; /* the file in dir; general.architecture, general.type */
+    site s;
+    const char *want;
+} refused[] = {
+    /* lora_b of the wrong height: k's outputs are 32, not 64 */
+    {"k.gguf", "llama", "adapter", {1, "attn_k", C, 4, 4, C, 0}, "blk.1.attn_k.weight.lora_b"},
+    /* lora_a of the wrong width (down takes FF inputs) */
+    {"d.gguf", "llama", "adapter", {0, "ffn_down", C, 4, 4, C, 0}, "blk.0.ffn_down.weight.lora_a"},
+    /* ranks of a and b that differ */
+    {"r.gguf", "llama", "adapter", {0, "attn_q", C, 4, 8, C, 0}, "blk.0.attn_q.weight.lora_b"},
+    /* a layer the model lacks */
+    {"l.gguf", "llama", "adapter", {7, "attn_q", C, 4, 4, C, 0}, "blk.7.attn_q.weight.lora_a"},
+    /* a matrix hearth does not adapt */
+    {"x.gguf", "llama", "adapter", {0, "attn_x", C, 4, 4, C, 0}, "blk.0.attn_x.weight.lora_a"},
+    /* lora_a without its lora_b */
+    {"b.gguf",
+     "llama",
+     "adapter",
+     {2, "ffn_up", C, 4, 4, FF, 1},
+     "blk.2.ffn_up.weight.lora_a has no blk.2.ffn_up.weight.lora_b"},
+    /* another architecture; not an adapter */
+    {"a.gguf", "qwen2", "adapter", {0, "attn_q", C, 4, 4, C, 0}, "architecture 'qwen2'"},
+    {"m.gguf", "llama", "model", {0, "attn_q", C, 4, 4, C, 0}, "not a LoRA adapter"},
+};
+
 static void test_refused(void **state) {
     (void)state;
-    site s[2];
-    /* lora_b of the wrong height: k's outputs are 32, not 64 */
-    s[0] = (site){1, "attn_k", C, 4, 4, C, 0};
-    expect_refused(write_adapter("k.gguf", "llama", "adapter", 8, QUANT_F32, s, 1, 0, 1),
-                   "blk.1.attn_k.weight.lora_b");
-    /* lora_a of the wrong width (down takes FF inputs) */
-    s[0] = (site){0, "ffn_down", C, 4, 4, C, 0};
-    expect_refused(write_adapter("d.gguf", "llama", "adapter", 8, QUANT_F32, s, 1, 0, 1),
-                   "blk.0.ffn_down.weight.lora_a");
-    /* ranks of a and b that differ */
-    s[0] = (site){0, "attn_q", C, 4, 8, C, 0};
-    expect_refused(write_adapter("r.gguf", "llama", "adapter", 8, QUANT_F32, s, 1, 0, 1),
-                   "blk.0.attn_q.weight.lora_b");
-    /* a layer the model lacks */
-    s[0] = (site){7, "attn_q", C, 4, 4, C, 0};
-    expect_refused(write_adapter("l.gguf", "llama", "adapter", 8, QUANT_F32, s, 1, 0, 1),
-                   "blk.7.attn_q.weight.lora_a");
-    /* a matrix hearth does not adapt */
-    s[0] = (site){0, "attn_x", C, 4, 4, C, 0};
-    expect_refused(write_adapter("x.gguf", "llama", "adapter", 8, QUANT_F32, s, 1, 0, 1),
-                   "blk.0.attn_x.weight.lora_a");
-    /* lora_a without its lora_b */
-    s[0] = (site){2, "ffn_up", C, 4, 4, FF, 1};
-    expect_refused(write_adapter("b.gguf", "llama", "adapter", 8, QUANT_F32, s, 1, 0, 1),
-                   "blk.2.ffn_up.weight.lora_a has no blk.2.ffn_up.weight.lora_b");
-    /* another architecture; not an adapter; the model itself; no file */
-    s[0] = (site){0, "attn_q", C, 4, 4, C, 0};
-    expect_refused(write_adapter("a.gguf", "qwen2", "adapter", 8, QUANT_F32, s, 1, 0, 1),
-                   "architecture 'qwen2'");
-    expect_refused(write_adapter("m.gguf", "llama", "model", 8, QUANT_F32, s, 1, 0, 1),
-                   "not a LoRA adapter");
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        expect_refused(write_adapter(refused[i].name, refused[i].arch, refused[i].type, 8,
+                                     QUANT_F32, &refused[i].s, 1, 0, 1),
+                       refused[i].want);
+    /* the model itself; no file */
     char path[512];
     snprintf(path, sizeof path, "%s/fixtures/gguf/stories260K-F16.gguf", test_dir());
     expect_refused(path, "not a LoRA adapter");
@@ -381,8 +387,7 @@ static void test_refused(void **state) {
     infer_sampling sp;
     infer_sampling_default(&sp);
     static answer ans;
-    memset(&ans, 0, sizeof ans);
-    pthread_mutex_init(&ans.mu, NULL), pthread_cond_init(&ans.cv, NULL);
+    answer_init(&ans);
     uint64_t id;
     assert_int_equal(infer_sched_submit(s2, pr, 3, &sp, a, on_event, &ans, &id, &e), 0);
     wait_done(&ans);
