@@ -37,6 +37,18 @@ static infer_model *adapter_base(void) {
     return m;
 }
 
+/* A forward of two prompt rows through eng (vocabulary V): tokens {first, V - 1} at positions 0
+ * and 1 of slot 0, the last row's logits; an error is reported under label. */
+static void forward_two(infer_engine *eng, int V, int32_t first, const char *label) {
+    base_err e;
+    int32_t tok[2] = {first, V - 1};
+    int slot[2] = {0, 0}, pos[2] = {0, 1}, out = 1;
+    float *logits = malloc((size_t)V * sizeof(float));
+    if (logits)
+        fuzz_report(label, infer_forward(eng, tok, slot, pos, 2, 0, &out, 1, logits, &e), &e);
+    free(logits);
+}
+
 /* An adapter's bytes as a file, read for the base and applied in a forward of two tokens. */
 static void fuzz_adapter(const uint8_t *data, size_t size) {
     infer_model *base = adapter_base();
@@ -49,14 +61,7 @@ static void fuzz_adapter(const uint8_t *data, size_t size) {
     if (fuzz_report("infer_lora_load", infer_lora_load(&a, base, path, 1.0f, &e), &e) == 0 &&
         infer_engine_create(&eng, base, 1, 2, 2, INFER_KV_F16, &e) == 0 &&
         fuzz_report("infer_engine_set_lora", infer_engine_set_lora(eng, 0, a, &e), &e) == 0) {
-        int V = infer_model_config(base)->vocab_size;
-        int32_t tok[2] = {1, V - 1};
-        int slot[2] = {0, 0}, pos[2] = {0, 1}, out = 1;
-        float *logits = malloc((size_t)V * sizeof(float));
-        if (logits)
-            fuzz_report("infer_forward (adapter)",
-                        infer_forward(eng, tok, slot, pos, 2, 0, &out, 1, logits, &e), &e);
-        free(logits);
+        forward_two(eng, infer_model_config(base)->vocab_size, 1, "infer_forward (adapter)");
     }
     infer_engine_free(eng);
     infer_lora_free(a);
@@ -102,14 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (fuzz_report("infer_model_load", infer_model_load(&im, path, NULL, &e), &e) == 0 &&
             fuzz_report("infer_engine_create",
                         infer_engine_create(&eng, im, 1, 2, 2, INFER_KV_F16, &e), &e) == 0) {
-            const nn_config *ic = infer_model_config(im);
-            int32_t tok[2] = {0, ic->vocab_size - 1};
-            int slot[2] = {0, 0}, pos[2] = {0, 1}, out = 1;
-            float *logits = malloc((size_t)ic->vocab_size * sizeof(float));
-            if (logits)
-                fuzz_report("infer_forward",
-                            infer_forward(eng, tok, slot, pos, 2, 0, &out, 1, logits, &e), &e);
-            free(logits);
+            forward_two(eng, infer_model_config(im)->vocab_size, 0, "infer_forward");
         }
         infer_engine_free(eng);
         infer_model_free(im);
