@@ -28,9 +28,9 @@ void test_fixture_free(test_fixture *f);
  * (n = 0: any size, stored in *numel if not NULL). */
 const void *test_fixture_get(const test_fixture *f, const char *name, size_t n, size_t *numel);
 /* The model of tests/fixtures/FILE (tools/gen_fixtures.py: its "config" and "hyper" arrays and
- * every "param.NAME"), created for the fixture's batch *B x *T (NULL-able) with its parameters;
+ * every "param.NAME"), created for the fixture's batch (the model's B x T) with its parameters;
  * *f: the loaded fixture (the caller frees it). Fails the test on any error. */
-struct nn_model *test_fixture_model(const char *file, test_fixture **f, int *B, int *T);
+struct nn_model *test_fixture_model(const char *file, test_fixture **f);
 
 /* Removes path and everything under it (rm -rf); returns 0 on success. */
 int test_rm_rf(const char *path);

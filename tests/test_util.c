@@ -134,7 +134,7 @@ int test_rm_rf(const char *path) {
     return system(cmd) == 0 ? 0 : -1;
 }
 
-struct nn_model *test_fixture_model(const char *file, test_fixture **fp, int *B, int *T) {
+struct nn_model *test_fixture_model(const char *file, test_fixture **fp) {
     char path[512];
     snprintf(path, sizeof path, "%s/fixtures/%s", test_dir(), file);
     test_fixture *f = test_fixture_load(path);
@@ -162,8 +162,6 @@ struct nn_model *test_fixture_model(const char *file, test_fixture **fp, int *B,
         const float *p = test_fixture_get(f, name, m->tensors[i].numel, NULL);
         memcpy(m->params + m->tensors[i].offset, p, m->tensors[i].numel * sizeof(float));
     }
-    if (B) *B = cf[10];
-    if (T) *T = cf[11];
     *fp = f;
     return m;
 }

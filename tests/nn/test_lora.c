@@ -15,7 +15,7 @@
 
 static void parity(const char *base_file, const char *lora_file) {
     test_fixture *fb, *f;
-    nn_model *m = test_fixture_model(base_file, &fb, NULL, NULL);
+    nn_model *m = test_fixture_model(base_file, &fb);
     char path[512], name[160];
     snprintf(path, sizeof path, "%s/fixtures/%s", test_dir(), lora_file);
     assert_non_null(f = test_fixture_load(path));

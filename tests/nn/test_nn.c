@@ -17,8 +17,8 @@
 
 static void parity(const char *file) {
     test_fixture *f;
-    int B, T;
-    nn_model *m = test_fixture_model(file, &f, &B, &T);
+    nn_model *m = test_fixture_model(file, &f);
+    const int B = m->B, T = m->T;
     const nn_config c = m->cfg;
     const float *hy = test_fixture_get(f, "hyper", 7, NULL);
     char name[160];
