@@ -38,7 +38,7 @@ if [ ! -f "$AD" ]; then
 fi
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-cc -O2 -o "$T/llama_lora_ab" bench/peers/llama_lora_ab.c -I"$LLAMA_DIR/include" \
+cc -O2 -o "$T/llama_lora_ab" bench/peers/llama_lora_ab.c -Itools -I"$LLAMA_DIR/include" \
   -I"$LLAMA_DIR/ggml/include" -L"$LLAMA_DIR/build/bin" -lllama -lggml -lggml-base \
   -Wl,-rpath,"$LLAMA_DIR/build/bin"
 echo "== $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), load $(cut -d' ' -f1-3 /proc/loadavg)"

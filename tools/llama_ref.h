@@ -1,7 +1,8 @@
 /* tools/llama_ref.h: what the reference tools on libllama share (tools/llama_logits.c,
- * tools/llama_lora_greedy.c; not part of hearth's build): the model and a one-thread context
- * with llama.cpp's defaults (F16 KV cache), and one token through llama_decode at a time, as
- * llama-cli's generation feeds it. */
+ * tools/llama_lora_greedy.c; bench/peers/llama_lora_ab.c takes the log filter; not part of
+ * hearth's build): the model and a one-thread context with llama.cpp's defaults (F16 KV cache),
+ * and one token through llama_decode at a time, as llama-cli's generation feeds it. Static
+ * inline, so a user takes what it needs without unused-function warnings. */
 #ifndef HEARTH_TOOLS_LLAMA_REF_H
 #define HEARTH_TOOLS_LLAMA_REF_H
 
@@ -9,14 +10,14 @@
 
 #include <stdio.h>
 
-static void llama_ref_quiet(enum ggml_log_level level, const char *text, void *user) {
+static inline void llama_ref_quiet(enum ggml_log_level level, const char *text, void *user) {
     (void)user;
     if (level >= GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
 }
 
 /* The model at path and a context of n_ctx positions on one thread; NULL after saying why. */
-static struct llama_context *llama_ref_open(const char *path, int n_ctx,
-                                            struct llama_model **model) {
+static inline struct llama_context *llama_ref_open(const char *path, int n_ctx,
+                                                   struct llama_model **model) {
     llama_log_set(llama_ref_quiet, NULL);
     llama_backend_init();
     *model = llama_model_load_from_file(path, llama_model_default_params());
@@ -34,8 +35,8 @@ static struct llama_context *llama_ref_open(const char *path, int n_ctx,
 
 /* Token tok at position pos through the model (b: a batch of one); its logits, or NULL after
  * saying why. */
-static const float *llama_ref_step(struct llama_context *ctx, struct llama_batch *b,
-                                   llama_token tok, int pos) {
+static inline const float *llama_ref_step(struct llama_context *ctx, struct llama_batch *b,
+                                          llama_token tok, int pos) {
     b->n_tokens = 1;
     b->token[0] = tok;
     b->pos[0] = pos;

@@ -10,15 +10,11 @@
  * repetitions. Prints "pp16 1 base 12.34 lora 11.98" and "tg32 1 base ... lora ..."
  * (tokens/s), infer_ppbench's lines. */
 #include "llama.h"
+#include "llama_ref.h" /* tools/: llama_ref_quiet */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-
-static void quiet(enum ggml_log_level level, const char *text, void *user) {
-    (void)user;
-    if (level >= GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
-}
 
 static double now(void) {
     struct timespec t;
@@ -51,7 +47,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     int P = atoi(argv[3]), N = atoi(argv[4]), R = atoi(argv[5]), T = atoi(argv[6]);
-    llama_log_set(quiet, NULL);
+    llama_log_set(llama_ref_quiet, NULL);
     llama_backend_init();
     struct llama_model *model = llama_model_load_from_file(argv[1], llama_model_default_params());
     if (!model) return fprintf(stderr, "%s: cannot load\n", argv[1]), 1;
