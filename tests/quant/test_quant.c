@@ -443,14 +443,14 @@ static void test_repacked(void **state) {
         }
 }
 
-/* The activation quantizers round as ggml's x86 CPU backend does (scale 127/amax, ties to even:
- * with amax 127 the scale is 1 and 2.5 becomes 2, where llama-quantize's reference, kept for
- * weights, gives 3), and the vector ones give the scalar ones' bytes, ties included. */
 /* The bytes of a prepared row of act type t (F16: the halves and their floats). */
 static size_t act_row_bytes(int t, int K) {
     return t == QUANT_F16 ? quant_act_row_bytes(QUANT_F16, K) : row_bytes(t, K);
 }
 
+/* The activation quantizers round as ggml's x86 CPU backend does (scale 127/amax, ties to even:
+ * with amax 127 the scale is 1 and 2.5 becomes 2, where llama-quantize's reference, kept for
+ * weights, gives 3), and the vector ones give the scalar ones' bytes, ties included. */
 static void test_act_quantizers(void **state) {
     (void)state;
     if (quant_isa_best() < QUANT_ISA_AVX2) skip();
