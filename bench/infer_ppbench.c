@@ -82,6 +82,11 @@ static int ab(infer_engine *g, const infer_lora *a, int V, int P, int N, int R, 
     return rc;
 }
 
+static int usage(void) {
+    fprintf(stderr, "usage: infer_ppbench MODEL.gguf [-p 512] [-n 128] [-t 2] [-r 1] [--lora F]\n");
+    return 2;
+}
+
 int main(int argc, char **argv) {
     const char *model = NULL, *lora_path = NULL;
     int P = 512, N = 128, T = 2, R = 1;
@@ -98,17 +103,10 @@ int main(int argc, char **argv) {
             lora_path = argv[++i];
         else if (!model && argv[i][0] != '-')
             model = argv[i];
-        else {
-            fprintf(stderr,
-                    "usage: infer_ppbench MODEL.gguf [-p 512] [-n 128] [-t 2] [-r 1] [--lora F]\n");
-            return 2;
-        }
+        else
+            return usage();
     }
-    if (!model || P < 1 || N < 1 || T < 1 || R < 1) {
-        fprintf(stderr,
-                "usage: infer_ppbench MODEL.gguf [-p 512] [-n 128] [-t 2] [-r 1] [--lora F]\n");
-        return 2;
-    }
+    if (!model || P < 1 || N < 1 || T < 1 || R < 1) return usage();
     tensor_set_threads(T);
     base_err e = {0};
     infer_model *m = NULL;
