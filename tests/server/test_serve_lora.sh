@@ -63,10 +63,10 @@ fi
 for i in $(seq 200); do echo "the quick brown fox jumps over the lazy dog $i"; done > "$T/b.txt"
 for i in $(seq 200); do echo "a slow green turtle walks under the busy bridge $i"; done > "$T/c.txt"
 for preset in tiny llama-tiny; do
-  tg=(q,k,v,o,up,down) && [ $preset = llama-tiny ] && tg=(all)
+  tg=q,k,v,o,up,down && [ $preset = llama-tiny ] && tg=all
   if "$H" train --data "$T/b.txt" --out "$T/r-$preset" --preset $preset --steps 30 --batch 4 --seq 32 --sample 0 > "$T/tr.log" 2>&1 &&
     "$H" finetune --base "$T/r-$preset" --data "$T/c.txt" --out "$T/f-$preset" --steps 30 --batch 4 --seq 32 \
-      --lr 1e-2 --lora-targets "${tg[0]}" > "$T/ft2.log" 2>&1 &&
+      --lr 1e-2 --lora-targets "$tg" > "$T/ft2.log" 2>&1 &&
     "$H" merge --base "$T/f-$preset/base.gguf" --lora "$T/f-$preset/adapter.gguf" -o "$T/m-$preset.gguf" > /dev/null 2>&1; then
     gen() { "$H" generate --temperature 0 -n 30 "$@" "a slow" 2> /dev/null; }
     merged=$(gen -m "$T/m-$preset.gguf")
