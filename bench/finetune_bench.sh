@@ -64,8 +64,8 @@ torch_round() {
 }
 printf '%-6s %-6s %-12s %-12s %-10s %-12s %-12s %-10s\n' round base "hearth ms" "torch ms" \
   "speed x" "hearth MB" "torch MB" "mem x"
+declare -A h0 h1 # per type: hearth's step ms and peak KB of the round
 for r in $(seq "$ROUNDS"); do
-  declare -A h0 h1
   for ty in $TYPES; do
     mapfile -t h < <(hearth_round "$ty")
     h0[$ty]=${h[0]} h1[$ty]=${h[1]}
