@@ -31,6 +31,10 @@ const void *test_fixture_get(const test_fixture *f, const char *name, size_t n, 
  * every "param.NAME"), created for the fixture's batch (the model's B x T) with its parameters;
  * *f: the loaded fixture (the caller frees it). Fails the test on any error. */
 struct nn_model *test_fixture_model(const char *file, test_fixture **f);
+/* Every LoRA target a model of config c has (nn/lora.h's NN_LORA_* bits): all of them, less gate
+ * outside the Llama family (GPT-2's MLP has no gate). */
+struct nn_config;
+unsigned test_lora_all(const struct nn_config *c);
 
 /* Removes path and everything under it (rm -rf); returns 0 on success. */
 int test_rm_rf(const char *path);

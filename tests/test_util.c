@@ -1,6 +1,7 @@
 /* tests/test_util.c: numeric comparison helpers and the HFIX fixture reader. */
 #include "test.h"
 
+#include "nn/lora.h"
 #include "nn/nn.h"
 
 #include <math.h>
@@ -164,4 +165,9 @@ struct nn_model *test_fixture_model(const char *file, test_fixture **fp) {
     }
     *fp = f;
     return m;
+}
+
+unsigned test_lora_all(const nn_config *c) {
+    unsigned all = (1u << NN_LORA_NT) - 1;
+    return c->family == NN_LLAMA ? all : all & ~(1u << NN_LORA_GATE);
 }

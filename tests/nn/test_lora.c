@@ -110,7 +110,7 @@ static void test_zero_b_is_base(void **state) {
         size_t n = (size_t)32 * 64;
         float *base = malloc(n * sizeof(float));
         memcpy(base, m->a.logits, n * sizeof(float));
-        unsigned all = c.family == NN_LLAMA ? 0x7f : 0x7f & ~(1u << NN_LORA_GATE);
+        unsigned all = test_lora_all(&c);
         nn_lora *a;
         assert_int_equal(nn_lora_create(&a, m, 8, 16, 0.1f, all, 3, &e), 0);
         /* A is PEFT's kaiming-uniform: nonzero, within 1/sqrt(in) */
@@ -196,8 +196,7 @@ static void test_frozen_recompute(void **state) {
         unsigned sets[] = {1u << NN_LORA_Q, 1u << NN_LORA_O, 1u << NN_LORA_UP, 1u << NN_LORA_DOWN,
                            (1u << NN_LORA_NT) - 1};
         for (int k = 0; k < 5; k++) {
-            unsigned targets = sets[k];
-            if (c.family != NN_LLAMA) targets &= ~(1u << NN_LORA_GATE);
+            unsigned targets = sets[k] & test_lora_all(&c);
             nn_model *m[2];
             nn_lora *a[2];
             float loss[2];

@@ -368,7 +368,7 @@ static float *lora_step(const char *path, int mode, float *loss, float *out_logi
     base_err e = {0};
     if (ft_load_base(path, B, T, mode, &m, NULL, &e)) fail_msg("%s: %s", path, e.msg);
     const nn_config *c = &m->cfg;
-    unsigned targets = c->family == NN_LLAMA ? 0x7f : 0x7f & ~(1u << NN_LORA_GATE);
+    unsigned targets = test_lora_all(c);
     nn_lora *a;
     assert_int_equal(nn_lora_create(&a, m, 4, 8, 0.1f, targets, 5, &e), 0);
     base_rng r;
