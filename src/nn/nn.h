@@ -216,6 +216,8 @@ int nn_forward(nn_model *m, const int *tokens, const int *targets, int B, int T,
 /* Backward pass of the last forward (which had targets): ADDS d(scale * loss)/dparams into
  * m->grads. scale = 1/k when accumulating k micro-batches. */
 void nn_backward(nn_model *m, float scale);
+/* Zeroes m->grads (if any) and the attached adapters' gradients (if any): what nn_backward
+ * adds into. */
 void nn_zero_grad(nn_model *m);
 /* Logits (V) of sequence b at position t of the last forward (until nn_backward, which turns
  * them into their gradient). */

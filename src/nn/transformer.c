@@ -345,6 +345,7 @@ void nn_model_init(nn_model *m, uint64_t seed) {
 
 void nn_zero_grad(nn_model *m) {
     if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
+    if (m->lora) nn_lora_zero_grad(m->lora);
 }
 
 /* Matrix id of layer l in F32 for the product about to run: resident (in params), or fetched
