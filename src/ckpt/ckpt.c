@@ -74,10 +74,9 @@ json_t *ckpt_run_json(const ckpt_trainer *t) {
 }
 
 void ckpt_trained_set(const nn_model *m, ckpt_set *s) {
-    if (m->lora)
-        *s = (ckpt_set){m->lora->params, m->lora->n_params, m->lora->tensors, m->lora->n_tensors};
-    else
-        *s = (ckpt_set){m->params, m->n_params, m->tensors, m->n_tensors};
+    nn_trained t;
+    nn_trained_of(m, &t);
+    *s = (ckpt_set){t.params, t.n, t.tensors, t.n_tensors};
 }
 
 /* Bytes for an optimizer entry's name, PREFIX.NAME with its NUL (longer ones are cut) */
