@@ -74,10 +74,47 @@ json_t *ckpt_run_json(const ckpt_trainer *t) {
 }
 
 void ckpt_trained_set(const nn_model *m, ckpt_set *s) {
-    if (m->lora)
-        *s = (ckpt_set){m->lora->params, m->lora->n_params, m->lora->tensors, m->lora->n_tensors};
-    else
-        *s = (ckpt_set){m->params, m->n_params, m->tensors, m->n_tensors};
+    nn_trained t;
+    nn_trained_of(m, &t);
+    *s = (ckpt_set){t.params, t.n, t.tensors, t.n_tensors};
+}
+
+/* Bytes for an optimizer entry's name, PREFIX.NAME with its NUL (longer ones are cut) */
+#define ENTRY_NAME_LEN 40
+
+/* The safetensors entries of the set's tensors, their data at base + offset, named
+ * PREFIX.NAME into names[i] (ENTRY_NAME_LEN bytes each) or, with no prefix, by the tensors'
+ * own names. OUT: t[0..s->n_tensors). */
+static void set_entries(const ckpt_set *s, const float *base, const char *prefix,
+                        char (*names)[ENTRY_NAME_LEN], ckpt_st_tensor *t) {
+    for (int i = 0; i < s->n_tensors; i++) {
+        const nn_tensor *x = &s->tensors[i];
+        if (prefix) {
+            snprintf(names[i], sizeof names[i], "%s.%s", prefix, x->name);
+            t[i].name = names[i];
+        } else {
+            t[i].name = x->name;
+        }
+        t[i].ndim = x->ndim;
+        for (int d = 0; d < x->ndim; d++) t[i].shape[d] = (uint64_t)x->shape[d];
+        t[i].data = base + x->offset;
+    }
+}
+
+/* Reads the set's tensors from st into base + offset, named as set_entries names them; stops
+ * at the first that is missing or of another shape. */
+static int get_entries(const ckpt_st *st, const ckpt_set *s, const char *prefix, float *base,
+                       base_err *e) {
+    int rc = BASE_OK;
+    for (int i = 0; !rc && i < s->n_tensors; i++) {
+        const nn_tensor *x = &s->tensors[i];
+        char name[ENTRY_NAME_LEN];
+        uint64_t shape[3];
+        if (prefix) snprintf(name, sizeof name, "%s.%s", prefix, x->name);
+        for (int d = 0; d < x->ndim; d++) shape[d] = (uint64_t)x->shape[d];
+        rc = ckpt_st_get_f32(st, prefix ? name : x->name, x->ndim, shape, base + x->offset, e);
+    }
+    return rc;
 }
 
 /* model.safetensors: the model under Hugging Face names, or the adapters under their own */
@@ -88,13 +125,7 @@ static int write_params(const char *path, const nn_model *m, const char *const *
     ckpt_trained_set(m, &s);
     ckpt_st_tensor *t = calloc((size_t)s.n_tensors + 1, sizeof *t);
     if (!t) return base_fail(e, BASE_ENOMEM, "out of memory");
-    for (int i = 0; i < s.n_tensors; i++) {
-        const nn_tensor *x = &s.tensors[i];
-        t[i].name = x->name;
-        t[i].ndim = x->ndim;
-        for (int d = 0; d < x->ndim; d++) t[i].shape[d] = (uint64_t)x->shape[d];
-        t[i].data = s.params + x->offset;
-    }
+    set_entries(&s, s.params, NULL, NULL, t);
     int rc = ckpt_st_write(path, t, s.n_tensors, meta, size, crc, e);
     free(t);
     return rc;
@@ -107,14 +138,7 @@ static int read_params(const ckpt_st *st, nn_model *m, base_err *e) {
     if (ckpt_st_count(st) != s.n_tensors)
         return base_fail(e, BASE_EINVAL, "%d tensors, the adapters have %d", ckpt_st_count(st),
                          s.n_tensors);
-    int rc = BASE_OK;
-    for (int i = 0; !rc && i < s.n_tensors; i++) {
-        const nn_tensor *x = &s.tensors[i];
-        uint64_t shape[3];
-        for (int d = 0; d < x->ndim; d++) shape[d] = (uint64_t)x->shape[d];
-        rc = ckpt_st_get_f32(st, x->name, x->ndim, shape, m->lora->params + x->offset, e);
-    }
-    return rc;
+    return get_entries(st, &s, NULL, s.params, e);
 }
 
 static int add_file(json_t *files, const char *name, uint64_t size, uint32_t crc) {
@@ -154,16 +178,11 @@ int ckpt_save(const char *run_dir, const nn_model *m, const optim_adamw *o, cons
     ckpt_trained_set(m, &set);
     int nt = set.n_tensors;
     ckpt_st_tensor *ot = calloc(2 * (size_t)nt + 1, sizeof *ot);
-    char(*on)[40] = calloc(2 * (size_t)nt + 1, sizeof *on);
+    char(*on)[ENTRY_NAME_LEN] = calloc(2 * (size_t)nt + 1, sizeof *on);
     if (!rc && (!ot || !on)) rc = base_fail(e, BASE_ENOMEM, "out of memory");
-    for (int i = 0; !rc && i < 2 * nt; i++) {
-        const nn_tensor *x = &set.tensors[i % nt];
-        int is_v = i >= nt;
-        snprintf(on[i], sizeof on[i], "%s.%s", is_v ? "v" : "m", x->name);
-        ot[i].name = on[i];
-        ot[i].ndim = x->ndim;
-        for (int d = 0; d < x->ndim; d++) ot[i].shape[d] = (uint64_t)x->shape[d];
-        ot[i].data = (is_v ? o->v : o->m) + x->offset;
+    if (!rc) {
+        set_entries(&set, o->m, "m", on, ot);
+        set_entries(&set, o->v, "v", on + nt, ot + nt);
     }
     if (!rc) {
         const char *ometa[] = {"format", "hearth-adamw", "t", tt, NULL};
@@ -470,16 +489,8 @@ int ckpt_load(const char *dir, nn_model *m, optim_adamw *o, ckpt_trainer *t, bas
         rc = base_fail(e, BASE_EFORMAT, "%s: not the optimizer state of this model", p);
         goto done;
     }
-    for (int i = 0; !rc && i < 2 * nt; i++) {
-        const nn_tensor *x = &set.tensors[i % nt];
-        int is_v = i >= nt;
-        char name[40];
-        uint64_t shape[3];
-        snprintf(name, sizeof name, "%s.%s", is_v ? "v" : "m", x->name);
-        for (int d = 0; d < x->ndim; d++) shape[d] = (uint64_t)x->shape[d];
-        rc = ckpt_st_get_f32(os, name, x->ndim, shape, (is_v ? o->v : o->m) + x->offset, e);
-    }
-    if (rc) goto done;
+    if ((rc = get_entries(os, &set, "m", o->m, e)) || (rc = get_entries(os, &set, "v", o->v, e)))
+        goto done;
     o->t = ot;
     t->step = (long)json_integer_value(step);
     t->pos = dp;

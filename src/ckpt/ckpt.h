@@ -34,7 +34,7 @@ typedef struct ckpt_trainer {
  * nn/lora.h: fine-tuning with the base frozen), the adapters only — model.safetensors then holds
  * their tensors under their own names ("blk.L.attn_q.lora_a", metadata format "hearth-lora") and
  * optimizer.safetensors their moments. The config in trainer.json is the model's either way. */
-typedef struct ckpt_set {
+typedef struct ckpt_set { /* nn_trained_of's choice (nn.h), its gradients aside */
     float *params;
     size_t n;
     const nn_tensor *tensors;

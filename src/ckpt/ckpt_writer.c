@@ -21,7 +21,8 @@ struct ckpt_writer {
     size_t n;              /* parameters per buffer */
     float *params, *m, *v; /* (n) each: the snapshot */
     nn_model model;        /* a shallow copy of the model whose params point at the snapshot */
-    nn_lora *lora;         /* adapters trained (m->lora): a shallow copy over the snapshot */
+    nn_lora lora;          /* adapters trained (m->lora): a shallow copy over the snapshot */
+    int for_lora;          /* made for a model with adapters: they are what is saved */
     optim_adamw opt;       /* likewise: m and v point at the snapshot */
     const float *src_params, *src_m, *src_v; /* the live state the thread copies */
     ckpt_trainer t;
@@ -98,12 +99,12 @@ int ckpt_writer_create(ckpt_writer **out, const char *run_dir, const nn_model *m
     w->params = malloc(n * sizeof(float));
     w->m = malloc(n * sizeof(float));
     w->v = malloc(n * sizeof(float));
-    if (m->lora) w->lora = malloc(sizeof *w->lora);
-    if (!w->run_dir || !w->params || !w->m || !w->v || (m->lora && !w->lora)) {
-        free(w->run_dir), free(w->params), free(w->m), free(w->v), free(w->lora), free(w);
+    if (!w->run_dir || !w->params || !w->m || !w->v) {
+        free(w->run_dir), free(w->params), free(w->m), free(w->v), free(w);
         return base_fail(e, BASE_ENOMEM, "out of memory");
     }
     w->n = n;
+    w->for_lora = m->lora != NULL;
     w->keep_last = keep_last;
     w->keep_every = keep_every;
     pthread_mutex_init(&w->mu, NULL);
@@ -153,7 +154,7 @@ int ckpt_writer_submit(ckpt_writer *w, const nn_model *m, const optim_adamw *o,
     ckpt_writer_wait(w, prev);
     ckpt_set set;
     ckpt_trained_set(m, &set);
-    if (set.n != w->n || o->n != w->n || !m->lora != !w->lora)
+    if (set.n != w->n || o->n != w->n || !m->lora != !w->for_lora)
         return base_fail(e, BASE_EINVAL, "checkpoint writer made for %zu parameters, not %zu", w->n,
                          set.n);
     w->src_params = set.params;
@@ -162,10 +163,10 @@ int ckpt_writer_submit(ckpt_writer *w, const nn_model *m, const optim_adamw *o,
     w->model = *m; /* over the snapshot: its named tensors point there, it has no gradients */
     w->model.grads = NULL;
     if (m->lora) { /* the adapters over the snapshot; only their table and params are read */
-        *w->lora = *m->lora;
-        w->lora->params = w->params;
-        w->lora->grads = NULL;
-        w->model.lora = w->lora;
+        w->lora = *m->lora;
+        w->lora.params = w->params;
+        w->lora.grads = NULL;
+        w->model.lora = &w->lora;
     } else {
         w->model.params = w->params;
         nn_model_bind(&w->model);
@@ -189,6 +190,6 @@ void ckpt_writer_free(ckpt_writer *w) {
     ckpt_writer_wait(w, NULL);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->copied_cv);
-    free(w->run_dir), free(w->params), free(w->m), free(w->v), free(w->lora);
+    free(w->run_dir), free(w->params), free(w->m), free(w->v);
     free(w);
 }

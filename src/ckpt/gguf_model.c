@@ -4,7 +4,6 @@
 #include "ckpt_int.h"
 #include "quant/quant.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

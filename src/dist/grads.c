@@ -94,15 +94,16 @@ static const nn_tensor *tensor_at(const nn_model *m, size_t off) {
 
 /* The spans of stage ci (completion index: 0 head and final norm, 1 + (L-1-l) layer l, L+1
  * the embeddings) into sp; returns their number. */
-static int stage_spans(const nn_model *m, int ci, span *sp) {
+static int stage_spans(const dist_grads *gr, int ci, span *sp) {
+    const nn_model *m = gr->m;
     const nn_config *c = &m->cfg;
     if (m->lora) { /* the adapters: every tensor in one stage (the last) */
         if (ci != c->n_layer + 1) return 0;
-        for (int i = 0; i < m->lora->n_tensors; i++) {
-            const nn_tensor *t = &m->lora->tensors[i];
+        for (int i = 0; i < gr->n_tensors; i++) {
+            const nn_tensor *t = &gr->tensors[i];
             sp[i] = (span){t->offset, t->numel, t->decay};
         }
-        return m->lora->n_tensors;
+        return gr->n_tensors;
     }
     int L = c->n_layer, n = 0;
     float *base = m->grads;
@@ -144,7 +145,7 @@ static int layout(dist_grads *g, base_err *e) {
     span sp[sizeof m->lora->tensors / sizeof m->lora->tensors[0]];
     /* chunks in completion order, stage by stage; buckets of stages up to bucket_mb */
     size_t cap = g->n_params / CHUNK + (size_t)(L + 2) * 16 + 1, total = 0;
-    if (m->lora) cap += (size_t)m->lora->n_tensors;
+    if (m->lora) cap += (size_t)g->n_tensors;
     g->ch = calloc(cap, sizeof *g->ch);
     g->b = calloc((size_t)L + 2, sizeof *g->b);
     if (!g->ch || !g->b) return base_fail(e, BASE_ENOMEM, "out of memory");
@@ -155,7 +156,7 @@ static int layout(dist_grads *g, base_err *e) {
             cur = &g->b[g->nb++];
             cur->c0 = g->nch;
         }
-        int ns = stage_spans(m, ci, sp);
+        int ns = stage_spans(g, ci, sp);
         for (int s = 0; s < ns; s++) {
             total += sp[s].len;
             for (size_t at = 0; at < sp[s].len; at += CHUNK) {
@@ -251,13 +252,10 @@ int dist_grads_create(dist_grads **out, dist *d, nn_model *m, const dist_grads_o
     dist_grads *g = calloc(1, sizeof *g);
     if (!g) return base_fail(e, BASE_ENOMEM, "out of memory");
     g->d = d, g->m = m, g->o = *o;
-    if (m->lora) {
-        g->params = m->lora->params, g->grads = m->lora->grads, g->n_params = m->lora->n_params;
-        g->tensors = m->lora->tensors, g->n_tensors = m->lora->n_tensors;
-    } else {
-        g->params = m->params, g->grads = m->grads, g->n_params = m->n_params;
-        g->tensors = m->tensors, g->n_tensors = m->n_tensors;
-    }
+    nn_trained tr;
+    nn_trained_of(m, &tr);
+    g->params = tr.params, g->grads = tr.grads, g->n_params = tr.n;
+    g->tensors = tr.tensors, g->n_tensors = tr.n_tensors;
     g->N = d->size, g->rank = d->rank;
     g->zero = o->zero && g->N > 1;
     if (!(g->o.bucket_mb >= 0)) g->o.bucket_mb = 0;

@@ -216,7 +216,19 @@ int nn_forward(nn_model *m, const int *tokens, const int *targets, int B, int T,
 /* Backward pass of the last forward (which had targets): ADDS d(scale * loss)/dparams into
  * m->grads. scale = 1/k when accumulating k micro-batches. */
 void nn_backward(nn_model *m, float scale);
+/* Zeroes m->grads (if any) and the attached adapters' gradients (if any): what nn_backward
+ * adds into. */
 void nn_zero_grad(nn_model *m);
+/* What training updates: m's parameters, or its adapters' when adapters are attached (m->lora,
+ * lora.h: the base frozen). The one choice the optimizer, the gradient reducer (src/dist) and
+ * checkpoints (src/ckpt) all follow. The pointers live as long as m's buffers or the adapters. */
+typedef struct nn_trained {
+    float *params, *grads; /* (n) each */
+    size_t n;
+    const nn_tensor *tensors; /* (n_tensors), offsets into params and grads */
+    int n_tensors;
+} nn_trained;
+void nn_trained_of(const nn_model *m, nn_trained *out);
 /* Logits (V) of sequence b at position t of the last forward (until nn_backward, which turns
  * them into their gradient). */
 const float *nn_logits_at(const nn_model *m, int b, int t);

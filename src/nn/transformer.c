@@ -345,6 +345,15 @@ void nn_model_init(nn_model *m, uint64_t seed) {
 
 void nn_zero_grad(nn_model *m) {
     if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
+    if (m->lora) nn_lora_zero_grad(m->lora);
+}
+
+void nn_trained_of(const nn_model *m, nn_trained *out) {
+    const nn_lora *a = m->lora;
+    if (a)
+        *out = (nn_trained){a->params, a->grads, a->n_params, a->tensors, a->n_tensors};
+    else
+        *out = (nn_trained){m->params, m->grads, m->n_params, m->tensors, m->n_tensors};
 }
 
 /* Matrix id of layer l in F32 for the product about to run: resident (in params), or fetched
