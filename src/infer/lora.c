@@ -67,18 +67,6 @@ static int site_shape(const infer_weights *w, const infer_family *f, int m, int 
     return 0;
 }
 
-/* blk.N.<matrix>.weight.lora_{a,b}: *l, *m, *is_b; -1 when the name is none of these. */
-static int parse_name(const gguf_str *s, int *l, int *m, int *is_b) {
-    char mat[64];
-    if (ckpt_lora_tensor_name(s, l, mat, is_b)) return -1;
-    for (int i = 0; i < INFER_LORA_NM; i++)
-        if (!strcmp(mat, mat_name[i])) {
-            *m = i;
-            return 0;
-        }
-    return -1;
-}
-
 #define TNAME(t) (int)((t)->name.len > 80 ? 80 : (t)->name.len), (t)->name.ptr
 
 /* The rows of a 2-D tensor (dims[0] elements each) widened to F32 into dst. */
@@ -109,16 +97,15 @@ int infer_lora_load(infer_lora **out, const infer_model *model, const char *path
         rc = base_fail(e, BASE_ENOMEM, "out of memory");
         goto out;
     }
-    gguf_str s;
-    base_err ke;
-    if (gguf_get_str(g, "general.type", &s, &ke) || s.len != 7 || memcmp(s.ptr, "adapter", 7) ||
-        gguf_get_str(g, "adapter.type", &s, &ke) || s.len != 4 || memcmp(s.ptr, "lora", 4)) {
+    if (!ckpt_lora_is_adapter(g)) {
         rc = base_fail(e, BASE_EFORMAT,
                        "%s is not a LoRA adapter GGUF (general.type \"adapter\" and adapter.type "
                        "\"lora\"): a model file is served with --model",
                        path);
         goto out;
     }
+    gguf_str s;
+    base_err ke;
     int has_arch = !gguf_get_str(g, "general.architecture", &s, &ke);
     if (!has_arch || s.len != strlen(w->hp.arch) || memcmp(s.ptr, w->hp.arch, s.len)) {
         rc = base_fail(e, BASE_EFORMAT,
@@ -144,7 +131,7 @@ int infer_lora_load(infer_lora **out, const infer_model *model, const char *path
     for (size_t i = 0; i < gguf_n_tensors(g); i++) {
         const gguf_tensor *t = gguf_tensor_at(g, i);
         int l, m, b;
-        if (parse_name(&t->name, &l, &m, &b)) {
+        if (ckpt_lora_tensor_name(&t->name, mat_name, INFER_LORA_NM, &l, &m, &b)) {
             rc = base_fail(e, BASE_EFORMAT,
                            "%s: tensor %.*s is not a LoRA matrix hearth applies "
                            "(blk.N.{attn_q,attn_k,attn_v,attn_qkv,attn_output,ffn_gate,ffn_up,"
