@@ -71,12 +71,8 @@ static int site_shape(const infer_weights *w, const infer_family *f, int m, int 
 
 /* The rows of a 2-D tensor (dims[0] elements each) widened to F32 into dst. */
 static void widen(const gguf_file *g, const gguf_tensor *t, float *dst) {
-    size_t rb;
-    base_err re;
-    quant_row_bytes((int)t->type, (size_t)t->dims[0], &rb, &re); /* checked */
-    const uint8_t *src = gguf_data(g) + gguf_data_offset(g) + t->offset;
-    for (uint64_t r = 0; r < t->dims[1]; r++)
-        quant_dequantize_row((int)t->type, src + r * rb, dst + r * t->dims[0], (size_t)t->dims[0]);
+    quant_dequantize_rows((int)t->type, gguf_data(g) + gguf_data_offset(g) + t->offset, dst,
+                          (size_t)t->dims[1], (size_t)t->dims[0]); /* row bytes checked */
 }
 
 int infer_lora_load(infer_lora **out, const infer_model *model, const char *path, float scale,

@@ -162,13 +162,8 @@ static int get_vec(loader *ld, const char *fmt, int l, int rows, int n, int opti
         return BASE_OK;
     }
     float *dst = ld->small + ld->n_small;
-    size_t rb;
-    base_err re;
-    quant_row_bytes((int)t->type, (size_t)want0, &rb, &re);
-    const uint8_t *src = gguf_data(ld->g) + gguf_data_offset(ld->g) + t->offset;
-    for (int r = 0; r < rows; r++)
-        quant_dequantize_row((int)t->type, src + (size_t)r * rb, dst + (size_t)r * want0,
-                             (size_t)want0);
+    quant_dequantize_rows((int)t->type, gguf_data(ld->g) + gguf_data_offset(ld->g) + t->offset, dst,
+                          (size_t)rows, (size_t)want0);
     ld->n_small += (size_t)n;
     *out = dst;
     return BASE_OK;

@@ -288,6 +288,14 @@ void quant_dequantize_row(int type, const void *src, float *dst, size_t n) {
 #undef EACH
 }
 
+void quant_dequantize_rows(int type, const void *src, float *dst, size_t rows, size_t cols) {
+    size_t rb;
+    base_err e;
+    BASE_ASSERT(quant_row_bytes(type, cols, &rb, &e) == BASE_OK);
+    const uint8_t *p = src;
+    for (size_t r = 0; r < rows; r++) quant_dequantize_row(type, p + r * rb, dst + r * cols, cols);
+}
+
 /* ---- quantizers. The legacy types and Q8_* round to nearest from the block's extreme, as
  * llama.cpp's reference quantizers do (so their bytes agree with llama-quantize's). */
 
