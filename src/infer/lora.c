@@ -67,8 +67,6 @@ static int site_shape(const infer_weights *w, const infer_family *f, int m, int 
     return 0;
 }
 
-#define TNAME(t) (int)((t)->name.len > 80 ? 80 : (t)->name.len), (t)->name.ptr
-
 /* The rows of a 2-D tensor (dims[0] elements each) widened to F32 into dst. */
 static void widen(const gguf_file *g, const gguf_tensor *t, float *dst) {
     quant_dequantize_rows((int)t->type, gguf_data(g) + gguf_data_offset(g) + t->offset, dst,
@@ -132,17 +130,17 @@ int infer_lora_load(infer_lora **out, const infer_model *model, const char *path
                            "%s: tensor %.*s is not a LoRA matrix hearth applies "
                            "(blk.N.{attn_q,attn_k,attn_v,attn_qkv,attn_output,ffn_gate,ffn_up,"
                            "ffn_down}.weight.lora_{a,b})",
-                           path, TNAME(t));
+                           path, INFER_TNAME(t));
             goto out;
         }
         if (l < 0 || l >= L) {
             rc = base_fail(e, BASE_EFORMAT, "%s: tensor %.*s: the model has %d layers (0..%d)",
-                           path, TNAME(t), L, L - 1);
+                           path, INFER_TNAME(t), L, L - 1);
             goto out;
         }
         const gguf_tensor **slot = &ta[((size_t)l * INFER_LORA_NM + (size_t)m) * 2 + (size_t)b];
         if (*slot) {
-            rc = base_fail(e, BASE_EFORMAT, "%s: tensor %.*s appears twice", path, TNAME(t));
+            rc = base_fail(e, BASE_EFORMAT, "%s: tensor %.*s appears twice", path, INFER_TNAME(t));
             goto out;
         }
         *slot = t;
