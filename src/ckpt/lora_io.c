@@ -3,12 +3,9 @@
 
 #include "ckpt/safetensors.h"
 #include "ckpt_int.h"
-#include "quant/quant.h"
 
 #include <jansson.h>
 #include <stdint.h>
-#include <sys/mman.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
