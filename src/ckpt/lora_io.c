@@ -3,12 +3,9 @@
 
 #include "ckpt/safetensors.h"
 #include "ckpt_int.h"
-#include "quant/quant.h"
 
 #include <jansson.h>
 #include <stdint.h>
-#include <sys/mman.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,8 +59,9 @@ int ckpt_lora_write_gguf(const char *path, const nn_model *m, const nn_lora *a, 
     return rc;
 }
 
-int ckpt_lora_tensor_name(const gguf_str *s, int *l, char mat[64], int *is_b) {
-    char buf[128];
+int ckpt_lora_tensor_name(const gguf_str *s, const char *const *mats, int n_mats, int *l, int *m,
+                          int *is_b) {
+    char buf[128], mat[64];
     if (s->len >= sizeof buf) return -1;
     memcpy(buf, s->ptr, s->len);
     buf[s->len] = 0;
@@ -71,29 +69,26 @@ int ckpt_lora_tensor_name(const gguf_str *s, int *l, char mat[64], int *is_b) {
     if (sscanf(buf, "blk.%d.%63[a-z_].weight.lora_%n", l, mat, &n) != 2 || n == 0) return -1;
     if ((buf[n] != 'a' && buf[n] != 'b') || buf[n + 1]) return -1;
     *is_b = buf[n] == 'b';
-    return 0;
-}
-
-/* Layer and target of a tensor name blk.N.<mat>.weight.lora_{a,b}; -1 when it is none. */
-static int parse_name(const gguf_str *s, int *l, int *t, int *is_b) {
-    char mat[64];
-    if (ckpt_lora_tensor_name(s, l, mat, is_b)) return -1;
-    for (int i = 0; i < NN_LORA_NT; i++)
-        if (!strcmp(mat, gguf_mat[i])) {
-            *t = i;
+    for (int i = 0; i < n_mats; i++)
+        if (!strcmp(mat, mats[i])) {
+            *m = i;
             return 0;
         }
     return -1;
 }
 
+int ckpt_lora_is_adapter(const gguf_file *g) {
+    gguf_str s;
+    base_err e;
+    return !gguf_get_str(g, "general.type", &s, &e) && s.len == 7 && !memcmp(s.ptr, "adapter", 7) &&
+           !gguf_get_str(g, "adapter.type", &s, &e) && s.len == 4 && !memcmp(s.ptr, "lora", 4);
+}
+
 static int open_adapter(const char *path, gguf_file **g, float *alpha, base_err *e) {
     int rc = gguf_open(path, g, e);
     if (rc) return rc;
-    gguf_str s;
     double al;
-    if (gguf_get_str(*g, "general.type", &s, e) || s.len != 7 || memcmp(s.ptr, "adapter", 7) ||
-        gguf_get_str(*g, "adapter.type", &s, e) || s.len != 4 || memcmp(s.ptr, "lora", 4) ||
-        gguf_get_float(*g, "adapter.lora.alpha", &al, e)) {
+    if (!ckpt_lora_is_adapter(*g) || gguf_get_float(*g, "adapter.lora.alpha", &al, e)) {
         gguf_close(*g);
         *g = NULL;
         return base_fail(e, BASE_EFORMAT,
@@ -114,7 +109,7 @@ int ckpt_lora_gguf_info(const char *path, int *rank, float *alpha, unsigned *tar
     for (size_t i = 0; i < gguf_n_tensors(g); i++) {
         const gguf_tensor *t = gguf_tensor_at(g, i);
         int l, tg, b;
-        if (parse_name(&t->name, &l, &tg, &b)) {
+        if (ckpt_lora_tensor_name(&t->name, gguf_mat, NN_LORA_NT, &l, &tg, &b)) {
             rc = base_fail(e, BASE_EFORMAT, "%s: tensor %.*s is not a LoRA matrix hearth knows",
                            path, (int)(t->name.len > 80 ? 80 : t->name.len), t->name.ptr);
             break;

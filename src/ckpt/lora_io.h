@@ -15,10 +15,15 @@ int ckpt_lora_write_gguf(const char *path, const nn_model *m, const nn_lora *a, 
 /* Reads a llama.cpp LoRA adapter GGUF into a (created for m with the file's rank and targets:
  * the rank, alpha and targets are checked against a's, by name). */
 int ckpt_lora_read_gguf(const char *path, const nn_model *m, nn_lora *a, base_err *e);
+/* A tensor name of a llama.cpp LoRA adapter, blk.N.<matrix>.weight.lora_{a,b} whose matrix is
+ * one of mats[0..n_mats) (llama.cpp's names, e.g. "attn_q"): its layer *l, the matrix's index *m
+ * and *is_b; -1 when the name is not of that form or names another matrix. */
+int ckpt_lora_tensor_name(const gguf_str *s, const char *const *mats, int n_mats, int *l, int *m,
+                          int *is_b);
+/* 1 when g declares a llama.cpp LoRA adapter (general.type "adapter", adapter.type "lora"), else
+ * 0: each reader says in its own words what it wanted, and reads adapter.lora.alpha itself. */
+int ckpt_lora_is_adapter(const gguf_file *g);
 /* Reads only what a LoRA GGUF declares: rank, alpha and the target mask. */
-/* A tensor name of a llama.cpp LoRA adapter, blk.N.<matrix>.weight.lora_{a,b}: its layer *l, its
- * matrix's name (mat: up to 63 characters) and *is_b; -1 when the name is not of that form. */
-int ckpt_lora_tensor_name(const gguf_str *s, int *l, char mat[64], int *is_b);
 int ckpt_lora_gguf_info(const char *path, int *rank, float *alpha, unsigned *targets, base_err *e);
 /* Writes dir/adapter_model.safetensors and dir/adapter_config.json (PEFT's LORA format, Llama
  * family only; dir is created). base_name: base_model_name_or_path (NULL: null). */

@@ -403,12 +403,12 @@ static void lora_apply(infer_engine *g, int l, int k, float *out, int ldo, const
     if (!nj) return;
 #pragma omp parallel if (work >= 1 << 16)
     {
-        int j = 0; /* items come in job order: each thread's cursor only moves forward */
+        int j = 0; /* items come in job order and a thread's x only rises (schedule(static)): its
+                    * cursor only moves forward, job[j].i1 <= x staying true from job[0].i1 == 0 */
         /* phase 1, an item per (matrix, rank index t): A's row t read once for all rows */
 #pragma omp for schedule(static)
         for (long x = 0; x < n1; x++) {
             while (j + 1 < nj && job[j + 1].i1 <= x) j++;
-            while (j > 0 && job[j].i1 > x) j--;
             const lora_job *jb = &job[j];
             int r = jb->st->r, K = jb->st->in, t = (int)(x - jb->i1);
             const float *At = jb->st->A + (size_t)t * K;
@@ -420,7 +420,6 @@ static void lora_apply(infer_engine *g, int l, int k, float *out, int ldo, const
 #pragma omp for schedule(static)
         for (long x = 0; x < n2; x++) {
             while (j + 1 < nj && job[j + 1].i2 <= x) j++;
-            while (j > 0 && job[j].i2 > x) j--;
             const lora_job *jb = &job[j];
             const infer_lora_site *st = jb->st;
             int r = st->r, O = st->out, j0 = (int)(x - jb->i2) * LORA_COLS;

@@ -39,6 +39,8 @@ int infer_weights_from_nn(infer_weights *w, const nn_model *nn, base_err *e);
  * data inside the file. *mapped: the bytes of all the tensors. (The model's and an adapter's
  * files alike.) */
 int infer_gguf_check_tensors(const gguf_file *g, size_t *mapped, base_err *e);
+/* printf arguments for "%.*s": a tensor's name (not NUL-terminated), at most 80 characters of it */
+#define INFER_TNAME(t) (int)((t)->name.len > 80 ? 80 : (t)->name.len), (t)->name.ptr
 
 /* w from a GGUF file of a config ckpt_gguf_config gave: every tensor checked first (a type
  * hearth does not run is refused by its name, a row length that is no whole number of blocks

@@ -67,28 +67,10 @@ static int site_shape(const infer_weights *w, const infer_family *f, int m, int 
     return 0;
 }
 
-/* blk.N.<matrix>.weight.lora_{a,b}: *l, *m, *is_b; -1 when the name is none of these. */
-static int parse_name(const gguf_str *s, int *l, int *m, int *is_b) {
-    char mat[64];
-    if (ckpt_lora_tensor_name(s, l, mat, is_b)) return -1;
-    for (int i = 0; i < INFER_LORA_NM; i++)
-        if (!strcmp(mat, mat_name[i])) {
-            *m = i;
-            return 0;
-        }
-    return -1;
-}
-
-#define TNAME(t) (int)((t)->name.len > 80 ? 80 : (t)->name.len), (t)->name.ptr
-
 /* The rows of a 2-D tensor (dims[0] elements each) widened to F32 into dst. */
 static void widen(const gguf_file *g, const gguf_tensor *t, float *dst) {
-    size_t rb;
-    base_err re;
-    quant_row_bytes((int)t->type, (size_t)t->dims[0], &rb, &re); /* checked */
-    const uint8_t *src = gguf_data(g) + gguf_data_offset(g) + t->offset;
-    for (uint64_t r = 0; r < t->dims[1]; r++)
-        quant_dequantize_row((int)t->type, src + r * rb, dst + r * t->dims[0], (size_t)t->dims[0]);
+    quant_dequantize_rows((int)t->type, gguf_data(g) + gguf_data_offset(g) + t->offset, dst,
+                          (size_t)t->dims[1], (size_t)t->dims[0]); /* row bytes checked */
 }
 
 int infer_lora_load(infer_lora **out, const infer_model *model, const char *path, float scale,
@@ -109,16 +91,15 @@ int infer_lora_load(infer_lora **out, const infer_model *model, const char *path
         rc = base_fail(e, BASE_ENOMEM, "out of memory");
         goto out;
     }
-    gguf_str s;
-    base_err ke;
-    if (gguf_get_str(g, "general.type", &s, &ke) || s.len != 7 || memcmp(s.ptr, "adapter", 7) ||
-        gguf_get_str(g, "adapter.type", &s, &ke) || s.len != 4 || memcmp(s.ptr, "lora", 4)) {
+    if (!ckpt_lora_is_adapter(g)) {
         rc = base_fail(e, BASE_EFORMAT,
                        "%s is not a LoRA adapter GGUF (general.type \"adapter\" and adapter.type "
                        "\"lora\"): a model file is served with --model",
                        path);
         goto out;
     }
+    gguf_str s;
+    base_err ke;
     int has_arch = !gguf_get_str(g, "general.architecture", &s, &ke);
     if (!has_arch || s.len != strlen(w->hp.arch) || memcmp(s.ptr, w->hp.arch, s.len)) {
         rc = base_fail(e, BASE_EFORMAT,
@@ -144,22 +125,22 @@ int infer_lora_load(infer_lora **out, const infer_model *model, const char *path
     for (size_t i = 0; i < gguf_n_tensors(g); i++) {
         const gguf_tensor *t = gguf_tensor_at(g, i);
         int l, m, b;
-        if (parse_name(&t->name, &l, &m, &b)) {
+        if (ckpt_lora_tensor_name(&t->name, mat_name, INFER_LORA_NM, &l, &m, &b)) {
             rc = base_fail(e, BASE_EFORMAT,
                            "%s: tensor %.*s is not a LoRA matrix hearth applies "
                            "(blk.N.{attn_q,attn_k,attn_v,attn_qkv,attn_output,ffn_gate,ffn_up,"
                            "ffn_down}.weight.lora_{a,b})",
-                           path, TNAME(t));
+                           path, INFER_TNAME(t));
             goto out;
         }
         if (l < 0 || l >= L) {
             rc = base_fail(e, BASE_EFORMAT, "%s: tensor %.*s: the model has %d layers (0..%d)",
-                           path, TNAME(t), L, L - 1);
+                           path, INFER_TNAME(t), L, L - 1);
             goto out;
         }
         const gguf_tensor **slot = &ta[((size_t)l * INFER_LORA_NM + (size_t)m) * 2 + (size_t)b];
         if (*slot) {
-            rc = base_fail(e, BASE_EFORMAT, "%s: tensor %.*s appears twice", path, TNAME(t));
+            rc = base_fail(e, BASE_EFORMAT, "%s: tensor %.*s appears twice", path, INFER_TNAME(t));
             goto out;
         }
         *slot = t;

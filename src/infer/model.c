@@ -161,7 +161,7 @@ static int finetune_run(const char *path, char *file, size_t cap, base_err *e) {
                        "%s is a fine-tuning run that has not finished: no %s yet (rerun its "
                        "`hearth finetune` command to complete it)",
                        run, out);
-    else if (!rc && full && strlen(out) < cap) {
+    else if (!rc && full) { /* out fits: join keeps it under PATH_LEN, file's cap */
         snprintf(file, cap, "%s", out);
         rc = 1;
     } else if (!rc)
@@ -333,17 +333,15 @@ int infer_model_load(infer_model **out, const char *path, const char *tokenizer,
     char tok_path[PATH_LEN] = "";
     base_file_kind kind = BASE_FILE_DIR;
     char ft_model[PATH_LEN];
-    int rc = S_ISDIR(sb.st_mode) ? finetune_run(path, ft_model, sizeof ft_model, e) : 0;
-    if (rc == 1) { /* a --full fine-tuning run: its model.gguf */
+    int is_dir = S_ISDIR(sb.st_mode);
+    int rc = is_dir ? finetune_run(path, ft_model, sizeof ft_model, e) : 0;
+    if (rc == 1) { /* a --full fine-tuning run: its model.gguf, a file finetune_run found */
         path = ft_model;
-        rc = stat(path, &sb) != 0
-                 ? base_fail(e, BASE_EIO, "cannot open model %s: %s", path, strerror(errno))
-                 : 0;
+        is_dir = 0;
+        rc = 0;
     }
-    if (!rc)
-        rc = S_ISDIR(sb.st_mode) ? load_dir(im, path, tok_path, e)
-                                 : check_model_file(path, &kind, e);
-    if (!rc && !S_ISDIR(sb.st_mode))
+    if (!rc) rc = is_dir ? load_dir(im, path, tok_path, e) : check_model_file(path, &kind, e);
+    if (!rc && !is_dir)
         rc = kind == BASE_FILE_GGUF ? load_gguf(im, path, e) : load_file(im, path, tok_path, e);
     if (!rc && im->nn) {
         rc = infer_weights_from_nn(&im->w, im->nn, e);

@@ -61,8 +61,6 @@ static const gguf_tensor *find(const gguf_file *g, const char *name, size_t *ind
     return NULL;
 }
 
-#define NAME_FMT(t) (int)((t)->name.len > 80 ? 80 : (t)->name.len), (t)->name.ptr
-
 /* Every tensor of the file: a type hearth runs, rows of whole blocks, data inside the file. */
 int infer_gguf_check_tensors(const gguf_file *g, size_t *mapped, base_err *e) {
     uint64_t base = gguf_data_offset(g), size = gguf_size(g);
@@ -71,12 +69,12 @@ int infer_gguf_check_tensors(const gguf_file *g, size_t *mapped, base_err *e) {
         const gguf_tensor *t = gguf_tensor_at(g, i);
         if (!quant_traits_of((int)t->type))
             return base_fail(e, BASE_EFORMAT, "GGUF: tensor %.*s has an unknown ggml type %u",
-                             NAME_FMT(t), t->type);
+                             INFER_TNAME(t), t->type);
         if (!quant_type_supported((int)t->type))
             return base_fail(e, BASE_EFORMAT,
                              "GGUF: tensor %.*s is %s: %s is not supported (hearth runs F32, F16, "
                              "BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)",
-                             NAME_FMT(t), quant_type_name((int)t->type),
+                             INFER_TNAME(t), quant_type_name((int)t->type),
                              quant_type_name((int)t->type));
         size_t rb, bytes;
         base_err re;
@@ -84,18 +82,18 @@ int infer_gguf_check_tensors(const gguf_file *g, size_t *mapped, base_err *e) {
             quant_row_bytes((int)t->type, (size_t)t->dims[0], &rb, &re))
             return base_fail(e, BASE_EFORMAT,
                              "GGUF: tensor %.*s: rows of %llu elements do not fit type %s (%s)",
-                             NAME_FMT(t), (unsigned long long)t->dims[0],
+                             INFER_TNAME(t), (unsigned long long)t->dims[0],
                              quant_type_name((int)t->type), t->n_dims < 1 ? "no dims" : re.msg);
         bytes = rb;
         for (uint32_t d = 1; d < t->n_dims; d++)
             if (t->dims[d] > SIZE_MAX || base_mul_size(bytes, (size_t)t->dims[d], &bytes))
                 return base_fail(e, BASE_EFORMAT, "GGUF: tensor %.*s: its size overflows",
-                                 NAME_FMT(t));
+                                 INFER_TNAME(t));
         if (base > size || t->offset > size - base || bytes > size - base - t->offset)
             return base_fail(e, BASE_EFORMAT,
                              "GGUF: tensor %.*s: its data (%zu bytes at offset %llu) runs past "
                              "the end of the file (%llu bytes): truncated or corrupt",
-                             NAME_FMT(t), bytes, (unsigned long long)(base + t->offset),
+                             INFER_TNAME(t), bytes, (unsigned long long)(base + t->offset),
                              (unsigned long long)size);
         *mapped += bytes;
     }
@@ -162,13 +160,8 @@ static int get_vec(loader *ld, const char *fmt, int l, int rows, int n, int opti
         return BASE_OK;
     }
     float *dst = ld->small + ld->n_small;
-    size_t rb;
-    base_err re;
-    quant_row_bytes((int)t->type, (size_t)want0, &rb, &re);
-    const uint8_t *src = gguf_data(ld->g) + gguf_data_offset(ld->g) + t->offset;
-    for (int r = 0; r < rows; r++)
-        quant_dequantize_row((int)t->type, src + (size_t)r * rb, dst + (size_t)r * want0,
-                             (size_t)want0);
+    quant_dequantize_rows((int)t->type, gguf_data(ld->g) + gguf_data_offset(ld->g) + t->offset, dst,
+                          (size_t)rows, (size_t)want0);
     ld->n_small += (size_t)n;
     *out = dst;
     return BASE_OK;
@@ -357,7 +350,7 @@ int infer_weights_from_gguf(infer_weights *w, const gguf_file *g, const nn_confi
         if (!ld.used[i]) {
             const gguf_tensor *t = gguf_tensor_at(g, i);
             rc = base_fail(e, BASE_EFORMAT, "GGUF: tensor %.*s has no place in a %s model",
-                           NAME_FMT(t), f->name);
+                           INFER_TNAME(t), f->name);
         }
     free(ld.used);
     if (rc) {

@@ -241,11 +241,13 @@ quant_isa quant_isa_best(void) {
     return (quant_isa)b;
 }
 
-/* isa's kernel set for wtype (every entry NULL on the scalar ISA: quant_dot_scalar is its dot). */
+/* isa's kernel set for wtype (every entry NULL on the scalar ISA: quant_dot_scalar is its dot;
+ * and for a type id past the tables). */
 static const quant_kernels *isa_kernels(int wtype, quant_isa isa) {
     static const quant_kernels none;
-    return isa == QUANT_ISA_AVX512 ? quant_kernels_avx512(wtype)
-           : isa == QUANT_ISA_AVX2 ? quant_kernels_avx2(wtype)
+    if (wtype < 0 || wtype > QUANT_TYPE_MAX) return &none;
+    return isa == QUANT_ISA_AVX512 ? &quant_kernels_avx512[wtype]
+           : isa == QUANT_ISA_AVX2 ? &quant_kernels_avx2[wtype]
                                    : &none;
 }
 

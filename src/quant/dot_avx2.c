@@ -258,17 +258,12 @@ static void act_q8_k(const float *x, void *dst, int K) {
 
 #pragma GCC pop_options
 
-static const quant_kernels avx2_set[QUANT_TYPE_MAX + 1] = {
+const quant_kernels quant_kernels_avx2[QUANT_TYPE_MAX + 1] = {
     X86_KERNEL_ENTRIES,
     [QUANT_Q2_K] = {dot_q2_k, dot4_q2_k, NULL, NULL},
     [QUANT_Q3_K] = {dot_q3_k, dot4_q3_k, NULL, NULL},
     [QUANT_Q6_K] = {dot_q6_k, dot4_q6_k, NULL, NULL},
 };
-
-const quant_kernels *quant_kernels_avx2(int wtype) {
-    static const quant_kernels none;
-    return wtype >= 0 && wtype <= QUANT_TYPE_MAX ? &avx2_set[wtype] : &none;
-}
 
 static void act_f16(const float *x, void *dst, int K) {
     uint16_t *h = dst;

@@ -120,14 +120,9 @@ R16_ENTRY(group_q8_0_r16, 1)
 
 #pragma GCC pop_options
 
-static const quant_kernels avx512_set[QUANT_TYPE_MAX + 1] = {
+const quant_kernels quant_kernels_avx512[QUANT_TYPE_MAX + 1] = {
     X86_KERNEL_ENTRIES,
 };
-
-const quant_kernels *quant_kernels_avx512(int wtype) {
-    static const quant_kernels none;
-    return wtype >= 0 && wtype <= QUANT_TYPE_MAX ? &avx512_set[wtype] : &none;
-}
 
 quant_group_fn quant_group_avx512(int rtype) {
     return rtype == QUANT_Q4_0_R16   ? group_q4_0_r16

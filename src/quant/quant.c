@@ -82,17 +82,17 @@ int quant_row_bytes(int type, size_t n, size_t *out, base_err *e) {
 
 /* ---- half and bfloat16 */
 
+/* Without a branch, so that a row's loop vectorizes and the block dequantizers' scales inline:
+ * the exponent and mantissa moved into a float's place and scaled by 2^112 (exact, subnormals
+ * included); all-ones exponents (inf, NaN) keep their mantissa. */
 float quant_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1F, m = h & 0x3FF, x;
-    if (e == 0) { /* zero or subnormal: m * 2^-24, exact in float */
-        float f = (float)m * 0x1p-24f;
-        return sign ? -f : f;
-    }
-    if (e == 31)
-        x = sign | 0x7F800000u | (m << 13); /* inf, NaN */
-    else
-        x = sign | ((e + 112) << 23) | (m << 13);
+    uint32_t em = (uint32_t)(h & 0x7FFF) << 13, x;
     float f;
+    memcpy(&f, &em, 4);
+    f *= 0x1p112f;
+    memcpy(&x, &f, 4);
+    x = (h & 0x7C00) == 0x7C00 ? em | 0x7F800000u : x;
+    x |= (uint32_t)(h & 0x8000) << 16;
     memcpy(&f, &x, 4);
     return f;
 }
@@ -128,23 +128,7 @@ uint16_t quant_f32_to_bf16(float f) {
     return (uint16_t)((x + 0x7FFF + ((x >> 16) & 1)) >> 16);
 }
 
-/* quant_f16_to_f32's bits without a branch, so that a row's loop vectorizes and the block
- * dequantizers' scales inline: the exponent and
- * mantissa moved into a float's place and scaled by 2^112 (exact, subnormals included); all-ones
- * exponents (inf, NaN) keep their mantissa as quant_f16_to_f32 keeps it. */
-static inline float f16_row_elem(uint16_t h) {
-    uint32_t em = (uint32_t)(h & 0x7FFF) << 13, x;
-    float f;
-    memcpy(&f, &em, 4);
-    f *= 0x1p112f;
-    memcpy(&x, &f, 4);
-    x = (h & 0x7C00) == 0x7C00 ? em | 0x7F800000u : x;
-    x |= (uint32_t)(h & 0x8000) << 16;
-    memcpy(&f, &x, 4);
-    return f;
-}
-
-#define F16(h) f16_row_elem(h)
+#define F16(h) quant_f16_to_f32(h)
 
 /* ---- reference dequantizers: one block at a time, the formulas of docs/FORMATS.md */
 
@@ -268,7 +252,7 @@ void quant_dequantize_row(int type, const void *src, float *dst, size_t n) {
         break;
     case QUANT_F16:
         for (size_t i = 0; i < n; i++)
-            dst[i] = f16_row_elem((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+            dst[i] = quant_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
         break;
     case QUANT_BF16:
         for (size_t i = 0; i < n; i++)
@@ -302,6 +286,14 @@ void quant_dequantize_row(int type, const void *src, float *dst, size_t n) {
         BASE_ASSERT(!"no dequantizer for this type");
     }
 #undef EACH
+}
+
+void quant_dequantize_rows(int type, const void *src, float *dst, size_t rows, size_t cols) {
+    size_t rb;
+    base_err e;
+    BASE_ASSERT(quant_row_bytes(type, cols, &rb, &e) == BASE_OK);
+    const uint8_t *p = src;
+    for (size_t r = 0; r < rows; r++) quant_dequantize_row(type, p + r * rb, dst + r * cols, cols);
 }
 
 /* ---- quantizers. The legacy types and Q8_* round to nearest from the block's extreme, as

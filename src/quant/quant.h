@@ -73,6 +73,9 @@ int quant_row_bytes(int type, size_t n, size_t *out, base_err *e);
 /* dst (n floats) = the values the n elements at src stand for. Every type with a layout
  * here: the weight types and the activation types Q8_0, Q8_1, Q8_K. */
 void quant_dequantize_row(int type, const void *src, float *dst, size_t n);
+/* dst (rows x cols floats) = the rows of a (rows, cols) matrix at src, row_bytes(type, cols)
+ * each, back to back; the caller has checked that row_bytes (quant_row_bytes) exists. */
+void quant_dequantize_rows(int type, const void *src, float *dst, size_t rows, size_t cols);
 /* dst (row_bytes(type, n)) = src (n floats) in type: round to nearest for the legacy types
  * and Q8_*, a scale search per block for the K-quants (good quality; not bit-identical to
  * llama-quantize, whose files hearth reads all the same). Every weight type and Q8_0/Q8_1/

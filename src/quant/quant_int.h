@@ -129,9 +129,9 @@ typedef struct quant_kernels {
 } quant_kernels;
 /* The largest weight type id, for the tables indexed by it. */
 #define QUANT_TYPE_MAX QUANT_BF16
-/* The ISA's set for wtype (every entry NULL for a type it does not know). */
-const quant_kernels *quant_kernels_avx2(int wtype);
-const quant_kernels *quant_kernels_avx512(int wtype);
+/* The ISA's sets, indexed by weight type (every entry NULL for a type it does not know). */
+extern const quant_kernels quant_kernels_avx2[QUANT_TYPE_MAX + 1];
+extern const quant_kernels quant_kernels_avx512[QUANT_TYPE_MAX + 1];
 
 /* quant_act_prepare's scalar reference: n floats as activations of type act_type (a weight
  * type's act_type: F32, F16, BF16, Q8_0, Q8_1, Q8_K) in ggml's x86 CPU backend's rounding

@@ -54,8 +54,7 @@ typedef struct sock {
 
 /* An adapter served over the model (--lora NAME=PATH[:SCALE]). */
 typedef struct served_lora {
-    char *id, *path;
-    float scale;
+    server_lora o; /* its name and path are copies, ours */
     infer_lora *a; /* once the model is loaded */
 } served_lora;
 
@@ -179,8 +178,7 @@ typedef struct gen {
     int role_sent, finished_sent;
     base_buf out;
     size_t out_off;
-    rag_api_ctx rag;        /* use_context: what retrieval gave (rag_api.h) */
-    const infer_lora *lora; /* the adapter the request's model names, or NULL: the base */
+    rag_api_ctx rag; /* use_context: what retrieval gave (rag_api.h) */
 } gen;
 
 static void count_status(server *s, int status) {
@@ -282,8 +280,8 @@ static void *load_main(void *arg) {
                       "--chat-template NAME chooses another");
     for (int i = 0; i < s->n_lora; i++) {
         base_err le;
-        if (infer_lora_load(&s->lora[i].a, m, s->lora[i].path, s->lora[i].scale, &le)) {
-            base_fail(e, le.code, "adapter '%s': %s", s->lora[i].id, le.msg);
+        if (infer_lora_load(&s->lora[i].a, m, s->lora[i].o.path, s->lora[i].o.scale, &le)) {
+            base_fail(e, le.code, "adapter '%s': %s", s->lora[i].o.name, le.msg);
             goto fail;
         }
         int rank;
@@ -292,8 +290,8 @@ static void *load_main(void *arg) {
         size_t bytes;
         infer_lora_info(s->lora[i].a, &rank, &alpha, &n_mats, &bytes);
         server_log(s, "adapter '%s': %s (rank %d, alpha %g, scale %g, %d matrices, %.1f MB)",
-                   s->lora[i].id, s->lora[i].path, rank, (double)alpha, (double)s->lora[i].scale,
-                   n_mats, (double)bytes / 1e6);
+                   s->lora[i].o.name, s->lora[i].o.path, rank, (double)alpha,
+                   (double)s->lora[i].o.scale, n_mats, (double)bytes / 1e6);
     }
     infer_sched_opts so = {.n_slots = s->o.slots,
                            .ctx = ctx,
@@ -499,7 +497,7 @@ static void stream_free(void *cls) {
 static int serves(const server *s, const char *name) {
     if (!strcmp(name, s->model_id) || (s->model_file && !strcmp(name, s->model_file))) return 0;
     for (int i = 0; i < s->n_lora; i++)
-        if (!strcmp(name, s->lora[i].id)) return i + 1;
+        if (!strcmp(name, s->lora[i].o.name)) return i + 1;
     return -1;
 }
 
@@ -508,7 +506,7 @@ static int no_such_model(server *s, server_error *er, const char *name) {
     char list[512];
     size_t n = (size_t)snprintf(list, sizeof list, "'%.200s'", s->model_id);
     for (int i = 0; i < s->n_lora && n < sizeof list; i++)
-        n += (size_t)snprintf(list + n, sizeof list - n, ", '%.100s'", s->lora[i].id);
+        n += (size_t)snprintf(list + n, sizeof list - n, ", '%.100s'", s->lora[i].o.name);
     return server_fail(er, 404, "model", "model_not_found",
                        "The model '%.200s' does not exist; this server serves %s", name, list);
 }
@@ -596,7 +594,7 @@ static enum MHD_Result handle_generate(server *s, struct MHD_Connection *c, conn
         no_such_model(s, &er, r->model);
         goto fail;
     }
-    g->lora = which > 0 ? s->lora[which - 1].a : NULL;
+    const infer_lora *lora = which > 0 ? s->lora[which - 1].a : NULL; /* NULL: the base */
     /* use_context: retrieved sources go before the model (within what the answer leaves) */
     size_t room = (size_t)s->ctx - (r->max_tokens_set && r->sp.max_tokens < s->ctx / 2
                                         ? (size_t)r->sp.max_tokens
@@ -619,7 +617,7 @@ static enum MHD_Result handle_generate(server *s, struct MHD_Connection *c, conn
              (unsigned long long)(s->salt & 0xffffffffu), n);
     g->meta = (server_meta){.ep = ep,
                             .id = g->id,
-                            .model = which > 0 ? s->lora[which - 1].id : s->model_id,
+                            .model = which > 0 ? s->lora[which - 1].o.name : s->model_id,
                             .created = time(NULL)};
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -633,7 +631,7 @@ static enum MHD_Result handle_generate(server *s, struct MHD_Connection *c, conn
     }
     base_err e = {0};
     g->refs = 2; /* the scheduler's callback may run before submit returns */
-    int rc = infer_sched_submit(s->sched, g->ids.data, g->ids.len, &r->sp, g->lora, on_event, g,
+    int rc = infer_sched_submit(s->sched, g->ids.data, g->ids.len, &r->sp, lora, on_event, g,
                                 &g->sched_id, &e);
     if (rc) {
         g->refs = 1;
@@ -719,9 +717,9 @@ static json_t *model_json(server *s) {
 /* Adapter i's entry of /v1/models: vLLM's fields for a LoRA module (parent: the base's id,
  * root: the adapter's path), and what it is. */
 static json_t *lora_json(server *s, int i) {
-    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:s}", "id", s->lora[i].id, "object", "model",
+    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:s}", "id", s->lora[i].o.name, "object", "model",
                           "created", (json_int_t)s->created, "owned_by", "hearth", "parent",
-                          s->model_id, "root", s->lora[i].path);
+                          s->model_id, "root", s->lora[i].o.path);
     if (o && atomic_load(&s->state) == SERVER_READY) {
         int rank, n_mats;
         float alpha;
@@ -729,7 +727,7 @@ static json_t *lora_json(server *s, int i) {
         json_object_set_new(o, "meta",
                             json_pack("{s:s,s:s,s:i,s:f,s:f,s:i}", "kind", "lora", "base",
                                       s->model_id, "rank", rank, "alpha", (double)alpha, "scale",
-                                      (double)s->lora[i].scale, "n_matrices", n_mats));
+                                      (double)s->lora[i].o.scale, "n_matrices", n_mats));
     }
     return o;
 }
@@ -1315,9 +1313,8 @@ int server_start(server **out, const server_opts *o, base_err *e) {
         if ((s->lora = calloc(n, sizeof *s->lora)))
             for (; s->n_lora < o->n_loras; s->n_lora++) {
                 const server_lora *l = &o->loras[s->n_lora];
-                s->lora[s->n_lora].id = strdup(l->name);
-                s->lora[s->n_lora].path = strdup(l->path);
-                s->lora[s->n_lora].scale = l->scale;
+                s->lora[s->n_lora].o = (server_lora){
+                    .name = strdup(l->name), .path = strdup(l->path), .scale = l->scale};
             }
     }
     pthread_mutex_init(&s->tok_mu, NULL);
@@ -1333,25 +1330,24 @@ int server_start(server **out, const server_opts *o, base_err *e) {
     s->salt = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)s ^ ((uint64_t)base_now() << 20);
     atomic_store(&s->state, o->model_path ? SERVER_LOADING : SERVER_NO_MODEL);
     int rc = 0;
-    if (!s->host || (o->model_path && !s->model_id) ||
-        s->n_lora != (o->n_loras > 0 ? o->n_loras : 0)) {
+    if (!s->host || (o->model_path && !s->model_id) || (o->n_loras > 0 && !s->lora)) {
         rc = base_fail(e, BASE_ENOMEM, "out of memory");
         goto fail;
     }
     for (int i = 0; i < s->n_lora && !rc; i++) {
-        if (!s->lora[i].id || !s->lora[i].path)
+        if (!s->lora[i].o.name || !s->lora[i].o.path)
             rc = base_fail(e, BASE_ENOMEM, "out of memory");
-        else if (!s->lora[i].id[0])
+        else if (!s->lora[i].o.name[0])
             rc =
                 base_fail(e, BASE_EINVAL, "adapter %d has an empty name (--lora NAME=PATH)", i + 1);
-        else if (serves(s, s->lora[i].id) != i + 1)
+        else if (serves(s, s->lora[i].o.name) != i + 1)
             rc = base_fail(e, BASE_EINVAL,
                            "adapter name '%s' is taken (by the model or another adapter): each "
                            "--lora NAME must be unique",
-                           s->lora[i].id);
-        else if (!isfinite(s->lora[i].scale))
+                           s->lora[i].o.name);
+        else if (!isfinite(s->lora[i].o.scale))
             rc = base_fail(e, BASE_EINVAL, "adapter '%s': the scale must be a number",
-                           s->lora[i].id);
+                           s->lora[i].o.name);
     }
     if (rc) goto fail;
     /* the indexes are loaded (and repaired if need be) now, not by the first request */
@@ -1445,8 +1441,8 @@ int server_stop(server *s, base_err *e) {
     infer_sched_free(s->sched); /* every request left finishes as cancelled */
     for (int i = 0; i < s->n_lora; i++) {
         infer_lora_free(s->lora[i].a);
-        free(s->lora[i].id);
-        free(s->lora[i].path);
+        free((char *)s->lora[i].o.name);
+        free((char *)s->lora[i].o.path);
     }
     free(s->lora);
     infer_model_free(s->model);
