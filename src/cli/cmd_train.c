@@ -328,11 +328,8 @@ int cli_train(int argc, char **argv) {
     fflush(stdout);
     train_result res;
     int rc = train_run(&o, cli_train_report, &r, &res, &e);
-    char *sample = res.sample;
-    if ((st = cli_train_end(&r, rc, &res, &e)) >= 0) {
-        free(sample);
-        return st;
-    }
+    /* a run that failed or stopped has no sample (train.h) */
+    if ((st = cli_train_end(&r, rc, &res, &e)) >= 0) return st;
     if (res.complete) {
         printf("the run in %s is already complete (step %ld of %d, checkpoint step_%08ld); "
                "nothing was written. `hearth generate --model %s` uses it; a new run needs "
@@ -343,6 +340,6 @@ int cli_train(int argc, char **argv) {
     printf("run written to %s (metrics.jsonl, loss.svg, config.json, final checkpoint "
            "step_%08ld)\n",
            o.out_dir, res.step);
-    cli_train_sample(sample);
+    cli_train_sample(res.sample);
     return 0;
 }
