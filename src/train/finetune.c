@@ -139,7 +139,6 @@ typedef struct ftask {
     tok_vocab *vocab;
     data_sft *train, *val;
     sft_stream tr, va;
-    int ranks; /* the world's size: finetune.json records the global accumulation */
     ft_result *res;
 } ftask;
 
@@ -195,8 +194,8 @@ static int load_data(ftask *F, nn_family fam, base_err *e) {
 }
 
 /* finetune.json: every setting the result depends on, the schedule's total steps and warmup
- * as given (NULL when out of memory). */
-static json_t *make_settings(const ftask *F, int steps, int warmup) {
+ * as given, the rest as ck holds them (NULL when out of memory). */
+static json_t *make_settings(const ftask *F, const ckpt_trainer *ck, int steps, int warmup) {
     const ft_opts *o = F->o;
     const train_opts *t = &o->t;
     struct stat sb;
@@ -220,9 +219,9 @@ static json_t *make_settings(const ftask *F, int steps, int warmup) {
     json_object_set_new(j, "batch", json_integer(t->batch));
     json_object_set_new(j, "seq", json_integer(t->seq));
     /* the global accumulation: a run resumes on any number of ranks with the same product */
-    json_object_set_new(j, "accum", json_integer((json_int_t)t->accum * F->ranks));
+    json_object_set_new(j, "accum", json_integer(ck->accum));
     json_object_set_new(j, "lr", json_real(t->lr));
-    json_object_set_new(j, "min_lr", json_real(t->min_lr >= 0 ? t->min_lr : t->lr / 10));
+    json_object_set_new(j, "min_lr", json_real(ck->min_lr));
     json_object_set_new(j, "warmup", json_integer(warmup));
     json_object_set_new(j, "weight_decay", json_real(t->weight_decay));
     json_object_set_new(j, "clip", json_real(t->clip));
@@ -248,7 +247,6 @@ static int ft_build(train_task *t, const train_opts *to, void *user, base_err *e
         !(rc = nn_lora_create(&F->lora, t->m, o->lora_rank, o->lora_alpha, o->lora_dropout,
                               o->lora_targets, to->seed, e)))
         nn_lora_attach(t->m, F->lora);
-    F->ranks = t->ranks;
     if (!rc && !(F->tr.perm = malloc(F->train->n * sizeof(uint32_t))))
         rc = base_fail(e, BASE_ENOMEM, "out of memory");
     if (rc) return rc;
@@ -276,7 +274,7 @@ static int ft_build(train_task *t, const train_opts *to, void *user, base_err *e
 /* finetune.json compared with this run's settings (ckpt_compare_settings, as train's
  * config.json: a differing one refused by name). More steps than it records extend the run,
  * as `hearth train --steps` does (train.c's load): its warmup is kept unless given. */
-static int ft_dir_open(train_task *t, base_err *e) {
+static int ft_dir_open(train_task *t, const ckpt_trainer *ck, base_err *e) {
     ftask *F = t->user;
     const train_opts *o = &F->o->t;
     char path[TRAIN_PATH_MAX];
@@ -291,7 +289,7 @@ static int ft_dir_open(train_task *t, base_err *e) {
         steps = (int)json_integer_value(ss);
         if (o->warmup < 0 && json_is_integer(sw)) warmup = (int)json_integer_value(sw);
     }
-    json_t *now = make_settings(F, steps, warmup);
+    json_t *now = make_settings(F, ck, steps, warmup);
     char where[TRAIN_PATH_MAX + 64];
     snprintf(where, sizeof where, "the fine-tuning run in %s (finetune.json)", o->out_dir);
     int rc = now ? ckpt_compare_settings(where, "setting", saved, now, e)
@@ -311,7 +309,7 @@ static int ft_dir_write(train_task *t, const ckpt_trainer *ck, base_err *e) {
     ftask *F = t->user;
     char path[TRAIN_PATH_MAX];
     snprintf(path, sizeof path, "%s/finetune.json", F->o->t.out_dir);
-    json_t *j = make_settings(F, ck->steps, ck->warmup);
+    json_t *j = make_settings(F, ck, ck->steps, ck->warmup);
     char *text = j ? json_dumps(j, TRAIN_JSON_FLAGS) : NULL;
     int rc = text ? base_write_atomic(path, text, strlen(text), e)
                   : base_fail(e, BASE_ENOMEM, "out of memory");

@@ -346,7 +346,7 @@ static int choose_start(run *R, int *complete, base_err *e) {
     }
     if (!rc) rc = base_mkdir_p(o->out_dir, e);
     if (!rc) rc = train_lock(o->out_dir, &R->lock, e);
-    if (!rc && R->t->dir_open) rc = R->t->dir_open(R->t, e);
+    if (!rc && R->t->dir_open) rc = R->t->dir_open(R->t, &R->ck, e);
     if (!rc && !o->resume) {
         own = 1;
         rc = ckpt_find_latest_good(o->out_dir, &from, note_skip, R, e);
@@ -633,7 +633,6 @@ int train_exec(const train_opts *o, train_task *t, train_report_fn report, void 
     R.ckpt_on = o->ckpt_every || o->ckpt_every_min > 0;
     out.ranks = R.N;
     t->want_sample = res && o->sample_tokens > 0 && R.rank == 0;
-    t->ranks = R.N;
     if (!(rc = t->build(t, o, user, e))) rc = build(&R, e);
     if (!rc)
         rc = start_run(&R, &complete, e);

@@ -33,8 +33,6 @@ typedef struct train_task train_task;
 struct train_task {
     void *user;      /* the task's own state */
     int want_sample; /* set before build: this rank returns the closing sample */
-    int ranks;       /* set before build: the world's size (the global accumulation is
-                        ranks x accum) */
     /* set by build */
     nn_model *m; /* the model for (batch, seq); with adapters attached (m->lora) only they are
                     trained: AdamW, the reducer and checkpoints see them (ckpt_trained_set) */
@@ -47,9 +45,9 @@ struct train_task {
     int prompt;             /* the sample's first token */
     /* Makes the model and opens the data; user is train_exec's (for o->note). Every rank. */
     int (*build)(train_task *t, const train_opts *o, void *user, base_err *e);
-    /* Rank 0, the run directory made and locked, before its checkpoints are looked at. NULL-able.
-     */
-    int (*dir_open)(train_task *t, base_err *e);
+    /* Rank 0, the run directory made and locked, before its checkpoints are looked at (ck: this
+     * run's settings, defaults resolved; with o->resume, that checkpoint loaded). NULL-able. */
+    int (*dir_open)(train_task *t, const ckpt_trainer *ck, base_err *e);
     /* Rank 0, when the run does not resume the directory's own checkpoint: *found when the
      * directory holds this run's settings (a refusal names the first difference). NULL-able. */
     int (*dir_check)(train_task *t, const ckpt_trainer *ck, int *found, base_err *e);
