@@ -272,8 +272,8 @@ static int ft_build(train_task *t, const train_opts *to, void *user, base_err *e
 }
 
 /* finetune.json compared with this run's settings (ckpt_compare_settings, as train's
- * config.json: a differing one refused by name). More steps than it records extend the run,
- * as `hearth train --steps` does (train.c's load): its warmup is kept unless given. */
+ * config.json: a differing one refused by name). More steps than it records extend the run
+ * (train_extend, as `hearth train --steps` does). */
 static int ft_dir_open(train_task *t, const ckpt_trainer *ck, base_err *e) {
     ftask *F = t->user;
     const train_opts *o = &F->o->t;
@@ -283,12 +283,8 @@ static int ft_dir_open(train_task *t, const ckpt_trainer *ck, base_err *e) {
     json_error_t je;
     json_t *saved = json_load_file(path, 0, &je);
     if (!saved) return base_fail(e, BASE_EFORMAT, "%s: unreadable (%s)", path, je.text);
-    json_t *ss = json_object_get(saved, "steps"), *sw = json_object_get(saved, "warmup");
     int steps = o->steps, warmup = o->warmup >= 0 ? o->warmup : o->steps / 20;
-    if (json_is_integer(ss) && json_integer_value(ss) < steps) { /* an extension */
-        steps = (int)json_integer_value(ss);
-        if (o->warmup < 0 && json_is_integer(sw)) warmup = (int)json_integer_value(sw);
-    }
+    train_extend(o, saved, &steps, &warmup);
     json_t *now = make_settings(F, ck, steps, warmup);
     char where[TRAIN_PATH_MAX + 64];
     snprintf(where, sizeof where, "the fine-tuning run in %s (finetune.json)", o->out_dir);

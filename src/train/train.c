@@ -274,28 +274,26 @@ static int same_dir(const char *a, const char *b) {
     return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
 }
 
-/* The total steps and warmup dir's trainer.json records; -1 when it cannot be read. */
-static int saved_schedule(const char *dir, long *steps, long *warmup) {
-    char p[TRAIN_PATH_MAX];
-    snprintf(p, sizeof p, "%s/trainer.json", dir);
-    json_t *j = json_load_file(p, 0, NULL), *r = json_object_get(j, "run");
-    json_t *s = json_object_get(r, "steps"), *w = json_object_get(r, "warmup");
-    int ok = json_is_integer(s) && json_is_integer(w);
-    if (ok) *steps = (long)json_integer_value(s), *warmup = (long)json_integer_value(w);
-    json_decref(j);
-    return ok ? 0 : -1;
+int train_extend(const train_opts *o, const json_t *saved, int *steps, int *warmup) {
+    json_t *s = json_object_get(saved, "steps"), *w = json_object_get(saved, "warmup");
+    if (!json_is_integer(s) || json_integer_value(s) >= o->steps) return 0;
+    *steps = (int)json_integer_value(s);
+    if (o->warmup < 0 && json_is_integer(w)) *warmup = (int)json_integer_value(w);
+    return 1;
 }
 
 /* Loads the checkpoint dir (its settings checked against this run's) and seeks the loader. A
- * run given more steps than the checkpoint's is extended: its warmup (unless given) is the
- * checkpoint's, and the cosine schedule runs to the new total. */
+ * run given more steps than the checkpoint's is extended (train_extend: the checkpoint's
+ * trainer.json, when it records both its total steps and its warmup), and the cosine schedule
+ * runs to the new total. */
 static int load(run *R, const char *dir, base_err *e) {
-    long steps, warmup;
-    int extend = saved_schedule(dir, &steps, &warmup) == 0 && R->o->steps > steps;
-    if (extend) {
-        R->ck.steps = (int)steps;
-        if (R->o->warmup < 0) R->ck.warmup = (int)warmup;
-    }
+    char p[TRAIN_PATH_MAX];
+    snprintf(p, sizeof p, "%s/trainer.json", dir);
+    json_t *j = json_load_file(p, 0, NULL), *saved = json_object_get(j, "run");
+    int extend = json_is_integer(json_object_get(saved, "warmup")) &&
+                 train_extend(R->o, saved, &R->ck.steps, &R->ck.warmup);
+    json_decref(j);
+    long steps = R->ck.steps; /* the checkpoint's, when extended */
     int rc = ckpt_load(dir, R->m, R->zero ? &R->full : &R->opt, &R->ck, e);
     if (!rc && extend) {
         R->ck.steps = R->o->steps;

@@ -64,6 +64,13 @@ struct train_task {
 int train_exec(const train_opts *o, train_task *t, train_report_fn report, void *user,
                train_result *res, base_err *e);
 
+/* The rule for a run given more steps (o->steps) than its saved schedule, saved's "steps" and
+ * "warmup" (a checkpoint's trainer.json "run", finetune.json): it extends the run. Then *steps
+ * (this run's total) becomes the saved total and *warmup (this run's, its default resolved) the
+ * saved warmup unless o->warmup was given or none is saved: the settings the saved ones were
+ * made with, to compare. Returns 1 for an extension, else 0 (nothing changed). */
+int train_extend(const train_opts *o, const json_t *saved, int *steps, int *warmup);
+
 /* ---- the run directory (run_dir.c) */
 
 /* Takes dir's lock: dir/lock, created if missing, locked with flock (exclusive, not waiting),
