@@ -12,7 +12,6 @@
 #include "nn/lora.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,17 +141,6 @@ typedef struct ftask {
     ft_result *res;
 } ftask;
 
-static void note(const ftask *F, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(const ftask *F, const char *fmt, ...) {
-    if (!F->o->t.note) return;
-    char msg[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    F->o->t.note(msg, F->user);
-}
-
 typedef struct chat_ctx {
     const ft_opts *o;
     tok_vocab *v;
@@ -178,18 +166,21 @@ static int load_data(ftask *F, nn_family fam, base_err *e) {
     if (rc) return rc;
     size_t tr = F->train->n_truncated + (F->val && o->val ? F->val->n_truncated : 0);
     if (tr)
-        note(F,
-             "warning: %zu example%s longer than --seq %d tokens were truncated to their first %d "
-             "tokens",
-             tr, tr == 1 ? "" : "s", o->t.seq, o->t.seq + 1);
+        train_note(
+            &o->t, F->user,
+            "warning: %zu example%s longer than --seq %d tokens were truncated to their first %d "
+            "tokens",
+            tr, tr == 1 ? "" : "s", o->t.seq, o->t.seq + 1);
     if (F->train->n_untrainable)
-        note(F,
-             "warning: %zu example%s without a token to learn (no assistant turn of weight 1) "
-             "left out",
-             F->train->n_untrainable, F->train->n_untrainable == 1 ? "" : "s");
+        train_note(
+            &o->t, F->user,
+            "warning: %zu example%s without a token to learn (no assistant turn of weight 1) "
+            "left out",
+            F->train->n_untrainable, F->train->n_untrainable == 1 ? "" : "s");
     if (F->val->n == 0)
-        note(F, "no held-out rows (--val-frac %g of %zu rows): evals are skipped",
-             (double)o->val_frac, F->train->n);
+        train_note(&o->t, F->user,
+                   "no held-out rows (--val-frac %g of %zu rows): evals are skipped",
+                   (double)o->val_frac, F->train->n);
     return BASE_OK;
 }
 
@@ -238,10 +229,11 @@ static int ft_build(train_task *t, const train_opts *to, void *user, base_err *e
     int rc = ft_load_base(o->base, to->batch, to->seq, o->full ? FT_BASE_TRAIN : FT_BASE_STORED,
                           &t->m, &F->vocab, e);
     if (!rc && t->m->wsrc.held)
-        note(F,
-             "QLoRA: the base's matrices stay in the file's types, dequantized per product (%zu "
-             "of its %zu parameters in F32)",
-             t->m->n_params, nn_config_params(&t->m->cfg));
+        train_note(
+            &o->t, F->user,
+            "QLoRA: the base's matrices stay in the file's types, dequantized per product (%zu "
+            "of its %zu parameters in F32)",
+            t->m->n_params, nn_config_params(&t->m->cfg));
     if (!rc) rc = load_data(F, t->m->cfg.family, e);
     if (!rc && !o->full &&
         !(rc = nn_lora_create(&F->lora, t->m, o->lora_rank, o->lora_alpha, o->lora_dropout,

@@ -213,19 +213,19 @@ typedef struct run {
     int same_everywhere; /* the error is every rank's (a non-finite loss or norm): no abort */
 } run;
 
-static void note(const run *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(const run *R, const char *fmt, ...) {
-    if (!R->o->note) return;
+void train_note(const train_opts *o, void *user, const char *fmt, ...) {
+    if (!o->note) return;
     char msg[TRAIN_PATH_MAX + 1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    R->o->note(msg, R->user);
+    o->note(msg, user);
 }
 
 static void note_skip(const char *msg, void *user) {
-    note(user, "%s", msg); /* user: the run */
+    const run *R = user;
+    train_note(R->o, R->user, "%s", msg);
 }
 
 /* AdamW, the reducer, the batch buffers, and the settings a checkpoint holds, defaults
@@ -297,10 +297,10 @@ static int load(run *R, const char *dir, base_err *e) {
     int rc = ckpt_load(dir, R->m, R->zero ? &R->full : &R->opt, &R->ck, e);
     if (!rc && extend) {
         R->ck.steps = R->o->steps;
-        note(R,
-             "extending the run from %ld to %d steps: the learning-rate schedule (warmup %d, "
-             "cosine decay to %g) is recomputed for the new total",
-             steps, R->o->steps, R->ck.warmup, (double)R->ck.min_lr);
+        train_note(R->o, R->user,
+                   "extending the run from %ld to %d steps: the learning-rate schedule (warmup %d, "
+                   "cosine decay to %g) is recomputed for the new total",
+                   steps, R->o->steps, R->ck.warmup, (double)R->ck.min_lr);
     }
     return rc ? rc : R->t->train.seek(R->t->train.self, &R->ck.pos, e);
 }
@@ -352,12 +352,13 @@ static int choose_start(run *R, int *complete, base_err *e) {
     }
     if (!rc && !(from && own) && R->t->dir_check) rc = R->t->dir_check(R->t, &R->ck, &found, e);
     if (!rc && !from && found)
-        note(R, "%s holds no checkpoint that verifies: its run starts again from step 0",
-             o->out_dir);
+        train_note(R->o, R->user,
+                   "%s holds no checkpoint that verifies: its run starts again from step 0",
+                   o->out_dir);
     if (!rc && from && R->ck.step == o->steps) {
         *complete = 1; /* out_dir's own checkpoint: another's was refused above */
     } else if (!rc && from) {
-        note(R, "resuming from %s (step %ld)", from, R->ck.step);
+        train_note(R->o, R->user, "resuming from %s (step %ld)", from, R->ck.step);
     }
     free(from);
     return rc;
@@ -369,8 +370,9 @@ static void log_write(run *R, const ckpt_write_result *r) {
     if (r->step < 0) return;
     train_log_ckpt(&R->log, r, 0);
     if (r->rc != BASE_OK)
-        note(R, "checkpoint step_%08ld failed, training goes on and the previous one stays: %s",
-             r->step, r->err.msg);
+        train_note(R->o, R->user,
+                   "checkpoint step_%08ld failed, training goes on and the previous one stays: %s",
+                   r->step, r->err.msg);
 }
 
 static int cmp_double(const void *x, const void *y) {
@@ -648,8 +650,8 @@ int train_exec(const train_opts *o, train_task *t, train_report_fn report, void 
     fatal = 0;
     if (R.N > 1 && (rc = dist_agree(R.d, rc, e))) goto done; /* rank 0's writes, for all */
     if (out.stopped && R.rank == 0)
-        note(&R, "stopped at step %ld of %d; checkpoint step_%08ld written", out.step, o->steps,
-             out.step);
+        train_note(o, user, "stopped at step %ld of %d; checkpoint step_%08ld written", out.step,
+                   o->steps, out.step);
     else if (t->want_sample && !out.stopped)
         rc = sample_text(R.m, o, t->vocab, t->prompt, &out.sample, e);
     percentiles(R.comm, R.n_hist, out.comm_p);
@@ -730,14 +732,11 @@ static int pretrain_build(train_task *t, const train_opts *o, void *user, base_e
     const char *identity = data_loader_identity(P->train);
     if (strcmp(identity, "bytes") == 0) {
         char why[256];
-        if (data_file_looks_binary(o->data, why, sizeof why) && o->note) {
-            char msg[TRAIN_PATH_MAX + 512];
-            snprintf(msg, sizeof msg,
-                     "warning: %s does not look like text (%s); it is trained on as bytes anyway. "
-                     "Text data is a text file or a `hearth prepare` directory",
-                     o->data, why);
-            o->note(msg, user);
-        }
+        if (data_file_looks_binary(o->data, why, sizeof why))
+            train_note(o, user,
+                       "warning: %s does not look like text (%s); it is trained on as bytes "
+                       "anyway. Text data is a text file or a `hearth prepare` directory",
+                       o->data, why);
     } else if (t->want_sample) {
         /* shards: the sample is decoded with the vocabulary prepare stored beside them */
         char vpath[TRAIN_PATH_MAX];

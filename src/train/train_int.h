@@ -64,6 +64,11 @@ struct train_task {
 int train_exec(const train_opts *o, train_task *t, train_report_fn report, void *user,
                train_result *res, base_err *e);
 
+/* A note for the caller (o->note, called with user: train_exec's): fmt's text, up to
+ * TRAIN_PATH_MAX + 1023 bytes. Nothing when o->note is NULL. */
+void train_note(const train_opts *o, void *user, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* The rule for a run given more steps (o->steps) than its saved schedule, saved's "steps" and
  * "warmup" (a checkpoint's trainer.json "run", finetune.json): it extends the run. Then *steps
  * (this run's total) becomes the saved total and *warmup (this run's, its default resolved) the
