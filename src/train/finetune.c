@@ -337,8 +337,6 @@ static int ft_finish(train_task *t, base_err *e) {
 
 static void ft_free(train_task *t) {
     ftask *F = t->user;
-    nn_model_free(t->m);
-    t->m = NULL;
     nn_lora_free(F->lora);
     tok_free(F->vocab);
     data_sft_free(F->train);

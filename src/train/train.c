@@ -676,6 +676,8 @@ done:
     dist_grads_free(R.g);
     optim_adamw_free(&R.opt);
     optim_adamw_free(&R.full);
+    nn_model_free(t->m); /* before the task's adapters (t->free) */
+    t->m = NULL;
     if (t->free) t->free(t);
     if (rc) {
         free(out.sample);
@@ -777,8 +779,6 @@ static int pretrain_dir_write(train_task *t, const ckpt_trainer *ck, base_err *e
 
 static void pretrain_free(train_task *t) {
     pretrain *P = t->user;
-    nn_model_free(t->m);
-    t->m = NULL;
     tok_free(P->vocab);
     data_loader_free(P->train);
     data_loader_free(P->val);

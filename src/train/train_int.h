@@ -35,7 +35,8 @@ struct train_task {
     int want_sample; /* set before build: this rank returns the closing sample */
     /* set by build */
     nn_model *m; /* the model for (batch, seq); with adapters attached (m->lora) only they are
-                    trained: AdamW, the reducer and checkpoints see them (ckpt_trained_set) */
+                    trained: AdamW, the reducer and checkpoints see them (ckpt_trained_set).
+                    train_exec frees it, before free */
     train_batches train, val;             /* val: read from its start (window 0) at each eval */
     int val_batches;                      /* batches an eval reads (0: no evals) */
     int eval_first;                       /* also evaluate before the first step of a fresh run */
@@ -55,7 +56,7 @@ struct train_task {
     int (*dir_write)(train_task *t, const ckpt_trainer *ck, base_err *e);
     /* Rank 0, after the final checkpoint of a run that reached its last step. NULL-able. */
     int (*finish)(train_task *t, base_err *e);
-    void (*free)(train_task *t); /* what build made; NULL-able */
+    void (*free)(train_task *t); /* what build made but m; NULL-able */
 };
 
 /* Runs the task: o's schedule, clipping, accumulation, evals, checkpoints (background, resume,
