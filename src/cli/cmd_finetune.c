@@ -160,11 +160,7 @@ int cli_finetune(int argc, char **argv) {
     cc.text = o.chat_template = base_template;
     printf("hearth finetune: %s, %s, batch %dx%d, %d steps, %d threads\n", o.base,
            o.full ? "every weight" : "LoRA", t->batch, t->seq, t->steps, t->threads);
-    if (r.ranks > 1)
-        printf(
-            "data parallel over %d ranks (Open MPI): a step is %d x %d micro-batches of %dx%d%s\n",
-            r.ranks, r.ranks, t->accum, t->batch, t->seq, t->zero ? ", ZeRO-1" : "");
-    fflush(stdout);
+    cli_train_banner(&r);
     ft_result res;
     int rc = ft_run(&o, cli_train_report, &r, &res, &e);
     free(base_template);

@@ -165,6 +165,15 @@ int cli_train_start(cli_train_run *r) {
     return -1;
 }
 
+void cli_train_banner(const cli_train_run *r) {
+    const train_opts *o = r->o;
+    if (r->ranks > 1)
+        printf(
+            "data parallel over %d ranks (Open MPI): a step is %d x %d micro-batches of %dx%d%s\n",
+            r->ranks, r->ranks, o->accum, o->batch, o->seq, o->zero ? ", ZeRO-1" : "");
+    fflush(stdout);
+}
+
 /* The end-of-run summary of a data-parallel run: rank 0's communication per step and the
  * memory each rank holds. */
 static void print_dist_summary(const train_opts *o, const train_result *res) {
@@ -321,11 +330,7 @@ int cli_train(int argc, char **argv) {
     printf("hearth train: %s (%s family), %zu parameters, batch %dx%d, %d steps, %d threads\n",
            preset, o.cfg.family == NN_GPT2 ? "GPT-2" : "Llama", nn_config_params(&o.cfg), o.batch,
            o.seq, o.steps, o.threads);
-    if (r.ranks > 1)
-        printf(
-            "data parallel over %d ranks (Open MPI): a step is %d x %d micro-batches of %dx%d%s\n",
-            r.ranks, r.ranks, o.accum, o.batch, o.seq, o.zero ? ", ZeRO-1" : "");
-    fflush(stdout);
+    cli_train_banner(&r);
     train_result res;
     int rc = train_run(&o, cli_train_report, &r, &res, &e);
     /* a run that failed or stopped has no sample (train.h) */
