@@ -98,12 +98,7 @@ static void sft_row(sft_stream *s, int *tok, int *tgt, int i) {
     if (ep != s->perm_epoch) {
         base_rng r;
         base_rng_seed(&r, s->seed * 0x9e3779b97f4a7c15ull + (uint64_t)ep + 1);
-        for (size_t j = 0; j < n; j++) s->perm[j] = (uint32_t)j;
-        for (size_t j = n - 1; j > 0; j--) {
-            size_t q = (size_t)base_rng_below(&r, j + 1);
-            uint32_t x = s->perm[j];
-            s->perm[j] = s->perm[q], s->perm[q] = x;
-        }
+        base_rng_permute(&r, s->perm, n);
         s->perm_epoch = ep;
     }
     size_t row = s->perm[k % n];
