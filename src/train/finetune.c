@@ -47,13 +47,15 @@ int ft_load_base(const char *path, int B, int T, int mode, nn_model **out, tok_v
     if ((rc = gguf_open(path, &g, e))) return rc;
     nn_config c;
     nn_model *m = NULL;
+    int own = 1; /* 0: g is the held source's (the model's, closed by nn_model_free) */
     if (!(rc = ckpt_gguf_config(g, &c, e))) {
         if (T > c.max_seq)
             rc = base_fail(e, BASE_EINVAL, "--seq %d is longer than the base's context (%d)", T,
                            c.max_seq);
         else {
             nn_wsrc src = {0};
-            if (mode == FT_BASE_STORED) rc = ckpt_gguf_wsrc(path, &c, &src, e);
+            if (mode == FT_BASE_STORED) rc = ckpt_gguf_wsrc(g, &c, &src, e);
+            own = !src.held;
             if (!rc)
                 rc = src.held                ? nn_model_create_held(&m, &c, B, T, &src, e)
                      : mode == FT_BASE_TRAIN ? nn_model_create(&m, &c, B, T, e)
@@ -62,7 +64,7 @@ int ft_load_base(const char *path, int B, int T, int mode, nn_model **out, tok_v
         }
     }
     if (!rc && vocab) rc = tok_load_gguf(g, vocab, e);
-    gguf_close(g);
+    if (own) gguf_close(g);
     if (rc) {
         nn_model_free(m);
         return rc;
