@@ -80,16 +80,16 @@ int ft_load_base(const char *path, int B, int T, int mode, nn_model **out, tok_v
  * last batch padded with rows whose targets are all ignored. */
 typedef struct sft_stream {
     const data_sft *d;
-    int B, S, shuffle;
+    int B, S;
     uint64_t seed, k;
-    uint32_t *perm;
+    uint32_t *perm; /* the epoch's order (training rows); NULL: in order (held-out rows) */
     long perm_epoch;
 } sft_stream;
 
 static void sft_row(sft_stream *s, int *tok, int *tgt, int i) {
     size_t n = s->d->n, S = (size_t)s->S;
     uint64_t k = s->k + (uint64_t)i;
-    if (!s->shuffle) {
+    if (!s->perm) {
         for (size_t j = 0; j < S; j++) {
             tok[i * S + j] = k < n ? s->d->tok[k * S + j] : 0;
             tgt[i * S + j] = k < n ? s->d->tgt[k * S + j] : -1;
@@ -242,9 +242,11 @@ static int ft_build(train_task *t, const train_opts *to, void *user, base_err *e
     ft_result *r = F->res;
     r->n_train = F->train->n, r->n_val = F->val->n;
     r->n_truncated = F->train->n_truncated, r->n_untrainable = F->train->n_untrainable;
-    r->n_trainable_params = F->lora ? F->lora->n_params : t->m->n_params;
-    F->tr = (sft_stream){F->train, to->batch, to->seq, 1, to->seed, 0, F->tr.perm, -1};
-    F->va = (sft_stream){F->val, to->batch, to->seq, 0, 0, 0, NULL, -1};
+    ckpt_set trained;
+    ckpt_trained_set(t->m, &trained); /* the adapters, or every weight */
+    r->n_trainable_params = trained.n;
+    F->tr = (sft_stream){F->train, to->batch, to->seq, to->seed, 0, F->tr.perm, -1};
+    F->va = (sft_stream){F->val, to->batch, to->seq, 0, 0, NULL, -1};
     t->train = (train_batches){&F->tr, sft_next, sft_tell, sft_seek};
     t->val = (train_batches){&F->va, sft_next, sft_tell, sft_seek};
     size_t vb = (F->val->n + (size_t)to->batch - 1) / (size_t)to->batch;
