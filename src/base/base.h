@@ -85,6 +85,9 @@ uint64_t base_rng_u64(base_rng *r);
 float base_rng_uniform(base_rng *r);              /* [0, 1) */
 float base_rng_normal(base_rng *r);               /* N(0, 1), Box-Muller */
 uint64_t base_rng_below(base_rng *r, uint64_t n); /* uniform in [0, n), n > 0 */
+/* p[0..n) gets a permutation of 0..n-1 drawn from r: Fisher-Yates from the end, the draws
+ * base_rng_below(r, n), (r, n - 1), ..., (r, 2). n < 2^32. */
+void base_rng_permute(base_rng *r, uint32_t *p, size_t n);
 /* splitmix64's finalizer: a 64-bit hash of x (counter-based streams, hash tables). */
 static inline uint64_t base_mix64(uint64_t x) {
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;

@@ -48,3 +48,13 @@ uint64_t base_rng_below(base_rng *r, uint64_t n) {
     while (x >= limit);
     return x % n;
 }
+
+void base_rng_permute(base_rng *r, uint32_t *p, size_t n) {
+    for (size_t i = 0; i < n; i++) p[i] = (uint32_t)i;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)base_rng_below(r, i);
+        uint32_t t = p[i - 1];
+        p[i - 1] = p[j];
+        p[j] = t;
+    }
+}

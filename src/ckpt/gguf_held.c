@@ -63,25 +63,28 @@ static void held_get(void *user, int id, int l, const int *rows, int n, float *d
     }
 }
 
-int ckpt_gguf_wsrc(const char *path, const nn_config *c, nn_wsrc *out, base_err *e) {
+int ckpt_gguf_wsrc(gguf_file *g, const nn_config *c, nn_wsrc *out, base_err *e) {
     memset(out, 0, sizeof *out);
     held *h = calloc(1, sizeof *h);
     if (!h) return base_fail(e, BASE_ENOMEM, "out of memory");
     h->HS = c->d_model / c->n_head, h->L = c->n_layer;
-    int rc = gguf_open(path, &h->g, e);
-    if (!rc) rc = ckpt_gguf_arch_check(h->g, c, e);
+    int rc = ckpt_gguf_arch_check(g, c, e);
     nn_tensor full[NN_MAX_TENSORS];
     int nf = nn_config_tensors(c, full), n = 0;
     ckpt_piece *p = NULL;
     if (!rc && (n = ckpt_pieces_of(c, full, nf, CKPT_NAMES_GGUF, &p)) < 0)
         rc = base_fail(e, BASE_ENOMEM, "out of memory");
+    if (!rc && (!(h->part = calloc((size_t)NN_W_N * (size_t)h->L * HELD_PARTS, sizeof *h->part)) ||
+                !(h->n_part = calloc((size_t)NN_W_N * (size_t)h->L, sizeof *h->n_part))))
+        rc = base_fail(e, BASE_ENOMEM, "out of memory");
     unsigned held_ids = 0;
     size_t layer_max = 0;
-    /* the shapes, and which matrices are stored in another type than F32 */
+    /* each piece checked once: the shapes, every matrix's parts (those of a matrix left in F32
+     * are never read), and which matrices are stored in another type than F32 */
     for (int i = 0; !rc && i < n; i++) {
         const gguf_tensor *t;
         size_t bytes;
-        if ((rc = ckpt_gguf_piece(h->g, &p[i], &t, &bytes, e))) break;
+        if ((rc = ckpt_gguf_piece(g, &p[i], &t, &bytes, e))) break;
         const nn_tensor *ft = &full[p[i].tensor];
         int id = wid_of(ft->name);
         if (id < 0) continue;
@@ -91,24 +94,10 @@ int ckpt_gguf_wsrc(const char *path, const nn_config *c, nn_wsrc *out, base_err 
         if (layered && (size_t)h->rows[id] * (size_t)h->cols[id] > layer_max)
             layer_max = (size_t)h->rows[id] * (size_t)h->cols[id];
         if (t->type != QUANT_F32) held_ids |= 1u << id;
-    }
-    /* the head fetched whole would need a scratch as large as its F32 copy */
-    int head = c->tied ? NN_W_WTE : NN_W_HEAD;
-    if ((size_t)c->vocab_size * (size_t)c->d_model > layer_max) held_ids &= ~(1u << head);
-    if (!rc && held_ids &&
-        (!(h->part = calloc((size_t)NN_W_N * (size_t)h->L * HELD_PARTS, sizeof *h->part)) ||
-         !(h->n_part = calloc((size_t)NN_W_N * (size_t)h->L, sizeof *h->n_part))))
-        rc = base_fail(e, BASE_ENOMEM, "out of memory");
-    for (int i = 0; !rc && held_ids && i < n; i++) {
-        int id = wid_of(full[p[i].tensor].name);
-        if (id < 0 || !(held_ids >> id & 1)) continue;
-        const gguf_tensor *t;
-        size_t bytes;
-        ckpt_gguf_piece(h->g, &p[i], &t, &bytes, e); /* checked above */
         int slot = id * h->L + p[i].layer;
         BASE_ASSERT(h->n_part[slot] < HELD_PARTS);
         h->part[(size_t)slot * HELD_PARTS + (size_t)h->n_part[slot]++] = (held_part){
-            .data = gguf_data(h->g) + gguf_data_offset(h->g) + t->offset,
+            .data = gguf_data(g) + gguf_data_offset(g) + t->offset,
             .rowb = bytes / (size_t)p[i].shape[0],
             .type = (int)t->type,
             .row0 = p[i].row0,
@@ -116,10 +105,14 @@ int ckpt_gguf_wsrc(const char *path, const nn_config *c, nn_wsrc *out, base_err 
         };
     }
     free(p);
+    /* the head fetched whole would need a scratch as large as its F32 copy */
+    int head = c->tied ? NN_W_WTE : NN_W_HEAD;
+    if ((size_t)c->vocab_size * (size_t)c->d_model > layer_max) held_ids &= ~(1u << head);
     if (rc || !held_ids) {
-        held_free(h);
+        held_free(h); /* g stays the caller's */
         return rc;
     }
+    h->g = g; /* the source's from here on */
     *out = (nn_wsrc){.held = held_ids, .get = held_get, .free = held_free, .user = h};
     return BASE_OK;
 }

@@ -71,8 +71,8 @@ int ckpt_gguf_read_model(const gguf_file *g, nn_model *m, base_err *e);
 
 /* ---- a frozen base in its stored type (gguf_held.c: QLoRA)
  *
- * Fills *out with a source of held matrices (nn.h's nn_wsrc) over the GGUF file at path (its
- * own read-only mapping), for nn_model_create_held with config c (ckpt_gguf_config's): every
+ * Fills *out with a source of held matrices (nn.h's nn_wsrc) over g, a GGUF file gguf_open
+ * mapped, for nn_model_create_held with config c (ckpt_gguf_config of g): every
  * large matrix whose tensors in the file are not all F32 — q|k|v, attn_output, gate|up, down
  * per layer, and token_embd (gathered by token) — stays in the file in its stored type (F16,
  * BF16, Q8_0, Q4_0, Q4_K ...), and is dequantized with src/quant's row dequantizers (rows split
@@ -80,9 +80,11 @@ int ckpt_gguf_read_model(const gguf_file *g, nn_model *m, base_err *e);
  * output head (output, or token_embd when tied) is held only when it is no larger than the
  * largest layer matrix: fetched whole it would need a scratch of its F32 size, as much as
  * keeping it in F32. Names, shapes, types and byte ranges are checked here (BASE_EFORMAT naming
- * the tensor), so the source never fails later. Nothing to hold (an F32 file): out->held 0 and
- * nothing kept open. out->free releases the mapping (nn_model_free calls it). */
-int ckpt_gguf_wsrc(const char *path, const nn_config *c, nn_wsrc *out, base_err *e);
+ * the tensor), so the source never fails later. Nothing to hold (an F32 file) or a failure:
+ * out->held 0, and g stays the caller's. Otherwise the source takes g: out->free closes it
+ * (nn_model_free calls it), and the caller may read g (ckpt_gguf_read_model, the tokenizer)
+ * while the source lives, but no longer closes it. */
+int ckpt_gguf_wsrc(gguf_file *g, const nn_config *c, nn_wsrc *out, base_err *e);
 
 /* The RoPE row order of a block of heads (GGUF's q and k matrices, an adapter's lora_b of them):
  * llama.cpp's files keep each head's rotated pairs adjacent, row h*HS + 2i + j; hearth's kernels

@@ -212,6 +212,9 @@ int cli_train_opts(cli_train_run *r, cli_opt *opts);
 /* After parsing: joins the world (mpirun), silences the other ranks' stdout, installs the
  * notes (r->o->note), the stop flag and its signal handlers. -1 to go on, else an exit status. */
 int cli_train_start(cli_train_run *r);
+/* After the command's header line: under mpirun, the world's line (ranks, micro-batches a step,
+ * ZeRO-1); then stdout is flushed. */
+void cli_train_banner(const cli_train_run *r);
 /* The progress callback (user: the cli_train_run): a line per step (a live one on a tty), ETA. */
 void cli_train_report(const struct train_progress *p, void *user);
 /* After the run: prints its error (ending the job when one rank failed alone), the

@@ -160,19 +160,12 @@ int cli_finetune(int argc, char **argv) {
     cc.text = o.chat_template = base_template;
     printf("hearth finetune: %s, %s, batch %dx%d, %d steps, %d threads\n", o.base,
            o.full ? "every weight" : "LoRA", t->batch, t->seq, t->steps, t->threads);
-    if (r.ranks > 1)
-        printf(
-            "data parallel over %d ranks (Open MPI): a step is %d x %d micro-batches of %dx%d%s\n",
-            r.ranks, r.ranks, t->accum, t->batch, t->seq, t->zero ? ", ZeRO-1" : "");
-    fflush(stdout);
+    cli_train_banner(&r);
     ft_result res;
     int rc = ft_run(&o, cli_train_report, &r, &res, &e);
     free(base_template);
-    char *sample = res.run.sample;
-    if ((st = cli_train_end(&r, rc, &res.run, &e)) >= 0) {
-        free(sample);
-        return st;
-    }
+    /* a run that failed or stopped has no sample (train.h) */
+    if ((st = cli_train_end(&r, rc, &res.run, &e)) >= 0) return st;
     if (res.run.complete) {
         printf("the run in %s is already complete (step %ld); nothing was written\n", t->out_dir,
                res.run.step);
@@ -186,7 +179,7 @@ int cli_finetune(int argc, char **argv) {
            o.full     ? "model.gguf"
            : res.peft ? "adapter.gguf, adapter/ (PEFT)"
                       : "adapter.gguf");
-    cli_train_sample(sample);
+    cli_train_sample(res.run.sample);
     return 0;
 }
 

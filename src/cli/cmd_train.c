@@ -165,6 +165,15 @@ int cli_train_start(cli_train_run *r) {
     return -1;
 }
 
+void cli_train_banner(const cli_train_run *r) {
+    const train_opts *o = r->o;
+    if (r->ranks > 1)
+        printf(
+            "data parallel over %d ranks (Open MPI): a step is %d x %d micro-batches of %dx%d%s\n",
+            r->ranks, r->ranks, o->accum, o->batch, o->seq, o->zero ? ", ZeRO-1" : "");
+    fflush(stdout);
+}
+
 /* The end-of-run summary of a data-parallel run: rank 0's communication per step and the
  * memory each rank holds. */
 static void print_dist_summary(const train_opts *o, const train_result *res) {
@@ -321,18 +330,11 @@ int cli_train(int argc, char **argv) {
     printf("hearth train: %s (%s family), %zu parameters, batch %dx%d, %d steps, %d threads\n",
            preset, o.cfg.family == NN_GPT2 ? "GPT-2" : "Llama", nn_config_params(&o.cfg), o.batch,
            o.seq, o.steps, o.threads);
-    if (r.ranks > 1)
-        printf(
-            "data parallel over %d ranks (Open MPI): a step is %d x %d micro-batches of %dx%d%s\n",
-            r.ranks, r.ranks, o.accum, o.batch, o.seq, o.zero ? ", ZeRO-1" : "");
-    fflush(stdout);
+    cli_train_banner(&r);
     train_result res;
     int rc = train_run(&o, cli_train_report, &r, &res, &e);
-    char *sample = res.sample;
-    if ((st = cli_train_end(&r, rc, &res, &e)) >= 0) {
-        free(sample);
-        return st;
-    }
+    /* a run that failed or stopped has no sample (train.h) */
+    if ((st = cli_train_end(&r, rc, &res, &e)) >= 0) return st;
     if (res.complete) {
         printf("the run in %s is already complete (step %ld of %d, checkpoint step_%08ld); "
                "nothing was written. `hearth generate --model %s` uses it; a new run needs "
@@ -343,6 +345,6 @@ int cli_train(int argc, char **argv) {
     printf("run written to %s (metrics.jsonl, loss.svg, config.json, final checkpoint "
            "step_%08ld)\n",
            o.out_dir, res.step);
-    cli_train_sample(sample);
+    cli_train_sample(res.sample);
     return 0;
 }

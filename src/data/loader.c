@@ -358,13 +358,7 @@ int data_loader_open(data_loader **out, const char *path, int split, int B, int 
 static void permute(uint32_t *p, uint64_t n, uint64_t seed, uint64_t epoch, uint64_t what) {
     base_rng r;
     base_rng_seed(&r, base_splitmix64(base_splitmix64(base_splitmix64(seed) ^ epoch) ^ what));
-    for (uint64_t i = 0; i < n; i++) p[i] = (uint32_t)i;
-    for (uint64_t i = n; i > 1; i--) {
-        uint64_t j = base_rng_below(&r, i);
-        uint32_t t = p[i - 1];
-        p[i - 1] = p[j];
-        p[j] = t;
-    }
+    base_rng_permute(&r, p, (size_t)n);
 }
 
 #define SHARD_ORDER UINT64_MAX /* the "what" of the shard order; windows use the file index */

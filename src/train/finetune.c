@@ -12,7 +12,6 @@
 #include "nn/lora.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,13 +47,15 @@ int ft_load_base(const char *path, int B, int T, int mode, nn_model **out, tok_v
     if ((rc = gguf_open(path, &g, e))) return rc;
     nn_config c;
     nn_model *m = NULL;
+    int own = 1; /* 0: g is the held source's (the model's, closed by nn_model_free) */
     if (!(rc = ckpt_gguf_config(g, &c, e))) {
         if (T > c.max_seq)
             rc = base_fail(e, BASE_EINVAL, "--seq %d is longer than the base's context (%d)", T,
                            c.max_seq);
         else {
             nn_wsrc src = {0};
-            if (mode == FT_BASE_STORED) rc = ckpt_gguf_wsrc(path, &c, &src, e);
+            if (mode == FT_BASE_STORED) rc = ckpt_gguf_wsrc(g, &c, &src, e);
+            own = !src.held;
             if (!rc)
                 rc = src.held                ? nn_model_create_held(&m, &c, B, T, &src, e)
                      : mode == FT_BASE_TRAIN ? nn_model_create(&m, &c, B, T, e)
@@ -63,7 +64,7 @@ int ft_load_base(const char *path, int B, int T, int mode, nn_model **out, tok_v
         }
     }
     if (!rc && vocab) rc = tok_load_gguf(g, vocab, e);
-    gguf_close(g);
+    if (own) gguf_close(g);
     if (rc) {
         nn_model_free(m);
         return rc;
@@ -79,16 +80,16 @@ int ft_load_base(const char *path, int B, int T, int mode, nn_model **out, tok_v
  * last batch padded with rows whose targets are all ignored. */
 typedef struct sft_stream {
     const data_sft *d;
-    int B, S, shuffle;
+    int B, S;
     uint64_t seed, k;
-    uint32_t *perm;
+    uint32_t *perm; /* the epoch's order (training rows); NULL: in order (held-out rows) */
     long perm_epoch;
 } sft_stream;
 
 static void sft_row(sft_stream *s, int *tok, int *tgt, int i) {
     size_t n = s->d->n, S = (size_t)s->S;
     uint64_t k = s->k + (uint64_t)i;
-    if (!s->shuffle) {
+    if (!s->perm) {
         for (size_t j = 0; j < S; j++) {
             tok[i * S + j] = k < n ? s->d->tok[k * S + j] : 0;
             tgt[i * S + j] = k < n ? s->d->tgt[k * S + j] : -1;
@@ -99,12 +100,7 @@ static void sft_row(sft_stream *s, int *tok, int *tgt, int i) {
     if (ep != s->perm_epoch) {
         base_rng r;
         base_rng_seed(&r, s->seed * 0x9e3779b97f4a7c15ull + (uint64_t)ep + 1);
-        for (size_t j = 0; j < n; j++) s->perm[j] = (uint32_t)j;
-        for (size_t j = n - 1; j > 0; j--) {
-            size_t q = (size_t)base_rng_below(&r, j + 1);
-            uint32_t x = s->perm[j];
-            s->perm[j] = s->perm[q], s->perm[q] = x;
-        }
+        base_rng_permute(&r, s->perm, n);
         s->perm_epoch = ep;
     }
     size_t row = s->perm[k % n];
@@ -139,20 +135,8 @@ typedef struct ftask {
     tok_vocab *vocab;
     data_sft *train, *val;
     sft_stream tr, va;
-    int ranks; /* the world's size: finetune.json records the global accumulation */
     ft_result *res;
 } ftask;
-
-static void note(const ftask *F, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(const ftask *F, const char *fmt, ...) {
-    if (!F->o->t.note) return;
-    char msg[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    F->o->t.note(msg, F->user);
-}
 
 typedef struct chat_ctx {
     const ft_opts *o;
@@ -179,24 +163,27 @@ static int load_data(ftask *F, nn_family fam, base_err *e) {
     if (rc) return rc;
     size_t tr = F->train->n_truncated + (F->val && o->val ? F->val->n_truncated : 0);
     if (tr)
-        note(F,
-             "warning: %zu example%s longer than --seq %d tokens were truncated to their first %d "
-             "tokens",
-             tr, tr == 1 ? "" : "s", o->t.seq, o->t.seq + 1);
+        train_note(
+            &o->t, F->user,
+            "warning: %zu example%s longer than --seq %d tokens were truncated to their first %d "
+            "tokens",
+            tr, tr == 1 ? "" : "s", o->t.seq, o->t.seq + 1);
     if (F->train->n_untrainable)
-        note(F,
-             "warning: %zu example%s without a token to learn (no assistant turn of weight 1) "
-             "left out",
-             F->train->n_untrainable, F->train->n_untrainable == 1 ? "" : "s");
+        train_note(
+            &o->t, F->user,
+            "warning: %zu example%s without a token to learn (no assistant turn of weight 1) "
+            "left out",
+            F->train->n_untrainable, F->train->n_untrainable == 1 ? "" : "s");
     if (F->val->n == 0)
-        note(F, "no held-out rows (--val-frac %g of %zu rows): evals are skipped",
-             (double)o->val_frac, F->train->n);
+        train_note(&o->t, F->user,
+                   "no held-out rows (--val-frac %g of %zu rows): evals are skipped",
+                   (double)o->val_frac, F->train->n);
     return BASE_OK;
 }
 
 /* finetune.json: every setting the result depends on, the schedule's total steps and warmup
- * as given (NULL when out of memory). */
-static json_t *make_settings(const ftask *F, int steps, int warmup) {
+ * as given, the rest as ck holds them (NULL when out of memory). */
+static json_t *make_settings(const ftask *F, const ckpt_trainer *ck, int steps, int warmup) {
     const ft_opts *o = F->o;
     const train_opts *t = &o->t;
     struct stat sb;
@@ -220,9 +207,9 @@ static json_t *make_settings(const ftask *F, int steps, int warmup) {
     json_object_set_new(j, "batch", json_integer(t->batch));
     json_object_set_new(j, "seq", json_integer(t->seq));
     /* the global accumulation: a run resumes on any number of ranks with the same product */
-    json_object_set_new(j, "accum", json_integer((json_int_t)t->accum * F->ranks));
+    json_object_set_new(j, "accum", json_integer(ck->accum));
     json_object_set_new(j, "lr", json_real(t->lr));
-    json_object_set_new(j, "min_lr", json_real(t->min_lr >= 0 ? t->min_lr : t->lr / 10));
+    json_object_set_new(j, "min_lr", json_real(ck->min_lr));
     json_object_set_new(j, "warmup", json_integer(warmup));
     json_object_set_new(j, "weight_decay", json_real(t->weight_decay));
     json_object_set_new(j, "clip", json_real(t->clip));
@@ -239,25 +226,27 @@ static int ft_build(train_task *t, const train_opts *to, void *user, base_err *e
     int rc = ft_load_base(o->base, to->batch, to->seq, o->full ? FT_BASE_TRAIN : FT_BASE_STORED,
                           &t->m, &F->vocab, e);
     if (!rc && t->m->wsrc.held)
-        note(F,
-             "QLoRA: the base's matrices stay in the file's types, dequantized per product (%zu "
-             "of its %zu parameters in F32)",
-             t->m->n_params, nn_config_params(&t->m->cfg));
+        train_note(
+            &o->t, F->user,
+            "QLoRA: the base's matrices stay in the file's types, dequantized per product (%zu "
+            "of its %zu parameters in F32)",
+            t->m->n_params, nn_config_params(&t->m->cfg));
     if (!rc) rc = load_data(F, t->m->cfg.family, e);
     if (!rc && !o->full &&
         !(rc = nn_lora_create(&F->lora, t->m, o->lora_rank, o->lora_alpha, o->lora_dropout,
                               o->lora_targets, to->seed, e)))
         nn_lora_attach(t->m, F->lora);
-    F->ranks = t->ranks;
     if (!rc && !(F->tr.perm = malloc(F->train->n * sizeof(uint32_t))))
         rc = base_fail(e, BASE_ENOMEM, "out of memory");
     if (rc) return rc;
     ft_result *r = F->res;
     r->n_train = F->train->n, r->n_val = F->val->n;
     r->n_truncated = F->train->n_truncated, r->n_untrainable = F->train->n_untrainable;
-    r->n_trainable_params = F->lora ? F->lora->n_params : t->m->n_params;
-    F->tr = (sft_stream){F->train, to->batch, to->seq, 1, to->seed, 0, F->tr.perm, -1};
-    F->va = (sft_stream){F->val, to->batch, to->seq, 0, 0, 0, NULL, -1};
+    ckpt_set trained;
+    ckpt_trained_set(t->m, &trained); /* the adapters, or every weight */
+    r->n_trainable_params = trained.n;
+    F->tr = (sft_stream){F->train, to->batch, to->seq, to->seed, 0, F->tr.perm, -1};
+    F->va = (sft_stream){F->val, to->batch, to->seq, 0, 0, NULL, -1};
     t->train = (train_batches){&F->tr, sft_next, sft_tell, sft_seek};
     t->val = (train_batches){&F->va, sft_next, sft_tell, sft_seek};
     size_t vb = (F->val->n + (size_t)to->batch - 1) / (size_t)to->batch;
@@ -274,9 +263,9 @@ static int ft_build(train_task *t, const train_opts *to, void *user, base_err *e
 }
 
 /* finetune.json compared with this run's settings (ckpt_compare_settings, as train's
- * config.json: a differing one refused by name). More steps than it records extend the run,
- * as `hearth train --steps` does (train.c's load): its warmup is kept unless given. */
-static int ft_dir_open(train_task *t, base_err *e) {
+ * config.json: a differing one refused by name). More steps than it records extend the run
+ * (train_extend, as `hearth train --steps` does). */
+static int ft_dir_open(train_task *t, const ckpt_trainer *ck, base_err *e) {
     ftask *F = t->user;
     const train_opts *o = &F->o->t;
     char path[TRAIN_PATH_MAX];
@@ -285,13 +274,9 @@ static int ft_dir_open(train_task *t, base_err *e) {
     json_error_t je;
     json_t *saved = json_load_file(path, 0, &je);
     if (!saved) return base_fail(e, BASE_EFORMAT, "%s: unreadable (%s)", path, je.text);
-    json_t *ss = json_object_get(saved, "steps"), *sw = json_object_get(saved, "warmup");
     int steps = o->steps, warmup = o->warmup >= 0 ? o->warmup : o->steps / 20;
-    if (json_is_integer(ss) && json_integer_value(ss) < steps) { /* an extension */
-        steps = (int)json_integer_value(ss);
-        if (o->warmup < 0 && json_is_integer(sw)) warmup = (int)json_integer_value(sw);
-    }
-    json_t *now = make_settings(F, steps, warmup);
+    train_extend(o, saved, &steps, &warmup);
+    json_t *now = make_settings(F, ck, steps, warmup);
     char where[TRAIN_PATH_MAX + 64];
     snprintf(where, sizeof where, "the fine-tuning run in %s (finetune.json)", o->out_dir);
     int rc = now ? ckpt_compare_settings(where, "setting", saved, now, e)
@@ -311,7 +296,7 @@ static int ft_dir_write(train_task *t, const ckpt_trainer *ck, base_err *e) {
     ftask *F = t->user;
     char path[TRAIN_PATH_MAX];
     snprintf(path, sizeof path, "%s/finetune.json", F->o->t.out_dir);
-    json_t *j = make_settings(F, ck->steps, ck->warmup);
+    json_t *j = make_settings(F, ck, ck->steps, ck->warmup);
     char *text = j ? json_dumps(j, TRAIN_JSON_FLAGS) : NULL;
     int rc = text ? base_write_atomic(path, text, strlen(text), e)
                   : base_fail(e, BASE_ENOMEM, "out of memory");
@@ -351,8 +336,6 @@ static int ft_finish(train_task *t, base_err *e) {
 
 static void ft_free(train_task *t) {
     ftask *F = t->user;
-    nn_model_free(t->m);
-    t->m = NULL;
     nn_lora_free(F->lora);
     tok_free(F->vocab);
     data_sft_free(F->train);

@@ -213,19 +213,19 @@ typedef struct run {
     int same_everywhere; /* the error is every rank's (a non-finite loss or norm): no abort */
 } run;
 
-static void note(const run *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(const run *R, const char *fmt, ...) {
-    if (!R->o->note) return;
+void train_note(const train_opts *o, void *user, const char *fmt, ...) {
+    if (!o->note) return;
     char msg[TRAIN_PATH_MAX + 1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    R->o->note(msg, R->user);
+    o->note(msg, user);
 }
 
 static void note_skip(const char *msg, void *user) {
-    note(user, "%s", msg); /* user: the run */
+    const run *R = user;
+    train_note(R->o, R->user, "%s", msg);
 }
 
 /* AdamW, the reducer, the batch buffers, and the settings a checkpoint holds, defaults
@@ -274,35 +274,33 @@ static int same_dir(const char *a, const char *b) {
     return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
 }
 
-/* The total steps and warmup dir's trainer.json records; -1 when it cannot be read. */
-static int saved_schedule(const char *dir, long *steps, long *warmup) {
-    char p[TRAIN_PATH_MAX];
-    snprintf(p, sizeof p, "%s/trainer.json", dir);
-    json_t *j = json_load_file(p, 0, NULL), *r = json_object_get(j, "run");
-    json_t *s = json_object_get(r, "steps"), *w = json_object_get(r, "warmup");
-    int ok = json_is_integer(s) && json_is_integer(w);
-    if (ok) *steps = (long)json_integer_value(s), *warmup = (long)json_integer_value(w);
-    json_decref(j);
-    return ok ? 0 : -1;
+int train_extend(const train_opts *o, const json_t *saved, int *steps, int *warmup) {
+    json_t *s = json_object_get(saved, "steps"), *w = json_object_get(saved, "warmup");
+    if (!json_is_integer(s) || json_integer_value(s) >= o->steps) return 0;
+    *steps = (int)json_integer_value(s);
+    if (o->warmup < 0 && json_is_integer(w)) *warmup = (int)json_integer_value(w);
+    return 1;
 }
 
 /* Loads the checkpoint dir (its settings checked against this run's) and seeks the loader. A
- * run given more steps than the checkpoint's is extended: its warmup (unless given) is the
- * checkpoint's, and the cosine schedule runs to the new total. */
+ * run given more steps than the checkpoint's is extended (train_extend: the checkpoint's
+ * trainer.json, when it records both its total steps and its warmup), and the cosine schedule
+ * runs to the new total. */
 static int load(run *R, const char *dir, base_err *e) {
-    long steps, warmup;
-    int extend = saved_schedule(dir, &steps, &warmup) == 0 && R->o->steps > steps;
-    if (extend) {
-        R->ck.steps = (int)steps;
-        if (R->o->warmup < 0) R->ck.warmup = (int)warmup;
-    }
+    char p[TRAIN_PATH_MAX];
+    snprintf(p, sizeof p, "%s/trainer.json", dir);
+    json_t *j = json_load_file(p, 0, NULL), *saved = json_object_get(j, "run");
+    int extend = json_is_integer(json_object_get(saved, "warmup")) &&
+                 train_extend(R->o, saved, &R->ck.steps, &R->ck.warmup);
+    json_decref(j);
+    long steps = R->ck.steps; /* the checkpoint's, when extended */
     int rc = ckpt_load(dir, R->m, R->zero ? &R->full : &R->opt, &R->ck, e);
     if (!rc && extend) {
         R->ck.steps = R->o->steps;
-        note(R,
-             "extending the run from %ld to %d steps: the learning-rate schedule (warmup %d, "
-             "cosine decay to %g) is recomputed for the new total",
-             steps, R->o->steps, R->ck.warmup, (double)R->ck.min_lr);
+        train_note(R->o, R->user,
+                   "extending the run from %ld to %d steps: the learning-rate schedule (warmup %d, "
+                   "cosine decay to %g) is recomputed for the new total",
+                   steps, R->o->steps, R->ck.warmup, (double)R->ck.min_lr);
     }
     return rc ? rc : R->t->train.seek(R->t->train.self, &R->ck.pos, e);
 }
@@ -346,7 +344,7 @@ static int choose_start(run *R, int *complete, base_err *e) {
     }
     if (!rc) rc = base_mkdir_p(o->out_dir, e);
     if (!rc) rc = train_lock(o->out_dir, &R->lock, e);
-    if (!rc && R->t->dir_open) rc = R->t->dir_open(R->t, e);
+    if (!rc && R->t->dir_open) rc = R->t->dir_open(R->t, &R->ck, e);
     if (!rc && !o->resume) {
         own = 1;
         rc = ckpt_find_latest_good(o->out_dir, &from, note_skip, R, e);
@@ -354,12 +352,13 @@ static int choose_start(run *R, int *complete, base_err *e) {
     }
     if (!rc && !(from && own) && R->t->dir_check) rc = R->t->dir_check(R->t, &R->ck, &found, e);
     if (!rc && !from && found)
-        note(R, "%s holds no checkpoint that verifies: its run starts again from step 0",
-             o->out_dir);
+        train_note(R->o, R->user,
+                   "%s holds no checkpoint that verifies: its run starts again from step 0",
+                   o->out_dir);
     if (!rc && from && R->ck.step == o->steps) {
         *complete = 1; /* out_dir's own checkpoint: another's was refused above */
     } else if (!rc && from) {
-        note(R, "resuming from %s (step %ld)", from, R->ck.step);
+        train_note(R->o, R->user, "resuming from %s (step %ld)", from, R->ck.step);
     }
     free(from);
     return rc;
@@ -371,8 +370,9 @@ static void log_write(run *R, const ckpt_write_result *r) {
     if (r->step < 0) return;
     train_log_ckpt(&R->log, r, 0);
     if (r->rc != BASE_OK)
-        note(R, "checkpoint step_%08ld failed, training goes on and the previous one stays: %s",
-             r->step, r->err.msg);
+        train_note(R->o, R->user,
+                   "checkpoint step_%08ld failed, training goes on and the previous one stays: %s",
+                   r->step, r->err.msg);
 }
 
 static int cmp_double(const void *x, const void *y) {
@@ -633,7 +633,6 @@ int train_exec(const train_opts *o, train_task *t, train_report_fn report, void 
     R.ckpt_on = o->ckpt_every || o->ckpt_every_min > 0;
     out.ranks = R.N;
     t->want_sample = res && o->sample_tokens > 0 && R.rank == 0;
-    t->ranks = R.N;
     if (!(rc = t->build(t, o, user, e))) rc = build(&R, e);
     if (!rc)
         rc = start_run(&R, &complete, e);
@@ -651,8 +650,8 @@ int train_exec(const train_opts *o, train_task *t, train_report_fn report, void 
     fatal = 0;
     if (R.N > 1 && (rc = dist_agree(R.d, rc, e))) goto done; /* rank 0's writes, for all */
     if (out.stopped && R.rank == 0)
-        note(&R, "stopped at step %ld of %d; checkpoint step_%08ld written", out.step, o->steps,
-             out.step);
+        train_note(o, user, "stopped at step %ld of %d; checkpoint step_%08ld written", out.step,
+                   o->steps, out.step);
     else if (t->want_sample && !out.stopped)
         rc = sample_text(R.m, o, t->vocab, t->prompt, &out.sample, e);
     percentiles(R.comm, R.n_hist, out.comm_p);
@@ -677,6 +676,8 @@ done:
     dist_grads_free(R.g);
     optim_adamw_free(&R.opt);
     optim_adamw_free(&R.full);
+    nn_model_free(t->m); /* before the task's adapters (t->free) */
+    t->m = NULL;
     if (t->free) t->free(t);
     if (rc) {
         free(out.sample);
@@ -733,14 +734,11 @@ static int pretrain_build(train_task *t, const train_opts *o, void *user, base_e
     const char *identity = data_loader_identity(P->train);
     if (strcmp(identity, "bytes") == 0) {
         char why[256];
-        if (data_file_looks_binary(o->data, why, sizeof why) && o->note) {
-            char msg[TRAIN_PATH_MAX + 512];
-            snprintf(msg, sizeof msg,
-                     "warning: %s does not look like text (%s); it is trained on as bytes anyway. "
-                     "Text data is a text file or a `hearth prepare` directory",
-                     o->data, why);
-            o->note(msg, user);
-        }
+        if (data_file_looks_binary(o->data, why, sizeof why))
+            train_note(o, user,
+                       "warning: %s does not look like text (%s); it is trained on as bytes "
+                       "anyway. Text data is a text file or a `hearth prepare` directory",
+                       o->data, why);
     } else if (t->want_sample) {
         /* shards: the sample is decoded with the vocabulary prepare stored beside them */
         char vpath[TRAIN_PATH_MAX];
@@ -781,8 +779,6 @@ static int pretrain_dir_write(train_task *t, const ckpt_trainer *ck, base_err *e
 
 static void pretrain_free(train_task *t) {
     pretrain *P = t->user;
-    nn_model_free(t->m);
-    t->m = NULL;
     tok_free(P->vocab);
     data_loader_free(P->train);
     data_loader_free(P->val);

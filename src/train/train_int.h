@@ -33,11 +33,10 @@ typedef struct train_task train_task;
 struct train_task {
     void *user;      /* the task's own state */
     int want_sample; /* set before build: this rank returns the closing sample */
-    int ranks;       /* set before build: the world's size (the global accumulation is
-                        ranks x accum) */
     /* set by build */
     nn_model *m; /* the model for (batch, seq); with adapters attached (m->lora) only they are
-                    trained: AdamW, the reducer and checkpoints see them (ckpt_trained_set) */
+                    trained: AdamW, the reducer and checkpoints see them (ckpt_trained_set).
+                    train_exec frees it, before free */
     train_batches train, val;             /* val: read from its start (window 0) at each eval */
     int val_batches;                      /* batches an eval reads (0: no evals) */
     int eval_first;                       /* also evaluate before the first step of a fresh run */
@@ -47,9 +46,9 @@ struct train_task {
     int prompt;             /* the sample's first token */
     /* Makes the model and opens the data; user is train_exec's (for o->note). Every rank. */
     int (*build)(train_task *t, const train_opts *o, void *user, base_err *e);
-    /* Rank 0, the run directory made and locked, before its checkpoints are looked at. NULL-able.
-     */
-    int (*dir_open)(train_task *t, base_err *e);
+    /* Rank 0, the run directory made and locked, before its checkpoints are looked at (ck: this
+     * run's settings, defaults resolved; with o->resume, that checkpoint loaded). NULL-able. */
+    int (*dir_open)(train_task *t, const ckpt_trainer *ck, base_err *e);
     /* Rank 0, when the run does not resume the directory's own checkpoint: *found when the
      * directory holds this run's settings (a refusal names the first difference). NULL-able. */
     int (*dir_check)(train_task *t, const ckpt_trainer *ck, int *found, base_err *e);
@@ -57,7 +56,7 @@ struct train_task {
     int (*dir_write)(train_task *t, const ckpt_trainer *ck, base_err *e);
     /* Rank 0, after the final checkpoint of a run that reached its last step. NULL-able. */
     int (*finish)(train_task *t, base_err *e);
-    void (*free)(train_task *t); /* what build made; NULL-able */
+    void (*free)(train_task *t); /* what build made but m; NULL-able */
 };
 
 /* Runs the task: o's schedule, clipping, accumulation, evals, checkpoints (background, resume,
@@ -65,6 +64,18 @@ struct train_task {
  * (train.h), with the model, data and run-directory files of t. */
 int train_exec(const train_opts *o, train_task *t, train_report_fn report, void *user,
                train_result *res, base_err *e);
+
+/* A note for the caller (o->note, called with user: train_exec's): fmt's text, up to
+ * TRAIN_PATH_MAX + 1023 bytes. Nothing when o->note is NULL. */
+void train_note(const train_opts *o, void *user, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The rule for a run given more steps (o->steps) than its saved schedule, saved's "steps" and
+ * "warmup" (a checkpoint's trainer.json "run", finetune.json): it extends the run. Then *steps
+ * (this run's total) becomes the saved total and *warmup (this run's, its default resolved) the
+ * saved warmup unless o->warmup was given or none is saved: the settings the saved ones were
+ * made with, to compare. Returns 1 for an extension, else 0 (nothing changed). */
+int train_extend(const train_opts *o, const json_t *saved, int *steps, int *warmup);
 
 /* ---- the run directory (run_dir.c) */
 
