@@ -73,19 +73,13 @@ json_t *ckpt_run_json(const ckpt_trainer *t) {
                      "data_windows", (json_int_t)t->data_windows, "data", t->data_identity);
 }
 
-void ckpt_trained_set(const nn_model *m, ckpt_set *s) {
-    nn_trained t;
-    nn_trained_of(m, &t);
-    *s = (ckpt_set){t.params, t.n, t.tensors, t.n_tensors};
-}
-
 /* Bytes for an optimizer entry's name, PREFIX.NAME with its NUL (longer ones are cut) */
 #define ENTRY_NAME_LEN 40
 
 /* The safetensors entries of the set's tensors, their data at base + offset, named
  * PREFIX.NAME into names[i] (ENTRY_NAME_LEN bytes each) or, with no prefix, by the tensors'
  * own names. OUT: t[0..s->n_tensors). */
-static void set_entries(const ckpt_set *s, const float *base, const char *prefix,
+static void set_entries(const nn_trained *s, const float *base, const char *prefix,
                         char (*names)[ENTRY_NAME_LEN], ckpt_st_tensor *t) {
     for (int i = 0; i < s->n_tensors; i++) {
         const nn_tensor *x = &s->tensors[i];
@@ -103,7 +97,7 @@ static void set_entries(const ckpt_set *s, const float *base, const char *prefix
 
 /* Reads the set's tensors from st into base + offset, named as set_entries names them; stops
  * at the first that is missing or of another shape. */
-static int get_entries(const ckpt_st *st, const ckpt_set *s, const char *prefix, float *base,
+static int get_entries(const ckpt_st *st, const nn_trained *s, const char *prefix, float *base,
                        base_err *e) {
     int rc = BASE_OK;
     for (int i = 0; !rc && i < s->n_tensors; i++) {
@@ -121,8 +115,8 @@ static int get_entries(const ckpt_st *st, const ckpt_set *s, const char *prefix,
 static int write_params(const char *path, const nn_model *m, const char *const *meta,
                         uint64_t *size, uint32_t *crc, base_err *e) {
     if (!m->lora) return ckpt_st_write_model(path, m, meta, size, crc, e);
-    ckpt_set s;
-    ckpt_trained_set(m, &s);
+    nn_trained s;
+    nn_trained_of(m, &s);
     ckpt_st_tensor *t = calloc((size_t)s.n_tensors + 1, sizeof *t);
     if (!t) return base_fail(e, BASE_ENOMEM, "out of memory");
     set_entries(&s, s.params, NULL, NULL, t);
@@ -133,8 +127,8 @@ static int write_params(const char *path, const nn_model *m, const char *const *
 
 static int read_params(const ckpt_st *st, nn_model *m, base_err *e) {
     if (!m->lora) return ckpt_st_read_model(st, m, e);
-    ckpt_set s;
-    ckpt_trained_set(m, &s);
+    nn_trained s;
+    nn_trained_of(m, &s);
     if (ckpt_st_count(st) != s.n_tensors)
         return base_fail(e, BASE_EINVAL, "%d tensors, the adapters have %d", ckpt_st_count(st),
                          s.n_tensors);
@@ -174,8 +168,8 @@ int ckpt_save(const char *run_dir, const nn_model *m, const optim_adamw *o, cons
         rc = files ? write_params(p, m, mmeta, &size[0], &crc[0], e)
                    : base_fail(e, BASE_ENOMEM, "out of memory");
     /* optimizer: m.NAME and v.NAME laid out like the trained parameters, t in the metadata */
-    ckpt_set set;
-    ckpt_trained_set(m, &set);
+    nn_trained set;
+    nn_trained_of(m, &set);
     int nt = set.n_tensors;
     ckpt_st_tensor *ot = calloc(2 * (size_t)nt + 1, sizeof *ot);
     char(*on)[ENTRY_NAME_LEN] = calloc(2 * (size_t)nt + 1, sizeof *on);
@@ -482,8 +476,8 @@ int ckpt_load(const char *dir, nn_model *m, optim_adamw *o, ckpt_trainer *t, bas
     const char *ts = ckpt_st_meta(os, "t");
     char *end = NULL;
     long ot = ts ? strtol(ts, &end, 10) : -1;
-    ckpt_set set;
-    ckpt_trained_set(m, &set);
+    nn_trained set;
+    nn_trained_of(m, &set);
     int nt = set.n_tensors;
     if (!ts || *end || ot < 0 || ckpt_st_count(os) != 2 * nt) {
         rc = base_fail(e, BASE_EFORMAT, "%s: not the optimizer state of this model", p);

@@ -30,17 +30,11 @@ typedef struct ckpt_trainer {
                                                   other data of the same vocabulary */
 } ckpt_trainer;
 
-/* What a checkpoint holds of a model: every parameter, or, when adapters are attached (m->lora,
- * nn/lora.h: fine-tuning with the base frozen), the adapters only — model.safetensors then holds
+/* What a checkpoint holds of a model is what training updates (nn_trained_of, nn.h): every
+ * parameter, or, when adapters are attached (m->lora, nn/lora.h: fine-tuning with the base
+ * frozen), the adapters only — model.safetensors then holds
  * their tensors under their own names ("blk.L.attn_q.lora_a", metadata format "hearth-lora") and
  * optimizer.safetensors their moments. The config in trainer.json is the model's either way. */
-typedef struct ckpt_set { /* nn_trained_of's choice (nn.h), its gradients aside */
-    float *params;
-    size_t n;
-    const nn_tensor *tensors;
-    int n_tensors;
-} ckpt_set;
-void ckpt_trained_set(const nn_model *m, ckpt_set *s);
 
 /* Writes RUN/step_NNNNNNNN (N = t->step) as above. A leftover temporary from a crashed save
  * is removed first; an existing directory of the same step is replaced. */

@@ -88,8 +88,8 @@ int ckpt_writer_create(ckpt_writer **out, const char *run_dir, const nn_model *m
                        int keep_every, base_err *e) {
     *out = NULL;
     ckpt_writer *w = calloc(1, sizeof *w);
-    ckpt_set set;
-    ckpt_trained_set(m, &set);
+    nn_trained set;
+    nn_trained_of(m, &set);
     size_t n = set.n;
     if (!w || n > SIZE_MAX / sizeof(float)) {
         free(w);
@@ -152,8 +152,8 @@ void ckpt_writer_wait(ckpt_writer *w, ckpt_write_result *r) {
 int ckpt_writer_submit(ckpt_writer *w, const nn_model *m, const optim_adamw *o,
                        const ckpt_trainer *t, ckpt_write_result *prev, base_err *e) {
     ckpt_writer_wait(w, prev);
-    ckpt_set set;
-    ckpt_trained_set(m, &set);
+    nn_trained set;
+    nn_trained_of(m, &set);
     if (set.n != w->n || o->n != w->n || !m->lora != !w->for_lora)
         return base_fail(e, BASE_EINVAL, "checkpoint writer made for %zu parameters, not %zu", w->n,
                          set.n);

@@ -242,8 +242,8 @@ static int ft_build(train_task *t, const train_opts *to, void *user, base_err *e
     ft_result *r = F->res;
     r->n_train = F->train->n, r->n_val = F->val->n;
     r->n_truncated = F->train->n_truncated, r->n_untrainable = F->train->n_untrainable;
-    ckpt_set trained;
-    ckpt_trained_set(t->m, &trained); /* the adapters, or every weight */
+    nn_trained trained;
+    nn_trained_of(t->m, &trained); /* the adapters, or every weight */
     r->n_trainable_params = trained.n;
     F->tr = (sft_stream){F->train, to->batch, to->seq, to->seed, 0, F->tr.perm, -1};
     F->va = (sft_stream){F->val, to->batch, to->seq, 0, 0, NULL, -1};

@@ -193,8 +193,8 @@ typedef struct run {
     train_task *t;
     train_report_fn report;
     void *user;
-    nn_model *m;  /* t->m */
-    ckpt_set set; /* what is trained: m's parameters or its adapters (ckpt_trained_set) */
+    nn_model *m;    /* t->m */
+    nn_trained set; /* what is trained: m's parameters or its adapters (nn_trained_of) */
     optim_adamw opt;
     ckpt_trainer ck; /* the settings a checkpoint holds, and the state of the last one made */
     int *tok, *tgt;  /* (B,T) each */
@@ -238,7 +238,7 @@ static int build(run *R, base_err *e) {
     if (!R->tok || !R->tgt) return base_fail(e, BASE_ENOMEM, "out of memory");
     R->m = R->t->m;
     if (R->m->lora) R->m->lora->training = 1;
-    ckpt_trained_set(R->m, &R->set);
+    nn_trained_of(R->m, &R->set);
     dist_grads_opts go = {.zero = o->zero,
                           .overlap = o->overlap,
                           .bucket_mb = o->bucket_mb,
@@ -465,7 +465,6 @@ static int train_loop(run *R, train_result *out, base_err *e) {
             if (R->m->lora) R->m->lora->key = ((uint64_t)step * A + (uint64_t)a) * N + R->rank;
             if ((rc = nn_forward(R->m, R->tok, R->tgt, o->batch, o->seq, &mine[a], e))) goto out;
             nn_zero_grad(R->m);
-            if (R->m->lora) nn_lora_zero_grad(R->m->lora);
             dist_grads_micro_begin(R->g, step, a, A);
             nn_backward(R->m, 1.0f / (float)(A * N));
             if ((rc = dist_grads_micro_end(R->g, e))) goto out;

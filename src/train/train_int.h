@@ -35,7 +35,7 @@ struct train_task {
     int want_sample; /* set before build: this rank returns the closing sample */
     /* set by build */
     nn_model *m; /* the model for (batch, seq); with adapters attached (m->lora) only they are
-                    trained: AdamW, the reducer and checkpoints see them (ckpt_trained_set).
+                    trained: AdamW, the reducer and checkpoints see them (nn_trained_of).
                     train_exec frees it, before free */
     train_batches train, val;             /* val: read from its start (window 0) at each eval */
     int val_batches;                      /* batches an eval reads (0: no evals) */
